@@ -1,0 +1,92 @@
+"""Working time: people work only inside it, buyers wait on calendar time.
+
+Time is in hours from Monday 00:00. A calendar is a 7-day mask of working days and a daily
+window [day_start, day_end). The functions take plain floats and arrays so the numba engine
+can compile them unchanged.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+WEEK = 168.0
+DAY = 24.0
+
+
+def next_open(t: float, days: np.ndarray, start: float, end: float) -> float:
+    """The first working instant at or after t."""
+    day = math.floor(t / DAY)
+    for k in range(8):
+        d = day + k
+        if days[d % 7]:
+            lo = d * DAY + start
+            hi = d * DAY + end
+            if t < hi:
+                return max(t, lo)
+    return t  # no working day at all: validated away, kept total for safety
+
+
+def advance(t: float, work: float, days: np.ndarray, start: float, end: float) -> float:
+    """Calendar time when `work` working hours, begun at t, are done."""
+    per_week = days.sum() * (end - start)
+    if per_week >= WEEK:
+        return t + work
+    t = next_open(t, days, start, end)
+    if work <= 0.0:
+        return t
+    weeks = math.floor(work / per_week)
+    if weeks > 0:  # whole weeks jump straight ahead, keeping the position in the week
+        t += weeks * WEEK
+        work -= weeks * per_week
+        if work <= 1e-12:
+            # land exactly at the close of the last working stretch rather than after it
+            t -= WEEK
+            work += per_week
+    while True:
+        day = math.floor(t / DAY)
+        close = day * DAY + end
+        left = close - t
+        if work <= left:
+            return t + work
+        work -= left
+        t = next_open(close, days, start, end)
+
+
+def working_hours_between(a: float, b: float, days: np.ndarray, start: float, end: float) -> float:
+    """Working hours in the calendar interval [a, b)."""
+    if b <= a:
+        return 0.0
+    per_week = days.sum() * (end - start)
+    if per_week >= WEEK:
+        return b - a
+    total = 0.0
+    d0 = math.floor(a / DAY)
+    d1 = math.floor(b / DAY)
+    for d in range(d0, d1 + 1):
+        if days[d % 7]:
+            lo = max(a, d * DAY + start)
+            hi = min(b, d * DAY + end)
+            if hi > lo:
+                total += hi - lo
+    return total
+
+
+class Calendar:
+    """A working calendar bound to its parameters, for the Python side."""
+
+    def __init__(self, days: np.ndarray, start: float, end: float):
+        self.days = np.asarray(days, dtype=np.int64)
+        self.start = float(start)
+        self.end = float(end)
+        self.hours_per_week = float(self.days.sum() * (end - start))
+
+    def next_open(self, t: float) -> float:
+        return next_open(t, self.days, self.start, self.end)
+
+    def advance(self, t: float, work: float) -> float:
+        return advance(t, work, self.days, self.start, self.end)
+
+    def working_hours_between(self, a: float, b: float) -> float:
+        return working_hours_between(a, b, self.days, self.start, self.end)

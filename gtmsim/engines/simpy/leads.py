@@ -1,0 +1,54 @@
+"""Leads: their latent quality and value, and intent that decays until the first touch."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from gtmsim.spec import ModelSpec
+
+
+class Lead:
+    """One buyer moving through the org. `quality` is the chance to buy if handled well."""
+
+    __slots__ = ("id", "channel", "created", "intent_from", "quality", "value", "touched",
+                 "live", "touch_delay", "experience", "info_lost", "error_from", "rework_stage",
+                 "stage", "edge", "entered", "slot", "attempt", "max_attempts", "last_compliant",
+                 "warm_pending")
+
+    def __init__(self, lead_id: int, channel: int, t: float, quality: float, value: float):
+        self.id = lead_id
+        self.channel = channel
+        self.created = t
+        self.intent_from = t
+        self.quality = quality
+        self.value = value
+        self.touched = False
+        self.live = True
+        self.touch_delay = math.nan
+        self.experience = 1.0
+        self.info_lost = False
+        self.error_from = -1
+        self.rework_stage = -1
+        self.stage = -1
+        self.edge = -1
+        self.entered = t
+        self.slot = -1
+        self.attempt = 0
+        self.max_attempts = 0
+        self.last_compliant = True
+        self.warm_pending = False
+
+
+def intent(spec: ModelSpec, channel: int, delay: float) -> float:
+    """Chance the buyer is still interested after `delay` calendar hours without a touch."""
+    floor = spec.channel_intent_floor[channel]
+    return floor + (1.0 - floor) * math.exp(-delay / spec.channel_intent_tau[channel])
+
+
+def touch(spec: ModelSpec, lead: Lead, t: float, rng: np.random.Generator) -> None:
+    """The first meaningful touch: the lead turns out live or gone cold."""
+    lead.touched = True
+    lead.touch_delay = t - lead.intent_from
+    lead.live = rng.random() < intent(spec, lead.channel, lead.touch_delay)

@@ -1,0 +1,188 @@
+"""Outcomes: what a replication counts, its one-row summary, and summaries with CIs.
+
+Both engines fill the same `Tally` (plain arrays, so the numba engine can fill them too);
+`replication_row` and `weekly_rows` turn a tally into rows of polars DataFrames.
+Counting is by event time: an event counts if it happens inside the measured window
+[warm-up, warm-up + horizon).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import polars as pl
+from scipy import stats
+
+from gtmsim.spec import QUARTER, ModelSpec
+
+# fates a lead can reach; leaked ones name their cause
+FATES = ("won", "lost", "disqualified", "nurtured", "churned", "retained",
+         "leaked_forgotten", "leaked_decayed", "leaked_ignored", "leaked_handoff",
+         "leaked_turnover")
+(F_WON, F_LOST, F_DISQUALIFIED, F_NURTURED, F_CHURNED, F_RETAINED, F_FORGOTTEN, F_DECAYED,
+ F_IGNORED, F_HANDOFF, F_TURNOVER) = range(len(FATES))
+
+# scalar counters; `events` counts model events over the whole run (for speed figures)
+SCALARS = ("leads_created", "bookings", "pipeline_created", "opportunities", "cycle_sum",
+           "rework_hours", "events")
+(S_LEADS, S_BOOKINGS, S_PIPELINE, S_OPPS, S_CYCLE_SUM, S_REWORK, S_EVENTS) = range(len(SCALARS))
+
+# per-channel counters: first touch and contact, for the lead-response facts
+CHANNEL = ("leads", "contact_leads", "never_contacted", "attempts", "fast_touched",
+           "fast_qualified", "slow_touched", "slow_qualified")
+(C_LEADS, C_CONTACT_LEADS, C_NEVER_CONTACTED, C_ATTEMPTS, C_FAST_TOUCHED, C_FAST_QUALIFIED,
+ C_SLOW_TOUCHED, C_SLOW_QUALIFIED) = range(len(CHANNEL))
+
+# per-team counters
+TEAM = ("busy", "available", "wip_area", "serving_area", "buyer_area", "departures",
+        "sojourn_sum", "kpi", "quits", "headcount_area")
+(T_BUSY, T_AVAILABLE, T_WIP_AREA, T_SERVING_AREA, T_BUYER_AREA, T_DEPARTURES, T_SOJOURN_SUM,
+ T_KPI, T_QUITS, T_HEADCOUNT_AREA) = range(len(TEAM))
+
+# per-stage counters
+STAGE = ("decisions", "qualified", "renewals", "churns")
+ST_DECISIONS, ST_QUALIFIED, ST_RENEWALS, ST_CHURNS = range(len(STAGE))
+
+CYCLE_BINS = 731  # days; won-deal cycle times, for the median
+
+
+class Tally:
+    """The raw counters of one replication, as arrays."""
+
+    def __init__(self, spec: ModelSpec):
+        w = spec.n_weeks
+        self.fates = np.zeros(len(FATES))
+        self.scalars = np.zeros(len(SCALARS))
+        self.channel = np.zeros((len(spec.channel_names), len(CHANNEL)))
+        self.team = np.zeros((spec.n_teams, len(TEAM)))
+        self.stage = np.zeros((spec.n_stages, len(STAGE)))
+        self.trust_end = np.zeros(spec.n_edges)
+        self.cycle_hist = np.zeros(CYCLE_BINS)
+        self.bookings_w = np.zeros(w)
+        self.wip_w = np.zeros((spec.n_teams, w))
+        self.busy_w = np.zeros((spec.n_teams, w))
+        self.available_w = np.zeros((spec.n_teams, w))
+        self.trust_w = np.zeros((spec.n_edges, w))
+
+    def arrays(self) -> tuple[np.ndarray, ...]:
+        return (self.fates, self.scalars, self.channel, self.team, self.stage, self.trust_end,
+                self.cycle_hist, self.bookings_w, self.wip_w, self.busy_w, self.available_w,
+                self.trust_w)
+
+
+def _median_from_hist(hist: np.ndarray) -> float:
+    n = hist.sum()
+    if n == 0:
+        return math.nan
+    c = np.cumsum(hist)
+    return float(np.searchsorted(c, n / 2.0) + 0.5)
+
+
+def _ratio(a: float, b: float) -> float:
+    return a / b if b > 0 else math.nan
+
+
+def replication_row(t: Tally, spec: ModelSpec) -> dict:
+    """One replication as one flat row of named numbers."""
+    H = spec.horizon
+    f, s = t.fates, t.scalars
+    row: dict = {"leads_created": s[S_LEADS], "bookings": s[S_BOOKINGS],
+                 "pipeline_created": s[S_PIPELINE], "opportunities": s[S_OPPS]}
+    for i, name in enumerate(FATES):
+        row[name] = f[i]
+    row["leaked"] = f[F_FORGOTTEN:].sum()
+    row["win_rate"] = _ratio(f[F_WON], f[F_WON] + f[F_LOST])
+    row["cycle_days_mean"] = _ratio(s[S_CYCLE_SUM], f[F_WON]) / 24.0
+    row["cycle_days_median"] = _median_from_hist(t.cycle_hist)
+    row["rework_hours"] = s[S_REWORK]
+    row["events"] = s[S_EVENTS]
+    ch = t.channel
+    row["attempts_per_lead"] = _ratio(ch[:, C_ATTEMPTS].sum(), ch[:, C_CONTACT_LEADS].sum())
+    row["never_contacted_share"] = _ratio(ch[:, C_NEVER_CONTACTED].sum(),
+                                          ch[:, C_CONTACT_LEADS].sum())
+    for c, name in enumerate(spec.channel_names):
+        row[f"leads_{name}"] = ch[c, C_LEADS]
+        if ch[c, C_CONTACT_LEADS] > 0:
+            row[f"never_contacted_share_{name}"] = _ratio(ch[c, C_NEVER_CONTACTED],
+                                                          ch[c, C_CONTACT_LEADS])
+            row[f"qualify_rate_1h_{name}"] = _ratio(ch[c, C_FAST_QUALIFIED],
+                                                    ch[c, C_FAST_TOUCHED])
+            row[f"qualify_rate_24h_{name}"] = _ratio(ch[c, C_SLOW_QUALIFIED],
+                                                     ch[c, C_SLOW_TOUCHED])
+    quarters = H / QUARTER
+    for k, team in enumerate(spec.team_names):
+        tm = t.team[k]
+        row[f"util_{team}"] = _ratio(tm[T_BUSY], tm[T_AVAILABLE])
+        row[f"wip_{team}"] = tm[T_WIP_AREA] / H
+        row[f"queue_{team}"] = (tm[T_WIP_AREA] - tm[T_SERVING_AREA] - tm[T_BUYER_AREA]) / H
+        row[f"throughput_{team}"] = tm[T_DEPARTURES] / H
+        row[f"sojourn_{team}"] = _ratio(tm[T_SOJOURN_SUM], tm[T_DEPARTURES])
+        row[f"attrition_{team}"] = _ratio(tm[T_QUITS] * 8760.0 / H, tm[T_HEADCOUNT_AREA] / H)
+        metric = spec.team_kpi_metric[k]
+        if metric >= 0:
+            if metric == 3:  # retention is a rate, not a count
+                st = t.stage[spec.team_kpi_stage[k]]
+                kpi = _ratio(st[ST_RENEWALS] - st[ST_CHURNS], st[ST_RENEWALS])
+                target = spec.team_kpi_target[k]
+            else:
+                kpi = tm[T_KPI]
+                target = spec.team_kpi_target[k] * quarters
+            row[f"kpi_{team}"] = kpi
+            row[f"kpi_target_{team}"] = target
+            row[f"kpi_attainment_{team}"] = _ratio(kpi, target)
+    for j, stage in enumerate(spec.stage_names):
+        st = t.stage[j]
+        row[f"pass_rate_{stage}"] = _ratio(st[ST_QUALIFIED], st[ST_DECISIONS])
+    for e, edge in enumerate(spec.edge_names):
+        row[f"trust_{edge}"] = t.trust_end[e]
+    return {k: float(v) for k, v in row.items()}
+
+
+def weekly_rows(t: Tally, spec: ModelSpec, replication: int) -> dict[str, np.ndarray]:
+    """Weekly aggregates of one replication: columns of equal length n_weeks."""
+    w = spec.n_weeks
+    week_hours = np.full(w, 168.0)
+    week_hours[-1] = spec.horizon - 168.0 * (w - 1)
+    cols: dict[str, np.ndarray] = {
+        "replication": np.full(w, replication, dtype=np.int64),
+        "week": np.arange(w, dtype=np.int64),
+        "bookings": t.bookings_w.copy(),
+    }
+    for k, team in enumerate(spec.team_names):
+        cols[f"wip_{team}"] = t.wip_w[k] / week_hours
+        with np.errstate(invalid="ignore", divide="ignore"):
+            cols[f"util_{team}"] = np.where(t.available_w[k] > 0,
+                                            t.busy_w[k] / np.maximum(t.available_w[k], 1e-12),
+                                            np.nan)
+    for e, edge in enumerate(spec.edge_names):
+        cols[f"trust_{edge}"] = t.trust_w[e].copy()
+    return cols
+
+
+def to_frames(rows: list[dict], weekly: list[dict]) -> tuple[pl.DataFrame, pl.DataFrame]:
+    reps = pl.DataFrame(rows)
+    weeks = pl.concat([pl.DataFrame(w) for w in weekly]) if weekly else pl.DataFrame()
+    return reps, weeks
+
+
+# --------------------------------------------------------------------------- summaries
+
+
+def summarize(reps: pl.DataFrame, confidence: float = 0.95) -> pl.DataFrame:
+    """Per outcome: mean with a t-based CI over replications, sd, P10/P50/P90."""
+    out = []
+    for name in reps.columns:
+        if name in ("replication", "seed"):
+            continue
+        x = reps[name].drop_nulls().drop_nans().to_numpy().astype(float)
+        n = len(x)
+        if n == 0:
+            continue
+        mean = float(x.mean())
+        sd = float(x.std(ddof=1)) if n > 1 else 0.0
+        half = float(stats.t.ppf(0.5 + confidence / 2, n - 1) * sd / math.sqrt(n)) if n > 1 else 0.0
+        p10, p50, p90 = (float(v) for v in np.percentile(x, [10, 50, 90]))
+        out.append({"outcome": name, "n": n, "mean": mean, "ci_low": mean - half,
+                    "ci_high": mean + half, "sd": sd, "p10": p10, "p50": p50, "p90": p90})
+    return pl.DataFrame(out)

@@ -1,0 +1,391 @@
+"""Config -> model spec: one flat, numeric, engine-independent description of the org.
+
+Everything is in hours. Every human mechanism is folded into effective parameters: a mechanism
+that is switched off becomes its neutral value (no latency, no noise, availability 1, ...), so
+the engines never branch on profile names. Both engines read only this.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, fields
+
+import numpy as np
+
+from gtmsim import distributions as D
+from gtmsim.config.schema import DAYS, Config, Param, central
+from gtmsim.errors import ConfigError
+
+# stage kinds
+REVIEW, CONTACT, CLOSE, RETAIN = range(4)
+KINDS = {"review": REVIEW, "contact": CONTACT, "close": CLOSE, "retain": RETAIN}
+
+# outcomes of a stage, the columns of `route`
+QUALIFIED, RECYCLED, REJECTED, UNREACHED, WON, LOST = range(6)
+OUTCOMES = ("qualified", "recycled", "rejected", "unreached", "won", "lost")
+
+# terminal fates (negative route targets); NO_ROUTE marks an outcome a stage cannot have
+NURTURE, DISQUALIFIED, LOST_FATE, CUSTOMER, NO_ROUTE = -1, -2, -3, -4, -9
+TERMINAL_CODES = {"nurture": NURTURE, "disqualified": DISQUALIFIED, "lost": LOST_FATE,
+                  "customer": CUSTOMER}
+
+ROUTINGS = {"pool": 0, "round_robin": 1, "least_loaded": 2, "by_skill": 3}
+DISCIPLINES = {"fifo": 0, "score": 1, "newest": 2}
+PROTOCOLS = {"crm_drop": 0, "warm": 1}
+KPI_METRICS = {"passed": 0, "won_value": 1, "won_count": 2, "retained": 3}
+
+HOURS_PER_DAY = 24.0
+HOURS_PER_YEAR = 8760.0
+QUARTER = 13 * 168.0
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """The model as arrays and scalars. Index order follows the config's table order."""
+
+    # --- time
+    warmup: float
+    horizon: float
+    work_days: np.ndarray  # int64[7]
+    day_start: float
+    day_end: float
+    n_weeks: int  # weeks measured after the warm-up (weekly aggregates)
+
+    # --- distributions: kind, p0, p1, p2 per row; empirical rows index `dist_pool`
+    dist_kind: np.ndarray
+    dist_par: np.ndarray  # float64[n_dist, 3]
+    dist_pool: np.ndarray
+
+    # --- channels
+    channel_names: tuple[str, ...]
+    channel_entry: np.ndarray  # stage index
+    channel_rate: np.ndarray  # leads per hour of its clock (working or calendar)
+    channel_working_only: np.ndarray  # bool: arrivals on working time only
+    channel_week_mult: np.ndarray  # float64[n_channels, n_total_weeks]: rate multipliers
+    channel_quality: np.ndarray  # dist row
+    channel_value: np.ndarray  # dist row
+    channel_intent_tau: np.ndarray  # hours (half-life / ln 2)
+    channel_intent_floor: np.ndarray
+
+    # --- teams
+    team_names: tuple[str, ...]
+    team_headcount: np.ndarray
+    team_cost: np.ndarray
+    team_routing: np.ndarray
+    team_latency_scale: np.ndarray  # multiplies the response latency of the team's people
+    team_discipline: np.ndarray
+    team_kpi_metric: np.ndarray  # -1: none
+    team_kpi_stage: np.ndarray
+    team_kpi_target: np.ndarray  # per quarter
+
+    # --- stages
+    stage_names: tuple[str, ...]
+    stage_team: np.ndarray
+    stage_kind: np.ndarray
+    stage_effort: np.ndarray  # dist row (working hours)
+    stage_threshold: np.ndarray
+    stage_reject_below: np.ndarray
+    stage_attempts: np.ndarray  # prescribed attempts
+    stage_attempt_hours: np.ndarray
+    stage_attempt_gap: np.ndarray  # calendar hours between attempts
+    stage_contact_p: np.ndarray
+    stage_buyer: np.ndarray  # dist row (calendar hours) or -1
+    stage_win_scale: np.ndarray
+    stage_renewal: np.ndarray  # calendar hours
+    stage_churn_base: np.ndarray
+    stage_sla: np.ndarray  # working hours; inf: no SLA
+    route: np.ndarray  # int64[n_stages, 6]: target stage or terminal code
+
+    # --- handoffs: one edge per cross-team route, declared or implicit
+    edge_names: tuple[str, ...]
+    edge_from: np.ndarray
+    edge_to: np.ndarray
+    edge_protocol: np.ndarray
+    edge_of: np.ndarray  # int64[n_stages, n_stages]: edge index or -1
+
+    # --- nurture
+    nurture_return_p: float
+    nurture_return_after: int  # dist row (calendar hours)
+    nurture_return_stage: int  # -1: the lead's own entry stage
+
+    # --- design
+    shared_kpi_share: float
+    enablement_hours: float
+    escalation_hours: float
+    feedback_on: bool
+    feedback_gain: float
+    feedback_target: float
+    feedback_max_shift: float
+
+    # --- people: effective parameters (neutral where the mechanism is off)
+    latency_median: float  # working hours; 0: no latency
+    latency_sigma: float
+    latency_person_sigma: float
+    speed_person_cv: float
+    task_cv: float
+    noise_sd: float  # logit scale
+    threshold_sd: float
+    forget_p: float
+    error_p: float
+    error_caught: float
+    error_win_penalty: float
+    loss_crm: float
+    loss_warm: float
+    leak_crm: float
+    warm_hours: float
+    rediscovery_hours: float
+    experience_penalty: float
+    trust_initial: float
+    trust_rate: float
+    trust_latency: float
+    trust_ignore: float
+    trust_requalify: float
+    attrition_rate: float  # per hour
+    ramp_hours: float  # 0: no ramp
+    ramp_start: float
+    ramp_noise: float
+    vacancy_hours: float
+    turnover_queue_loss: float
+    pressure_on: bool
+    pressure_window: float  # hours before a quarter's end
+    pressure_threshold_drop: float
+    pressure_error: float
+    pressure_corner_cut: float
+    availability_mean: float
+    availability_concentration: float
+    habit_attempts: float  # mean habitual attempts; <= 0: habit equals the prescription
+    compliance_p: float
+
+    extra: dict = field(default_factory=dict, compare=False)
+
+    @property
+    def n_stages(self) -> int:
+        return len(self.stage_names)
+
+    @property
+    def n_teams(self) -> int:
+        return len(self.team_names)
+
+    @property
+    def n_edges(self) -> int:
+        return len(self.edge_names)
+
+    @property
+    def end(self) -> float:
+        return self.warmup + self.horizon
+
+    def check(self) -> None:
+        """No NaN, no infinity where a finite number is needed, no impossible value."""
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if f.name in ("stage_sla",):
+                bad = np.isnan(v).any()
+            elif isinstance(v, np.ndarray) and v.dtype.kind == "f":
+                bad = not np.isfinite(v).all()
+            elif isinstance(v, float):
+                bad = not math.isfinite(v)
+            else:
+                continue
+            if bad:
+                raise ConfigError(f"spec.{f.name}", f"not a finite number: {v!r}")
+        for name in ("forget_p", "error_p", "error_caught", "loss_crm", "loss_warm", "leak_crm",
+                     "compliance_p", "trust_initial", "turnover_queue_loss"):
+            v = getattr(self, name)
+            if not 0.0 <= v <= 1.0:
+                raise ConfigError(f"spec.{name}", f"must be a probability, got {v}")
+        if not 0.0 < self.availability_mean <= 1.0:
+            raise ConfigError("people.availability.mean",
+                              f"must be in (0, 1], got {self.availability_mean}")
+
+
+def _people(c: Config, scenario: dict[str, float]) -> dict:
+    """Effective human parameters: central values, scenario draws, neutral when off."""
+    p = c.people
+
+    def val(mech: str, name: str) -> float:
+        key = f"people.{mech}.{name}"
+        if key in scenario:
+            return float(scenario[key])
+        x: Param = getattr(getattr(p, mech), name)
+        return central(x)
+
+    on = {m: getattr(p, m).enabled for m in type(p).model_fields}
+    enable = c.design.enablement_hours_per_month
+    # enablement (assumption): training reduces judgement noise and shortens ramp
+    learn = math.exp(-enable / 16.0)
+    work_month = c.calendar.day_end - c.calendar.day_start
+    work_month *= len(set(c.calendar.work_days)) * 52 / 12
+    avail = val("availability", "mean") if on["availability"] else 1.0
+    avail = max(0.05, avail - enable / work_month)
+    t = p.trust
+    return dict(
+        latency_median=val("latency", "median_hours") if on["latency"] else 0.0,
+        latency_sigma=p.latency.sigma if on["latency"] else 0.0,
+        latency_person_sigma=p.latency.person_sigma if on["latency"] else 0.0,
+        speed_person_cv=val("speed", "person_cv") if on["speed"] else 0.0,
+        task_cv=val("speed", "task_cv") if on["speed"] else 0.0,
+        noise_sd=val("judgement", "noise_sd") * learn if on["judgement"] else 0.0,
+        threshold_sd=val("interpretation", "threshold_sd") if on["interpretation"] else 0.0,
+        forget_p=val("forgetting", "probability") if on["forgetting"] else 0.0,
+        error_p=val("errors", "probability") if on["errors"] else 0.0,
+        error_caught=p.errors.caught_share,
+        error_win_penalty=p.errors.win_penalty,
+        loss_crm=val("handoff_loss", "crm_drop_loss") if on["handoff_loss"] else 0.0,
+        loss_warm=val("handoff_loss", "warm_loss") if on["handoff_loss"] else 0.0,
+        leak_crm=val("handoff_loss", "crm_drop_leak") if on["handoff_loss"] else 0.0,
+        warm_hours=p.handoff_loss.warm_hours,
+        rediscovery_hours=p.handoff_loss.rediscovery_hours,
+        experience_penalty=p.handoff_loss.experience_penalty,
+        trust_initial=val("trust", "initial") if on["trust"] else 1.0,
+        trust_rate=t.learning_rate if on["trust"] else 0.0,
+        trust_latency=t.latency_factor if on["trust"] else 0.0,
+        trust_ignore=t.ignore_factor if on["trust"] else 0.0,
+        trust_requalify=t.requalify_hours if on["trust"] else 0.0,
+        attrition_rate=(val("turnover", "annual_attrition") / HOURS_PER_YEAR
+                        if on["turnover"] else 0.0),
+        ramp_hours=(val("turnover", "ramp_days") * HOURS_PER_DAY * (0.5 + 0.5 * learn)
+                    if on["turnover"] else 0.0),
+        ramp_start=p.turnover.ramp_start,
+        ramp_noise=p.turnover.ramp_noise if on["turnover"] else 0.0,
+        vacancy_hours=val("turnover", "vacancy_days") * HOURS_PER_DAY,
+        turnover_queue_loss=p.turnover.queue_loss if on["turnover"] else 0.0,
+        pressure_on=on["pressure"],
+        pressure_window=p.pressure.window_weeks * 168.0,
+        pressure_threshold_drop=p.pressure.threshold_drop,
+        pressure_error=p.pressure.error_increase,
+        pressure_corner_cut=p.pressure.corner_cut,
+        availability_mean=avail,
+        availability_concentration=p.availability.concentration if on["availability"] else 0.0,
+        habit_attempts=val("persistence", "habit_mean_attempts") if on["persistence"] else 0.0,
+        compliance_p=val("compliance", "probability") if on["compliance"] else 1.0,
+    )
+
+
+def compile_spec(c: Config, scenario: dict[str, float] | None = None) -> ModelSpec:
+    """Compile a validated config (and optional scenario draws of people.* values)."""
+    scenario = scenario or {}
+    pool: list[float] = []
+    rows: list[tuple] = []
+
+    def dist(d, scale: float = 1.0) -> int:
+        rows.append(D.encode(d, pool, scale))
+        return len(rows) - 1
+
+    stage_names = tuple(c.stages)
+    sidx = {n: i for i, n in enumerate(stage_names)}
+    team_names = tuple(c.teams)
+    tidx = {n: i for i, n in enumerate(team_names)}
+    warmup = c.run.warmup_days * HOURS_PER_DAY
+    horizon = c.run.horizon_days * HOURS_PER_DAY
+    total_weeks = int(math.ceil((warmup + horizon) / 168.0)) + 1
+    days = np.array([1 if d in c.calendar.work_days else 0 for d in DAYS], dtype=np.int64)
+    work_per_week = days.sum() * (c.calendar.day_end - c.calendar.day_start)
+
+    ch = list(c.channels.values())
+    week_mult = np.ones((len(ch), total_weeks))
+    for i, chan in enumerate(ch):
+        if chan.weekly_pattern:
+            pat = np.asarray(chan.weekly_pattern, dtype=float)
+            week_mult[i] = pat[np.arange(total_weeks) % len(pat)]
+        for b in chan.bursts:
+            lo = int(math.floor(b.start_week))
+            hi = int(math.ceil(b.start_week + b.weeks))
+            week_mult[i, lo:hi] *= b.multiplier
+    channel_rate = np.array([chan.rate_per_week / (work_per_week if chan.working_hours_only
+                                                   else 168.0) for chan in ch])
+
+    st = list(c.stages.values())
+    route = np.full((len(st), len(OUTCOMES)), NO_ROUTE, dtype=np.int64)
+    for i, s in enumerate(st):
+        for j, name in enumerate(OUTCOMES):
+            target = getattr(s.routes, name)
+            if target is None:
+                continue
+            route[i, j] = sidx[target] if target in sidx else TERMINAL_CODES[target]
+        if s.kind != "close":
+            route[i, WON] = route[i, LOST] = NO_ROUTE
+        if s.kind == "retain":
+            route[i, :] = NO_ROUTE
+        if s.kind != "contact":
+            route[i, UNREACHED] = NO_ROUTE
+
+    declared = {(h.source, h.target): h for h in c.handoffs.values()}
+    edge_names, e_from, e_to, e_proto = [], [], [], []
+    edge_of = np.full((len(st), len(st)), -1, dtype=np.int64)
+    for i, s in enumerate(st):
+        for j in sorted(set(int(r) for r in route[i] if r >= 0)):
+            if c.stages[stage_names[j]].team == s.team:
+                continue
+            h = declared.get((stage_names[i], stage_names[j]))
+            edge_of[i, j] = len(edge_names)
+            edge_names.append(f"{stage_names[i]}->{stage_names[j]}")
+            e_from.append(i)
+            e_to.append(j)
+            e_proto.append(PROTOCOLS[h.protocol] if h else PROTOCOLS["crm_drop"])
+
+    teams = list(c.teams.values())
+    spec = ModelSpec(
+        warmup=warmup, horizon=horizon, work_days=days,
+        day_start=c.calendar.day_start, day_end=c.calendar.day_end,
+        n_weeks=int(math.ceil(horizon / 168.0)),
+        dist_kind=np.zeros(0, dtype=np.int64), dist_par=np.zeros((0, 3)),
+        dist_pool=np.zeros(0),
+        channel_names=tuple(c.channels),
+        channel_entry=np.array([sidx[x.entry] for x in ch], dtype=np.int64),
+        channel_rate=channel_rate,
+        channel_working_only=np.array([x.working_hours_only for x in ch], dtype=np.bool_),
+        channel_week_mult=week_mult,
+        channel_quality=np.array([dist(x.quality) for x in ch], dtype=np.int64),
+        channel_value=np.array([dist(x.value) for x in ch], dtype=np.int64),
+        channel_intent_tau=np.array([x.intent_half_life_hours / math.log(2) for x in ch]),
+        channel_intent_floor=np.array([x.intent_floor for x in ch]),
+        team_names=team_names,
+        team_headcount=np.array([t.headcount for t in teams], dtype=np.int64),
+        team_cost=np.array([t.cost_per_head for t in teams]),
+        team_routing=np.array([ROUTINGS[t.routing] for t in teams], dtype=np.int64),
+        team_latency_scale=np.array([t.latency_scale for t in teams]),
+        team_discipline=np.array([DISCIPLINES[t.discipline] for t in teams], dtype=np.int64),
+        team_kpi_metric=np.array([KPI_METRICS[t.kpi.metric] if t.kpi else -1 for t in teams],
+                                 dtype=np.int64),
+        team_kpi_stage=np.array([sidx[t.kpi.stage] if t.kpi else -1 for t in teams],
+                                dtype=np.int64),
+        team_kpi_target=np.array([t.kpi.target_per_quarter if t.kpi else 0.0 for t in teams]),
+        stage_names=stage_names,
+        stage_team=np.array([tidx[s.team] for s in st], dtype=np.int64),
+        stage_kind=np.array([KINDS[s.kind] for s in st], dtype=np.int64),
+        stage_effort=np.array([dist(s.effort_hours) for s in st], dtype=np.int64),
+        stage_threshold=np.array([s.threshold for s in st]),
+        stage_reject_below=np.array([s.reject_below for s in st]),
+        stage_attempts=np.array([s.attempts for s in st], dtype=np.int64),
+        stage_attempt_hours=np.array([s.attempt_hours for s in st]),
+        stage_attempt_gap=np.array([s.attempt_gap_hours for s in st]),
+        stage_contact_p=np.array([s.contact_probability for s in st]),
+        stage_buyer=np.array([dist(s.buyer_days, HOURS_PER_DAY) if s.buyer_days else -1
+                              for s in st], dtype=np.int64),
+        stage_win_scale=np.array([s.win_scale for s in st]),
+        stage_renewal=np.array([s.renewal_days * HOURS_PER_DAY for s in st]),
+        stage_churn_base=np.array([s.churn_base for s in st]),
+        stage_sla=np.array([s.sla_hours if s.sla_hours is not None else np.inf for s in st]),
+        route=route,
+        edge_names=tuple(edge_names),
+        edge_from=np.array(e_from, dtype=np.int64),
+        edge_to=np.array(e_to, dtype=np.int64),
+        edge_protocol=np.array(e_proto, dtype=np.int64),
+        edge_of=edge_of,
+        nurture_return_p=c.nurture.return_probability,
+        nurture_return_after=dist(c.nurture.return_after_days, HOURS_PER_DAY),
+        nurture_return_stage=(sidx[c.nurture.return_stage] if c.nurture.return_stage else -1),
+        shared_kpi_share=c.design.shared_kpi_share,
+        enablement_hours=c.design.enablement_hours_per_month,
+        escalation_hours=c.design.escalation_hours,
+        feedback_on=c.design.feedback.enabled,
+        feedback_gain=c.design.feedback.gain,
+        feedback_target=c.design.feedback.target_reject_rate,
+        feedback_max_shift=c.design.feedback.max_shift,
+        **_people(c, scenario),
+    )
+    object.__setattr__(spec, "dist_kind", np.array([r[0] for r in rows], dtype=np.int64))
+    object.__setattr__(spec, "dist_par", np.array([r[1:] for r in rows], dtype=np.float64))
+    object.__setattr__(spec, "dist_pool", np.array(pool, dtype=np.float64))
+    spec.check()
+    return spec
