@@ -421,13 +421,14 @@ class Availability(Mechanism):
 
 
 class Persistence(Mechanism):
-    """12. Contact attempts a person habitually makes before giving up."""
+    """12. Contact attempts a person habitually makes before giving up (capped by the
+    prescribed attempts)."""
 
     habit_mean_attempts: Param = 2.0
 
 
 class Compliance(Mechanism):
-    """13. Prescribed behaviour (SLA, warm handoff, persistence) is followed per person."""
+    """13. Prescribed behaviour (the SLA, warm handoffs) is followed per person."""
 
     probability: Param = Uncertain(value=0.7, range=(0.4, 0.9))
 

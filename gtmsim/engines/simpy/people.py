@@ -1,7 +1,8 @@
 """People: traits drawn per replication, and how a person works and judges.
 
 Mechanisms here: 1 latency, 2 speed, 3 judgement noise, 4 interpretation, 9 ramp,
-11 availability, 12 persistence, 13 compliance.
+11 availability, 12 persistence, 13 compliance (which decides whether a person keeps the
+design's SLA and warm handoffs).
 """
 
 from __future__ import annotations
@@ -78,10 +79,11 @@ class Person:
         return spec.noise_sd * (1.0 + spec.ramp_noise * (1.0 - self.ramp(spec, t)))
 
     def attempts(self, prescribed: int) -> int:
-        """12, 13: the compliant follow the prescription; the rest follow their habit."""
-        if self.compliant or self.habit <= 0:
+        """12. People give up after their habitual number of attempts, never past the
+        prescription; with persistence off everyone makes the prescribed attempts."""
+        if self.habit <= 0:
             return prescribed
-        return self.habit
+        return min(prescribed, self.habit)
 
 
 def latency_hours(spec: ModelSpec, rng: np.random.Generator, mult: float) -> float:
