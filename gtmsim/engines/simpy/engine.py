@@ -66,6 +66,7 @@ class Replication:
             env.process(self._arrivals(c))
         env.process(self._weekly())
         env.run(until=sp.end)
+        self.simpy_events = next(env._eid)  # events SimPy scheduled, for speed figures
         for slots in self.people:
             for p in slots:
                 if p.active:
@@ -627,4 +628,7 @@ class Replication:
 
 def run_replication(spec: S.ModelSpec, seed, event_log: bool = False) -> Recorder:
     """Run one replication; the Recorder holds its tally (and event log if asked)."""
-    return Replication(spec, seed, event_log).run()
+    rep = Replication(spec, seed, event_log)
+    rec = rep.run()
+    rec.simpy_events = rep.simpy_events
+    return rec

@@ -1,0 +1,47 @@
+"""Working-time arithmetic: people work Mon-Fri 09:00-17:00 by default."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from gtmsim.calendar import Calendar
+
+WEEKDAYS = Calendar(np.array([1, 1, 1, 1, 1, 0, 0]), 9.0, 17.0)
+ALWAYS = Calendar(np.ones(7, dtype=int), 0.0, 24.0)
+
+
+@pytest.mark.parametrize(("start", "work", "end"), [
+    (0.0, 1.0, 10.0),          # Monday night: start at 09:00
+    (9.0, 8.0, 17.0),          # a full Monday
+    (16.5, 1.0, 33.5),         # 30 min Monday, 30 min Tuesday
+    (9.0, 40.0, 113.0),        # a full week ends Friday 17:00
+    (9.0, 41.0, 178.0),        # one more hour: next Monday 10:00
+    (4 * 24 + 16.0, 2.0, 178.0),  # Friday 16:00 + 2h -> Monday 10:00
+])
+def test_advance(start, work, end):
+    assert WEEKDAYS.advance(start, work) == pytest.approx(end)
+
+
+def test_next_open_skips_weekend():
+    assert WEEKDAYS.next_open(5 * 24 + 10.0) == pytest.approx(7 * 24 + 9.0)
+
+
+def test_always_open_calendar_is_identity():
+    assert ALWAYS.advance(3.7, 100.25) == pytest.approx(103.95)
+    assert ALWAYS.working_hours_between(1.0, 50.0) == pytest.approx(49.0)
+
+
+@given(st.floats(0, 2000), st.floats(0, 500))
+def test_advance_and_working_hours_are_inverse(start, work):
+    end = WEEKDAYS.advance(start, work)
+    assert end >= start
+    assert WEEKDAYS.working_hours_between(start, end) == pytest.approx(work, abs=1e-6)
+
+
+@given(st.floats(0, 2000), st.floats(0, 500), st.floats(0, 500))
+def test_advance_composes(start, a, b):
+    assert WEEKDAYS.advance(WEEKDAYS.advance(start, a), b) == pytest.approx(
+        WEEKDAYS.advance(start, a + b), abs=1e-6)

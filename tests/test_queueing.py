@@ -1,0 +1,108 @@
+"""Correctness against queueing theory nobody here wrote.
+
+With every human mechanism off, exponential work and a 24/7 calendar, a stage with c people
+and a shared FIFO queue is an M/M/c queue, and a tandem of stages is a Jackson network: the
+mean time in each station is the Erlang C wait plus the mean service time, and the mean total
+time is their sum. Tolerance: the theoretical value must lie inside the 95% confidence
+interval (t-based) of the replication means. Seeds are fixed, so the check is deterministic;
+FACTS.md's orientation figure (20 replications of 2,000 h at utilisation 0.83 estimate the
+total sojourn within about +-2.5%) says 20 replications make this a sharp test: a 5% error
+in the engine's waits would fall outside the interval.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from conftest import queue_network
+from scipy import stats
+
+from gtmsim.config import load_config, resolve, validate
+from gtmsim.simulate import simulate
+from gtmsim.spec import compile_spec
+
+
+def erlang_c_wait(c: int, lam: float, mu: float) -> float:
+    """Mean wait in queue of an M/M/c queue (Erlang C)."""
+    a = lam / mu
+    rho = a / c
+    assert rho < 1
+    tail = a**c / math.factorial(c) / (1 - rho)
+    p_wait = tail / (sum(a**k / math.factorial(k) for k in range(c)) + tail)
+    return p_wait / (c * mu - lam)
+
+
+def ci95(x: np.ndarray) -> tuple[float, float]:
+    m = float(x.mean())
+    h = float(stats.t.ppf(0.975, len(x) - 1) * x.std(ddof=1) / math.sqrt(len(x)))
+    return m - h, m + h
+
+
+def run_network(stations, lam, reps=20, engine="simpy"):
+    spec = compile_spec(validate(resolve(queue_network(stations, lam))))
+    return simulate(spec, reps, seed=7, engine=engine, workers=2).replications
+
+
+def test_erlang_c_reference_values():
+    # textbook check of the formula itself: M/M/1 wait is rho / (mu - lambda)
+    assert erlang_c_wait(1, 0.5, 1.0) == pytest.approx(0.5 / 0.5)
+    # M/M/2 with a = 1: P(wait) = 1/3, Wq = (1/3) / (2 - 1)
+    assert erlang_c_wait(2, 1.0, 1.0) == pytest.approx(1 / 3)
+
+
+def test_single_station_matches_erlang_c():
+    c, mu, lam = 3, 1.0, 2.5  # utilisation 0.83
+    df = run_network([(c, mu)], lam)
+    theory = erlang_c_wait(c, lam, mu) + 1 / mu
+    lo, hi = ci95(df["sojourn_t0"].to_numpy())
+    assert lo <= theory <= hi, (theory, lo, hi)
+    # utilisation is lambda / (c mu), within its own CI
+    lo, hi = ci95(df["util_t0"].to_numpy())
+    assert lo <= lam / (c * mu) <= hi
+
+
+def test_tandem_matches_jackson_network():
+    stations = [(3, 1.0), (2, 1.6), (4, 0.8)]
+    lam = 2.5
+    df = run_network(stations, lam)
+    total_theory = 0.0
+    total = np.zeros(len(df))
+    for i, (c, mu) in enumerate(stations):
+        w = erlang_c_wait(c, lam, mu) + 1 / mu
+        total_theory += w
+        x = df[f"sojourn_t{i}"].to_numpy()
+        total += x
+        lo, hi = ci95(x)
+        assert lo <= w <= hi, (i, w, lo, hi)
+    lo, hi = ci95(total)
+    assert lo <= total_theory <= hi, (total_theory, lo, hi)
+
+
+def test_littles_law_per_station():
+    """L = lambda W on each station: time-average WIP against throughput x mean sojourn.
+    Both sides come from the same replication; they differ only by the jobs straddling the
+    window's edges, so 1% is a generous tolerance for 5,000 jobs per replication."""
+    df = run_network([(3, 1.0), (2, 1.6)], 2.5, reps=6)
+    for i in range(2):
+        L = df[f"wip_t{i}"].to_numpy()
+        lam_w = (df[f"throughput_t{i}"] * df[f"sojourn_t{i}"]).to_numpy()
+        assert np.allclose(L, lam_w, rtol=0.01)
+
+
+def test_littles_law_on_the_full_default_model():
+    """Little's law per team on the full model under `realistic` (every mechanism on).
+    Little's law is a steady-state identity; AE opportunities stay in the team through the
+    buyer's 45-day median decision, so the AE pipeline needs months to fill: a 120-day
+    warm-up and a one-year window make the edge effect (of order sojourn / horizon, about
+    10% for AEs with a 28-day warm-up) small. Tolerance: 3% between the means over
+    replications of time-average WIP and throughput x mean time in team."""
+    spec = compile_spec(load_config(profile="realistic",
+                                    overrides=["run.warmup_days=120", "run.horizon_days=364"]))
+    df = simulate(spec, 8, seed=3, workers=2).replications
+    for team in spec.team_names:
+        L = df[f"wip_{team}"].mean()
+        lam_w = (df[f"throughput_{team}"] * df[f"sojourn_{team}"]).mean()
+        assert L > 0
+        assert lam_w == pytest.approx(L, rel=0.03), (team, L, lam_w)
