@@ -12,7 +12,6 @@ import math
 
 import numpy as np
 import polars as pl
-from scipy import stats
 
 from gtmsim.spec import QUARTER, ModelSpec
 
@@ -171,6 +170,7 @@ def to_frames(rows: list[dict], weekly: list[dict]) -> tuple[pl.DataFrame, pl.Da
 
 def summarize(reps: pl.DataFrame, confidence: float = 0.95) -> pl.DataFrame:
     """Per outcome: mean with a t-based CI over replications, sd, P10/P50/P90."""
+    from scipy import stats  # imported here: scipy.stats costs a second at start-up
     out = []
     for name in reps.columns:
         if name in ("replication", "seed"):

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import copy
 import difflib
+import re
 import tomllib
+import types
 import typing
 from importlib import resources
 from pathlib import Path
@@ -12,7 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from gtmsim.config.schema import TERMINALS, Config, Stage
+from gtmsim.config.schema import MECHANISMS, TERMINALS, Config, Stage, Uncertain
 from gtmsim.errors import ConfigError
 
 BUILTIN_PROFILES = ("ideal", "realistic", "stressed")
@@ -27,7 +29,12 @@ def _parse_toml(text: str, source: str) -> dict:
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError("", f"{source} is not valid TOML: {exc}") from None
+        msg = str(exc)
+        m = re.search(r"\(at line (\d+), column (\d+)\)", msg)
+        where = f"{source}:{m.group(1)}" if m else source
+        what = msg[: m.start()].strip() if m else msg
+        col = f" (column {m.group(2)})" if m else ""
+        raise ConfigError(where, f"not valid TOML: {what}{col}") from None
 
 
 def read_toml(path: str | Path | None) -> dict:
@@ -36,11 +43,14 @@ def read_toml(path: str | Path | None) -> dict:
         return _parse_toml(_package_text(DEFAULT_CONFIG), "the embedded default config")
     p = Path(path)
     if not p.is_file():
-        raise ConfigError("", f"config file not found: {p}")
+        what = "is a folder, not a config file" if p.is_dir() else "no such config file"
+        raise ConfigError(str(p), what)
     try:
         text = p.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError("", f"cannot read {p}: {exc}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(str(p), "not a text file (TOML must be UTF-8)") from None
+    except OSError as exc:
+        raise ConfigError(str(p), f"cannot read: {exc.strerror or exc}") from None
     return _parse_toml(text, str(p))
 
 
@@ -48,15 +58,22 @@ def profile_table(name: str, raw: dict) -> dict:
     """The ``people`` table of a profile: built-in, the config's own, or a TOML file."""
     own = raw.get("profiles", {})
     if isinstance(own, dict) and name in own:
-        return copy.deepcopy(own[name])
-    if name in BUILTIN_PROFILES:
-        return _parse_toml(_package_text(f"profiles/{name}.toml"), f"profile {name}")["people"]
-    if name.endswith(".toml"):
+        table = own[name]
+        where = f"profiles.{name}"
+    elif name in BUILTIN_PROFILES:
+        table = _parse_toml(_package_text(f"profiles/{name}.toml"), f"profile {name}")["people"]
+        where = f"profile {name}"
+    elif name.endswith(".toml"):
         data = read_toml(name)
-        return data.get("people", data)
-    known = sorted(set(BUILTIN_PROFILES) | set(own if isinstance(own, dict) else ()))
-    raise ConfigError("profile", f"unknown profile {name!r}{_did_you_mean(name, known)}; "
-                      f"known: {', '.join(known)} or a path to a .toml file")
+        table = data.get("people", data)
+        where = f"{name}: people"
+    else:
+        known = sorted(set(BUILTIN_PROFILES) | set(own if isinstance(own, dict) else ()))
+        raise ConfigError("profile", f"unknown profile {name!r}{_did_you_mean(name, known)}; "
+                          f"known: {', '.join(known)} or a path to a .toml file")
+    if not isinstance(table, dict):
+        raise ConfigError(where, f"expected a table of mechanisms, got {_show(table)}")
+    return copy.deepcopy(table)
 
 
 def deep_merge(base: dict, top: dict) -> dict:
@@ -71,16 +88,21 @@ def deep_merge(base: dict, top: dict) -> dict:
 
 def parse_override(item: str) -> tuple[list[str], Any]:
     """``a.b.c=value`` -> (["a", "b", "c"], value); the value is read as TOML, else a string."""
-    if "=" not in item:
-        raise ConfigError("--set", f"expected key.path=value, got {item!r}")
+    if not isinstance(item, str) or "=" not in item:
+        raise ConfigError("--set", f"expected key.path=value, got {_show(item)}")
     key, text = item.split("=", 1)
     parts = [p.strip().strip('"') for p in key.strip().split(".")]
     if not all(parts):
-        raise ConfigError("--set", f"bad key path {key!r}")
+        raise ConfigError("--set", f"bad key path {key.strip()!r} in {item!r} "
+                          "(expected dotted names like stages.sdr_qualify.threshold)")
+    text = text.strip()
+    if not text:
+        raise ConfigError("--set", f"no value for {key.strip()!r} in {item!r}")
     try:
-        value = tomllib.loads(f"v = {text.strip()}")["v"]
+        parsed = tomllib.loads(f"v = {text}")
+        value = parsed["v"] if set(parsed) == {"v"} else text
     except tomllib.TOMLDecodeError:
-        value = text.strip()
+        value = text
     return parts, value
 
 
@@ -107,27 +129,30 @@ def get_path(data: dict, parts: list[str]) -> Any:
 
 def resolve(raw: dict, profile: str | None = None, overrides: list[str] = ()) -> dict:
     """Raw TOML -> one dict: profile people table, then the config's own people, then --set."""
+    if not isinstance(raw, dict):
+        raise ConfigError("config", f"expected a table, got {_show(raw)}")
     data = copy.deepcopy(raw)
-    for item in overrides:
-        parts, value = parse_override(item)
+    parsed = [parse_override(item) for item in overrides]
+    for parts, value in parsed:
         set_path(data, parts, value)
-    name = profile or data.get("profile", "realistic")
-    if not isinstance(name, str):
-        raise ConfigError("profile", f"expected a profile name, got {name!r}")
+    name = profile if profile is not None else data.get("profile", "realistic")
+    if not isinstance(name, str) or not name:
+        raise ConfigError("profile", f"expected a profile name, got {_show(name)}")
     people = data.get("people", {})
     if not isinstance(people, dict):
-        raise ConfigError("people", "expected a table")
+        raise ConfigError("people", f"expected a table, got {_show(people)}")
+    base = profile_table(name, data)
     data["profile"] = name
-    data["people"] = deep_merge(profile_table(name, data), people)
+    data["people"] = deep_merge(base, people)
     if profile is not None:
         # An explicit profile wins over the config's own people table for `enabled` flags,
         # so `--profile ideal` is ideal whatever the file says.
-        base = profile_table(name, data)
         for mech, table in base.items():
             if isinstance(table, dict) and "enabled" in table:
-                data["people"].setdefault(mech, {})["enabled"] = table["enabled"]
-    for item in overrides:  # --set on people.* beats the profile too
-        parts, value = parse_override(item)
+                mine = data["people"].get(mech)
+                if isinstance(mine, dict):
+                    mine["enabled"] = table["enabled"]
+    for parts, value in parsed:  # --set on people.* beats the profile too
         if parts[0] == "people":
             set_path(data, parts, value)
     return data
@@ -137,16 +162,38 @@ def load_config(
     path: str | Path | None = None, profile: str | None = None, overrides: list[str] = ()
 ) -> Config:
     """Read, resolve and validate a config; raises ConfigError naming the bad key."""
-    return validate(resolve(read_toml(path), profile, list(overrides)))
+    try:
+        data = resolve(read_toml(path), profile, list(overrides))
+    except ConfigError as exc:
+        raise _one_line(exc) from None
+    return validate(data)
 
 
 def validate(data: dict) -> Config:
+    """A resolved dict -> a Config; raises ConfigError (one line, naming the key) otherwise."""
     try:
-        config = Config.model_validate(data)
-    except ValidationError as exc:
-        raise _explain(exc) from None
-    check_graph(config)
+        try:
+            config = Config.model_validate(data)
+        except ValidationError as exc:
+            raise _explain(exc) from None
+        check_graph(config)
+        check_people(config)
+    except ConfigError as exc:
+        raise _one_line(exc) from None
     return config
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _one_line(exc: ConfigError) -> ConfigError:
+    """Keys and values may hold newlines or control characters: show them escaped."""
+    def esc(text: str) -> str:
+        return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode(), text)
+
+    if _CONTROL.search(exc.path) or _CONTROL.search(exc.message):
+        return ConfigError(esc(exc.path), esc(exc.message))
+    return exc
 
 
 # --------------------------------------------------------------------------- explaining errors
@@ -157,72 +204,173 @@ def _did_you_mean(word: str, options) -> str:
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
-def _fields_at(loc: tuple) -> list[str]:
-    """Field names allowed at a location of the schema, to suggest a fix for a typo."""
-    model: Any = Config
-    for part in loc[:-1]:
-        if model is None:
-            return []
-        if isinstance(model, type) and issubclass(model, BaseModel):
-            field = model.model_fields.get(str(part))
-            if field is None:
-                return []
-            model = field.annotation
-        else:  # a dict value or a union: unwrap to the model it holds
-            model = _unwrap(model, part)
-        while typing.get_origin(model) in (dict,) or _is_optional(model):
-            model = _unwrap(model, part)
-    if isinstance(model, type) and issubclass(model, BaseModel):
-        return [f.alias or n for n, f in model.model_fields.items()]
-    return []
+_SCALAR_TAGS = {"float": "a number", "int": "an integer", "str": "a string",
+                "bool": "true or false"}
+_KIND_WORDS = {"int_type": "an integer", "int_parsing": "an integer",
+               "int_from_float": "a whole number", "float_type": "a number",
+               "float_parsing": "a number", "bool_type": "true or false",
+               "bool_parsing": "true or false", "string_type": "a string",
+               "list_type": "a list", "tuple_type": "a list", "dict_type": "a table",
+               "model_type": "a table", "model_attributes_type": "a table",
+               "finite_number": "a finite number"}
+_BOUNDS = {"greater_than": ("gt", ">"), "greater_than_equal": ("ge", ">="),
+           "less_than": ("lt", "<"), "less_than_equal": ("le", "<=")}
 
 
-def _is_optional(tp: Any) -> bool:
-    return typing.get_origin(tp) in (typing.Union, getattr(__import__("types"), "UnionType", None))
+def _strip(tp: Any) -> Any:
+    """Annotated[X, ...] -> X; Optional[X] -> X."""
+    while True:
+        origin = typing.get_origin(tp)
+        if origin is typing.Annotated:
+            tp = typing.get_args(tp)[0]
+        elif _is_optional(tp):
+            members = [a for a in typing.get_args(tp) if a is not type(None)]
+            if len(members) != 1:
+                return tp
+            tp = members[0]
+        else:
+            return tp
 
 
-def _unwrap(tp: Any, part: Any) -> Any:
+def _is_model(tp: Any) -> bool:
+    return isinstance(tp, type) and issubclass(tp, BaseModel)
+
+
+def _step(tp: Any, part: Any) -> Any:
+    """The type one step down the schema from `tp`, following a part of an error location."""
+    tp = _strip(tp)
+    if _is_model(tp):
+        for name, f in tp.model_fields.items():
+            if part in (name, f.alias):
+                return f.annotation
+        return None
     origin = typing.get_origin(tp)
     args = typing.get_args(tp)
     if origin is dict:
         return args[1]
-    if origin is typing.Annotated:
-        return _unwrap(args[0], part)
-    if args:
-        models = [a for a in args if isinstance(a, type) and issubclass(a, BaseModel)]
-        for m in models:  # discriminated union: the loc names the tag
+    if origin in (list, tuple):
+        return args[0] if args else None
+    if _is_optional(tp):  # a union: the location names the branch
+        for m in args:
+            m = _strip(m)
+            if not _is_model(m):
+                continue
             tag = m.model_fields.get("dist")
             if tag is not None and part in typing.get_args(tag.annotation):
                 return m
-        if len(models) == 1:
-            return models[0]
+            if isinstance(part, str) and part.startswith("function-") and m.__name__ in part:
+                return m
+        return None
     return None
 
 
+def _fields_at(loc: tuple) -> list[str]:
+    """Keys allowed where an unknown key was found, to suggest a fix for a typo."""
+    tp: Any = Config
+    try:
+        for part in loc[:-1]:
+            tp = _step(tp, part)
+            if tp is None:
+                return []
+        tp = _strip(tp)
+    except Exception:  # the schema is only a hint here; never fail while explaining
+        return []
+    if _is_model(tp):
+        return [f.alias or n for n, f in tp.model_fields.items()]
+    return []
+
+
+def _is_optional(tp: Any) -> bool:
+    return typing.get_origin(tp) in (typing.Union, types.UnionType)
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _branch(loc: tuple) -> tuple[int, str] | None:
+    """(position, tag) of the union branch an error location goes through, if any."""
+    for i, part in enumerate(loc):
+        if isinstance(part, str) and (part in _SCALAR_TAGS or part.startswith("function-")):
+            return i, part
+    return None
+
+
+def _pick(errors: list[dict]) -> tuple[dict, list[str]]:
+    """The error that explains best, and the alternatives a union would have accepted.
+
+    A union (a number, or a {value, range} table) reports one error per branch; show the
+    branch the user meant: the table's error for a table, the scalar's for a scalar.
+    """
+    first = errors[0]
+    if first["type"] == "missing":  # a typo makes a missing key and an unknown one: explain both
+        parent = tuple(first["loc"])[:-1]
+        for e in errors:
+            if e["type"] == "extra_forbidden" and tuple(e["loc"])[:-1] == parent:
+                return e, []
+    b = _branch(tuple(first["loc"]))
+    if b is None:
+        return first, []
+    pos = b[0]
+    prefix = tuple(first["loc"])[:pos]
+    same = [e for e in errors if tuple(e["loc"])[:pos] == prefix and _branch(tuple(e["loc"]))]
+    tags = []
+    for e in same:
+        tag = tuple(e["loc"])[pos]
+        word = _SCALAR_TAGS.get(tag, "a table")
+        if word not in tags:
+            tags.append(word)
+    is_table = isinstance(first.get("input"), dict) and len(tuple(first["loc"])) == pos + 1
+    for e in same:
+        tag = tuple(e["loc"])[pos]
+        if (tag in _SCALAR_TAGS) != is_table:
+            return e, tags if tag in _SCALAR_TAGS else []
+    return first, tags
+
+
 def _explain(exc: ValidationError) -> ConfigError:
-    err = exc.errors()[0]
+    err, alternatives = _pick(exc.errors())
     loc = tuple(err["loc"])
     # pydantic puts the union tag (e.g. 'lognormal') into loc; it is not a key of the file
     shown = [str(p) for p in loc if not _is_tag(p, loc)]
     path = ".".join(shown)
     kind = err["type"]
     given = err.get("input")
+    ctx = err.get("ctx") or {}
     if kind == "extra_forbidden":
         return ConfigError(path, f"unknown key{_did_you_mean(str(loc[-1]), _fields_at(loc))}")
     if kind == "missing":
         return ConfigError(path, "required key is missing")
     if kind == "union_tag_invalid":
-        return ConfigError(path, f"unknown distribution {given.get('dist')!r}" if isinstance(
-            given, dict) else err["msg"])
+        return ConfigError(path, f"unknown distribution {_show(ctx.get('tag'))}"
+                           f"{_did_you_mean(str(ctx.get('tag')), _DISTS)}; "
+                           f"expected one of {', '.join(_DISTS)}")
     if kind == "union_tag_not_found":
-        return ConfigError(path, "a distribution needs 'dist' (fixed, exponential, lognormal, "
-                           "gamma, uniform, triangular, beta, empirical)")
-    msg = err["msg"].removeprefix("Value error, ")
-    return ConfigError(path, f"{msg}; given {given!r}" if not isinstance(given, dict) else msg)
+        return ConfigError(path, f"a distribution needs 'dist' (one of {', '.join(_DISTS)})")
+    if alternatives and len(alternatives) > 1 and kind in _KIND_WORDS:
+        return ConfigError(path, f"expected {' or '.join(alternatives)}, got {_show(given)}")
+    if kind in _KIND_WORDS:
+        return ConfigError(path, f"expected {_KIND_WORDS[kind]}, got {_show(given)}")
+    if kind == "literal_error":
+        expected = str(ctx.get("expected", "")).replace("'", "")
+        options = expected.replace(" or ", ", ").split(", ")
+        return ConfigError(path, f"expected one of {expected}, got {_show(given)}"
+                           f"{_did_you_mean(str(given), options)}")
+    if kind in _BOUNDS:
+        key, op = _BOUNDS[kind]
+        return ConfigError(path, f"must be {op} {ctx.get(key)}, got {_show(given)}")
+    msg = " ".join(str(err["msg"]).removeprefix("Value error, ").split())
+    if isinstance(given, (dict, list)) or kind == "value_error":
+        return ConfigError(path, msg)
+    return ConfigError(path, f"{msg}; got {_show(given)}")
 
 
-_TAGS = {"fixed", "exponential", "lognormal", "gamma", "uniform", "triangular", "beta",
-         "empirical", "float", "Uncertain", "function-after[_value_in_range(), Uncertain]"}
+_DISTS = ("fixed", "exponential", "lognormal", "gamma", "uniform", "triangular", "beta",
+          "empirical")
+_TAGS = {*_DISTS, *_SCALAR_TAGS, "Uncertain"}
 
 
 def _is_tag(part: Any, loc: tuple) -> bool:
@@ -284,7 +432,8 @@ def check_graph(c: Config) -> None:
         try:
             value = get_path(raw, parts)
         except KeyError as exc:
-            raise ConfigError(f"levers.{name}.path", f"no config value at {exc.args[0]!r}") from None
+            raise ConfigError(f"levers.{name}.path",
+                              f"no config value at {exc.args[0]!r}") from None
         if lever.choices is not None:
             if value not in lever.choices:
                 raise ConfigError(f"levers.{name}", f"current value {value!r} is not a choice")
@@ -299,6 +448,39 @@ def check_graph(c: Config) -> None:
         if cost > budget:
             raise ConfigError("design.annual_budget",
                               f"headcount costs {cost:,.0f} a year, over the budget {budget:,.0f}")
+
+
+# human-model parameters that are probabilities (or shares); every other one is >= 0
+_PROBABILITIES = {("forgetting", "probability"), ("errors", "probability"),
+                  ("handoff_loss", "crm_drop_loss"), ("handoff_loss", "warm_loss"),
+                  ("handoff_loss", "crm_drop_leak"), ("trust", "initial"),
+                  ("availability", "mean"), ("compliance", "probability")}
+
+
+def check_people(c: Config) -> None:
+    """Human-model parameters (plain numbers or {value, range}) within their meaning."""
+    for mech in MECHANISMS:
+        table = getattr(c.people, mech)
+        for field in type(table).model_fields:
+            value = getattr(table, field)
+            if isinstance(value, Uncertain):
+                numbers = (value.value, *value.range)
+            elif isinstance(value, (int, float)) and not isinstance(value, bool):
+                numbers = (value,)
+            else:
+                continue
+            path = f"people.{mech}.{field}"
+            if (mech, field) in _PROBABILITIES:
+                if not all(0.0 <= x <= 1.0 for x in numbers):
+                    raise ConfigError(path, f"must lie in [0, 1], got {_show(_plain(value))}")
+            elif not all(x >= 0.0 for x in numbers):
+                raise ConfigError(path, f"must not be negative, got {_show(_plain(value))}")
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Uncertain):
+        return {"value": value.value, "range": list(value.range)}
+    return value
 
 
 def _routes(st: Stage) -> dict[str, str | None]:

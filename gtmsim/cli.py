@@ -1,0 +1,594 @@
+"""The command line: parse, call the library, print. Nothing here simulates.
+
+Bad input (a config, a flag, an output path) ends in one line on stderr,
+``gtmsim: error: <key.path>: <what is wrong>``, and exit status 2, before anything is written.
+Results are written into a hidden temporary folder next to the target and renamed into place
+at the end, so an error or Ctrl-C (exit 130) never leaves a half-written output behind.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import math
+import multiprocessing
+import os
+import re
+import shutil
+import signal
+import sys
+import tempfile
+import textwrap
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any, NoReturn
+
+from gtmsim.errors import ConfigError, GtmsimError
+
+# The engine `run` uses when --engine is not given; must be one of gtmsim.simulate.ENGINES.
+DEFAULT_ENGINE = "simpy"
+EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143
+
+
+class UsageError(GtmsimError):
+    """A bad flag or path, named like a config key: ``--out: ...``."""
+
+    def __init__(self, where: str, message: str):
+        self.path = where
+        self.message = message
+        super().__init__(f"{where}: {message}")
+
+
+class _Terminated(BaseException):
+    """SIGTERM, raised like KeyboardInterrupt so the same clean-up runs."""
+
+
+# --------------------------------------------------------------------------- argument parsing
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (no usage dump) and exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        message = re.sub(r"^argument ([^:]+): ", r"\1: ", message)
+        message = message.replace("the following arguments are required: ",
+                                  "missing required argument: ")
+        m = re.match(r"unrecognized arguments: (.*)", message)
+        if m:
+            message = f"{m.group(1)}: unknown argument (see 'gtmsim {self.prog.split()[-1]} " \
+                      "--help')" if " " in self.prog else f"{m.group(1)}: unknown argument"
+        _fail(message)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must not be negative, got {value}")
+    return value
+
+
+def _engines() -> tuple[str, ...]:
+    from gtmsim.simulate import ENGINES
+
+    return tuple(ENGINES)
+
+
+def _default_engine() -> str:
+    engines = _engines()
+    return DEFAULT_ENGINE if DEFAULT_ENGINE in engines else engines[0]
+
+
+def _engine(text: str) -> str:
+    engines = _engines()
+    if text not in engines:
+        raise argparse.ArgumentTypeError(
+            f"unknown engine {text!r}; choose from {', '.join(engines)}")
+    return text
+
+
+def _add_config_args(p: argparse.ArgumentParser, optional_config: bool = True) -> None:
+    if optional_config:
+        p.add_argument("config", nargs="?", metavar="CONFIG",
+                       help="a TOML config (default: the embedded B2B SaaS config)")
+    else:
+        p.add_argument("config", metavar="CONFIG",
+                       help="a TOML config, e.g. configs/b2b_saas.toml")
+    p.add_argument("--profile", metavar="NAME",
+                   help="human variability profile: ideal, realistic, stressed, one of the "
+                        "config's [profiles], or a .toml file (default: the config's profile)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config value, e.g. --set stages.mql_review.threshold=0.2 "
+                        "(the value is read as TOML; repeatable)")
+
+
+def _add_run_args(p: argparse.ArgumentParser, replications_default: str) -> None:
+    p.add_argument("--replications", type=_positive_int, metavar="N",
+                   help=f"independent replications ({replications_default})")
+    p.add_argument("--seed", type=_seed, metavar="S",
+                   help="root random seed (default: the config's run.seed)")
+    p.add_argument("--engine", type=_engine, default=None, metavar="E",
+                   help=f"simulation engine: {', '.join(_engines())} "
+                        f"(default: {_default_engine()})")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="gtmsim",
+        description="Simulate a go-to-market organisation whose boxes are people: see where "
+                    "value leaks, and where each team's KPI and the system outcome disagree.",
+        epilog="Run 'gtmsim COMMAND --help' for the options of a command.")
+    parser.add_argument("--version", action="version", version=f"gtmsim {_version()}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    p = sub.add_parser(
+        "run", help="run replications and summarise them",
+        description="Run replications of a config, print a summary that puts each team's KPI "
+                    "beside the system outcome (means with 95% CIs), and write "
+                    "replications.parquet, weekly.parquet, summary.json and the resolved "
+                    "config.toml into an output folder.")
+    _add_config_args(p)
+    _add_run_args(p, "default: the config's run.replications")
+    p.add_argument("--out", metavar="DIR",
+                   help="output folder, new or empty (default: a new folder under runs/)")
+    p.add_argument("--event-log", action="store_true",
+                   help="also write event_log.parquet (one row per activity; runs serially)")
+    p.add_argument("--workers", type=_positive_int, default=None, metavar="W",
+                   help=f"worker processes (default: the number of CPUs, {os.cpu_count() or 1})")
+    p.set_defaults(handler=cmd_run)
+
+    p = sub.add_parser(
+        "validate", help="check a config and describe it",
+        description="Check a config (with a profile and --set overrides applied) and describe "
+                    "it in a paragraph, or explain in one line what is wrong.")
+    _add_config_args(p, optional_config=False)
+    p.set_defaults(handler=cmd_validate)
+
+    p = sub.add_parser(
+        "eventlog", help="export an event log for process mining",
+        description="Simulate and export one row per activity instance (case, activity, "
+                    "resource, start, end, outcome) with XES column names, as CSV or Parquet "
+                    "by the suffix of --out.")
+    _add_config_args(p)
+    _add_run_args(p, "default: 1")
+    p.add_argument("--out", required=True, metavar="FILE",
+                   help="the file to write: *.csv or *.parquet")
+    p.set_defaults(handler=cmd_eventlog)
+    return parser
+
+
+def _version() -> str:
+    from gtmsim import __version__
+
+    return __version__
+
+
+# --------------------------------------------------------------------------- errors and signals
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+def _fail(message: str, status: int = EXIT_BAD_INPUT) -> NoReturn:
+    print(f"gtmsim: error: {_one_line(message)}", file=sys.stderr, flush=True)
+    raise SystemExit(status)
+
+
+@contextlib.contextmanager
+def _signals() -> Iterator[None]:
+    """Ctrl-C and SIGTERM in the main process raise; forked workers exit quietly.
+
+    Worker processes are forked with these handlers, so a signal to the whole process group
+    (Ctrl-C in a terminal) ends each worker without a traceback; a signal to the main process
+    alone also ends its workers, so the run stops at once instead of finishing the batch.
+    """
+    main_pid = os.getpid()
+
+    def handler(signum, frame):
+        if os.getpid() != main_pid:
+            os._exit(128 + signum)
+        for child in multiprocessing.active_children():
+            with contextlib.suppress(Exception):
+                os.kill(child.pid, signal.SIGTERM)
+        if signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        raise _Terminated
+
+    old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
+# --------------------------------------------------------------------------- writing outputs
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:40] or "run"
+
+
+def _default_out(config_path: str | None) -> Path:
+    from gtmsim.config.loader import DEFAULT_CONFIG
+
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    base = Path("runs") / f"{stamp}-{_slug(Path(config_path or DEFAULT_CONFIG).stem)}"
+    out, i = base, 2
+    while out.exists():
+        out = base.with_name(f"{base.name}-{i}")
+        i += 1
+    return out
+
+
+def _check_out_dir(out: Path) -> None:
+    if out.exists() and not out.is_dir():
+        raise UsageError("--out", f"{out} exists and is not a folder")
+    if out.is_dir() and any(out.iterdir()):
+        raise UsageError("--out", f"{out} exists and is not empty; give a new folder")
+    parent = _existing_parent(out)
+    if not parent.is_dir():
+        raise UsageError("--out", f"{parent} is not a folder")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise UsageError("--out", f"cannot write in {parent}")
+
+
+def _existing_parent(path: Path) -> Path:
+    p = path.absolute().parent
+    while not p.exists():
+        p = p.parent
+    return p
+
+
+def _make_parents(folder: Path) -> list[Path]:
+    """mkdir -p that remembers what it made, to take it back if the run fails."""
+    made: list[Path] = []
+    for p in reversed([folder, *folder.parents]):
+        if not p.exists():
+            p.mkdir()
+            made.append(p)
+    return made
+
+
+@contextlib.contextmanager
+def staged(target: Path, is_dir: bool) -> Iterator[Path]:
+    """Yield a temporary path next to `target`; rename it onto `target` when the block ends.
+
+    On any error or interruption the temporary path (and any parent folder made for it)
+    is removed, so `target` is either complete or absent.
+    """
+    made: list[Path] = []
+    tmp: Path | None = None
+    try:
+        made = _make_parents(target.absolute().parent)
+        parent = target.absolute().parent
+        if is_dir:
+            tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial",
+                                        dir=parent))
+        else:
+            fd, name = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=f".partial"
+                                        f"{target.suffix}", dir=parent)
+            os.close(fd)
+            tmp = Path(name)
+        os.chmod(tmp, (0o777 if is_dir else 0o666) & ~_umask())
+        yield tmp
+        if is_dir and target.is_dir():
+            target.rmdir()  # checked empty before the run
+        os.replace(tmp, target)
+        tmp = None
+    except BaseException:
+        if tmp is not None:
+            if tmp.is_dir():
+                shutil.rmtree(tmp, ignore_errors=True)
+            else:
+                with contextlib.suppress(OSError):
+                    tmp.unlink()
+        for p in reversed(made):
+            with contextlib.suppress(OSError):
+                p.rmdir()
+        raise
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def config_toml(config) -> str:
+    """The resolved config as TOML: every value the run used, loadable again."""
+    import tomli_w
+
+    data = config.model_dump(mode="json", by_alias=True, exclude_none=True)
+    return tomli_w.dumps(data)
+
+
+# --------------------------------------------------------------------------- commands
+
+
+def _load(args):
+    from gtmsim.config import load_config
+    from gtmsim.spec import compile_spec
+
+    config = load_config(args.config, args.profile, list(args.overrides))
+    spec = compile_spec(config)
+    return config, spec
+
+
+def _progress_bar(total: int, label: str):
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    console = Console(stderr=True)
+    bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                   TextColumn("replications"), TimeElapsedColumn(), TextColumn("eta"),
+                   TimeRemainingColumn(), console=console, transient=False,
+                   disable=not console.is_terminal)
+    task = bar.add_task(label, total=total)
+    return bar, (lambda done, n: bar.update(task, completed=done, total=n))
+
+
+def cmd_run(args) -> int:
+    from gtmsim.simulate import simulate
+
+    config, spec = _load(args)
+    n = args.replications or config.run.replications
+    seed = args.seed if args.seed is not None else config.run.seed
+    engine = args.engine or _default_engine()
+    workers = args.workers or os.cpu_count() or 1
+    out = Path(args.out) if args.out else _default_out(args.config)
+    _check_out_dir(out)
+
+    bar, progress = _progress_bar(n, f"{config.name[:40]} ({config.profile}, {engine})")
+    with bar:
+        res = simulate(spec, n, seed, engine, workers, progress, args.event_log)
+    res.config = config
+    summary = res.summary()
+
+    meta = {"config": config.name, "config_file": str(args.config) if args.config else None,
+            "profile": config.profile, "seed": seed, "replications": n, "engine": engine,
+            "workers": workers, "overrides": list(args.overrides), "event_log": args.event_log,
+            "warmup_days": config.run.warmup_days, "horizon_days": config.run.horizon_days,
+            "gtmsim_version": _version(), "created": datetime.now().isoformat(timespec="seconds")}
+    try:
+        with staged(out, is_dir=True) as tmp:
+            res.replications.write_parquet(tmp / "replications.parquet")
+            res.weekly.write_parquet(tmp / "weekly.parquet")
+            if res.event_log is not None:
+                res.event_log.write_parquet(tmp / "event_log.parquet")
+            (tmp / "config.toml").write_text(config_toml(config), encoding="utf-8")
+            doc = {"meta": meta, "summary": summary.to_dicts()}
+            (tmp / "summary.json").write_text(
+                json.dumps(_jsonable(doc), indent=2, allow_nan=False) + "\n", encoding="utf-8")
+    except OSError as exc:
+        raise UsageError("--out", f"cannot write {out}: {exc.strerror or exc}") from None
+
+    print_summary(config, summary, meta, out)
+    return 0
+
+
+def cmd_validate(args) -> int:
+    config, _spec = _load(args)
+    print(f"OK: {args.config}")
+    print(textwrap.fill(describe(config), width=100))
+    return 0
+
+
+def cmd_eventlog(args) -> int:
+    from gtmsim.simulate import simulate
+
+    out = Path(args.out)
+    suffix = out.suffix.lower()
+    if suffix not in (".csv", ".parquet"):
+        raise UsageError("--out", f"expected a file ending in .csv or .parquet, got {out.name!r}")
+    if out.is_dir():
+        raise UsageError("--out", f"{out} is a folder; give a file name")
+    parent = _existing_parent(out)
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise UsageError("--out", f"cannot write in {parent}")
+    config, spec = _load(args)
+    n = args.replications or 1
+    seed = args.seed if args.seed is not None else config.run.seed
+    engine = args.engine or _default_engine()
+    bar, progress = _progress_bar(n, f"event log: {config.name[:40]}")
+    with bar:
+        res = simulate(spec, n, seed, engine, 1, progress, event_log=True)
+    log = res.event_log
+    try:
+        with staged(out, is_dir=False) as tmp:
+            if suffix == ".csv":
+                log.write_csv(tmp)
+            else:
+                log.write_parquet(tmp)
+    except OSError as exc:
+        raise UsageError("--out", f"cannot write {out}: {exc.strerror or exc}") from None
+    print(f"wrote {log.height:,} activity rows from {n} replication(s) to {out}")
+    return 0
+
+
+def describe(config) -> str:
+    """A config in one paragraph: teams, stages, channels, handoffs, levers, people."""
+    from gtmsim.config import MECHANISMS
+
+    teams = ", ".join(f"{n} ({t.headcount})" for n, t in config.teams.items())
+    stages = ", ".join(f"{n} [{s.kind}, {s.team}]" for n, s in config.stages.items())
+    channels = ", ".join(f"{n} ({c.rate_per_week:g}/week -> {c.entry})"
+                         for n, c in config.channels.items())
+    handoffs = ", ".join(f"{h.source} -> {h.target} ({h.protocol})"
+                         for h in config.handoffs.values()) or "none"
+    levers = ", ".join(config.levers) or "none"
+    on = [m for m in MECHANISMS if getattr(config.people, m).enabled]
+    people = (f"all {len(MECHANISMS)} human mechanisms on" if len(on) == len(MECHANISMS)
+              else "every human mechanism off" if not on
+              else f"{len(on)} of {len(MECHANISMS)} human mechanisms on ({', '.join(on)})")
+    return (f"{config.name}. Teams (headcount): {teams}. Stages: {stages}. "
+            f"Channels: {channels}. Handoffs: {handoffs}. Design levers: {levers}. "
+            f"Profile {config.profile!r}: {people}. Run: {config.run.replications} "
+            f"replications of {config.run.horizon_days:g} days after a "
+            f"{config.run.warmup_days:g}-day warm-up, seed {config.run.seed}.")
+
+
+# --------------------------------------------------------------------------- the summary table
+
+_SYSTEM_ROWS = (
+    ("Bookings (won value)", "bookings", "money"),
+    ("Pipeline created", "pipeline_created", "money"),
+    ("Leads created", "leads_created", "count"),
+    ("Deals won", "won", "count"),
+    ("Deals lost", "lost", "count"),
+    ("Win rate", "win_rate", "rate"),
+    ("Sales cycle, median days", "cycle_days_median", "number"),
+    ("Leads leaked, all causes", "leaked", "count"),
+    ("  forgotten", "leaked_forgotten", "count"),
+    ("  decayed (touched too late)", "leaked_decayed", "count"),
+    ("  ignored (low trust)", "leaked_ignored", "count"),
+    ("  lost in a handoff", "leaked_handoff", "count"),
+    ("  lost in turnover", "leaked_turnover", "count"),
+    ("Rework hours", "rework_hours", "number"),
+)
+_KPI_NAMES = {"passed": "{stage} passed", "won_value": "bookings", "won_count": "deals won",
+              "retained": "retention"}
+
+
+def _fmt(value: float | None, kind: str) -> str:
+    if value is None or not math.isfinite(value):
+        return "-"
+    if kind == "rate":
+        return f"{100 * value:.1f}%"
+    if kind == "money" or (kind == "count" and abs(value) >= 100):
+        return f"{value:,.0f}"
+    if kind == "trust":
+        return f"{value:.2f}"
+    return f"{value:,.1f}"
+
+
+def _pm(row: dict | None, kind: str) -> str:
+    """mean +- half-width of the 95% CI."""
+    if row is None:
+        return "-"
+    text = _fmt(row["mean"], kind)
+    if row["n"] < 2 or text == "-":
+        return text
+    half = _fmt((row["ci_high"] - row["ci_low"]) / 2, kind)
+    return f"{text} ± {half}"
+
+
+def print_summary(config, summary, meta: dict, out: Path, console=None) -> None:
+    """The run's story in three tables: the system, each team's KPI beside it, trust."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = console or Console()
+    rows = {r["outcome"]: r for r in summary.to_dicts()}
+
+    def mean(key: str) -> float | None:
+        return rows[key]["mean"] if key in rows else None
+
+    caption = (f"{meta['replications']} replications of {meta['horizon_days']:g} days, "
+               f"profile {meta['profile']!r}, engine {meta['engine']}, seed {meta['seed']}; "
+               "± is the half-width of the 95% CI")
+    system = Table(title=f"System outcome: {config.name}", caption=caption,
+                   title_justify="left")
+    for col in ("outcome", "mean ± 95% CI", "P10", "P90"):
+        system.add_column(col, justify="left" if col == "outcome" else "right")
+    for label, key, kind in _SYSTEM_ROWS:
+        r = rows.get(key)
+        if r is not None:
+            system.add_row(label, _pm(r, kind), _fmt(r["p10"], kind), _fmt(r["p90"], kind))
+    console.print(system)
+
+    teams = Table(title="Each team's KPI beside the system outcome", title_justify="left",
+                  caption=f"the system: bookings {_fmt(mean('bookings'), 'money')}, "
+                          f"win rate {_fmt(mean('win_rate'), 'rate')}, "
+                          f"{_fmt(mean('leaked'), 'count')} leads leaked")
+    for col in ("team", "paid on", "KPI", "target", "attainment", "utilisation", "queue"):
+        teams.add_column(col, justify="left" if col in ("team", "paid on") else "right")
+    for name, team in config.teams.items():
+        util = _fmt(mean(f"util_{name}"), "rate")
+        queue = _fmt(mean(f"queue_{name}"), "number")
+        if team.kpi is None:
+            teams.add_row(name, "-", "-", "-", "-", util, queue)
+            continue
+        kind = {"retained": "rate", "won_value": "money"}.get(team.kpi.metric, "count")
+        teams.add_row(name, _KPI_NAMES[team.kpi.metric].format(stage=team.kpi.stage),
+                      _fmt(mean(f"kpi_{name}"), kind), _fmt(mean(f"kpi_target_{name}"), kind),
+                      _pm(rows.get(f"kpi_attainment_{name}"), "rate"), util, queue)
+    console.print(teams)
+
+    if config.handoffs:
+        trust = Table(title="Trust per handoff at the end (0..1)", title_justify="left")
+        for col in ("handoff", "protocol", "trust", "upstream pass rate"):
+            trust.add_column(col, justify="left" if col in ("handoff", "protocol") else "right")
+        for hname, h in config.handoffs.items():
+            trust.add_row(f"{hname}: {h.source} -> {h.target}", h.protocol,
+                          _pm(rows.get(f"trust_{h.source}->{h.target}"), "trust"),
+                          _fmt(mean(f"pass_rate_{h.source}"), "rate"))
+        console.print(trust)
+    console.print(f"Results in [bold]{out}[/bold]")
+
+
+# --------------------------------------------------------------------------- entry point
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        _fail("choose a command: run, validate or eventlog ('gtmsim --help' lists them)")
+    try:
+        with _signals():
+            return args.handler(args)
+    except ConfigError as exc:
+        _fail(f"{exc.path}: {exc.message}" if exc.path else exc.message)
+    except UsageError as exc:
+        _fail(str(exc))
+    except GtmsimError as exc:
+        _fail(str(exc))
+    except KeyboardInterrupt:
+        print("gtmsim: interrupted; nothing was written", file=sys.stderr, flush=True)
+        return EXIT_INTERRUPTED
+    except _Terminated:
+        print("gtmsim: terminated; nothing was written", file=sys.stderr, flush=True)
+        return EXIT_TERMINATED
+    except BrokenPipeError:  # e.g. `gtmsim run | head`
+        with contextlib.suppress(OSError):
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,222 @@
+"""The command line: bad input is one line and exit 2 with nothing written; runs write files."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import polars as pl
+import pytest
+import tomli_w
+
+from gtmsim.cli import main, staged
+from gtmsim.config import load_config, read_toml
+
+SHORT = ["--set", "run.horizon_days=21", "--set", "run.warmup_days=7"]
+
+
+def gtmsim(*args: str, cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "gtmsim", *args], cwd=cwd, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def _listing(folder: Path) -> set[str]:
+    return {str(p.relative_to(folder)) for p in folder.rglob("*")}
+
+
+def _write_config(folder: Path, name: str, change) -> str:
+    raw = read_toml(None)
+    change(raw)
+    path = folder / name
+    path.write_text(tomli_w.dumps(raw))
+    return name
+
+
+def _typo(raw):
+    raw["stages"]["sdr_qualify"]["efort_hours"] = raw["stages"]["sdr_qualify"].pop("effort_hours")
+
+
+def _no_people(raw):
+    raw["teams"]["sdr"]["headcount"] = 0
+
+
+def _missing_stage(raw):
+    raw["stages"]["mql_review"]["routes"]["qualified"] = "sdr_qualfy"
+
+
+BAD = {
+    "malformed TOML": (lambda d: (d / "bad.toml").write_text('name = "x"\n[run\n') and
+                       ["run", "bad.toml"], "bad.toml:2: not valid TOML"),
+    "unknown key": (lambda d: ["run", _write_config(d, "typo.toml", _typo)],
+                    "stages.sdr_qualify.efort_hours: unknown key (did you mean 'effort_hours'?)"),
+    "wrong type": (lambda d: ["run", "--set", "teams.sdr.headcount=six"],
+                   "teams.sdr.headcount: expected an integer"),
+    "out of range": (lambda d: ["run", "--set", "stages.mql_review.threshold=1.2"],
+                     "stages.mql_review.threshold: must be <= 1"),
+    "route to a missing stage": (lambda d: ["run", _write_config(d, "route.toml",
+                                                                  _missing_stage)],
+                                 "stages.mql_review.routes.qualified: no stage or fate "
+                                 "'sdr_qualfy' (did you mean 'sdr_qualify'?)"),
+    "team with no people": (lambda d: ["validate", _write_config(d, "empty.toml", _no_people)],
+                            "teams.sdr.headcount: team has no people"),
+    "bad --set syntax": (lambda d: ["run", "--set", "stages.mql_review.threshold"],
+                         "--set: expected key.path=value"),
+    "unknown profile": (lambda d: ["run", "--profile", "realistc"],
+                        "profile: unknown profile 'realistc' (did you mean 'realistic'?)"),
+}
+
+
+# the same checks in-process (no interpreter start-up) for flags and paths
+BAD_FLAGS = {
+    "missing config file": (lambda d: ["validate", "nope.toml"], "nope.toml: no such config"),
+    "bad replications": (lambda d: ["run", "--replications", "many"], "--replications:"),
+    "unknown engine": (lambda d: ["run", "--engine", "warp"], "--engine: unknown engine 'warp'"),
+    "bad --set in eventlog": (lambda d: ["eventlog", "--out", "log.csv", "--set", "=1"],
+                              "--set: bad key path"),
+    "eventlog suffix": (lambda d: ["eventlog", "--out", "log.txt"], "--out: expected a file"),
+    "out not empty": (lambda d: (d / "full").mkdir() or (d / "full" / "x").write_text("x") and
+                      ["run", "--out", "full", *SHORT], "--out: full exists and is not empty"),
+    "no command": (lambda d: [], "choose a command"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_FLAGS))
+def test_bad_flags_are_one_line_exit_2_and_write_nothing(case, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    make_args, expected = BAD_FLAGS[case]
+    args = make_args(tmp_path)
+    before = _listing(tmp_path)
+    with pytest.raises(SystemExit) as info:
+        main(args)
+    assert info.value.code == 2
+    out, err = capsys.readouterr()
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("gtmsim: error: "), err
+    assert expected in lines[0], lines[0]
+    assert _listing(tmp_path) == before and out == ""
+
+
+@pytest.mark.parametrize("case", list(BAD))
+def test_bad_input_is_one_line_exit_2_and_writes_nothing(case, tmp_path):
+    make_args, expected = BAD[case]
+    args = make_args(tmp_path)
+    before = _listing(tmp_path)
+    res = gtmsim(*args, cwd=tmp_path)
+    assert res.returncode == 2, res.stderr
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1, res.stderr
+    assert lines[0].startswith("gtmsim: error: "), lines[0]
+    assert expected in lines[0], lines[0]
+    assert "Traceback" not in res.stderr + res.stdout
+    assert _listing(tmp_path) == before  # no runs/, no output folder, no temp file
+    assert res.stdout == ""
+
+
+def test_help_on_every_command(capsys):
+    for argv in ([], ["run"], ["validate"], ["eventlog"]):
+        with pytest.raises(SystemExit) as info:
+            main([*argv, "--help"])
+        assert info.value.code == 0
+        out = capsys.readouterr().out
+        assert out.startswith("usage: gtmsim")
+    with pytest.raises(SystemExit):
+        main(["--version"])
+    assert "gtmsim" in capsys.readouterr().out
+
+
+def test_validate_describes_a_good_config(tmp_path):
+    res = gtmsim("validate", str(_repo() / "configs" / "b2b_saas.toml"), "--profile", "ideal",
+                 cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.startswith("OK: ")
+    assert "Teams" in res.stdout and "every human mechanism off" in res.stdout
+
+
+def test_small_run_writes_every_file(tmp_path):
+    res = gtmsim("run", *SHORT, "--replications", "2", "--workers", "2", "--event-log",
+                 "--seed", "5", "--out", "out", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert "KPI" in res.stdout and "Bookings" in res.stdout and "Trust" in res.stdout
+    out = tmp_path / "out"
+    assert sorted(p.name for p in out.iterdir()) == [
+        "config.toml", "event_log.parquet", "replications.parquet", "summary.json",
+        "weekly.parquet"]
+    reps = pl.read_parquet(out / "replications.parquet")
+    assert reps.height == 2 and "bookings" in reps.columns
+    assert pl.read_parquet(out / "weekly.parquet").height > 0
+    log = pl.read_parquet(out / "event_log.parquet")
+    assert {"case:concept:name", "concept:name", "org:resource", "time:timestamp"} <= set(
+        log.columns)
+    doc = json.loads((out / "summary.json").read_text())
+    assert doc["meta"]["replications"] == 2 and doc["meta"]["seed"] == 5
+    assert doc["meta"]["engine"] == "simpy" and doc["meta"]["profile"] == "realistic"
+    assert any(r["outcome"] == "bookings" for r in doc["summary"])
+    config = load_config(out / "config.toml")
+    assert config.run.horizon_days == 21
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # no temp folder left
+
+
+def test_run_without_out_makes_a_new_folder_under_runs(tmp_path):
+    res = gtmsim("run", *SHORT, "--replications", "2", "--profile", "ideal", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    (folder,) = (tmp_path / "runs").iterdir()
+    assert {"replications.parquet", "weekly.parquet", "summary.json", "config.toml"} == {
+        p.name for p in folder.iterdir()}
+    assert load_config(folder / "config.toml").profile == "ideal"
+
+
+def test_eventlog_csv(tmp_path):
+    res = gtmsim("eventlog", *SHORT, "--out", "logs/log.csv", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    log = pl.read_csv(tmp_path / "logs" / "log.csv")
+    assert log.height > 0 and "org:resource" in log.columns
+    assert sorted(p.name for p in (tmp_path / "logs").iterdir()) == ["log.csv"]
+
+
+@pytest.mark.parametrize("group", [False, True], ids=["main-process", "process-group"])
+def test_ctrl_c_leaves_nothing_behind(tmp_path, group):
+    """SIGINT mid-run: exit 130, one line, no output folder, no temp folder, no workers."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gtmsim", "run", "--replications", "40", "--workers", "2",
+         "--out", "out"], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True, start_new_session=True)
+    try:
+        time.sleep(3.0)  # imported, config loaded, workers busy
+        assert proc.poll() is None, proc.communicate()
+        if group:
+            os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
+        else:
+            proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err
+    assert err.strip().splitlines() == ["gtmsim: interrupted; nothing was written"]
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_staged_output_is_all_or_nothing(tmp_path):
+    target = tmp_path / "a" / "b" / "out"
+    with pytest.raises(KeyboardInterrupt), staged(target, is_dir=True) as tmp:
+        (tmp / "half.parquet").write_text("half")
+        raise KeyboardInterrupt
+    assert list(tmp_path.iterdir()) == []  # the parents it made are gone too
+    with staged(target, is_dir=True) as tmp:
+        (tmp / "x").write_text("x")
+    assert (target / "x").read_text() == "x"
+    f = tmp_path / "log.csv"
+    with pytest.raises(RuntimeError), staged(f, is_dir=False) as tmp:
+        tmp.write_text("half")
+        raise RuntimeError
+    assert not f.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["a"]
+
+
+def _repo() -> Path:
+    return Path(__file__).resolve().parents[1]

@@ -1,0 +1,284 @@
+"""Config loading: profiles, --set, clear one-line errors, and no crash on any input."""
+
+from __future__ import annotations
+
+import copy
+import math
+import os
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from gtmsim.config import MECHANISMS, load_config, read_toml, resolve, validate
+from gtmsim.config.loader import parse_override
+from gtmsim.errors import ConfigError
+from gtmsim.spec import compile_spec
+
+# --------------------------------------------------------------------------- profiles, --set
+
+
+@pytest.mark.parametrize("profile", ["ideal", "realistic", "stressed"])
+def test_builtin_profiles_load_and_compile(profile):
+    config = load_config(None, profile)
+    assert config.profile == profile
+    compile_spec(config)
+
+
+def test_ideal_turns_every_mechanism_off():
+    config = load_config(None, "ideal")
+    assert all(not getattr(config.people, m).enabled for m in MECHANISMS)
+    realistic = load_config(None, "realistic")
+    assert all(getattr(realistic.people, m).enabled for m in MECHANISMS)
+
+
+def test_ideal_wins_over_the_configs_own_people_table(tmp_path, default_copy):
+    default_copy.setdefault("people", {})["forgetting"] = {"enabled": True, "probability": 0.1}
+    config = validate(resolve(default_copy, "ideal"))
+    assert not config.people.forgetting.enabled
+    # ... but a --set on people.* beats the profile
+    config = validate(resolve(default_copy, "ideal", ["people.forgetting.enabled=true"]))
+    assert config.people.forgetting.enabled
+
+
+def test_profile_from_the_config_and_from_a_file(tmp_path, default_copy):
+    default_copy["profiles"] = {"calm": {"forgetting": {"enabled": False}}}
+    assert not validate(resolve(default_copy, "calm")).people.forgetting.enabled
+    f = tmp_path / "mine.toml"
+    f.write_text("[people]\nturnover = { enabled = false }\n")
+    config = load_config(None, str(f))
+    assert not config.people.turnover.enabled and config.people.forgetting.enabled
+
+
+def test_set_overrides_values_of_every_type():
+    config = load_config(None, None, [
+        "stages.mql_review.threshold=0.2",
+        "teams.sdr.headcount=7",
+        "handoffs.sdr_to_ae.protocol=warm",          # a bare word is read as a string
+        'teams.ae.routing="pool"',
+        "design.feedback.enabled=true",
+        "stages.ae_close.effort_hours={ dist = 'fixed', value = 2 }",
+        "people.forgetting.probability={ value = 0.05, range = [0.01, 0.1] }",
+        "run.horizon_days=30",
+    ])
+    assert config.stages["mql_review"].threshold == 0.2
+    assert config.teams["sdr"].headcount == 7
+    assert config.handoffs["sdr_to_ae"].protocol == "warm"
+    assert config.teams["ae"].routing == "pool"
+    assert config.design.feedback.enabled is True
+    assert config.stages["ae_close"].effort_hours.dist == "fixed"
+    assert config.people.forgetting.probability.value == 0.05
+    assert config.run.horizon_days == 30
+
+
+def test_set_profile_through_set():
+    config = load_config(None, None, ["profile=ideal"])
+    assert config.profile == "ideal"
+    assert not config.people.latency.enabled
+
+
+def test_parse_override():
+    assert parse_override("a.b=1") == (["a", "b"], 1)
+    assert parse_override("a.b = x y") == (["a", "b"], "x y")
+    assert parse_override("a=[1, 2]") == (["a"], [1, 2])
+    assert parse_override("a=1\nb=2") == (["a"], "1\nb=2")  # one key only, never two
+
+
+# --------------------------------------------------------------------------- one-line errors
+
+
+BAD_OVERRIDES = [
+    (["stages.sdr_qualify.efort_hours=3"], "stages.sdr_qualify.efort_hours",
+     "did you mean 'effort_hours'"),
+    (["teams.sdr.headcont=3"], "teams.sdr.headcont", "did you mean 'headcount'"),
+    (["people.latency.median_hour=1"], "people.latency.median_hour", "did you mean"),
+    (["stages.ae_close.effort_hours.shap=2"], "stages.ae_close.effort_hours.shap",
+     "did you mean 'shape'"),
+    (["teams.sdr.headcount='six'"], "teams.sdr.headcount", "expected an integer"),
+    (["run.horizon_days=[1]"], "run.horizon_days", "expected a number"),
+    (["design.feedback.enabled=3"], "design.feedback.enabled", "true or false"),
+    (["stages.sdr_qualify.threshold=1.5"], "stages.sdr_qualify.threshold", "<= 1"),
+    (["teams.sdr.headcount=-1"], "teams.sdr.headcount", ">= 0"),
+    (["run.horizon_days=nan"], "run.horizon_days", "finite"),
+    (["run.horizon_days=inf"], "run.horizon_days", ""),
+    (["stages.ae_close.kind=closer"], "stages.ae_close.kind", "expected one of"),
+    (["stages.ae_close.effort_hours={dist='gama', shape=1, scale=1}"],
+     "stages.ae_close.effort_hours", "did you mean 'gamma'"),
+    (["people.forgetting.probability='often'"], "people.forgetting.probability",
+     "expected a number or a table"),
+    (["people.forgetting.probability={ value = 0.5, range = [0.0, 0.1] }"],
+     "people.forgetting.probability", "outside range"),
+    (["stages.sdr_qualify.routes.qualified=ae_clse"], "stages.sdr_qualify.routes.qualified",
+     "did you mean 'ae_close'"),
+    (["channels.inbound.entry=nowhere"], "channels.inbound.entry", "no stage"),
+    (["teams.sdr.headcount=0"], "teams.sdr.headcount", "no people"),
+    (["stages.sdr_qualify.team=sales"], "stages.sdr_qualify.team", "no team"),
+    (["handoffs.sdr_to_ae.to=cs_onboard"], "handoffs.sdr_to_ae.to", "never routes"),
+    (["run=3"], "run", "expected a table"),
+    (["run.seed.x=3"], "run.seed", "not a table"),
+    (["nothing"], "--set", "key.path=value"),
+    ([".a=1"], "--set", "bad key path"),
+    (["a.b="], "--set", "no value"),
+]
+
+
+@pytest.mark.parametrize("overrides,path,words", BAD_OVERRIDES,
+                         ids=[o[0][0][:40] for o in BAD_OVERRIDES])
+def test_bad_values_name_the_key_in_one_line(overrides, path, words):
+    with pytest.raises(ConfigError) as info:
+        config = load_config(None, None, overrides)
+        compile_spec(config)
+    err = info.value
+    assert err.path == path, str(err)
+    assert words in err.message, str(err)
+    assert "\n" not in str(err)
+
+
+def test_unknown_profile_suggests_the_closest():
+    with pytest.raises(ConfigError, match=r"unknown profile 'idael' \(did you mean 'ideal'\?\)"):
+        load_config(None, "idael")
+
+
+def test_malformed_toml_names_file_and_line(tmp_path):
+    f = tmp_path / "bad.toml"
+    f.write_text('name = "x"\n\n[run\nseed = 1\n')
+    with pytest.raises(ConfigError) as info:
+        load_config(f)
+    assert info.value.path == f"{f}:3"
+    assert "not valid TOML" in info.value.message
+
+
+def test_missing_and_binary_files(tmp_path):
+    with pytest.raises(ConfigError, match="no such config file"):
+        load_config(tmp_path / "nope.toml")
+    f = tmp_path / "bin.toml"
+    f.write_bytes(b"\xff\xfe\x00")
+    with pytest.raises(ConfigError, match="UTF-8"):
+        load_config(f)
+
+
+def test_every_key_of_the_default_is_known_and_round_trips(tmp_path):
+    """The resolved config written by `run` (config.toml) loads back to the same config."""
+    from gtmsim.cli import config_toml
+
+    config = load_config(None, "stressed", ["run.horizon_days=30"])
+    f = tmp_path / "config.toml"
+    f.write_text(config_toml(config))
+    again = load_config(f)
+    assert again == config
+
+
+# --------------------------------------------------------------------------- no crash, ever
+
+
+def _paths(node, prefix=()):
+    """Every key path of a nested dict, tables included."""
+    out = []
+    if isinstance(node, dict):
+        for k, v in node.items():
+            out.append((*prefix, k))
+            out.extend(_paths(v, (*prefix, k)))
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            out.append((*prefix, i))
+            out.extend(_paths(v, (*prefix, i)))
+    return out
+
+
+def _resolved_default() -> dict:
+    return resolve(read_toml(None))
+
+
+BASE = _resolved_default()
+PATHS = _paths(BASE)
+
+scalars = st.one_of(
+    st.integers(min_value=-(2**63), max_value=2**63 - 1),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.floats(min_value=-10, max_value=10),
+    st.sampled_from([0, 1, -1, 0.5, 1e300, -1e-300, 500, 10_000]),
+    st.text(max_size=12),
+    st.sampled_from(["", "nurture", "lost", "ae_close", "sdr", "warm", "fixed", "pool"]),
+    st.booleans(),
+)
+values = st.one_of(
+    scalars,
+    st.lists(scalars, max_size=4),
+    st.dictionaries(st.text(max_size=8), scalars, max_size=3),
+    st.fixed_dictionaries({"dist": st.sampled_from(["fixed", "exponential", "gamma", "beta",
+                                                     "lognormal", "uniform", "empirical"]),
+                           "value": scalars, "mean": scalars}),
+)
+mutation = st.tuples(st.sampled_from(("delete", "replace", "rename", "scale")),
+                     st.integers(0, len(PATHS) - 1), values, st.text(max_size=10))
+
+
+def _mutate(data: dict, kind: str, index: int, value, name: str) -> None:
+    path = PATHS[index]
+    node = data
+    for p in path[:-1]:
+        try:
+            node = node[p]
+        except (KeyError, IndexError, TypeError):
+            return  # an earlier mutation removed the way there
+    last = path[-1]
+    if isinstance(node, dict) and last in node:
+        if kind == "delete":
+            del node[last]
+        elif kind == "rename" and name:
+            node[name] = node.pop(last)
+        elif kind == "scale" and isinstance(node[last], (int, float)) and not isinstance(
+                node[last], bool):
+            node[last] = node[last] * (value if isinstance(value, (int, float)) else -1)
+        else:
+            node[last] = value
+    elif isinstance(node, list) and isinstance(last, int) and last < len(node):
+        if kind == "delete":
+            node.pop(last)
+        else:
+            node[last] = value
+
+
+def _only_config_errors(data: dict) -> None:
+    try:
+        config = validate(data)
+    except ConfigError as exc:
+        assert "\n" not in str(exc)
+        assert exc.path is not None
+        return
+    try:
+        spec = compile_spec(config)
+    except ConfigError as exc:  # a spec check the schema cannot express
+        assert "\n" not in str(exc)
+        return
+    assert spec.n_stages == len(config.stages)
+    assert math.isfinite(spec.horizon)
+
+
+@settings(max_examples=int(os.environ.get("GTMSIM_FUZZ_EXAMPLES", 300)), deadline=None,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(mutation, min_size=1, max_size=4))
+def test_random_configs_give_config_errors_or_compile(mutations):
+    data = copy.deepcopy(BASE)
+    for m in mutations:
+        _mutate(data, *m)
+    _only_config_errors(data)
+
+
+@settings(max_examples=150, deadline=None)
+@given(profile=st.one_of(st.none(), st.text(max_size=10),
+                         st.sampled_from(["ideal", "stressed", "x.toml"])),
+       overrides=st.lists(st.one_of(
+           st.text(max_size=20),
+           st.builds(lambda p, v: f"{'.'.join(map(str, PATHS[p]))}={v}",
+                     st.integers(0, len(PATHS) - 1),
+                     st.sampled_from(["1", "-1", "0.5", "'x'", "[1]", "{a=1}", "true", "nan",
+                                      "1e9", "", "{ value = 1, range = [0, 2] }"]))),
+           max_size=3))
+def test_random_profiles_and_overrides_give_config_errors(profile, overrides):
+    try:
+        data = resolve(read_toml(None), profile, overrides)
+    except ConfigError as exc:
+        assert "\n" not in str(exc)
+        return
+    _only_config_errors(data)
