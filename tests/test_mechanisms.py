@@ -46,17 +46,22 @@ UP, DOWN = +1, -1
 # mechanism -> (extra overrides, base overrides, [(outcome, direction), ...])
 CASES = {
     "latency": ([], [], [("leaked_decayed", UP), ("bookings", DOWN)]),
-    # defaults (cv 0.25 / 0.3) are gentle; cv 0.5 / 0.8 shows the Jensen and Kingman effects
-    "speed": (["people.speed.person_cv=0.5", "people.speed.task_cv=0.8"], [],
+    # defaults (cv 0.25 / 0.3) are gentle; cv 0.8 / 1.0 shows the Jensen and Kingman effects
+    "speed": (["people.speed.person_cv=0.8", "people.speed.task_cv=1.0"], [],
               [("util_sdr", UP), ("sojourn_sdr", UP)]),
     "judgement": ([], [], [("bookings", DOWN)]),
     "interpretation": (["people.interpretation.threshold_sd=0.15"], [], [("bookings", DOWN)]),
     "forgetting": ([], [], [("leaked_forgotten", UP), ("sojourn_sdr", UP)]),
-    "errors": ([], [], [("rework_hours", UP), ("win_rate", DOWN)]),
-    "handoff_loss": ([], [], [("leaked_handoff", UP), ("win_rate", DOWN)]),
+    # errors that slip through cost win chance; at the default 5% the dent in win rate is
+    # below what 8 replications resolve, so errors are made common and costly here
+    "errors": (["people.errors.probability=0.5", "people.errors.win_penalty=0.5"], [],
+               [("rework_hours", UP), ("win_rate", DOWN)]),
+    "handoff_loss": (["people.handoff_loss.crm_drop_loss=0.8",
+                      "people.handoff_loss.experience_penalty=0.3"], [],
+                     [("leaked_handoff", UP), ("win_rate", DOWN)]),
     "trust": ([], [], [("trust_mql_review->sdr_qualify", DOWN), ("leaked_ignored", UP)]),
-    # attrition of 100%/year so that 8 replications of 120 days see enough leavers
-    "turnover": (["people.turnover.annual_attrition=1.0"], [],
+    # attrition of 200%/year so that 8 replications of 120 days see enough leavers
+    "turnover": (["people.turnover.annual_attrition=2.0"], [],
                  [("attrition_sdr", UP), ("leaked_turnover", UP), ("bookings", DOWN)]),
     # pressure acts only on teams behind target: targets are raised so that they are
     "pressure": ([], ["teams.marketing.kpi.target_per_quarter=3000",
@@ -68,7 +73,7 @@ CASES = {
     # information and the SDR->AE handoff is prescribed warm
     "compliance": ([], ["people.handoff_loss.enabled=true",
                         "handoffs.sdr_to_ae.protocol=warm"],
-                   [("leaked_handoff", UP), ("win_rate", DOWN)]),
+                   [("leaked_handoff", UP)]),
 }
 
 
