@@ -95,10 +95,10 @@ class Replication:
         peak = rate * mult.max()
         if peak <= 0:
             return
-        clock = 0.0  # the channel's own clock: working hours, or calendar hours
+        t = 0.0  # arrivals come on working time (advanced gap by gap), or calendar time
         while True:
-            clock += rng.exponential(1.0 / peak)
-            t = self.cal.advance(0.0, clock) if sp.channel_working_only[c] else clock
+            gap = rng.exponential(1.0 / peak)
+            t = self.cal.advance(t, gap) if sp.channel_working_only[c] else t + gap
             if t >= sp.end:
                 return
             if rng.random() * peak > rate * mult[int(t // 168.0)]:

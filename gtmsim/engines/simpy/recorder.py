@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from gtmsim import outcomes as O
-from gtmsim.calendar import working_hours_between
+from gtmsim.calendar import Calendar
 from gtmsim.spec import ModelSpec
 
 WEEK = 168.0
@@ -19,6 +19,7 @@ class Recorder:
         self.tally = O.Tally(spec)
         self.lo = spec.warmup
         self.hi = spec.end
+        self.calendar = Calendar(spec.work_days, spec.day_start, spec.day_end)
         self.wip = np.zeros(spec.n_teams, dtype=np.int64)
         self.wip_since = np.zeros(spec.n_teams)
         self.serving = np.zeros(spec.n_teams, dtype=np.int64)
@@ -36,6 +37,14 @@ class Recorder:
     # -- time integrals, split by week
     def _segments(self, a: float, b: float):
         a, b = max(a, self.lo), min(b, self.hi)
+        if a >= b:
+            return ()
+        k = self.week(a)
+        if k == self.week(b) and k < self.spec.n_weeks - 1:
+            return ((k, a, b),)  # the common case: inside one week
+        return self._split(a, b)
+
+    def _split(self, a: float, b: float):
         while a < b:
             k = self.week(a)
             edge = min(b, self.lo + (k + 1) * WEEK) if k < self.spec.n_weeks - 1 else b
@@ -52,9 +61,8 @@ class Recorder:
                 weekly[k] += level * (e - s)
 
     def working_area(self, team: int, col: int, weekly: np.ndarray, a: float, b: float) -> None:
-        sp = self.spec
         for k, s, e in self._segments(a, b):
-            h = working_hours_between(s, e, sp.work_days, sp.day_start, sp.day_end)
+            h = self.calendar.working_hours_between(s, e)
             self.tally.team[team, col] += h
             weekly[team, k] += h
 
