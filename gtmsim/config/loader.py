@@ -169,14 +169,17 @@ def load_config(
     return validate(data)
 
 
-def validate(data: dict) -> Config:
-    """A resolved dict -> a Config; raises ConfigError (one line, naming the key) otherwise."""
+def validate(data: dict, check_budget: bool = True) -> Config:
+    """A resolved dict -> a Config; raises ConfigError (one line, naming the key) otherwise.
+
+    The optimiser passes ``check_budget=False``: for it the budget is a constraint to report,
+    not an error."""
     try:
         try:
             config = Config.model_validate(data)
         except ValidationError as exc:
             raise _explain(exc) from None
-        check_graph(config)
+        check_graph(config, check_budget)
         check_people(config)
     except ConfigError as exc:
         raise _one_line(exc) from None
@@ -380,7 +383,7 @@ def _is_tag(part: Any, loc: tuple) -> bool:
 # --------------------------------------------------------------------------- graph checks
 
 
-def check_graph(c: Config) -> None:
+def check_graph(c: Config, check_budget: bool = True) -> None:
     """Cross-references a schema cannot see: every name must point at something real."""
     stages, teams = c.stages, c.teams
     targets = set(stages) | set(TERMINALS)
@@ -443,7 +446,7 @@ def check_graph(c: Config) -> None:
             raise ConfigError(f"levers.{name}",
                               f"current value {value} is outside [{lever.low}, {lever.high}]")
     budget = c.design.annual_budget
-    if budget is not None:
+    if budget is not None and check_budget:
         cost = sum(t.headcount * t.cost_per_head for t in teams.values())
         if cost > budget:
             raise ConfigError("design.annual_budget",

@@ -1,0 +1,46 @@
+"""Design levers: the config values a planner controls, read and set by path."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gtmsim.config import Config, validate
+from gtmsim.config.loader import get_path, set_path
+from gtmsim.errors import ConfigError
+
+
+def current_design(config: Config) -> dict[str, Any]:
+    """The config's own value of every lever."""
+    raw = config.model_dump(by_alias=True)
+    return {name: get_path(raw, lever.path.split(".")) for name, lever in config.levers.items()}
+
+
+def apply_design(config: Config, design: dict[str, Any]) -> Config:
+    """The config with the design's lever values, validated (the budget is not checked here:
+    for the optimiser it is a constraint, see `annual_cost`)."""
+    raw = config.model_dump(by_alias=True, exclude_none=True)
+    for name, value in design.items():
+        lever = config.levers.get(name)
+        if lever is None:
+            raise ConfigError(f"levers.{name}", "no such lever in the config")
+        if lever.choices is not None:
+            if value not in lever.choices:
+                raise ConfigError(f"levers.{name}", f"{value!r} is not one of {lever.choices}")
+        elif not lever.low <= value <= lever.high:
+            raise ConfigError(f"levers.{name}",
+                              f"{value!r} is outside [{lever.low}, {lever.high}]")
+        if lever.integer:
+            value = int(round(value))
+        set_path(raw, lever.path.split("."), value)
+    return validate(raw, check_budget=False)
+
+
+def annual_cost(config: Config) -> float:
+    """Headcount cost a year: what the budget constrains."""
+    return float(sum(t.headcount * t.cost_per_head for t in config.teams.values()))
+
+
+def budget_slack(config: Config) -> float:
+    """Budget left (>= 0 is feasible); +inf when the config sets no budget."""
+    budget = config.design.annual_budget
+    return float("inf") if budget is None else budget - annual_cost(config)

@@ -1,0 +1,38 @@
+"""Robust statistics of a design's outcome over scenarios (higher is better)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+OBJECTIVES = ("mean", "p10", "cvar10", "regret", "satisficing")
+
+
+def cvar(x: np.ndarray, alpha: float = 0.10) -> float:
+    """Mean of the worst `alpha` share of the values (at least one value)."""
+    x = np.sort(np.asarray(x, dtype=float))
+    n = max(1, int(np.floor(alpha * len(x))))
+    return float(x[:n].mean())
+
+
+def regret(matrix: np.ndarray) -> np.ndarray:
+    """Per design (rows), the mean over scenarios (columns) of the shortfall against the
+    best design in that scenario; 0 for a design that is best everywhere."""
+    m = np.asarray(matrix, dtype=float)
+    return (m.max(axis=0, keepdims=True) - m).mean(axis=1)
+
+
+def robust_score(name: str, values: np.ndarray, target: float | None = None) -> float:
+    """One design's score over its per-scenario outcomes (regret needs all designs: see
+    `regret`)."""
+    x = np.asarray(values, dtype=float)
+    if name == "mean":
+        return float(x.mean())
+    if name == "p10":
+        return float(np.quantile(x, 0.10))
+    if name == "cvar10":
+        return cvar(x, 0.10)
+    if name == "satisficing":
+        if target is None:
+            raise ValueError("satisficing needs a target")
+        return float((x >= target).mean())
+    raise ValueError(f"unknown objective {name!r}; choose from {', '.join(OBJECTIVES)}")

@@ -1,0 +1,66 @@
+"""Scenarios: quasi-random draws of the profile's uncertain human-variability values.
+
+A parameter given as ``{value = 0.04, range = [0.02, 0.08]}`` is uncertain: scenarios sample
+it across its range (Sobol or Latin hypercube, scipy.stats.qmc), while people within a run
+still differ around the drawn value. Each scenario carries a fixed seed, so every candidate
+design meets the same people and the same market (common random numbers).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.stats import qmc
+
+from gtmsim.config import Config
+from gtmsim.config.schema import Uncertain
+from gtmsim.errors import GtmsimError
+
+
+@dataclass(frozen=True)
+class Scenario:
+    index: int
+    values: dict[str, float]  # "people.<mechanism>.<parameter>" -> drawn value
+    seed: int
+
+
+def uncertain_parameters(config: Config) -> dict[str, tuple[float, float]]:
+    """Every uncertain value of an enabled mechanism: path -> (low, high)."""
+    out: dict[str, tuple[float, float]] = {}
+    for mech in type(config.people).model_fields:
+        table = getattr(config.people, mech)
+        if not table.enabled:
+            continue
+        for name in type(table).model_fields:
+            value = getattr(table, name)
+            if isinstance(value, Uncertain) and value.range[1] > value.range[0]:
+                out[f"people.{mech}.{name}"] = (float(value.range[0]), float(value.range[1]))
+    return out
+
+
+def draw_scenarios(config: Config, k: int, seed: int, method: str = "sobol",
+                   first_seed_index: int = 0) -> list[Scenario]:
+    """K scenarios; `first_seed_index` moves to fresh seeds (a held-out set)."""
+    if k < 1:
+        raise GtmsimError(f"--scenarios must be at least 1, got {k}")
+    params = uncertain_parameters(config)
+    names = sorted(params)
+    if names:
+        if method == "sobol":
+            sampler = qmc.Sobol(len(names), scramble=True, seed=seed + first_seed_index)
+            m = int(np.ceil(np.log2(k)))
+            unit = sampler.random_base2(m)[:k]
+        elif method == "lhs":
+            unit = qmc.LatinHypercube(len(names), seed=seed + first_seed_index).random(k)
+        else:
+            raise GtmsimError(f"unknown scenario design {method!r}; choose sobol or lhs")
+        lo = np.array([params[n][0] for n in names])
+        hi = np.array([params[n][1] for n in names])
+        points = qmc.scale(unit, lo, hi) if len(names) else unit
+    else:
+        points = np.zeros((k, 0))
+    seeds = np.random.SeedSequence(seed, spawn_key=(first_seed_index,)).generate_state(
+        k, dtype=np.uint32)
+    return [Scenario(i, {n: float(points[i, j]) for j, n in enumerate(names)}, int(seeds[i]))
+            for i in range(k)]
