@@ -84,3 +84,26 @@ def test_evaluation_uses_common_random_numbers():
     assert a.equals(b)
     assert a["scenario"].to_list() == [0, 1]
     assert a["leads_created"].to_list() != [a["leads_created"][0]] * 2  # scenarios differ
+
+
+def test_what_breaks_finds_the_planted_condition():
+    from gtmsim.optimize.breaks import what_breaks
+    from gtmsim.optimize.scenarios import Scenario
+
+    rng = np.random.default_rng(0)
+    scen = [Scenario(i, {"people.forgetting.probability": rng.uniform(0.02, 0.08),
+                         "people.turnover.annual_attrition": rng.uniform(0.2, 0.45),
+                         "people.compliance.probability": rng.uniform(0.4, 0.9)}, i)
+            for i in range(200)]
+    # planted: bookings collapse when forgetting > 0.06 and attrition > 0.35
+    values = np.array([50.0 if s.values["people.forgetting.probability"] > 0.06
+                       and s.values["people.turnover.annual_attrition"] > 0.35 else 100.0
+                       for s in scen])
+    b = what_breaks(values, scen, target=75.0)
+    params = {r.parameter for r in b.rules}
+    assert params == {"people.forgetting.probability", "people.turnover.annual_attrition"}
+    # greedy peeling lands near the planted box: most failures inside, few successes
+    assert b.failures_in_box >= 0.9 * b.failures
+    assert b.failures_in_box >= 0.9 * b.box_size
+    text = b.words()
+    assert "forgetting.probability > 0.06" in text and "turnover.annual_attrition > 0.35" in text

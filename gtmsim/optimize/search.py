@@ -1,0 +1,328 @@
+"""The design search: an Optuna study over the config's levers, scored robustly over scenarios.
+
+Every trial evaluates its design on the same scenarios with the same seeds (common random
+numbers), scenario by scenario, reporting each scenario's outcome as a step so that the
+Wilcoxon pruner (which pairs steps across trials) can stop a clearly worse design early.
+The budget is a constraint Optuna sees (``Trial.set_constraint``, the successor of
+``constraints_func`` in Optuna 5); an over-budget design is not simulated, and the sampler
+learns to avoid it. The study persists (a journal file by default,
+any Optuna storage URL otherwise), so an interrupted search resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import optuna
+import polars as pl
+
+from gtmsim.config import Config
+from gtmsim.errors import GtmsimError
+from gtmsim.optimize.evaluate import evaluate, per_scenario
+from gtmsim.optimize.levers import annual_cost, apply_design, current_design
+from gtmsim.optimize.objectives import OBJECTIVES, regret, robust_score
+from gtmsim.optimize.scenarios import Scenario, draw_scenarios
+
+FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+Progress = Callable[[int, int], None]
+
+
+@dataclass
+class Settings:
+    """What to search for and how hard."""
+
+    objective: str = "cvar10"
+    outcome: str = "bookings"
+    trials: int = 50
+    scenarios: int = 16
+    replications: int = 2
+    held_out: int | None = None  # default: as many as `scenarios`
+    top: int = 5
+    target: float | None = None  # satisficing: the outcome a scenario must reach
+    seed: int = 0
+    engine: str = "simpy"
+    workers: int = 1
+    prune: bool = True
+    storage: str | None = None
+    study_name: str = "gtmsim"
+    method: str = "sobol"
+
+    def check(self) -> None:
+        names = self.objective.split(",")
+        for name in names:
+            if name not in OBJECTIVES and name != "cost":
+                raise GtmsimError(f"--objective: unknown objective {name!r}; choose from "
+                                  f"{', '.join(OBJECTIVES)} (or two joined by a comma, "
+                                  "e.g. mean,cvar10 or mean,cost)")
+        if len(names) > 2:
+            raise GtmsimError("--objective: at most two objectives")
+        if "satisficing" in names and self.target is None:
+            raise GtmsimError("--target: the satisficing objective needs a target")
+        for flag, v in (("--trials", self.trials), ("--scenarios", self.scenarios),
+                        ("--replications", self.replications), ("--top", self.top)):
+            if v < 1:
+                raise GtmsimError(f"{flag}: must be at least 1, got {v}")
+
+    @property
+    def objectives(self) -> list[str]:
+        return self.objective.split(",")
+
+
+@dataclass
+class Candidate:
+    """A design re-evaluated on the held-out scenarios."""
+
+    trial: int
+    design: dict[str, Any]
+    search_score: float
+    cost: float
+    held_out: np.ndarray  # per held-out scenario: the outcome's mean over replications
+    frame: pl.DataFrame = field(repr=False)
+    scores: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class SearchResult:
+    study: optuna.Study
+    scenarios: list[Scenario]
+    held_out: list[Scenario]
+    candidates: list[Candidate]
+    best: Candidate
+
+    def trials_frame(self) -> pl.DataFrame:
+        return trials_frame(self.study)
+
+
+# --------------------------------------------------------------------------- storage
+
+
+def open_storage(url: str | None, out_dir: Path | None) -> optuna.storages.BaseStorage | str:
+    """A journal file in the output folder by default; a path ending in .journal or .log is a
+    journal file; anything else is an Optuna storage URL (sqlite:///..., postgresql://...)."""
+    if url is None:
+        if out_dir is None:
+            return optuna.storages.InMemoryStorage()
+        out_dir.mkdir(parents=True, exist_ok=True)
+        url = str(out_dir / "study.journal")
+    if url.endswith((".journal", ".log")):
+        from optuna.storages.journal import JournalFileBackend, JournalStorage
+
+        try:
+            return JournalStorage(JournalFileBackend(url))
+        except OSError as exc:
+            raise GtmsimError(f"--storage: cannot open journal file {url!r}: {exc}") from None
+    try:
+        return optuna.storages.RDBStorage(url, heartbeat_interval=60, grace_period=120)
+    except Exception as exc:  # noqa: BLE001 - any failure to open is bad input
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise GtmsimError(f"--storage: cannot open {url!r}: {reason}") from None
+
+
+# --------------------------------------------------------------------------- search space
+
+
+def suggest(trial: optuna.Trial, config: Config) -> dict[str, Any]:
+    design: dict[str, Any] = {}
+    for name, lever in config.levers.items():
+        if lever.choices is not None:
+            design[name] = trial.suggest_categorical(name, lever.choices)
+        elif lever.integer:
+            design[name] = trial.suggest_int(name, int(lever.low), int(lever.high))
+        else:
+            design[name] = trial.suggest_float(name, lever.low, lever.high)
+    return design
+
+
+# --------------------------------------------------------------------------- the study
+
+
+def search(config: Config, settings: Settings, out_dir: Path | None = None,
+           baselines: list[dict[str, Any]] = (), progress: Progress | None = None
+           ) -> SearchResult:
+    """Run (or resume) the study, then re-evaluate the top designs on held-out scenarios."""
+    settings.check()
+    if not config.levers:
+        raise GtmsimError("levers: the config declares no design levers to search")
+    scenarios = draw_scenarios(config, settings.scenarios, settings.seed, settings.method)
+    held_out = draw_scenarios(config, settings.held_out or settings.scenarios, settings.seed,
+                              settings.method, first_seed_index=1)
+    objectives = settings.objectives
+    multi = len(objectives) > 1
+    directions = ["minimize" if o == "cost" else "maximize" for o in objectives]
+    if multi:
+        sampler = optuna.samplers.NSGAIISampler(seed=settings.seed)
+    else:
+        sampler = optuna.samplers.TPESampler(seed=settings.seed, multivariate=True,
+                                             n_startup_trials=10)
+    with warnings.catch_warnings():  # the Wilcoxon pruner is marked experimental
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        pruner = (optuna.pruners.WilcoxonPruner(p_threshold=0.1, n_startup_steps=4)
+              if settings.prune and not multi and objectives[0] in ("mean", "p10", "cvar10")
+                  else optuna.pruners.NopPruner())
+    storage = open_storage(settings.storage, out_dir)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        study = optuna.create_study(study_name=settings.study_name, storage=storage,
+                                    sampler=sampler, pruner=pruner, directions=directions,
+                                    load_if_exists=True)
+    except Exception as exc:  # noqa: BLE001 - a storage that cannot be used is bad input
+        raise GtmsimError(f"--storage: cannot open the study: {exc}") from None
+    _recover_abandoned(study)
+    for design in [current_design(config), *baselines]:
+        study.enqueue_trial(design, skip_if_exists=True)
+
+    budget = config.design.annual_budget
+
+    def objective(trial: optuna.Trial):
+        trial.set_user_attr("host", socket.gethostname())
+        trial.set_user_attr("pid", os.getpid())
+        design = suggest(trial, config)
+        cfg = apply_design(config, design)
+        cost = annual_cost(cfg)
+        trial.set_user_attr("cost", cost)
+        over = cost - budget if budget is not None else 0.0
+        trial.set_user_attr("over_budget", float(over))
+        trial.set_constraint("budget", float(over))
+        if over > 0:  # infeasible: the constraint tells the sampler; nothing to simulate
+            return tuple(_worst(o) for o in objectives) if multi else _worst(objectives[0])
+        values = []
+        order = np.random.default_rng(trial.number).permutation(len(scenarios))
+        for step in order:
+            df = evaluate(cfg, {}, [scenarios[step]], settings.replications, settings.engine,
+                          settings.workers)
+            v = float(df[settings.outcome].mean())
+            values.append((int(step), v))
+            if not multi:
+                trial.report(v, int(step))
+                if trial.should_prune():
+                    trial.set_user_attr("scenario_values", _ordered(values))
+                    raise optuna.TrialPruned()
+        per = np.array([v for _, v in sorted(values)])
+        trial.set_user_attr("scenario_values", per.tolist())
+        scores = [cost if o == "cost" else
+                  robust_score("mean" if o == "regret" else o, per, settings.target)
+                  for o in objectives]
+        return tuple(scores) if multi else scores[0]
+
+    done = sum(t.state in FINISHED for t in study.trials)
+    remaining = max(0, settings.trials - done)
+    callbacks = [optuna.study.MaxTrialsCallback(settings.trials, states=FINISHED)]
+    if progress:
+        callbacks.append(lambda st, _t: progress(
+            sum(t.state in FINISHED for t in st.trials), settings.trials))
+    if remaining:
+        study.optimize(objective, n_trials=remaining, callbacks=callbacks)
+    candidates = held_out_candidates(config, study, settings, held_out, baselines)
+    best = pick_best(candidates, settings)
+    return SearchResult(study, scenarios, held_out, candidates, best)
+
+
+def _worst(objective: str) -> float:
+    return float("inf") if objective == "cost" else 0.0
+
+
+def _ordered(values: list[tuple[int, float]]) -> list[float | None]:
+    return [v for _, v in sorted(values)]
+
+
+def _recover_abandoned(study: optuna.Study) -> None:
+    """A trial left RUNNING by a process on this host that no longer lives was interrupted:
+    mark it failed and queue its design again, so it is run once, to the end."""
+    host = socket.gethostname()
+    for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+        pid = t.user_attrs.get("pid")
+        if t.user_attrs.get("host") != host or pid is None or _alive(pid):
+            continue
+        study._storage.set_trial_state_values(t._trial_id, optuna.trial.TrialState.FAIL)
+        study.enqueue_trial(t.params, skip_if_exists=False)
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return False  # the same pid as this process: its former owner is gone
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+# --------------------------------------------------------------------------- the honest answer
+
+
+def held_out_candidates(config: Config, study: optuna.Study, settings: Settings,
+                        held_out: list[Scenario], baselines: list[dict[str, Any]] = ()
+                        ) -> list[Candidate]:
+    """The top designs of the search, and the baselines, evaluated afresh on held-out
+    scenarios: the best of many noisy estimates is biased up (the optimiser's curse)."""
+    feasible = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE
+                and t.user_attrs.get("over_budget", 0.0) <= 0]
+    if not feasible:
+        raise GtmsimError("no feasible design was found within the budget "
+                          f"({config.design.annual_budget:,.0f}); raise the budget or the "
+                          "trials")
+    if len(study.directions) > 1:
+        ranked = [t for t in study.best_trials if t in feasible] or feasible
+    else:
+        ranked = sorted(feasible, key=lambda t: t.value, reverse=True)
+    chosen: dict[str, optuna.trial.FrozenTrial] = {}
+    for t in ranked:
+        key = repr(sorted(t.params.items(), key=lambda kv: kv[0]))
+        chosen.setdefault(key, t)
+        if len(chosen) >= settings.top:
+            break
+    designs = [(t.number, t.params, t.values[0] if t.values else float("nan"))
+               for t in chosen.values()]
+    known = {repr(sorted(d.items())) for _, d, _ in designs}
+    for b in [current_design(config), *baselines]:
+        if repr(sorted(b.items())) not in known:
+            designs.append((-1, b, float("nan")))
+            known.add(repr(sorted(b.items())))
+    out = []
+    for number, design, score in designs:
+        cfg = apply_design(config, design)
+        df = evaluate(cfg, {}, held_out, settings.replications, settings.engine,
+                      settings.workers)
+        per = per_scenario(df, settings.outcome)[settings.outcome].to_numpy()
+        out.append(Candidate(number, dict(design), score, annual_cost(cfg), per, df))
+    matrix = np.vstack([c.held_out for c in out])
+    regrets = regret(matrix)
+    for c, r in zip(out, regrets):
+        c.scores = {"mean": robust_score("mean", c.held_out),
+                    "p10": robust_score("p10", c.held_out),
+                    "cvar10": robust_score("cvar10", c.held_out),
+                    "regret": float(r)}
+        if settings.target is not None:
+            c.scores["satisficing"] = robust_score("satisficing", c.held_out, settings.target)
+    return out
+
+
+def pick_best(candidates: list[Candidate], settings: Settings) -> Candidate:
+    name = settings.objectives[0]
+    if name == "regret":
+        return min(candidates, key=lambda c: c.scores["regret"])
+    return max(candidates, key=lambda c: c.scores.get(name, c.scores["mean"]))
+
+
+def trials_frame(study: optuna.Study) -> pl.DataFrame:
+    rows = []
+    for t in study.trials:
+        row = {"number": t.number, "state": t.state.name,
+               "cost": t.user_attrs.get("cost"),
+               "over_budget": t.user_attrs.get("over_budget")}
+        if t.values is not None:
+            for i, v in enumerate(t.values):
+                row[f"value_{i}"] = v
+        for k, v in t.params.items():
+            row[f"lever_{k}"] = str(v) if isinstance(v, str | bool) else v
+        rows.append(row)
+    return pl.DataFrame(rows) if rows else pl.DataFrame()
