@@ -7,7 +7,7 @@ Times a planner thinks in (days, weeks, hours of work) are kept in those units h
 from __future__ import annotations
 
 import math
-from typing import Annotated, Literal, Union
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 class Strict(BaseModel):
     """Every config table rejects unknown keys, so a typo never passes silently."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
 NonNeg = Annotated[float, Field(ge=0.0)]
@@ -42,7 +42,7 @@ class Uncertain(Strict):
 
 
 # A human-model parameter: a plain number, or a central value with an uncertainty range.
-Param = Union[float, Uncertain]
+Param = float | Uncertain
 
 
 def central(p: Param) -> float:
@@ -67,9 +67,9 @@ class Lognormal(Strict):
 
     dist: Literal["lognormal"]
     median: Pos | None = None
-    sigma: NonNeg | None = None
+    sigma: Annotated[float, Field(ge=0.0, le=10.0)] | None = None
     mean: Pos | None = None
-    cv: NonNeg | None = None
+    cv: Annotated[float, Field(ge=0.0, le=100.0)] | None = None
 
     @model_validator(mode="after")
     def _one_parametrisation(self) -> "Lognormal":
@@ -138,7 +138,7 @@ class Empirical(Strict):
 
 
 Distribution = Annotated[
-    Union[Fixed, Exponential, Lognormal, Gamma, Uniform, Triangular, Beta, Empirical],
+    Fixed | Exponential | Lognormal | Gamma | Uniform | Triangular | Beta | Empirical,
     Field(discriminator="dist"),
 ]
 
@@ -148,8 +148,8 @@ DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
 class Run(Strict):
-    warmup_days: NonNeg = 28.0
-    horizon_days: Pos = 182.0
+    warmup_days: Annotated[float, Field(ge=0.0, le=3660.0)] = 28.0
+    horizon_days: Annotated[float, Field(gt=0.0, le=3660.0)] = 182.0
     replications: Annotated[int, Field(ge=1, le=1_000_000)] = 100
     seed: Annotated[int, Field(ge=0)] = 20261130
 
@@ -279,7 +279,8 @@ class Handoff(Strict):
     target: str = Field(alias="to")
     protocol: Literal["crm_drop", "warm"] = "crm_drop"
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True, validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, validate_assignment=True,
+                              allow_inf_nan=False)
 
 
 class Feedback(Strict):
@@ -307,7 +308,7 @@ class Lever(Strict):
     path: str
     low: float | None = None
     high: float | None = None
-    choices: list[Union[str, float, bool]] | None = None
+    choices: list[str | float | bool] | None = None
     integer: bool = False
 
     @model_validator(mode="after")
@@ -334,8 +335,8 @@ class Mechanism(Strict):
 class Latency(Mechanism):
     """1. Time before a person picks up an item, beyond waiting for capacity (working hours)."""
 
-    median_hours: Param = Uncertain(value=0.5, range=(0.25, 2.0))
-    sigma: NonNeg = 1.5
+    median_hours: Param = Uncertain(value=0.25, range=(0.1, 2.0))
+    sigma: NonNeg = 1.0
     person_sigma: NonNeg = 0.5
 
 

@@ -1,0 +1,57 @@
+"""The `realistic` profile is realistic: every published fact docs/model.md cites, measured
+inside the simulator on the default config, lies inside the band the docs give for it.
+
+The bands live in `gtmsim.calibration.BANDS` (one place, used by scripts/calibrate.py too).
+The fast check runs 8 replications of the default window on 2 workers (about 30 s). The
+lead-response ratio rests on rare events (a handful of leads qualified after a day's wait in
+8 replications), so the fast check asks only that its 95% interval reach into the band; the
+slow check, with 32 replications, asks the point value itself to lie inside.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gtmsim.calibration import BANDS, measure
+
+RARE = {"qualify_ratio_1h_24h_inbound"}
+DOCS = Path(__file__).resolve().parents[1] / "docs" / "model.md"
+
+
+@pytest.fixture(scope="module")
+def measured():
+    return measure(replications=8, workers=2)
+
+
+@pytest.mark.parametrize("key", [k for k in BANDS if k not in RARE])
+def test_fact_inside_band(measured, key):
+    b = BANDS[key]
+    x = measured.values[key]
+    assert b.holds(x), f"{key}: simulated {x:.4g}, published {b.published}, band " \
+                       f"[{b.low}, {b.high}]"
+
+
+@pytest.mark.parametrize("key", sorted(RARE))
+def test_rare_event_fact_consistent_with_band(measured, key):
+    b = BANDS[key]
+    lo, hi = measured.intervals[key]
+    assert measured.consistent(key), f"{key}: 95% interval [{lo:.3g}, {hi:.3g}] misses " \
+                                     f"[{b.low}, {b.high}]"
+
+
+@pytest.mark.slow
+def test_rare_event_facts_inside_band_with_more_replications():
+    m = measure(replications=32, workers=2, attrition_replications=4)
+    for key in RARE:
+        assert m.holds(key), (key, m.values[key], m.intervals[key])
+
+
+def test_bands_are_honest_and_documented():
+    """Every band has a published figure, a source and a stated tolerance, and docs/model.md
+    lists it."""
+    text = DOCS.read_text(encoding="utf-8")
+    for key, b in BANDS.items():
+        assert b.low < b.high and b.published and b.source and b.why, key
+        assert f"`{key}`" in text, f"docs/model.md does not list the calibration fact {key}"
