@@ -170,6 +170,53 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, metavar="FILE",
                    help="the file to write: *.csv or *.parquet")
     p.set_defaults(handler=cmd_eventlog)
+
+    p = sub.add_parser(
+        "optimize", help="search for a design that holds up under human variability",
+        description="Search the config's design levers with Optuna, scoring each design by a "
+                    "robust statistic of its outcome over scenarios of the profile's uncertain "
+                    "human-variability values (common random numbers), then re-evaluate the "
+                    "top designs on held-out scenarios. The study persists in the output "
+                    "folder (or --storage): the same command resumes an interrupted search.")
+    _add_config_args(p)
+    p.add_argument("--objective", default="cvar10", metavar="NAME",
+                   help="mean, p10, cvar10 (mean of the worst 10%%), regret, satisficing, or "
+                        "two joined by a comma for a Pareto front (e.g. mean,cvar10 or "
+                        "mean,cost) (default: cvar10)")
+    p.add_argument("--outcome", default="bookings", metavar="COLUMN",
+                   help="the outcome to maximise (default: bookings)")
+    p.add_argument("--target", type=float, default=None, metavar="X",
+                   help="the outcome a scenario must reach (satisficing; what-breaks-it)")
+    p.add_argument("--trials", type=_positive_int, default=50, metavar="N",
+                   help="designs to try, in total across resumes (default: 50)")
+    p.add_argument("--scenarios", type=_positive_int, default=16, metavar="K",
+                   help="scenarios each design is scored on (default: 16)")
+    p.add_argument("--held-out", type=_positive_int, default=None, metavar="K",
+                   help="fresh scenarios for the final re-evaluation (default: --scenarios)")
+    p.add_argument("--top", type=_positive_int, default=5, metavar="N",
+                   help="designs re-evaluated on the held-out scenarios (default: 5)")
+    p.add_argument("--replications", type=_positive_int, default=2, metavar="R",
+                   help="replications per scenario (default: 2)")
+    p.add_argument("--seed", type=_seed, default=0, metavar="S", help="root seed (default: 0)")
+    p.add_argument("--engine", type=_engine, default=None, metavar="E",
+                   help=f"simulation engine: {', '.join(_engines())} "
+                        f"(default: {_default_engine()})")
+    p.add_argument("--workers", type=_positive_int, default=None, metavar="W",
+                   help="worker processes per evaluation (default: 1)")
+    p.add_argument("--storage", metavar="URL",
+                   help="Optuna storage: a .journal file or a database URL such as "
+                        "sqlite:///study.db or postgresql://... (default: a journal file in "
+                        "the output folder)")
+    p.add_argument("--study-name", default="gtmsim", metavar="NAME",
+                   help="the study's name in the storage (default: gtmsim)")
+    p.add_argument("--compare-ideal", action="store_true",
+                   help="also optimise under the ideal profile and compare the two winners on "
+                        "the held-out scenarios of this profile")
+    p.add_argument("--no-prune", action="store_true", help="evaluate every design fully")
+    p.add_argument("--out", metavar="DIR",
+                   help="output folder; reused to resume (default: runs/optimize-CONFIG-"
+                        "PROFILE-OBJECTIVE)")
+    p.set_defaults(handler=cmd_optimize)
     return parser
 
 
@@ -440,6 +487,141 @@ def cmd_eventlog(args) -> int:
     return 0
 
 
+def _write_file(path: Path, write) -> None:
+    """Write one output file atomically (a temporary file renamed into place)."""
+    with staged(path, is_dir=False) as tmp:
+        write(tmp)
+
+
+def cmd_optimize(args) -> int:
+    from gtmsim.config import load_config
+    from gtmsim.optimize.levers import apply_design
+    from gtmsim.optimize.search import Settings, search
+
+    config = load_config(args.config, args.profile, list(args.overrides))
+    settings = Settings(objective=args.objective, outcome=args.outcome, trials=args.trials,
+                        scenarios=args.scenarios, replications=args.replications,
+                        held_out=args.held_out, top=args.top, target=args.target,
+                        seed=args.seed, engine=args.engine or _default_engine(),
+                        workers=args.workers or 1, prune=not args.no_prune,
+                        storage=args.storage, study_name=args.study_name)
+    settings.check()
+    if args.outcome not in _outcome_columns(config):
+        raise UsageError("--outcome", f"no outcome column {args.outcome!r}")
+    out = Path(args.out) if args.out else Path("runs") / _slug(
+        f"optimize-{Path(args.config or 'b2b_saas').stem}-{config.profile}-{args.objective}")
+    if out.exists() and not out.is_dir():
+        raise UsageError("--out", f"{out} exists and is not a folder")
+    out.mkdir(parents=True, exist_ok=True)
+    total = args.trials * (2 if args.compare_ideal else 1)
+    bar, progress = _progress_bar(total, f"optimise {config.name[:30]} ({config.profile})")
+    with bar:
+        if args.compare_ideal:
+            from gtmsim.optimize.compare import compare_ideal
+
+            ideal_config = load_config(args.config, "ideal", list(args.overrides))
+            cmp = compare_ideal(ideal_config, config, settings, out, target=args.target)
+            result, best = cmp.robust, cmp.robust_best
+        else:
+            cmp = None
+            result = search(config, settings, out, progress=progress)
+            best = result.best
+    report = _optimize_report(result, best, cmp, settings)
+    try:
+        _write_file(out / "trials.parquet", lambda p: result.trials_frame().write_parquet(p))
+        _write_file(out / "candidates.parquet",
+                    lambda p: _candidates_frame(result).write_parquet(p))
+        designs = {"best": best.design}
+        if cmp is not None:
+            designs = {"robust": cmp.robust_best.design, "ideal_tuned": cmp.ideal_tuned.design}
+        for name, design in designs.items():
+            text = config_toml(apply_design(config, design))
+            _write_file(out / f"design_{name}.toml",
+                        lambda p, t=text: p.write_text(t, encoding="utf-8"))
+        _write_file(out / "comparison.json", lambda p: p.write_text(
+            json.dumps(_jsonable(report), indent=2, allow_nan=False) + "\n", encoding="utf-8"))
+        _write_file(out / "comparison.txt", lambda p: p.write_text(
+            _report_text(report), encoding="utf-8"))
+    except OSError as exc:
+        raise UsageError("--out", f"cannot write {out}: {exc.strerror or exc}") from None
+    print(_report_text(report))
+    print(f"Results in {out}")
+    return 0
+
+
+def _outcome_columns(config) -> set[str]:
+    from gtmsim.outcomes import FATES
+
+    cols = {"bookings", "pipeline_created", "opportunities", "win_rate", "leads_created",
+            "rework_hours", "leaked", *FATES}
+    for team in config.teams:
+        cols |= {f"kpi_{team}", f"util_{team}", f"kpi_attainment_{team}"}
+    return cols
+
+
+def _candidates_frame(result):
+    import polars as pl
+
+    rows = []
+    for c in result.candidates:
+        rows.append({"trial": c.trial, "cost": c.cost, "search_score": c.search_score,
+                     **{f"held_out_{k}": v for k, v in c.scores.items()},
+                     **{f"lever_{k}": str(v) for k, v in c.design.items()}})
+    return pl.DataFrame(rows)
+
+
+def _optimize_report(result, best, cmp, settings) -> dict:
+    from gtmsim.optimize.breaks import what_breaks
+    from gtmsim.optimize.compare import describe as describe_candidate
+
+    target = settings.target if settings.target is not None else float(
+        sorted(best.held_out)[len(best.held_out) // 2]) * 0.9
+    breaks = cmp.breaks if cmp is not None else what_breaks(best.held_out, result.held_out,
+                                                           target)
+    report = {"objective": settings.objective, "outcome": settings.outcome,
+              "trials": len(result.study.trials), "scenarios": settings.scenarios,
+              "held_out_scenarios": len(result.held_out), "replications": settings.replications,
+              "best": describe_candidate(best, settings.outcome),
+              "candidates": [describe_candidate(c, settings.outcome)
+                             for c in result.candidates],
+              "what_breaks_it": {"target": target, "words": breaks.words()}}
+    if cmp is not None:
+        report["ideal_tuned"] = describe_candidate(cmp.ideal_tuned, settings.outcome)
+        report["robust"] = describe_candidate(cmp.robust_best, settings.outcome)
+        report["difference_robust_minus_ideal"] = {
+            k: {"diff": d, "ci_low": lo, "ci_high": hi}
+            for k, (d, lo, hi) in cmp.difference.items()}
+        report["verdict"] = cmp.verdict()
+    return report
+
+
+def _report_text(report: dict) -> str:
+    lines = [f"Objective {report['objective']} of {report['outcome']}; "
+             f"{report['trials']} trials, scored on {report['scenarios']} scenarios, "
+             f"re-evaluated on {report['held_out_scenarios']} held-out scenarios."]
+    columns = [("best", report["best"])]
+    if "robust" in report:
+        columns = [("ideal-tuned", report["ideal_tuned"]), ("robust", report["robust"])]
+    for label, c in columns:
+        lines.append(f"{label}: held-out mean {c['mean']:,.0f} "
+                     f"[{c['mean_ci'][0]:,.0f}, {c['mean_ci'][1]:,.0f}], "
+                     f"P10 {c['p10']:,.0f}, CVaR10 {c['cvar10']:,.0f} "
+                     f"[{c['cvar10_ci'][0]:,.0f}, {c['cvar10_ci'][1]:,.0f}], "
+                     f"cost {c['cost']:,.0f}")
+        lines.append("  levers: " + ", ".join(f"{k}={v}" for k, v in c["levers"].items()))
+        kpis = {k: v for k, v in c.items() if k.startswith("kpi_attainment_")}
+        leaks = {k: v for k, v in c.items() if k.startswith("leaked_")}
+        lines.append("  KPI attainment: " + ", ".join(
+            f"{k.removeprefix('kpi_attainment_')} {v:.0%}" for k, v in kpis.items()))
+        lines.append("  leaked: " + ", ".join(
+            f"{k.removeprefix('leaked_')} {v:,.0f}" for k, v in leaks.items()))
+    lines.append(f"What breaks the chosen design (target {report['what_breaks_it']['target']:,.0f}"
+                 f"): {report['what_breaks_it']['words']}")
+    if "verdict" in report:
+        lines.append(report["verdict"])
+    return "\n".join(lines) + "\n"
+
+
 def describe(config) -> str:
     """A config in one paragraph: teams, stages, channels, handoffs, levers, people."""
     from gtmsim.config import MECHANISMS
@@ -568,7 +750,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
-        _fail("choose a command: run, validate or eventlog ('gtmsim --help' lists them)")
+        _fail("choose a command: run, validate, eventlog or optimize ('gtmsim --help' lists "
+              "them)")
     try:
         with _signals():
             return args.handler(args)

@@ -119,7 +119,9 @@ def open_storage(url: str | None, out_dir: Path | None) -> optuna.storages.BaseS
         except OSError as exc:
             raise GtmsimError(f"--storage: cannot open journal file {url!r}: {exc}") from None
     try:
-        return optuna.storages.RDBStorage(url, heartbeat_interval=60, grace_period=120)
+        with warnings.catch_warnings():  # heartbeats are marked experimental
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.storages.RDBStorage(url, heartbeat_interval=60, grace_period=120)
     except Exception as exc:  # noqa: BLE001 - any failure to open is bad input
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise GtmsimError(f"--storage: cannot open {url!r}: {reason}") from None
@@ -296,7 +298,7 @@ def held_out_candidates(config: Config, study: optuna.Study, settings: Settings,
         out.append(Candidate(number, dict(design), score, annual_cost(cfg), per, df))
     matrix = np.vstack([c.held_out for c in out])
     regrets = regret(matrix)
-    for c, r in zip(out, regrets):
+    for c, r in zip(out, regrets, strict=True):
         c.scores = {"mean": robust_score("mean", c.held_out),
                     "p10": robust_score("p10", c.held_out),
                     "cvar10": robust_score("cvar10", c.held_out),
