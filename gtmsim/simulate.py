@@ -20,7 +20,7 @@ from gtmsim.config import Config, load_config
 from gtmsim.errors import GtmsimError
 from gtmsim.spec import ModelSpec, compile_spec
 
-ENGINES = ("simpy",)
+ENGINES = ("simpy", "numba")
 LOG_EPOCH = datetime(2026, 1, 5)  # a Monday: hour 0 of every run, for event-log timestamps
 LOG_COLUMNS = ("case:concept:name", "concept:name", "org:resource", "start_timestamp",
                "time:timestamp", "outcome")
@@ -70,6 +70,10 @@ def simulate(spec: ModelSpec, replications: int, seed: int, engine: str = "simpy
         raise GtmsimError(f"unknown engine {engine!r}; choose from {', '.join(ENGINES)}")
     if replications < 1:
         raise GtmsimError(f"replications must be at least 1, got {replications}")
+    if engine == "numba":
+        if event_log:
+            raise GtmsimError("the numba engine writes no event log; use --engine simpy")
+        return _simulate_numba(spec, replications, seed, first, progress)
     reps = list(range(first, first + replications))
     workers = max(1, min(workers, len(reps), os.cpu_count() or 1))
     done: list = []
@@ -92,6 +96,23 @@ def simulate(spec: ModelSpec, replications: int, seed: int, engine: str = "simpy
     if event_log:
         log_df = event_log_frame([(d[0]["replication"], d[2]) for d in done])
     return Result(spec, reps_df, weekly_df, log_df, engine=engine, seed=seed)
+
+
+def _simulate_numba(spec: ModelSpec, replications: int, seed: int, first: int,
+                    progress: Progress | None) -> Result:
+    """Replications on the numba kernel: one parallel batch, rows built from its tallies."""
+    from gtmsim.engines.kernel import tallies
+
+    out, layout = tallies(spec, seed, replications, first)
+    rows, weekly = [], []
+    for k in range(replications):
+        t = layout.tally(spec, out[k])
+        rows.append({"replication": first + k, **O.replication_row(t, spec)})
+        weekly.append(O.weekly_rows(t, spec, first + k))
+    if progress:
+        progress(replications, replications)
+    reps_df, weekly_df = O.to_frames(rows, weekly)
+    return Result(spec, reps_df, weekly_df, None, engine="numba", seed=seed)
 
 
 def event_log_frame(logs: Sequence[tuple[int, list[tuple]]]) -> pl.DataFrame:

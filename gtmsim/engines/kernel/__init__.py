@@ -1,0 +1,55 @@
+"""The numba engine: the SimPy engine's semantics as compiled kernels, run in parallel batches.
+
+``tallies(spec, seed, replications, first)`` runs replications ``first ..`` and returns their
+raw counters as one float64 array (one row per replication) plus the layout that turns a row
+back into an ``outcomes.Tally``. Replication i draws from ``SeedSequence(seed, spawn_key=(i,))``
+as on the SimPy engine, through the kernel's own xoshiro256** generator.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from gtmsim.engines.kernel.kspec import KSpec, TallyLayout, capacities, pack
+from gtmsim.engines.kernel.rng import seed_state
+from gtmsim.spec import ModelSpec
+
+__all__ = ["KSpec", "TallyLayout", "pack", "tallies", "seeds_for"]
+
+
+def seeds_for(seed: int, reps: np.ndarray) -> np.ndarray:
+    """The xoshiro states of replications `reps` (uint64[n, 4])."""
+    out = np.empty((len(reps), 4), dtype=np.uint64)
+    for k, r in enumerate(reps):
+        out[k] = seed_state(np.random.SeedSequence(seed, spawn_key=(int(r),)))
+    return out
+
+
+def tallies(spec: ModelSpec, seed: int, replications: int, first: int = 0,
+            parallel: bool = True, kspec: KSpec | None = None,
+            ) -> tuple[np.ndarray, TallyLayout]:
+    """Run a batch; a replication that outgrows a preallocated table is rerun with it doubled
+    (its numbers depend only on its seed, never on the table sizes)."""
+    from gtmsim.engines.kernel.engine import run_batch, run_serial
+
+    ks = kspec if kspec is not None else pack(spec)
+    layout = TallyLayout(spec)
+    reps = np.arange(first, first + replications)
+    seeds = seeds_for(seed, reps)
+    out = np.zeros((replications, layout.length))
+    status = np.zeros(replications, dtype=np.int64)
+    caps = list(capacities(spec))
+    todo = np.arange(replications)
+    fn = run_batch if parallel else run_serial
+    while True:
+        sub_out = np.zeros((len(todo), layout.length))
+        sub_status = np.zeros(len(todo), dtype=np.int64)
+        fn(ks, np.ascontiguousarray(seeds[todo]), sub_out, sub_status, layout.offsets, *caps)
+        out[todo] = sub_out
+        status[todo] = sub_status
+        bad = sub_status != 0
+        if not bad.any():
+            return out, layout
+        for code in set(sub_status[bad].tolist()):
+            caps[code - 1] *= 2
+        todo = todo[bad]

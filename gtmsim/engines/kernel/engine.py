@@ -1,0 +1,198 @@
+"""The event loop of one replication, and the parallel batch over replications.
+
+``run_one`` sets up people, channels and the weekly trust snapshots, then pops events off the
+heap until the horizon; ``run_batch`` runs replications in a ``prange`` loop, each with its own
+RNG state and its own row of the result array, so a batch gives the same numbers on any number
+of threads.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from gtmsim import outcomes as O
+from gtmsim.engines.kernel import flow as F
+from gtmsim.engines.kernel import record as R
+from gtmsim.engines.kernel.calendar import advance
+from gtmsim.engines.kernel.heap import pop_event, schedule
+from gtmsim.engines.kernel.people import hire
+from gtmsim.engines.kernel.rng import draw, exponential, uniform
+from gtmsim.engines.kernel.state import (
+    C_HSIZE,
+    C_NLEADS,
+    C_STATUS,
+    EV_ARRIVAL,
+    EV_BUYER,
+    EV_ENQUEUE,
+    EV_HIRE,
+    EV_NURTURE,
+    EV_QUIT,
+    EV_RENEWAL,
+    EV_START,
+    EV_WEEKLY,
+    EV_WORK_DONE,
+    L_CHANNEL,
+    L_CREATED,
+    L_EDGE,
+    L_ERROR_FROM,
+    L_EXPERIENCE,
+    L_INTENT_FROM,
+    L_LAST_COMPLIANT,
+    L_LIVE,
+    L_QUALITY,
+    L_REWORK_STAGE,
+    L_SLOT,
+    L_STAGE,
+    L_TOUCH_DELAY,
+    L_VALUE,
+    LEAD_OVERFLOW,
+    OK,
+    P_ACTIVE,
+    P_GEN,
+    P_STAFFED_SINCE,
+    new_state,
+)
+
+S_LEADS, C_LEADS = O.S_LEADS, O.C_LEADS
+
+
+@njit(cache=True)
+def next_arrival(ks, st, c):
+    """Schedule channel c's next arrival: Poisson at the peak rate, advanced gap by gap on
+    working time (or calendar time), thinned to the week's rate (as the SimPy engine);
+    nothing past the horizon."""
+    rate = ks.channel_rate[c]
+    peak = rate * ks.channel_week_mult[c].max()
+    if peak <= 0:
+        return
+    while True:
+        gap = exponential(st.rng, 1.0 / peak)
+        if ks.channel_working_only[c] == 1:
+            t = advance(st.chan_clock[c], gap, ks.work_days, ks.day_start, ks.day_end)
+        else:
+            t = st.chan_clock[c] + gap
+        st.chan_clock[c] = t
+        if t >= ks.end:
+            return
+        if uniform(st.rng) * peak > rate * ks.channel_week_mult[c, int(t // 168.0)]:
+            continue
+        schedule(st, t, EV_ARRIVAL, c, 0)
+        return
+
+
+@njit(cache=True)
+def arrival(ks, st, c, now):
+    """A lead is born in channel c and enters the channel's entry stage."""
+    F.event(st)
+    lead = st.C[C_NLEADS]
+    if lead >= st.LF.shape[0]:
+        st.C[C_STATUS] = LEAD_OVERFLOW
+        return
+    st.C[C_NLEADS] = lead + 1
+    r = st.rng
+    q = draw(r, ks.dist_kind, ks.dist_par, ks.dist_pool, ks.channel_quality[c])
+    v = draw(r, ks.dist_kind, ks.dist_par, ks.dist_pool, ks.channel_value[c])
+    st.LI[lead, :] = 0
+    st.LF[lead, L_CREATED] = now
+    st.LF[lead, L_INTENT_FROM] = now
+    st.LF[lead, L_QUALITY] = min(max(q, 0.0), 1.0)
+    st.LF[lead, L_VALUE] = v
+    st.LF[lead, L_TOUCH_DELAY] = np.nan
+    st.LF[lead, L_EXPERIENCE] = 1.0
+    st.LI[lead, L_CHANNEL] = c
+    st.LI[lead, L_LIVE] = 1
+    st.LI[lead, L_ERROR_FROM] = -1
+    st.LI[lead, L_REWORK_STAGE] = -1
+    st.LI[lead, L_STAGE] = -1
+    st.LI[lead, L_EDGE] = -1
+    st.LI[lead, L_SLOT] = -1
+    st.LI[lead, L_LAST_COMPLIANT] = 1
+    R.add(ks, st, S_LEADS, now, 1.0)
+    R.channel(ks, st, c, C_LEADS, now, 1.0)
+    F.enter(ks, st, lead, ks.channel_entry[c], -1, True, now)
+    next_arrival(ks, st, c)
+
+
+@njit(cache=True)
+def run_one(ks, seed, out, offsets, lead_cap, people_cap, queue_cap):
+    """One replication into its tally row `out`; returns a status (0: ok, else a table that
+    was too small)."""
+    st = new_state(ks, seed, out, offsets, lead_cap, people_cap, queue_cap)
+    r = st.rng
+    for team in range(ks.n_teams):
+        for slot in range(ks.team_headcount[team]):
+            hired = -exponential(r, 1.0 / ks.attrition_rate) if ks.attrition_rate > 0 else -1e9
+            hire(ks, st, team, slot, hired, 0, 0.0)
+            if ks.attrition_rate > 0:
+                schedule(st, F.first_quit(ks, st), EV_QUIT, team, slot)
+    if st.C[C_STATUS] != OK:
+        return st.C[C_STATUS]
+    for team in range(ks.n_teams):
+        for slot in range(ks.team_headcount[team]):
+            F.seek(ks, st, st.slot_person[team, slot], 0.0)
+    for c in range(ks.n_channels):
+        next_arrival(ks, st, c)
+    if ks.n_weeks > 1:
+        schedule(st, ks.warmup + 168.0, EV_WEEKLY, 0, 0)
+    while st.C[C_HSIZE] > 0 and st.C[C_STATUS] == OK:
+        if st.ht[0] >= ks.end:
+            break
+        t, kind, a, b = pop_event(st)
+        st.now[0] = t
+        if kind == EV_ARRIVAL:
+            arrival(ks, st, a, t)
+        elif kind == EV_ENQUEUE:
+            F.enqueue(ks, st, a, b, t)
+        elif kind == EV_START:
+            F.start(ks, st, a, t)
+        elif kind == EV_WORK_DONE:
+            F.work_done(ks, st, a, t)
+        elif kind == EV_BUYER:
+            F.buyer_decides(ks, st, a, t)
+        elif kind == EV_RENEWAL:
+            F.renewal(ks, st, a, b, t)
+        elif kind == EV_NURTURE:
+            F.nurture_return(ks, st, a, t)
+        elif kind == EV_QUIT:
+            F.quit_job(ks, st, a, b, t)
+            schedule(st, t + ks.vacancy_hours, EV_HIRE, a, b)
+        elif kind == EV_HIRE:
+            F.event(st)
+            old = st.slot_person[a, b]
+            pid = hire(ks, st, a, b, t, st.PI[old, P_GEN] + 1, t)
+            if pid >= 0:
+                F.seek(ks, st, pid, t)
+                schedule(st, t + exponential(r, 1.0 / ks.attrition_rate), EV_QUIT, a, b)
+        else:  # EV_WEEKLY
+            R.trust_week(st, a)
+            if a + 1 < ks.n_weeks - 1:
+                schedule(st, ks.warmup + 168.0 * (a + 2), EV_WEEKLY, a + 1, 0)
+    if st.C[C_STATUS] != OK:
+        return st.C[C_STATUS]
+    end = ks.end
+    for team in range(ks.n_teams):
+        for slot in range(ks.team_headcount[team]):
+            pid = st.slot_person[team, slot]
+            if st.PI[pid, P_ACTIVE] == 1:
+                R.staffed(ks, st, team, st.PF[pid, P_STAFFED_SINCE], end)
+    R.close(ks, st, end)
+    R.trust_week(st, ks.n_weeks - 1)
+    st.trust_end[:] = st.trust
+    return OK
+
+
+@njit(cache=True, parallel=True)
+def run_batch(ks, seeds, out, status, offsets, lead_cap, people_cap, queue_cap):
+    """Replications in parallel: row i of `out` is the tally of the replication seeded by
+    seeds[i]; status[i] is 0, or the table it outgrew."""
+    for i in prange(seeds.shape[0]):
+        status[i] = run_one(ks, seeds[i], out[i], offsets, lead_cap, people_cap, queue_cap)
+
+
+@njit(cache=True)
+def run_serial(ks, seeds, out, status, offsets, lead_cap, people_cap, queue_cap):
+    """The same as run_batch on the calling thread only."""
+    for i in range(seeds.shape[0]):
+        status[i] = run_one(ks, seeds[i], out[i], offsets, lead_cap, people_cap, queue_cap)
+

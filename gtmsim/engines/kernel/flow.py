@@ -1,0 +1,719 @@
+"""How a lead moves: entering a stage through a handoff, waiting, being worked and decided on,
+routed on; people taking work from their queues; quota pressure; turnover.
+
+Each function is the kernel twin of the SimPy engine's method of the same name. A person's
+handling of a lead is a SimPy generator there; here it is a chain of work steps, each ending in
+a WORK_DONE event that resumes the handling at the person's `phase`.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+from gtmsim import outcomes as O
+from gtmsim import spec as S
+from gtmsim.engines.kernel import record as R
+from gtmsim.engines.kernel.calendar import advance
+from gtmsim.engines.kernel.heap import q_pop, q_push, schedule
+from gtmsim.engines.kernel.people import (
+    POOL,
+    active,
+    assign,
+    attempts,
+    latency_hours,
+    noise,
+    perceived,
+    unload,
+    work_hours,
+)
+from gtmsim.engines.kernel.rng import draw, exponential, lognormal_mean_one, uniform
+from gtmsim.engines.kernel.state import (
+    BUSY,
+    C_WSEQ,
+    CLAIMED,
+    EV_BUYER,
+    EV_ENQUEUE,
+    EV_NURTURE,
+    EV_RENEWAL,
+    EV_START,
+    EV_WORK_DONE,
+    GONE,
+    IDLE,
+    L_ATTEMPT,
+    L_CHANNEL,
+    L_CREATED,
+    L_EDGE,
+    L_ENTERED,
+    L_ERROR_FROM,
+    L_EXPERIENCE,
+    L_INFO_LOST,
+    L_INTENT_FROM,
+    L_LAST_COMPLIANT,
+    L_LIVE,
+    L_MAX_ATTEMPTS,
+    L_QUALITY,
+    L_REWORK_STAGE,
+    L_SLOT,
+    L_STAGE,
+    L_TOUCH_DELAY,
+    L_TOUCHED,
+    L_VALUE,
+    L_WARM_PENDING,
+    P_ACTIVE,
+    P_AUX,
+    P_COMPLIANT,
+    P_GONE,
+    P_LATENCY_MULT,
+    P_LEAD,
+    P_OUTCOME,
+    P_PHASE,
+    P_QCLS,
+    P_QKEY,
+    P_QSEQ,
+    P_QUEUE,
+    P_STAFFED_SINCE,
+    P_STATE,
+    P_TEAM,
+    P_THRESHOLD_SHIFT,
+    P_WAIT_SEQ,
+    WAITING,
+)
+
+ESCALATED, NORMAL = 0, 1
+REVIEW, CONTACT, CLOSE, RETAIN = S.REVIEW, S.CONTACT, S.CLOSE, S.RETAIN
+QUALIFIED, RECYCLED, REJECTED, UNREACHED, WON, LOST = range(6)
+NURTURE, DISQUALIFIED, LOST_FATE, CUSTOMER = S.NURTURE, S.DISQUALIFIED, S.LOST_FATE, S.CUSTOMER
+WARM = S.PROTOCOLS["warm"]
+FIFO, SCORE, NEWEST = 0, 1, 2
+QUARTER = S.QUARTER
+# where a person resumes after a work step
+(PH_REWORK, PH_REVIEW, PH_ATTEMPT, PH_CONTACT_MAIN, PH_CLOSE_DECAYED, PH_CLOSE_MAIN,
+ PH_RETAIN, PH_HANDOFF) = range(8)
+S_EVENTS, S_REWORK, S_OPPS, S_PIPELINE = O.S_EVENTS, O.S_REWORK, O.S_OPPS, O.S_PIPELINE
+ST_DECISIONS, ST_QUALIFIED, ST_RENEWALS, ST_CHURNS = (O.ST_DECISIONS, O.ST_QUALIFIED,
+                                                      O.ST_RENEWALS, O.ST_CHURNS)
+C_CONTACT_LEADS, C_ATTEMPTS, C_NEVER_CONTACTED = (O.C_CONTACT_LEADS, O.C_ATTEMPTS,
+                                                  O.C_NEVER_CONTACTED)
+C_FAST_TOUCHED, C_FAST_QUALIFIED = O.C_FAST_TOUCHED, O.C_FAST_QUALIFIED
+C_SLOW_TOUCHED, C_SLOW_QUALIFIED = O.C_SLOW_TOUCHED, O.C_SLOW_QUALIFIED
+F_LOST, F_DISQUALIFIED, F_NURTURED, F_CHURNED, F_RETAINED = (O.F_LOST, O.F_DISQUALIFIED,
+                                                            O.F_NURTURED, O.F_CHURNED,
+                                                            O.F_RETAINED)
+F_FORGOTTEN, F_DECAYED, F_IGNORED, F_HANDOFF, F_TURNOVER = (O.F_FORGOTTEN, O.F_DECAYED,
+                                                           O.F_IGNORED, O.F_HANDOFF,
+                                                           O.F_TURNOVER)
+
+
+@njit(cache=True)
+def event(st):
+    st.scalars[S_EVENTS] += 1
+
+
+# ------------------------------------------------------------------ quota pressure (10)
+
+
+@njit(cache=True)
+def quarter(st, team, now):
+    q = int(now // QUARTER)
+    if q != st.quarter_of[team]:
+        st.quarter_of[team] = q
+        st.kpi_quarter[team] = 0.0
+        st.renewals_quarter[team, 0] = 0.0
+        st.renewals_quarter[team, 1] = 0.0
+
+
+@njit(cache=True)
+def kpi(ks, st, team, stage, metric, amount, now):
+    if ks.team_kpi_stage[team] != stage or ks.team_kpi_metric[team] != metric:
+        return
+    quarter(st, team, now)
+    st.kpi_quarter[team] += amount
+    R.kpi(ks, st, team, now, amount)
+
+
+@njit(cache=True)
+def pressure(ks, st, team, now):
+    """How far behind its quarterly target the team is, near the quarter's end."""
+    metric = ks.team_kpi_metric[team]
+    if ks.pressure_on == 0.0 or metric < 0:
+        return 0.0
+    into = now % QUARTER
+    if QUARTER - into > ks.pressure_window:
+        return 0.0
+    quarter(st, team, now)
+    target = ks.team_kpi_target[team]
+    if metric == 3:
+        ren, churn = st.renewals_quarter[team, 0], st.renewals_quarter[team, 1]
+        attainment = ((ren - churn) / ren if ren > 0 else 1.0) / target
+    else:
+        attainment = st.kpi_quarter[team] / (target * into / QUARTER)
+    return min(1.0, max(0.0, 1.0 - attainment)) * (1.0 - ks.shared_kpi_share)
+
+
+# ------------------------------------------------------------------ trust (8), feedback
+
+
+@njit(cache=True)
+def trust_update(ks, st, edge, outcome):
+    if edge >= 0:
+        st.trust[edge] += ks.trust_rate * (outcome - st.trust[edge])
+
+
+@njit(cache=True)
+def judged(ks, st, lead, good):
+    edge = st.LI[lead, L_EDGE]
+    if edge < 0:
+        return
+    trust_update(ks, st, edge, 1.0 if good else 0.0)
+    if ks.feedback_on != 0.0:
+        u = ks.edge_from[edge]
+        step = ks.feedback_gain * ((0.0 if good else 1.0) - ks.feedback_target)
+        m = ks.feedback_max_shift
+        st.feedback_shift[u] = min(max(st.feedback_shift[u] + step, -m), m)
+
+
+# ------------------------------------------------------------------ leaving a stage
+
+
+@njit(cache=True)
+def depart(ks, st, lead, now):
+    s = st.LI[lead, L_STAGE]
+    team = ks.stage_team[s]
+    R.team_departure(ks, st, team, st.LF[lead, L_ENTERED], now)
+    if st.LI[lead, L_REWORK_STAGE] == s:
+        st.LI[lead, L_REWORK_STAGE] = -1
+    if st.LI[lead, L_SLOT] >= 0:
+        unload(st, team, st.LI[lead, L_SLOT])
+        st.LI[lead, L_SLOT] = -1
+
+
+@njit(cache=True)
+def leave(ks, st, lead, f, now):
+    depart(ks, st, lead, now)
+    R.fate(ks, st, f, now)
+
+
+# ------------------------------------------------------------------ queues and takers
+
+
+@njit(cache=True)
+def _claim(ks, st, pid, q, now):
+    cls, key, seq, lead = q_pop(st, q)
+    st.PI[pid, P_STATE] = CLAIMED
+    st.PI[pid, P_LEAD] = lead
+    st.PI[pid, P_QCLS] = cls
+    st.PF[pid, P_QKEY] = key
+    st.PI[pid, P_QSEQ] = seq
+    st.PI[pid, P_QUEUE] = q
+    schedule(st, now, EV_START, pid, 0)
+
+
+@njit(cache=True)
+def offer(ks, st, q, now):
+    """An item was put in queue q: the person waiting on it (first come, for a pool) takes it."""
+    if st.qlen[q] == 0:
+        return
+    taker = -1
+    if q < ks.n_teams:
+        best = 0
+        for k in range(ks.team_headcount[q]):
+            pid = st.slot_person[q, k]
+            if pid >= 0 and st.PI[pid, P_STATE] == WAITING:
+                if taker < 0 or st.PI[pid, P_WAIT_SEQ] < best:
+                    taker, best = pid, st.PI[pid, P_WAIT_SEQ]
+    else:
+        team = 0
+        while team + 1 < ks.n_teams and ks.slot_q0[team + 1] <= q:
+            team += 1
+        pid = st.slot_person[team, q - ks.slot_q0[team]]
+        if pid >= 0 and st.PI[pid, P_STATE] == WAITING:
+            taker = pid
+    if taker >= 0:
+        _claim(ks, st, taker, q, now)
+
+
+@njit(cache=True)
+def queue_of(ks, st, pid):
+    team = st.PI[pid, P_TEAM]
+    if ks.team_routing[team] == POOL:
+        return team
+    return ks.slot_q0[team] + st.PI[pid, 1]  # P_SLOT
+
+
+@njit(cache=True)
+def seek(ks, st, pid, now):
+    """A free, active person asks its queue for work: takes the first item or waits."""
+    q = queue_of(ks, st, pid)
+    if st.qlen[q] > 0:
+        _claim(ks, st, pid, q, now)
+    else:
+        st.PI[pid, P_STATE] = WAITING
+        st.PI[pid, P_WAIT_SEQ] = st.C[C_WSEQ]
+        st.C[C_WSEQ] += 1
+
+
+@njit(cache=True)
+def enqueue(ks, st, lead, cls, now):
+    """Put a lead in its person's queue (push) or its team's pool, by the discipline."""
+    event(st)
+    team = ks.stage_team[st.LI[lead, L_STAGE]]
+    discipline = ks.team_discipline[team]
+    if discipline == FIFO:
+        key = now
+    elif discipline == NEWEST:
+        key = -now
+    else:
+        key = -perceived(st, st.LF[lead, L_QUALITY], ks.noise_sd)
+    slot = st.LI[lead, L_SLOT]
+    if slot < 0:
+        q = team
+    else:
+        if not active(st, team, slot):
+            ns = assign(ks, st, team, now)
+            if ns != slot and ns >= 0:
+                unload(st, team, slot)
+                st.LI[lead, L_SLOT] = ns
+        q = ks.slot_q0[team] + st.LI[lead, L_SLOT]
+    if q_push(st, q, cls, key, -1, lead):
+        offer(ks, st, q, now)
+
+
+# ------------------------------------------------------------------ entering a stage
+
+
+@njit(cache=True)
+def enter(ks, st, lead, s, edge, sender_compliant, now):
+    """A lead arrives at stage s, through handoff `edge` (or -1)."""
+    r = st.rng
+    team = ks.stage_team[s]
+    st.LI[lead, L_STAGE] = s
+    st.LI[lead, L_EDGE] = edge
+    st.LF[lead, L_ENTERED] = now
+    st.LI[lead, L_ATTEMPT] = 0
+    R.wip_change(ks, st, team, now, 1)
+    if edge >= 0:
+        # 7. handoff loss: a CRM drop may lose the lead or its context; warm loses less
+        warm = ks.edge_protocol[edge] == WARM and sender_compliant
+        if not warm and uniform(r) < ks.leak_crm:
+            leave(ks, st, lead, F_HANDOFF, now)
+            return
+        if uniform(r) < (ks.loss_warm if warm else ks.loss_crm):
+            st.LI[lead, L_INFO_LOST] = 1
+            st.LF[lead, L_EXPERIENCE] *= 1.0 - ks.experience_penalty
+        st.LI[lead, L_WARM_PENDING] = 1 if warm else 0
+        # 8. low trust: the receiver may ignore what it is sent
+        distrust = 1.0 - st.trust[edge]
+        if ks.trust_ignore > 0 and uniform(r) < ks.trust_ignore * distrust * distrust:
+            leave(ks, st, lead, F_IGNORED, now)
+            return
+    slot = assign(ks, st, team, now)
+    pid = st.slot_person[team, slot] if slot >= 0 else -1
+    st.LI[lead, L_SLOT] = slot
+    if pid >= 0:
+        compliant = st.PI[pid, P_COMPLIANT] == 1
+        mult = st.PF[pid, P_LATENCY_MULT]
+    else:
+        compliant = uniform(r) < ks.compliance_p
+        mult = 1.0
+    # 1. response latency, slower when trust is low; 13. the compliant keep the SLA
+    lat = ks.team_latency_scale[team] * latency_hours(ks, st, mult)
+    if edge >= 0:
+        lat *= 1.0 + ks.trust_latency * (1.0 - st.trust[edge])
+    sla = ks.stage_sla[s]
+    if compliant and math.isfinite(sla):
+        lat = min(lat, sla)
+    # 5. forgetting: the item sits until the SLA escalation finds it, or leaks
+    if ks.forget_p > 0 and uniform(r) < ks.forget_p:
+        if not math.isfinite(sla):
+            leave(ks, st, lead, F_FORGOTTEN, now)
+            return
+        found = advance(now, sla + ks.escalation_hours, ks.work_days, ks.day_start, ks.day_end)
+        schedule(st, found, EV_ENQUEUE, lead, ESCALATED)
+    elif lat > 0:
+        schedule(st, advance(now, lat, ks.work_days, ks.day_start, ks.day_end), EV_ENQUEUE,
+                 lead, NORMAL)
+    else:
+        enqueue(ks, st, lead, NORMAL, now)
+
+
+@njit(cache=True)
+def forward(ks, st, lead, outcome, compliant, now):
+    s = st.LI[lead, L_STAGE]
+    target = ks.route[s, outcome]
+    depart(ks, st, lead, now)
+    if target >= 0:
+        enter(ks, st, lead, target, ks.edge_of[s, target], compliant, now)
+    elif target == NURTURE:
+        R.fate(ks, st, F_NURTURED, now)
+        if ks.nurture_return_p > 0 and uniform(st.rng) < ks.nurture_return_p:
+            delay = draw(st.rng, ks.dist_kind, ks.dist_par, ks.dist_pool,
+                         ks.nurture_return_after)
+            schedule(st, now + delay, EV_NURTURE, lead, 0)
+    elif target == DISQUALIFIED:
+        R.fate(ks, st, F_DISQUALIFIED, now)
+    elif target == LOST_FATE:
+        R.fate(ks, st, F_LOST, now)
+    elif target == CUSTOMER:
+        R.fate(ks, st, F_RETAINED, now)
+
+
+@njit(cache=True)
+def nurture_return(ks, st, lead, now):
+    """A recycled lead comes back with fresh intent (a re-engagement)."""
+    event(st)
+    st.LF[lead, L_INTENT_FROM] = now
+    st.LI[lead, L_TOUCHED] = 0
+    st.LI[lead, L_LIVE] = 1
+    s = ks.nurture_return_stage
+    enter(ks, st, lead, ks.channel_entry[st.LI[lead, L_CHANNEL]] if s < 0 else s, -1, True, now)
+
+
+# ------------------------------------------------------------------ people at work
+
+
+@njit(cache=True)
+def work(ks, st, pid, lead, effort, phase, now):
+    """Person pid spends `effort` nominal hours on the lead; resumes at `phase` when done."""
+    hours = work_hours(ks, st, pid, now, effort)
+    end = advance(now, hours, ks.work_days, ks.day_start, ks.day_end)
+    team = st.PI[pid, P_TEAM]
+    R.busy(ks, st, team, now, end)
+    if st.LI[lead, L_REWORK_STAGE] == st.LI[lead, L_STAGE]:
+        R.add(ks, st, S_REWORK, now, hours)
+    st.PI[pid, P_PHASE] = phase
+    schedule(st, end, EV_WORK_DONE, pid, 0)
+
+
+@njit(cache=True)
+def left(ks, st, pid, now):
+    if st.PI[pid, P_GONE] == 0:
+        st.PI[pid, P_GONE] = 1
+        R.staffed(ks, st, st.PI[pid, P_TEAM], st.PF[pid, P_STAFFED_SINCE], now)
+
+
+@njit(cache=True)
+def finish(ks, st, pid, now):
+    """The person is done with the lead: takes the next one, or leaves if it has quit."""
+    R.serving_change(ks, st, st.PI[pid, P_TEAM], now, -1)
+    st.PI[pid, P_LEAD] = -1
+    if st.PI[pid, P_ACTIVE] == 1:
+        st.PI[pid, P_STATE] = IDLE
+        seek(ks, st, pid, now)
+    else:
+        st.PI[pid, P_STATE] = GONE
+        left(ks, st, pid, now)
+
+
+@njit(cache=True)
+def touch(ks, st, lead, now):
+    """The first meaningful touch: the lead turns out live or gone cold."""
+    c = st.LI[lead, L_CHANNEL]
+    delay = now - st.LF[lead, L_INTENT_FROM]
+    st.LI[lead, L_TOUCHED] = 1
+    st.LF[lead, L_TOUCH_DELAY] = delay
+    floor = ks.channel_intent_floor[c]
+    p = floor + (1.0 - floor) * math.exp(-delay / ks.channel_intent_tau[c])
+    st.LI[lead, L_LIVE] = 1 if uniform(st.rng) < p else 0
+
+
+@njit(cache=True)
+def effort_of(ks, st, lead, now):
+    """Nominal hours of the stage's main task, plus what the human mechanisms add, less the
+    corners cut under quota pressure."""
+    s = st.LI[lead, L_STAGE]
+    base = draw(st.rng, ks.dist_kind, ks.dist_par, ks.dist_pool, ks.stage_effort[s])
+    base *= lognormal_mean_one(st.rng, ks.task_cv)
+    base *= 1.0 - ks.pressure_corner_cut * pressure(ks, st, ks.stage_team[s], now)
+    if st.LI[lead, L_INFO_LOST] == 1:
+        base += ks.rediscovery_hours
+        st.LI[lead, L_INFO_LOST] = 0
+    if st.LI[lead, L_WARM_PENDING] == 1:
+        base += ks.warm_hours
+        st.LI[lead, L_WARM_PENDING] = 0
+    edge = st.LI[lead, L_EDGE]
+    if edge >= 0:
+        base += ks.trust_requalify * (1.0 - st.trust[edge])
+    return base
+
+
+@njit(cache=True)
+def caught(ks, st, pid, lead, now):
+    """6. An upstream error is caught here (rework upstream) or slips through."""
+    if st.LI[lead, L_ERROR_FROM] < 0:
+        return False
+    upstream = st.LI[lead, L_ERROR_FROM]
+    st.LI[lead, L_ERROR_FROM] = -1
+    if uniform(st.rng) >= ks.error_caught:
+        st.LF[lead, L_EXPERIENCE] *= 1.0 - ks.error_win_penalty
+        return False
+    st.LI[lead, L_REWORK_STAGE] = st.LI[lead, L_STAGE]
+    st.PI[pid, P_AUX] = upstream
+    work(ks, st, pid, lead, ks.rediscovery_hours, PH_REWORK, now)
+    return True
+
+
+@njit(cache=True)
+def decide(ks, st, pid, lead, now):
+    """3, 4, 10: perceived quality against the person's (shifted) threshold."""
+    s = st.LI[lead, L_STAGE]
+    team = ks.stage_team[s]
+    shift = (st.PF[pid, P_THRESHOLD_SHIFT] + st.feedback_shift[s]
+             - ks.pressure_threshold_drop * pressure(ks, st, team, now))
+    seen = perceived(st, st.LF[lead, L_QUALITY], noise(ks, st, pid, now))
+    if seen >= ks.stage_threshold[s] + shift:
+        outcome = QUALIFIED
+    elif seen < ks.stage_reject_below[s] + shift:
+        outcome = REJECTED
+    else:
+        outcome = RECYCLED
+    R.stage_count(ks, st, s, ST_DECISIONS, now)
+    if outcome == QUALIFIED:
+        R.stage_count(ks, st, s, ST_QUALIFIED, now)
+        kpi(ks, st, team, s, 0, 1.0, now)
+    judged(ks, st, lead, outcome != REJECTED)
+    return outcome
+
+
+@njit(cache=True)
+def error(ks, st, lead, now):
+    """6, 10: an execution error, likelier under quota pressure."""
+    p_err = ks.error_p + ks.pressure_error * pressure(ks, st, ks.stage_team[st.LI[lead, L_STAGE]],
+                                                      now)
+    return p_err > 0 and uniform(st.rng) < p_err
+
+
+@njit(cache=True)
+def main_task(ks, st, pid, lead, phase, now):
+    """Catch an upstream error, or do the stage's main task (deciding unless retaining)."""
+    if caught(ks, st, pid, lead, now):
+        return
+    effort = effort_of(ks, st, lead, now)
+    if phase != PH_RETAIN:
+        st.PI[pid, P_OUTCOME] = decide(ks, st, pid, lead, now)
+    work(ks, st, pid, lead, effort, phase, now)
+
+
+@njit(cache=True)
+def route(ks, st, pid, lead, outcome, now):
+    """Send the lead where the outcome says; a compliant sender holds a warm handoff."""
+    s = st.LI[lead, L_STAGE]
+    target = ks.route[s, outcome]
+    compliant = st.PI[pid, P_COMPLIANT] == 1
+    if target >= 0 and outcome == QUALIFIED and error(ks, st, lead, now):
+        st.LI[lead, L_ERROR_FROM] = s  # 6. to be caught downstream, or not
+    if target >= 0:
+        edge = ks.edge_of[s, target]
+        if edge >= 0 and ks.edge_protocol[edge] == WARM and compliant:
+            st.PI[pid, P_OUTCOME] = outcome
+            work(ks, st, pid, lead, ks.warm_hours, PH_HANDOFF, now)
+            return
+    forward(ks, st, lead, outcome, compliant, now)
+    finish(ks, st, pid, now)
+
+
+@njit(cache=True)
+def contact_done(ks, st, lead, contacted, qualified, now):
+    """Lead-response facts per channel: attempts, never contacted, speed to first touch."""
+    c = st.LI[lead, L_CHANNEL]
+    R.channel(ks, st, c, C_CONTACT_LEADS, now, 1.0)
+    R.channel(ks, st, c, C_ATTEMPTS, now, float(st.LI[lead, L_ATTEMPT]))
+    if not contacted:
+        R.channel(ks, st, c, C_NEVER_CONTACTED, now, 1.0)
+    d = st.LF[lead, L_TOUCH_DELAY]
+    if d <= 1.0:
+        R.channel(ks, st, c, C_FAST_TOUCHED, now, 1.0)
+        R.channel(ks, st, c, C_FAST_QUALIFIED, now, 1.0 if qualified else 0.0)
+    elif d > 24.0:
+        R.channel(ks, st, c, C_SLOW_TOUCHED, now, 1.0)
+        R.channel(ks, st, c, C_SLOW_QUALIFIED, now, 1.0 if qualified else 0.0)
+
+
+@njit(cache=True)
+def start(ks, st, pid, now):
+    """A person begins handling the lead it took from its queue."""
+    if st.PI[pid, P_STATE] != CLAIMED:
+        return
+    st.PI[pid, P_STATE] = BUSY
+    lead = st.PI[pid, P_LEAD]
+    s = st.LI[lead, L_STAGE]
+    R.serving_change(ks, st, st.PI[pid, P_TEAM], now, 1)
+    kind = ks.stage_kind[s]
+    if kind == CONTACT:
+        if st.LI[lead, L_ATTEMPT] == 0:
+            st.LI[lead, L_MAX_ATTEMPTS] = attempts(st, pid, ks.stage_attempts[s])
+        st.LI[lead, L_ATTEMPT] += 1
+        work(ks, st, pid, lead, ks.stage_attempt_hours[s], PH_ATTEMPT, now)
+    elif kind == CLOSE:
+        if st.LI[lead, L_TOUCHED] == 0:
+            touch(ks, st, lead, now)
+        if st.LI[lead, L_LIVE] == 0:  # gone cold before anyone reached out
+            work(ks, st, pid, lead, ks.stage_attempt_hours[s], PH_CLOSE_DECAYED, now)
+        else:
+            main_task(ks, st, pid, lead, PH_CLOSE_MAIN, now)
+    elif kind == RETAIN:
+        main_task(ks, st, pid, lead, PH_RETAIN, now)
+    else:
+        main_task(ks, st, pid, lead, PH_REVIEW, now)
+
+
+@njit(cache=True)
+def work_done(ks, st, pid, now):
+    """A work step ended: the person's handling resumes where it left off."""
+    event(st)
+    lead = st.PI[pid, P_LEAD]
+    s = st.LI[lead, L_STAGE]
+    phase = st.PI[pid, P_PHASE]
+    outcome = st.PI[pid, P_OUTCOME]
+    r = st.rng
+    if phase == PH_REWORK:
+        trust_update(ks, st, st.LI[lead, L_EDGE], 0.0)
+        upstream = st.PI[pid, P_AUX]
+        st.LI[lead, L_REWORK_STAGE] = upstream
+        depart(ks, st, lead, now)
+        enter(ks, st, lead, upstream, -1, True, now)
+        finish(ks, st, pid, now)
+    elif phase == PH_REVIEW:
+        route(ks, st, pid, lead, outcome, now)
+    elif phase == PH_HANDOFF:
+        forward(ks, st, lead, outcome, st.PI[pid, P_COMPLIANT] == 1, now)
+        finish(ks, st, pid, now)
+    elif phase == PH_ATTEMPT:
+        if st.LI[lead, L_TOUCHED] == 0:
+            touch(ks, st, lead, now)
+        if st.LI[lead, L_LIVE] == 1 and uniform(r) < ks.stage_contact_p[s]:
+            main_task(ks, st, pid, lead, PH_CONTACT_MAIN, now)
+        elif st.LI[lead, L_ATTEMPT] < st.LI[lead, L_MAX_ATTEMPTS]:
+            schedule(st, now + ks.stage_attempt_gap[s], EV_ENQUEUE, lead, NORMAL)
+            finish(ks, st, pid, now)
+        else:
+            contact_done(ks, st, lead, False, False, now)
+            if st.LI[lead, L_LIVE] == 0:
+                depart(ks, st, lead, now)
+                R.fate(ks, st, F_DECAYED, now)
+                finish(ks, st, pid, now)
+            else:
+                route(ks, st, pid, lead, UNREACHED, now)
+    elif phase == PH_CONTACT_MAIN:
+        contact_done(ks, st, lead, True, outcome == QUALIFIED, now)
+        route(ks, st, pid, lead, outcome, now)
+    elif phase == PH_CLOSE_DECAYED:
+        depart(ks, st, lead, now)
+        R.fate(ks, st, F_DECAYED, now)
+        finish(ks, st, pid, now)
+    elif phase == PH_CLOSE_MAIN:
+        if outcome != QUALIFIED:
+            route(ks, st, pid, lead, outcome, now)
+            return
+        if error(ks, st, lead, now):
+            st.LF[lead, L_EXPERIENCE] *= 1.0 - ks.error_win_penalty
+        R.buyer_change(ks, st, ks.stage_team[s], now, 1)
+        R.add(ks, st, S_OPPS, now, 1.0)
+        R.add(ks, st, S_PIPELINE, now, st.LF[lead, L_VALUE])
+        st.LI[lead, L_LAST_COMPLIANT] = st.PI[pid, P_COMPLIANT]
+        # the buyer decides on calendar time; the person is free meanwhile
+        delay = draw(r, ks.dist_kind, ks.dist_par, ks.dist_pool, ks.stage_buyer[s])
+        schedule(st, now + delay, EV_BUYER, lead, 0)
+        finish(ks, st, pid, now)
+    else:  # PH_RETAIN
+        if error(ks, st, lead, now):
+            st.LF[lead, L_EXPERIENCE] *= 1.0 - ks.error_win_penalty
+        depart(ks, st, lead, now)
+        schedule(st, now + ks.stage_renewal[s], EV_RENEWAL, lead, s)
+        finish(ks, st, pid, now)
+
+
+# ------------------------------------------------------------------ buyers and customers
+
+
+@njit(cache=True)
+def buyer_decides(ks, st, lead, now):
+    event(st)
+    s = st.LI[lead, L_STAGE]
+    team = ks.stage_team[s]
+    R.buyer_change(ks, st, team, now, -1)
+    p_win = min(1.0, st.LF[lead, L_QUALITY] * ks.stage_win_scale[s] * st.LF[lead, L_EXPERIENCE])
+    if uniform(st.rng) < p_win:
+        value = st.LF[lead, L_VALUE]
+        R.won(ks, st, now, value, now - st.LF[lead, L_CREATED])
+        kpi(ks, st, team, s, 1, value, now)
+        kpi(ks, st, team, s, 2, 1.0, now)
+        forward(ks, st, lead, WON, st.LI[lead, L_LAST_COMPLIANT] == 1, now)
+    else:
+        forward(ks, st, lead, LOST, True, now)
+
+
+@njit(cache=True)
+def renewal(ks, st, lead, s, now):
+    event(st)
+    q = st.LF[lead, L_QUALITY]
+    p_churn = min(1.0, ks.stage_churn_base[s] * 2.0 * (1.0 - q) / st.LF[lead, L_EXPERIENCE])
+    churned = uniform(st.rng) < p_churn
+    R.stage_count(ks, st, s, ST_RENEWALS, now)
+    if churned:
+        R.stage_count(ks, st, s, ST_CHURNS, now)
+    team = ks.stage_team[s]
+    quarter(st, team, now)
+    st.renewals_quarter[team, 0] += 1
+    st.renewals_quarter[team, 1] += 1.0 if churned else 0.0
+    trust_update(ks, st, st.LI[lead, L_EDGE], 0.0 if churned else 1.0)
+    R.fate(ks, st, F_CHURNED if churned else F_RETAINED, now)
+
+
+# ------------------------------------------------------------------ turnover (9)
+
+
+@njit(cache=True)
+def quit_job(ks, st, team, slot, now):
+    """A person leaves: an idle one at once, a busy one after the lead in hand."""
+    pid = st.slot_person[team, slot]
+    st.PI[pid, P_ACTIVE] = 0
+    event(st)
+    R.quit_(ks, st, team, now)
+    state = st.PI[pid, P_STATE]
+    if state != BUSY:
+        st.PI[pid, P_STATE] = GONE
+        if state == CLAIMED:  # took an item in the same instant: it goes back
+            q = st.PI[pid, P_QUEUE]
+            if q_push(st, q, st.PI[pid, P_QCLS], st.PF[pid, P_QKEY], st.PI[pid, P_QSEQ],
+                      st.PI[pid, P_LEAD]):
+                offer(ks, st, q, now)
+            st.PI[pid, P_LEAD] = -1
+        left(ks, st, pid, now)
+    redistribute(ks, st, team, slot, now)
+
+
+@njit(cache=True)
+def redistribute(ks, st, team, slot, now):
+    """The leaver's queue goes to colleagues; some of it is lost on the way."""
+    n = ks.team_headcount[team]
+    anyone = False
+    for k in range(n):
+        if active(st, team, k):
+            anyone = True
+            break
+    if not anyone:
+        return  # nobody to take it: it waits for the next hire
+    q = ks.slot_q0[team] + slot
+    m = st.qlen[q]
+    if m == 0:
+        return
+    classes = np.empty(m, dtype=np.int64)
+    leads = np.empty(m, dtype=np.int64)
+    for i in range(m):
+        classes[i], _key, _seq, leads[i] = q_pop(st, q)
+    for i in range(m):
+        cls, lead = classes[i], leads[i]
+        if uniform(st.rng) < ks.turnover_queue_loss:
+            leave(ks, st, lead, F_TURNOVER, now)
+            continue
+        unload(st, team, slot)
+        st.LI[lead, L_SLOT] = assign(ks, st, team, now)
+        enqueue(ks, st, lead, cls, now)
+
+
+@njit(cache=True)
+def first_quit(ks, st):
+    return exponential(st.rng, 1.0 / ks.attrition_rate)

@@ -1,0 +1,127 @@
+"""The model spec as the kernel reads it: one namedtuple of arrays and floats.
+
+``pack`` turns a ``ModelSpec`` into a ``KSpec`` (bools become 0/1, every array gets a fixed
+dtype) so one compiled kernel serves every config. ``TallyLayout`` places the arrays of an
+``outcomes.Tally`` side by side in one float64 row per replication.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba.core import types as nbt
+from numba.experimental import structref
+
+from gtmsim import outcomes as O
+from gtmsim.spec import ModelSpec
+
+_ARRAYS_I = ("work_days", "channel_entry", "channel_quality", "channel_value",
+             "channel_working_only", "team_headcount", "team_routing", "team_discipline",
+             "team_kpi_metric", "team_kpi_stage", "stage_team", "stage_kind", "stage_effort",
+             "stage_attempts", "stage_buyer", "route", "edge_from", "edge_to", "edge_protocol",
+             "edge_of", "dist_kind")
+_ARRAYS_F = ("dist_par", "dist_pool", "channel_rate", "channel_week_mult", "channel_intent_tau",
+             "channel_intent_floor", "team_latency_scale", "team_kpi_target", "stage_threshold",
+             "stage_reject_below", "stage_attempt_hours", "stage_attempt_gap", "stage_contact_p",
+             "stage_win_scale", "stage_renewal", "stage_churn_base", "stage_sla")
+_SCALARS = ("warmup", "horizon", "day_start", "day_end", "nurture_return_p",
+            "shared_kpi_share", "escalation_hours", "feedback_on", "feedback_gain",
+            "feedback_target", "feedback_max_shift", "latency_median", "latency_sigma",
+            "latency_person_sigma", "speed_person_cv", "task_cv", "noise_sd", "threshold_sd",
+            "forget_p", "error_p", "error_caught", "error_win_penalty", "loss_crm", "loss_warm",
+            "leak_crm", "warm_hours", "rediscovery_hours", "experience_penalty",
+            "trust_initial", "trust_rate", "trust_latency", "trust_ignore", "trust_requalify",
+            "attrition_rate", "ramp_hours", "ramp_start", "ramp_noise", "vacancy_hours",
+            "turnover_queue_loss", "pressure_on", "pressure_window", "pressure_threshold_drop",
+            "pressure_error", "pressure_corner_cut", "availability_mean",
+            "availability_concentration", "habit_attempts", "compliance_p")
+_INTS = ("n_weeks", "nurture_return_after", "nurture_return_stage", "n_teams", "n_stages",
+         "n_edges", "n_channels", "max_headcount")
+
+FIELDS = _ARRAYS_I + _ARRAYS_F + _SCALARS + _INTS + ("end", "slot_q0")
+
+
+@structref.register
+class KSpecType(nbt.StructRef):
+    """The numba type of a packed spec: a reference, so calls pass one pointer."""
+
+    def preprocess_fields(self, fields):
+        return tuple((name, nbt.unliteral(typ)) for name, typ in fields)
+
+
+class KSpec(structref.StructRefProxy):
+    """A ModelSpec packed for the kernel (see ``pack``)."""
+
+
+structref.define_proxy(KSpec, KSpecType, list(FIELDS))
+
+
+def pack(spec: ModelSpec, **replace) -> KSpec:
+    """A ModelSpec as a KSpec; keyword arguments replace fields (tests use this to break one
+    mechanism in the kernel only)."""
+    d = {}
+    for name in _ARRAYS_I:
+        d[name] = np.ascontiguousarray(getattr(spec, name), dtype=np.int64)
+    for name in _ARRAYS_F:
+        d[name] = np.ascontiguousarray(getattr(spec, name), dtype=np.float64)
+    if d["dist_pool"].size == 0:
+        d["dist_pool"] = np.zeros(1)
+    for name in _SCALARS:
+        d[name] = float(getattr(spec, name))
+    d["n_weeks"] = int(spec.n_weeks)
+    d["nurture_return_after"] = int(spec.nurture_return_after)
+    d["nurture_return_stage"] = int(spec.nurture_return_stage)
+    d["n_teams"] = int(spec.n_teams)
+    d["n_stages"] = int(spec.n_stages)
+    d["n_edges"] = int(spec.n_edges)
+    d["n_channels"] = len(spec.channel_names)
+    d["max_headcount"] = int(max(1, spec.team_headcount.max()))
+    d["end"] = float(spec.warmup + spec.horizon)
+    hc = d["team_headcount"]
+    d["slot_q0"] = (spec.n_teams + np.concatenate([[0], np.cumsum(hc)[:-1]])).astype(np.int64)
+    for k, v in replace.items():
+        if k not in FIELDS:
+            raise KeyError(k)
+        d[k] = type(d[k])(v) if not isinstance(d[k], np.ndarray) else np.asarray(
+            v, dtype=d[k].dtype)
+    return KSpec(*(d[name] for name in FIELDS))
+
+
+class TallyLayout:
+    """Offsets of the Tally arrays inside one flat float64 row."""
+
+    NAMES = ("fates", "scalars", "channel", "team", "stage", "trust_end", "cycle_hist",
+             "bookings_w", "wip_w", "busy_w", "available_w", "trust_w")
+
+    def __init__(self, spec: ModelSpec):
+        t = O.Tally(spec)
+        self.shapes = [a.shape for a in t.arrays()]
+        sizes = [int(np.prod(s)) for s in self.shapes]
+        self.offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+        self.length = int(self.offsets[-1])
+
+    def tally(self, spec: ModelSpec, row: np.ndarray) -> O.Tally:
+        t = O.Tally(spec)
+        for name, shape, a, b in zip(self.NAMES, self.shapes, self.offsets[:-1],
+                                     self.offsets[1:], strict=True):
+            setattr(t, name, row[a:b].reshape(shape).copy())
+        return t
+
+
+def capacities(spec: ModelSpec) -> tuple[int, int, int]:
+    """Starting sizes of the lead table, the people table and each queue (a replication that
+    outgrows one is rerun with it doubled; results do not depend on the sizes)."""
+    end = spec.warmup + spec.horizon
+    per_week = float(spec.work_days.sum() * (spec.day_end - spec.day_start))
+    work_end = per_week * math.ceil(end / 168.0 + 1)
+    mean = 0.0
+    for c in range(len(spec.channel_names)):
+        clock = work_end if spec.channel_working_only[c] else end
+        mean += spec.channel_rate[c] * spec.channel_week_mult[c].max() * clock
+    leads = int(mean + 8.0 * math.sqrt(mean) + 64)
+    heads = int(spec.team_headcount.sum())
+    hires = spec.attrition_rate * (end + 1e-9) * heads
+    people = int(heads + hires + 8.0 * math.sqrt(hires) + 16)
+    queue = int(min(leads, 2048))
+    return leads, people, queue

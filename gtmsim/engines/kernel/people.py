@@ -1,0 +1,179 @@
+"""People: traits drawn per hire, productivity over the ramp, and routing to a person.
+
+Mechanisms: 1 latency, 2 speed, 3 judgement noise, 4 interpretation, 9 ramp, 11 availability,
+12 persistence, 13 compliance; routing (pool, round robin, least loaded, by skill).
+"""
+
+from __future__ import annotations
+
+import math
+
+from numba import njit
+
+from gtmsim.engines.kernel.rng import beta, lognormal_mean_one, normal, poisson, uniform
+from gtmsim.engines.kernel.state import (
+    C_NPEOPLE,
+    C_STATUS,
+    IDLE,
+    P_ACTIVE,
+    P_AVAILABILITY,
+    P_COMPLIANT,
+    P_GEN,
+    P_HABIT,
+    P_HIRED,
+    P_LATENCY_MULT,
+    P_LEAD,
+    P_LOAD,
+    P_SLOT,
+    P_SPEED,
+    P_STAFFED_SINCE,
+    P_STATE,
+    P_TEAM,
+    P_THRESHOLD_SHIFT,
+    PEOPLE_OVERFLOW,
+)
+
+POOL, ROUND_ROBIN, LEAST_LOADED, BY_SKILL = 0, 1, 2, 3
+
+
+@njit(cache=True)
+def hire(ks, st, team, slot, hired, generation, now):
+    """A new person in (team, slot): draws the traits; returns the person's row or -1."""
+    pid = st.C[C_NPEOPLE]
+    if pid >= st.PF.shape[0]:
+        st.C[C_STATUS] = PEOPLE_OVERFLOW
+        return -1
+    st.C[C_NPEOPLE] = pid + 1
+    r = st.rng
+    st.PI[pid, :] = 0
+    st.PF[pid, :] = 0.0
+    st.PI[pid, P_TEAM] = team
+    st.PI[pid, P_SLOT] = slot
+    st.PI[pid, P_GEN] = generation
+    st.PF[pid, P_HIRED] = hired
+    st.PF[pid, P_SPEED] = lognormal_mean_one(r, ks.speed_person_cv)
+    st.PF[pid, P_LATENCY_MULT] = (math.exp(ks.latency_person_sigma * normal(r))
+                                  if ks.latency_person_sigma > 0 else 1.0)
+    st.PF[pid, P_THRESHOLD_SHIFT] = ks.threshold_sd * normal(r) if ks.threshold_sd > 0 else 0.0
+    c, m = ks.availability_concentration, ks.availability_mean
+    a = beta(r, m * c, (1 - m) * c) if (c > 0 and m < 1.0) else m
+    st.PF[pid, P_AVAILABILITY] = max(a, 0.05)
+    st.PI[pid, P_COMPLIANT] = 1 if (ks.compliance_p >= 1.0 or uniform(r) < ks.compliance_p) else 0
+    h = ks.habit_attempts
+    st.PI[pid, P_HABIT] = (1 + poisson(r, max(h - 1.0, 0.0))) if h > 0 else 0
+    st.PI[pid, P_ACTIVE] = 1
+    st.PI[pid, P_STATE] = IDLE
+    st.PI[pid, P_LEAD] = -1
+    st.PF[pid, P_STAFFED_SINCE] = max(now, 0.0)
+    st.slot_person[team, slot] = pid
+    return pid
+
+
+@njit(cache=True)
+def ramp(ks, st, pid, t):
+    """Productivity of a new hire: ramp_start at hire, 1 after ramp_hours."""
+    if ks.ramp_hours <= 0:
+        return 1.0
+    frac = min(1.0, max(0.0, t - st.PF[pid, P_HIRED]) / ks.ramp_hours)
+    return ks.ramp_start + (1 - ks.ramp_start) * frac
+
+
+@njit(cache=True)
+def skill(ks, st, pid, t):
+    return st.PF[pid, P_SPEED] * st.PF[pid, P_AVAILABILITY] * ramp(ks, st, pid, t)
+
+
+@njit(cache=True)
+def work_hours(ks, st, pid, t, effort):
+    """Working hours the person needs for `effort` hours of nominal work."""
+    return effort / skill(ks, st, pid, t)
+
+
+@njit(cache=True)
+def noise(ks, st, pid, t):
+    return ks.noise_sd * (1.0 + ks.ramp_noise * (1.0 - ramp(ks, st, pid, t)))
+
+
+@njit(cache=True)
+def attempts(st, pid, prescribed):
+    """12. People give up after their habitual number of attempts, never past the
+    prescription; with persistence off everyone makes the prescribed attempts."""
+    habit = st.PI[pid, P_HABIT]
+    if habit <= 0:
+        return prescribed
+    return min(prescribed, habit)
+
+
+@njit(cache=True)
+def latency_hours(ks, st, mult):
+    """1. Working hours before an item is picked up; 0 when latency is off."""
+    if ks.latency_median <= 0:
+        return 0.0
+    return mult * ks.latency_median * math.exp(ks.latency_sigma * normal(st.rng))
+
+
+@njit(cache=True)
+def logit(p):
+    p = min(max(p, 1e-6), 1 - 1e-6)
+    return math.log(p / (1 - p))
+
+
+@njit(cache=True)
+def perceived(st, q, noise_sd):
+    """3. Quality as a person sees it: logit(q) plus noise, back on the probability scale."""
+    if noise_sd <= 0:
+        return q
+    return 1.0 / (1.0 + math.exp(-(logit(q) + noise_sd * normal(st.rng))))
+
+
+@njit(cache=True)
+def active(st, team, slot):
+    pid = st.slot_person[team, slot]
+    return pid >= 0 and st.PI[pid, P_ACTIVE] == 1
+
+
+@njit(cache=True)
+def assign(ks, st, team, now):
+    """A slot for a new item by the team's routing; -1 for the shared pool."""
+    routing = ks.team_routing[team]
+    if routing == POOL:
+        return -1
+    n = ks.team_headcount[team]
+    any_active = False
+    for k in range(n):
+        if active(st, team, k):
+            any_active = True
+            break
+    if not any_active:
+        return int(st.rr[team] % n)  # waits for the next hire of that slot
+    chosen = -1
+    if routing == ROUND_ROBIN:
+        for k in range(n):
+            cand = (st.rr[team] + k) % n
+            if active(st, team, cand):
+                st.rr[team] = (cand + 1) % n
+                chosen = cand
+                break
+    elif routing == LEAST_LOADED:
+        best = 0
+        for k in range(n):
+            if active(st, team, k):
+                load = st.PI[st.slot_person[team, k], P_LOAD]
+                if chosen < 0 or load < best:
+                    chosen, best = k, load
+    else:  # by skill: load relative to how fast the person gets through work
+        best = 0.0
+        for k in range(n):
+            if active(st, team, k):
+                pid = st.slot_person[team, k]
+                v = (st.PI[pid, P_LOAD] + 1) / skill(ks, st, pid, now)
+                if chosen < 0 or v < best:
+                    chosen, best = k, v
+    st.PI[st.slot_person[team, chosen], P_LOAD] += 1
+    return chosen
+
+
+@njit(cache=True)
+def unload(st, team, slot):
+    pid = st.slot_person[team, slot]
+    st.PI[pid, P_LOAD] = max(st.PI[pid, P_LOAD] - 1, 0)

@@ -1,0 +1,158 @@
+"""A small counter-free RNG for the kernel: xoshiro256** over a uint64[4] state.
+
+Each replication owns its state (seeded from its ``SeedSequence``), so results never depend on
+which thread runs it. Samplers mirror ``gtmsim.distributions.draw`` in distribution.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+from gtmsim import distributions as D
+
+_FIXED, _EXPONENTIAL, _LOGNORMAL, _GAMMA = D.FIXED, D.EXPONENTIAL, D.LOGNORMAL, D.GAMMA
+_UNIFORM, _TRIANGULAR, _BETA, _EMPIRICAL = D.UNIFORM, D.TRIANGULAR, D.BETA, D.EMPIRICAL
+_U5 = np.uint64(5)
+_U9 = np.uint64(9)
+_U11 = np.uint64(11)
+_U17 = np.uint64(17)
+
+
+def seed_state(seq: np.random.SeedSequence) -> np.ndarray:
+    """The 4-word xoshiro state of one replication's stream (never all zero)."""
+    s = seq.generate_state(4, np.uint64)
+    if not s.any():
+        s[0] = np.uint64(1)
+    return s
+
+
+@njit(cache=True)
+def _rotl(x, k):
+    return (x << np.uint64(k)) | (x >> np.uint64(64 - k))
+
+
+@njit(cache=True)
+def next_u64(s):
+    s0, s1, s2, s3 = s[0], s[1], s[2], s[3]
+    result = _rotl(s1 * _U5, 7) * _U9
+    t = s1 << _U17
+    s2 ^= s0
+    s3 ^= s1
+    s1 ^= s2
+    s0 ^= s3
+    s2 ^= t
+    s3 = _rotl(s3, 45)
+    s[0], s[1], s[2], s[3] = s0, s1, s2, s3
+    return result
+
+
+@njit(cache=True)
+def uniform(s):
+    """U[0, 1) with 53 random bits."""
+    return float(next_u64(s) >> _U11) * (1.0 / 9007199254740992.0)
+
+
+@njit(cache=True)
+def normal(s):
+    """Standard normal by Box-Muller (one value per call)."""
+    u1 = 1.0 - uniform(s)  # (0, 1]
+    u2 = uniform(s)
+    return math.sqrt(-2.0 * math.log(u1)) * math.cos(2.0 * math.pi * u2)
+
+
+@njit(cache=True)
+def exponential(s, mean):
+    return -mean * math.log(1.0 - uniform(s))
+
+
+@njit(cache=True)
+def gamma(s, shape, scale):
+    """Marsaglia-Tsang; shape < 1 by the boost U^(1/shape)."""
+    if shape <= 0.0:
+        return 0.0
+    boost = 1.0
+    a = shape
+    if a < 1.0:
+        boost = (1.0 - uniform(s)) ** (1.0 / a)
+        a += 1.0
+    d = a - 1.0 / 3.0
+    c = 1.0 / math.sqrt(9.0 * d)
+    while True:
+        x = normal(s)
+        v = 1.0 + c * x
+        if v <= 0.0:
+            continue
+        v = v * v * v
+        u = 1.0 - uniform(s)
+        if math.log(u) < 0.5 * x * x + d - d * v + d * math.log(v):
+            return d * v * scale * boost
+
+
+@njit(cache=True)
+def beta(s, a, b):
+    x = gamma(s, a, 1.0)
+    y = gamma(s, b, 1.0)
+    if x + y <= 0.0:
+        return 0.5
+    return x / (x + y)
+
+
+@njit(cache=True)
+def poisson(s, mu):
+    """Knuth's product method, in chunks of mean <= 20 (exact for any mean)."""
+    n = 0
+    left = mu
+    while left > 0.0:
+        m = min(left, 20.0)
+        left -= m
+        limit = math.exp(-m)
+        p = uniform(s)
+        while p > limit:
+            n += 1
+            p *= uniform(s)
+    return n
+
+
+@njit(cache=True)
+def triangular(s, lo, mode, hi):
+    u = uniform(s)
+    if hi <= lo:
+        return lo
+    c = (mode - lo) / (hi - lo)
+    if u < c:
+        return lo + math.sqrt(u * (hi - lo) * (mode - lo))
+    return hi - math.sqrt((1.0 - u) * (hi - lo) * (hi - mode))
+
+
+@njit(cache=True)
+def draw(s, kind, par, pool, row):
+    """One sample of distribution row `row` (same encoding as gtmsim.distributions)."""
+    p0, p1, p2 = par[row, 0], par[row, 1], par[row, 2]
+    k = kind[row]
+    if k == _FIXED:
+        return p0
+    if k == _EXPONENTIAL:
+        return exponential(s, p0)
+    if k == _LOGNORMAL:
+        return math.exp(p0 + p1 * normal(s))
+    if k == _GAMMA:
+        return gamma(s, p0, p1)
+    if k == _UNIFORM:
+        return p0 + (p1 - p0) * uniform(s)
+    if k == _TRIANGULAR:
+        return triangular(s, p0, p1, p2)
+    if k == _BETA:
+        return beta(s, p0, p1) * p2
+    return pool[int(p0) + int(uniform(s) * p1)]  # empirical
+
+
+@njit(cache=True)
+def lognormal_mean_one(s, cv):
+    """A multiplier with mean 1 and coefficient of variation cv (1 when cv is 0)."""
+    if cv <= 0.0:
+        return 1.0
+    s2 = math.log1p(cv * cv)
+    return math.exp(-s2 / 2.0 + math.sqrt(s2) * normal(s))

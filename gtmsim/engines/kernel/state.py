@@ -1,0 +1,102 @@
+"""The live state of one replication: leads and people as rows of arrays, the event heap,
+the priority queues, and the tally views the replication writes into.
+
+Column indices are module constants (numba folds them in).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+from numba.core import types as nbt
+from numba.experimental import structref
+
+from gtmsim import outcomes as O
+
+N_CHANNEL, N_TEAM, N_STAGE = len(O.CHANNEL), len(O.TEAM), len(O.STAGE)
+
+# lead rows: floats
+L_CREATED, L_INTENT_FROM, L_QUALITY, L_VALUE, L_TOUCH_DELAY, L_EXPERIENCE, L_ENTERED = range(7)
+N_LF = 7
+# lead rows: ints
+(L_CHANNEL, L_TOUCHED, L_LIVE, L_INFO_LOST, L_ERROR_FROM, L_REWORK_STAGE, L_STAGE, L_EDGE,
+ L_SLOT, L_ATTEMPT, L_MAX_ATTEMPTS, L_LAST_COMPLIANT, L_WARM_PENDING) = range(13)
+N_LI = 13
+
+# people rows: floats
+P_HIRED, P_SPEED, P_LATENCY_MULT, P_THRESHOLD_SHIFT, P_AVAILABILITY, P_STAFFED_SINCE = range(6)
+P_QKEY = 6  # priority key of a claimed item (put back if its taker leaves at once)
+N_PF = 7
+# people rows: ints
+(P_TEAM, P_SLOT, P_GEN, P_COMPLIANT, P_HABIT, P_ACTIVE, P_STATE, P_LOAD, P_GONE, P_LEAD,
+ P_PHASE, P_OUTCOME, P_WAIT_SEQ, P_QCLS, P_QSEQ, P_AUX, P_QUEUE) = range(17)
+N_PI = 17
+# person states
+IDLE, WAITING, CLAIMED, BUSY, GONE = range(5)
+
+# counters
+C_NLEADS, C_NPEOPLE, C_HSIZE, C_HSEQ, C_QSEQ, C_WSEQ, C_STATUS = range(7)
+N_C = 7
+OK, LEAD_OVERFLOW, PEOPLE_OVERFLOW, QUEUE_OVERFLOW = range(4)
+
+# event kinds
+(EV_ARRIVAL, EV_ENQUEUE, EV_START, EV_WORK_DONE, EV_BUYER, EV_RENEWAL, EV_NURTURE, EV_QUIT,
+ EV_HIRE, EV_WEEKLY) = range(10)
+
+STATE_FIELDS = (
+    "now", "C", "rng",
+    "LF", "LI", "PF", "PI", "slot_person",
+    "ht", "hs", "hk", "ha", "hb",
+    "qcls", "qkey", "qseq", "qlead", "qlen",
+    "rr", "trust", "feedback_shift", "kpi_quarter", "renewals_quarter", "quarter_of",
+    "chan_clock",
+    "wip", "wip_since", "serving", "serving_since", "buyer", "buyer_since",
+    "fates", "scalars", "channel", "team", "stage", "trust_end", "cycle_hist", "bookings_w",
+    "wip_w", "busy_w", "available_w", "trust_w",
+)
+
+
+@structref.register
+class StateType(nbt.StructRef):
+    """The numba type of a replication's state: a reference, so calls pass one pointer."""
+
+    def preprocess_fields(self, fields):
+        return tuple((name, nbt.unliteral(typ)) for name, typ in fields)
+
+
+class State(structref.StructRefProxy):
+    """A replication's state (built inside the kernel only)."""
+
+
+structref.define_proxy(State, StateType, list(STATE_FIELDS))
+
+
+@njit(cache=True)
+def new_state(ks, seed, out, offsets, lead_cap, people_cap, queue_cap):
+    """Fresh state for one replication; the tally fields are views into `out` (zeroed)."""
+    out[:] = 0.0
+    nt, ns, ne, nc, w = ks.n_teams, ks.n_stages, ks.n_edges, ks.n_channels, ks.n_weeks
+    nq = nt + int(ks.team_headcount.sum())
+    hcap = lead_cap + 2 * people_cap + nq + nc + 16
+    o = offsets
+    return State(
+        np.zeros(1), np.zeros(N_C, dtype=np.int64), seed.copy(),
+        np.zeros((lead_cap, N_LF)), np.zeros((lead_cap, N_LI), dtype=np.int64),
+        np.zeros((people_cap, N_PF)), np.zeros((people_cap, N_PI), dtype=np.int64),
+        np.full((nt, ks.max_headcount), -1, dtype=np.int64),
+        np.zeros(hcap), np.zeros(hcap, dtype=np.int64), np.zeros(hcap, dtype=np.int64),
+        np.zeros(hcap, dtype=np.int64), np.zeros(hcap, dtype=np.int64),
+        np.zeros((nq, queue_cap), dtype=np.int64), np.zeros((nq, queue_cap)),
+        np.zeros((nq, queue_cap), dtype=np.int64), np.zeros((nq, queue_cap), dtype=np.int64),
+        np.zeros(nq, dtype=np.int64),
+        np.zeros(nt, dtype=np.int64), np.full(ne, ks.trust_initial), np.zeros(ns),
+        np.zeros(nt), np.zeros((nt, 2)), np.zeros(nt, dtype=np.int64),
+        np.zeros(nc),
+        np.zeros(nt, dtype=np.int64), np.zeros(nt), np.zeros(nt, dtype=np.int64), np.zeros(nt),
+        np.zeros(nt, dtype=np.int64), np.zeros(nt),
+        out[o[0]:o[1]], out[o[1]:o[2]], out[o[2]:o[3]].reshape((nc, N_CHANNEL)),
+        out[o[3]:o[4]].reshape((nt, N_TEAM)), out[o[4]:o[5]].reshape((ns, N_STAGE)),
+        out[o[5]:o[6]], out[o[6]:o[7]], out[o[7]:o[8]],
+        out[o[8]:o[9]].reshape((nt, w)), out[o[9]:o[10]].reshape((nt, w)),
+        out[o[10]:o[11]].reshape((nt, w)), out[o[11]:o[12]].reshape((ne, w)),
+    )
