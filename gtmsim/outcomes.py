@@ -100,15 +100,13 @@ def replication_row(t: Tally, spec: ModelSpec) -> dict:
     row["attempts_per_lead"] = _ratio(ch[:, C_ATTEMPTS].sum(), ch[:, C_CONTACT_LEADS].sum())
     row["never_contacted_share"] = _ratio(ch[:, C_NEVER_CONTACTED].sum(),
                                           ch[:, C_CONTACT_LEADS].sum())
-    for c, name in enumerate(spec.channel_names):
+    for c, name in enumerate(spec.channel_names):  # NaN where a channel saw no contact
         row[f"leads_{name}"] = ch[c, C_LEADS]
-        if ch[c, C_CONTACT_LEADS] > 0:
-            row[f"never_contacted_share_{name}"] = _ratio(ch[c, C_NEVER_CONTACTED],
-                                                          ch[c, C_CONTACT_LEADS])
-            row[f"qualify_rate_1h_{name}"] = _ratio(ch[c, C_FAST_QUALIFIED],
-                                                    ch[c, C_FAST_TOUCHED])
-            row[f"qualify_rate_24h_{name}"] = _ratio(ch[c, C_SLOW_QUALIFIED],
-                                                     ch[c, C_SLOW_TOUCHED])
+        row[f"never_contacted_share_{name}"] = _ratio(ch[c, C_NEVER_CONTACTED],
+                                                      ch[c, C_CONTACT_LEADS])
+        row[f"qualify_rate_1h_{name}"] = _ratio(ch[c, C_FAST_QUALIFIED], ch[c, C_FAST_TOUCHED])
+        row[f"qualify_rate_24h_{name}"] = _ratio(ch[c, C_SLOW_QUALIFIED],
+                                                 ch[c, C_SLOW_TOUCHED])
     quarters = H / QUARTER
     for k, team in enumerate(spec.team_names):
         tm = t.team[k]

@@ -100,19 +100,43 @@ def simulate(spec: ModelSpec, replications: int, seed: int, engine: str = "simpy
 
 def _simulate_numba(spec: ModelSpec, replications: int, seed: int, first: int,
                     progress: Progress | None) -> Result:
-    """Replications on the numba kernel: one parallel batch, rows built from its tallies."""
+    """Replications on the numba kernel, in parallel batches (several, for the progress bar;
+    each replication's numbers depend only on its own seed, so the split changes nothing)."""
     from gtmsim.engines.kernel import tallies
 
-    out, layout = tallies(spec, seed, replications, first)
+    spec.check()  # nothing impossible reaches the kernel
+    if not kernel_is_cached():
+        notice("compiling the numba engine (first run on this machine only; about a minute)")
+    chunk = max(64, -(-replications // 20))
     rows, weekly = [], []
-    for k in range(replications):
-        t = layout.tally(spec, out[k])
-        rows.append({"replication": first + k, **O.replication_row(t, spec)})
-        weekly.append(O.weekly_rows(t, spec, first + k))
-    if progress:
-        progress(replications, replications)
+    for start in range(first, first + replications, chunk):
+        n = min(chunk, first + replications - start)
+        out, layout = tallies(spec, seed, n, start)
+        for k in range(n):
+            t = layout.tally(spec, out[k])
+            rows.append({"replication": start + k, **O.replication_row(t, spec)})
+            weekly.append(O.weekly_rows(t, spec, start + k))
+        if progress:
+            progress(len(rows), replications)
     reps_df, weekly_df = O.to_frames(rows, weekly)
     return Result(spec, reps_df, weekly_df, None, engine="numba", seed=seed)
+
+
+def kernel_is_cached() -> bool:
+    """Whether numba's on-disk cache holds the compiled batch kernel already."""
+    from pathlib import Path
+
+    import gtmsim.engines.kernel as kernel
+
+    cache = Path(kernel.__file__).parent / "__pycache__"
+    return any(cache.glob("engine.run_batch-*.nbi"))
+
+
+def notice(message: str) -> None:
+    """A one-line note on stderr for long, silent work (the first compile)."""
+    import sys
+
+    print(f"gtmsim: {message}", file=sys.stderr, flush=True)
 
 
 def event_log_frame(logs: Sequence[tuple[int, list[tuple]]]) -> pl.DataFrame:

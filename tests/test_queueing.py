@@ -40,9 +40,12 @@ def ci95(x: np.ndarray) -> tuple[float, float]:
     return m - h, m + h
 
 
-def run_network(stations, lam, reps=20, engine="simpy"):
+def run_network(stations, lam, reps=None, engine="simpy"):
+    """20 replications on SimPy; 200 on the numba engine, whose CI is then three times
+    tighter (a finite warm-up's bias, under 1% here, stays inside it)."""
     spec = compile_spec(validate(resolve(queue_network(stations, lam))))
-    return simulate(spec, reps, seed=7, engine=engine, workers=2).replications
+    n = reps or (200 if engine == "numba" else 20)
+    return simulate(spec, n, seed=7, engine=engine, workers=2).replications
 
 
 def test_erlang_c_reference_values():
@@ -52,9 +55,13 @@ def test_erlang_c_reference_values():
     assert erlang_c_wait(2, 1.0, 1.0) == pytest.approx(1 / 3)
 
 
-def test_single_station_matches_erlang_c():
+ENGINES = ["simpy", "numba"]
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_single_station_matches_erlang_c(engine):
     c, mu, lam = 3, 1.0, 2.5  # utilisation 0.83
-    df = run_network([(c, mu)], lam)
+    df = run_network([(c, mu)], lam, engine=engine)
     theory = erlang_c_wait(c, lam, mu) + 1 / mu
     lo, hi = ci95(df["sojourn_t0"].to_numpy())
     assert lo <= theory <= hi, (theory, lo, hi)
@@ -63,10 +70,11 @@ def test_single_station_matches_erlang_c():
     assert lo <= lam / (c * mu) <= hi
 
 
-def test_tandem_matches_jackson_network():
+@pytest.mark.parametrize("engine", ENGINES)
+def test_tandem_matches_jackson_network(engine):
     stations = [(3, 1.0), (2, 1.6), (4, 0.8)]
     lam = 2.5
-    df = run_network(stations, lam)
+    df = run_network(stations, lam, engine=engine)
     total_theory = 0.0
     total = np.zeros(len(df))
     for i, (c, mu) in enumerate(stations):
@@ -80,27 +88,30 @@ def test_tandem_matches_jackson_network():
     assert lo <= total_theory <= hi, (total_theory, lo, hi)
 
 
-def test_littles_law_per_station():
+@pytest.mark.parametrize("engine", ENGINES)
+def test_littles_law_per_station(engine):
     """L = lambda W on each station: time-average WIP against throughput x mean sojourn.
     Both sides come from the same replication; they differ only by the jobs straddling the
     window's edges, so 1% is a generous tolerance for 5,000 jobs per replication."""
-    df = run_network([(3, 1.0), (2, 1.6)], 2.5, reps=6)
+    df = run_network([(3, 1.0), (2, 1.6)], 2.5, reps=6, engine=engine)
     for i in range(2):
         L = df[f"wip_t{i}"].to_numpy()
         lam_w = (df[f"throughput_t{i}"] * df[f"sojourn_t{i}"]).to_numpy()
         assert np.allclose(L, lam_w, rtol=0.01)
 
 
-def test_littles_law_on_the_full_default_model():
+@pytest.mark.parametrize("engine", ENGINES)
+def test_littles_law_on_the_full_default_model(engine):
     """Little's law per team on the full model under `realistic` (every mechanism on).
     Little's law is a steady-state identity; AE opportunities stay in the team through the
-    buyer's 45-day median decision, so the AE pipeline needs months to fill: a 120-day
-    warm-up and a one-year window make the edge effect (of order sojourn / horizon, about
-    10% for AEs with a 28-day warm-up) small. Tolerance: 3% between the means over
+    buyer's two-month median decision, and the AE pipeline keeps growing for most of a year
+    as trust and staffing settle (measured on the numba engine, 64 replications: L and
+    lambda W differ by 3.1% after a 120-day warm-up, 0.7% after a one-year warm-up). A
+    one-year warm-up and a one-year window; tolerance 3% between the means over
     replications of time-average WIP and throughput x mean time in team."""
     spec = compile_spec(load_config(profile="realistic",
-                                    overrides=["run.warmup_days=120", "run.horizon_days=364"]))
-    df = simulate(spec, 8, seed=3, workers=2).replications
+                                    overrides=["run.warmup_days=365", "run.horizon_days=364"]))
+    df = simulate(spec, 8, seed=3, engine=engine, workers=2).replications
     for team in spec.team_names:
         L = df[f"wip_{team}"].mean()
         lam_w = (df[f"throughput_{team}"] * df[f"sojourn_{team}"]).mean()
