@@ -28,7 +28,7 @@ from typing import Any, NoReturn
 from gtmsim.errors import ConfigError, GtmsimError
 
 # The engine `run` uses when --engine is not given; must be one of gtmsim.simulate.ENGINES.
-DEFAULT_ENGINE = "simpy"
+DEFAULT_ENGINE = "numba"
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
 EXIT_TERMINATED = 143
@@ -148,7 +148,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", metavar="DIR",
                    help="output folder, new or empty (default: a new folder under runs/)")
     p.add_argument("--event-log", action="store_true",
-                   help="also write event_log.parquet (one row per activity; runs serially)")
+                   help="also write event_log.parquet (one row per activity; runs serially on "
+                        "the SimPy engine unless --engine is given)")
     p.add_argument("--workers", type=_positive_int, default=None, metavar="W",
                    help=f"worker processes (default: the number of CPUs, {os.cpu_count() or 1})")
     p.set_defaults(handler=cmd_run)
@@ -415,7 +416,8 @@ def cmd_run(args) -> int:
     config, spec = _load(args)
     n = args.replications or config.run.replications
     seed = args.seed if args.seed is not None else config.run.seed
-    engine = args.engine or _default_engine()
+    # the event log comes from the SimPy engine, the one that traces every activity
+    engine = args.engine or ("simpy" if args.event_log else _default_engine())
     workers = args.workers or os.cpu_count() or 1
     out = Path(args.out) if args.out else _default_out(args.config)
     _check_out_dir(out)
@@ -470,7 +472,7 @@ def cmd_eventlog(args) -> int:
     config, spec = _load(args)
     n = args.replications or 1
     seed = args.seed if args.seed is not None else config.run.seed
-    engine = args.engine or _default_engine()
+    engine = args.engine or "simpy"
     bar, progress = _progress_bar(n, f"event log: {config.name[:40]}")
     with bar:
         res = simulate(spec, n, seed, engine, 1, progress, event_log=True)

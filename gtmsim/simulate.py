@@ -107,7 +107,7 @@ def _simulate_numba(spec: ModelSpec, replications: int, seed: int, first: int,
     spec.check()  # nothing impossible reaches the kernel
     if not kernel_is_cached():
         notice("compiling the numba engine (first run on this machine only; about a minute)")
-    chunk = max(64, -(-replications // 20))
+    chunk = min(256, max(64, -(-replications // 20)))  # small enough for Ctrl-C to land
     rows, weekly = [], []
     for start in range(first, first + replications, chunk):
         n = min(chunk, first + replications - start)
