@@ -8,6 +8,7 @@ as on the SimPy engine, through the kernel's own xoshiro256** generator.
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 
 from gtmsim.engines.kernel.kspec import KSpec, TallyLayout, capacities, pack
@@ -42,9 +43,13 @@ def tallies(spec: ModelSpec, seed: int, replications: int, first: int = 0,
     todo = np.arange(replications)
     fn = run_batch if parallel else run_serial
     while True:
+        # a few chunks per thread: each chunk sets up its private tables once; several per
+        # thread even out the uneven lengths of replications (results do not depend on it)
+        chunk = max(1, -(-len(todo) // (4 * numba.get_num_threads())))
         sub_out = np.zeros((len(todo), layout.length))
         sub_status = np.zeros(len(todo), dtype=np.int64)
-        fn(ks, np.ascontiguousarray(seeds[todo]), sub_out, sub_status, layout.offsets, *caps)
+        fn(ks, np.ascontiguousarray(seeds[todo]), sub_out, sub_status, layout.offsets, *caps,
+           chunk)
         out[todo] = sub_out
         status[todo] = sub_status
         bad = sub_status != 0

@@ -3,6 +3,11 @@
 ``next_open`` and ``working_hours_between`` are the reference functions wrapped as they are;
 ``advance`` is the same code with its call to ``next_open`` bound to the compiled one
 (tests/test_kernel.py checks all three against the reference on random inputs).
+
+The event loop calls ``advance_pw`` and ``hours_between_pw``: the same arithmetic with the
+working hours per week precomputed once (``KSpec.per_week``) instead of ``days.sum()`` per
+call, and ``advance_pw`` answering work that ends within the current working stretch without
+the general loop (the same float result: ``t + work``).
 """
 
 from __future__ import annotations
@@ -23,9 +28,19 @@ working_hours_between = njit(cache=True)(_cal.working_hours_between)
 @njit(cache=True)
 def advance(t, work, days, start, end):
     """Calendar time when `work` working hours, begun at t, are done (as gtmsim.calendar)."""
-    per_week = days.sum() * (end - start)
+    return advance_pw(t, work, days, start, end, days.sum() * (end - start))
+
+
+@njit(cache=True)
+def advance_pw(t, work, days, start, end, per_week):
+    """`advance` with per_week = days.sum() * (end - start) given."""
     if per_week >= WEEK:
         return t + work
+    day = math.floor(t / DAY)
+    if work >= 0.0 and days[day % 7]:
+        base = day * DAY
+        if base + start <= t and t < base + end and t + work <= base + end:
+            return t + work  # what the loop below gives for work inside this stretch
     t = next_open(t, days, start, end)
     if work <= 0.0:
         return t
@@ -44,3 +59,22 @@ def advance(t, work, days, start, end):
             return t + work
         work -= left
         t = next_open(close, days, start, end)
+
+
+@njit(cache=True)
+def hours_between_pw(a, b, days, start, end, per_week):
+    """`working_hours_between` with per_week given."""
+    if b <= a:
+        return 0.0
+    if per_week >= WEEK:
+        return b - a
+    total = 0.0
+    d0 = math.floor(a / DAY)
+    d1 = math.floor(b / DAY)
+    for d in range(d0, d1 + 1):
+        if days[d % 7]:
+            lo = max(a, d * DAY + start)
+            hi = min(b, d * DAY + end)
+            if hi > lo:
+                total += hi - lo
+    return total

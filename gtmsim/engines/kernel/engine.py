@@ -14,8 +14,9 @@ from numba import njit, prange
 from gtmsim import outcomes as O
 from gtmsim.engines.kernel import flow as F
 from gtmsim.engines.kernel import record as R
-from gtmsim.engines.kernel.calendar import advance
+from gtmsim.engines.kernel.calendar import advance_pw
 from gtmsim.engines.kernel.heap import pop_event, schedule
+from gtmsim.engines.kernel.kspec import private_copy
 from gtmsim.engines.kernel.people import hire
 from gtmsim.engines.kernel.rng import draw, exponential, uniform
 from gtmsim.engines.kernel.state import (
@@ -52,6 +53,7 @@ from gtmsim.engines.kernel.state import (
     P_GEN,
     P_STAFFED_SINCE,
     new_state,
+    workspace,
 )
 
 S_LEADS, C_LEADS = O.S_LEADS, O.C_LEADS
@@ -69,7 +71,8 @@ def next_arrival(ks, st, c):
     while True:
         gap = exponential(st.rng, 1.0 / peak)
         if ks.channel_working_only[c] == 1:
-            t = advance(st.chan_clock[c], gap, ks.work_days, ks.day_start, ks.day_end)
+            t = advance_pw(st.chan_clock[c], gap, ks.work_days, ks.day_start, ks.day_end,
+                           ks.per_week)
         else:
             t = st.chan_clock[c] + gap
         st.chan_clock[c] = t
@@ -115,10 +118,10 @@ def arrival(ks, st, c, now):
 
 
 @njit(cache=True)
-def run_one(ks, seed, out, offsets, lead_cap, people_cap, queue_cap):
-    """One replication into its tally row `out`; returns a status (0: ok, else a table that
-    was too small)."""
-    st = new_state(ks, seed, out, offsets, lead_cap, people_cap, queue_cap)
+def run_one(ks, seed, out, offsets, w):
+    """One replication into its tally row `out`, on workspace `w`; returns a status (0: ok,
+    else a table that was too small)."""
+    st = new_state(ks, seed, out, offsets, w)
     r = st.rng
     for team in range(ks.n_teams):
         for slot in range(ks.team_headcount[team]):
@@ -182,17 +185,32 @@ def run_one(ks, seed, out, offsets, lead_cap, people_cap, queue_cap):
     return OK
 
 
+@njit(cache=True)
+def run_chunk(ks, seeds, out, status, offsets, lead_cap, people_cap, queue_cap, lo, hi):
+    """Replications lo..hi-1 on the calling thread, with thread-private copies of everything
+    the event loop touches (spec arrays, offsets, workspace, a tally row), so threads share
+    no reference count and no cache line until a finished row is copied out."""
+    kc = private_copy(ks)
+    offs = offsets.copy()
+    w = workspace(kc, lead_cap, people_cap, queue_cap)
+    row = np.zeros(out.shape[1])
+    for i in range(lo, hi):
+        status[i] = run_one(kc, seeds[i], row, offs, w)
+        out[i, :] = row
+
+
 @njit(cache=True, parallel=True)
-def run_batch(ks, seeds, out, status, offsets, lead_cap, people_cap, queue_cap):
-    """Replications in parallel: row i of `out` is the tally of the replication seeded by
-    seeds[i]; status[i] is 0, or the table it outgrew."""
-    for i in prange(seeds.shape[0]):
-        status[i] = run_one(ks, seeds[i], out[i], offsets, lead_cap, people_cap, queue_cap)
+def run_batch(ks, seeds, out, status, offsets, lead_cap, people_cap, queue_cap, chunk):
+    """Replications in parallel, in chunks of `chunk`: row i of `out` is the tally of the
+    replication seeded by seeds[i]; status[i] is 0, or the table it outgrew."""
+    n = seeds.shape[0]
+    for c in prange((n + chunk - 1) // chunk):
+        run_chunk(ks, seeds, out, status, offsets, lead_cap, people_cap, queue_cap,
+                  c * chunk, min(n, (c + 1) * chunk))
 
 
 @njit(cache=True)
-def run_serial(ks, seeds, out, status, offsets, lead_cap, people_cap, queue_cap):
+def run_serial(ks, seeds, out, status, offsets, lead_cap, people_cap, queue_cap, chunk):
     """The same as run_batch on the calling thread only."""
-    for i in range(seeds.shape[0]):
-        status[i] = run_one(ks, seeds[i], out[i], offsets, lead_cap, people_cap, queue_cap)
-
+    run_chunk(ks, seeds, out, status, offsets, lead_cap, people_cap, queue_cap, 0,
+              seeds.shape[0])

@@ -16,7 +16,7 @@ from numba import njit
 from gtmsim import outcomes as O
 from gtmsim import spec as S
 from gtmsim.engines.kernel import record as R
-from gtmsim.engines.kernel.calendar import advance
+from gtmsim.engines.kernel.calendar import advance_pw
 from gtmsim.engines.kernel.heap import q_pop, q_push, schedule
 from gtmsim.engines.kernel.people import (
     POOL,
@@ -330,11 +330,12 @@ def enter(ks, st, lead, s, edge, sender_compliant, now):
         if not math.isfinite(sla):
             leave(ks, st, lead, F_FORGOTTEN, now)
             return
-        found = advance(now, sla + ks.escalation_hours, ks.work_days, ks.day_start, ks.day_end)
+        found = advance_pw(now, sla + ks.escalation_hours, ks.work_days, ks.day_start,
+                           ks.day_end, ks.per_week)
         schedule(st, found, EV_ENQUEUE, lead, ESCALATED)
     elif lat > 0:
-        schedule(st, advance(now, lat, ks.work_days, ks.day_start, ks.day_end), EV_ENQUEUE,
-                 lead, NORMAL)
+        schedule(st, advance_pw(now, lat, ks.work_days, ks.day_start, ks.day_end, ks.per_week),
+                 EV_ENQUEUE, lead, NORMAL)
     else:
         enqueue(ks, st, lead, NORMAL, now)
 
@@ -378,7 +379,7 @@ def nurture_return(ks, st, lead, now):
 def work(ks, st, pid, lead, effort, phase, now):
     """Person pid spends `effort` nominal hours on the lead; resumes at `phase` when done."""
     hours = work_hours(ks, st, pid, now, effort)
-    end = advance(now, hours, ks.work_days, ks.day_start, ks.day_end)
+    end = advance_pw(now, hours, ks.work_days, ks.day_start, ks.day_end, ks.per_week)
     team = st.PI[pid, P_TEAM]
     R.busy(ks, st, team, now, end)
     if st.LI[lead, L_REWORK_STAGE] == st.LI[lead, L_STAGE]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from numba import njit
 from numba.core import types as nbt
 from numba.experimental import structref
 
@@ -39,7 +40,7 @@ _SCALARS = ("warmup", "horizon", "day_start", "day_end", "nurture_return_p",
 _INTS = ("n_weeks", "nurture_return_after", "nurture_return_stage", "n_teams", "n_stages",
          "n_edges", "n_channels", "max_headcount")
 
-FIELDS = _ARRAYS_I + _ARRAYS_F + _SCALARS + _INTS + ("end", "slot_q0")
+FIELDS = _ARRAYS_I + _ARRAYS_F + _SCALARS + _INTS + ("end", "slot_q0", "per_week")
 
 
 @structref.register
@@ -79,13 +80,52 @@ def pack(spec: ModelSpec, **replace) -> KSpec:
     d["max_headcount"] = int(max(1, spec.team_headcount.max()))
     d["end"] = float(spec.warmup + spec.horizon)
     hc = d["team_headcount"]
+    d["per_week"] = 0.0
     d["slot_q0"] = (spec.n_teams + np.concatenate([[0], np.cumsum(hc)[:-1]])).astype(np.int64)
     for k, v in replace.items():
         if k not in FIELDS:
             raise KeyError(k)
         d[k] = type(d[k])(v) if not isinstance(d[k], np.ndarray) else np.asarray(
             v, dtype=d[k].dtype)
+    if "per_week" not in replace:  # working hours per week, from the (replaced) calendar
+        d["per_week"] = float(d["work_days"].sum() * (d["day_end"] - d["day_start"]))
     return KSpec(*(d[name] for name in FIELDS))
+
+
+@njit(cache=True)
+def private_copy(ks):
+    """A copy of ks with its own arrays (generated from FIELDS, in order). Each parallel
+    chunk reads its own copy, so threads never share the reference counts of the spec's
+    arrays (shared counts bounce one cache line between cores on every field access)."""
+    return KSpec(ks.work_days.copy(), ks.channel_entry.copy(), ks.channel_quality.copy(),
+                 ks.channel_value.copy(), ks.channel_working_only.copy(),
+                 ks.team_headcount.copy(), ks.team_routing.copy(), ks.team_discipline.copy(),
+                 ks.team_kpi_metric.copy(), ks.team_kpi_stage.copy(), ks.stage_team.copy(),
+                 ks.stage_kind.copy(), ks.stage_effort.copy(), ks.stage_attempts.copy(),
+                 ks.stage_buyer.copy(), ks.route.copy(), ks.edge_from.copy(), ks.edge_to.copy(),
+                 ks.edge_protocol.copy(), ks.edge_of.copy(), ks.dist_kind.copy(),
+                 ks.dist_par.copy(), ks.dist_pool.copy(), ks.channel_rate.copy(),
+                 ks.channel_week_mult.copy(), ks.channel_intent_tau.copy(),
+                 ks.channel_intent_floor.copy(), ks.team_latency_scale.copy(),
+                 ks.team_kpi_target.copy(), ks.stage_threshold.copy(),
+                 ks.stage_reject_below.copy(), ks.stage_attempt_hours.copy(),
+                 ks.stage_attempt_gap.copy(), ks.stage_contact_p.copy(),
+                 ks.stage_win_scale.copy(), ks.stage_renewal.copy(), ks.stage_churn_base.copy(),
+                 ks.stage_sla.copy(), ks.warmup, ks.horizon, ks.day_start, ks.day_end,
+                 ks.nurture_return_p, ks.shared_kpi_share, ks.escalation_hours, ks.feedback_on,
+                 ks.feedback_gain, ks.feedback_target, ks.feedback_max_shift, ks.latency_median,
+                 ks.latency_sigma, ks.latency_person_sigma, ks.speed_person_cv, ks.task_cv,
+                 ks.noise_sd, ks.threshold_sd, ks.forget_p, ks.error_p, ks.error_caught,
+                 ks.error_win_penalty, ks.loss_crm, ks.loss_warm, ks.leak_crm, ks.warm_hours,
+                 ks.rediscovery_hours, ks.experience_penalty, ks.trust_initial, ks.trust_rate,
+                 ks.trust_latency, ks.trust_ignore, ks.trust_requalify, ks.attrition_rate,
+                 ks.ramp_hours, ks.ramp_start, ks.ramp_noise, ks.vacancy_hours,
+                 ks.turnover_queue_loss, ks.pressure_on, ks.pressure_window,
+                 ks.pressure_threshold_drop, ks.pressure_error, ks.pressure_corner_cut,
+                 ks.availability_mean, ks.availability_concentration, ks.habit_attempts,
+                 ks.compliance_p, ks.n_weeks, ks.nurture_return_after, ks.nurture_return_stage,
+                 ks.n_teams, ks.n_stages, ks.n_edges, ks.n_channels, ks.max_headcount, ks.end,
+                 ks.slot_q0.copy(), ks.per_week)
 
 
 class TallyLayout:

@@ -11,7 +11,7 @@ import math
 from numba import njit
 
 from gtmsim import outcomes as O
-from gtmsim.engines.kernel.calendar import working_hours_between
+from gtmsim.engines.kernel.calendar import hours_between_pw
 
 WEEK = 168.0
 T_BUSY, T_AVAILABLE, T_WIP_AREA = O.T_BUSY, O.T_AVAILABLE, O.T_WIP_AREA
@@ -64,7 +64,7 @@ def working_area(ks, st, team, col, busy, a, b):
     b = min(b, ks.end)
     while a < b:
         k, e = _seg_end(ks, a, b)
-        h = working_hours_between(a, e, ks.work_days, ks.day_start, ks.day_end)
+        h = hours_between_pw(a, e, ks.work_days, ks.day_start, ks.day_end, ks.per_week)
         st.team[team, col] += h
         if busy:
             st.busy_w[team, k] += h

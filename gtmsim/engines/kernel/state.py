@@ -72,22 +72,36 @@ structref.define_proxy(State, StateType, list(STATE_FIELDS))
 
 
 @njit(cache=True)
-def new_state(ks, seed, out, offsets, lead_cap, people_cap, queue_cap):
-    """Fresh state for one replication; the tally fields are views into `out` (zeroed)."""
-    out[:] = 0.0
-    nt, ns, ne, nc, w = ks.n_teams, ks.n_stages, ks.n_edges, ks.n_channels, ks.n_weeks
+def workspace(ks, lead_cap, people_cap, queue_cap):
+    """The big tables of a replication (lead and people rows, event heap, queues), allocated
+    once per batch chunk and reused by its replications: every row is written before it is
+    read (an arrival clears its lead's row, a hire its person's row; heap and queue slots are
+    written when pushed), so reuse needs no clearing."""
+    nt = ks.n_teams
     nq = nt + int(ks.team_headcount.sum())
-    hcap = lead_cap + 2 * people_cap + nq + nc + 16
+    hcap = lead_cap + 2 * people_cap + nq + ks.n_channels + 16
+    return (np.zeros((lead_cap, N_LF)), np.zeros((lead_cap, N_LI), dtype=np.int64),
+            np.zeros((people_cap, N_PF)), np.zeros((people_cap, N_PI), dtype=np.int64),
+            np.zeros(hcap), np.zeros(hcap, dtype=np.int64), np.zeros(hcap, dtype=np.int64),
+            np.zeros(hcap, dtype=np.int64), np.zeros(hcap, dtype=np.int64),
+            np.zeros((nq, queue_cap), dtype=np.int64), np.zeros((nq, queue_cap)),
+            np.zeros((nq, queue_cap), dtype=np.int64), np.zeros((nq, queue_cap), dtype=np.int64))
+
+
+@njit(cache=True)
+def new_state(ks, seed, out, offsets, w):
+    """Fresh state for one replication on workspace `w`; the tally fields are views into
+    `out` (zeroed)."""
+    out[:] = 0.0
+    nt, ns, ne, nc, wk = ks.n_teams, ks.n_stages, ks.n_edges, ks.n_channels, ks.n_weeks
+    nq = w[9].shape[0]
     o = offsets
     return State(
         np.zeros(1), np.zeros(N_C, dtype=np.int64), seed.copy(),
-        np.zeros((lead_cap, N_LF)), np.zeros((lead_cap, N_LI), dtype=np.int64),
-        np.zeros((people_cap, N_PF)), np.zeros((people_cap, N_PI), dtype=np.int64),
+        w[0], w[1], w[2], w[3],
         np.full((nt, ks.max_headcount), -1, dtype=np.int64),
-        np.zeros(hcap), np.zeros(hcap, dtype=np.int64), np.zeros(hcap, dtype=np.int64),
-        np.zeros(hcap, dtype=np.int64), np.zeros(hcap, dtype=np.int64),
-        np.zeros((nq, queue_cap), dtype=np.int64), np.zeros((nq, queue_cap)),
-        np.zeros((nq, queue_cap), dtype=np.int64), np.zeros((nq, queue_cap), dtype=np.int64),
+        w[4], w[5], w[6], w[7], w[8],
+        w[9], w[10], w[11], w[12],
         np.zeros(nq, dtype=np.int64),
         np.zeros(nt, dtype=np.int64), np.full(ne, ks.trust_initial), np.zeros(ns),
         np.zeros(nt), np.zeros((nt, 2)), np.zeros(nt, dtype=np.int64),
@@ -97,6 +111,6 @@ def new_state(ks, seed, out, offsets, lead_cap, people_cap, queue_cap):
         out[o[0]:o[1]], out[o[1]:o[2]], out[o[2]:o[3]].reshape((nc, N_CHANNEL)),
         out[o[3]:o[4]].reshape((nt, N_TEAM)), out[o[4]:o[5]].reshape((ns, N_STAGE)),
         out[o[5]:o[6]], out[o[6]:o[7]], out[o[7]:o[8]],
-        out[o[8]:o[9]].reshape((nt, w)), out[o[9]:o[10]].reshape((nt, w)),
-        out[o[10]:o[11]].reshape((nt, w)), out[o[11]:o[12]].reshape((ne, w)),
+        out[o[8]:o[9]].reshape((nt, wk)), out[o[9]:o[10]].reshape((nt, wk)),
+        out[o[10]:o[11]].reshape((nt, wk)), out[o[11]:o[12]].reshape((ne, wk)),
     )
