@@ -32,7 +32,11 @@ class Replication:
                  event_log: bool = False):
         self.spec = spec
         self.env = simpy.Environment()
-        self.rng = np.random.default_rng(seed)
+        # three streams, so that two designs run on the same seed meet the same leads and the
+        # same people even when their work unfolds differently (common random numbers)
+        root = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
+        work, arrivals, people = (np.random.default_rng(s) for s in root.spawn(3))
+        self.rng, self.rng_arrivals, self.rng_people = work, arrivals, people
         self.cal = Calendar(spec.work_days, spec.day_start, spec.day_end)
         self.rec = Recorder(spec, event_log)
         self.trust = np.full(spec.n_edges, spec.trust_initial)
@@ -55,7 +59,7 @@ class Replication:
         for team, n in enumerate(sp.team_headcount):
             slots = []
             for slot in range(n):
-                hired = (-self.rng.exponential(1.0 / sp.attrition_rate)
+                hired = (-self.rng_people.exponential(1.0 / sp.attrition_rate)
                          if sp.attrition_rate > 0 else -1e9)
                 p = self._hire(team, slot, hired, 0)
                 slots.append(p)
@@ -77,7 +81,7 @@ class Replication:
         return self.rec
 
     def _hire(self, team: int, slot: int, hired: float, generation: int) -> Person:
-        p = Person(self.spec, self.rng, team, slot, hired, generation)
+        p = Person(self.spec, self.rng_people, team, slot, hired, generation)
         p.queue = self.slot_queues[team][slot]
         p.staffed_since = max(self.env.now, 0.0)
         p.process = self.env.process(self._work_loop(p))
@@ -89,7 +93,7 @@ class Replication:
     # ------------------------------------------------------------------ arrivals
 
     def _arrivals(self, c: int):
-        sp, rng, env = self.spec, self.rng, self.env
+        sp, rng, env = self.spec, self.rng_arrivals, self.env
         rate = sp.channel_rate[c]
         mult = sp.channel_week_mult[c]
         peak = rate * mult.max()
@@ -580,7 +584,7 @@ class Replication:
 
     def _turnover(self, team: int, slot: int):
         """9. People leave at the attrition rate; the slot stays vacant, then a new hire."""
-        sp, env, rng = self.spec, self.env, self.rng
+        sp, env, rng = self.spec, self.env, self.rng_people
         while True:
             yield env.timeout(rng.exponential(1.0 / sp.attrition_rate))
             p = self.people[team][slot]
