@@ -46,12 +46,16 @@ def tallies(spec: ModelSpec, seed: int, replications: int, first: int = 0,
         # a few chunks per thread: each chunk sets up its private tables once; several per
         # thread even out the uneven lengths of replications (results do not depend on it)
         chunk = max(1, -(-len(todo) // (4 * numba.get_num_threads())))
-        sub_out = np.zeros((len(todo), layout.length))
-        sub_status = np.zeros(len(todo), dtype=np.int64)
+        if len(todo) == replications:  # the first pass writes straight into the result
+            sub_out, sub_status = out, status
+        else:
+            sub_out = np.zeros((len(todo), layout.length))
+            sub_status = np.zeros(len(todo), dtype=np.int64)
         fn(ks, np.ascontiguousarray(seeds[todo]), sub_out, sub_status, layout.offsets, *caps,
            chunk)
-        out[todo] = sub_out
-        status[todo] = sub_status
+        if sub_out is not out:
+            out[todo] = sub_out
+            status[todo] = sub_status
         bad = sub_status != 0
         if not bad.any():
             return out, layout

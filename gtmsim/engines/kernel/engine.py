@@ -64,21 +64,24 @@ def next_arrival(ks, st, c):
     """Schedule channel c's next arrival: Poisson at the peak rate, advanced gap by gap on
     working time (or calendar time), thinned to the week's rate (as the SimPy engine);
     nothing past the horizon."""
+    st_chan_clock = st.chan_clock
+    st_rng = st.rng
+    ks_channel_week_mult = ks.channel_week_mult
     rate = ks.channel_rate[c]
-    peak = rate * ks.channel_week_mult[c].max()
+    peak = rate * ks.channel_peak[c]
     if peak <= 0:
         return
     while True:
-        gap = exponential(st.rng, 1.0 / peak)
+        gap = exponential(st_rng, 1.0 / peak)
         if ks.channel_working_only[c] == 1:
-            t = advance_pw(st.chan_clock[c], gap, ks.work_days, ks.day_start, ks.day_end,
+            t = advance_pw(st_chan_clock[c], gap, ks.work_days, ks.day_start, ks.day_end,
                            ks.per_week)
         else:
-            t = st.chan_clock[c] + gap
-        st.chan_clock[c] = t
+            t = st_chan_clock[c] + gap
+        st_chan_clock[c] = t
         if t >= ks.end:
             return
-        if uniform(st.rng) * peak > rate * ks.channel_week_mult[c, int(t // 168.0)]:
+        if uniform(st_rng) * peak > rate * ks_channel_week_mult[c, int(t // 168.0)]:
             continue
         schedule(st, t, EV_ARRIVAL, c, 0)
         return
@@ -87,30 +90,36 @@ def next_arrival(ks, st, c):
 @njit(cache=True)
 def arrival(ks, st, c, now):
     """A lead is born in channel c and enters the channel's entry stage."""
+    st_C = st.C
+    st_LF = st.LF
+    st_LI = st.LI
+    ks_dist_kind = ks.dist_kind
+    ks_dist_par = ks.dist_par
+    ks_dist_pool = ks.dist_pool
     F.event(st)
-    lead = st.C[C_NLEADS]
-    if lead >= st.LF.shape[0]:
-        st.C[C_STATUS] = LEAD_OVERFLOW
+    lead = st_C[C_NLEADS]
+    if lead >= st_LF.shape[0]:
+        st_C[C_STATUS] = LEAD_OVERFLOW
         return
-    st.C[C_NLEADS] = lead + 1
+    st_C[C_NLEADS] = lead + 1
     r = st.rng
-    q = draw(r, ks.dist_kind, ks.dist_par, ks.dist_pool, ks.channel_quality[c])
-    v = draw(r, ks.dist_kind, ks.dist_par, ks.dist_pool, ks.channel_value[c])
-    st.LI[lead, :] = 0
-    st.LF[lead, L_CREATED] = now
-    st.LF[lead, L_INTENT_FROM] = now
-    st.LF[lead, L_QUALITY] = min(max(q, 0.0), 1.0)
-    st.LF[lead, L_VALUE] = v
-    st.LF[lead, L_TOUCH_DELAY] = np.nan
-    st.LF[lead, L_EXPERIENCE] = 1.0
-    st.LI[lead, L_CHANNEL] = c
-    st.LI[lead, L_LIVE] = 1
-    st.LI[lead, L_ERROR_FROM] = -1
-    st.LI[lead, L_REWORK_STAGE] = -1
-    st.LI[lead, L_STAGE] = -1
-    st.LI[lead, L_EDGE] = -1
-    st.LI[lead, L_SLOT] = -1
-    st.LI[lead, L_LAST_COMPLIANT] = 1
+    q = draw(r, ks_dist_kind, ks_dist_par, ks_dist_pool, ks.channel_quality[c])
+    v = draw(r, ks_dist_kind, ks_dist_par, ks_dist_pool, ks.channel_value[c])
+    st_LI[lead, :] = 0
+    st_LF[lead, L_CREATED] = now
+    st_LF[lead, L_INTENT_FROM] = now
+    st_LF[lead, L_QUALITY] = min(max(q, 0.0), 1.0)
+    st_LF[lead, L_VALUE] = v
+    st_LF[lead, L_TOUCH_DELAY] = np.nan
+    st_LF[lead, L_EXPERIENCE] = 1.0
+    st_LI[lead, L_CHANNEL] = c
+    st_LI[lead, L_LIVE] = 1
+    st_LI[lead, L_ERROR_FROM] = -1
+    st_LI[lead, L_REWORK_STAGE] = -1
+    st_LI[lead, L_STAGE] = -1
+    st_LI[lead, L_EDGE] = -1
+    st_LI[lead, L_SLOT] = -1
+    st_LI[lead, L_LAST_COMPLIANT] = 1
     R.add(ks, st, S_LEADS, now, 1.0)
     R.channel(ks, st, c, C_LEADS, now, 1.0)
     F.enter(ks, st, lead, ks.channel_entry[c], -1, True, now)
@@ -122,23 +131,27 @@ def run_one(ks, seed, out, offsets, w):
     """One replication into its tally row `out`, on workspace `w`; returns a status (0: ok,
     else a table that was too small)."""
     st = new_state(ks, seed, out, offsets, w)
+    st_C = st.C
+    st_PI = st.PI
+    st_slot_person = st.slot_person
+    ks_team_headcount = ks.team_headcount
     r = st.rng
     for team in range(ks.n_teams):
-        for slot in range(ks.team_headcount[team]):
+        for slot in range(ks_team_headcount[team]):
             hired = -exponential(r, 1.0 / ks.attrition_rate) if ks.attrition_rate > 0 else -1e9
             hire(ks, st, team, slot, hired, 0, 0.0)
             if ks.attrition_rate > 0:
                 schedule(st, F.first_quit(ks, st), EV_QUIT, team, slot)
-    if st.C[C_STATUS] != OK:
-        return st.C[C_STATUS]
+    if st_C[C_STATUS] != OK:
+        return st_C[C_STATUS]
     for team in range(ks.n_teams):
-        for slot in range(ks.team_headcount[team]):
-            F.seek(ks, st, st.slot_person[team, slot], 0.0)
+        for slot in range(ks_team_headcount[team]):
+            F.seek(ks, st, st_slot_person[team, slot], 0.0)
     for c in range(ks.n_channels):
         next_arrival(ks, st, c)
     if ks.n_weeks > 1:
         schedule(st, ks.warmup + 168.0, EV_WEEKLY, 0, 0)
-    while st.C[C_HSIZE] > 0 and st.C[C_STATUS] == OK:
+    while st_C[C_HSIZE] > 0 and st_C[C_STATUS] == OK:
         if st.ht[0] >= ks.end:
             break
         t, kind, a, b = pop_event(st)
@@ -162,8 +175,8 @@ def run_one(ks, seed, out, offsets, w):
             schedule(st, t + ks.vacancy_hours, EV_HIRE, a, b)
         elif kind == EV_HIRE:
             F.event(st)
-            old = st.slot_person[a, b]
-            pid = hire(ks, st, a, b, t, st.PI[old, P_GEN] + 1, t)
+            old = st_slot_person[a, b]
+            pid = hire(ks, st, a, b, t, st_PI[old, P_GEN] + 1, t)
             if pid >= 0:
                 F.seek(ks, st, pid, t)
                 schedule(st, t + exponential(r, 1.0 / ks.attrition_rate), EV_QUIT, a, b)
@@ -171,13 +184,13 @@ def run_one(ks, seed, out, offsets, w):
             R.trust_week(st, a)
             if a + 1 < ks.n_weeks - 1:
                 schedule(st, ks.warmup + 168.0 * (a + 2), EV_WEEKLY, a + 1, 0)
-    if st.C[C_STATUS] != OK:
-        return st.C[C_STATUS]
+    if st_C[C_STATUS] != OK:
+        return st_C[C_STATUS]
     end = ks.end
     for team in range(ks.n_teams):
-        for slot in range(ks.team_headcount[team]):
-            pid = st.slot_person[team, slot]
-            if st.PI[pid, P_ACTIVE] == 1:
+        for slot in range(ks_team_headcount[team]):
+            pid = st_slot_person[team, slot]
+            if st_PI[pid, P_ACTIVE] == 1:
                 R.staffed(ks, st, team, st.PF[pid, P_STAFFED_SINCE], end)
     R.close(ks, st, end)
     R.trust_week(st, ks.n_weeks - 1)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 from numba import njit
 
 from gtmsim import outcomes as O
@@ -107,7 +106,7 @@ F_FORGOTTEN, F_DECAYED, F_IGNORED, F_HANDOFF, F_TURNOVER = (O.F_FORGOTTEN, O.F_D
                                                            O.F_TURNOVER)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def event(st):
     st.scalars[S_EVENTS] += 1
 
@@ -117,12 +116,14 @@ def event(st):
 
 @njit(cache=True)
 def quarter(st, team, now):
+    st_quarter_of = st.quarter_of
+    st_renewals_quarter = st.renewals_quarter
     q = int(now // QUARTER)
-    if q != st.quarter_of[team]:
-        st.quarter_of[team] = q
+    if q != st_quarter_of[team]:
+        st_quarter_of[team] = q
         st.kpi_quarter[team] = 0.0
-        st.renewals_quarter[team, 0] = 0.0
-        st.renewals_quarter[team, 1] = 0.0
+        st_renewals_quarter[team, 0] = 0.0
+        st_renewals_quarter[team, 1] = 0.0
 
 
 @njit(cache=True)
@@ -137,6 +138,7 @@ def kpi(ks, st, team, stage, metric, amount, now):
 @njit(cache=True)
 def pressure(ks, st, team, now):
     """How far behind its quarterly target the team is, near the quarter's end."""
+    st_renewals_quarter = st.renewals_quarter
     metric = ks.team_kpi_metric[team]
     if ks.pressure_on == 0.0 or metric < 0:
         return 0.0
@@ -146,7 +148,7 @@ def pressure(ks, st, team, now):
     quarter(st, team, now)
     target = ks.team_kpi_target[team]
     if metric == 3:
-        ren, churn = st.renewals_quarter[team, 0], st.renewals_quarter[team, 1]
+        ren, churn = st_renewals_quarter[team, 0], st_renewals_quarter[team, 1]
         attainment = ((ren - churn) / ren if ren > 0 else 1.0) / target
     else:
         attainment = st.kpi_quarter[team] / (target * into / QUARTER)
@@ -156,14 +158,16 @@ def pressure(ks, st, team, now):
 # ------------------------------------------------------------------ trust (8), feedback
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def trust_update(ks, st, edge, outcome):
+    st_trust = st.trust
     if edge >= 0:
-        st.trust[edge] += ks.trust_rate * (outcome - st.trust[edge])
+        st_trust[edge] += ks.trust_rate * (outcome - st_trust[edge])
 
 
 @njit(cache=True)
 def judged(ks, st, lead, good):
+    st_feedback_shift = st.feedback_shift
     edge = st.LI[lead, L_EDGE]
     if edge < 0:
         return
@@ -172,7 +176,7 @@ def judged(ks, st, lead, good):
         u = ks.edge_from[edge]
         step = ks.feedback_gain * ((0.0 if good else 1.0) - ks.feedback_target)
         m = ks.feedback_max_shift
-        st.feedback_shift[u] = min(max(st.feedback_shift[u] + step, -m), m)
+        st_feedback_shift[u] = min(max(st_feedback_shift[u] + step, -m), m)
 
 
 # ------------------------------------------------------------------ leaving a stage
@@ -180,14 +184,15 @@ def judged(ks, st, lead, good):
 
 @njit(cache=True)
 def depart(ks, st, lead, now):
-    s = st.LI[lead, L_STAGE]
+    st_LI = st.LI
+    s = st_LI[lead, L_STAGE]
     team = ks.stage_team[s]
     R.team_departure(ks, st, team, st.LF[lead, L_ENTERED], now)
-    if st.LI[lead, L_REWORK_STAGE] == s:
-        st.LI[lead, L_REWORK_STAGE] = -1
-    if st.LI[lead, L_SLOT] >= 0:
-        unload(st, team, st.LI[lead, L_SLOT])
-        st.LI[lead, L_SLOT] = -1
+    if st_LI[lead, L_REWORK_STAGE] == s:
+        st_LI[lead, L_REWORK_STAGE] = -1
+    if st_LI[lead, L_SLOT] >= 0:
+        unload(st, team, st_LI[lead, L_SLOT])
+        st_LI[lead, L_SLOT] = -1
 
 
 @njit(cache=True)
@@ -201,35 +206,39 @@ def leave(ks, st, lead, f, now):
 
 @njit(cache=True)
 def _claim(ks, st, pid, q, now):
+    st_PI = st.PI
     cls, key, seq, lead = q_pop(st, q)
-    st.PI[pid, P_STATE] = CLAIMED
-    st.PI[pid, P_LEAD] = lead
-    st.PI[pid, P_QCLS] = cls
+    st_PI[pid, P_STATE] = CLAIMED
+    st_PI[pid, P_LEAD] = lead
+    st_PI[pid, P_QCLS] = cls
     st.PF[pid, P_QKEY] = key
-    st.PI[pid, P_QSEQ] = seq
-    st.PI[pid, P_QUEUE] = q
+    st_PI[pid, P_QSEQ] = seq
+    st_PI[pid, P_QUEUE] = q
     schedule(st, now, EV_START, pid, 0)
 
 
 @njit(cache=True)
 def offer(ks, st, q, now):
     """An item was put in queue q: the person waiting on it (first come, for a pool) takes it."""
+    st_PI = st.PI
+    st_slot_person = st.slot_person
+    ks_slot_q0 = ks.slot_q0
     if st.qlen[q] == 0:
         return
     taker = -1
     if q < ks.n_teams:
         best = 0
         for k in range(ks.team_headcount[q]):
-            pid = st.slot_person[q, k]
-            if pid >= 0 and st.PI[pid, P_STATE] == WAITING:
-                if taker < 0 or st.PI[pid, P_WAIT_SEQ] < best:
-                    taker, best = pid, st.PI[pid, P_WAIT_SEQ]
+            pid = st_slot_person[q, k]
+            if pid >= 0 and st_PI[pid, P_STATE] == WAITING:
+                if taker < 0 or st_PI[pid, P_WAIT_SEQ] < best:
+                    taker, best = pid, st_PI[pid, P_WAIT_SEQ]
     else:
         team = 0
-        while team + 1 < ks.n_teams and ks.slot_q0[team + 1] <= q:
+        while team + 1 < ks.n_teams and ks_slot_q0[team + 1] <= q:
             team += 1
-        pid = st.slot_person[team, q - ks.slot_q0[team]]
-        if pid >= 0 and st.PI[pid, P_STATE] == WAITING:
+        pid = st_slot_person[team, q - ks_slot_q0[team]]
+        if pid >= 0 and st_PI[pid, P_STATE] == WAITING:
             taker = pid
     if taker >= 0:
         _claim(ks, st, taker, q, now)
@@ -237,29 +246,33 @@ def offer(ks, st, q, now):
 
 @njit(cache=True)
 def queue_of(ks, st, pid):
-    team = st.PI[pid, P_TEAM]
+    st_PI = st.PI
+    team = st_PI[pid, P_TEAM]
     if ks.team_routing[team] == POOL:
         return team
-    return ks.slot_q0[team] + st.PI[pid, 1]  # P_SLOT
+    return ks.slot_q0[team] + st_PI[pid, 1]  # P_SLOT
 
 
 @njit(cache=True)
 def seek(ks, st, pid, now):
     """A free, active person asks its queue for work: takes the first item or waits."""
+    st_C = st.C
+    st_PI = st.PI
     q = queue_of(ks, st, pid)
     if st.qlen[q] > 0:
         _claim(ks, st, pid, q, now)
     else:
-        st.PI[pid, P_STATE] = WAITING
-        st.PI[pid, P_WAIT_SEQ] = st.C[C_WSEQ]
-        st.C[C_WSEQ] += 1
+        st_PI[pid, P_STATE] = WAITING
+        st_PI[pid, P_WAIT_SEQ] = st_C[C_WSEQ]
+        st_C[C_WSEQ] += 1
 
 
 @njit(cache=True)
 def enqueue(ks, st, lead, cls, now):
     """Put a lead in its person's queue (push) or its team's pool, by the discipline."""
+    st_LI = st.LI
     event(st)
-    team = ks.stage_team[st.LI[lead, L_STAGE]]
+    team = ks.stage_team[st_LI[lead, L_STAGE]]
     discipline = ks.team_discipline[team]
     if discipline == FIFO:
         key = now
@@ -267,7 +280,7 @@ def enqueue(ks, st, lead, cls, now):
         key = -now
     else:
         key = -perceived(st, st.LF[lead, L_QUALITY], ks.noise_sd)
-    slot = st.LI[lead, L_SLOT]
+    slot = st_LI[lead, L_SLOT]
     if slot < 0:
         q = team
     else:
@@ -275,8 +288,8 @@ def enqueue(ks, st, lead, cls, now):
             ns = assign(ks, st, team, now)
             if ns != slot and ns >= 0:
                 unload(st, team, slot)
-                st.LI[lead, L_SLOT] = ns
-        q = ks.slot_q0[team] + st.LI[lead, L_SLOT]
+                st_LI[lead, L_SLOT] = ns
+        q = ks.slot_q0[team] + st_LI[lead, L_SLOT]
     if q_push(st, q, cls, key, -1, lead):
         offer(ks, st, q, now)
 
@@ -287,12 +300,16 @@ def enqueue(ks, st, lead, cls, now):
 @njit(cache=True)
 def enter(ks, st, lead, s, edge, sender_compliant, now):
     """A lead arrives at stage s, through handoff `edge` (or -1)."""
+    st_LF = st.LF
+    st_LI = st.LI
+    st_trust = st.trust
+    ks_work_days = ks.work_days
     r = st.rng
     team = ks.stage_team[s]
-    st.LI[lead, L_STAGE] = s
-    st.LI[lead, L_EDGE] = edge
-    st.LF[lead, L_ENTERED] = now
-    st.LI[lead, L_ATTEMPT] = 0
+    st_LI[lead, L_STAGE] = s
+    st_LI[lead, L_EDGE] = edge
+    st_LF[lead, L_ENTERED] = now
+    st_LI[lead, L_ATTEMPT] = 0
     R.wip_change(ks, st, team, now, 1)
     if edge >= 0:
         # 7. handoff loss: a CRM drop may lose the lead or its context; warm loses less
@@ -301,17 +318,17 @@ def enter(ks, st, lead, s, edge, sender_compliant, now):
             leave(ks, st, lead, F_HANDOFF, now)
             return
         if uniform(r) < (ks.loss_warm if warm else ks.loss_crm):
-            st.LI[lead, L_INFO_LOST] = 1
-            st.LF[lead, L_EXPERIENCE] *= 1.0 - ks.experience_penalty
-        st.LI[lead, L_WARM_PENDING] = 1 if warm else 0
+            st_LI[lead, L_INFO_LOST] = 1
+            st_LF[lead, L_EXPERIENCE] *= 1.0 - ks.experience_penalty
+        st_LI[lead, L_WARM_PENDING] = 1 if warm else 0
         # 8. low trust: the receiver may ignore what it is sent
-        distrust = 1.0 - st.trust[edge]
+        distrust = 1.0 - st_trust[edge]
         if ks.trust_ignore > 0 and uniform(r) < ks.trust_ignore * distrust * distrust:
             leave(ks, st, lead, F_IGNORED, now)
             return
     slot = assign(ks, st, team, now)
     pid = st.slot_person[team, slot] if slot >= 0 else -1
-    st.LI[lead, L_SLOT] = slot
+    st_LI[lead, L_SLOT] = slot
     if pid >= 0:
         compliant = st.PI[pid, P_COMPLIANT] == 1
         mult = st.PF[pid, P_LATENCY_MULT]
@@ -321,7 +338,7 @@ def enter(ks, st, lead, s, edge, sender_compliant, now):
     # 1. response latency, slower when trust is low; 13. the compliant keep the SLA
     lat = ks.team_latency_scale[team] * latency_hours(ks, st, mult)
     if edge >= 0:
-        lat *= 1.0 + ks.trust_latency * (1.0 - st.trust[edge])
+        lat *= 1.0 + ks.trust_latency * (1.0 - st_trust[edge])
     sla = ks.stage_sla[s]
     if compliant and math.isfinite(sla):
         lat = min(lat, sla)
@@ -330,11 +347,11 @@ def enter(ks, st, lead, s, edge, sender_compliant, now):
         if not math.isfinite(sla):
             leave(ks, st, lead, F_FORGOTTEN, now)
             return
-        found = advance_pw(now, sla + ks.escalation_hours, ks.work_days, ks.day_start,
+        found = advance_pw(now, sla + ks.escalation_hours, ks_work_days, ks.day_start,
                            ks.day_end, ks.per_week)
         schedule(st, found, EV_ENQUEUE, lead, ESCALATED)
     elif lat > 0:
-        schedule(st, advance_pw(now, lat, ks.work_days, ks.day_start, ks.day_end, ks.per_week),
+        schedule(st, advance_pw(now, lat, ks_work_days, ks.day_start, ks.day_end, ks.per_week),
                  EV_ENQUEUE, lead, NORMAL)
     else:
         enqueue(ks, st, lead, NORMAL, now)
@@ -342,6 +359,7 @@ def enter(ks, st, lead, s, edge, sender_compliant, now):
 
 @njit(cache=True)
 def forward(ks, st, lead, outcome, compliant, now):
+    st_rng = st.rng
     s = st.LI[lead, L_STAGE]
     target = ks.route[s, outcome]
     depart(ks, st, lead, now)
@@ -349,8 +367,8 @@ def forward(ks, st, lead, outcome, compliant, now):
         enter(ks, st, lead, target, ks.edge_of[s, target], compliant, now)
     elif target == NURTURE:
         R.fate(ks, st, F_NURTURED, now)
-        if ks.nurture_return_p > 0 and uniform(st.rng) < ks.nurture_return_p:
-            delay = draw(st.rng, ks.dist_kind, ks.dist_par, ks.dist_pool,
+        if ks.nurture_return_p > 0 and uniform(st_rng) < ks.nurture_return_p:
+            delay = draw(st_rng, ks.dist_kind, ks.dist_par, ks.dist_pool,
                          ks.nurture_return_after)
             schedule(st, now + delay, EV_NURTURE, lead, 0)
     elif target == DISQUALIFIED:
@@ -364,12 +382,13 @@ def forward(ks, st, lead, outcome, compliant, now):
 @njit(cache=True)
 def nurture_return(ks, st, lead, now):
     """A recycled lead comes back with fresh intent (a re-engagement)."""
+    st_LI = st.LI
     event(st)
     st.LF[lead, L_INTENT_FROM] = now
-    st.LI[lead, L_TOUCHED] = 0
-    st.LI[lead, L_LIVE] = 1
+    st_LI[lead, L_TOUCHED] = 0
+    st_LI[lead, L_LIVE] = 1
     s = ks.nurture_return_stage
-    enter(ks, st, lead, ks.channel_entry[st.LI[lead, L_CHANNEL]] if s < 0 else s, -1, True, now)
+    enter(ks, st, lead, ks.channel_entry[st_LI[lead, L_CHANNEL]] if s < 0 else s, -1, True, now)
 
 
 # ------------------------------------------------------------------ people at work
@@ -378,63 +397,71 @@ def nurture_return(ks, st, lead, now):
 @njit(cache=True)
 def work(ks, st, pid, lead, effort, phase, now):
     """Person pid spends `effort` nominal hours on the lead; resumes at `phase` when done."""
+    st_LI = st.LI
+    st_PI = st.PI
     hours = work_hours(ks, st, pid, now, effort)
     end = advance_pw(now, hours, ks.work_days, ks.day_start, ks.day_end, ks.per_week)
-    team = st.PI[pid, P_TEAM]
+    team = st_PI[pid, P_TEAM]
     R.busy(ks, st, team, now, end)
-    if st.LI[lead, L_REWORK_STAGE] == st.LI[lead, L_STAGE]:
+    if st_LI[lead, L_REWORK_STAGE] == st_LI[lead, L_STAGE]:
         R.add(ks, st, S_REWORK, now, hours)
-    st.PI[pid, P_PHASE] = phase
+    st_PI[pid, P_PHASE] = phase
     schedule(st, end, EV_WORK_DONE, pid, 0)
 
 
 @njit(cache=True)
 def left(ks, st, pid, now):
-    if st.PI[pid, P_GONE] == 0:
-        st.PI[pid, P_GONE] = 1
-        R.staffed(ks, st, st.PI[pid, P_TEAM], st.PF[pid, P_STAFFED_SINCE], now)
+    st_PI = st.PI
+    if st_PI[pid, P_GONE] == 0:
+        st_PI[pid, P_GONE] = 1
+        R.staffed(ks, st, st_PI[pid, P_TEAM], st.PF[pid, P_STAFFED_SINCE], now)
 
 
 @njit(cache=True)
 def finish(ks, st, pid, now):
     """The person is done with the lead: takes the next one, or leaves if it has quit."""
-    R.serving_change(ks, st, st.PI[pid, P_TEAM], now, -1)
-    st.PI[pid, P_LEAD] = -1
-    if st.PI[pid, P_ACTIVE] == 1:
-        st.PI[pid, P_STATE] = IDLE
+    st_PI = st.PI
+    R.serving_change(ks, st, st_PI[pid, P_TEAM], now, -1)
+    st_PI[pid, P_LEAD] = -1
+    if st_PI[pid, P_ACTIVE] == 1:
+        st_PI[pid, P_STATE] = IDLE
         seek(ks, st, pid, now)
     else:
-        st.PI[pid, P_STATE] = GONE
+        st_PI[pid, P_STATE] = GONE
         left(ks, st, pid, now)
 
 
 @njit(cache=True)
 def touch(ks, st, lead, now):
     """The first meaningful touch: the lead turns out live or gone cold."""
-    c = st.LI[lead, L_CHANNEL]
-    delay = now - st.LF[lead, L_INTENT_FROM]
-    st.LI[lead, L_TOUCHED] = 1
-    st.LF[lead, L_TOUCH_DELAY] = delay
+    st_LF = st.LF
+    st_LI = st.LI
+    c = st_LI[lead, L_CHANNEL]
+    delay = now - st_LF[lead, L_INTENT_FROM]
+    st_LI[lead, L_TOUCHED] = 1
+    st_LF[lead, L_TOUCH_DELAY] = delay
     floor = ks.channel_intent_floor[c]
     p = floor + (1.0 - floor) * math.exp(-delay / ks.channel_intent_tau[c])
-    st.LI[lead, L_LIVE] = 1 if uniform(st.rng) < p else 0
+    st_LI[lead, L_LIVE] = 1 if uniform(st.rng) < p else 0
 
 
 @njit(cache=True)
 def effort_of(ks, st, lead, now):
     """Nominal hours of the stage's main task, plus what the human mechanisms add, less the
     corners cut under quota pressure."""
-    s = st.LI[lead, L_STAGE]
-    base = draw(st.rng, ks.dist_kind, ks.dist_par, ks.dist_pool, ks.stage_effort[s])
-    base *= lognormal_mean_one(st.rng, ks.task_cv)
+    st_LI = st.LI
+    st_rng = st.rng
+    s = st_LI[lead, L_STAGE]
+    base = draw(st_rng, ks.dist_kind, ks.dist_par, ks.dist_pool, ks.stage_effort[s])
+    base *= lognormal_mean_one(st_rng, ks.task_cv)
     base *= 1.0 - ks.pressure_corner_cut * pressure(ks, st, ks.stage_team[s], now)
-    if st.LI[lead, L_INFO_LOST] == 1:
+    if st_LI[lead, L_INFO_LOST] == 1:
         base += ks.rediscovery_hours
-        st.LI[lead, L_INFO_LOST] = 0
-    if st.LI[lead, L_WARM_PENDING] == 1:
+        st_LI[lead, L_INFO_LOST] = 0
+    if st_LI[lead, L_WARM_PENDING] == 1:
         base += ks.warm_hours
-        st.LI[lead, L_WARM_PENDING] = 0
-    edge = st.LI[lead, L_EDGE]
+        st_LI[lead, L_WARM_PENDING] = 0
+    edge = st_LI[lead, L_EDGE]
     if edge >= 0:
         base += ks.trust_requalify * (1.0 - st.trust[edge])
     return base
@@ -443,14 +470,15 @@ def effort_of(ks, st, lead, now):
 @njit(cache=True)
 def caught(ks, st, pid, lead, now):
     """6. An upstream error is caught here (rework upstream) or slips through."""
-    if st.LI[lead, L_ERROR_FROM] < 0:
+    st_LI = st.LI
+    if st_LI[lead, L_ERROR_FROM] < 0:
         return False
-    upstream = st.LI[lead, L_ERROR_FROM]
-    st.LI[lead, L_ERROR_FROM] = -1
+    upstream = st_LI[lead, L_ERROR_FROM]
+    st_LI[lead, L_ERROR_FROM] = -1
     if uniform(st.rng) >= ks.error_caught:
         st.LF[lead, L_EXPERIENCE] *= 1.0 - ks.error_win_penalty
         return False
-    st.LI[lead, L_REWORK_STAGE] = st.LI[lead, L_STAGE]
+    st_LI[lead, L_REWORK_STAGE] = st_LI[lead, L_STAGE]
     st.PI[pid, P_AUX] = upstream
     work(ks, st, pid, lead, ks.rediscovery_hours, PH_REWORK, now)
     return True
@@ -500,15 +528,17 @@ def main_task(ks, st, pid, lead, phase, now):
 @njit(cache=True)
 def route(ks, st, pid, lead, outcome, now):
     """Send the lead where the outcome says; a compliant sender holds a warm handoff."""
-    s = st.LI[lead, L_STAGE]
+    st_LI = st.LI
+    st_PI = st.PI
+    s = st_LI[lead, L_STAGE]
     target = ks.route[s, outcome]
-    compliant = st.PI[pid, P_COMPLIANT] == 1
+    compliant = st_PI[pid, P_COMPLIANT] == 1
     if target >= 0 and outcome == QUALIFIED and error(ks, st, lead, now):
-        st.LI[lead, L_ERROR_FROM] = s  # 6. to be caught downstream, or not
+        st_LI[lead, L_ERROR_FROM] = s  # 6. to be caught downstream, or not
     if target >= 0:
         edge = ks.edge_of[s, target]
         if edge >= 0 and ks.edge_protocol[edge] == WARM and compliant:
-            st.PI[pid, P_OUTCOME] = outcome
+            st_PI[pid, P_OUTCOME] = outcome
             work(ks, st, pid, lead, ks.warm_hours, PH_HANDOFF, now)
             return
     forward(ks, st, lead, outcome, compliant, now)
@@ -518,9 +548,10 @@ def route(ks, st, pid, lead, outcome, now):
 @njit(cache=True)
 def contact_done(ks, st, lead, contacted, qualified, now):
     """Lead-response facts per channel: attempts, never contacted, speed to first touch."""
-    c = st.LI[lead, L_CHANNEL]
+    st_LI = st.LI
+    c = st_LI[lead, L_CHANNEL]
     R.channel(ks, st, c, C_CONTACT_LEADS, now, 1.0)
-    R.channel(ks, st, c, C_ATTEMPTS, now, float(st.LI[lead, L_ATTEMPT]))
+    R.channel(ks, st, c, C_ATTEMPTS, now, float(st_LI[lead, L_ATTEMPT]))
     if not contacted:
         R.channel(ks, st, c, C_NEVER_CONTACTED, now, 1.0)
     d = st.LF[lead, L_TOUCH_DELAY]
@@ -535,23 +566,26 @@ def contact_done(ks, st, lead, contacted, qualified, now):
 @njit(cache=True)
 def start(ks, st, pid, now):
     """A person begins handling the lead it took from its queue."""
-    if st.PI[pid, P_STATE] != CLAIMED:
+    st_LI = st.LI
+    st_PI = st.PI
+    ks_stage_attempt_hours = ks.stage_attempt_hours
+    if st_PI[pid, P_STATE] != CLAIMED:
         return
-    st.PI[pid, P_STATE] = BUSY
-    lead = st.PI[pid, P_LEAD]
-    s = st.LI[lead, L_STAGE]
-    R.serving_change(ks, st, st.PI[pid, P_TEAM], now, 1)
+    st_PI[pid, P_STATE] = BUSY
+    lead = st_PI[pid, P_LEAD]
+    s = st_LI[lead, L_STAGE]
+    R.serving_change(ks, st, st_PI[pid, P_TEAM], now, 1)
     kind = ks.stage_kind[s]
     if kind == CONTACT:
-        if st.LI[lead, L_ATTEMPT] == 0:
-            st.LI[lead, L_MAX_ATTEMPTS] = attempts(st, pid, ks.stage_attempts[s])
-        st.LI[lead, L_ATTEMPT] += 1
-        work(ks, st, pid, lead, ks.stage_attempt_hours[s], PH_ATTEMPT, now)
+        if st_LI[lead, L_ATTEMPT] == 0:
+            st_LI[lead, L_MAX_ATTEMPTS] = attempts(st, pid, ks.stage_attempts[s])
+        st_LI[lead, L_ATTEMPT] += 1
+        work(ks, st, pid, lead, ks_stage_attempt_hours[s], PH_ATTEMPT, now)
     elif kind == CLOSE:
-        if st.LI[lead, L_TOUCHED] == 0:
+        if st_LI[lead, L_TOUCHED] == 0:
             touch(ks, st, lead, now)
-        if st.LI[lead, L_LIVE] == 0:  # gone cold before anyone reached out
-            work(ks, st, pid, lead, ks.stage_attempt_hours[s], PH_CLOSE_DECAYED, now)
+        if st_LI[lead, L_LIVE] == 0:  # gone cold before anyone reached out
+            work(ks, st, pid, lead, ks_stage_attempt_hours[s], PH_CLOSE_DECAYED, now)
         else:
             main_task(ks, st, pid, lead, PH_CLOSE_MAIN, now)
     elif kind == RETAIN:
@@ -563,35 +597,38 @@ def start(ks, st, pid, now):
 @njit(cache=True)
 def work_done(ks, st, pid, now):
     """A work step ended: the person's handling resumes where it left off."""
+    st_LF = st.LF
+    st_LI = st.LI
+    st_PI = st.PI
     event(st)
-    lead = st.PI[pid, P_LEAD]
-    s = st.LI[lead, L_STAGE]
-    phase = st.PI[pid, P_PHASE]
-    outcome = st.PI[pid, P_OUTCOME]
+    lead = st_PI[pid, P_LEAD]
+    s = st_LI[lead, L_STAGE]
+    phase = st_PI[pid, P_PHASE]
+    outcome = st_PI[pid, P_OUTCOME]
     r = st.rng
     if phase == PH_REWORK:
-        trust_update(ks, st, st.LI[lead, L_EDGE], 0.0)
-        upstream = st.PI[pid, P_AUX]
-        st.LI[lead, L_REWORK_STAGE] = upstream
+        trust_update(ks, st, st_LI[lead, L_EDGE], 0.0)
+        upstream = st_PI[pid, P_AUX]
+        st_LI[lead, L_REWORK_STAGE] = upstream
         depart(ks, st, lead, now)
         enter(ks, st, lead, upstream, -1, True, now)
         finish(ks, st, pid, now)
     elif phase == PH_REVIEW:
         route(ks, st, pid, lead, outcome, now)
     elif phase == PH_HANDOFF:
-        forward(ks, st, lead, outcome, st.PI[pid, P_COMPLIANT] == 1, now)
+        forward(ks, st, lead, outcome, st_PI[pid, P_COMPLIANT] == 1, now)
         finish(ks, st, pid, now)
     elif phase == PH_ATTEMPT:
-        if st.LI[lead, L_TOUCHED] == 0:
+        if st_LI[lead, L_TOUCHED] == 0:
             touch(ks, st, lead, now)
-        if st.LI[lead, L_LIVE] == 1 and uniform(r) < ks.stage_contact_p[s]:
+        if st_LI[lead, L_LIVE] == 1 and uniform(r) < ks.stage_contact_p[s]:
             main_task(ks, st, pid, lead, PH_CONTACT_MAIN, now)
-        elif st.LI[lead, L_ATTEMPT] < st.LI[lead, L_MAX_ATTEMPTS]:
+        elif st_LI[lead, L_ATTEMPT] < st_LI[lead, L_MAX_ATTEMPTS]:
             schedule(st, now + ks.stage_attempt_gap[s], EV_ENQUEUE, lead, NORMAL)
             finish(ks, st, pid, now)
         else:
             contact_done(ks, st, lead, False, False, now)
-            if st.LI[lead, L_LIVE] == 0:
+            if st_LI[lead, L_LIVE] == 0:
                 depart(ks, st, lead, now)
                 R.fate(ks, st, F_DECAYED, now)
                 finish(ks, st, pid, now)
@@ -609,18 +646,18 @@ def work_done(ks, st, pid, now):
             route(ks, st, pid, lead, outcome, now)
             return
         if error(ks, st, lead, now):
-            st.LF[lead, L_EXPERIENCE] *= 1.0 - ks.error_win_penalty
+            st_LF[lead, L_EXPERIENCE] *= 1.0 - ks.error_win_penalty
         R.buyer_change(ks, st, ks.stage_team[s], now, 1)
         R.add(ks, st, S_OPPS, now, 1.0)
-        R.add(ks, st, S_PIPELINE, now, st.LF[lead, L_VALUE])
-        st.LI[lead, L_LAST_COMPLIANT] = st.PI[pid, P_COMPLIANT]
+        R.add(ks, st, S_PIPELINE, now, st_LF[lead, L_VALUE])
+        st_LI[lead, L_LAST_COMPLIANT] = st_PI[pid, P_COMPLIANT]
         # the buyer decides on calendar time; the person is free meanwhile
         delay = draw(r, ks.dist_kind, ks.dist_par, ks.dist_pool, ks.stage_buyer[s])
         schedule(st, now + delay, EV_BUYER, lead, 0)
         finish(ks, st, pid, now)
     else:  # PH_RETAIN
         if error(ks, st, lead, now):
-            st.LF[lead, L_EXPERIENCE] *= 1.0 - ks.error_win_penalty
+            st_LF[lead, L_EXPERIENCE] *= 1.0 - ks.error_win_penalty
         depart(ks, st, lead, now)
         schedule(st, now + ks.stage_renewal[s], EV_RENEWAL, lead, s)
         finish(ks, st, pid, now)
@@ -631,34 +668,38 @@ def work_done(ks, st, pid, now):
 
 @njit(cache=True)
 def buyer_decides(ks, st, lead, now):
+    st_LF = st.LF
+    st_LI = st.LI
     event(st)
-    s = st.LI[lead, L_STAGE]
+    s = st_LI[lead, L_STAGE]
     team = ks.stage_team[s]
     R.buyer_change(ks, st, team, now, -1)
-    p_win = min(1.0, st.LF[lead, L_QUALITY] * ks.stage_win_scale[s] * st.LF[lead, L_EXPERIENCE])
+    p_win = min(1.0, st_LF[lead, L_QUALITY] * ks.stage_win_scale[s] * st_LF[lead, L_EXPERIENCE])
     if uniform(st.rng) < p_win:
-        value = st.LF[lead, L_VALUE]
-        R.won(ks, st, now, value, now - st.LF[lead, L_CREATED])
+        value = st_LF[lead, L_VALUE]
+        R.won(ks, st, now, value, now - st_LF[lead, L_CREATED])
         kpi(ks, st, team, s, 1, value, now)
         kpi(ks, st, team, s, 2, 1.0, now)
-        forward(ks, st, lead, WON, st.LI[lead, L_LAST_COMPLIANT] == 1, now)
+        forward(ks, st, lead, WON, st_LI[lead, L_LAST_COMPLIANT] == 1, now)
     else:
         forward(ks, st, lead, LOST, True, now)
 
 
 @njit(cache=True)
 def renewal(ks, st, lead, s, now):
+    st_LF = st.LF
+    st_renewals_quarter = st.renewals_quarter
     event(st)
-    q = st.LF[lead, L_QUALITY]
-    p_churn = min(1.0, ks.stage_churn_base[s] * 2.0 * (1.0 - q) / st.LF[lead, L_EXPERIENCE])
+    q = st_LF[lead, L_QUALITY]
+    p_churn = min(1.0, ks.stage_churn_base[s] * 2.0 * (1.0 - q) / st_LF[lead, L_EXPERIENCE])
     churned = uniform(st.rng) < p_churn
     R.stage_count(ks, st, s, ST_RENEWALS, now)
     if churned:
         R.stage_count(ks, st, s, ST_CHURNS, now)
     team = ks.stage_team[s]
     quarter(st, team, now)
-    st.renewals_quarter[team, 0] += 1
-    st.renewals_quarter[team, 1] += 1.0 if churned else 0.0
+    st_renewals_quarter[team, 0] += 1
+    st_renewals_quarter[team, 1] += 1.0 if churned else 0.0
     trust_update(ks, st, st.LI[lead, L_EDGE], 0.0 if churned else 1.0)
     R.fate(ks, st, F_CHURNED if churned else F_RETAINED, now)
 
@@ -669,19 +710,20 @@ def renewal(ks, st, lead, s, now):
 @njit(cache=True)
 def quit_job(ks, st, team, slot, now):
     """A person leaves: an idle one at once, a busy one after the lead in hand."""
+    st_PI = st.PI
     pid = st.slot_person[team, slot]
-    st.PI[pid, P_ACTIVE] = 0
+    st_PI[pid, P_ACTIVE] = 0
     event(st)
     R.quit_(ks, st, team, now)
-    state = st.PI[pid, P_STATE]
+    state = st_PI[pid, P_STATE]
     if state != BUSY:
-        st.PI[pid, P_STATE] = GONE
+        st_PI[pid, P_STATE] = GONE
         if state == CLAIMED:  # took an item in the same instant: it goes back
-            q = st.PI[pid, P_QUEUE]
-            if q_push(st, q, st.PI[pid, P_QCLS], st.PF[pid, P_QKEY], st.PI[pid, P_QSEQ],
-                      st.PI[pid, P_LEAD]):
+            q = st_PI[pid, P_QUEUE]
+            if q_push(st, q, st_PI[pid, P_QCLS], st.PF[pid, P_QKEY], st_PI[pid, P_QSEQ],
+                      st_PI[pid, P_LEAD]):
                 offer(ks, st, q, now)
-            st.PI[pid, P_LEAD] = -1
+            st_PI[pid, P_LEAD] = -1
         left(ks, st, pid, now)
     redistribute(ks, st, team, slot, now)
 
@@ -701,12 +743,11 @@ def redistribute(ks, st, team, slot, now):
     m = st.qlen[q]
     if m == 0:
         return
-    classes = np.empty(m, dtype=np.int64)
-    leads = np.empty(m, dtype=np.int64)
+    held = st.scratch  # (class, lead) of each item, in queue order; no allocation
     for i in range(m):
-        classes[i], _key, _seq, leads[i] = q_pop(st, q)
+        held[i, 0], _key, _seq, held[i, 1] = q_pop(st, q)
     for i in range(m):
-        cls, lead = classes[i], leads[i]
+        cls, lead = held[i, 0], held[i, 1]
         if uniform(st.rng) < ks.turnover_queue_loss:
             leave(ks, st, lead, F_TURNOVER, now)
             continue

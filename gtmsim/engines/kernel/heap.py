@@ -7,7 +7,9 @@ escalated items (class 0) first, then the discipline's key, then arrival order.
 Keys are unique (every item has its own sequence number), so the order items come out in
 does not depend on how the heap is laid out. Each function binds the state's arrays to
 locals once (a StructRef field read takes a reference each time) and sifts a hole rather
-than swapping, so a level costs one move instead of a three-way exchange.
+than swapping, so a level costs one move instead of a three-way exchange. An event is a time
+(``ht``) and one int64 row (sequence, kind, a, b) of ``hi``: two arrays to fetch, one cache
+line to move.
 """
 
 from __future__ import annotations
@@ -19,9 +21,12 @@ from gtmsim.engines.kernel.state import C_HSEQ, C_HSIZE, C_QSEQ, C_STATUS, QUEUE
 
 @njit(cache=True)
 def schedule(st, t, kind, a, b):
-    """Add an event at calendar time t."""
+    """Add an event at calendar time t; one at or past the end of the run is dropped, as the
+    event loop stops before it (keeps the heap to the events that can still happen)."""
+    if t >= st.end:
+        return
     C = st.C
-    ht, hs, hk, ha, hb = st.ht, st.hs, st.hk, st.ha, st.hb
+    ht, hi = st.ht, st.hi  # times; (sequence, kind, a, b) rows
     n = C[C_HSIZE]
     seq = C[C_HSEQ]
     C[C_HSEQ] = seq + 1
@@ -29,62 +34,62 @@ def schedule(st, t, kind, a, b):
     while n > 0:
         parent = (n - 1) >> 1
         pt = ht[parent]
-        if t < pt or (t == pt and seq < hs[parent]):
+        if t < pt or (t == pt and seq < hi[parent, 0]):
             ht[n] = pt
-            hs[n] = hs[parent]
-            hk[n] = hk[parent]
-            ha[n] = ha[parent]
-            hb[n] = hb[parent]
+            hi[n, 0] = hi[parent, 0]
+            hi[n, 1] = hi[parent, 1]
+            hi[n, 2] = hi[parent, 2]
+            hi[n, 3] = hi[parent, 3]
             n = parent
         else:
             break
     ht[n] = t
-    hs[n] = seq
-    hk[n] = kind
-    ha[n] = a
-    hb[n] = b
+    hi[n, 0] = seq
+    hi[n, 1] = kind
+    hi[n, 2] = a
+    hi[n, 3] = b
 
 
 @njit(cache=True)
 def pop_event(st):
     """Remove the earliest event; returns (time, kind, a, b)."""
     C = st.C
-    ht, hs, hk, ha, hb = st.ht, st.hs, st.hk, st.ha, st.hb
-    t, k, a, b = ht[0], hk[0], ha[0], hb[0]
+    ht, hi = st.ht, st.hi
+    t, k, a, b = ht[0], hi[0, 1], hi[0, 2], hi[0, 3]
     n = C[C_HSIZE] - 1
     C[C_HSIZE] = n
     if n > 0:
         # the last item sinks from the root
-        lt, ls, lk, la, lb = ht[n], hs[n], hk[n], ha[n], hb[n]
+        lt, ls, lk, la, lb = ht[n], hi[n, 0], hi[n, 1], hi[n, 2], hi[n, 3]
         i = 0
         while True:
             m = 2 * i + 1
             if m >= n:
                 break
-            mt, ms = ht[m], hs[m]
+            mt, ms = ht[m], hi[m, 0]
             r = m + 1
             if r < n:
-                rt, rs = ht[r], hs[r]
+                rt, rs = ht[r], hi[r, 0]
                 if rt < mt or (rt == mt and rs < ms):
                     m, mt, ms = r, rt, rs
             if mt < lt or (mt == lt and ms < ls):
                 ht[i] = mt
-                hs[i] = ms
-                hk[i] = hk[m]
-                ha[i] = ha[m]
-                hb[i] = hb[m]
+                hi[i, 0] = ms
+                hi[i, 1] = hi[m, 1]
+                hi[i, 2] = hi[m, 2]
+                hi[i, 3] = hi[m, 3]
                 i = m
             else:
                 break
         ht[i] = lt
-        hs[i] = ls
-        hk[i] = lk
-        ha[i] = la
-        hb[i] = lb
+        hi[i, 0] = ls
+        hi[i, 1] = lk
+        hi[i, 2] = la
+        hi[i, 3] = lb
     return t, k, a, b
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _q_less(c1, k1, s1, c2, k2, s2):
     if c1 != c2:
         return c1 < c2
@@ -96,13 +101,14 @@ def _q_less(c1, k1, s1, c2, k2, s2):
 @njit(cache=True)
 def q_push(st, q, cls, key, seq, lead):
     """Put an item; seq < 0 takes the next sequence number. False if the queue is full."""
+    st_C = st.C
     qcls, qkey, qseq, qlead, qlen = st.qcls, st.qkey, st.qseq, st.qlead, st.qlen
     n = qlen[q]
     if n >= qcls.shape[1]:
-        st.C[C_STATUS] = QUEUE_OVERFLOW
+        st_C[C_STATUS] = QUEUE_OVERFLOW
         return False
     if seq < 0:
-        C = st.C
+        C = st_C
         seq = C[C_QSEQ]
         C[C_QSEQ] = seq + 1
     qlen[q] = n + 1

@@ -40,7 +40,8 @@ _SCALARS = ("warmup", "horizon", "day_start", "day_end", "nurture_return_p",
 _INTS = ("n_weeks", "nurture_return_after", "nurture_return_stage", "n_teams", "n_stages",
          "n_edges", "n_channels", "max_headcount")
 
-FIELDS = _ARRAYS_I + _ARRAYS_F + _SCALARS + _INTS + ("end", "slot_q0", "per_week")
+FIELDS = _ARRAYS_I + _ARRAYS_F + _SCALARS + _INTS + ("end", "slot_q0", "per_week",
+                                                     "channel_peak")
 
 
 @structref.register
@@ -81,6 +82,7 @@ def pack(spec: ModelSpec, **replace) -> KSpec:
     d["end"] = float(spec.warmup + spec.horizon)
     hc = d["team_headcount"]
     d["per_week"] = 0.0
+    d["channel_peak"] = np.zeros(0)
     d["slot_q0"] = (spec.n_teams + np.concatenate([[0], np.cumsum(hc)[:-1]])).astype(np.int64)
     for k, v in replace.items():
         if k not in FIELDS:
@@ -89,6 +91,8 @@ def pack(spec: ModelSpec, **replace) -> KSpec:
             v, dtype=d[k].dtype)
     if "per_week" not in replace:  # working hours per week, from the (replaced) calendar
         d["per_week"] = float(d["work_days"].sum() * (d["day_end"] - d["day_start"]))
+    if "channel_peak" not in replace:  # each channel's highest weekly multiplier
+        d["channel_peak"] = np.ascontiguousarray(d["channel_week_mult"].max(axis=1))
     return KSpec(*(d[name] for name in FIELDS))
 
 
@@ -125,7 +129,7 @@ def private_copy(ks):
                  ks.availability_mean, ks.availability_concentration, ks.habit_attempts,
                  ks.compliance_p, ks.n_weeks, ks.nurture_return_after, ks.nurture_return_stage,
                  ks.n_teams, ks.n_stages, ks.n_edges, ks.n_channels, ks.max_headcount, ks.end,
-                 ks.slot_q0.copy(), ks.per_week)
+                 ks.slot_q0.copy(), ks.per_week, ks.channel_peak.copy())
 
 
 class TallyLayout:

@@ -39,37 +39,40 @@ POOL, ROUND_ROBIN, LEAST_LOADED, BY_SKILL = 0, 1, 2, 3
 @njit(cache=True)
 def hire(ks, st, team, slot, hired, generation, now):
     """A new person in (team, slot): draws the traits; returns the person's row or -1."""
-    pid = st.C[C_NPEOPLE]
-    if pid >= st.PF.shape[0]:
-        st.C[C_STATUS] = PEOPLE_OVERFLOW
+    st_C = st.C
+    st_PF = st.PF
+    st_PI = st.PI
+    pid = st_C[C_NPEOPLE]
+    if pid >= st_PF.shape[0]:
+        st_C[C_STATUS] = PEOPLE_OVERFLOW
         return -1
-    st.C[C_NPEOPLE] = pid + 1
+    st_C[C_NPEOPLE] = pid + 1
     r = st.rng
-    st.PI[pid, :] = 0
-    st.PF[pid, :] = 0.0
-    st.PI[pid, P_TEAM] = team
-    st.PI[pid, P_SLOT] = slot
-    st.PI[pid, P_GEN] = generation
-    st.PF[pid, P_HIRED] = hired
-    st.PF[pid, P_SPEED] = lognormal_mean_one(r, ks.speed_person_cv)
-    st.PF[pid, P_LATENCY_MULT] = (math.exp(ks.latency_person_sigma * normal(r))
+    st_PI[pid, :] = 0
+    st_PF[pid, :] = 0.0
+    st_PI[pid, P_TEAM] = team
+    st_PI[pid, P_SLOT] = slot
+    st_PI[pid, P_GEN] = generation
+    st_PF[pid, P_HIRED] = hired
+    st_PF[pid, P_SPEED] = lognormal_mean_one(r, ks.speed_person_cv)
+    st_PF[pid, P_LATENCY_MULT] = (math.exp(ks.latency_person_sigma * normal(r))
                                   if ks.latency_person_sigma > 0 else 1.0)
-    st.PF[pid, P_THRESHOLD_SHIFT] = ks.threshold_sd * normal(r) if ks.threshold_sd > 0 else 0.0
+    st_PF[pid, P_THRESHOLD_SHIFT] = ks.threshold_sd * normal(r) if ks.threshold_sd > 0 else 0.0
     c, m = ks.availability_concentration, ks.availability_mean
     a = beta(r, m * c, (1 - m) * c) if (c > 0 and m < 1.0) else m
-    st.PF[pid, P_AVAILABILITY] = max(a, 0.05)
-    st.PI[pid, P_COMPLIANT] = 1 if (ks.compliance_p >= 1.0 or uniform(r) < ks.compliance_p) else 0
+    st_PF[pid, P_AVAILABILITY] = max(a, 0.05)
+    st_PI[pid, P_COMPLIANT] = 1 if (ks.compliance_p >= 1.0 or uniform(r) < ks.compliance_p) else 0
     h = ks.habit_attempts
-    st.PI[pid, P_HABIT] = (1 + poisson(r, max(h - 1.0, 0.0))) if h > 0 else 0
-    st.PI[pid, P_ACTIVE] = 1
-    st.PI[pid, P_STATE] = IDLE
-    st.PI[pid, P_LEAD] = -1
-    st.PF[pid, P_STAFFED_SINCE] = max(now, 0.0)
+    st_PI[pid, P_HABIT] = (1 + poisson(r, max(h - 1.0, 0.0))) if h > 0 else 0
+    st_PI[pid, P_ACTIVE] = 1
+    st_PI[pid, P_STATE] = IDLE
+    st_PI[pid, P_LEAD] = -1
+    st_PF[pid, P_STAFFED_SINCE] = max(now, 0.0)
     st.slot_person[team, slot] = pid
     return pid
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def ramp(ks, st, pid, t):
     """Productivity of a new hire: ramp_start at hire, 1 after ramp_hours."""
     if ks.ramp_hours <= 0:
@@ -78,9 +81,10 @@ def ramp(ks, st, pid, t):
     return ks.ramp_start + (1 - ks.ramp_start) * frac
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def skill(ks, st, pid, t):
-    return st.PF[pid, P_SPEED] * st.PF[pid, P_AVAILABILITY] * ramp(ks, st, pid, t)
+    st_PF = st.PF
+    return st_PF[pid, P_SPEED] * st_PF[pid, P_AVAILABILITY] * ramp(ks, st, pid, t)
 
 
 @njit(cache=True)
@@ -112,7 +116,7 @@ def latency_hours(ks, st, mult):
     return mult * ks.latency_median * math.exp(ks.latency_sigma * normal(st.rng))
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def logit(p):
     p = min(max(p, 1e-6), 1 - 1e-6)
     return math.log(p / (1 - p))
@@ -126,7 +130,7 @@ def perceived(st, q, noise_sd):
     return 1.0 / (1.0 + math.exp(-(logit(q) + noise_sd * normal(st.rng))))
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def active(st, team, slot):
     pid = st.slot_person[team, slot]
     return pid >= 0 and st.PI[pid, P_ACTIVE] == 1
@@ -135,6 +139,9 @@ def active(st, team, slot):
 @njit(cache=True)
 def assign(ks, st, team, now):
     """A slot for a new item by the team's routing; -1 for the shared pool."""
+    st_PI = st.PI
+    st_rr = st.rr
+    st_slot_person = st.slot_person
     routing = ks.team_routing[team]
     if routing == POOL:
         return -1
@@ -145,35 +152,36 @@ def assign(ks, st, team, now):
             any_active = True
             break
     if not any_active:
-        return int(st.rr[team] % n)  # waits for the next hire of that slot
+        return int(st_rr[team] % n)  # waits for the next hire of that slot
     chosen = -1
     if routing == ROUND_ROBIN:
         for k in range(n):
-            cand = (st.rr[team] + k) % n
+            cand = (st_rr[team] + k) % n
             if active(st, team, cand):
-                st.rr[team] = (cand + 1) % n
+                st_rr[team] = (cand + 1) % n
                 chosen = cand
                 break
     elif routing == LEAST_LOADED:
         best = 0
         for k in range(n):
             if active(st, team, k):
-                load = st.PI[st.slot_person[team, k], P_LOAD]
+                load = st_PI[st_slot_person[team, k], P_LOAD]
                 if chosen < 0 or load < best:
                     chosen, best = k, load
     else:  # by skill: load relative to how fast the person gets through work
         best = 0.0
         for k in range(n):
             if active(st, team, k):
-                pid = st.slot_person[team, k]
-                v = (st.PI[pid, P_LOAD] + 1) / skill(ks, st, pid, now)
+                pid = st_slot_person[team, k]
+                v = (st_PI[pid, P_LOAD] + 1) / skill(ks, st, pid, now)
                 if chosen < 0 or v < best:
                     chosen, best = k, v
-    st.PI[st.slot_person[team, chosen], P_LOAD] += 1
+    st_PI[st_slot_person[team, chosen], P_LOAD] += 1
     return chosen
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def unload(st, team, slot):
+    st_PI = st.PI
     pid = st.slot_person[team, slot]
-    st.PI[pid, P_LOAD] = max(st.PI[pid, P_LOAD] - 1, 0)
+    st_PI[pid, P_LOAD] = max(st_PI[pid, P_LOAD] - 1, 0)

@@ -22,12 +22,12 @@ F_WON, S_BOOKINGS, S_CYCLE_SUM = O.F_WON, O.S_BOOKINGS, O.S_CYCLE_SUM
 CYCLE_BINS = O.CYCLE_BINS
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def inside(ks, t):
     return ks.warmup <= t < ks.end
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def week_of(ks, t):
     return min(int(math.floor((t - ks.warmup) / WEEK)), ks.n_weeks - 1)
 
@@ -75,33 +75,40 @@ def working_area(ks, st, team, col, busy, a, b):
 
 @njit(cache=True)
 def wip_change(ks, st, team, t, delta):
-    calendar_area(ks, st, team, T_WIP_AREA, True, float(st.wip[team]), st.wip_since[team], t)
-    st.wip[team] += delta
-    st.wip_since[team] = t
+    st_wip = st.wip
+    st_wip_since = st.wip_since
+    calendar_area(ks, st, team, T_WIP_AREA, True, float(st_wip[team]), st_wip_since[team], t)
+    st_wip[team] += delta
+    st_wip_since[team] = t
 
 
 @njit(cache=True)
 def serving_change(ks, st, team, t, delta):
-    calendar_area(ks, st, team, T_SERVING_AREA, False, float(st.serving[team]),
-                  st.serving_since[team], t)
-    st.serving[team] += delta
-    st.serving_since[team] = t
+    st_serving = st.serving
+    st_serving_since = st.serving_since
+    calendar_area(ks, st, team, T_SERVING_AREA, False, float(st_serving[team]),
+                  st_serving_since[team], t)
+    st_serving[team] += delta
+    st_serving_since[team] = t
 
 
 @njit(cache=True)
 def buyer_change(ks, st, team, t, delta):
-    calendar_area(ks, st, team, T_BUYER_AREA, False, float(st.buyer[team]),
-                  st.buyer_since[team], t)
-    st.buyer[team] += delta
-    st.buyer_since[team] = t
+    st_buyer = st.buyer
+    st_buyer_since = st.buyer_since
+    calendar_area(ks, st, team, T_BUYER_AREA, False, float(st_buyer[team]),
+                  st_buyer_since[team], t)
+    st_buyer[team] += delta
+    st_buyer_since[team] = t
 
 
 @njit(cache=True)
 def team_departure(ks, st, team, entered, t):
+    st_team = st.team
     wip_change(ks, st, team, t, -1)
     if inside(ks, t):
-        st.team[team, T_DEPARTURES] += 1
-        st.team[team, T_SOJOURN_SUM] += t - entered
+        st_team[team, T_DEPARTURES] += 1
+        st_team[team, T_SOJOURN_SUM] += t - entered
 
 
 @njit(cache=True)
@@ -115,31 +122,31 @@ def staffed(ks, st, team, a, b):
     calendar_area(ks, st, team, T_HEADCOUNT_AREA, False, 1.0, a, b)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def fate(ks, st, f, t):
     if inside(ks, t):
         st.fates[f] += 1
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def add(ks, st, scalar, t, amount):
     if inside(ks, t):
         st.scalars[scalar] += amount
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def channel(ks, st, c, col, t, amount):
     if inside(ks, t):
         st.channel[c, col] += amount
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def stage_count(ks, st, s, col, t):
     if inside(ks, t):
         st.stage[s, col] += 1
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def kpi(ks, st, team, t, amount):
     if inside(ks, t):
         st.team[team, T_KPI] += amount
@@ -147,15 +154,16 @@ def kpi(ks, st, team, t, amount):
 
 @njit(cache=True)
 def won(ks, st, t, value, cycle):
+    st_scalars = st.scalars
     if inside(ks, t):
         st.fates[F_WON] += 1
-        st.scalars[S_BOOKINGS] += value
-        st.scalars[S_CYCLE_SUM] += cycle
+        st_scalars[S_BOOKINGS] += value
+        st_scalars[S_CYCLE_SUM] += cycle
         st.bookings_w[week_of(ks, t)] += value
         st.cycle_hist[min(int(cycle / 24.0), CYCLE_BINS - 1)] += 1
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def quit_(ks, st, team, t):
     if inside(ks, t):
         st.team[team, T_QUITS] += 1

@@ -29,12 +29,12 @@ def seed_state(seq: np.random.SeedSequence) -> np.ndarray:
     return s
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _rotl(x, k):
     return (x << np.uint64(k)) | (x >> np.uint64(64 - k))
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def next_u64(s):
     s0, s1, s2, s3 = s[0], s[1], s[2], s[3]
     result = _rotl(s1 * _U5, 7) * _U9
@@ -49,13 +49,13 @@ def next_u64(s):
     return result
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def uniform(s):
     """U[0, 1) with 53 random bits."""
     return float(next_u64(s) >> _U11) * (1.0 / 9007199254740992.0)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def normal(s):
     """Standard normal by Box-Muller (one value per call)."""
     u1 = 1.0 - uniform(s)  # (0, 1]
@@ -63,7 +63,7 @@ def normal(s):
     return math.sqrt(-2.0 * math.log(u1)) * math.cos(2.0 * math.pi * u2)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def exponential(s, mean):
     return -mean * math.log(1.0 - uniform(s))
 

@@ -44,10 +44,10 @@ OK, LEAD_OVERFLOW, PEOPLE_OVERFLOW, QUEUE_OVERFLOW = range(4)
  EV_HIRE, EV_WEEKLY) = range(10)
 
 STATE_FIELDS = (
-    "now", "C", "rng",
+    "end", "now", "C", "rng",
     "LF", "LI", "PF", "PI", "slot_person",
-    "ht", "hs", "hk", "ha", "hb",
-    "qcls", "qkey", "qseq", "qlead", "qlen",
+    "ht", "hi",
+    "qcls", "qkey", "qseq", "qlead", "qlen", "scratch",
     "rr", "trust", "feedback_shift", "kpi_quarter", "renewals_quarter", "quarter_of",
     "chan_clock",
     "wip", "wip_since", "serving", "serving_since", "buyer", "buyer_since",
@@ -82,10 +82,10 @@ def workspace(ks, lead_cap, people_cap, queue_cap):
     hcap = lead_cap + 2 * people_cap + nq + ks.n_channels + 16
     return (np.zeros((lead_cap, N_LF)), np.zeros((lead_cap, N_LI), dtype=np.int64),
             np.zeros((people_cap, N_PF)), np.zeros((people_cap, N_PI), dtype=np.int64),
-            np.zeros(hcap), np.zeros(hcap, dtype=np.int64), np.zeros(hcap, dtype=np.int64),
-            np.zeros(hcap, dtype=np.int64), np.zeros(hcap, dtype=np.int64),
+            np.zeros(hcap), np.zeros((hcap, 4), dtype=np.int64),
             np.zeros((nq, queue_cap), dtype=np.int64), np.zeros((nq, queue_cap)),
-            np.zeros((nq, queue_cap), dtype=np.int64), np.zeros((nq, queue_cap), dtype=np.int64))
+            np.zeros((nq, queue_cap), dtype=np.int64), np.zeros((nq, queue_cap), dtype=np.int64),
+            np.zeros((queue_cap, 2), dtype=np.int64))
 
 
 @njit(cache=True)
@@ -94,15 +94,15 @@ def new_state(ks, seed, out, offsets, w):
     `out` (zeroed)."""
     out[:] = 0.0
     nt, ns, ne, nc, wk = ks.n_teams, ks.n_stages, ks.n_edges, ks.n_channels, ks.n_weeks
-    nq = w[9].shape[0]
+    nq = w[6].shape[0]
     o = offsets
     return State(
-        np.zeros(1), np.zeros(N_C, dtype=np.int64), seed.copy(),
+        ks.end, np.zeros(1), np.zeros(N_C, dtype=np.int64), seed.copy(),
         w[0], w[1], w[2], w[3],
         np.full((nt, ks.max_headcount), -1, dtype=np.int64),
-        w[4], w[5], w[6], w[7], w[8],
-        w[9], w[10], w[11], w[12],
-        np.zeros(nq, dtype=np.int64),
+        w[4], w[5],
+        w[6], w[7], w[8], w[9],
+        np.zeros(nq, dtype=np.int64), w[10],
         np.zeros(nt, dtype=np.int64), np.full(ne, ks.trust_initial), np.zeros(ns),
         np.zeros(nt), np.zeros((nt, 2)), np.zeros(nt, dtype=np.int64),
         np.zeros(nc),
