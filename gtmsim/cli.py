@@ -218,6 +218,39 @@ def build_parser() -> argparse.ArgumentParser:
                    help="output folder; reused to resume (default: runs/optimize-CONFIG-"
                         "PROFILE-OBJECTIVE)")
     p.set_defaults(handler=cmd_optimize)
+
+    p = sub.add_parser(
+        "sweep", help="run a grid of designs and profiles, on Dask",
+        description="Run every point of a grid (levers, config values and profiles, as a full "
+                    "factorial or a Latin hypercube) for R replications, as Dask tasks on a "
+                    "LocalCluster or the scheduler given. Each point lands in OUT/points/ as "
+                    "its own parquet file; the same command resumes an interrupted sweep, "
+                    "skipping the points already written. The numbers depend only on the seed, "
+                    "never on the workers.")
+    _add_config_args(p)
+    p.add_argument("--grid", required=True, metavar="GRID.toml",
+                   help="the grid: [levers] name = [values] or {range = [lo, hi], steps = N}, "
+                        "profiles = [...], design = 'factorial' or 'lhs' with points = N")
+    p.add_argument("--scheduler", metavar="ADDRESS",
+                   help="a running Dask scheduler, e.g. tcp://10.0.0.5:8786 (default: a "
+                        "LocalCluster on this machine)")
+    p.add_argument("--workers", type=int, default=None, metavar="N",
+                   help="LocalCluster worker processes (default: the number of CPUs); 0 runs "
+                        "in this process without Dask")
+    p.add_argument("--replications", type=_positive_int, metavar="R",
+                   help="replications per point (default: the config's run.replications)")
+    p.add_argument("--seed", type=_seed, metavar="S",
+                   help="root seed (default: the config's run.seed)")
+    p.add_argument("--engine", type=_engine, default=None, metavar="E",
+                   help=f"simulation engine: {', '.join(_engines())} "
+                        f"(default: {_default_engine()})")
+    p.add_argument("--chunk", type=_positive_int, default=None, metavar="N",
+                   help="replications per task (default: 64)")
+    p.add_argument("--connect-timeout", type=float, default=30.0, metavar="S",
+                   help="seconds to reach the scheduler and see a worker (default: 30)")
+    p.add_argument("--out", metavar="DIR",
+                   help="output folder; reused to resume (default: runs/sweep-CONFIG-GRID)")
+    p.set_defaults(handler=cmd_sweep)
     return parser
 
 
@@ -548,6 +581,46 @@ def cmd_optimize(args) -> int:
         raise UsageError("--out", f"cannot write {out}: {exc.strerror or exc}") from None
     print(_report_text(report))
     print(f"Results in {out}")
+    return 0
+
+
+def cmd_sweep(args) -> int:
+    from gtmsim import sweep
+
+    workers = args.workers if args.workers is not None else os.cpu_count() or 1
+    if workers < 0:
+        raise UsageError("--workers", f"must not be negative, got {workers}")
+    if args.scheduler and args.workers is not None:
+        raise UsageError("--workers", "give --workers or --scheduler, not both")
+    if not args.connect_timeout > 0:
+        raise UsageError("--connect-timeout", f"must be > 0, got {args.connect_timeout}")
+    grid = sweep.load_grid(args.grid)
+    plan = sweep.plan_sweep(args.config, args.profile, args.overrides, grid, args.replications,
+                            args.seed, args.engine or _default_engine(),
+                            args.chunk or sweep.DEFAULT_CHUNK)
+    out = Path(args.out) if args.out else Path("runs") / _slug(
+        f"sweep-{Path(args.config or 'b2b_saas').stem}-{Path(args.grid).stem}")
+    sweep.prepare_out(out, plan, create=False)  # checks the folder before a cluster starts
+    where = (args.scheduler if args.scheduler else
+             "this process" if workers == 0 else f"a LocalCluster of {workers} workers")
+    total = len(plan.points) * plan.replications
+    bar, progress = _progress_bar(total, f"sweep {len(plan.points)} points ({plan.engine})")
+    try:
+        if workers == 0 and not args.scheduler:
+            with bar:
+                summary = sweep.run_sweep(plan, out, None, progress)
+        else:
+            with sweep.connect(args.scheduler, workers, args.connect_timeout) as client:
+                with bar:
+                    summary = sweep.run_sweep(plan, out, client, progress)
+    except (KeyboardInterrupt, _Terminated) as exc:
+        written = len(list((out / sweep.POINTS_DIR).glob("point-*.parquet")))
+        print(f"gtmsim: interrupted; {written} of {len(plan.points)} points are in {out}; "
+              "run the same command to resume", file=sys.stderr, flush=True)
+        return EXIT_INTERRUPTED if isinstance(exc, KeyboardInterrupt) else EXIT_TERMINATED
+    print(f"swept {summary.points} points x {plan.replications} replications on {where}: "
+          f"{summary.written} points run ({summary.tasks} tasks), {summary.skipped} already "
+          f"done. Results in {out / sweep.POINTS_DIR}")
     return 0
 
 

@@ -1,0 +1,817 @@
+"""Parameter sweeps: a grid of designs and profiles, each point run for R replications, on Dask.
+
+A grid file (TOML) names the axes: design levers of the config (``sdr_headcount``), any config
+value by its path (``"stages.sdr_qualify.sla_hours"``) and profiles, each with a list of
+values or a range; the points are their full factorial or a Latin hypercube of N points::
+
+    design = "factorial"          # or "lhs" (then `points = N`, and `seed` for the sampler)
+    profiles = ["ideal", "realistic"]
+
+    [levers]
+    sdr_headcount = [3, 5, 8]
+    mql_threshold = { range = [0.1, 0.6], steps = 3 }
+    "stages.sdr_qualify.sla_hours" = [4.0, 24.0]
+
+Work is split into tasks of (point, a chunk of replications). A task's numbers depend only on
+its point's seed (derived from the root seed and the point index, or the root seed itself
+with ``common_random_numbers = true``) and the replication indices, through
+``simulate(..., first=k)``: never on which worker ran it or how the work was split. Each point
+lands in its own parquet file, written atomically by the driver when its last chunk is in;
+an interrupted sweep run again into the same folder skips the points already written.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import difflib
+import hashlib
+import itertools
+import json
+import logging
+import math
+import os
+import socket
+import threading
+import tomllib
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from gtmsim.config import Config, load_config, validate
+from gtmsim.config.loader import get_path, set_path
+from gtmsim.errors import ConfigError, GtmsimError
+from gtmsim.simulate import ENGINES, simulate
+from gtmsim.spec import ModelSpec, compile_spec
+
+DEFAULT_CHUNK = 64  # replications per task: ~2-3 s of the default config on one core
+GRID_KEYS = ("design", "points", "seed", "common_random_numbers", "profiles", "levers")
+POINTS_DIR = "points"
+MANIFEST = "sweep.json"
+
+Progress = Callable[[int, int], None]
+
+
+# --------------------------------------------------------------------------- the grid
+
+
+@dataclass(frozen=True)
+class Axis:
+    """One dimension of the grid: a lever, a config path, or the profile."""
+
+    name: str                    # as written in the grid: lever name, config path or "profile"
+    path: str | None             # the config path it sets (None for the profile)
+    values: tuple = ()           # the listed values (factorial, or categories for lhs)
+    low: float | None = None     # a range (factorial with steps, or continuous for lhs)
+    high: float | None = None
+    steps: int | None = None
+    integer: bool | None = None  # None: decided by the lever or the config value's type
+
+    def factorial_values(self) -> list:
+        if self.values:
+            return list(self.values)
+        vals = np.linspace(self.low, self.high, self.steps).tolist()
+        if self.integer:
+            vals = list(dict.fromkeys(int(round(v)) for v in vals))
+        return vals
+
+    def sample(self, u: float) -> Any:
+        """The value at quantile `u` in [0, 1) of this axis (a Latin hypercube coordinate)."""
+        if self.values:
+            return self.values[min(int(u * len(self.values)), len(self.values) - 1)]
+        if self.integer:
+            lo, hi = int(self.low), int(self.high)
+            return min(lo + int(u * (hi - lo + 1)), hi)
+        return float(self.low + u * (self.high - self.low))
+
+
+@dataclass
+class Grid:
+    source: str
+    design: str                       # "factorial" or "lhs"
+    axes: list[Axis]
+    samples: int | None = None        # lhs points
+    seed: int = 0                     # lhs sampler seed
+    common_random_numbers: bool = False
+
+    def points(self) -> list[dict[str, Any]]:
+        """Axis name -> value, one dict per point, in a fixed order."""
+        if not self.axes:
+            return [{}]
+        if self.design == "factorial":
+            combos = itertools.product(*(a.factorial_values() for a in self.axes))
+            return [dict(zip([a.name for a in self.axes], c, strict=True)) for c in combos]
+        from scipy.stats import qmc
+
+        unit = qmc.LatinHypercube(len(self.axes), seed=self.seed).random(self.samples)
+        return [{a.name: a.sample(float(u[j])) for j, a in enumerate(self.axes)} for u in unit]
+
+
+def _bad(where: str, message: str) -> ConfigError:
+    return ConfigError(where, message)
+
+
+def _number(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def load_grid(path: str | Path, design: str | None = None, samples: int | None = None) -> Grid:
+    """Read and check a grid file; every problem is one ConfigError naming the key."""
+    p = Path(path)
+    src = str(p)
+    if not p.is_file():
+        raise _bad("--grid", f"{src} is a folder, not a grid file" if p.is_dir()
+                   else f"no such grid file {src}")
+    try:
+        raw = tomllib.loads(p.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise _bad(src, "not a text file (TOML must be UTF-8)") from None
+    except OSError as exc:
+        raise _bad(src, f"cannot read: {exc.strerror or exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise _bad(src, f"not valid TOML: {exc}") from None
+    for key in raw:
+        if key not in GRID_KEYS:
+            close = difflib.get_close_matches(key, GRID_KEYS, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise _bad(f"{src}: {key}", f"unknown key{hint}; expected {', '.join(GRID_KEYS)}")
+    design = design or raw.get("design", "factorial")
+    if design not in ("factorial", "lhs"):
+        raise _bad(f"{src}: design", f"expected 'factorial' or 'lhs', got {design!r}")
+    if samples is None:
+        samples = raw.get("points")
+    if design == "lhs":
+        if not isinstance(samples, int) or isinstance(samples, bool) or samples < 1:
+            raise _bad(f"{src}: points", "a Latin hypercube needs points = N (a whole "
+                       f"number >= 1), got {samples!r}")
+    seed = raw.get("seed", 0)
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        raise _bad(f"{src}: seed", f"expected a whole number >= 0, got {seed!r}")
+    crn = raw.get("common_random_numbers", False)
+    if not isinstance(crn, bool):
+        raise _bad(f"{src}: common_random_numbers", f"expected true or false, got {crn!r}")
+    axes: list[Axis] = []
+    profiles = raw.get("profiles")
+    if profiles is not None:
+        if (not isinstance(profiles, list) or not profiles
+                or not all(isinstance(x, str) and x for x in profiles)):
+            raise _bad(f"{src}: profiles", f"expected a list of profile names, got {profiles!r}")
+        axes.append(Axis("profile", None, tuple(dict.fromkeys(profiles))))
+    levers = raw.get("levers", {})
+    if not isinstance(levers, dict):
+        raise _bad(f"{src}: levers", f"expected a table of lever = values, got {levers!r}")
+    for name, spec in levers.items():
+        axes.append(_axis(f"{src}: levers.{name}", name, spec, design))
+    if not axes:
+        raise _bad(src, "the grid names no levers and no profiles")
+    return Grid(src, design, axes, samples if design == "lhs" else None, seed, crn)
+
+
+def _axis(where: str, name: str, spec: Any, design: str) -> Axis:
+    if name == "profile":
+        raise _bad(where, "sweep profiles with the top-level key profiles = [...]")
+    if isinstance(spec, list):
+        spec = {"values": spec}
+    if not isinstance(spec, dict):
+        raise _bad(where, "expected a list of values or a table {range = [low, high], "
+                   f"steps = N}}, got {spec!r}")
+    extra = set(spec) - {"values", "range", "steps", "integer"}
+    if extra:
+        raise _bad(f"{where}.{sorted(extra)[0]}", "unknown key; expected values, range, "
+                   "steps or integer")
+    if "values" in spec and "range" in spec:
+        raise _bad(where, "give values or range, not both")
+    integer = spec.get("integer")
+    if integer is not None and not isinstance(integer, bool):
+        raise _bad(f"{where}.integer", f"expected true or false, got {integer!r}")
+    if "values" in spec:
+        vals = spec["values"]
+        if not isinstance(vals, list) or not vals:
+            raise _bad(where, f"expected a non-empty list of values, got {vals!r}")
+        if any(isinstance(v, (dict, list)) for v in vals):
+            raise _bad(where, "values must be numbers, strings or true/false")
+        return Axis(name, name, tuple(dict.fromkeys(vals)), integer=integer)
+    rng = spec.get("range")
+    if (not isinstance(rng, list) or len(rng) != 2 or not all(_number(x) for x in rng)
+            or rng[0] > rng[1]):
+        raise _bad(f"{where}.range", f"expected [low, high] with low <= high, got {rng!r}")
+    steps = spec.get("steps")
+    if design == "factorial":
+        if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1:
+            raise _bad(f"{where}.steps", "a range in a factorial grid needs steps = N "
+                       f"(a whole number >= 1), got {steps!r}")
+    return Axis(name, name, (), float(rng[0]), float(rng[1]), steps, integer)
+
+
+# --------------------------------------------------------------------------- the plan
+
+
+@dataclass
+class Point:
+    index: int
+    values: dict[str, Any]    # axis name -> value (the profile under "profile")
+    profile: str
+    seed: int
+    spec: ModelSpec = field(repr=False)
+    digest: str               # hash of the point's resolved config, for resume checks
+
+
+@dataclass
+class Plan:
+    grid: Grid
+    points: list[Point]
+    replications: int
+    seed: int
+    engine: str
+    chunk: int
+    columns: dict[str, pl.DataType]   # axis column -> dtype, the same in every point file
+    config_name: str
+
+    def tasks(self, point: Point) -> list[tuple[int, int]]:
+        """(first replication, count) of each task of a point."""
+        return [(f, min(self.chunk, self.replications - f))
+                for f in range(0, self.replications, self.chunk)]
+
+    def manifest(self) -> dict:
+        """What identifies the sweep's numbers (not where or how it runs)."""
+        return {"config": self.config_name, "seed": self.seed,
+                "replications": self.replications, "engine": self.engine,
+                "design": self.grid.design,
+                "common_random_numbers": self.grid.common_random_numbers,
+                "points": [{"point": p.index, "seed": p.seed, "config_digest": p.digest,
+                            "values": p.values} for p in self.points]}
+
+
+def point_seed(root: int, index: int) -> int:
+    """The seed of a point: from the root seed and the point index only."""
+    return int(np.random.SeedSequence(root, spawn_key=(index,)).generate_state(
+        1, dtype=np.uint64)[0])
+
+
+def plan_sweep(config_path: str | None, profile: str | None, overrides: Sequence[str],
+               grid: Grid, replications: int | None = None, seed: int | None = None,
+               engine: str = "numba", chunk: int = DEFAULT_CHUNK) -> Plan:
+    """Every point's config, resolved and validated up front: bad input fails before work."""
+    if engine not in ENGINES:
+        raise ConfigError("--engine", f"unknown engine {engine!r}; choose from "
+                          f"{', '.join(ENGINES)}")
+    base = load_config(config_path, profile, list(overrides))
+    _check_axes(grid, base)
+    reps = replications if replications is not None else base.run.replications
+    root = seed if seed is not None else base.run.seed
+    if reps < 1 or chunk < 1:
+        raise ConfigError("--replications", "replications and chunk must be at least 1")
+    bases: dict[str, Config] = {base.profile: base}
+    points = []
+    for i, values in enumerate(grid.points()):
+        prof = values.get("profile", base.profile)
+        if prof not in bases:
+            bases[prof] = load_config(config_path, prof, list(overrides))
+        cfg = _apply(bases[prof], grid, values, f"{grid.source}: point {i}")
+        digest = hashlib.sha256(cfg.model_dump_json(by_alias=True).encode()).hexdigest()[:16]
+        s = root if grid.common_random_numbers else point_seed(root, i)
+        points.append(Point(i, values, prof, s, compile_spec(cfg), digest))
+    columns = {a.name: _dtype([p.values[a.name] for p in points]) for a in grid.axes}
+    columns.setdefault("profile", pl.Utf8)
+    return Plan(grid, points, reps, root, engine, chunk, columns, base.name)
+
+
+def _check_axes(grid: Grid, config: Config) -> None:
+    """Each axis names a lever or a config value; lever values lie within its bounds."""
+    raw = config.model_dump(by_alias=True)
+    levers = config.levers
+    for i, axis in enumerate(grid.axes):
+        if axis.path is None:
+            continue
+        where = f"{grid.source}: levers.{axis.name}"
+        lever = levers.get(axis.name)
+        if lever is None:
+            if "." not in axis.name:
+                hint = difflib.get_close_matches(axis.name, list(levers), n=1)
+                raise ConfigError(where, f"no lever {axis.name!r} in the config"
+                                  + (f" (did you mean {hint[0]!r}?)" if hint else "")
+                                  + f"; levers: {', '.join(levers) or 'none'}, or give a "
+                                  "config path such as stages.sdr_qualify.threshold")
+            try:
+                current = get_path(raw, axis.name.split("."))
+            except KeyError as exc:
+                raise ConfigError(where, f"not a lever, and no config value at "
+                                  f"{exc.args[0]!r}") from None
+            if axis.integer is None:
+                grid.axes[i] = Axis(axis.name, axis.path, axis.values, axis.low, axis.high,
+                                    axis.steps, isinstance(current, int)
+                                    and not isinstance(current, bool))
+            continue
+        integer = axis.integer if axis.integer is not None else bool(lever.integer)
+        grid.axes[i] = axis = Axis(axis.name, lever.path, axis.values, axis.low, axis.high,
+                                   axis.steps, integer)
+        checks = list(axis.values) or [axis.low, axis.high]
+        for v in checks:
+            if lever.choices is not None:
+                if v not in lever.choices:
+                    raise ConfigError(where, f"{v!r} is not one of {lever.choices}")
+            elif not _number(v) or not lever.low <= v <= lever.high:
+                raise ConfigError(where, f"{v!r} is outside the lever's bounds "
+                                  f"[{lever.low}, {lever.high}]")
+
+
+def _apply(base: Config, grid: Grid, values: dict[str, Any], where: str) -> Config:
+    raw = base.model_dump(by_alias=True, exclude_none=True)
+    for axis in grid.axes:
+        if axis.path is None:
+            continue
+        v = values[axis.name]
+        if axis.integer and _number(v):
+            v = int(round(v))
+        set_path(raw, axis.path.split("."), v)
+    try:
+        return validate(raw, check_budget=False)
+    except ConfigError as exc:
+        raise ConfigError(where, f"{exc.path}: {exc.message}") from None
+
+
+def _dtype(values: list) -> pl.DataType:
+    if all(isinstance(v, bool) for v in values):
+        return pl.Boolean
+    if all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+        return pl.Int64
+    if all(_number(v) for v in values):
+        return pl.Float64
+    return pl.Utf8
+
+
+# --------------------------------------------------------------------------- the output folder
+
+
+def point_file(out: Path, index: int) -> Path:
+    return out / POINTS_DIR / f"point-{index:05d}.parquet"
+
+
+def prepare_out(out: Path, plan: Plan, create: bool = True) -> list[int]:
+    """Create (unless `create` is false: only check) or reopen the output folder; the
+    indices of the points already done.
+
+    A folder holding another sweep (other config, grid, seed, replications or engine) is an
+    error: resuming into it would mix numbers that do not belong together."""
+    manifest = plan.manifest()
+    mpath = out / MANIFEST
+    if out.exists() and not out.is_dir():
+        raise ConfigError("--out", f"{out} exists and is not a folder")
+    if mpath.is_file():
+        try:
+            old = json.loads(mpath.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise ConfigError("--out", f"cannot read {mpath}: {exc}") from None
+        if old != json.loads(json.dumps(manifest)):
+            raise ConfigError("--out", f"{out} holds a different sweep (config, grid, seed, "
+                              "replications or engine differ); give a new folder")
+    elif out.is_dir() and any(out.iterdir()):
+        raise ConfigError("--out", f"{out} exists, is not empty and holds no sweep")
+    if not create:
+        return [p.index for p in plan.points if point_file(out, p.index).is_file()]
+    try:
+        (out / POINTS_DIR).mkdir(parents=True, exist_ok=True)
+        if not mpath.is_file():
+            _atomic(mpath, lambda p: p.write_text(json.dumps(manifest, indent=1) + "\n",
+                                                  encoding="utf-8"))
+            _atomic(out / "points.parquet",
+                    lambda p: _points_frame(plan).write_parquet(p))
+    except OSError as exc:
+        raise ConfigError("--out", f"cannot write {out}: {exc.strerror or exc}") from None
+    return [p.index for p in plan.points if point_file(out, p.index).is_file()]
+
+
+def _points_frame(plan: Plan) -> pl.DataFrame:
+    rows = {"point": [p.index for p in plan.points], "seed": [str(p.seed) for p in plan.points]}
+    for name in plan.columns:
+        rows[name] = [p.profile if name == "profile" else p.values[name] for p in plan.points]
+    schema = {"point": pl.Int64, "seed": pl.Utf8, **plan.columns}
+    return pl.DataFrame(rows, schema=schema)
+
+
+def _atomic(target: Path, write: Callable[[Path], Any]) -> None:
+    tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.partial")
+    try:
+        write(tmp)
+        os.replace(tmp, target)
+    finally:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+
+
+def point_frame(plan: Plan, point: Point, parts: list[pl.DataFrame]) -> pl.DataFrame:
+    """A point's rows: point, replication, its axis values, then the outcomes."""
+    df = pl.concat(parts, how="vertical").sort("replication")
+    values = {name: (point.profile if name == "profile" else point.values[name])
+              for name in plan.columns}
+    lead = [pl.lit(point.index, pl.Int64).alias("point"), pl.col("replication")]
+    lead += [pl.lit(v, plan.columns[name]).alias(name) for name, v in values.items()]
+    rest = [c for c in df.columns if c != "replication" and c not in values and c != "point"]
+    return df.select(*lead, *rest)
+
+
+def read_sweep(out: str | Path) -> pl.DataFrame:
+    """Every point's replications of a sweep folder, in point and replication order."""
+    files = sorted((Path(out) / POINTS_DIR).glob("point-*.parquet"))
+    if not files:
+        raise GtmsimError(f"no point files in {out}/{POINTS_DIR}")
+    return pl.concat([pl.read_parquet(f) for f in files], how="diagonal").sort(
+        "point", "replication")
+
+
+# --------------------------------------------------------------------------- the tasks
+
+_NUMBA_THREADS: int | None = None   # set on a worker by the warm-up plugin
+_KERNEL_LOCK = threading.Lock()     # one numba batch at a time per process
+
+
+def run_task(spec: ModelSpec, seed: int, first: int, count: int, engine: str) -> pl.DataFrame:
+    """Replications ``first .. first + count - 1`` of one point: what each task runs."""
+    if engine == "numba":
+        import numba
+
+        with _KERNEL_LOCK:  # numba's workqueue layer takes one parallel launch at a time
+            if _NUMBA_THREADS is not None:  # set_num_threads is per calling thread
+                numba.set_num_threads(min(_NUMBA_THREADS, numba.config.NUMBA_NUM_THREADS))
+            return simulate(spec, count, seed, engine=engine, first=first).replications
+    return simulate(spec, count, seed, engine=engine, workers=1, first=first).replications
+
+
+def _warm(spec: ModelSpec, engine: str, threads: int | None) -> None:
+    global _NUMBA_THREADS
+    if threads is not None:
+        _NUMBA_THREADS = max(1, threads)
+    if engine == "numba":
+        run_task(spec, 0, 0, 1, engine)
+
+
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+try:
+    from distributed.diagnostics.plugin import WorkerPlugin
+except ImportError:  # the in-process path needs no Dask
+    WorkerPlugin = object  # type: ignore[misc,assignment]
+
+
+class Warmup(WorkerPlugin):
+    """On every worker, now and when it joins later: set numba's threads and load (or compile)
+    the kernels once, before the first task, off the worker's event loop."""
+
+    name = "gtmsim-warmup"
+
+    def __init__(self, spec: ModelSpec, engine: str, threads_by_host: dict[str, int]):
+        self.spec = spec
+        self.engine = engine
+        self.threads_by_host = threads_by_host
+
+    async def setup(self, worker):
+        threads = self._threads(worker)
+        await asyncio.get_running_loop().run_in_executor(
+            None, _warm, self.spec, self.engine, threads)
+
+    def _threads(self, worker) -> int:
+        env = os.environ.get("NUMBA_NUM_THREADS")
+        if env and env.isdigit():
+            return int(env)  # the operator (or LocalCluster) said how many
+        host = worker.address.split("://")[-1].rsplit(":", 1)[0]
+        slots = self.threads_by_host.get(host, worker.state.nthreads)
+        return max(1, _cores() // max(1, slots))
+
+
+# --------------------------------------------------------------------------- clusters
+
+
+@contextlib.contextmanager
+def connect(scheduler: str | None, workers: int, timeout: float = 30.0,
+            numba_threads: int | None = None) -> Iterator[Any]:
+    """A Dask client: to `scheduler` when given, else to a new LocalCluster of `workers`
+    processes (one task thread each, numba threads = `numba_threads` or cores // workers, so
+    processes x threads never exceeds the cores)."""
+    quiet = logging.getLogger("distributed")  # a closing cluster logs lost comms at INFO
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)
+    try:
+        with _client(scheduler, workers, timeout, numba_threads) as client:
+            yield client
+    finally:
+        quiet.setLevel(level)
+
+
+@contextlib.contextmanager
+def _client(scheduler: str | None, workers: int, timeout: float,
+            numba_threads: int | None) -> Iterator[Any]:
+    from distributed import Client, LocalCluster
+
+    cluster = None
+    if scheduler:
+        from distributed.comm import get_address_host_port
+
+        try:
+            get_address_host_port(scheduler)
+        except Exception as exc:  # a malformed address: no client is made
+            raise ConfigError("--scheduler", f"not a scheduler address: {_one_line(exc)} "
+                              "(expected e.g. tcp://10.0.0.5:8786)") from None
+        try:
+            client = Client(scheduler, timeout=f"{timeout}s", set_as_default=False)
+        except Exception as exc:  # OSError, TimeoutError, ValueError for a bad address
+            raise ConfigError("--scheduler", f"cannot reach a Dask scheduler at {scheduler!r} "
+                              f"within {timeout:g}s ({_one_line(exc)})") from None
+        try:
+            client.wait_for_workers(1, timeout=timeout)
+        except Exception:
+            client.close()
+            raise ConfigError("--scheduler", f"no worker joined the scheduler at {scheduler} "
+                              f"within {timeout:g}s") from None
+    else:
+        threads = numba_threads or max(1, _cores() // workers)
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                               dashboard_address=None, silence_logs=logging.ERROR,
+                               env={"NUMBA_NUM_THREADS": str(threads)})
+        client = Client(cluster, set_as_default=False)
+    try:
+        yield client
+    finally:
+        with contextlib.suppress(Exception):
+            client.close(timeout=10)
+        if cluster is not None:
+            with contextlib.suppress(Exception):
+                cluster.close(timeout=10)
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= 160 else text[:157] + "..."
+
+
+def warm_up(client, plan: Plan) -> None:
+    """Register the warm-up plugin: every worker now (waited for) and every later one."""
+    hosts: dict[str, int] = {}
+    for addr, info in client.scheduler_info(n_workers=-1)["workers"].items():
+        host = addr.split("://")[-1].rsplit(":", 1)[0]
+        hosts[host] = hosts.get(host, 0) + int(info.get("nthreads", 1))
+    client.register_plugin(Warmup(plan.points[0].spec, plan.engine, hosts))
+
+
+# --------------------------------------------------------------------------- running
+
+
+@dataclass
+class SweepSummary:
+    points: int
+    skipped: int
+    written: int
+    replications: int
+    tasks: int
+
+
+def run_sweep(plan: Plan, out: str | Path, client=None,
+              progress: Progress | None = None) -> SweepSummary:
+    """Run every point not yet written into `out`; in this process when `client` is None,
+    else as Dask tasks on the client's cluster. Each point's file appears when it is done."""
+    out = Path(out)
+    done = set(prepare_out(out, plan))
+    todo = [p for p in plan.points if p.index not in done]
+    total = len(plan.points) * plan.replications
+    finished = len(done) * plan.replications
+    if progress:
+        progress(finished, total)
+    ntasks = sum(len(plan.tasks(p)) for p in todo)
+    if client is None:
+        for p in todo:
+            parts = []
+            for first, n in plan.tasks(p):
+                parts.append(run_task(p.spec, p.seed, first, n, plan.engine))
+                finished += n
+                if progress:
+                    progress(finished, total)
+            _write_point(out, plan, p, parts)
+    elif todo:
+        finished = _run_distributed(plan, out, client, todo, finished, total, progress)
+    return SweepSummary(len(plan.points), len(done), len(todo),
+                        len(todo) * plan.replications, ntasks)
+
+
+def _write_point(out: Path, plan: Plan, point: Point, parts: list[pl.DataFrame]) -> None:
+    df = point_frame(plan, point, parts)
+    try:
+        _atomic(point_file(out, point.index), df.write_parquet)
+    except OSError as exc:
+        raise ConfigError("--out", f"cannot write {out}: {exc.strerror or exc}") from None
+
+
+def _completed(client, futures: list) -> Iterator[Any]:
+    """Futures as they finish; losing the scheduler is one clear error, not a traceback."""
+    from distributed import as_completed
+
+    it = iter(as_completed(futures, loop=client.loop))
+    while True:
+        try:
+            f = next(it)
+        except StopIteration:
+            return
+        except Exception as exc:
+            raise GtmsimError(f"lost the Dask cluster ({_one_line(exc)}); the points written "
+                              "so far are kept: run the same command to resume") from None
+        yield f
+
+
+def _run_distributed(plan: Plan, out: Path, client, todo: list[Point], finished: int,
+                     total: int, progress: Progress | None) -> int:
+    warm_up(client, plan)
+    run_id = uuid.uuid4().hex[:8]
+    futures = {}
+    for p in todo:
+        for first, n in plan.tasks(p):
+            f = client.submit(run_task, p.spec, p.seed, first, n, plan.engine, pure=False,
+                              key=f"gtmsim-sweep-{run_id}-p{p.index}-r{first}",
+                              priority=-p.index)  # earlier points first: files appear early
+            futures[f] = (p, first, n)
+    pending: dict[int, dict[int, pl.DataFrame]] = {}
+    try:
+        for f in _completed(client, list(futures)):
+            p, first, n = futures.pop(f)
+            try:
+                df = f.result()
+            except Exception as exc:
+                raise GtmsimError(f"point {p.index}, replications {first}..{first + n - 1} "
+                                  f"failed on the cluster: {_one_line(exc)}") from None
+            f.release()
+            parts = pending.setdefault(p.index, {})
+            if first in parts:  # a result arrives once per future; this guards the file
+                continue
+            parts[first] = df
+            finished += n
+            if progress:
+                progress(finished, total)
+            if len(parts) == len(plan.tasks(p)):
+                _write_point(out, plan, p, [parts[k] for k in sorted(parts)])
+                del pending[p.index]
+    finally:
+        if futures:
+            with contextlib.suppress(Exception):
+                client.cancel(list(futures))
+    return finished
+
+
+# --------------------------------------------------------------------------- optimising on a
+# cluster: one driver process asks Optuna for several trials at once and fans each trial's
+# scenario evaluations out as tasks (ask-and-tell); the study and its storage stay in the
+# driver. Not wired into `gtmsim optimize` yet (that needs `--scheduler` on its parser).
+
+
+def scenario_value(config: Config, scenario, replications: int, engine: str,
+                   outcome: str) -> float:
+    """One task of a trial: the design's mean outcome in one scenario (common random
+    numbers: the scenario's own seed, whatever the design)."""
+    spec = compile_spec(config, scenario.values)
+    df = run_task(spec, scenario.seed, 0, replications, engine)
+    return float(df[outcome].mean())
+
+
+def search_on_cluster(config: Config, settings, client, out_dir: Path | None = None,
+                      parallel_trials: int | None = None, progress: Progress | None = None):
+    """`optimize.search.search`, with each trial's scenarios evaluated as Dask tasks and up to
+    `parallel_trials` trials in flight (default: twice the cluster's task threads, at least 2).
+
+    Each scenario value is exactly what the serial search computes for the same design; the
+    designs tried differ from a serial run (the sampler sees fewer finished trials when it
+    asks), as with any parallel Optuna study. Pruning (Wilcoxon) reports each scenario as it
+    comes in and cancels a pruned trial's remaining tasks."""
+    import optuna
+    from distributed import wait
+
+    from gtmsim.optimize import search as S
+    from gtmsim.optimize.levers import annual_cost, apply_design, current_design
+    from gtmsim.optimize.objectives import robust_score
+    from gtmsim.optimize.scenarios import draw_scenarios
+
+    settings.check()
+    if not config.levers:
+        raise GtmsimError("levers: the config declares no design levers to search")
+    scenarios = draw_scenarios(config, settings.scenarios, settings.seed, settings.method)
+    held_out = draw_scenarios(config, settings.held_out or settings.scenarios, settings.seed,
+                              settings.method, first_seed_index=1)
+    objectives = settings.objectives
+    multi = len(objectives) > 1
+    directions = ["minimize" if o == "cost" else "maximize" for o in objectives]
+    sampler = (optuna.samplers.NSGAIISampler(seed=settings.seed) if multi else
+               optuna.samplers.TPESampler(seed=settings.seed, multivariate=True,
+                                          n_startup_trials=10, constant_liar=True))
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        pruner = (optuna.pruners.WilcoxonPruner(p_threshold=0.1, n_startup_steps=4)
+                  if settings.prune and not multi and objectives[0] in ("mean", "p10", "cvar10")
+                  else optuna.pruners.NopPruner())
+    storage = S.open_storage(settings.storage, out_dir)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        study = optuna.create_study(study_name=settings.study_name, storage=storage,
+                                    sampler=sampler, pruner=pruner, directions=directions,
+                                    load_if_exists=True)
+    except Exception as exc:  # noqa: BLE001 - a storage that cannot be used is bad input
+        raise GtmsimError(f"--storage: cannot open the study: {exc}") from None
+    S._recover_abandoned(study)
+    study.enqueue_trial(current_design(config), skip_if_exists=True)
+
+    warm = compile_spec(config)
+    client.register_plugin(Warmup(warm, settings.engine, {}))
+    if parallel_trials is None:
+        threads = sum(int(w.get("nthreads", 1)) for w in
+                      client.scheduler_info(n_workers=-1)["workers"].values())
+        parallel_trials = max(2, 2 * threads)
+    budget = config.design.annual_budget
+
+    def finished() -> int:
+        return sum(t.state in S.FINISHED for t in study.get_trials(deepcopy=False))
+
+    active: dict[int, dict] = {}      # trial number -> its trial, futures, values
+    owner: dict[Any, tuple[int, int]] = {}  # future -> (trial number, scenario step)
+    asked = 0
+    remaining = max(0, settings.trials - finished())
+
+    def tell(number: int, **kw) -> None:
+        entry = active.pop(number)
+        for f in entry["futures"]:
+            owner.pop(f, None)
+        client.cancel(entry["futures"])
+        study.tell(entry["trial"], **kw)
+        if progress:
+            progress(finished(), settings.trials)
+
+    try:
+        while asked < remaining or active:
+            while asked < remaining and len(active) < parallel_trials:
+                trial = study.ask()
+                asked += 1
+                trial.set_user_attr("host", socket.gethostname())
+                trial.set_user_attr("pid", os.getpid())
+                design = S.suggest(trial, config)
+                cfg = apply_design(config, design)
+                cost = annual_cost(cfg)
+                over = cost - budget if budget is not None else 0.0
+                trial.set_user_attr("cost", cost)
+                trial.set_user_attr("over_budget", float(over))
+                trial.set_constraint("budget", float(over))
+                active[trial.number] = {"trial": trial, "futures": [], "values": {},
+                                        "cost": cost}
+                if over > 0:
+                    worst = [S._worst(o) for o in objectives]
+                    tell(trial.number, values=worst if multi else worst[0])
+                    continue
+                for step, sc in enumerate(scenarios):
+                    f = client.submit(scenario_value, cfg, sc, settings.replications,
+                                      settings.engine, settings.outcome, pure=False,
+                                      priority=-trial.number)
+                    owner[f] = (trial.number, step)
+                    active[trial.number]["futures"].append(f)
+            if not owner:
+                continue
+            with client.as_current():  # `wait` uses the current client
+                done, _ = wait(list(owner), return_when="FIRST_COMPLETED")
+            for f in done:
+                number, step = owner.pop(f, (None, None))
+                if number is None or number not in active:
+                    continue
+                entry = active[number]
+                try:
+                    v = f.result()
+                except Exception as exc:
+                    raise GtmsimError(f"trial {number}: a scenario failed on the cluster: "
+                                      f"{_one_line(exc)}") from None
+                entry["values"][step] = v
+                trial = entry["trial"]
+                if not multi:
+                    trial.report(v, step)
+                    if trial.should_prune():
+                        trial.set_user_attr("scenario_values", [
+                            entry["values"].get(i) for i in range(len(scenarios))])
+                        tell(number, state=optuna.trial.TrialState.PRUNED)
+                        continue
+                if len(entry["values"]) == len(scenarios):
+                    per = np.array([entry["values"][i] for i in range(len(scenarios))])
+                    trial.set_user_attr("scenario_values", per.tolist())
+                    scores = [entry["cost"] if o == "cost" else
+                              robust_score("mean" if o == "regret" else o, per,
+                                           settings.target) for o in objectives]
+                    tell(number, values=scores if multi else scores[0])
+    finally:
+        for entry in active.values():  # interrupted: give the trials back, run them again
+            with contextlib.suppress(Exception):
+                client.cancel(entry["futures"])
+                study.tell(entry["trial"], state=optuna.trial.TrialState.FAIL)
+                study.enqueue_trial(entry["trial"].params, skip_if_exists=False)
+    candidates = S.held_out_candidates(config, study, settings, held_out)
+    best = S.pick_best(candidates, settings)
+    return S.SearchResult(study, scenarios, held_out, candidates, best)

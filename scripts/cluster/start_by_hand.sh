@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Start a Dask scheduler and workers by hand, then point `gtmsim sweep --scheduler` at it.
+#
+#   scripts/cluster/start_by_hand.sh scheduler            # on the head node (port 8786)
+#   scripts/cluster/start_by_hand.sh worker HEAD [N]      # on every compute node
+#   python -m gtmsim sweep --grid grid.toml --scheduler tcp://HEAD:8786 --out runs/my-sweep
+#
+# Every machine needs the same Python environment (gtmsim and dask installed, same versions)
+# and the same numba cache directory state does not matter: each worker compiles or loads the
+# kernels once when it connects. Workers run one task thread each; NUMBA_NUM_THREADS is set so
+# that workers x numba threads equals the cores of the node (no oversubscription).
+# Stop with Ctrl-C (or kill the printed process ids).
+set -euo pipefail
+
+role=${1:-}
+case "$role" in
+  scheduler)
+    port=${PORT:-8786}
+    exec dask scheduler --host 0.0.0.0 --port "$port" --dashboard-address :8787
+    ;;
+  worker)
+    head=${2:?give the scheduler host, e.g. $0 worker node01}
+    cores=$(nproc)
+    n=${3:-$cores}                       # worker processes on this node
+    threads=$(( cores / n )); (( threads >= 1 )) || threads=1
+    export NUMBA_NUM_THREADS=$threads   # numba threads inside each worker
+    exec dask worker "tcp://$head:${PORT:-8786}" --nworkers "$n" --nthreads 1 \
+      --memory-limit auto --name "$(hostname)"
+    ;;
+  *)
+    sed -n '2,13p' "$0"
+    exit 2
+    ;;
+esac

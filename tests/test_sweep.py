@@ -1,0 +1,354 @@
+"""Sweeps on Dask: the same numbers in-process, on a LocalCluster and on real dask scheduler /
+worker processes (one of them killed mid-sweep); resume; bad input is one line and exit 2."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from gtmsim.cli import main
+from gtmsim.sweep import load_grid, plan_sweep, read_sweep, run_sweep
+
+SHORT = ["--set", "run.horizon_days=30", "--set", "run.warmup_days=7"]
+DASK = str(Path(sys.executable).parent / "dask")
+GRID = """profiles = ["ideal", "realistic"]
+
+[levers]
+sdr_headcount = [3, 5]
+mql_threshold = { range = [0.2, 0.4], steps = 2 }
+"""
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _kernel_cached():
+    """Compile (or load) the numba kernels here first, so worker processes load them from the
+    on-disk cache instead of each compiling them (a minute each) inside a timed wait."""
+    from gtmsim.config import load_config
+    from gtmsim.simulate import simulate
+    from gtmsim.spec import compile_spec
+
+    simulate(compile_spec(load_config(None, None, SHORT[1::2])), 1, 0, engine="numba")
+
+
+def _grid(folder: Path, text: str = GRID, name: str = "grid.toml") -> str:
+    path = folder / name
+    path.write_text(text)
+    return str(path)
+
+
+def _sweep(*args: str) -> None:
+    assert main(["sweep", *args]) == 0
+
+
+def gtmsim(*args: str, cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "gtmsim", *args], cwd=cwd, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+@contextlib.contextmanager
+def dask_cluster(folder: Path, workers: int):
+    """A real `dask scheduler` and `dask worker` processes on 127.0.0.1, stopped at the end."""
+    from distributed import Client
+
+    sched_file = folder / "scheduler.json"
+    env = {**os.environ, "NUMBA_NUM_THREADS": "1"}
+    log = open(folder / "dask.log", "w")  # noqa: SIM115
+    procs: list[subprocess.Popen] = []
+    try:
+        procs.append(subprocess.Popen(
+            [DASK, "scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
+             "--scheduler-file", str(sched_file)], stdout=log, stderr=log, env=env))
+        deadline = time.monotonic() + 60
+        while not sched_file.is_file() or not sched_file.read_text().strip():
+            assert time.monotonic() < deadline, "the scheduler did not start"
+            assert procs[0].poll() is None, "the scheduler exited"
+            time.sleep(0.2)
+        address = json.loads(sched_file.read_text())["address"]
+        for _ in range(workers):
+            procs.append(subprocess.Popen(
+                [DASK, "worker", address, "--nthreads", "1", "--no-nanny", "--no-dashboard",
+                 "--host", "127.0.0.1"], stdout=log, stderr=log, env=env))
+        with Client(address, timeout="30s", set_as_default=False) as client:
+            client.wait_for_workers(workers, timeout=90)
+        yield address, procs[1:]
+    finally:
+        for p in reversed(procs):
+            if p.poll() is None:
+                p.terminate()
+        for p in procs:
+            try:
+                p.wait(15)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait(5)
+        log.close()
+
+
+def test_same_numbers_in_process_local_cluster_and_real_workers(tmp_path):
+    grid = _grid(tmp_path)
+    common = ["--grid", grid, *SHORT, "--replications", "6", "--chunk", "4", "--seed", "11"]
+    _sweep(*common, "--workers", "0", "--out", str(tmp_path / "inproc"))
+    _sweep(*common, "--workers", "1", "--out", str(tmp_path / "local1"))
+    with dask_cluster(tmp_path, 2) as (address, _):
+        _sweep(*common, "--scheduler", address, "--out", str(tmp_path / "real2"))
+    ref = read_sweep(tmp_path / "inproc")
+    assert ref.height == 8 * 6  # 2 profiles x 2 headcounts x 2 thresholds, 6 replications
+    assert ref.select("point", "replication").n_unique() == ref.height
+    assert set(ref["profile"]) == {"ideal", "realistic"}
+    assert ref["bookings"].n_unique() > 10  # real, differing numbers
+    for other in ("local1", "real2"):
+        df = read_sweep(tmp_path / other)
+        assert df.equals(ref), other
+        files = sorted((tmp_path / other / "points").iterdir())
+        assert [f.name for f in files] == [f"point-{i:05d}.parquet" for i in range(8)]
+        for f in files:  # one file per point, each complete
+            assert pl.read_parquet(f)["replication"].to_list() == list(range(6))
+
+
+def test_results_do_not_depend_on_the_split(tmp_path):
+    grid = load_grid(_grid(tmp_path))
+    a = plan_sweep(None, None, SHORT[1::2], grid, replications=5, seed=3, chunk=5)
+    b = plan_sweep(None, None, SHORT[1::2], grid, replications=5, seed=3, chunk=2)
+    run_sweep(a, tmp_path / "a")
+    run_sweep(b, tmp_path / "b")
+    assert read_sweep(tmp_path / "a").equals(read_sweep(tmp_path / "b"))
+    assert [p.seed for p in a.points] == [p.seed for p in b.points]
+    assert len({p.seed for p in a.points}) == len(a.points)  # each point its own stream
+
+
+def test_a_worker_killed_mid_sweep(tmp_path):
+    grid = _grid(tmp_path)
+    # the default horizon: ~50 ms a replication, so the sweep lasts long enough to kill into
+    common = ["--grid", grid, "--replications", "12", "--chunk", "3", "--seed", "5"]
+    plan = plan_sweep(None, None, [], load_grid(grid), replications=12, seed=5, chunk=3)
+    with dask_cluster(tmp_path, 2) as (address, workers):
+        out = tmp_path / "killed"
+        proc = subprocess.Popen([sys.executable, "-m", "gtmsim", "sweep", *common,
+                                 "--scheduler", address, "--out", str(out)],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            deadline = time.monotonic() + 90
+            while not list((out / "points").glob("point-*.parquet")):
+                assert proc.poll() is None, proc.communicate()
+                assert time.monotonic() < deadline, "no point finished"
+                time.sleep(0.05)
+            written = len(list((out / "points").glob("point-*.parquet")))
+            os.kill(workers[0].pid, signal.SIGKILL)
+            stdout, stderr = proc.communicate(timeout=120)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        assert written < 8, "the sweep finished before the kill"
+        time.sleep(0.5)
+        assert "Remove worker" in (tmp_path / "dask.log").read_text()  # the scheduler saw it
+        assert proc.returncode == 0, stderr
+        assert "8 points run" in stdout
+    run_sweep(plan, tmp_path / "ref")  # the same sweep in this process
+    ref, got = read_sweep(tmp_path / "ref"), read_sweep(out)
+    assert got.height == 8 * 12
+    assert got.select("point", "replication").n_unique() == got.height  # nothing doubled
+    assert got.equals(ref)  # nothing lost or changed
+
+
+def test_resume_skips_finished_points(tmp_path):
+    grid = _grid(tmp_path)
+    out = tmp_path / "out"
+    common = ["--grid", grid, *SHORT, "--replications", "3", "--workers", "0", "--out", str(out)]
+    _sweep(*common)
+    ref = read_sweep(out)
+    stamps = {f.name: f.stat().st_mtime_ns for f in (out / "points").iterdir()}
+    (out / "points" / "point-00005.parquet").unlink()
+    assert main(["sweep", *common]) == 0
+    again = {f.name: f.stat().st_mtime_ns for f in (out / "points").iterdir()}
+    assert {k for k in again if again[k] != stamps.get(k)} == {"point-00005.parquet"}
+    assert read_sweep(out).equals(ref)
+
+
+def test_ctrl_c_then_the_same_command_resumes(tmp_path):
+    grid = _grid(tmp_path)
+    out = tmp_path / "out"
+    args = ["sweep", "--grid", grid, *SHORT, "--replications", "80", "--workers", "0",
+            "--seed", "9", "--out", str(out)]
+    proc = subprocess.Popen([sys.executable, "-m", "gtmsim", *args], cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 90
+        while not list((out / "points").glob("point-*.parquet")):
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    first = sorted(f.name for f in (out / "points").iterdir())
+    assert proc.returncode == 130 and "run the same command to resume" in err
+    assert 1 <= len(first) < 8
+    assert not [f for f in (out / "points").iterdir() if f.name.startswith(".")]  # no partials
+    r = gtmsim(*args, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert f"{8 - len(first)} points run" in r.stdout and f"{len(first)} already done" in r.stdout
+    plan = plan_sweep(None, None, SHORT[1::2], load_grid(grid), replications=80, seed=9)
+    run_sweep(plan, tmp_path / "ref")
+    assert read_sweep(out).equals(read_sweep(tmp_path / "ref"))
+
+
+def test_latin_hypercube_grid(tmp_path):
+    grid = load_grid(_grid(tmp_path, 'design = "lhs"\npoints = 5\nseed = 2\n'
+                                     'profiles = ["ideal", "realistic"]\n[levers]\n'
+                                     'sdr_headcount = { range = [2, 12] }\n'
+                                     'mql_threshold = { range = [0.1, 0.6] }\n'
+                                     '"stages.sdr_qualify.sla_hours" = [4.0, 24.0]\n'))
+    plan = plan_sweep(None, None, SHORT[1::2], grid, replications=2, seed=1)
+    assert len(plan.points) == 5
+    heads = [p.values["sdr_headcount"] for p in plan.points]
+    assert all(isinstance(h, int) and 2 <= h <= 12 for h in heads)
+    assert len(set(heads)) == 5  # one per stratum
+    assert all(0.1 <= p.values["mql_threshold"] <= 0.6 for p in plan.points)
+    run_sweep(plan, tmp_path / "out")
+    df = read_sweep(tmp_path / "out")
+    assert df.height == 10 and df["sdr_headcount"].dtype == pl.Int64
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.parametrize("address", ["closed port", "not an address"])
+def test_unreachable_scheduler_is_one_line_exit_2(tmp_path, address):
+    grid = _grid(tmp_path)
+    if address == "closed port":
+        address = f"tcp://127.0.0.1:{_free_port()}"
+    r = gtmsim("sweep", "--grid", grid, *SHORT, "--scheduler", address,
+               "--connect-timeout", "2", "--out", str(tmp_path / "o"), cwd=tmp_path)
+    assert r.returncode == 2
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("gtmsim: error: --scheduler: "), r.stderr
+    assert not (tmp_path / "o").exists()  # nothing written
+
+
+BAD_GRIDS = {
+    "not TOML": ("[levers\nsdr_headcount = [3]\n", "grid.toml: not valid TOML"),
+    "unknown key": ("profile = ['ideal']\n", "profile: unknown key (did you mean 'profiles'?)"),
+    "no lever": ("[levers]\nsdr_headcont = [3, 4]\n",
+                 "levers.sdr_headcont: no lever 'sdr_headcont' in the config "
+                 "(did you mean 'sdr_headcount'?)"),
+    "no config path": ("[levers]\n\"stages.nope.threshold\" = [0.1]\n",
+                       "not a lever, and no config value at 'stages.nope'"),
+    "out of bounds": ("[levers]\nsdr_headcount = [3, 40]\n", "40 is outside the lever's bounds"),
+    "range without steps": ("[levers]\nmql_threshold = { range = [0.1, 0.5] }\n",
+                            "levers.mql_threshold.steps: a range in a factorial grid needs"),
+    "lhs without points": ("design = 'lhs'\n[levers]\nmql_threshold = { range = [0.1, 0.5] }\n",
+                           "points: a Latin hypercube needs points = N"),
+    "empty": ("", "the grid names no levers and no profiles"),
+    "bad profile": ("profiles = ['hopeful']\n", "profile: unknown profile 'hopeful'"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_GRIDS))
+def test_bad_grid_is_one_line_exit_2(tmp_path, capsys, case):
+    text, expected = BAD_GRIDS[case]
+    grid = _grid(tmp_path, text)
+    with pytest.raises(SystemExit) as exc:
+        main(["sweep", "--grid", grid, *SHORT, "--workers", "0", "--out", str(tmp_path / "o")])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and expected in err, err
+    assert not (tmp_path / "o").exists()  # nothing written
+
+
+def test_other_sweep_in_out_folder_is_refused(tmp_path, capsys):
+    grid = _grid(tmp_path)
+    out = tmp_path / "out"
+    _sweep("--grid", grid, *SHORT, "--replications", "2", "--workers", "0", "--out", str(out))
+    with pytest.raises(SystemExit) as exc:
+        main(["sweep", "--grid", grid, *SHORT, "--replications", "3", "--workers", "0",
+              "--out", str(out)])
+    assert exc.value.code == 2
+    assert "holds a different sweep" in capsys.readouterr().err
+
+
+def _task_threads() -> tuple[int, int]:
+    import numba
+
+    from gtmsim import sweep
+
+    with sweep._KERNEL_LOCK:
+        if sweep._NUMBA_THREADS is not None:
+            numba.set_num_threads(min(sweep._NUMBA_THREADS, numba.config.NUMBA_NUM_THREADS))
+        return numba.config.NUMBA_NUM_THREADS, numba.get_num_threads()
+
+
+@pytest.fixture(scope="module")
+def local2():
+    from gtmsim.sweep import connect
+
+    with connect(None, 2) as client:
+        yield client
+
+
+def test_local_cluster_does_not_oversubscribe(tmp_path, local2):
+    from gtmsim.sweep import _cores, warm_up
+
+    grid = load_grid(_grid(tmp_path))
+    plan = plan_sweep(None, None, SHORT[1::2], grid, replications=1)
+    warm_up(local2, plan)
+    workers = list(local2.scheduler_info(n_workers=-1)["workers"])
+    assert len(workers) == 2
+    for w in workers:
+        pool, used = local2.submit(_task_threads, workers=[w], pure=False).result()
+        assert used == pool == max(1, _cores() // 2)  # 2 workers x threads <= the cores
+
+
+def test_search_on_cluster_runs_each_trial_once(tmp_path, local2):
+    """Ask-and-tell on a LocalCluster: the requested trials, none lost or run twice, and each
+    trial's scenario values exactly what the serial evaluation gives for its design."""
+    import optuna
+
+    from gtmsim.config import load_config
+    from gtmsim.optimize.evaluate import evaluate, per_scenario
+    from gtmsim.optimize.search import FINISHED, Settings
+    from gtmsim.sweep import search_on_cluster
+
+    config = load_config(None, None, SHORT[1::2])
+    settings = Settings(objective="mean", trials=6, scenarios=4, replications=1, held_out=2,
+                        top=2, seed=3, engine="numba")
+    result = search_on_cluster(config, settings, local2, tmp_path / "opt", parallel_trials=3)
+    trials = result.study.trials
+    assert sum(t.state in FINISHED for t in trials) == 6
+    assert all(t.state in FINISHED for t in trials)  # nothing failed or left running
+    assert len({t.number for t in trials}) == len(trials)
+    done = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE
+            and t.user_attrs["over_budget"] <= 0]  # over budget: told, never simulated
+    assert done
+    t = done[-1]
+    serial = per_scenario(evaluate(config, t.params, result.scenarios, 1, "numba"))
+    assert t.user_attrs["scenario_values"] == serial["bookings"].to_list()
+    assert t.value == pytest.approx(sum(serial["bookings"]) / 4)
+    assert result.best.held_out.shape == (2,)
+
+
+def test_config_path_axes_take_the_type_of_the_value(tmp_path):
+    grid = load_grid(_grid(tmp_path, '[levers]\n'
+                           '"stages.sdr_qualify.sla_hours" = { range = [4, 24], steps = 3 }\n'
+                           '"teams.ae.headcount" = { range = [2, 3], steps = 2 }\n'))
+    plan = plan_sweep(None, None, SHORT[1::2], grid, replications=1)
+    values = [(p.values["stages.sdr_qualify.sla_hours"], p.values["teams.ae.headcount"])
+              for p in plan.points]
+    # whole-number bounds, but the SLA is a float in the config and the headcount an integer
+    assert values == [(4.0, 2), (4.0, 3), (14.0, 2), (14.0, 3), (24.0, 2), (24.0, 3)]
+    assert plan.columns == {"stages.sdr_qualify.sla_hours": pl.Float64,
+                            "teams.ae.headcount": pl.Int64, "profile": pl.Utf8}
