@@ -214,6 +214,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also optimise under the ideal profile and compare the two winners on "
                         "the held-out scenarios of this profile")
     p.add_argument("--no-prune", action="store_true", help="evaluate every design fully")
+    p.add_argument("--scheduler", metavar="ADDRESS",
+                   help="a Dask scheduler (tcp://host:port): this process stays the one "
+                        "driver and evaluates several trials' scenarios at once on the cluster")
     p.add_argument("--out", metavar="DIR",
                    help="output folder; reused to resume (default: runs/optimize-CONFIG-"
                         "PROFILE-OBJECTIVE)")
@@ -548,6 +551,9 @@ def cmd_optimize(args) -> int:
     if out.exists() and not out.is_dir():
         raise UsageError("--out", f"{out} exists and is not a folder")
     out.mkdir(parents=True, exist_ok=True)
+    if args.compare_ideal and args.scheduler:
+        raise UsageError("--scheduler", "runs the robust search alone; drop --compare-ideal "
+                         "or --scheduler")
     total = args.trials * (2 if args.compare_ideal else 1)
     bar, progress = _progress_bar(total, f"optimise {config.name[:30]} ({config.profile})")
     with bar:
@@ -557,6 +563,13 @@ def cmd_optimize(args) -> int:
             ideal_config = load_config(args.config, "ideal", list(args.overrides))
             cmp = compare_ideal(ideal_config, config, settings, out, target=args.target)
             result, best = cmp.robust, cmp.robust_best
+        elif args.scheduler:
+            from gtmsim.sweep import connect, search_on_cluster
+
+            cmp = None
+            with connect(args.scheduler, 0) as client:
+                result = search_on_cluster(config, settings, client, out, progress=progress)
+            best = result.best
         else:
             cmp = None
             result = search(config, settings, out, progress=progress)
@@ -825,8 +838,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
-        _fail("choose a command: run, validate, eventlog or optimize ('gtmsim --help' lists "
-              "them)")
+        _fail("choose a command: run, validate, eventlog, optimize or sweep ('gtmsim --help' "
+              "lists them)")
     try:
         with _signals():
             return args.handler(args)

@@ -30,6 +30,7 @@ def gtmsim(*args: str, cwd: Path | None = None, timeout: float = 300):
     (["--storage", "/no/such/folder/study.journal"], "--storage"),
     (["--objective", "satisficing"], "--target"),
     (["--outcome", "happiness"], "--outcome"),
+    (["--scheduler", "tcp://127.0.0.1:1"], "scheduler"),
 ])
 def test_bad_input_is_one_line_and_exit_2(tmp_path, args, key):
     out = tmp_path / "o"
@@ -122,6 +123,30 @@ def test_search_finds_the_grid_optimum_within_2_percent():
     assert best_found >= 0.98 * best_grid, (best_found, best_grid, sorted(
         grid.items(), key=lambda kv: -kv[1])[:3])
     assert np.isfinite(best_found)
+
+
+@pytest.mark.slow
+def test_common_random_numbers_shrink_the_variance_of_a_difference():
+    """Two designs on the same scenarios and seeds: the per-scenario difference varies much
+    less than when the second design meets other seeds. The ratio is printed; it must be
+    below 0.5 (measured around 0.1-0.3)."""
+    import numpy as np
+
+    from gtmsim.config import load_config
+    from gtmsim.optimize import Scenario, draw_scenarios, evaluate
+    from gtmsim.optimize.evaluate import per_scenario
+
+    cfg = load_config(profile="realistic")
+    same = draw_scenarios(cfg, 16, seed=8)
+    other = [Scenario(s.index, s.values, s.seed + 1_000_003) for s in same]  # new seeds only
+    a = per_scenario(evaluate(cfg, {}, same, 2, engine="numba"))["bookings"].to_numpy()
+    b = per_scenario(evaluate(cfg, {"sdr_headcount": 8}, same, 2, engine="numba"))[
+        "bookings"].to_numpy()
+    b_unpaired = per_scenario(evaluate(cfg, {"sdr_headcount": 8}, other, 2, engine="numba"))[
+        "bookings"].to_numpy()
+    ratio = np.var(b - a, ddof=1) / np.var(b_unpaired - a, ddof=1)
+    print(f"CRN variance ratio (paired / unpaired): {ratio:.3f}")
+    assert ratio < 0.5
 
 
 @pytest.mark.slow
