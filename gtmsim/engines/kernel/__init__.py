@@ -19,10 +19,13 @@ __all__ = ["KSpec", "TallyLayout", "pack", "tallies", "seeds_for"]
 
 
 def seeds_for(seed: int, reps: np.ndarray) -> np.ndarray:
-    """The xoshiro states of replications `reps` (uint64[n, 4])."""
-    out = np.empty((len(reps), 4), dtype=np.uint64)
+    """The xoshiro states of replications `reps` (uint64[n, 12]): three streams each, spawned
+    from the replication's SeedSequence in the SimPy engine's order (work, arrivals, people),
+    so designs run on one seed meet the same leads and people (common random numbers)."""
+    out = np.empty((len(reps), 12), dtype=np.uint64)
     for k, r in enumerate(reps):
-        out[k] = seed_state(np.random.SeedSequence(seed, spawn_key=(int(r),)))
+        streams = np.random.SeedSequence(seed, spawn_key=(int(r),)).spawn(3)
+        out[k] = np.concatenate([seed_state(s) for s in streams])
     return out
 
 

@@ -46,6 +46,9 @@ from gtmsim.engines.kernel.state import (
     L_SLOT,
     L_STAGE,
     L_TOUCH_DELAY,
+    L_U_CHURN,
+    L_U_LIVE,
+    L_U_WIN,
     L_VALUE,
     LEAD_OVERFLOW,
     OK,
@@ -65,7 +68,7 @@ def next_arrival(ks, st, c):
     working time (or calendar time), thinned to the week's rate (as the SimPy engine);
     nothing past the horizon."""
     st_chan_clock = st.chan_clock
-    st_rng = st.rng
+    st_rng = st.rng_arrivals
     ks_channel_week_mult = ks.channel_week_mult
     rate = ks.channel_rate[c]
     peak = rate * ks.channel_peak[c]
@@ -102,7 +105,7 @@ def arrival(ks, st, c, now):
         st_C[C_STATUS] = LEAD_OVERFLOW
         return
     st_C[C_NLEADS] = lead + 1
-    r = st.rng
+    r = st.rng_arrivals
     q = draw(r, ks_dist_kind, ks_dist_par, ks_dist_pool, ks.channel_quality[c])
     v = draw(r, ks_dist_kind, ks_dist_par, ks_dist_pool, ks.channel_value[c])
     st_LI[lead, :] = 0
@@ -110,6 +113,9 @@ def arrival(ks, st, c, now):
     st_LF[lead, L_INTENT_FROM] = now
     st_LF[lead, L_QUALITY] = min(max(q, 0.0), 1.0)
     st_LF[lead, L_VALUE] = v
+    st_LF[lead, L_U_LIVE] = uniform(r)
+    st_LF[lead, L_U_WIN] = uniform(r)
+    st_LF[lead, L_U_CHURN] = uniform(r)
     st_LF[lead, L_TOUCH_DELAY] = np.nan
     st_LF[lead, L_EXPERIENCE] = 1.0
     st_LI[lead, L_CHANNEL] = c
@@ -135,7 +141,7 @@ def run_one(ks, seed, out, offsets, w):
     st_PI = st.PI
     st_slot_person = st.slot_person
     ks_team_headcount = ks.team_headcount
-    r = st.rng
+    r = st.rng_people
     for team in range(ks.n_teams):
         for slot in range(ks_team_headcount[team]):
             hired = -exponential(r, 1.0 / ks.attrition_rate) if ks.attrition_rate > 0 else -1e9

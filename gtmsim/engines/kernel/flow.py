@@ -59,6 +59,9 @@ from gtmsim.engines.kernel.state import (
     L_STAGE,
     L_TOUCH_DELAY,
     L_TOUCHED,
+    L_U_CHURN,
+    L_U_LIVE,
+    L_U_WIN,
     L_VALUE,
     L_WARM_PENDING,
     P_ACTIVE,
@@ -387,6 +390,7 @@ def nurture_return(ks, st, lead, now):
     st.LF[lead, L_INTENT_FROM] = now
     st_LI[lead, L_TOUCHED] = 0
     st_LI[lead, L_LIVE] = 1
+    st.LF[lead, L_U_LIVE] = uniform(st.rng)  # a re-engaged buyer: fresh intent
     s = ks.nurture_return_stage
     enter(ks, st, lead, ks.channel_entry[st_LI[lead, L_CHANNEL]] if s < 0 else s, -1, True, now)
 
@@ -442,7 +446,7 @@ def touch(ks, st, lead, now):
     st_LF[lead, L_TOUCH_DELAY] = delay
     floor = ks.channel_intent_floor[c]
     p = floor + (1.0 - floor) * math.exp(-delay / ks.channel_intent_tau[c])
-    st_LI[lead, L_LIVE] = 1 if uniform(st.rng) < p else 0
+    st_LI[lead, L_LIVE] = 1 if st_LF[lead, L_U_LIVE] < p else 0
 
 
 @njit(cache=True)
@@ -675,7 +679,7 @@ def buyer_decides(ks, st, lead, now):
     team = ks.stage_team[s]
     R.buyer_change(ks, st, team, now, -1)
     p_win = min(1.0, st_LF[lead, L_QUALITY] * ks.stage_win_scale[s] * st_LF[lead, L_EXPERIENCE])
-    if uniform(st.rng) < p_win:
+    if st_LF[lead, L_U_WIN] < p_win:  # the buyer's own draw, the same in every design
         value = st_LF[lead, L_VALUE]
         R.won(ks, st, now, value, now - st_LF[lead, L_CREATED])
         kpi(ks, st, team, s, 1, value, now)
@@ -692,7 +696,7 @@ def renewal(ks, st, lead, s, now):
     event(st)
     q = st_LF[lead, L_QUALITY]
     p_churn = min(1.0, ks.stage_churn_base[s] * 2.0 * (1.0 - q) / st_LF[lead, L_EXPERIENCE])
-    churned = uniform(st.rng) < p_churn
+    churned = st_LF[lead, L_U_CHURN] < p_churn
     R.stage_count(ks, st, s, ST_RENEWALS, now)
     if churned:
         R.stage_count(ks, st, s, ST_CHURNS, now)
@@ -758,4 +762,4 @@ def redistribute(ks, st, team, slot, now):
 
 @njit(cache=True)
 def first_quit(ks, st):
-    return exponential(st.rng, 1.0 / ks.attrition_rate)
+    return exponential(st.rng_people, 1.0 / ks.attrition_rate)

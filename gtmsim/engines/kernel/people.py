@@ -47,7 +47,7 @@ def hire(ks, st, team, slot, hired, generation, now):
         st_C[C_STATUS] = PEOPLE_OVERFLOW
         return -1
     st_C[C_NPEOPLE] = pid + 1
-    r = st.rng
+    r = st.rng_people
     st_PI[pid, :] = 0
     st_PF[pid, :] = 0.0
     st_PI[pid, P_TEAM] = team

@@ -16,8 +16,10 @@ from gtmsim import outcomes as O
 N_CHANNEL, N_TEAM, N_STAGE = len(O.CHANNEL), len(O.TEAM), len(O.STAGE)
 
 # lead rows: floats
-L_CREATED, L_INTENT_FROM, L_QUALITY, L_VALUE, L_TOUCH_DELAY, L_EXPERIENCE, L_ENTERED = range(7)
-N_LF = 7
+# U_*: the lead's own uniforms, drawn at birth (common random numbers across designs)
+(L_CREATED, L_INTENT_FROM, L_QUALITY, L_VALUE, L_TOUCH_DELAY, L_EXPERIENCE, L_ENTERED,
+ L_U_LIVE, L_U_WIN, L_U_CHURN) = range(10)
+N_LF = 10
 # lead rows: ints
 (L_CHANNEL, L_TOUCHED, L_LIVE, L_INFO_LOST, L_ERROR_FROM, L_REWORK_STAGE, L_STAGE, L_EDGE,
  L_SLOT, L_ATTEMPT, L_MAX_ATTEMPTS, L_LAST_COMPLIANT, L_WARM_PENDING) = range(13)
@@ -44,7 +46,7 @@ OK, LEAD_OVERFLOW, PEOPLE_OVERFLOW, QUEUE_OVERFLOW = range(4)
  EV_HIRE, EV_WEEKLY) = range(10)
 
 STATE_FIELDS = (
-    "end", "now", "C", "rng",
+    "end", "now", "C", "rng", "rng_arrivals", "rng_people",
     "LF", "LI", "PF", "PI", "slot_person",
     "ht", "hi",
     "qcls", "qkey", "qseq", "qlead", "qlen", "scratch",
@@ -97,7 +99,8 @@ def new_state(ks, seed, out, offsets, w):
     nq = w[6].shape[0]
     o = offsets
     return State(
-        ks.end, np.zeros(1), np.zeros(N_C, dtype=np.int64), seed.copy(),
+        ks.end, np.zeros(1), np.zeros(N_C, dtype=np.int64), seed[0:4].copy(),
+        seed[4:8].copy(), seed[8:12].copy(),
         w[0], w[1], w[2], w[3],
         np.full((nt, ks.max_headcount), -1, dtype=np.int64),
         w[4], w[5],

@@ -112,6 +112,7 @@ class Replication:
             q = D.draw(rng, *self._dist(sp.channel_quality[c]))
             v = D.draw(rng, *self._dist(sp.channel_value[c]))
             lead = Lead(next(self.lead_ids), c, env.now, min(max(q, 0.0), 1.0), v)
+            lead.u_live, lead.u_win, lead.u_churn = rng.random(), rng.random(), rng.random()
             self.rec.add(O.S_LEADS, env.now)
             self.rec.channel(c, O.C_LEADS, env.now)
             self._enter(lead, int(sp.channel_entry[c]), -1)
@@ -447,7 +448,7 @@ class Replication:
         team = int(sp.stage_team[s])
         self.rec.buyer_change(team, env.now, -1)
         p_win = min(1.0, lead.quality * sp.stage_win_scale[s] * lead.experience)
-        won = self.rng.random() < p_win
+        won = lead.u_win < p_win
         self.rec.activity(lead.id, self._name(s) + ":decision", "buyer", env.now, env.now,
                           "won" if won else "lost")
         if won:
@@ -475,7 +476,7 @@ class Replication:
         sp, t = self.spec, self.env.now
         self._event()
         p_churn = min(1.0, sp.stage_churn_base[s] * 2.0 * (1.0 - lead.quality) / lead.experience)
-        churned = self.rng.random() < p_churn
+        churned = lead.u_churn < p_churn
         self.rec.stage_count(s, O.ST_RENEWALS, t)
         if churned:
             self.rec.stage_count(s, O.ST_CHURNS, t)
@@ -542,6 +543,7 @@ class Replication:
         lead.intent_from = self.env.now
         lead.touched = False
         lead.live = True
+        lead.u_live = self.rng.random()  # a re-engaged buyer: fresh intent
         s = sp.nurture_return_stage
         self._enter(lead, int(sp.channel_entry[lead.channel]) if s < 0 else int(s), -1)
 

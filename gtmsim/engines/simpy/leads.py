@@ -15,7 +15,7 @@ class Lead:
     __slots__ = ("id", "channel", "created", "intent_from", "quality", "value", "touched",
                  "live", "touch_delay", "experience", "info_lost", "error_from", "rework_stage",
                  "stage", "edge", "entered", "slot", "attempt", "max_attempts", "last_compliant",
-                 "warm_pending")
+                 "warm_pending", "u_live", "u_win", "u_churn")
 
     def __init__(self, lead_id: int, channel: int, t: float, quality: float, value: float):
         self.id = lead_id
@@ -39,6 +39,9 @@ class Lead:
         self.max_attempts = 0
         self.last_compliant = True
         self.warm_pending = False
+        # the buyer's own uniforms, drawn at birth from the arrivals stream: the same lead
+        # makes the same choices in every design run on the same seed
+        self.u_live = self.u_win = self.u_churn = 0.0
 
 
 def intent(spec: ModelSpec, channel: int, delay: float) -> float:
@@ -51,4 +54,4 @@ def touch(spec: ModelSpec, lead: Lead, t: float, rng: np.random.Generator) -> No
     """The first meaningful touch: the lead turns out live or gone cold."""
     lead.touched = True
     lead.touch_delay = t - lead.intent_from
-    lead.live = rng.random() < intent(spec, lead.channel, lead.touch_delay)
+    lead.live = lead.u_live < intent(spec, lead.channel, lead.touch_delay)
