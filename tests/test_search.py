@@ -189,3 +189,22 @@ def test_robust_design_beats_the_ideal_tuned_design_on_held_out_cvar():
     random_values = per_scenario(df)["bookings"].to_numpy()
     over_random, _, _ = paired_difference(random_values, cmp.robust_best.held_out)["cvar10"]
     assert over_random > 0, over_random  # the search, not any change of design, pays
+
+
+@pytest.mark.slow
+def test_two_objectives_give_a_pareto_front():
+    """mean bookings against cost, with NSGA-II: the study's best trials form a front in which
+    no design is beaten on both objectives by another, and every one is within budget."""
+    from gtmsim.optimize.search import Settings, search
+
+    cfg = _two_lever_config()
+    res = search(cfg, Settings(objective="mean,cost", trials=12, scenarios=2, replications=1,
+                               top=3, seed=2, engine="numba"))
+    front = [t for t in res.study.best_trials if t.user_attrs.get("over_budget", 0) <= 0]
+    assert front
+    for a in front:
+        for b in front:
+            dominated = (b.values[0] >= a.values[0] and b.values[1] <= a.values[1]
+                         and b.values != a.values)
+            assert not dominated
+    assert all(c.cost <= cfg.design.annual_budget for c in res.candidates)
