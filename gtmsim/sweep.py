@@ -691,39 +691,12 @@ def search_on_cluster(config: Config, settings, client, out_dir: Path | None = N
     from distributed import wait
 
     from gtmsim.optimize import search as S
-    from gtmsim.optimize.levers import annual_cost, apply_design, current_design
+    from gtmsim.optimize.levers import annual_cost, apply_design
     from gtmsim.optimize.objectives import robust_score
-    from gtmsim.optimize.scenarios import draw_scenarios
 
-    settings.check()
-    if not config.levers:
-        raise GtmsimError("levers: the config declares no design levers to search")
-    scenarios = draw_scenarios(config, settings.scenarios, settings.seed, settings.method)
-    held_out = draw_scenarios(config, settings.held_out or settings.scenarios, settings.seed,
-                              settings.method, first_seed_index=1)
-    objectives = settings.objectives
-    multi = len(objectives) > 1
-    directions = ["minimize" if o == "cost" else "maximize" for o in objectives]
-    sampler = (optuna.samplers.NSGAIISampler(seed=settings.seed) if multi else
-               optuna.samplers.TPESampler(seed=settings.seed, multivariate=True,
-                                          n_startup_trials=10, constant_liar=True))
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        pruner = (optuna.pruners.WilcoxonPruner(p_threshold=0.1, n_startup_steps=4)
-                  if settings.prune and not multi and objectives[0] in ("mean", "p10", "cvar10")
-                  else optuna.pruners.NopPruner())
-    storage = S.open_storage(settings.storage, out_dir)
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    try:
-        study = optuna.create_study(study_name=settings.study_name, storage=storage,
-                                    sampler=sampler, pruner=pruner, directions=directions,
-                                    load_if_exists=True)
-    except Exception as exc:  # noqa: BLE001 - a storage that cannot be used is bad input
-        raise GtmsimError(f"--storage: cannot open the study: {exc}") from None
-    S._recover_abandoned(study)
-    study.enqueue_trial(current_design(config), skip_if_exists=True)
+    ready = S.prepare(config, settings, out_dir, constant_liar=True)
+    study, scenarios, held_out = ready.study, ready.scenarios, ready.held_out
+    objectives, multi = ready.objectives, ready.multi
 
     warm = compile_spec(config)
     client.register_plugin(Warmup(warm, settings.engine, {}))

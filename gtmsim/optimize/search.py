@@ -145,10 +145,25 @@ def suggest(trial: optuna.Trial, config: Config) -> dict[str, Any]:
 # --------------------------------------------------------------------------- the study
 
 
-def search(config: Config, settings: Settings, out_dir: Path | None = None,
-           baselines: list[dict[str, Any]] = (), progress: Progress | None = None
-           ) -> SearchResult:
-    """Run (or resume) the study, then re-evaluate the top designs on held-out scenarios."""
+@dataclass
+class Prepared:
+    """A study ready to run: its scenarios, held-out scenarios and objectives."""
+
+    study: optuna.Study
+    scenarios: list[Scenario]
+    held_out: list[Scenario]
+    objectives: list[str]
+
+    @property
+    def multi(self) -> bool:
+        return len(self.objectives) > 1
+
+
+def prepare(config: Config, settings: Settings, out_dir: Path | None = None,
+            baselines: list[dict[str, Any]] = (), constant_liar: bool = False) -> Prepared:
+    """Check the settings, draw the scenarios, open (or resume) the study, recover trials
+    abandoned by a dead process and enqueue the baselines (the config's own design first).
+    `constant_liar` lets TPE spread parallel trials (the cluster driver asks for several)."""
     settings.check()
     if not config.levers:
         raise GtmsimError("levers: the config declares no design levers to search")
@@ -162,11 +177,11 @@ def search(config: Config, settings: Settings, out_dir: Path | None = None,
         sampler = optuna.samplers.NSGAIISampler(seed=settings.seed)
     else:
         sampler = optuna.samplers.TPESampler(seed=settings.seed, multivariate=True,
-                                             n_startup_trials=10)
+                                             n_startup_trials=10, constant_liar=constant_liar)
     with warnings.catch_warnings():  # the Wilcoxon pruner is marked experimental
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         pruner = (optuna.pruners.WilcoxonPruner(p_threshold=0.1, n_startup_steps=4)
-              if settings.prune and not multi and objectives[0] in ("mean", "p10", "cvar10")
+                  if settings.prune and not multi and objectives[0] in ("mean", "p10", "cvar10")
                   else optuna.pruners.NopPruner())
     storage = open_storage(settings.storage, out_dir)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -179,7 +194,16 @@ def search(config: Config, settings: Settings, out_dir: Path | None = None,
     _recover_abandoned(study)
     for design in [current_design(config), *baselines]:
         study.enqueue_trial(design, skip_if_exists=True)
+    return Prepared(study, scenarios, held_out, list(objectives))
 
+
+def search(config: Config, settings: Settings, out_dir: Path | None = None,
+           baselines: list[dict[str, Any]] = (), progress: Progress | None = None
+           ) -> SearchResult:
+    """Run (or resume) the study, then re-evaluate the top designs on held-out scenarios."""
+    ready = prepare(config, settings, out_dir, baselines)
+    study, scenarios, held_out = ready.study, ready.scenarios, ready.held_out
+    objectives, multi = ready.objectives, ready.multi
     budget = config.design.annual_budget
 
     def objective(trial: optuna.Trial):
