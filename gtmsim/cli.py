@@ -479,6 +479,11 @@ def cmd_run(args) -> int:
             doc = {"meta": meta, "summary": summary.to_dicts()}
             (tmp / "summary.json").write_text(
                 json.dumps(_jsonable(doc), indent=2, allow_nan=False) + "\n", encoding="utf-8")
+            from gtmsim.report import run_report
+
+            (tmp / "report.html").write_text(
+                run_report(res.replications, res.weekly, summary, meta, list(config.teams)),
+                encoding="utf-8")
     except OSError as exc:
         raise UsageError("--out", f"cannot write {out}: {exc.strerror or exc}") from None
 

@@ -144,8 +144,8 @@ def test_small_run_writes_every_file(tmp_path):
     assert "KPI" in res.stdout and "Bookings" in res.stdout and "Trust" in res.stdout
     out = tmp_path / "out"
     assert sorted(p.name for p in out.iterdir()) == [
-        "config.toml", "event_log.parquet", "replications.parquet", "summary.json",
-        "weekly.parquet"]
+        "config.toml", "event_log.parquet", "replications.parquet", "report.html",
+        "summary.json", "weekly.parquet"]
     reps = pl.read_parquet(out / "replications.parquet")
     assert reps.height == 2 and "bookings" in reps.columns
     assert pl.read_parquet(out / "weekly.parquet").height > 0
@@ -165,8 +165,8 @@ def test_run_without_out_makes_a_new_folder_under_runs(tmp_path):
     res = gtmsim("run", *SHORT, "--replications", "2", "--profile", "ideal", cwd=tmp_path)
     assert res.returncode == 0, res.stderr
     (folder,) = (tmp_path / "runs").iterdir()
-    assert {"replications.parquet", "weekly.parquet", "summary.json", "config.toml"} == {
-        p.name for p in folder.iterdir()}
+    assert {"replications.parquet", "weekly.parquet", "summary.json", "config.toml",
+            "report.html"} == {p.name for p in folder.iterdir()}
     assert load_config(folder / "config.toml").profile == "ideal"
 
 

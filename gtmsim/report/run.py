@@ -1,0 +1,120 @@
+"""The report of a `run`: where leads go, outcome distributions, each team's KPI beside the
+system outcome, trust and queues over time. One HTML file that opens offline: plotly's
+JavaScript is embedded once, and the summary numbers the page shows are embedded as JSON
+(`<script id="gtmsim-summary">`) so they can be checked against summary.json.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+
+import polars as pl
+
+from gtmsim.outcomes import FATES
+
+LEAKS = [f for f in FATES if f.startswith("leaked_")]
+
+
+def _mean(summary: dict, key: str) -> float:
+    row = summary.get(key)
+    return float(row["mean"]) if row else math.nan
+
+
+def _flow(summary: dict):
+    """Leads by fate (counted by event time in the window), leaks split by cause."""
+    import plotly.graph_objects as go
+
+    labels = ["leads created", "won", "lost", "disqualified", "nurtured", "leaked",
+              *[c.removeprefix("leaked_").replace("_", " ") for c in LEAKS]]
+    idx = {name: i for i, name in enumerate(labels)}
+    src, dst, val = [], [], []
+    for fate in ("won", "lost", "disqualified", "nurtured"):
+        src.append(idx["leads created"])
+        dst.append(idx[fate])
+        val.append(_mean(summary, fate))
+    src.append(idx["leads created"])
+    dst.append(idx["leaked"])
+    val.append(sum(_mean(summary, c) for c in LEAKS))
+    for c in LEAKS:
+        src.append(idx["leaked"])
+        dst.append(idx[c.removeprefix("leaked_").replace("_", " ")])
+        val.append(_mean(summary, c))
+    fig = go.Figure(go.Sankey(node={"label": labels, "pad": 18},
+                              link={"source": src, "target": dst, "value": val}))
+    fig.update_layout(title="Where leads end up (mean per replication)", height=420)
+    return fig
+
+
+def _distributions(reps: pl.DataFrame):
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    cols = [c for c in ("bookings", "win_rate", "cycle_days_median", "leaked")
+            if c in reps.columns]
+    fig = make_subplots(rows=1, cols=len(cols), subplot_titles=cols)
+    for i, c in enumerate(cols, start=1):
+        fig.add_trace(go.Histogram(x=reps[c].drop_nans().to_list(), name=c, showlegend=False),
+                      row=1, col=i)
+    fig.update_layout(title="Outcome distributions over replications", height=340)
+    return fig
+
+
+def _kpis(summary: dict, teams: list[str]):
+    import plotly.graph_objects as go
+
+    names, values, errors = [], [], []
+    for team in teams:
+        row = summary.get(f"kpi_attainment_{team}")
+        if row:
+            names.append(team)
+            values.append(row["mean"])
+            errors.append((row["ci_high"] - row["ci_low"]) / 2)
+    fig = go.Figure(go.Bar(x=names, y=values, error_y={"type": "data", "array": errors}))
+    fig.add_hline(y=1.0, line_dash="dash", annotation_text="target")
+    fig.update_layout(title="Each team's KPI against its target (attainment, 95% CI)",
+                      yaxis_tickformat=".0%", height=360)
+    return fig
+
+
+def _weekly(weekly: pl.DataFrame, prefix: str, title: str, percent: bool = False):
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    cols = [c for c in weekly.columns if c.startswith(prefix)]
+    agg = weekly.group_by("week").agg(
+        [pl.col(c).mean().alias(c) for c in cols]).sort("week")
+    for c in cols:
+        fig.add_trace(go.Scatter(x=agg["week"].to_list(), y=agg[c].to_list(), mode="lines",
+                                 name=c.removeprefix(prefix)))
+    fig.update_layout(title=title, xaxis_title="week after warm-up", height=340,
+                      yaxis_tickformat=".0%" if percent else None)
+    return fig
+
+
+def run_report(replications: pl.DataFrame, weekly: pl.DataFrame, summary: pl.DataFrame,
+               meta: dict, teams: list[str]) -> str:
+    """The whole page as one HTML string."""
+    rows = {r["outcome"]: r for r in summary.to_dicts()}
+    figures = [_flow(rows), _distributions(replications), _kpis(rows, teams),
+               _weekly(weekly, "trust_", "Trust per handoff over time (mean over replications)"),
+               _weekly(weekly, "wip_", "Leads in each team over time (mean)"),
+               _weekly(weekly, "util_", "Utilisation per team over time (mean)", percent=True)]
+    parts = [fig.to_html(full_html=False, include_plotlyjs=(i == 0))
+             for i, fig in enumerate(figures)]
+    headline = (f"Bookings {_mean(rows, 'bookings'):,.0f} per replication; win rate "
+                f"{_mean(rows, 'win_rate'):.1%}; {_mean(rows, 'leaked'):,.0f} leads leaked")
+    data = json.dumps({k: {m: (float(v[m]) if math.isfinite(v[m]) else None)
+                           for m in ("mean", "ci_low", "ci_high")}
+                       for k, v in rows.items()}, allow_nan=False)
+    title = html.escape(f"gtmsim: {meta.get('config', '')}")
+    sub = html.escape(f"{meta.get('replications')} replications, profile "
+                      f"{meta.get('profile')!r}, engine {meta.get('engine')}, seed "
+                      f"{meta.get('seed')}")
+    return (f"<!doctype html><html><head><meta charset='utf-8'><title>{title}</title>"
+            "<style>body{font-family:sans-serif;margin:2em;max-width:1100px}</style></head>"
+            f"<body><h1>{title}</h1><p>{sub}</p><p><b>{html.escape(headline)}</b></p>"
+            + "".join(parts)
+            + f"<script type='application/json' id='gtmsim-summary'>{data}</script>"
+            "</body></html>")
