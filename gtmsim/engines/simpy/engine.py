@@ -378,7 +378,7 @@ class Replication:
         lead.attempt += 1
         yield from self._work(p, lead, sp.stage_attempt_hours[s], self._name(s) + ":attempt")
         if not lead.touched:
-            touch(sp, lead, self.env.now, rng)
+            touch(sp, lead, self.env.now)
         if lead.live and rng.random() < sp.stage_contact_p[s]:
             if (yield from self._caught(p, lead)):
                 return
@@ -415,7 +415,7 @@ class Replication:
         sp, rng, env = self.spec, self.rng, self.env
         s = lead.stage
         if not lead.touched:
-            touch(sp, lead, env.now, rng)
+            touch(sp, lead, env.now)
         if not lead.live:  # gone cold before anyone reached out
             yield from self._work(p, lead, sp.stage_attempt_hours[s], self._name(s) + ":attempt",
                                   "decayed")

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
-
 from gtmsim.spec import ModelSpec
 
 
@@ -50,8 +48,8 @@ def intent(spec: ModelSpec, channel: int, delay: float) -> float:
     return floor + (1.0 - floor) * math.exp(-delay / spec.channel_intent_tau[channel])
 
 
-def touch(spec: ModelSpec, lead: Lead, t: float, rng: np.random.Generator) -> None:
-    """The first meaningful touch: the lead turns out live or gone cold."""
+def touch(spec: ModelSpec, lead: Lead, t: float) -> None:
+    """The first meaningful touch: the lead turns out live or gone cold, by its own draw."""
     lead.touched = True
     lead.touch_delay = t - lead.intent_from
     lead.live = lead.u_live < intent(spec, lead.channel, lead.touch_delay)
