@@ -152,6 +152,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "the SimPy engine unless --engine is given)")
     p.add_argument("--workers", type=_positive_int, default=None, metavar="W",
                    help=f"worker processes (default: the number of CPUs, {os.cpu_count() or 1})")
+    p.add_argument("--no-mechanism-costs", action="store_true",
+                   help="skip the bookings each human mechanism costs (the run again with each "
+                        "mechanism off, one at a time, on min(N, 64) paired replications)")
     p.set_defaults(handler=cmd_run)
 
     p = sub.add_parser(
@@ -254,6 +257,39 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", metavar="DIR",
                    help="output folder; reused to resume (default: runs/sweep-CONFIG-GRID)")
     p.set_defaults(handler=cmd_sweep)
+
+    p = sub.add_parser(
+        "compare", help="compare designs (whole configs) side by side, paired by scenario",
+        description="Run two or more configs (designs; the first is the baseline) under one or "
+                    "more profiles on the same scenarios of the profile's uncertain human "
+                    "variability and the same seeds (common random numbers), and report each "
+                    "design's mean, P10 and CVaR10 with bootstrap CIs, each team's KPI "
+                    "attainment, leakage, and its difference from the baseline paired by "
+                    "scenario. Writes comparison.parquet, summary.json, comparison.txt and "
+                    "report.html.")
+    p.add_argument("configs", nargs="+", metavar="CONFIG",
+                   help="two or more TOML configs; the first is the baseline")
+    p.add_argument("--profile", dest="profiles", action="append", default=None,
+                   metavar="NAME", help="a profile to compare under (repeatable; default: "
+                                        "realistic)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a value in every config (read as TOML; repeatable)")
+    p.add_argument("--scenarios", type=_positive_int, default=8, metavar="K",
+                   help="scenarios per profile (default: 8)")
+    p.add_argument("--replications", type=_positive_int, default=4, metavar="R",
+                   help="replications per scenario (default: 4)")
+    p.add_argument("--seed", type=_seed, default=None, metavar="S",
+                   help="root seed (default: the first config's run.seed)")
+    p.add_argument("--engine", type=_engine, default=None, metavar="E",
+                   help=f"simulation engine: {', '.join(_engines())} "
+                        f"(default: {_default_engine()})")
+    p.add_argument("--workers", type=_positive_int, default=None, metavar="W",
+                   help="worker processes per batch, simpy engine (default: 1)")
+    p.add_argument("--outcome", default="bookings", metavar="COLUMN",
+                   help="the outcome to compare (default: bookings)")
+    p.add_argument("--out", metavar="DIR",
+                   help="output folder, new or empty (default: runs/compare-CONFIGS)")
+    p.set_defaults(handler=cmd_compare)
     return parser
 
 
@@ -463,6 +499,7 @@ def cmd_run(args) -> int:
         res = simulate(spec, n, seed, engine, workers, progress, args.event_log)
     res.config = config
     summary = res.summary()
+    costs, costs_note = _run_mechanism_costs(args, config, res, n, seed, engine, workers)
 
     meta = {"config": config.name, "config_file": str(args.config) if args.config else None,
             "profile": config.profile, "seed": seed, "replications": n, "engine": engine,
@@ -477,18 +514,48 @@ def cmd_run(args) -> int:
                 res.event_log.write_parquet(tmp / "event_log.parquet")
             (tmp / "config.toml").write_text(config_toml(config), encoding="utf-8")
             doc = {"meta": meta, "summary": summary.to_dicts()}
+            from gtmsim.report.run import mechanism_cost_rows, run_report
+
+            if costs is not None:
+                costs.write_parquet(tmp / "mechanism_costs.parquet")
+            doc["mechanism_costs"] = mechanism_cost_rows(costs) if costs is not None else None
             (tmp / "summary.json").write_text(
                 json.dumps(_jsonable(doc), indent=2, allow_nan=False) + "\n", encoding="utf-8")
-            from gtmsim.report import run_report
-
             (tmp / "report.html").write_text(
-                run_report(res.replications, res.weekly, summary, meta, list(config.teams)),
-                encoding="utf-8")
+                run_report(res.replications, res.weekly, summary, meta, list(config.teams),
+                           costs, costs_note), encoding="utf-8")
     except OSError as exc:
         raise UsageError("--out", f"cannot write {out}: {exc.strerror or exc}") from None
 
     print_summary(config, summary, meta, out)
     return 0
+
+
+def _run_mechanism_costs(args, config, res, n: int, seed: int, engine: str, workers: int):
+    """The mechanism-cost table for `run` (or None) and a note for the report (or None)."""
+    from gtmsim.mechanisms import MAX_REPLICATIONS, enabled_mechanisms, mechanism_costs
+    from gtmsim.simulate import notice
+
+    if args.no_mechanism_costs:
+        return None, "Mechanism costs were skipped (--no-mechanism-costs)."
+    mechs = enabled_mechanisms(config)
+    if not mechs:
+        note = (f"No human mechanism is enabled (profile {config.profile!r}), so none costs "
+                "anything; the mechanism-cost figure is left out.")
+        notice(f"no human mechanism is enabled (profile {config.profile!r}); skipping the "
+               "mechanism costs")
+        return None, note
+    m = min(n, MAX_REPLICATIONS)
+    # the SimPy engine is far too slow for 13 x 64 replications; the numba engine runs the
+    # same model (and the full run is then repeated on it, so the pairs share an engine)
+    cost_engine = "numba" if engine == "simpy" and "numba" in _engines() else engine
+    note = None if cost_engine == engine else (
+        f"Mechanism costs were computed on the {cost_engine} engine.")
+    bar, progress = _progress_bar(m * len(mechs), f"mechanism costs ({len(mechs)} x {m})")
+    with bar:
+        costs = mechanism_costs(config, m, seed, cost_engine, workers, progress,
+                                full=res.replications if cost_engine == engine else None)
+    return costs, note
 
 
 def cmd_validate(args) -> int:
@@ -636,9 +703,71 @@ def cmd_sweep(args) -> int:
         print(f"gtmsim: interrupted; {written} of {len(plan.points)} points are in {out}; "
               "run the same command to resume", file=sys.stderr, flush=True)
         return EXIT_INTERRUPTED if isinstance(exc, KeyboardInterrupt) else EXIT_TERMINATED
+    from gtmsim.report.sweep import sweep_report
+
+    try:  # after every run, a resumed one too: the report covers all the points written
+        page = sweep_report(out)
+        _write_file(out / "report.html", lambda p: p.write_text(page, encoding="utf-8"))
+    except OSError as exc:
+        raise UsageError("--out", f"cannot write {out}: {exc.strerror or exc}") from None
     print(f"swept {summary.points} points x {plan.replications} replications on {where}: "
           f"{summary.written} points run ({summary.tasks} tasks), {summary.skipped} already "
-          f"done. Results in {out / sweep.POINTS_DIR}")
+          f"done. Results in {out / sweep.POINTS_DIR}; report in {out / 'report.html'}")
+    return 0
+
+
+def cmd_compare(args) -> int:
+    from rich.console import Console
+
+    from gtmsim.optimize.designs import compare_designs, design_labels, load_designs
+    from gtmsim.report.compare import compare_report, comparison_tables, comparison_text
+
+    if len(args.configs) < 2:
+        raise UsageError("CONFIG", "give at least two configs to compare (the first is the "
+                         "baseline)")
+    profiles = list(dict.fromkeys(args.profiles or ["realistic"]))
+    configs = load_designs(args.configs, profiles, args.overrides)  # all checked before work
+    labels = design_labels(args.configs)
+    for (label, _profile), cfg in configs.items():
+        if args.outcome not in _outcome_columns(cfg):
+            raise UsageError("--outcome", f"no outcome column {args.outcome!r} in {label}")
+    if args.out:
+        out = Path(args.out)
+    else:
+        out = base = Path("runs") / _slug("compare-" + "-".join(labels))
+        i = 2
+        while out.exists():
+            out, i = base.with_name(f"{base.name}-{i}"), i + 1
+    _check_out_dir(out)
+    engine = args.engine or _default_engine()
+    total = len(labels) * len(profiles) * args.scenarios * args.replications
+    bar, progress = _progress_bar(total, f"compare {len(labels)} designs x {len(profiles)} "
+                                         f"profiles ({engine})")
+    with bar:
+        result = compare_designs(args.configs, profiles, args.overrides, args.scenarios,
+                                 args.replications, args.seed, engine, args.workers or 1,
+                                 args.outcome, progress=progress, configs=configs)
+    doc = result.summary()
+    doc["meta"] = {"files": list(args.configs), "profiles": profiles,
+                   "scenarios": args.scenarios, "overrides": list(args.overrides),
+                   "gtmsim_version": _version(),
+                   "created": datetime.now().isoformat(timespec="seconds")}
+    text = comparison_text(doc)
+    try:
+        with staged(out, is_dir=True) as tmp:
+            result.rows.write_parquet(tmp / "comparison.parquet")
+            (tmp / "summary.json").write_text(
+                json.dumps(_jsonable(doc), indent=2, allow_nan=False) + "\n", encoding="utf-8")
+            (tmp / "comparison.txt").write_text(text, encoding="utf-8")
+            (tmp / "report.html").write_text(compare_report(_jsonable(doc)), encoding="utf-8")
+    except OSError as exc:
+        raise UsageError("--out", f"cannot write {out}: {exc.strerror or exc}") from None
+    console = Console()
+    if not console.is_terminal:  # piped or captured: do not squeeze the tables into 80
+        console = Console(width=160)
+    for table in comparison_tables(doc):
+        console.print(table)
+    console.print(f"Results in [bold]{out}[/bold]")
     return 0
 
 

@@ -1,4 +1,5 @@
-"""The run report: self-contained, its numbers those of summary.json, small enough."""
+"""The run report: self-contained, its numbers those of summary.json, small enough.
+(run_folder, the 1,000-replication run, is built once per session in tests/conftest.py.)"""
 
 from __future__ import annotations
 
@@ -8,16 +9,6 @@ import subprocess
 import sys
 
 import pytest
-
-
-@pytest.fixture(scope="module")
-def run_folder(tmp_path_factory):
-    out = tmp_path_factory.mktemp("report") / "out"
-    res = subprocess.run([sys.executable, "-m", "gtmsim", "run", "--replications", "1000",
-                          "--engine", "numba", "--out", str(out)],
-                         capture_output=True, text=True, timeout=600)
-    assert res.returncode == 0, res.stderr
-    return out
 
 
 def test_report_numbers_equal_summary_json(run_folder):
@@ -40,6 +31,78 @@ def test_report_is_self_contained_and_small(run_folder):
     # opens offline: plotly.js is inside the page, nothing is fetched from the network
     assert not re.search(r"<script[^>]*\ssrc=", page)
     assert not re.search(r"<link[^>]*href=[\"']https?://", page)
-    assert page.count("Plotly.newPlot") == 6  # flow, distributions, KPIs, trust, WIP, utilisation
-    for title in ("Where leads end up", "KPI against its target", "Trust per handoff"):
+    # flow, distributions, KPIs, mechanism costs, trust, WIP, utilisation
+    assert page.count("Plotly.newPlot") == 7
+    for title in ("Where leads end up", "KPI against its target", "Trust per handoff",
+                  "Bookings lost to each mechanism"):
         assert title in page
+
+
+def _embedded_costs(page: str):
+    return json.loads(re.search(
+        r"<script type='application/json' id='gtmsim-mechanism-costs'>(.*?)</script>",
+        page).group(1))
+
+
+def test_mechanism_costs_in_page_equal_summary_json_and_parquet(run_folder):
+    import polars as pl
+
+    from gtmsim.config import MECHANISMS
+
+    page = (run_folder / "report.html").read_text(encoding="utf-8")
+    embedded = _embedded_costs(page)
+    saved = json.loads((run_folder / "summary.json").read_text())["mechanism_costs"]
+    assert embedded == saved
+    table = pl.read_parquet(run_folder / "mechanism_costs.parquet")
+    assert table.to_dicts() == saved
+    assert sorted(r["mechanism"] for r in saved) == sorted(MECHANISMS)  # all on by default
+    costs = [r["cost"] for r in saved]
+    assert costs == sorted(costs, reverse=True)  # the costliest first
+    for r in saved:
+        assert r["replications"] == 64  # min(1000, 64)
+        assert r["ci_low"] <= r["cost"] <= r["ci_high"]
+        assert r["cost"] == pytest.approx(r["off_mean"] - r["full_mean"])
+    # the full run's side of the pairs is the run's own first 64 replications
+    reps = pl.read_parquet(run_folder / "replications.parquet")
+    assert saved[0]["full_mean"] == pytest.approx(
+        reps.filter(pl.col("replication") < 64)["bookings"].mean())
+
+
+def test_turning_a_mechanism_off_gives_the_table_s_numbers(run_folder):
+    """Recompute one row directly: the config with that mechanism off, same 64 seeds."""
+    import numpy as np
+    import polars as pl
+
+    from gtmsim.config import load_config
+    from gtmsim.mechanisms import paired_ci
+    from gtmsim.simulate import simulate
+    from gtmsim.spec import compile_spec
+
+    saved = json.loads((run_folder / "summary.json").read_text())
+    row = saved["mechanism_costs"][0]
+    cfg = load_config(overrides=[f"people.{row['mechanism']}.enabled=false"])
+    off = simulate(compile_spec(cfg), 64, saved["meta"]["seed"], "numba").replications
+    full = pl.read_parquet(run_folder / "replications.parquet").filter(
+        pl.col("replication") < 64).sort("replication")
+    off_values = off.sort("replication")["bookings"].to_numpy()
+    assert row["off_mean"] == pytest.approx(float(np.mean(off_values)), rel=1e-12)
+    cost, lo, hi = paired_ci(off_values - full["bookings"].to_numpy())
+    assert (row["cost"], row["ci_low"], row["ci_high"]) == pytest.approx((cost, lo, hi),
+                                                                         rel=1e-9)
+
+
+@pytest.mark.parametrize("args", [["--profile", "ideal"], ["--no-mechanism-costs"]])
+def test_mechanism_costs_skipped_with_a_note(tmp_path, args):
+    out = tmp_path / "out"
+    res = subprocess.run([sys.executable, "-m", "gtmsim", "run", "--replications", "4",
+                          "--engine", "numba", "--out", str(out), *args],
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    if "ideal" in args:
+        assert "no human mechanism is enabled" in res.stderr
+    page = (out / "report.html").read_text(encoding="utf-8")
+    assert page.count("Plotly.newPlot") == 6
+    assert "class='note'" in page and "Bookings lost to each mechanism" not in page
+    assert _embedded_costs(page) is None
+    assert json.loads((out / "summary.json").read_text())["mechanism_costs"] is None
+    assert not (out / "mechanism_costs.parquet").exists()

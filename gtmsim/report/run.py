@@ -1,7 +1,8 @@
 """The report of a `run`: where leads go, outcome distributions, each team's KPI beside the
-system outcome, trust and queues over time. One HTML file that opens offline: plotly's
-JavaScript is embedded once, and the summary numbers the page shows are embedded as JSON
-(`<script id="gtmsim-summary">`) so they can be checked against summary.json.
+system outcome, trust and queues over time, and the bookings each human mechanism costs.
+One HTML file that opens offline: plotly's JavaScript is embedded once, and the numbers the
+page shows are embedded as JSON (`<script id="gtmsim-summary">`, and the mechanism costs in
+`<script id="gtmsim-mechanism-costs">`) so they can be checked against summary.json.
 """
 
 from __future__ import annotations
@@ -93,16 +94,57 @@ def _weekly(weekly: pl.DataFrame, prefix: str, title: str, percent: bool = False
     return fig
 
 
+def _finite(value) -> float | None:
+    return float(value) if value is not None and math.isfinite(value) else None
+
+
+def mechanism_cost_rows(costs: pl.DataFrame) -> list[dict]:
+    """The mechanism-cost table as JSON-ready rows (NaN as null), costliest first."""
+    return [{k: (_finite(v) if isinstance(v, float) else v) for k, v in r.items()}
+            for r in costs.to_dicts()]
+
+
+def _mechanism_costs(costs: pl.DataFrame):
+    """Horizontal bars: the outcome lost to each mechanism (off minus full), 95% CI."""
+    import plotly.graph_objects as go
+
+    rows = mechanism_cost_rows(costs)[::-1]  # plotly draws the first bar at the bottom
+    outcome = rows[0]["outcome"] if rows else "bookings"
+    cost = [r["cost"] for r in rows]
+    plus = [r["ci_high"] - r["cost"] if r["ci_high"] is not None else 0.0 for r in rows]
+    minus = [r["cost"] - r["ci_low"] if r["ci_low"] is not None else 0.0 for r in rows]
+    fig = go.Figure(go.Bar(
+        x=cost, y=[r["mechanism"].replace("_", " ") for r in rows], orientation="h",
+        error_x={"type": "data", "symmetric": False, "array": plus, "arrayminus": minus},
+        marker_color=["#c0392b" if c > 0 else "#7f8c8d" for c in cost],
+        hovertemplate="%{y}: %{x:,.0f}<extra></extra>"))
+    n = rows[0]["replications"] if rows else 0
+    fig.add_vline(x=0.0, line_color="black", line_width=1)
+    fig.update_layout(
+        title=f"{outcome.capitalize().replace('_', ' ')} lost to each mechanism (with it off, "
+              f"minus the full run; {n} paired replications, 95% CI)",
+        xaxis_title=f"{outcome.replace('_', ' ')} per replication", height=120 + 28 * len(rows))
+    return fig
+
+
 def run_report(replications: pl.DataFrame, weekly: pl.DataFrame, summary: pl.DataFrame,
-               meta: dict, teams: list[str]) -> str:
-    """The whole page as one HTML string."""
+               meta: dict, teams: list[str], mechanism_costs: pl.DataFrame | None = None,
+               note: str | None = None) -> str:
+    """The whole page as one HTML string; `mechanism_costs` (see gtmsim.mechanisms) adds the
+    figure of what each human mechanism costs, `note` a line where it is missing."""
     rows = {r["outcome"]: r for r in summary.to_dicts()}
     figures = [_flow(rows), _distributions(replications), _kpis(rows, teams),
                _weekly(weekly, "trust_", "Trust per handoff over time (mean over replications)"),
                _weekly(weekly, "wip_", "Leads in each team over time (mean)"),
                _weekly(weekly, "util_", "Utilisation per team over time (mean)", percent=True)]
+    if mechanism_costs is not None and mechanism_costs.height:
+        figures.insert(3, _mechanism_costs(mechanism_costs))
     parts = [fig.to_html(full_html=False, include_plotlyjs=(i == 0))
              for i, fig in enumerate(figures)]
+    if note:
+        parts.insert(3, f"<p class='note'>{html.escape(note)}</p>")
+    costs = json.dumps(mechanism_cost_rows(mechanism_costs)
+                       if mechanism_costs is not None else None, allow_nan=False)
     headline = (f"Bookings {_mean(rows, 'bookings'):,.0f} per replication; win rate "
                 f"{_mean(rows, 'win_rate'):.1%}; {_mean(rows, 'leaked'):,.0f} leads leaked")
     data = json.dumps({k: {m: (float(v[m]) if math.isfinite(v[m]) else None)
@@ -117,4 +159,5 @@ def run_report(replications: pl.DataFrame, weekly: pl.DataFrame, summary: pl.Dat
             f"<body><h1>{title}</h1><p>{sub}</p><p><b>{html.escape(headline)}</b></p>"
             + "".join(parts)
             + f"<script type='application/json' id='gtmsim-summary'>{data}</script>"
+            f"<script type='application/json' id='gtmsim-mechanism-costs'>{costs}</script>"
             "</body></html>")
