@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import subprocess
+import sys
 
 import pytest
 
@@ -46,3 +48,15 @@ def default_raw() -> dict:
 @pytest.fixture
 def default_copy(default_raw) -> dict:
     return copy.deepcopy(default_raw)
+
+
+@pytest.fixture(scope="session")
+def run_folder(tmp_path_factory):
+    """The output folder of one 1,000-replication `run` (numba engine), built once per session
+    and shared by the report tests (tests/test_report.py, tests/test_browser.py)."""
+    out = tmp_path_factory.mktemp("report") / "out"
+    res = subprocess.run([sys.executable, "-m", "gtmsim", "run", "--replications", "1000",
+                          "--engine", "numba", "--out", str(out)],
+                         capture_output=True, text=True, timeout=900)
+    assert res.returncode == 0, res.stderr
+    return out
