@@ -1,0 +1,83 @@
+"""The SimPy event log opens in a process-mining tool: pm4py reads the CSV that
+`python -m gtmsim eventlog` writes, with its XES columns intact, and discovers a process."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pm4py = pytest.importorskip("pm4py", reason="pm4py (a test extra) is not installed")
+pd = pytest.importorskip("pandas")
+
+XES = ("case:concept:name", "concept:name", "org:resource", "time:timestamp")
+
+
+@pytest.fixture(scope="module")
+def log_csv(tmp_path_factory) -> Path:
+    """Three replications of a 20-day horizon after a 5-day warm-up, as CSV."""
+    out = tmp_path_factory.mktemp("eventlog") / "log.csv"
+    res = subprocess.run([sys.executable, "-m", "gtmsim", "eventlog", "--out", str(out),
+                          "--replications", "3", "--set", "run.horizon_days=20",
+                          "--set", "run.warmup_days=5"],
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    return out
+
+
+@pytest.fixture(scope="module")
+def source(log_csv):
+    import polars as pl
+
+    return pl.read_csv(log_csv, try_parse_dates=True)
+
+
+@pytest.fixture(scope="module")
+def frame(log_csv):
+    """The log as pm4py takes it: a pandas frame, formatted by pm4py."""
+    df = pd.read_csv(log_csv, dtype={"outcome": "string"}, keep_default_na=False)
+    return pm4py.format_dataframe(df, case_id="case:concept:name",
+                                  activity_key="concept:name", timestamp_key="time:timestamp")
+
+
+def test_pm4py_keeps_cases_events_activities_and_resources(source, frame):
+    assert frame.shape[0] == source.height > 1000
+    for column in XES:
+        assert column in frame.columns
+    assert pd.api.types.is_datetime64_any_dtype(frame["time:timestamp"])
+    assert frame["case:concept:name"].nunique() == source["case:concept:name"].n_unique()
+    assert set(frame["concept:name"]) == set(source["concept:name"])
+    assert {"mql_review", "sdr_qualify", "ae_close"} <= set(frame["concept:name"])
+    assert frame["org:resource"].notna().all() and (frame["org:resource"] != "").all()
+    assert set(frame["org:resource"]) == set(source["org:resource"])
+
+
+def test_pm4py_event_log_traces_in_time_order(source, frame):
+    log = pm4py.convert_to_event_log(frame)
+    assert len(log) == source["case:concept:name"].n_unique()
+    assert sum(len(trace) for trace in log) == source.height
+    by_case = {}
+    for row in source.iter_rows(named=True):
+        by_case.setdefault(row["case:concept:name"], []).append(row)
+    for trace in log:
+        stamps = [e["time:timestamp"] for e in trace]
+        assert stamps == sorted(stamps)  # increasing within each case
+        rows = by_case[trace.attributes["concept:name"]]
+        # the same activities, in the order the source file lists them
+        assert [e["concept:name"] for e in trace] == [r["concept:name"] for r in rows]
+        assert all(e["org:resource"] for e in trace)
+    # each activity ends after it starts (pm4py's default start-timestamp column)
+    assert (pd.to_datetime(frame["start_timestamp"], utc=True)
+            <= pd.to_datetime(frame["time:timestamp"], utc=True)).all()
+
+
+def test_pm4py_discovers_the_process(source, frame):
+    activities = set(source["concept:name"])
+    dfg, starts, ends = pm4py.discover_dfg(frame)
+    assert {a for edge in dfg for a in edge} | set(starts) | set(ends) == activities
+    assert "mql_review" in starts
+    net, _initial, _final = pm4py.discover_petri_net_inductive(frame)
+    labels = {t.label for t in net.transitions if t.label is not None}
+    assert labels == activities
