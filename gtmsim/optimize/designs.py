@@ -1,0 +1,251 @@
+"""Designs side by side: whole configs run by the same people on the same scenarios.
+
+For each profile, K scenarios of the profile's uncertain human-variability values are drawn
+once, from the first config (the baseline), and every design is run on them with the same
+seeds (common random numbers). A design's outcome per scenario is its mean over R
+replications; the robust statistics (mean, P10, CVaR10) are taken over scenarios with
+bootstrap CIs, and each design's difference from the baseline is paired by scenario.
+A parameter that is uncertain only in a later design is held at its central value there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from gtmsim.config import Config, load_config
+from gtmsim.errors import GtmsimError
+from gtmsim.optimize.compare import STATS, bootstrap_ci, paired_difference
+from gtmsim.optimize.evaluate import evaluate
+from gtmsim.optimize.levers import annual_cost, current_design
+from gtmsim.optimize.scenarios import Scenario, draw_scenarios, uncertain_parameters
+
+Progress = Callable[[int, int], None]
+KEYS = ("design", "profile", "scenario", "replication")
+
+
+def design_labels(paths: Sequence[str | Path]) -> list[str]:
+    """A short unique name per config: its file stem, numbered when two stems are equal."""
+    labels: list[str] = []
+    for p in paths:
+        stem = Path(p).stem or "design"
+        label, i = stem, 2
+        while label in labels:
+            label, i = f"{stem}-{i}", i + 1
+        labels.append(label)
+    return labels
+
+
+@dataclass
+class DesignComparison:
+    """Every design under every profile, on the profile's scenarios; the first is the
+    baseline."""
+
+    designs: list[str]
+    files: list[str]
+    profiles: list[str]
+    outcome: str
+    replications: int
+    seed: int
+    engine: str
+    scenarios: dict[str, list[Scenario]]        # profile -> its scenarios
+    rows: pl.DataFrame                          # design x profile x scenario x replication
+    configs: dict[tuple[str, str], Config] = field(repr=False)  # (design, profile) -> config
+
+    @property
+    def baseline(self) -> str:
+        return self.designs[0]
+
+    def per_scenario(self) -> pl.DataFrame:
+        """design, profile, scenario and the outcome's mean over replications."""
+        return (self.rows.group_by("design", "profile", "scenario", maintain_order=True)
+                .agg(pl.col(self.outcome).mean()).sort("profile", "design", "scenario"))
+
+    def values(self, design: str, profile: str) -> np.ndarray:
+        """The design's outcome per scenario (mean over replications), in scenario order."""
+        df = self.rows.filter((pl.col("design") == design) & (pl.col("profile") == profile))
+        per = df.group_by("scenario").agg(pl.col(self.outcome).mean()).sort("scenario")
+        return per[self.outcome].to_numpy().astype(float)
+
+    def stats(self) -> pl.DataFrame:
+        """One row per design and profile: mean, P10, CVaR10 over scenarios with 95%
+        bootstrap CIs, KPI attainment per team, leakage, wins and headcount cost."""
+        out = []
+        for profile in self.profiles:
+            for design in self.designs:
+                out.append(self._describe(design, profile))
+        return pl.DataFrame(out)
+
+    def differences(self) -> pl.DataFrame:
+        """Each design minus the baseline, per profile and statistic, paired by scenario,
+        with a 95% paired bootstrap CI."""
+        out = []
+        for profile in self.profiles:
+            base = self.values(self.baseline, profile)
+            for design in self.designs[1:]:
+                diff = paired_difference(base, self.values(design, profile))
+                for stat, (d, lo, hi) in diff.items():
+                    out.append({"design": design, "profile": profile, "statistic": stat,
+                                "diff": d, "ci_low": lo, "ci_high": hi})
+        schema = {"design": pl.Utf8, "profile": pl.Utf8, "statistic": pl.Utf8,
+                  "diff": pl.Float64, "ci_low": pl.Float64, "ci_high": pl.Float64}
+        return pl.DataFrame(out, schema=schema)
+
+    def _describe(self, design: str, profile: str) -> dict[str, Any]:
+        x = self.values(design, profile)
+        row: dict[str, Any] = {"design": design, "profile": profile}
+        for name, fn in STATS.items():
+            row[name] = float(fn(x))
+            row[f"{name}_ci_low"], row[f"{name}_ci_high"] = bootstrap_ci(fn, x)
+        df = self.rows.filter((pl.col("design") == design) & (pl.col("profile") == profile))
+        for col in df.columns:
+            if col.startswith(("kpi_attainment_", "leaked")) or col in ("won", "win_rate"):
+                v = df[col].drop_nulls().drop_nans()
+                row[col] = float(v.mean()) if len(v) else None
+        row["cost"] = annual_cost(self.configs[(design, profile)])
+        return row
+
+    def verdict(self, profile: str, diffs: pl.DataFrame | None = None) -> str:
+        """One line: each design against the baseline on the mean and the worst 10%."""
+        diffs = self.differences() if diffs is None else diffs
+        d = {(r["design"], r["statistic"]): r for r in diffs.filter(
+            pl.col("profile") == profile).to_dicts()}
+        base_mean = float(np.mean(self.values(self.baseline, profile)))
+        parts = []
+        for design in self.designs[1:]:
+            m, c = d[(design, "mean")], d[(design, "cvar10")]
+            if m["ci_low"] > 0:
+                word = f"beats {self.baseline}"
+            elif m["ci_high"] < 0:
+                word = f"trails {self.baseline}"
+            elif m["diff"] == 0 and m["ci_low"] == 0 and m["ci_high"] == 0:
+                word = f"is identical to {self.baseline}"
+            else:
+                word = f"is not clearly different from {self.baseline}"
+            rel = f" ({m['diff'] / base_mean:+.0%})" if base_mean else ""
+            parts.append(f"{design} {word}: mean {self.outcome} {m['diff']:+,.0f}{rel} "
+                         f"(95% CI {m['ci_low']:+,.0f} to {m['ci_high']:+,.0f}), worst-10% "
+                         f"{c['diff']:+,.0f} ({c['ci_low']:+,.0f} to {c['ci_high']:+,.0f})")
+        k = len(self.scenarios[profile])
+        return f"Under {profile} ({k} scenarios): " + "; ".join(parts) + "."
+
+    def summary(self) -> dict[str, Any]:
+        """Every number of the comparison as plain JSON-able data (NaN becomes None)."""
+        stats = {(r["design"], r["profile"]): r for r in self.stats().to_dicts()}
+        diffs = self.differences()
+        per = self.per_scenario()
+        designs = []
+        for name, path in zip(self.designs, self.files, strict=True):
+            cfg = self.configs[(name, self.profiles[0])]
+            designs.append({"name": name, "file": path, "config": cfg.name,
+                            "levers": {k: _plain(v) for k, v in current_design(cfg).items()},
+                            "cost": annual_cost(cfg)})
+        profiles: dict[str, Any] = {}
+        for profile in self.profiles:
+            entry: dict[str, Any] = {"scenarios": len(self.scenarios[profile]),
+                                     "uncertain": sorted(self.scenarios[profile][0].values),
+                                     "designs": {}, "differences": {}}
+            for name in self.designs:
+                s = stats[(name, profile)]
+                entry["designs"][name] = {
+                    **{k: s[k] for k in STATS},
+                    **{f"{k}_ci": [s[f"{k}_ci_low"], s[f"{k}_ci_high"]] for k in STATS},
+                    "scenario_values": per.filter((pl.col("design") == name)
+                                                  & (pl.col("profile") == profile))
+                    [self.outcome].to_list(),
+                    "kpi_attainment": {k.removeprefix("kpi_attainment_"): v for k, v in s.items()
+                                       if k.startswith("kpi_attainment_")},
+                    "leaked": s.get("leaked"),
+                    "leaked_by_cause": {k.removeprefix("leaked_"): v for k, v in s.items()
+                                        if k.startswith("leaked_")},
+                    "won": s.get("won"), "win_rate": s.get("win_rate"), "cost": s["cost"]}
+            for r in diffs.filter(pl.col("profile") == profile).to_dicts():
+                entry["differences"].setdefault(r["design"], {})[r["statistic"]] = {
+                    "diff": r["diff"], "ci_low": r["ci_low"], "ci_high": r["ci_high"]}
+            entry["verdict"] = self.verdict(profile, diffs)
+            profiles[profile] = entry
+        doc = {"outcome": self.outcome, "baseline": self.baseline,
+               "replications": self.replications, "seed": self.seed, "engine": self.engine,
+               "designs": designs, "profiles": profiles}
+        return _finite(doc)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if np.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return _plain(value)
+
+
+def load_designs(paths: Sequence[str | Path], profiles: Sequence[str],
+                 overrides: Sequence[str] = ()) -> dict[tuple[str, str], Config]:
+    """Every config under every profile, validated before anything runs."""
+    if len(paths) < 2:
+        raise GtmsimError("compare: give at least two configs (the first is the baseline)")
+    if not profiles:
+        raise GtmsimError("--profile: give at least one profile")
+    labels = design_labels(paths)
+    return {(label, prof): load_config(str(path), prof, list(overrides))
+            for label, path in zip(labels, paths, strict=True) for prof in profiles}
+
+
+def compare_designs(paths: Sequence[str | Path], profiles: Sequence[str] = ("realistic",),
+                    overrides: Sequence[str] = (), scenarios: int = 8, replications: int = 4,
+                    seed: int | None = None, engine: str = "numba", workers: int = 1,
+                    outcome: str = "bookings", method: str = "sobol",
+                    progress: Progress | None = None,
+                    configs: dict[tuple[str, str], Config] | None = None) -> DesignComparison:
+    """Run every design (a whole config) under every profile on the same scenarios.
+
+    `seed` defaults to the first config's run.seed; the scenarios of each profile are drawn
+    from the first config under that profile. `configs` (from `load_designs`) saves loading
+    the configs again."""
+    if scenarios < 1 or replications < 1:
+        raise GtmsimError("--scenarios and --replications must be at least 1")
+    profiles = list(dict.fromkeys(profiles))
+    if configs is None:
+        configs = load_designs(paths, profiles, overrides)
+    labels = design_labels(paths)
+    root = seed if seed is not None else configs[(labels[0], profiles[0])].run.seed
+    drawn = {p: draw_scenarios(configs[(labels[0], p)], scenarios, root, method)
+             for p in profiles}
+    total = len(labels) * len(profiles) * scenarios * replications
+    done = 0
+    if progress:
+        progress(done, total)
+    frames = []
+    for profile in profiles:
+        params = sorted(uncertain_parameters(configs[(labels[0], profile)]))
+        for label in labels:
+            cfg = configs[(label, profile)]
+            for sc in drawn[profile]:
+                df = evaluate(cfg, {}, [sc], replications, engine, workers)
+                if outcome not in df.columns:
+                    raise GtmsimError(f"--outcome: no outcome column {outcome!r}")
+                lead = [pl.lit(label).alias("design"), pl.lit(profile).alias("profile"),
+                        pl.lit(sc.index, pl.Int64).alias("scenario"),
+                        pl.lit(sc.seed, pl.Int64).alias("scenario_seed"),
+                        pl.col("replication").cast(pl.Int64)]
+                lead += [pl.lit(sc.values[n], pl.Float64).alias(n) for n in params]
+                rest = [c for c in df.columns if c not in ("scenario", "replication")]
+                frames.append(df.select(*lead, *rest))
+                done += replications
+                if progress:
+                    progress(done, total)
+    rows = pl.concat(frames, how="diagonal_relaxed")
+    return DesignComparison(labels, [str(p) for p in paths], profiles, outcome, replications,
+                            root, engine, drawn, rows, configs)

@@ -1,0 +1,238 @@
+"""The report of a `compare`: designs side by side under each profile, from its summary.
+
+Everything shown comes from the comparison's summary dict (the one written to summary.json),
+which is also embedded in the page as JSON (`<script id="gtmsim-summary">`). One HTML file
+that opens offline: plotly's JavaScript is embedded once. The same numbers as tables for the
+terminal and comparison.txt: `comparison_tables`.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from typing import Any
+
+STAT_NAMES = {"mean": "mean", "p10": "P10", "cvar10": "CVaR10 (worst 10%)"}
+
+
+def _num(v: Any, pct: bool = False) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, bool) or isinstance(v, str):
+        return str(v)
+    if pct:
+        return f"{v:.0%}"
+    return f"{v:,.0f}" if abs(v) >= 100 else f"{v:,.3g}"
+
+
+def _short(v: float | None, sign: bool = False) -> str:
+    """A number in a few characters: 1.23M, 49.6k, 312, 0.25."""
+    if v is None:
+        return "-"
+    plus = "+" if sign and v > 0 else ""
+    a = abs(v)
+    if a >= 1e6:
+        return f"{plus}{v / 1e6:.2f}M"
+    if a >= 1e4:
+        return f"{plus}{v / 1e3:.1f}k"
+    if a >= 100 or v == 0:
+        return f"{plus}{v:,.0f}"
+    return f"{plus}{v:.3g}"
+
+
+def _ci(v: float | None, ci: list | None, short: bool = False) -> str:
+    fmt = _short if short else _num
+    if v is None:
+        return "-"
+    if not ci or ci[0] is None:
+        return fmt(v)
+    return f"{fmt(v)} [{fmt(ci[0])}, {fmt(ci[1])}]"
+
+
+def _diff(d: dict | None, short: bool = False) -> str:
+    if not d or d.get("diff") is None:
+        return "baseline"
+    if short:
+        return (f"{_short(d['diff'], True)} [{_short(d['ci_low'], True)}, "
+                f"{_short(d['ci_high'], True)}]")
+    return f"{d['diff']:+,.0f} [{d['ci_low']:+,.0f}, {d['ci_high']:+,.0f}]"
+
+
+def _teams(summary: dict) -> list[str]:
+    teams: dict[str, None] = {}
+    for prof in summary["profiles"].values():
+        for d in prof["designs"].values():
+            teams.update(dict.fromkeys(d["kpi_attainment"]))
+    return list(teams)
+
+
+def _levers(summary: dict) -> tuple[list[str], set[str]]:
+    """All levers of all designs, and those whose values differ between designs."""
+    names: dict[str, None] = {}
+    for d in summary["designs"]:
+        names.update(dict.fromkeys(d["levers"]))
+    differ = {n for n in names
+              if len({json.dumps(d["levers"].get(n)) for d in summary["designs"]}) > 1}
+    return list(names), differ
+
+
+def table_rows(summary: dict, profile: str, short: bool = False
+               ) -> tuple[list[str], list[list[str]]]:
+    """The per-profile table: header and one row of strings per design (the first six
+    columns: the outcome; then KPI attainment per team, leakage and cost)."""
+    out, base = summary["outcome"], summary["baseline"]
+    teams = _teams(summary)
+    header = ["design", f"mean {out} [95% CI]", "P10", "CVaR10 [95% CI]",
+              f"mean - {base} [95% CI]", f"CVaR10 - {base} [95% CI]",
+              *[f"KPI {t}" for t in teams], "leaked", "cost"]
+    entry = summary["profiles"][profile]
+    rows = []
+    for name, d in entry["designs"].items():
+        diff = entry["differences"].get(name, {})
+        fmt = _short if short else _num
+        rows.append([name, _ci(d["mean"], d["mean_ci"], short), fmt(d["p10"]),
+                     _ci(d["cvar10"], d["cvar10_ci"], short), _diff(diff.get("mean"), short),
+                     _diff(diff.get("cvar10"), short),
+                     *[_num(d["kpi_attainment"].get(t), pct=True) for t in teams],
+                     fmt(d["leaked"]), fmt(d["cost"])])
+    return header, rows
+
+
+def comparison_tables(summary: dict) -> list:
+    """Rich renderables: the designs and the levers that differ, then per profile the outcome
+    table, the KPI table and the verdict."""
+    from rich.table import Table
+    from rich.text import Text
+
+    out: list = []
+    names, differ = _levers(summary)
+    shown = [n for n in names if n in differ]
+    files = ", ".join(f"{d['name']} = {d['file']}" for d in summary["designs"])
+    out.append(Text(f"Designs (the first is the baseline): {files}", style="bold"))
+    levers = Table()
+    levers.add_column("lever that differs" if shown else "levers")
+    for d in summary["designs"]:
+        levers.add_column(d["name"], justify="right")
+    for n in shown:
+        levers.add_row(n, *[_num(d["levers"].get(n)) for d in summary["designs"]])
+    if not shown:
+        levers.add_row("all equal", *["" for _ in summary["designs"]])
+    out.append(levers)
+    for profile, entry in summary["profiles"].items():
+        header, rows = table_rows(summary, profile, short=True)
+        out.append(Text(f"Profile {profile!r}: {summary['outcome']} over {entry['scenarios']} "
+                        f"scenarios x {summary['replications']} replications, paired by "
+                        "scenario (95% bootstrap CIs)", style="bold"))
+        t = Table()
+        for i, col in enumerate(header[:6]):
+            t.add_column(col, justify="left" if i == 0 else "right")
+        for r in rows:
+            t.add_row(*r[:6])
+        out.append(t)
+        k = Table(title="each team's KPI attainment, leads leaked, headcount cost (means)",
+                  title_justify="left")
+        for i, col in enumerate([header[0], *header[6:]]):
+            k.add_column(col, justify="left" if i == 0 else "right")
+        for r in rows:
+            k.add_row(r[0], *r[6:])
+        out.append(k)
+        out.append(Text(entry["verdict"]))
+    return out
+
+
+def comparison_text(summary: dict, width: int = 160) -> str:
+    """The tables as plain text (comparison.txt)."""
+    import io
+
+    from rich.console import Console
+
+    buf = io.StringIO()
+    console = Console(file=buf, width=width, color_system=None, force_terminal=False)
+    for t in comparison_tables(summary):
+        console.print(t)
+    return buf.getvalue()
+
+
+# --------------------------------------------------------------------------- the page
+
+
+def _figure(summary: dict, profile: str):
+    import plotly.graph_objects as go
+    from plotly.colors import qualitative
+    from plotly.subplots import make_subplots
+
+    entry = summary["profiles"][profile]
+    out, base = summary["outcome"], summary["baseline"]
+    fig = make_subplots(rows=1, cols=2, column_widths=[0.55, 0.45], subplot_titles=(
+        f"{out} per scenario (mean of {summary['replications']} replications)",
+        f"difference from {base}, paired by scenario (95% CI)"))
+    colors = qualitative.Plotly
+    for i, (name, d) in enumerate(entry["designs"].items()):
+        color = colors[i % len(colors)]
+        fig.add_trace(go.Box(y=d["scenario_values"], name=name, boxpoints="all", jitter=0.3,
+                             pointpos=0, marker_color=color, boxmean=True, showlegend=False),
+                      row=1, col=1)
+        diff = entry["differences"].get(name)
+        if not diff:
+            continue
+        stats = list(STAT_NAMES)
+        ys = [diff[s]["diff"] for s in stats]
+        fig.add_trace(go.Scatter(
+            x=[STAT_NAMES[s] for s in stats], y=ys, mode="markers", name=name,
+            marker={"size": 11, "color": color},
+            error_y={"type": "data", "symmetric": False,
+                     "array": [diff[s]["ci_high"] - diff[s]["diff"] for s in stats],
+                     "arrayminus": [diff[s]["diff"] - diff[s]["ci_low"] for s in stats]}),
+            row=1, col=2)
+    fig.add_hline(y=0, line_dash="dash", row=1, col=2)
+    fig.update_layout(title=f"Profile {profile!r}", height=420, boxmode="group",
+                      legend_title_text="design")
+    return fig
+
+
+def _html_table(header: list[str], rows: list[list[str]], marked: set[int] = ()) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    body = "".join(
+        "<tr" + (" class='differs'" if i in marked else "") + ">"
+        + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>"
+        for i, r in enumerate(rows))
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def compare_report(summary: dict) -> str:
+    """The whole page as one HTML string."""
+    profiles = list(summary["profiles"])
+    names, differ = _levers(summary)
+    lever_rows = [[n, *[_num(d["levers"].get(n)) for d in summary["designs"]]] for n in names]
+    lever_table = _html_table(["lever", *[d["name"] for d in summary["designs"]]], lever_rows,
+                              {i for i, n in enumerate(names) if n in differ})
+    sections = []
+    for i, profile in enumerate(profiles):
+        fig = _figure(summary, profile).to_html(full_html=False, include_plotlyjs=(i == 0))
+        header, rows = table_rows(summary, profile)
+        verdict = summary["profiles"][profile]["verdict"]
+        sections.append(f"<h2>Profile {html.escape(profile)}</h2>"
+                        f"<p class='verdict'><b>{html.escape(verdict)}</b></p>{fig}"
+                        f"<h3>Outcome, KPI attainment and leakage</h3>"
+                        f"{_html_table(header, rows)}")
+    files = ", ".join(f"{d['name']} = {d['file']}" for d in summary["designs"])
+    sub = (f"{summary['outcome']} of {len(summary['designs'])} designs under "
+           f"{', '.join(profiles)}; {summary['replications']} replications per scenario, "
+           f"engine {summary['engine']}, seed {summary['seed']}. Every design meets the same "
+           "scenarios and seeds (common random numbers), so differences are paired by scenario; "
+           f"the baseline is {summary['baseline']}. CIs are 95% bootstrap intervals over "
+           "scenarios.")
+    data = json.dumps(summary, allow_nan=False).replace("</", "<\\/")
+    title = html.escape(f"gtmsim compare: {' vs '.join(d['name'] for d in summary['designs'])}")
+    style = ("body{font-family:sans-serif;margin:2em;max-width:1200px}"
+             "table{border-collapse:collapse;margin:1em 0}"
+             "td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}"
+             "td:first-child,th:first-child{text-align:left}"
+             "tr.differs td{background:#fff6d5}")
+    return (f"<!doctype html><html><head><meta charset='utf-8'><title>{title}</title>"
+            f"<style>{style}</style></head><body><h1>{title}</h1>"
+            f"<p>{html.escape(sub)}</p><p>{html.escape(files)}</p>"
+            f"<h2>Designs</h2><p>Levers of each design (highlighted: they differ).</p>"
+            f"{lever_table}" + "".join(sections)
+            + f"<script type='application/json' id='gtmsim-summary'>{data}</script>"
+            "</body></html>")

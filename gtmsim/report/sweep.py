@@ -1,0 +1,293 @@
+"""The report of a `sweep`: the mean outcome over the grid, one panel per profile.
+
+Two or more levers in a factorial grid: heatmaps over the first two levers (averaged over
+the others, each point counting once); a Latin hypercube: the points scattered over the first
+two levers, coloured by the mean; one lever: the mean against the lever with 95% CIs, a line
+per profile; profiles only: bars with CIs. A dropdown switches between key outcomes. The
+numbers shown (every point's means, and the heatmap cells) are embedded in the page as JSON
+(`<script id="gtmsim-summary">`); plotly's JavaScript is embedded once: it opens offline.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from gtmsim.sweep import MANIFEST, read_sweep
+
+KEY_OUTCOMES = ("bookings", "win_rate", "leaked", "pipeline_created", "won", "rework_hours")
+PERCENT = ("win_rate",)
+
+
+def _clean(v: Any) -> Any:
+    if isinstance(v, float):
+        return v if math.isfinite(v) else None
+    return v
+
+
+def point_means(rows: pl.DataFrame, outcomes: list[str]) -> pl.DataFrame:
+    """Per point: replications and, per outcome, the mean with a t-based 95% CI (NaN values,
+    e.g. a win rate with no decisions, are left out)."""
+    from scipy import stats
+
+    aggs = [pl.len().alias("replications")]
+    for o in outcomes:
+        x = pl.col(o).cast(pl.Float64).fill_nan(None)
+        aggs += [x.mean().alias(f"{o}__mean"), x.std().alias(f"{o}__sd"),
+                 x.count().alias(f"{o}__n")]
+    df = rows.group_by("point", maintain_order=True).agg(aggs).sort("point")
+    out = []
+    for r in df.to_dicts():
+        row = {"point": r["point"], "replications": r["replications"]}
+        for o in outcomes:
+            m, sd, n = r[f"{o}__mean"], r[f"{o}__sd"], r[f"{o}__n"]
+            half = (float(stats.t.ppf(0.975, n - 1)) * sd / math.sqrt(n)
+                    if m is not None and sd is not None and n > 1 else 0.0)
+            row[o] = m
+            row[f"{o}_ci_low"] = None if m is None else m - half
+            row[f"{o}_ci_high"] = None if m is None else m + half
+        out.append(row)
+    return pl.DataFrame(out)
+
+
+def sweep_summary(out: str | Path, outcomes: list[str] | None = None) -> dict[str, Any]:
+    """What the report shows, as plain data: the sweep's settings, the layout, every point's
+    means with CIs, and (heatmaps) each cell's mean over the points in it."""
+    out = Path(out)
+    manifest = json.loads((out / MANIFEST).read_text(encoding="utf-8"))
+    rows = read_sweep(out)
+    axes = list(manifest["points"][0]["values"]) if manifest["points"] else []
+    levers = [a for a in axes if a != "profile"]
+    outcomes = [o for o in (outcomes or KEY_OUTCOMES) if o in rows.columns]
+    means = {r["point"]: r for r in point_means(rows, outcomes).to_dicts()}
+    profile_of = dict(rows.select("point", "profile").unique().iter_rows())
+    points = []
+    for p in manifest["points"]:
+        if p["point"] not in means:  # not written yet
+            continue
+        m = means[p["point"]]
+        points.append({"point": p["point"], "profile": profile_of[p["point"]],
+                       "values": {k: p["values"][k] for k in levers},
+                       "replications": m["replications"],
+                       "mean": {o: m[o] for o in outcomes},
+                       "ci_low": {o: m[f"{o}_ci_low"] for o in outcomes},
+                       "ci_high": {o: m[f"{o}_ci_high"] for o in outcomes}})
+    profiles = list(dict.fromkeys(p["profile"] for p in points))
+    if not levers:
+        layout = "bars"
+    elif len(levers) == 1:
+        layout = "lines"
+    else:
+        layout = "heatmap" if manifest["design"] == "factorial" else "scatter"
+    x = levers[0] if levers else None
+    y = levers[1] if len(levers) > 1 else None
+    summary = {"sweep": {k: manifest[k] for k in ("config", "seed", "replications", "engine",
+                                                  "design", "common_random_numbers")},
+               "outcomes": outcomes, "profiles": profiles, "levers": levers,
+               "layout": layout, "x": x, "y": y, "averaged_over": levers[2:],
+               "points": points,
+               "cells": _cells(points, profiles, x, y, outcomes) if layout == "heatmap" else []}
+    return _finite(summary)
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return _clean(value)
+
+
+def _order(values: list) -> list:
+    """Distinct values, numbers sorted, others as first seen."""
+    distinct = list(dict.fromkeys(json.dumps(v) for v in values))
+    vals = [json.loads(v) for v in distinct]
+    if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in vals):
+        return sorted(vals)
+    return vals
+
+
+def _cells(points: list[dict], profiles: list[str], x: str, y: str,
+           outcomes: list[str]) -> list[dict]:
+    """Per profile and (x, y): the mean over the points there of each point's mean."""
+    cells = []
+    for prof in profiles:
+        pts = [p for p in points if p["profile"] == prof]
+        for xv in _order([p["values"][x] for p in pts]):
+            for yv in _order([p["values"][y] for p in pts]):
+                inside = [p for p in pts if p["values"][x] == xv and p["values"][y] == yv]
+                if not inside:
+                    continue
+                mean = {}
+                for o in outcomes:
+                    vals = [p["mean"][o] for p in inside if p["mean"][o] is not None]
+                    mean[o] = sum(vals) / len(vals) if vals else None
+                cells.append({"profile": prof, "x": xv, "y": yv, "points": len(inside),
+                              "mean": mean})
+    return cells
+
+
+# --------------------------------------------------------------------------- the figure
+
+
+def _label(v: Any) -> Any:
+    return v if isinstance(v, (int, float)) and not isinstance(v, bool) else str(v)
+
+
+def _traces(s: dict, outcome: str, first: bool) -> list[tuple[Any, int]]:
+    """(trace, subplot column) for one outcome."""
+    import plotly.graph_objects as go
+
+    profiles, x, y, layout = s["profiles"], s["x"], s["y"], s["layout"]
+    out: list[tuple[Any, int]] = []
+    if layout == "heatmap":
+        vals = [c["mean"][outcome] for c in s["cells"] if c["mean"][outcome] is not None]
+        lo, hi = (min(vals), max(vals)) if vals else (0.0, 1.0)
+        for j, prof in enumerate(profiles, start=1):
+            cells = [c for c in s["cells"] if c["profile"] == prof]
+            xs, ys = _order([c["x"] for c in cells]), _order([c["y"] for c in cells])
+            z = [[None] * len(xs) for _ in ys]
+            for c in cells:
+                z[ys.index(c["y"])][xs.index(c["x"])] = c["mean"][outcome]
+            out.append((go.Heatmap(
+                x=[_label(v) for v in xs], y=[_label(v) for v in ys], z=z, zmin=lo, zmax=hi,
+                colorscale="Viridis", showscale=(j == len(profiles)), visible=first,
+                colorbar={"title": {"text": outcome}}, name=f"{prof}: {outcome}",
+                texttemplate="%{z:.3~s}",
+                hovertemplate=f"{x}=%{{x}}<br>{y}=%{{y}}<br>{outcome}=%{{z:,.4g}}"
+                              "<extra></extra>"), j))
+    elif layout == "scatter":
+        vals = [p["mean"][outcome] for p in s["points"] if p["mean"][outcome] is not None]
+        lo, hi = (min(vals), max(vals)) if vals else (0.0, 1.0)
+        for j, prof in enumerate(profiles, start=1):
+            pts = [p for p in s["points"] if p["profile"] == prof]
+            out.append((go.Scatter(
+                x=[_label(p["values"][x]) for p in pts], y=[_label(p["values"][y]) for p in pts],
+                mode="markers", visible=first, name=f"{prof}: {outcome}", showlegend=False,
+                marker={"size": 12, "color": [p["mean"][outcome] for p in pts],
+                        "colorscale": "Viridis", "cmin": lo, "cmax": hi,
+                        "showscale": j == len(profiles),
+                        "colorbar": {"title": {"text": outcome}}}), j))
+    elif layout == "lines":
+        for prof in profiles:
+            pts = [p for p in s["points"] if p["profile"] == prof]
+            order = _order([q["values"][x] for q in pts])
+            pts.sort(key=lambda p, order=order: order.index(p["values"][x]))
+            out.append((go.Scatter(
+                x=[_label(p["values"][x]) for p in pts], y=[p["mean"][outcome] for p in pts],
+                mode="lines+markers", name=prof, visible=first, legendgroup=outcome,
+                error_y=_error_bars(pts, outcome)), 1))
+    else:  # bars: profiles only
+        out.append((go.Bar(
+            x=[p["profile"] for p in s["points"]], y=[p["mean"][outcome] for p in s["points"]],
+            visible=first, name=outcome, error_y=_error_bars(s["points"], outcome)), 1))
+    return out
+
+
+def _error_bars(points: list[dict], outcome: str) -> dict:
+    """Asymmetric error bars from each point's 95% CI."""
+    def gap(a: float | None, b: float | None) -> float:
+        return 0.0 if a is None or b is None else a - b
+
+    return {"type": "data", "symmetric": False,
+            "array": [gap(p["ci_high"][outcome], p["mean"][outcome]) for p in points],
+            "arrayminus": [gap(p["mean"][outcome], p["ci_low"][outcome]) for p in points]}
+
+
+def _figure(s: dict):
+    from plotly.subplots import make_subplots
+
+    small = s["layout"] in ("heatmap", "scatter")
+    cols = len(s["profiles"]) if small else 1
+    fig = make_subplots(rows=1, cols=max(1, cols), shared_yaxes=True,
+                        subplot_titles=[f"profile {p}" for p in s["profiles"]] if small
+                        else None)
+    owner: list[str] = []
+    for i, o in enumerate(s["outcomes"]):
+        for trace, col in _traces(s, o, i == 0):
+            fig.add_trace(trace, row=1, col=col)
+            owner.append(o)
+    titles = {o: _title(s, o) for o in s["outcomes"]}
+    buttons = [{"label": o, "method": "update",
+                "args": [{"visible": [w == o for w in owner]}, {"title.text": titles[o]}]}
+               for o in s["outcomes"]]
+    fig.update_layout(title=titles[s["outcomes"][0]] if s["outcomes"] else "",
+                      height=460 if small else 420,
+                      updatemenus=[{"buttons": buttons, "direction": "down", "x": 1.0,
+                                    "xanchor": "right", "y": 1.18, "yanchor": "top"}])
+    if s["x"]:
+        for j in range(1, max(1, cols) + 1):
+            fig.update_xaxes(title_text=s["x"], row=1, col=j)
+    if s["layout"] == "heatmap":  # one equal cell per grid value, in grid order
+        fig.update_xaxes(type="category")
+        fig.update_yaxes(type="category")
+    ytitle = s["y"] if small else "mean (95% CI)"
+    fig.update_yaxes(title_text=ytitle, row=1, col=1)
+    return fig
+
+
+def _title(s: dict, outcome: str) -> str:
+    layout = s["layout"]
+    if layout == "heatmap":
+        rest = (f", averaged over {', '.join(s['averaged_over'])}" if s["averaged_over"]
+                else "")
+        return f"Mean {outcome} over {s['x']} and {s['y']}{rest}"
+    if layout == "scatter":
+        return f"Mean {outcome} of each point over {s['x']} and {s['y']} (Latin hypercube)"
+    if layout == "lines":
+        return f"Mean {outcome} against {s['x']} (95% CI)"
+    return f"Mean {outcome} per profile (95% CI)"
+
+
+def _fmt(v: float | None) -> str:
+    if v is None:
+        return "-"
+    return f"{v:,.0f}" if abs(v) >= 100 else f"{v:.3g}"
+
+
+def _best_table(s: dict) -> str:
+    """The best point per profile by the first outcome."""
+    if not s["outcomes"]:
+        return ""
+    o = s["outcomes"][0]
+    rows = []
+    for prof in s["profiles"]:
+        pts = [p for p in s["points"] if p["profile"] == prof and p["mean"][o] is not None]
+        if not pts:
+            continue
+        b = max(pts, key=lambda p: p["mean"][o])
+        vals = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                         for k, v in b["values"].items()) or "-"
+        rows.append(f"<tr><td>{html.escape(prof)}</td><td>{html.escape(vals)}</td>"
+                    f"<td>{_fmt(b['mean'][o])}</td><td>[{_fmt(b['ci_low'][o])}, "
+                    f"{_fmt(b['ci_high'][o])}]</td><td>{b['replications']}</td></tr>")
+    return (f"<h2>Best point per profile by mean {html.escape(o)}</h2><table><thead><tr>"
+            "<th>profile</th><th>point</th><th>mean</th><th>95% CI</th><th>replications</th>"
+            "</tr></thead><tbody>" + "".join(rows) + "</tbody></table>")
+
+
+def sweep_report(out: str | Path, outcomes: list[str] | None = None) -> str:
+    """The report page of the sweep in folder `out`, as one HTML string."""
+    s = sweep_summary(out, outcomes)
+    fig = _figure(s).to_html(full_html=False, include_plotlyjs=True)
+    sw = s["sweep"]
+    title = html.escape(f"gtmsim sweep: {sw['config']}")
+    sub = html.escape(
+        f"{len(s['points'])} points ({sw['design']}) x {sw['replications']} replications, "
+        f"levers {', '.join(s['levers']) or 'none'}, profiles {', '.join(s['profiles'])}; "
+        f"engine {sw['engine']}, seed {sw['seed']}"
+        + ("; common random numbers" if sw["common_random_numbers"] else "")
+        + ". Pick the outcome in the menu at the top right.")
+    data = json.dumps(s, allow_nan=False).replace("</", "<\\/")
+    style = ("body{font-family:sans-serif;margin:2em;max-width:1200px}"
+             "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:3px 8px}")
+    return (f"<!doctype html><html><head><meta charset='utf-8'><title>{title}</title>"
+            f"<style>{style}</style></head><body><h1>{title}</h1><p>{sub}</p>{fig}"
+            f"{_best_table(s)}"
+            f"<script type='application/json' id='gtmsim-summary'>{data}</script>"
+            "</body></html>")

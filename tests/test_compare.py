@@ -1,0 +1,189 @@
+"""`gtmsim compare`: designs side by side, paired by scenario; bad input is one line, exit 2."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+import tomli_w
+
+from gtmsim.cli import main
+from gtmsim.config import read_toml
+from gtmsim.optimize.compare import STATS
+
+PROFILES = ("realistic", "ideal")
+TINY = ["--scenarios", "4", "--replications", "2", "--engine", "numba"]
+
+
+def _config(folder: Path, name: str, **changes) -> str:
+    """The embedded default, short, with some values changed (dotted path -> value)."""
+    raw = read_toml(None)
+    raw["run"]["horizon_days"], raw["run"]["warmup_days"] = 30, 7
+    for path, value in changes.items():
+        *parents, last = path.split(".")
+        node = raw
+        for p in parents:
+            node = node[p]
+        node[last] = value
+    target = folder / name
+    target.write_text(tomli_w.dumps(raw))
+    return str(target)
+
+
+@pytest.fixture(scope="module")
+def compared(tmp_path_factory):
+    """a (baseline), b (more SDRs, a lower MQL bar) and a again, under two profiles."""
+    folder = tmp_path_factory.mktemp("compare")
+    a = _config(folder, "a.toml")
+    b = _config(folder, "b.toml", **{"teams.sdr.headcount": 9,
+                                     "stages.mql_review.threshold": 0.2})
+    out = folder / "out"
+    argv = ["compare", a, b, a, *[x for p in PROFILES for x in ("--profile", p)], *TINY,
+            "--out", str(out)]
+    assert main(argv) == 0
+    return out
+
+
+def _summary(out: Path) -> dict:
+    return json.loads((out / "summary.json").read_text(encoding="utf-8"))
+
+
+def _per_scenario(rows: pl.DataFrame, design: str, profile: str) -> np.ndarray:
+    return (rows.filter((pl.col("design") == design) & (pl.col("profile") == profile))
+            .group_by("scenario").agg(pl.col("bookings").mean()).sort("scenario")
+            ["bookings"].to_numpy())
+
+
+def test_writes_every_file(compared):
+    assert sorted(p.name for p in compared.iterdir()) == [
+        "comparison.parquet", "comparison.txt", "report.html", "summary.json"]
+    rows = pl.read_parquet(compared / "comparison.parquet")
+    # one row per design x profile x scenario x replication
+    assert rows.height == 3 * len(PROFILES) * 4 * 2
+    assert rows.group_by("design", "profile", "scenario", "replication").len()["len"].max() == 1
+    s = _summary(compared)
+    assert [d["name"] for d in s["designs"]] == ["a", "b", "a-2"]
+    assert s["designs"][1]["levers"]["sdr_headcount"] == 9
+    text = (compared / "comparison.txt").read_text(encoding="utf-8")
+    for profile in PROFILES:
+        assert s["profiles"][profile]["verdict"].startswith(f"Under {profile} (4 scenarios)")
+        assert s["profiles"][profile]["verdict"][:60] in text
+        assert set(s["profiles"][profile]["designs"]["a"]["kpi_attainment"]) == {
+            "marketing", "sdr", "ae", "cs"}
+
+
+def test_every_design_meets_the_same_scenarios(compared):
+    rows = pl.read_parquet(compared / "comparison.parquet")
+    for profile in PROFILES:
+        seeds = {d: rows.filter((pl.col("design") == d) & (pl.col("profile") == profile))
+                 .select("scenario", "scenario_seed").unique().sort("scenario")
+                 for d in ("a", "b", "a-2")}
+        assert seeds["a"].equals(seeds["b"]) and seeds["a"].equals(seeds["a-2"])
+    # the scenario values (uncertain human parameters) are columns, the same for all designs
+    real = rows.filter(pl.col("profile") == "realistic")
+    assert "people.latency.median_hours" in real.columns
+    assert real.group_by("scenario").agg(
+        pl.col("people.latency.median_hours").n_unique())["people.latency.median_hours"
+                                                           ].max() == 1
+
+
+def test_difference_is_b_minus_a_paired_with_a_ci_around_it(compared):
+    rows = pl.read_parquet(compared / "comparison.parquet")
+    s = _summary(compared)
+    for profile in PROFILES:
+        a, b = _per_scenario(rows, "a", profile), _per_scenario(rows, "b", profile)
+        entry = s["profiles"][profile]
+        for stat, fn in STATS.items():
+            d = entry["differences"]["b"][stat]
+            assert d["diff"] == pytest.approx(fn(b) - fn(a), rel=1e-9, abs=1e-6)
+            assert d["ci_low"] <= d["diff"] + 1e-6 and d["diff"] - 1e-6 <= d["ci_high"]
+            got = entry["designs"]["b"][stat]
+            assert got == pytest.approx(fn(b), rel=1e-9)
+            lo, hi = entry["designs"]["b"][f"{stat}_ci"]
+            assert lo <= got + 1e-6 and got - 1e-6 <= hi
+        # the mean difference is the difference of the plain means over all rows
+        mean_rows = {d: rows.filter((pl.col("design") == d) & (pl.col("profile") == profile))
+                     ["bookings"].mean() for d in ("a", "b")}
+        assert entry["differences"]["b"]["mean"]["diff"] == pytest.approx(
+            mean_rows["b"] - mean_rows["a"], rel=1e-9)
+        assert entry["designs"]["a"]["scenario_values"] == pytest.approx(a.tolist())
+
+
+def test_a_config_against_itself_differs_by_exactly_zero(compared):
+    rows = pl.read_parquet(compared / "comparison.parquet")
+    s = _summary(compared)
+    outcomes = [c for c in rows.columns if c not in ("design",)]
+    a = rows.filter(pl.col("design") == "a").select(outcomes)
+    again = rows.filter(pl.col("design") == "a-2").select(outcomes)
+    assert a.equals(again)  # the same seeds, draw for draw
+    for profile in PROFILES:
+        for stat in STATS:
+            d = s["profiles"][profile]["differences"]["a-2"][stat]
+            assert d == {"diff": 0.0, "ci_low": 0.0, "ci_high": 0.0}
+        assert "a-2 is identical to a" in s["profiles"][profile]["verdict"]
+
+
+def test_report_embeds_summary_json_and_is_self_contained(compared):
+    page = (compared / "report.html").read_text(encoding="utf-8")
+    embedded = json.loads(re.search(
+        r"<script type='application/json' id='gtmsim-summary'>(.*?)</script>", page,
+        re.S).group(1))
+    assert embedded == _summary(compared)
+    assert not re.search(r"<script[^>]*\ssrc=", page)
+    assert not re.search(r"<link[^>]*href=[\"']https?://", page)
+    assert page.count("Plotly.newPlot") == len(PROFILES)  # one figure per profile
+    assert page.count("plotly.js v") == 1  # the library is embedded once
+    for profile in PROFILES:
+        assert f"Profile {profile}" in page
+
+
+def test_default_out_folder_under_runs(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    a = _config(tmp_path, "a.toml")
+    b = _config(tmp_path, "b.toml", **{"stages.mql_review.threshold": 0.2})
+    common = ["compare", a, b, "--scenarios", "1", "--replications", "1", "--engine", "numba"]
+    assert main(common) == 0
+    assert main(common) == 0  # a second run does not overwrite the first
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["compare-a-b",
+                                                                     "compare-a-b-2"]
+
+
+def _listing(folder: Path) -> set[str]:
+    return {str(p.relative_to(folder)) for p in folder.rglob("*")}
+
+
+BAD = {
+    "one config": (lambda d, a: ["compare", a], "CONFIG: give at least two configs"),
+    "no config": (lambda d, a: ["compare"], "missing required argument: CONFIG"),
+    "missing file": (lambda d, a: ["compare", a, "nope.toml"], "nope.toml: no such config"),
+    "malformed TOML": (lambda d, a: (d / "bad.toml").write_text('name = "x"\n[run\n')
+                       and ["compare", a, "bad.toml"], "bad.toml:2: not valid TOML"),
+    "unknown profile": (lambda d, a: ["compare", a, a, "--profile", "realistc"],
+                        "profile: unknown profile 'realistc'"),
+    "bad outcome": (lambda d, a: ["compare", a, a, "--outcome", "bookingz"],
+                    "--outcome: no outcome column 'bookingz'"),
+    "bad scenarios": (lambda d, a: ["compare", a, a, "--scenarios", "0"], "--scenarios:"),
+    "out not empty": (lambda d, a: (d / "full").mkdir() or (d / "full" / "x").write_text("x")
+                      and ["compare", a, a, "--out", "full"], "--out: full exists and is not"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD))
+def test_bad_input_is_one_line_exit_2_and_writes_nothing(case, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    a = Path(_config(tmp_path, "a.toml")).name
+    make_args, expected = BAD[case]
+    args = make_args(tmp_path, a)
+    before = _listing(tmp_path)
+    with pytest.raises(SystemExit) as info:
+        main(args)
+    assert info.value.code == 2
+    out, err = capsys.readouterr()
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("gtmsim: error: "), err
+    assert expected in lines[0], lines[0]
+    assert _listing(tmp_path) == before and out == ""  # no runs/, no output folder

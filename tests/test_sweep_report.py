@@ -1,0 +1,141 @@
+"""The sweep's report.html: its numbers are the means of the point files; it opens offline."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+
+from gtmsim.cli import main
+from gtmsim.report.sweep import sweep_report
+from gtmsim.sweep import load_grid, plan_sweep, read_sweep, run_sweep
+
+SHORT = ["--set", "run.horizon_days=30", "--set", "run.warmup_days=7"]
+GRID = """profiles = ["ideal", "realistic"]
+
+[levers]
+sdr_headcount = [3, 5]
+mql_threshold = { range = [0.2, 0.4], steps = 2 }
+"""
+
+
+def embedded(page: str) -> dict:
+    return json.loads(re.search(
+        r"<script type='application/json' id='gtmsim-summary'>(.*?)</script>", page,
+        re.S).group(1))
+
+
+def sweep_report_html(folder: Path, grid: str = GRID, replications: int = 3,
+                      extra: tuple[str, ...] = ()) -> Path:
+    """Run a tiny sweep in this process into folder/out and return its report.html."""
+    (folder / "grid.toml").write_text(grid)
+    out = folder / "out"
+    assert main(["sweep", "--grid", str(folder / "grid.toml"), *SHORT, "--replications",
+                 str(replications), "--workers", "0", "--out", str(out), *extra]) == 0
+    return out / "report.html"
+
+
+def _point_means(out: Path, outcome: str) -> dict[int, float]:
+    """The mean of each point's replications, from the parquet files (NaN left out)."""
+    files = sorted((out / "points").glob("point-*.parquet"))
+    means = {}
+    for f in files:
+        df = pl.read_parquet(f)
+        x = df[outcome].cast(pl.Float64).to_numpy()
+        means[int(df["point"][0])] = float(np.nanmean(x))
+    return means
+
+
+@pytest.fixture(scope="module")
+def factorial(tmp_path_factory) -> Path:
+    return sweep_report_html(tmp_path_factory.mktemp("sweep_report"))
+
+
+def test_embedded_means_are_the_parquet_means(factorial):
+    out = factorial.parent
+    s = embedded(factorial.read_text(encoding="utf-8"))
+    assert s["layout"] == "heatmap" and (s["x"], s["y"]) == ("sdr_headcount", "mql_threshold")
+    assert s["profiles"] == ["ideal", "realistic"] and "bookings" in s["outcomes"]
+    assert len(s["points"]) == 8
+    rows = read_sweep(out)
+    for outcome in s["outcomes"]:
+        want = _point_means(out, outcome)
+        for p in s["points"]:
+            assert p["mean"][outcome] == pytest.approx(want[p["point"]], rel=1e-12, abs=1e-12)
+            assert p["ci_low"][outcome] <= p["mean"][outcome] <= p["ci_high"][outcome]
+            assert p["replications"] == 3
+    # each point's lever values and profile are those in its rows
+    for p in s["points"]:
+        row = rows.filter(pl.col("point") == p["point"]).row(0, named=True)
+        assert row["profile"] == p["profile"]
+        assert {k: row[k] for k in p["values"]} == p["values"]
+    # two levers only: each heatmap cell is one point
+    assert len(s["cells"]) == 8
+    by_point = {(p["profile"], p["values"]["sdr_headcount"], p["values"]["mql_threshold"]):
+                p["mean"]["bookings"] for p in s["points"]}
+    for c in s["cells"]:
+        assert c["mean"]["bookings"] == by_point[(c["profile"], c["x"], c["y"])]
+
+
+def test_report_is_self_contained(factorial):
+    page = factorial.read_text(encoding="utf-8")
+    assert not re.search(r"<script[^>]*\ssrc=", page)
+    assert not re.search(r"<link[^>]*href=[\"']https?://", page)
+    assert page.count("plotly.js v") == 1 and page.count("Plotly.newPlot") == 1
+    assert "Mean bookings over sdr_headcount and mql_threshold" in page
+    assert factorial.stat().st_size < 8 * 1024 * 1024
+
+
+def test_resumed_sweep_rewrites_the_report(factorial, tmp_path):
+    out = factorial.parent
+    before = embedded(factorial.read_text(encoding="utf-8"))
+    (out / "points" / "point-00003.parquet").unlink()
+    factorial.unlink()
+    assert main(["sweep", "--grid", str(out.parent / "grid.toml"), *SHORT, "--replications",
+                 "3", "--workers", "0", "--out", str(out)]) == 0
+    assert embedded(factorial.read_text(encoding="utf-8")) == before
+
+
+def test_three_levers_average_over_the_third(tmp_path):
+    grid = ('profiles = ["realistic"]\n[levers]\nsdr_headcount = [3, 5]\n'
+            'mql_threshold = [0.2, 0.4]\n"stages.sdr_qualify.sla_hours" = [4.0, 24.0]\n')
+    report = sweep_report_html(tmp_path, grid, replications=2)
+    s = embedded(report.read_text(encoding="utf-8"))
+    assert s["layout"] == "heatmap" and s["averaged_over"] == ["stages.sdr_qualify.sla_hours"]
+    assert len(s["points"]) == 8 and len(s["cells"]) == 4
+    want = _point_means(report.parent, "bookings")
+    for c in s["cells"]:
+        inside = [p["point"] for p in s["points"]
+                  if (p["values"]["sdr_headcount"], p["values"]["mql_threshold"])
+                  == (c["x"], c["y"])]
+        assert c["points"] == 2
+        assert c["mean"]["bookings"] == pytest.approx(np.mean([want[i] for i in inside]),
+                                                      rel=1e-12)
+    assert "averaged over stages.sdr_qualify.sla_hours" in report.read_text(encoding="utf-8")
+
+
+def test_one_lever_is_lines_and_lhs_is_a_scatter(tmp_path):
+    one = tmp_path / "one"
+    one.mkdir()
+    s = embedded(sweep_report_html(one, 'profiles = ["ideal", "realistic"]\n[levers]\n'
+                                        'sdr_headcount = [3, 5, 8]\n', 2)
+                 .read_text(encoding="utf-8"))
+    assert s["layout"] == "lines" and s["cells"] == [] and len(s["points"]) == 6
+    grid = load_grid(_write(tmp_path / "lhs.toml", 'design = "lhs"\npoints = 4\n[levers]\n'
+                            'sdr_headcount = { range = [2, 8] }\n'
+                            'mql_threshold = { range = [0.1, 0.5] }\n'))
+    plan = plan_sweep(None, None, SHORT[1::2], grid, replications=2, seed=1)
+    run_sweep(plan, tmp_path / "lhs")
+    s = embedded(sweep_report(tmp_path / "lhs"))
+    assert s["layout"] == "scatter" and len(s["points"]) == 4
+    want = _point_means(tmp_path / "lhs", "bookings")
+    assert {p["point"]: p["mean"]["bookings"] for p in s["points"]} == pytest.approx(want)
+
+
+def _write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
