@@ -972,8 +972,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
-        _fail("choose a command: run, validate, eventlog, optimize or sweep ('gtmsim --help' "
-              "lists them)")
+        _fail("choose a command: run, validate, eventlog, optimize, sweep or compare ('gtmsim "
+              "--help' lists them)")
     try:
         with _signals():
             return args.handler(args)
