@@ -730,6 +730,11 @@ def search_on_cluster(config: Config, settings, client, out_dir: Path | None = N
                 asked += 1
                 trial.set_user_attr("host", socket.gethostname())
                 trial.set_user_attr("pid", os.getpid())
+                if S.beyond_quota(study, trial.number, settings.trials):  # another driver
+                    trial.set_user_attr("surplus", True)  # took the last slots
+                    study.tell(trial, state=optuna.trial.TrialState.FAIL)
+                    remaining = asked
+                    break
                 design = S.suggest(trial, config)
                 cfg = apply_design(config, design)
                 cost = annual_cost(cfg)

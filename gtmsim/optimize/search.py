@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import socket
+import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -31,6 +32,7 @@ from gtmsim.optimize.objectives import OBJECTIVES, regret, robust_score
 from gtmsim.optimize.scenarios import Scenario, draw_scenarios
 
 FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+TAKEN = (*FINISHED, optuna.trial.TrialState.RUNNING)
 Progress = Callable[[int, int], None]
 
 
@@ -118,13 +120,21 @@ def open_storage(url: str | None, out_dir: Path | None) -> optuna.storages.BaseS
             return JournalStorage(JournalFileBackend(url))
         except OSError as exc:
             raise GtmsimError(f"--storage: cannot open journal file {url!r}: {exc}") from None
-    try:
-        with warnings.catch_warnings():  # heartbeats are marked experimental
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return optuna.storages.RDBStorage(url, heartbeat_interval=60, grace_period=120)
-    except Exception as exc:  # noqa: BLE001 - any failure to open is bad input
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise GtmsimError(f"--storage: cannot open {url!r}: {reason}") from None
+    for attempt in range(3):
+        try:
+            with warnings.catch_warnings():  # heartbeats are marked experimental
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return optuna.storages.RDBStorage(url, heartbeat_interval=60, grace_period=120)
+        except Exception as exc:  # noqa: BLE001 - any failure to open is bad input
+            import sqlalchemy.exc
+
+            # processes joining a new database at once race to create Optuna's tables: the
+            # loser's insert collides with the winner's; it finds the tables on a retry
+            if isinstance(exc, sqlalchemy.exc.IntegrityError) and attempt < 2:
+                time.sleep(0.5 + attempt)
+                continue
+            raise GtmsimError(f"--storage: cannot open {url!r}: {_first_line(exc)}") from None
+    raise AssertionError("unreachable")
 
 
 # --------------------------------------------------------------------------- search space
@@ -185,16 +195,32 @@ def prepare(config: Config, settings: Settings, out_dir: Path | None = None,
                   else optuna.pruners.NopPruner())
     storage = open_storage(settings.storage, out_dir)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    # Only the process that creates the study enqueues the baselines: several processes may
+    # join one study at once, and each enqueueing would run a baseline more than once.
+    created = True
     try:
-        study = optuna.create_study(study_name=settings.study_name, storage=storage,
-                                    sampler=sampler, pruner=pruner, directions=directions,
-                                    load_if_exists=True)
+        try:
+            study = optuna.create_study(study_name=settings.study_name, storage=storage,
+                                        sampler=sampler, pruner=pruner, directions=directions)
+        except optuna.exceptions.DuplicatedStudyError:
+            created = False
+            study = optuna.load_study(study_name=settings.study_name, storage=storage,
+                                      sampler=sampler, pruner=pruner)
     except Exception as exc:  # noqa: BLE001 - a storage that cannot be used is bad input
-        raise GtmsimError(f"--storage: cannot open the study: {exc}") from None
+        raise GtmsimError(f"--storage: cannot open the study: {_first_line(exc)}") from None
+    if list(study.directions) != [optuna.study.StudyDirection[d.upper()] for d in directions]:
+        raise GtmsimError(f"--study-name: study {settings.study_name!r} in this storage has "
+                          f"{len(study.directions)} objective(s) of other directions; choose "
+                          "another --study-name")
     _recover_abandoned(study)
-    for design in [current_design(config), *baselines]:
-        study.enqueue_trial(design, skip_if_exists=True)
+    if created:
+        for design in [current_design(config), *baselines]:
+            study.enqueue_trial(design, skip_if_exists=True)
     return Prepared(study, scenarios, held_out, list(objectives))
+
+
+def _first_line(exc: Exception) -> str:
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
 
 
 def search(config: Config, settings: Settings, out_dir: Path | None = None,
@@ -209,6 +235,9 @@ def search(config: Config, settings: Settings, out_dir: Path | None = None,
     def objective(trial: optuna.Trial):
         trial.set_user_attr("host", socket.gethostname())
         trial.set_user_attr("pid", os.getpid())
+        if beyond_quota(study, trial.number, settings.trials):
+            trial.set_user_attr("surplus", True)
+            raise _Surplus
         design = suggest(trial, config)
         cfg = apply_design(config, design)
         cost = annual_cost(cfg)
@@ -239,15 +268,28 @@ def search(config: Config, settings: Settings, out_dir: Path | None = None,
 
     done = sum(t.state in FINISHED for t in study.trials)
     remaining = max(0, settings.trials - done)
-    callbacks = [optuna.study.MaxTrialsCallback(settings.trials, states=FINISHED)]
+    # trials other processes are running count too: together they finish `trials`, no more
+    callbacks = [optuna.study.MaxTrialsCallback(settings.trials, states=TAKEN)]
     if progress:
         callbacks.append(lambda st, _t: progress(
-            sum(t.state in FINISHED for t in st.trials), settings.trials))
+            min(settings.trials, sum(t.state in FINISHED for t in st.trials)),
+            settings.trials))
     if remaining:
-        study.optimize(objective, n_trials=remaining, callbacks=callbacks)
+        study.optimize(objective, n_trials=remaining, callbacks=callbacks, catch=(_Surplus,))
     candidates = held_out_candidates(config, study, settings, held_out, baselines)
     best = pick_best(candidates, settings)
     return SearchResult(study, scenarios, held_out, candidates, best)
+
+
+class _Surplus(Exception):
+    """A trial asked for after the study's quota was taken (processes racing for the last
+    slot); it is closed unrun, as FAIL marked ``surplus``."""
+
+
+def beyond_quota(study: optuna.Study, number: int, quota: int) -> bool:
+    """Whether `quota` trials numbered before this one are finished or still running."""
+    taken = study.get_trials(deepcopy=False, states=TAKEN)
+    return sum(t.number < number for t in taken) >= quota
 
 
 def _worst(objective: str) -> float:
@@ -344,7 +386,8 @@ def trials_frame(study: optuna.Study) -> pl.DataFrame:
     for t in study.trials:
         row = {"number": t.number, "state": t.state.name,
                "cost": t.user_attrs.get("cost"),
-               "over_budget": t.user_attrs.get("over_budget")}
+               "over_budget": t.user_attrs.get("over_budget"),
+               "surplus": bool(t.user_attrs.get("surplus", False))}
         if t.values is not None:
             for i, v in enumerate(t.values):
                 row[f"value_{i}"] = v
