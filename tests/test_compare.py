@@ -187,3 +187,11 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(case, tmp_path, monkeyp
     assert len(lines) == 1 and lines[0].startswith("gtmsim: error: "), err
     assert expected in lines[0], lines[0]
     assert _listing(tmp_path) == before and out == ""  # no runs/, no output folder
+
+
+def test_help(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["compare", "--help"])
+    assert info.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: gtmsim compare") and "--scenarios K" in out
