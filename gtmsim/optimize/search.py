@@ -124,7 +124,10 @@ def open_storage(url: str | None, out_dir: Path | None) -> optuna.storages.BaseS
         try:
             with warnings.catch_warnings():  # heartbeats are marked experimental
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                return optuna.storages.RDBStorage(url, heartbeat_interval=60, grace_period=120)
+                # a trial whose process stopped beating is failed and its design run again
+                retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1)
+                return optuna.storages.RDBStorage(url, heartbeat_interval=60, grace_period=120,
+                                                  heartbeat_stale_trial_callback=retry)
         except Exception as exc:  # noqa: BLE001 - any failure to open is bad input
             import sqlalchemy.exc
 
