@@ -155,6 +155,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-mechanism-costs", action="store_true",
                    help="skip the bookings each human mechanism costs (the run again with each "
                         "mechanism off, one at a time, on min(N, 64) paired replications)")
+    p.add_argument("--png", action="store_true",
+                   help="also write each report figure as figures/NAME.png, for slides (needs "
+                        "plotly's static exporter: the png extra, kaleido>=1, and a Chrome or "
+                        "Chromium)")
     p.set_defaults(handler=cmd_run)
 
     p = sub.add_parser(
@@ -493,6 +497,8 @@ def cmd_run(args) -> int:
     workers = args.workers or os.cpu_count() or 1
     out = Path(args.out) if args.out else _default_out(args.config)
     _check_out_dir(out)
+    if args.png:
+        _check_png()
 
     bar, progress = _progress_bar(n, f"{config.name[:40]} ({config.profile}, {engine})")
     with bar:
@@ -524,11 +530,37 @@ def cmd_run(args) -> int:
             (tmp / "report.html").write_text(
                 run_report(res.replications, res.weekly, summary, meta, list(config.teams),
                            costs, costs_note), encoding="utf-8")
+            if args.png:
+                from gtmsim.report.run import run_figures
+
+                _write_pngs(run_figures(res.replications, res.weekly, summary,
+                                        list(config.teams), costs), tmp / "figures")
     except OSError as exc:
         raise UsageError("--out", f"cannot write {out}: {exc.strerror or exc}") from None
 
     print_summary(config, summary, meta, out)
     return 0
+
+
+def _check_png() -> None:
+    """--png: plotly's static exporter must be there before anything is simulated."""
+    from gtmsim.report.export import png_unavailable
+
+    why = png_unavailable()
+    if why:
+        raise UsageError("--png", why)
+
+
+def _write_pngs(figures: dict, folder: Path) -> None:
+    """Each figure as folder/NAME.png; an exporter failure is one line, not a traceback."""
+    from gtmsim.report.export import write_pngs
+
+    try:
+        write_pngs(figures, folder)
+    except OSError:
+        raise
+    except Exception as exc:  # kaleido's own errors (the browser failed to start, ...)
+        raise UsageError("--png", f"the static exporter failed: {exc}") from None
 
 
 def _run_mechanism_costs(args, config, res, n: int, seed: int, engine: str, workers: int):

@@ -10,10 +10,14 @@ from __future__ import annotations
 import html
 import json
 import math
+from typing import TYPE_CHECKING
 
 import polars as pl
 
 from gtmsim.outcomes import FATES
+
+if TYPE_CHECKING:
+    import plotly.graph_objects as go
 
 LEAKS = [f for f in FATES if f.startswith("leaked_")]
 
@@ -127,18 +131,30 @@ def _mechanism_costs(costs: pl.DataFrame):
     return fig
 
 
+def run_figures(replications: pl.DataFrame, weekly: pl.DataFrame, summary: pl.DataFrame,
+                teams: list[str], mechanism_costs: pl.DataFrame | None = None,
+                ) -> dict[str, go.Figure]:
+    """The report's plotly figures by name, in the page's order (`run --png` writes them)."""
+    rows = {r["outcome"]: r for r in summary.to_dicts()}
+    figures = {"flow": _flow(rows), "distributions": _distributions(replications),
+               "kpis": _kpis(rows, teams)}
+    if mechanism_costs is not None and mechanism_costs.height:
+        figures["mechanism_costs"] = _mechanism_costs(mechanism_costs)
+    figures["trust"] = _weekly(weekly, "trust_",
+                               "Trust per handoff over time (mean over replications)")
+    figures["wip"] = _weekly(weekly, "wip_", "Leads in each team over time (mean)")
+    figures["utilisation"] = _weekly(weekly, "util_", "Utilisation per team over time (mean)",
+                                     percent=True)
+    return figures
+
+
 def run_report(replications: pl.DataFrame, weekly: pl.DataFrame, summary: pl.DataFrame,
                meta: dict, teams: list[str], mechanism_costs: pl.DataFrame | None = None,
                note: str | None = None) -> str:
     """The whole page as one HTML string; `mechanism_costs` (see gtmsim.mechanisms) adds the
     figure of what each human mechanism costs, `note` a line where it is missing."""
     rows = {r["outcome"]: r for r in summary.to_dicts()}
-    figures = [_flow(rows), _distributions(replications), _kpis(rows, teams),
-               _weekly(weekly, "trust_", "Trust per handoff over time (mean over replications)"),
-               _weekly(weekly, "wip_", "Leads in each team over time (mean)"),
-               _weekly(weekly, "util_", "Utilisation per team over time (mean)", percent=True)]
-    if mechanism_costs is not None and mechanism_costs.height:
-        figures.insert(3, _mechanism_costs(mechanism_costs))
+    figures = list(run_figures(replications, weekly, summary, teams, mechanism_costs).values())
     parts = [fig.to_html(full_html=False, include_plotlyjs=(i == 0))
              for i, fig in enumerate(figures)]
     if note:

@@ -1,0 +1,74 @@
+"""Report figures as PNG files, for slides.
+
+plotly's static exporter, kaleido (1.0 or later, the `png` extra), draws each figure in a
+Chrome or Chromium installed on the machine: Debian's `chromium` package on PATH, or the
+browser that $BROWSER_PATH names. `png_unavailable()` says, before any work, why PNGs cannot
+be written here; `write_pngs()` writes them.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from importlib import metadata
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import plotly.graph_objects as go
+
+PNG_WIDTH = 1200  # layout pixels; the files are PNG_SCALE times that
+PNG_SCALE = 2
+DEFAULT_HEIGHT = 500
+BROWSER_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable",
+                 "chrome")
+
+
+def find_browser() -> str | None:
+    """The Chrome or Chromium kaleido will drive: $BROWSER_PATH, else one on PATH, else one
+    kaleido downloaded itself (`kaleido_get_chrome`)."""
+    named = os.environ.get("BROWSER_PATH")
+    if named:
+        return named if os.access(named, os.X_OK) else None
+    for name in BROWSER_NAMES:
+        if path := shutil.which(name):
+            return path
+    try:
+        from choreographer.browsers.chromium import Chromium
+
+        return Chromium.find_browser(skip_local=False)
+    except Exception:  # noqa: BLE001 (an internal of kaleido's; absent is simply "none")
+        return None
+
+
+def png_unavailable() -> str | None:
+    """Why PNGs cannot be written on this machine, in a few words; None when they can."""
+    try:
+        version = metadata.version("kaleido")
+    except metadata.PackageNotFoundError:
+        return "needs plotly's static exporter: pip install 'gtmsim[png]' (kaleido>=1)"
+    if int(version.split(".")[0]) < 1:
+        return f"needs kaleido>=1 (installed: {version}): pip install -U 'kaleido>=1'"
+    if find_browser() is None:
+        if os.environ.get("BROWSER_PATH"):
+            return f"BROWSER_PATH={os.environ['BROWSER_PATH']} is not an executable browser"
+        return ("needs Chrome or Chromium for kaleido: apt-get install chromium, or set "
+                "BROWSER_PATH to a Chrome")
+    return None
+
+
+def write_pngs(figures: dict[str, go.Figure], folder: str | Path,
+               width: int = PNG_WIDTH, scale: float = PNG_SCALE) -> list[Path]:
+    """Write each figure as `folder/<name>.png` (each at its own layout height), in one
+    browser session; returns the paths, in the order of `figures`."""
+    import plotly.io as pio
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = [folder / f"{name}.png" for name in figures]
+    if not paths:
+        return paths
+    heights = [int(f.layout.height or DEFAULT_HEIGHT) for f in figures.values()]
+    pio.write_images(list(figures.values()), paths, format="png", width=width,
+                     height=heights, scale=scale)
+    return paths

@@ -1,0 +1,84 @@
+"""`run --png`: the report's figures as PNG files where plotly's static exporter (kaleido>=1
+and a Chrome/Chromium) is available, and a one-line error before any simulating where not."""
+
+from __future__ import annotations
+
+import os
+import struct
+import subprocess
+import sys
+from importlib import metadata
+from pathlib import Path
+
+import pytest
+
+from gtmsim.report import export
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def _png_size(path: Path) -> tuple[int, int]:
+    """(width, height) from a PNG's IHDR chunk, after checking the signature."""
+    data = path.read_bytes()
+    assert data[:8] == PNG_MAGIC and data[12:16] == b"IHDR", path
+    return struct.unpack(">II", data[16:24])
+
+
+def _need_exporter() -> None:
+    why = export.png_unavailable()
+    if why:
+        if os.environ.get("CI"):
+            pytest.fail(f"PNG export unavailable under CI: {why}")
+        pytest.skip(f"PNG export unavailable: {why}")
+
+
+def _run(args: list[str], **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "gtmsim", "run", *args], capture_output=True,
+                          text=True, timeout=600, env={**os.environ, **env})
+
+
+def test_run_png_writes_every_report_figure(tmp_path):
+    _need_exporter()
+    out = tmp_path / "out"
+    res = _run(["--replications", "20", "--engine", "numba", "--png", "--out", str(out)])
+    assert res.returncode == 0, res.stderr
+    pngs = sorted(p.name for p in (out / "figures").iterdir())
+    assert pngs == sorted(f"{name}.png" for name in (
+        "flow", "distributions", "kpis", "mechanism_costs", "trust", "wip", "utilisation"))
+    assert (out / "report.html").read_text(encoding="utf-8").count("Plotly.newPlot") == 7
+    for name in pngs:
+        width, height = _png_size(out / "figures" / name)
+        assert width == export.PNG_WIDTH * export.PNG_SCALE and height > 300, name
+        assert (out / "figures" / name).stat().st_size > 20_000, name  # drawn, not blank
+
+
+def test_write_pngs_takes_any_figures(tmp_path):
+    """The function other reports use: a dict of figures, a folder."""
+    _need_exporter()
+    import plotly.graph_objects as go
+
+    figs = {"bars": go.Figure(go.Bar(x=["a", "b"], y=[1, 2])).update_layout(height=300)}
+    paths = export.write_pngs(figs, tmp_path / "pngs", width=400, scale=1)
+    assert paths == [tmp_path / "pngs" / "bars.png"]
+    assert _png_size(paths[0]) == (400, 300)
+
+
+def test_run_png_without_an_exporter_fails_at_start(tmp_path):
+    out = tmp_path / "out"
+    # a browser that is not there: kaleido would have nothing to drive
+    res = _run(["--replications", "100000", "--png", "--out", str(out)],
+               BROWSER_PATH=str(tmp_path / "no-chrome"))
+    assert res.returncode == 2
+    assert res.stderr.startswith("gtmsim: error: --png: BROWSER_PATH=")
+    assert len(res.stderr.strip().splitlines()) == 1
+    assert not out.exists()  # nothing simulated, nothing written
+
+
+def test_without_kaleido_the_message_says_what_to_install(monkeypatch):
+    def missing(name: str) -> str:
+        raise metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(export.metadata, "version", missing)
+    assert "pip install 'gtmsim[png]'" in export.png_unavailable()
+    monkeypatch.setattr(export.metadata, "version", lambda name: "0.2.1")
+    assert "kaleido>=1" in export.png_unavailable()
