@@ -679,6 +679,10 @@ def cmd_optimize(args) -> int:
             result = search(config, settings, out, progress=progress)
             best = result.best
     report = _optimize_report(result, best, cmp, settings)
+    from gtmsim.report.optimize import optimize_report
+
+    page = optimize_report(_jsonable(report), result, best, cmp, settings.objectives,
+                           config.name)
     try:
         _write_file(out / "trials.parquet", lambda p: result.trials_frame().write_parquet(p))
         _write_file(out / "candidates.parquet",
@@ -694,6 +698,7 @@ def cmd_optimize(args) -> int:
             json.dumps(_jsonable(report), indent=2, allow_nan=False) + "\n", encoding="utf-8"))
         _write_file(out / "comparison.txt", lambda p: p.write_text(
             _report_text(report), encoding="utf-8"))
+        _write_file(out / "report.html", lambda p: p.write_text(page, encoding="utf-8"))
     except OSError as exc:
         raise UsageError("--out", f"cannot write {out}: {exc.strerror or exc}") from None
     print(_report_text(report))

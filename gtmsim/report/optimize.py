@@ -1,0 +1,314 @@
+"""The report of an `optimize`: the chosen design's levers, how it and the other candidates did
+on the held-out scenarios, the ideal-tuned design against the robust one (with
+--compare-ideal), the Pareto front of a two-objective study, the search's history and the
+levers' importance (Optuna's own plots), and the conditions that break the chosen design.
+
+One HTML file that opens offline: plotly's JavaScript is embedded once. Every number the page
+prints comes from the report dict written to comparison.json, which is embedded as JSON
+(`<script id="gtmsim-summary">`) so the two can be checked against each other; the figures
+draw the per-scenario values behind those numbers.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+import warnings
+from typing import Any
+
+import numpy as np
+
+STATS = (("mean", "mean"), ("p10", "P10"), ("cvar10", "CVaR10 (worst 10%)"))
+
+
+def _clean(value: Any) -> Any:
+    """JSON-ready: tuples as lists, NaN and infinities as null (as comparison.json has it)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    if isinstance(value, np.generic):
+        return _clean(value.item())
+    return value
+
+
+def _num(v: Any) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, (bool, str)):
+        return html.escape(str(v))
+    if isinstance(v, int):
+        return f"{v:,}"
+    return f"{v:,.0f}" if abs(v) >= 100 else f"{v:,.3g}"
+
+
+def _ci(row: dict, key: str) -> str:
+    lo, hi = row.get(f"{key}_ci") or (None, None)
+    text = _num(row.get(key))
+    return text if lo is None else f"{text} <small>[{_num(lo)}, {_num(hi)}]</small>"
+
+
+def _table(header: list[str], rows: list[list[str]], caption: str = "") -> str:
+    head = "".join(f"<th>{h}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in r) + "</tr>" for r in rows)
+    cap = f"<caption>{html.escape(caption)}</caption>" if caption else ""
+    return f"<table>{cap}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _designs_table(report: dict) -> str:
+    """The chosen design(s): levers, then the held-out statistics, team KPIs and leakage."""
+    cols = ([("ideal-tuned", report["ideal_tuned"]), ("robust (chosen)", report["robust"])]
+            if "robust" in report else [("chosen design", report["best"])])
+    levers = list(dict.fromkeys(k for _, c in cols for k in c["levers"]))
+    rows = [[f"lever <code>{html.escape(k)}</code>", *[_num(c["levers"].get(k)) for _, c in cols]]
+            for k in levers]
+    for key, label in STATS:
+        rows.append([f"held-out {label} [95% CI]", *[_ci(c, key) for _, c in cols]])
+    rows.append(["annual headcount cost", *[_num(c["cost"]) for _, c in cols]])
+    extra = [k for k in cols[-1][1] if k.startswith(("kpi_attainment_", "leaked_"))
+             or k in ("won", "win_rate")]
+    for k in extra:
+        pct = k.startswith("kpi_attainment_") or k == "win_rate"
+        rows.append([html.escape(k.replace("kpi_attainment_", "KPI attainment: ")
+                                 .replace("leaked_", "leaked: ").replace("_", " ")),
+                     *[(f"{c[k]:.0%}" if pct and c.get(k) is not None else _num(c.get(k)))
+                       for _, c in cols]])
+    return _table(["", *[html.escape(n) for n, _ in cols]], rows,
+                  f"Held-out: {report['held_out_scenarios']} fresh scenarios x "
+                  f"{report['replications']} replications, {report['outcome']}")
+
+
+def _candidates_table(report: dict) -> str:
+    chosen = report["best"]["levers"]
+    rows = []
+    for c in report["candidates"]:
+        label = "config's own design" if c["trial"] < 0 else f"trial {c['trial']}"
+        if c["levers"] == chosen:
+            label = f"<b>{label} (chosen)</b>"
+        rows.append([label, *[_ci(c, k) for k, _ in STATS], _num(c["cost"])])
+    return _table(["design", *[f"held-out {label}" for _, label in STATS], "cost"], rows,
+                  "The top designs of the search (and the baselines), re-evaluated on the "
+                  "held-out scenarios")
+
+
+# --------------------------------------------------------------------------- figures
+
+
+def _label(c, best, cmp) -> str:
+    name = "own design" if c.trial < 0 else f"trial {c.trial}"
+    if cmp is not None and c is cmp.ideal_tuned:
+        name = "ideal-tuned"
+    return f"{name} (chosen)" if c is best else name
+
+
+def _candidates_figure(result, best, cmp, outcome: str):
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    for c in result.candidates:
+        chosen = c is best
+        fig.add_trace(go.Box(y=np.asarray(c.held_out, dtype=float).tolist(),
+                             name=_label(c, best, cmp), boxpoints="all", jitter=0.3,
+                             marker_color="#c0392b" if chosen else "#2c3e50"))
+    fig.update_layout(title=f"Held-out {outcome} of each candidate design (one point per "
+                            "scenario)", showlegend=False, height=380, yaxis_title=outcome)
+    return fig
+
+
+def _ideal_vs_robust_figure(report: dict, cmp, outcome: str):
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    ideal = np.asarray(cmp.ideal_tuned.held_out, dtype=float)
+    robust = np.asarray(cmp.robust_best.held_out, dtype=float)
+    fig = make_subplots(rows=1, cols=2, column_widths=[0.6, 0.4], subplot_titles=(
+        f"{outcome} per held-out scenario", "robust minus ideal-tuned (paired, 95% CI)"))
+    for name, x, color in (("ideal-tuned", ideal, "#7f8c8d"), ("robust", robust, "#c0392b")):
+        fig.add_trace(go.Histogram(x=x.tolist(), name=name, opacity=0.6, marker_color=color,
+                                   nbinsx=max(5, min(30, len(x)))), row=1, col=1)
+    diff = report["difference_robust_minus_ideal"]
+    keys = [k for k, _ in STATS if k in diff]
+    d = [diff[k]["diff"] for k in keys]
+    fig.add_trace(go.Bar(
+        x=[dict(STATS)[k] for k in keys], y=d, name="difference", showlegend=False,
+        marker_color=["#27ae60" if v > 0 else "#c0392b" for v in d],
+        error_y={"type": "data", "symmetric": False,
+                 "array": [diff[k]["ci_high"] - diff[k]["diff"] for k in keys],
+                 "arrayminus": [diff[k]["diff"] - diff[k]["ci_low"] for k in keys]}),
+        row=1, col=2)
+    fig.add_hline(y=0.0, line_color="black", line_width=1, row=1, col=2)
+    fig.update_layout(barmode="overlay", height=380,
+                      title="The design tuned for ideal people against the robust design, "
+                            "both run by these people on the held-out scenarios")
+    return fig
+
+
+def _optuna_figures(study, objectives: list[str], label: str, importance: bool = True
+                    ) -> tuple[list, list[str]]:
+    """History, importance and (two objectives) the Pareto front; notes where one can't be
+    drawn."""
+    import optuna
+    import optuna.visualization as vis
+
+    figs, notes = [], []
+    multi = len(study.directions) > 1
+    target = (lambda t: t.values[0]) if multi else None
+    name = objectives[0]
+    complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if multi:
+            try:
+                fig = vis.plot_pareto_front(study, target_names=objectives)
+                fig.update_layout(title=f"Pareto front{label}: {objectives[0]} against "
+                                        f"{objectives[1]} (the best trials are highlighted)")
+                figs.append(fig)
+            except Exception as exc:  # noqa: BLE001 - a figure, never the run, may fail
+                notes.append(f"No Pareto front{label}: {_reason(exc)}.")
+        try:
+            fig = vis.plot_optimization_history(study, target=target, target_name=name)
+            fig.update_layout(title=f"Optimisation history{label}: {name} of each trial")
+            figs.append(fig)
+        except Exception as exc:  # noqa: BLE001
+            notes.append(f"No optimisation history{label}: {_reason(exc)}.")
+        levers = {k for t in complete for k in t.params}
+        if not importance:
+            pass
+        elif len(levers) < 2:
+            notes.append(f"No lever importance{label}: the study searched "
+                         f"{len(levers)} lever(s); importance ranks two or more.")
+        elif len(complete) < 4:
+            notes.append(f"No lever importance{label}: only {len(complete)} trial(s) completed "
+                         "(importance needs at least 4).")
+        else:
+            try:
+                fig = vis.plot_param_importances(study, target=target, target_name=name)
+                fig.update_layout(title=f"Lever importance{label} for {name} (fANOVA over "
+                                        f"{len(complete)} completed trials)")
+                figs.append(fig)
+            except Exception as exc:  # noqa: BLE001
+                notes.append(f"No lever importance{label}: {_reason(exc)}.")
+    return figs, notes
+
+
+def _reason(exc: Exception) -> str:
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return text.rstrip(".")
+
+
+def _breaks_figure(report: dict, result, best, outcome: str):
+    """The held-out scenarios over the two human factors that best separate failures."""
+    import plotly.graph_objects as go
+
+    scenarios = result.held_out
+    names = sorted(scenarios[0].values) if scenarios else []
+    if not names:
+        return None
+    from gtmsim.optimize.breaks import what_breaks
+
+    target = report["what_breaks_it"]["target"]
+    values = np.asarray(best.held_out, dtype=float)
+    fail = values < target
+    X = np.array([[s.values[k] for k in names] for s in scenarios])
+    found = what_breaks(values, scenarios, target).rules  # the rule the page states
+    rules = list(dict.fromkeys(r.parameter for r in found))
+
+    def separation(j: int) -> float:
+        if fail.all() or not fail.any():
+            return 0.0
+        span = X[:, j].max() - X[:, j].min()
+        return abs(X[fail, j].mean() - X[~fail, j].mean()) / span if span > 0 else 0.0
+
+    order = rules + sorted((n for n in names if n not in rules),
+                           key=lambda n: -separation(names.index(n)))
+    short = [n.removeprefix("people.") for n in order]
+    fig = go.Figure()
+    for flag, label, color in ((True, "fails", "#c0392b"), (False, "meets the target",
+                                                            "#27ae60")):
+        m = fail == flag
+        text = [f"{outcome} {v:,.0f}" for v in values[m]]
+        x = X[m, names.index(order[0])]
+        y = X[m, names.index(order[1])] if len(order) > 1 else values[m]
+        fig.add_trace(go.Scatter(x=x.tolist(), y=y.tolist(), mode="markers", name=label,
+                                 text=text, marker={"color": color, "size": 10}))
+    for r in found:
+        where = order.index(r.parameter)
+        line = {"line_dash": "dot", "line_color": "#555",
+                "annotation_text": r.words().removeprefix(r.parameter.removeprefix("people."))}
+        if where == 0:
+            fig.add_vline(x=r.threshold, **line)
+        elif where == 1:
+            fig.add_hline(y=r.threshold, **line)
+    fig.update_layout(
+        title="What breaks the chosen design: held-out scenarios by the human factors that "
+              f"best separate failures (target {target:,.0f})",
+        xaxis_title=short[0], yaxis_title=short[1] if len(short) > 1 else outcome,
+        height=420)
+    if len(order) == 1:
+        fig.add_hline(y=target, line_dash="dash", annotation_text="target")
+    return fig
+
+
+# --------------------------------------------------------------------------- the page
+
+
+def optimize_report(report: dict, result, best, cmp=None, objectives: list[str] | None = None,
+                    name: str = "") -> str:
+    """The whole page as one HTML string.
+
+    `report` is the dict written to comparison.json; `result` the SearchResult whose
+    candidates and held-out scenarios it describes, `best` the chosen Candidate, `cmp` the
+    Comparison of --compare-ideal (or None); `objectives` the study's objective names.
+    """
+    data = _clean(report)
+    outcome = report["outcome"]
+    objectives = objectives or str(report["objective"]).split(",")
+    figures = [_candidates_figure(result, best, cmp, outcome)]
+    notes: list[str] = []
+    if cmp is not None:
+        figures.append(_ideal_vs_robust_figure(data, cmp, outcome))
+        for study, names, label, imp in (
+                (result.study, objectives, " (robust search)", True),
+                (cmp.ideal.study, ["mean"], " (search tuned for ideal people)", False)):
+            f, n = _optuna_figures(study, names, label, imp)
+            figures += f
+            notes += n
+    else:
+        f, n = _optuna_figures(result.study, objectives, "")
+        figures += f
+        notes += n
+    breaks = _breaks_figure(data, result, best, outcome)
+    breaks_at = len(figures)  # the rule in words goes just above its scatter
+    if breaks is None:
+        notes.append("No scatter of what breaks the design: the profile has no uncertain "
+                     "human-variability values, so the held-out scenarios differ only in "
+                     "their seeds.")
+    else:
+        figures.append(breaks)
+    parts = [fig.to_html(full_html=False, include_plotlyjs=(i == 0))
+             for i, fig in enumerate(figures)]
+    title = html.escape(f"gtmsim optimise: {name}" if name else "gtmsim optimise")
+    sub = (f"Objective {report['objective']} of {outcome}; {report['trials']} trials, scored "
+           f"on {report['scenarios']} scenarios x {report['replications']} replications, "
+           f"re-evaluated on {report['held_out_scenarios']} held-out scenarios.")
+    verdict = (f"<p class='verdict'><b>{html.escape(report['verdict'])}</b></p>"
+               if "verdict" in report else "")
+    breaks_words = (f"<p><b>What breaks the chosen design</b> (target "
+                    f"{_num(report['what_breaks_it']['target'])} {html.escape(outcome)}): "
+                    f"{html.escape(report['what_breaks_it']['words'])}.</p>")
+    note_html = "".join(f"<p class='note'>{html.escape(n)}</p>" for n in notes)
+    style = ("body{font-family:sans-serif;margin:2em;max-width:1100px}"
+             "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;"
+             "padding:3px 8px;text-align:right}td:first-child,th:first-child{text-align:left}"
+             "caption{text-align:left;color:#555;padding:4px 0}.note{color:#666}")
+    return (f"<!doctype html><html><head><meta charset='utf-8'><title>{title}</title>"
+            f"<style>{style}</style></head><body><h1>{title}</h1><p>{html.escape(sub)}</p>"
+            + verdict + _designs_table(data) + parts[0] + _candidates_table(data)
+            + "".join(parts[1:breaks_at]) + breaks_words + "".join(parts[breaks_at:])
+            + note_html
+            + "<script type='application/json' id='gtmsim-summary'>"
+            + json.dumps(data, allow_nan=False).replace("</", "<\\/") + "</script>"
+            "</body></html>")

@@ -1,0 +1,102 @@
+"""The optimize report: written with the results, self-contained, its numbers comparison.json's."""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+import subprocess
+import sys
+
+import pytest
+
+TINY = ["--trials", "6", "--scenarios", "4", "--replications", "1", "--top", "3",
+        "--engine", "numba"]
+
+
+def optimize(out, *args: str) -> None:
+    res = subprocess.run([sys.executable, "-m", "gtmsim", "optimize", *TINY, "--out", str(out),
+                          *args], capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+
+
+def embedded(page: str) -> dict:
+    return json.loads(re.search(
+        r"<script type='application/json' id='gtmsim-summary'>(.*?)</script>", page).group(1))
+
+
+def check_page(out) -> tuple[str, dict]:
+    """The checks every optimize report passes; returns the page and comparison.json."""
+    page = (out / "report.html").read_text(encoding="utf-8")
+    comparison = json.loads((out / "comparison.json").read_text())
+    assert embedded(page) == comparison  # every number, exactly
+    # opens offline: plotly.js is inside the page, once, and nothing is fetched
+    assert page.count("* plotly.js v") == 1
+    assert not re.search(r"<script[^>]*\ssrc=", page)
+    assert not re.search(r"<link[^>]*href=[\"']https?://", page)
+    assert not list(out.glob(".*partial*"))  # written atomically
+    for title in ("Held-out bookings of each candidate design", "Optimisation history",
+                  "What breaks the chosen design"):
+        assert title in page, title
+    assert html.escape(comparison["what_breaks_it"]["words"]) in page
+    # the chosen design's levers and held-out mean are in its table
+    best = comparison["robust"] if "robust" in comparison else comparison["best"]
+    for lever in best["levers"]:
+        assert f"<code>{lever}</code>" in page
+    assert f"{best['mean']:,.0f}" in page
+    return page, comparison
+
+
+def test_optimize_writes_a_self_contained_report(tmp_path):
+    out = tmp_path / "opt"
+    optimize(out)
+    page, comparison = check_page(out)
+    assert "verdict" not in comparison
+    # candidates, history, what breaks it; importance where it can be computed, else a note
+    assert page.count("Plotly.newPlot") >= 3
+    assert "Lever importance" in page or "No lever importance" in page
+
+
+def test_compare_ideal_report_shows_both_designs_and_the_verdict(tmp_path):
+    out = tmp_path / "cmp"
+    optimize(out, "--compare-ideal")
+    page, comparison = check_page(out)
+    assert html.escape(comparison["verdict"]) in page
+    assert "The design tuned for ideal people against the robust design" in page
+    assert "ideal-tuned" in page and "robust (chosen)" in page
+    assert "search tuned for ideal people" in page  # the ideal study's history too
+    diff = comparison["difference_robust_minus_ideal"]
+    assert set(diff) == {"mean", "p10", "cvar10"}
+
+
+def test_two_objectives_report_shows_the_pareto_front(tmp_path):
+    out = tmp_path / "pareto"
+    optimize(out, "--objective", "mean,cost", "--trials", "8")
+    page, _ = check_page(out)
+    assert "Pareto front" in page
+
+
+def _study(params: list[str], n: int):
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(direction="maximize",
+                                sampler=optuna.samplers.RandomSampler(seed=0))
+    study.optimize(lambda t: sum(t.suggest_float(p, 0, 1) * (i + 1)
+                                 for i, p in enumerate(params)), n_trials=n)
+    return study
+
+
+@pytest.mark.parametrize(("params", "n", "drawn"), [
+    (["a", "b"], 12, True),
+    (["a"], 12, False),  # a single lever: nothing to rank
+    (["a", "b"], 2, False),  # too few completed trials
+])
+def test_importance_falls_back_to_a_note(params, n, drawn):
+    from gtmsim.report.optimize import _optuna_figures
+
+    figs, notes = _optuna_figures(_study(params, n), ["mean"], "")
+    titles = [f.layout.title.text for f in figs]
+    assert any(t.startswith("Optimisation history") for t in titles)
+    assert any(t.startswith("Lever importance") for t in titles) == drawn
+    assert any(n.startswith("No lever importance") for n in notes) != drawn
