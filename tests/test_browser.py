@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -58,14 +60,53 @@ def run_report_html(run_folder) -> Path:
     return run_folder / "report.html"
 
 
+SHORT = ["--set", "run.horizon_days=30", "--set", "run.warmup_days=7"]
+
+
+def _gtmsim(*args: str) -> None:
+    res = subprocess.run([sys.executable, "-m", "gtmsim", *args], capture_output=True,
+                         text=True, timeout=600)
+    assert res.returncode == 0, res.stderr
+
+
+@pytest.fixture(scope="module")
+def sweep_report_html(tmp_path_factory) -> Path:
+    """A small sweep: two levers of two values each, under two profiles."""
+    folder = tmp_path_factory.mktemp("sweep")
+    (folder / "grid.toml").write_text('profiles = ["ideal", "realistic"]\n[levers]\n'
+                                      "sdr_headcount = [3, 5]\n"
+                                      "mql_threshold = { range = [0.2, 0.4], steps = 2 }\n")
+    _gtmsim("sweep", "--grid", str(folder / "grid.toml"), *SHORT, "--replications", "3",
+            "--workers", "0", "--out", str(folder / "out"))
+    return folder / "out" / "report.html"
+
+
+@pytest.fixture(scope="module")
+def compare_report_html(tmp_path_factory) -> Path:
+    """Two designs (the default, and it with more SDRs) under two profiles."""
+    import tomli_w
+
+    from gtmsim.config import read_toml
+
+    folder = tmp_path_factory.mktemp("compare")
+    raw = read_toml(None)
+    (folder / "a.toml").write_text(tomli_w.dumps(raw))
+    raw["teams"]["sdr"]["headcount"] = 9
+    (folder / "b.toml").write_text(tomli_w.dumps(raw))
+    _gtmsim("compare", str(folder / "a.toml"), str(folder / "b.toml"), "--profile",
+            "realistic", "--profile", "ideal", *SHORT, "--scenarios", "4", "--replications",
+            "2", "--engine", "numba", "--out", str(folder / "out"))
+    return folder / "out" / "report.html"
+
+
 # Each kind of report is one case here: the name of a fixture that returns its report.html.
-# The optimize, sweep and compare reports are added as their own cases (a fixture that runs
-# the command on a small problem, and its name below) once those commands write report.html.
+# The optimize report gets its case (a fixture running a small `optimize`, and its name
+# below) once `optimize` writes report.html.
 REPORTS = [
     pytest.param("run_report_html", id="run"),
+    pytest.param("sweep_report_html", id="sweep"),
+    pytest.param("compare_report_html", id="compare"),
     # pytest.param("optimize_report_html", id="optimize"),
-    # pytest.param("sweep_report_html", id="sweep"),
-    # pytest.param("compare_report_html", id="compare"),
 ]
 
 
