@@ -144,8 +144,8 @@ def test_small_run_writes_every_file(tmp_path):
     assert "KPI" in res.stdout and "Bookings" in res.stdout and "Trust" in res.stdout
     out = tmp_path / "out"
     assert sorted(p.name for p in out.iterdir()) == [
-        "config.toml", "event_log.parquet", "replications.parquet", "report.html",
-        "summary.json", "weekly.parquet"]
+        "config.toml", "event_log.parquet", "mechanism_costs.parquet", "replications.parquet",
+        "report.html", "summary.json", "weekly.parquet"]
     reps = pl.read_parquet(out / "replications.parquet")
     assert reps.height == 2 and "bookings" in reps.columns
     assert pl.read_parquet(out / "weekly.parquet").height > 0
