@@ -1,0 +1,101 @@
+"""Golden outputs of the numba kernel: record them, then check that a change moved no number.
+
+    python scripts/kernel_golden.py            # record into /tmp/kernel-golden/
+    python scripts/kernel_golden.py --check    # compare; exit 1 naming the first difference
+
+Cases: the embedded default config under the ideal, realistic and stressed profiles, and
+configs/product_led.toml and configs/enterprise_partners.toml, ~20 replications each with a
+fixed seed. Saved per case: the replications and weekly frames of
+``simulate(..., engine="numba")`` (parquet; compared with ``DataFrame.equals``) and the raw
+tally array of the kernel (compared byte for byte, so NaNs and -0.0 count too).
+
+Delete gtmsim/engines/kernel/__pycache__ after editing the kernel before checking: numba's
+on-disk cache does not track callees in other files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from gtmsim import load_config  # noqa: E402
+from gtmsim.engines.kernel import tallies  # noqa: E402
+from gtmsim.simulate import simulate  # noqa: E402
+from gtmsim.spec import compile_spec  # noqa: E402
+
+CASES = {  # name: (config path, profile, replications, seed, first replication)
+    "default-ideal": (None, "ideal", 20, 11, 0),
+    "default-realistic": (None, "realistic", 20, 12, 0),
+    "default-stressed": (None, "stressed", 20, 13, 5),
+    "product_led": (ROOT / "configs/product_led.toml", None, 20, 14, 0),
+    "enterprise_partners": (ROOT / "configs/enterprise_partners.toml", None, 20, 15, 0),
+}
+
+
+def outputs(name: str) -> dict[str, pl.DataFrame | np.ndarray]:
+    path, profile, n, seed, first = CASES[name]
+    spec = compile_spec(load_config(path, profile=profile))
+    res = simulate(spec, n, seed, engine="numba", first=first)
+    raw, _ = tallies(spec, seed, n, first, parallel=False)
+    return {"replications": res.replications, "weekly": res.weekly, "raw": raw}
+
+
+def first_difference(a: pl.DataFrame, b: pl.DataFrame) -> str:
+    if a.columns != b.columns:
+        return f"columns differ: {a.columns} vs {b.columns}"
+    if a.shape != b.shape:
+        return f"shape {a.shape} vs {b.shape}"
+    for col in a.columns:
+        if not a[col].equals(b[col]):
+            return f"first differing column {col!r}"
+    return "dtypes or values differ"
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--check", action="store_true", help="compare with the saved outputs")
+    ap.add_argument("--dir", default="/tmp/kernel-golden", type=Path)
+    args = ap.parse_args()
+    args.dir.mkdir(parents=True, exist_ok=True)
+    bad = 0
+    for name in CASES:
+        got = outputs(name)
+        for frame, value in got.items():
+            ext = "npy" if frame == "raw" else "parquet"
+            f = args.dir / f"{name}.{frame}.{ext}"
+            if not args.check:
+                if frame == "raw":
+                    np.save(f, value)
+                else:
+                    value.write_parquet(f)
+                continue
+            if frame == "raw":
+                want = np.load(f)
+                same = want.shape == value.shape and want.dtype == value.dtype and \
+                    want.tobytes() == value.tobytes()
+                why = "" if same else f"raw tallies differ ({int((want != value).sum())} "\
+                    "cells, NaN-aware byte compare)" if want.shape == value.shape else \
+                    f"raw shape {want.shape} vs {value.shape}"
+            else:
+                want = pl.read_parquet(f)
+                same = want.equals(value)
+                why = "" if same else first_difference(want, value)
+            if not same:
+                bad += 1
+                print(f"DIFF {name} {frame}: {why}")
+        print(f"{name}: {'checked' if args.check else 'recorded'} "
+              f"({got['replications'].height} replications, {got['weekly'].height} weekly rows)")
+    if args.check:
+        print("golden check: " + ("OK, identical" if not bad else f"{bad} frame(s) differ"))
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
