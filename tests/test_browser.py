@@ -99,14 +99,21 @@ def compare_report_html(tmp_path_factory) -> Path:
     return folder / "out" / "report.html"
 
 
+@pytest.fixture(scope="module")
+def optimize_report_html(tmp_path_factory) -> Path:
+    """A small search with --compare-ideal: the page with the most figures."""
+    out = tmp_path_factory.mktemp("optimize") / "out"
+    _gtmsim("optimize", *SHORT, "--trials", "6", "--scenarios", "4", "--replications", "1",
+            "--top", "3", "--engine", "numba", "--compare-ideal", "--out", str(out))
+    return out / "report.html"
+
+
 # Each kind of report is one case here: the name of a fixture that returns its report.html.
-# The optimize report gets its case (a fixture running a small `optimize`, and its name
-# below) once `optimize` writes report.html.
 REPORTS = [
     pytest.param("run_report_html", id="run"),
     pytest.param("sweep_report_html", id="sweep"),
     pytest.param("compare_report_html", id="compare"),
-    # pytest.param("optimize_report_html", id="optimize"),
+    pytest.param("optimize_report_html", id="optimize"),
 ]
 
 
