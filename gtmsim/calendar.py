@@ -28,9 +28,12 @@ def next_open(t: float, days: np.ndarray, start: float, end: float) -> float:
     return t  # no working day at all: validated away, kept total for safety
 
 
-def advance(t: float, work: float, days: np.ndarray, start: float, end: float) -> float:
-    """Calendar time when `work` working hours, begun at t, are done."""
-    per_week = days.sum() * (end - start)
+def advance(t: float, work: float, days: np.ndarray, start: float, end: float,
+            per_week: float = -1.0) -> float:
+    """Calendar time when `work` working hours, begun at t, are done. `per_week`, the
+    working hours in a week, is computed from the calendar unless given."""
+    if per_week < 0.0:
+        per_week = days.sum() * (end - start)
     if per_week >= WEEK:
         return t + work
     t = next_open(t, days, start, end)
@@ -54,11 +57,13 @@ def advance(t: float, work: float, days: np.ndarray, start: float, end: float) -
         t = next_open(close, days, start, end)
 
 
-def working_hours_between(a: float, b: float, days: np.ndarray, start: float, end: float) -> float:
-    """Working hours in the calendar interval [a, b)."""
+def working_hours_between(a: float, b: float, days: np.ndarray, start: float, end: float,
+                          per_week: float = -1.0) -> float:
+    """Working hours in the calendar interval [a, b) (`per_week` as for `advance`)."""
     if b <= a:
         return 0.0
-    per_week = days.sum() * (end - start)
+    if per_week < 0.0:
+        per_week = days.sum() * (end - start)
     if per_week >= WEEK:
         return b - a
     total = 0.0
@@ -89,7 +94,7 @@ class Calendar:
         self.always = self.hours_per_week >= WEEK
 
     def next_open(self, t: float) -> float:
-        return next_open(t, self.days, self.start, self.end)
+        return next_open(t, self.open_days, self.start, self.end)
 
     def advance(self, t: float, work: float) -> float:
         if self.always:
@@ -99,9 +104,10 @@ class Calendar:
             lo = day * DAY + self.start
             if lo <= t and t + work <= day * DAY + self.end:
                 return t + work
-        return advance(t, work, self.days, self.start, self.end)
+        return advance(t, work, self.open_days, self.start, self.end, self.hours_per_week)
 
     def working_hours_between(self, a: float, b: float) -> float:
         if self.always:
             return max(b - a, 0.0)
-        return working_hours_between(a, b, self.days, self.start, self.end)
+        return working_hours_between(a, b, self.open_days, self.start, self.end,
+                                     self.hours_per_week)
