@@ -262,7 +262,8 @@ class Replication:
             self.rec.add(O.S_REWORK, now, hours)
         yield self.env.timeout(end - now)
         self._event()
-        self.rec.activity(lead.id, activity, self._resource(p), now, end, outcome)
+        if self.rec.log is not None:
+            self.rec.activity(lead.id, activity, self._resource(p), now, end, outcome)
 
     def _resource(self, p: Person) -> str:
         return f"{self.spec.team_names[p.team]}-{p.slot + 1}" + (

@@ -63,8 +63,8 @@ class Person:
 
     def ramp(self, spec: ModelSpec, t: float) -> float:
         """Productivity of a new hire: ramp_start at hire, 1 after ramp_hours."""
-        if spec.ramp_hours <= 0:
-            return 1.0
+        if spec.ramp_hours <= 0 or t - self.hired >= spec.ramp_hours:
+            return 1.0  # ramped up (the formula below gives exactly 1.0 there too)
         frac = min(1.0, max(0.0, t - self.hired) / spec.ramp_hours)
         return spec.ramp_start + (1 - spec.ramp_start) * frac
 
