@@ -220,6 +220,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--compare-ideal", action="store_true",
                    help="also optimise under the ideal profile and compare the two winners on "
                         "the held-out scenarios of this profile")
+    p.add_argument("--ideal-trials", type=int, default=None, metavar="N",
+                   help="trials of the short search under `ideal` whose winner is enqueued as "
+                        "a baseline (default: a quarter of --trials, at least 10; 0: none)")
     p.add_argument("--no-prune", action="store_true", help="evaluate every design fully")
     p.add_argument("--scheduler", metavar="ADDRESS",
                    help="a Dask scheduler (tcp://host:port): this process stays the one "
@@ -646,7 +649,10 @@ def cmd_optimize(args) -> int:
                         held_out=args.held_out, top=args.top, target=args.target,
                         seed=args.seed, engine=args.engine or _default_engine(),
                         workers=args.workers or 1, prune=not args.no_prune,
-                        storage=args.storage, study_name=args.study_name)
+                        storage=args.storage, study_name=args.study_name,
+                        ideal_trials=(0 if args.compare_ideal else args.ideal_trials
+                                      if args.ideal_trials is not None
+                                      else max(10, args.trials // 4)))
     settings.check()
     if args.outcome not in _outcome_columns(config):
         raise UsageError("--outcome", f"no outcome column {args.outcome!r}")
@@ -658,14 +664,16 @@ def cmd_optimize(args) -> int:
     if args.compare_ideal and args.scheduler:
         raise UsageError("--scheduler", "runs the robust search alone; drop --compare-ideal "
                          "or --scheduler")
-    total = args.trials * (2 if args.compare_ideal else 1)
+    # the short search under `ideal` for the baseline comes first, on the same bar
+    total = args.trials * (2 if args.compare_ideal else 1) + settings.ideal_trials
     bar, progress = _progress_bar(total, f"optimise {config.name[:30]} ({config.profile})")
     with bar:
         if args.compare_ideal:
             from gtmsim.optimize.compare import compare_ideal
 
             ideal_config = load_config(args.config, "ideal", list(args.overrides))
-            cmp = compare_ideal(ideal_config, config, settings, out, target=args.target)
+            cmp = compare_ideal(ideal_config, config, settings, out, target=args.target,
+                                ideal_trials=args.ideal_trials)
             result, best = cmp.robust, cmp.robust_best
         elif args.scheduler:
             from gtmsim.sweep import connect, search_on_cluster

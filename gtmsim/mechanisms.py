@@ -36,14 +36,22 @@ def enabled_mechanisms(config: Config) -> list[str]:
     return [m for m in MECHANISMS if getattr(config.people, m).enabled]
 
 
-def without(config: Config, mechanism: str) -> Config:
-    """`config` with one human mechanism switched off (``people.<mechanism>.enabled``)."""
-    if mechanism not in MECHANISMS:
-        raise GtmsimError(f"unknown mechanism {mechanism!r}; choose from "
-                          f"{', '.join(MECHANISMS)}")
+def without(config: Config, *mechanisms: str) -> Config:
+    """`config` with these human mechanisms switched off (``people.<mechanism>.enabled``)."""
     raw = config.model_dump(by_alias=True, exclude_none=True)
-    set_path(raw, ["people", mechanism, "enabled"], False)
+    for mechanism in mechanisms:
+        if mechanism not in MECHANISMS:
+            raise GtmsimError(f"unknown mechanism {mechanism!r}; choose from "
+                              f"{', '.join(MECHANISMS)}")
+        set_path(raw, ["people", mechanism, "enabled"], False)
     return validate(raw, check_budget=False)
+
+
+def ideal(config: Config) -> Config:
+    """`config` as the `ideal` profile runs it: every human mechanism off."""
+    cfg = without(config, *MECHANISMS)
+    cfg.profile = "ideal"
+    return cfg
 
 
 def paired_ci(diff: np.ndarray, confidence: float = 0.95) -> tuple[float, float, float]:

@@ -694,7 +694,7 @@ def search_on_cluster(config: Config, settings, client, out_dir: Path | None = N
     from gtmsim.optimize.levers import annual_cost, apply_design
     from gtmsim.optimize.objectives import robust_score
 
-    ready = S.prepare(config, settings, out_dir, constant_liar=True)
+    ready = S.prepare(config, settings, out_dir, constant_liar=True, progress=progress)
     study, scenarios, held_out = ready.study, ready.scenarios, ready.held_out
     objectives, multi = ready.objectives, ready.multi
 
@@ -721,7 +721,7 @@ def search_on_cluster(config: Config, settings, client, out_dir: Path | None = N
         client.cancel(entry["futures"])
         study.tell(entry["trial"], **kw)
         if progress:
-            progress(finished(), settings.trials)
+            progress(settings.ideal_trials + finished(), settings.trials + settings.ideal_trials)
 
     try:
         while asked < remaining or active:
@@ -790,6 +790,6 @@ def search_on_cluster(config: Config, settings, client, out_dir: Path | None = N
                 client.cancel(entry["futures"])
                 study.tell(entry["trial"], state=optuna.trial.TrialState.FAIL)
                 study.enqueue_trial(entry["trial"].params, skip_if_exists=False)
-    candidates = S.held_out_candidates(config, study, settings, held_out)
+    candidates = S.held_out_candidates(config, study, settings, held_out, ready.baselines)
     best = S.pick_best(candidates, settings)
     return S.SearchResult(study, scenarios, held_out, candidates, best)

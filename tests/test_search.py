@@ -41,13 +41,41 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, args, key):
     assert "Traceback" not in r.stderr
 
 
-def _finished(journal: Path) -> list[optuna.trial.FrozenTrial]:
+def _trials(journal: Path, study_name: str = "gtmsim") -> list[optuna.trial.FrozenTrial]:
     from optuna.storages.journal import JournalFileBackend, JournalStorage
 
     storage = JournalStorage(JournalFileBackend(str(journal)))
-    study = optuna.load_study(study_name="gtmsim", storage=storage)
-    return [t for t in study.trials if t.state in (optuna.trial.TrialState.COMPLETE,
-                                                   optuna.trial.TrialState.PRUNED)]
+    try:
+        return optuna.load_study(study_name=study_name, storage=storage).trials
+    except KeyError:  # not created yet (the ideal baseline's search comes first)
+        return []
+
+
+def _finished(journal: Path, study_name: str = "gtmsim") -> list[optuna.trial.FrozenTrial]:
+    return [t for t in _trials(journal, study_name)
+            if t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)]
+
+
+def test_baselines_are_the_first_trials_own_design_then_ideal_best(tmp_path):
+    """The config's current design, then the winner of a short search under `ideal`."""
+    from gtmsim.config import load_config
+    from gtmsim.optimize.levers import current_design
+
+    out = tmp_path / "study"
+    r = gtmsim("optimize", *TINY, "--trials", "4", "--ideal-trials", "5", "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    ideal = _finished(out / "study.journal", "gtmsim-ideal")
+    assert len(ideal) == 5
+    trials = sorted(_trials(out / "study.journal"), key=lambda t: t.number)
+    queued = [t for t in trials if "fixed_params" in t.system_attrs]
+    assert [t.number for t in queued][:1] == [0]
+    assert queued[0].params == current_design(load_config(None))
+    # the ideal winner is the next trial, unless it is the config's own design again
+    ideal_designs = [t.params for t in ideal if t.state == optuna.trial.TrialState.COMPLETE]
+    if len(queued) > 1:
+        assert queued[1].number == 1 and queued[1].params in ideal_designs
+    else:
+        assert queued[0].params in ideal_designs
 
 
 @pytest.mark.slow

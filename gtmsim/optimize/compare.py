@@ -94,9 +94,10 @@ def compare_ideal(ideal_config: Config, config: Config, settings: Settings,
     winners on the profile's held-out scenarios."""
     ideal_settings = dataclasses.replace(
         settings, objective="mean", study_name=f"{settings.study_name}-ideal",
-        trials=ideal_trials or settings.trials, target=None)
+        trials=ideal_trials or settings.trials, target=None, ideal_trials=0)
     ideal = search(ideal_config, ideal_settings, out_dir)
-    robust = search(config, settings, out_dir, baselines=[ideal.best.design])
+    robust = search(config, dataclasses.replace(settings, ideal_trials=0), out_dir,
+                    baselines=[ideal.best.design])
     key = repr(sorted(ideal.best.design.items()))
     ideal_tuned = next(c for c in robust.candidates if repr(sorted(c.design.items())) == key)
     diff = paired_difference(ideal_tuned.held_out, robust.best.held_out)

@@ -11,6 +11,7 @@ any Optuna storage URL otherwise), so an interrupted search resumes where it sto
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import socket
 import time
@@ -55,6 +56,7 @@ class Settings:
     storage: str | None = None
     study_name: str = "gtmsim"
     method: str = "sobol"
+    ideal_trials: int = 0  # > 0: first find the best design under `ideal`, a baseline
 
     def check(self) -> None:
         names = self.objective.split(",")
@@ -71,6 +73,8 @@ class Settings:
                         ("--replications", self.replications), ("--top", self.top)):
             if v < 1:
                 raise GtmsimError(f"{flag}: must be at least 1, got {v}")
+        if self.ideal_trials < 0:
+            raise GtmsimError(f"--ideal-trials: must not be negative, got {self.ideal_trials}")
 
     @property
     def objectives(self) -> list[str]:
@@ -166,6 +170,7 @@ class Prepared:
     scenarios: list[Scenario]
     held_out: list[Scenario]
     objectives: list[str]
+    baselines: list[dict[str, Any]]  # enqueued after the config's own design
 
     @property
     def multi(self) -> bool:
@@ -173,13 +178,19 @@ class Prepared:
 
 
 def prepare(config: Config, settings: Settings, out_dir: Path | None = None,
-            baselines: list[dict[str, Any]] = (), constant_liar: bool = False) -> Prepared:
+            baselines: list[dict[str, Any]] = (), constant_liar: bool = False,
+            progress: Progress | None = None) -> Prepared:
     """Check the settings, draw the scenarios, open (or resume) the study, recover trials
     abandoned by a dead process and enqueue the baselines (the config's own design first).
-    `constant_liar` lets TPE spread parallel trials (the cluster driver asks for several)."""
+    `constant_liar` lets TPE spread parallel trials (the cluster driver asks for several).
+    `progress` hears of the ideal baseline's search as the first `ideal_trials` of
+    `trials + ideal_trials`."""
     settings.check()
     if not config.levers:
         raise GtmsimError("levers: the config declares no design levers to search")
+    baselines = list(baselines)
+    if settings.ideal_trials > 0:
+        baselines.append(ideal_best(config, settings, out_dir, progress).design)
     scenarios = draw_scenarios(config, settings.scenarios, settings.seed, settings.method)
     held_out = draw_scenarios(config, settings.held_out or settings.scenarios, settings.seed,
                               settings.method, first_seed_index=1)
@@ -219,7 +230,24 @@ def prepare(config: Config, settings: Settings, out_dir: Path | None = None,
     if created:
         for design in [current_design(config), *baselines]:
             study.enqueue_trial(design, skip_if_exists=True)
-    return Prepared(study, scenarios, held_out, list(objectives))
+    return Prepared(study, scenarios, held_out, list(objectives), baselines)
+
+
+def ideal_best(config: Config, settings: Settings, out_dir: Path | None = None,
+               progress: Progress | None = None) -> Candidate:
+    """The design a planner would pick if people behaved as the flowchart says: a short
+    search (`settings.ideal_trials` trials, mean outcome) under the `ideal` profile, in its
+    own study (``<study>-ideal``, resumed like any other)."""
+    from gtmsim.mechanisms import ideal
+
+    quick = dataclasses.replace(
+        settings, objective="mean", trials=settings.ideal_trials, target=None,
+        scenarios=min(settings.scenarios, 4), held_out=min(settings.held_out or
+                                                          settings.scenarios, 4),
+        top=min(settings.top, 3), study_name=f"{settings.study_name}-ideal", ideal_trials=0)
+    total = settings.trials + settings.ideal_trials
+    step = (lambda done, _n: progress(done, total)) if progress else None
+    return search(ideal(config), quick, out_dir, progress=step).best
 
 
 def _first_line(exc: Exception) -> str:
@@ -230,8 +258,9 @@ def search(config: Config, settings: Settings, out_dir: Path | None = None,
            baselines: list[dict[str, Any]] = (), progress: Progress | None = None
            ) -> SearchResult:
     """Run (or resume) the study, then re-evaluate the top designs on held-out scenarios."""
-    ready = prepare(config, settings, out_dir, baselines)
-    study, scenarios, held_out = ready.study, ready.scenarios, ready.held_out
+    ready = prepare(config, settings, out_dir, baselines, progress=progress)
+    study, scenarios, held_out, baselines = (ready.study, ready.scenarios, ready.held_out,
+                                             ready.baselines)
     objectives, multi = ready.objectives, ready.multi
     budget = config.design.annual_budget
 
@@ -274,9 +303,9 @@ def search(config: Config, settings: Settings, out_dir: Path | None = None,
     # trials other processes are running count too: together they finish `trials`, no more
     callbacks = [optuna.study.MaxTrialsCallback(settings.trials, states=TAKEN)]
     if progress:
+        offset, total = settings.ideal_trials, settings.trials + settings.ideal_trials
         callbacks.append(lambda st, _t: progress(
-            min(settings.trials, sum(t.state in FINISHED for t in st.trials)),
-            settings.trials))
+            offset + min(settings.trials, sum(t.state in FINISHED for t in st.trials)), total))
     if remaining:
         study.optimize(objective, n_trials=remaining, callbacks=callbacks, catch=(_Surplus,))
     candidates = held_out_candidates(config, study, settings, held_out, baselines)
