@@ -523,7 +523,7 @@ def cmd_run(args) -> int:
                 res.event_log.write_parquet(tmp / "event_log.parquet")
             (tmp / "config.toml").write_text(config_toml(config), encoding="utf-8")
             doc = {"meta": meta, "summary": summary.to_dicts()}
-            from gtmsim.report.run import mechanism_cost_rows, run_report
+            from gtmsim.report.run import flow_routing, mechanism_cost_rows, run_report
 
             if costs is not None:
                 costs.write_parquet(tmp / "mechanism_costs.parquet")
@@ -532,12 +532,13 @@ def cmd_run(args) -> int:
                 json.dumps(_jsonable(doc), indent=2, allow_nan=False) + "\n", encoding="utf-8")
             (tmp / "report.html").write_text(
                 run_report(res.replications, res.weekly, summary, meta, list(config.teams),
-                           costs, costs_note), encoding="utf-8")
+                           costs, costs_note, flow_routing(config)), encoding="utf-8")
             if args.png:
                 from gtmsim.report.run import run_figures
 
                 _write_pngs(run_figures(res.replications, res.weekly, summary,
-                                        list(config.teams), costs), tmp / "figures")
+                                        list(config.teams), costs, flow_routing(config)),
+                            tmp / "figures")
     except OSError as exc:
         raise UsageError("--out", f"cannot write {out}: {exc.strerror or exc}") from None
 

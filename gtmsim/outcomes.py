@@ -131,6 +131,8 @@ def replication_row(t: Tally, spec: ModelSpec) -> dict:
     for j, stage in enumerate(spec.stage_names):
         st = t.stage[j]
         row[f"pass_rate_{stage}"] = _ratio(st[ST_QUALIFIED], st[ST_DECISIONS])
+        row[f"decisions_{stage}"] = st[ST_DECISIONS]  # for the report's flow diagram
+        row[f"qualified_{stage}"] = st[ST_QUALIFIED]
     for e, edge in enumerate(spec.edge_names):
         row[f"trust_{edge}"] = t.trust_end[e]
     return {k: float(v) for k, v in row.items()}

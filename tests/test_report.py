@@ -106,3 +106,38 @@ def test_mechanism_costs_skipped_with_a_note(tmp_path, args):
     assert _embedded_costs(page) is None
     assert json.loads((out / "summary.json").read_text())["mechanism_costs"] is None
     assert not (out / "mechanism_costs.parquet").exists()
+
+
+def test_flow_links_are_the_summary_means():
+    """The Sankey: channel -> entry stage is the mean of leads_<channel>, stage -> the stage
+    its qualified leads go to the mean of qualified_<stage>; the fates sum to their means."""
+    from gtmsim.config import load_config
+    from gtmsim.report.run import flow_routing, run_figures
+    from gtmsim.simulate import simulate
+    from gtmsim.spec import compile_spec
+
+    config = load_config()
+    res = simulate(compile_spec(config), 4, 7, "numba")
+    summary = res.summary()
+    means = {r["outcome"]: r["mean"] for r in summary.to_dicts()}
+    sankey = run_figures(res.replications, res.weekly, summary, list(config.teams),
+                         routing=flow_routing(config))["flow"].data[0]
+    labels = list(sankey.node.label)
+    link = sankey.link
+    values = {(labels[s], labels[t]): v for s, t, v in zip(link.source, link.target,
+                                                            link.value, strict=True)}
+    expected = {}
+    for name, channel in config.channels.items():
+        expected[(f"{name} (channel)", channel.entry.replace("_", " "))] = means[f"leads_{name}"]
+    for name, stage in config.stages.items():
+        if stage.kind in ("review", "contact") and stage.routes.qualified in config.stages:
+            expected[(name.replace("_", " "), stage.routes.qualified.replace("_", " "))] = (
+                means[f"qualified_{name}"])
+    assert len(expected) == 6  # b2b_saas: 4 channels, mql -> sdr -> ae
+    for key, mean in expected.items():
+        assert values[key] == pytest.approx(mean, rel=1e-12), key
+    for fate in ("won", "lost", "disqualified", "nurtured"):
+        into = sum(v for (_, t), v in values.items() if t == fate)
+        assert into == pytest.approx(means[fate], rel=1e-12), fate
+    assert means["qualified_mql_review"] <= means["decisions_mql_review"]
+    assert means["pass_rate_mql_review"] > 0

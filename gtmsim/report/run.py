@@ -27,28 +27,151 @@ def _mean(summary: dict, key: str) -> float:
     return float(row["mean"]) if row else math.nan
 
 
-def _flow(summary: dict):
-    """Leads by fate (counted by event time in the window), leaks split by cause."""
+FLOW_TITLE = "Where leads end up: from each channel through the stages (mean per replication)"
+FLOW_CAPTION = (
+    "Means per replication of events counted in the measured window, so the links need not "
+    "balance: leads in flight at the window's edges,<br>recycled leads and nurture returns. "
+    "A fate that two or more stages send leads to is split between them by their turned-away "
+    "decisions<br>(or opportunities, for won and lost): an estimate, as fates are counted per "
+    "lead, not per stage. Leaks are counted per cause, not per stage.")
+SINKS = {"nurture": "nurtured", "disqualified": "disqualified", "lost": "lost"}
+
+
+def flow_routing(config) -> dict:
+    """What the flow diagram needs of a config: each channel's entry stage, and each stage's
+    kind and routes (plain data, so a report can be drawn without the config object)."""
+    return {"channels": {name: ch.entry for name, ch in config.channels.items()},
+            "stages": {name: {"kind": st.kind, "routes": st.routes.model_dump()}
+                       for name, st in config.stages.items()}}
+
+
+def flow_links(summary: dict, routing: dict) -> list[tuple[str, str, float, str]]:
+    """The flow diagram's links as (source, target, mean per replication, how it is known).
+
+    Nodes are "channel: NAME", "stage: NAME" and the fates ("won", "lost", "disqualified",
+    "nurtured", "leaked", "leaked: CAUSE"). Channel -> entry stage is `leads_<channel>`;
+    stage -> the stage its qualified leads go to is `qualified_<stage>`; a close stage sends
+    the won and lost fates; the turned-away fates are split as FLOW_CAPTION says.
+    """
+    stages = routing["stages"]
+    links: list[tuple[str, str, float, str]] = []
+    for channel, entry in routing["channels"].items():
+        links.append((f"channel: {channel}", f"stage: {entry}",
+                      _mean(summary, f"leads_{channel}"), "leads created in the channel"))
+    sources: dict[str, list[tuple[str, float]]] = {f: [] for f in SINKS.values()}
+    for name, st in stages.items():
+        kind, routes = st["kind"], st["routes"]
+        decided, qualified = (_mean(summary, f"decisions_{name}"),
+                              _mean(summary, f"qualified_{name}"))
+        turned_away = max(decided - qualified, 0.0) if math.isfinite(decided) else 0.0
+        if kind in ("review", "contact") and routes.get("qualified") in stages:
+            links.append((f"stage: {name}", f"stage: {routes['qualified']}", qualified,
+                          "qualified at the stage"))
+        if kind == "retain":  # after won: onboarding and renewals, no decisions
+            continue
+        keys = ["recycled", "rejected"] + (["unreached"] if kind == "contact" else [])
+        for key in keys:
+            fate = SINKS.get(routes.get(key))
+            if fate and all(n != name for n, _ in sources[fate]):
+                sources[fate].append((name, turned_away))
+        if kind == "close":
+            fate = SINKS.get(routes.get("lost"))
+            if fate and all(n != name for n, _ in sources[fate]):
+                sources[fate].append((name, qualified if math.isfinite(qualified) else 0.0))
+    closers = [(n, _mean(summary, f"qualified_{n}")) for n, st in stages.items()
+               if st["kind"] == "close"]
+    for fate, where in (("won", closers), *((f, sources[f]) for f in SINKS.values())):
+        total = _mean(summary, fate)
+        if not where or not math.isfinite(total):
+            continue
+        weights = [w if math.isfinite(w) and w > 0 else 0.0 for _, w in where]
+        norm = sum(weights)
+        if norm > 0:  # a stage that turned no lead away sends none there
+            where = [p for p, w in zip(where, weights, strict=True) if w > 0]
+            weights = [w for w in weights if w > 0]
+        for (name, _), w in zip(where, weights, strict=True):
+            share = (w / norm) if norm > 0 else 1.0 / len(where)
+            how = (f"all {fate} (the only stage that sends leads there)" if len(where) == 1
+                   else f"estimated: {share:.0%} of all {fate}, split between the "
+                        f"{len(where)} stages that send leads there")
+            links.append((f"stage: {name}", fate, total * share, how))
+    leaks = [(c, _mean(summary, c)) for c in LEAKS]
+    for cause, value in leaks:
+        links.append(("leaked", "leaked: " + cause.removeprefix("leaked_").replace("_", " "),
+                      value, "leaked at some stage (counted per cause, not per stage)"))
+    return [link for link in links if math.isfinite(link[2]) and link[2] > 0]
+
+
+_FLOW_COLORS = {"channel": "#2c3e50", "stage": "#2980b9", "won": "#27ae60", "lost": "#c0392b",
+                "disqualified": "#8e44ad", "nurtured": "#95a5a6", "leaked": "#e67e22"}
+_FLOW_LINKS = {"won": "rgba(39,174,96,0.5)", "lost": "rgba(192,57,43,0.35)",
+               "leaked": "rgba(230,126,34,0.45)"}
+_FATE_ORDER = ("won", "lost", "disqualified", "nurtured")
+
+
+def _flow_positions(names: list[str], links: list) -> tuple[list[float], list[float]]:
+    """Columns: channels, then each stage one step right of the stage or channel that feeds
+    it, the leak node beside the last stage, every fate at the right; rows spread evenly."""
+    depth = {n: 0 for n in names if n.startswith("channel: ") or n == "leads created"}
+    for _ in names:  # longest path over the (acyclic, as drawn) qualified links
+        for s, t, _, _ in links:
+            if t.startswith("stage: ") and s in depth and depth.get(t, -1) < depth[s] + 1:
+                depth[t] = depth[s] + 1
+    last = max(depth.values(), default=0)
+    fates = [n for n in names if n not in depth and n != "leaked"]
+    fates.sort(key=lambda n: (_FATE_ORDER.index(n) if n in _FATE_ORDER else len(_FATE_ORDER),
+                              names.index(n)))
+    depth["leaked"] = max(last, 1)
+    cols = last + 2
+    column = {n: depth.get(n, cols - 1) for n in names}
+    x, y = [], []
+    for n in names:
+        members = [m for m in (fates if n in fates else names) if column[m] == column[n]]
+        x.append(0.001 + 0.998 * column[n] / (cols - 1))
+        y.append(0.001 + 0.998 * (members.index(n) + 0.5) / len(members))
+    return x, y
+
+
+def _flow(summary: dict, routing: dict | None = None):
+    """A Sankey of where leads go: channel -> stages -> fates, leaks split by cause.
+    Without `routing` (see flow_routing), leads created -> fates."""
     import plotly.graph_objects as go
 
-    labels = ["leads created", "won", "lost", "disqualified", "nurtured", "leaked",
-              *[c.removeprefix("leaked_").replace("_", " ") for c in LEAKS]]
-    idx = {name: i for i, name in enumerate(labels)}
-    src, dst, val = [], [], []
-    for fate in ("won", "lost", "disqualified", "nurtured"):
-        src.append(idx["leads created"])
-        dst.append(idx[fate])
-        val.append(_mean(summary, fate))
-    src.append(idx["leads created"])
-    dst.append(idx["leaked"])
-    val.append(sum(_mean(summary, c) for c in LEAKS))
-    for c in LEAKS:
-        src.append(idx["leaked"])
-        dst.append(idx[c.removeprefix("leaked_").replace("_", " ")])
-        val.append(_mean(summary, c))
-    fig = go.Figure(go.Sankey(node={"label": labels, "pad": 18},
-                              link={"source": src, "target": dst, "value": val}))
-    fig.update_layout(title="Where leads end up (mean per replication)", height=420)
+    if routing is None:
+        links = [("leads created", f, _mean(summary, f), f) for f in
+                 ("won", "lost", "disqualified", "nurtured")]
+        links.append(("leads created", "leaked", _mean(summary, "leaked"), "leaked"))
+        links += [("leaked", "leaked: " + c.removeprefix("leaked_").replace("_", " "),
+                   _mean(summary, c), c) for c in LEAKS]
+    else:
+        links = flow_links(summary, routing)
+    names: dict[str, int] = {}
+    for src, dst, _, _ in links:
+        names.setdefault(src, len(names))
+        names.setdefault(dst, len(names))
+    labels = [n.removeprefix("stage: ").removeprefix("channel: ").replace("_", " ")
+              for n in names]
+    labels = [f"{label} (channel)" if n.startswith("channel: ") else
+              "leaked (at some stage)" if n == "leaked" and routing is not None else label
+              for label, n in zip(labels, names, strict=True)]
+    x, y = _flow_positions(list(names), links)
+    fig = go.Figure(go.Sankey(
+        arrangement="snap",
+        node={"label": labels, "pad": 18, "x": x, "y": y,
+              "color": [_FLOW_COLORS.get(n.split(":")[0], "#7f8c8d") for n in names],
+              "hovertemplate": "%{label}: %{value:,.1f} per replication<extra></extra>"},
+        link={"source": [names[s] for s, _, _, _ in links],
+              "target": [names[t] for _, t, _, _ in links],
+              "value": [v for _, _, v, _ in links],
+              "color": [_FLOW_LINKS.get(t.split(":")[0], "rgba(127,140,141,0.35)")
+                        for _, t, _, _ in links],
+              "customdata": [how for _, _, _, how in links],
+              "hovertemplate": "%{source.label} → %{target.label}: %{value:,.1f} per "
+                               "replication<br>%{customdata}<extra></extra>"}))
+    fig.update_layout(title=FLOW_TITLE, height=480, margin={"b": 90})
+    fig.add_annotation(text=FLOW_CAPTION, showarrow=False, xref="paper", yref="paper",
+                       x=0.0, y=-0.04, xanchor="left", yanchor="top", align="left",
+                       font={"size": 11, "color": "#555"})
     return fig
 
 
@@ -133,10 +256,11 @@ def _mechanism_costs(costs: pl.DataFrame):
 
 def run_figures(replications: pl.DataFrame, weekly: pl.DataFrame, summary: pl.DataFrame,
                 teams: list[str], mechanism_costs: pl.DataFrame | None = None,
-                ) -> dict[str, go.Figure]:
-    """The report's plotly figures by name, in the page's order (`run --png` writes them)."""
+                routing: dict | None = None) -> dict[str, go.Figure]:
+    """The report's plotly figures by name, in the page's order (`run --png` writes them);
+    `routing` (flow_routing of the config) draws the flow from channels through stages."""
     rows = {r["outcome"]: r for r in summary.to_dicts()}
-    figures = {"flow": _flow(rows), "distributions": _distributions(replications),
+    figures = {"flow": _flow(rows, routing), "distributions": _distributions(replications),
                "kpis": _kpis(rows, teams)}
     if mechanism_costs is not None and mechanism_costs.height:
         figures["mechanism_costs"] = _mechanism_costs(mechanism_costs)
@@ -150,11 +274,13 @@ def run_figures(replications: pl.DataFrame, weekly: pl.DataFrame, summary: pl.Da
 
 def run_report(replications: pl.DataFrame, weekly: pl.DataFrame, summary: pl.DataFrame,
                meta: dict, teams: list[str], mechanism_costs: pl.DataFrame | None = None,
-               note: str | None = None) -> str:
+               note: str | None = None, routing: dict | None = None) -> str:
     """The whole page as one HTML string; `mechanism_costs` (see gtmsim.mechanisms) adds the
-    figure of what each human mechanism costs, `note` a line where it is missing."""
+    figure of what each human mechanism costs, `note` a line where it is missing, `routing`
+    (flow_routing of the config) the flow from channels through stages."""
     rows = {r["outcome"]: r for r in summary.to_dicts()}
-    figures = list(run_figures(replications, weekly, summary, teams, mechanism_costs).values())
+    figures = list(run_figures(replications, weekly, summary, teams, mechanism_costs,
+                               routing).values())
     parts = [fig.to_html(full_html=False, include_plotlyjs=(i == 0))
              for i, fig in enumerate(figures)]
     if note:
