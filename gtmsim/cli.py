@@ -155,10 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-mechanism-costs", action="store_true",
                    help="skip the bookings each human mechanism costs (the run again with each "
                         "mechanism off, one at a time, on min(N, 64) paired replications)")
-    p.add_argument("--png", action="store_true",
-                   help="also write each report figure as figures/NAME.png, for slides (needs "
-                        "plotly's static exporter: the png extra, kaleido>=1, and a Chrome or "
-                        "Chromium)")
+    _add_png_arg(p)
     p.set_defaults(handler=cmd_run)
 
     p = sub.add_parser(
@@ -230,6 +227,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", metavar="DIR",
                    help="output folder; reused to resume (default: runs/optimize-CONFIG-"
                         "PROFILE-OBJECTIVE)")
+    _add_png_arg(p)
     p.set_defaults(handler=cmd_optimize)
 
     p = sub.add_parser(
@@ -263,6 +261,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="seconds to reach the scheduler and see a worker (default: 30)")
     p.add_argument("--out", metavar="DIR",
                    help="output folder; reused to resume (default: runs/sweep-CONFIG-GRID)")
+    _add_png_arg(p)
     p.set_defaults(handler=cmd_sweep)
 
     p = sub.add_parser(
@@ -296,8 +295,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the outcome to compare (default: bookings)")
     p.add_argument("--out", metavar="DIR",
                    help="output folder, new or empty (default: runs/compare-CONFIGS)")
+    _add_png_arg(p)
     p.set_defaults(handler=cmd_compare)
     return parser
+
+
+def _add_png_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--png", action="store_true",
+                   help="also write each report figure as figures/NAME.png, for slides (needs "
+                        "plotly's static exporter: the png extra, kaleido>=1, and a Chrome or "
+                        "Chromium)")
 
 
 def _version() -> str:
@@ -567,6 +574,30 @@ def _write_pngs(figures: dict, folder: Path) -> None:
         raise UsageError("--png", f"the static exporter failed: {exc}") from None
 
 
+def _write_png_folder(figures: dict, folder: Path) -> None:
+    """figures/ replaced as a whole (a resumed command's folder too): the PNGs are written in
+    a temporary folder beside it, which is then renamed into place."""
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".partial",
+                                dir=folder.parent))
+    old = None
+    try:
+        os.chmod(tmp, 0o777 & ~_umask())
+        _write_pngs(figures, tmp)
+        if folder.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".old",
+                                        dir=folder.parent))
+            os.replace(folder, old / folder.name)
+        os.replace(tmp, folder)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if old is not None and (old / folder.name).exists() and not folder.exists():
+            os.replace(old / folder.name, folder)  # the previous PNGs, as they were
+        raise
+    finally:
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+
+
 def _run_mechanism_costs(args, config, res, n: int, seed: int, engine: str, workers: int):
     """The mechanism-cost table for `run` (or None) and a note for the report (or None)."""
     from gtmsim.mechanisms import MAX_REPLICATIONS, enabled_mechanisms, mechanism_costs
@@ -657,6 +688,8 @@ def cmd_optimize(args) -> int:
     settings.check()
     if args.outcome not in _outcome_columns(config):
         raise UsageError("--outcome", f"no outcome column {args.outcome!r}")
+    if args.png:
+        _check_png()
     out = Path(args.out) if args.out else Path("runs") / _slug(
         f"optimize-{Path(args.config or 'b2b_saas').stem}-{config.profile}-{args.objective}")
     if out.exists() and not out.is_dir():
@@ -688,10 +721,11 @@ def cmd_optimize(args) -> int:
             result = search(config, settings, out, progress=progress)
             best = result.best
     report = _optimize_report(result, best, cmp, settings)
-    from gtmsim.report.optimize import optimize_report
+    from gtmsim.report.optimize import optimize_figures, optimize_report
 
+    figures = optimize_figures(_jsonable(report), result, best, cmp, settings.objectives)
     page = optimize_report(_jsonable(report), result, best, cmp, settings.objectives,
-                           config.name)
+                           config.name, figures)
     try:
         _write_file(out / "trials.parquet", lambda p: result.trials_frame().write_parquet(p))
         _write_file(out / "candidates.parquet",
@@ -708,6 +742,8 @@ def cmd_optimize(args) -> int:
         _write_file(out / "comparison.txt", lambda p: p.write_text(
             _report_text(report), encoding="utf-8"))
         _write_file(out / "report.html", lambda p: p.write_text(page, encoding="utf-8"))
+        if args.png:
+            _write_png_folder(figures, out / "figures")
     except OSError as exc:
         raise UsageError("--out", f"cannot write {out}: {exc.strerror or exc}") from None
     print(_report_text(report))
@@ -732,6 +768,8 @@ def cmd_sweep(args) -> int:
     out = Path(args.out) if args.out else Path("runs") / _slug(
         f"sweep-{Path(args.config or 'b2b_saas').stem}-{Path(args.grid).stem}")
     sweep.prepare_out(out, plan, create=False)  # checks the folder before a cluster starts
+    if args.png:
+        _check_png()
     where = (args.scheduler if args.scheduler else
              "this process" if workers == 0 else f"a LocalCluster of {workers} workers")
     total = len(plan.points) * plan.replications
@@ -749,11 +787,14 @@ def cmd_sweep(args) -> int:
         print(f"gtmsim: interrupted; {written} of {len(plan.points)} points are in {out}; "
               "run the same command to resume", file=sys.stderr, flush=True)
         return EXIT_INTERRUPTED if isinstance(exc, KeyboardInterrupt) else EXIT_TERMINATED
-    from gtmsim.report.sweep import sweep_report
+    from gtmsim.report.sweep import sweep_figures, sweep_report, sweep_summary
 
     try:  # after every run, a resumed one too: the report covers all the points written
-        page = sweep_report(out)
+        doc = sweep_summary(out)
+        page = sweep_report(out, summary=doc)
         _write_file(out / "report.html", lambda p: p.write_text(page, encoding="utf-8"))
+        if args.png:
+            _write_png_folder(sweep_figures(doc), out / "figures")
     except OSError as exc:
         raise UsageError("--out", f"cannot write {out}: {exc.strerror or exc}") from None
     print(f"swept {summary.points} points x {plan.replications} replications on {where}: "
@@ -766,7 +807,12 @@ def cmd_compare(args) -> int:
     from rich.console import Console
 
     from gtmsim.optimize.designs import compare_designs, design_labels, load_designs
-    from gtmsim.report.compare import compare_report, comparison_tables, comparison_text
+    from gtmsim.report.compare import (
+        compare_figures,
+        compare_report,
+        comparison_tables,
+        comparison_text,
+    )
 
     if len(args.configs) < 2:
         raise UsageError("CONFIG", "give at least two configs to compare (the first is the "
@@ -785,6 +831,8 @@ def cmd_compare(args) -> int:
         while out.exists():
             out, i = base.with_name(f"{base.name}-{i}"), i + 1
     _check_out_dir(out)
+    if args.png:
+        _check_png()
     engine = args.engine or _default_engine()
     total = len(labels) * len(profiles) * args.scenarios * args.replications
     bar, progress = _progress_bar(total, f"compare {len(labels)} designs x {len(profiles)} "
@@ -799,13 +847,17 @@ def cmd_compare(args) -> int:
                    "gtmsim_version": _version(),
                    "created": datetime.now().isoformat(timespec="seconds")}
     text = comparison_text(doc)
+    figures = compare_figures(_jsonable(doc))
     try:
         with staged(out, is_dir=True) as tmp:
             result.rows.write_parquet(tmp / "comparison.parquet")
             (tmp / "summary.json").write_text(
                 json.dumps(_jsonable(doc), indent=2, allow_nan=False) + "\n", encoding="utf-8")
             (tmp / "comparison.txt").write_text(text, encoding="utf-8")
-            (tmp / "report.html").write_text(compare_report(_jsonable(doc)), encoding="utf-8")
+            (tmp / "report.html").write_text(compare_report(_jsonable(doc), figures),
+                                             encoding="utf-8")
+            if args.png:
+                _write_pngs(figures, tmp / "figures")
     except OSError as exc:
         raise UsageError("--out", f"cannot write {out}: {exc.strerror or exc}") from None
     console = Console()

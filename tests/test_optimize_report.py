@@ -96,7 +96,8 @@ def test_importance_falls_back_to_a_note(params, n, drawn):
     from gtmsim.report.optimize import _optuna_figures
 
     figs, notes = _optuna_figures(_study(params, n), ["mean"], "")
-    titles = [f.layout.title.text for f in figs]
+    titles = [f.layout.title.text for f in figs.values()]
+    assert ("importance" in figs) == drawn and "history" in figs
     assert any(t.startswith("Optimisation history") for t in titles)
     assert any(t.startswith("Lever importance") for t in titles) == drawn
     assert any(n.startswith("No lever importance") for n in notes) != drawn

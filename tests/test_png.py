@@ -1,5 +1,6 @@
-"""`run --png`: the report's figures as PNG files where plotly's static exporter (kaleido>=1
-and a Chrome/Chromium) is available, and a one-line error before any simulating where not."""
+"""`--png` (run, optimize, sweep, compare): the report's figures as PNG files where plotly's
+static exporter (kaleido>=1 and a Chrome/Chromium) is available, and a one-line error before
+any simulating where not."""
 
 from __future__ import annotations
 
@@ -32,9 +33,22 @@ def _need_exporter() -> None:
         pytest.skip(f"PNG export unavailable: {why}")
 
 
-def _run(args: list[str], **env: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "gtmsim", "run", *args], capture_output=True,
-                          text=True, timeout=600, env={**os.environ, **env})
+def _run(args: list[str], command: str = "run", **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "gtmsim", command, *args],
+                          capture_output=True, text=True, timeout=600, env={**os.environ, **env})
+
+
+def _check_figures(out: Path) -> list[str]:
+    """One valid PNG per figure of report.html, and nothing left half-written."""
+    pngs = sorted(p.name for p in (out / "figures").iterdir())
+    assert pngs and all(name.endswith(".png") for name in pngs), pngs
+    assert (out / "report.html").read_text(encoding="utf-8").count("Plotly.newPlot") == len(pngs)
+    for name in pngs:
+        width, height = _png_size(out / "figures" / name)
+        assert width == export.PNG_WIDTH * export.PNG_SCALE and height > 300, name
+        assert (out / "figures" / name).stat().st_size > 10_000, name  # drawn, not blank
+    assert not list(out.glob(".*partial*")) and not list(out.glob(".*.old"))
+    return pngs
 
 
 def test_run_png_writes_every_report_figure(tmp_path):
@@ -52,6 +66,45 @@ def test_run_png_writes_every_report_figure(tmp_path):
         assert (out / "figures" / name).stat().st_size > 20_000, name  # drawn, not blank
 
 
+SHORT = ["--set", "run.horizon_days=30", "--set", "run.warmup_days=7"]
+
+
+def test_optimize_png_writes_every_report_figure(tmp_path):
+    _need_exporter()
+    out = tmp_path / "out"
+    args = ["--trials", "6", "--scenarios", "4", "--replications", "1", "--top", "3",
+            "--engine", "numba", *SHORT, "--png", "--out", str(out)]
+    res = _run(args, "optimize")
+    assert res.returncode == 0, res.stderr
+    pngs = _check_figures(out)
+    assert {"candidates.png", "history.png", "what_breaks.png"} <= set(pngs), pngs
+    # a resumed study (two more trials) replaces the folder of PNGs as a whole
+    res = _run([*args, "--trials", "8"], "optimize")
+    assert res.returncode == 0, res.stderr
+    _check_figures(out)
+
+
+def test_sweep_png_writes_every_report_figure(tmp_path):
+    _need_exporter()
+    (tmp_path / "grid.toml").write_text('profiles = ["ideal", "realistic"]\n[levers]\n'
+                                        'sdr_headcount = [3, 5]\n')
+    out = tmp_path / "out"
+    res = _run(["--grid", str(tmp_path / "grid.toml"), *SHORT, "--replications", "2",
+                "--workers", "0", "--engine", "numba", "--png", "--out", str(out)], "sweep")
+    assert res.returncode == 0, res.stderr
+    assert _check_figures(out) == ["means.png"]
+
+
+def test_compare_png_writes_every_report_figure(tmp_path):
+    _need_exporter()
+    out = tmp_path / "out"
+    res = _run(["configs/b2b_saas.toml", "configs/product_led.toml", "--profile", "realistic",
+                "--profile", "ideal", "--scenarios", "2", "--replications", "1", "--engine",
+                "numba", *SHORT, "--png", "--out", str(out)], "compare")
+    assert res.returncode == 0, res.stderr
+    assert _check_figures(out) == ["profile_ideal.png", "profile_realistic.png"]
+
+
 def test_write_pngs_takes_any_figures(tmp_path):
     """The function other reports use: a dict of figures, a folder."""
     _need_exporter()
@@ -63,10 +116,18 @@ def test_write_pngs_takes_any_figures(tmp_path):
     assert _png_size(paths[0]) == (400, 300)
 
 
-def test_run_png_without_an_exporter_fails_at_start(tmp_path):
+@pytest.mark.parametrize("command, args", [
+    ("run", ["--replications", "100000"]),
+    ("optimize", ["--trials", "1000"]),
+    ("sweep", ["--grid", "GRID", "--replications", "100000", "--workers", "0"]),
+    ("compare", ["configs/b2b_saas.toml", "configs/product_led.toml", "--scenarios", "1000"]),
+])
+def test_png_without_an_exporter_fails_at_start(tmp_path, command, args):
     out = tmp_path / "out"
+    (tmp_path / "grid.toml").write_text("[levers]\nsdr_headcount = [3, 5]\n")
+    args = [str(tmp_path / "grid.toml") if a == "GRID" else a for a in args]
     # a browser that is not there: kaleido would have nothing to drive
-    res = _run(["--replications", "100000", "--png", "--out", str(out)],
+    res = _run([*args, "--png", "--out", str(out)], command,
                BROWSER_PATH=str(tmp_path / "no-chrome"))
     assert res.returncode == 2
     assert res.stderr.startswith("gtmsim: error: --png: BROWSER_PATH=")

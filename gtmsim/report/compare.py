@@ -10,7 +10,11 @@ from __future__ import annotations
 
 import html
 import json
-from typing import Any
+import re
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import plotly.graph_objects as go
 
 STAT_NAMES = {"mean": "mean", "p10": "P10", "cvar10": "CVaR10 (worst 10%)"}
 
@@ -199,16 +203,30 @@ def _html_table(header: list[str], rows: list[list[str]], marked: set[int] = ())
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
-def compare_report(summary: dict) -> str:
-    """The whole page as one HTML string."""
+def compare_figures(summary: dict) -> dict[str, go.Figure]:
+    """The report's plotly figures by name, one per profile in the page's order
+    (`compare --png` writes them): profile_NAME, the name made safe as a file name."""
+    figures: dict[str, go.Figure] = {}
+    for profile in summary["profiles"]:
+        name = "profile_" + (re.sub(r"[^A-Za-z0-9_.-]+", "_", profile).strip("._") or "_")
+        while name in figures:  # two profiles whose names differ only in odd characters
+            name += "_"
+        figures[name] = _figure(summary, profile)
+    return figures
+
+
+def compare_report(summary: dict, figures: dict[str, go.Figure] | None = None) -> str:
+    """The whole page as one HTML string (`figures`: those of compare_figures, drawn here
+    when not given)."""
     profiles = list(summary["profiles"])
+    drawn = list((figures if figures is not None else compare_figures(summary)).values())
     names, differ = _levers(summary)
     lever_rows = [[n, *[_num(d["levers"].get(n)) for d in summary["designs"]]] for n in names]
     lever_table = _html_table(["lever", *[d["name"] for d in summary["designs"]]], lever_rows,
                               {i for i, n in enumerate(names) if n in differ})
     sections = []
     for i, profile in enumerate(profiles):
-        fig = _figure(summary, profile).to_html(full_html=False, include_plotlyjs=(i == 0))
+        fig = drawn[i].to_html(full_html=False, include_plotlyjs=(i == 0))
         header, rows = table_rows(summary, profile)
         verdict = summary["profiles"][profile]["verdict"]
         sections.append(f"<h2>Profile {html.escape(profile)}</h2>"

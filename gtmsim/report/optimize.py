@@ -147,13 +147,13 @@ def _ideal_vs_robust_figure(report: dict, cmp, outcome: str):
 
 
 def _optuna_figures(study, objectives: list[str], label: str, importance: bool = True
-                    ) -> tuple[list, list[str]]:
-    """History, importance and (two objectives) the Pareto front; notes where one can't be
-    drawn."""
+                    ) -> tuple[dict, list[str]]:
+    """The Pareto front (two objectives), history and importance by name ("pareto_front",
+    "history", "importance"); notes where one can't be drawn."""
     import optuna
     import optuna.visualization as vis
 
-    figs, notes = [], []
+    figs, notes = {}, []
     multi = len(study.directions) > 1
     target = (lambda t: t.values[0]) if multi else None
     name = objectives[0]
@@ -165,13 +165,13 @@ def _optuna_figures(study, objectives: list[str], label: str, importance: bool =
                 fig = vis.plot_pareto_front(study, target_names=objectives)
                 fig.update_layout(title=f"Pareto front{label}: {objectives[0]} against "
                                         f"{objectives[1]} (the best trials are highlighted)")
-                figs.append(fig)
+                figs["pareto_front"] = fig
             except Exception as exc:  # noqa: BLE001 - a figure, never the run, may fail
                 notes.append(f"No Pareto front{label}: {_reason(exc)}.")
         try:
             fig = vis.plot_optimization_history(study, target=target, target_name=name)
             fig.update_layout(title=f"Optimisation history{label}: {name} of each trial")
-            figs.append(fig)
+            figs["history"] = fig
         except Exception as exc:  # noqa: BLE001
             notes.append(f"No optimisation history{label}: {_reason(exc)}.")
         levers = {k for t in complete for k in t.params}
@@ -188,7 +188,7 @@ def _optuna_figures(study, objectives: list[str], label: str, importance: bool =
                 fig = vis.plot_param_importances(study, target=target, target_name=name)
                 fig.update_layout(title=f"Lever importance{label} for {name} (fANOVA over "
                                         f"{len(complete)} completed trials)")
-                figs.append(fig)
+                figs["importance"] = fig
             except Exception as exc:  # noqa: BLE001
                 notes.append(f"No lever importance{label}: {_reason(exc)}.")
     return figs, notes
@@ -255,41 +255,66 @@ def _breaks_figure(report: dict, result, best, outcome: str):
 # --------------------------------------------------------------------------- the page
 
 
-def optimize_report(report: dict, result, best, cmp=None, objectives: list[str] | None = None,
-                    name: str = "") -> str:
-    """The whole page as one HTML string.
+class Figures(dict):
+    """Figures by name in the page's order, with notes on those that could not be drawn."""
 
-    `report` is the dict written to comparison.json; `result` the SearchResult whose
-    candidates and held-out scenarios it describes, `best` the chosen Candidate, `cmp` the
-    Comparison of --compare-ideal (or None); `objectives` the study's objective names.
-    """
+    notes: list[str]
+
+
+def optimize_figures(report: dict, result, best, cmp=None, objectives: list[str] | None = None
+                     ) -> Figures:
+    """The report's plotly figures by name, in the page's order (`optimize --png` writes
+    them): candidates, ideal_vs_robust (with --compare-ideal), pareto_front, history,
+    importance (with --compare-ideal also history_ideal), what_breaks. Arguments as for
+    optimize_report."""
     data = _clean(report)
     outcome = report["outcome"]
     objectives = objectives or str(report["objective"]).split(",")
-    figures = [_candidates_figure(result, best, cmp, outcome)]
+    figures = Figures(candidates=_candidates_figure(result, best, cmp, outcome))
     notes: list[str] = []
     if cmp is not None:
-        figures.append(_ideal_vs_robust_figure(data, cmp, outcome))
-        for study, names, label, imp in (
-                (result.study, objectives, " (robust search)", True),
-                (cmp.ideal.study, ["mean"], " (search tuned for ideal people)", False)):
+        figures["ideal_vs_robust"] = _ideal_vs_robust_figure(data, cmp, outcome)
+        for study, names, suffix, label, imp in (
+                (result.study, objectives, "", " (robust search)", True),
+                (cmp.ideal.study, ["mean"], "_ideal", " (search tuned for ideal people)",
+                 False)):
             f, n = _optuna_figures(study, names, label, imp)
-            figures += f
+            figures.update({k + suffix: v for k, v in f.items()})
             notes += n
     else:
         f, n = _optuna_figures(result.study, objectives, "")
-        figures += f
+        figures.update(f)
         notes += n
     breaks = _breaks_figure(data, result, best, outcome)
-    breaks_at = len(figures)  # the rule in words goes just above its scatter
     if breaks is None:
         notes.append("No scatter of what breaks the design: the profile has no uncertain "
                      "human-variability values, so the held-out scenarios differ only in "
                      "their seeds.")
     else:
-        figures.append(breaks)
+        figures["what_breaks"] = breaks
+    figures.notes = notes
+    return figures
+
+
+def optimize_report(report: dict, result, best, cmp=None, objectives: list[str] | None = None,
+                    name: str = "", figures: Figures | None = None) -> str:
+    """The whole page as one HTML string.
+
+    `report` is the dict written to comparison.json; `result` the SearchResult whose
+    candidates and held-out scenarios it describes, `best` the chosen Candidate, `cmp` the
+    Comparison of --compare-ideal (or None); `objectives` the study's objective names;
+    `figures` those of optimize_figures (drawn here when not given).
+    """
+    data = _clean(report)
+    outcome = report["outcome"]
+    if figures is None:
+        figures = optimize_figures(report, result, best, cmp, objectives)
+    notes = figures.notes
+    names = list(figures)
+    breaks_at = names.index("what_breaks") if "what_breaks" in figures else len(names)
+    # the rule in words goes just above its scatter
     parts = [fig.to_html(full_html=False, include_plotlyjs=(i == 0))
-             for i, fig in enumerate(figures)]
+             for i, fig in enumerate(figures.values())]
     title = html.escape(f"gtmsim optimise: {name}" if name else "gtmsim optimise")
     sub = (f"Objective {report['objective']} of {outcome}; {report['trials']} trials, scored "
            f"on {report['scenarios']} scenarios x {report['replications']} replications, "

@@ -14,11 +14,14 @@ import html
 import json
 import math
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
 from gtmsim.sweep import MANIFEST, read_sweep
+
+if TYPE_CHECKING:
+    import plotly.graph_objects as go
 
 KEY_OUTCOMES = ("bookings", "win_rate", "leaked", "pipeline_created", "won", "rework_hours")
 PERCENT = ("win_rate",)
@@ -271,10 +274,19 @@ def _best_table(s: dict) -> str:
             "</tr></thead><tbody>" + "".join(rows) + "</tbody></table>")
 
 
-def sweep_report(out: str | Path, outcomes: list[str] | None = None) -> str:
-    """The report page of the sweep in folder `out`, as one HTML string."""
-    s = sweep_summary(out, outcomes)
-    fig = _figure(s).to_html(full_html=False, include_plotlyjs=True)
+def sweep_figures(summary: dict[str, Any]) -> dict[str, go.Figure]:
+    """The report's plotly figures by name (`sweep --png` writes them), from sweep_summary:
+    one, "means", whose menu switches between outcomes (a PNG shows the first outcome)."""
+    return {"means": _figure(summary)}
+
+
+def sweep_report(out: str | Path, outcomes: list[str] | None = None,
+                 summary: dict[str, Any] | None = None) -> str:
+    """The report page of the sweep in folder `out`, as one HTML string (`summary`: that of
+    sweep_summary(out, outcomes), read here when not given)."""
+    s = summary if summary is not None else sweep_summary(out, outcomes)
+    fig = "".join(f.to_html(full_html=False, include_plotlyjs=(i == 0))
+                  for i, f in enumerate(sweep_figures(s).values()))
     sw = s["sweep"]
     title = html.escape(f"gtmsim sweep: {sw['config']}")
     sub = html.escape(
