@@ -37,7 +37,11 @@ class Replication:
         # three streams, so that two designs run on the same seed meet the same leads and the
         # same people even when their work unfolds differently (common random numbers)
         root = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
-        work, arrivals, people = (np.random.default_rng(s) for s in root.spawn(3))
+        # the first three children, as `root.spawn(3)` gives them, without spawning from (and
+        # so changing) the caller's SeedSequence: the same seed object runs the same twice
+        streams = (np.random.SeedSequence(root.entropy, spawn_key=(*root.spawn_key, k),
+                                          pool_size=root.pool_size) for k in range(3))
+        work, arrivals, people = (np.random.default_rng(s) for s in streams)
         self.rng, self.rng_arrivals, self.rng_people = work, arrivals, people
         self.cal = Calendar(spec.work_days, spec.day_start, spec.day_end)
         self.rec = Recorder(spec, event_log)
