@@ -447,13 +447,9 @@ def _umask() -> int:
 
 
 def _jsonable(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    return value
+    from gtmsim.report.export import jsonable
+
+    return jsonable(value)
 
 
 def config_toml(config) -> str:

@@ -8,14 +8,31 @@ be written here; `write_pngs()` writes them.
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 from importlib import metadata
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
+
+def jsonable(value: Any) -> Any:
+    """JSON-ready, as summary.json and comparison.json hold numbers: NaN and infinities as
+    null, tuples as lists, numpy scalars as Python numbers."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if isinstance(value, np.generic):
+        return jsonable(value.item())
+    return value
+
 
 PNG_WIDTH = 1200  # layout pixels; the files are PNG_SCALE times that
 PNG_SCALE = 2

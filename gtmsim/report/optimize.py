@@ -13,26 +13,14 @@ from __future__ import annotations
 
 import html
 import json
-import math
 import warnings
 from typing import Any
 
 import numpy as np
 
+from gtmsim.report.export import jsonable
+
 STATS = (("mean", "mean"), ("p10", "P10"), ("cvar10", "CVaR10 (worst 10%)"))
-
-
-def _clean(value: Any) -> Any:
-    """JSON-ready: tuples as lists, NaN and infinities as null (as comparison.json has it)."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _clean(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_clean(v) for v in value]
-    if isinstance(value, np.generic):
-        return _clean(value.item())
-    return value
 
 
 def _num(v: Any) -> str:
@@ -267,7 +255,7 @@ def optimize_figures(report: dict, result, best, cmp=None, objectives: list[str]
     them): candidates, ideal_vs_robust (with --compare-ideal), pareto_front, history,
     importance (with --compare-ideal also history_ideal), what_breaks. Arguments as for
     optimize_report."""
-    data = _clean(report)
+    data = jsonable(report)
     outcome = report["outcome"]
     objectives = objectives or str(report["objective"]).split(",")
     figures = Figures(candidates=_candidates_figure(result, best, cmp, outcome))
@@ -305,7 +293,7 @@ def optimize_report(report: dict, result, best, cmp=None, objectives: list[str] 
     Comparison of --compare-ideal (or None); `objectives` the study's objective names;
     `figures` those of optimize_figures (drawn here when not given).
     """
-    data = _clean(report)
+    data = jsonable(report)
     outcome = report["outcome"]
     if figures is None:
         figures = optimize_figures(report, result, best, cmp, objectives)
