@@ -58,6 +58,7 @@ from gtmsim.engines.kernel.state import (
     new_state,
     workspace,
 )
+from gtmsim.engines.kernel.view import keep, view
 
 S_LEADS, C_LEADS = O.S_LEADS, O.C_LEADS
 
@@ -133,10 +134,9 @@ def arrival(ks, st, c, now):
 
 
 @njit(cache=True)
-def run_one(ks, seed, out, offsets, w):
-    """One replication into its tally row `out`, on workspace `w`; returns a status (0: ok,
-    else a table that was too small)."""
-    st = new_state(ks, seed, out, offsets, w)
+def run_one(ks, st):
+    """One replication on fresh state `st`; returns a status (0: ok, else a table that was
+    too small)."""
     st_C = st.C
     st_PI = st.PI
     st_slot_person = st.slot_person
@@ -214,8 +214,14 @@ def run_chunk(ks, seeds, out, status, offsets, lead_cap, people_cap, queue_cap, 
     w = workspace(kc, lead_cap, people_cap, queue_cap)
     row = np.zeros(out.shape[1])
     for i in range(lo, hi):
-        status[i] = run_one(kc, seeds[i], row, offs, w)
+        st = new_state(kc, seeds[i], row, offs, w)
+        # the event loop reads both through reference-free views; kc, st, w and row own
+        # what the views point to and stay alive past the call
+        status[i] = run_one(view(kc), view(st))
+        keep(st)
         out[i, :] = row
+    keep(kc)
+    keep(w)
 
 
 @njit(cache=True, parallel=True)
