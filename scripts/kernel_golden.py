@@ -47,6 +47,36 @@ def outputs(name: str) -> dict[str, pl.DataFrame | np.ndarray]:
     return {"replications": res.replications, "weekly": res.weekly, "raw": raw}
 
 
+def periods_mismatches() -> int:
+    """The kernel's fmod-free ``periods(t, w)`` against Python's ``(int(t // w), t % w)``, bit
+    for bit, on random times and on every edge near a multiple of w (and -0.0, NaN, t < 0)."""
+    from numba import njit
+
+    from gtmsim.engines.kernel.calendar import periods
+
+    @njit
+    def run(ts, w, n, r):
+        for i in range(ts.shape[0]):
+            n[i], r[i] = periods(ts[i], w)
+
+    rng = np.random.default_rng(0)
+    bad = 0
+    for w in (24.0, 168.0, 13 * 168.0):
+        base = np.arange(0, 400) * w
+        below = np.nextafter(base, -np.inf)
+        ts = np.concatenate([rng.uniform(0, 1e5, 100_000), rng.exponential(1.0, 1000), base,
+                             below, np.nextafter(below, -np.inf), np.nextafter(base, np.inf),
+                             [0.0, -0.0, 1e-300, -5.0, -w, -1e-9, np.nan]])
+        n, r = np.empty(ts.size, dtype=np.int64), np.empty(ts.size)
+        run(ts, w, n, r)
+        for t, a, b in zip(ts.tolist(), n.tolist(), r.tolist(), strict=True):
+            if t != t:
+                continue  # NaN: int(nan // w) raises in Python; the kernel never sees one
+            if a != int(t // w) or np.float64(b).tobytes() != np.float64(t % w).tobytes():
+                bad += 1
+    return bad
+
+
 def first_difference(a: pl.DataFrame, b: pl.DataFrame) -> str:
     if a.columns != b.columns:
         return f"columns differ: {a.columns} vs {b.columns}"
@@ -93,6 +123,9 @@ def main() -> int:
         print(f"{name}: {'checked' if args.check else 'recorded'} "
               f"({got['replications'].height} replications, {got['weekly'].height} weekly rows)")
     if args.check:
+        wrong = periods_mismatches()
+        print(f"periods(): {wrong} mismatches with Python's // and %")
+        bad += wrong > 0
         print("golden check: " + ("OK, identical" if not bad else f"{bad} frame(s) differ"))
     return 1 if bad else 0
 

@@ -25,6 +25,22 @@ next_open = njit(cache=True)(_cal.next_open)
 working_hours_between = njit(cache=True)(_cal.working_hours_between)
 
 
+@njit(cache=True, inline="always")
+def periods(t, w):
+    """(int(t // w), t % w) for an integer-valued w > 0, without numba's fmod call: for t >= 0
+    the quotient n is found by a division and a one-step correction, and n * w and t - n * w
+    are exact, so both numbers are Python's to the bit (negative or NaN t: Python's own;
+    scripts/kernel_golden.py --check tests this on edge cases)."""
+    if not t >= 0.0:
+        return int(t // w), t % w
+    n = int(t / w)
+    if n * w > t:
+        n -= 1
+    elif (n + 1) * w <= t:
+        n += 1
+    return n, (t - n * w) + 0.0  # + 0.0: a zero remainder is +0.0, as Python's (t = -0.0)
+
+
 @njit(cache=True)
 def advance(t, work, days, start, end):
     """Calendar time when `work` working hours, begun at t, are done (as gtmsim.calendar)."""

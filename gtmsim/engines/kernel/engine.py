@@ -14,13 +14,12 @@ from numba import njit, prange
 from gtmsim import outcomes as O
 from gtmsim.engines.kernel import flow as F
 from gtmsim.engines.kernel import record as R
-from gtmsim.engines.kernel.calendar import advance_pw
-from gtmsim.engines.kernel.heap import pop_event, schedule
+from gtmsim.engines.kernel.calendar import advance_pw, periods
+from gtmsim.engines.kernel.heap import pop_next, schedule
 from gtmsim.engines.kernel.kspec import private_copy
 from gtmsim.engines.kernel.people import hire
 from gtmsim.engines.kernel.rng import draw, exponential, uniform
 from gtmsim.engines.kernel.state import (
-    C_HSIZE,
     C_NLEADS,
     C_STATUS,
     EV_ARRIVAL,
@@ -85,7 +84,7 @@ def next_arrival(ks, st, c):
         st_chan_clock[c] = t
         if t >= ks.end:
             return
-        if uniform(st_rng) * peak > rate * ks_channel_week_mult[c, int(t // 168.0)]:
+        if uniform(st_rng) * peak > rate * ks_channel_week_mult[c, periods(t, 168.0)[0]]:
             continue
         schedule(st, t, EV_ARRIVAL, c, 0)
         return
@@ -157,10 +156,11 @@ def run_one(ks, st):
         next_arrival(ks, st, c)
     if ks.n_weeks > 1:
         schedule(st, ks.warmup + 168.0, EV_WEEKLY, 0, 0)
-    while st_C[C_HSIZE] > 0 and st_C[C_STATUS] == OK:
-        if st.ht[0] >= ks.end:
+    end = ks.end
+    while st_C[C_STATUS] == OK:
+        t, kind, a, b = pop_next(st, end)
+        if kind < 0:
             break
-        t, kind, a, b = pop_event(st)
         st.now[0] = t
         if kind == EV_ARRIVAL:
             arrival(ks, st, a, t)
@@ -192,7 +192,6 @@ def run_one(ks, st):
                 schedule(st, ks.warmup + 168.0 * (a + 2), EV_WEEKLY, a + 1, 0)
     if st_C[C_STATUS] != OK:
         return st_C[C_STATUS]
-    end = ks.end
     for team in range(ks.n_teams):
         for slot in range(ks_team_headcount[team]):
             pid = st_slot_person[team, slot]

@@ -15,7 +15,7 @@ from numba import njit
 from gtmsim import outcomes as O
 from gtmsim import spec as S
 from gtmsim.engines.kernel import record as R
-from gtmsim.engines.kernel.calendar import advance_pw
+from gtmsim.engines.kernel.calendar import advance_pw, periods
 from gtmsim.engines.kernel.heap import q_pop, q_push, schedule
 from gtmsim.engines.kernel.people import (
     POOL,
@@ -121,7 +121,7 @@ def event(st):
 def quarter(st, team, now):
     st_quarter_of = st.quarter_of
     st_renewals_quarter = st.renewals_quarter
-    q = int(now // QUARTER)
+    q = periods(now, QUARTER)[0]
     if q != st_quarter_of[team]:
         st_quarter_of[team] = q
         st.kpi_quarter[team] = 0.0
@@ -145,7 +145,7 @@ def pressure(ks, st, team, now):
     metric = ks.team_kpi_metric[team]
     if ks.pressure_on == 0.0 or metric < 0:
         return 0.0
-    into = now % QUARTER
+    into = periods(now, QUARTER)[1]
     if QUARTER - into > ks.pressure_window:
         return 0.0
     quarter(st, team, now)

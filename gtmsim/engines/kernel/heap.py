@@ -1,22 +1,37 @@
-"""Binary heaps over preallocated arrays: the event list and the work queues.
+"""Heaps over preallocated arrays: the event list (4-ary) and the work queues (binary).
 
 Events are ordered by (time, insertion sequence), as SimPy orders same-time events. A work
 queue holds (class, key, sequence) -> lead, as a SimPy PriorityStore of PriorityItems:
 escalated items (class 0) first, then the discipline's key, then arrival order.
 
 Keys are unique (every item has its own sequence number), so the order items come out in
-does not depend on how the heap is laid out. Each function binds the state's arrays to
-locals once (a StructRef field read takes a reference each time) and sifts a hole rather
-than swapping, so a level costs one move instead of a three-way exchange. An event is a time
+does not depend on how the heap is laid out (binary or 4-ary alike). Each function binds the
+state's arrays to locals once and sifts a hole rather than swapping, so a level costs one
+move instead of a three-way exchange. The event heap is 4-ary: half the levels of a binary
+one, its four children's times side by side in ``ht``. An event is a time
 (``ht``) and one int64 row (sequence, kind, a, b) of ``hi``: two arrays to fetch, one cache
 line to move.
+
+Events scheduled for the current instant (a person taking an item starts on it at once: about
+a quarter of all events) go to a FIFO (``ft``, ``fi``) instead of the heap, appended while
+their time equals the current time and the FIFO's last time. Both are sorted by (time,
+sequence), and ``pop_next`` takes the smaller of their fronts: the same order as one heap of
+all of them, at a fraction of the cost for the FIFO's events.
 """
 
 from __future__ import annotations
 
 from numba import njit
 
-from gtmsim.engines.kernel.state import C_HSEQ, C_HSIZE, C_QSEQ, C_STATUS, QUEUE_OVERFLOW
+from gtmsim.engines.kernel.state import (
+    C_FHEAD,
+    C_FTAIL,
+    C_HSEQ,
+    C_HSIZE,
+    C_QSEQ,
+    C_STATUS,
+    QUEUE_OVERFLOW,
+)
 
 
 @njit(cache=True)
@@ -26,13 +41,25 @@ def schedule(st, t, kind, a, b):
     if t >= st.end:
         return
     C = st.C
-    ht, hi = st.ht, st.hi  # times; (sequence, kind, a, b) rows
-    n = C[C_HSIZE]
     seq = C[C_HSEQ]
     C[C_HSEQ] = seq + 1
+    if t == st.now[0]:
+        ft = st.ft
+        tail = C[C_FTAIL]
+        if tail < ft.shape[0] and (tail == C[C_FHEAD] or ft[tail - 1] == t):
+            fi = st.fi
+            ft[tail] = t
+            fi[tail, 0] = seq
+            fi[tail, 1] = kind
+            fi[tail, 2] = a
+            fi[tail, 3] = b
+            C[C_FTAIL] = tail + 1
+            return
+    ht, hi = st.ht, st.hi  # times; (sequence, kind, a, b) rows
+    n = C[C_HSIZE]
     C[C_HSIZE] = n + 1
     while n > 0:
-        parent = (n - 1) >> 1
+        parent = (n - 1) >> 2
         pt = ht[parent]
         if t < pt or (t == pt and seq < hi[parent, 0]):
             ht[n] = pt
@@ -63,15 +90,14 @@ def pop_event(st):
         lt, ls, lk, la, lb = ht[n], hi[n, 0], hi[n, 1], hi[n, 2], hi[n, 3]
         i = 0
         while True:
-            m = 2 * i + 1
+            m = 4 * i + 1  # the first child; the earliest of the (up to) four wins
             if m >= n:
                 break
             mt, ms = ht[m], hi[m, 0]
-            r = m + 1
-            if r < n:
-                rt, rs = ht[r], hi[r, 0]
-                if rt < mt or (rt == mt and rs < ms):
-                    m, mt, ms = r, rt, rs
+            for j in range(m + 1, min(m + 4, n)):
+                jt = ht[j]
+                if jt < mt or (jt == mt and hi[j, 0] < ms):
+                    m, mt, ms = j, jt, hi[j, 0]
             if mt < lt or (mt == lt and ms < ls):
                 ht[i] = mt
                 hi[i, 0] = ms
@@ -87,6 +113,31 @@ def pop_event(st):
         hi[i, 2] = la
         hi[i, 3] = lb
     return t, k, a, b
+
+
+@njit(cache=True)
+def pop_next(st, end):
+    """Remove the earliest event of the FIFO and the heap; returns (time, kind, a, b), kind
+    -1 when none is left before `end`."""
+    C = st.C
+    head = C[C_FHEAD]
+    if head < C[C_FTAIL]:
+        ft, fi = st.ft, st.fi
+        t, s = ft[head], fi[head, 0]
+        if C[C_HSIZE] > 0:
+            ht = st.ht
+            if ht[0] < t or (ht[0] == t and st.hi[0, 0] < s):
+                return pop_event(st)
+        k, a, b = fi[head, 1], fi[head, 2], fi[head, 3]
+        head += 1
+        if head == C[C_FTAIL]:
+            head = 0
+            C[C_FTAIL] = 0
+        C[C_FHEAD] = head
+        return t, k, a, b
+    if C[C_HSIZE] > 0 and st.ht[0] < end:
+        return pop_event(st)
+    return 0.0, -1, 0, 0
 
 
 @njit(cache=True, inline="always")

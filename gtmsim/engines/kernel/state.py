@@ -37,8 +37,8 @@ N_PI = 17
 IDLE, WAITING, CLAIMED, BUSY, GONE = range(5)
 
 # counters
-C_NLEADS, C_NPEOPLE, C_HSIZE, C_HSEQ, C_QSEQ, C_WSEQ, C_STATUS = range(7)
-N_C = 7
+C_NLEADS, C_NPEOPLE, C_HSIZE, C_HSEQ, C_QSEQ, C_WSEQ, C_STATUS, C_FHEAD, C_FTAIL = range(9)
+N_C = 9
 OK, LEAD_OVERFLOW, PEOPLE_OVERFLOW, QUEUE_OVERFLOW = range(4)
 
 # event kinds
@@ -48,7 +48,7 @@ OK, LEAD_OVERFLOW, PEOPLE_OVERFLOW, QUEUE_OVERFLOW = range(4)
 STATE_FIELDS = (
     "end", "now", "C", "rng", "rng_arrivals", "rng_people",
     "LF", "LI", "PF", "PI", "slot_person",
-    "ht", "hi",
+    "ht", "hi", "ft", "fi",
     "qcls", "qkey", "qseq", "qlead", "qlen", "scratch",
     "rr", "trust", "feedback_shift", "kpi_quarter", "renewals_quarter", "quarter_of",
     "chan_clock",
@@ -77,13 +77,14 @@ structref.define_proxy(State, StateType, list(STATE_FIELDS))
 def workspace(ks, lead_cap, people_cap, queue_cap):
     """The big tables of a replication (lead and people rows, event heap, queues), allocated
     once per batch chunk and reused by its replications: every row is written before it is
-    read (an arrival clears its lead's row, a hire its person's row; heap and queue slots are
-    written when pushed), so reuse needs no clearing."""
+    read (an arrival clears its lead's row, a hire its person's row; heap, same-instant FIFO
+    and queue slots are written when pushed), so reuse needs no clearing."""
     nt = ks.n_teams
     nq = nt + int(ks.team_headcount.sum())
     hcap = lead_cap + 2 * people_cap + nq + ks.n_channels + 16
     return (np.zeros((lead_cap, N_LF)), np.zeros((lead_cap, N_LI), dtype=np.int64),
             np.zeros((people_cap, N_PF)), np.zeros((people_cap, N_PI), dtype=np.int64),
+            np.zeros(hcap), np.zeros((hcap, 4), dtype=np.int64),
             np.zeros(hcap), np.zeros((hcap, 4), dtype=np.int64),
             np.zeros((nq, queue_cap), dtype=np.int64), np.zeros((nq, queue_cap)),
             np.zeros((nq, queue_cap), dtype=np.int64), np.zeros((nq, queue_cap), dtype=np.int64),
@@ -96,16 +97,16 @@ def new_state(ks, seed, out, offsets, w):
     `out` (zeroed)."""
     out[:] = 0.0
     nt, ns, ne, nc, wk = ks.n_teams, ks.n_stages, ks.n_edges, ks.n_channels, ks.n_weeks
-    nq = w[6].shape[0]
+    nq = w[8].shape[0]
     o = offsets
     return State(
         ks.end, np.zeros(1), np.zeros(N_C, dtype=np.int64), seed[0:4].copy(),
         seed[4:8].copy(), seed[8:12].copy(),
         w[0], w[1], w[2], w[3],
         np.full((nt, ks.max_headcount), -1, dtype=np.int64),
-        w[4], w[5],
-        w[6], w[7], w[8], w[9],
-        np.zeros(nq, dtype=np.int64), w[10],
+        w[4], w[5], w[6], w[7],
+        w[8], w[9], w[10], w[11],
+        np.zeros(nq, dtype=np.int64), w[12],
         np.zeros(nt, dtype=np.int64), np.full(ne, ks.trust_initial), np.zeros(ns),
         np.zeros(nt), np.zeros((nt, 2)), np.zeros(nt, dtype=np.int64),
         np.zeros(nc),
