@@ -3,7 +3,8 @@ the in-process batch on the same work.
 
 Run: /work/venv/bin/python -m pytest benchmarks/bench_sweep.py --benchmark-only -s
 (sizes: GTMSIM_BENCH_POINTS points x GTMSIM_BENCH_REPS replications of the default config,
-default 4 x 64, tasks of the default 64 replications).
+default 4 x 192: three tasks of the default 64 replications per point, as in a sweep of the
+config's 200 replications).
 
 - scaling: workers of one numba thread each (one core per worker, as on a cluster), 1 worker
   vs 2 on the same sweep; target >= 1.7x (issue 5);
@@ -38,7 +39,7 @@ from gtmsim.sweep import (
 )
 
 POINTS = int(os.environ.get("GTMSIM_BENCH_POINTS", "4"))
-REPS = int(os.environ.get("GTMSIM_BENCH_REPS", "64"))
+REPS = int(os.environ.get("GTMSIM_BENCH_REPS", "192"))
 ROUNDS = int(os.environ.get("GTMSIM_BENCH_ROUNDS", "3"))
 TARGET_SCALING = 1.7
 TARGET_OVERHEAD = 0.10
