@@ -13,6 +13,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 import tomli_w
+from cli_checks import fails_cleanly, listing
 
 from gtmsim.cli import main, staged
 from gtmsim.config import load_config, read_toml
@@ -23,10 +24,6 @@ SHORT = ["--set", "run.horizon_days=21", "--set", "run.warmup_days=7"]
 def gtmsim(*args: str, cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "gtmsim", *args], cwd=cwd, capture_output=True,
                           text=True, timeout=timeout)
-
-
-def _listing(folder: Path) -> set[str]:
-    return {str(p.relative_to(folder)) for p in folder.rglob("*")}
 
 
 def _write_config(folder: Path, name: str, change) -> str:
@@ -89,23 +86,14 @@ BAD_FLAGS = {
 def test_bad_flags_are_one_line_exit_2_and_write_nothing(case, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     make_args, expected = BAD_FLAGS[case]
-    args = make_args(tmp_path)
-    before = _listing(tmp_path)
-    with pytest.raises(SystemExit) as info:
-        main(args)
-    assert info.value.code == 2
-    out, err = capsys.readouterr()
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("gtmsim: error: "), err
-    assert expected in lines[0], lines[0]
-    assert _listing(tmp_path) == before and out == ""
+    fails_cleanly(make_args(tmp_path), expected, tmp_path, capsys)
 
 
 @pytest.mark.parametrize("case", list(BAD))
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(case, tmp_path):
     make_args, expected = BAD[case]
     args = make_args(tmp_path)
-    before = _listing(tmp_path)
+    before = listing(tmp_path)
     res = gtmsim(*args, cwd=tmp_path)
     assert res.returncode == 2, res.stderr
     lines = res.stderr.strip().splitlines()
@@ -113,7 +101,7 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(case, tmp_path):
     assert lines[0].startswith("gtmsim: error: "), lines[0]
     assert expected in lines[0], lines[0]
     assert "Traceback" not in res.stderr + res.stdout
-    assert _listing(tmp_path) == before  # no runs/, no output folder, no temp file
+    assert listing(tmp_path) == before  # no runs/, no output folder, no temp file
     assert res.stdout == ""
 
 

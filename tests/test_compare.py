@@ -10,6 +10,7 @@ import numpy as np
 import polars as pl
 import pytest
 import tomli_w
+from cli_checks import fails_cleanly
 
 from gtmsim.cli import main
 from gtmsim.config import read_toml
@@ -152,10 +153,6 @@ def test_default_out_folder_under_runs(tmp_path, monkeypatch):
                                                                      "compare-a-b-2"]
 
 
-def _listing(folder: Path) -> set[str]:
-    return {str(p.relative_to(folder)) for p in folder.rglob("*")}
-
-
 BAD = {
     "one config": (lambda d, a: ["compare", a], "CONFIG: give at least two configs"),
     "no config": (lambda d, a: ["compare"], "missing required argument: CONFIG"),
@@ -177,16 +174,7 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(case, tmp_path, monkeyp
     monkeypatch.chdir(tmp_path)
     a = Path(_config(tmp_path, "a.toml")).name
     make_args, expected = BAD[case]
-    args = make_args(tmp_path, a)
-    before = _listing(tmp_path)
-    with pytest.raises(SystemExit) as info:
-        main(args)
-    assert info.value.code == 2
-    out, err = capsys.readouterr()
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("gtmsim: error: "), err
-    assert expected in lines[0], lines[0]
-    assert _listing(tmp_path) == before and out == ""  # no runs/, no output folder
+    fails_cleanly(make_args(tmp_path, a), expected, tmp_path, capsys)
 
 
 def test_help(capsys):
