@@ -74,32 +74,27 @@ def working_area(ks, st, team, col, busy, a, b):
 
 
 @njit(cache=True)
+def level_change(ks, st, team, col, weekly, level, since, t, delta):
+    """A team's level (leads in it, people serving, opportunities with the buyer) moves by
+    delta at t: its time integral so far goes to team[team, col] (and wip_w if weekly)."""
+    calendar_area(ks, st, team, col, weekly, float(level[team]), since[team], t)
+    level[team] += delta
+    since[team] = t
+
+
+@njit(cache=True)
 def wip_change(ks, st, team, t, delta):
-    st_wip = st.wip
-    st_wip_since = st.wip_since
-    calendar_area(ks, st, team, T_WIP_AREA, True, float(st_wip[team]), st_wip_since[team], t)
-    st_wip[team] += delta
-    st_wip_since[team] = t
+    level_change(ks, st, team, T_WIP_AREA, True, st.wip, st.wip_since, t, delta)
 
 
 @njit(cache=True)
 def serving_change(ks, st, team, t, delta):
-    st_serving = st.serving
-    st_serving_since = st.serving_since
-    calendar_area(ks, st, team, T_SERVING_AREA, False, float(st_serving[team]),
-                  st_serving_since[team], t)
-    st_serving[team] += delta
-    st_serving_since[team] = t
+    level_change(ks, st, team, T_SERVING_AREA, False, st.serving, st.serving_since, t, delta)
 
 
 @njit(cache=True)
 def buyer_change(ks, st, team, t, delta):
-    st_buyer = st.buyer
-    st_buyer_since = st.buyer_since
-    calendar_area(ks, st, team, T_BUYER_AREA, False, float(st_buyer[team]),
-                  st_buyer_since[team], t)
-    st_buyer[team] += delta
-    st_buyer_since[team] = t
+    level_change(ks, st, team, T_BUYER_AREA, False, st.buyer, st.buyer_since, t, delta)
 
 
 @njit(cache=True)
