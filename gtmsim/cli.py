@@ -118,14 +118,18 @@ def _add_config_args(p: argparse.ArgumentParser, optional_config: bool = True) -
                         "(the value is read as TOML; repeatable)")
 
 
+def _add_engine_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--engine", type=_engine, default=None, metavar="E",
+                   help=f"simulation engine: {', '.join(_engines())} "
+                        f"(default: {_default_engine()})")
+
+
 def _add_run_args(p: argparse.ArgumentParser, replications_default: str) -> None:
     p.add_argument("--replications", type=_positive_int, metavar="N",
                    help=f"independent replications ({replications_default})")
     p.add_argument("--seed", type=_seed, metavar="S",
                    help="root random seed (default: the config's run.seed)")
-    p.add_argument("--engine", type=_engine, default=None, metavar="E",
-                   help=f"simulation engine: {', '.join(_engines())} "
-                        f"(default: {_default_engine()})")
+    _add_engine_arg(p)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -203,9 +207,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--replications", type=_positive_int, default=2, metavar="R",
                    help="replications per scenario (default: 2)")
     p.add_argument("--seed", type=_seed, default=0, metavar="S", help="root seed (default: 0)")
-    p.add_argument("--engine", type=_engine, default=None, metavar="E",
-                   help=f"simulation engine: {', '.join(_engines())} "
-                        f"(default: {_default_engine()})")
+    _add_engine_arg(p)
     p.add_argument("--workers", type=_positive_int, default=None, metavar="W",
                    help="worker processes per evaluation (default: 1)")
     p.add_argument("--storage", metavar="URL",
@@ -252,9 +254,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="replications per point (default: the config's run.replications)")
     p.add_argument("--seed", type=_seed, metavar="S",
                    help="root seed (default: the config's run.seed)")
-    p.add_argument("--engine", type=_engine, default=None, metavar="E",
-                   help=f"simulation engine: {', '.join(_engines())} "
-                        f"(default: {_default_engine()})")
+    _add_engine_arg(p)
     p.add_argument("--chunk", type=_positive_int, default=None, metavar="N",
                    help="replications per task (default: 64)")
     p.add_argument("--connect-timeout", type=float, default=30.0, metavar="S",
@@ -286,9 +286,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="replications per scenario (default: 4)")
     p.add_argument("--seed", type=_seed, default=None, metavar="S",
                    help="root seed (default: the first config's run.seed)")
-    p.add_argument("--engine", type=_engine, default=None, metavar="E",
-                   help=f"simulation engine: {', '.join(_engines())} "
-                        f"(default: {_default_engine()})")
+    _add_engine_arg(p)
     p.add_argument("--workers", type=_positive_int, default=None, metavar="W",
                    help="worker processes per batch, simpy engine (default: 1)")
     p.add_argument("--outcome", default="bookings", metavar="COLUMN",
