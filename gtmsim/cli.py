@@ -20,7 +20,9 @@ import signal
 import sys
 import tempfile
 import textwrap
+import threading
 from collections.abc import Iterator
+from concurrent.futures import InvalidStateError
 from datetime import datetime
 from pathlib import Path
 from typing import Any, NoReturn
@@ -323,6 +325,15 @@ def _fail(message: str, status: int = EXIT_BAD_INPUT) -> NoReturn:
     raise SystemExit(status)
 
 
+def _quiet_broken_pool(args, default=threading.excepthook) -> None:
+    """Workers killed on Ctrl-C break the process pool; CPython's pool manager thread may then
+    try to fail futures the interrupted `map` already cancelled (InvalidStateError in
+    ``terminate_broken``) and print a traceback. Nothing is lost: stay quiet about that one."""
+    if args.exc_type is InvalidStateError:
+        return
+    default(args)
+
+
 @contextlib.contextmanager
 def _signals() -> Iterator[None]:
     """Ctrl-C and SIGTERM in the main process raise; forked workers exit quietly.
@@ -336,6 +347,7 @@ def _signals() -> Iterator[None]:
     def handler(signum, frame):
         if os.getpid() != main_pid:
             os._exit(128 + signum)
+        threading.excepthook = _quiet_broken_pool
         for child in multiprocessing.active_children():
             with contextlib.suppress(Exception):
                 os.kill(child.pid, signal.SIGTERM)
