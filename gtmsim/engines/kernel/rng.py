@@ -70,7 +70,7 @@ def exponential(s, mean):
 
 @njit(cache=True)
 def gamma(s, shape, scale):
-    """Marsaglia-Tsang; shape < 1 by the boost U^(1/shape)."""
+    """Marsaglia-Tsang with its squeeze; shape < 1 by the boost U^(1/shape)."""
     if shape <= 0.0:
         return 0.0
     boost = 1.0
@@ -87,7 +87,9 @@ def gamma(s, shape, scale):
             continue
         v = v * v * v
         u = 1.0 - uniform(s)
-        if math.log(u) < 0.5 * x * x + d - d * v + d * math.log(v):
+        x2 = x * x
+        # the squeeze accepts without a log (it implies the exact test below)
+        if u < 1.0 - 0.0331 * x2 * x2 or math.log(u) < 0.5 * x2 + d - d * v + d * math.log(v):
             return d * v * scale * boost
 
 
