@@ -222,7 +222,9 @@ def _claim(ks, st, pid, q, now):
 
 @njit(cache=True)
 def offer(ks, st, q, now):
-    """An item was put in queue q: the person waiting on it (first come, for a pool) takes it."""
+    """An item was put in queue q: the person waiting on it (first come, for a pool) takes it.
+    A pool's waiting people stand in a line (``st.waiting``: each person joins once per wait,
+    and the line holds at most every person the team ever had), so taking one is O(1)."""
     st_PI = st.PI
     st_slot_person = st.slot_person
     ks_slot_q0 = ks.slot_q0
@@ -230,12 +232,17 @@ def offer(ks, st, q, now):
         return
     taker = -1
     if q < ks.n_teams:
-        best = 0
-        for k in range(ks.team_headcount[q]):
-            pid = st_slot_person[q, k]
-            if pid >= 0 and st_PI[pid, P_STATE] == WAITING:
-                if taker < 0 or st_PI[pid, P_WAIT_SEQ] < best:
-                    taker, best = pid, st_PI[pid, P_WAIT_SEQ]
+        # the pool's line of waiting people, in the order they began to wait; a person who
+        # left meanwhile (quit) is skipped
+        line, ends = st.waiting, st.waiting_ends
+        head, tail = ends[q, 0], ends[q, 1]
+        while head < tail:
+            pid = line[q, head % line.shape[1]]
+            head += 1
+            if st_PI[pid, P_STATE] == WAITING:
+                taker = pid
+                break
+        ends[q, 0] = head
     else:
         team = 0
         while team + 1 < ks.n_teams and ks_slot_q0[team + 1] <= q:
@@ -268,6 +275,11 @@ def seek(ks, st, pid, now):
         st_PI[pid, P_STATE] = WAITING
         st_PI[pid, P_WAIT_SEQ] = st_C[C_WSEQ]
         st_C[C_WSEQ] += 1
+        if q < ks.n_teams:  # a pool: the person joins the end of its line
+            line, ends = st.waiting, st.waiting_ends
+            tail = ends[q, 1]
+            line[q, tail % line.shape[1]] = pid
+            ends[q, 1] = tail + 1
 
 
 @njit(cache=True)

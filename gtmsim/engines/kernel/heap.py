@@ -18,13 +18,14 @@ their time equals the current time and the FIFO's last time. Both are sorted by 
 sequence), and ``pop_next`` takes the smaller of their fronts: the same order as one heap of
 all of them, at a fraction of the cost for the FIFO's events.
 
-The heap holds only the events of the current day (``FAR_WINDOW`` hours); an event of a later
-day (a buyer's decision weeks out, a nurtured lead's return, a quit) is appended to that day's
+The heap holds only the events of the current window (``st.window`` hours: a day on the default
+model, shorter at higher lead volumes, see ``kspec.event_window``); an event of a later window
+(a buyer's decision weeks out, a nurtured lead's return, a quit) is appended to that window's
 list (``far_*``: linked nodes from a free list) and moved into the heap when the heap runs dry
-and the day begins. Every event before the day's end is in the heap or the FIFO and every
-event after it in a list, so the order is still that of one heap; the heap is a twentieth of
-the size (on the default model about 20 events at a pop, against about 400 in one heap of all
-events), and the lists cost O(1).
+and the window begins. Every event before the window's end is in the heap or the FIFO and
+every event after it in a list, so the order is still that of one heap; the heap is a
+twentieth of the size (on the default model about 20 events at a pop, against about 400 in
+one heap of all events), and the lists cost O(1).
 """
 
 from __future__ import annotations
@@ -42,7 +43,6 @@ from gtmsim.engines.kernel.state import (
     C_QSEQ,
     C_STATUS,
     C_WINDOW,
-    FAR_WINDOW,
     QUEUE_OVERFLOW,
 )
 
@@ -68,7 +68,7 @@ def schedule(st, t, kind, a, b):
             fi[tail, 3] = b
             C[C_FTAIL] = tail + 1
             return
-    if t >= (C[C_WINDOW] + 1) * FAR_WINDOW:
+    if t >= (C[C_WINDOW] + 1) * st.window:
         _far_push(st, t, seq, kind, a, b)
     else:
         _heap_push(st, t, seq, kind, a, b)
@@ -101,7 +101,7 @@ def _heap_push(st, t, seq, kind, a, b):
 
 @njit(cache=True)
 def _far_push(st, t, seq, kind, a, b):
-    """Append an event of a later day to that day's list (a node from the free list)."""
+    """Append an event of a later window to that window's list (a node from the free list)."""
     C = st.C
     far_t, far_i = st.far_t, st.far_i  # time; (sequence, kind, a, b, next node) rows
     node = C[C_FAR_FREE] - 1
@@ -116,25 +116,25 @@ def _far_push(st, t, seq, kind, a, b):
     far_i[node, 2] = a
     far_i[node, 3] = b
     far_i[node, 4] = -1
-    day = periods(t, FAR_WINDOW)[0]
-    if st.far_head[day] < 0:
-        st.far_head[day] = node
+    w = periods(t, st.window)[0]
+    if st.far_head[w] < 0:
+        st.far_head[w] = node
     else:
-        far_i[st.far_tail[day], 4] = node
-    st.far_tail[day] = node
+        far_i[st.far_tail[w], 4] = node
+    st.far_tail[w] = node
 
 
 @njit(cache=True)
-def _next_day(st):
-    """Move the next day's events into the (empty) heap; False when no day is left."""
+def _next_window(st):
+    """Move the next window's events into the (empty) heap; False when none is left."""
     C = st.C
     far_t, far_i, far_head = st.far_t, st.far_i, st.far_head
-    day = C[C_WINDOW] + 1
-    if day * FAR_WINDOW >= st.end:
+    w = C[C_WINDOW] + 1
+    if w * st.window >= st.end:
         return False
-    C[C_WINDOW] = day
-    node = far_head[day]
-    far_head[day] = -1
+    C[C_WINDOW] = w
+    node = far_head[w]
+    far_head[w] = -1
     while node >= 0:
         _heap_push(st, far_t[node], far_i[node, 0], far_i[node, 1], far_i[node, 2],
                    far_i[node, 3])
@@ -204,7 +204,7 @@ def pop_next(st, end):
         C[C_FHEAD] = head
         return t, k, a, b
     while C[C_HSIZE] == 0:
-        if not _next_day(st):
+        if not _next_window(st):
             return 0.0, -1, 0, 0
     if st.ht[0] < end:
         return pop_event(st)

@@ -41,7 +41,8 @@ _INTS = ("n_weeks", "nurture_return_after", "nurture_return_stage", "n_teams", "
          "n_edges", "n_channels", "max_headcount")
 
 FIELDS = _ARRAYS_I + _ARRAYS_F + _SCALARS + _INTS + ("end", "slot_q0", "per_week",
-                                                     "channel_peak")
+                                                     "channel_peak", "event_window")
+EVENTS_PER_WINDOW = 64.0  # arrivals the event heap's window spans, on average
 
 
 @structref.register
@@ -93,7 +94,20 @@ def pack(spec: ModelSpec, **replace) -> KSpec:
         d["per_week"] = float(d["work_days"].sum() * (d["day_end"] - d["day_start"]))
     if "channel_peak" not in replace:  # each channel's highest weekly multiplier
         d["channel_peak"] = np.ascontiguousarray(d["channel_week_mult"].max(axis=1))
+    d["event_window"] = event_window(d)
     return KSpec(*(d[name] for name in FIELDS))
+
+
+def event_window(d: dict) -> float:
+    """Hours of events the event heap holds (later ones wait in per-window lists): a day, halved
+    until the window spans at most EVENTS_PER_WINDOW arrivals on average, so the heap stays as
+    small at any lead volume. Windows are 24 / 2^j hours: their bounds are exact floats."""
+    hours = np.where(d["channel_working_only"] == 1, d["per_week"], 168.0)
+    per_week = float((d["channel_rate"] * hours * d["channel_week_mult"].mean(axis=1)).sum())
+    window = 24.0
+    while per_week * window / 168.0 > EVENTS_PER_WINDOW and window > 24.0 / 2**10:
+        window /= 2.0
+    return window
 
 
 @njit(cache=True)
@@ -129,7 +143,7 @@ def private_copy(ks):
                  ks.availability_mean, ks.availability_concentration, ks.habit_attempts,
                  ks.compliance_p, ks.n_weeks, ks.nurture_return_after, ks.nurture_return_stage,
                  ks.n_teams, ks.n_stages, ks.n_edges, ks.n_channels, ks.max_headcount, ks.end,
-                 ks.slot_q0.copy(), ks.per_week, ks.channel_peak.copy())
+                 ks.slot_q0.copy(), ks.per_week, ks.channel_peak.copy(), ks.event_window)
 
 
 class TallyLayout:

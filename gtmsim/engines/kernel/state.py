@@ -41,18 +41,17 @@ IDLE, WAITING, CLAIMED, BUSY, GONE = range(5)
  C_FAR_FREE, C_FAR_USED) = range(12)
 N_C = 12
 OK, LEAD_OVERFLOW, PEOPLE_OVERFLOW, QUEUE_OVERFLOW = range(4)
-# the event heap holds the events of the current day; later ones wait in per-day lists
-FAR_WINDOW = 24.0
+
 
 # event kinds
 (EV_ARRIVAL, EV_ENQUEUE, EV_START, EV_WORK_DONE, EV_BUYER, EV_RENEWAL, EV_NURTURE, EV_QUIT,
  EV_HIRE, EV_WEEKLY) = range(10)
 
 STATE_FIELDS = (
-    "end", "now", "C", "rng", "rng_arrivals", "rng_people",
+    "end", "window", "now", "C", "rng", "rng_arrivals", "rng_people",
     "LF", "LI", "PF", "PI", "slot_person",
     "ht", "hi", "ft", "fi", "far_t", "far_i", "far_head", "far_tail",
-    "qcls", "qkey", "qseq", "qlead", "qlen", "scratch",
+    "qcls", "qkey", "qseq", "qlead", "qlen", "scratch", "waiting", "waiting_ends",
     "rr", "trust", "feedback_shift", "kpi_quarter", "renewals_quarter", "quarter_of",
     "chan_clock",
     "wip", "wip_since", "serving", "serving_since", "buyer", "buyer_since",
@@ -85,7 +84,7 @@ def workspace(ks, lead_cap, people_cap, queue_cap):
     nt = ks.n_teams
     nq = nt + int(ks.team_headcount.sum())
     hcap = lead_cap + 2 * people_cap + nq + ks.n_channels + 16
-    n_windows = int(ks.end // FAR_WINDOW) + 2
+    n_windows = int(ks.end // ks.event_window) + 2
     return (np.zeros((lead_cap, N_LF)), np.zeros((lead_cap, N_LI), dtype=np.int64),
             np.zeros((people_cap, N_PF)), np.zeros((people_cap, N_PI), dtype=np.int64),
             np.zeros(hcap), np.zeros((hcap, 4), dtype=np.int64),
@@ -94,7 +93,8 @@ def workspace(ks, lead_cap, people_cap, queue_cap):
             np.zeros((nq, queue_cap), dtype=np.int64), np.zeros((nq, queue_cap), dtype=np.int64),
             np.zeros((queue_cap, 2), dtype=np.int64),
             np.zeros(hcap), np.zeros((hcap, 5), dtype=np.int64),
-            np.zeros(n_windows, dtype=np.int64), np.zeros(n_windows, dtype=np.int64))
+            np.zeros(n_windows, dtype=np.int64), np.zeros(n_windows, dtype=np.int64),
+            np.zeros((nt, people_cap), dtype=np.int64))
 
 
 @njit(cache=True)
@@ -105,15 +105,15 @@ def new_state(ks, seed, out, offsets, w):
     nt, ns, ne, nc, wk = ks.n_teams, ks.n_stages, ks.n_edges, ks.n_channels, ks.n_weeks
     nq = w[8].shape[0]
     o = offsets
-    w[15][:] = -1  # every day's list of far events starts empty
+    w[15][:] = -1  # every window's list of later events starts empty
     return State(
-        ks.end, np.zeros(1), np.zeros(N_C, dtype=np.int64), seed[0:4].copy(),
+        ks.end, ks.event_window, np.zeros(1), np.zeros(N_C, dtype=np.int64), seed[0:4].copy(),
         seed[4:8].copy(), seed[8:12].copy(),
         w[0], w[1], w[2], w[3],
         np.full((nt, ks.max_headcount), -1, dtype=np.int64),
         w[4], w[5], w[6], w[7], w[13], w[14], w[15], w[16],
         w[8], w[9], w[10], w[11],
-        np.zeros(nq, dtype=np.int64), w[12],
+        np.zeros(nq, dtype=np.int64), w[12], w[17], np.zeros((nt, 2), dtype=np.int64),
         np.zeros(nt, dtype=np.int64), np.full(ne, ks.trust_initial), np.zeros(ns),
         np.zeros(nt), np.zeros((nt, 2)), np.zeros(nt, dtype=np.int64),
         np.zeros(nc),
