@@ -20,6 +20,7 @@ from gtmsim.engines.kernel.kspec import private_copy
 from gtmsim.engines.kernel.people import hire
 from gtmsim.engines.kernel.rng import draw, exponential, uniform
 from gtmsim.engines.kernel.state import (
+    C_LFREE,
     C_NLEADS,
     C_STATUS,
     EV_ARRIVAL,
@@ -100,11 +101,16 @@ def arrival(ks, st, c, now):
     ks_dist_par = ks.dist_par
     ks_dist_pool = ks.dist_pool
     F.event(st)
-    lead = st_C[C_NLEADS]
-    if lead >= st_LF.shape[0]:
-        st_C[C_STATUS] = LEAD_OVERFLOW
-        return
-    st_C[C_NLEADS] = lead + 1
+    free = st_C[C_LFREE]
+    if free > 0:  # the row of a lead whose journey ended
+        lead = st.lead_free[free - 1]
+        st_C[C_LFREE] = free - 1
+    else:
+        lead = st_C[C_NLEADS]
+        if lead >= st_LF.shape[0]:
+            st_C[C_STATUS] = LEAD_OVERFLOW
+            return
+        st_C[C_NLEADS] = lead + 1
     r = st.rng_arrivals
     q = draw(r, ks_dist_kind, ks_dist_par, ks_dist_pool, ks.channel_quality[c])
     v = draw(r, ks_dist_kind, ks_dist_par, ks_dist_pool, ks.channel_value[c])

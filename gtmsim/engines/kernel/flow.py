@@ -31,6 +31,7 @@ from gtmsim.engines.kernel.people import (
 from gtmsim.engines.kernel.rng import draw, exponential, lognormal_mean_one, uniform
 from gtmsim.engines.kernel.state import (
     BUSY,
+    C_LFREE,
     C_WSEQ,
     CLAIMED,
     EV_BUYER,
@@ -199,9 +200,19 @@ def depart(ks, st, lead, now):
 
 
 @njit(cache=True)
+def end(ks, st, lead, f, now):
+    """The lead's journey ends in fate f: counted, and its row is free for a new lead (only the
+    counts outlive it), so the lead table holds the leads in play, not every lead ever born."""
+    R.fate(ks, st, f, now)
+    C = st.C
+    st.lead_free[C[C_LFREE]] = lead
+    C[C_LFREE] += 1
+
+
+@njit(cache=True)
 def leave(ks, st, lead, f, now):
     depart(ks, st, lead, now)
-    R.fate(ks, st, f, now)
+    end(ks, st, lead, f, now)
 
 
 # ------------------------------------------------------------------ queues and takers
@@ -381,17 +392,19 @@ def forward(ks, st, lead, outcome, compliant, now):
     if target >= 0:
         enter(ks, st, lead, target, ks.edge_of[s, target], compliant, now)
     elif target == NURTURE:
-        R.fate(ks, st, F_NURTURED, now)
         if ks.nurture_return_p > 0 and uniform(st_rng) < ks.nurture_return_p:
+            R.fate(ks, st, F_NURTURED, now)  # the lead comes back later
             delay = draw(st_rng, ks.dist_kind, ks.dist_par, ks.dist_pool,
                          ks.nurture_return_after)
             schedule(st, now + delay, EV_NURTURE, lead, 0)
+        else:
+            end(ks, st, lead, F_NURTURED, now)
     elif target == DISQUALIFIED:
-        R.fate(ks, st, F_DISQUALIFIED, now)
+        end(ks, st, lead, F_DISQUALIFIED, now)
     elif target == LOST_FATE:
-        R.fate(ks, st, F_LOST, now)
+        end(ks, st, lead, F_LOST, now)
     elif target == CUSTOMER:
-        R.fate(ks, st, F_RETAINED, now)
+        end(ks, st, lead, F_RETAINED, now)
 
 
 @njit(cache=True)
@@ -646,7 +659,7 @@ def work_done(ks, st, pid, now):
             contact_done(ks, st, lead, False, False, now)
             if st_LI[lead, L_LIVE] == 0:
                 depart(ks, st, lead, now)
-                R.fate(ks, st, F_DECAYED, now)
+                end(ks, st, lead, F_DECAYED, now)
                 finish(ks, st, pid, now)
             else:
                 route(ks, st, pid, lead, UNREACHED, now)
@@ -655,7 +668,7 @@ def work_done(ks, st, pid, now):
         route(ks, st, pid, lead, outcome, now)
     elif phase == PH_CLOSE_DECAYED:
         depart(ks, st, lead, now)
-        R.fate(ks, st, F_DECAYED, now)
+        end(ks, st, lead, F_DECAYED, now)
         finish(ks, st, pid, now)
     elif phase == PH_CLOSE_MAIN:
         if outcome != QUALIFIED:
@@ -717,7 +730,7 @@ def renewal(ks, st, lead, s, now):
     st_renewals_quarter[team, 0] += 1
     st_renewals_quarter[team, 1] += 1.0 if churned else 0.0
     trust_update(ks, st, st.LI[lead, L_EDGE], 0.0 if churned else 1.0)
-    R.fate(ks, st, F_CHURNED if churned else F_RETAINED, now)
+    end(ks, st, lead, F_CHURNED if churned else F_RETAINED, now)
 
 
 # ------------------------------------------------------------------ turnover (9)

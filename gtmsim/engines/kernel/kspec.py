@@ -42,7 +42,7 @@ _INTS = ("n_weeks", "nurture_return_after", "nurture_return_stage", "n_teams", "
 
 FIELDS = _ARRAYS_I + _ARRAYS_F + _SCALARS + _INTS + ("end", "slot_q0", "per_week",
                                                      "channel_peak", "event_window")
-EVENTS_PER_WINDOW = 64.0  # arrivals the event heap's window spans, on average
+EVENTS_PER_WINDOW = 8.0  # arrivals the event heap's window spans, on average
 
 
 @structref.register

@@ -38,8 +38,8 @@ IDLE, WAITING, CLAIMED, BUSY, GONE = range(5)
 
 # counters
 (C_NLEADS, C_NPEOPLE, C_HSIZE, C_HSEQ, C_QSEQ, C_WSEQ, C_STATUS, C_FHEAD, C_FTAIL, C_WINDOW,
- C_FAR_FREE, C_FAR_USED) = range(12)
-N_C = 12
+ C_FAR_FREE, C_FAR_USED, C_LFREE) = range(13)
+N_C = 13
 OK, LEAD_OVERFLOW, PEOPLE_OVERFLOW, QUEUE_OVERFLOW = range(4)
 
 
@@ -51,7 +51,7 @@ STATE_FIELDS = (
     "end", "window", "now", "C", "rng", "rng_arrivals", "rng_people",
     "LF", "LI", "PF", "PI", "slot_person",
     "ht", "hi", "ft", "fi", "far_t", "far_i", "far_head", "far_tail",
-    "qcls", "qkey", "qseq", "qlead", "qlen", "scratch", "waiting", "waiting_ends",
+    "qcls", "qkey", "qseq", "qlead", "qlen", "scratch", "waiting", "waiting_ends", "lead_free",
     "rr", "trust", "feedback_shift", "kpi_quarter", "renewals_quarter", "quarter_of",
     "chan_clock",
     "wip", "wip_since", "serving", "serving_since", "buyer", "buyer_since",
@@ -94,7 +94,7 @@ def workspace(ks, lead_cap, people_cap, queue_cap):
             np.zeros((queue_cap, 2), dtype=np.int64),
             np.zeros(hcap), np.zeros((hcap, 5), dtype=np.int64),
             np.zeros(n_windows, dtype=np.int64), np.zeros(n_windows, dtype=np.int64),
-            np.zeros((nt, people_cap), dtype=np.int64))
+            np.zeros((nt, people_cap), dtype=np.int64), np.zeros(lead_cap, dtype=np.int64))
 
 
 @njit(cache=True)
@@ -114,6 +114,7 @@ def new_state(ks, seed, out, offsets, w):
         w[4], w[5], w[6], w[7], w[13], w[14], w[15], w[16],
         w[8], w[9], w[10], w[11],
         np.zeros(nq, dtype=np.int64), w[12], w[17], np.zeros((nt, 2), dtype=np.int64),
+        w[18],
         np.zeros(nt, dtype=np.int64), np.full(ne, ks.trust_initial), np.zeros(ns),
         np.zeros(nt), np.zeros((nt, 2)), np.zeros(nt, dtype=np.int64),
         np.zeros(nc),
