@@ -17,7 +17,7 @@ from gtmsim.engines.kernel import record as R
 from gtmsim.engines.kernel.calendar import advance_pw, periods
 from gtmsim.engines.kernel.heap import pop_next, schedule
 from gtmsim.engines.kernel.kspec import private_copy
-from gtmsim.engines.kernel.people import hire
+from gtmsim.engines.kernel.people import hire, logit
 from gtmsim.engines.kernel.rng import draw, exponential, uniform
 from gtmsim.engines.kernel.state import (
     C_LFREE,
@@ -41,6 +41,7 @@ from gtmsim.engines.kernel.state import (
     L_INTENT_FROM,
     L_LAST_COMPLIANT,
     L_LIVE,
+    L_LOGIT,
     L_QUALITY,
     L_REWORK_STAGE,
     L_SLOT,
@@ -118,6 +119,7 @@ def arrival(ks, st, c, now):
     st_LF[lead, L_CREATED] = now
     st_LF[lead, L_INTENT_FROM] = now
     st_LF[lead, L_QUALITY] = min(max(q, 0.0), 1.0)
+    st_LF[lead, L_LOGIT] = logit(st_LF[lead, L_QUALITY])
     st_LF[lead, L_VALUE] = v
     st_LF[lead, L_U_LIVE] = uniform(r)
     st_LF[lead, L_U_WIN] = uniform(r)

@@ -53,6 +53,7 @@ from gtmsim.engines.kernel.state import (
     L_INTENT_FROM,
     L_LAST_COMPLIANT,
     L_LIVE,
+    L_LOGIT,
     L_MAX_ATTEMPTS,
     L_QUALITY,
     L_REWORK_STAGE,
@@ -305,7 +306,7 @@ def enqueue(ks, st, lead, cls, now):
     elif discipline == NEWEST:
         key = -now
     else:
-        key = -perceived(st, st.LF[lead, L_QUALITY], ks.noise_sd)
+        key = -perceived(st, st.LF[lead, L_QUALITY], st.LF[lead, L_LOGIT], ks.noise_sd)
     slot = st_LI[lead, L_SLOT]
     if slot < 0:
         q = team
@@ -482,7 +483,7 @@ def effort_of(ks, st, lead, now):
     st_rng = st.rng
     s = st_LI[lead, L_STAGE]
     base = draw(st_rng, ks.dist_kind, ks.dist_par, ks.dist_pool, ks.stage_effort[s])
-    base *= lognormal_mean_one(st_rng, ks.task_cv)
+    base *= lognormal_mean_one(st_rng, ks.task_s2, ks.task_sd)
     base *= 1.0 - ks.pressure_corner_cut * pressure(ks, st, ks.stage_team[s], now)
     if st_LI[lead, L_INFO_LOST] == 1:
         base += ks.rediscovery_hours
@@ -520,7 +521,7 @@ def decide(ks, st, pid, lead, now):
     team = ks.stage_team[s]
     shift = (st.PF[pid, P_THRESHOLD_SHIFT] + st.feedback_shift[s]
              - ks.pressure_threshold_drop * pressure(ks, st, team, now))
-    seen = perceived(st, st.LF[lead, L_QUALITY], noise(ks, st, pid, now))
+    seen = perceived(st, st.LF[lead, L_QUALITY], st.LF[lead, L_LOGIT], noise(ks, st, pid, now))
     if seen >= ks.stage_threshold[s] + shift:
         outcome = QUALIFIED
     elif seen < ks.stage_reject_below[s] + shift:

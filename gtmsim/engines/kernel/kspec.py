@@ -41,7 +41,8 @@ _INTS = ("n_weeks", "nurture_return_after", "nurture_return_stage", "n_teams", "
          "n_edges", "n_channels", "max_headcount")
 
 FIELDS = _ARRAYS_I + _ARRAYS_F + _SCALARS + _INTS + ("end", "slot_q0", "per_week",
-                                                     "channel_peak", "event_window")
+                                                     "channel_peak", "event_window",
+                                                     "task_s2", "task_sd", "speed_s2", "speed_sd")
 EVENTS_PER_WINDOW = 8.0  # arrivals the event heap's window spans, on average
 
 
@@ -95,6 +96,12 @@ def pack(spec: ModelSpec, **replace) -> KSpec:
     if "channel_peak" not in replace:  # each channel's highest weekly multiplier
         d["channel_peak"] = np.ascontiguousarray(d["channel_week_mult"].max(axis=1))
     d["event_window"] = event_window(d)
+    # the lognormal multipliers' log-variance and log-sd (mean 1, CV task_cv / speed_person_cv)
+    d["task_s2"] = math.log1p(d["task_cv"] ** 2) if d["task_cv"] > 0 else 0.0
+    d["task_sd"] = math.sqrt(d["task_s2"])
+    d["speed_s2"] = (math.log1p(d["speed_person_cv"] ** 2) if d["speed_person_cv"] > 0
+                     else 0.0)
+    d["speed_sd"] = math.sqrt(d["speed_s2"])
     return KSpec(*(d[name] for name in FIELDS))
 
 
@@ -143,7 +150,8 @@ def private_copy(ks):
                  ks.availability_mean, ks.availability_concentration, ks.habit_attempts,
                  ks.compliance_p, ks.n_weeks, ks.nurture_return_after, ks.nurture_return_stage,
                  ks.n_teams, ks.n_stages, ks.n_edges, ks.n_channels, ks.max_headcount, ks.end,
-                 ks.slot_q0.copy(), ks.per_week, ks.channel_peak.copy(), ks.event_window)
+                 ks.slot_q0.copy(), ks.per_week, ks.channel_peak.copy(), ks.event_window,
+                 ks.task_s2, ks.task_sd, ks.speed_s2, ks.speed_sd)
 
 
 class TallyLayout:

@@ -54,7 +54,7 @@ def hire(ks, st, team, slot, hired, generation, now):
     st_PI[pid, P_SLOT] = slot
     st_PI[pid, P_GEN] = generation
     st_PF[pid, P_HIRED] = hired
-    st_PF[pid, P_SPEED] = lognormal_mean_one(r, ks.speed_person_cv)
+    st_PF[pid, P_SPEED] = lognormal_mean_one(r, ks.speed_s2, ks.speed_sd)
     st_PF[pid, P_LATENCY_MULT] = (math.exp(ks.latency_person_sigma * normal(r))
                                   if ks.latency_person_sigma > 0 else 1.0)
     st_PF[pid, P_THRESHOLD_SHIFT] = ks.threshold_sd * normal(r) if ks.threshold_sd > 0 else 0.0
@@ -123,11 +123,12 @@ def logit(p):
 
 
 @njit(cache=True)
-def perceived(st, q, noise_sd):
-    """3. Quality as a person sees it: logit(q) plus noise, back on the probability scale."""
+def perceived(st, q, logit_q, noise_sd):
+    """3. Quality as a person sees it: logit(q) (the lead's, computed once) plus noise, back
+    on the probability scale."""
     if noise_sd <= 0:
         return q
-    return 1.0 / (1.0 + math.exp(-(logit(q) + noise_sd * normal(st.rng))))
+    return 1.0 / (1.0 + math.exp(-(logit_q + noise_sd * normal(st.rng))))
 
 
 @njit(cache=True, inline="always")

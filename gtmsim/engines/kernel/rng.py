@@ -211,10 +211,10 @@ def draw(s, kind, par, pool, row):
     return pool[int(p0) + int(uniform(s) * p1)]  # empirical
 
 
-@njit(cache=True)
-def lognormal_mean_one(s, cv):
-    """A multiplier with mean 1 and coefficient of variation cv (1 when cv is 0)."""
-    if cv <= 0.0:
+@njit(cache=True, inline="always")
+def lognormal_mean_one(s, s2, sd):
+    """A multiplier with mean 1 and log-variance s2 = log(1 + cv^2), sd = sqrt(s2) (both from
+    the spec); 1 when there is no variation."""
+    if s2 <= 0.0:
         return 1.0
-    s2 = math.log1p(cv * cv)
-    return math.exp(-s2 / 2.0 + math.sqrt(s2) * normal(s))
+    return math.exp(-s2 / 2.0 + sd * normal(s))

@@ -18,8 +18,8 @@ N_CHANNEL, N_TEAM, N_STAGE = len(O.CHANNEL), len(O.TEAM), len(O.STAGE)
 # lead rows: floats
 # U_*: the lead's own uniforms, drawn at birth (common random numbers across designs)
 (L_CREATED, L_INTENT_FROM, L_QUALITY, L_VALUE, L_TOUCH_DELAY, L_EXPERIENCE, L_ENTERED,
- L_U_LIVE, L_U_WIN, L_U_CHURN) = range(10)
-N_LF = 10
+ L_U_LIVE, L_U_WIN, L_U_CHURN, L_LOGIT) = range(11)
+N_LF = 11
 # lead rows: ints
 (L_CHANNEL, L_TOUCHED, L_LIVE, L_INFO_LOST, L_ERROR_FROM, L_REWORK_STAGE, L_STAGE, L_EDGE,
  L_SLOT, L_ATTEMPT, L_MAX_ATTEMPTS, L_LAST_COMPLIANT, L_WARM_PENDING) = range(13)
