@@ -18,14 +18,14 @@ their time equals the current time and the FIFO's last time. Both are sorted by 
 sequence), and ``pop_next`` takes the smaller of their fronts: the same order as one heap of
 all of them, at a fraction of the cost for the FIFO's events.
 
-The heap holds only the events of the current window (``st.window`` hours: a day on the default
+The heap holds only the events of the current window (``st.window`` hours: 3 on the default
 model, shorter at higher lead volumes, see ``kspec.event_window``); an event of a later window
 (a buyer's decision weeks out, a nurtured lead's return, a quit) is appended to that window's
 list (``far_*``: linked nodes from a free list) and moved into the heap when the heap runs dry
 and the window begins. Every event before the window's end is in the heap or the FIFO and
 every event after it in a list, so the order is still that of one heap; the heap is a
-twentieth of the size (on the default model about 20 events at a pop, against about 400 in
-one heap of all events), and the lists cost O(1).
+fraction of the size (on the default model about 12 events deep at a pop, against about 400
+in one heap of all events), and the lists cost O(1).
 """
 
 from __future__ import annotations
