@@ -48,7 +48,7 @@ OK, LEAD_OVERFLOW, PEOPLE_OVERFLOW, QUEUE_OVERFLOW = range(4)
  EV_HIRE, EV_WEEKLY) = range(10)
 
 STATE_FIELDS = (
-    "end", "window", "now", "C", "rng", "rng_arrivals", "rng_people",
+    "end", "window", "now", "calm_until", "C", "rng", "rng_arrivals", "rng_people",
     "LF", "LI", "PF", "PI", "slot_person",
     "ht", "hi", "ft", "fi", "far_t", "far_i", "far_head", "far_tail",
     "qcls", "qkey", "qseq", "qlead", "qlen", "scratch", "waiting", "waiting_ends", "lead_free",
@@ -107,7 +107,7 @@ def new_state(ks, seed, out, offsets, w):
     o = offsets
     w[15][:] = -1  # every window's list of later events starts empty
     return State(
-        ks.end, ks.event_window, np.zeros(1), np.zeros(N_C, dtype=np.int64), seed[0:4].copy(),
+        ks.end, ks.event_window, np.zeros(1), np.zeros(1), np.zeros(N_C, dtype=np.int64), seed[0:4].copy(),
         seed[4:8].copy(), seed[8:12].copy(),
         w[0], w[1], w[2], w[3],
         np.full((nt, ks.max_headcount), -1, dtype=np.int64),
