@@ -92,12 +92,16 @@ def test_tandem_matches_jackson_network(engine):
 def test_littles_law_per_station(engine):
     """L = lambda W on each station: time-average WIP against throughput x mean sojourn.
     Both sides come from the same replication; they differ only by the jobs straddling the
-    window's edges, so 1% is a generous tolerance for 5,000 jobs per replication."""
+    window's edges: about L / (lambda T) ~ 0.1% on average for 5,000 jobs per replication, but
+    more when a long queue happens to straddle an edge (measured on the numba engine, 80
+    replications: relative differences with SD 0.2-0.25% and a worst case of 1.16%). So: the
+    mean over replications within 0.5%, and every replication within 2%."""
     df = run_network([(3, 1.0), (2, 1.6)], 2.5, reps=6, engine=engine)
     for i in range(2):
         L = df[f"wip_t{i}"].to_numpy()
         lam_w = (df[f"throughput_t{i}"] * df[f"sojourn_t{i}"]).to_numpy()
-        assert np.allclose(L, lam_w, rtol=0.01)
+        assert abs(L.mean() / lam_w.mean() - 1) < 0.005
+        assert np.allclose(L, lam_w, rtol=0.02)
 
 
 @pytest.mark.parametrize("engine", ENGINES)

@@ -66,30 +66,33 @@ S_LEADS, C_LEADS = O.S_LEADS, O.C_LEADS
 
 @njit(cache=True)
 def next_arrival(ks, st, c):
-    """Schedule channel c's next arrival: Poisson at the peak rate, advanced gap by gap on
-    working time (or calendar time), thinned to the week's rate (as the SimPy engine);
-    nothing past the horizon."""
+    """Schedule channel c's next arrival: Poisson at the week's rate, on working time (or
+    calendar time); a gap that runs past the week's end restarts at the next week's rate from
+    the boundary (exact for rates that are constant within a week, as the process is
+    memoryless); nothing past the horizon."""
     st_chan_clock = st.chan_clock
     st_rng = st.rng_arrivals
     ks_channel_week_mult = ks.channel_week_mult
     rate = ks.channel_rate[c]
-    peak = rate * ks.channel_peak[c]
-    if peak <= 0:
+    if rate * ks.channel_peak[c] <= 0:
         return
-    while True:
-        gap = exponential(st_rng, 1.0 / peak)
-        if ks.channel_working_only[c] == 1:
-            t = advance_pw(st_chan_clock[c], gap, ks.work_days, ks.day_start, ks.day_end,
-                           ks.per_week)
-        else:
-            t = st_chan_clock[c] + gap
-        st_chan_clock[c] = t
-        if t >= ks.end:
-            return
-        if uniform(st_rng) * peak > rate * ks_channel_week_mult[c, periods(t, 168.0)[0]]:
-            continue
-        schedule(st, t, EV_ARRIVAL, c, 0)
-        return
+    t = st_chan_clock[c]
+    while t < ks.end:
+        week = periods(t, 168.0)[0]
+        week_end = 168.0 * (week + 1)
+        r = rate * ks_channel_week_mult[c, week]
+        if r > 0:
+            gap = exponential(st_rng, 1.0 / r)
+            if ks.channel_working_only[c] == 1:
+                at = advance_pw(t, gap, ks.work_days, ks.day_start, ks.day_end, ks.per_week)
+            else:
+                at = t + gap
+            if at < week_end:
+                st_chan_clock[c] = at
+                schedule(st, at, EV_ARRIVAL, c, 0)  # dropped if at or past the end
+                return
+        t = week_end
+    st_chan_clock[c] = t
 
 
 @njit(cache=True)

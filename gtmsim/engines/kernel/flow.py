@@ -28,7 +28,7 @@ from gtmsim.engines.kernel.people import (
     unload,
     work_hours,
 )
-from gtmsim.engines.kernel.rng import draw, exponential, lognormal_mean_one, uniform
+from gtmsim.engines.kernel.rng import draw, draw_times_multiplier, exponential, uniform
 from gtmsim.engines.kernel.state import (
     BUSY,
     C_LFREE,
@@ -485,8 +485,8 @@ def effort_of(ks, st, lead, now):
     st_LI = st.LI
     st_rng = st.rng
     s = st_LI[lead, L_STAGE]
-    base = draw(st_rng, ks.dist_kind, ks.dist_par, ks.dist_pool, ks.stage_effort[s])
-    base *= lognormal_mean_one(st_rng, ks.task_s2, ks.task_sd)
+    base = draw_times_multiplier(st_rng, ks.dist_kind, ks.dist_par, ks.dist_pool,
+                                 ks.stage_effort[s], ks.task_s2, ks.task_sd)
     base *= 1.0 - ks.pressure_corner_cut * pressure(ks, st, ks.stage_team[s], now)
     if st_LI[lead, L_INFO_LOST] == 1:
         base += ks.rediscovery_hours

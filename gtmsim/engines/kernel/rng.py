@@ -218,3 +218,13 @@ def lognormal_mean_one(s, s2, sd):
     if s2 <= 0.0:
         return 1.0
     return math.exp(-s2 / 2.0 + sd * normal(s))
+
+
+@njit(cache=True)
+def draw_times_multiplier(s, kind, par, pool, row, s2, sd):
+    """``draw(row) * lognormal_mean_one(s2, sd)``, the two draws in that order; a lognormal
+    row and the multiplier are summed on the log scale, so one exp serves both."""
+    if kind[row] == _LOGNORMAL and s2 > 0.0:
+        z = normal(s)
+        return math.exp(par[row, 0] + par[row, 1] * z - s2 / 2.0 + sd * normal(s))
+    return draw(s, kind, par, pool, row) * lognormal_mean_one(s, s2, sd)

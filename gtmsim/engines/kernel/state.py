@@ -107,8 +107,8 @@ def new_state(ks, seed, out, offsets, w):
     o = offsets
     w[15][:] = -1  # every window's list of later events starts empty
     return State(
-        ks.end, ks.event_window, np.zeros(1), np.zeros(1), np.zeros(N_C, dtype=np.int64), seed[0:4].copy(),
-        seed[4:8].copy(), seed[8:12].copy(),
+        ks.end, ks.event_window, np.zeros(1), np.zeros(1), np.zeros(N_C, dtype=np.int64),
+        seed[0:4].copy(), seed[4:8].copy(), seed[8:12].copy(),
         w[0], w[1], w[2], w[3],
         np.full((nt, ks.max_headcount), -1, dtype=np.int64),
         w[4], w[5], w[6], w[7], w[13], w[14], w[15], w[16],
