@@ -107,7 +107,15 @@ def team_departure(ks, st, team, entered, t):
 
 
 @njit(cache=True)
-def busy(ks, st, team, a, b):
+def busy(ks, st, team, a, b, hours):
+    """A person of the team works `hours` working hours over [a, b): added as they are when
+    [a, b) lies inside one measured week, else split by week from the calendar."""
+    if ks.warmup <= a and b <= ks.end:
+        k = week_of(ks, a)
+        if k == ks.n_weeks - 1 or b <= ks.warmup + (k + 1) * WEEK:
+            st.team[team, T_BUSY] += hours
+            st.busy_w[team, k] += hours
+            return
     working_area(ks, st, team, T_BUSY, True, a, b)
 
 
