@@ -4,6 +4,10 @@ Events are ordered by (time, insertion sequence), as SimPy orders same-time even
 queue holds (class, key, sequence) -> lead, as a SimPy PriorityStore of PriorityItems:
 escalated items (class 0) first, then the discipline's key, then arrival order.
 
+The queue tables are indexed (position, queue): position i of every queue sits side by side,
+so the top levels of all the heaps (where short queues live entirely) share a few cache lines
+and pages, however many people the org has.
+
 Keys are unique (every item has its own sequence number), so the order items come out in
 does not depend on how the heap is laid out (binary or 4-ary alike). Each function binds the
 state's arrays to locals once and sifts a hole rather than swapping, so a level costs one
@@ -226,7 +230,7 @@ def q_push(st, q, cls, key, seq, lead):
     st_C = st.C
     qcls, qkey, qseq, qlead, qlen = st.qcls, st.qkey, st.qseq, st.qlead, st.qlen
     n = qlen[q]
-    if n >= qcls.shape[1]:
+    if n >= qcls.shape[0]:
         st_C[C_STATUS] = QUEUE_OVERFLOW
         return False
     if seq < 0:
@@ -236,18 +240,18 @@ def q_push(st, q, cls, key, seq, lead):
     qlen[q] = n + 1
     while n > 0:
         parent = (n - 1) >> 1
-        if _q_less(cls, key, seq, qcls[q, parent], qkey[q, parent], qseq[q, parent]):
-            qcls[q, n] = qcls[q, parent]
-            qkey[q, n] = qkey[q, parent]
-            qseq[q, n] = qseq[q, parent]
-            qlead[q, n] = qlead[q, parent]
+        if _q_less(cls, key, seq, qcls[parent, q], qkey[parent, q], qseq[parent, q]):
+            qcls[n, q] = qcls[parent, q]
+            qkey[n, q] = qkey[parent, q]
+            qseq[n, q] = qseq[parent, q]
+            qlead[n, q] = qlead[parent, q]
             n = parent
         else:
             break
-    qcls[q, n] = cls
-    qkey[q, n] = key
-    qseq[q, n] = seq
-    qlead[q, n] = lead
+    qcls[n, q] = cls
+    qkey[n, q] = key
+    qseq[n, q] = seq
+    qlead[n, q] = lead
     return True
 
 
@@ -255,30 +259,30 @@ def q_push(st, q, cls, key, seq, lead):
 def q_pop(st, q):
     """Take the first item; returns (cls, key, seq, lead)."""
     qcls, qkey, qseq, qlead, qlen = st.qcls, st.qkey, st.qseq, st.qlead, st.qlen
-    cls, key, seq, lead = qcls[q, 0], qkey[q, 0], qseq[q, 0], qlead[q, 0]
+    cls, key, seq, lead = qcls[0, q], qkey[0, q], qseq[0, q], qlead[0, q]
     n = qlen[q] - 1
     qlen[q] = n
     if n > 0:
-        lc, lk, ls, ll = qcls[q, n], qkey[q, n], qseq[q, n], qlead[q, n]
+        lc, lk, ls, ll = qcls[n, q], qkey[n, q], qseq[n, q], qlead[n, q]
         i = 0
         while True:
             m = 2 * i + 1
             if m >= n:
                 break
             r = m + 1
-            if r < n and _q_less(qcls[q, r], qkey[q, r], qseq[q, r],
-                                 qcls[q, m], qkey[q, m], qseq[q, m]):
+            if r < n and _q_less(qcls[r, q], qkey[r, q], qseq[r, q],
+                                 qcls[m, q], qkey[m, q], qseq[m, q]):
                 m = r
-            if _q_less(qcls[q, m], qkey[q, m], qseq[q, m], lc, lk, ls):
-                qcls[q, i] = qcls[q, m]
-                qkey[q, i] = qkey[q, m]
-                qseq[q, i] = qseq[q, m]
-                qlead[q, i] = qlead[q, m]
+            if _q_less(qcls[m, q], qkey[m, q], qseq[m, q], lc, lk, ls):
+                qcls[i, q] = qcls[m, q]
+                qkey[i, q] = qkey[m, q]
+                qseq[i, q] = qseq[m, q]
+                qlead[i, q] = qlead[m, q]
                 i = m
             else:
                 break
-        qcls[q, i] = lc
-        qkey[q, i] = lk
-        qseq[q, i] = ls
-        qlead[q, i] = ll
+        qcls[i, q] = lc
+        qkey[i, q] = lk
+        qseq[i, q] = ls
+        qlead[i, q] = ll
     return cls, key, seq, lead

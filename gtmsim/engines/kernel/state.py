@@ -89,8 +89,8 @@ def workspace(ks, lead_cap, people_cap, queue_cap):
             np.zeros((people_cap, N_PF)), np.zeros((people_cap, N_PI), dtype=np.int64),
             np.zeros(hcap), np.zeros((hcap, 4), dtype=np.int64),
             np.zeros(hcap), np.zeros((hcap, 4), dtype=np.int64),
-            np.zeros((nq, queue_cap), dtype=np.int64), np.zeros((nq, queue_cap)),
-            np.zeros((nq, queue_cap), dtype=np.int64), np.zeros((nq, queue_cap), dtype=np.int64),
+            np.zeros((queue_cap, nq), dtype=np.int64), np.zeros((queue_cap, nq)),
+            np.zeros((queue_cap, nq), dtype=np.int64), np.zeros((queue_cap, nq), dtype=np.int64),
             np.zeros((queue_cap, 2), dtype=np.int64),
             np.zeros(hcap), np.zeros((hcap, 5), dtype=np.int64),
             np.zeros(n_windows, dtype=np.int64), np.zeros(n_windows, dtype=np.int64),
@@ -103,7 +103,7 @@ def new_state(ks, seed, out, offsets, w):
     `out` (zeroed)."""
     out[:] = 0.0
     nt, ns, ne, nc, wk = ks.n_teams, ks.n_stages, ks.n_edges, ks.n_channels, ks.n_weeks
-    nq = w[8].shape[0]
+    nq = w[8].shape[1]
     o = offsets
     w[15][:] = -1  # every window's list of later events starts empty
     return State(
