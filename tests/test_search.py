@@ -159,9 +159,11 @@ def test_common_random_numbers_shrink_the_variance_of_a_difference():
     than when the second design meets other seeds (each lead is born with the same quality,
     value and buying draws, each person with the same traits). Both sides share the
     scenarios' human-variability values, so the ratio measures the seeds' pairing alone.
-    Printed per design pair; measured 0.26-0.36 over 32 scenarios x 2 replications (the
-    variance of a comparison cut about 3x, worth 3x the scenarios). The bar, 0.5, is far
-    below the 1.0 of no pairing; an F(31, 31) ratio of 0.5 is already below 1 at p < 0.03."""
+    Measured over 128-256 scenarios x 2 replications and five scenario seeds: 0.40-0.62 (SDR
+    headcount) and 0.42-0.48 (AE headcount), about half the variance; estimates on 32
+    scenarios ranged 0.26-0.89, too wide to test on. On 256 scenarios the log of the ratio has
+    a standard error of about 0.13: a bar of 0.7 is about three of them above the measured
+    ratios, and a ratio below 0.7 is below 1 (no pairing) at p < 0.005 for F(255, 255)."""
     import numpy as np
 
     from gtmsim.config import load_config
@@ -169,7 +171,7 @@ def test_common_random_numbers_shrink_the_variance_of_a_difference():
     from gtmsim.optimize.evaluate import per_scenario
 
     cfg = load_config(profile="realistic")
-    same = draw_scenarios(cfg, 32, seed=8)
+    same = draw_scenarios(cfg, 256, seed=8)
     other = [Scenario(s.index, s.values, s.seed + 1_000_003) for s in same]  # new seeds only
 
     def bookings(design: dict, scenarios: list) -> np.ndarray:
@@ -181,7 +183,7 @@ def test_common_random_numbers_shrink_the_variance_of_a_difference():
         b, b_unpaired = bookings(design, same), bookings(design, other)
         ratio = np.var(b - a, ddof=1) / np.var(b_unpaired - a, ddof=1)
         print(f"CRN variance ratio (paired / unpaired), {design}: {ratio:.3f}")
-        assert ratio < 0.5, (design, ratio)
+        assert ratio < 0.7, (design, ratio)
 
 
 @pytest.mark.slow
