@@ -187,7 +187,7 @@ def pop_event(st):
     return t, k, a, b
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def pop_next(st, end):
     """Remove the earliest event of the FIFO and the heap; returns (time, kind, a, b), kind
     -1 when none is left before `end`."""
