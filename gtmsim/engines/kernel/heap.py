@@ -149,7 +149,7 @@ def _next_window(st):
     return True
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def pop_event(st):
     """Remove the earliest event; returns (time, kind, a, b)."""
     C = st.C
