@@ -95,7 +95,7 @@ def next_arrival(ks, st, c):
     st_chan_clock[c] = t
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def arrival(ks, st, c, now):
     """A lead is born in channel c and enters the channel's entry stage."""
     st_C = st.C

@@ -596,7 +596,7 @@ def contact_done(ks, st, lead, contacted, qualified, now):
         R.channel(ks, st, c, C_SLOW_QUALIFIED, now, 1.0 if qualified else 0.0)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def start(ks, st, pid, now):
     """A person begins handling the lead it took from its queue."""
     st_LI = st.LI
@@ -627,7 +627,7 @@ def start(ks, st, pid, now):
         main_task(ks, st, pid, lead, PH_REVIEW, now)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def work_done(ks, st, pid, now):
     """A work step ended: the person's handling resumes where it left off."""
     st_LF = st.LF
@@ -699,7 +699,7 @@ def work_done(ks, st, pid, now):
 # ------------------------------------------------------------------ buyers and customers
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def buyer_decides(ks, st, lead, now):
     st_LF = st.LF
     st_LI = st.LI
