@@ -297,7 +297,7 @@ def seek(ks, st, pid, now):
             ends[q, 1] = tail + 1
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def enqueue(ks, st, lead, cls, now):
     """Put a lead in its person's queue (push) or its team's pool, by the discipline."""
     st_LI = st.LI
@@ -547,7 +547,7 @@ def error(ks, st, lead, now):
     return p_err > 0 and uniform(st.rng) < p_err
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def main_task(ks, st, pid, lead, phase, now):
     """Catch an upstream error, or do the stage's main task (deciding unless retaining)."""
     if caught(ks, st, pid, lead, now):
@@ -558,7 +558,7 @@ def main_task(ks, st, pid, lead, phase, now):
     work(ks, st, pid, lead, effort, phase, now)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def route(ks, st, pid, lead, outcome, now):
     """Send the lead where the outcome says; a compliant sender holds a warm handoff."""
     st_LI = st.LI
