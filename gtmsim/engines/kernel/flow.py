@@ -433,13 +433,13 @@ def work(ks, st, pid, lead, effort, phase, now):
     st_LI = st.LI
     st_PI = st.PI
     hours = work_hours(ks, st, pid, now, effort)
-    end = advance_pw(now, hours, ks.work_days, ks.day_start, ks.day_end, ks.per_week)
+    done = advance_pw(now, hours, ks.work_days, ks.day_start, ks.day_end, ks.per_week)
     team = st_PI[pid, P_TEAM]
-    R.busy(ks, st, team, now, end, hours)
+    R.busy(ks, st, team, now, done, hours)
     if st_LI[lead, L_REWORK_STAGE] == st_LI[lead, L_STAGE]:
         R.add(ks, st, S_REWORK, now, hours)
     st_PI[pid, P_PHASE] = phase
-    schedule(st, end, EV_WORK_DONE, pid, 0)
+    schedule(st, done, EV_WORK_DONE, pid, 0)
 
 
 @njit(cache=True)
