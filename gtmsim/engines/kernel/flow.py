@@ -66,6 +66,7 @@ from gtmsim.engines.kernel.state import (
     L_U_WIN,
     L_VALUE,
     L_WARM_PENDING,
+    NO_LOAD,
     P_ACTIVE,
     P_AUX,
     P_COMPLIANT,
@@ -746,6 +747,7 @@ def quit_job(ks, st, team, slot, now):
     st_PI = st.PI
     pid = st.slot_person[team, slot]
     st_PI[pid, P_ACTIVE] = 0
+    st.slot_load[team, slot] = NO_LOAD
     event(st)
     R.quit_(ks, st, team, now)
     state = st_PI[pid, P_STATE]

@@ -15,6 +15,7 @@ from gtmsim.engines.kernel.state import (
     C_NPEOPLE,
     C_STATUS,
     IDLE,
+    NO_LOAD,
     P_ACTIVE,
     P_AVAILABILITY,
     P_COMPLIANT,
@@ -69,6 +70,7 @@ def hire(ks, st, team, slot, hired, generation, now):
     st_PI[pid, P_LEAD] = -1
     st_PF[pid, P_STAFFED_SINCE] = max(now, 0.0)
     st.slot_person[team, slot] = pid
+    st.slot_load[team, slot] = 0
     return pid
 
 
@@ -147,36 +149,41 @@ def assign(ks, st, team, now):
     if routing == POOL:
         return -1
     n = ks.team_headcount[team]
-    any_active = False
-    for k in range(n):
-        if active(st, team, k):
-            any_active = True
-            break
-    if not any_active:
-        return int(st_rr[team] % n)  # waits for the next hire of that slot
-    chosen = -1
-    if routing == ROUND_ROBIN:
+    if routing == LEAST_LOADED:
+        # the first active slot with the fewest items, from the slots' load row (contiguous,
+        # a quitter's slot at NO_LOAD) rather than the people's rows
+        loads = st.slot_load[team]
+        chosen, best = 0, loads[0]
+        for k in range(1, n):
+            if loads[k] < best:
+                chosen, best = k, loads[k]
+        if best == NO_LOAD:
+            return int(st_rr[team] % n)  # nobody active: waits for the next hire of that slot
+    else:
+        any_active = False
         for k in range(n):
-            cand = (st_rr[team] + k) % n
-            if active(st, team, cand):
-                st_rr[team] = (cand + 1) % n
-                chosen = cand
+            if active(st, team, k):
+                any_active = True
                 break
-    elif routing == LEAST_LOADED:
-        best = 0
-        for k in range(n):
-            if active(st, team, k):
-                load = st_PI[st_slot_person[team, k], P_LOAD]
-                if chosen < 0 or load < best:
-                    chosen, best = k, load
-    else:  # by skill: load relative to how fast the person gets through work
-        best = 0.0
-        for k in range(n):
-            if active(st, team, k):
-                pid = st_slot_person[team, k]
-                v = (st_PI[pid, P_LOAD] + 1) / skill(ks, st, pid, now)
-                if chosen < 0 or v < best:
-                    chosen, best = k, v
+        if not any_active:
+            return int(st_rr[team] % n)  # waits for the next hire of that slot
+        chosen = -1
+        if routing == ROUND_ROBIN:
+            for k in range(n):
+                cand = (st_rr[team] + k) % n
+                if active(st, team, cand):
+                    st_rr[team] = (cand + 1) % n
+                    chosen = cand
+                    break
+        else:  # by skill: load relative to how fast the person gets through work
+            best_v = 0.0
+            for k in range(n):
+                if active(st, team, k):
+                    pid = st_slot_person[team, k]
+                    v = (st_PI[pid, P_LOAD] + 1) / skill(ks, st, pid, now)
+                    if chosen < 0 or v < best_v:
+                        chosen, best_v = k, v
+    st.slot_load[team, chosen] += 1
     st_PI[st_slot_person[team, chosen], P_LOAD] += 1
     return chosen
 
@@ -186,3 +193,5 @@ def unload(st, team, slot):
     st_PI = st.PI
     pid = st.slot_person[team, slot]
     st_PI[pid, P_LOAD] = max(st_PI[pid, P_LOAD] - 1, 0)
+    if st_PI[pid, P_ACTIVE] == 1:
+        st.slot_load[team, slot] = st_PI[pid, P_LOAD]

@@ -33,6 +33,9 @@ N_PF = 7
 (P_TEAM, P_SLOT, P_GEN, P_COMPLIANT, P_HABIT, P_ACTIVE, P_STATE, P_LOAD, P_GONE, P_LEAD,
  P_PHASE, P_OUTCOME, P_WAIT_SEQ, P_QCLS, P_QSEQ, P_AUX, P_QUEUE) = range(17)
 N_PI = 17
+# slot_load of a slot with nobody active in it (least-loaded routing never picks it)
+NO_LOAD = 1 << 62
+
 # person states
 IDLE, WAITING, CLAIMED, BUSY, GONE = range(5)
 
@@ -49,7 +52,7 @@ OK, LEAD_OVERFLOW, PEOPLE_OVERFLOW, QUEUE_OVERFLOW = range(4)
 
 STATE_FIELDS = (
     "end", "window", "now", "calm_until", "C", "rng", "rng_arrivals", "rng_people",
-    "LF", "LI", "PF", "PI", "slot_person",
+    "LF", "LI", "PF", "PI", "slot_person", "slot_load",
     "ht", "hi", "ft", "fi", "far_t", "far_i", "far_head", "far_tail",
     "qcls", "qkey", "qseq", "qlead", "qlen", "scratch", "waiting", "waiting_ends", "lead_free",
     "rr", "trust", "feedback_shift", "kpi_quarter", "renewals_quarter", "quarter_of",
@@ -111,6 +114,7 @@ def new_state(ks, seed, out, offsets, w):
         seed[0:4].copy(), seed[4:8].copy(), seed[8:12].copy(),
         w[0], w[1], w[2], w[3],
         np.full((nt, ks.max_headcount), -1, dtype=np.int64),
+        np.full((nt, ks.max_headcount), NO_LOAD, dtype=np.int64),
         w[4], w[5], w[6], w[7], w[13], w[14], w[15], w[16],
         w[8], w[9], w[10], w[11],
         np.zeros(nq, dtype=np.int64), w[12], w[17], np.zeros((nt, 2), dtype=np.int64),
