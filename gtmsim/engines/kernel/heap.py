@@ -105,7 +105,7 @@ def _heap_push(st, t, seq, kind, a, b):
 
 @njit(cache=True)
 def _far_push(st, t, seq, kind, a, b):
-    """Append an event of a later window to that window's list (a node from the free list)."""
+    """Put an event of a later window on that window's list (a node from the free list)."""
     C = st.C
     far_t, far_i = st.far_t, st.far_i  # time; (sequence, kind, a, b, next node) rows
     node = C[C_FAR_FREE] - 1
@@ -119,13 +119,11 @@ def _far_push(st, t, seq, kind, a, b):
     far_i[node, 1] = kind
     far_i[node, 2] = a
     far_i[node, 3] = b
-    far_i[node, 4] = -1
+    # pushed at the front: the window's events enter a heap that orders them by (time,
+    # sequence) anyway, so the list's order does not matter and a push touches no old node
     w = periods(t, st.window)[0]
-    if st.far_head[w] < 0:
-        st.far_head[w] = node
-    else:
-        far_i[st.far_tail[w], 4] = node
-    st.far_tail[w] = node
+    far_i[node, 4] = st.far_head[w]
+    st.far_head[w] = node
 
 
 @njit(cache=True)

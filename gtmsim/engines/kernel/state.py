@@ -53,7 +53,7 @@ OK, LEAD_OVERFLOW, PEOPLE_OVERFLOW, QUEUE_OVERFLOW = range(4)
 STATE_FIELDS = (
     "end", "window", "now", "calm_until", "C", "rng", "rng_arrivals", "rng_people",
     "LF", "LI", "PF", "PI", "slot_person", "slot_load",
-    "ht", "hi", "ft", "fi", "far_t", "far_i", "far_head", "far_tail",
+    "ht", "hi", "ft", "fi", "far_t", "far_i", "far_head",
     "qcls", "qkey", "qseq", "qlead", "qlen", "scratch", "waiting", "waiting_ends", "lead_free",
     "rr", "trust", "feedback_shift", "kpi_quarter", "renewals_quarter", "quarter_of",
     "chan_clock",
@@ -96,7 +96,7 @@ def workspace(ks, lead_cap, people_cap, queue_cap):
             np.zeros((queue_cap, nq), dtype=np.int64), np.zeros((queue_cap, nq), dtype=np.int64),
             np.zeros((queue_cap, 2), dtype=np.int64),
             np.zeros(hcap), np.zeros((hcap, 5), dtype=np.int64),
-            np.zeros(n_windows, dtype=np.int64), np.zeros(n_windows, dtype=np.int64),
+            np.zeros(n_windows, dtype=np.int64),
             np.zeros((nt, people_cap), dtype=np.int64), np.zeros(lead_cap, dtype=np.int64))
 
 
@@ -115,10 +115,10 @@ def new_state(ks, seed, out, offsets, w):
         w[0], w[1], w[2], w[3],
         np.full((nt, ks.max_headcount), -1, dtype=np.int64),
         np.full((nt, ks.max_headcount), NO_LOAD, dtype=np.int64),
-        w[4], w[5], w[6], w[7], w[13], w[14], w[15], w[16],
+        w[4], w[5], w[6], w[7], w[13], w[14], w[15],
         w[8], w[9], w[10], w[11],
-        np.zeros(nq, dtype=np.int64), w[12], w[17], np.zeros((nt, 2), dtype=np.int64),
-        w[18],
+        np.zeros(nq, dtype=np.int64), w[12], w[16], np.zeros((nt, 2), dtype=np.int64),
+        w[17],
         np.zeros(nt, dtype=np.int64), np.full(ne, ks.trust_initial), np.zeros(ns),
         np.zeros(nt), np.zeros((nt, 2)), np.zeros(nt, dtype=np.int64),
         np.zeros(nc),
