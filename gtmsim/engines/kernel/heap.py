@@ -22,18 +22,23 @@ their time equals the current time and the FIFO's last time. Both are sorted by 
 sequence), and ``pop_next`` takes the smaller of their fronts: the same order as one heap of
 all of them, at a fraction of the cost for the FIFO's events.
 
-The heap holds only the events of the current window (``st.window`` hours: 3 on the default
-model, shorter at higher lead volumes, see ``kspec.event_window``); an event of a later window
-(a buyer's decision weeks out, a nurtured lead's return, a quit) is appended to that window's
-list (``far_*``: linked nodes from a free list) and moved into the heap when the heap runs dry
-and the window begins. Every event before the window's end is in the heap or the FIFO and
-every event after it in a list, so the order is still that of one heap; the heap is a
-fraction of the size (on the default model about 12 events deep at a pop, against about 400
-in one heap of all events), and the lists cost O(1).
+Time is cut into windows (``st.window`` hours: 22.5 minutes on the default model, shorter at
+higher lead volumes, see ``kspec.event_window``). An event of a later window (most events: a
+piece of work done hours later, a buyer's decision weeks out) is put on that window's list
+(``far_*``: linked nodes from a free list, the newest first). When the current window is
+used up, the next non-empty window's events are sorted by (time, sequence) into the run
+(``run_*``): by insertion when few, else by a stable merge sort of the times, as the list is
+read newest first into scheduling order. An event for the current window scheduled while it
+runs goes to the heap, which is therefore nearly empty. ``pop_next`` takes the earliest of
+the FIFO's front, the run's front and the heap's top: every event before the window's end is
+in one of the three and every later one on a list, so the order is that of one heap of all
+events, while each event costs a list push, a short sort and a pop from the front of an
+array, about the same at any lead volume (one heap of all events would be ~400 deep).
 """
 
 from __future__ import annotations
 
+import numpy as np
 from numba import njit
 
 from gtmsim.engines.kernel.calendar import periods
@@ -45,10 +50,14 @@ from gtmsim.engines.kernel.state import (
     C_HSEQ,
     C_HSIZE,
     C_QSEQ,
+    C_RHEAD,
+    C_RTAIL,
     C_STATUS,
     C_WINDOW,
     QUEUE_OVERFLOW,
 )
+
+SHORT_RUN = 48  # runs up to this long are sorted by insertion, longer ones by merge sort
 
 
 @njit(cache=True)
@@ -103,7 +112,7 @@ def _heap_push(st, t, seq, kind, a, b):
     hi[n, 3] = b
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _far_push(st, t, seq, kind, a, b):
     """Put an event of a later window on that window's list (a node from the free list)."""
     C = st.C
@@ -122,28 +131,77 @@ def _far_push(st, t, seq, kind, a, b):
     # pushed at the front: the window's events enter a heap that orders them by (time,
     # sequence) anyway, so the list's order does not matter and a push touches no old node
     w = periods(t, st.window)[0]
-    far_i[node, 4] = st.far_head[w]
-    st.far_head[w] = node
+    far_head = st.far_head  # (first node, number of events) per window
+    far_i[node, 4] = far_head[w, 0]
+    far_head[w, 0] = node
+    far_head[w, 1] += 1
 
 
 @njit(cache=True)
 def _next_window(st):
-    """Move the next window's events into the (empty) heap; False when none is left."""
+    """Begin the next window (the heap, the run and the FIFO are empty): its events, sorted
+    by (time, sequence), become the run; False when no window is left."""
     C = st.C
     far_t, far_i, far_head = st.far_t, st.far_i, st.far_head
     w = C[C_WINDOW] + 1
+    while far_head[w, 1] == 0:  # an empty window (a night, a weekend) is passed at once
+        if w * st.window >= st.end:
+            return False
+        w += 1
     if w * st.window >= st.end:
         return False
     C[C_WINDOW] = w
-    node = far_head[w]
-    far_head[w] = -1
+    node, k = far_head[w, 0], far_head[w, 1]
+    far_head[w, 0] = -1
+    far_head[w, 1] = 0
+    C[C_RHEAD] = 0
+    C[C_RTAIL] = k
+    # the list holds the newest event first: filled from the back, the events stand in
+    # scheduling order, and a stable sort by time leaves same-time events in that order
+    sort_t, sort_i = st.sort_t, st.sort_i
+    if k <= SHORT_RUN:
+        sort_t, sort_i = st.run_t, st.run_i
+    i = k
     while node >= 0:
-        _heap_push(st, far_t[node], far_i[node, 0], far_i[node, 1], far_i[node, 2],
-                   far_i[node, 3])
+        i -= 1
+        sort_t[i] = far_t[node]
+        sort_i[i, 0] = far_i[node, 0]
+        sort_i[i, 1] = far_i[node, 1]
+        sort_i[i, 2] = far_i[node, 2]
+        sort_i[i, 3] = far_i[node, 3]
         after = far_i[node, 4]
         far_i[node, 4] = C[C_FAR_FREE] - 1
         C[C_FAR_FREE] = node + 1
         node = after
+    run_t, run_i = st.run_t, st.run_i
+    if k <= SHORT_RUN:  # insertion sort, in place
+        for j in range(1, k):
+            t = run_t[j]
+            if run_t[j - 1] <= t:
+                continue
+            s0, s1, s2, s3 = run_i[j, 0], run_i[j, 1], run_i[j, 2], run_i[j, 3]
+            m = j
+            while m > 0 and run_t[m - 1] > t:
+                run_t[m] = run_t[m - 1]
+                run_i[m, 0] = run_i[m - 1, 0]
+                run_i[m, 1] = run_i[m - 1, 1]
+                run_i[m, 2] = run_i[m - 1, 2]
+                run_i[m, 3] = run_i[m - 1, 3]
+                m -= 1
+            run_t[m] = t
+            run_i[m, 0] = s0
+            run_i[m, 1] = s1
+            run_i[m, 2] = s2
+            run_i[m, 3] = s3
+        return True
+    order = np.argsort(sort_t[:k], kind="mergesort")
+    for j in range(k):
+        o = order[j]
+        run_t[j] = sort_t[o]
+        run_i[j, 0] = sort_i[o, 0]
+        run_i[j, 1] = sort_i[o, 1]
+        run_i[j, 2] = sort_i[o, 2]
+        run_i[j, 3] = sort_i[o, 3]
     return True
 
 
@@ -187,30 +245,45 @@ def pop_event(st):
 
 @njit(cache=True, inline="always")
 def pop_next(st, end):
-    """Remove the earliest event of the FIFO and the heap; returns (time, kind, a, b), kind
-    -1 when none is left before `end`."""
+    """Remove the earliest event of the FIFO, the run and the heap; returns (time, kind, a,
+    b), kind -1 when none is left before `end`."""
     C = st.C
     head = C[C_FHEAD]
-    if head < C[C_FTAIL]:
-        ft, fi = st.ft, st.fi
-        t, s = ft[head], fi[head, 0]
+    fifo = head < C[C_FTAIL]
+    if not fifo:
+        if C[C_HSIZE] == 0 and C[C_RHEAD] == C[C_RTAIL] and not _next_window(st):
+            return 0.0, -1, 0, 0
+    # the earlier of the run's front and the heap's top
+    r = C[C_RHEAD]
+    from_run = r < C[C_RTAIL]
+    if from_run:
+        t, s = st.run_t[r], st.run_i[r, 0]
         if C[C_HSIZE] > 0:
             ht = st.ht
             if ht[0] < t or (ht[0] == t and st.hi[0, 0] < s):
-                return pop_event(st)
-        k, a, b = fi[head, 1], fi[head, 2], fi[head, 3]
-        head += 1
-        if head == C[C_FTAIL]:
-            head = 0
-            C[C_FTAIL] = 0
-        C[C_FHEAD] = head
-        return t, k, a, b
-    while C[C_HSIZE] == 0:
-        if not _next_window(st):
-            return 0.0, -1, 0, 0
-    if st.ht[0] < end:
-        return pop_event(st)
-    return 0.0, -1, 0, 0
+                from_run = False
+                t, s = ht[0], st.hi[0, 0]
+    elif C[C_HSIZE] > 0:
+        t, s = st.ht[0], st.hi[0, 0]
+    else:
+        t, s = np.inf, 0
+    if fifo:
+        ft, fi = st.ft, st.fi
+        if ft[head] < t or (ft[head] == t and fi[head, 0] < s):
+            t, k, a, b = ft[head], fi[head, 1], fi[head, 2], fi[head, 3]
+            head += 1
+            if head == C[C_FTAIL]:
+                head = 0
+                C[C_FTAIL] = 0
+            C[C_FHEAD] = head
+            return t, k, a, b
+    if t >= end:
+        return 0.0, -1, 0, 0
+    if from_run:
+        run_i = st.run_i
+        C[C_RHEAD] = r + 1
+        return t, run_i[r, 1], run_i[r, 2], run_i[r, 3]
+    return pop_event(st)
 
 
 @njit(cache=True, inline="always")

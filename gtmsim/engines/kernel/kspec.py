@@ -43,7 +43,7 @@ _INTS = ("n_weeks", "nurture_return_after", "nurture_return_stage", "n_teams", "
 FIELDS = _ARRAYS_I + _ARRAYS_F + _SCALARS + _INTS + ("end", "slot_q0", "per_week",
                                                      "channel_peak", "event_window",
                                                      "task_s2", "task_sd", "speed_s2", "speed_sd")
-EVENTS_PER_WINDOW = 8.0  # arrivals the event heap's window spans, on average
+EVENTS_PER_WINDOW = 1.0  # arrivals an event window spans, on average
 
 
 @structref.register
@@ -85,6 +85,7 @@ def pack(spec: ModelSpec, **replace) -> KSpec:
     hc = d["team_headcount"]
     d["per_week"] = 0.0
     d["channel_peak"] = np.zeros(0)
+    d["event_window"] = 0.0
     d["slot_q0"] = (spec.n_teams + np.concatenate([[0], np.cumsum(hc)[:-1]])).astype(np.int64)
     for k, v in replace.items():
         if k not in FIELDS:
@@ -95,7 +96,8 @@ def pack(spec: ModelSpec, **replace) -> KSpec:
         d["per_week"] = float(d["work_days"].sum() * (d["day_end"] - d["day_start"]))
     if "channel_peak" not in replace:  # each channel's highest weekly multiplier
         d["channel_peak"] = np.ascontiguousarray(d["channel_week_mult"].max(axis=1))
-    d["event_window"] = event_window(d)
+    if "event_window" not in replace:
+        d["event_window"] = event_window(d)
     # the lognormal multipliers' log-variance and log-sd (mean 1, CV task_cv / speed_person_cv)
     d["task_s2"] = math.log1p(d["task_cv"] ** 2) if d["task_cv"] > 0 else 0.0
     d["task_sd"] = math.sqrt(d["task_s2"])
@@ -106,9 +108,9 @@ def pack(spec: ModelSpec, **replace) -> KSpec:
 
 
 def event_window(d: dict) -> float:
-    """Hours of events the event heap holds (later ones wait in per-window lists): a day, halved
-    until the window spans at most EVENTS_PER_WINDOW arrivals on average, so the heap stays as
-    small at any lead volume. Windows are 24 / 2^j hours: their bounds are exact floats."""
+    """Hours of an event window (see ``heap``): a day, halved until the window spans at most
+    EVENTS_PER_WINDOW arrivals on average, so a window's run is as short at any lead volume
+    (down to 1.4 minutes). Windows are 24 / 2^j hours: their bounds are exact floats."""
     hours = np.where(d["channel_working_only"] == 1, d["per_week"], 168.0)
     per_week = float((d["channel_rate"] * hours * d["channel_week_mult"].mean(axis=1)).sum())
     window = 24.0

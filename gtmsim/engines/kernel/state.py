@@ -41,8 +41,8 @@ IDLE, WAITING, CLAIMED, BUSY, GONE = range(5)
 
 # counters
 (C_NLEADS, C_NPEOPLE, C_HSIZE, C_HSEQ, C_QSEQ, C_WSEQ, C_STATUS, C_FHEAD, C_FTAIL, C_WINDOW,
- C_FAR_FREE, C_FAR_USED, C_LFREE) = range(13)
-N_C = 13
+ C_FAR_FREE, C_FAR_USED, C_LFREE, C_RHEAD, C_RTAIL) = range(15)
+N_C = 15
 OK, LEAD_OVERFLOW, PEOPLE_OVERFLOW, QUEUE_OVERFLOW = range(4)
 
 
@@ -53,7 +53,7 @@ OK, LEAD_OVERFLOW, PEOPLE_OVERFLOW, QUEUE_OVERFLOW = range(4)
 STATE_FIELDS = (
     "end", "window", "now", "calm_until", "C", "rng", "rng_arrivals", "rng_people",
     "LF", "LI", "PF", "PI", "slot_person", "slot_load",
-    "ht", "hi", "ft", "fi", "far_t", "far_i", "far_head",
+    "ht", "hi", "ft", "fi", "far_t", "far_i", "far_head", "run_t", "run_i", "sort_t", "sort_i",
     "qcls", "qkey", "qseq", "qlead", "qlen", "scratch", "waiting", "waiting_ends", "lead_free",
     "rr", "trust", "feedback_shift", "kpi_quarter", "renewals_quarter", "quarter_of",
     "chan_clock",
@@ -96,8 +96,10 @@ def workspace(ks, lead_cap, people_cap, queue_cap):
             np.zeros((queue_cap, nq), dtype=np.int64), np.zeros((queue_cap, nq), dtype=np.int64),
             np.zeros((queue_cap, 2), dtype=np.int64),
             np.zeros(hcap), np.zeros((hcap, 5), dtype=np.int64),
-            np.zeros(n_windows, dtype=np.int64),
-            np.zeros((nt, people_cap), dtype=np.int64), np.zeros(lead_cap, dtype=np.int64))
+            np.zeros((n_windows, 2), dtype=np.int64),
+            np.zeros((nt, people_cap), dtype=np.int64), np.zeros(lead_cap, dtype=np.int64),
+            np.zeros(hcap), np.zeros((hcap, 4), dtype=np.int64),
+            np.zeros(hcap), np.zeros((hcap, 4), dtype=np.int64))
 
 
 @njit(cache=True)
@@ -108,14 +110,15 @@ def new_state(ks, seed, out, offsets, w):
     nt, ns, ne, nc, wk = ks.n_teams, ks.n_stages, ks.n_edges, ks.n_channels, ks.n_weeks
     nq = w[8].shape[1]
     o = offsets
-    w[15][:] = -1  # every window's list of later events starts empty
+    w[15][:, 0] = -1  # every window's list of later events starts empty
+    w[15][:, 1] = 0
     return State(
         ks.end, ks.event_window, np.zeros(1), np.zeros(1), np.zeros(N_C, dtype=np.int64),
         seed[0:4].copy(), seed[4:8].copy(), seed[8:12].copy(),
         w[0], w[1], w[2], w[3],
         np.full((nt, ks.max_headcount), -1, dtype=np.int64),
         np.full((nt, ks.max_headcount), NO_LOAD, dtype=np.int64),
-        w[4], w[5], w[6], w[7], w[13], w[14], w[15],
+        w[4], w[5], w[6], w[7], w[13], w[14], w[15], w[18], w[19], w[20], w[21],
         w[8], w[9], w[10], w[11],
         np.zeros(nq, dtype=np.int64), w[12], w[16], np.zeros((nt, 2), dtype=np.int64),
         w[17],
