@@ -24,9 +24,11 @@ from gtmsim.config import load_config
 from gtmsim.engines.kernel import TallyLayout, pack, seeds_for, tallies
 from gtmsim.engines.kernel import calendar as kcal
 from gtmsim.engines.kernel import rng as krng
+from gtmsim.engines.kernel.engine import run_one
 from gtmsim.engines.kernel.heap import pop_next, schedule
 from gtmsim.engines.kernel.kspec import capacities
 from gtmsim.engines.kernel.state import new_state, workspace
+from gtmsim.engines.kernel.view import view
 from gtmsim.simulate import simulate
 from gtmsim.spec import compile_spec
 
@@ -180,6 +182,30 @@ def test_event_list_pops_in_time_then_schedule_order(window):
         want.append((t, i))
     assert len(want) > 2500
     assert list(zip(got_t.tolist(), got_id.tolist(), strict=True)) == want
+
+
+@numba.njit
+def _run_one_on(ks, st):
+    return run_one(view(ks), view(st))  # as run_chunk calls it: the cached compilation
+
+
+@pytest.mark.parametrize("junk", [(np.nan, 1), (-1e300, 3)])
+def test_leftovers_in_the_tables_do_not_reach_the_results(compiled, junk):
+    """The big tables are allocated empty and reused by a chunk's replications unrestored:
+    every slot must be written before it is read. Replications run on tables filled with junk
+    (floats and ints that are plausible but wrong) give the numbers of a normal batch."""
+    spec = compile_spec(load_config(overrides=SHORT))
+    want, layout = tallies(spec, 5, 3, parallel=False)
+    ks = pack(spec)
+    w = workspace(ks, *capacities(spec))
+    for table in w:
+        table[...] = junk[0] if table.dtype.kind == "f" else junk[1]
+    seeds = seeds_for(5, np.arange(3))
+    for i in range(3):
+        row = np.zeros(layout.length)
+        st = new_state(ks, seeds[i], row, layout.offsets, w)
+        assert _run_one_on(ks, st) == 0
+        np.testing.assert_array_equal(row, want[i])
 
 
 def test_calendar_matches_reference():

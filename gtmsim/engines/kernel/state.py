@@ -83,23 +83,26 @@ def workspace(ks, lead_cap, people_cap, queue_cap):
     """The big tables of a replication (lead and people rows, event heap, queues), allocated
     once per batch chunk and reused by its replications: every row is written before it is
     read (an arrival clears its lead's row, a hire its person's row; heap, same-instant FIFO
-    and queue slots are written when pushed), so reuse needs no clearing."""
+    and queue slots are written when pushed), so they need no clearing: allocated empty, a
+    table's untouched pages cost nothing (the lead table is sized for every lead born, while
+    rows are reused and only the leads in play hold one). The windows' list heads are reset
+    by ``new_state``."""
     nt = ks.n_teams
     nq = nt + int(ks.team_headcount.sum())
     hcap = lead_cap + 2 * people_cap + nq + ks.n_channels + 16
     n_windows = int(ks.end // ks.event_window) + 2
-    return (np.zeros((lead_cap, N_LF)), np.zeros((lead_cap, N_LI), dtype=np.int64),
-            np.zeros((people_cap, N_PF)), np.zeros((people_cap, N_PI), dtype=np.int64),
-            np.zeros(hcap), np.zeros((hcap, 4), dtype=np.int64),
-            np.zeros(hcap), np.zeros((hcap, 4), dtype=np.int64),
-            np.zeros((queue_cap, nq), dtype=np.int64), np.zeros((queue_cap, nq)),
-            np.zeros((queue_cap, nq), dtype=np.int64), np.zeros((queue_cap, nq), dtype=np.int64),
-            np.zeros((queue_cap, 2), dtype=np.int64),
-            np.zeros(hcap), np.zeros((hcap, 5), dtype=np.int64),
-            np.zeros((n_windows, 2), dtype=np.int64),
-            np.zeros((nt, people_cap), dtype=np.int64), np.zeros(lead_cap, dtype=np.int64),
-            np.zeros(hcap), np.zeros((hcap, 4), dtype=np.int64),
-            np.zeros(hcap), np.zeros((hcap, 4), dtype=np.int64))
+    return (np.empty((lead_cap, N_LF)), np.empty((lead_cap, N_LI), dtype=np.int64),
+            np.empty((people_cap, N_PF)), np.empty((people_cap, N_PI), dtype=np.int64),
+            np.empty(hcap), np.empty((hcap, 4), dtype=np.int64),
+            np.empty(hcap), np.empty((hcap, 4), dtype=np.int64),
+            np.empty((queue_cap, nq), dtype=np.int64), np.empty((queue_cap, nq)),
+            np.empty((queue_cap, nq), dtype=np.int64), np.empty((queue_cap, nq), dtype=np.int64),
+            np.empty((queue_cap, 2), dtype=np.int64),
+            np.empty(hcap), np.empty((hcap, 5), dtype=np.int64),
+            np.empty((n_windows, 2), dtype=np.int64),
+            np.empty((nt, people_cap), dtype=np.int64), np.empty(lead_cap, dtype=np.int64),
+            np.empty(hcap), np.empty((hcap, 4), dtype=np.int64),
+            np.empty(hcap), np.empty((hcap, 4), dtype=np.int64))
 
 
 @njit(cache=True)
