@@ -128,8 +128,8 @@ def _far_push(st, t, seq, kind, a, b):
     far_i[node, 1] = kind
     far_i[node, 2] = a
     far_i[node, 3] = b
-    # pushed at the front: the window's events enter a heap that orders them by (time,
-    # sequence) anyway, so the list's order does not matter and a push touches no old node
+    # pushed at the front, so a push touches no old node: when the window begins, the list
+    # is read newest first into scheduling order and sorted (see _next_window)
     w = periods(t, st.window)[0]
     far_head = st.far_head  # (first node, number of events) per window
     far_i[node, 4] = far_head[w, 0]
