@@ -137,6 +137,17 @@ def _far_push(st, t, seq, kind, a, b):
     far_head[w, 1] += 1
 
 
+@njit(cache=True, inline="always")
+def _move(to_t, to_i, j, from_t, from_i, k):
+    """Event k of (from_t, from_i) into slot j of (to_t, to_i): its time and (sequence, kind,
+    a, b)."""
+    to_t[j] = from_t[k]
+    to_i[j, 0] = from_i[k, 0]
+    to_i[j, 1] = from_i[k, 1]
+    to_i[j, 2] = from_i[k, 2]
+    to_i[j, 3] = from_i[k, 3]
+
+
 @njit(cache=True)
 def _next_window(st):
     """Begin the next window (the heap, the run and the FIFO are empty): its events, sorted
@@ -164,11 +175,7 @@ def _next_window(st):
     i = k
     while node >= 0:
         i -= 1
-        sort_t[i] = far_t[node]
-        sort_i[i, 0] = far_i[node, 0]
-        sort_i[i, 1] = far_i[node, 1]
-        sort_i[i, 2] = far_i[node, 2]
-        sort_i[i, 3] = far_i[node, 3]
+        _move(sort_t, sort_i, i, far_t, far_i, node)
         after = far_i[node, 4]
         far_i[node, 4] = C[C_FAR_FREE] - 1
         C[C_FAR_FREE] = node + 1
@@ -182,11 +189,7 @@ def _next_window(st):
             s0, s1, s2, s3 = run_i[j, 0], run_i[j, 1], run_i[j, 2], run_i[j, 3]
             m = j
             while m > 0 and run_t[m - 1] > t:
-                run_t[m] = run_t[m - 1]
-                run_i[m, 0] = run_i[m - 1, 0]
-                run_i[m, 1] = run_i[m - 1, 1]
-                run_i[m, 2] = run_i[m - 1, 2]
-                run_i[m, 3] = run_i[m - 1, 3]
+                _move(run_t, run_i, m, run_t, run_i, m - 1)
                 m -= 1
             run_t[m] = t
             run_i[m, 0] = s0
@@ -196,12 +199,7 @@ def _next_window(st):
         return True
     order = np.argsort(sort_t[:k], kind="mergesort")
     for j in range(k):
-        o = order[j]
-        run_t[j] = sort_t[o]
-        run_i[j, 0] = sort_i[o, 0]
-        run_i[j, 1] = sort_i[o, 1]
-        run_i[j, 2] = sort_i[o, 2]
-        run_i[j, 3] = sort_i[o, 3]
+        _move(run_t, run_i, j, sort_t, sort_i, order[j])
     return True
 
 
