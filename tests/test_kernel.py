@@ -144,22 +144,26 @@ def _event_order(st, first, gaps, end):
     return times[:n], ids[:n]
 
 
-@pytest.mark.parametrize("window", [None, 24.0, 24.0 / 2**10])
-def test_event_list_pops_in_time_then_schedule_order(window):
-    """The two-level event list (current window's heap, later windows' lists, same-instant
-    FIFO) pops exactly as one heap by (time, scheduling order) would: checked against Python's
-    heapq on 3,000 events with ties, zero gaps and gaps of hours to months (crossing many
-    windows, some past the end). Windows of the model's own length, of a day (hundreds of
-    events per window: the merge-sorted runs, a deep heap) and of 1.4 minutes (short runs
-    sorted by insertion, a heap that is mostly empty)."""
+@pytest.mark.parametrize(("window", "lead_cap"),
+                         [(None, None), (24.0, None), (24.0 / 2**10, None), (24.0 * 2**10, 1000)],
+                         ids=["model", "day", "short", "one-window"])
+def test_event_list_pops_in_time_then_schedule_order(window, lead_cap):
+    """The event list (a window's sorted run, later windows' lists, a same-instant FIFO) pops
+    exactly as one heap by (time, scheduling order) would: checked against Python's heapq on
+    3,000 events with ties, zero gaps and gaps of hours to months (crossing many windows,
+    some past the end). Windows of the model's own length, of a day (hundreds of events per
+    window: merge-sorted runs, long insertions into the run) and of 1.4 minutes (short runs
+    sorted by insertion), and one window for the whole run on small tables (every event is
+    inserted into the run, whose popped front is reused when its table fills)."""
     import heapq
 
     spec = compile_spec(load_config(profile="realistic"))
     ks = pack(spec) if window is None else pack(spec, event_window=window)
     layout = TallyLayout(spec)
-    lead_cap, people_cap, queue_cap = capacities(spec)
+    caps = list(capacities(spec))
+    caps[0] = lead_cap or caps[0]
     st = new_state(ks, seeds_for(1, np.arange(1))[0], np.zeros(layout.length),
-                   layout.offsets, workspace(ks, lead_cap, people_cap, queue_cap))
+                   layout.offsets, workspace(ks, *caps))
     rng = np.random.default_rng(4)
     first = np.round(rng.uniform(0, 300, 1000), 1)  # rounded: many ties
     gaps = np.where(rng.random(2000) < 0.2, 0.0, np.round(rng.exponential(1, 2000) ** 3 * 20, 1))

@@ -1,9 +1,9 @@
 """The event loop of one replication, and the parallel batch over replications.
 
 ``run_one`` sets up people, channels and the weekly trust snapshots, then pops events off the
-heap until the horizon; ``run_batch`` runs replications in a ``prange`` loop, each with its own
-RNG state and its own row of the result array, so a batch gives the same numbers on any number
-of threads.
+event list until the horizon; ``run_batch`` runs replications in a ``prange`` loop, each with
+its own RNG state and its own row of the result array, so a batch gives the same numbers on any
+number of threads.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Heaps over preallocated arrays: the event list (4-ary) and the work queues (binary).
+"""The event list and the work queues (binary heaps), over preallocated arrays.
 
 Events are ordered by (time, insertion sequence), as SimPy orders same-time events. A work
 queue holds (class, key, sequence) -> lead, as a SimPy PriorityStore of PriorityItems:
@@ -6,34 +6,29 @@ escalated items (class 0) first, then the discipline's key, then arrival order.
 
 The queue tables are indexed (position, queue): position i of every queue sits side by side,
 so the top levels of all the heaps (where short queues live entirely) share a few cache lines
-and pages, however many people the org has.
+and pages, however many people the org has. Keys are unique (every item has its own sequence
+number), so the order items come out in does not depend on the heap's layout. Each function
+binds the state's arrays to locals once and sifts a hole rather than swapping, so a level
+costs one move instead of a three-way exchange.
 
-Keys are unique (every item has its own sequence number), so the order items come out in
-does not depend on how the heap is laid out (binary or 4-ary alike). Each function binds the
-state's arrays to locals once and sifts a hole rather than swapping, so a level costs one
-move instead of a three-way exchange. The event heap is 4-ary: half the levels of a binary
-one, its four children's times side by side in ``ht``. An event is a time
-(``ht``) and one int64 row (sequence, kind, a, b) of ``hi``: two arrays to fetch, one cache
-line to move.
-
-Events scheduled for the current instant (a person taking an item starts on it at once: about
-a quarter of all events) go to a FIFO (``ft``, ``fi``) instead of the heap, appended while
-their time equals the current time and the FIFO's last time. Both are sorted by (time,
-sequence), and ``pop_next`` takes the smaller of their fronts: the same order as one heap of
-all of them, at a fraction of the cost for the FIFO's events.
-
-Time is cut into windows (``st.window`` hours: 22.5 minutes on the default model, shorter at
-higher lead volumes, see ``kspec.event_window``). An event of a later window (most events: a
-piece of work done hours later, a buyer's decision weeks out) is put on that window's list
-(``far_*``: linked nodes from a free list, the newest first). When the current window is
-used up, the next non-empty window's events are sorted by (time, sequence) into the run
-(``run_*``): by insertion when few, else by a stable merge sort of the times, as the list is
-read newest first into scheduling order. An event for the current window scheduled while it
-runs goes to the heap, which is therefore nearly empty. ``pop_next`` takes the earliest of
-the FIFO's front, the run's front and the heap's top: every event before the window's end is
-in one of the three and every later one on a list, so the order is that of one heap of all
-events, while each event costs a list push, a short sort and a pop from the front of an
-array, about the same at any lead volume (one heap of all events would be ~400 deep).
+The event list has three parts. An event is a time and one int64 row (sequence, kind, a, b).
+- Events scheduled for the current instant (a person taking an item starts on it at once:
+  about a quarter of all events) go to a FIFO (``ft``, ``fi``), appended while their time
+  equals the current time and the FIFO's last time.
+- Time is cut into windows (``st.window`` hours: 22.5 minutes on the default model, shorter
+  at higher lead volumes, see ``kspec.event_window``). An event of a later window (most
+  events: a piece of work done hours later, a buyer's decision weeks out) is put on that
+  window's list (``far_*``: linked nodes from a free list, the newest first).
+- When the current window is used up, the next non-empty window's events are sorted by
+  (time, sequence) into the run (``run_*``): by insertion when few, else by a stable merge
+  sort of the times, as the list is read newest first into scheduling order. An event for
+  the running window scheduled while it runs is inserted into the run after every event not
+  later than it (it is the newest): a run holds about five events on the default model.
+Both the FIFO and the run are sorted by (time, sequence), and ``pop_next`` takes the smaller
+of their fronts: every event before the window's end is in one of the two and every later
+one on a list, so the order is that of one heap of all events, while each event costs a list
+push, a short sort and a pop from the front of an array, about the same at any lead volume
+(one heap of all events would be ~400 deep).
 """
 
 from __future__ import annotations
@@ -48,7 +43,6 @@ from gtmsim.engines.kernel.state import (
     C_FHEAD,
     C_FTAIL,
     C_HSEQ,
-    C_HSIZE,
     C_QSEQ,
     C_RHEAD,
     C_RTAIL,
@@ -63,7 +57,7 @@ SHORT_RUN = 48  # runs up to this long are sorted by insertion, longer ones by m
 @njit(cache=True)
 def schedule(st, t, kind, a, b):
     """Add an event at calendar time t; one at or past the end of the run is dropped, as the
-    event loop stops before it (keeps the heap to the events that can still happen)."""
+    event loop stops before it (keeps the list to the events that can still happen)."""
     if t >= st.end:
         return
     C = st.C
@@ -84,32 +78,32 @@ def schedule(st, t, kind, a, b):
     if t >= (C[C_WINDOW] + 1) * st.window:
         _far_push(st, t, seq, kind, a, b)
     else:
-        _heap_push(st, t, seq, kind, a, b)
+        _run_insert(st, t, seq, kind, a, b)
 
 
 @njit(cache=True, inline="always")
-def _heap_push(st, t, seq, kind, a, b):
+def _run_insert(st, t, seq, kind, a, b):
+    """Put an event of the running window into the run, after every event not later than it
+    (it is the newest, so it goes after those at its own time too); the run is a few events
+    long, so this moves a few rows."""
     C = st.C
-    ht, hi = st.ht, st.hi  # times; (sequence, kind, a, b) rows
-    n = C[C_HSIZE]
-    C[C_HSIZE] = n + 1
-    while n > 0:
-        parent = (n - 1) >> 2
-        pt = ht[parent]
-        if t < pt or (t == pt and seq < hi[parent, 0]):
-            ht[n] = pt
-            hi[n, 0] = hi[parent, 0]
-            hi[n, 1] = hi[parent, 1]
-            hi[n, 2] = hi[parent, 2]
-            hi[n, 3] = hi[parent, 3]
-            n = parent
-        else:
-            break
-    ht[n] = t
-    hi[n, 0] = seq
-    hi[n, 1] = kind
-    hi[n, 2] = a
-    hi[n, 3] = b
+    run_t, run_i = st.run_t, st.run_i
+    head, tail = C[C_RHEAD], C[C_RTAIL]
+    if tail == run_t.shape[0]:  # the run's popped front is reused
+        for j in range(head, tail):
+            _move(run_t, run_i, j - head, run_t, run_i, j)
+        head, tail = 0, tail - head
+        C[C_RHEAD] = 0
+    j = tail
+    while j > head and run_t[j - 1] > t:
+        _move(run_t, run_i, j, run_t, run_i, j - 1)
+        j -= 1
+    run_t[j] = t
+    run_i[j, 0] = seq
+    run_i[j, 1] = kind
+    run_i[j, 2] = a
+    run_i[j, 3] = b
+    C[C_RTAIL] = tail + 1
 
 
 @njit(cache=True, inline="always")
@@ -150,7 +144,7 @@ def _move(to_t, to_i, j, from_t, from_i, k):
 
 @njit(cache=True)
 def _next_window(st):
-    """Begin the next window (the heap, the run and the FIFO are empty): its events, sorted
+    """Begin the next window (the run and the FIFO are empty): its events, sorted
     by (time, sequence), become the run; False when no window is left."""
     C = st.C
     far_t, far_i, far_head = st.far_t, st.far_i, st.far_head
@@ -204,67 +198,23 @@ def _next_window(st):
 
 
 @njit(cache=True, inline="always")
-def pop_event(st):
-    """Remove the earliest event; returns (time, kind, a, b)."""
-    C = st.C
-    ht, hi = st.ht, st.hi
-    t, k, a, b = ht[0], hi[0, 1], hi[0, 2], hi[0, 3]
-    n = C[C_HSIZE] - 1
-    C[C_HSIZE] = n
-    if n > 0:
-        # the last item sinks from the root
-        lt, ls, lk, la, lb = ht[n], hi[n, 0], hi[n, 1], hi[n, 2], hi[n, 3]
-        i = 0
-        while True:
-            m = 4 * i + 1  # the first child; the earliest of the (up to) four wins
-            if m >= n:
-                break
-            mt, ms = ht[m], hi[m, 0]
-            for j in range(m + 1, min(m + 4, n)):
-                jt = ht[j]
-                if jt < mt or (jt == mt and hi[j, 0] < ms):
-                    m, mt, ms = j, jt, hi[j, 0]
-            if mt < lt or (mt == lt and ms < ls):
-                ht[i] = mt
-                hi[i, 0] = ms
-                hi[i, 1] = hi[m, 1]
-                hi[i, 2] = hi[m, 2]
-                hi[i, 3] = hi[m, 3]
-                i = m
-            else:
-                break
-        ht[i] = lt
-        hi[i, 0] = ls
-        hi[i, 1] = lk
-        hi[i, 2] = la
-        hi[i, 3] = lb
-    return t, k, a, b
-
-
-@njit(cache=True, inline="always")
 def pop_next(st, end):
-    """Remove the earliest event of the FIFO, the run and the heap; returns (time, kind, a,
-    b), kind -1 when none is left before `end`."""
+    """Remove the earliest event of the FIFO and the run; returns (time, kind, a, b), kind -1
+    when none is left before `end`."""
     C = st.C
     head = C[C_FHEAD]
     fifo = head < C[C_FTAIL]
-    if not fifo:
-        if C[C_HSIZE] == 0 and C[C_RHEAD] == C[C_RTAIL] and not _next_window(st):
-            return 0.0, -1, 0, 0
-    # the earlier of the run's front and the heap's top
     r = C[C_RHEAD]
-    from_run = r < C[C_RTAIL]
-    if from_run:
-        t, s = st.run_t[r], st.run_i[r, 0]
-        if C[C_HSIZE] > 0:
-            ht = st.ht
-            if ht[0] < t or (ht[0] == t and st.hi[0, 0] < s):
-                from_run = False
-                t, s = ht[0], st.hi[0, 0]
-    elif C[C_HSIZE] > 0:
-        t, s = st.ht[0], st.hi[0, 0]
+    if r == C[C_RTAIL]:
+        if fifo:
+            t, s = np.inf, 0
+        elif _next_window(st):
+            r = 0
+            t, s = st.run_t[0], st.run_i[0, 0]
+        else:
+            return 0.0, -1, 0, 0
     else:
-        t, s = np.inf, 0
+        t, s = st.run_t[r], st.run_i[r, 0]
     if fifo:
         ft, fi = st.ft, st.fi
         if ft[head] < t or (ft[head] == t and fi[head, 0] < s):
@@ -277,11 +227,9 @@ def pop_next(st, end):
             return t, k, a, b
     if t >= end:
         return 0.0, -1, 0, 0
-    if from_run:
-        run_i = st.run_i
-        C[C_RHEAD] = r + 1
-        return t, run_i[r, 1], run_i[r, 2], run_i[r, 3]
-    return pop_event(st)
+    run_i = st.run_i
+    C[C_RHEAD] = r + 1
+    return t, run_i[r, 1], run_i[r, 2], run_i[r, 3]
 
 
 @njit(cache=True, inline="always")

@@ -1,4 +1,4 @@
-"""The live state of one replication: leads and people as rows of arrays, the event heap,
+"""The live state of one replication: leads and people as rows of arrays, the event list,
 the priority queues, and the tally views the replication writes into.
 
 Column indices are module constants (numba folds them in).
@@ -40,9 +40,9 @@ NO_LOAD = 1 << 62
 IDLE, WAITING, CLAIMED, BUSY, GONE = range(5)
 
 # counters
-(C_NLEADS, C_NPEOPLE, C_HSIZE, C_HSEQ, C_QSEQ, C_WSEQ, C_STATUS, C_FHEAD, C_FTAIL, C_WINDOW,
- C_FAR_FREE, C_FAR_USED, C_LFREE, C_RHEAD, C_RTAIL) = range(15)
-N_C = 15
+(C_NLEADS, C_NPEOPLE, C_HSEQ, C_QSEQ, C_WSEQ, C_STATUS, C_FHEAD, C_FTAIL, C_WINDOW,
+ C_FAR_FREE, C_FAR_USED, C_LFREE, C_RHEAD, C_RTAIL) = range(14)
+N_C = 14
 OK, LEAD_OVERFLOW, PEOPLE_OVERFLOW, QUEUE_OVERFLOW = range(4)
 
 
@@ -53,7 +53,7 @@ OK, LEAD_OVERFLOW, PEOPLE_OVERFLOW, QUEUE_OVERFLOW = range(4)
 STATE_FIELDS = (
     "end", "window", "now", "calm_until", "C", "rng", "rng_arrivals", "rng_people",
     "LF", "LI", "PF", "PI", "slot_person", "slot_load",
-    "ht", "hi", "ft", "fi", "far_t", "far_i", "far_head", "run_t", "run_i", "sort_t", "sort_i",
+    "ft", "fi", "far_t", "far_i", "far_head", "run_t", "run_i", "sort_t", "sort_i",
     "qcls", "qkey", "qseq", "qlead", "qlen", "scratch", "waiting", "waiting_ends", "lead_free",
     "rr", "trust", "feedback_shift", "kpi_quarter", "renewals_quarter", "quarter_of",
     "chan_clock",
@@ -80,9 +80,9 @@ structref.define_proxy(State, StateType, list(STATE_FIELDS))
 
 @njit(cache=True)
 def workspace(ks, lead_cap, people_cap, queue_cap):
-    """The big tables of a replication (lead and people rows, event heap, queues), allocated
+    """The big tables of a replication (lead and people rows, event list, queues), allocated
     once per batch chunk and reused by its replications: every row is written before it is
-    read (an arrival clears its lead's row, a hire its person's row; heap, same-instant FIFO
+    read (an arrival clears its lead's row, a hire its person's row; run, same-instant FIFO
     and queue slots are written when pushed), so they need no clearing: allocated empty, a
     table's untouched pages cost nothing (the lead table is sized for every lead born, while
     rows are reused and only the leads in play hold one). The windows' list heads are reset
@@ -93,7 +93,6 @@ def workspace(ks, lead_cap, people_cap, queue_cap):
     n_windows = int(ks.end // ks.event_window) + 2
     return (np.empty((lead_cap, N_LF)), np.empty((lead_cap, N_LI), dtype=np.int64),
             np.empty((people_cap, N_PF)), np.empty((people_cap, N_PI), dtype=np.int64),
-            np.empty(hcap), np.empty((hcap, 4), dtype=np.int64),
             np.empty(hcap), np.empty((hcap, 4), dtype=np.int64),
             np.empty((queue_cap, nq), dtype=np.int64), np.empty((queue_cap, nq)),
             np.empty((queue_cap, nq), dtype=np.int64), np.empty((queue_cap, nq), dtype=np.int64),
@@ -111,20 +110,20 @@ def new_state(ks, seed, out, offsets, w):
     `out` (zeroed)."""
     out[:] = 0.0
     nt, ns, ne, nc, wk = ks.n_teams, ks.n_stages, ks.n_edges, ks.n_channels, ks.n_weeks
-    nq = w[8].shape[1]
+    nq = w[6].shape[1]
     o = offsets
-    w[15][:, 0] = -1  # every window's list of later events starts empty
-    w[15][:, 1] = 0
+    w[13][:, 0] = -1  # every window's list of later events starts empty
+    w[13][:, 1] = 0
     return State(
         ks.end, ks.event_window, np.zeros(1), np.zeros(1), np.zeros(N_C, dtype=np.int64),
         seed[0:4].copy(), seed[4:8].copy(), seed[8:12].copy(),
         w[0], w[1], w[2], w[3],
         np.full((nt, ks.max_headcount), -1, dtype=np.int64),
         np.full((nt, ks.max_headcount), NO_LOAD, dtype=np.int64),
-        w[4], w[5], w[6], w[7], w[13], w[14], w[15], w[18], w[19], w[20], w[21],
-        w[8], w[9], w[10], w[11],
-        np.zeros(nq, dtype=np.int64), w[12], w[16], np.zeros((nt, 2), dtype=np.int64),
-        w[17],
+        w[4], w[5], w[11], w[12], w[13], w[16], w[17], w[18], w[19],
+        w[6], w[7], w[8], w[9],
+        np.zeros(nq, dtype=np.int64), w[10], w[14], np.zeros((nt, 2), dtype=np.int64),
+        w[15],
         np.zeros(nt, dtype=np.int64), np.full(ne, ks.trust_initial), np.zeros(ns),
         np.zeros(nt), np.zeros((nt, 2)), np.zeros(nt, dtype=np.int64),
         np.zeros(nc),
