@@ -26,7 +26,7 @@ from gtmsim.engines.kernel import calendar as kcal
 from gtmsim.engines.kernel import rng as krng
 from gtmsim.engines.kernel.engine import run_one
 from gtmsim.engines.kernel.heap import pop_next, schedule
-from gtmsim.engines.kernel.kspec import capacities
+from gtmsim.engines.kernel.kspec import capacities, with_gamma_constants
 from gtmsim.engines.kernel.state import new_state, workspace
 from gtmsim.engines.kernel.view import view
 from gtmsim.simulate import simulate
@@ -119,6 +119,32 @@ def test_kernel_samplers_follow_their_distributions(which, a, b, dist):
     if which == 0:  # the tail layer: |x| > r has mass 2.58e-4, i.e. ~103 of 400,000 draws
         tail = int((np.abs(x) > 3.6541528853610088).sum())
         assert 60 < tail < 150
+
+
+@numba.njit  # not cached, as _samples
+def _drawn(seed, n, kind, par, pool, row):
+    out = np.empty(n)
+    for i in range(n):
+        out[i] = krng.draw(seed, kind, par, pool, row)
+    return out
+
+
+def test_draw_uses_each_rows_own_gamma_constants():
+    """``draw`` takes Marsaglia-Tsang's constants from the packed row instead of computing
+    them: on the same stream it gives the samplers' numbers exactly, for gamma rows (shape
+    below and above 1) and a beta row whose two shapes differ (columns swapped or a row's
+    constants given to another fail)."""
+    D = krng.D
+    kind = np.array([D.GAMMA, D.BETA, D.GAMMA], dtype=np.int64)
+    par = with_gamma_constants(kind, np.array([[0.5, 2.0, 0.0], [1.6, 4.4, 3.0],
+                                               [4.4, 1.5, 0.0]]))
+    pool = np.zeros(1)
+    for row, (which, a, b, scale) in enumerate([(1, 0.5, 2.0, 1.0), (2, 1.6, 4.4, 3.0),
+                                                (1, 4.4, 1.5, 1.0)]):
+        seq = np.random.SeedSequence(7)
+        got = _drawn(krng.seed_state(seq), 2_000, kind, par, pool, row)
+        want = _samples(krng.seed_state(seq), 2_000, which, a, b) * scale
+        np.testing.assert_array_equal(got, want)
 
 
 @numba.njit  # not cached, as _samples

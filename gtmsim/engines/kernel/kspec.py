@@ -14,7 +14,9 @@ from numba import njit
 from numba.core import types as nbt
 from numba.experimental import structref
 
+from gtmsim import distributions as D
 from gtmsim import outcomes as O
+from gtmsim.engines.kernel.rng import gamma_constants
 from gtmsim.spec import ModelSpec
 
 _ARRAYS_I = ("work_days", "channel_entry", "channel_quality", "channel_value",
@@ -98,6 +100,7 @@ def pack(spec: ModelSpec, **replace) -> KSpec:
         d["channel_peak"] = np.ascontiguousarray(d["channel_week_mult"].max(axis=1))
     if "event_window" not in replace:
         d["event_window"] = event_window(d)
+    d["dist_par"] = with_gamma_constants(d["dist_kind"], d["dist_par"])
     # the lognormal multipliers' log-variance and log-sd (mean 1, CV task_cv / speed_person_cv)
     d["task_s2"] = math.log1p(d["task_cv"] ** 2) if d["task_cv"] > 0 else 0.0
     d["task_sd"] = math.sqrt(d["task_s2"])
@@ -105,6 +108,20 @@ def pack(spec: ModelSpec, **replace) -> KSpec:
                      else 0.0)
     d["speed_sd"] = math.sqrt(d["speed_s2"])
     return KSpec(*(d[name] for name in FIELDS))
+
+
+def with_gamma_constants(kind: np.ndarray, par: np.ndarray) -> np.ndarray:
+    """The distribution rows (kind; p0, p1, p2) with 4 more columns: a gamma row's
+    ``rng.gamma_constants`` of its shape in columns 3-4, a beta row's of its two shapes in
+    3-6 (the same floats the sampler would compute on every draw)."""
+    out = np.zeros((par.shape[0], 7))
+    out[:, :3] = par[:, :3]
+    for row in range(par.shape[0]):
+        if kind[row] in (D.GAMMA, D.BETA):
+            out[row, 3:5] = gamma_constants.py_func(par[row, 0])
+        if kind[row] == D.BETA:
+            out[row, 5:7] = gamma_constants.py_func(par[row, 1])
+    return out
 
 
 def event_window(d: dict) -> float:

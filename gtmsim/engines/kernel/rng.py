@@ -129,17 +129,26 @@ def exponential(s, mean):
 
 
 @njit(cache=True)
-def gamma(s, shape, scale):
-    """Marsaglia-Tsang with its squeeze; shape < 1 by the boost U^(1/shape)."""
+def gamma_constants(shape):
+    """Marsaglia-Tsang's (d, c) for a shape (for shape + 1 below 1, where the boost applies);
+    ``KSpec.dist_par`` holds them for its gamma and beta rows, so a draw takes no square root
+    or division."""
+    if shape <= 0.0:
+        return 0.0, 0.0
+    a = shape + 1.0 if shape < 1.0 else shape
+    d = a - 1.0 / 3.0
+    return d, 1.0 / math.sqrt(9.0 * d)
+
+
+@njit(cache=True)
+def gamma_dc(s, shape, d, c, scale):
+    """Marsaglia-Tsang with its squeeze, given (d, c) = gamma_constants(shape); shape < 1 by
+    the boost U^(1/shape)."""
     if shape <= 0.0:
         return 0.0
     boost = 1.0
-    a = shape
-    if a < 1.0:
-        boost = (1.0 - uniform(s)) ** (1.0 / a)
-        a += 1.0
-    d = a - 1.0 / 3.0
-    c = 1.0 / math.sqrt(9.0 * d)
+    if shape < 1.0:
+        boost = (1.0 - uniform(s)) ** (1.0 / shape)
     while True:
         x = normal(s)
         v = 1.0 + c * x
@@ -154,12 +163,21 @@ def gamma(s, shape, scale):
 
 
 @njit(cache=True)
-def beta(s, a, b):
-    x = gamma(s, a, 1.0)
-    y = gamma(s, b, 1.0)
+def gamma(s, shape, scale):
+    d, c = gamma_constants(shape)
+    return gamma_dc(s, shape, d, c, scale)
+
+
+@njit(cache=True, inline="always")
+def _beta_of(x, y):
     if x + y <= 0.0:
         return 0.5
     return x / (x + y)
+
+
+@njit(cache=True)
+def beta(s, a, b):
+    return _beta_of(gamma(s, a, 1.0), gamma(s, b, 1.0))
 
 
 @njit(cache=True)
@@ -191,7 +209,8 @@ def triangular(s, lo, mode, hi):
 
 @njit(cache=True)
 def draw(s, kind, par, pool, row):
-    """One sample of distribution row `row` (same encoding as gtmsim.distributions)."""
+    """One sample of distribution row `row` (same encoding as gtmsim.distributions; a gamma
+    or beta row also holds its shapes' ``gamma_constants`` in columns 3-6)."""
     p0, p1, p2 = par[row, 0], par[row, 1], par[row, 2]
     k = kind[row]
     if k == _FIXED:
@@ -201,13 +220,14 @@ def draw(s, kind, par, pool, row):
     if k == _LOGNORMAL:
         return math.exp(p0 + p1 * normal(s))
     if k == _GAMMA:
-        return gamma(s, p0, p1)
+        return gamma_dc(s, p0, par[row, 3], par[row, 4], p1)
     if k == _UNIFORM:
         return p0 + (p1 - p0) * uniform(s)
     if k == _TRIANGULAR:
         return triangular(s, p0, p1, p2)
     if k == _BETA:
-        return beta(s, p0, p1) * p2
+        x = gamma_dc(s, p0, par[row, 3], par[row, 4], 1.0)
+        return _beta_of(x, gamma_dc(s, p1, par[row, 5], par[row, 6], 1.0)) * p2
     return pool[int(p0) + int(uniform(s) * p1)]  # empirical
 
 
