@@ -125,15 +125,15 @@ def test_kernel_samplers_follow_their_distributions(which, a, b, dist):
 def _drawn(seed, n, kind, par, pool, row):
     out = np.empty(n)
     for i in range(n):
-        out[i] = krng.draw(seed, kind, par, pool, row)
+        out[i] = krng.sample(seed, kind, par, pool, row)
     return out
 
 
 def test_draw_uses_each_rows_own_gamma_constants():
-    """``draw`` takes Marsaglia-Tsang's constants from the packed row instead of computing
-    them: on the same stream it gives the samplers' numbers exactly, for gamma rows (shape
-    below and above 1) and a beta row whose two shapes differ (columns swapped or a row's
-    constants given to another fail)."""
+    """``sample`` (``draw``'s body) takes Marsaglia-Tsang's constants from the packed row
+    instead of computing them: on the same stream it gives the samplers' numbers exactly, for
+    gamma rows (shape below and above 1) and a beta row whose two shapes differ (columns
+    swapped or a row's constants given to another fail)."""
     D = krng.D
     kind = np.array([D.GAMMA, D.BETA, D.GAMMA], dtype=np.int64)
     par = with_gamma_constants(kind, np.array([[0.5, 2.0, 0.0], [1.6, 4.4, 3.0],

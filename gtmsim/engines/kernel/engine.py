@@ -101,9 +101,6 @@ def arrival(ks, st, c, now):
     st_C = st.C
     st_LF = st.LF
     st_LI = st.LI
-    ks_dist_kind = ks.dist_kind
-    ks_dist_par = ks.dist_par
-    ks_dist_pool = ks.dist_pool
     F.event(st)
     free = st_C[C_LFREE]
     if free > 0:  # the row of a lead whose journey ended
@@ -116,8 +113,8 @@ def arrival(ks, st, c, now):
             return
         st_C[C_NLEADS] = lead + 1
     r = st.rng_arrivals
-    q = draw(r, ks_dist_kind, ks_dist_par, ks_dist_pool, ks.channel_quality[c])
-    v = draw(r, ks_dist_kind, ks_dist_par, ks_dist_pool, ks.channel_value[c])
+    q = draw(ks, r, ks.channel_quality[c])
+    v = draw(ks, r, ks.channel_value[c])
     st_LI[lead, :] = 0
     st_LF[lead, L_CREATED] = now
     st_LF[lead, L_INTENT_FROM] = now
