@@ -4,10 +4,11 @@
 ``advance`` is the same code with its call to ``next_open`` bound to the compiled one
 (tests/test_kernel.py checks all three against the reference on random inputs).
 
-The event loop calls ``advance_pw`` and ``hours_between_pw``: the same arithmetic with the
-working hours per week precomputed once (``KSpec.per_week``) instead of ``days.sum()`` per
-call, and ``advance_pw`` answering work that ends within the current working stretch without
-the general loop (the same float result: ``t + work``).
+The event loop calls ``work_done_at`` (``advance_pw`` on the spec's calendar) and
+``hours_between_pw``: the same arithmetic with the working hours per week precomputed once
+(``KSpec.per_week``) instead of ``days.sum()`` per call, and ``advance_pw`` answering work
+that ends within the current working stretch without the general loop (the same float
+result: ``t + work``).
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ def advance(t, work, days, start, end):
     return advance_pw(t, work, days, start, end, days.sum() * (end - start))
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def advance_pw(t, work, days, start, end, per_week):
     """`advance` with per_week = days.sum() * (end - start) given."""
     if per_week >= WEEK:
@@ -75,6 +76,14 @@ def advance_pw(t, work, days, start, end, per_week):
             return t + work
         work -= left
         t = next_open(close, days, start, end)
+
+
+@njit(cache=True)
+def work_done_at(ks, t, work):
+    """`advance_pw` on the spec's calendar: when `work` working hours begun at t are done.
+    The event loop calls this, not ``advance_pw``: the spec is one pointer, while the calendar's
+    array would be passed as seven words and referenced and released on every call."""
+    return advance_pw(t, work, ks.work_days, ks.day_start, ks.day_end, ks.per_week)
 
 
 @njit(cache=True)

@@ -14,7 +14,7 @@ from numba import njit, prange
 from gtmsim import outcomes as O
 from gtmsim.engines.kernel import flow as F
 from gtmsim.engines.kernel import record as R
-from gtmsim.engines.kernel.calendar import advance_pw, periods
+from gtmsim.engines.kernel.calendar import periods, work_done_at
 from gtmsim.engines.kernel.heap import pop_next, schedule
 from gtmsim.engines.kernel.kspec import private_copy
 from gtmsim.engines.kernel.people import hire, logit
@@ -84,7 +84,7 @@ def next_arrival(ks, st, c):
         if r > 0:
             gap = exponential(st_rng, 1.0 / r)
             if ks.channel_working_only[c] == 1:
-                at = advance_pw(t, gap, ks.work_days, ks.day_start, ks.day_end, ks.per_week)
+                at = work_done_at(ks, t, gap)
             else:
                 at = t + gap
             if at < week_end:

@@ -15,7 +15,7 @@ from numba import njit
 from gtmsim import outcomes as O
 from gtmsim import spec as S
 from gtmsim.engines.kernel import record as R
-from gtmsim.engines.kernel.calendar import advance_pw, periods
+from gtmsim.engines.kernel.calendar import periods, work_done_at
 from gtmsim.engines.kernel.heap import q_pop, q_push, schedule
 from gtmsim.engines.kernel.people import (
     POOL,
@@ -334,7 +334,6 @@ def enter(ks, st, lead, s, edge, sender_compliant, now):
     st_LF = st.LF
     st_LI = st.LI
     st_trust = st.trust
-    ks_work_days = ks.work_days
     r = st.rng
     team = ks.stage_team[s]
     st_LI[lead, L_STAGE] = s
@@ -378,12 +377,10 @@ def enter(ks, st, lead, s, edge, sender_compliant, now):
         if not math.isfinite(sla):
             leave(ks, st, lead, F_FORGOTTEN, now)
             return
-        found = advance_pw(now, sla + ks.escalation_hours, ks_work_days, ks.day_start,
-                           ks.day_end, ks.per_week)
+        found = work_done_at(ks, now, sla + ks.escalation_hours)
         schedule(st, found, EV_ENQUEUE, lead, ESCALATED)
     elif lat > 0:
-        schedule(st, advance_pw(now, lat, ks_work_days, ks.day_start, ks.day_end, ks.per_week),
-                 EV_ENQUEUE, lead, NORMAL)
+        schedule(st, work_done_at(ks, now, lat), EV_ENQUEUE, lead, NORMAL)
     else:
         enqueue(ks, st, lead, NORMAL, now)
 
@@ -433,7 +430,7 @@ def work(ks, st, pid, lead, effort, phase, now):
     st_LI = st.LI
     st_PI = st.PI
     hours = work_hours(ks, st, pid, now, effort)
-    done = advance_pw(now, hours, ks.work_days, ks.day_start, ks.day_end, ks.per_week)
+    done = work_done_at(ks, now, hours)
     team = st_PI[pid, P_TEAM]
     R.busy(ks, st, team, now, done, hours)
     if st_LI[lead, L_REWORK_STAGE] == st_LI[lead, L_STAGE]:
