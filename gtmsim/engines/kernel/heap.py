@@ -166,14 +166,14 @@ def _next_window(st):
     sort_t, sort_i = st.sort_t, st.sort_i
     if k <= SHORT_RUN:
         sort_t, sort_i = st.run_t, st.run_i
-    i = k
-    while node >= 0:
-        i -= 1
+    first = node
+    for i in range(k - 1, -1, -1):
         _move(sort_t, sort_i, i, far_t, far_i, node)
-        after = far_i[node, 4]
-        far_i[node, 4] = C[C_FAR_FREE] - 1
-        C[C_FAR_FREE] = node + 1
-        node = after
+        last = node
+        node = far_i[node, 4]
+    # the whole list goes onto the free list at once
+    far_i[last, 4] = C[C_FAR_FREE] - 1
+    C[C_FAR_FREE] = first + 1
     run_t, run_i = st.run_t, st.run_i
     if k <= SHORT_RUN:  # insertion sort, in place
         for j in range(1, k):
