@@ -18,7 +18,7 @@ from gtmsim.engines.kernel.calendar import periods, work_done_at
 from gtmsim.engines.kernel.heap import pop_next, schedule
 from gtmsim.engines.kernel.kspec import private_copy
 from gtmsim.engines.kernel.people import hire, logit
-from gtmsim.engines.kernel.rng import draw, exponential, uniform
+from gtmsim.engines.kernel.rng import draw_arrival, exponential, uniform
 from gtmsim.engines.kernel.state import (
     C_LFREE,
     C_NLEADS,
@@ -113,8 +113,8 @@ def arrival(ks, st, c, now):
             return
         st_C[C_NLEADS] = lead + 1
     r = st.rng_arrivals
-    q = draw(ks, r, ks.channel_quality[c])
-    v = draw(ks, r, ks.channel_value[c])
+    q = draw_arrival(ks, st, ks.channel_quality[c])
+    v = draw_arrival(ks, st, ks.channel_value[c])
     st_LI[lead, :] = 0
     st_LF[lead, L_CREATED] = now
     st_LF[lead, L_INTENT_FROM] = now

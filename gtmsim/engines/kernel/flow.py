@@ -396,7 +396,7 @@ def forward(ks, st, lead, outcome, compliant, now):
     elif target == NURTURE:
         if ks.nurture_return_p > 0 and uniform(st_rng) < ks.nurture_return_p:
             R.fate(ks, st, F_NURTURED, now)  # the lead comes back later
-            delay = draw(ks, st_rng, ks.nurture_return_after)
+            delay = draw(ks, st, ks.nurture_return_after)
             schedule(st, now + delay, EV_NURTURE, lead, 0)
         else:
             end(ks, st, lead, F_NURTURED, now)
@@ -480,9 +480,8 @@ def effort_of(ks, st, lead, now):
     """Nominal hours of the stage's main task, plus what the human mechanisms add, less the
     corners cut under quota pressure."""
     st_LI = st.LI
-    st_rng = st.rng
     s = st_LI[lead, L_STAGE]
-    base = draw_times_multiplier(ks, st_rng, ks.stage_effort[s], ks.task_s2, ks.task_sd)
+    base = draw_times_multiplier(ks, st, ks.stage_effort[s], ks.task_s2, ks.task_sd)
     base *= 1.0 - ks.pressure_corner_cut * pressure(ks, st, ks.stage_team[s], now)
     if st_LI[lead, L_INFO_LOST] == 1:
         base += ks.rediscovery_hours
@@ -681,7 +680,7 @@ def work_done(ks, st, pid, now):
         R.add(ks, st, S_PIPELINE, now, st_LF[lead, L_VALUE])
         st_LI[lead, L_LAST_COMPLIANT] = st_PI[pid, P_COMPLIANT]
         # the buyer decides on calendar time; the person is free meanwhile
-        delay = draw(ks, r, ks.stage_buyer[s])
+        delay = draw(ks, st, ks.stage_buyer[s])
         schedule(st, now + delay, EV_BUYER, lead, 0)
         finish(ks, st, pid, now)
     else:  # PH_RETAIN

@@ -140,7 +140,7 @@ def gamma_constants(shape):
     return d, 1.0 / math.sqrt(9.0 * d)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def gamma_dc(s, shape, d, c, scale):
     """Marsaglia-Tsang with its squeeze, given (d, c) = gamma_constants(shape); shape < 1 by
     the boost U^(1/shape)."""
@@ -241,19 +241,27 @@ def lognormal_mean_one(s, s2, sd):
 
 
 @njit(cache=True)
-def draw(ks, s, row):
-    """``sample`` of the spec's distribution row `row`. The event loop calls this rather than
-    ``sample``: a compiled call passes each array argument as seven words and takes and drops
-    a reference on it, while the spec ``ks`` is one pointer (5% of the kernel's time with
-    the spec's three arrays passed)."""
-    return sample(s, ks.dist_kind, ks.dist_par, ks.dist_pool, row)
+def draw(ks, st, row):
+    """``sample`` of the spec's distribution row `row` from the replication's work stream.
+    The event loop calls this rather than ``sample``: a compiled call passes each array
+    argument as seven words and takes and drops a reference on it, while the spec ``ks`` and
+    the state ``st`` are one pointer each (7% of the kernel's time with the spec's three
+    arrays and the stream passed)."""
+    return sample(st.rng, ks.dist_kind, ks.dist_par, ks.dist_pool, row)
 
 
 @njit(cache=True)
-def draw_times_multiplier(ks, s, row, s2, sd):
-    """``draw(ks, s, row) * lognormal_mean_one(s2, sd)``, the two draws in that order; a
+def draw_arrival(ks, st, row):
+    """``draw`` from the arrivals' stream (a lead's quality and value)."""
+    return sample(st.rng_arrivals, ks.dist_kind, ks.dist_par, ks.dist_pool, row)
+
+
+@njit(cache=True)
+def draw_times_multiplier(ks, st, row, s2, sd):
+    """``draw(ks, st, row) * lognormal_mean_one(s2, sd)``, the two draws in that order; a
     lognormal row and the multiplier are summed on the log scale, so one exp serves both."""
     kind, par = ks.dist_kind, ks.dist_par
+    s = st.rng
     if kind[row] == _LOGNORMAL and s2 > 0.0:
         z = normal(s)
         return math.exp(par[row, 0] + par[row, 1] * z - s2 / 2.0 + sd * normal(s))
