@@ -1,7 +1,7 @@
 """Working-time arithmetic for the kernel: ``gtmsim.calendar`` compiled with numba.
 
 ``next_open`` and ``working_hours_between`` are the reference functions wrapped as they are;
-``advance`` is the same code with its call to ``next_open`` bound to the compiled one
+``advance`` is the same code with its call to ``next_open`` bound to a compiled one, inlined
 (tests/test_kernel.py checks all three against the reference on random inputs).
 
 The event loop calls ``work_done_at`` (``advance_pw`` on the spec's calendar) and
@@ -23,6 +23,8 @@ WEEK = _cal.WEEK
 DAY = _cal.DAY
 
 next_open = njit(cache=True)(_cal.next_open)
+# the same function inlined into advance_pw, so its calendar array is not passed in a call
+_next_open = njit(cache=True, inline="always")(_cal.next_open)
 working_hours_between = njit(cache=True)(_cal.working_hours_between)
 
 
@@ -58,7 +60,7 @@ def advance_pw(t, work, days, start, end, per_week):
         base = day * DAY
         if base + start <= t and t < base + end and t + work <= base + end:
             return t + work  # what the loop below gives for work inside this stretch
-    t = next_open(t, days, start, end)
+    t = _next_open(t, days, start, end)
     if work <= 0.0:
         return t
     weeks = math.floor(work / per_week)
@@ -75,7 +77,7 @@ def advance_pw(t, work, days, start, end, per_week):
         if work <= left:
             return t + work
         work -= left
-        t = next_open(close, days, start, end)
+        t = _next_open(close, days, start, end)
 
 
 @njit(cache=True)
