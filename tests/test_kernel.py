@@ -179,7 +179,7 @@ def test_event_list_pops_in_time_then_schedule_order(window, lead_cap):
     3,000 events with ties, zero gaps and gaps of hours to months (crossing many windows,
     some past the end). Windows of the model's own length, of a day (hundreds of events per
     window: merge-sorted runs, long insertions into the run) and of 1.4 minutes (short runs
-    sorted by insertion), and one window for the whole run on small tables (every event is
+    sorted by rank), and one window for the whole run on small tables (every event is
     inserted into the run, whose popped front is reused when its table fills)."""
     import heapq
 

@@ -20,7 +20,7 @@ The event list has three parts. An event is a time and one int64 row (sequence, 
   events: a piece of work done hours later, a buyer's decision weeks out) is put on that
   window's list (``far_*``: linked nodes from a free list, the newest first).
 - When the current window is used up, the next non-empty window's events are sorted by
-  (time, sequence) into the run (``run_*``): by insertion when few, else by a stable merge
+  (time, sequence) into the run (``run_*``): each to its rank when few, else by a stable merge
   sort of the times, as the list is read newest first into scheduling order. An event for
   the running window scheduled while it runs is inserted into the run after every event not
   later than it (it is the newest): a run holds about five events on the default model.
@@ -51,7 +51,7 @@ from gtmsim.engines.kernel.state import (
     QUEUE_OVERFLOW,
 )
 
-SHORT_RUN = 48  # runs up to this long are sorted by insertion, longer ones by merge sort
+SHORT_RUN = 16  # runs up to this long are sorted by rank, longer ones by merge sort
 
 
 @njit(cache=True)
@@ -162,10 +162,8 @@ def _next_window(st):
     C[C_RHEAD] = 0
     C[C_RTAIL] = k
     # the list holds the newest event first: filled from the back, the events stand in
-    # scheduling order, and a stable sort by time leaves same-time events in that order
+    # scheduling order (sequence order), so a stable sort by time sorts by (time, sequence)
     sort_t, sort_i = st.sort_t, st.sort_i
-    if k <= SHORT_RUN:
-        sort_t, sort_i = st.run_t, st.run_i
     first = node
     for i in range(k - 1, -1, -1):
         _move(sort_t, sort_i, i, far_t, far_i, node)
@@ -175,21 +173,16 @@ def _next_window(st):
     far_i[last, 4] = C[C_FAR_FREE] - 1
     C[C_FAR_FREE] = first + 1
     run_t, run_i = st.run_t, st.run_i
-    if k <= SHORT_RUN:  # insertion sort, in place
-        for j in range(1, k):
-            t = run_t[j]
-            if run_t[j - 1] <= t:
-                continue
-            s0, s1, s2, s3 = run_i[j, 0], run_i[j, 1], run_i[j, 2], run_i[j, 3]
-            m = j
-            while m > 0 and run_t[m - 1] > t:
-                _move(run_t, run_i, m, run_t, run_i, m - 1)
-                m -= 1
-            run_t[m] = t
-            run_i[m, 0] = s0
-            run_i[m, 1] = s1
-            run_i[m, 2] = s2
-            run_i[m, 3] = s3
+    if k <= SHORT_RUN:
+        # each event straight to its rank: the events before it in (time, sequence) order,
+        # counted without a branch (a short run's order is a coin toss for a branch)
+        for i in range(k):
+            t = sort_t[i]
+            rank = 0
+            for j in range(k):
+                tj = sort_t[j]
+                rank += (tj < t) | ((tj == t) & (j < i))
+            _move(run_t, run_i, rank, sort_t, sort_i, i)
         return True
     order = np.argsort(sort_t[:k], kind="mergesort")
     for j in range(k):
