@@ -67,12 +67,7 @@ def schedule(st, t, kind, a, b):
         ft = st.ft
         tail = C[C_FTAIL]
         if tail < ft.shape[0] and (tail == C[C_FHEAD] or ft[tail - 1] == t):
-            fi = st.fi
-            ft[tail] = t
-            fi[tail, 0] = seq
-            fi[tail, 1] = kind
-            fi[tail, 2] = a
-            fi[tail, 3] = b
+            _put(ft, st.fi, tail, t, seq, kind, a, b)
             C[C_FTAIL] = tail + 1
             return
     if t >= (C[C_WINDOW] + 1) * st.window:
@@ -98,11 +93,7 @@ def _run_insert(st, t, seq, kind, a, b):
     while j > head and run_t[j - 1] > t:
         _move(run_t, run_i, j, run_t, run_i, j - 1)
         j -= 1
-    run_t[j] = t
-    run_i[j, 0] = seq
-    run_i[j, 1] = kind
-    run_i[j, 2] = a
-    run_i[j, 3] = b
+    _put(run_t, run_i, j, t, seq, kind, a, b)
     C[C_RTAIL] = tail + 1
 
 
@@ -117,11 +108,7 @@ def _far_push(st, t, seq, kind, a, b):
     else:
         node = C[C_FAR_USED]
         C[C_FAR_USED] = node + 1
-    far_t[node] = t
-    far_i[node, 0] = seq
-    far_i[node, 1] = kind
-    far_i[node, 2] = a
-    far_i[node, 3] = b
+    _put(far_t, far_i, node, t, seq, kind, a, b)
     # pushed at the front, so a push touches no old node: when the window begins, the list
     # is read newest first into scheduling order and sorted (see _next_window)
     w = periods(t, st.window)[0]
@@ -129,6 +116,16 @@ def _far_push(st, t, seq, kind, a, b):
     far_i[node, 4] = far_head[w, 0]
     far_head[w, 0] = node
     far_head[w, 1] += 1
+
+
+@njit(cache=True, inline="always")
+def _put(to_t, to_i, j, t, seq, kind, a, b):
+    """An event into slot j of (to_t, to_i): its time and (sequence, kind, a, b)."""
+    to_t[j] = t
+    to_i[j, 0] = seq
+    to_i[j, 1] = kind
+    to_i[j, 2] = a
+    to_i[j, 3] = b
 
 
 @njit(cache=True, inline="always")
