@@ -86,6 +86,7 @@ from gtmsim.engines.kernel.state import (
     P_WAIT_SEQ,
     WAITING,
 )
+from gtmsim.engines.kernel.view import plain
 
 ESCALATED, NORMAL = 0, 1
 REVIEW, CONTACT, CLOSE, RETAIN = S.REVIEW, S.CONTACT, S.CLOSE, S.RETAIN
@@ -328,9 +329,14 @@ def enqueue(ks, st, lead, cls, now):
 # ------------------------------------------------------------------ entering a stage
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def enter(ks, st, lead, s, edge, sender_compliant, now):
     """A lead arrives at stage s, through handoff `edge` (or -1)."""
+    _enter(ks, st, lead, plain(s), plain(edge), plain(sender_compliant), now)
+
+
+@njit(cache=True)
+def _enter(ks, st, lead, s, edge, sender_compliant, now):
     st_LF = st.LF
     st_LI = st.LI
     st_trust = st.trust
@@ -385,8 +391,14 @@ def enter(ks, st, lead, s, edge, sender_compliant, now):
         enqueue(ks, st, lead, NORMAL, now)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def forward(ks, st, lead, outcome, compliant, now):
+    """The lead leaves its stage for where the outcome routes it."""
+    _forward(ks, st, lead, plain(outcome), plain(compliant), now)
+
+
+@njit(cache=True)
+def _forward(ks, st, lead, outcome, compliant, now):
     st_rng = st.rng
     s = st.LI[lead, L_STAGE]
     target = ks.route[s, outcome]
@@ -424,9 +436,14 @@ def nurture_return(ks, st, lead, now):
 # ------------------------------------------------------------------ people at work
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def work(ks, st, pid, lead, effort, phase, now):
     """Person pid spends `effort` nominal hours on the lead; resumes at `phase` when done."""
+    _work(ks, st, pid, lead, effort, plain(phase), now)  # one compiled copy for every phase
+
+
+@njit(cache=True)
+def _work(ks, st, pid, lead, effort, phase, now):
     st_LI = st.LI
     st_PI = st.PI
     hours = work_hours(ks, st, pid, now, effort)

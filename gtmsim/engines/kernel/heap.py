@@ -50,14 +50,20 @@ from gtmsim.engines.kernel.state import (
     C_WINDOW,
     QUEUE_OVERFLOW,
 )
+from gtmsim.engines.kernel.view import plain
 
 SHORT_RUN = 16  # runs up to this long are sorted by rank, longer ones by merge sort
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def schedule(st, t, kind, a, b):
     """Add an event at calendar time t; one at or past the end of the run is dropped, as the
     event loop stops before it (keeps the list to the events that can still happen)."""
+    _schedule(st, t, plain(kind), plain(a), plain(b))  # one compiled copy for every kind
+
+
+@njit(cache=True)
+def _schedule(st, t, kind, a, b):
     if t >= st.end:
         return
     C = st.C

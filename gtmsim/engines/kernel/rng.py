@@ -12,6 +12,7 @@ import numpy as np
 from numba import njit
 
 from gtmsim import distributions as D
+from gtmsim.engines.kernel.view import plain
 
 _FIXED, _EXPONENTIAL, _LOGNORMAL, _GAMMA = D.FIXED, D.EXPONENTIAL, D.LOGNORMAL, D.GAMMA
 _UNIFORM, _TRIANGULAR, _BETA, _EMPIRICAL = D.UNIFORM, D.TRIANGULAR, D.BETA, D.EMPIRICAL
@@ -254,14 +255,14 @@ def _draw(ks, st, arrivals, row):
 @njit(cache=True, inline="always")
 def draw(ks, st, row):
     """A sample of distribution row `row` from the replication's work stream."""
-    return _draw(ks, st, False, row)
+    return _draw(ks, st, plain(False), row)
 
 
 @njit(cache=True, inline="always")
 def draw_arrival(ks, st, row):
     """A sample of distribution row `row` from the arrivals' stream (a lead's quality and
     value)."""
-    return _draw(ks, st, True, row)
+    return _draw(ks, st, plain(True), row)
 
 
 @njit(cache=True)
@@ -273,4 +274,4 @@ def draw_times_multiplier(ks, st, row, s2, sd):
     if kind[row] == _LOGNORMAL and s2 > 0.0:
         z = normal(s)
         return math.exp(par[row, 0] + par[row, 1] * z - s2 / 2.0 + sd * normal(s))
-    return _draw(ks, st, False, row) * lognormal_mean_one(s, s2, sd)
+    return _draw(ks, st, plain(False), row) * lognormal_mean_one(s, s2, sd)

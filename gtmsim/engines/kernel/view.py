@@ -9,6 +9,12 @@ same as on the StructRef (``st.LF``), so the kernel's code reads the same either
 
 Whoever makes a view keeps the StructRef alive while the view is used (``keep``).
 Views are read-only at the field level (arrays are written through, as before).
+
+``plain(x)`` is the other half of keeping calls cheap: numba compiles a function once per
+literal constant passed to it (``schedule(st, t, EV_START, pid, 0)`` and twelve other event
+kinds made twelve copies of ``schedule``), and a hot loop that jumps between copies of the same
+code spends the instruction cache on them. A function called with constants takes them through
+``plain`` in a one-line inline wrapper, so one compiled copy serves every call site.
 """
 
 from __future__ import annotations
@@ -80,6 +86,18 @@ def view(typingctx, ref):
         return context.nrt.meminfo_data(builder, mi)
 
     return ViewType(ref)(ref), codegen
+
+
+@intrinsic
+def plain(typingctx, x):
+    """x as a plain value of its type (an int64 for a literal int, a bool for a literal bool),
+    so that a function called with it is compiled once, not once per constant."""
+    sig = nbt.unliteral(x)(x)
+
+    def codegen(context, builder, sig, args):
+        return context.cast(builder, args[0], sig.args[0], sig.return_type)
+
+    return sig, codegen
 
 
 @njit(cache=True)
