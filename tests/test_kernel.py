@@ -28,7 +28,7 @@ from gtmsim.engines.kernel.engine import run_one
 from gtmsim.engines.kernel.heap import pop_next, schedule
 from gtmsim.engines.kernel.kspec import capacities, with_gamma_constants
 from gtmsim.engines.kernel.state import new_state, workspace
-from gtmsim.engines.kernel.view import view
+from gtmsim.engines.kernel.view import plain, view
 from gtmsim.simulate import simulate
 from gtmsim.spec import compile_spec
 
@@ -119,6 +119,25 @@ def test_kernel_samplers_follow_their_distributions(which, a, b, dist):
     if which == 0:  # the tail layer: |x| > r has mass 2.58e-4, i.e. ~103 of 400,000 draws
         tail = int((np.abs(x) > 3.6541528853610088).sum())
         assert 60 < tail < 150
+
+
+@numba.njit
+def _callee(k, flag):
+    return k * 10 + (1 if flag else 0)
+
+
+@numba.njit
+def _calls_with_constants(x):
+    return (_callee(plain(3), plain(True)) + _callee(plain(4), plain(False))
+            + _callee(plain(x), plain(x > 1)))
+
+
+def test_plain_makes_one_compiled_copy_for_every_constant():
+    """Constants passed through ``view.plain`` reach the callee unchanged and as plain types,
+    so it is compiled once (numba compiles a function once per literal constant otherwise:
+    ``schedule`` had twelve copies, one per event kind)."""
+    assert _calls_with_constants(2) == 31 + 40 + 21
+    assert [tuple(str(a) for a in sig) for sig in _callee.signatures] == [("int64", "bool")]
 
 
 @numba.njit  # not cached, as _samples
