@@ -38,11 +38,11 @@ from numba import njit
 
 from gtmsim.engines.kernel.calendar import periods
 from gtmsim.engines.kernel.state import (
+    C_ESEQ,
     C_FAR_FREE,
     C_FAR_USED,
     C_FHEAD,
     C_FTAIL,
-    C_HSEQ,
     C_QSEQ,
     C_RHEAD,
     C_RTAIL,
@@ -67,8 +67,8 @@ def _schedule(st, t, kind, a, b):
     if t >= st.end:
         return
     C = st.C
-    seq = C[C_HSEQ]
-    C[C_HSEQ] = seq + 1
+    seq = C[C_ESEQ]
+    C[C_ESEQ] = seq + 1
     if t == st.now[0]:
         ft = st.ft
         tail = C[C_FTAIL]

@@ -39,8 +39,8 @@ NO_LOAD = 1 << 62
 # person states
 IDLE, WAITING, CLAIMED, BUSY, GONE = range(5)
 
-# counters
-(C_NLEADS, C_NPEOPLE, C_HSEQ, C_QSEQ, C_WSEQ, C_STATUS, C_FHEAD, C_FTAIL, C_WINDOW,
+# counters (C_ESEQ: the next event's sequence number, which orders same-time events)
+(C_NLEADS, C_NPEOPLE, C_ESEQ, C_QSEQ, C_WSEQ, C_STATUS, C_FHEAD, C_FTAIL, C_WINDOW,
  C_FAR_FREE, C_FAR_USED, C_LFREE, C_RHEAD, C_RTAIL) = range(14)
 N_C = 14
 OK, LEAD_OVERFLOW, PEOPLE_OVERFLOW, QUEUE_OVERFLOW = range(4)

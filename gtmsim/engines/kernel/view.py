@@ -11,10 +11,11 @@ Whoever makes a view keeps the StructRef alive while the view is used (``keep``)
 Views are read-only at the field level (arrays are written through, as before).
 
 ``plain(x)`` is the other half of keeping calls cheap: numba compiles a function once per
-literal constant passed to it (``schedule(st, t, EV_START, pid, 0)`` and twelve other event
-kinds made twelve copies of ``schedule``), and a hot loop that jumps between copies of the same
-code spends the instruction cache on them. A function called with constants takes them through
-``plain`` in a one-line inline wrapper, so one compiled copy serves every call site.
+literal constant passed to it (the event kinds and constant arguments of ``schedule``'s call
+sites, as in ``schedule(st, t, EV_START, pid, 0)``, made twelve copies of it), and a hot loop
+that jumps between copies of the same code spends the instruction cache on them. A function
+called with constants takes them through ``plain`` in a one-line inline wrapper, so one
+compiled copy serves every call site.
 """
 
 from __future__ import annotations
