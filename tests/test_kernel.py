@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numba
 import numpy as np
@@ -28,10 +29,11 @@ from gtmsim.engines.kernel.engine import run_one
 from gtmsim.engines.kernel.heap import pop_next, schedule
 from gtmsim.engines.kernel.kspec import capacities, with_gamma_constants
 from gtmsim.engines.kernel.state import new_state, workspace
-from gtmsim.engines.kernel.view import plain, view
+from gtmsim.engines.kernel.view import compiled_in_kernel, plain, view
 from gtmsim.simulate import simulate
 from gtmsim.spec import compile_spec
 
+ROOT = Path(__file__).resolve().parents[1]
 SHORT = ["run.horizon_days=60"]
 ALPHA = 0.01  # family-wise: the chance that a correct kernel fails one comparison
 
@@ -138,6 +140,72 @@ def test_plain_makes_one_compiled_copy_for_every_constant():
     ``schedule`` had twelve copies, one per event kind)."""
     assert _calls_with_constants(2) == 31 + 40 + 21
     assert [tuple(str(a) for a in sig) for sig in _callee.signatures] == [("int64", "bool")]
+
+
+def _element(a, i):
+    return a[i]
+
+
+def _compiled_as(module: str, **flags):
+    """``_element`` compiled as a function of `module` (numba names it by its module)."""
+    fn = type(_element)(_element.__code__, _element.__globals__, "_element")
+    fn.__module__ = module
+    return numba.njit(**flags)(fn)
+
+
+def test_only_the_kernels_indexes_skip_negative_wraparound():
+    """The kernel's functions index without Python's negative-index wraparound
+    (``view.index_as_is``), so there a negative index is out of bounds (bounds checking
+    rejects it); numba code elsewhere keeps Python's indexing, a[-1] the last element."""
+    a = np.arange(5.0)
+    inside = _compiled_as("gtmsim.engines.kernel.probe", boundscheck=True)
+    outside = _compiled_as("tests.probe", boundscheck=True)
+    assert inside(a, 3) == outside(a, 3) == 3.0
+    assert outside(a, -1) == 4.0
+    with pytest.raises(IndexError):
+        inside(a, -1)
+    assert not compiled_in_kernel("_ZN5tests5probe8_elementB2v1")
+
+
+_BOUNDS_CHILD = """
+import sys
+import numpy as np
+import numba
+from gtmsim.config import load_config
+from gtmsim.engines.kernel import tallies
+from gtmsim.spec import compile_spec
+
+def probe(a, i):
+    return a[i]
+probe.__module__ = "gtmsim.engines.kernel.probe"
+try:  # bounds checking is on, and catches a negative index in the kernel
+    numba.njit(probe)(np.zeros(3), -1)
+    sys.exit("bounds checking is off")
+except IndexError:
+    pass
+for path, profile in [(None, "ideal"), (None, "realistic"), (None, "stressed"),
+                      ("configs/product_led.toml", None),
+                      ("configs/enterprise_partners.toml", None),
+                      ("configs/b2b_saas.toml", None)]:
+    over = ["run.horizon_days=90", "people.turnover.enabled=true",
+            "people.turnover.annual_attrition=3.0", "people.turnover.vacancy_days=5"]
+    spec = compile_spec(load_config(path, profile=profile, overrides=over))
+    out, _ = tallies(spec, 3, 3, parallel=False)
+    assert np.isfinite(out).all(), (path, profile)
+print("ok")
+"""
+
+
+@pytest.mark.slow
+def test_kernel_never_indexes_out_of_bounds(tmp_path):
+    """The whole kernel compiled with numba's bounds checking (a fresh cache) runs the default
+    config under every profile and the example configs, with heavy turnover (quits, hires,
+    queues handed over): no index is negative or past a table's end, so compiling the kernel
+    without wraparound reads nothing it should not."""
+    env = {**os.environ, "NUMBA_BOUNDSCHECK": "1", "NUMBA_CACHE_DIR": str(tmp_path)}
+    done = subprocess.run([sys.executable, "-c", _BOUNDS_CHILD], env=env, cwd=ROOT,
+                          capture_output=True, text=True, timeout=1200)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-3000:]
 
 
 @numba.njit  # not cached, as _samples

@@ -11,6 +11,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+# first: installs view.index_as_is before any kernel function is compiled
+from gtmsim.engines.kernel import view  # noqa: F401, I001
 from gtmsim.engines.kernel.kspec import KSpec, TallyLayout, capacities, pack
 from gtmsim.engines.kernel.rng import seed_state
 from gtmsim.spec import ModelSpec

@@ -16,6 +16,16 @@ sites, as in ``schedule(st, t, EV_START, pid, 0)``, made twelve copies of it), a
 that jumps between copies of the same code spends the instruction cache on them. A function
 called with constants takes them through ``plain`` in a one-line inline wrapper, so one
 compiled copy serves every call site.
+
+Third, indexing. numba indexes arrays as Python does: a negative index counts from the end,
+so every ``a[i]`` with a signed i tests its sign and adds the length (about 9% of the event
+loop's time, mostly as latency on chains like person -> lead -> stage). The kernel's indexes
+are never negative (a lead, a person, a stage, a slot, a week are row numbers), so
+``index_as_is()`` compiles the kernel's own functions without that step, and only them: the
+functions of this package are recognised by their compiled names, and any other numba code
+in the process keeps Python's indexing. tests/test_kernel.py runs the kernel with numba's
+bounds checking on, which rejects a negative index there, so a negative index in the kernel
+is caught by the tests, not read from before an array's start.
 """
 
 from __future__ import annotations
@@ -31,6 +41,9 @@ from numba.extending import (
     lower_getattr_generic,
     register_model,
 )
+from numba.np import arrayobj
+
+KERNEL_PREFIX = "_ZN6gtmsim7engines6kernel"  # how numba's compiled names of this package begin
 
 
 class ViewType(nbt.Type):
@@ -106,3 +119,29 @@ def keep(owner):
     """Does nothing: a use of `owner` that keeps it (and what views of it point to) alive up
     to here."""
     return None
+
+
+def compiled_in_kernel(name: str) -> bool:
+    """Whether compiled function `name` is one of the kernel's (its own code, with what numba
+    inlines into it)."""
+    return name.startswith(KERNEL_PREFIX)
+
+
+def index_as_is() -> None:
+    """Compile the kernel's integer indexes as they are, without Python's wraparound of negative
+    ones (numba's other code is untouched). Installed once, at import; a numba without the hook
+    this relies on keeps its own indexing, which is slower, never wrong."""
+    python_style = getattr(arrayobj, "fix_integer_index", None)
+    if python_style is None or getattr(python_style, "keeps_kernel_indexes", False):
+        return
+
+    def fix_integer_index(context, builder, idxty, idx, size):
+        if idxty.signed and compiled_in_kernel(builder.function.name):
+            return context.cast(builder, idx, idxty, nbt.intp)
+        return python_style(context, builder, idxty, idx, size)
+
+    fix_integer_index.keeps_kernel_indexes = True
+    arrayobj.fix_integer_index = fix_integer_index
+
+
+index_as_is()
