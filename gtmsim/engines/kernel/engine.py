@@ -22,6 +22,7 @@ from gtmsim.engines.kernel.rng import draw_arrival, exponential, uniform
 from gtmsim.engines.kernel.state import (
     C_LFREE,
     C_NLEADS,
+    C_STARTING,
     C_STATUS,
     EV_ARRIVAL,
     EV_BUYER,
@@ -166,9 +167,14 @@ def run_one(ks, st):
         schedule(st, ks.warmup + 168.0, EV_WEEKLY, 0, 0)
     end = ks.end
     while st_C[C_STATUS] == OK:
-        t, kind, a, b = pop_next(st, end)
-        if kind < 0:
-            break
+        starting = st_C[C_STARTING]
+        if starting >= 0:  # a person's START due next (see flow._claim)
+            st_C[C_STARTING] = -1
+            t, kind, a, b = st.now[0], EV_START, starting, 0
+        else:
+            t, kind, a, b = pop_next(st, end)
+            if kind < 0:
+                break
         st.now[0] = t
         if kind == EV_ARRIVAL:
             arrival(ks, st, a, t)

@@ -16,7 +16,7 @@ from gtmsim import outcomes as O
 from gtmsim import spec as S
 from gtmsim.engines.kernel import record as R
 from gtmsim.engines.kernel.calendar import periods, work_done_at
-from gtmsim.engines.kernel.heap import q_pop, q_push, schedule
+from gtmsim.engines.kernel.heap import nothing_due_at, q_pop, q_push, schedule
 from gtmsim.engines.kernel.people import (
     POOL,
     active,
@@ -32,6 +32,7 @@ from gtmsim.engines.kernel.rng import draw, draw_times_multiplier, exponential, 
 from gtmsim.engines.kernel.state import (
     BUSY,
     C_LFREE,
+    C_STARTING,
     C_WSEQ,
     CLAIMED,
     EV_BUYER,
@@ -234,7 +235,13 @@ def _claim(ks, st, pid, q, now):
     st.PF[pid, P_QKEY] = key
     st_PI[pid, P_QSEQ] = seq
     st_PI[pid, P_QUEUE] = q
-    schedule(st, now, EV_START, pid, 0)
+    C = st.C
+    if C[C_STARTING] < 0 and nothing_due_at(st, now):
+        # its START would be the next event (anything scheduled later in this instant comes
+        # after it): the event loop runs it next without putting it on the event list
+        C[C_STARTING] = pid
+    else:
+        schedule(st, now, EV_START, pid, 0)
 
 
 @njit(cache=True)

@@ -194,6 +194,17 @@ def _next_window(st):
 
 
 @njit(cache=True, inline="always")
+def nothing_due_at(st, now):
+    """Whether no event is due at `now` (the FIFO is empty and the run's next event is later):
+    an event scheduled for `now` would then be the next one popped."""
+    C = st.C
+    if C[C_FHEAD] < C[C_FTAIL]:
+        return False
+    r = C[C_RHEAD]
+    return r == C[C_RTAIL] or st.run_t[r] > now
+
+
+@njit(cache=True, inline="always")
 def pop_next(st, end):
     """Remove the earliest event of the FIFO and the run; returns (time, kind, a, b), kind -1
     when none is left before `end`."""

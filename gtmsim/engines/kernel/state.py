@@ -39,10 +39,11 @@ NO_LOAD = 1 << 62
 # person states
 IDLE, WAITING, CLAIMED, BUSY, GONE = range(5)
 
-# counters (C_ESEQ: the next event's sequence number, which orders same-time events)
+# counters (C_ESEQ: the next event's sequence number, which orders same-time events;
+# C_STARTING: the person whose START is the next event, kept off the event list, or -1)
 (C_NLEADS, C_NPEOPLE, C_ESEQ, C_QSEQ, C_WSEQ, C_STATUS, C_FHEAD, C_FTAIL, C_WINDOW,
- C_FAR_FREE, C_FAR_USED, C_LFREE, C_RHEAD, C_RTAIL) = range(14)
-N_C = 14
+ C_FAR_FREE, C_FAR_USED, C_LFREE, C_RHEAD, C_RTAIL, C_STARTING) = range(15)
+N_C = 15
 OK, LEAD_OVERFLOW, PEOPLE_OVERFLOW, QUEUE_OVERFLOW = range(4)
 
 
@@ -114,8 +115,10 @@ def new_state(ks, seed, out, offsets, w):
     o = offsets
     w[13][:, 0] = -1  # every window's list of later events starts empty
     w[13][:, 1] = 0
+    counters = np.zeros(N_C, dtype=np.int64)
+    counters[C_STARTING] = -1
     return State(
-        ks.end, ks.event_window, np.zeros(1), np.zeros(1), np.zeros(N_C, dtype=np.int64),
+        ks.end, ks.event_window, np.zeros(1), np.zeros(1), counters,
         seed[0:4].copy(), seed[4:8].copy(), seed[8:12].copy(),
         w[0], w[1], w[2], w[3],
         np.full((nt, ks.max_headcount), -1, dtype=np.int64),
