@@ -29,18 +29,27 @@ working_hours_between = njit(cache=True)(_cal.working_hours_between)
 
 
 @njit(cache=True, inline="always")
-def periods(t, w):
-    """(int(t // w), t % w) for an integer-valued w > 0, without numba's fmod call: for t >= 0
-    the quotient n is found by a division and a one-step correction, and n * w and t - n * w
-    are exact, so both numbers are Python's to the bit (negative or NaN t: Python's own;
-    scripts/kernel_golden.py --check tests this on edge cases)."""
-    if not t >= 0.0:
-        return int(t // w), t % w
-    n = int(t / w)
+def floor_quotient(t, w, inv_w):
+    """int(t // w) for t >= 0 and w > 0, given inv_w = 1 / w: t * inv_w is within a few ulps
+    of t / w, so its integer part is off by at most one, which the tests against n * w put
+    right (a multiplication instead of a division on the event loop's latency chains)."""
+    n = int(t * inv_w)
     if n * w > t:
         n -= 1
     elif (n + 1) * w <= t:
         n += 1
+    return n
+
+
+@njit(cache=True, inline="always")
+def periods(t, w):
+    """(int(t // w), t % w) for an integer-valued w > 0, without numba's fmod call: for t >= 0
+    the quotient n is ``floor_quotient`` (1 / w is folded for a constant w), and n * w and
+    t - n * w are exact, so both numbers are Python's to the bit (negative or NaN t: Python's
+    own; scripts/kernel_golden.py --check tests this on edge cases)."""
+    if not t >= 0.0:
+        return int(t // w), t % w
+    n = floor_quotient(t, w, 1.0 / w)
     return n, (t - n * w) + 0.0  # + 0.0: a zero remainder is +0.0, as Python's (t = -0.0)
 
 

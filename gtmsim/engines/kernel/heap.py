@@ -36,7 +36,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from gtmsim.engines.kernel.calendar import periods
+from gtmsim.engines.kernel.calendar import floor_quotient
 from gtmsim.engines.kernel.state import (
     C_ESEQ,
     C_FAR_FREE,
@@ -117,7 +117,7 @@ def _far_push(st, t, seq, kind, a, b):
     _put(far_t, far_i, node, t, seq, kind, a, b)
     # pushed at the front, so a push touches no old node: when the window begins, the list
     # is read newest first into scheduling order and sorted (see _next_window)
-    w = periods(t, st.window)[0]
+    w = floor_quotient(t, st.window, st.per_window)  # t >= now >= 0
     far_head = st.far_head  # (first node, number of events) per window
     far_i[node, 4] = far_head[w, 0]
     far_head[w, 0] = node

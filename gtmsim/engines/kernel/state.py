@@ -52,7 +52,7 @@ OK, LEAD_OVERFLOW, PEOPLE_OVERFLOW, QUEUE_OVERFLOW = range(4)
  EV_HIRE, EV_WEEKLY) = range(10)
 
 STATE_FIELDS = (
-    "end", "window", "now", "calm_until", "C", "rng", "rng_arrivals", "rng_people",
+    "end", "window", "per_window", "now", "calm_until", "C", "rng", "rng_arrivals", "rng_people",
     "LF", "LI", "PF", "PI", "slot_person", "slot_load",
     "ft", "fi", "far_t", "far_i", "far_head", "run_t", "run_i", "sort_t", "sort_i",
     "qcls", "qkey", "qseq", "qlead", "qlen", "scratch", "waiting", "waiting_ends", "lead_free",
@@ -118,7 +118,7 @@ def new_state(ks, seed, out, offsets, w):
     counters = np.zeros(N_C, dtype=np.int64)
     counters[C_STARTING] = -1
     return State(
-        ks.end, ks.event_window, np.zeros(1), np.zeros(1), counters,
+        ks.end, ks.event_window, 1.0 / ks.event_window, np.zeros(1), np.zeros(1), counters,
         seed[0:4].copy(), seed[4:8].copy(), seed[8:12].copy(),
         w[0], w[1], w[2], w[3],
         np.full((nt, ks.max_headcount), -1, dtype=np.int64),
