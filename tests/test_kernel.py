@@ -26,7 +26,7 @@ from gtmsim.engines.kernel import TallyLayout, pack, seeds_for, tallies
 from gtmsim.engines.kernel import calendar as kcal
 from gtmsim.engines.kernel import rng as krng
 from gtmsim.engines.kernel.engine import run_one
-from gtmsim.engines.kernel.heap import pop_next, schedule
+from gtmsim.engines.kernel.heap import nothing_due_at, pop_next, schedule
 from gtmsim.engines.kernel.kspec import capacities, with_gamma_constants
 from gtmsim.engines.kernel.state import new_state, workspace
 from gtmsim.engines.kernel.view import compiled_in_kernel, plain, view
@@ -237,12 +237,14 @@ def test_draw_uses_each_rows_own_gamma_constants():
 @numba.njit  # not cached, as _samples
 def _event_order(st, first, gaps, end):
     """Schedule events at `first`; each popped event i schedules one more at now + gaps[i]
-    (0 goes to the same-instant FIFO) while gaps last. Returns the (time, id) pop order."""
+    (0 goes to the same-instant FIFO) while gaps last. Returns the (time, id) pop order and,
+    for each pop, whether ``nothing_due_at`` its time said no other event was due then."""
     for i in range(first.shape[0]):
         schedule(st, first[i], 0, i, 0)
     n_ids = first.shape[0]
     times = np.empty(first.shape[0] + gaps.shape[0])
     ids = np.empty(first.shape[0] + gaps.shape[0], dtype=np.int64)
+    clear = np.empty(first.shape[0] + gaps.shape[0], dtype=np.bool_)
     n = 0
     while True:
         t, kind, a, b = pop_next(st, end)
@@ -250,11 +252,12 @@ def _event_order(st, first, gaps, end):
             break
         st.now[0] = t
         times[n], ids[n] = t, a
+        clear[n] = nothing_due_at(st, t)
         if n < gaps.shape[0]:
             schedule(st, t + gaps[n], 0, n_ids, 0)
             n_ids += 1
         n += 1
-    return times[:n], ids[:n]
+    return times[:n], ids[:n], clear[:n]
 
 
 @pytest.mark.parametrize(("window", "lead_cap"),
@@ -267,7 +270,9 @@ def test_event_list_pops_in_time_then_schedule_order(window, lead_cap):
     some past the end). Windows of the model's own length, of a day (hundreds of events per
     window: merge-sorted runs, long insertions into the run) and of 1.4 minutes (short runs
     sorted by rank), and one window for the whole run on small tables (every event is
-    inserted into the run, whose popped front is reused when its table fills)."""
+    inserted into the run, whose popped front is reused when its table fills). After each
+    pop, ``nothing_due_at`` (which lets a START skip the list) agrees with the heap: true
+    exactly when no other event is due at that instant."""
     import heapq
 
     spec = compile_spec(load_config(profile="realistic"))
@@ -281,9 +286,9 @@ def test_event_list_pops_in_time_then_schedule_order(window, lead_cap):
     first = np.round(rng.uniform(0, 300, 1000), 1)  # rounded: many ties
     gaps = np.where(rng.random(2000) < 0.2, 0.0, np.round(rng.exponential(1, 2000) ** 3 * 20, 1))
     end = float(spec.warmup + spec.horizon)
-    got_t, got_id = _event_order(st, first, gaps, end)
+    got_t, got_id, got_clear = _event_order(st, first, gaps, end)
 
-    heap, seq, want = [], 0, []
+    heap, seq, want, clear = [], 0, [], []
     for i, t in enumerate(first):
         if t < end:
             heapq.heappush(heap, (t, seq, i))
@@ -291,6 +296,7 @@ def test_event_list_pops_in_time_then_schedule_order(window, lead_cap):
     n_ids = len(first)
     while heap:
         t, _, i = heapq.heappop(heap)
+        clear.append(not (heap and heap[0][0] <= t))
         if len(want) < len(gaps):
             if t + gaps[len(want)] < end:
                 heapq.heappush(heap, (t + gaps[len(want)], seq, n_ids))
@@ -299,6 +305,8 @@ def test_event_list_pops_in_time_then_schedule_order(window, lead_cap):
         want.append((t, i))
     assert len(want) > 2500
     assert list(zip(got_t.tolist(), got_id.tolist(), strict=True)) == want
+    assert 100 < clear.count(False) < len(clear) - 100  # both answers are exercised
+    assert got_clear.tolist() == clear
 
 
 @numba.njit
