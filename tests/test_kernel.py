@@ -27,9 +27,9 @@ from gtmsim.engines.kernel import calendar as kcal
 from gtmsim.engines.kernel import rng as krng
 from gtmsim.engines.kernel.engine import run_one
 from gtmsim.engines.kernel.heap import nothing_due_at, pop_next, schedule
-from gtmsim.engines.kernel.kspec import capacities, with_gamma_constants
-from gtmsim.engines.kernel.state import new_state, workspace
-from gtmsim.engines.kernel.view import compiled_in_kernel, plain, view
+from gtmsim.engines.kernel.kspec import KSpecType, capacities, with_gamma_constants
+from gtmsim.engines.kernel.state import StateType, new_state, workspace
+from gtmsim.engines.kernel.view import compiled_in_kernel, keep, plain, view
 from gtmsim.simulate import simulate
 from gtmsim.spec import compile_spec
 
@@ -307,6 +307,48 @@ def test_event_list_pops_in_time_then_schedule_order(window, lead_cap):
     assert list(zip(got_t.tolist(), got_id.tolist(), strict=True)) == want
     assert 100 < clear.count(False) < len(clear) - 100  # both answers are exercised
     assert got_clear.tolist() == clear
+
+
+@numba.njit
+def _cells(st, ks, lead, pid):
+    """Cells of the tables read through views (as the event loop reads them), and the same
+    cells read from the arrays themselves, after filling the tables with their positions."""
+    for table in (st.LI, st.PI, st.run_i, st.far_i):
+        table.ravel()[:] = np.arange(table.size)
+    for table in (st.LF, st.PF):
+        table.ravel()[:] = np.arange(table.size)
+    v, k = view(st), view(ks)
+    seen = (v.LI[lead, 7], v.LF[lead + 1, 3], v.PI[pid, 9], v.PF[pid + 1, 2],
+            k.dist_par[2, 1], k.route[1, 2], v.run_i[lead, 3], v.far_i[lead, 4])
+    keep(st)
+    keep(ks)
+    return seen, (st.LI[lead, 7], st.LF[lead + 1, 3], st.PI[pid, 9], st.PF[pid + 1, 2],
+                  ks.dist_par[2, 1], ks.route[1, 2], st.run_i[lead, 3], st.far_i[lead, 4])
+
+
+def _row_length(name: str):
+    """A compiled reader of a struct's table `name`'s row length (the proxies have no
+    Python attributes)."""
+    scope: dict = {}
+    exec(f"def f(x):\n    return x.{name}.shape[1]", scope)
+    return numba.njit(scope["f"])
+
+
+def test_tables_have_the_row_lengths_views_assume():
+    """Views give the tables named in ``fixed_columns`` with that row length as a constant
+    (``view._view_getattr``): the workspace and ``pack`` make them so, and a cell read
+    through a view is the array's own (a wrong constant reads another row)."""
+    spec = compile_spec(load_config(profile="realistic"))
+    ks = pack(spec)
+    layout = TallyLayout(spec)
+    st = new_state(ks, seeds_for(1, np.arange(1))[0], np.zeros(layout.length),
+                   layout.offsets, workspace(ks, *capacities(spec)))
+    for name, columns in StateType.fixed_columns.items():
+        assert _row_length(name)(st) == columns, name
+    for name, columns in KSpecType.fixed_columns.items():
+        assert _row_length(name)(ks) == columns, name
+    seen, want = _cells(st, ks, 40, 5)
+    assert seen == want
 
 
 @numba.njit

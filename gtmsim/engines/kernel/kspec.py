@@ -16,6 +16,7 @@ from numba.experimental import structref
 
 from gtmsim import distributions as D
 from gtmsim import outcomes as O
+from gtmsim import spec as S
 from gtmsim.engines.kernel.rng import gamma_constants
 from gtmsim.spec import ModelSpec
 
@@ -54,6 +55,11 @@ class KSpecType(nbt.StructRef):
 
     def preprocess_fields(self, fields):
         return tuple((name, nbt.unliteral(typ)) for name, typ in fields)
+
+
+DIST_COLUMNS = 7  # a distribution row: p0, p1, p2 and two shapes' Marsaglia-Tsang (d, c)
+# tables whose row length is fixed: a view gives them with it as a constant (view.py)
+KSpecType.fixed_columns = {"dist_par": DIST_COLUMNS, "route": len(S.OUTCOMES)}
 
 
 class KSpec(structref.StructRefProxy):
@@ -101,6 +107,9 @@ def pack(spec: ModelSpec, **replace) -> KSpec:
     if "event_window" not in replace:
         d["event_window"] = event_window(d)
     d["dist_par"] = with_gamma_constants(d["dist_kind"], d["dist_par"])
+    for name, columns in KSpecType.fixed_columns.items():  # what the kernel's views assume
+        if d[name].ndim != 2 or d[name].shape[1] != columns:
+            raise ValueError(f"{name} must have {columns} columns, not shape {d[name].shape}")
     # the lognormal multipliers' log-variance and log-sd (mean 1, CV task_cv / speed_person_cv)
     d["task_s2"] = math.log1p(d["task_cv"] ** 2) if d["task_cv"] > 0 else 0.0
     d["task_sd"] = math.sqrt(d["task_s2"])
@@ -114,7 +123,7 @@ def with_gamma_constants(kind: np.ndarray, par: np.ndarray) -> np.ndarray:
     """The distribution rows (kind; p0, p1, p2) with 4 more columns: a gamma row's
     ``rng.gamma_constants`` of its shape in columns 3-4, a beta row's of its two shapes in
     3-6 (the same floats the sampler would compute on every draw)."""
-    out = np.zeros((par.shape[0], 7))
+    out = np.zeros((par.shape[0], DIST_COLUMNS))
     out[:, :3] = par[:, :3]
     for row in range(par.shape[0]):
         if kind[row] in (D.GAMMA, D.BETA):

@@ -17,15 +17,20 @@ that jumps between copies of the same code spends the instruction cache on them.
 called with constants takes them through ``plain`` in a one-line inline wrapper, so one
 compiled copy serves every call site.
 
-Third, indexing. numba indexes arrays as Python does: a negative index counts from the end,
-so every ``a[i]`` with a signed i tests its sign and adds the length (about 9% of the event
-loop's time, mostly as latency on chains like person -> lead -> stage). The kernel's indexes
-are never negative (a lead, a person, a stage, a slot, a week are row numbers), so
-``index_as_is()`` compiles the kernel's own functions without that step, and only them: the
-functions of this package are recognised by their compiled names, and any other numba code
-in the process keeps Python's indexing. tests/test_kernel.py runs the kernel with numba's
-bounds checking on, which rejects a negative index there, so a negative index in the kernel
-is caught by the tests, not read from before an array's start.
+Third, indexing. A table whose row length is fixed (the state's lead and people rows, the
+event list's rows; the spec's distribution rows and routes: ``fixed_columns`` of the struct
+type) is given by a view with that length as a constant, so ``LI[lead, L_STAGE]`` is a shift
+and an add rather than a multiplication by a length loaded at run time (3% of the event
+loop; ``pack`` and the workspace make the tables so, and a test checks both). And numba
+indexes arrays as Python does: a negative index counts from the end, so every ``a[i]`` with
+a signed i tests its sign and adds the length (about 9% of the event loop's time, mostly as
+latency on chains like person -> lead -> stage). The kernel's indexes are never negative (a
+lead, a person, a stage, a slot, a week are row numbers), so ``index_as_is()`` compiles the
+kernel's own functions without that step, and only them: the functions of this package are
+recognised by their compiled names, and any other numba code in the process keeps Python's
+indexing. tests/test_kernel.py runs the kernel with numba's bounds checking on, which
+rejects a negative index there, so a negative index in the kernel is caught by the tests,
+not read from before an array's start.
 """
 
 from __future__ import annotations
@@ -83,6 +88,15 @@ def _view_getattr(context, builder, typ, val, attr):
         ary = context.make_array(fty)(context, builder, value=ret)
         ary.meminfo = cgutils.get_null_value(ary.meminfo.type)
         ary.parent = cgutils.get_null_value(ary.parent.type)
+        columns = getattr(typ.struct_type, "fixed_columns", {}).get(attr)
+        if columns is not None and fty.ndim == 2 and fty.layout == "C":
+            # a table whose row length is a constant: indexing computes row * columns as
+            # a shift and an add instead of a multiplication by a length read at run time
+            rows = cgutils.unpack_tuple(builder, ary.shape, 2)[0]
+            size = context.get_abi_sizeof(context.get_data_type(fty.dtype))
+            intp = ary.shape.type.element
+            ary.shape = cgutils.pack_array(builder, [rows, intp(columns)])
+            ary.strides = cgutils.pack_array(builder, [intp(columns * size), intp(size)])
         ret = ary._getvalue()
     elif not isinstance(fty, (nbt.Integer, nbt.Float, nbt.Boolean)):
         raise TypeError(f"a view reads arrays and numbers only, not {attr}: {fty}")
