@@ -75,7 +75,8 @@ class StateType(nbt.StructRef):
 # tables whose row length is fixed: a view gives them with it as a constant (view.py)
 StateType.fixed_columns = {"LF": N_LF, "LI": N_LI, "PF": N_PF, "PI": N_PI, "fi": 4,
                            "run_i": 4, "sort_i": 4, "far_i": 5, "far_head": 2,
-                           "waiting_ends": 2, "scratch": 2}
+                           "waiting_ends": 2, "scratch": 2, "renewals_quarter": 2,
+                           "channel": N_CHANNEL, "team": N_TEAM, "stage": N_STAGE}
 
 
 class State(structref.StructRefProxy):
