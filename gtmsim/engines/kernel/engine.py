@@ -170,11 +170,11 @@ def run_one(ks, st):
         starting = st_C[C_STARTING]
         if starting >= 0:  # a person's START due next (see flow._claim)
             st_C[C_STARTING] = -1
-            t, kind, a, b = st.now[0], EV_START, starting, 0
-        else:
-            t, kind, a, b = pop_next(st, end)
-            if kind < 0:
-                break
+            F.start(ks, st, starting, st.now[0])
+            continue
+        t, kind, a, b = pop_next(st, end)
+        if kind < 0:
+            break
         st.now[0] = t
         if kind == EV_ARRIVAL:
             arrival(ks, st, a, t)
