@@ -183,7 +183,7 @@ def run_one(ks, st):
         elif kind == EV_START:
             F.start(ks, st, a, t)
         elif kind == EV_WORK_DONE:
-            F.work_done(ks, st, a, t)
+            F.work_done(ks, st, a, b, t)
         elif kind == EV_BUYER:
             F.buyer_decides(ks, st, a, t)
         elif kind == EV_RENEWAL:

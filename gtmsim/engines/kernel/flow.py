@@ -3,7 +3,7 @@ routed on; people taking work from their queues; quota pressure; turnover.
 
 Each function is the kernel twin of the SimPy engine's method of the same name. A person's
 handling of a lead is a SimPy generator there; here it is a chain of work steps, each ending in
-a WORK_DONE event that resumes the handling at the person's `phase`.
+a WORK_DONE event that carries the `phase` where the handling resumes.
 """
 
 from __future__ import annotations
@@ -75,7 +75,6 @@ from gtmsim.engines.kernel.state import (
     P_LATENCY_MULT,
     P_LEAD,
     P_OUTCOME,
-    P_PHASE,
     P_QCLS,
     P_QKEY,
     P_QSEQ,
@@ -459,8 +458,9 @@ def _work(ks, st, pid, lead, effort, phase, now):
     R.busy(ks, st, team, now, done, hours)
     if st_LI[lead, L_REWORK_STAGE] == st_LI[lead, L_STAGE]:
         R.add(ks, st, S_REWORK, now, hours)
-    st_PI[pid, P_PHASE] = phase
-    schedule(st, done, EV_WORK_DONE, pid, 0)
+    # the phase travels with the event: the event loop branches on it without first reading
+    # the person's row
+    schedule(st, done, EV_WORK_DONE, pid, phase)
 
 
 @njit(cache=True)
@@ -647,15 +647,14 @@ def start(ks, st, pid, now):
 
 
 @njit(cache=True, inline="always")
-def work_done(ks, st, pid, now):
-    """A work step ended: the person's handling resumes where it left off."""
+def work_done(ks, st, pid, phase, now):
+    """A work step ended: the person's handling resumes where it left off (`phase`)."""
     st_LF = st.LF
     st_LI = st.LI
     st_PI = st.PI
     event(st)
     lead = st_PI[pid, P_LEAD]
     s = st_LI[lead, L_STAGE]
-    phase = st_PI[pid, P_PHASE]
     outcome = st_PI[pid, P_OUTCOME]
     r = st.rng
     if phase == PH_REWORK:

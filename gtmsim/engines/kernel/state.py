@@ -31,8 +31,8 @@ P_QKEY = 6  # priority key of a claimed item (put back if its taker leaves at on
 N_PF = 7
 # people rows: ints
 (P_TEAM, P_SLOT, P_GEN, P_COMPLIANT, P_HABIT, P_ACTIVE, P_STATE, P_LOAD, P_GONE, P_LEAD,
- P_PHASE, P_OUTCOME, P_WAIT_SEQ, P_QCLS, P_QSEQ, P_AUX, P_QUEUE) = range(17)
-N_PI = 17
+ P_OUTCOME, P_WAIT_SEQ, P_QCLS, P_QSEQ, P_AUX, P_QUEUE) = range(16)
+N_PI = 16
 # slot_load of a slot with nobody active in it (least-loaded routing never picks it)
 NO_LOAD = 1 << 62
 
