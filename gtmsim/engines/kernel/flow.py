@@ -32,6 +32,7 @@ from gtmsim.engines.kernel.rng import draw, draw_times_multiplier, exponential, 
 from gtmsim.engines.kernel.state import (
     BUSY,
     C_LFREE,
+    C_QSEQ,
     C_STARTING,
     C_WSEQ,
     CLAIMED,
@@ -226,8 +227,15 @@ def leave(ks, st, lead, f, now):
 
 @njit(cache=True)
 def _claim(ks, st, pid, q, now):
-    st_PI = st.PI
+    """Person pid takes the first item of queue q."""
     cls, key, seq, lead = q_pop(st, q)
+    _take(ks, st, pid, q, cls, key, seq, lead, now)
+
+
+@njit(cache=True)
+def _take(ks, st, pid, q, cls, key, seq, lead, now):
+    """Person pid takes item (cls, key, seq) -> lead of queue q and starts on it now."""
+    st_PI = st.PI
     st_PI[pid, P_STATE] = CLAIMED
     st_PI[pid, P_LEAD] = lead
     st_PI[pid, P_QCLS] = cls
@@ -245,14 +253,23 @@ def _claim(ks, st, pid, q, now):
 
 @njit(cache=True)
 def offer(ks, st, q, now):
-    """An item was put in queue q: the person waiting on it (first come, for a pool) takes it.
-    A pool's waiting people stand in a line (``st.waiting``: each person joins once per wait,
-    and the line holds at most every person the team ever had), so taking one is O(1)."""
+    """An item was put in queue q: the person waiting on it takes it."""
+    if st.qlen[q] == 0:
+        return
+    taker = taker_of(ks, st, q)
+    if taker >= 0:
+        _claim(ks, st, taker, q, now)
+
+
+@njit(cache=True)
+def taker_of(ks, st, q):
+    """The person waiting on queue q (first come, for a pool), or -1. A pool's waiting people
+    stand in a line (``st.waiting``: each person joins once per wait, and the line holds at
+    most every person the team ever had), so finding one is O(1); the line moves past the
+    person found (who takes the item) and past anyone no longer waiting."""
     st_PI = st.PI
     st_slot_person = st.slot_person
     ks_slot_q0 = ks.slot_q0
-    if st.qlen[q] == 0:
-        return
     taker = -1
     if q < ks.n_teams:
         # the pool's line of waiting people, in the order they began to wait; a person who
@@ -273,8 +290,7 @@ def offer(ks, st, q, now):
         pid = st_slot_person[team, q - ks_slot_q0[team]]
         if pid >= 0 and st_PI[pid, P_STATE] == WAITING:
             taker = pid
-    if taker >= 0:
-        _claim(ks, st, taker, q, now)
+    return taker
 
 
 @njit(cache=True)
@@ -328,6 +344,14 @@ def enqueue(ks, st, lead, cls, now):
                 unload(st, team, slot)
                 st_LI[lead, L_SLOT] = ns
         q = ks.slot_q0[team] + st_LI[lead, L_SLOT]
+    if st.qlen[q] == 0:
+        taker = taker_of(ks, st, q)
+        if taker >= 0:  # someone waits on the empty queue: the item goes to them directly,
+            C = st.C  # with the sequence number the queue would have given it
+            seq = C[C_QSEQ]
+            C[C_QSEQ] = seq + 1
+            _take(ks, st, taker, q, cls, key, seq, lead, now)
+            return
     if q_push(st, q, cls, key, -1, lead):
         offer(ks, st, q, now)
 
