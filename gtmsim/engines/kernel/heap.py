@@ -12,9 +12,10 @@ binds the state's arrays to locals once and sifts a hole rather than swapping, s
 costs one move instead of a three-way exchange.
 
 The event list has three parts. An event is a time and one int64 row (sequence, kind, a, b).
-- Events scheduled for the current instant (a person taking an item starts on it at once:
-  about a quarter of all events) go to a FIFO (``ft``, ``fi``), appended while their time
-  equals the current time and the FIFO's last time.
+- Events scheduled for the current instant go to a FIFO (``ft``, ``fi``), appended while
+  their time equals the current time and the FIFO's last time. (A person taking an item
+  starts on it at once, about a quarter of all events; when nothing else is due then,
+  ``nothing_due_at``, that START skips the list: the event loop runs it next.)
 - Time is cut into windows (``st.window`` hours: 22.5 minutes on the default model, shorter
   at higher lead volumes, see ``kspec.event_window``). An event of a later window (most
   events: a piece of work done hours later, a buyer's decision weeks out) is put on that
