@@ -33,6 +33,9 @@ N_PF = 7
 (P_TEAM, P_SLOT, P_GEN, P_COMPLIANT, P_HABIT, P_ACTIVE, P_STATE, P_LOAD, P_GONE, P_LEAD,
  P_OUTCOME, P_WAIT_SEQ, P_QCLS, P_QSEQ, P_AUX, P_QUEUE) = range(16)
 N_PI = 16
+# event rows: (sequence, kind, a, b); a later window's list node adds the next node's index
+N_EV = 4
+N_NODE = N_EV + 1
 # slot_load of a slot with nobody active in it (least-loaded routing never picks it)
 NO_LOAD = 1 << 62
 
@@ -73,8 +76,8 @@ class StateType(nbt.StructRef):
 
 
 # tables whose row length is fixed: a view gives them with it as a constant (view.py)
-StateType.fixed_columns = {"LF": N_LF, "LI": N_LI, "PF": N_PF, "PI": N_PI, "fi": 4,
-                           "run_i": 4, "sort_i": 4, "far_i": 5, "far_head": 2,
+StateType.fixed_columns = {"LF": N_LF, "LI": N_LI, "PF": N_PF, "PI": N_PI, "fi": N_EV,
+                           "run_i": N_EV, "sort_i": N_EV, "far_i": N_NODE, "far_head": 2,
                            "waiting_ends": 2, "scratch": 2, "renewals_quarter": 2,
                            "channel": N_CHANNEL, "team": N_TEAM, "stage": N_STAGE}
 
@@ -101,15 +104,15 @@ def workspace(ks, lead_cap, people_cap, queue_cap):
     n_windows = int(ks.end // ks.event_window) + 2
     return (np.empty((lead_cap, N_LF)), np.empty((lead_cap, N_LI), dtype=np.int64),
             np.empty((people_cap, N_PF)), np.empty((people_cap, N_PI), dtype=np.int64),
-            np.empty(hcap), np.empty((hcap, 4), dtype=np.int64),
+            np.empty(hcap), np.empty((hcap, N_EV), dtype=np.int64),
             np.empty((queue_cap, nq), dtype=np.int64), np.empty((queue_cap, nq)),
             np.empty((queue_cap, nq), dtype=np.int64), np.empty((queue_cap, nq), dtype=np.int64),
             np.empty((queue_cap, 2), dtype=np.int64),
-            np.empty(hcap), np.empty((hcap, 5), dtype=np.int64),
+            np.empty(hcap), np.empty((hcap, N_NODE), dtype=np.int64),
             np.empty((n_windows, 2), dtype=np.int64),
             np.empty((nt, people_cap), dtype=np.int64), np.empty(lead_cap, dtype=np.int64),
-            np.empty(hcap), np.empty((hcap, 4), dtype=np.int64),
-            np.empty(hcap), np.empty((hcap, 4), dtype=np.int64))
+            np.empty(hcap), np.empty((hcap, N_EV), dtype=np.int64),
+            np.empty(hcap), np.empty((hcap, N_EV), dtype=np.int64))
 
 
 @njit(cache=True)
