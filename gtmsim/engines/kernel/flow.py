@@ -277,7 +277,7 @@ def taker_of(ks, st, q):
         line, ends = st.waiting, st.waiting_ends
         head, tail = ends[q, 0], ends[q, 1]
         while head < tail:
-            pid = line[q, head % line.shape[1]]
+            pid = line[q, head & (line.shape[1] - 1)]
             head += 1
             if st_PI[pid, P_STATE] == WAITING:
                 taker = pid
@@ -317,7 +317,7 @@ def seek(ks, st, pid, now):
         if q < ks.n_teams:  # a pool: the person joins the end of its line
             line, ends = st.waiting, st.waiting_ends
             tail = ends[q, 1]
-            line[q, tail % line.shape[1]] = pid
+            line[q, tail & (line.shape[1] - 1)] = pid
             ends[q, 1] = tail + 1
 
 

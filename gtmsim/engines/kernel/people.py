@@ -158,7 +158,7 @@ def assign(ks, st, team, now):
             if loads[k] < best:
                 chosen, best = k, loads[k]
         if best == NO_LOAD:
-            return int(st_rr[team] % n)  # nobody active: waits for the next hire of that slot
+            return int(st_rr[team])  # nobody active: waits for the next hire of that slot
     else:
         any_active = False
         for k in range(n):
@@ -166,15 +166,16 @@ def assign(ks, st, team, now):
                 any_active = True
                 break
         if not any_active:
-            return int(st_rr[team] % n)  # waits for the next hire of that slot
+            return int(st_rr[team])  # waits for the next hire of that slot
         chosen = -1
         if routing == ROUND_ROBIN:
-            for k in range(n):
-                cand = (st_rr[team] + k) % n
+            cand = st_rr[team]  # in [0, n): the way round wraps without a division
+            for _ in range(n):
                 if active(st, team, cand):
-                    st_rr[team] = (cand + 1) % n
+                    st_rr[team] = cand + 1 if cand + 1 < n else 0
                     chosen = cand
                     break
+                cand = cand + 1 if cand + 1 < n else 0
         else:  # by skill: load relative to how fast the person gets through work
             best_v = 0.0
             for k in range(n):

@@ -102,6 +102,9 @@ def workspace(ks, lead_cap, people_cap, queue_cap):
     nq = nt + int(ks.team_headcount.sum())
     hcap = lead_cap + 2 * people_cap + nq + ks.n_channels + 16
     n_windows = int(ks.end // ks.event_window) + 2
+    line_cap = 1  # a pool's waiting line: a ring a power of two long (masked, not divided)
+    while line_cap < people_cap:
+        line_cap *= 2
     return (np.empty((lead_cap, N_LF)), np.empty((lead_cap, N_LI), dtype=np.int64),
             np.empty((people_cap, N_PF)), np.empty((people_cap, N_PI), dtype=np.int64),
             np.empty(hcap), np.empty((hcap, N_EV), dtype=np.int64),
@@ -110,7 +113,8 @@ def workspace(ks, lead_cap, people_cap, queue_cap):
             np.empty((queue_cap, 2), dtype=np.int64),
             np.empty(hcap), np.empty((hcap, N_NODE), dtype=np.int64),
             np.empty((n_windows, 2), dtype=np.int64),
-            np.empty((nt, people_cap), dtype=np.int64), np.empty(lead_cap, dtype=np.int64),
+            np.empty((nt, line_cap), dtype=np.int64),
+            np.empty(lead_cap, dtype=np.int64),
             np.empty(hcap), np.empty((hcap, N_EV), dtype=np.int64),
             np.empty(hcap), np.empty((hcap, N_EV), dtype=np.int64))
 
