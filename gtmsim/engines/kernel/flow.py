@@ -252,18 +252,19 @@ def _take(ks, st, pid, q, cls, key, seq, lead, now):
 
 
 @njit(cache=True)
-def offer(ks, st, q, now):
-    """An item was put in queue q: the person waiting on it takes it."""
+def offer(ks, st, team, q, now):
+    """An item was put in queue q of `team`: the person waiting on it takes it."""
     if st.qlen[q] == 0:
         return
-    taker = taker_of(ks, st, q)
+    taker = taker_of(ks, st, team, q)
     if taker >= 0:
         _claim(ks, st, taker, q, now)
 
 
 @njit(cache=True)
-def taker_of(ks, st, q):
-    """The person waiting on queue q (first come, for a pool), or -1. A pool's waiting people
+def taker_of(ks, st, team, q):
+    """The person waiting on queue q of `team` (first come, for a pool), or -1. The caller
+    knows the team, so a person's queue needs no search for its team. A pool's waiting people
     stand in a line (``st.waiting``: each person joins once per wait, and the line holds at
     most every person the team ever had), so finding one is O(1); the line moves past the
     person found (who takes the item) and past anyone no longer waiting."""
@@ -284,9 +285,6 @@ def taker_of(ks, st, q):
                 break
         ends[q, 0] = head
     else:
-        team = 0
-        while team + 1 < ks.n_teams and ks_slot_q0[team + 1] <= q:
-            team += 1
         pid = st_slot_person[team, q - ks_slot_q0[team]]
         if pid >= 0 and st_PI[pid, P_STATE] == WAITING:
             taker = pid
@@ -345,7 +343,7 @@ def enqueue(ks, st, lead, cls, now):
                 st_LI[lead, L_SLOT] = ns
         q = ks.slot_q0[team] + st_LI[lead, L_SLOT]
     if st.qlen[q] == 0:
-        taker = taker_of(ks, st, q)
+        taker = taker_of(ks, st, team, q)
         if taker >= 0:  # someone waits on the empty queue: the item goes to them directly,
             C = st.C  # with the sequence number the queue would have given it
             seq = C[C_QSEQ]
@@ -353,7 +351,7 @@ def enqueue(ks, st, lead, cls, now):
             _take(ks, st, taker, q, cls, key, seq, lead, now)
             return
     if q_push(st, q, cls, key, -1, lead):
-        offer(ks, st, q, now)
+        offer(ks, st, team, q, now)
 
 
 # ------------------------------------------------------------------ entering a stage
@@ -798,7 +796,7 @@ def quit_job(ks, st, team, slot, now):
             q = st_PI[pid, P_QUEUE]
             if q_push(st, q, st_PI[pid, P_QCLS], st.PF[pid, P_QKEY], st_PI[pid, P_QSEQ],
                       st_PI[pid, P_LEAD]):
-                offer(ks, st, q, now)
+                offer(ks, st, team, q, now)
             st_PI[pid, P_LEAD] = -1
         left(ks, st, pid, now)
     redistribute(ks, st, team, slot, now)
