@@ -26,9 +26,11 @@ from gtmsim.engines.kernel import TallyLayout, pack, seeds_for, tallies
 from gtmsim.engines.kernel import calendar as kcal
 from gtmsim.engines.kernel import rng as krng
 from gtmsim.engines.kernel.engine import run_one
+from gtmsim.engines.kernel.flow import seek, taker_of
 from gtmsim.engines.kernel.heap import nothing_due_at, pop_next, schedule
 from gtmsim.engines.kernel.kspec import KSpecType, capacities, with_gamma_constants
-from gtmsim.engines.kernel.state import StateType, new_state, workspace
+from gtmsim.engines.kernel.people import POOL, ROUND_ROBIN, assign, hire
+from gtmsim.engines.kernel.state import BUSY, P_ACTIVE, P_STATE, StateType, new_state, workspace
 from gtmsim.engines.kernel.view import compiled_in_kernel, keep, plain, view
 from gtmsim.simulate import simulate
 from gtmsim.spec import compile_spec
@@ -349,6 +351,78 @@ def test_tables_have_the_row_lengths_views_assume():
         assert _row_length(name)(ks) == columns, name
     seen, want = _cells(st, ks, 40, 5)
     assert seen == want
+
+
+def _fresh_state(spec):
+    ks = pack(spec)
+    layout = TallyLayout(spec)
+    st = new_state(ks, seeds_for(1, np.arange(1))[0], np.zeros(layout.length),
+                   layout.offsets, workspace(ks, *capacities(spec)))
+    return ks, st
+
+
+@numba.njit
+def _round_robin_picks(ks, st, team, inactive, n_picks):
+    for slot in range(ks.team_headcount[team]):
+        hire(ks, st, team, slot, 0.0, 0, 0.0)
+    for slot in inactive:
+        st.PI[st.slot_person[team, slot], P_ACTIVE] = 0
+    return np.array([assign(ks, st, team, 0.0) for _ in range(n_picks)])
+
+
+@pytest.mark.parametrize("inactive", [(), (0,), (5,), (0, 3, 5), (1, 2, 3, 4, 5),
+                                      (0, 1, 2, 3, 4, 5)])
+def test_round_robin_goes_round_the_active_slots(inactive):
+    """Round-robin routing gives each active slot in turn, from slot 0, wrapping past the
+    last and skipping slots nobody holds (the first, the last, all but one); with nobody
+    active, the slot whose turn it is (where the item waits for the next hire)."""
+    spec = compile_spec(load_config())
+    team = spec.team_names.index("sdr")
+    assert spec.team_routing[team] == ROUND_ROBIN
+    n = int(spec.team_headcount[team])
+    assert n == 6
+    ks, st = _fresh_state(spec)
+    got = _round_robin_picks(ks, st, team, np.array(inactive, dtype=np.int64), 4 * n)
+    turns = [k for k in range(n) if k not in inactive] or [0]
+    assert got.tolist() == [turns[i % len(turns)] for i in range(4 * n)]
+
+
+@numba.njit
+def _pool_takers(ks, st, team, rounds):
+    """Rounds in which the team's people begin to wait (in a rotating order, one of them
+    leaving the line before its turn) and are then taken from the line one by one."""
+    n = ks.team_headcount[team]
+    for slot in range(n):
+        hire(ks, st, team, slot, 0.0, 0, 0.0)
+    joined = np.empty((rounds, n), dtype=np.int64)
+    taken = np.full((rounds, n), -1, dtype=np.int64)
+    for r in range(rounds):
+        for i in range(n):
+            pid = st.slot_person[team, (r + i) % n]
+            seek(ks, st, pid, 0.0)  # nothing queued: the person waits at the line's end
+            joined[r, i] = pid
+        st.PI[joined[r, 1], P_STATE] = BUSY  # no longer waiting: the line passes it over
+        for i in range(n):
+            pid = taker_of(ks, st, team, team)
+            taken[r, i] = pid
+            if pid >= 0:
+                st.PI[pid, P_STATE] = BUSY
+    return joined, taken
+
+
+def test_pool_line_takes_people_in_the_order_they_began_to_wait():
+    """A pool's waiting line (a ring: its positions wrap around many times here) gives the
+    people waiting in the order they began to wait, passes over anyone no longer waiting,
+    and gives -1 once nobody waits."""
+    spec = compile_spec(load_config())
+    team = spec.team_names.index("marketing")
+    assert spec.team_routing[team] == POOL
+    ks, st = _fresh_state(spec)
+    rounds = 100  # 300 places in a line of at most 64 at once
+    joined, taken = _pool_takers(ks, st, team, rounds)
+    for r in range(rounds):
+        want = [p for k, p in enumerate(joined[r].tolist()) if k != 1]
+        assert taken[r].tolist() == want + [-1] * (len(joined[r]) - len(want)), r
 
 
 @numba.njit
