@@ -81,8 +81,9 @@ def test_numba_per_replication_single_thread(benchmark, spec):
 
 
 def test_speedup_vs_simpy(benchmark, spec):
-    """The same replications on both engines (replications 0..k-1 of seed 1), best of
-    rounds on each, one thread each; the ratio is what it is."""
+    """Time per replication on each engine, one thread each, seed 1: SimPy the median of
+    replications 0..k-1 timed one by one, numba the best of 3 rounds of replications
+    0..n-1; the ratio is what it is."""
     k = 3
     simpy_s = []
     for i in range(k):
