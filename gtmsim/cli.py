@@ -678,8 +678,7 @@ def _write_file(path: Path, write) -> None:
 
 def cmd_optimize(args) -> int:
     from gtmsim.config import load_config
-    from gtmsim.optimize.levers import apply_design
-    from gtmsim.optimize.search import Settings, search
+    from gtmsim.optimize.search import Settings
 
     config = load_config(args.config, args.profile, list(args.overrides))
     settings = Settings(objective=args.objective, outcome=args.outcome, trials=args.trials,
@@ -698,15 +697,61 @@ def cmd_optimize(args) -> int:
         _check_png()
     out = Path(args.out) if args.out else Path("runs") / _slug(
         f"optimize-{Path(args.config or 'b2b_saas').stem}-{config.profile}-{args.objective}")
-    if out.exists() and not out.is_dir():
-        raise UsageError("--out", f"{out} exists and is not a folder")
-    out.mkdir(parents=True, exist_ok=True)
     if args.compare_ideal and args.scheduler:
         raise UsageError("--scheduler", "runs the robust search alone; drop --compare-ideal "
                          "or --scheduler")
+    _check_optimize_out(out)
+    made = _make_parents(out)
     # the short search under `ideal` for the baseline comes first, on the same bar
     total = args.trials * (2 if args.compare_ideal else 1) + settings.ideal_trials
-    bar, progress = _progress_bar(total, f"optimise {config.name[:30]} ({config.profile})")
+    bar, show = _progress_bar(total, f"optimise {config.name[:30]} ({config.profile})")
+    started = []
+
+    def progress(done: int, n: int) -> None:
+        started.append(done)
+        show(done, n)
+
+    try:
+        result, best, cmp = _optimize(args, config, settings, out, bar, progress)
+    except GtmsimError:
+        if made and not started:  # refused before any trial: leave no folder behind
+            shutil.rmtree(out, ignore_errors=True)
+            for p in reversed(made[:-1]):
+                with contextlib.suppress(OSError):
+                    p.rmdir()
+        raise
+    except (KeyboardInterrupt, _Terminated) as exc:
+        print(f"gtmsim: interrupted; the study in {args.storage or out} resumes with the same "
+              "command", file=sys.stderr, flush=True)
+        return EXIT_INTERRUPTED if isinstance(exc, KeyboardInterrupt) else EXIT_TERMINATED
+    _write_optimize(args, config, settings, out, result, best, cmp)
+    return 0
+
+
+# what `optimize` writes into its folder (a folder holding anything else is not a study's)
+OPTIMIZE_FILES = ("study.journal", "trials.parquet", "candidates.parquet", "comparison.json",
+                  "comparison.txt", "report.html", "figures", "design_*.toml", ".*.partial*")
+
+
+def _check_optimize_out(out: Path) -> None:
+    if out.exists() and not out.is_dir():
+        raise UsageError("--out", f"{out} exists and is not a folder")
+    if out.is_dir():
+        other = sorted(p.name for p in out.iterdir()
+                       if not any(p.match(pattern) for pattern in OPTIMIZE_FILES))
+        if other:
+            raise UsageError("--out", f"{out} holds files that are not an optimisation's "
+                             f"({', '.join(other[:3])}); give a new folder")
+    parent = _existing_parent(out)
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise UsageError("--out", f"cannot write in {parent}")
+
+
+def _optimize(args, config, settings, out: Path, bar, progress):
+    """The search (or the ideal-vs-robust comparison): (result, best, comparison or None)."""
+    from gtmsim.config import load_config
+    from gtmsim.optimize.search import search
+
     with bar:
         if args.compare_ideal:
             from gtmsim.optimize.compare import compare_ideal
@@ -726,6 +771,12 @@ def cmd_optimize(args) -> int:
             cmp = None
             result = search(config, settings, out, progress=progress)
             best = result.best
+    return result, best, cmp
+
+
+def _write_optimize(args, config, settings, out: Path, result, best, cmp) -> None:
+    from gtmsim.optimize.levers import apply_design
+
     report = _optimize_report(result, best, cmp, settings)
     from gtmsim.report.optimize import optimize_figures, optimize_report
 
@@ -754,7 +805,6 @@ def cmd_optimize(args) -> int:
         raise UsageError("--out", f"cannot write {out}: {exc.strerror or exc}") from None
     print(_report_text(report))
     print(f"Results in {out}")
-    return 0
 
 
 def cmd_sweep(args) -> int:
@@ -1078,6 +1128,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         _fail("choose a command: run, validate, eventlog, optimize, sweep or compare ('gtmsim "
               "--help' lists them)")
+    if getattr(args, "out", None) == "":
+        _fail("--out: must not be empty")
     try:
         with _signals():
             return args.handler(args)

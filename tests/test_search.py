@@ -31,14 +31,49 @@ def gtmsim(*args: str, cwd: Path | None = None, timeout: float = 300):
     (["--objective", "satisficing"], "--target"),
     (["--outcome", "happiness"], "--outcome"),
     (["--scheduler", "tcp://127.0.0.1:1"], "scheduler"),
+    (["--scheduler", "garbage"], "--scheduler"),
+    (["--storage", "foo://bar"], "--storage"),
+    (["--objective", "satisficing", "--target", "nan"], "--target"),
+    (["--target", "inf"], "--target"),
+    (["--objective", "mean,mean"], "--objective"),
+    (["--study-name", ""], "--study-name"),
 ])
 def test_bad_input_is_one_line_and_exit_2(tmp_path, args, key):
-    out = tmp_path / "o"
+    out = tmp_path / "new" / "o"
     r = gtmsim("optimize", *TINY, "--trials", "2", "--out", str(out), *args)
     assert r.returncode == 2, r.stderr
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and key in lines[0], r.stderr
     assert "Traceback" not in r.stderr
+    assert not (tmp_path / "new").exists()  # refused before any trial: no folder left
+
+
+def test_a_folder_that_holds_no_study_is_refused(tmp_path):
+    (tmp_path / "notes.txt").write_text("mine")
+    r = gtmsim("optimize", *TINY, "--trials", "2", "--out", str(tmp_path))
+    assert r.returncode == 2 and "--out" in r.stderr and "notes.txt" in r.stderr, r.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
+
+
+def test_a_study_resumes_only_on_the_terms_it_was_scored_on(tmp_path):
+    """Trials scored under one objective, config or seed do not compare with trials scored
+    under another: a resume that changes them is refused and the study is left as it was."""
+    out = tmp_path / "study"
+    base = ["optimize", *TINY, "--trials", "2", "--ideal-trials", "0", "--out", str(out)]
+    assert gtmsim(*base).returncode == 0
+    journal = out / "study.journal"
+    before = [(t.number, t.params, t.values) for t in _trials(journal)]
+    for extra, named in ((["--objective", "mean"], "objective 'cvar10' -> 'mean'"),
+                         (["--seed", "5"], "seed 0 -> 5"),
+                         (["--set", "teams.ae.headcount=7"], "the config"),
+                         (["--profile", "stressed"], "the config")):
+        r = gtmsim(*base, *extra)
+        assert r.returncode == 2, r.stderr
+        assert len(r.stderr.strip().splitlines()) == 1 and named in r.stderr, r.stderr
+        assert [(t.number, t.params, t.values) for t in _trials(journal)] == before
+    r = gtmsim(*base, "--top", "1")  # the same terms (held-out re-evaluation aside): resumes
+    assert r.returncode == 0, r.stderr
+    assert [(t.number, t.params, t.values) for t in _trials(journal)] == before
 
 
 def _trials(journal: Path, study_name: str = "gtmsim") -> list[optuna.trial.FrozenTrial]:

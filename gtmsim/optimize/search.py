@@ -12,6 +12,9 @@ any Optuna storage URL otherwise), so an interrupted search resumes where it sto
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
+import math
 import os
 import socket
 import time
@@ -67,18 +70,34 @@ class Settings:
                                   "e.g. mean,cvar10 or mean,cost)")
         if len(names) > 2:
             raise GtmsimError("--objective: at most two objectives")
+        if len(names) == 2 and names[0] == names[1]:
+            raise GtmsimError(f"--objective: the two objectives must differ, got {self.objective}")
+        if self.target is not None and not math.isfinite(self.target):
+            raise GtmsimError(f"--target: expected a finite number, got {self.target}")
         if "satisficing" in names and self.target is None:
             raise GtmsimError("--target: the satisficing objective needs a target")
         for flag, v in (("--trials", self.trials), ("--scenarios", self.scenarios),
                         ("--replications", self.replications), ("--top", self.top)):
             if v < 1:
                 raise GtmsimError(f"{flag}: must be at least 1, got {v}")
+        if not self.study_name.strip():
+            raise GtmsimError("--study-name: must not be empty")
         if self.ideal_trials < 0:
             raise GtmsimError(f"--ideal-trials: must not be negative, got {self.ideal_trials}")
 
     @property
     def objectives(self) -> list[str]:
         return self.objective.split(",")
+
+    def scored_by(self, config: Config) -> dict[str, Any]:
+        """What a trial's value depends on: a study resumed with any of it changed would mix
+        trials scored on different terms."""
+        model = config.model_dump(mode="json", by_alias=True, exclude_none=True)
+        digest = hashlib.sha256(json.dumps(model, sort_keys=True).encode()).hexdigest()
+        return {"config": digest[:16], "objective": self.objective, "outcome": self.outcome,
+                "target": self.target, "scenarios": self.scenarios,
+                "replications": self.replications, "seed": self.seed, "engine": self.engine,
+                "method": self.method}
 
 
 @dataclass
@@ -226,11 +245,31 @@ def prepare(config: Config, settings: Settings, out_dir: Path | None = None,
         raise GtmsimError(f"--study-name: study {settings.study_name!r} in this storage has "
                           f"{len(study.directions)} objective(s) of other directions; choose "
                           "another --study-name")
+    _same_terms(study, settings.scored_by(config), settings, created)
     _recover_abandoned(study)
     if created:
         for design in [current_design(config), *baselines]:
             study.enqueue_trial(design, skip_if_exists=True)
     return Prepared(study, scenarios, held_out, list(objectives), baselines)
+
+
+def _same_terms(study: optuna.Study, terms: dict[str, Any], settings: Settings,
+                created: bool) -> None:
+    """Record the terms trials are scored on in a new study; refuse to resume one scored on
+    other terms (its trials and the new ones would not compare)."""
+    if created:
+        study.set_user_attr("scored_by", terms)
+        return
+    old = study.user_attrs.get("scored_by")
+    if old is None:  # made by an older gtmsim, or its creator has not recorded them yet
+        return
+    changed = ["the config (file, profile or --set values)" if k == "config" else
+               f"{k} {old.get(k)!r} -> {v!r}" for k, v in terms.items() if old.get(k) != v]
+    if changed:
+        where = "--storage" if settings.storage else "--out"
+        raise GtmsimError(f"{where}: study {settings.study_name!r} there was scored on other "
+                          f"terms ({'; '.join(changed)}); give a new {where} or "
+                          "--study-name, or the same settings to resume it")
 
 
 def ideal_best(config: Config, settings: Settings, out_dir: Path | None = None,
