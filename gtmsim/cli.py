@@ -120,18 +120,19 @@ def _add_config_args(p: argparse.ArgumentParser, optional_config: bool = True) -
                         "(the value is read as TOML; repeatable)")
 
 
-def _add_engine_arg(p: argparse.ArgumentParser) -> None:
+def _add_engine_arg(p: argparse.ArgumentParser, default: str | None = None) -> None:
     p.add_argument("--engine", type=_engine, default=None, metavar="E",
                    help=f"simulation engine: {', '.join(_engines())} "
-                        f"(default: {_default_engine()})")
+                        f"(default: {default or _default_engine()})")
 
 
-def _add_run_args(p: argparse.ArgumentParser, replications_default: str) -> None:
+def _add_run_args(p: argparse.ArgumentParser, replications_default: str,
+                  engine_default: str | None = None) -> None:
     p.add_argument("--replications", type=_positive_int, metavar="N",
                    help=f"independent replications ({replications_default})")
     p.add_argument("--seed", type=_seed, metavar="S",
                    help="root random seed (default: the config's run.seed)")
-    _add_engine_arg(p)
+    _add_engine_arg(p, engine_default)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -177,7 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "resource, start, end, outcome) with XES column names, as CSV or Parquet "
                     "by the suffix of --out.")
     _add_config_args(p)
-    _add_run_args(p, "default: 1")
+    _add_run_args(p, "default: 1", "simpy, the engine that traces every activity")
     p.add_argument("--out", required=True, metavar="FILE",
                    help="the file to write: *.csv or *.parquet")
     p.set_defaults(handler=cmd_eventlog)
@@ -534,7 +535,10 @@ def cmd_run(args) -> int:
             res.weekly.write_parquet(tmp / "weekly.parquet")
             if res.event_log is not None:
                 res.event_log.write_parquet(tmp / "event_log.parquet")
-            (tmp / "config.toml").write_text(config_toml(config), encoding="utf-8")
+            # with the seed and count this run used, so the file alone reruns it
+            ran = config.model_copy(update={"run": config.run.model_copy(
+                update={"seed": seed, "replications": n})})
+            (tmp / "config.toml").write_text(config_toml(ran), encoding="utf-8")
             doc = {"meta": meta, "summary": summary.to_dicts()}
             from gtmsim.report.run import flow_routing, mechanism_cost_rows, run_report
 
@@ -988,7 +992,9 @@ def _report_text(report: dict) -> str:
         kpis = {k: v for k, v in c.items() if k.startswith("kpi_attainment_")}
         leaks = {k: v for k, v in c.items() if k.startswith("leaked_")}
         lines.append("  KPI attainment: " + ", ".join(
-            f"{k.removeprefix('kpi_attainment_')} {v:.0%}" for k, v in kpis.items()))
+            f"{k.removeprefix('kpi_attainment_')} "
+            f"{'-' if v is None or not math.isfinite(v) else format(v, '.0%')}"
+            for k, v in kpis.items()))
         lines.append("  leaked: " + ", ".join(
             f"{k.removeprefix('leaked_')} {v:,.0f}" for k, v in leaks.items()))
     lines.append(f"What breaks the chosen design (target {report['what_breaks_it']['target']:,.0f}"

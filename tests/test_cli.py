@@ -79,6 +79,7 @@ BAD_FLAGS = {
     "out not empty": (lambda d: (d / "full").mkdir() or (d / "full" / "x").write_text("x") and
                       ["run", "--out", "full", *SHORT], "--out: full exists and is not empty"),
     "no command": (lambda d: [], "choose a command"),
+    "empty --out": (lambda d: ["run", "--out", "", *SHORT], "--out: must not be empty"),
 }
 
 
@@ -115,6 +116,9 @@ def test_help_on_every_command(capsys):
     with pytest.raises(SystemExit):
         main(["--version"])
     assert "gtmsim" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main(["eventlog", "--help"])
+    assert "(default: simpy" in " ".join(capsys.readouterr().out.split())
 
 
 def test_validate_describes_a_good_config(tmp_path):
@@ -146,6 +150,8 @@ def test_small_run_writes_every_file(tmp_path):
     assert any(r["outcome"] == "bookings" for r in doc["summary"])
     config = load_config(out / "config.toml")
     assert config.run.horizon_days == 21
+    # the file alone reruns the run: it holds the seed and count the flags gave
+    assert (config.run.seed, config.run.replications) == (5, 2)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # no temp folder left
 
 
@@ -210,3 +216,18 @@ def test_staged_output_is_all_or_nothing(tmp_path):
 
 def _repo() -> Path:
     return Path(__file__).resolve().parents[1]
+
+
+def test_optimize_text_shows_a_missing_kpi_attainment_as_a_dash():
+    """A team whose KPI has no target has no attainment (None in comparison.json): '-',
+    as `run` prints it, not 'nan%'."""
+    from gtmsim.cli import _report_text
+
+    best = {"mean": 1e6, "mean_ci": [9e5, 1.1e6], "p10": 8e5, "cvar10": 7e5,
+            "cvar10_ci": [6e5, 8e5], "cost": 2e6, "levers": {"sdr_headcount": 6},
+            "kpi_attainment_sdr": 0.71, "kpi_attainment_cs": None,
+            "kpi_attainment_ae": float("nan"), "leaked_decayed": 12.0}
+    text = _report_text({"objective": "cvar10", "outcome": "bookings", "trials": 6,
+                         "scenarios": 2, "held_out_scenarios": 2, "best": best,
+                         "what_breaks_it": {"target": 9e5, "words": "nothing found"}})
+    assert "KPI attainment: sdr 71%, cs -, ae -" in text and "nan" not in text
