@@ -76,6 +76,16 @@ def _positive_int(text: str) -> int:
     return value
 
 
+MAX_REPLICATIONS = 1_000_000  # as run.replications in a config
+
+
+def _replications(text: str) -> int:
+    value = _positive_int(text)
+    if value > MAX_REPLICATIONS:
+        raise argparse.ArgumentTypeError(f"at most {MAX_REPLICATIONS:,}, got {value:,}")
+    return value
+
+
 def _seed(text: str) -> int:
     try:
         value = int(text)
@@ -128,7 +138,7 @@ def _add_engine_arg(p: argparse.ArgumentParser, default: str | None = None) -> N
 
 def _add_run_args(p: argparse.ArgumentParser, replications_default: str,
                   engine_default: str | None = None) -> None:
-    p.add_argument("--replications", type=_positive_int, metavar="N",
+    p.add_argument("--replications", type=_replications, metavar="N",
                    help=f"independent replications ({replications_default})")
     p.add_argument("--seed", type=_seed, metavar="S",
                    help="root random seed (default: the config's run.seed)")
@@ -207,7 +217,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="fresh scenarios for the final re-evaluation (default: --scenarios)")
     p.add_argument("--top", type=_positive_int, default=5, metavar="N",
                    help="designs re-evaluated on the held-out scenarios (default: 5)")
-    p.add_argument("--replications", type=_positive_int, default=2, metavar="R",
+    p.add_argument("--replications", type=_replications, default=2, metavar="R",
                    help="replications per scenario (default: 2)")
     p.add_argument("--seed", type=_seed, default=0, metavar="S", help="root seed (default: 0)")
     _add_engine_arg(p)
@@ -253,7 +263,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=None, metavar="N",
                    help="LocalCluster worker processes (default: the number of CPUs); 0 runs "
                         "in this process without Dask")
-    p.add_argument("--replications", type=_positive_int, metavar="R",
+    p.add_argument("--replications", type=_replications, metavar="R",
                    help="replications per point (default: the config's run.replications)")
     p.add_argument("--seed", type=_seed, metavar="S",
                    help="root seed (default: the config's run.seed)")
@@ -285,7 +295,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="override a value in every config (read as TOML; repeatable)")
     p.add_argument("--scenarios", type=_positive_int, default=8, metavar="K",
                    help="scenarios per profile (default: 8)")
-    p.add_argument("--replications", type=_positive_int, default=4, metavar="R",
+    p.add_argument("--replications", type=_replications, default=4, metavar="R",
                    help="replications per scenario (default: 4)")
     p.add_argument("--seed", type=_seed, default=None, metavar="S",
                    help="root seed (default: the first config's run.seed)")

@@ -119,6 +119,17 @@ BAD_OVERRIDES = [
     (["nothing"], "--set", "key.path=value"),
     ([".a=1"], "--set", "bad key path"),
     (["a.b="], "--set", "no value"),
+    # values of another type are not coerced: a boolean is no headcount, a string no number
+    (["teams.marketing.headcount=true"], "teams.marketing.headcount", "expected an integer"),
+    (["people.turnover.enabled=1"], "people.turnover.enabled", "true or false"),
+    (["people.turnover.enabled='yes'"], "people.turnover.enabled", "true or false"),
+    (["stages.mql_review.threshold='0.3'"], "stages.mql_review.threshold", "expected a number"),
+    # a --set into a team (stage, ...) the config lacks is a typo, not a new team
+    (["teams.sdrs.headcount=10"], "teams.sdrs", "unknown team (did you mean 'sdr'?)"),
+    (["stages.ae_clse.threshold=0.5"], "stages.ae_clse", "did you mean 'ae_close'"),
+    (["profiles.ideal={forgetting={enabled=true}}"], "profiles.ideal", "built-in profile"),
+    (["calendar.work_days=['mon', 'mon']"], "calendar", "mon more than once"),
+    (["name=' '"], "name", "must not be blank"),
 ]
 
 

@@ -57,6 +57,12 @@ def read_toml(path: str | Path | None) -> dict:
 def profile_table(name: str, raw: dict) -> dict:
     """The ``people`` table of a profile: built-in, the config's own, or a TOML file."""
     own = raw.get("profiles", {})
+    if isinstance(own, dict):
+        for mine in own:
+            if mine in BUILTIN_PROFILES:
+                raise ConfigError(f"profiles.{mine}", "is a built-in profile's name; give "
+                                  "yours another (the built-in one always means what the "
+                                  "docs say)")
     if isinstance(own, dict) and name in own:
         table = own[name]
         where = f"profiles.{name}"
@@ -118,6 +124,22 @@ def set_path(data: dict, parts: list[str], value: Any) -> None:
     node[parts[-1]] = value
 
 
+NAMED = {"teams": "team", "stages": "stage", "channels": "channel", "handoffs": "handoff"}
+
+
+def _check_named(data: dict, parts: list[str]) -> None:
+    """A --set into a team, stage, channel or handoff the config does not have is a typo (it
+    would add a new, incomplete one); a new one is set as a whole table."""
+    if len(parts) < 3 or parts[0] not in NAMED or not isinstance(data.get(parts[0]), dict):
+        return
+    have = data[parts[0]]
+    if parts[1] not in have:
+        what = NAMED[parts[0]]
+        raise ConfigError(f"{parts[0]}.{parts[1]}", f"unknown {what}"
+                          f"{_did_you_mean(parts[1], list(have))}; a new {what} is set as "
+                          f"a whole table ({parts[0]}.{parts[1]}={{...}})")
+
+
 def get_path(data: dict, parts: list[str]) -> Any:
     node: Any = data
     for i, p in enumerate(parts):
@@ -134,6 +156,7 @@ def resolve(raw: dict, profile: str | None = None, overrides: list[str] = ()) ->
     data = copy.deepcopy(raw)
     parsed = [parse_override(item) for item in overrides]
     for parts, value in parsed:
+        _check_named(data, parts)
         set_path(data, parts, value)
     name = profile if profile is not None else data.get("profile", "realistic")
     if not isinstance(name, str) or not name:

@@ -15,9 +15,11 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 
 class Strict(BaseModel):
-    """Every config table rejects unknown keys, so a typo never passes silently."""
+    """Every config table rejects unknown keys, so a typo never passes silently, and takes
+    values of their own type only (no `true` for a headcount, no "0.3" for a threshold)."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False,
+                              strict=True)
 
 
 NonNeg = Annotated[float, Field(ge=0.0)]
@@ -29,7 +31,7 @@ class Uncertain(Strict):
     """A population-level value with the range the optimiser's scenarios sample from."""
 
     value: float
-    range: tuple[float, float]
+    range: Annotated[list[float], Field(min_length=2, max_length=2)]
 
     @model_validator(mode="after")
     def _value_in_range(self) -> "Uncertain":
@@ -165,6 +167,9 @@ class Calendar(Strict):
 
     @model_validator(mode="after")
     def _day_ordered(self) -> "Calendar":
+        twice = sorted({d for d in self.work_days if self.work_days.count(d) > 1})
+        if twice:
+            raise ValueError(f"work_days names {', '.join(twice)} more than once")
         if self.day_end <= self.day_start:
             raise ValueError(f"day_end ({self.day_end}) must be after day_start ({self.day_start})")
         return self
@@ -280,7 +285,7 @@ class Handoff(Strict):
     protocol: Literal["crm_drop", "warm"] = "crm_drop"
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True, validate_assignment=True,
-                              allow_inf_nan=False)
+                              allow_inf_nan=False, strict=True)
 
 
 class Feedback(Strict):
@@ -335,7 +340,7 @@ class Mechanism(Strict):
 class Latency(Mechanism):
     """1. Time before a person picks up an item, beyond waiting for capacity (working hours)."""
 
-    median_hours: Param = Uncertain(value=0.25, range=(0.1, 2.0))
+    median_hours: Param = Uncertain(value=0.25, range=[0.1, 2.0])
     sigma: NonNeg = 1.0
     person_sigma: NonNeg = 0.5
 
@@ -362,7 +367,7 @@ class Interpretation(Mechanism):
 class Forgetting(Mechanism):
     """5. An item is dropped and sits until SLA escalation finds it, or leaks."""
 
-    probability: Param = Uncertain(value=0.04, range=(0.02, 0.08))
+    probability: Param = Uncertain(value=0.04, range=[0.02, 0.08])
 
 
 class Errors(Mechanism):
@@ -397,7 +402,7 @@ class Trust(Mechanism):
 class Turnover(Mechanism):
     """9. Ramp and turnover."""
 
-    annual_attrition: Param = Uncertain(value=0.32, range=(0.2, 0.45))
+    annual_attrition: Param = Uncertain(value=0.32, range=[0.2, 0.45])
     ramp_days: Param = 90.0
     ramp_start: Prob = 0.3
     ramp_noise: NonNeg = 1.0
@@ -417,7 +422,7 @@ class Pressure(Mechanism):
 class Availability(Mechanism):
     """11. Share of working time that goes to this process."""
 
-    mean: Param = Uncertain(value=0.7, range=(0.5, 0.85))
+    mean: Param = Uncertain(value=0.7, range=[0.5, 0.85])
     concentration: Pos = 20.0
 
 
@@ -431,7 +436,7 @@ class Persistence(Mechanism):
 class Compliance(Mechanism):
     """13. Prescribed behaviour (the SLA, warm handoffs) is followed per person."""
 
-    probability: Param = Uncertain(value=0.7, range=(0.4, 0.9))
+    probability: Param = Uncertain(value=0.7, range=[0.4, 0.9])
 
 
 class People(Strict):
@@ -472,3 +477,10 @@ class Config(Strict):
     levers: dict[str, Lever] = Field(default_factory=dict)
     profiles: dict[str, dict] = Field(default_factory=dict)
     people: People = Field(default_factory=People)
+
+    @field_validator("name")
+    @classmethod
+    def _named(cls, name: str) -> str:
+        if not name.strip():
+            raise ValueError("must not be blank (it names the runs and reports)")
+        return name
