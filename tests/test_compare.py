@@ -146,7 +146,7 @@ def test_default_out_folder_under_runs(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     a = _config(tmp_path, "a.toml")
     b = _config(tmp_path, "b.toml", **{"stages.mql_review.threshold": 0.2})
-    common = ["compare", a, b, "--scenarios", "1", "--replications", "1", "--engine", "numba"]
+    common = ["compare", a, b, "--scenarios", "2", "--replications", "1", "--engine", "numba"]
     assert main(common) == 0
     assert main(common) == 0  # a second run does not overwrite the first
     assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["compare-a-b",
@@ -164,6 +164,8 @@ BAD = {
     "bad outcome": (lambda d, a: ["compare", a, a, "--outcome", "bookingz"],
                     "--outcome: no outcome column 'bookingz'"),
     "bad scenarios": (lambda d, a: ["compare", a, a, "--scenarios", "0"], "--scenarios:"),
+    "one scenario": (lambda d, a: ["compare", a, a, "--scenarios", "1"],
+                     "--scenarios: at least 2, got 1"),
     "out not empty": (lambda d, a: (d / "full").mkdir() or (d / "full" / "x").write_text("x")
                       and ["compare", a, a, "--out", "full"], "--out: full exists and is not"),
 }
@@ -183,3 +185,11 @@ def test_help(capsys):
     assert info.value.code == 0
     out = capsys.readouterr().out
     assert out.startswith("usage: gtmsim compare") and "--scenarios K" in out
+
+
+def test_verdict_keeps_the_figures_of_a_rate():
+    """A difference in win rate (-0.0122) is not rounded to '-0' as money would be."""
+    from gtmsim.optimize.designs import _signed
+
+    assert [_signed(v) for v in (-0.0122, -0.000171, 238_872.4, 0.0)] == [
+        "-0.0122", "-0.000171", "+238,872", "+0"]

@@ -128,9 +128,10 @@ class DesignComparison:
             else:
                 word = f"is not clearly different from {self.baseline}"
             rel = f" ({m['diff'] / base_mean:+.0%})" if base_mean else ""
-            parts.append(f"{design} {word}: mean {self.outcome} {m['diff']:+,.0f}{rel} "
-                         f"(95% CI {m['ci_low']:+,.0f} to {m['ci_high']:+,.0f}), worst-10% "
-                         f"{c['diff']:+,.0f} ({c['ci_low']:+,.0f} to {c['ci_high']:+,.0f})")
+            parts.append(f"{design} {word}: mean {self.outcome} {_signed(m['diff'])}{rel} "
+                         f"(95% CI {_signed(m['ci_low'])} to {_signed(m['ci_high'])}), "
+                         f"worst-10% {_signed(c['diff'])} ({_signed(c['ci_low'])} to "
+                         f"{_signed(c['ci_high'])})")
         k = len(self.scenarios[profile])
         return f"Under {profile} ({k} scenarios): " + "; ".join(parts) + "."
 
@@ -203,6 +204,11 @@ def load_designs(paths: Sequence[str | Path], profiles: Sequence[str],
             for label, path in zip(labels, paths, strict=True) for prof in profiles}
 
 
+def _signed(v: float) -> str:
+    """A signed difference: whole numbers for money and counts, three figures for rates."""
+    return f"{v:+,.0f}" if abs(v) >= 100 or v == 0 else f"{v:+.3g}"
+
+
 def compare_designs(paths: Sequence[str | Path], profiles: Sequence[str] = ("realistic",),
                     overrides: Sequence[str] = (), scenarios: int = 8, replications: int = 4,
                     seed: int | None = None, engine: str = "numba", workers: int = 1,
@@ -214,8 +220,11 @@ def compare_designs(paths: Sequence[str | Path], profiles: Sequence[str] = ("rea
     `seed` defaults to the first config's run.seed; the scenarios of each profile are drawn
     from the first config under that profile. `configs` (from `load_designs`) saves loading
     the configs again."""
-    if scenarios < 1 or replications < 1:
-        raise GtmsimError("--scenarios and --replications must be at least 1")
+    if scenarios < 2:
+        raise GtmsimError(f"--scenarios: at least 2, got {scenarios} (the confidence "
+                          "intervals resample scenarios: one gives no interval)")
+    if replications < 1:
+        raise GtmsimError(f"--replications: at least 1, got {replications}")
     profiles = list(dict.fromkeys(profiles))
     if configs is None:
         configs = load_designs(paths, profiles, overrides)
