@@ -130,6 +130,11 @@ BAD_OVERRIDES = [
     (["profiles.ideal={forgetting={enabled=true}}"], "profiles.ideal", "built-in profile"),
     (["calendar.work_days=['mon', 'mon']"], "calendar", "mon more than once"),
     (["name=' '"], "name", "must not be blank"),
+    # a bad key of a config's own profile is named where it was written, not as people.*
+    (["profiles.mine={people={latency={enabled=false}}}", "profile=\"mine\""],
+     "profiles.mine.people", "unknown mechanism"),
+    (["profiles.mine={latncy={enabled=false}}", "profile=\"mine\""],
+     "profiles.mine.latncy", "did you mean 'latency'"),
 ]
 
 
@@ -159,6 +164,14 @@ def test_malformed_toml_names_file_and_line(tmp_path):
     assert "not valid TOML" in info.value.message
 
 
+def test_a_profile_file_names_its_own_bad_key(tmp_path):
+    (tmp_path / "mine.toml").write_text("[people.latncy]\nenabled = false\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(None, str(tmp_path / "mine.toml"))
+    assert info.value.path.endswith("mine.toml: people.latncy"), str(info.value)
+    assert "did you mean 'latency'" in info.value.message
+
+
 def test_missing_and_binary_files(tmp_path):
     with pytest.raises(ConfigError, match="no such config file"):
         load_config(tmp_path / "nope.toml")
@@ -166,6 +179,8 @@ def test_missing_and_binary_files(tmp_path):
     f.write_bytes(b"\xff\xfe\x00")
     with pytest.raises(ConfigError, match="UTF-8"):
         load_config(f)
+    with pytest.raises(ConfigError, match="is not a regular file"):
+        load_config("/dev/null")
 
 
 def test_every_key_of_the_default_is_known_and_round_trips(tmp_path):

@@ -43,7 +43,8 @@ def read_toml(path: str | Path | None) -> dict:
         return _parse_toml(_package_text(DEFAULT_CONFIG), "the embedded default config")
     p = Path(path)
     if not p.is_file():
-        what = "is a folder, not a config file" if p.is_dir() else "no such config file"
+        what = ("is a folder, not a config file" if p.is_dir() else
+                "is not a regular file" if p.exists() else "no such config file")
         raise ConfigError(str(p), what)
     try:
         text = p.read_text(encoding="utf-8")
@@ -79,6 +80,11 @@ def profile_table(name: str, raw: dict) -> dict:
                           f"known: {', '.join(known)} or a path to a .toml file")
     if not isinstance(table, dict):
         raise ConfigError(where, f"expected a table of mechanisms, got {_show(table)}")
+    for key in table:  # named here: once merged, a bad key would read as people.<key>
+        if key not in MECHANISMS:
+            raise ConfigError(f"{where}.{key}", "unknown mechanism"
+                              f"{_did_you_mean(key, MECHANISMS)}; a profile is a table of "
+                              f"mechanisms: {', '.join(MECHANISMS)}")
     return copy.deepcopy(table)
 
 
