@@ -169,7 +169,24 @@ def load_grid(path: str | Path, design: str | None = None, samples: int | None =
         axes.append(_axis(f"{src}: levers.{name}", name, spec, design))
     if not axes:
         raise _bad(src, "the grid names no levers and no profiles")
+    size = samples if design == "lhs" else math.prod(_axis_size(a) for a in axes)
+    if size > MAX_POINTS:
+        raise _bad(f"{src}: points" if design == "lhs" else src,
+                   f"the grid has {size:,} points, at most {MAX_POINTS:,}; use fewer steps "
+                   "or values, or design = 'lhs' with points = N")
     return Grid(src, design, axes, samples if design == "lhs" else None, seed, crn)
+
+
+MAX_POINTS = 1_000_000  # a grid this large is a typo, not a sweep: refused before expanding
+
+
+def _axis_size(a: Axis) -> int:
+    """The number of values a factorial axis takes (without building them)."""
+    if a.values:
+        return len(a.values)
+    if a.integer:
+        return min(a.steps, int(math.floor(a.high)) - int(math.ceil(a.low)) + 1)
+    return a.steps
 
 
 def _axis(where: str, name: str, spec: Any, design: str) -> Axis:

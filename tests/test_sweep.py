@@ -255,6 +255,13 @@ BAD_GRIDS = {
                            "points: a Latin hypercube needs points = N"),
     "empty": ("", "the grid names no levers and no profiles"),
     "bad profile": ("profiles = ['hopeful']\n", "profile: unknown profile 'hopeful'"),
+    # refused from the axes' sizes, before 10^10 points are built
+    "too many points": ("[levers]\nmql_threshold = { range = [0.1, 0.5], steps = 100000 }\n"
+                        "\"run.seed\" = { range = [1, 200000], steps = 100000 }\n",
+                        "the grid has 10,000,000,000 points, at most 1,000,000"),
+    "too many lhs points": ("design = 'lhs'\npoints = 2000000\n[levers]\n"
+                            "mql_threshold = { range = [0.1, 0.5] }\n",
+                            "points: the grid has 2,000,000 points"),
 }
 
 
