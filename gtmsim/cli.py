@@ -718,17 +718,13 @@ def cmd_optimize(args) -> int:
     made = _make_parents(out)
     # the short search under `ideal` for the baseline comes first, on the same bar
     total = args.trials * (2 if args.compare_ideal else 1) + settings.ideal_trials
-    bar, show = _progress_bar(total, f"optimise {config.name[:30]} ({config.profile})")
-    started = []
-
-    def progress(done: int, n: int) -> None:
-        started.append(done)
-        show(done, n)
-
+    bar, progress = _progress_bar(total, f"optimise {config.name[:30]} ({config.profile})")
     try:
         result, best, cmp = _optimize(args, config, settings, out, bar, progress)
     except GtmsimError:
-        if made and not started:  # refused before any trial: leave no folder behind
+        journal = out / "study.journal"
+        if made and not (journal.is_file() and journal.stat().st_size):
+            # refused before a study was written: leave no folder behind
             shutil.rmtree(out, ignore_errors=True)
             for p in reversed(made[:-1]):
                 with contextlib.suppress(OSError):
