@@ -211,8 +211,9 @@ def _weekly(weekly: pl.DataFrame, prefix: str, title: str, percent: bool = False
 
     fig = go.Figure()
     cols = [c for c in weekly.columns if c.startswith(prefix)]
+    # a week with no one staffed has no utilisation (NaN): the mean is of the others
     agg = weekly.group_by("week").agg(
-        [pl.col(c).mean().alias(c) for c in cols]).sort("week")
+        [pl.col(c).fill_nan(None).mean().alias(c) for c in cols]).sort("week")
     for c in cols:
         fig.add_trace(go.Scatter(x=agg["week"].to_list(), y=agg[c].to_list(), mode="lines",
                                  name=c.removeprefix(prefix)))

@@ -22,6 +22,7 @@ from gtmsim.engines.kernel.rng import draw_arrival, exponential, uniform
 from gtmsim.engines.kernel.state import (
     C_LFREE,
     C_NLEADS,
+    C_NPEOPLE,
     C_STARTING,
     C_STATUS,
     EV_ARRIVAL,
@@ -54,9 +55,10 @@ from gtmsim.engines.kernel.state import (
     L_VALUE,
     LEAD_OVERFLOW,
     OK,
-    P_ACTIVE,
     P_GEN,
+    P_GONE,
     P_STAFFED_SINCE,
+    P_TEAM,
     new_state,
     workspace,
 )
@@ -206,11 +208,10 @@ def run_one(ks, st):
                 schedule(st, ks.warmup + 168.0 * (a + 2), EV_WEEKLY, a + 1, 0)
     if st_C[C_STATUS] != OK:
         return st_C[C_STATUS]
-    for team in range(ks.n_teams):
-        for slot in range(ks_team_headcount[team]):
-            pid = st_slot_person[team, slot]
-            if st_PI[pid, P_ACTIVE] == 1:
-                R.staffed(ks, st, team, st.PF[pid, P_STAFFED_SINCE], end)
+    # everyone still there, including those who quit and are finishing their last lead
+    for pid in range(st_C[C_NPEOPLE]):
+        if st_PI[pid, P_GONE] == 0:
+            R.staffed(ks, st, st_PI[pid, P_TEAM], st.PF[pid, P_STAFFED_SINCE], end)
     R.close(ks, st, end)
     R.trust_week(st, ks.n_weeks - 1)
     st.trust_end[:] = st.trust

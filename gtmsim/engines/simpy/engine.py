@@ -56,6 +56,7 @@ class Replication:
         self.slot_queues = [[simpy.PriorityStore(self.env) for _ in range(n)]
                             for n in spec.team_headcount]
         self.people: list[list[Person]] = []
+        self.hired: list[Person] = []  # everyone, in hiring order, leavers too
         self.rr = [0] * spec.n_teams
 
     # ------------------------------------------------------------------ running
@@ -77,10 +78,10 @@ class Replication:
         env.process(self._weekly())
         env.run(until=sp.end)
         self.simpy_events = next(env._eid)  # events SimPy scheduled, for speed figures
-        for slots in self.people:
-            for p in slots:
-                if p.active:
-                    self.rec.staffed(p.team, p.staffed_since, sp.end)
+        # everyone still there, including those who quit and are finishing their last lead
+        for p in self.hired:
+            if not p.gone:
+                self.rec.staffed(p.team, p.staffed_since, sp.end)
         self.rec.close(sp.end)
         self.rec.trust_week(sp.n_weeks - 1, self.trust)
         self.rec.finish().trust_end[:] = self.trust
@@ -91,6 +92,7 @@ class Replication:
         p.queue = self.slot_queues[team][slot]
         p.staffed_since = max(self.env.now, 0.0)
         p.process = self.env.process(self._work_loop(p))
+        self.hired.append(p)
         return p
 
     def _event(self) -> None:
