@@ -30,7 +30,6 @@ from typing import Any, NoReturn
 from gtmsim.errors import ConfigError, GtmsimError
 
 # The engine `run` uses when --engine is not given; must be one of gtmsim.simulate.ENGINES.
-DEFAULT_ENGINE = "numba"
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
 EXIT_TERMINATED = 143
@@ -103,8 +102,9 @@ def _engines() -> tuple[str, ...]:
 
 
 def _default_engine() -> str:
-    engines = _engines()
-    return DEFAULT_ENGINE if DEFAULT_ENGINE in engines else engines[0]
+    from gtmsim.simulate import DEFAULT_ENGINE
+
+    return DEFAULT_ENGINE
 
 
 def _engine(text: str) -> str:
@@ -168,7 +168,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also write event_log.parquet (one row per activity; runs serially on "
                         "the SimPy engine unless --engine is given)")
     p.add_argument("--workers", type=_positive_int, default=None, metavar="W",
-                   help=f"worker processes (default: the number of CPUs, {os.cpu_count() or 1})")
+                   help="threads (numba) or worker processes (simpy) (default: the number of "
+                        f"CPUs, {os.cpu_count() or 1})")
     p.add_argument("--no-mechanism-costs", action="store_true",
                    help="skip the bookings each human mechanism costs (the run again with each "
                         "mechanism off, one at a time, on min(N, 64) paired replications)")
@@ -222,7 +223,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=_seed, default=0, metavar="S", help="root seed (default: 0)")
     _add_engine_arg(p)
     p.add_argument("--workers", type=_positive_int, default=None, metavar="W",
-                   help="worker processes per evaluation (default: 1)")
+                   help="threads (numba) or worker processes (simpy) per evaluation "
+                        "(default: every CPU on numba, 1 on simpy)")
     p.add_argument("--storage", metavar="URL",
                    help="Optuna storage: a .journal file or a database URL such as "
                         "sqlite:///study.db or postgresql://... (default: a journal file in "
@@ -301,7 +303,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="root seed (default: the first config's run.seed)")
     _add_engine_arg(p)
     p.add_argument("--workers", type=_positive_int, default=None, metavar="W",
-                   help="worker processes per batch, simpy engine (default: 1)")
+                   help="threads (numba) or worker processes (simpy) per batch (default: "
+                        "every CPU on numba, 1 on simpy)")
     p.add_argument("--outcome", default="bookings", metavar="COLUMN",
                    help="the outcome to compare (default: bookings)")
     p.add_argument("--out", metavar="DIR",
@@ -699,7 +702,7 @@ def cmd_optimize(args) -> int:
                         scenarios=args.scenarios, replications=args.replications,
                         held_out=args.held_out, top=args.top, target=args.target,
                         seed=args.seed, engine=args.engine or _default_engine(),
-                        workers=args.workers or 1, prune=not args.no_prune,
+                        workers=args.workers, prune=not args.no_prune,
                         storage=args.storage, study_name=args.study_name,
                         ideal_trials=(0 if args.compare_ideal else args.ideal_trials
                                       if args.ideal_trials is not None
@@ -905,7 +908,7 @@ def cmd_compare(args) -> int:
                                          f"profiles ({engine})")
     with bar:
         result = compare_designs(args.configs, profiles, args.overrides, args.scenarios,
-                                 args.replications, args.seed, engine, args.workers or 1,
+                                 args.replications, args.seed, engine, args.workers,
                                  args.outcome, progress=progress, configs=configs)
     doc = result.summary()
     doc["meta"] = {"files": list(args.configs), "profiles": profiles,

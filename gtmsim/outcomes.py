@@ -13,6 +13,7 @@ import math
 import numpy as np
 import polars as pl
 
+from gtmsim.errors import GtmsimError
 from gtmsim.spec import QUARTER, ModelSpec
 
 # fates a lead can reach; leaked ones name their cause
@@ -171,6 +172,8 @@ def to_frames(rows: list[dict], weekly: list[dict]) -> tuple[pl.DataFrame, pl.Da
 def summarize(reps: pl.DataFrame, confidence: float = 0.95) -> pl.DataFrame:
     """Per outcome: mean with a t-based CI over replications, sd, P10/P50/P90."""
     from scipy import stats  # imported here: scipy.stats costs a second at start-up
+    if not 0.0 < confidence < 1.0:
+        raise GtmsimError(f"confidence: expected a level between 0 and 1, got {confidence}")
     out = []
     for name in reps.columns:
         if name in ("replication", "seed"):
@@ -180,8 +183,10 @@ def summarize(reps: pl.DataFrame, confidence: float = 0.95) -> pl.DataFrame:
         if n == 0:
             continue
         mean = float(x.mean())
-        sd = float(x.std(ddof=1)) if n > 1 else 0.0
-        half = float(stats.t.ppf(0.5 + confidence / 2, n - 1) * sd / math.sqrt(n)) if n > 1 else 0.0
+        # one replication says nothing about the spread: no sd, no interval
+        sd = float(x.std(ddof=1)) if n > 1 else math.nan
+        half = (float(stats.t.ppf(0.5 + confidence / 2, n - 1) * sd / math.sqrt(n)) if n > 1
+                else math.nan)
         p10, p50, p90 = (float(v) for v in np.percentile(x, [10, 50, 90]))
         out.append({"outcome": name, "n": n, "mean": mean, "ci_low": mean - half,
                     "ci_high": mean + half, "sd": sd, "p10": p10, "p50": p50, "p90": p90})

@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -21,6 +22,7 @@ from gtmsim.errors import GtmsimError
 from gtmsim.spec import ModelSpec, compile_spec
 
 ENGINES = ("simpy", "numba")
+DEFAULT_ENGINE = "numba"  # the production engine; the SimPy one is the readable reference
 LOG_EPOCH = datetime(2026, 1, 5)  # a Monday: hour 0 of every run, for event-log timestamps
 LOG_COLUMNS = ("case:concept:name", "concept:name", "org:resource", "start_timestamp",
                "time:timestamp", "outcome")
@@ -62,20 +64,32 @@ def _run_chunk(args):
     return [_run_one(spec, seed, r, event_log) for r in reps]
 
 
-def simulate(spec: ModelSpec, replications: int, seed: int, engine: str = "simpy",
-             workers: int = 1, progress: Progress | None = None, event_log: bool = False,
-             first: int = 0) -> Result:
-    """Run replications ``first .. first + replications - 1`` of `spec`."""
+def _whole(name: str, value: Any, low: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < low:
+        raise GtmsimError(f"{name}: must be a whole number of at least {low}, got {value!r}")
+    return int(value)
+
+
+def simulate(spec: ModelSpec, replications: int, seed: int, engine: str | None = None,
+             workers: int | None = None, progress: Progress | None = None,
+             event_log: bool = False, first: int = 0) -> Result:
+    """Run replications ``first .. first + replications - 1`` of `spec` on `engine` (default:
+    numba; the SimPy engine for an event log) with up to `workers` threads (numba) or
+    processes (SimPy); by default every CPU for numba, one process for SimPy."""
+    if engine is None:  # the event log comes from the engine that traces every activity
+        engine = "simpy" if event_log else DEFAULT_ENGINE
     if engine not in ENGINES:
         raise GtmsimError(f"unknown engine {engine!r}; choose from {', '.join(ENGINES)}")
-    if replications < 1:
-        raise GtmsimError(f"replications must be at least 1, got {replications}")
+    replications = _whole("replications", replications, 1)
+    seed, first = _whole("seed", seed, 0), _whole("first", first, 0)
+    if workers is not None:
+        workers = _whole("workers", workers, 1)
     if engine == "numba":
         if event_log:
             raise GtmsimError("the numba engine writes no event log; use --engine simpy")
-        return _simulate_numba(spec, replications, seed, first, progress)
+        return _simulate_numba(spec, replications, seed, first, progress, workers)
     reps = list(range(first, first + replications))
-    workers = max(1, min(workers, len(reps), os.cpu_count() or 1))
+    workers = max(1, min(workers or 1, len(reps), os.cpu_count() or 1))
     done: list = []
     if workers == 1 or event_log:
         for r in reps:
@@ -99,7 +113,7 @@ def simulate(spec: ModelSpec, replications: int, seed: int, engine: str = "simpy
 
 
 def _simulate_numba(spec: ModelSpec, replications: int, seed: int, first: int,
-                    progress: Progress | None) -> Result:
+                    progress: Progress | None, workers: int | None = None) -> Result:
     """Replications on the numba kernel, in parallel batches (several, for the progress bar;
     each replication's numbers depend only on its own seed, so the split changes nothing)."""
     from gtmsim.engines.kernel import tallies
@@ -108,16 +122,24 @@ def _simulate_numba(spec: ModelSpec, replications: int, seed: int, first: int,
     if not kernel_is_cached():
         notice("compiling the numba engine (first run on this machine only; about a minute)")
     chunk = min(256, max(64, -(-replications // 20)))  # small enough for Ctrl-C to land
+    import numba
+
     rows, weekly = [], []
-    for start in range(first, first + replications, chunk):
-        n = min(chunk, first + replications - start)
-        out, layout = tallies(spec, seed, n, start)
-        for k in range(n):
-            t = layout.tally(spec, out[k])
-            rows.append({"replication": start + k, **O.replication_row(t, spec)})
-            weekly.append(O.weekly_rows(t, spec, start + k))
-        if progress:
-            progress(len(rows), replications)
+    threads = numba.get_num_threads()  # None: as set (all CPUs, unless a caller set fewer)
+    # each replication owns its stream and row, so the thread count changes no number
+    numba.set_num_threads(min(workers or threads, numba.config.NUMBA_NUM_THREADS))
+    try:
+        for start in range(first, first + replications, chunk):
+            n = min(chunk, first + replications - start)
+            out, layout = tallies(spec, seed, n, start)
+            for k in range(n):
+                t = layout.tally(spec, out[k])
+                rows.append({"replication": start + k, **O.replication_row(t, spec)})
+                weekly.append(O.weekly_rows(t, spec, start + k))
+            if progress:
+                progress(len(rows), replications)
+    finally:
+        numba.set_num_threads(threads)
     reps_df, weekly_df = O.to_frames(rows, weekly)
     return Result(spec, reps_df, weekly_df, None, engine="numba", seed=seed)
 
@@ -159,14 +181,22 @@ def event_log_frame(logs: Sequence[tuple[int, list[tuple]]]) -> pl.DataFrame:
 
 def run(config: Config | str | None = None, profile: str | None = None,
         overrides: Sequence[str] = (), replications: int | None = None,
-        seed: int | None = None, engine: str = "simpy", workers: int = 1,
+        seed: int | None = None, engine: str | None = None, workers: int | None = None,
         progress: Progress | None = None, event_log: bool = False) -> Result:
     """Notebook entry point: a config (object, path, or None for the default) in, DataFrames out.
+    The engine is numba unless given (the SimPy engine for an event log).
 
     >>> res = run(replications=4)              # doctest: +SKIP
     >>> res.summary().filter(pl.col("outcome") == "bookings")  # doctest: +SKIP
     """
-    if not isinstance(config, Config):
+    if isinstance(overrides, str):
+        raise GtmsimError(f"overrides: expected a list of 'key.path=value' strings, got the "
+                          f"string {overrides!r}")
+    if isinstance(config, Config):
+        if profile is not None or overrides:
+            raise GtmsimError("profile and overrides apply when a config is loaded: pass them "
+                              "to load_config, or give run a path (or None) instead")
+    else:
         config = load_config(config, profile, list(overrides))
     n = replications if replications is not None else config.run.replications
     s = seed if seed is not None else config.run.seed

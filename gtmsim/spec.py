@@ -201,6 +201,15 @@ class ModelSpec:
 def _people(c: Config, scenario: dict[str, float]) -> dict:
     """Effective human parameters: central values, scenario draws, neutral when off."""
     p = c.people
+    for key, value in scenario.items():
+        mech, _, name = key.removeprefix("people.").partition(".")
+        if (not key.startswith("people.") or mech not in type(p).model_fields
+                or name not in type(getattr(p, mech)).model_fields):
+            raise ConfigError("scenario", f"unknown parameter {key!r} (expected "
+                              "people.<mechanism>.<value>, e.g. people.latency.median_hours)")
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(
+                value):
+            raise ConfigError("scenario", f"{key}: expected a finite number, got {value!r}")
 
     def val(mech: str, name: str) -> float:
         key = f"people.{mech}.{name}"

@@ -86,6 +86,25 @@ def test_evaluation_uses_common_random_numbers():
     assert a["leads_created"].to_list() != [a["leads_created"][0]] * 2  # scenarios differ
 
 
+def test_evaluation_refuses_bad_scenarios_and_designs():
+    from gtmsim.optimize.evaluate import per_scenario
+    from gtmsim.optimize.scenarios import Scenario
+
+    cfg = load_config(profile="realistic", overrides=["run.warmup_days=7", "run.horizon_days=7"])
+    with pytest.raises(ConfigError, match="unknown parameter 'people.latency.nope'"):
+        evaluate(cfg, {}, [Scenario(0, {"people.latency.nope": 1.0}, 5)], 1)
+    with pytest.raises(ConfigError, match="expected a finite number"):
+        evaluate(cfg, {}, [Scenario(0, {"people.latency.median_hours": float("nan")}, 5)], 1)
+    with pytest.raises(GtmsimError, match="at least one scenario"):
+        evaluate(cfg, {}, [], 1)
+    for value in ("6", None, float("nan")):
+        with pytest.raises(ConfigError, match="levers.sdr_headcount: expected a number"):
+            evaluate(cfg, {"sdr_headcount": value}, draw_scenarios(cfg, 1, seed=1), 1)
+    df = evaluate(cfg, {}, draw_scenarios(cfg, 1, seed=1), 1)
+    with pytest.raises(GtmsimError, match="no column 'nope'"):
+        per_scenario(df, "nope")
+
+
 def test_what_breaks_finds_the_planted_condition():
     from gtmsim.optimize.breaks import what_breaks
     from gtmsim.optimize.scenarios import Scenario

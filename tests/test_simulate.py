@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import polars as pl
 import pytest
 
@@ -88,3 +90,47 @@ def test_utilisation_never_exceeds_one_under_heavy_turnover(engine, replications
     assert worst <= 1.0 + 1e-9, worst
     assert res.replications.select(pl.max_horizontal(
         pl.col(c).fill_nan(None) for c in util).max()).item() <= 1.0 + 1e-9
+
+
+def test_python_api_defaults_to_numba_and_refuses_what_it_would_ignore():
+    from gtmsim.config import load_config
+
+    res = gtmsim.run(replications=2, overrides=SHORT)
+    assert res.engine == "numba"
+    config = load_config(None, "ideal", SHORT)
+    with pytest.raises(GtmsimError, match="apply when a config is loaded"):
+        gtmsim.run(config, profile="stressed", replications=2)
+    with pytest.raises(GtmsimError, match="apply when a config is loaded"):
+        gtmsim.run(config, overrides=["run.horizon_days=10"], replications=2)
+    with pytest.raises(GtmsimError, match="overrides: expected a list"):
+        gtmsim.run(overrides="run.horizon_days=30", replications=2)
+
+
+@pytest.mark.parametrize(("kwargs", "words"), [
+    ({"seed": -1}, "seed: must be a whole number of at least 0"),
+    ({"seed": "a"}, "seed: must be a whole number"),
+    ({"replications": 2.5}, "replications: must be a whole number"),
+    ({"replications": "3"}, "replications: must be a whole number"),
+    ({"workers": 0}, "workers: must be a whole number of at least 1"),
+])
+def test_bad_api_arguments_are_gtmsim_errors(spec, kwargs, words):
+    args = {"replications": 2, "seed": 1, **kwargs}
+    with pytest.raises(GtmsimError, match=words):
+        simulate(spec, args["replications"], args["seed"], "numba", workers=args.get("workers"))
+
+
+def test_numba_workers_change_no_number_and_restore_the_thread_count(spec):
+    import numba
+
+    before = numba.get_num_threads()
+    one = simulate(spec, 6, 3, "numba", workers=1).replications
+    assert numba.get_num_threads() == before  # restored after the batch
+    assert one.equals(simulate(spec, 6, 3, "numba", workers=2).replications)
+
+
+def test_summary_of_one_replication_has_no_interval(spec):
+    res = simulate(spec, 1, 1, "numba")
+    row = res.summary().filter(pl.col("outcome") == "bookings").row(0, named=True)
+    assert row["n"] == 1 and math.isnan(row["ci_low"]) and math.isnan(row["sd"])
+    with pytest.raises(GtmsimError, match="confidence"):
+        res.summary(confidence=1.5)

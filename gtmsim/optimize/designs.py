@@ -211,7 +211,7 @@ def _signed(v: float) -> str:
 
 def compare_designs(paths: Sequence[str | Path], profiles: Sequence[str] = ("realistic",),
                     overrides: Sequence[str] = (), scenarios: int = 8, replications: int = 4,
-                    seed: int | None = None, engine: str = "numba", workers: int = 1,
+                    seed: int | None = None, engine: str = "numba", workers: int | None = None,
                     outcome: str = "bookings", method: str = "sobol",
                     progress: Progress | None = None,
                     configs: dict[tuple[str, str], Config] | None = None) -> DesignComparison:

@@ -7,6 +7,7 @@ from typing import Any
 import polars as pl
 
 from gtmsim.config import Config
+from gtmsim.errors import GtmsimError
 from gtmsim.optimize.levers import apply_design
 from gtmsim.optimize.scenarios import Scenario
 from gtmsim.simulate import simulate
@@ -14,9 +15,13 @@ from gtmsim.spec import compile_spec
 
 
 def evaluate(config: Config, design: dict[str, Any], scenarios: list[Scenario],
-             replications: int, engine: str = "simpy", workers: int = 1) -> pl.DataFrame:
+             replications: int, engine: str | None = None, workers: int | None = None
+             ) -> pl.DataFrame:
     """One row per (scenario, replication): the design's outcomes. Scenario i always runs
-    with its own seed, whatever the design: common random numbers."""
+    with its own seed, whatever the design: common random numbers. The engine is numba unless
+    given."""
+    if not scenarios:
+        raise GtmsimError("scenarios: give at least one scenario to evaluate on")
     cfg = apply_design(config, design) if design else config
     frames = []
     for sc in scenarios:
@@ -28,4 +33,6 @@ def evaluate(config: Config, design: dict[str, Any], scenarios: list[Scenario],
 
 def per_scenario(df: pl.DataFrame, outcome: str = "bookings") -> pl.DataFrame:
     """The outcome's mean over replications in each scenario, in scenario order."""
+    if outcome not in df.columns:
+        raise GtmsimError(f"outcome: no column {outcome!r} in the evaluation")
     return df.group_by("scenario").agg(pl.col(outcome).mean()).sort("scenario")

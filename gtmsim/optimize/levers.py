@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from gtmsim.config import Config, validate
@@ -26,6 +27,9 @@ def apply_design(config: Config, design: dict[str, Any]) -> Config:
         if lever.choices is not None:
             if value not in lever.choices:
                 raise ConfigError(f"levers.{name}", f"{value!r} is not one of {lever.choices}")
+        elif (isinstance(value, bool) or not isinstance(value, int | float)
+              or not math.isfinite(value)):
+            raise ConfigError(f"levers.{name}", f"expected a number, got {value!r}")
         elif not lever.low <= value <= lever.high:
             raise ConfigError(f"levers.{name}",
                               f"{value!r} is outside [{lever.low}, {lever.high}]")

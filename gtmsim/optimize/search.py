@@ -54,7 +54,7 @@ class Settings:
     target: float | None = None  # satisficing: the outcome a scenario must reach
     seed: int = 0
     engine: str = "simpy"
-    workers: int = 1
+    workers: int | None = None  # threads (numba) or processes (simpy); None: the default
     prune: bool = True
     storage: str | None = None
     study_name: str = "gtmsim"
