@@ -116,17 +116,18 @@ def _simulate_numba(spec: ModelSpec, replications: int, seed: int, first: int,
                     progress: Progress | None, workers: int | None = None) -> Result:
     """Replications on the numba kernel, in parallel batches (several, for the progress bar;
     each replication's numbers depend only on its own seed, so the split changes nothing)."""
+    import numba
+
     from gtmsim.engines.kernel import tallies
 
     spec.check()  # nothing impossible reaches the kernel
     if not kernel_is_cached():
         notice("compiling the numba engine (first run on this machine only; about a minute)")
     chunk = min(256, max(64, -(-replications // 20)))  # small enough for Ctrl-C to land
-    import numba
-
     rows, weekly = [], []
-    threads = numba.get_num_threads()  # None: as set (all CPUs, unless a caller set fewer)
-    # each replication owns its stream and row, so the thread count changes no number
+    # workers None keeps the caller's thread count (every CPU, unless set lower, as a sweep
+    # worker does); each replication owns its stream and row, so no number depends on it
+    threads = numba.get_num_threads()
     numba.set_num_threads(min(workers or threads, numba.config.NUMBA_NUM_THREADS))
     try:
         for start in range(first, first + replications, chunk):
