@@ -499,7 +499,8 @@ def simpy_short():
         key = (profile, tuple(overrides), n)
         if key not in cache:
             spec = compile_spec(load_config(profile=profile, overrides=SHORT + list(overrides)))
-            cache[key] = (spec, simulate(spec, n, seed=11, workers=2).replications)
+            cache[key] = (spec, simulate(spec, n, seed=11, engine="simpy",
+                                          workers=2).replications)
         return cache[key]
     return get
 

@@ -26,7 +26,7 @@ WINDOW = ["run.horizon_days=120"]
 
 def outcomes(extra: list[str], profile: str = "ideal", n: int = N) -> pl.DataFrame:
     spec = compile_spec(load_config(profile=profile, overrides=WINDOW + extra))
-    return simulate(spec, n, SEED, workers=2).replications
+    return simulate(spec, n, SEED, engine="simpy", workers=2).replications
 
 
 @pytest.fixture(scope="module")

@@ -22,24 +22,24 @@ def spec():
 
 
 def test_same_seed_same_numbers(spec):
-    a = simulate(spec, 3, seed=42)
-    b = simulate(spec, 3, seed=42)
+    a = simulate(spec, 3, seed=42, engine="simpy")
+    b = simulate(spec, 3, seed=42, engine="simpy")
     assert a.replications.equals(b.replications)
     assert a.weekly.equals(b.weekly)
 
 
 def test_different_seed_different_numbers(spec):
-    a = simulate(spec, 2, seed=42).replications
-    b = simulate(spec, 2, seed=43).replications
+    a = simulate(spec, 2, seed=42, engine="simpy").replications
+    b = simulate(spec, 2, seed=43, engine="simpy").replications
     assert not a.equals(b)
 
 
 def test_result_does_not_depend_on_workers_or_split(spec):
-    whole = simulate(spec, 4, seed=9, workers=1).replications
-    parallel = simulate(spec, 4, seed=9, workers=2).replications
+    whole = simulate(spec, 4, seed=9, engine="simpy", workers=1).replications
+    parallel = simulate(spec, 4, seed=9, engine="simpy", workers=2).replications
     assert whole.equals(parallel)
     # replications 2..3 run on their own equal rows 2..3 of the whole batch
-    tail = simulate(spec, 2, seed=9, first=2).replications
+    tail = simulate(spec, 2, seed=9, engine="simpy", first=2).replications
     assert tail.equals(whole.slice(2, 2))
 
 

@@ -155,8 +155,12 @@ def open_storage(url: str | None, out_dir: Path | None) -> optuna.storages.BaseS
             import sqlalchemy.exc
 
             # processes joining a new database at once race to create Optuna's tables: the
-            # loser's insert collides with the winner's; it finds the tables on a retry
-            if isinstance(exc, sqlalchemy.exc.IntegrityError) and attempt < 2:
+            # loser's insert or CREATE TABLE collides with the winner's; it finds the tables
+            # on a retry
+            raced = isinstance(exc, sqlalchemy.exc.IntegrityError) or (
+                isinstance(exc, sqlalchemy.exc.ProgrammingError)
+                and "already exists" in str(exc))
+            if raced and attempt < 2:
                 time.sleep(0.5 + attempt)
                 continue
             raise GtmsimError(f"--storage: cannot open {url!r}: {_first_line(exc)}") from None
