@@ -1080,6 +1080,16 @@ def _pm(row: dict | None, kind: str) -> str:
     return f"{text} ± {half}"
 
 
+def _crossing(source, handoff, closers: list[str], mean) -> str:
+    """The share of the sender's decisions that cross a handoff: its pass rate where the
+    qualified go on, the win rate where won deals do (per stage only with one close stage)."""
+    if source.routes.qualified == handoff.target:
+        return "passed " + _fmt(mean(f"pass_rate_{handoff.source}"), "rate")
+    if source.routes.won == handoff.target and closers == [handoff.source]:
+        return "won " + _fmt(mean("win_rate"), "rate")
+    return "-"
+
+
 def print_summary(config, summary, meta: dict, out: Path, console=None) -> None:
     """The run's story in three tables: the system, each team's KPI beside it, trust."""
     from rich.console import Console
@@ -1124,12 +1134,13 @@ def print_summary(config, summary, meta: dict, out: Path, console=None) -> None:
 
     if config.handoffs:
         trust = Table(title="Trust per handoff at the end (0..1)", title_justify="left")
-        for col in ("handoff", "protocol", "trust", "upstream pass rate"):
+        for col in ("handoff", "protocol", "trust", "what crosses it"):
             trust.add_column(col, justify="left" if col in ("handoff", "protocol") else "right")
+        closers = [n for n, st in config.stages.items() if st.kind == "close"]
         for hname, h in config.handoffs.items():
             trust.add_row(f"{hname}: {h.source} -> {h.target}", h.protocol,
                           _pm(rows.get(f"trust_{h.source}->{h.target}"), "trust"),
-                          _fmt(mean(f"pass_rate_{h.source}"), "rate"))
+                          _crossing(config.stages[h.source], h, closers, mean))
         console.print(trust)
     console.print(f"Results in [bold]{out}[/bold]")
 

@@ -231,3 +231,29 @@ def test_optimize_text_shows_a_missing_kpi_attainment_as_a_dash():
                          "scenarios": 2, "held_out_scenarios": 2, "best": best,
                          "what_breaks_it": {"target": 9e5, "words": "nothing found"}})
     assert "KPI attainment: sdr 71%, cs -, ae -" in text and "nan" not in text
+
+
+def test_trust_table_says_what_crosses_each_handoff(tmp_path):
+    """Qualified leads cross sdr_to_ae (the SDR pass rate), won deals cross ae_to_cs (the
+    win rate, not the AE's pass rate into opportunity)."""
+    from io import StringIO
+
+    from rich.console import Console
+
+    from gtmsim.cli import print_summary
+
+    config = load_config()
+    stats = {"pass_rate_sdr_qualify": 0.413, "pass_rate_ae_close": 0.725, "win_rate": 0.247,
+             "pass_rate_mql_review": 0.6}
+    summary = pl.DataFrame([{"outcome": k, "n": 10, "mean": v, "ci_low": v, "ci_high": v,
+                             "sd": 0.0, "p10": v, "p50": v, "p90": v}
+                            for k, v in stats.items()])
+    meta = {"replications": 10, "horizon_days": 182, "profile": "realistic",
+            "engine": "numba", "seed": 0}
+    buf = StringIO()
+    print_summary(config, summary, meta, tmp_path, Console(file=buf, width=200))
+    lines = {ln.split(":")[0].strip("│ "): ln for ln in buf.getvalue().splitlines()
+             if "->" in ln}
+    assert "passed 41.3%" in lines["sdr_to_ae"]
+    assert "won 24.7%" in lines["ae_to_cs"] and "72.5%" not in lines["ae_to_cs"]
+    assert "passed 60.0%" in lines["mql_to_sdr"]
