@@ -19,6 +19,7 @@ from rich.console import Console
 from rich.table import Table
 
 from gtmsim.calibration import BANDS, measure
+from gtmsim.errors import GtmsimError
 
 
 def fmt(x: float, unit: str = "") -> str:
@@ -42,8 +43,12 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     t0 = time.perf_counter()
-    m = measure(args.replications, args.workers, args.seed, args.profile, args.config,
-                tuple(args.overrides))
+    try:
+        m = measure(args.replications, args.workers, args.seed, args.profile, args.config,
+                    tuple(args.overrides))
+    except GtmsimError as exc:  # a bad config, profile or --set: one line, exit status 2
+        print(f"calibrate: error: {exc}", file=sys.stderr)
+        return 2
     table = Table(title=f"gtmsim calibration: profile {args.profile!r}, "
                         f"{args.replications} replications ({time.perf_counter() - t0:.0f} s)")
     for col in ("fact", "simulated", "95% interval", "published", "accepted band", "ok",

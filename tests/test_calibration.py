@@ -55,3 +55,16 @@ def test_bands_are_honest_and_documented():
     for key, b in BANDS.items():
         assert b.low < b.high and b.published and b.source and b.why, key
         assert f"`{key}`" in text, f"docs/model.md does not list the calibration fact {key}"
+
+
+def test_calibrate_script_refuses_a_bad_set_in_one_line(capsys):
+    """scripts/calibrate.py follows the CLI's rule: a bad --set is one line and exit 2."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / "calibrate.py"
+    spec = importlib.util.spec_from_file_location("calibrate_script", path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    assert script.main(["--replications", "2", "--set", "people.latency.nope=1"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("calibrate: error: people.latency.nope"), err
