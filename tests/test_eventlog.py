@@ -81,3 +81,17 @@ def test_pm4py_discovers_the_process(source, frame):
     net, _initial, _final = pm4py.discover_petri_net_inductive(frame)
     labels = {t.label for t in net.transitions if t.label is not None}
     assert labels == activities
+
+
+def test_people_work_only_in_working_hours(source):
+    """A person's activity starts in working time (Mon-Fri 09:00-17:00 in the default
+    config): an item taken up at night, e.g. a retry that came due, starts at the next
+    opening, not when it was taken (which showed a 0.1 h attempt as 12 h of work)."""
+    import polars as pl
+
+    people = source.filter(~pl.col("org:resource").is_in(["buyer", "customer"]))
+    start = pl.col("start_timestamp")
+    hour = start.dt.hour() + start.dt.minute() / 60 + start.dt.second() / 3600
+    outside = people.filter((hour < 9) | (hour >= 17) | (start.dt.weekday() > 5))
+    assert people.height > 1000
+    assert outside.height == 0, outside.head()

@@ -268,8 +268,9 @@ class Replication:
             self.rec.add(O.S_REWORK, now, hours)
         yield self.env.timeout(end - now)
         self._event()
-        if self.rec.log is not None:
-            self.rec.activity(lead.id, activity, self._resource(p), now, end, outcome)
+        if self.rec.log is not None:  # work taken up out of hours begins at the next opening
+            start = min(self.cal.next_open(now), end)
+            self.rec.activity(lead.id, activity, self._resource(p), start, end, outcome)
 
     def _resource(self, p: Person) -> str:
         return f"{self.spec.team_names[p.team]}-{p.slot + 1}" + (
