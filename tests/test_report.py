@@ -23,6 +23,10 @@ def test_report_numbers_equal_summary_json(run_folder):
             assert embedded[name][key] == row[key], (name, key)
     # the headline the page shows is the summary's bookings
     assert f"Bookings {summary['bookings']['mean']:,.0f} per replication" in page
+    # and says over what window, as the console does
+    meta = json.loads((run_folder / "summary.json").read_text())["meta"]
+    assert (f"{meta['replications']} replications of {meta['horizon_days']:g} days measured "
+            f"after a {meta['warmup_days']:g}-day warm-up") in page
 
 
 def test_report_is_self_contained_and_small(run_folder):

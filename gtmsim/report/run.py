@@ -294,9 +294,12 @@ def run_report(replications: pl.DataFrame, weekly: pl.DataFrame, summary: pl.Dat
                            for m in ("mean", "ci_low", "ci_high")}
                        for k, v in rows.items()}, allow_nan=False)
     title = html.escape(f"gtmsim: {meta.get('config', '')}")
-    sub = html.escape(f"{meta.get('replications')} replications, profile "
+    window = (f" of {meta['horizon_days']:g} days measured after a {meta['warmup_days']:g}-day "
+              "warm-up" if "horizon_days" in meta and "warmup_days" in meta else "")
+    sub = html.escape(f"{meta.get('replications')} replications{window}, profile "
                       f"{meta.get('profile')!r}, engine {meta.get('engine')}, seed "
-                      f"{meta.get('seed')}")
+                      f"{meta.get('seed')}; bookings are won deal values in the config's "
+                      "currency")
     return (f"<!doctype html><html><head><meta charset='utf-8'><title>{title}</title>"
             "<style>body{font-family:sans-serif;margin:2em;max-width:1100px}</style></head>"
             f"<body><h1>{title}</h1><p>{sub}</p><p><b>{html.escape(headline)}</b></p>"
