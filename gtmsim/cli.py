@@ -892,6 +892,9 @@ def cmd_compare(args) -> int:
     for (label, _profile), cfg in configs.items():
         if args.outcome not in _outcome_columns(cfg):
             raise UsageError("--outcome", f"no outcome column {args.outcome!r} in {label}")
+    from gtmsim.outcomes import check_ranked_outcome
+
+    check_ranked_outcome(args.outcome)
     if args.out:
         out = Path(args.out)
     else:
@@ -960,14 +963,14 @@ def _candidates_frame(result):
 
 
 def _optimize_report(result, best, cmp, settings) -> dict:
-    from gtmsim.optimize.breaks import what_breaks
+    from gtmsim.optimize.breaks import default_target, what_breaks
     from gtmsim.optimize.compare import describe as describe_candidate
 
-    target = settings.target if settings.target is not None else float(
-        sorted(best.held_out)[len(best.held_out) // 2]) * 0.9
+    target = settings.target if settings.target is not None else default_target(best.held_out)
     breaks = cmp.breaks if cmp is not None else what_breaks(best.held_out, result.held_out,
                                                            target)
     report = {"objective": settings.objective, "outcome": settings.outcome,
+              "target": settings.target,
               "trials": len(result.study.trials), "scenarios": settings.scenarios,
               "held_out_scenarios": len(result.held_out), "replications": settings.replications,
               "best": describe_candidate(best, settings.outcome),
@@ -984,6 +987,13 @@ def _optimize_report(result, best, cmp, settings) -> dict:
     return report
 
 
+def _bracket(ci) -> str:
+    """ [low, high], or nothing where there is no interval."""
+    if ci is None or ci[0] is None or not math.isfinite(ci[0]):
+        return ""
+    return f" [{ci[0]:,.0f}, {ci[1]:,.0f}]"
+
+
 def _report_text(report: dict) -> str:
     lines = [f"Objective {report['objective']} of {report['outcome']}; "
              f"{report['trials']} trials, scored on {report['scenarios']} scenarios, "
@@ -992,11 +1002,9 @@ def _report_text(report: dict) -> str:
     if "robust" in report:
         columns = [("ideal-tuned", report["ideal_tuned"]), ("robust", report["robust"])]
     for label, c in columns:
-        lines.append(f"{label}: held-out mean {c['mean']:,.0f} "
-                     f"[{c['mean_ci'][0]:,.0f}, {c['mean_ci'][1]:,.0f}], "
-                     f"P10 {c['p10']:,.0f}, CVaR10 {c['cvar10']:,.0f} "
-                     f"[{c['cvar10_ci'][0]:,.0f}, {c['cvar10_ci'][1]:,.0f}], "
-                     f"cost {c['cost']:,.0f}")
+        lines.append(f"{label}: held-out mean {c['mean']:,.0f}{_bracket(c['mean_ci'])}, "
+                     f"P10 {c['p10']:,.0f}, CVaR10 {c['cvar10']:,.0f}"
+                     f"{_bracket(c['cvar10_ci'])}, cost {c['cost']:,.0f}")
         lines.append("  levers: " + ", ".join(f"{k}={v}" for k, v in c["levers"].items()))
         kpis = {k: v for k, v in c.items() if k.startswith("kpi_attainment_")}
         leaks = {k: v for k, v in c.items() if k.startswith("leaked_")}
@@ -1006,6 +1014,16 @@ def _report_text(report: dict) -> str:
             for k, v in kpis.items()))
         lines.append("  leaked: " + ", ".join(
             f"{k.removeprefix('leaked_')} {v:,.0f}" for k, v in leaks.items()))
+    best = report["best"]
+    if "regret" in report["objective"]:
+        lines.append(f"Held-out regret of the chosen design: {best['regret']:,.0f} (mean "
+                     "shortfall against the best candidate in each scenario)")
+    if "satisficing" in report["objective"]:
+        lines.append(f"Held-out scenarios where the chosen design meets the target "
+                     f"{report['target']:,.0f}: {best['satisficing']:.0%}")
+        if not any((c.get("search_score") or 0) > 0 for c in report["candidates"]):
+            lines.append("  No design met the target in any of the search's scenarios; the "
+                         "chosen one has the highest mean there.")
     lines.append(f"What breaks the chosen design (target {report['what_breaks_it']['target']:,.0f}"
                  f"): {report['what_breaks_it']['words']}")
     if "verdict" in report:

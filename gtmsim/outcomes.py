@@ -20,6 +20,21 @@ from gtmsim.spec import QUARTER, ModelSpec
 FATES = ("won", "lost", "disqualified", "nurtured", "churned", "retained",
          "leaked_forgotten", "leaked_decayed", "leaked_ignored", "leaked_handoff",
          "leaked_turnover")
+# Outcomes where less is better: the optimiser and `compare` rank designs by higher values
+# (and read the worst 10% as the lowest), so they refuse these rather than reward harm.
+LOWER_IS_BETTER = ("lost", "disqualified", "churned", "leaked", "leaked_forgotten",
+                   "leaked_decayed", "leaked_ignored", "leaked_handoff", "leaked_turnover",
+                   "rework_hours")
+
+
+def check_ranked_outcome(outcome: str) -> None:
+    """Refuse an outcome where less is better as the one designs are ranked by."""
+    if outcome in LOWER_IS_BETTER:
+        raise GtmsimError(f"--outcome {outcome}: less is better for it, and designs are ranked "
+                          "by the higher value; rank them by an outcome where more is better "
+                          "(bookings, won, retained, win_rate, a team's kpi_...)")
+
+
 (F_WON, F_LOST, F_DISQUALIFIED, F_NURTURED, F_CHURNED, F_RETAINED, F_FORGOTTEN, F_DECAYED,
  F_IGNORED, F_HANDOFF, F_TURNOVER) = range(len(FATES))
 

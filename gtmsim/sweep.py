@@ -690,9 +690,12 @@ def scenario_value(config: Config, scenario, replications: int, engine: str,
                    outcome: str) -> float:
     """One task of a trial: the design's mean outcome in one scenario (common random
     numbers: the scenario's own seed, whatever the design)."""
+    from gtmsim.optimize.evaluate import per_scenario
+
     spec = compile_spec(config, scenario.values)
     df = run_task(spec, scenario.seed, 0, replications, engine)
-    return float(df[outcome].mean())
+    df = df.with_columns(pl.lit(scenario.index).alias("scenario"))
+    return float(per_scenario(df, outcome)[outcome][0])  # as the serial search scores it
 
 
 def search_on_cluster(config: Config, settings, client, out_dir: Path | None = None,
@@ -787,7 +790,7 @@ def search_on_cluster(config: Config, settings, client, out_dir: Path | None = N
                                       f"{_one_line(exc)}") from None
                 entry["values"][step] = v
                 trial = entry["trial"]
-                if not multi:
+                if not multi and len(entry["values"]) < len(scenarios):  # seen all: scored
                     trial.report(v, step)
                     if trial.should_prune():
                         trial.set_user_attr("scenario_values", [

@@ -11,6 +11,7 @@ import polars as pl
 import pytest
 import tomli_w
 from cli_checks import fails_cleanly
+from scipy import stats
 
 from gtmsim.cli import main
 from gtmsim.config import read_toml
@@ -101,11 +102,17 @@ def test_difference_is_b_minus_a_paired_with_a_ci_around_it(compared):
         for stat, fn in STATS.items():
             d = entry["differences"]["b"][stat]
             assert d["diff"] == pytest.approx(fn(b) - fn(a), rel=1e-9, abs=1e-6)
-            assert d["ci_low"] <= d["diff"] + 1e-6 and d["diff"] - 1e-6 <= d["ci_high"]
             got = entry["designs"]["b"][stat]
             assert got == pytest.approx(fn(b), rel=1e-9)
             lo, hi = entry["designs"]["b"][f"{stat}_ci"]
-            assert lo <= got + 1e-6 and got - 1e-6 <= hi
+            if stat == "mean":  # the paired t-interval, as scipy computes it
+                ci = stats.ttest_rel(b, a).confidence_interval(0.95)
+                assert (d["ci_low"], d["ci_high"]) == pytest.approx((ci.low, ci.high), rel=1e-9)
+                ci = stats.ttest_1samp(b, 0.0).confidence_interval(0.95)
+                assert (lo, hi) == pytest.approx((ci.low, ci.high), rel=1e-9)
+            else:  # 4 scenarios: a tail is the single worst one, and has no honest interval
+                assert d["ci_low"] is None and d["ci_high"] is None
+                assert lo is None and hi is None
         # the mean difference is the difference of the plain means over all rows
         mean_rows = {d: rows.filter((pl.col("design") == d) & (pl.col("profile") == profile))
                      ["bookings"].mean() for d in ("a", "b")}
@@ -124,7 +131,8 @@ def test_a_config_against_itself_differs_by_exactly_zero(compared):
     for profile in PROFILES:
         for stat in STATS:
             d = s["profiles"][profile]["differences"]["a-2"][stat]
-            assert d == {"diff": 0.0, "ci_low": 0.0, "ci_high": 0.0}
+            zero = 0.0 if stat == "mean" else None  # no tail interval under 20 scenarios
+            assert d == {"diff": 0.0, "ci_low": zero, "ci_high": zero}
         assert "a-2 is identical to a" in s["profiles"][profile]["verdict"]
 
 
@@ -166,6 +174,12 @@ BAD = {
     "bad scenarios": (lambda d, a: ["compare", a, a, "--scenarios", "0"], "--scenarios:"),
     "one scenario": (lambda d, a: ["compare", a, a, "--scenarios", "1"],
                      "--scenarios: at least 2, got 1"),
+    "less is better": (lambda d, a: ["compare", a, a, "--outcome", "leaked"],
+                       "--outcome leaked: less is better for it"),
+    "never defined": (lambda d, a: ["compare", a, a, "--outcome", "win_rate", "--set",
+                                    "run.horizon_days=1", "--scenarios", "2",
+                                    "--replications", "1"],
+                      "--outcome win_rate: undefined in every replication of scenario 0"),
     "out not empty": (lambda d, a: (d / "full").mkdir() or (d / "full" / "x").write_text("x")
                       and ["compare", a, a, "--out", "full"], "--out: full exists and is not"),
 }
@@ -193,3 +207,24 @@ def test_verdict_keeps_the_figures_of_a_rate():
 
     assert [_signed(v) for v in (-0.0122, -0.000171, 238_872.4, 0.0)] == [
         "-0.0122", "-0.000171", "+238,872", "+0"]
+
+
+def test_mean_interval_covers_at_the_level_it_claims_with_few_scenarios():
+    """The CI of a mean difference over K scenarios covers the true difference 95% of the
+    time even at K = 4 (the percentile bootstrap it replaced covered ~79% at 4, 87% at 8).
+    2,000 simulated comparisons: the coverage's binomial SE is 0.5%, so 93.5-96.5% is a
+    3-SE band. Tail statistics have no interval below 20 scenarios."""
+    from gtmsim.optimize.compare import paired_difference
+
+    rng = np.random.default_rng(7)
+    for k in (4, 8):
+        covered = 0
+        for _ in range(2000):
+            base = rng.normal(100.0, 10.0, k)
+            d, lo, hi = paired_difference(base, base + rng.normal(0.0, 5.0, k))["mean"]
+            covered += lo <= 0.0 <= hi
+        assert 0.935 <= covered / 2000 <= 0.965, (k, covered / 2000)
+    x = rng.normal(size=19)
+    assert all(np.isnan(v) for v in paired_difference(x, x + 1)["cvar10"][1:])
+    lo, hi = paired_difference(rng.normal(size=20), rng.normal(size=20))["cvar10"][1:]
+    assert lo < hi

@@ -126,3 +126,102 @@ def test_what_breaks_finds_the_planted_condition():
     assert b.failures_in_box >= 0.9 * b.box_size
     text = b.words()
     assert "forgetting.probability > 0.06" in text and "turnover.annual_attrition > 0.35" in text
+
+
+def test_a_scenario_is_scored_on_its_defined_replications():
+    """A replication where the outcome is undefined (NaN: a win rate with no decisions) is
+    left out of its scenario's mean, as in a run's summary (polars' mean would make the whole
+    scenario NaN, and CVaR would then skip it silently); a scenario undefined everywhere is
+    refused, naming the outcome."""
+    import polars as pl
+
+    from gtmsim.optimize.evaluate import per_scenario
+
+    df = pl.DataFrame({"scenario": [0, 0, 1, 1], "win_rate": [0.2, float("nan"), 0.3, 0.5]})
+    assert per_scenario(df, "win_rate")["win_rate"].to_list() == pytest.approx([0.2, 0.4])
+    df = pl.DataFrame({"scenario": [0, 1, 1], "win_rate": [0.2, float("nan"), float("nan")]})
+    with pytest.raises(GtmsimError, match="--outcome win_rate: undefined in every replication "
+                                          "of scenario 1"):
+        per_scenario(df, "win_rate")
+
+
+def test_tail_objectives_are_searched_without_the_wilcoxon_pruner(config):
+    """The Wilcoxon pruner compares designs scenario by scenario (a location test): under a
+    tail objective it would stop the very design that is worse on most scenarios but better
+    in the worst ones. It prunes only searches scored by the mean."""
+    import optuna
+
+    from gtmsim.optimize.search import Settings, prepare
+
+    for objective, pruner in (("mean", optuna.pruners.WilcoxonPruner),
+                              ("regret", optuna.pruners.WilcoxonPruner),
+                              ("cvar10", optuna.pruners.NopPruner),
+                              ("p10", optuna.pruners.NopPruner),
+                              ("satisficing", optuna.pruners.NopPruner)):
+        ready = prepare(config, Settings(objective=objective, target=1.0, scenarios=2))
+        assert isinstance(ready.study.pruner, pruner), objective
+
+
+def test_pruned_trial_has_no_score_in_the_trials_table():
+    """Optuna keeps a pruned trial's last reported step as its value: one scenario's outcome,
+    which read as a score in trials.parquet (above the best trial's, in a real search)."""
+    import optuna
+
+    from gtmsim.optimize.search import trials_frame
+
+    study = optuna.create_study(direction="maximize")
+    study.optimize(lambda t: 1.0, n_trials=1)
+
+    def pruned(trial):
+        trial.report(99.0, 0)
+        raise optuna.TrialPruned()
+
+    study.optimize(pruned, n_trials=1)
+    frame = trials_frame(study)
+    assert frame["state"].to_list() == ["COMPLETE", "PRUNED"]
+    assert frame["value_0"].to_list() == [1.0, None]
+
+
+def test_the_chosen_design_is_the_search_s_not_the_held_out_best():
+    """Choosing by the held-out scores and reporting them is the optimiser's curse the held
+    out set is there to avoid: the choice is made on the search's scores (ties by the mean
+    there), so the held-out numbers stay unbiased estimates."""
+    import polars as pl
+
+    from gtmsim.optimize.search import Candidate, Settings, pick_best
+
+    def cand(trial, search, held, mean=float("nan")):
+        c = Candidate(trial, {"x": trial}, search, 0.0, np.array([held]), pl.DataFrame(),
+                      search_mean=mean)
+        c.scores = {"mean": held}
+        return c
+
+    lucky = cand(2, 90.0, 120.0)  # the held-out best, second in the search
+    best = cand(1, 100.0, 95.0)
+    own = cand(-1, float("nan"), 130.0)  # a baseline outside the search's top
+    assert pick_best([lucky, best, own], Settings()) is best
+    # satisficing ties (every share 0: no design met the target) go to the higher mean
+    a, b = cand(3, 0.0, 1.0, mean=10.0), cand(4, 0.0, 1.0, mean=12.0)
+    assert pick_best([a, b], Settings(objective="satisficing", target=1e9)) is b
+
+
+def test_a_resumed_study_draws_designs_of_its_own(tmp_path, config):
+    """A sampler's state is not kept in the storage: a process that resumes or joins a study
+    with the study's seed drew again the designs its first trials drew (the same random
+    start-up sequence). It mixes in the trials so far and its process, so they are fresh."""
+    from gtmsim.optimize.search import Settings, prepare, suggest
+
+    settings = Settings(objective="mean", scenarios=2, seed=4,
+                        storage=str(tmp_path / "s.journal"))
+
+    def designs(study, n):
+        out = []
+        for _ in range(n):
+            trial = study.ask()
+            out.append(suggest(trial, config))
+            study.tell(trial, 1.0)
+        return out
+
+    first = designs(prepare(config, settings).study, 4)[1:]  # after the config's own design
+    resumed = designs(prepare(config, settings).study, 3)
+    assert all(d not in first for d in resumed), (first, resumed)

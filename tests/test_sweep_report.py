@@ -139,3 +139,18 @@ def test_one_lever_is_lines_and_lhs_is_a_scatter(tmp_path):
 def _write(path: Path, text: str) -> Path:
     path.write_text(text)
     return path
+
+
+def test_one_replication_has_no_interval():
+    """A point of one replication says nothing about the spread: no CI (as in a run), not a
+    zero-width one; two replications give the t-interval."""
+    import polars as pl
+
+    from gtmsim.report.sweep import point_means
+
+    rows = pl.DataFrame({"point": [0, 1, 1], "bookings": [5.0, 4.0, 6.0]})
+    p0, p1 = point_means(rows, ["bookings"]).to_dicts()
+    assert p0["bookings"] == 5.0 and p0["bookings_ci_low"] is None
+    assert p0["bookings_ci_high"] is None
+    half = 12.706204736174707 * 2 ** 0.5 / 2 ** 0.5  # t(0.975, 1) x sd / sqrt(n)
+    assert (p1["bookings_ci_low"], p1["bookings_ci_high"]) == pytest.approx((5 - half, 5 + half))

@@ -15,6 +15,12 @@ import numpy as np
 from gtmsim.optimize.scenarios import Scenario
 
 
+def default_target(values: np.ndarray) -> float:
+    """The target a design fails to reach when none is given: 90% of its median outcome
+    over the scenarios."""
+    return 0.9 * float(np.median(np.asarray(values, dtype=float)))
+
+
 @dataclass
 class Rule:
     parameter: str

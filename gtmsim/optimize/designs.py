@@ -3,8 +3,9 @@
 For each profile, K scenarios of the profile's uncertain human-variability values are drawn
 once, from the first config (the baseline), and every design is run on them with the same
 seeds (common random numbers). A design's outcome per scenario is its mean over R
-replications; the robust statistics (mean, P10, CVaR10) are taken over scenarios with
-bootstrap CIs, and each design's difference from the baseline is paired by scenario.
+replications; the robust statistics (mean, P10, CVaR10) are taken over scenarios, with a
+t-interval for the mean and, from 20 scenarios, bootstrap intervals for the tails; each
+design's difference from the baseline is paired by scenario.
 A parameter that is uncertain only in a later design is held at its central value there.
 """
 
@@ -20,10 +21,11 @@ import polars as pl
 
 from gtmsim.config import Config, load_config
 from gtmsim.errors import GtmsimError
-from gtmsim.optimize.compare import STATS, bootstrap_ci, paired_difference
-from gtmsim.optimize.evaluate import evaluate
+from gtmsim.optimize.compare import STATS, TAIL_MIN_SCENARIOS, interval, paired_difference
+from gtmsim.optimize.evaluate import evaluate, per_scenario
 from gtmsim.optimize.levers import annual_cost, current_design
 from gtmsim.optimize.scenarios import Scenario, draw_scenarios, uncertain_parameters
+from gtmsim.outcomes import check_ranked_outcome
 
 Progress = Callable[[int, int], None]
 KEYS = ("design", "profile", "scenario", "replication")
@@ -64,17 +66,17 @@ class DesignComparison:
     def per_scenario(self) -> pl.DataFrame:
         """design, profile, scenario and the outcome's mean over replications."""
         return (self.rows.group_by("design", "profile", "scenario", maintain_order=True)
-                .agg(pl.col(self.outcome).mean()).sort("profile", "design", "scenario"))
+                .agg(pl.col(self.outcome).fill_nan(None).mean())
+                .sort("profile", "design", "scenario"))
 
     def values(self, design: str, profile: str) -> np.ndarray:
         """The design's outcome per scenario (mean over replications), in scenario order."""
         df = self.rows.filter((pl.col("design") == design) & (pl.col("profile") == profile))
-        per = df.group_by("scenario").agg(pl.col(self.outcome).mean()).sort("scenario")
-        return per[self.outcome].to_numpy().astype(float)
+        return per_scenario(df, self.outcome)[self.outcome].to_numpy().astype(float)
 
     def stats(self) -> pl.DataFrame:
-        """One row per design and profile: mean, P10, CVaR10 over scenarios with 95%
-        bootstrap CIs, KPI attainment per team, leakage, wins and headcount cost."""
+        """One row per design and profile: mean, P10, CVaR10 over scenarios with 95% CIs
+        (see `interval`), KPI attainment per team, leakage, wins and headcount cost."""
         out = []
         for profile in self.profiles:
             for design in self.designs:
@@ -83,7 +85,7 @@ class DesignComparison:
 
     def differences(self) -> pl.DataFrame:
         """Each design minus the baseline, per profile and statistic, paired by scenario,
-        with a 95% paired bootstrap CI."""
+        with a 95% CI (see `paired_difference`)."""
         out = []
         for profile in self.profiles:
             base = self.values(self.baseline, profile)
@@ -101,7 +103,7 @@ class DesignComparison:
         row: dict[str, Any] = {"design": design, "profile": profile}
         for name, fn in STATS.items():
             row[name] = float(fn(x))
-            row[f"{name}_ci_low"], row[f"{name}_ci_high"] = bootstrap_ci(fn, x)
+            row[f"{name}_ci_low"], row[f"{name}_ci_high"] = interval(name, x)
         df = self.rows.filter((pl.col("design") == design) & (pl.col("profile") == profile))
         for col in df.columns:
             if col.startswith(("kpi_attainment_", "leaked")) or col in ("won", "win_rate"):
@@ -128,12 +130,16 @@ class DesignComparison:
             else:
                 word = f"is not clearly different from {self.baseline}"
             rel = f" ({m['diff'] / base_mean:+.0%})" if base_mean else ""
+            tail = (f" ({_signed(c['ci_low'])} to {_signed(c['ci_high'])})"
+                    if np.isfinite(c["ci_low"]) else "")
             parts.append(f"{design} {word}: mean {self.outcome} {_signed(m['diff'])}{rel} "
                          f"(95% CI {_signed(m['ci_low'])} to {_signed(m['ci_high'])}), "
-                         f"worst-10% {_signed(c['diff'])} ({_signed(c['ci_low'])} to "
-                         f"{_signed(c['ci_high'])})")
+                         f"worst-10% {_signed(c['diff'])}{tail}")
         k = len(self.scenarios[profile])
-        return f"Under {profile} ({k} scenarios): " + "; ".join(parts) + "."
+        note = "" if k >= TAIL_MIN_SCENARIOS else (
+            f" (no interval for the worst 10% under {TAIL_MIN_SCENARIOS} scenarios: it is "
+            "then the single worst one)")
+        return f"Under {profile} ({k} scenarios): " + "; ".join(parts) + "." + note
 
     def summary(self) -> dict[str, Any]:
         """Every number of the comparison as plain JSON-able data (NaN becomes None)."""
@@ -225,6 +231,7 @@ def compare_designs(paths: Sequence[str | Path], profiles: Sequence[str] = ("rea
                           "intervals resample scenarios: one gives no interval)")
     if replications < 1:
         raise GtmsimError(f"--replications: at least 1, got {replications}")
+    check_ranked_outcome(outcome)
     profiles = list(dict.fromkeys(profiles))
     if configs is None:
         configs = load_designs(paths, profiles, overrides)
@@ -245,6 +252,7 @@ def compare_designs(paths: Sequence[str | Path], profiles: Sequence[str] = ("rea
                 df = evaluate(cfg, {}, [sc], replications, engine, workers)
                 if outcome not in df.columns:
                     raise GtmsimError(f"--outcome: no outcome column {outcome!r}")
+                per_scenario(df, outcome)  # refuses a scenario where it is never defined
                 lead = [pl.lit(label).alias("design"), pl.lit(profile).alias("profile"),
                         pl.lit(sc.index, pl.Int64).alias("scenario"),
                         pl.lit(sc.seed, pl.Int64).alias("scenario_seed"),

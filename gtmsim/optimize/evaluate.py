@@ -32,7 +32,17 @@ def evaluate(config: Config, design: dict[str, Any], scenarios: list[Scenario],
 
 
 def per_scenario(df: pl.DataFrame, outcome: str = "bookings") -> pl.DataFrame:
-    """The outcome's mean over replications in each scenario, in scenario order."""
+    """The outcome's mean over replications in each scenario, in scenario order. A
+    replication where the outcome is undefined (NaN: a win rate with no decisions) is left
+    out, as in a run's summary; a scenario where it is undefined in every replication is an
+    error, since a design cannot be scored on it."""
     if outcome not in df.columns:
         raise GtmsimError(f"outcome: no column {outcome!r} in the evaluation")
-    return df.group_by("scenario").agg(pl.col(outcome).mean()).sort("scenario")
+    per = (df.group_by("scenario").agg(pl.col(outcome).fill_nan(None).mean())
+           .sort("scenario"))
+    empty = per.filter(pl.col(outcome).is_null())["scenario"].to_list()
+    if empty:
+        raise GtmsimError(f"--outcome {outcome}: undefined in every replication of scenario "
+                          f"{empty[0]} (e.g. a rate with nothing to divide by); choose "
+                          "another outcome or a longer run.horizon_days")
+    return per

@@ -2,7 +2,9 @@
 
 Every trial evaluates its design on the same scenarios with the same seeds (common random
 numbers), scenario by scenario, reporting each scenario's outcome as a step so that the
-Wilcoxon pruner (which pairs steps across trials) can stop a clearly worse design early.
+Wilcoxon pruner (which pairs steps across trials) can stop a clearly worse design early when
+the objective is the mean. The design the search scores best is chosen; the held-out
+scenarios, which take no part in the choice, then estimate it and the other top designs.
 The budget is a constraint Optuna sees (``Trial.set_constraint``, the successor of
 ``constraints_func`` in Optuna 5); an over-budget design is not simulated, and the sampler
 learns to avoid it. The study persists (a journal file by default,
@@ -34,6 +36,8 @@ from gtmsim.optimize.evaluate import evaluate, per_scenario
 from gtmsim.optimize.levers import annual_cost, apply_design, current_design
 from gtmsim.optimize.objectives import OBJECTIVES, regret, robust_score
 from gtmsim.optimize.scenarios import Scenario, draw_scenarios
+from gtmsim.outcomes import check_ranked_outcome
+from gtmsim.simulate import DEFAULT_ENGINE
 
 FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
 TAKEN = (*FINISHED, optuna.trial.TrialState.RUNNING)
@@ -53,7 +57,7 @@ class Settings:
     top: int = 5
     target: float | None = None  # satisficing: the outcome a scenario must reach
     seed: int = 0
-    engine: str = "simpy"
+    engine: str = DEFAULT_ENGINE
     workers: int | None = None  # threads (numba) or processes (simpy); None: the default
     prune: bool = True
     storage: str | None = None
@@ -70,6 +74,14 @@ class Settings:
                                   "e.g. mean,cvar10 or mean,cost)")
         if len(names) > 2:
             raise GtmsimError("--objective: at most two objectives")
+        if len(names) == 2 and "regret" in names:
+            raise GtmsimError("--objective: regret only alone (it is scored over the "
+                              "candidate designs after the search, which ranks them by the "
+                              "mean meanwhile)")
+        if names == ["cost"]:
+            raise GtmsimError("--objective: cost only as the second of a pair (e.g. "
+                              "cvar10,cost): alone, the cheapest design would win whatever "
+                              "it delivers")
         if len(names) == 2 and names[0] == names[1]:
             raise GtmsimError(f"--objective: the two objectives must differ, got {self.objective}")
         if self.target is not None and not math.isfinite(self.target):
@@ -80,6 +92,7 @@ class Settings:
                         ("--replications", self.replications), ("--top", self.top)):
             if v < 1:
                 raise GtmsimError(f"{flag}: must be at least 1, got {v}")
+        check_ranked_outcome(self.outcome)
         if not self.study_name.strip():
             raise GtmsimError("--study-name: must not be empty")
         if self.ideal_trials < 0:
@@ -106,11 +119,12 @@ class Candidate:
 
     trial: int
     design: dict[str, Any]
-    search_score: float
+    search_score: float  # the objective on the search's scenarios (NaN: not a complete trial)
     cost: float
     held_out: np.ndarray  # per held-out scenario: the outcome's mean over replications
     frame: pl.DataFrame = field(repr=False)
     scores: dict[str, float] = field(default_factory=dict)
+    search_mean: float = math.nan  # the outcome's mean over the search's scenarios
 
 
 @dataclass
@@ -220,15 +234,14 @@ def prepare(config: Config, settings: Settings, out_dir: Path | None = None,
     objectives = settings.objectives
     multi = len(objectives) > 1
     directions = ["minimize" if o == "cost" else "maximize" for o in objectives]
-    if multi:
-        sampler = optuna.samplers.NSGAIISampler(seed=settings.seed)
-    else:
-        sampler = optuna.samplers.TPESampler(seed=settings.seed, multivariate=True,
-                                             n_startup_trials=10, constant_liar=constant_liar)
+    sampler = _sampler(objectives, settings.seed, constant_liar)
     with warnings.catch_warnings():  # the Wilcoxon pruner is marked experimental
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        # The Wilcoxon test compares designs scenario by scenario, i.e. on the mean (and on
+        # regret, scored by the mean during the search): a tail statistic's best design may
+        # be worse on most scenarios, and the test would stop it.
         pruner = (optuna.pruners.WilcoxonPruner(p_threshold=0.1, n_startup_steps=4)
-                  if settings.prune and not multi and objectives[0] in ("mean", "p10", "cvar10")
+                  if settings.prune and not multi and objectives[0] in ("mean", "regret")
                   else optuna.pruners.NopPruner())
     storage = open_storage(settings.storage, out_dir)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -250,11 +263,31 @@ def prepare(config: Config, settings: Settings, out_dir: Path | None = None,
                           f"{len(study.directions)} objective(s) of other directions; choose "
                           "another --study-name")
     _same_terms(study, settings.scored_by(config), settings, created)
+    if not created:
+        study.sampler = _sampler(objectives, _joining_seed(settings.seed, study),
+                                 constant_liar)
     _recover_abandoned(study)
     if created:
         for design in [current_design(config), *baselines]:
             study.enqueue_trial(design, skip_if_exists=True)
     return Prepared(study, scenarios, held_out, list(objectives), baselines)
+
+
+def _sampler(objectives: list[str], seed: int, constant_liar: bool
+             ) -> optuna.samplers.BaseSampler:
+    if len(objectives) > 1:
+        return optuna.samplers.NSGAIISampler(seed=seed)
+    return optuna.samplers.TPESampler(seed=seed, multivariate=True, n_startup_trials=10,
+                                      constant_liar=constant_liar)
+
+
+def _joining_seed(seed: int, study: optuna.Study) -> int:
+    """The sampler's seed for a process that resumes or joins a study: the seed alone would
+    draw the designs the study's first trials already drew (a sampler's state is not kept
+    in the storage). Mixed with the trials so far and this process, the designs are fresh;
+    only an uninterrupted search by one process repeats exactly."""
+    words = [seed, len(study.trials), os.getpid()]
+    return int(np.random.SeedSequence(words).generate_state(1)[0])
 
 
 def _same_terms(study: optuna.Study, terms: dict[str, Any], settings: Settings,
@@ -324,12 +357,12 @@ def search(config: Config, settings: Settings, out_dir: Path | None = None,
             return tuple(_worst(o) for o in objectives) if multi else _worst(objectives[0])
         values = []
         order = np.random.default_rng(trial.number).permutation(len(scenarios))
-        for step in order:
+        for k, step in enumerate(order):
             df = evaluate(cfg, {}, [scenarios[step]], settings.replications, settings.engine,
                           settings.workers)
-            v = float(df[settings.outcome].mean())
+            v = float(per_scenario(df, settings.outcome)[settings.outcome][0])
             values.append((int(step), v))
-            if not multi:
+            if not multi and k < len(order) - 1:  # a design seen on every scenario is scored
                 trial.report(v, int(step))
                 if trial.should_prune():
                     trial.set_user_attr("scenario_values", _ordered(values))
@@ -423,20 +456,21 @@ def held_out_candidates(config: Config, study: optuna.Study, settings: Settings,
         chosen.setdefault(key, t)
         if len(chosen) >= settings.top:
             break
-    designs = [(t.number, t.params, t.values[0] if t.values else float("nan"))
-               for t in chosen.values()]
-    known = {repr(sorted(d.items())) for _, d, _ in designs}
+    main = _main_objective(settings.objectives)
+    designs = [(t.number, t.params, t.values[main], _search_mean(t)) for t in chosen.values()]
+    known = {repr(sorted(d.items())) for _, d, _, _ in designs}
     for b in [current_design(config), *baselines]:
         if repr(sorted(b.items())) not in known:
-            designs.append((-1, b, float("nan")))
+            designs.append((-1, b, math.nan, math.nan))
             known.add(repr(sorted(b.items())))
     out = []
-    for number, design, score in designs:
+    for number, design, score, mean in designs:
         cfg = apply_design(config, design)
         df = evaluate(cfg, {}, held_out, settings.replications, settings.engine,
                       settings.workers)
         per = per_scenario(df, settings.outcome)[settings.outcome].to_numpy()
-        out.append(Candidate(number, dict(design), score, annual_cost(cfg), per, df))
+        out.append(Candidate(number, dict(design), score, annual_cost(cfg), per, df,
+                             search_mean=mean))
     matrix = np.vstack([c.held_out for c in out])
     regrets = regret(matrix)
     for c, r in zip(out, regrets, strict=True):
@@ -449,11 +483,28 @@ def held_out_candidates(config: Config, study: optuna.Study, settings: Settings,
     return out
 
 
+def _main_objective(objectives: list[str]) -> int:
+    """The objective the chosen design is ranked by: the first that is not cost."""
+    return next(i for i, o in enumerate(objectives) if o != "cost")
+
+
+def _search_mean(t: optuna.trial.FrozenTrial) -> float:
+    values = [v for v in t.user_attrs.get("scenario_values", []) if v is not None]
+    return float(np.mean(values)) if values else math.nan
+
+
 def pick_best(candidates: list[Candidate], settings: Settings) -> Candidate:
-    name = settings.objectives[0]
-    if name == "regret":
-        return min(candidates, key=lambda c: c.scores["regret"])
-    return max(candidates, key=lambda c: c.scores.get(name, c.scores["mean"]))
+    """The design the search scored best on its own scenarios (ties by the mean there).
+    Held-out scores take no part in the choice, so they estimate, without the optimiser's
+    curse, what the chosen design and the others deliver."""
+    searched = [c for c in candidates if math.isfinite(c.search_score)]
+    if not searched:  # only baselines left (no complete trial among the top)
+        return max(candidates, key=lambda c: c.scores["mean"])
+    return max(searched, key=lambda c: (c.search_score, _finite_or_low(c.search_mean)))
+
+
+def _finite_or_low(x: float) -> float:
+    return x if math.isfinite(x) else -math.inf
 
 
 def trials_frame(study: optuna.Study) -> pl.DataFrame:
@@ -463,8 +514,8 @@ def trials_frame(study: optuna.Study) -> pl.DataFrame:
                "cost": t.user_attrs.get("cost"),
                "over_budget": t.user_attrs.get("over_budget"),
                "surplus": bool(t.user_attrs.get("surplus", False))}
-        if t.values is not None:
-            for i, v in enumerate(t.values):
+        if t.values is not None and t.state == optuna.trial.TrialState.COMPLETE:
+            for i, v in enumerate(t.values):  # a pruned trial's is a scenario's, not a score
                 row[f"value_{i}"] = v
         for k, v in t.params.items():
             row[f"lever_{k}"] = str(v) if isinstance(v, str | bool) else v

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 import json
+import math
 import re
 from typing import TYPE_CHECKING, Any
 
@@ -54,12 +55,18 @@ def _ci(v: float | None, ci: list | None, short: bool = False) -> str:
 
 
 def _diff(d: dict | None, short: bool = False) -> str:
-    if not d or d.get("diff") is None:
+    if not d:
         return "baseline"
+    if d.get("diff") is None:
+        return "-"
     if short:
-        return (f"{_short(d['diff'], True)} [{_short(d['ci_low'], True)}, "
-                f"{_short(d['ci_high'], True)}]")
-    return f"{d['diff']:+,.0f} [{d['ci_low']:+,.0f}, {d['ci_high']:+,.0f}]"
+        text = _short(d["diff"], True)
+        ci = (d["ci_low"], d["ci_high"])
+        return text if ci[0] is None else (f"{text} [{_short(ci[0], True)}, "
+                                           f"{_short(ci[1], True)}]")
+    text = f"{d['diff']:+,.0f}"
+    return text if d["ci_low"] is None else (f"{text} [{d['ci_low']:+,.0f}, "
+                                             f"{d['ci_high']:+,.0f}]")
 
 
 def _teams(summary: dict) -> list[str]:
@@ -160,6 +167,17 @@ def comparison_text(summary: dict, width: int = 160) -> str:
 # --------------------------------------------------------------------------- the page
 
 
+def error_bars(diffs: list[dict]) -> dict:
+    """Plotly's asymmetric error bars of differences; none where there is no interval."""
+    def gap(d: dict, a: str, b: str) -> float | None:
+        given = all(v is not None and math.isfinite(v) for v in (d[a], d[b]))
+        return d[a] - d[b] if given else None
+
+    return {"type": "data", "symmetric": False,
+            "array": [gap(d, "ci_high", "diff") for d in diffs],
+            "arrayminus": [gap(d, "diff", "ci_low") for d in diffs]}
+
+
 def _figure(summary: dict, profile: str):
     import plotly.graph_objects as go
     from plotly.colors import qualitative
@@ -184,10 +202,7 @@ def _figure(summary: dict, profile: str):
         fig.add_trace(go.Scatter(
             x=[STAT_NAMES[s] for s in stats], y=ys, mode="markers", name=name,
             marker={"size": 11, "color": color},
-            error_y={"type": "data", "symmetric": False,
-                     "array": [diff[s]["ci_high"] - diff[s]["diff"] for s in stats],
-                     "arrayminus": [diff[s]["diff"] - diff[s]["ci_low"] for s in stats]}),
-            row=1, col=2)
+            error_y=error_bars([diff[s] for s in stats])), row=1, col=2)
     fig.add_hline(y=0, line_dash="dash", row=1, col=2)
     fig.update_layout(title=f"Profile {profile!r}", height=420, boxmode="group",
                       legend_title_text="design")

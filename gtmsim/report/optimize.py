@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from gtmsim.report.compare import error_bars
 from gtmsim.report.export import jsonable
 
 STATS = (("mean", "mean"), ("p10", "P10"), ("cvar10", "CVaR10 (worst 10%)"))
@@ -36,7 +37,9 @@ def _num(v: Any) -> str:
 def _ci(row: dict, key: str) -> str:
     lo, hi = row.get(f"{key}_ci") or (None, None)
     text = _num(row.get(key))
-    return text if lo is None else f"{text} <small>[{_num(lo)}, {_num(hi)}]</small>"
+    if lo is None or not np.isfinite(lo):  # no interval (a tail under 20 scenarios)
+        return text
+    return f"{text} <small>[{_num(lo)}, {_num(hi)}]</small>"
 
 
 def _table(header: list[str], rows: list[list[str]], caption: str = "") -> str:
@@ -123,9 +126,7 @@ def _ideal_vs_robust_figure(report: dict, cmp, outcome: str):
     fig.add_trace(go.Bar(
         x=[dict(STATS)[k] for k in keys], y=d, name="difference", showlegend=False,
         marker_color=["#27ae60" if v > 0 else "#c0392b" for v in d],
-        error_y={"type": "data", "symmetric": False,
-                 "array": [diff[k]["ci_high"] - diff[k]["diff"] for k in keys],
-                 "arrayminus": [diff[k]["diff"] - diff[k]["ci_low"] for k in keys]}),
+        error_y=error_bars([diff[k] for k in keys])),
         row=1, col=2)
     fig.add_hline(y=0.0, line_color="black", line_width=1, row=1, col=2)
     fig.update_layout(barmode="overlay", height=380,
@@ -145,6 +146,8 @@ def _optuna_figures(study, objectives: list[str], label: str, importance: bool =
     multi = len(study.directions) > 1
     target = (lambda t: t.values[0]) if multi else None
     name = objectives[0]
+    if name == "regret":  # regret needs every design: the search scores each by its mean
+        name = "mean (regret's stand-in during the search)"
     complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -49,11 +49,12 @@ def point_means(rows: pl.DataFrame, outcomes: list[str]) -> pl.DataFrame:
         row = {"point": r["point"], "replications": r["replications"]}
         for o in outcomes:
             m, sd, n = r[f"{o}__mean"], r[f"{o}__sd"], r[f"{o}__n"]
-            half = (float(stats.t.ppf(0.975, n - 1)) * sd / math.sqrt(n)
-                    if m is not None and sd is not None and n > 1 else 0.0)
+            # one replication says nothing about the spread: no interval (as in a run)
+            given = m is not None and sd is not None and n > 1
+            half = float(stats.t.ppf(0.975, n - 1)) * sd / math.sqrt(n) if given else None
             row[o] = m
-            row[f"{o}_ci_low"] = None if m is None else m - half
-            row[f"{o}_ci_high"] = None if m is None else m + half
+            row[f"{o}_ci_low"] = m - half if given else None
+            row[f"{o}_ci_high"] = m + half if given else None
         out.append(row)
     return pl.DataFrame(out)
 
