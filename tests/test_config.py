@@ -308,3 +308,35 @@ def test_random_profiles_and_overrides_give_config_errors(profile, overrides):
         assert "\n" not in str(exc)
         return
     _only_config_errors(data)
+
+
+def test_docs_list_every_value_the_stressed_profile_changes():
+    """docs/model.md's table of the `stressed` profile is the profile: each value the profile
+    changes from `realistic` appears in the table's row for it, and the table has no row for
+    a parameter the profile leaves alone."""
+    import re
+    from pathlib import Path
+
+    from gtmsim.config.schema import Uncertain
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "model.md").read_text()
+    table = text.split("**The `stressed` profile**")[1].split("\n\n")[1]
+    rows = {}
+    for line in table.splitlines()[2:]:
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        mech = re.match(r"`(\w+)\.", cells[0]).group(1)
+        for name in re.findall(r"(?:`\w+\.|`)(\w+)`", cells[0]):
+            rows[(mech, name)] = cells[2]
+    real = load_config(profile="realistic").people
+    stressed = load_config(profile="stressed").people
+    changed = set()
+    for mech in type(stressed).model_fields:
+        for name in type(getattr(stressed, mech)).model_fields:
+            value = getattr(getattr(stressed, mech), name)
+            if value == getattr(getattr(real, mech), name):
+                continue
+            changed.add((mech, name))
+            assert (mech, name) in rows, f"{mech}.{name} is not in the stressed table"
+            shown = value.value if isinstance(value, Uncertain) else value
+            assert f"{shown:g}" in rows[(mech, name)].replace(" ", ""), (mech, name, value)
+    assert set(rows) == changed
