@@ -27,9 +27,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, NoReturn
 
-from gtmsim.errors import ConfigError, GtmsimError
+from gtmsim.errors import ClusterLost, ConfigError, GtmsimError
 
 # The engine `run` uses when --engine is not given; must be one of gtmsim.simulate.ENGINES.
+EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
 EXIT_TERMINATED = 143
@@ -145,6 +146,17 @@ def _add_run_args(p: argparse.ArgumentParser, replications_default: str,
     _add_engine_arg(p, engine_default)
 
 
+def _add_connect_timeout_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--connect-timeout", type=float, default=30.0, metavar="S",
+                   help="seconds to reach the scheduler and see a worker (default: 30)")
+
+
+def _check_connect_timeout(args) -> None:
+    if not (args.connect_timeout > 0 and math.isfinite(args.connect_timeout)):
+        raise UsageError("--connect-timeout", f"must be a finite number of seconds > 0, got "
+                         f"{args.connect_timeout}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="gtmsim",
@@ -240,7 +252,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-prune", action="store_true", help="evaluate every design fully")
     p.add_argument("--scheduler", metavar="ADDRESS",
                    help="a Dask scheduler (tcp://host:port): this process stays the one "
-                        "driver and evaluates several trials' scenarios at once on the cluster")
+                        "driver and evaluates several trials' scenarios at once on the cluster "
+                        "(the short search under `ideal` for the baseline runs in this process)")
+    _add_connect_timeout_arg(p)
     p.add_argument("--out", metavar="DIR",
                    help="output folder; reused to resume (default: runs/optimize-CONFIG-"
                         "PROFILE-OBJECTIVE)")
@@ -272,8 +286,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_engine_arg(p)
     p.add_argument("--chunk", type=_positive_int, default=None, metavar="N",
                    help="replications per task (default: 64)")
-    p.add_argument("--connect-timeout", type=float, default=30.0, metavar="S",
-                   help="seconds to reach the scheduler and see a worker (default: 30)")
+    _add_connect_timeout_arg(p)
     p.add_argument("--out", metavar="DIR",
                    help="output folder; reused to resume (default: runs/sweep-CONFIG-GRID)")
     _add_png_arg(p)
@@ -717,6 +730,10 @@ def cmd_optimize(args) -> int:
     if args.compare_ideal and args.scheduler:
         raise UsageError("--scheduler", "runs the robust search alone; drop --compare-ideal "
                          "or --scheduler")
+    if args.scheduler and args.workers is not None:
+        raise UsageError("--workers", "give --workers or --scheduler, not both (the cluster's "
+                         "workers evaluate the trials)")
+    _check_connect_timeout(args)
     _check_optimize_out(out)
     made = _make_parents(out)
     # the short search under `ideal` for the baseline comes first, on the same bar
@@ -777,7 +794,7 @@ def _optimize(args, config, settings, out: Path, bar, progress):
             from gtmsim.sweep import connect, search_on_cluster
 
             cmp = None
-            with connect(args.scheduler, 0) as client:
+            with connect(args.scheduler, 0, args.connect_timeout) as client:
                 result = search_on_cluster(config, settings, client, out, progress=progress)
             best = result.best
         else:
@@ -828,15 +845,14 @@ def cmd_sweep(args) -> int:
         raise UsageError("--workers", f"must not be negative, got {workers}")
     if args.scheduler and args.workers is not None:
         raise UsageError("--workers", "give --workers or --scheduler, not both")
-    if not args.connect_timeout > 0:
-        raise UsageError("--connect-timeout", f"must be > 0, got {args.connect_timeout}")
+    _check_connect_timeout(args)
     grid = sweep.load_grid(args.grid)
     plan = sweep.plan_sweep(args.config, args.profile, args.overrides, grid, args.replications,
                             args.seed, args.engine or _default_engine(),
                             args.chunk or sweep.DEFAULT_CHUNK)
     out = Path(args.out) if args.out else Path("runs") / _slug(
         f"sweep-{Path(args.config or 'b2b_saas').stem}-{Path(args.grid).stem}")
-    sweep.prepare_out(out, plan, create=False)  # checks the folder before a cluster starts
+    done = sweep.prepare_out(out, plan, create=False)  # checked before a cluster starts
     if args.png:
         _check_png()
     where = (args.scheduler if args.scheduler else
@@ -844,7 +860,8 @@ def cmd_sweep(args) -> int:
     total = len(plan.points) * plan.replications
     bar, progress = _progress_bar(total, f"sweep {len(plan.points)} points ({plan.engine})")
     try:
-        if workers == 0 and not args.scheduler:
+        if (workers == 0 and not args.scheduler) or len(done) == len(plan.points):
+            # in this process, or nothing left to run (a rerun to rebuild the report)
             with bar:
                 summary = sweep.run_sweep(plan, out, None, progress)
         else:
@@ -852,9 +869,12 @@ def cmd_sweep(args) -> int:
                 with bar:
                     summary = sweep.run_sweep(plan, out, client, progress)
     except (KeyboardInterrupt, _Terminated) as exc:
-        written = len(list((out / sweep.POINTS_DIR).glob("point-*.parquet")))
-        print(f"gtmsim: interrupted; {written} of {len(plan.points)} points are in {out}; "
-              "run the same command to resume", file=sys.stderr, flush=True)
+        if not out.exists():
+            print("gtmsim: interrupted; nothing was written", file=sys.stderr, flush=True)
+        else:
+            written = len(list((out / sweep.POINTS_DIR).glob("point-*.parquet")))
+            print(f"gtmsim: interrupted; {written} of {len(plan.points)} points are in {out}; "
+                  "run the same command to resume", file=sys.stderr, flush=True)
         return EXIT_INTERRUPTED if isinstance(exc, KeyboardInterrupt) else EXIT_TERMINATED
     from gtmsim.report.sweep import sweep_figures, sweep_report, sweep_summary
 
@@ -1181,6 +1201,9 @@ def main(argv: list[str] | None = None) -> int:
         _fail(f"{exc.path}: {exc.message}" if exc.path else exc.message)
     except UsageError as exc:
         _fail(str(exc))
+    except ClusterLost as exc:  # not bad input: the run stopped, and resumes
+        print(f"gtmsim: error: {exc}", file=sys.stderr, flush=True)
+        return EXIT_FAILED
     except GtmsimError as exc:
         _fail(str(exc))
     except KeyboardInterrupt:

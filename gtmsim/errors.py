@@ -7,6 +7,10 @@ class GtmsimError(Exception):
     """Bad input: a config, a flag, a data file. The message is the whole story."""
 
 
+class ClusterLost(GtmsimError):
+    """The Dask cluster went away mid-run: not bad input (the CLI exits 1), and resumable."""
+
+
 class ConfigError(GtmsimError):
     """A config that cannot be used; ``path`` names the bad key (``stages.sdr.effort``)."""
 

@@ -32,6 +32,7 @@ import logging
 import math
 import os
 import socket
+import sys
 import threading
 import tomllib
 import uuid
@@ -45,7 +46,7 @@ import polars as pl
 
 from gtmsim.config import Config, load_config, validate
 from gtmsim.config.loader import get_path, set_path
-from gtmsim.errors import ConfigError, GtmsimError
+from gtmsim.errors import ClusterLost, ConfigError, GtmsimError
 from gtmsim.simulate import ENGINES, simulate
 from gtmsim.spec import ModelSpec, compile_spec
 
@@ -177,7 +178,10 @@ def load_grid(path: str | Path, design: str | None = None, samples: int | None =
     return Grid(src, design, axes, samples if design == "lhs" else None, seed, crn)
 
 
-MAX_POINTS = 1_000_000  # a grid this large is a typo, not a sweep: refused before expanding
+# A grid this large is a typo, not a sweep: refused before expanding. Planning validates and
+# compiles every point up front (about 14 KB and 0.5 ms each): 20,000 points take ~10 s and
+# ~300 MB before the first task; split a larger study into several sweeps.
+MAX_POINTS = 20_000
 
 
 def _axis_size(a: Axis) -> int:
@@ -277,6 +281,9 @@ def plan_sweep(config_path: str | None, profile: str | None, overrides: Sequence
     if engine not in ENGINES:
         raise ConfigError("--engine", f"unknown engine {engine!r}; choose from "
                           f"{', '.join(ENGINES)}")
+    if profile is not None and any(a.name == "profile" for a in grid.axes):
+        raise ConfigError("--profile", f"{grid.source} sweeps profiles; give --profile or the "
+                          "grid's profiles, not both")
     base = load_config(config_path, profile, list(overrides))
     _check_axes(grid, base)
     reps = replications if replications is not None else base.run.replications
@@ -306,6 +313,10 @@ def _check_axes(grid: Grid, config: Config) -> None:
         if axis.path is None:
             continue
         where = f"{grid.source}: levers.{axis.name}"
+        if axis.name in FIXED_PER_SWEEP:
+            raise ConfigError(where, f"{axis.name} is not an axis: a sweep's seed and "
+                              "replications are --seed and --replications (common_random_"
+                              "numbers = true gives every point the same seed)")
         lever = levers.get(axis.name)
         if lever is None:
             if "." not in axis.name:
@@ -320,9 +331,10 @@ def _check_axes(grid: Grid, config: Config) -> None:
                 raise ConfigError(where, f"not a lever, and no config value at "
                                   f"{exc.args[0]!r}") from None
             if axis.integer is None:
-                grid.axes[i] = Axis(axis.name, axis.path, axis.values, axis.low, axis.high,
-                                    axis.steps, isinstance(current, int)
-                                    and not isinstance(current, bool))
+                grid.axes[i] = axis = Axis(axis.name, axis.path, axis.values, axis.low,
+                                           axis.high, axis.steps, isinstance(current, int)
+                                           and not isinstance(current, bool))
+            _check_whole(where, axis)
             continue
         integer = axis.integer if axis.integer is not None else bool(lever.integer)
         grid.axes[i] = axis = Axis(axis.name, lever.path, axis.values, axis.low, axis.high,
@@ -332,9 +344,27 @@ def _check_axes(grid: Grid, config: Config) -> None:
             if lever.choices is not None:
                 if v not in lever.choices:
                     raise ConfigError(where, f"{v!r} is not one of {lever.choices}")
-            elif not _number(v) or not lever.low <= v <= lever.high:
+            elif not _number(v):
+                raise ConfigError(where, f"expected a number, got {v!r}")
+            elif not lever.low <= v <= lever.high:
                 raise ConfigError(where, f"{v!r} is outside the lever's bounds "
                                   f"[{lever.low}, {lever.high}]")
+        _check_whole(where, axis)
+
+
+# A sweep's seed and replication count are its own (--seed, --replications), not the config's.
+FIXED_PER_SWEEP = ("run.seed", "run.replications")
+
+
+def _check_whole(where: str, axis: Axis) -> None:
+    """An integer axis takes whole values: 3.4 headcount would run as 3 and be recorded as
+    3.4 (a range's steps are rounded, and recorded as run)."""
+    if not axis.integer:
+        return
+    for v in axis.values:
+        if _number(v) and v != int(v):
+            raise ConfigError(where, f"{v!r} is not a whole number, and this axis takes whole "
+                              "numbers")
 
 
 def _apply(base: Config, grid: Grid, values: dict[str, Any], where: str) -> Config:
@@ -514,14 +544,53 @@ def connect(scheduler: str | None, workers: int, timeout: float = 30.0,
     """A Dask client: to `scheduler` when given, else to a new LocalCluster of `workers`
     processes (one task thread each, numba threads = `numba_threads` or cores // workers, so
     processes x threads never exceeds the cores)."""
-    quiet = logging.getLogger("distributed")  # a closing cluster logs lost comms at INFO
-    level = quiet.level
-    quiet.setLevel(logging.ERROR)
+    with _quiet_dask(), _client(scheduler, workers, timeout, numba_threads) as client:
+        yield client
+
+
+@contextlib.contextmanager
+def _quiet_dask() -> Iterator[None]:
+    """Dask's own logging off while gtmsim talks to the cluster: a closing cluster logs lost
+    comms, a lost scheduler or an interrupt mid-broadcast logs tracebacks, and gtmsim says
+    what happened in one line of its own. Distributed sets levels on its child loggers, so
+    each is quieted, with asyncio's (unretrieved futures of a cluster torn down)."""
+    names = ["asyncio", "tornado", "distributed",
+             *(n for n in logging.root.manager.loggerDict if n.startswith("distributed."))]
+    loggers = [logging.getLogger(n) for n in names]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.CRITICAL)
     try:
-        with _client(scheduler, workers, timeout, numba_threads) as client:
-            yield client
+        yield
     finally:
-        quiet.setLevel(level)
+        for lg, level in zip(loggers, levels, strict=True):
+            lg.setLevel(level)
+
+
+def _probe(scheduler: str, timeout: float) -> None:
+    """Ask the address who it is, within `timeout`: a port that accepts but does not speak
+    Dask (a dashboard, another service) would hold the client's own connect forever."""
+    if "://" in scheduler and not scheduler.startswith("tcp://"):
+        return  # tls:// and others need their security settings: the client checks them
+    from distributed.comm import connect as comm_connect
+
+    async def identity() -> Any:
+        comm = await comm_connect(scheduler, timeout=timeout)
+        try:
+            await comm.write({"op": "identity", "reply": True})
+            return await comm.read()
+        finally:
+            comm.abort()
+
+    try:
+        info = asyncio.run(asyncio.wait_for(identity(), timeout))
+    except Exception as exc:  # refused, unreachable, or no answer in time
+        reason = "no answer" if isinstance(exc, TimeoutError) else _one_line(exc)
+        raise ConfigError("--scheduler", f"cannot reach a Dask scheduler at {scheduler!r} "
+                          f"within {timeout:g}s ({reason})") from None
+    if not (isinstance(info, dict) and info.get("type") == "Scheduler"):
+        raise ConfigError("--scheduler", f"{scheduler} answers, but not as a Dask scheduler "
+                          "(a dashboard's port?)")
 
 
 @contextlib.contextmanager
@@ -538,9 +607,11 @@ def _client(scheduler: str | None, workers: int, timeout: float,
         except Exception as exc:  # a malformed address: no client is made
             raise ConfigError("--scheduler", f"not a scheduler address: {_one_line(exc)} "
                               "(expected e.g. tcp://10.0.0.5:8786)") from None
+        _probe(scheduler, timeout)
         try:
             client = Client(scheduler, timeout=f"{timeout}s", set_as_default=False)
         except Exception as exc:  # OSError, TimeoutError, ValueError for a bad address
+            _collect_quietly()  # the half-made client would complain at exit
             raise ConfigError("--scheduler", f"cannot reach a Dask scheduler at {scheduler!r} "
                               f"within {timeout:g}s ({_one_line(exc)})") from None
         try:
@@ -552,7 +623,7 @@ def _client(scheduler: str | None, workers: int, timeout: float,
     else:
         threads = numba_threads or max(1, _cores() // workers)
         cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                               dashboard_address=None, silence_logs=logging.ERROR,
+                               dashboard_address=":0", silence_logs=logging.CRITICAL,
                                env={"NUMBA_NUM_THREADS": str(threads)})
         client = Client(cluster, set_as_default=False)
     try:
@@ -565,18 +636,38 @@ def _client(scheduler: str | None, workers: int, timeout: float,
                 cluster.close(timeout=10)
 
 
+def _collect_quietly() -> None:
+    """Collect a client whose construction failed now, its complaints unheard (its __del__
+    tries to close a connection it never had)."""
+    import gc
+
+    hook = sys.unraisablehook
+    sys.unraisablehook = lambda _info: None
+    try:
+        gc.collect()
+    finally:
+        sys.unraisablehook = hook
+
+
 def _one_line(exc: BaseException) -> str:
     text = " ".join(str(exc).split()) or type(exc).__name__
     return text if len(text) <= 160 else text[:157] + "..."
 
 
-def warm_up(client, plan: Plan) -> None:
-    """Register the warm-up plugin: every worker now (waited for) and every later one."""
+def warm_up(client, spec: ModelSpec, engine: str) -> None:
+    """Register the warm-up plugin: every worker now (waited for) and every later one, its
+    numba threads the host's cores shared among the task threads of its workers."""
     hosts: dict[str, int] = {}
     for addr, info in client.scheduler_info(n_workers=-1)["workers"].items():
         host = addr.split("://")[-1].rsplit(":", 1)[0]
         hosts[host] = hosts.get(host, 0) + int(info.get("nthreads", 1))
-    client.register_plugin(Warmup(plan.points[0].spec, plan.engine, hosts))
+    try:
+        client.register_plugin(Warmup(spec, engine, hosts))
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except Exception as exc:  # a worker that cannot import gtmsim or compile its kernels
+        raise ClusterLost(f"a Dask worker could not start gtmsim: {_one_line(exc)}; check "
+                          "that every worker has this gtmsim installed") from None
 
 
 # --------------------------------------------------------------------------- running
@@ -596,8 +687,12 @@ def run_sweep(plan: Plan, out: str | Path, client=None,
     """Run every point not yet written into `out`; in this process when `client` is None,
     else as Dask tasks on the client's cluster. Each point's file appears when it is done."""
     out = Path(out)
-    done = set(prepare_out(out, plan))
+    done = set(prepare_out(out, plan, create=False))
     todo = [p for p in plan.points if p.index not in done]
+    if client is not None and todo:
+        # before the folder is made: a worker that fails leaves none
+        warm_up(client, plan.points[0].spec, plan.engine)
+    prepare_out(out, plan)
     total = len(plan.points) * plan.replications
     finished = len(done) * plan.replications
     if progress:
@@ -637,14 +732,25 @@ def _completed(client, futures: list) -> Iterator[Any]:
         except StopIteration:
             return
         except Exception as exc:
-            raise GtmsimError(f"lost the Dask cluster ({_one_line(exc)}); the points written "
-                              "so far are kept: run the same command to resume") from None
+            raise _lost(exc) from None
         yield f
+
+
+def _lost(exc: BaseException) -> ClusterLost:
+    return ClusterLost(f"lost the Dask cluster ({_one_line(exc)}); what was finished is kept: "
+                       "run the same command to resume")
+
+
+def _cancelled(exc: BaseException, client) -> bool:
+    """Whether a task failed because the cluster went away rather than in gtmsim's code."""
+    from concurrent.futures import CancelledError
+
+    return isinstance(exc, CancelledError) or "Cancelled" in type(exc).__name__ or (
+        getattr(client, "status", "running") != "running")
 
 
 def _run_distributed(plan: Plan, out: Path, client, todo: list[Point], finished: int,
                      total: int, progress: Progress | None) -> int:
-    warm_up(client, plan)
     run_id = uuid.uuid4().hex[:8]
     futures = {}
     for p in todo:
@@ -660,6 +766,8 @@ def _run_distributed(plan: Plan, out: Path, client, todo: list[Point], finished:
             try:
                 df = f.result()
             except Exception as exc:
+                if _cancelled(exc, client):
+                    raise _lost(exc) from None
                 raise GtmsimError(f"point {p.index}, replications {first}..{first + n - 1} "
                                   f"failed on the cluster: {_one_line(exc)}") from None
             f.release()
@@ -718,8 +826,7 @@ def search_on_cluster(config: Config, settings, client, out_dir: Path | None = N
     study, scenarios, held_out = ready.study, ready.scenarios, ready.held_out
     objectives, multi = ready.objectives, ready.multi
 
-    warm = compile_spec(config)
-    client.register_plugin(Warmup(warm, settings.engine, {}))
+    warm_up(client, compile_spec(config), settings.engine)
     if parallel_trials is None:
         threads = sum(int(w.get("nthreads", 1)) for w in
                       client.scheduler_info(n_workers=-1)["workers"].values())
@@ -776,8 +883,11 @@ def search_on_cluster(config: Config, settings, client, out_dir: Path | None = N
                     active[trial.number]["futures"].append(f)
             if not owner:
                 continue
-            with client.as_current():  # `wait` uses the current client
-                done, _ = wait(list(owner), return_when="FIRST_COMPLETED")
+            try:
+                with client.as_current():  # `wait` uses the current client
+                    done, _ = wait(list(owner), return_when="FIRST_COMPLETED")
+            except Exception as exc:
+                raise _lost(exc) from None
             for f in done:
                 number, step = owner.pop(f, (None, None))
                 if number is None or number not in active:
@@ -786,6 +896,8 @@ def search_on_cluster(config: Config, settings, client, out_dir: Path | None = N
                 try:
                     v = f.result()
                 except Exception as exc:
+                    if _cancelled(exc, client):
+                        raise _lost(exc) from None
                     raise GtmsimError(f"trial {number}: a scenario failed on the cluster: "
                                       f"{_one_line(exc)}") from None
                 entry["values"][step] = v

@@ -283,3 +283,26 @@ def test_two_objectives_give_a_pareto_front():
                          and b.values != a.values)
             assert not dominated
     assert all(c.cost <= cfg.design.annual_budget for c in res.candidates)
+
+
+def test_ctrl_c_mid_search_is_one_line_without_a_traceback(tmp_path):
+    """SIGINT while a trial runs: Optuna logged the trial as failed with the KeyboardInterrupt's
+    traceback (at WARNING) before gtmsim's own line; now only that line, and exit 130."""
+    out = tmp_path / "study"
+    proc = subprocess.Popen([sys.executable, "-m", "gtmsim", "optimize", *TINY, "--trials",
+                             "40", "--ideal-trials", "0", "--no-prune", "--out", str(out)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    journal = out / "study.journal"
+    try:
+        deadline = time.time() + 240
+        while time.time() < deadline and not (journal.exists() and _finished(journal)):
+            time.sleep(0.2)
+        time.sleep(0.3)  # into the next trial
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, stderr
+    assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr, stderr
+    assert stderr.strip().splitlines()[-1].startswith("gtmsim: interrupted; the study in")

@@ -56,8 +56,9 @@ def gtmsim(*args: str, cwd: Path, timeout: float = 120) -> subprocess.CompletedP
 
 
 @contextlib.contextmanager
-def dask_cluster(folder: Path, workers: int):
-    """A real `dask scheduler` and `dask worker` processes on 127.0.0.1, stopped at the end."""
+def dask_cluster(folder: Path, workers: int, scheduler_too: bool = False):
+    """A real `dask scheduler` and `dask worker` processes on 127.0.0.1, stopped at the end:
+    yields the address and the workers' processes (and the scheduler's, if asked)."""
     from distributed import Client
 
     sched_file = folder / "scheduler.json"
@@ -80,7 +81,7 @@ def dask_cluster(folder: Path, workers: int):
                  "--host", "127.0.0.1"], stdout=log, stderr=log, env=env))
         with Client(address, timeout="30s", set_as_default=False) as client:
             client.wait_for_workers(workers, timeout=90)
-        yield address, procs[1:]
+        yield (address, procs[1:], procs[0]) if scheduler_too else (address, procs[1:])
     finally:
         for p in reversed(procs):
             if p.poll() is None:
@@ -227,13 +228,26 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.mark.parametrize("address", ["closed port", "not an address"])
+@pytest.mark.parametrize("address", ["closed port", "not an address", "silent port"])
 def test_unreachable_scheduler_is_one_line_exit_2(tmp_path, address):
+    """A closed port, a malformed address, and a port that accepts but never speaks Dask
+    (e.g. the dashboard's: the client's own connect waited on it forever)."""
     grid = _grid(tmp_path)
+    listener = None
     if address == "closed port":
         address = f"tcp://127.0.0.1:{_free_port()}"
-    r = gtmsim("sweep", "--grid", grid, *SHORT, "--scheduler", address,
-               "--connect-timeout", "2", "--out", str(tmp_path / "o"), cwd=tmp_path)
+    elif address == "silent port":
+        listener = socket.socket()
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(8)
+        address = f"tcp://127.0.0.1:{listener.getsockname()[1]}"
+    try:
+        r = gtmsim("sweep", "--grid", grid, *SHORT, "--scheduler", address,
+                   "--connect-timeout", "2", "--out", str(tmp_path / "o"), cwd=tmp_path,
+                   timeout=60)
+    finally:
+        if listener is not None:
+            listener.close()
     assert r.returncode == 2
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("gtmsim: error: --scheduler: "), r.stderr
@@ -258,10 +272,21 @@ BAD_GRIDS = {
     # refused from the axes' sizes, before 10^10 points are built
     "too many points": ("[levers]\nmql_threshold = { range = [0.1, 0.5], steps = 100000 }\n"
                         "\"run.seed\" = { range = [1, 200000], steps = 100000 }\n",
-                        "the grid has 10,000,000,000 points, at most 1,000,000"),
+                        "the grid has 10,000,000,000 points, at most 20,000"),
     "too many lhs points": ("design = 'lhs'\npoints = 2000000\n[levers]\n"
                             "mql_threshold = { range = [0.1, 0.5] }\n",
                             "points: the grid has 2,000,000 points"),
+    # 3.4 SDRs ran as 3 and was recorded as 3.4
+    "fraction on a whole axis": ("[levers]\nsdr_headcount = [3.4, 4]\n",
+                                 "levers.sdr_headcount: 3.4 is not a whole number"),
+    "fraction on a whole path": ("[levers]\n\"teams.ae.headcount\" = [4, 5.5]\n",
+                                 "levers.teams.ae.headcount: 5.5 is not a whole number"),
+    "text for a number": ("[levers]\nsdr_headcount = ['3']\n",
+                          "levers.sdr_headcount: expected a number, got '3'"),
+    # the sweep's seed and replications are its flags: these axes changed nothing
+    "seed axis": ("[levers]\n\"run.seed\" = [1, 2]\n", "run.seed is not an axis"),
+    "replications axis": ("[levers]\n\"run.replications\" = [5, 6]\n",
+                          "run.replications is not an axis"),
 }
 
 
@@ -312,7 +337,7 @@ def test_local_cluster_does_not_oversubscribe(tmp_path, local2):
 
     grid = load_grid(_grid(tmp_path))
     plan = plan_sweep(None, None, SHORT[1::2], grid, replications=1)
-    warm_up(local2, plan)
+    warm_up(local2, plan.points[0].spec, plan.engine)
     workers = list(local2.scheduler_info(n_workers=-1)["workers"])
     assert len(workers) == 2
     for w in workers:
@@ -359,3 +384,76 @@ def test_config_path_axes_take_the_type_of_the_value(tmp_path):
     assert values == [(4.0, 2), (4.0, 3), (14.0, 2), (14.0, 3), (24.0, 2), (24.0, 3)]
     assert plan.columns == {"stages.sdr_qualify.sla_hours": pl.Float64,
                             "teams.ae.headcount": pl.Int64, "profile": pl.Utf8}
+
+
+def test_profile_flag_beside_grid_profiles_is_refused(tmp_path, capsys):
+    """The grid's profiles decide each point's profile: a --profile beside them was ignored."""
+    grid = _grid(tmp_path, "profiles = ['ideal', 'realistic']\n")
+    with pytest.raises(SystemExit) as exc:
+        main(["sweep", "--grid", grid, *SHORT, "--profile", "stressed", "--workers", "0",
+              "--out", str(tmp_path / "o")])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "--profile: " in err and "not both" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_finished_sweep_reruns_without_a_cluster(tmp_path):
+    """Rerunning a complete sweep (to rebuild its report) needs no cluster: the scheduler
+    named may be long gone."""
+    grid = _grid(tmp_path)
+    out = tmp_path / "out"
+    _sweep("--grid", grid, *SHORT, "--replications", "2", "--workers", "0", "--out", str(out))
+    (out / "report.html").unlink()
+    r = gtmsim("sweep", "--grid", grid, *SHORT, "--replications", "2", "--scheduler",
+               f"tcp://127.0.0.1:{_free_port()}", "--connect-timeout", "2", "--out", str(out),
+               cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert (out / "report.html").exists() and "already done" in r.stdout
+
+
+def test_losing_the_scheduler_mid_sweep_is_one_line_and_resumable(tmp_path):
+    """The scheduler dies: one line saying the cluster was lost and how to resume, exit 1 (not
+    bad input), no Dask traceback, and the points already written are kept."""
+    grid = _grid(tmp_path)
+    common = ["--grid", grid, "--replications", "40", "--chunk", "2", "--seed", "5"]
+    with dask_cluster(tmp_path, 1, scheduler_too=True) as (address, _, scheduler):
+        out = tmp_path / "lost"
+        proc = subprocess.Popen([sys.executable, "-m", "gtmsim", "sweep", *common,
+                                 "--scheduler", address, "--out", str(out)],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            deadline = time.monotonic() + 90
+            while not list((out / "points").glob("point-*.parquet")):
+                assert proc.poll() is None, proc.communicate()
+                assert time.monotonic() < deadline, "no point finished"
+                time.sleep(0.05)
+            os.kill(scheduler.pid, signal.SIGKILL)
+            _, stderr = proc.communicate(timeout=120)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    assert proc.returncode == 1, stderr
+    assert "Traceback" not in stderr, stderr
+    last = stderr.strip().splitlines()[-1]
+    assert last.startswith("gtmsim: error: lost the Dask cluster") and "resume" in last, stderr
+    assert len(list((out / "points").glob("point-*.parquet"))) >= 1
+
+
+class _BrokenWorkers:
+    """A client whose workers cannot start gtmsim (an import or compile failure there)."""
+
+    def scheduler_info(self, n_workers=-1):
+        return {"workers": {"tcp://127.0.0.1:1": {"nthreads": 1}}}
+
+    def register_plugin(self, plugin):
+        raise RuntimeError("ImportError('this gtmsim is broken')")
+
+
+def test_a_worker_that_cannot_start_gtmsim_is_one_line_and_leaves_no_folder(tmp_path):
+    from gtmsim.errors import ClusterLost
+
+    plan = plan_sweep(None, None, SHORT[1::2], load_grid(_grid(tmp_path)), replications=1)
+    with pytest.raises(ClusterLost, match="a Dask worker could not start gtmsim: ImportError"):
+        run_sweep(plan, tmp_path / "o", _BrokenWorkers())
+    assert not (tmp_path / "o").exists()

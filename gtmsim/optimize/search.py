@@ -244,7 +244,8 @@ def prepare(config: Config, settings: Settings, out_dir: Path | None = None,
                   if settings.prune and not multi and objectives[0] in ("mean", "regret")
                   else optuna.pruners.NopPruner())
     storage = open_storage(settings.storage, out_dir)
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    # errors only: a trial stopped by Ctrl-C is logged as failed with a traceback at WARNING
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
     # Only the process that creates the study enqueues the baselines: several processes may
     # join one study at once, and each enqueueing would run a baseline more than once.
     created = True
