@@ -127,6 +127,20 @@ def test_results_do_not_depend_on_the_split(tmp_path):
     assert len({p.seed for p in a.points}) == len(a.points)  # each point its own stream
 
 
+def _sweep_until_a_point(common: list[str], address: str, out: Path) -> subprocess.Popen:
+    """A sweep started on `address`, returned once its first point file is written."""
+    proc = subprocess.Popen([sys.executable, "-m", "gtmsim", "sweep", *common, "--scheduler",
+                             address, "--out", str(out)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 90
+    while not list((out / "points").glob("point-*.parquet")):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            raise AssertionError(f"no point finished: {proc.communicate()}")
+        time.sleep(0.05)
+    return proc
+
+
 def test_a_worker_killed_mid_sweep(tmp_path):
     grid = _grid(tmp_path)
     # the default horizon: ~50 ms a replication, so the sweep lasts long enough to kill into
@@ -134,15 +148,8 @@ def test_a_worker_killed_mid_sweep(tmp_path):
     plan = plan_sweep(None, None, [], load_grid(grid), replications=12, seed=5, chunk=3)
     with dask_cluster(tmp_path, 2) as (address, workers):
         out = tmp_path / "killed"
-        proc = subprocess.Popen([sys.executable, "-m", "gtmsim", "sweep", *common,
-                                 "--scheduler", address, "--out", str(out)],
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        proc = _sweep_until_a_point(common, address, out)
         try:
-            deadline = time.monotonic() + 90
-            while not list((out / "points").glob("point-*.parquet")):
-                assert proc.poll() is None, proc.communicate()
-                assert time.monotonic() < deadline, "no point finished"
-                time.sleep(0.05)
             written = len(list((out / "points").glob("point-*.parquet")))
             os.kill(workers[0].pid, signal.SIGKILL)
             stdout, stderr = proc.communicate(timeout=120)
@@ -419,15 +426,8 @@ def test_losing_the_scheduler_mid_sweep_is_one_line_and_resumable(tmp_path):
     common = ["--grid", grid, "--replications", "40", "--chunk", "2", "--seed", "5"]
     with dask_cluster(tmp_path, 1, scheduler_too=True) as (address, _, scheduler):
         out = tmp_path / "lost"
-        proc = subprocess.Popen([sys.executable, "-m", "gtmsim", "sweep", *common,
-                                 "--scheduler", address, "--out", str(out)],
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        proc = _sweep_until_a_point(common, address, out)
         try:
-            deadline = time.monotonic() + 90
-            while not list((out / "points").glob("point-*.parquet")):
-                assert proc.poll() is None, proc.communicate()
-                assert time.monotonic() < deadline, "no point finished"
-                time.sleep(0.05)
             os.kill(scheduler.pid, signal.SIGKILL)
             _, stderr = proc.communicate(timeout=120)
         finally:
