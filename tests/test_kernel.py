@@ -36,7 +36,11 @@ from gtmsim.simulate import simulate
 from gtmsim.spec import compile_spec
 
 ROOT = Path(__file__).resolve().parents[1]
-SHORT = ["run.horizon_days=60"]
+# A short window after a quarter's warm-up: the engines are compared, not the steady state
+# (the default config warms up three quarters). Longer, an overloaded team's backlog (AEs
+# under `ideal` plus availability alone) pins its utilisation at 1, where a KS test reads
+# the last 0.2% as a difference of distribution.
+SHORT = ["run.horizon_days=60", "run.warmup_days=91"]
 ALPHA = 0.01  # family-wise: the chance that a correct kernel fails one comparison
 
 
@@ -495,11 +499,11 @@ def simpy_short():
     """SimPy replications of the default config at a 60-day horizon, per profile (cached)."""
     cache = {}
 
-    def get(profile, overrides=(), n=24):
-        key = (profile, tuple(overrides), n)
+    def get(profile, overrides=(), n=24, seed=11):
+        key = (profile, tuple(overrides), n, seed)
         if key not in cache:
             spec = compile_spec(load_config(profile=profile, overrides=SHORT + list(overrides)))
-            cache[key] = (spec, simulate(spec, n, seed=11, engine="simpy",
+            cache[key] = (spec, simulate(spec, n, seed=seed, engine="simpy",
                                           workers=2).replications)
         return cache[key]
     return get
@@ -520,7 +524,11 @@ MECHANISMS = ["latency", "speed", "judgement", "interpretation", "forgetting", "
 @pytest.mark.slow
 @pytest.mark.parametrize("mechanism", MECHANISMS)
 def test_each_mechanism_agrees(compiled, simpy_short, mechanism):
-    spec, sp = simpy_short("ideal", [f"people.{mechanism}.enabled=true"], 24)
+    """Each mechanism's SimPy sample has its own seed (by its place in the list): with one
+    seed for all, the 13 samples shared their lead arrivals, and one sample with few leads
+    (2.4 SE short) failed three mechanisms' utilisation at once."""
+    seed = 101 + MECHANISMS.index(mechanism)
+    spec, sp = simpy_short("ideal", [f"people.{mechanism}.enabled=true"], 24, seed)
     nb = kernel_frame(spec, 5, 300)
     assert differences(nb, sp, main_outcomes(spec)) == []
 
