@@ -21,7 +21,10 @@ from gtmsim.spec import compile_spec
 
 N = 8
 SEED = 11
-WINDOW = ["run.horizon_days=120"]
+# a quarter's warm-up, as these directions were measured (the default's three quarters let
+# an overloaded team's backlog saturate it, which blunts some effects; steady state is not
+# what these tests are about)
+WINDOW = ["run.horizon_days=120", "run.warmup_days=91"]
 
 
 def outcomes(extra: list[str], profile: str = "ideal", n: int = N) -> pl.DataFrame:
