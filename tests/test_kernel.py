@@ -564,7 +564,7 @@ import sys
 from gtmsim.config import load_config
 from gtmsim.simulate import simulate
 from gtmsim.spec import compile_spec
-spec = compile_spec(load_config(profile="realistic", overrides=["run.horizon_days=60"]))
+spec = compile_spec(load_config(profile="realistic", overrides=sys.argv[2:]))
 simulate(spec, 4, seed=21, engine="numba").replications.write_parquet(sys.argv[1])
 """
 
@@ -572,7 +572,7 @@ simulate(spec, 4, seed=21, engine="numba").replications.write_parquet(sys.argv[1
 def test_same_numbers_across_processes(compiled, tmp_path):
     paths = [tmp_path / "a.parquet", tmp_path / "b.parquet"]
     for p in paths:
-        subprocess.run([sys.executable, "-c", _CHILD, str(p)], check=True,
+        subprocess.run([sys.executable, "-c", _CHILD, str(p), *SHORT], check=True,
                        env={**os.environ}, timeout=600)
     a, b = (pl.read_parquet(p) for p in paths)
     assert_frame_equal(a, b)
