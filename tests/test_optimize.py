@@ -225,3 +225,21 @@ def test_a_resumed_study_draws_designs_of_its_own(tmp_path, config):
     first = designs(prepare(config, settings).study, 4)[1:]  # after the config's own design
     resumed = designs(prepare(config, settings).study, 3)
     assert all(d not in first for d in resumed), (first, resumed)
+
+
+def test_ideal_vs_robust_verdict_says_when_there_is_no_interval():
+    """One held-out scenario has no CI of the mean, under 20 none of the worst 10%: the
+    verdict says so instead of printing 'nan'."""
+    import math
+    from types import SimpleNamespace as N
+
+    from gtmsim.optimize.compare import Comparison
+
+    c = Comparison.__new__(Comparison)
+    c.ideal, c.outcome = N(best=N(scores={"mean": 100.0})), "bookings"
+    c.ideal_tuned, c.robust_best = N(scores={"mean": 90.0}), N(scores={"mean": 95.0})
+    c.difference = {"mean": (5.0, math.nan, math.nan), "cvar10": (3.0, math.nan, math.nan)}
+    text = c.verdict()
+    assert "nan" not in text and "no interval from one held-out scenario" in text
+    c.difference["mean"] = (5.0, 1.0, 9.0)
+    assert "+5, 95% CI +1 to +9" in c.verdict()

@@ -97,13 +97,14 @@ class Comparison:
         keep = robust / real - 1 if real else float("nan")
         m, m_lo, m_hi = self.difference["mean"]
         d, lo, hi = self.difference["cvar10"]
+        mean_ci = (f", 95% CI {m_lo:+,.0f} to {m_hi:+,.0f}" if math.isfinite(m_lo) else
+                   ", no interval from one held-out scenario")
         tail = (f" (95% CI {lo:+,.0f} to {hi:+,.0f})" if math.isfinite(lo) else
                 f" (no interval under {TAIL_MIN_SCENARIOS} scenarios)")
         return (f"Tuned for ideal behaviour, the design promises {promise:,.0f} {self.outcome} "
                 f"but delivers {real:,.0f} ({-loss:+.0%}) when these people run it; the "
-                f"robust design delivers {robust:,.0f} ({keep:+.0%}: {m:+,.0f}, 95% CI "
-                f"{m_lo:+,.0f} to {m_hi:+,.0f}), and the difference in the worst-10% mean is "
-                f"{d:+,.0f}{tail}.")
+                f"robust design delivers {robust:,.0f} ({keep:+.0%}: {m:+,.0f}{mean_ci}), and "
+                f"the difference in the worst-10% mean is {d:+,.0f}{tail}.")
 
     def table(self) -> pl.DataFrame:
         rows = []
