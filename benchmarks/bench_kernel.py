@@ -108,17 +108,35 @@ def test_speedup_vs_simpy(benchmark, spec):
     _target(ratio >= TARGET_SPEEDUP, f"numba {ratio:.0f}x SimPy (target {TARGET_SPEEDUP:.0f}x)")
 
 
+# (time, events) of each scaling round, so x4 and x16 can be set against x1 of the same run
+_SCALING: dict[tuple[str, int], tuple[float, float]] = {}
+
+
+def _scaled(benchmark, what: str, factor: int, ev: float) -> str:
+    """Record a scaling round; against x1 of the same run: work and time multiples."""
+    t = benchmark.stats.stats.min
+    _SCALING[what, factor] = (t, ev)
+    benchmark.extra_info.update(events=ev, ns_per_event=t / ev * 1e9)
+    line = f"{t / ev * 1e9:.0f} ns/event"
+    if factor > 1 and (what, 1) in _SCALING:
+        t1, ev1 = _SCALING[what, 1]
+        benchmark.extra_info.update(work_x=ev / ev1, time_x=t / t1)
+        line += f"; x{ev / ev1:.1f} the work of x1 in x{t / t1:.1f} the time"
+    return line
+
+
 @pytest.mark.parametrize("factor", [1, 4, 16])
 def test_scaling_with_horizon(benchmark, factor):
-    s = compile_spec(load_config(overrides=[f"run.horizon_days={45 * factor}"]))
+    # no warm-up: the simulated time, and so the work, is the horizon's multiple
+    s = compile_spec(load_config(overrides=[f"run.horizon_days={45 * factor}",
+                                            "run.warmup_days=0"]))
     tallies(s, 1, 1, parallel=False)
     out, _ = benchmark.pedantic(tallies, args=(s, 1, 4), kwargs={"parallel": False},
                                 rounds=ROUNDS_SCALING)
     ev = _events(out)
-    assert out.shape[0] == 4 and ev > 4 * 1000 * factor
-    benchmark.extra_info.update(events=ev, ns_per_event=benchmark.stats.stats.min / ev * 1e9)
+    assert out.shape[0] == 4 and ev > 4 * 500 * factor
     print(f"\nhorizon x{factor}: {ev / 4:.0f} events/rep, "
-          f"{benchmark.stats.stats.min / ev * 1e9:.0f} ns/event")
+          + _scaled(benchmark, "horizon", factor, ev))
 
 
 @pytest.mark.parametrize("factor", [1, 4, 16])
@@ -137,10 +155,9 @@ def test_scaling_with_lead_volume(benchmark, factor):
                                 rounds=ROUNDS_SCALING)
     leads, ev = _leads(out), _events(out)
     assert out.shape[0] == 2 and leads > 2 * 1000 * factor
-    benchmark.extra_info.update(leads=leads, events=ev,
-                                ns_per_event=benchmark.stats.stats.min / ev * 1e9)
+    benchmark.extra_info.update(leads=leads)
     print(f"\nvolume x{factor}: {leads / 2:.0f} leads/rep, "
-          f"{benchmark.stats.stats.min / ev * 1e9:.0f} ns/event")
+          + _scaled(benchmark, "volume", factor, ev))
 
 
 def test_threads_1000(benchmark, spec):

@@ -148,7 +148,8 @@ def _add_run_args(p: argparse.ArgumentParser, replications_default: str,
 
 def _add_connect_timeout_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--connect-timeout", type=float, default=30.0, metavar="S",
-                   help="seconds to reach the scheduler and see a worker (default: 30)")
+                   help="seconds to reach the scheduler and see a worker; a run whose "
+                   "cluster has had no worker this long stops, resumable (default: 30)")
 
 
 def _check_connect_timeout(args) -> None:
@@ -795,7 +796,8 @@ def _optimize(args, config, settings, out: Path, bar, progress):
 
             cmp = None
             with connect(args.scheduler, 0, args.connect_timeout) as client:
-                result = search_on_cluster(config, settings, client, out, progress=progress)
+                result = search_on_cluster(config, settings, client, out, progress=progress,
+                                           patience=args.connect_timeout)
             best = result.best
         else:
             cmp = None
@@ -867,7 +869,8 @@ def cmd_sweep(args) -> int:
         else:
             with sweep.connect(args.scheduler, workers, args.connect_timeout) as client:
                 with bar:
-                    summary = sweep.run_sweep(plan, out, client, progress)
+                    summary = sweep.run_sweep(plan, out, client, progress,
+                                              args.connect_timeout)
     except (KeyboardInterrupt, _Terminated) as exc:
         if not out.exists():
             print("gtmsim: interrupted; nothing was written", file=sys.stderr, flush=True)

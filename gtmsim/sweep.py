@@ -34,6 +34,7 @@ import os
 import socket
 import sys
 import threading
+import time
 import tomllib
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -683,9 +684,10 @@ class SweepSummary:
 
 
 def run_sweep(plan: Plan, out: str | Path, client=None,
-              progress: Progress | None = None) -> SweepSummary:
+              progress: Progress | None = None, patience: float = 30.0) -> SweepSummary:
     """Run every point not yet written into `out`; in this process when `client` is None,
-    else as Dask tasks on the client's cluster. Each point's file appears when it is done."""
+    else as Dask tasks on the client's cluster (given up as lost after `patience` seconds
+    with no worker on it). Each point's file appears when it is done."""
     out = Path(out)
     done = set(prepare_out(out, plan, create=False))
     todo = [p for p in plan.points if p.index not in done]
@@ -708,7 +710,8 @@ def run_sweep(plan: Plan, out: str | Path, client=None,
                     progress(finished, total)
             _write_point(out, plan, p, parts)
     elif todo:
-        finished = _run_distributed(plan, out, client, todo, finished, total, progress)
+        finished = _run_distributed(plan, out, client, todo, finished, total, progress,
+                                    patience)
     return SweepSummary(len(plan.points), len(done), len(todo),
                         len(todo) * plan.replications, ntasks)
 
@@ -721,19 +724,73 @@ def _write_point(out: Path, plan: Plan, point: Point, parts: list[pl.DataFrame])
         raise ConfigError("--out", f"cannot write {out}: {exc.strerror or exc}") from None
 
 
-def _completed(client, futures: list) -> Iterator[Any]:
-    """Futures as they finish; losing the scheduler is one clear error, not a traceback."""
-    from distributed import as_completed
+class _Watch:
+    """Waits on a cluster's tasks without waiting for ever: a cluster whose workers have all
+    gone (a finished result can go with them) counts as lost after `patience` seconds
+    without a worker; losing the scheduler is one clear error, not a traceback."""
 
-    it = iter(as_completed(futures, loop=client.loop))
-    while True:
-        try:
-            f = next(it)
-        except StopIteration:
+    def __init__(self, client, patience: float):
+        self.client, self.patience = client, patience
+        self.alone_since: float | None = None
+        self.checked = time.monotonic()
+
+    def check(self) -> None:
+        now = time.monotonic()
+        if now - self.checked < min(1.0, self.patience / 4):
             return
+        self.checked = now
+        try:
+            workers = len(self.client.nthreads())
         except Exception as exc:
             raise _lost(exc) from None
-        yield f
+        if workers:
+            self.alone_since = None
+        elif self.alone_since is None:
+            self.alone_since = now
+        elif now - self.alone_since >= self.patience:
+            raise ClusterLost(f"no Dask worker has been on the cluster for {self.patience:g}s "
+                              "(--connect-timeout); what was finished is kept: start workers "
+                              "and run the same command to resume")
+
+    def completed(self, futures: list) -> Iterator[Any]:
+        """Futures as they finish."""
+        from distributed import as_completed
+
+        try:
+            ready = as_completed(futures, loop=self.client.loop)
+            while not ready.is_empty():
+                batch = ready.next_batch(block=False)
+                if not batch:
+                    self.check()
+                    time.sleep(0.05)
+                yield from batch
+        except ClusterLost:
+            raise
+        except Exception as exc:
+            raise _lost(exc) from None
+
+    def first_done(self, futures: list) -> set:
+        """At least one of `futures` (a trial's few scenarios) finished."""
+        from distributed import wait
+
+        while True:
+            try:
+                with self.client.as_current():  # `wait` uses the current client
+                    return wait(futures, timeout=0.5, return_when="FIRST_COMPLETED").done
+            except TimeoutError:
+                self.check()
+            except Exception as exc:
+                raise _lost(exc) from None
+
+    def result(self, future) -> Any:
+        """A finished future's result; it is computed again if its worker left meanwhile."""
+        while True:
+            try:
+                return future.result(timeout=0.5)
+            except TimeoutError:
+                if future.status == "error":  # the task itself raised it
+                    raise
+                self.check()
 
 
 def _lost(exc: BaseException) -> ClusterLost:
@@ -750,7 +807,7 @@ def _cancelled(exc: BaseException, client) -> bool:
 
 
 def _run_distributed(plan: Plan, out: Path, client, todo: list[Point], finished: int,
-                     total: int, progress: Progress | None) -> int:
+                     total: int, progress: Progress | None, patience: float) -> int:
     run_id = uuid.uuid4().hex[:8]
     futures = {}
     for p in todo:
@@ -761,10 +818,13 @@ def _run_distributed(plan: Plan, out: Path, client, todo: list[Point], finished:
             futures[f] = (p, first, n)
     pending: dict[int, dict[int, pl.DataFrame]] = {}
     try:
-        for f in _completed(client, list(futures)):
+        watch = _Watch(client, patience)
+        for f in watch.completed(list(futures)):
             p, first, n = futures.pop(f)
             try:
-                df = f.result()
+                df = watch.result(f)
+            except ClusterLost:
+                raise
             except Exception as exc:
                 if _cancelled(exc, client):
                     raise _lost(exc) from None
@@ -791,7 +851,7 @@ def _run_distributed(plan: Plan, out: Path, client, todo: list[Point], finished:
 # --------------------------------------------------------------------------- optimising on a
 # cluster: one driver process asks Optuna for several trials at once and fans each trial's
 # scenario evaluations out as tasks (ask-and-tell); the study and its storage stay in the
-# driver. Not wired into `gtmsim optimize` yet (that needs `--scheduler` on its parser).
+# driver (`gtmsim optimize --scheduler`).
 
 
 def scenario_value(config: Config, scenario, replications: int, engine: str,
@@ -807,7 +867,8 @@ def scenario_value(config: Config, scenario, replications: int, engine: str,
 
 
 def search_on_cluster(config: Config, settings, client, out_dir: Path | None = None,
-                      parallel_trials: int | None = None, progress: Progress | None = None):
+                      parallel_trials: int | None = None, progress: Progress | None = None,
+                      patience: float = 30.0):
     """`optimize.search.search`, with each trial's scenarios evaluated as Dask tasks and up to
     `parallel_trials` trials in flight (default: twice the cluster's task threads, at least 2).
 
@@ -816,7 +877,6 @@ def search_on_cluster(config: Config, settings, client, out_dir: Path | None = N
     asks), as with any parallel Optuna study. Pruning (Wilcoxon) reports each scenario as it
     comes in and cancels a pruned trial's remaining tasks."""
     import optuna
-    from distributed import wait
 
     from gtmsim.optimize import search as S
     from gtmsim.optimize.levers import annual_cost, apply_design
@@ -832,6 +892,7 @@ def search_on_cluster(config: Config, settings, client, out_dir: Path | None = N
                       client.scheduler_info(n_workers=-1)["workers"].values())
         parallel_trials = max(2, 2 * threads)
     budget = config.design.annual_budget
+    watch = _Watch(client, patience)
 
     def finished() -> int:
         return sum(t.state in S.FINISHED for t in study.get_trials(deepcopy=False))
@@ -883,18 +944,15 @@ def search_on_cluster(config: Config, settings, client, out_dir: Path | None = N
                     active[trial.number]["futures"].append(f)
             if not owner:
                 continue
-            try:
-                with client.as_current():  # `wait` uses the current client
-                    done, _ = wait(list(owner), return_when="FIRST_COMPLETED")
-            except Exception as exc:
-                raise _lost(exc) from None
-            for f in done:
+            for f in watch.first_done(list(owner)):
                 number, step = owner.pop(f, (None, None))
                 if number is None or number not in active:
                     continue
                 entry = active[number]
                 try:
-                    v = f.result()
+                    v = watch.result(f)
+                except ClusterLost:
+                    raise
                 except Exception as exc:
                     if _cancelled(exc, client):
                         raise _lost(exc) from None
@@ -923,5 +981,5 @@ def search_on_cluster(config: Config, settings, client, out_dir: Path | None = N
                 study.tell(entry["trial"], state=optuna.trial.TrialState.FAIL)
                 study.enqueue_trial(entry["trial"].params, skip_if_exists=False)
     candidates = S.held_out_candidates(config, study, settings, held_out, ready.baselines)
-    best = S.pick_best(candidates, settings)
+    best = S.pick_best(candidates)
     return S.SearchResult(study, scenarios, held_out, candidates, best)

@@ -440,6 +440,63 @@ def test_losing_the_scheduler_mid_sweep_is_one_line_and_resumable(tmp_path):
     assert len(list((out / "points").glob("point-*.parquet"))) >= 1
 
 
+def test_a_cluster_left_without_workers_stops_after_the_timeout(tmp_path):
+    """Every worker gone mid-sweep (the scheduler still up): the tasks would wait for ever.
+    After --connect-timeout without a worker the sweep stops: one line, exit 1, resumable,
+    the points already written kept."""
+    grid = _grid(tmp_path)
+    common = ["--grid", grid, "--replications", "40", "--chunk", "2", "--seed", "5",
+              "--connect-timeout", "3"]
+    with dask_cluster(tmp_path, 1) as (address, workers):
+        out = tmp_path / "alone"
+        proc = _sweep_until_a_point(common, address, out)
+        try:
+            os.kill(workers[0].pid, signal.SIGKILL)
+            t0 = time.monotonic()
+            _, stderr = proc.communicate(timeout=60)  # before the fix: waits for ever
+            waited = time.monotonic() - t0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    assert proc.returncode == 1, stderr
+    assert "Traceback" not in stderr, stderr
+    last = stderr.strip().splitlines()[-1]
+    assert last.startswith("gtmsim: error: no Dask worker has been on the cluster for 3s"), last
+    assert "run the same command to resume" in last
+    assert waited >= 3
+    assert len(list((out / "points").glob("point-*.parquet"))) >= 1
+
+
+def test_an_optimisation_left_without_workers_stops_after_the_timeout(tmp_path):
+    """The same for `optimize --scheduler`: its trials in flight are given back (failed and
+    enqueued again), so the same command resumes."""
+    from distributed import Client
+
+    args = ["optimize", *SHORT, "--scheduler", "", "--trials", "400", "--scenarios", "4",
+            "--held-out", "2", "--replications", "2", "--ideal-trials", "0",
+            "--connect-timeout", "3", "--out", str(tmp_path / "opt")]
+    with dask_cluster(tmp_path, 1) as (address, workers):
+        args[args.index("--scheduler") + 1] = address
+        proc = subprocess.Popen([sys.executable, "-m", "gtmsim", *args], cwd=tmp_path,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            with Client(address, timeout="30s", set_as_default=False) as client:
+                deadline = time.monotonic() + 90
+                while not any(client.processing().values()):  # the search is under way
+                    assert proc.poll() is None, proc.communicate()
+                    assert time.monotonic() < deadline, "no trial reached the cluster"
+                    time.sleep(0.05)
+            os.kill(workers[0].pid, signal.SIGKILL)
+            _, stderr = proc.communicate(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    assert proc.returncode == 1, stderr
+    assert "Traceback" not in stderr, stderr
+    last = stderr.strip().splitlines()[-1]
+    assert last.startswith("gtmsim: error: no Dask worker has been on the cluster for 3s"), last
+
+
 class _BrokenWorkers:
     """A client whose workers cannot start gtmsim (an import or compile failure there)."""
 

@@ -386,7 +386,7 @@ def search(config: Config, settings: Settings, out_dir: Path | None = None,
     if remaining:
         study.optimize(objective, n_trials=remaining, callbacks=callbacks, catch=(_Surplus,))
     candidates = held_out_candidates(config, study, settings, held_out, baselines)
-    best = pick_best(candidates, settings)
+    best = pick_best(candidates)
     return SearchResult(study, scenarios, held_out, candidates, best)
 
 
@@ -494,7 +494,7 @@ def _search_mean(t: optuna.trial.FrozenTrial) -> float:
     return float(np.mean(values)) if values else math.nan
 
 
-def pick_best(candidates: list[Candidate], settings: Settings) -> Candidate:
+def pick_best(candidates: list[Candidate]) -> Candidate:
     """The design the search scored best on its own scenarios (ties by the mean there).
     Held-out scores take no part in the choice, so they estimate, without the optimiser's
     curse, what the chosen design and the others deliver."""
