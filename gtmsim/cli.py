@@ -491,11 +491,13 @@ def _jsonable(value: Any) -> Any:
 
 
 def config_toml(config) -> str:
-    """The resolved config as TOML: every value the run used, loadable again."""
+    """The config as TOML, loadable again to the same config (people values only where they
+    differ from its profile's: see `to_table`)."""
     import tomli_w
 
-    data = config.model_dump(mode="json", by_alias=True, exclude_none=True)
-    return tomli_w.dumps(data)
+    from gtmsim.config.loader import to_table
+
+    return tomli_w.dumps(to_table(config))
 
 
 # --------------------------------------------------------------------------- commands

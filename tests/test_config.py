@@ -194,6 +194,22 @@ def test_every_key_of_the_default_is_known_and_round_trips(tmp_path):
     assert again == config
 
 
+@pytest.mark.parametrize("written_under, own", [
+    ("realistic", []), ("stressed", []), ("ideal", ["people.latency.enabled=true"]),
+    ("realistic", ["people.latency.sigma=1.5", "people.trust.initial=0.9"])])
+def test_a_written_config_takes_another_profile_like_its_source(tmp_path, written_under, own):
+    """config.toml (run) and design_*.toml (optimize) keep only the people values the config
+    set itself: loaded with --profile stressed they give stressed people (they used to keep
+    every value of the profile they were written under, so `compare baseline design_best.toml
+    --profile stressed` ran the design with milder people than the baseline)."""
+    from gtmsim.cli import config_toml
+
+    f = tmp_path / "written.toml"
+    f.write_text(config_toml(load_config(None, written_under, own)))
+    assert load_config(f) == load_config(None, written_under, own)
+    assert load_config(f, "stressed").people == load_config(None, "stressed", own).people
+
+
 # --------------------------------------------------------------------------- no crash, ever
 
 

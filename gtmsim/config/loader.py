@@ -198,6 +198,28 @@ def load_config(
     return validate(data)
 
 
+def to_table(config: Config) -> dict:
+    """The config as a TOML table that loads back to the same config.
+
+    Its people values are kept only where they differ from what its profile gives (with the
+    schema's defaults): the rest come from the profile when the file is loaded, so loading it
+    with another --profile gives that profile's people, as for the config it was made from,
+    and not this profile's values under the other profile's name."""
+    data = config.model_dump(mode="json", by_alias=True, exclude_none=True)
+    given = validate({**data, "people": profile_table(data["profile"], data)},
+                     check_budget=False).model_dump(mode="json", by_alias=True,
+                                                    exclude_none=True)["people"]
+    people = {}
+    for mech, table in data["people"].items():
+        own = {k: v for k, v in table.items() if given.get(mech, {}).get(k) != v}
+        if own:
+            people[mech] = own
+    data["people"] = people
+    if not people:
+        del data["people"]
+    return data
+
+
 def validate(data: dict, check_budget: bool = True) -> Config:
     """A resolved dict -> a Config; raises ConfigError (one line, naming the key) otherwise.
 
