@@ -296,9 +296,9 @@ def compile_spec(c: Config, scenario: dict[str, float] | None = None) -> ModelSp
         if chan.weekly_pattern:
             pat = np.asarray(chan.weekly_pattern, dtype=float)
             week_mult[i] = pat[np.arange(total_weeks) % len(pat)]
-        for b in chan.bursts:
-            lo = int(math.floor(b.start_week))
-            hi = int(math.ceil(b.start_week + b.weeks))
+        for b in chan.bursts:  # weeks of the counted window: a campaign the results see
+            lo = int(math.floor(warmup / 168.0 + b.start_week))
+            hi = int(math.ceil(warmup / 168.0 + b.start_week + b.weeks))
             week_mult[i, lo:hi] *= b.multiplier
     channel_rate = np.array([chan.rate_per_week / (work_per_week if chan.working_hours_only
                                                    else 168.0) for chan in ch])

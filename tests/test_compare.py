@@ -180,6 +180,10 @@ BAD = {
                                     "run.horizon_days=1", "--scenarios", "2",
                                     "--replications", "1"],
                       "--outcome win_rate: undefined in every replication of scenario 0"),
+    "another window": (lambda d, a: ["compare", a, _config(d, "w.toml",
+                                                           **{"run.horizon_days": 60})],
+                       "w.toml: run.horizon_days: is 60 where the baseline's is 30; designs "
+                       "are compared over one window: add --set run.horizon_days=30"),
     "out not empty": (lambda d, a: (d / "full").mkdir() or (d / "full" / "x").write_text("x")
                       and ["compare", a, a, "--out", "full"], "--out: full exists and is not"),
 }
@@ -191,6 +195,30 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(case, tmp_path, monkeyp
     a = Path(_config(tmp_path, "a.toml")).name
     make_args, expected = BAD[case]
     fails_cleanly(make_args(tmp_path, a), expected, tmp_path, capsys)
+
+
+def test_settings_that_differ_beside_the_levers_are_shown(tmp_path):
+    """A design that pays its AEs on deals won instead of bookings and drops the partner
+    channel differs in no lever: the comparison still says what differs (it used to print
+    'levers: all equal')."""
+    a = _config(tmp_path, "a.toml")
+    raw = read_toml(a)
+    raw["teams"]["ae"]["kpi"] = {"metric": "won_count", "stage": "ae_close",
+                                 "target_per_quarter": 30}
+    del raw["channels"]["partner"]
+    (tmp_path / "c.toml").write_text(tomli_w.dumps(raw))
+    out = tmp_path / "out"
+    assert main(["compare", a, str(tmp_path / "c.toml"), *TINY, "--out", str(out)]) == 0
+    diffs = {d["path"]: d for d in _summary(out)["designs"][1]["other_differences"]}
+    assert diffs["teams.ae.kpi.metric"]["baseline"] == "won_value"
+    assert diffs["teams.ae.kpi.metric"]["design"] == "won_count"
+    assert diffs["channels.partner"]["design"] is None  # a removed channel: one difference
+    assert diffs["channels.partner"]["baseline"]["rate_per_week"] == 8
+    assert not any(p.startswith(("run.", "levers.", "name")) for p in diffs)
+    text = (out / "comparison.txt").read_text(encoding="utf-8")
+    assert "other settings that differ from the baseline" in text
+    assert "teams.ae.kpi.metric" in text and "won_count" in text
+    assert "teams.ae.kpi.metric" in (out / "report.html").read_text(encoding="utf-8")
 
 
 def test_help(capsys):

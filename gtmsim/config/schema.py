@@ -179,7 +179,8 @@ class Calendar(Strict):
 
 
 class Burst(Strict):
-    """A campaign: arrivals multiplied for some weeks."""
+    """A campaign: arrivals multiplied for some weeks, counted from the start of the counted
+    window (after the warm-up), as the results' weeks are."""
 
     start_week: NonNeg
     weeks: Pos

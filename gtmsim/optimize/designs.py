@@ -20,7 +20,7 @@ import numpy as np
 import polars as pl
 
 from gtmsim.config import Config, load_config
-from gtmsim.errors import GtmsimError
+from gtmsim.errors import ConfigError, GtmsimError
 from gtmsim.optimize.compare import STATS, TAIL_MIN_SCENARIOS, interval, paired_difference
 from gtmsim.optimize.evaluate import evaluate, per_scenario
 from gtmsim.optimize.levers import annual_cost, current_design
@@ -147,10 +147,12 @@ class DesignComparison:
         diffs = self.differences()
         per = self.per_scenario()
         designs = []
+        base = self.configs[(self.baseline, self.profiles[0])]
         for name, path in zip(self.designs, self.files, strict=True):
             cfg = self.configs[(name, self.profiles[0])]
             designs.append({"name": name, "file": path, "config": cfg.name,
                             "levers": {k: _plain(v) for k, v in current_design(cfg).items()},
+                            "other_differences": setting_differences(base, cfg),
                             "cost": annual_cost(cfg)})
         profiles: dict[str, Any] = {}
         for profile in self.profiles:
@@ -198,16 +200,64 @@ def _finite(value: Any) -> Any:
     return _plain(value)
 
 
+# what the designs must share to be compared (a longer window books more); a sweep or an
+# optimisation sets these for every design alike
+WINDOW = ("warmup_days", "horizon_days")
+# what is not a difference of design: names, the run's own numbers, profile tables (the
+# people under a profile are set by --profile), lever declarations (their values are shown)
+NOT_DESIGN = ("name", "description", "profile", "profiles", "levers", "run.seed",
+              "run.replications")
+
+
 def load_designs(paths: Sequence[str | Path], profiles: Sequence[str],
                  overrides: Sequence[str] = ()) -> dict[tuple[str, str], Config]:
-    """Every config under every profile, validated before anything runs."""
+    """Every config under every profile, validated before anything runs; every design must
+    count over the baseline's window."""
     if len(paths) < 2:
         raise GtmsimError("compare: give at least two configs (the first is the baseline)")
     if not profiles:
         raise GtmsimError("--profile: give at least one profile")
     labels = design_labels(paths)
-    return {(label, prof): load_config(str(path), prof, list(overrides))
-            for label, path in zip(labels, paths, strict=True) for prof in profiles}
+    configs = {(label, prof): load_config(str(path), prof, list(overrides))
+               for label, path in zip(labels, paths, strict=True) for prof in profiles}
+    base = configs[(labels[0], profiles[0])].run
+    for label, path in zip(labels[1:], paths[1:], strict=True):
+        run = configs[(label, profiles[0])].run
+        for key in WINDOW:
+            if getattr(run, key) != getattr(base, key):
+                raise ConfigError(f"{path}: run.{key}", (
+                    f"is {getattr(run, key):g} where the baseline's is {getattr(base, key):g}; "
+                    f"designs are compared over one window: add --set run.{key}="
+                    f"{getattr(base, key):g} (it applies to every design)"))
+    return configs
+
+
+def setting_differences(base: Config, other: Config) -> list[dict[str, Any]]:
+    """Every setting of `other` that differs from `base`, beside its levers (shown apart)
+    and what is not a design (NOT_DESIGN): path, the baseline's value, the design's (None
+    where one of them has no such setting; a table only one has is one difference)."""
+    skip = {lv.path for lv in (*base.levers.values(), *other.levers.values())}
+    out: list[dict[str, Any]] = []
+    _differences(*(c.model_dump(mode="json", by_alias=True, exclude_none=True)
+                   for c in (base, other)), "", skip, out)
+    return out
+
+
+def _differences(a: dict, b: dict, prefix: str, skip: set[str], out: list) -> None:
+    for key in sorted(set(a) | set(b)):
+        path = f"{prefix}{key}"
+        if path in skip or any(path == k or path.startswith(k + ".") for k in NOT_DESIGN):
+            continue
+        x, y = a.get(key), b.get(key)
+        if isinstance(x, dict) and isinstance(y, dict) and not (_setting(x) or _setting(y)):
+            _differences(x, y, path + ".", skip, out)
+        elif x != y:
+            out.append({"path": path, "baseline": x, "design": y})
+
+
+def _setting(value: dict) -> bool:
+    """A table that is one setting: a distribution, or an uncertain value {value, range}."""
+    return "dist" in value or set(value) == {"value", "range"}
 
 
 def _signed(v: float) -> str:

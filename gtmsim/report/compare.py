@@ -14,6 +14,8 @@ import math
 import re
 from typing import TYPE_CHECKING, Any
 
+from gtmsim.optimize.compare import TAIL_MIN_SCENARIOS
+
 if TYPE_CHECKING:
     import plotly.graph_objects as go
 
@@ -129,11 +131,20 @@ def comparison_tables(summary: dict) -> list:
     if not shown:
         levers.add_row("all equal", *["" for _ in summary["designs"]])
     out.append(levers)
+    rows = other_difference_rows(summary, limit=12)
+    if rows:
+        other = Table(title="other settings that differ from the baseline",
+                      title_justify="left")
+        for i, col in enumerate(["design", "setting", summary["baseline"], "design's"]):
+            other.add_column(col, justify="left" if i < 2 else "right")
+        for r in rows:
+            other.add_row(*r)
+        out.append(other)
     for profile, entry in summary["profiles"].items():
         header, rows = table_rows(summary, profile, short=True)
         out.append(Text(f"Profile {profile!r}: {summary['outcome']} over {entry['scenarios']} "
                         f"scenarios x {summary['replications']} replications, paired by "
-                        "scenario (95% bootstrap CIs)", style="bold"))
+                        f"scenario ({CI_NOTE})", style="bold"))
         t = Table()
         for i, col in enumerate(header[:6]):
             t.add_column(col, justify="left" if i == 0 else "right")
@@ -149,6 +160,35 @@ def comparison_tables(summary: dict) -> list:
         out.append(k)
         out.append(Text(entry["verdict"]))
     return out
+
+
+CI_NOTE = (f"95% CIs: a t-interval for the mean; a bootstrap over scenarios for the worst 10% "
+           f"from {TAIL_MIN_SCENARIOS} scenarios, none below")
+
+
+def other_difference_rows(summary: dict, limit: int | None = None) -> list[list[str]]:
+    """Per design, the settings beside its levers that differ from the baseline (a team's
+    KPI, a removed channel...): design, setting, the baseline's value, the design's; at most
+    `limit` per design, then a line saying how many more summary.json lists."""
+    rows = []
+    for d in summary["designs"][1:]:
+        diffs = d.get("other_differences") or []
+        for x in diffs[:limit]:
+            rows.append([d["name"], x["path"], _setting(x["baseline"]), _setting(x["design"])])
+        if limit is not None and len(diffs) > limit:
+            rows.append([d["name"], f"... and {len(diffs) - limit} more (summary.json)", "",
+                         ""])
+    return rows
+
+
+def _setting(value) -> str:
+    if value is None:
+        return "(none)"
+    if isinstance(value, float):
+        return _num(value)
+    if isinstance(value, dict) and "dist" not in value and set(value) != {"value", "range"}:
+        return "(a table)"  # a whole channel, team, stage... that the other has not
+    return json.dumps(value) if isinstance(value, (dict, list)) else str(value)
 
 
 def comparison_text(summary: dict, width: int = 160) -> str:
@@ -239,6 +279,10 @@ def compare_report(summary: dict, figures: dict[str, go.Figure] | None = None) -
     lever_rows = [[n, *[_num(d["levers"].get(n)) for d in summary["designs"]]] for n in names]
     lever_table = _html_table(["lever", *[d["name"] for d in summary["designs"]]], lever_rows,
                               {i for i, n in enumerate(names) if n in differ})
+    other = other_difference_rows(summary)
+    if other:
+        lever_table += ("<p>Other settings that differ from the baseline:</p>" + _html_table(
+            ["design", "setting", summary["baseline"], "design's"], other))
     sections = []
     for i, profile in enumerate(profiles):
         fig = drawn[i].to_html(full_html=False, include_plotlyjs=(i == 0))
@@ -253,8 +297,7 @@ def compare_report(summary: dict, figures: dict[str, go.Figure] | None = None) -
            f"{', '.join(profiles)}; {summary['replications']} replications per scenario, "
            f"engine {summary['engine']}, seed {summary['seed']}. Every design meets the same "
            "scenarios and seeds (common random numbers), so differences are paired by scenario; "
-           f"the baseline is {summary['baseline']}. CIs are 95% bootstrap intervals over "
-           "scenarios.")
+           f"the baseline is {summary['baseline']}. {CI_NOTE}.")
     data = json.dumps(summary, allow_nan=False).replace("</", "<\\/")
     title = html.escape(f"gtmsim compare: {' vs '.join(d['name'] for d in summary['designs'])}")
     style = ("body{font-family:sans-serif;margin:2em;max-width:1200px}"
