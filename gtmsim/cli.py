@@ -990,6 +990,7 @@ def _candidates_frame(result):
 def _optimize_report(result, best, cmp, settings) -> dict:
     from gtmsim.optimize.breaks import default_target, what_breaks
     from gtmsim.optimize.compare import describe as describe_candidate
+    from gtmsim.optimize.compare import paired_difference
 
     target = settings.target if settings.target is not None else default_target(best.held_out)
     breaks = cmp.breaks if cmp is not None else what_breaks(best.held_out, result.held_out,
@@ -1001,7 +1002,19 @@ def _optimize_report(result, best, cmp, settings) -> dict:
               "best": describe_candidate(best, settings.outcome),
               "candidates": [describe_candidate(c, settings.outcome)
                              for c in result.candidates],
-              "what_breaks_it": {"target": target, "words": breaks.words()}}
+              "what_breaks_it": {"target": target, "words": breaks.words(),
+                                 "target_from": ("--target" if settings.target is not None
+                                                 else "90% of the chosen design's held-out "
+                                                 "median (--target sets it)")}}
+    own = next((c for c in result.candidates if c.own), None)
+    chosen = cmp.robust_best if cmp is not None else best
+    if own is not None:
+        report["own"] = describe_candidate(own, settings.outcome)
+        report["chosen_minus_own"] = {
+            k: {"diff": d, "ci_low": lo, "ci_high": hi}
+            for k, (d, lo, hi) in paired_difference(own.held_out, chosen.held_out).items()}
+        report["against_own"] = _against_own(report["chosen_minus_own"], own is chosen,
+                                             settings.outcome)
     if cmp is not None:
         report["ideal_tuned"] = describe_candidate(cmp.ideal_tuned, settings.outcome)
         report["robust"] = describe_candidate(cmp.robust_best, settings.outcome)
@@ -1010,6 +1023,25 @@ def _optimize_report(result, best, cmp, settings) -> dict:
             for k, (d, lo, hi) in cmp.difference.items()}
         report["verdict"] = cmp.verdict()
     return report
+
+
+def _against_own(diff: dict, same: bool, outcome: str) -> str:
+    """One line: the chosen design against the config's own, on the held-out scenarios."""
+    if same:
+        return "The chosen design is the config's own design: no design found beat it."
+    m = diff["mean"]
+    lo, hi = m["ci_low"], m["ci_high"]
+    if not (lo is not None and math.isfinite(lo)):
+        word, ci = "against", ""
+    else:
+        word = ("beats" if lo > 0 else "trails" if hi < 0 else
+                "is not clearly different from")
+        ci = f" (95% CI {lo:+,.0f} to {hi:+,.0f})"
+    text = (f"On the held-out scenarios the chosen design {word} the config's own design: "
+            f"mean {outcome} {m['diff']:+,.0f}{ci}, worst-10% {diff['cvar10']['diff']:+,.0f}.")
+    if word == "trails":
+        text += " Keep the own design unless the chosen one's other figures are worth that."
+    return text
 
 
 def _bracket(ci) -> str:
@@ -1049,8 +1081,11 @@ def _report_text(report: dict) -> str:
         if not any((c.get("search_score") or 0) > 0 for c in report["candidates"]):
             lines.append("  No design met the target in any of the search's scenarios; the "
                          "chosen one has the highest mean there.")
-    lines.append(f"What breaks the chosen design (target {report['what_breaks_it']['target']:,.0f}"
-                 f"): {report['what_breaks_it']['words']}")
+    if "against_own" in report:
+        lines.append(report["against_own"])
+    wb = report["what_breaks_it"]
+    lines.append(f"What breaks the chosen design (target {wb['target']:,.0f}, "
+                 f"{wb['target_from']}): {wb['words']}")
     if "verdict" in report:
         lines.append(report["verdict"])
     return "\n".join(lines) + "\n"

@@ -55,6 +55,15 @@ def test_optimize_writes_a_self_contained_report(tmp_path):
     # candidates, history, what breaks it; importance where it can be computed, else a note
     assert page.count("Plotly.newPlot") >= 3
     assert "Lever importance" in page or "No lever importance" in page
+    # the status quo is named and the chosen design set against it, paired by scenario
+    own = [c for c in comparison["candidates"] if c["own"]]
+    assert len(own) == 1
+    diff = comparison["chosen_minus_own"]["mean"]["diff"]
+    assert diff == pytest.approx(comparison["best"]["mean"] - own[0]["mean"], abs=1e-6)
+    assert html.escape(comparison["against_own"]) in page
+    assert comparison["against_own"] in (out / "comparison.txt").read_text()
+    assert "config's own design" in page
+    assert comparison["what_breaks_it"]["target_from"].startswith("90% of the chosen")
 
 
 def test_compare_ideal_report_shows_both_designs_and_the_verdict(tmp_path):
@@ -101,3 +110,27 @@ def test_importance_falls_back_to_a_note(params, n, drawn):
     assert any(t.startswith("Optimisation history") for t in titles)
     assert any(t.startswith("Lever importance") for t in titles) == drawn
     assert any(n.startswith("No lever importance") for n in notes) != drawn
+
+
+def test_importance_leaves_out_trials_over_the_budget():
+    """Over-budget trials are told a placeholder (never simulated); importance over them would
+    rank the lever that breaks the budget (b here), not the one that moves the outcome (a)."""
+    import optuna
+
+    from gtmsim.report.optimize import _optuna_figures
+
+    def objective(t):
+        a, b = t.suggest_float("a", 0, 1), t.suggest_float("b", 0, 1)
+        t.set_user_attr("over_budget", b - 0.5)
+        return 0.0 if b > 0.5 else a
+
+    study = optuna.create_study(direction="maximize",
+                                sampler=optuna.samplers.RandomSampler(seed=1))
+    study.optimize(objective, n_trials=40)
+    figs, _ = _optuna_figures(study, ["mean"], "")
+    bars = figs["importance"].data[0]
+    importance = dict(zip(bars.y, bars.x, strict=True))
+    assert importance["a"] > 0.8 > importance["b"]
+    within = sum(t.user_attrs["over_budget"] <= 0 for t in study.trials)
+    assert f"over {within} completed trials within the budget" in (
+        figs["importance"].layout.title.text)

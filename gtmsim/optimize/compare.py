@@ -71,6 +71,7 @@ def describe(c: Candidate, outcome: str) -> dict[str, Any]:
         if name in c.scores:
             row[name] = c.scores[name]
     row["search_score"] = c.search_score
+    row["own"] = c.own
     df = c.frame
     for col in df.columns:
         if col.startswith(("kpi_attainment_", "leaked_")) or col in ("won", "win_rate"):

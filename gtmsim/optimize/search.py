@@ -125,6 +125,7 @@ class Candidate:
     frame: pl.DataFrame = field(repr=False)
     scores: dict[str, float] = field(default_factory=dict)
     search_mean: float = math.nan  # the outcome's mean over the search's scenarios
+    own: bool = False  # the config's own design (its levers as given): the status quo
 
 
 @dataclass
@@ -464,6 +465,7 @@ def held_out_candidates(config: Config, study: optuna.Study, settings: Settings,
         if repr(sorted(b.items())) not in known:
             designs.append((-1, b, math.nan, math.nan))
             known.add(repr(sorted(b.items())))
+    own = repr(sorted(current_design(config).items()))
     out = []
     for number, design, score, mean in designs:
         cfg = apply_design(config, design)
@@ -471,7 +473,7 @@ def held_out_candidates(config: Config, study: optuna.Study, settings: Settings,
                       settings.workers)
         per = per_scenario(df, settings.outcome)[settings.outcome].to_numpy()
         out.append(Candidate(number, dict(design), score, annual_cost(cfg), per, df,
-                             search_mean=mean))
+                             search_mean=mean, own=repr(sorted(design.items())) == own))
     matrix = np.vstack([c.held_out for c in out])
     regrets = regret(matrix)
     for c, r in zip(out, regrets, strict=True):

@@ -76,7 +76,9 @@ def _candidates_table(report: dict) -> str:
     chosen = report["best"]["levers"]
     rows = []
     for c in report["candidates"]:
-        label = "config's own design" if c["trial"] < 0 else f"trial {c['trial']}"
+        label = ("config's own design" if c["trial"] < 0 else
+                 f"trial {c['trial']}: the config's own design" if c.get("own") else
+                 f"trial {c['trial']}")
         if c["levers"] == chosen:
             label = f"<b>{label} (chosen)</b>"
         rows.append([label, *[_ci(c, k) for k, _ in STATS], _num(c["cost"])])
@@ -89,7 +91,8 @@ def _candidates_table(report: dict) -> str:
 
 
 def _label(c, best, cmp) -> str:
-    name = "own design" if c.trial < 0 else f"trial {c.trial}"
+    name = ("own design" if c.trial < 0 else f"trial {c.trial} (own design)" if c.own
+            else f"trial {c.trial}")
     if cmp is not None and c is cmp.ideal_tuned:
         name = "ideal-tuned"
     return f"{name} (chosen)" if c is best else name
@@ -148,7 +151,12 @@ def _optuna_figures(study, objectives: list[str], label: str, importance: bool =
     name = objectives[0]
     if name == "regret":  # regret needs every design: the search scores each by its mean
         name = "mean (regret's stand-in during the search)"
-    complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    # over-budget trials are told a placeholder score without a simulation: importance over
+    # them would rank what drives cost over the budget, not the outcome
+    complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE
+                and t.user_attrs.get("over_budget", 0.0) <= 0]
+    within = optuna.create_study(directions=study.directions)
+    within.add_trials(complete)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         if multi:
@@ -173,12 +181,12 @@ def _optuna_figures(study, objectives: list[str], label: str, importance: bool =
                          f"{len(levers)} lever(s); importance ranks two or more.")
         elif len(complete) < 4:
             notes.append(f"No lever importance{label}: only {len(complete)} trial(s) completed "
-                         "(importance needs at least 4).")
+                         "within the budget (importance needs at least 4).")
         else:
             try:
-                fig = vis.plot_param_importances(study, target=target, target_name=name)
+                fig = vis.plot_param_importances(within, target=target, target_name=name)
                 fig.update_layout(title=f"Lever importance{label} for {name} (fANOVA over "
-                                        f"{len(complete)} completed trials)")
+                                        f"{len(complete)} completed trials within the budget)")
                 figs["importance"] = fig
             except Exception as exc:  # noqa: BLE001
                 notes.append(f"No lever importance{label}: {_reason(exc)}.")
@@ -312,9 +320,13 @@ def optimize_report(report: dict, result, best, cmp=None, objectives: list[str] 
            f"re-evaluated on {report['held_out_scenarios']} held-out scenarios.")
     verdict = (f"<p class='verdict'><b>{html.escape(report['verdict'])}</b></p>"
                if "verdict" in report else "")
+    wb = report["what_breaks_it"]
     breaks_words = (f"<p><b>What breaks the chosen design</b> (target "
-                    f"{_num(report['what_breaks_it']['target'])} {html.escape(outcome)}): "
-                    f"{html.escape(report['what_breaks_it']['words'])}.</p>")
+                    f"{_num(wb['target'])} {html.escape(outcome)}, "
+                    f"{html.escape(wb.get('target_from', '--target'))}): "
+                    f"{html.escape(wb['words'])}.</p>")
+    if "against_own" in report:
+        verdict += f"<p class='verdict'>{html.escape(report['against_own'])}</p>"
     note_html = "".join(f"<p class='note'>{html.escape(n)}</p>" for n in notes)
     style = ("body{font-family:sans-serif;margin:2em;max-width:1100px}"
              "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;"
