@@ -1147,15 +1147,17 @@ def _fmt(value: float | None, kind: str) -> str:
     return f"{value:,.1f}"
 
 
-def _pm(row: dict | None, kind: str) -> str:
-    """mean +- half-width of the 95% CI."""
+def _pm(row: dict | None, kind: str, total: int | None = None) -> str:
+    """mean +- half-width of the 95% CI; `[n of N]` when the outcome is defined in only n of
+    the N replications (a median cycle with no deal won, a win rate with none decided)."""
     if row is None:
         return "-"
     text = _fmt(row["mean"], kind)
-    if row["n"] < 2 or text == "-":
-        return text
-    half = _fmt((row["ci_high"] - row["ci_low"]) / 2, kind)
-    return f"{text} ± {half}"
+    if row["n"] >= 2 and text != "-":
+        text += f" ± {_fmt((row['ci_high'] - row['ci_low']) / 2, kind)}"
+    if total is not None and row["n"] < total:
+        text += f" \\[{row['n']} of {total}]"  # \\[: a bracket, not rich markup
+    return text
 
 
 def _crossing(source, handoff, closers: list[str], mean) -> str:
@@ -1181,7 +1183,8 @@ def print_summary(config, summary, meta: dict, out: Path, console=None) -> None:
 
     caption = (f"{meta['replications']} replications of {meta['horizon_days']:g} days, "
                f"profile {meta['profile']!r}, engine {meta['engine']}, seed {meta['seed']}; "
-               "± is the half-width of the 95% CI")
+               "± is the half-width of the 95% CI; \\[n of N]: defined in n replications "
+               "only")
     system = Table(title=f"System outcome: {config.name}", caption=caption,
                    title_justify="left")
     for col in ("outcome", "mean ± 95% CI", "P10", "P90"):
@@ -1189,7 +1192,8 @@ def print_summary(config, summary, meta: dict, out: Path, console=None) -> None:
     for label, key, kind in _SYSTEM_ROWS:
         r = rows.get(key)
         if r is not None:
-            system.add_row(label, _pm(r, kind), _fmt(r["p10"], kind), _fmt(r["p90"], kind))
+            system.add_row(label, _pm(r, kind, meta["replications"]), _fmt(r["p10"], kind),
+                           _fmt(r["p90"], kind))
     console.print(system)
 
     teams = Table(title="Each team's KPI beside the system outcome", title_justify="left",
@@ -1207,7 +1211,8 @@ def print_summary(config, summary, meta: dict, out: Path, console=None) -> None:
         kind = {"retained": "rate", "won_value": "money"}.get(team.kpi.metric, "count")
         teams.add_row(name, _KPI_NAMES[team.kpi.metric].format(stage=team.kpi.stage),
                       _fmt(mean(f"kpi_{name}"), kind), _fmt(mean(f"kpi_target_{name}"), kind),
-                      _pm(rows.get(f"kpi_attainment_{name}"), "rate"), util, queue)
+                      _pm(rows.get(f"kpi_attainment_{name}"), "rate", meta["replications"]),
+                      util, queue)
     console.print(teams)
 
     if config.handoffs:

@@ -257,3 +257,20 @@ def test_trust_table_says_what_crosses_each_handoff(tmp_path):
     assert "passed 41.3%" in lines["sdr_to_ae"]
     assert "won 24.7%" in lines["ae_to_cs"] and "72.5%" not in lines["ae_to_cs"]
     assert "passed 60.0%" in lines["mql_to_sdr"]
+
+
+def test_the_summary_says_when_an_outcome_is_defined_in_fewer_replications(tmp_path):
+    """One day: most replications win no deal, so the median cycle is an average over the
+    few that did; the table says over how many ([n of N]) instead of hiding it."""
+    out = tmp_path / "day"
+    r = subprocess.run([sys.executable, "-m", "gtmsim", "run", "--replications", "20",
+                        "--set", "run.horizon_days=1", "--no-mechanism-costs", "--out",
+                        str(out)], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    n = {row["outcome"]: row["n"] for row in
+         json.loads((out / "summary.json").read_text())["summary"]}
+    assert n["cycle_days_median"] < 20
+    line = next(ln for ln in r.stdout.splitlines() if "Sales cycle, median days" in ln)
+    assert f"[{n['cycle_days_median']} of 20]" in line
+    bookings = next(ln for ln in r.stdout.splitlines() if "Bookings (won value)" in ln)
+    assert " of 20]" not in bookings  # defined in every replication: no marker

@@ -145,3 +145,22 @@ def test_flow_links_are_the_summary_means():
         assert into == pytest.approx(means[fate], rel=1e-12), fate
     assert means["qualified_mql_review"] <= means["decisions_mql_review"]
     assert means["pass_rate_mql_review"] > 0
+
+
+def test_one_replication_draws_no_error_bars():
+    """With one replication there is no interval: the mechanism-cost and KPI charts draw no
+    error bar (they drew zero-width ones, which read as certainty) and say why."""
+    import polars as pl
+
+    from gtmsim.report.run import _kpis, _mechanism_costs
+
+    costs = pl.DataFrame({"mechanism": ["latency", "trust"], "outcome": ["bookings"] * 2,
+                          "cost": [1000.0, -50.0], "ci_low": [float("nan")] * 2,
+                          "ci_high": [float("nan")] * 2, "replications": [1, 1]})
+    fig = _mechanism_costs(costs)
+    err = fig.data[0].error_x
+    assert list(err.array) == [None, None] and list(err.arrayminus) == [None, None]
+    assert "no CI from one replication" in fig.layout.title.text
+    kpi = _kpis({"kpi_attainment_sdr": {"mean": 0.9, "ci_low": float("nan"),
+                                        "ci_high": float("nan")}}, ["sdr"])
+    assert list(kpi.data[0].error_y.array) == [None]

@@ -198,7 +198,9 @@ def _kpis(summary: dict, teams: list[str]):
         if row:
             names.append(team)
             values.append(row["mean"])
-            errors.append((row["ci_high"] - row["ci_low"]) / 2)
+            half = (row["ci_high"] - row["ci_low"]) / 2 if None not in (
+                row["ci_high"], row["ci_low"]) else None
+            errors.append(_finite(half))  # none drawn where there is no interval
     fig = go.Figure(go.Bar(x=names, y=values, error_y={"type": "data", "array": errors}))
     fig.add_hline(y=1.0, line_dash="dash", annotation_text="target")
     fig.update_layout(title="Each team's KPI against its target (attainment, 95% CI)",
@@ -239,18 +241,20 @@ def _mechanism_costs(costs: pl.DataFrame):
     rows = mechanism_cost_rows(costs)[::-1]  # plotly draws the first bar at the bottom
     outcome = rows[0]["outcome"] if rows else "bookings"
     cost = [r["cost"] for r in rows]
-    plus = [r["ci_high"] - r["cost"] if r["ci_high"] is not None else 0.0 for r in rows]
-    minus = [r["cost"] - r["ci_low"] if r["ci_low"] is not None else 0.0 for r in rows]
+    # no bar where there is no interval (one replication): a zero-width one reads as certainty
+    plus = [r["ci_high"] - r["cost"] if r["ci_high"] is not None else None for r in rows]
+    minus = [r["cost"] - r["ci_low"] if r["ci_low"] is not None else None for r in rows]
     fig = go.Figure(go.Bar(
         x=cost, y=[r["mechanism"].replace("_", " ") for r in rows], orientation="h",
         error_x={"type": "data", "symmetric": False, "array": plus, "arrayminus": minus},
         marker_color=["#c0392b" if c > 0 else "#7f8c8d" for c in cost],
         hovertemplate="%{y}: %{x:,.0f}<extra></extra>"))
     n = rows[0]["replications"] if rows else 0
+    ci = "95% CI" if any(x is not None for x in plus) else "no CI from one replication"
     fig.add_vline(x=0.0, line_color="black", line_width=1)
     fig.update_layout(
         title=f"{outcome.capitalize().replace('_', ' ')} lost to each mechanism (with it off, "
-              f"minus the full run; {n} paired replications, 95% CI)",
+              f"minus the full run; {n} paired replications, {ci})",
         xaxis_title=f"{outcome.replace('_', ' ')} per replication", height=120 + 28 * len(rows))
     return fig
 
