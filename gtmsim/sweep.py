@@ -962,7 +962,7 @@ def search_on_cluster(config: Config, settings, client, out_dir: Path | None = N
                 trial = entry["trial"]
                 if not multi and len(entry["values"]) < len(scenarios):  # seen all: scored
                     trial.report(v, step)
-                    if trial.should_prune():
+                    if S.should_prune(trial):
                         trial.set_user_attr("scenario_values", [
                             entry["values"].get(i) for i in range(len(scenarios))])
                         tell(number, state=optuna.trial.TrialState.PRUNED)

@@ -18,6 +18,7 @@ def optimize(out, *args: str) -> None:
     res = subprocess.run([sys.executable, "-m", "gtmsim", "optimize", *TINY, "--out", str(out),
                           *args], capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr
+    assert "Warning" not in res.stderr, res.stderr  # nothing printed into the progress bar
 
 
 def embedded(page: str) -> dict:

@@ -366,7 +366,7 @@ def search(config: Config, settings: Settings, out_dir: Path | None = None,
             values.append((int(step), v))
             if not multi and k < len(order) - 1:  # a design seen on every scenario is scored
                 trial.report(v, int(step))
-                if trial.should_prune():
+                if should_prune(trial):
                     trial.set_user_attr("scenario_values", _ordered(values))
                     raise optuna.TrialPruned()
         per = np.array([v for _, v in sorted(values)])
@@ -484,6 +484,15 @@ def held_out_candidates(config: Config, study: optuna.Study, settings: Settings,
         if settings.target is not None:
             c.scores["satisficing"] = robust_score("satisficing", c.held_out, settings.target)
     return out
+
+
+def should_prune(trial: optuna.Trial) -> bool:
+    """The pruner's answer, without the Wilcoxon pruner's warning (printed in the middle of
+    the progress bar) that the best trial lacks some of this trial's scenarios: a pruned best
+    or a resumed study, where it rightly compares the scenarios both have."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="WilcoxonPruner finds steps")
+        return trial.should_prune()
 
 
 def _main_objective(objectives: list[str]) -> int:
