@@ -419,6 +419,22 @@ def test_a_finished_sweep_reruns_without_a_cluster(tmp_path):
     assert (out / "report.html").exists() and "already done" in r.stdout
 
 
+def _kill_then_stop(proc: subprocess.Popen, pid: int, timeout: float = 120) -> tuple[str, float]:
+    """SIGKILL `pid` (a scheduler or a worker) while `proc` runs: `proc` must stop in one line
+    and exit 1 (not bad input), no traceback; returns that line and how long it took."""
+    try:
+        os.kill(pid, signal.SIGKILL)
+        t0 = time.monotonic()
+        _, stderr = proc.communicate(timeout=timeout)  # a cluster left waiting: for ever
+        waited = time.monotonic() - t0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 1, stderr
+    assert "Traceback" not in stderr, stderr
+    return stderr.strip().splitlines()[-1], waited
+
+
 def test_losing_the_scheduler_mid_sweep_is_one_line_and_resumable(tmp_path):
     """The scheduler dies: one line saying the cluster was lost and how to resume, exit 1 (not
     bad input), no Dask traceback, and the points already written are kept."""
@@ -426,17 +442,8 @@ def test_losing_the_scheduler_mid_sweep_is_one_line_and_resumable(tmp_path):
     common = ["--grid", grid, "--replications", "40", "--chunk", "2", "--seed", "5"]
     with dask_cluster(tmp_path, 1, scheduler_too=True) as (address, _, scheduler):
         out = tmp_path / "lost"
-        proc = _sweep_until_a_point(common, address, out)
-        try:
-            os.kill(scheduler.pid, signal.SIGKILL)
-            _, stderr = proc.communicate(timeout=120)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-    assert proc.returncode == 1, stderr
-    assert "Traceback" not in stderr, stderr
-    last = stderr.strip().splitlines()[-1]
-    assert last.startswith("gtmsim: error: lost the Dask cluster") and "resume" in last, stderr
+        last, _ = _kill_then_stop(_sweep_until_a_point(common, address, out), scheduler.pid)
+    assert last.startswith("gtmsim: error: lost the Dask cluster") and "resume" in last, last
     assert len(list((out / "points").glob("point-*.parquet"))) >= 1
 
 
@@ -449,18 +456,8 @@ def test_a_cluster_left_without_workers_stops_after_the_timeout(tmp_path):
               "--connect-timeout", "3"]
     with dask_cluster(tmp_path, 1) as (address, workers):
         out = tmp_path / "alone"
-        proc = _sweep_until_a_point(common, address, out)
-        try:
-            os.kill(workers[0].pid, signal.SIGKILL)
-            t0 = time.monotonic()
-            _, stderr = proc.communicate(timeout=60)  # before the fix: waits for ever
-            waited = time.monotonic() - t0
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-    assert proc.returncode == 1, stderr
-    assert "Traceback" not in stderr, stderr
-    last = stderr.strip().splitlines()[-1]
+        last, waited = _kill_then_stop(_sweep_until_a_point(common, address, out),
+                                       workers[0].pid, timeout=60)
     assert last.startswith("gtmsim: error: no Dask worker has been on the cluster for 3s"), last
     assert "run the same command to resume" in last
     assert waited >= 3
@@ -479,21 +476,14 @@ def test_an_optimisation_left_without_workers_stops_after_the_timeout(tmp_path):
         args[args.index("--scheduler") + 1] = address
         proc = subprocess.Popen([sys.executable, "-m", "gtmsim", *args], cwd=tmp_path,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        try:
-            with Client(address, timeout="30s", set_as_default=False) as client:
-                deadline = time.monotonic() + 90
-                while not any(client.processing().values()):  # the search is under way
-                    assert proc.poll() is None, proc.communicate()
-                    assert time.monotonic() < deadline, "no trial reached the cluster"
-                    time.sleep(0.05)
-            os.kill(workers[0].pid, signal.SIGKILL)
-            _, stderr = proc.communicate(timeout=60)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-    assert proc.returncode == 1, stderr
-    assert "Traceback" not in stderr, stderr
-    last = stderr.strip().splitlines()[-1]
+        with Client(address, timeout="30s", set_as_default=False) as client:
+            deadline = time.monotonic() + 90
+            while not any(client.processing().values()):  # the search is under way
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    proc.kill()
+                    raise AssertionError(f"no trial reached the cluster: {proc.communicate()}")
+                time.sleep(0.05)
+        last, _ = _kill_then_stop(proc, workers[0].pid, timeout=60)
     assert last.startswith("gtmsim: error: no Dask worker has been on the cluster for 3s"), last
 
 
