@@ -1084,8 +1084,9 @@ def _report_text(report: dict) -> str:
     if "against_own" in report:
         lines.append(report["against_own"])
     wb = report["what_breaks_it"]
-    lines.append(f"What breaks the chosen design (target {wb['target']:,.0f}, "
-                 f"{wb['target_from']}): {wb['words']}")
+    source = f", {wb['target_from']}" if wb.get("target_from") else ""
+    lines.append(f"What breaks the chosen design (target {wb['target']:,.0f}{source}): "
+                 f"{wb['words']}")
     if "verdict" in report:
         lines.append(report["verdict"])
     return "\n".join(lines) + "\n"
