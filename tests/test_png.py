@@ -120,7 +120,8 @@ def test_write_pngs_takes_any_figures(tmp_path):
     ("run", ["--replications", "100000"]),
     ("optimize", ["--trials", "1000"]),
     ("sweep", ["--grid", "GRID", "--replications", "100000", "--workers", "0"]),
-    ("compare", ["configs/b2b_saas.toml", "configs/product_led.toml", "--scenarios", "1000"]),
+    ("compare", ["configs/b2b_saas.toml", "configs/product_led.toml", "--scenarios", "1000",
+                 "--set", "run.warmup_days=126"]),  # one window for both
 ])
 def test_png_without_an_exporter_fails_at_start(tmp_path, command, args):
     out = tmp_path / "out"
