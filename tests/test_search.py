@@ -296,8 +296,10 @@ def test_ctrl_c_mid_search_is_one_line_without_a_traceback(tmp_path):
     """SIGINT while a trial runs: Optuna logged the trial as failed with the KeyboardInterrupt's
     traceback (at WARNING) before gtmsim's own line; now only that line, and exit 130."""
     out = tmp_path / "study"
+    # 1,000 trials: the search must outlast the wait below on a busy machine (with 40 it
+    # once finished, exit 0, before the signal was sent)
     proc = subprocess.Popen([sys.executable, "-m", "gtmsim", "optimize", *TINY, "--trials",
-                             "40", "--ideal-trials", "0", "--no-prune", "--out", str(out)],
+                             "1000", "--ideal-trials", "0", "--no-prune", "--out", str(out)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     journal = out / "study.journal"
     try:
