@@ -989,8 +989,8 @@ def _candidates_frame(result):
 
 def _optimize_report(result, best, cmp, settings) -> dict:
     from gtmsim.optimize.breaks import default_target, what_breaks
+    from gtmsim.optimize.compare import against_own, paired_difference
     from gtmsim.optimize.compare import describe as describe_candidate
-    from gtmsim.optimize.compare import paired_difference
 
     target = settings.target if settings.target is not None else default_target(best.held_out)
     breaks = cmp.breaks if cmp is not None else what_breaks(best.held_out, result.held_out,
@@ -1013,8 +1013,8 @@ def _optimize_report(result, best, cmp, settings) -> dict:
         report["chosen_minus_own"] = {
             k: {"diff": d, "ci_low": lo, "ci_high": hi}
             for k, (d, lo, hi) in paired_difference(own.held_out, chosen.held_out).items()}
-        report["against_own"] = _against_own(report["chosen_minus_own"], own is chosen,
-                                             settings.outcome)
+        report["against_own"] = against_own(report["chosen_minus_own"], own is chosen,
+                                            settings.outcome)
     if cmp is not None:
         report["ideal_tuned"] = describe_candidate(cmp.ideal_tuned, settings.outcome)
         report["robust"] = describe_candidate(cmp.robust_best, settings.outcome)
@@ -1023,25 +1023,6 @@ def _optimize_report(result, best, cmp, settings) -> dict:
             for k, (d, lo, hi) in cmp.difference.items()}
         report["verdict"] = cmp.verdict()
     return report
-
-
-def _against_own(diff: dict, same: bool, outcome: str) -> str:
-    """One line: the chosen design against the config's own, on the held-out scenarios."""
-    if same:
-        return "The chosen design is the config's own design: no design found beat it."
-    m = diff["mean"]
-    lo, hi = m["ci_low"], m["ci_high"]
-    if not (lo is not None and math.isfinite(lo)):
-        word, ci = "against", ""
-    else:
-        word = ("beats" if lo > 0 else "trails" if hi < 0 else
-                "is not clearly different from")
-        ci = f" (95% CI {lo:+,.0f} to {hi:+,.0f})"
-    text = (f"On the held-out scenarios the chosen design {word} the config's own design: "
-            f"mean {outcome} {m['diff']:+,.0f}{ci}, worst-10% {diff['cvar10']['diff']:+,.0f}.")
-    if word == "trails":
-        text += " Keep the own design unless the chosen one's other figures are worth that."
-    return text
 
 
 def _bracket(ci) -> str:

@@ -243,3 +243,21 @@ def test_ideal_vs_robust_verdict_says_when_there_is_no_interval():
     assert "nan" not in text and "no interval from one held-out scenario" in text
     c.difference["mean"] = (5.0, 1.0, 9.0)
     assert "+5, 95% CI +1 to +9" in c.verdict()
+
+
+def test_the_chosen_design_is_set_against_the_own_design_in_words():
+    """The held-out line says beats / trails / not clearly different by the paired CI, and
+    tells the planner to keep the status quo when the chosen design trails it."""
+    from gtmsim.optimize.compare import against_own
+
+    def diff(d, lo, hi):
+        return {"mean": {"diff": d, "ci_low": lo, "ci_high": hi},
+                "cvar10": {"diff": d, "ci_low": None, "ci_high": None}}
+
+    trails = against_own(diff(-5e4, -9e4, -1e4), False, "bookings")
+    assert "chosen design trails the config's own design" in trails
+    assert "Keep the own design" in trails
+    assert "beats" in against_own(diff(5e4, 1e4, 9e4), False, "bookings")
+    unclear = against_own(diff(5e3, -9e4, 9e4), False, "bookings")
+    assert "is not clearly different from" in unclear and "Keep" not in unclear
+    assert "no design found beat it" in against_own(diff(0, 0, 0), True, "bookings")

@@ -61,6 +61,37 @@ STATS = {"mean": np.mean, "p10": lambda v: float(np.quantile(v, 0.10)),
          "cvar10": lambda v: cvar(v, 0.10)}
 
 
+def standing(diff: float, lo: float, hi: float) -> str:
+    """Where a design stands against another from their paired difference and its 95% CI:
+    beats, trails, is identical to, or is not clearly different from."""
+    if lo > 0:
+        return "beats"
+    if hi < 0:
+        return "trails"
+    if diff == 0 and lo == 0 and hi == 0:
+        return "is identical to"
+    return "is not clearly different from"
+
+
+def against_own(diff: dict, same: bool, outcome: str) -> str:
+    """One line: the chosen design against the config's own (the status quo) on the held-out
+    scenarios, from their paired differences (`paired_difference` as {stat: {diff, ci_low,
+    ci_high}})."""
+    if same:
+        return "The chosen design is the config's own design: no design found beat it."
+    m = diff["mean"]
+    lo, hi = m["ci_low"], m["ci_high"]
+    if lo is None or not math.isfinite(lo):
+        word, ci = "against", ""
+    else:
+        word, ci = standing(m["diff"], lo, hi), f" (95% CI {lo:+,.0f} to {hi:+,.0f})"
+    text = (f"On the held-out scenarios the chosen design {word} the config's own design: "
+            f"mean {outcome} {m['diff']:+,.0f}{ci}, worst-10% {diff['cvar10']['diff']:+,.0f}.")
+    if word == "trails":
+        text += " Keep the own design unless the chosen one's other figures are worth that."
+    return text
+
+
 def describe(c: Candidate, outcome: str) -> dict[str, Any]:
     """A candidate as a row: levers, robust statistics with CIs, team KPIs, leakage."""
     row: dict[str, Any] = {"trial": c.trial, "cost": c.cost}

@@ -21,7 +21,13 @@ import polars as pl
 
 from gtmsim.config import Config, load_config
 from gtmsim.errors import ConfigError, GtmsimError
-from gtmsim.optimize.compare import STATS, TAIL_MIN_SCENARIOS, interval, paired_difference
+from gtmsim.optimize.compare import (
+    STATS,
+    TAIL_MIN_SCENARIOS,
+    interval,
+    paired_difference,
+    standing,
+)
 from gtmsim.optimize.evaluate import evaluate, per_scenario
 from gtmsim.optimize.levers import annual_cost, current_design
 from gtmsim.optimize.scenarios import Scenario, draw_scenarios, uncertain_parameters
@@ -121,14 +127,7 @@ class DesignComparison:
         parts = []
         for design in self.designs[1:]:
             m, c = d[(design, "mean")], d[(design, "cvar10")]
-            if m["ci_low"] > 0:
-                word = f"beats {self.baseline}"
-            elif m["ci_high"] < 0:
-                word = f"trails {self.baseline}"
-            elif m["diff"] == 0 and m["ci_low"] == 0 and m["ci_high"] == 0:
-                word = f"is identical to {self.baseline}"
-            else:
-                word = f"is not clearly different from {self.baseline}"
+            word = f"{standing(m['diff'], m['ci_low'], m['ci_high'])} {self.baseline}"
             rel = f" ({m['diff'] / base_mean:+.0%})" if base_mean else ""
             tail = (f" ({_signed(c['ci_low'])} to {_signed(c['ci_high'])})"
                     if np.isfinite(c["ci_low"]) else "")
@@ -249,13 +248,13 @@ def _differences(a: dict, b: dict, prefix: str, skip: set[str], out: list) -> No
         if path in skip or any(path == k or path.startswith(k + ".") for k in NOT_DESIGN):
             continue
         x, y = a.get(key), b.get(key)
-        if isinstance(x, dict) and isinstance(y, dict) and not (_setting(x) or _setting(y)):
+        if isinstance(x, dict) and isinstance(y, dict) and not (is_setting(x) or is_setting(y)):
             _differences(x, y, path + ".", skip, out)
         elif x != y:
             out.append({"path": path, "baseline": x, "design": y})
 
 
-def _setting(value: dict) -> bool:
+def is_setting(value: dict) -> bool:
     """A table that is one setting: a distribution, or an uncertain value {value, range}."""
     return "dist" in value or set(value) == {"value", "range"}
 

@@ -15,6 +15,7 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from gtmsim.optimize.compare import TAIL_MIN_SCENARIOS
+from gtmsim.optimize.designs import is_setting
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
@@ -186,7 +187,7 @@ def _setting(value) -> str:
         return "(none)"
     if isinstance(value, float):
         return _num(value)
-    if isinstance(value, dict) and "dist" not in value and set(value) != {"value", "range"}:
+    if isinstance(value, dict) and not is_setting(value):
         return "(a table)"  # a whole channel, team, stage... that the other has not
     return json.dumps(value) if isinstance(value, (dict, list)) else str(value)
 
