@@ -95,3 +95,23 @@ def test_people_work_only_in_working_hours(source):
     outside = people.filter((hour < 9) | (hour >= 17) | (start.dt.weekday() > 5))
     assert people.height > 1000
     assert outside.height == 0, outside.head()
+
+
+def test_every_activity_has_an_outcome(source):
+    """Each row says how the activity ended; a contact attempt says whether it reached the
+    lead, and a contact stage's main task follows a reached attempt directly (attempt rows
+    had an empty outcome)."""
+    import polars as pl
+
+    assert source.filter(pl.col("outcome").is_null() | (pl.col("outcome") == "")).height == 0
+    attempts = source.filter(pl.col("concept:name") == "sdr_qualify:attempt")
+    assert set(attempts["outcome"]) == {"reached", "no answer"}
+    before = {}
+    mains = 0
+    for row in source.iter_rows(named=True):
+        case = row["case:concept:name"]
+        if row["concept:name"] == "sdr_qualify":
+            mains += 1
+            assert before.get(case) == ("sdr_qualify:attempt", "reached"), row
+        before[case] = (row["concept:name"], row["outcome"])
+    assert mains > 100

@@ -258,8 +258,11 @@ class Replication:
             p.busy = False
         self._left(p)
 
-    def _work(self, p: Person, lead: Lead, effort: float, activity: str, outcome: str = ""):
-        """Person p spends `effort` nominal hours on the lead, in working time."""
+    def _work(self, p: Person, lead: Lead, effort: float, activity: str,
+              outcome: str | None = ""):
+        """Person p spends `effort` nominal hours on the lead, in working time. The event log
+        row is written when the work ends; with outcome None the caller writes it (the
+        outcome is known only after): this returns the row's (start, end) if there is a log."""
         now = self.env.now
         hours = p.work_hours(self.spec, now, effort)
         end = self.cal.advance(now, hours)
@@ -268,9 +271,13 @@ class Replication:
             self.rec.add(O.S_REWORK, now, hours)
         yield self.env.timeout(end - now)
         self._event()
-        if self.rec.log is not None:  # work taken up out of hours begins at the next opening
-            start = min(self.cal.next_open(now), end)
-            self.rec.activity(lead.id, activity, self._resource(p), start, end, outcome)
+        if self.rec.log is None:
+            return None
+        start = min(self.cal.next_open(now), end)  # work taken up out of hours: next opening
+        if outcome is None:
+            return start, end
+        self.rec.activity(lead.id, activity, self._resource(p), start, end, outcome)
+        return None
 
     def _resource(self, p: Person) -> str:
         return f"{self.spec.team_names[p.team]}-{p.slot + 1}" + (
@@ -386,10 +393,15 @@ class Replication:
         if lead.attempt == 0:
             lead.max_attempts = p.attempts(int(sp.stage_attempts[s]))
         lead.attempt += 1
-        yield from self._work(p, lead, sp.stage_attempt_hours[s], self._name(s) + ":attempt")
+        activity = self._name(s) + ":attempt"
+        row = yield from self._work(p, lead, sp.stage_attempt_hours[s], activity, None)
         if not lead.touched:
             touch(sp, lead, self.env.now)
-        if lead.live and rng.random() < sp.stage_contact_p[s]:
+        reached = lead.live and rng.random() < sp.stage_contact_p[s]
+        if row is not None:
+            self.rec.activity(lead.id, activity, self._resource(p), *row,
+                              "reached" if reached else "no answer")
+        if reached:
             if (yield from self._caught(p, lead)):
                 return
             effort = self._effort(p, lead)
@@ -524,7 +536,8 @@ class Replication:
         if target >= 0:
             edge = sp.edge_of[lead.stage][target]
             if edge >= 0 and sp.edge_protocol[edge] == S.PROTOCOLS["warm"] and p.compliant:
-                yield from self._work(p, lead, sp.warm_hours, self._name(lead.stage) + ":handoff")
+                yield from self._work(p, lead, sp.warm_hours, self._name(lead.stage) + ":handoff",
+                                      "to " + self._name(target))
         self._forward(lead, outcome, p.compliant)
 
     def _forward(self, lead: Lead, outcome: int, compliant: bool) -> None:
