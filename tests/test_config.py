@@ -102,6 +102,11 @@ BAD_OVERRIDES = [
     (["run.horizon_days=nan"], "run.horizon_days", "finite"),
     (["run.horizon_days=inf"], "run.horizon_days", ""),
     (["stages.ae_close.kind=closer"], "stages.ae_close.kind", "expected one of"),
+    # a third parameter of a lognormal would be ignored (or crash the run): refused
+    (["channels.inbound.value={dist='lognormal', median=3e4, sigma=0.5, cv=0.3}"],
+     "channels.inbound.value", "median and sigma, or mean and cv"),
+    (["channels.inbound.value={dist='lognormal', mean=3, cv=0.5, median=3e4}"],
+     "channels.inbound.value", "median and sigma, or mean and cv"),
     (["stages.ae_close.effort_hours={dist='gama', shape=1, scale=1}"],
      "stages.ae_close.effort_hours", "did you mean 'gamma'"),
     (["people.forgetting.probability='often'"], "people.forgetting.probability",

@@ -75,9 +75,11 @@ class Lognormal(Strict):
 
     @model_validator(mode="after")
     def _one_parametrisation(self) -> "Lognormal":
-        by_median = self.median is not None and self.sigma is not None
-        by_mean = self.mean is not None and self.cv is not None
-        if by_median == by_mean:
+        median = (self.median, self.sigma)
+        mean = (self.mean, self.cv)
+        by_median = all(v is not None for v in median) and all(v is None for v in mean)
+        by_mean = all(v is not None for v in mean) and all(v is None for v in median)
+        if not (by_median or by_mean):  # a stray third value would be silently ignored
             raise ValueError("give either median and sigma, or mean and cv")
         return self
 
