@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import numbers
+from typing import Any
+
 
 class GtmsimError(Exception):
     """Bad input: a config, a flag, a data file. The message is the whole story."""
@@ -18,3 +21,11 @@ class ConfigError(GtmsimError):
         self.path = path
         self.message = message
         super().__init__(f"{path}: {message}" if path else message)
+
+
+def whole(name: str, value: Any, low: int) -> int:
+    """`value` as an int if it is a whole number (numpy's too, not a boolean) of at least
+    `low`; a GtmsimError naming `name` otherwise."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
+        raise GtmsimError(f"{name}: must be a whole number of at least {low}, got {value!r}")
+    return int(value)

@@ -11,14 +11,14 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from pathlib import Path
 
 import numpy as np
 import polars as pl
 
 from gtmsim import outcomes as O
 from gtmsim.config import Config, load_config
-from gtmsim.errors import GtmsimError
+from gtmsim.errors import GtmsimError, whole
 from gtmsim.spec import ModelSpec, compile_spec
 
 ENGINES = ("simpy", "numba")
@@ -43,7 +43,15 @@ class Result:
     seed: int = 0
 
     def summary(self, confidence: float = 0.95) -> pl.DataFrame:
+        """Per outcome: n, mean with a t-interval at `confidence`, sd, P10/P50/P90 over the
+        replications where it is defined (a rate with nothing to divide by is left out)."""
         return O.summarize(self.replications, confidence)
+
+    def __repr__(self) -> str:  # the spec's arrays would fill a notebook cell
+        log = "" if self.event_log is None else f", event_log={self.event_log.height} rows"
+        return (f"Result({self.replications.height} replications on {self.engine}, seed "
+                f"{self.seed}, {self.replications.width - 1} outcomes, weekly="
+                f"{self.weekly.height} rows{log})")
 
 
 def replication_seed(seed: int, replication: int) -> np.random.SeedSequence:
@@ -64,26 +72,26 @@ def _run_chunk(args):
     return [_run_one(spec, seed, r, event_log) for r in reps]
 
 
-def _whole(name: str, value: Any, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < low:
-        raise GtmsimError(f"{name}: must be a whole number of at least {low}, got {value!r}")
-    return int(value)
-
-
 def simulate(spec: ModelSpec, replications: int, seed: int, engine: str | None = None,
              workers: int | None = None, progress: Progress | None = None,
              event_log: bool = False, first: int = 0) -> Result:
     """Run replications ``first .. first + replications - 1`` of `spec` on `engine` (default:
     numba; the SimPy engine for an event log) with up to `workers` threads (numba) or
     processes (SimPy); by default every CPU for numba, one process for SimPy."""
+    if not isinstance(spec, ModelSpec):
+        raise TypeError(f"spec: expected a ModelSpec (compile_spec(config)), got "
+                        f"{type(spec).__name__}; gtmsim.run takes a config")
+    if progress is not None and not callable(progress):
+        raise TypeError(f"progress: expected a callable progress(done, total), got "
+                        f"{progress!r}")
     if engine is None:  # the event log comes from the engine that traces every activity
         engine = "simpy" if event_log else DEFAULT_ENGINE
     if engine not in ENGINES:
         raise GtmsimError(f"unknown engine {engine!r}; choose from {', '.join(ENGINES)}")
-    replications = _whole("replications", replications, 1)
-    seed, first = _whole("seed", seed, 0), _whole("first", first, 0)
+    replications = whole("replications", replications, 1)
+    seed, first = whole("seed", seed, 0), whole("first", first, 0)
     if workers is not None:
-        workers = _whole("workers", workers, 1)
+        workers = whole("workers", workers, 1)
     if engine == "numba":
         if event_log:
             raise GtmsimError("the numba engine writes no event log; use --engine simpy")
@@ -193,6 +201,9 @@ def run(config: Config | str | None = None, profile: str | None = None,
     if isinstance(overrides, str):
         raise GtmsimError(f"overrides: expected a list of 'key.path=value' strings, got the "
                           f"string {overrides!r}")
+    if config is not None and not isinstance(config, Config | str | Path):
+        raise TypeError(f"config: expected a Config, a path or None (the default), got "
+                        f"{type(config).__name__}")
     if isinstance(config, Config):
         if profile is not None or overrides:
             raise GtmsimError("profile and overrides apply when a config is loaded: pass them "

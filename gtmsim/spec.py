@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, fields
 import numpy as np
 
 from gtmsim import distributions as D
+from gtmsim.config.loader import check, people_value_problem
 from gtmsim.config.schema import DAYS, Config, Param, central
 from gtmsim.errors import ConfigError
 
@@ -210,6 +211,9 @@ def _people(c: Config, scenario: dict[str, float]) -> dict:
         if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(
                 value):
             raise ConfigError("scenario", f"{key}: expected a finite number, got {value!r}")
+        problem = people_value_problem(mech, name, (value,))
+        if problem:
+            raise ConfigError("scenario", f"{key}: {problem}, got {value!r}")
 
     def val(mech: str, name: str) -> float:
         key = f"people.{mech}.{name}"
@@ -272,6 +276,10 @@ def _people(c: Config, scenario: dict[str, float]) -> dict:
 
 def compile_spec(c: Config, scenario: dict[str, float] | None = None) -> ModelSpec:
     """Compile a validated config (and optional scenario draws of people.* values)."""
+    if not isinstance(c, Config):
+        raise TypeError(f"config: expected a Config (gtmsim.load_config(path)), got "
+                        f"{type(c).__name__}")
+    check(c)  # it may have been changed by assignment since it was loaded
     scenario = scenario or {}
     pool: list[float] = []
     rows: list[tuple] = []

@@ -35,6 +35,36 @@ def test_robust_statistics():
         robust_score("median-ish", x)
 
 
+def test_scores_refuse_what_they_cannot_score():
+    """A NaN score would pass silently into the optimiser; regret needs every design."""
+    with pytest.raises(ValueError, match="regret compares designs"):
+        robust_score("regret", np.array([1.0, 2.0]))
+    with pytest.raises(ValueError, match="0 values"):
+        robust_score("mean", np.array([]))
+    with pytest.raises(ValueError, match="not finite"):
+        robust_score("cvar10", np.array([1.0, np.nan]))
+
+
+def test_scenario_arguments_and_values_are_checked(config):
+    from gtmsim.optimize import Scenario, evaluate
+
+    for kwargs, words in [({"seed": 1.5}, "seed: must be a whole number"),
+                          ({"seed": -1}, "seed: must be a whole number of at least 0"),
+                          ({"first_seed_index": -1}, "first_seed_index: must be"),
+                          ({"k": 0}, "scenarios: must be a whole number of at least 1")]:
+        args = {"k": 2, "seed": 1, **kwargs}
+        with pytest.raises(GtmsimError, match=words):
+            draw_scenarios(config, args.pop("k"), **args)
+    assert len(draw_scenarios(config, np.int64(2), seed=np.int64(1))) == 2
+    # a scenario value out of its meaning is named by the user's key, not the spec's
+    with pytest.raises(ConfigError, match="people.forgetting.probability: must lie in"):
+        evaluate(config, {}, [Scenario(0, {"people.forgetting.probability": 1.5}, 1)], 1)
+    with pytest.raises(TypeError, match="scenarios: expected Scenario objects"):
+        evaluate(config, {}, [{"people.latency.median_hours": 1.0}], 1)
+    with pytest.raises(TypeError, match="config: expected a Config"):
+        evaluate("configs/b2b_saas.toml", {}, draw_scenarios(config, 1, seed=1), 1)
+
+
 def test_regret_against_the_best_design_per_scenario():
     m = np.array([[10.0, 5.0], [8.0, 9.0]])  # design 0 best in scenario 0, design 1 in 1
     assert regret(m) == pytest.approx([2.0, 1.0])
@@ -43,14 +73,25 @@ def test_regret_against_the_best_design_per_scenario():
 def test_levers_read_and_apply(config):
     design = current_design(config)
     assert design["sdr_headcount"] == config.teams["sdr"].headcount
-    changed = apply_design(config, {"sdr_headcount": 9.4, "sdr_to_ae_protocol": "warm"})
-    assert changed.teams["sdr"].headcount == 9  # integer lever, rounded
+    changed = apply_design(config, {"sdr_headcount": 9.0, "sdr_to_ae_protocol": "warm"})
+    assert changed.teams["sdr"].headcount == 9
     assert changed.handoffs["sdr_to_ae"].protocol == "warm"
     assert annual_cost(changed) == annual_cost(config) + 3 * config.teams["sdr"].cost_per_head
+    # numpy's numbers (a design from a grid) are numbers
+    assert apply_design(config, {"sdr_headcount": np.int64(9)}).teams["sdr"].headcount == 9
+    threshold = apply_design(config, {"mql_threshold": np.float64(0.4)})
+    assert threshold.stages["mql_review"].threshold == 0.4
     with pytest.raises(ConfigError, match="levers.sdr_headcount"):
         apply_design(config, {"sdr_headcount": 99})
+    # 6.5 heads is a mistake, not a 6 (it was rounded, half to even)
+    with pytest.raises(ConfigError, match="levers.sdr_headcount: expected a whole number"):
+        apply_design(config, {"sdr_headcount": 6.5})
+    with pytest.raises(ConfigError, match="levers.sdr_headcount: expected a number"):
+        apply_design(config, {"sdr_headcount": np.True_})
     with pytest.raises(ConfigError, match="levers.nope"):
         apply_design(config, {"nope": 1})
+    with pytest.raises(TypeError, match="design: expected a mapping"):
+        apply_design(config, [("sdr_headcount", 9)])
 
 
 def test_scenarios_cover_uncertain_ranges(config):

@@ -119,6 +119,34 @@ def test_bad_api_arguments_are_gtmsim_errors(spec, kwargs, words):
         simulate(spec, args["replications"], args["seed"], "numba", workers=args.get("workers"))
 
 
+def test_api_misuse_names_the_argument(spec):
+    """A notebook user's slips get an error naming the argument, not an AttributeError from
+    deep inside (a path where a Config is expected, a Config where a spec is) or a silent run
+    (a config changed by assignment past a check across fields)."""
+    from gtmsim.errors import ConfigError
+
+    config = load_config(None, None, SHORT)
+    with pytest.raises(TypeError, match="spec: expected a ModelSpec"):
+        simulate(config, 2, 1)
+    with pytest.raises(TypeError, match="config: expected a Config"):
+        compile_spec("configs/b2b_saas.toml")
+    with pytest.raises(TypeError, match="config: expected a Config, a path or None"):
+        gtmsim.run(42)
+    with pytest.raises(TypeError, match="progress: expected a callable"):
+        gtmsim.run(config, replications=2, progress=True)
+    with pytest.raises(ConfigError, match="overrides: expected a list"):
+        load_config(None, None, "run.horizon_days=30")
+    config.teams["sdr"].headcount = 0  # each field is checked on assignment, not the graph
+    with pytest.raises(ConfigError, match="teams.sdr.headcount: team has no people"):
+        gtmsim.run(config, replications=2)
+
+
+def test_result_repr_is_short():
+    res = gtmsim.run(replications=2, overrides=SHORT)
+    text = repr(res)
+    assert len(text) < 200 and "2 replications on numba" in text
+
+
 def test_numba_workers_change_no_number_and_restore_the_thread_count(spec):
     import numba
 

@@ -191,6 +191,9 @@ def load_config(
     path: str | Path | None = None, profile: str | None = None, overrides: list[str] = ()
 ) -> Config:
     """Read, resolve and validate a config; raises ConfigError naming the bad key."""
+    if isinstance(overrides, str):  # its letters would be read as overrides one by one
+        raise ConfigError("overrides", f"expected a list of 'key.path=value' strings, got the "
+                          f"string {overrides!r}")
     try:
         data = resolve(read_toml(path), profile, list(overrides))
     except ConfigError as exc:
@@ -235,6 +238,17 @@ def validate(data: dict, check_budget: bool = True) -> Config:
     except ConfigError as exc:
         raise _one_line(exc) from None
     return config
+
+
+def check(config: Config) -> None:
+    """The checks across fields (graph, people) again, for a config that may have been changed
+    by assignment since it was loaded (assignment checks each field alone); raises
+    ConfigError, one line, naming the key."""
+    try:
+        check_graph(config, check_budget=False)
+        check_people(config)
+    except ConfigError as exc:
+        raise _one_line(exc) from None
 
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -523,12 +537,17 @@ def check_people(c: Config) -> None:
                 numbers = (value,)
             else:
                 continue
-            path = f"people.{mech}.{field}"
-            if (mech, field) in _PROBABILITIES:
-                if not all(0.0 <= x <= 1.0 for x in numbers):
-                    raise ConfigError(path, f"must lie in [0, 1], got {_show(_plain(value))}")
-            elif not all(x >= 0.0 for x in numbers):
-                raise ConfigError(path, f"must not be negative, got {_show(_plain(value))}")
+            problem = people_value_problem(mech, field, numbers)
+            if problem:
+                raise ConfigError(f"people.{mech}.{field}",
+                                  f"{problem}, got {_show(_plain(value))}")
+
+
+def people_value_problem(mech: str, field: str, numbers: tuple[float, ...]) -> str | None:
+    """What is wrong with these values of a human-model parameter, or None."""
+    if (mech, field) in _PROBABILITIES:
+        return None if all(0.0 <= x <= 1.0 for x in numbers) else "must lie in [0, 1]"
+    return None if all(x >= 0.0 for x in numbers) else "must not be negative"
 
 
 def _plain(value: Any) -> Any:

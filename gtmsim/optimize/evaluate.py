@@ -14,20 +14,29 @@ from gtmsim.simulate import simulate
 from gtmsim.spec import compile_spec
 
 
-def evaluate(config: Config, design: dict[str, Any], scenarios: list[Scenario],
+def evaluate(config: Config, design: dict[str, Any] | None, scenarios: list[Scenario],
              replications: int, engine: str | None = None, workers: int | None = None
              ) -> pl.DataFrame:
-    """One row per (scenario, replication): the design's outcomes. Scenario i always runs
-    with its own seed, whatever the design: common random numbers. The engine is numba unless
-    given."""
+    """One row per (scenario, replication): the design's outcomes, with the scenario's index
+    and seed (``scenario``, ``scenario_seed``: a held-out set numbers its scenarios from 0
+    too). Scenario i always runs with its own seed, whatever the design: common random
+    numbers. An empty or None design is the config's own. The engine is numba unless given."""
+    if not isinstance(config, Config):
+        raise TypeError(f"config: expected a Config (gtmsim.load_config(path)), got "
+                        f"{type(config).__name__}")
     if not scenarios:
         raise GtmsimError("scenarios: give at least one scenario to evaluate on")
+    bad = [sc for sc in scenarios if not isinstance(sc, Scenario)]
+    if bad:
+        raise TypeError(f"scenarios: expected Scenario objects (draw_scenarios), got "
+                        f"{type(bad[0]).__name__}")
     cfg = apply_design(config, design) if design else config
     frames = []
     for sc in scenarios:
         spec = compile_spec(cfg, sc.values)
         df = simulate(spec, replications, sc.seed, engine=engine, workers=workers).replications
-        frames.append(df.with_columns(pl.lit(sc.index).alias("scenario")))
+        frames.append(df.with_columns(pl.lit(sc.index).alias("scenario"),
+                                      pl.lit(sc.seed, pl.Int64).alias("scenario_seed")))
     return pl.concat(frames, how="diagonal")
 
 

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import math
+import numbers
+from collections.abc import Mapping
 from typing import Any
+
+import numpy as np
 
 from gtmsim.config import Config, validate
 from gtmsim.config.loader import get_path, set_path
@@ -19,6 +23,9 @@ def current_design(config: Config) -> dict[str, Any]:
 def apply_design(config: Config, design: dict[str, Any]) -> Config:
     """The config with the design's lever values, validated (the budget is not checked here:
     for the optimiser it is a constraint, see `annual_cost`)."""
+    if not isinstance(design, Mapping):
+        raise TypeError(f"design: expected a mapping of lever name to value, got "
+                        f"{type(design).__name__}")
     raw = config.model_dump(by_alias=True, exclude_none=True)
     for name, value in design.items():
         lever = config.levers.get(name)
@@ -27,14 +34,21 @@ def apply_design(config: Config, design: dict[str, Any]) -> Config:
         if lever.choices is not None:
             if value not in lever.choices:
                 raise ConfigError(f"levers.{name}", f"{value!r} is not one of {lever.choices}")
-        elif (isinstance(value, bool) or not isinstance(value, int | float)
-              or not math.isfinite(value)):
+            set_path(raw, lever.path.split("."), value)
+            continue
+        # numpy's numbers are numbers too (a design from a grid); a boolean is not
+        if (isinstance(value, bool | np.bool_) or not isinstance(value, numbers.Real)
+                or not math.isfinite(value)):
             raise ConfigError(f"levers.{name}", f"expected a number, got {value!r}")
-        elif not lever.low <= value <= lever.high:
+        if not lever.low <= value <= lever.high:
             raise ConfigError(f"levers.{name}",
                               f"{value!r} is outside [{lever.low}, {lever.high}]")
         if lever.integer:
-            value = int(round(value))
+            if value != int(value):  # 6.5 heads is a mistake, not a 6 or a 7
+                raise ConfigError(f"levers.{name}", f"expected a whole number, got {value!r}")
+            value = int(value)
+        elif isinstance(value, np.generic):
+            value = value.item()
         set_path(raw, lever.path.split("."), value)
     return validate(raw, check_budget=False)
 

@@ -24,7 +24,14 @@ def regret(matrix: np.ndarray) -> np.ndarray:
 def robust_score(name: str, values: np.ndarray, target: float | None = None) -> float:
     """One design's score over its per-scenario outcomes (regret needs all designs: see
     `regret`)."""
+    if name == "regret":
+        raise ValueError("regret compares designs: score all of them at once with "
+                         "objectives.regret(matrix)")
     x = np.asarray(values, dtype=float)
+    if x.size == 0 or not np.isfinite(x).all():
+        # a score of NaN would pass silently into the optimiser
+        raise ValueError(f"{name}: expected per-scenario outcomes, all finite; got "
+                         f"{x.size} values{'' if x.size == 0 else ', some not finite'}")
     if name == "mean":
         return float(x.mean())
     if name == "p10":

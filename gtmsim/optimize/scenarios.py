@@ -15,7 +15,7 @@ from scipy.stats import qmc
 
 from gtmsim.config import Config
 from gtmsim.config.schema import Uncertain
-from gtmsim.errors import GtmsimError
+from gtmsim.errors import GtmsimError, whole
 
 
 @dataclass(frozen=True)
@@ -42,8 +42,9 @@ def uncertain_parameters(config: Config) -> dict[str, tuple[float, float]]:
 def draw_scenarios(config: Config, k: int, seed: int, method: str = "sobol",
                    first_seed_index: int = 0) -> list[Scenario]:
     """K scenarios; `first_seed_index` moves to fresh seeds (a held-out set)."""
-    if k < 1:
-        raise GtmsimError(f"--scenarios must be at least 1, got {k}")
+    k = whole("scenarios", k, 1)
+    seed = whole("seed", seed, 0)
+    first_seed_index = whole("first_seed_index", first_seed_index, 0)
     params = uncertain_parameters(config)
     names = sorted(params)
     if names:
