@@ -1130,13 +1130,18 @@ def _fmt(value: float | None, kind: str) -> str:
 
 
 def _pm(row: dict | None, kind: str, total: int | None = None) -> str:
-    """mean +- half-width of the 95% CI; `[n of N]` when the outcome is defined in only n of
-    the N replications (a median cycle with no deal won, a win rate with none decided)."""
+    """mean +- half-width of the 95% CI (the interval itself where it was cut to a share's
+    [0, 1]); `[n of N]` when the outcome is defined in only n of the N replications (a median
+    cycle with no deal won, a win rate with none decided)."""
     if row is None:
         return "-"
     text = _fmt(row["mean"], kind)
     if row["n"] >= 2 and text != "-":
-        text += f" ± {_fmt((row['ci_high'] - row['ci_low']) / 2, kind)}"
+        low, mean, high = row["ci_low"], row["mean"], row["ci_high"]
+        if math.isclose(high - mean, mean - low, rel_tol=1e-9, abs_tol=1e-12):
+            text += f" ± {_fmt((high - low) / 2, kind)}"
+        else:
+            text += f" ({_fmt(low, kind)} to {_fmt(high, kind)})"
     if total is not None and row["n"] < total:
         text += f" \\[{row['n']} of {total}]"  # \\[: a bracket, not rich markup
     return text

@@ -184,8 +184,19 @@ def to_frames(rows: list[dict], weekly: list[dict]) -> tuple[pl.DataFrame, pl.Da
 # --------------------------------------------------------------------------- summaries
 
 
+# outcomes that are shares of something (between 0 and 1 in every replication)
+PROPORTIONS = ("win_rate", "never_contacted_share", "qualify_rate_", "pass_rate_", "util_",
+               "trust_")
+
+
+def is_proportion(name: str) -> bool:
+    return name.startswith(PROPORTIONS)
+
+
 def summarize(reps: pl.DataFrame, confidence: float = 0.95) -> pl.DataFrame:
-    """Per outcome: mean with a t-based CI over replications, sd, P10/P50/P90."""
+    """Per outcome defined in at least one replication (``n``: in how many): mean with a
+    t-based CI over replications, sd, P10/P50/P90. A share's interval is cut to [0, 1], where
+    its mean lies (a t-interval of a rare share reached past 1)."""
     from scipy import stats  # imported here: scipy.stats costs a second at start-up
     if not 0.0 < confidence < 1.0:
         raise GtmsimError(f"confidence: expected a level between 0 and 1, got {confidence}")
@@ -203,6 +214,9 @@ def summarize(reps: pl.DataFrame, confidence: float = 0.95) -> pl.DataFrame:
         half = (float(stats.t.ppf(0.5 + confidence / 2, n - 1) * sd / math.sqrt(n)) if n > 1
                 else math.nan)
         p10, p50, p90 = (float(v) for v in np.percentile(x, [10, 50, 90]))
-        out.append({"outcome": name, "n": n, "mean": mean, "ci_low": mean - half,
-                    "ci_high": mean + half, "sd": sd, "p10": p10, "p50": p50, "p90": p90})
+        low, high = mean - half, mean + half
+        if is_proportion(name):
+            low, high = max(low, 0.0), min(high, 1.0)
+        out.append({"outcome": name, "n": n, "mean": mean, "ci_low": low,
+                    "ci_high": high, "sd": sd, "p10": p10, "p50": p50, "p90": p90})
     return pl.DataFrame(out)

@@ -274,3 +274,14 @@ def test_the_summary_says_when_an_outcome_is_defined_in_fewer_replications(tmp_p
     assert f"[{n['cycle_days_median']} of 20]" in line
     bookings = next(ln for ln in r.stdout.splitlines() if "Bookings (won value)" in ln)
     assert " of 20]" not in bookings  # defined in every replication: no marker
+
+
+def test_summary_shows_a_cut_interval_as_its_ends():
+    """A share's interval cut to [0, 1] is not mean +- a half-width: the summary gives its
+    ends; a whole interval keeps the +- form."""
+    from gtmsim.cli import _pm
+
+    cut = _pm({"mean": 0.9, "ci_low": 0.674, "ci_high": 1.0, "n": 10}, "rate")
+    assert "±" not in cut and "to" in cut and "100" in cut
+    whole = _pm({"mean": 0.5, "ci_low": 0.4, "ci_high": 0.6, "n": 10}, "rate")
+    assert "±" in whole
