@@ -315,3 +315,35 @@ def test_ctrl_c_mid_search_is_one_line_without_a_traceback(tmp_path):
     assert proc.returncode == 130, stderr
     assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr, stderr
     assert stderr.strip().splitlines()[-1].startswith("gtmsim: interrupted; the study in")
+
+
+def test_the_held_out_step_waits_for_trials_other_processes_run(tmp_path):
+    """A process that finished its share of a shared study waited for no one: it read the
+    study while the other process's trials ran and stopped on 'no feasible design' (2 of 5
+    tries with two processes on PostgreSQL). `await_others` returns once no trial runs; a
+    trial whose process died (on this host: its pid is gone) is failed, not waited for."""
+    import socket
+    import subprocess
+    import sys
+    import threading
+
+    import optuna
+
+    from gtmsim.optimize.search import await_others
+
+    study = optuna.create_study(storage=f"sqlite:///{tmp_path / 'study.db'}")
+    other = study.ask()  # another live process's trial (this test's parent is alive)
+    other.set_user_attr("host", socket.gethostname())
+    other.set_user_attr("pid", os.getppid())
+    dead = study.ask()
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True)
+    dead.set_user_attr("host", socket.gethostname())
+    dead.set_user_attr("pid", int(gone.stdout))
+    finish = threading.Timer(0.5, lambda: study.tell(other, 1.0))
+    finish.start()
+    await_others(study, poll=0.05)
+    finish.join()
+    states = {t.number: t.state for t in study.get_trials(deepcopy=False)}
+    assert states[other.number] == optuna.trial.TrialState.COMPLETE
+    assert states[dead.number] == optuna.trial.TrialState.FAIL

@@ -386,6 +386,7 @@ def search(config: Config, settings: Settings, out_dir: Path | None = None,
             offset + min(settings.trials, sum(t.state in FINISHED for t in st.trials)), total))
     if remaining:
         study.optimize(objective, n_trials=remaining, callbacks=callbacks, catch=(_Surplus,))
+    await_others(study)
     candidates = held_out_candidates(config, study, settings, held_out, baselines)
     best = pick_best(candidates)
     return SearchResult(study, scenarios, held_out, candidates, best)
@@ -408,6 +409,22 @@ def _worst(objective: str) -> float:
 
 def _ordered(values: list[tuple[int, float]]) -> list[float | None]:
     return [v for _, v in sorted(values)]
+
+
+def await_others(study: optuna.Study, poll: float = 1.0) -> None:
+    """Wait for the trials other processes are still running: they count in the quota, so
+    they are this search's too, and every process should pick from the same finished trials
+    (one that finished its own share first read a study with none of them complete, and
+    stopped on 'no feasible design'). A trial whose process died is failed on the way (on this
+    host by its pid, elsewhere by the storage's heartbeat), so the wait ends."""
+    while True:
+        _recover_abandoned(study)
+        with warnings.catch_warnings():  # heartbeats are marked experimental
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            optuna.storages.fail_stale_trials(study)
+        if not study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+            return
+        time.sleep(poll)
 
 
 def _recover_abandoned(study: optuna.Study) -> None:
