@@ -78,7 +78,7 @@ class Axis:
         if self.values:
             return list(self.values)
         vals = np.linspace(self.low, self.high, self.steps).tolist()
-        if self.integer:
+        if self.integer:  # whole steps (see _check_whole): rounding only takes off the ulps
             vals = list(dict.fromkeys(int(round(v)) for v in vals))
         return vals
 
@@ -359,13 +359,22 @@ FIXED_PER_SWEEP = ("run.seed", "run.replications")
 
 def _check_whole(where: str, axis: Axis) -> None:
     """An integer axis takes whole values: 3.4 headcount would run as 3 and be recorded as
-    3.4 (a range's steps are rounded, and recorded as run)."""
+    3.4, and a range's steps must land on whole numbers ([3, 6] in 3 steps ran 4.5 as 4)."""
     if not axis.integer:
         return
-    for v in axis.values:
+    for v in (*axis.values, *(b for b in (axis.low, axis.high) if b is not None)):
         if _number(v) and v != int(v):
             raise ConfigError(where, f"{v!r} is not a whole number, and this axis takes whole "
                               "numbers")
+    if axis.steps is not None and axis.steps > 1 and not axis.values:
+        # a step between whole numbers that is not whole would be rounded (half to even)
+        span = int(axis.high) - int(axis.low)
+        if span % (axis.steps - 1):
+            fits = [k + 1 for k in range(1, span + 1) if span % k == 0]
+            shown = ", ".join(str(k) for k in fits[:6])
+            raise ConfigError(where, f"[{int(axis.low)}, {int(axis.high)}] in {axis.steps} "
+                              f"steps falls between whole numbers; steps that land on them: "
+                              f"{shown}, or list the values")
 
 
 def _apply(base: Config, grid: Grid, values: dict[str, Any], where: str) -> Config:

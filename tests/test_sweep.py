@@ -288,6 +288,10 @@ BAD_GRIDS = {
                                  "levers.sdr_headcount: 3.4 is not a whole number"),
     "fraction on a whole path": ("[levers]\n\"teams.ae.headcount\" = [4, 5.5]\n",
                                  "levers.teams.ae.headcount: 5.5 is not a whole number"),
+    # [3, 6] in 3 steps ran 4.5 SDRs as 4 (rounded half to even), recorded as run
+    "range between whole numbers": ("[levers]\nsdr_headcount = { range = [3, 6], steps = 3 }\n",
+                                    "levers.sdr_headcount: [3, 6] in 3 steps falls between "
+                                    "whole numbers; steps that land on them: 2, 4"),
     "text for a number": ("[levers]\nsdr_headcount = ['3']\n",
                           "levers.sdr_headcount: expected a number, got '3'"),
     # the sweep's seed and replications are its flags: these axes changed nothing
