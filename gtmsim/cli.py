@@ -138,12 +138,13 @@ def _add_engine_arg(p: argparse.ArgumentParser, default: str | None = None) -> N
 
 
 def _add_run_args(p: argparse.ArgumentParser, replications_default: str,
-                  engine_default: str | None = None) -> None:
+                  engine: bool = True) -> None:
     p.add_argument("--replications", type=_replications, metavar="N",
                    help=f"independent replications ({replications_default})")
     p.add_argument("--seed", type=_seed, metavar="S",
                    help="root random seed (default: the config's run.seed)")
-    _add_engine_arg(p, engine_default)
+    if engine:
+        _add_engine_arg(p)
 
 
 def _add_connect_timeout_arg(p: argparse.ArgumentParser) -> None:
@@ -171,15 +172,17 @@ def build_parser() -> argparse.ArgumentParser:
         "run", help="run replications and summarise them",
         description="Run replications of a config, print a summary that puts each team's KPI "
                     "beside the system outcome (means with 95% CIs), and write "
-                    "replications.parquet, weekly.parquet, summary.json and the resolved "
-                    "config.toml into an output folder.")
+                    "replications.parquet, weekly.parquet, summary.json, the resolved "
+                    "config.toml, report.html and mechanism_costs.parquet (unless "
+                    "--no-mechanism-costs) into an output "
+                    "folder.")
     _add_config_args(p)
     _add_run_args(p, "default: the config's run.replications")
     p.add_argument("--out", metavar="DIR",
                    help="output folder, new or empty (default: a new folder under runs/)")
     p.add_argument("--event-log", action="store_true",
-                   help="also write event_log.parquet (one row per activity; runs serially on "
-                        "the SimPy engine unless --engine is given)")
+                   help="also write event_log.parquet (one row per activity; only the SimPy "
+                        "engine traces every activity, so it runs on it, serially)")
     p.add_argument("--workers", type=_positive_int, default=None, metavar="W",
                    help="threads (numba) or worker processes (simpy) (default: the number of "
                         f"CPUs, {os.cpu_count() or 1})")
@@ -198,11 +201,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "eventlog", help="export an event log for process mining",
-        description="Simulate and export one row per activity instance (case, activity, "
-                    "resource, start, end, outcome) with XES column names, as CSV or Parquet "
-                    "by the suffix of --out.")
+        description="Simulate on the SimPy engine (the one that traces every activity) and "
+                    "export one row per activity instance (case, activity, resource, start, "
+                    "end, outcome) with XES column names, as CSV or Parquet by the suffix of "
+                    "--out.")
     _add_config_args(p)
-    _add_run_args(p, "default: 1", "simpy, the engine that traces every activity")
+    _add_run_args(p, "default: 1", engine=False)  # the SimPy engine: it traces every activity
     p.add_argument("--out", required=True, metavar="FILE",
                    help="the file to write: *.csv or *.parquet")
     p.set_defaults(handler=cmd_eventlog)
@@ -298,7 +302,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run two or more configs (designs; the first is the baseline) under one or "
                     "more profiles on the same scenarios of the profile's uncertain human "
                     "variability and the same seeds (common random numbers), and report each "
-                    "design's mean, P10 and CVaR10 with bootstrap CIs, each team's KPI "
+                    "design's mean (t-interval), P10 and CVaR10 (bootstrap CIs from 20 "
+                    "scenarios), each team's KPI "
                     "attainment, leakage, and its difference from the baseline paired by "
                     "scenario. Writes comparison.parquet, summary.json, comparison.txt and "
                     "report.html.")
@@ -686,10 +691,9 @@ def cmd_eventlog(args) -> int:
     config, spec = _load(args)
     n = args.replications or 1
     seed = args.seed if args.seed is not None else config.run.seed
-    engine = args.engine or "simpy"
     bar, progress = _progress_bar(n, f"event log: {config.name[:40]}")
     with bar:
-        res = simulate(spec, n, seed, engine, 1, progress, event_log=True)
+        res = simulate(spec, n, seed, "simpy", 1, progress, event_log=True)
     log = res.event_log
     try:
         with staged(out, is_dir=False) as tmp:
@@ -859,13 +863,14 @@ def cmd_sweep(args) -> int:
     done = sweep.prepare_out(out, plan, create=False)  # checked before a cluster starts
     if args.png:
         _check_png()
-    where = (args.scheduler if args.scheduler else
-             "this process" if workers == 0 else f"a LocalCluster of {workers} workers")
+    # in this process, or nothing left to run: a rerun to rebuild the report needs no cluster
+    here = (workers == 0 and not args.scheduler) or len(done) == len(plan.points)
+    where = ("this process" if here else
+             args.scheduler or f"a LocalCluster of {workers} workers")
     total = len(plan.points) * plan.replications
     bar, progress = _progress_bar(total, f"sweep {len(plan.points)} points ({plan.engine})")
     try:
-        if (workers == 0 and not args.scheduler) or len(done) == len(plan.points):
-            # in this process, or nothing left to run (a rerun to rebuild the report)
+        if here:
             with bar:
                 summary = sweep.run_sweep(plan, out, None, progress)
         else:

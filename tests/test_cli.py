@@ -118,7 +118,9 @@ def test_help_on_every_command(capsys):
     assert "gtmsim" in capsys.readouterr().out
     with pytest.raises(SystemExit):
         main(["eventlog", "--help"])
-    assert "(default: simpy" in " ".join(capsys.readouterr().out.split())
+    text = " ".join(capsys.readouterr().out.split())
+    # only the SimPy engine traces every activity: no --engine to choose one that cannot
+    assert "on the SimPy engine" in text and "--engine" not in text
 
 
 def test_validate_describes_a_good_config(tmp_path):
