@@ -49,6 +49,23 @@ class _Terminated(BaseException):
     """SIGTERM, raised like KeyboardInterrupt so the same clean-up runs."""
 
 
+def _interruption(exc: BaseException | None) -> BaseException | None:
+    """The KeyboardInterrupt or _Terminated behind `exc`, if any: a signal that lands inside a
+    library's clean-up (optuna's journal-file lock) comes out as the error that clean-up hit
+    next (a FileNotFoundError), with the interruption as its context."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, KeyboardInterrupt | _Terminated):
+            return exc
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
+def _exit_code(stop: BaseException) -> int:
+    return EXIT_INTERRUPTED if isinstance(stop, KeyboardInterrupt) else EXIT_TERMINATED
+
+
 # --------------------------------------------------------------------------- argument parsing
 
 
@@ -757,10 +774,13 @@ def cmd_optimize(args) -> int:
                 with contextlib.suppress(OSError):
                     p.rmdir()
         raise
-    except (KeyboardInterrupt, _Terminated) as exc:
+    except BaseException as exc:
+        stop = _interruption(exc)
+        if stop is None:
+            raise
         print(f"gtmsim: interrupted; the study in {args.storage or out} resumes with the same "
               "command", file=sys.stderr, flush=True)
-        return EXIT_INTERRUPTED if isinstance(exc, KeyboardInterrupt) else EXIT_TERMINATED
+        return _exit_code(stop)
     _write_optimize(args, config, settings, out, result, best, cmp)
     return 0
 
@@ -878,14 +898,17 @@ def cmd_sweep(args) -> int:
                 with bar:
                     summary = sweep.run_sweep(plan, out, client, progress,
                                               args.connect_timeout)
-    except (KeyboardInterrupt, _Terminated) as exc:
+    except BaseException as exc:
+        stop = _interruption(exc)
+        if stop is None:
+            raise
         if not out.exists():
             print("gtmsim: interrupted; nothing was written", file=sys.stderr, flush=True)
         else:
             written = len(list((out / sweep.POINTS_DIR).glob("point-*.parquet")))
             print(f"gtmsim: interrupted; {written} of {len(plan.points)} points are in {out}; "
                   "run the same command to resume", file=sys.stderr, flush=True)
-        return EXIT_INTERRUPTED if isinstance(exc, KeyboardInterrupt) else EXIT_TERMINATED
+        return _exit_code(stop)
     from gtmsim.report.sweep import sweep_figures, sweep_report, sweep_summary
 
     try:  # after every run, a resumed one too: the report covers all the points written
@@ -1253,6 +1276,13 @@ def main(argv: list[str] | None = None) -> int:
         with contextlib.suppress(OSError):
             sys.stdout = open(os.devnull, "w")  # noqa: SIM115
         return 0
+    except Exception as exc:
+        stop = _interruption(exc)  # a signal that landed in a library's clean-up
+        if stop is None:
+            raise
+        word = "interrupted" if isinstance(stop, KeyboardInterrupt) else "terminated"
+        print(f"gtmsim: {word}; nothing was written", file=sys.stderr, flush=True)
+        return _exit_code(stop)
 
 
 if __name__ == "__main__":

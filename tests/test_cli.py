@@ -287,3 +287,25 @@ def test_summary_shows_a_cut_interval_as_its_ends():
     assert "±" not in cut and "to" in cut and "100" in cut
     whole = _pm({"mean": 0.5, "ci_low": 0.4, "ci_high": 0.6, "n": 10}, "rate")
     assert "±" in whole
+
+
+def test_a_signal_inside_a_librarys_clean_up_is_still_an_interruption():
+    """Ctrl-C that lands in optuna's journal-lock release comes out as the FileNotFoundError
+    the release hits next, with the KeyboardInterrupt as its context: once a traceback and
+    exit 1; it is an interruption (130), as is SIGTERM's (143) the same way."""
+    from gtmsim.cli import _exit_code, _interruption, _Terminated
+
+    def chained(signal_exc):
+        try:
+            try:
+                raise signal_exc
+            except BaseException:
+                raise FileNotFoundError("study.journal.lock.rename") from None
+        except FileNotFoundError as exc:
+            return exc
+
+    # `from None` hides the context from the traceback, but it is still there
+    for stop, code in ((KeyboardInterrupt(), 130), (_Terminated(), 143)):
+        err = chained(stop)
+        assert _interruption(err) is stop and _exit_code(stop) == code
+    assert _interruption(FileNotFoundError("plain")) is None

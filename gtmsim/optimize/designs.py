@@ -307,7 +307,8 @@ def compare_designs(paths: Sequence[str | Path], profiles: Sequence[str] = ("rea
                         pl.lit(sc.seed, pl.Int64).alias("scenario_seed"),
                         pl.col("replication").cast(pl.Int64)]
                 lead += [pl.lit(sc.values[n], pl.Float64).alias(n) for n in params]
-                rest = [c for c in df.columns if c not in ("scenario", "replication")]
+                rest = [c for c in df.columns
+                        if c not in ("scenario", "scenario_seed", "replication")]
                 frames.append(df.select(*lead, *rest))
                 done += replications
                 if progress:
