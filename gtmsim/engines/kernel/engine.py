@@ -17,7 +17,7 @@ from gtmsim.engines.kernel import record as R
 from gtmsim.engines.kernel.calendar import periods, work_done_at
 from gtmsim.engines.kernel.heap import pop_next, schedule
 from gtmsim.engines.kernel.kspec import private_copy
-from gtmsim.engines.kernel.people import hire, logit
+from gtmsim.engines.kernel.people import hire, logit, seat_stream
 from gtmsim.engines.kernel.rng import draw_arrival, exponential, uniform
 from gtmsim.engines.kernel.state import (
     C_LFREE,
@@ -151,13 +151,14 @@ def run_one(ks, st):
     st_PI = st.PI
     st_slot_person = st.slot_person
     ks_team_headcount = ks.team_headcount
-    r = st.rng_people
     for team in range(ks.n_teams):
         for slot in range(ks_team_headcount[team]):
+            seat_stream(ks, st, team, slot)
+            r = st.seat_rng[team, slot]
             hired = -exponential(r, 1.0 / ks.attrition_rate) if ks.attrition_rate > 0 else -1e9
             hire(ks, st, team, slot, hired, 0, 0.0)
             if ks.attrition_rate > 0:
-                schedule(st, F.first_quit(ks, st), EV_QUIT, team, slot)
+                schedule(st, exponential(r, 1.0 / ks.attrition_rate), EV_QUIT, team, slot)
     if st_C[C_STATUS] != OK:
         return st_C[C_STATUS]
     for team in range(ks.n_teams):
@@ -201,7 +202,8 @@ def run_one(ks, st):
             pid = hire(ks, st, a, b, t, st_PI[old, P_GEN] + 1, t)
             if pid >= 0:
                 F.seek(ks, st, pid, t)
-                schedule(st, t + exponential(r, 1.0 / ks.attrition_rate), EV_QUIT, a, b)
+                schedule(st, t + exponential(st.seat_rng[a, b], 1.0 / ks.attrition_rate),
+                         EV_QUIT, a, b)
         else:  # EV_WEEKLY
             R.trust_week(st, a)
             if a + 1 < ks.n_weeks - 1:

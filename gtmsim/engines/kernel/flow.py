@@ -28,7 +28,7 @@ from gtmsim.engines.kernel.people import (
     unload,
     work_hours,
 )
-from gtmsim.engines.kernel.rng import draw, draw_times_multiplier, exponential, uniform
+from gtmsim.engines.kernel.rng import draw, draw_times_multiplier, uniform
 from gtmsim.engines.kernel.state import (
     BUSY,
     C_LFREE,
@@ -829,7 +829,3 @@ def redistribute(ks, st, team, slot, now):
         st.LI[lead, L_SLOT] = assign(ks, st, team, now)
         enqueue(ks, st, lead, cls, now)
 
-
-@njit(cache=True)
-def first_quit(ks, st):
-    return exponential(st.rng_people, 1.0 / ks.attrition_rate)

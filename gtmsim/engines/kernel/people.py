@@ -10,7 +10,14 @@ import math
 
 from numba import njit
 
-from gtmsim.engines.kernel.rng import beta, lognormal_mean_one, normal, poisson, uniform
+from gtmsim.engines.kernel.rng import (
+    beta,
+    derive,
+    lognormal_mean_one,
+    normal,
+    poisson,
+    uniform,
+)
 from gtmsim.engines.kernel.state import (
     C_NPEOPLE,
     C_STATUS,
@@ -35,6 +42,18 @@ from gtmsim.engines.kernel.state import (
 )
 
 POOL, ROUND_ROBIN, LEAST_LOADED, BY_SKILL = 0, 1, 2, 3
+# a person's traits, each its own stream (the last key of `derive`); a seat's turnover stream
+# is SEAT (see seat_stream)
+T_SPEED, T_LATENCY, T_THRESHOLD, T_AVAILABILITY, T_COMPLIANCE, T_HABIT = range(6)
+SEAT = 1 << 20  # no generation reaches it: a seat's stream is no person's
+
+
+@njit(cache=True)
+def seat_stream(ks, st, team, slot):
+    """Seat (team, slot)'s turnover stream: the first occupant's tenure at the start, then
+    each occupant's time to quit, one draw each, whatever the traits drew."""
+    out = st.seat_rng[team, slot]
+    derive(st.rng_people, team, slot, SEAT, 0, out)
 
 
 @njit(cache=True)
@@ -48,21 +67,29 @@ def hire(ks, st, team, slot, hired, generation, now):
         st_C[C_STATUS] = PEOPLE_OVERFLOW
         return -1
     st_C[C_NPEOPLE] = pid + 1
-    r = st.rng_people
     st_PI[pid, :] = 0
     st_PF[pid, :] = 0.0
     st_PI[pid, P_TEAM] = team
     st_PI[pid, P_SLOT] = slot
     st_PI[pid, P_GEN] = generation
     st_PF[pid, P_HIRED] = hired
+    # each trait from its own stream, keyed by the seat, the hire and the trait: a trait that
+    # draws nothing (switched off) or a varying number of times leaves the others as they were
+    seed, r = st.rng_people, st.trait_rng
+    derive(seed, team, slot, generation, T_SPEED, r)
     st_PF[pid, P_SPEED] = lognormal_mean_one(r, ks.speed_s2, ks.speed_sd)
+    derive(seed, team, slot, generation, T_LATENCY, r)
     st_PF[pid, P_LATENCY_MULT] = (math.exp(ks.latency_person_sigma * normal(r))
                                   if ks.latency_person_sigma > 0 else 1.0)
+    derive(seed, team, slot, generation, T_THRESHOLD, r)
     st_PF[pid, P_THRESHOLD_SHIFT] = ks.threshold_sd * normal(r) if ks.threshold_sd > 0 else 0.0
+    derive(seed, team, slot, generation, T_AVAILABILITY, r)
     c, m = ks.availability_concentration, ks.availability_mean
     a = beta(r, m * c, (1 - m) * c) if (c > 0 and m < 1.0) else m
     st_PF[pid, P_AVAILABILITY] = max(a, 0.05)
+    derive(seed, team, slot, generation, T_COMPLIANCE, r)
     st_PI[pid, P_COMPLIANT] = 1 if (ks.compliance_p >= 1.0 or uniform(r) < ks.compliance_p) else 0
+    derive(seed, team, slot, generation, T_HABIT, r)
     h = ks.habit_attempts
     st_PI[pid, P_HABIT] = (1 + poisson(r, max(h - 1.0, 0.0))) if h > 0 else 0
     st_PI[pid, P_ACTIVE] = 1

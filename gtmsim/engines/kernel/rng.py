@@ -50,6 +50,44 @@ def next_u64(s):
     return result
 
 
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_MIX1 = np.uint64(0xBF58476D1CE4E5B9)
+_MIX2 = np.uint64(0x94D049BB133111EB)
+_U27 = np.uint64(27)
+_U30 = np.uint64(30)
+_U31 = np.uint64(31)
+
+
+@njit(cache=True, inline="always")
+def _splitmix(x):
+    """SplitMix64's output function of x + golden: a 64-bit hash that spreads every bit."""
+    z = x + _GOLDEN
+    z = (z ^ (z >> _U30)) * _MIX1
+    z = (z ^ (z >> _U27)) * _MIX2
+    return z ^ (z >> _U31)
+
+
+@njit(cache=True)
+def derive(seed, k0, k1, k2, k3, out):
+    """A stream of its own for keys (k0, k1, k2, k3) under a replication's 4-word `seed`, into
+    `out` (uint64[4]): the seed and the keys hashed in turn, the state filled by SplitMix64
+    (never all zero). Streams for other keys are unrelated, so a stream's draws depend on
+    nothing but its keys: a seat's turnover, a person's trait."""
+    x = seed[0]
+    x = _splitmix(x ^ seed[1])
+    x = _splitmix(x ^ seed[2])
+    x = _splitmix(x ^ seed[3])
+    x = _splitmix(x ^ np.uint64(k0))
+    x = _splitmix(x ^ np.uint64(k1))
+    x = _splitmix(x ^ np.uint64(k2))
+    x = _splitmix(x ^ np.uint64(k3))
+    for i in range(4):
+        x = _splitmix(x)
+        out[i] = x
+    if out[0] == 0 and out[1] == 0 and out[2] == 0 and out[3] == 0:
+        out[0] = _ONE
+
+
 @njit(cache=True, inline="always")
 def uniform(s):
     """U[0, 1) with 53 random bits."""

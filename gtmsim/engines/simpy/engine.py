@@ -25,6 +25,7 @@ from gtmsim.engines.simpy.people import Person, latency_hours, lognormal_mean_on
 from gtmsim.engines.simpy.recorder import Recorder
 
 ESCALATED, NORMAL = 0, 1  # queue classes: escalated items jump the queue
+SEAT = 1 << 20  # the last key of a seat's turnover stream (no generation reaches it)
 
 
 class Replication:
@@ -39,10 +40,19 @@ class Replication:
         root = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
         # the first three children, as `root.spawn(3)` gives them, without spawning from (and
         # so changing) the caller's SeedSequence: the same seed object runs the same twice
-        streams = (np.random.SeedSequence(root.entropy, spawn_key=(*root.spawn_key, k),
-                                          pool_size=root.pool_size) for k in range(3))
-        work, arrivals, people = (np.random.default_rng(s) for s in streams)
-        self.rng, self.rng_arrivals, self.rng_people = work, arrivals, people
+        def child(*key: int) -> np.random.Generator:
+            return np.random.default_rng(np.random.SeedSequence(
+                root.entropy, spawn_key=(*root.spawn_key, *key), pool_size=root.pool_size))
+
+        self.rng, self.rng_arrivals = child(0), child(1)
+        # the people's stream, 2, is cut further: each seat's turnover (tenure, then each
+        # occupant's time to quit) and each person's traits, one stream per trait, so that a
+        # trait switched off (drawing nothing) or drawing a varying number of times moves no
+        # one else's draws
+        self.seat_rng = [[child(2, team, slot, SEAT) for slot in range(n)]
+                         for team, n in enumerate(spec.team_headcount)]
+        self.trait_rng = lambda team, slot, generation: (
+            lambda trait: child(2, team, slot, generation, trait))
         self.cal = Calendar(spec.work_days, spec.day_start, spec.day_end)
         self.rec = Recorder(spec, event_log)
         self.trust = [float(spec.trust_initial)] * spec.n_edges
@@ -66,7 +76,7 @@ class Replication:
         for team, n in enumerate(sp.team_headcount):
             slots = []
             for slot in range(n):
-                hired = (-self.rng_people.exponential(1.0 / sp.attrition_rate)
+                hired = (-self.seat_rng[team][slot].exponential(1.0 / sp.attrition_rate)
                          if sp.attrition_rate > 0 else -1e9)
                 p = self._hire(team, slot, hired, 0)
                 slots.append(p)
@@ -88,7 +98,8 @@ class Replication:
         return self.rec
 
     def _hire(self, team: int, slot: int, hired: float, generation: int) -> Person:
-        p = Person(self.spec, self.rng_people, team, slot, hired, generation)
+        p = Person(self.spec, self.trait_rng(team, slot, generation), team, slot, hired,
+                   generation)
         p.queue = self.slot_queues[team][slot]
         p.staffed_since = max(self.env.now, 0.0)
         p.process = self.env.process(self._work_loop(p))
@@ -609,7 +620,7 @@ class Replication:
 
     def _turnover(self, team: int, slot: int):
         """9. People leave at the attrition rate; the slot stays vacant, then a new hire."""
-        sp, env, rng = self.spec, self.env, self.rng_people
+        sp, env, rng = self.spec, self.env, self.seat_rng[team][slot]
         while True:
             yield env.timeout(rng.exponential(1.0 / sp.attrition_rate))
             p = self.people[team][slot]

@@ -8,10 +8,14 @@ design's SLA and warm handoffs).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 
 from gtmsim.spec import ModelSpec
+
+# a person's traits, each drawn from its own stream (see Replication.trait_rng)
+T_SPEED, T_LATENCY, T_THRESHOLD, T_AVAILABILITY, T_COMPLIANCE, T_HABIT = range(6)
 
 
 def lognormal_mean_one(rng: np.random.Generator, cv: float) -> float:
@@ -34,24 +38,30 @@ def sigmoid(x: float) -> float:
 class Person:
     """One member of a team in one replication; a slot is refilled by new hires."""
 
-    def __init__(self, spec: ModelSpec, rng: np.random.Generator, team: int, slot: int,
-                 hired: float, generation: int = 0):
+    def __init__(self, spec: ModelSpec, trait_rng: Callable[[int], np.random.Generator],
+                 team: int, slot: int, hired: float, generation: int = 0):
+        """`trait_rng(k)`: the stream of trait k of this hire (each trait its own, so one
+        switched off moves no other)."""
         self.team = team
         self.slot = slot
         self.generation = generation
         self.hired = hired
-        self.speed = lognormal_mean_one(rng, spec.speed_person_cv)
-        self.latency_mult = (math.exp(spec.latency_person_sigma * rng.standard_normal())
-                             if spec.latency_person_sigma > 0 else 1.0)
-        self.threshold_shift = (spec.threshold_sd * rng.standard_normal()
+        self.speed = lognormal_mean_one(trait_rng(T_SPEED), spec.speed_person_cv)
+        self.latency_mult = (
+            math.exp(spec.latency_person_sigma * trait_rng(T_LATENCY).standard_normal())
+            if spec.latency_person_sigma > 0 else 1.0)
+        self.threshold_shift = (spec.threshold_sd * trait_rng(T_THRESHOLD).standard_normal()
                                 if spec.threshold_sd > 0 else 0.0)
         c = spec.availability_concentration
         m = spec.availability_mean
-        self.availability = (rng.beta(m * c, (1 - m) * c) if c > 0 and m < 1.0 else m)
+        self.availability = (trait_rng(T_AVAILABILITY).beta(m * c, (1 - m) * c)
+                             if c > 0 and m < 1.0 else m)
         self.availability = max(self.availability, 0.05)
-        self.compliant = spec.compliance_p >= 1.0 or rng.random() < spec.compliance_p
+        self.compliant = (spec.compliance_p >= 1.0
+                          or trait_rng(T_COMPLIANCE).random() < spec.compliance_p)
         h = spec.habit_attempts
-        self.habit = (1 + int(rng.poisson(max(h - 1.0, 0.0)))) if h > 0 else 0
+        self.habit = ((1 + int(trait_rng(T_HABIT).poisson(max(h - 1.0, 0.0)))) if h > 0
+                      else 0)
         # live state
         self.active = True
         self.busy = False
