@@ -28,6 +28,10 @@ def next_open(t: float, days: np.ndarray, start: float, end: float) -> float:
     return t  # no working day at all: validated away, kept total for safety
 
 
+# working hours that no run reaches the end of (a hundred million years of them)
+NEVER_DONE = 1e12
+
+
 def advance(t: float, work: float, days: np.ndarray, start: float, end: float,
             per_week: float = -1.0) -> float:
     """Calendar time when `work` working hours, begun at t, are done. `per_week`, the
@@ -36,6 +40,8 @@ def advance(t: float, work: float, days: np.ndarray, start: float, end: float,
         per_week = days.sum() * (end - start)
     if per_week >= WEEK:
         return t + work
+    if work > NEVER_DONE:
+        return math.inf  # past any run's end; stepping through it would never finish
     t = next_open(t, days, start, end)
     if work <= 0.0:
         return t

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gtmsim.calendar import Calendar
+from gtmsim.calendar import Calendar, advance
 
 WEEKDAYS = Calendar(np.array([1, 1, 1, 1, 1, 0, 0]), 9.0, 17.0)
 ALWAYS = Calendar(np.ones(7, dtype=int), 0.0, 24.0)
@@ -45,3 +45,17 @@ def test_advance_and_working_hours_are_inverse(start, work):
 def test_advance_composes(start, a, b):
     assert WEEKDAYS.advance(WEEKDAYS.advance(start, a), b) == pytest.approx(
         WEEKDAYS.advance(start, a + b), abs=1e-6)
+
+
+def test_work_no_run_reaches_the_end_of_is_never_done():
+    """1e300 hours of work (a latency drawn from an absurd spread) stepped through the
+    calendar for ever; it is done at infinity, at once, on both engines' calendars."""
+    import math
+
+    from gtmsim.engines.kernel.calendar import advance as kernel_advance
+
+    days = np.array([1, 1, 1, 1, 1, 0, 0], dtype=np.int64)
+    for work in (1e13, 1e300):
+        assert advance(10.0, work, days, 9.0, 17.0) == math.inf
+        assert kernel_advance(10.0, work, days, 9.0, 17.0) == math.inf
+    assert advance(10.0, 1e6, days, 9.0, 17.0) < math.inf

@@ -102,6 +102,22 @@ BAD_OVERRIDES = [
     (["run.horizon_days=nan"], "run.horizon_days", "finite"),
     (["run.horizon_days=inf"], "run.horizon_days", ""),
     (["stages.ae_close.kind=closer"], "stages.ae_close.kind", "expected one of"),
+    # values that passed validation and then hung a run for ever (the calendar stepping
+    # through 1e300 hours, Knuth's Poisson on a mean of 1e300) or overflowed in the spec
+    (["people.latency.sigma=20"], "people.latency.sigma", "<= 5"),
+    (["people.latency.median_hours=1e300"], "people.latency.median_hours", "at most 2000"),
+    (["people.trust.requalify_hours=1e300"], "people.trust.requalify_hours", "<= 2000"),
+    (["people.persistence.habit_mean_attempts=1e300"],
+     "people.persistence.habit_mean_attempts", "at most 100"),
+    (["people.speed.task_cv=1e160"], "people.speed.task_cv", "at most 5"),
+    (["people.turnover.vacancy_days={value=45, range=[10, 1e300]}"],
+     "people.turnover.vacancy_days", "at most 3650"),
+    (["channels.inbound.bursts=[{start_week=0, weeks=1, multiplier=1e308}]"],
+     "channels.inbound.bursts.0.multiplier", "<= 1000"),
+    (["channels.inbound.rate_per_week=1e7"], "channels.inbound.rate_per_week", "<= 1000000"),
+    # both gamma draws of the beta underflow: every person would get availability 0.5
+    (["people.availability.concentration=1e-9"], "people.availability.concentration",
+     ">= 0.1"),
     # a third parameter of a lognormal would be ignored (or crash the run): refused
     (["channels.inbound.value={dist='lognormal', median=3e4, sigma=0.5, cv=0.3}"],
      "channels.inbound.value", "median and sigma, or mean and cv"),

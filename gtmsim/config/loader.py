@@ -543,11 +543,25 @@ def check_people(c: Config) -> None:
                                   f"{problem}, got {_show(_plain(value))}")
 
 
+# the largest sensible value of the other human-model parameters (a larger one is a typo, and
+# some would make a run step through years of calendar for ever)
+_MAXIMA = {("latency", "median_hours"): 2000.0, ("speed", "person_cv"): 5.0,
+           ("speed", "task_cv"): 5.0, ("judgement", "noise_sd"): 10.0,
+           ("interpretation", "threshold_sd"): 1.0, ("turnover", "annual_attrition"): 52.0,
+           ("turnover", "ramp_days"): 3650.0, ("turnover", "vacancy_days"): 3650.0,
+           ("persistence", "habit_mean_attempts"): 100.0}
+
+
 def people_value_problem(mech: str, field: str, numbers: tuple[float, ...]) -> str | None:
     """What is wrong with these values of a human-model parameter, or None."""
     if (mech, field) in _PROBABILITIES:
         return None if all(0.0 <= x <= 1.0 for x in numbers) else "must lie in [0, 1]"
-    return None if all(x >= 0.0 for x in numbers) else "must not be negative"
+    if not all(x >= 0.0 for x in numbers):
+        return "must not be negative"
+    top = _MAXIMA.get((mech, field))
+    if top is not None and not all(x <= top for x in numbers):
+        return f"must be at most {top:g}"
+    return None
 
 
 def _plain(value: Any) -> Any:

@@ -43,6 +43,10 @@ class Uncertain(Strict):
         return self
 
 
+# hours of a person's work: a year of working time at most (larger values are typos, and
+# the calendar would step through them for ever)
+Hours = Annotated[float, Field(ge=0.0, le=2000.0)]
+
 # A human-model parameter: a plain number, or a central value with an uncertainty range.
 Param = float | Uncertain
 
@@ -184,16 +188,16 @@ class Burst(Strict):
     """A campaign: arrivals multiplied for some weeks, counted from the start of the counted
     window (after the warm-up), as the results' weeks are."""
 
-    start_week: NonNeg
-    weeks: Pos
-    multiplier: NonNeg
+    start_week: Annotated[float, Field(ge=0.0, le=5200.0)]
+    weeks: Annotated[float, Field(gt=0.0, le=5200.0)]
+    multiplier: Annotated[float, Field(ge=0.0, le=1000.0)]
 
 
 class Channel(Strict):
     """Where leads come from, how many, how good, how valuable, how fast they go cold."""
 
     entry: str
-    rate_per_week: NonNeg
+    rate_per_week: Annotated[float, Field(ge=0.0, le=1e6)]
     quality: Distribution
     value: Distribution
     working_hours_only: bool = True
@@ -344,8 +348,8 @@ class Latency(Mechanism):
     """1. Time before a person picks up an item, beyond waiting for capacity (working hours)."""
 
     median_hours: Param = Uncertain(value=0.25, range=[0.1, 2.0])
-    sigma: NonNeg = 1.0
-    person_sigma: NonNeg = 0.5
+    sigma: Annotated[float, Field(ge=0.0, le=5.0)] = 1.0
+    person_sigma: Annotated[float, Field(ge=0.0, le=5.0)] = 0.5
 
 
 class Speed(Mechanism):
@@ -387,8 +391,8 @@ class HandoffLoss(Mechanism):
     crm_drop_loss: Param = 0.3
     warm_loss: Param = 0.05
     crm_drop_leak: Param = 0.02
-    warm_hours: NonNeg = 0.25
-    rediscovery_hours: NonNeg = 0.5
+    warm_hours: Hours = 0.25
+    rediscovery_hours: Hours = 0.5
     experience_penalty: Prob = 0.1
 
 
@@ -397,9 +401,9 @@ class Trust(Mechanism):
 
     initial: Param = 0.7
     learning_rate: Annotated[float, Field(ge=0.0, le=1.0)] = 0.02
-    latency_factor: NonNeg = 2.0
+    latency_factor: Annotated[float, Field(ge=0.0, le=100.0)] = 2.0
     ignore_factor: Prob = 0.3
-    requalify_hours: NonNeg = 0.5
+    requalify_hours: Hours = 0.5
 
 
 class Turnover(Mechanism):
@@ -408,7 +412,7 @@ class Turnover(Mechanism):
     annual_attrition: Param = Uncertain(value=0.32, range=[0.2, 0.45])
     ramp_days: Param = 90.0
     ramp_start: Prob = 0.3
-    ramp_noise: NonNeg = 1.0
+    ramp_noise: Annotated[float, Field(ge=0.0, le=100.0)] = 1.0
     vacancy_days: Param = 45.0
     queue_loss: Prob = 0.2
 
@@ -426,7 +430,8 @@ class Availability(Mechanism):
     """11. Share of working time that goes to this process."""
 
     mean: Param = Uncertain(value=0.7, range=[0.5, 0.85])
-    concentration: Pos = 20.0
+    # below ~0.1 both of the beta's gamma draws underflow to 0 and every person gets 0.5
+    concentration: Annotated[float, Field(ge=0.1, le=1e6)] = 20.0
 
 
 class Persistence(Mechanism):

@@ -21,6 +21,7 @@ from gtmsim import calendar as _cal
 
 WEEK = _cal.WEEK
 DAY = _cal.DAY
+NEVER_DONE = _cal.NEVER_DONE
 
 next_open = njit(cache=True)(_cal.next_open)
 # the same function inlined into advance_pw, so its calendar array is not passed in a call
@@ -64,6 +65,8 @@ def advance_pw(t, work, days, start, end, per_week):
     """`advance` with per_week = days.sum() * (end - start) given."""
     if per_week >= WEEK:
         return t + work
+    if work > NEVER_DONE:
+        return math.inf  # past any run's end; stepping through it would never finish
     day = math.floor(t / DAY)
     if work >= 0.0 and days[day % 7]:
         base = day * DAY
