@@ -8,6 +8,7 @@ at the end, so an error or Ctrl-C (exit 130) never leaves a half-written output 
 
 from __future__ import annotations
 
+import _thread
 import argparse
 import contextlib
 import json
@@ -405,10 +406,23 @@ def _signals() -> Iterator[None]:
             raise KeyboardInterrupt
         raise _Terminated
 
+    def unraisable(u, previous=sys.unraisablehook) -> None:
+        """A signal's exception raised inside a C callback (numba's compiler reports each
+        compiled object through one) is swallowed there, printed as 'Exception ignored' and
+        the compile goes on, or fails later with a traceback: deliver it again, so it is
+        raised where Python code runs next."""
+        if isinstance(u.exc_value, KeyboardInterrupt | _Terminated):
+            again = signal.SIGINT if isinstance(u.exc_value, KeyboardInterrupt) else signal.SIGTERM
+            _thread.interrupt_main(again)
+            return
+        previous(u)
+
     old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    old_hook, sys.unraisablehook = sys.unraisablehook, unraisable
     try:
         yield
     finally:
+        sys.unraisablehook = old_hook
         for s, h in old.items():
             signal.signal(s, h)
 
@@ -536,6 +550,7 @@ def _load(args):
 
 def _progress_bar(total: int, label: str):
     from rich.console import Console
+    from rich.markup import escape
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -546,11 +561,16 @@ def _progress_bar(total: int, label: str):
     )
 
     console = Console(stderr=True)
-    bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                   TextColumn("replications"), TimeElapsedColumn(), TextColumn("eta"),
-                   TimeRemainingColumn(), console=console, transient=False,
+    bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(bar_width=20),
+                   MofNCompleteColumn(), TextColumn("replications"), TimeElapsedColumn(),
+                   TextColumn("eta"), TimeRemainingColumn(), console=console, transient=False,
                    disable=not console.is_terminal)
-    task = bar.add_task(label, total=total)
+    # the counts and times take ~50 columns, the bar 20: a long label would squeeze them out
+    # of an 80-column terminal (only the label and "replications eta" were left)
+    room = max(12, console.width - 72)
+    if len(label) > room:
+        label = label[:room - 1] + "…"
+    task = bar.add_task(escape(label), total=total)
     return bar, (lambda done, n: bar.update(task, completed=done, total=n))
 
 
@@ -1266,12 +1286,8 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_FAILED
     except GtmsimError as exc:
         _fail(str(exc))
-    except KeyboardInterrupt:
-        print("gtmsim: interrupted; nothing was written", file=sys.stderr, flush=True)
-        return EXIT_INTERRUPTED
-    except _Terminated:
-        print("gtmsim: terminated; nothing was written", file=sys.stderr, flush=True)
-        return EXIT_TERMINATED
+    except (KeyboardInterrupt, _Terminated) as stop:
+        return _stopped(args, stop)
     except BrokenPipeError:  # e.g. `gtmsim run | head`
         with contextlib.suppress(OSError):
             sys.stdout = open(os.devnull, "w")  # noqa: SIM115
@@ -1280,9 +1296,19 @@ def main(argv: list[str] | None = None) -> int:
         stop = _interruption(exc)  # a signal that landed in a library's clean-up
         if stop is None:
             raise
-        word = "interrupted" if isinstance(stop, KeyboardInterrupt) else "terminated"
-        print(f"gtmsim: {word}; nothing was written", file=sys.stderr, flush=True)
-        return _exit_code(stop)
+        return _stopped(args, stop)
+
+
+# what an interrupted command leaves (run, compare and eventlog write nothing until done)
+_LEFT_BEHIND = {"optimize": "the study so far is kept: the same command resumes it",
+                "sweep": "the points written are kept: the same command resumes"}
+
+
+def _stopped(args, stop: BaseException) -> int:
+    word = "interrupted" if isinstance(stop, KeyboardInterrupt) else "terminated"
+    left = _LEFT_BEHIND.get(args.command, "nothing was written")
+    print(f"gtmsim: {word}; {left}", file=sys.stderr, flush=True)
+    return _exit_code(stop)
 
 
 if __name__ == "__main__":

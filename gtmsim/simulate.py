@@ -154,13 +154,15 @@ def _simulate_numba(spec: ModelSpec, replications: int, seed: int, first: int,
 
 
 def kernel_is_cached() -> bool:
-    """Whether numba's on-disk cache holds the compiled batch kernel already."""
-    from pathlib import Path
+    """Whether numba's on-disk cache holds the compiled batch kernel already (where numba
+    keeps it: next to the source, or under NUMBA_CACHE_DIR or the user's cache when the
+    source folder is read-only)."""
+    from gtmsim.engines.kernel.engine import run_batch
 
-    import gtmsim.engines.kernel as kernel
-
-    cache = Path(kernel.__file__).parent / "__pycache__"
-    return any(cache.glob("engine.run_batch-*.nbi"))
+    try:
+        return Path(run_batch._cache._cache_file._index_path).is_file()
+    except AttributeError:  # another numba's internals: say nothing rather than guess
+        return True
 
 
 def notice(message: str) -> None:

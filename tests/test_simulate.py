@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 
 import numpy as np
 import polars as pl
@@ -239,3 +240,17 @@ def test_a_trait_that_draws_differently_moves_no_one_elses_draws_simpy(change):
         assert pa[:4] == pb[:4]
         assert [x for i, x in enumerate(pa) if i != changed] == [
             x for i, x in enumerate(pb) if i != changed]
+
+
+def test_the_compile_notice_looks_where_numba_keeps_its_cache(tmp_path):
+    """With NUMBA_CACHE_DIR set (or the source folder read-only) numba caches elsewhere: an
+    empty cache there means a first compile, which gets its notice (it looked only next to the
+    source, found the kernel there, and the minute-long compile ran silent)."""
+    import subprocess
+    import sys
+
+    code = "from gtmsim.simulate import kernel_is_cached; print(kernel_is_cached())"
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path)}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                         text=True, check=True)
+    assert out.stdout.strip() == "False"
