@@ -347,3 +347,17 @@ def test_the_held_out_step_waits_for_trials_other_processes_run(tmp_path):
     states = {t.number: t.state for t in study.get_trials(deepcopy=False)}
     assert states[other.number] == optuna.trial.TrialState.COMPLETE
     assert states[dead.number] == optuna.trial.TrialState.FAIL
+
+
+@pytest.mark.parametrize("damage", [b'{"op_code": 0}\n{"op_code": 4, "worker_id": "a', b'{"op\n',
+                                    b"\x90\xff\x00garbage\n"],
+                         ids=["cut-short", "not-json", "binary"])
+def test_a_damaged_study_journal_is_one_line_naming_out(tmp_path, damage):
+    """A journal cut short by a crash (or not a journal at all) gave a JSONDecodeError or
+    UnicodeDecodeError traceback; now one line naming --out (no --storage was given)."""
+    from gtmsim.errors import GtmsimError
+    from gtmsim.optimize.search import open_storage
+
+    (tmp_path / "study.journal").write_bytes(damage)
+    with pytest.raises(GtmsimError, match=r"^--out: the study journal .* is damaged"):
+        open_storage(None, tmp_path)

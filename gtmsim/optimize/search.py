@@ -146,18 +146,24 @@ class SearchResult:
 def open_storage(url: str | None, out_dir: Path | None) -> optuna.storages.BaseStorage | str:
     """A journal file in the output folder by default; a path ending in .journal or .log is a
     journal file; anything else is an Optuna storage URL (sqlite:///..., postgresql://...)."""
+    flag = "--storage"
     if url is None:
         if out_dir is None:
             return optuna.storages.InMemoryStorage()
         out_dir.mkdir(parents=True, exist_ok=True)
-        url = str(out_dir / "study.journal")
+        url, flag = str(out_dir / "study.journal"), "--out"
     if url.endswith((".journal", ".log")):
         from optuna.storages.journal import JournalFileBackend, JournalStorage
 
+        _check_journal(Path(url), flag)
         try:
             return JournalStorage(JournalFileBackend(url))
         except OSError as exc:
-            raise GtmsimError(f"--storage: cannot open journal file {url!r}: {exc}") from None
+            raise GtmsimError(f"{flag}: cannot open journal file {url!r}: {exc}") from None
+        except ValueError as exc:  # a line cut short by a crash, or not a journal at all
+            raise GtmsimError(f"{flag}: the study journal {url!r} is damaged "
+                              f"({_first_line(exc)}); move it aside to start a new study"
+                              ) from None
     for attempt in range(3):
         try:
             with warnings.catch_warnings():  # heartbeats are marked experimental
@@ -180,6 +186,34 @@ def open_storage(url: str | None, out_dir: Path | None) -> optuna.storages.BaseS
                 continue
             raise GtmsimError(f"--storage: cannot open {url!r}: {_first_line(exc)}") from None
     raise AssertionError("unreachable")
+
+
+def _check_journal(path: Path, flag: str) -> None:
+    """Refuse a damaged journal in one line: optuna skips a last line cut short by a crash,
+    then appends to it and fails later (an AttributeError or a JSONDecodeError traceback). An
+    unfinished last line that is still unfinished half a second later is not another process
+    writing."""
+    def problem() -> str | None:
+        try:
+            data = path.read_bytes()
+        except OSError:
+            return None  # new, or unreadable: optuna says which
+        try:
+            lines = data.decode("utf-8").split("\n")
+            for line in lines[:-1]:
+                if line.strip():
+                    json.loads(line)
+        except ValueError as exc:
+            return _first_line(exc)
+        return "its last line is cut short" if lines[-1].strip() else None
+
+    found = problem()
+    if found == "its last line is cut short":
+        time.sleep(0.5)
+        found = problem()
+    if found:
+        raise GtmsimError(f"{flag}: the study journal {str(path)!r} is damaged ({found}); move "
+                          "it aside to start a new study")
 
 
 # --------------------------------------------------------------------------- search space
@@ -259,7 +293,8 @@ def prepare(config: Config, settings: Settings, out_dir: Path | None = None,
             study = optuna.load_study(study_name=settings.study_name, storage=storage,
                                       sampler=sampler, pruner=pruner)
     except Exception as exc:  # noqa: BLE001 - a storage that cannot be used is bad input
-        raise GtmsimError(f"--storage: cannot open the study: {_first_line(exc)}") from None
+        where = "--storage" if settings.storage else "--out"
+        raise GtmsimError(f"{where}: cannot open the study: {_first_line(exc)}") from None
     if list(study.directions) != [optuna.study.StudyDirection[d.upper()] for d in directions]:
         raise GtmsimError(f"--study-name: study {settings.study_name!r} in this storage has "
                           f"{len(study.directions)} objective(s) of other directions; choose "
