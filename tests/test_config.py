@@ -118,6 +118,13 @@ BAD_OVERRIDES = [
     # both gamma draws of the beta underflow: every person would get availability 0.5
     (["people.availability.concentration=1e-9"], "people.availability.concentration",
      ">= 0.1"),
+    # a KPI on another team's stage read 0 for ever; a dotted name no --set could reach
+    (["teams.sdr.kpi.stage='mql_review'"], "teams.sdr.kpi.stage",
+     "belongs to team 'marketing'; a team's KPI counts a stage it owns ('sdr_qualify')"),
+    (["teams.ops={headcount=0, cost_per_head=1, kpi={metric='passed', stage='mql_review', "
+      "target_per_quarter=10}}"], "teams.ops.kpi.stage", "owns (none)"),
+    # a lever's bounds are the optimiser's, and say how to go past them
+    (["teams.sdr.headcount=200"], "levers.sdr_headcount", "widen levers.sdr_headcount.low/high"),
     # a third parameter of a lognormal would be ignored (or crash the run): refused
     (["channels.inbound.value={dist='lognormal', median=3e4, sigma=0.5, cv=0.3}"],
      "channels.inbound.value", "median and sigma, or mean and cv"),
@@ -377,3 +384,19 @@ def test_docs_list_every_value_the_stressed_profile_changes():
             shown = value.value if isinstance(value, Uncertain) else value
             assert f"{shown:g}" in rows[(mech, name)].replace(" ", ""), (mech, name, value)
     assert set(rows) == changed
+
+
+def test_a_name_with_a_dot_is_refused(tmp_path):
+    """A team or channel named with a dot ran, but no --set or lever path could reach it
+    (paths split on dots, quoted or not)."""
+    from pathlib import Path
+
+    import gtmsim
+
+    text = (Path(gtmsim.__file__).parent / "config" / "b2b_saas.toml").read_text()
+    text += ('\n[channels."web.form"]\nentry = "mql_review"\nrate_per_week = 1\n'
+             'quality = { dist = "beta", a = 1, b = 2 }\nvalue = { dist = "fixed", value = 1 }\n')
+    path = tmp_path / "dotted.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match="name 'web.form' holds a dot"):
+        load_config(path)

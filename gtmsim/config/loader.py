@@ -452,6 +452,11 @@ def check_graph(c: Config, check_budget: bool = True) -> None:
     """Cross-references a schema cannot see: every name must point at something real."""
     stages, teams = c.stages, c.teams
     targets = set(stages) | set(TERMINALS)
+    for table in ("channels", "teams", "stages", "handoffs", "levers"):
+        for name in getattr(c, table):
+            if "." in name:  # --set and lever paths split on dots: it could not be reached
+                raise ConfigError(f"{table}", f"name {name!r} holds a dot, which --set and "
+                                  "lever paths read as a separator; use _ or -")
     for name, ch in c.channels.items():
         if ch.entry not in stages:
             raise ConfigError(f"channels.{name}.entry",
@@ -491,6 +496,13 @@ def check_graph(c: Config, check_budget: bool = True) -> None:
         if t.kpi is not None and t.kpi.stage not in stages:
             raise ConfigError(f"teams.{name}.kpi.stage",
                               f"no stage {t.kpi.stage!r}{_did_you_mean(t.kpi.stage, stages)}")
+        if t.kpi is not None and stages[t.kpi.stage].team != name:
+            # the KPI counts the team's own work: it would read 0 for ever
+            own = [s for s, st in stages.items() if st.team == name]
+            raise ConfigError(f"teams.{name}.kpi.stage",
+                              f"stage {t.kpi.stage!r} belongs to team "
+                              f"{stages[t.kpi.stage].team!r}; a team's KPI counts a stage it "
+                              f"owns ({', '.join(repr(s) for s in own) or 'none'})")
     rs = c.nurture.return_stage
     if rs is not None and rs not in stages:
         raise ConfigError("nurture.return_stage", f"no stage {rs!r}{_did_you_mean(rs, stages)}")
@@ -509,7 +521,8 @@ def check_graph(c: Config, check_budget: bool = True) -> None:
             raise ConfigError(f"levers.{name}.path", f"{lever.path} is not a number")
         elif not lever.low <= value <= lever.high:
             raise ConfigError(f"levers.{name}",
-                              f"current value {value} is outside [{lever.low}, {lever.high}]")
+                              f"current value {value} is outside [{lever.low}, {lever.high}]; "
+                              f"widen levers.{name}.low/high, or remove the lever")
     budget = c.design.annual_budget
     if budget is not None and check_budget:
         cost = sum(t.headcount * t.cost_per_head for t in teams.values())
