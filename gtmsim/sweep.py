@@ -130,7 +130,7 @@ def load_grid(path: str | Path, design: str | None = None, samples: int | None =
         raise _bad("--grid", f"{src} is a folder, not a grid file" if p.is_dir()
                    else f"no such grid file {src}")
     try:
-        raw = tomllib.loads(p.read_text(encoding="utf-8"))
+        raw = tomllib.loads(p.read_text(encoding="utf-8-sig"))
     except UnicodeDecodeError:
         raise _bad(src, "not a text file (TOML must be UTF-8)") from None
     except OSError as exc:

@@ -209,6 +209,22 @@ def test_missing_and_binary_files(tmp_path):
         load_config(f)
     with pytest.raises(ConfigError, match="is not a regular file"):
         load_config("/dev/null")
+    loop = tmp_path / "loop.toml"
+    loop.symlink_to(loop)  # it said "no such config file" of a file that is there
+    with pytest.raises(ConfigError, match="symbolic link that leads nowhere"):
+        load_config(loop)
+
+
+def test_a_byte_order_mark_is_read_past(tmp_path):
+    """Windows editors start UTF-8 files with a BOM; TOML refused it at line 1, column 1."""
+    from pathlib import Path
+
+    import gtmsim
+
+    text = (Path(gtmsim.__file__).parent / "config" / "b2b_saas.toml").read_text()
+    f = tmp_path / "bom.toml"
+    f.write_bytes(b"\xef\xbb\xbf" + text.encode())
+    assert load_config(f) == load_config(None)
 
 
 def test_every_key_of_the_default_is_known_and_round_trips(tmp_path):

@@ -44,10 +44,13 @@ def read_toml(path: str | Path | None) -> dict:
     p = Path(path)
     if not p.is_file():
         what = ("is a folder, not a config file" if p.is_dir() else
-                "is not a regular file" if p.exists() else "no such config file")
+                "is not a regular file" if p.exists() else
+                "a symbolic link that leads nowhere (or round in a loop)" if p.is_symlink()
+                else "no such config file")
         raise ConfigError(str(p), what)
     try:
-        text = p.read_text(encoding="utf-8")
+        # utf-8-sig: an editor's byte-order mark is not TOML, and not the user's mistake
+        text = p.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError:
         raise ConfigError(str(p), "not a text file (TOML must be UTF-8)") from None
     except OSError as exc:
