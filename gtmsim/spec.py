@@ -38,6 +38,11 @@ KPI_METRICS = {"passed": 0, "won_value": 1, "won_count": 2, "retained": 3}
 HOURS_PER_DAY = 24.0
 HOURS_PER_YEAR = 8760.0
 QUARTER = 13 * 168.0
+# the people's random streams, in both engines: a person's traits, each its own stream keyed
+# by (team, slot, generation, trait), and a seat's turnover stream keyed by (team, slot,
+# SEAT_STREAM, 0) (no generation reaches it)
+T_SPEED, T_LATENCY, T_THRESHOLD, T_AVAILABILITY, T_COMPLIANCE, T_HABIT = range(6)
+SEAT_STREAM = 1 << 20
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ import math
 
 from numba import njit
 
+from gtmsim import spec as S
 from gtmsim.engines.kernel.rng import (
     beta,
     derive,
@@ -42,10 +43,9 @@ from gtmsim.engines.kernel.state import (
 )
 
 POOL, ROUND_ROBIN, LEAST_LOADED, BY_SKILL = 0, 1, 2, 3
-# a person's traits, each its own stream (the last key of `derive`); a seat's turnover stream
-# is SEAT (see seat_stream)
-T_SPEED, T_LATENCY, T_THRESHOLD, T_AVAILABILITY, T_COMPLIANCE, T_HABIT = range(6)
-SEAT = 1 << 20  # no generation reaches it: a seat's stream is no person's
+T_SPEED, T_LATENCY, T_THRESHOLD, T_AVAILABILITY = S.T_SPEED, S.T_LATENCY, S.T_THRESHOLD, \
+    S.T_AVAILABILITY
+T_COMPLIANCE, T_HABIT, SEAT = S.T_COMPLIANCE, S.T_HABIT, S.SEAT_STREAM
 
 
 @njit(cache=True)

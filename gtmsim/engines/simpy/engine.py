@@ -25,7 +25,6 @@ from gtmsim.engines.simpy.people import Person, latency_hours, lognormal_mean_on
 from gtmsim.engines.simpy.recorder import Recorder
 
 ESCALATED, NORMAL = 0, 1  # queue classes: escalated items jump the queue
-SEAT = 1 << 20  # the last key of a seat's turnover stream (no generation reaches it)
 
 
 class Replication:
@@ -49,7 +48,7 @@ class Replication:
         # occupant's time to quit) and each person's traits, one stream per trait, so that a
         # trait switched off (drawing nothing) or drawing a varying number of times moves no
         # one else's draws
-        self.seat_rng = [[child(2, team, slot, SEAT) for slot in range(n)]
+        self.seat_rng = [[child(2, team, slot, S.SEAT_STREAM) for slot in range(n)]
                          for team, n in enumerate(spec.team_headcount)]
         self.trait_rng = lambda team, slot, generation: (
             lambda trait: child(2, team, slot, generation, trait))

@@ -12,10 +12,15 @@ from collections.abc import Callable
 
 import numpy as np
 
-from gtmsim.spec import ModelSpec
-
-# a person's traits, each drawn from its own stream (see Replication.trait_rng)
-T_SPEED, T_LATENCY, T_THRESHOLD, T_AVAILABILITY, T_COMPLIANCE, T_HABIT = range(6)
+from gtmsim.spec import (
+    T_AVAILABILITY,
+    T_COMPLIANCE,
+    T_HABIT,
+    T_LATENCY,
+    T_SPEED,
+    T_THRESHOLD,
+    ModelSpec,
+)
 
 
 def lognormal_mean_one(rng: np.random.Generator, cv: float) -> float:
