@@ -475,6 +475,10 @@ def _make_parents(folder: Path) -> list[Path]:
     return made
 
 
+# outputs renamed into place in full by this process (see _stopped)
+_WRITTEN: list[Path] = []
+
+
 @contextlib.contextmanager
 def staged(target: Path, is_dir: bool) -> Iterator[Path]:
     """Yield a temporary path next to `target`; rename it onto `target` when the block ends.
@@ -501,6 +505,7 @@ def staged(target: Path, is_dir: bool) -> Iterator[Path]:
             target.rmdir()  # checked empty before the run
         os.replace(tmp, target)
         tmp = None
+        _WRITTEN.append(target)
     except BaseException:
         if tmp is not None:
             if tmp.is_dir():
@@ -1274,6 +1279,7 @@ def main(argv: list[str] | None = None) -> int:
               "--help' lists them)")
     if getattr(args, "out", None) == "":
         _fail("--out: must not be empty")
+    _WRITTEN.clear()
     try:
         with _signals():
             return args.handler(args)
@@ -1307,6 +1313,8 @@ _LEFT_BEHIND = {"optimize": "the study so far is kept: the same command resumes 
 def _stopped(args, stop: BaseException) -> int:
     word = "interrupted" if isinstance(stop, KeyboardInterrupt) else "terminated"
     left = _LEFT_BEHIND.get(args.command, "nothing was written")
+    if _WRITTEN and args.command not in _LEFT_BEHIND:  # the signal came after the output
+        left = ", ".join(str(p) for p in _WRITTEN) + " had been written in full"
     print(f"gtmsim: {word}; {left}", file=sys.stderr, flush=True)
     return _exit_code(stop)
 

@@ -309,3 +309,22 @@ def test_a_signal_inside_a_librarys_clean_up_is_still_an_interruption():
         err = chained(stop)
         assert _interruption(err) is stop and _exit_code(stop) == code
     assert _interruption(FileNotFoundError("plain")) is None
+
+
+def test_a_signal_after_the_output_is_in_place_says_it_is_complete(tmp_path, monkeypatch,
+                                                                     capsys):
+    """SIGTERM while the summary prints, after the run's folder was renamed into place: exit
+    143, and the line says the folder is complete, not that nothing was written."""
+    import gtmsim.cli as cli
+
+    def terminated(*args, **kwargs):
+        raise cli._Terminated
+
+    monkeypatch.setattr(cli, "print_summary", terminated)
+    out = tmp_path / "out"
+    code = main(["run", *SHORT, "--replications", "2", "--engine", "simpy",
+                 "--no-mechanism-costs", "--out", str(out)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 143
+    assert err[-1] == f"gtmsim: terminated; {out} had been written in full"
+    assert (out / "summary.json").is_file() and (out / "report.html").is_file()
