@@ -18,7 +18,7 @@ from gtmsim.engines.kernel.calendar import periods, work_done_at
 from gtmsim.engines.kernel.heap import pop_next, schedule
 from gtmsim.engines.kernel.kspec import private_copy
 from gtmsim.engines.kernel.people import hire, logit, seat_stream
-from gtmsim.engines.kernel.rng import draw_arrival, exponential, uniform
+from gtmsim.engines.kernel.rng import derive, draw_arrival, exponential, uniform
 from gtmsim.engines.kernel.state import (
     C_LFREE,
     C_NLEADS,
@@ -151,6 +151,10 @@ def run_one(ks, st):
     st_PI = st.PI
     st_slot_person = st.slot_person
     ks_team_headcount = ks.team_headcount
+    # each stage its own work stream, so that a change confined to one stage (its team's
+    # size, its effort, its threshold) moves no other stage's draws
+    for s in range(ks.n_stages):
+        derive(st.rng, s, 0, 0, 0, st.stage_rng[s])
     for team in range(ks.n_teams):
         for slot in range(ks_team_headcount[team]):
             seat_stream(ks, st, team, slot)

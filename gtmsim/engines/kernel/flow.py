@@ -331,7 +331,8 @@ def enqueue(ks, st, lead, cls, now):
     elif discipline == NEWEST:
         key = -now
     else:
-        key = -perceived(st, st.LF[lead, L_QUALITY], st.LF[lead, L_LOGIT], ks.noise_sd)
+        key = -perceived(st, st.LI[lead, L_STAGE], st.LF[lead, L_QUALITY], st.LF[lead, L_LOGIT],
+                         ks.noise_sd)
     slot = st_LI[lead, L_SLOT]
     if slot < 0:
         q = team
@@ -368,7 +369,7 @@ def _enter(ks, st, lead, s, edge, sender_compliant, now):
     st_LF = st.LF
     st_LI = st.LI
     st_trust = st.trust
-    r = st.rng
+    r = st.stage_rng[s]
     team = ks.stage_team[s]
     st_LI[lead, L_STAGE] = s
     st_LI[lead, L_EDGE] = edge
@@ -400,7 +401,7 @@ def _enter(ks, st, lead, s, edge, sender_compliant, now):
         compliant = uniform(r) < ks.compliance_p
         mult = 1.0
     # 1. response latency, slower when trust is low; 13. the compliant keep the SLA
-    lat = ks.team_latency_scale[team] * latency_hours(ks, st, mult)
+    lat = ks.team_latency_scale[team] * latency_hours(ks, st, s, mult)
     if edge >= 0:
         lat *= 1.0 + ks.trust_latency * (1.0 - st_trust[edge])
     sla = ks.stage_sla[s]
@@ -427,8 +428,8 @@ def forward(ks, st, lead, outcome, compliant, now):
 
 @njit(cache=True)
 def _forward(ks, st, lead, outcome, compliant, now):
-    st_rng = st.rng
     s = st.LI[lead, L_STAGE]
+    st_rng = st.stage_rng[s]
     target = ks.route[s, outcome]
     depart(ks, st, lead, now)
     if target >= 0:
@@ -436,7 +437,7 @@ def _forward(ks, st, lead, outcome, compliant, now):
     elif target == NURTURE:
         if ks.nurture_return_p > 0 and uniform(st_rng) < ks.nurture_return_p:
             R.fate(ks, st, F_NURTURED, now)  # the lead comes back later
-            delay = draw(ks, st, ks.nurture_return_after)
+            delay = draw(ks, st, s, ks.nurture_return_after)
             schedule(st, now + delay, EV_NURTURE, lead, 0)
         else:
             end(ks, st, lead, F_NURTURED, now)
@@ -456,9 +457,10 @@ def nurture_return(ks, st, lead, now):
     st.LF[lead, L_INTENT_FROM] = now
     st_LI[lead, L_TOUCHED] = 0
     st_LI[lead, L_LIVE] = 1
-    st.LF[lead, L_U_LIVE] = uniform(st.rng)  # a re-engaged buyer: fresh intent
     s = ks.nurture_return_stage
-    enter(ks, st, lead, ks.channel_entry[st_LI[lead, L_CHANNEL]] if s < 0 else s, -1, True, now)
+    s = ks.channel_entry[st_LI[lead, L_CHANNEL]] if s < 0 else s
+    st.LF[lead, L_U_LIVE] = uniform(st.stage_rng[s])  # a re-engaged buyer: fresh intent
+    enter(ks, st, lead, s, -1, True, now)
 
 
 # ------------------------------------------------------------------ people at work
@@ -527,7 +529,7 @@ def effort_of(ks, st, lead, now):
     corners cut under quota pressure."""
     st_LI = st.LI
     s = st_LI[lead, L_STAGE]
-    base = draw_times_multiplier(ks, st, ks.stage_effort[s], ks.task_s2, ks.task_sd)
+    base = draw_times_multiplier(ks, st, s, ks.stage_effort[s], ks.task_s2, ks.task_sd)
     base *= 1.0 - ks.pressure_corner_cut * pressure(ks, st, ks.stage_team[s], now)
     if st_LI[lead, L_INFO_LOST] == 1:
         base += ks.rediscovery_hours
@@ -549,7 +551,7 @@ def caught(ks, st, pid, lead, now):
         return False
     upstream = st_LI[lead, L_ERROR_FROM]
     st_LI[lead, L_ERROR_FROM] = -1
-    if uniform(st.rng) >= ks.error_caught:
+    if uniform(st.stage_rng[st_LI[lead, L_STAGE]]) >= ks.error_caught:
         st.LF[lead, L_EXPERIENCE] *= 1.0 - ks.error_win_penalty
         return False
     st_LI[lead, L_REWORK_STAGE] = st_LI[lead, L_STAGE]
@@ -565,7 +567,8 @@ def decide(ks, st, pid, lead, now):
     team = ks.stage_team[s]
     shift = (st.PF[pid, P_THRESHOLD_SHIFT] + st.feedback_shift[s]
              - ks.pressure_threshold_drop * pressure(ks, st, team, now))
-    seen = perceived(st, st.LF[lead, L_QUALITY], st.LF[lead, L_LOGIT], noise(ks, st, pid, now))
+    seen = perceived(st, s, st.LF[lead, L_QUALITY], st.LF[lead, L_LOGIT],
+                     noise(ks, st, pid, now))
     if seen >= ks.stage_threshold[s] + shift:
         outcome = QUALIFIED
     elif seen < ks.stage_reject_below[s] + shift:
@@ -583,9 +586,9 @@ def decide(ks, st, pid, lead, now):
 @njit(cache=True)
 def error(ks, st, lead, now):
     """6, 10: an execution error, likelier under quota pressure."""
-    p_err = ks.error_p + ks.pressure_error * pressure(ks, st, ks.stage_team[st.LI[lead, L_STAGE]],
-                                                      now)
-    return p_err > 0 and uniform(st.rng) < p_err
+    s = st.LI[lead, L_STAGE]
+    p_err = ks.error_p + ks.pressure_error * pressure(ks, st, ks.stage_team[s], now)
+    return p_err > 0 and uniform(st.stage_rng[s]) < p_err
 
 
 @njit(cache=True, inline="always")
@@ -678,7 +681,7 @@ def work_done(ks, st, pid, phase, now):
     lead = st_PI[pid, P_LEAD]
     s = st_LI[lead, L_STAGE]
     outcome = st_PI[pid, P_OUTCOME]
-    r = st.rng
+    r = st.stage_rng[s]
     if phase == PH_REWORK:
         trust_update(ks, st, st_LI[lead, L_EDGE], 0.0)
         upstream = st_PI[pid, P_AUX]
@@ -725,7 +728,7 @@ def work_done(ks, st, pid, phase, now):
         R.add(ks, st, S_PIPELINE, now, st_LF[lead, L_VALUE])
         st_LI[lead, L_LAST_COMPLIANT] = st_PI[pid, P_COMPLIANT]
         # the buyer decides on calendar time; the person is free meanwhile
-        delay = draw(ks, st, ks.stage_buyer[s])
+        delay = draw(ks, st, s, ks.stage_buyer[s])
         schedule(st, now + delay, EV_BUYER, lead, 0)
         finish(ks, st, pid, now)
     else:  # PH_RETAIN
@@ -822,7 +825,7 @@ def redistribute(ks, st, team, slot, now):
         held[i, 0], _key, _seq, held[i, 1] = q_pop(st, q)
     for i in range(m):
         cls, lead = held[i, 0], held[i, 1]
-        if uniform(st.rng) < ks.turnover_queue_loss:
+        if uniform(st.stage_rng[st.LI[lead, L_STAGE]]) < ks.turnover_queue_loss:
             leave(ks, st, lead, F_TURNOVER, now)
             continue
         unload(st, team, slot)

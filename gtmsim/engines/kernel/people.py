@@ -138,11 +138,11 @@ def attempts(st, pid, prescribed):
 
 
 @njit(cache=True)
-def latency_hours(ks, st, mult):
-    """1. Working hours before an item is picked up; 0 when latency is off."""
+def latency_hours(ks, st, stage, mult):
+    """1. Working hours before an item is picked up at `stage`; 0 when latency is off."""
     if ks.latency_median <= 0:
         return 0.0
-    return mult * ks.latency_median * math.exp(ks.latency_sigma * normal(st.rng))
+    return mult * ks.latency_median * math.exp(ks.latency_sigma * normal(st.stage_rng[stage]))
 
 
 @njit(cache=True, inline="always")
@@ -152,12 +152,12 @@ def logit(p):
 
 
 @njit(cache=True)
-def perceived(st, q, logit_q, noise_sd):
-    """3. Quality as a person sees it: logit(q) (the lead's, computed once) plus noise, back
-    on the probability scale."""
+def perceived(st, stage, q, logit_q, noise_sd):
+    """3. Quality as a person at `stage` sees it: logit(q) (the lead's, computed once) plus
+    noise, back on the probability scale."""
     if noise_sd <= 0:
         return q
-    return 1.0 / (1.0 + math.exp(-(logit_q + noise_sd * normal(st.rng))))
+    return 1.0 / (1.0 + math.exp(-(logit_q + noise_sd * normal(st.stage_rng[stage]))))
 
 
 @njit(cache=True, inline="always")

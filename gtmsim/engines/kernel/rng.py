@@ -280,36 +280,38 @@ def lognormal_mean_one(s, s2, sd):
 
 
 @njit(cache=True)
-def _draw(ks, st, arrivals, row):
-    """``sample`` of the spec's distribution row `row`, from the arrivals' stream or the work
-    stream. The event loop draws through this rather than ``sample``: a compiled call passes
-    each array argument as seven words and takes and drops a reference on it, while the spec
-    ``ks`` and the state ``st`` are one pointer each (7% of the kernel's time with the spec's
-    three arrays and the stream passed). One compiled copy serves both streams."""
-    s = st.rng_arrivals if arrivals else st.rng
+def _draw(ks, st, stage, row):
+    """``sample`` of the spec's distribution row `row`, from the arrivals' stream (stage -1)
+    or stage `stage`'s work stream. The event loop draws through this rather than
+    ``sample``: a compiled call passes each array argument as seven words and takes and drops
+    a reference on it, while the spec ``ks`` and the state ``st`` are one pointer each (7% of
+    the kernel's time with the spec's three arrays and the stream passed). One compiled copy
+    serves every stream."""
+    s = st.rng_arrivals if stage < 0 else st.stage_rng[stage]
     return sample(s, ks.dist_kind, ks.dist_par, ks.dist_pool, row)
 
 
 @njit(cache=True, inline="always")
-def draw(ks, st, row):
-    """A sample of distribution row `row` from the replication's work stream."""
-    return _draw(ks, st, plain(False), row)
+def draw(ks, st, stage, row):
+    """A sample of distribution row `row` from stage `stage`'s work stream."""
+    return _draw(ks, st, stage, row)
 
 
 @njit(cache=True, inline="always")
 def draw_arrival(ks, st, row):
     """A sample of distribution row `row` from the arrivals' stream (a lead's quality and
     value)."""
-    return _draw(ks, st, plain(True), row)
+    return _draw(ks, st, plain(-1), row)
 
 
 @njit(cache=True)
-def draw_times_multiplier(ks, st, row, s2, sd):
-    """``draw(ks, st, row) * lognormal_mean_one(s2, sd)``, the two draws in that order; a
-    lognormal row and the multiplier are summed on the log scale, so one exp serves both."""
+def draw_times_multiplier(ks, st, stage, row, s2, sd):
+    """``draw(ks, st, stage, row) * lognormal_mean_one(s2, sd)``, the two draws in that order
+    from the stage's stream; a lognormal row and the multiplier are summed on the log scale,
+    so one exp serves both."""
     kind, par = ks.dist_kind, ks.dist_par
-    s = st.rng
+    s = st.stage_rng[stage]
     if kind[row] == _LOGNORMAL and s2 > 0.0:
         z = normal(s)
         return math.exp(par[row, 0] + par[row, 1] * z - s2 / 2.0 + sd * normal(s))
-    return _draw(ks, st, plain(False), row) * lognormal_mean_one(s, s2, sd)
+    return _draw(ks, st, stage, row) * lognormal_mean_one(s, s2, sd)

@@ -60,7 +60,7 @@ STATE_FIELDS = (
     "ft", "fi", "far_t", "far_i", "far_head", "run_t", "run_i", "sort_t", "sort_i",
     "qcls", "qkey", "qseq", "qlead", "qlen", "scratch", "waiting", "waiting_ends", "lead_free",
     "rr", "trust", "feedback_shift", "kpi_quarter", "renewals_quarter", "quarter_of",
-    "chan_clock", "seat_rng", "trait_rng",
+    "chan_clock", "seat_rng", "trait_rng", "stage_rng",
     "wip", "wip_since", "serving", "serving_since", "buyer", "buyer_since",
     "fates", "scalars", "channel", "team", "stage", "trust_end", "cycle_hist", "bookings_w",
     "wip_w", "busy_w", "available_w", "trust_w",
@@ -79,7 +79,8 @@ class StateType(nbt.StructRef):
 StateType.fixed_columns = {"LF": N_LF, "LI": N_LI, "PF": N_PF, "PI": N_PI, "fi": N_EV,
                            "run_i": N_EV, "sort_i": N_EV, "far_i": N_NODE, "far_head": 2,
                            "waiting_ends": 2, "scratch": 2, "renewals_quarter": 2,
-                           "channel": N_CHANNEL, "team": N_TEAM, "stage": N_STAGE}
+                           "channel": N_CHANNEL, "team": N_TEAM, "stage": N_STAGE,
+                           "stage_rng": 4}
 
 
 class State(structref.StructRefProxy):
@@ -144,7 +145,7 @@ def new_state(ks, seed, out, offsets, w):
         np.zeros(nt, dtype=np.int64), np.full(ne, ks.trust_initial), np.zeros(ns),
         np.zeros(nt), np.zeros((nt, 2)), np.zeros(nt, dtype=np.int64),
         np.zeros(nc), np.zeros((nt, ks.max_headcount, 4), dtype=np.uint64),
-        np.zeros(4, dtype=np.uint64),
+        np.zeros(4, dtype=np.uint64), np.zeros((ns, 4), dtype=np.uint64),
         np.zeros(nt, dtype=np.int64), np.zeros(nt), np.zeros(nt, dtype=np.int64), np.zeros(nt),
         np.zeros(nt, dtype=np.int64), np.zeros(nt),
         out[o[0]:o[1]], out[o[1]:o[2]], out[o[2]:o[3]].reshape((nc, N_CHANNEL)),

@@ -43,7 +43,10 @@ class Replication:
             return np.random.default_rng(np.random.SeedSequence(
                 root.entropy, spawn_key=(*root.spawn_key, *key), pool_size=root.pool_size))
 
-        self.rng, self.rng_arrivals = child(0), child(1)
+        self.rng_arrivals = child(1)
+        # the work stream, 0, is cut per stage, so that a change confined to one stage (its
+        # team's size, its effort, its threshold) moves no other stage's draws
+        self.stage_rng = [child(0, s) for s in range(spec.n_stages)]
         # the people's stream, 2, is cut further: each seat's turnover (tenure, then each
         # occupant's time to quit) and each person's traits, one stream per trait, so that a
         # trait switched off (drawing nothing) or drawing a varying number of times moves no
@@ -144,7 +147,7 @@ class Replication:
 
     def _enter(self, lead: Lead, s: int, edge: int, sender_compliant: bool = True) -> None:
         """A lead arrives at stage s, through handoff `edge` (or -1)."""
-        sp, rng, env = self.spec, self.rng, self.env
+        sp, rng, env = self.spec, self.stage_rng[s], self.env
         t = env.now
         team = int(sp.stage_team[s])
         lead.stage, lead.edge, lead.entered, lead.attempt = s, edge, t, 0
@@ -191,7 +194,7 @@ class Replication:
 
     def _enqueue(self, lead: Lead, cls: int) -> None:
         """Put a lead in its person's queue (push) or its team's pool, by the discipline."""
-        sp, rng = self.spec, self.rng
+        sp, rng = self.spec, self.stage_rng[lead.stage]
         self._event()
         team = int(sp.stage_team[lead.stage])
         discipline = sp.team_discipline[team]
@@ -308,8 +311,8 @@ class Replication:
         """Nominal hours of the stage's main task: the task itself plus what the human
         mechanisms add (rediscovery after a lossy handoff, re-qualifying a distrusted
         sender, a warm handoff meeting), less the corners cut under quota pressure."""
-        sp, rng = self.spec, self.rng
         s = lead.stage
+        sp, rng = self.spec, self.stage_rng[s]
         base = D.draw(rng, *self._dist(sp.stage_effort[s])) * lognormal_mean_one(rng, sp.task_cv)
         base *= 1.0 - sp.pressure_corner_cut * self._pressure(int(sp.stage_team[s]))
         if lead.info_lost:
@@ -324,7 +327,7 @@ class Replication:
 
     def _caught(self, p: Person, lead: Lead):
         """6. An upstream error is caught here (rework upstream) or slips through."""
-        sp, rng = self.spec, self.rng
+        sp, rng = self.spec, self.stage_rng[lead.stage]
         if lead.error_from < 0:
             return False
         upstream = lead.error_from
@@ -347,7 +350,7 @@ class Replication:
         s = lead.stage
         shift = (p.threshold_shift + self.feedback_shift[s]
                  - sp.pressure_threshold_drop * self._pressure(int(sp.stage_team[s])))
-        seen = perceived(lead.quality, p.noise(sp, self.env.now), self.rng)
+        seen = perceived(lead.quality, p.noise(sp, self.env.now), self.stage_rng[s])
         if seen >= sp.stage_threshold[s] + shift:
             outcome = S.QUALIFIED
         elif seen < sp.stage_reject_below[s] + shift:
@@ -382,7 +385,7 @@ class Replication:
         """6, 10: an execution error, likelier under quota pressure."""
         sp = self.spec
         p_err = sp.error_p + sp.pressure_error * self._pressure(int(sp.stage_team[lead.stage]))
-        return p_err > 0 and self.rng.random() < p_err
+        return p_err > 0 and self.stage_rng[lead.stage].random() < p_err
 
     def _name(self, s: int) -> str:
         return self.spec.stage_names[s]
@@ -398,8 +401,8 @@ class Replication:
         yield from self._route(p, lead, outcome)
 
     def _contact(self, p: Person, lead: Lead):
-        sp, rng = self.spec, self.rng
         s = lead.stage
+        sp, rng = self.spec, self.stage_rng[s]
         if lead.attempt == 0:
             lead.max_attempts = p.attempts(int(sp.stage_attempts[s]))
         lead.attempt += 1
@@ -444,8 +447,8 @@ class Replication:
             rec.channel(c, O.C_SLOW_QUALIFIED, t, float(qualified))
 
     def _close(self, p: Person, lead: Lead):
-        sp, rng, env = self.spec, self.rng, self.env
         s = lead.stage
+        sp, rng, env = self.spec, self.stage_rng[s], self.env
         if not lead.touched:
             touch(sp, lead, env.now)
         if not lead.live:  # gone cold before anyone reached out
@@ -559,8 +562,9 @@ class Replication:
             self._enter(lead, target, sp.edge_of[s][target], compliant)
         elif target == S.NURTURE:
             self.rec.fate(O.F_NURTURED, t)
-            if sp.nurture_return_p > 0 and self.rng.random() < sp.nurture_return_p:
-                ev = self.env.timeout(D.draw(self.rng, *self._dist(sp.nurture_return_after)))
+            rng = self.stage_rng[s]
+            if sp.nurture_return_p > 0 and rng.random() < sp.nurture_return_p:
+                ev = self.env.timeout(D.draw(rng, *self._dist(sp.nurture_return_after)))
                 ev.callbacks.append(lambda _ev: self._nurture_return(lead))
         elif target == S.DISQUALIFIED:
             self.rec.fate(O.F_DISQUALIFIED, t)
@@ -576,9 +580,10 @@ class Replication:
         lead.intent_from = self.env.now
         lead.touched = False
         lead.live = True
-        lead.u_live = self.rng.random()  # a re-engaged buyer: fresh intent
         s = sp.nurture_return_stage
-        self._enter(lead, int(sp.channel_entry[lead.channel]) if s < 0 else int(s), -1)
+        s = int(sp.channel_entry[lead.channel]) if s < 0 else int(s)
+        lead.u_live = self.stage_rng[s].random()  # a re-engaged buyer: fresh intent
+        self._enter(lead, s, -1)
 
     # ------------------------------------------------------------------ quota pressure
 
@@ -641,14 +646,14 @@ class Replication:
 
     def _redistribute(self, team: int, slot: int) -> None:
         """The leaver's queue goes to colleagues; some of it is lost on the way."""
-        sp, rng = self.spec, self.rng
+        sp = self.spec
         store = self.slot_queues[team][slot]
         if not any(p.active for p in self.people[team]):
             return  # nobody to take it: it waits for the next hire
         items, store.items[:] = list(store.items), []
         for item in sorted(items):
             lead = item.item
-            if rng.random() < sp.turnover_queue_loss:
+            if self.stage_rng[lead.stage].random() < sp.turnover_queue_loss:
                 self._leave(lead, O.F_TURNOVER)
                 continue
             self._unload(team, slot)
