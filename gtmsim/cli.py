@@ -1089,7 +1089,7 @@ def _report_text(report: dict) -> str:
     lines = [f"Objective {report['objective']} of {report['outcome']}; "
              f"{report['trials']} trials, scored on {report['scenarios']} scenarios, "
              f"re-evaluated on {report['held_out_scenarios']} held-out scenarios."]
-    columns = [("best", report["best"])]
+    columns = [("chosen by the search", report["best"])]
     if "robust" in report:
         columns = [("ideal-tuned", report["ideal_tuned"]), ("robust", report["robust"])]
     for label, c in columns:

@@ -302,3 +302,33 @@ def test_the_chosen_design_is_set_against_the_own_design_in_words():
     unclear = against_own(diff(5e3, -9e4, 9e4), False, "bookings")
     assert "is not clearly different from" in unclear and "Keep" not in unclear
     assert "no design found beat it" in against_own(diff(0, 0, 0), True, "bookings")
+
+
+def test_a_baseline_the_search_ran_keeps_its_trial_and_score(config, monkeypatch):
+    """The config's own design is the search's first trial: outside the top it was still
+    listed as trial -1 with no search score, while trials.parquet showed it as trial 0 with
+    one; and an over-budget trial's stand-in value read as a score of 0 in trials.parquet."""
+    import optuna
+    import polars as pl
+
+    from gtmsim.optimize import search as S
+
+    own = S.current_design(config)
+    name, lever = next((k, v) for k, v in config.levers.items() if v.integer)
+    other = {**own, name: own[name] + 1 if own[name] + 1 <= lever.high else own[name] - 1}
+    study = optuna.create_study(direction="maximize")
+    for design, value, over in ((own, 10.0, -1.0), (other, 20.0, -1.0), (other, 0.0, 5.0)):
+        study.add_trial(optuna.trial.create_trial(
+            params=design, value=value,
+            distributions={k: optuna.distributions.CategoricalDistribution([v])
+                           for k, v in design.items()},
+            user_attrs={"over_budget": over, "scenario_values": [value]}))
+    monkeypatch.setattr(S, "evaluate", lambda *a, **k: pl.DataFrame())
+    monkeypatch.setattr(S, "per_scenario", lambda df, outcome: pl.DataFrame({outcome: [1.0]}))
+    cands = S.held_out_candidates(config, study, S.Settings(top=1), held_out=[])
+    by_trial = {c.trial: c for c in cands}
+    assert sorted(by_trial) == [0, 1]  # the own design is trial 0, not -1
+    assert by_trial[0].own and by_trial[0].search_score == 10.0
+    frame = S.trials_frame(study)
+    assert frame["value_0"].to_list() == [10.0, 20.0, None]
+    assert frame["feasible"].to_list() == [True, True, False]

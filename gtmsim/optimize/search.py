@@ -513,10 +513,18 @@ def held_out_candidates(config: Config, study: optuna.Study, settings: Settings,
     main = _main_objective(settings.objectives)
     designs = [(t.number, t.params, t.values[main], _search_mean(t)) for t in chosen.values()]
     known = {repr(sorted(d.items())) for _, d, _, _ in designs}
+    # a baseline the search itself ran (the config's own design is enqueued) keeps its trial
+    # and its score there; one it never ran is trial -1 with no search score
+    searched = {}
+    for t in feasible:
+        searched.setdefault(repr(sorted(t.params.items(), key=lambda kv: kv[0])), t)
     for b in [current_design(config), *baselines]:
-        if repr(sorted(b.items())) not in known:
-            designs.append((-1, b, math.nan, math.nan))
-            known.add(repr(sorted(b.items())))
+        key = repr(sorted(b.items()))
+        if key not in known:
+            t = searched.get(key)
+            designs.append((-1, b, math.nan, math.nan) if t is None else
+                           (t.number, b, t.values[main], _search_mean(t)))
+            known.add(key)
     own = repr(sorted(current_design(config).items()))
     out = []
     for number, design, score, mean in designs:
@@ -577,8 +585,12 @@ def trials_frame(study: optuna.Study) -> pl.DataFrame:
         row = {"number": t.number, "state": t.state.name,
                "cost": t.user_attrs.get("cost"),
                "over_budget": t.user_attrs.get("over_budget"),
+               "feasible": (None if t.user_attrs.get("over_budget") is None
+                            else t.user_attrs["over_budget"] <= 0),
                "surplus": bool(t.user_attrs.get("surplus", False))}
-        if t.values is not None and t.state == optuna.trial.TrialState.COMPLETE:
+        # an over-budget trial is not simulated: its value is the sampler's worst, not a score
+        if (t.values is not None and t.state == optuna.trial.TrialState.COMPLETE
+                and t.user_attrs.get("over_budget", 0.0) <= 0):
             for i, v in enumerate(t.values):  # a pruned trial's is a scenario's, not a score
                 row[f"value_{i}"] = v
         for k, v in t.params.items():
