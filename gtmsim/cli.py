@@ -222,7 +222,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Simulate on the SimPy engine (the one that traces every activity) and "
                     "export one row per activity instance (case, activity, resource, start, "
                     "end, outcome) with XES column names, as CSV or Parquet by the suffix of "
-                    "--out.")
+                    "--out. It covers the whole run, warm-up included; a leaked lead's case "
+                    "ends in a '<stage>:leaked' row whose outcome names the cause.")
     _add_config_args(p)
     _add_run_args(p, "default: 1", engine=False)  # the SimPy engine: it traces every activity
     p.add_argument("--out", required=True, metavar="FILE",

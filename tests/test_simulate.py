@@ -64,10 +64,22 @@ def test_event_log_has_process_mining_columns(spec):
     assert (log["time:timestamp"] >= log["start_timestamp"]).all()
     activities = set(log["concept:name"].unique())
     assert {"mql_review", "sdr_qualify", "sdr_qualify:attempt"} <= activities
-    # every case starts with work at a channel's entry stage
+    # every case starts with work at a channel's entry stage, or a leak there
     first = log.sort("start_timestamp").group_by("case:concept:name").first()
-    assert set(first["concept:name"].unique()) <= {"mql_review", "sdr_qualify:attempt",
-                                                   "ae_close", "ae_close:attempt"}
+    entry = {"mql_review", "sdr_qualify:attempt", "ae_close", "ae_close:attempt"}
+    assert set(first["concept:name"].unique()) <= entry | {
+        "mql_review:leaked", "sdr_qualify:leaked", "ae_close:leaked"}
+    # every leak the run counts ends its case in a ':leaked' row naming the cause
+    leaks = log.filter(pl.col("concept:name").str.ends_with(":leaked"))
+    assert set(leaks["outcome"].unique()) <= {"forgotten", "decayed", "ignored", "handoff",
+                                              "turnover"}
+    assert leaks["case:concept:name"].n_unique() == leaks.height
+    whole = simulate(compile_spec(load_config(profile="realistic", overrides=[
+        *SHORT, "run.warmup_days=0"])), 1, seed=1, event_log=True)
+    counted = whole.replications.select(pl.sum_horizontal(
+        [f"leaked_{c}" for c in ("forgotten", "decayed", "ignored", "handoff", "turnover")]))
+    rows = whole.event_log.filter(pl.col("concept:name").str.ends_with(":leaked"))
+    assert rows.height == counted.item() > 0
 
 
 def test_bad_engine_and_replications(spec):

@@ -428,7 +428,7 @@ class Replication:
             self._contact_done(lead, False, False)
             if not lead.live:
                 self._depart(lead)
-                self.rec.fate(O.F_DECAYED, self.env.now)
+                self._leaked(lead, O.F_DECAYED)
             else:
                 yield from self._route(p, lead, S.UNREACHED)
 
@@ -455,7 +455,7 @@ class Replication:
             yield from self._work(p, lead, sp.stage_attempt_hours[s], self._name(s) + ":attempt",
                                   "decayed")
             self._depart(lead)
-            self.rec.fate(O.F_DECAYED, env.now)
+            self._leaked(lead, O.F_DECAYED)
             return
         if (yield from self._caught(p, lead)):
             return
@@ -538,7 +538,17 @@ class Replication:
 
     def _leave(self, lead: Lead, fate: int) -> None:
         self._depart(lead)
-        self.rec.fate(fate, self.env.now)
+        self._leaked(lead, fate)
+
+    def _leaked(self, lead: Lead, fate: int) -> None:
+        """A leak, with its event log row: the case ends in `<stage>:leaked`, the team that
+        lost it as the resource and the cause as the outcome."""
+        now = self.env.now
+        self.rec.fate(fate, now)
+        s = lead.stage
+        self.rec.activity(lead.id, self._name(s) + ":leaked",
+                          self.spec.team_names[int(self.spec.stage_team[s])], now, now,
+                          O.FATES[fate].removeprefix("leaked_"))
 
     def _route(self, p: Person, lead: Lead, outcome: int):
         """Send the lead where the outcome says; a compliant sender holds a warm handoff."""
