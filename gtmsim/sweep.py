@@ -79,8 +79,9 @@ class Axis:
             return list(self.values)
         vals = np.linspace(self.low, self.high, self.steps).tolist()
         if self.integer:  # whole steps (see _check_whole): rounding only takes off the ulps
-            vals = list(dict.fromkeys(int(round(v)) for v in vals))
-        return vals
+            return list(dict.fromkeys(int(round(v)) for v in vals))
+        # 12 significant digits: 0.3, not linspace's 0.30000000000000004, in the tables
+        return [float(f"{v:.12g}") for v in vals]
 
     def sample(self, u: float) -> Any:
         """The value at quantile `u` in [0, 1) of this axis (a Latin hypercube coordinate)."""

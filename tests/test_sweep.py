@@ -509,3 +509,14 @@ def test_a_worker_that_cannot_start_gtmsim_is_one_line_and_leaves_no_folder(tmp_
     with pytest.raises(ClusterLost, match="a Dask worker could not start gtmsim: ImportError"):
         run_sweep(plan, tmp_path / "o", _BrokenWorkers())
     assert not (tmp_path / "o").exists()
+
+
+def test_a_ranges_steps_are_the_round_numbers_a_planner_wrote():
+    """[0.1, 0.5] in 3 steps is 0.1, 0.3, 0.5 (linspace gave 0.30000000000000004, which the
+    tables, the heatmap's axis and the point's config carried)."""
+    from gtmsim.sweep import Axis
+
+    axis = Axis("mql_threshold", "mql_threshold", (), 0.1, 0.5, 3, False)
+    assert [repr(v) for v in axis.factorial_values()] == ["0.1", "0.3", "0.5"]
+    thirds = Axis("x", "x", (), 0.0, 1.0, 4, False).factorial_values()
+    assert thirds[1] == pytest.approx(1 / 3, rel=1e-12) and thirds[-1] == 1.0
