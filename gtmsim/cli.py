@@ -935,7 +935,7 @@ def cmd_sweep(args) -> int:
             print(f"gtmsim: interrupted; {written} of {len(plan.points)} points are in {out}; "
                   "run the same command to resume", file=sys.stderr, flush=True)
         return _exit_code(stop)
-    from gtmsim.report.sweep import sweep_figures, sweep_report, sweep_summary
+    from gtmsim.report.sweep import leaders_text, sweep_figures, sweep_report, sweep_summary
 
     try:  # after every run, a resumed one too: the report covers all the points written
         doc = sweep_summary(out)
@@ -948,6 +948,8 @@ def cmd_sweep(args) -> int:
     print(f"swept {summary.points} points x {plan.replications} replications on {where}: "
           f"{summary.written} points run ({summary.tasks} tasks), {summary.skipped} already "
           f"done. Results in {out / sweep.POINTS_DIR}; report in {out / 'report.html'}")
+    for line in leaders_text(doc):
+        print(line)
     return 0
 
 

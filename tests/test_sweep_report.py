@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 from pathlib import Path
 
@@ -46,7 +47,7 @@ def _point_means(out: Path, outcome: str) -> dict[int, float]:
     for f in files:
         df = pl.read_parquet(f)
         x = df[outcome].cast(pl.Float64).to_numpy()
-        means[int(df["point"][0])] = float(np.nanmean(x))
+        means[int(df["point"][0])] = float(np.nanmean(x)) if np.isfinite(x).any() else math.nan
     return means
 
 
@@ -65,9 +66,12 @@ def test_embedded_means_are_the_parquet_means(factorial):
     for outcome in s["outcomes"]:
         want = _point_means(out, outcome)
         for p in s["points"]:
+            assert p["replications"] == 3
+            if np.isnan(want[p["point"]]):  # undefined in every replication: no mean, no CI
+                assert p["mean"][outcome] is None and p["ci_low"][outcome] is None
+                continue
             assert p["mean"][outcome] == pytest.approx(want[p["point"]], rel=1e-12, abs=1e-12)
             assert p["ci_low"][outcome] <= p["mean"][outcome] <= p["ci_high"][outcome]
-            assert p["replications"] == 3
     # each point's lever values and profile are those in its rows
     for p in s["points"]:
         row = rows.filter(pl.col("point") == p["point"]).row(0, named=True)
@@ -154,3 +158,46 @@ def test_one_replication_has_no_interval():
     assert p0["bookings_ci_high"] is None
     half = 12.706204736174707 * 2 ** 0.5 / 2 ** 0.5  # t(0.975, 1) x sd / sqrt(n)
     assert (p1["bookings_ci_low"], p1["bookings_ci_high"]) == pytest.approx((5 - half, 5 + half))
+
+
+def test_the_best_point_is_set_against_the_runner_up():
+    """The best point per profile comes with its lead over the runner-up and a 95% CI: two
+    points whose replications move together are told apart when paired (common random
+    numbers) and not when the spread between replications is all there is (Welch)."""
+    from gtmsim.report.sweep import _leaders
+
+    rows = pl.DataFrame({"point": [0, 0, 0, 1, 1, 1], "replication": [0, 1, 2] * 2,
+                         "profile": ["realistic"] * 6,
+                         "bookings": [10.0, 20.0, 30.0, 9.0, 19.5, 29.0]})
+    points = [{"point": k, "profile": "realistic", "mean": {"bookings": m}}
+              for k, m in ((0, 20.0), (1, 57.5 / 3))]
+    (paired,) = _leaders(rows, points, ["realistic"], "bookings", paired=True)
+    assert (paired["best"], paired["runner_up"]) == (0, 1)
+    assert paired["difference"] == pytest.approx(2.5 / 3)
+    assert paired["separated"] and 0 < paired["ci_low"] < paired["ci_high"]
+    (welch,) = _leaders(rows, points, ["realistic"], "bookings", paired=False)
+    assert welch["difference"] == pytest.approx(2.5 / 3)
+    assert not welch["separated"] and welch["ci_low"] < 0 < welch["ci_high"]
+
+
+def test_the_reports_leaders_are_its_points(factorial):
+    s = embedded(factorial.read_text(encoding="utf-8"))
+    assert [lead["profile"] for lead in s["leaders"]] == s["profiles"]
+    by_point = {p["point"]: p for p in s["points"]}
+    for lead in s["leaders"]:
+        pts = [p for p in s["points"] if p["profile"] == lead["profile"]]
+        means = sorted((p["mean"]["bookings"] for p in pts), reverse=True)
+        assert by_point[lead["best"]]["mean"]["bookings"] == means[0]
+        assert by_point[lead["runner_up"]]["mean"]["bookings"] == means[1]
+        assert lead["ci_low"] <= lead["difference"] <= lead["ci_high"]
+    assert "lead over the runner-up" in factorial.read_text(encoding="utf-8")
+    # each team's KPI attainment is in the outcome menu, beside the system's outcomes
+    assert {"kpi_attainment_sdr", "kpi_attainment_ae"} <= set(s["outcomes"])
+
+
+def test_the_sweep_prints_the_best_point_per_profile(tmp_path, capsys):
+    sweep_report_html(tmp_path, 'profiles = ["realistic"]\n[levers]\nsdr_headcount = [3, 5]\n',
+                      replications=3)
+    out = capsys.readouterr().out
+    assert "best bookings under realistic: sdr_headcount=" in out
+    assert "ahead of the runner-up by" in out

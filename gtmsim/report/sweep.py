@@ -23,8 +23,9 @@ from gtmsim.sweep import MANIFEST, read_sweep
 if TYPE_CHECKING:
     import plotly.graph_objects as go
 
+# with each team's KPI attainment, so a sweep shows where a function's KPI and the system's
+# outcome part ways
 KEY_OUTCOMES = ("bookings", "win_rate", "leaked", "pipeline_created", "won", "rework_hours")
-PERCENT = ("win_rate",)
 
 
 def _clean(v: Any) -> Any:
@@ -67,7 +68,8 @@ def sweep_summary(out: str | Path, outcomes: list[str] | None = None) -> dict[st
     rows = read_sweep(out)
     axes = list(manifest["points"][0]["values"]) if manifest["points"] else []
     levers = [a for a in axes if a != "profile"]
-    outcomes = [o for o in (outcomes or KEY_OUTCOMES) if o in rows.columns]
+    kpis = [c for c in rows.columns if c.startswith("kpi_attainment_")]
+    outcomes = [o for o in (outcomes or [*KEY_OUTCOMES, *kpis]) if o in rows.columns]
     means = {r["point"]: r for r in point_means(rows, outcomes).to_dicts()}
     profile_of = dict(rows.select("point", "profile").unique().iter_rows())
     points = []
@@ -95,8 +97,57 @@ def sweep_summary(out: str | Path, outcomes: list[str] | None = None) -> dict[st
                "outcomes": outcomes, "profiles": profiles, "levers": levers,
                "layout": layout, "x": x, "y": y, "averaged_over": levers[2:],
                "points": points,
-               "cells": _cells(points, profiles, x, y, outcomes) if layout == "heatmap" else []}
+               "cells": _cells(points, profiles, x, y, outcomes) if layout == "heatmap" else [],
+               "leaders": (_leaders(rows, points, profiles, outcomes[0],
+                                    bool(manifest["common_random_numbers"]))
+                           if outcomes else [])}
     return _finite(summary)
+
+
+def _leaders(rows: pl.DataFrame, points: list[dict], profiles: list[str], outcome: str,
+             paired: bool) -> list[dict]:
+    """Per profile: the best point by mean `outcome`, the runner-up, and the best's lead over
+    it with a 95% CI, paired by replication when the points share seeds (common random
+    numbers), Welch's otherwise; `separated` says whether the CI excludes 0."""
+    from scipy import stats
+
+    def values(point: int) -> pl.DataFrame:
+        return (rows.filter(pl.col("point") == point)
+                .select("replication", pl.col(outcome).cast(pl.Float64).fill_nan(None))
+                .drop_nulls())
+
+    out = []
+    for prof in profiles:
+        pts = sorted((p for p in points if p["profile"] == prof and p["mean"][outcome]
+                      is not None), key=lambda p: p["mean"][outcome], reverse=True)
+        if not pts:
+            continue
+        lead = {"profile": prof, "best": pts[0]["point"], "runner_up": None, "difference": None,
+                "ci_low": None, "ci_high": None, "paired": paired, "separated": None}
+        out.append(lead)
+        if len(pts) < 2:
+            continue
+        a, b = values(pts[0]["point"]), values(pts[1]["point"])
+        lead["runner_up"] = pts[1]["point"]
+        if paired:
+            d = a.join(b, on="replication", suffix="_b").select(
+                pl.col(outcome) - pl.col(f"{outcome}_b")).to_series().to_numpy()
+            n = len(d)
+            if n < 2:
+                continue
+            diff, se, df = float(d.mean()), float(d.std(ddof=1)) / math.sqrt(n), n - 1
+        else:
+            xa, xb = a[outcome].to_numpy(), b[outcome].to_numpy()
+            if len(xa) < 2 or len(xb) < 2:
+                continue
+            va, vb = xa.var(ddof=1) / len(xa), xb.var(ddof=1) / len(xb)
+            diff, se = float(xa.mean() - xb.mean()), math.sqrt(va + vb)
+            df = ((va + vb) ** 2 / (va ** 2 / (len(xa) - 1) + vb ** 2 / (len(xb) - 1))
+                  if va + vb > 0 else 1.0)
+        half = float(stats.t.ppf(0.975, df)) * se
+        lead.update(difference=diff, ci_low=diff - half, ci_high=diff + half,
+                    separated=bool(diff - half > 0))
+    return out
 
 
 def _finite(value: Any) -> Any:
@@ -169,7 +220,10 @@ def _traces(s: dict, outcome: str, first: bool) -> list[tuple[Any, int]]:
         vals = [p["mean"][outcome] for p in s["points"] if p["mean"][outcome] is not None]
         lo, hi = (min(vals), max(vals)) if vals else (0.0, 1.0)
         for j, prof in enumerate(profiles, start=1):
-            pts = [p for p in s["points"] if p["profile"] == prof]
+            # a point where the outcome is undefined (a retention rate before any renewal)
+            # has no colour to show
+            pts = [p for p in s["points"] if p["profile"] == prof
+                   and p["mean"][outcome] is not None]
             out.append((go.Scatter(
                 x=[_label(p["values"][x]) for p in pts], y=[_label(p["values"][y]) for p in pts],
                 mode="markers", visible=first, name=f"{prof}: {outcome}", showlegend=False,
@@ -254,24 +308,62 @@ def _fmt(v: float | None) -> str:
     return f"{v:,.0f}" if abs(v) >= 100 else f"{v:.3g}"
 
 
+def leaders_text(s: dict) -> list[str]:
+    """The best point per profile and its lead over the runner-up, a line each."""
+    if not s["outcomes"]:
+        return []
+    o = s["outcomes"][0]
+    by_point = {p["point"]: p for p in s["points"]}
+    lines = []
+    for lead in s.get("leaders", []):
+        b = by_point[lead["best"]]
+        named = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                          for k, v in b["values"].items()) or "the config"
+        line = f"best {o} under {lead['profile']}: {named}, mean {_fmt(b['mean'][o])}"
+        if lead["difference"] is not None:
+            line += (f"; ahead of the runner-up by {_fmt(lead['difference'])} "
+                     f"[{_fmt(lead['ci_low'])}, {_fmt(lead['ci_high'])}]"
+                     + ("" if lead["separated"] else ", within noise"))
+        lines.append(line)
+    return lines
+
+
 def _best_table(s: dict) -> str:
     """The best point per profile by the first outcome."""
     if not s["outcomes"]:
         return ""
     o = s["outcomes"][0]
+    by_point = {p["point"]: p for p in s["points"]}
+
+    def named(p: dict) -> str:
+        return ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                         for k, v in p["values"].items()) or "-"
+
     rows = []
-    for prof in s["profiles"]:
-        pts = [p for p in s["points"] if p["profile"] == prof and p["mean"][o] is not None]
-        if not pts:
-            continue
-        b = max(pts, key=lambda p: p["mean"][o])
-        vals = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
-                         for k, v in b["values"].items()) or "-"
-        rows.append(f"<tr><td>{html.escape(prof)}</td><td>{html.escape(vals)}</td>"
+    for lead in s.get("leaders", []):
+        b = by_point[lead["best"]]
+        if lead["runner_up"] is None:
+            ahead = "-"
+        else:
+            r = by_point[lead["runner_up"]]
+            ahead = f"{named(r)}: "
+            if lead["difference"] is None:
+                ahead += "too few replications to say"
+            else:
+                verdict = ("ahead" if lead["separated"] else
+                           "within noise (the interval holds 0)")
+                ahead += (f"{_fmt(lead['difference'])} [{_fmt(lead['ci_low'])}, "
+                          f"{_fmt(lead['ci_high'])}], {verdict}")
+        rows.append(f"<tr><td>{html.escape(lead['profile'])}</td>"
+                    f"<td>{html.escape(named(b))}</td>"
                     f"<td>{_fmt(b['mean'][o])}</td><td>[{_fmt(b['ci_low'][o])}, "
-                    f"{_fmt(b['ci_high'][o])}]</td><td>{b['replications']}</td></tr>")
+                    f"{_fmt(b['ci_high'][o])}]</td><td>{b['replications']}</td>"
+                    f"<td>{html.escape(ahead)}</td></tr>")
+    how = ("paired by replication (common random numbers)" if s["sweep"]["common_random_numbers"]
+           else "unpaired (Welch)")
     return (f"<h2>Best point per profile by mean {html.escape(o)}</h2><table><thead><tr>"
             "<th>profile</th><th>point</th><th>mean</th><th>95% CI</th><th>replications</th>"
+            f"<th>lead over the runner-up, 95% CI, {how}</th>"
             "</tr></thead><tbody>" + "".join(rows) + "</tbody></table>")
 
 
