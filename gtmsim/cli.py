@@ -338,7 +338,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--replications", type=_replications, default=4, metavar="R",
                    help="replications per scenario (default: 4)")
     p.add_argument("--seed", type=_seed, default=None, metavar="S",
-                   help="root seed (default: the first config's run.seed)")
+                   help="root seed (default: the first config's run.seed; an optimize "
+                        "run's --seed, default 0, gives its scenarios and scores again)")
     _add_engine_arg(p)
     p.add_argument("--workers", type=_positive_int, default=None, metavar="W",
                    help="threads (numba) or worker processes (simpy) per batch (default: "

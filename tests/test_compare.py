@@ -109,7 +109,8 @@ def test_difference_is_b_minus_a_paired_with_a_ci_around_it(compared):
                 ci = stats.ttest_rel(b, a).confidence_interval(0.95)
                 assert (d["ci_low"], d["ci_high"]) == pytest.approx((ci.low, ci.high), rel=1e-9)
                 ci = stats.ttest_1samp(b, 0.0).confidence_interval(0.95)
-                assert (lo, hi) == pytest.approx((ci.low, ci.high), rel=1e-9)
+                # bookings are at least 0: the interval is cut there
+                assert (lo, hi) == pytest.approx((max(ci.low, 0.0), ci.high), rel=1e-9)
             else:  # 4 scenarios: a tail is the single worst one, and has no honest interval
                 assert d["ci_low"] is None and d["ci_high"] is None
                 assert lo is None and hi is None
@@ -256,3 +257,37 @@ def test_mean_interval_covers_at_the_level_it_claims_with_few_scenarios():
     assert all(np.isnan(v) for v in paired_difference(x, x + 1)["cvar10"][1:])
     lo, hi = paired_difference(rng.normal(size=20), rng.normal(size=20))["cvar10"][1:]
     assert lo < hi
+
+
+def test_an_interval_stays_where_the_outcome_can_lie():
+    """Two scenarios give a t-interval with 1 degree of freedom: 3.96M [-4.01M, 11.92M]
+    bookings was shown; an amount is cut at 0, a share at 0 and 1."""
+    from gtmsim.optimize.compare import interval, outcome_interval
+
+    x = np.array([0.5e6, 7.4e6])
+    assert interval("mean", x)[0] < 0
+    lo, hi = outcome_interval("bookings", "mean", x)
+    assert lo == 0.0 and hi == interval("mean", x)[1]
+    lo, hi = outcome_interval("win_rate", "mean", np.array([0.2, 0.9]))
+    assert (lo, hi) == (0.0, 1.0)
+
+
+def test_an_interval_is_written_in_one_unit():
+    """'+151.0k [+7,366, +294.6k]' mixed units within one cell: the ends take the unit of
+    the largest number."""
+    from gtmsim.report.compare import _ci, _diff
+
+    assert _diff({"diff": 151_000.0, "ci_low": 7_366.0, "ci_high": 294_600.0}, True) == (
+        "+151.0k [+7.4k, +294.6k]")
+    assert _ci(3.96e6, [0.0, 11.92e6], True) == "3.96M [0, 11.92M]"
+
+
+def test_designs_with_the_same_file_name_are_named_by_their_folder():
+    """Three run folders' config.toml were 'config', 'config-2', 'config-3', named by their
+    place in the argument list; they take their folder's name."""
+    from gtmsim.optimize.designs import design_labels
+
+    assert design_labels(["runs/base/config.toml", "runs/warm/config.toml", "b.toml"]) == [
+        "base", "warm", "b"]
+    assert design_labels(["y/a.toml", "x/a.toml", "x/a.toml"]) == ["y", "x", "x-2"]
+    assert design_labels(["a.toml", "b.toml"]) == ["a", "b"]

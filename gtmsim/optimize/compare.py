@@ -16,6 +16,7 @@ from gtmsim.config import Config
 from gtmsim.optimize.breaks import Breakdown, default_target, what_breaks
 from gtmsim.optimize.objectives import cvar
 from gtmsim.optimize.search import Candidate, SearchResult, Settings, search
+from gtmsim.outcomes import is_proportion
 
 
 def bootstrap_ci(stat, x: np.ndarray, n: int = 2000, seed: int = 0,
@@ -55,6 +56,14 @@ def interval(name: str, x: np.ndarray) -> tuple[float, float]:
     if len(x) < TAIL_MIN_SCENARIOS:
         return math.nan, math.nan
     return bootstrap_ci(STATS[name], np.asarray(x, dtype=float))
+
+
+def outcome_interval(outcome: str, name: str, x: np.ndarray) -> tuple[float, float]:
+    """`interval`, cut to where `outcome` can lie: every outcome designs are compared by is a
+    count, an amount or a share, so at least 0 (a share at most 1); a t-interval over a few
+    scenarios (1 degree of freedom with 2) reached below 0 bookings."""
+    lo, hi = interval(name, x)
+    return max(lo, 0.0), (min(hi, 1.0) if is_proportion(outcome) else hi)
 
 
 STATS = {"mean": np.mean, "p10": lambda v: float(np.quantile(v, 0.10)),

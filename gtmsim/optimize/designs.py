@@ -24,7 +24,7 @@ from gtmsim.errors import ConfigError, GtmsimError
 from gtmsim.optimize.compare import (
     STATS,
     TAIL_MIN_SCENARIOS,
-    interval,
+    outcome_interval,
     paired_difference,
     standing,
 )
@@ -38,10 +38,16 @@ KEYS = ("design", "profile", "scenario", "replication")
 
 
 def design_labels(paths: Sequence[str | Path]) -> list[str]:
-    """A short unique name per config: its file stem, numbered when two stems are equal."""
+    """A short unique name per config: its file stem; where other files have that name (run
+    folders' own config.toml), the folder's name; numbered when two are still equal (the
+    same file twice)."""
+    files = {Path(p).absolute() for p in paths}
+    stems = [f.stem for f in files]
     labels: list[str] = []
     for p in paths:
         stem = Path(p).stem or "design"
+        if stems.count(Path(p).stem) > 1 and Path(p).absolute().parent.name:
+            stem = Path(p).absolute().parent.name  # another file has this name
         label, i = stem, 2
         while label in labels:
             label, i = f"{stem}-{i}", i + 1
@@ -109,7 +115,8 @@ class DesignComparison:
         row: dict[str, Any] = {"design": design, "profile": profile}
         for name, fn in STATS.items():
             row[name] = float(fn(x))
-            row[f"{name}_ci_low"], row[f"{name}_ci_high"] = interval(name, x)
+            row[f"{name}_ci_low"], row[f"{name}_ci_high"] = outcome_interval(
+                self.outcome, name, x)
         df = self.rows.filter((pl.col("design") == design) & (pl.col("profile") == profile))
         for col in df.columns:
             if col.startswith(("kpi_attainment_", "leaked")) or col in ("won", "win_rate"):

@@ -33,12 +33,15 @@ def _num(v: Any, pct: bool = False) -> str:
     return f"{v:,.0f}" if abs(v) >= 100 else f"{v:,.3g}"
 
 
-def _short(v: float | None, sign: bool = False) -> str:
-    """A number in a few characters: 1.23M, 49.6k, 312, 0.25."""
+def _short(v: float | None, sign: bool = False, scale: float | None = None) -> str:
+    """A number in a few characters: 1.23M, 49.6k, 312, 0.25; in the unit that suits
+    `scale` when given (an interval's ends in the unit of its largest number)."""
     if v is None:
         return "-"
+    if v == 0:
+        return "0"
     plus = "+" if sign and v > 0 else ""
-    a = abs(v)
+    a = abs(v) if scale is None else scale
     if a >= 1e6:
         return f"{plus}{v / 1e6:.2f}M"
     if a >= 1e4:
@@ -49,12 +52,15 @@ def _short(v: float | None, sign: bool = False) -> str:
 
 
 def _ci(v: float | None, ci: list | None, short: bool = False) -> str:
-    fmt = _short if short else _num
     if v is None:
         return "-"
     if not ci or ci[0] is None:
-        return fmt(v)
-    return f"{fmt(v)} [{fmt(ci[0])}, {fmt(ci[1])}]"
+        return _short(v) if short else _num(v)
+    if short:
+        scale = max(abs(x) for x in (v, *ci) if x is not None)
+        return f"{_short(v, scale=scale)} [{_short(ci[0], scale=scale)}, " \
+               f"{_short(ci[1], scale=scale)}]"
+    return f"{_num(v)} [{_num(ci[0])}, {_num(ci[1])}]"
 
 
 def _diff(d: dict | None, short: bool = False) -> str:
@@ -63,10 +69,12 @@ def _diff(d: dict | None, short: bool = False) -> str:
     if d.get("diff") is None:
         return "-"
     if short:
-        text = _short(d["diff"], True)
         ci = (d["ci_low"], d["ci_high"])
-        return text if ci[0] is None else (f"{text} [{_short(ci[0], True)}, "
-                                           f"{_short(ci[1], True)}]")
+        if ci[0] is None:
+            return _short(d["diff"], True)
+        scale = max(abs(x) for x in (d["diff"], *ci))
+        return (f"{_short(d['diff'], True, scale)} [{_short(ci[0], True, scale)}, "
+                f"{_short(ci[1], True, scale)}]")
     text = f"{d['diff']:+,.0f}"
     return text if d["ci_low"] is None else (f"{text} [{d['ci_low']:+,.0f}, "
                                              f"{d['ci_high']:+,.0f}]")
