@@ -637,7 +637,7 @@ def cmd_run(args) -> int:
     except OSError as exc:
         raise UsageError("--out", f"cannot write {out}: {exc.strerror or exc}") from None
 
-    print_summary(config, summary, meta, out)
+    print_summary(config, summary, meta, out, costs=costs)
     return 0
 
 
@@ -1214,8 +1214,9 @@ def _crossing(source, handoff, closers: list[str], mean) -> str:
     return "-"
 
 
-def print_summary(config, summary, meta: dict, out: Path, console=None) -> None:
-    """The run's story in three tables: the system, each team's KPI beside it, trust."""
+def print_summary(config, summary, meta: dict, out: Path, console=None, costs=None) -> None:
+    """The run's story in tables: the system, each team's KPI beside it, trust, and (given
+    `costs`) the bookings each human mechanism costs."""
     from rich.console import Console
     from rich.table import Table
 
@@ -1244,8 +1245,11 @@ def print_summary(config, summary, meta: dict, out: Path, console=None) -> None:
                   caption=f"the system: bookings {_fmt(mean('bookings'), 'money')}, "
                           f"win rate {_fmt(mean('win_rate'), 'rate')}, "
                           f"{_fmt(mean('leaked'), 'count')} leads leaked")
-    for col in ("team", "paid on", "KPI", "target", "attainment", "utilisation", "queue"):
-        teams.add_column(col, justify="left" if col in ("team", "paid on") else "right")
+    for col in ("team", "paid on", "KPI", "target", "attainment", "util.", "queue"):
+        # in 80 columns the long KPI names wrap, not the headers and numbers beside them
+        teams.add_column(col, justify="left" if col in ("team", "paid on") else "right",
+                         min_width=None if col == "paid on" else len(col),
+                         overflow="fold" if col == "paid on" else "ellipsis")
     for name, team in config.teams.items():
         util = _fmt(mean(f"util_{name}"), "rate")
         queue = _fmt(mean(f"queue_{name}"), "number")
@@ -1269,6 +1273,20 @@ def print_summary(config, summary, meta: dict, out: Path, console=None) -> None:
                           _pm(rows.get(f"trust_{h.source}->{h.target}"), "trust"),
                           _crossing(config.stages[h.source], h, closers, mean))
         console.print(trust)
+    if costs is not None and costs.height:
+        first = costs.row(0, named=True)
+        lost = Table(title=f"{first['outcome'].capitalize()} lost to each mechanism",
+                     title_justify="left",
+                     caption=f"with it alone off, minus the full run, paired on "
+                             f"{first['replications']} replications; negative: it adds")
+        for col in ("mechanism", "cost ± 95% CI"):
+            lost.add_column(col, justify="left" if col == "mechanism" else "right")
+        for r in costs.to_dicts():
+            cost = _fmt(r["cost"], "money")
+            if r["ci_low"] is not None and math.isfinite(r["ci_low"]):
+                cost += f" ± {_fmt((r['ci_high'] - r['ci_low']) / 2, 'money')}"
+            lost.add_row(r["mechanism"].replace("_", " "), cost)
+        console.print(lost)
     console.print(f"Results in [bold]{out}[/bold]")
 
 

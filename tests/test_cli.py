@@ -136,6 +136,7 @@ def test_small_run_writes_every_file(tmp_path):
                  "--seed", "5", "--out", "out", cwd=tmp_path)
     assert res.returncode == 0, res.stderr
     assert "KPI" in res.stdout and "Bookings" in res.stdout and "Trust" in res.stdout
+    assert "Bookings lost to each mechanism" in res.stdout  # not only in report.html
     out = tmp_path / "out"
     assert sorted(p.name for p in out.iterdir()) == [
         "config.toml", "event_log.parquet", "mechanism_costs.parquet", "replications.parquet",
@@ -328,3 +329,37 @@ def test_a_signal_after_the_output_is_in_place_says_it_is_complete(tmp_path, mon
     assert code == 143
     assert err[-1] == f"gtmsim: terminated; {out} had been written in full"
     assert (out / "summary.json").is_file() and (out / "report.html").is_file()
+
+
+def test_the_kpi_table_fits_80_columns_with_whole_headers(tmp_path):
+    """In an 80-column terminal the KPI table cut its headers ('attainme…', 'utilisa…') and
+    KPI names; the long names wrap now and every header is whole."""
+    from io import StringIO
+
+    from rich.console import Console
+
+    from gtmsim.cli import print_summary
+
+    config = load_config()
+    stats = {f"kpi_attainment_{t}": 0.926 for t in config.teams}
+    stats |= {f"util_{t}": 0.435 for t in config.teams} | {"bookings": 932_674.0}
+    for t, team in config.teams.items():  # a run's figures (retention is a rate)
+        rate = team.kpi is not None and team.kpi.metric == "retained"
+        stats[f"kpi_{t}"], stats[f"kpi_target_{t}"] = ((0.9, 0.9) if rate
+                                                         else (932_674.0, 1_648_352.0))
+    stats |= {f"queue_{t}": 17.3 for t in config.teams}
+    summary = pl.DataFrame([{"outcome": k, "n": 8, "mean": v, "ci_low": 0.9 * v,
+                             "ci_high": 1.1 * v, "sd": 0.1, "p10": v, "p50": v, "p90": v}
+                            for k, v in stats.items()])
+    meta = {"replications": 8, "horizon_days": 60, "profile": "realistic",
+            "engine": "numba", "seed": 1}
+    buf = StringIO()
+    print_summary(config, summary, meta, tmp_path, Console(file=buf, width=80))
+    lines = buf.getvalue().splitlines()
+    start = next(i for i, ln in enumerate(lines) if ln.startswith("Each team's KPI"))
+    table = lines[start:start + 14]
+    assert all(len(ln) <= 80 for ln in table)
+    header = next(ln for ln in table if ln.startswith("┃ team"))
+    for col in ("paid on", "KPI", "target", "attainment", "util.", "queue"):
+        assert col in header
+    assert "…" not in "\n".join(table)
