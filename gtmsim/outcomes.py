@@ -38,10 +38,13 @@ def check_ranked_outcome(outcome: str) -> None:
 (F_WON, F_LOST, F_DISQUALIFIED, F_NURTURED, F_CHURNED, F_RETAINED, F_FORGOTTEN, F_DECAYED,
  F_IGNORED, F_HANDOFF, F_TURNOVER) = range(len(FATES))
 
-# scalar counters; `events` counts model events over the whole run (for speed figures)
+# scalar counters; `events` counts model events over the whole run (for speed figures);
+# `buyer_losses` the buyers' decisions against us, wherever the lost deal is routed (the
+# `lost` fate counts only those routed to it)
 SCALARS = ("leads_created", "bookings", "pipeline_created", "opportunities", "cycle_sum",
-           "rework_hours", "events")
-(S_LEADS, S_BOOKINGS, S_PIPELINE, S_OPPS, S_CYCLE_SUM, S_REWORK, S_EVENTS) = range(len(SCALARS))
+           "rework_hours", "events", "buyer_losses")
+(S_LEADS, S_BOOKINGS, S_PIPELINE, S_OPPS, S_CYCLE_SUM, S_REWORK, S_EVENTS,
+ S_BUYER_LOSSES) = range(len(SCALARS))
 
 # per-channel counters: first touch and contact, for the lead-response facts
 CHANNEL = ("leads", "contact_leads", "never_contacted", "attempts", "fast_touched",
@@ -107,7 +110,7 @@ def replication_row(t: Tally, spec: ModelSpec) -> dict:
     for i, name in enumerate(FATES):
         row[name] = f[i]
     row["leaked"] = f[F_FORGOTTEN:].sum()
-    row["win_rate"] = _ratio(f[F_WON], f[F_WON] + f[F_LOST])
+    row["win_rate"] = _ratio(f[F_WON], f[F_WON] + s[S_BUYER_LOSSES])
     row["cycle_days_mean"] = _ratio(s[S_CYCLE_SUM], f[F_WON]) / 24.0
     row["cycle_days_median"] = _median_from_hist(t.cycle_hist)
     row["rework_hours"] = s[S_REWORK]

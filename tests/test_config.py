@@ -163,6 +163,23 @@ BAD_OVERRIDES = [
      "profiles.mine.people", "unknown mechanism"),
     (["profiles.mine={latncy={enabled=false}}", "profile=\"mine\""],
      "profiles.mine.latncy", "did you mean 'latency'"),
+    # negative durations and deal values (time ran backwards; bookings went negative)
+    (['stages.ae_close.effort_hours={dist="uniform",low=-5,high=1}'],
+     "stages.ae_close.effort_hours.low", "must not be negative"),
+    (['stages.ae_close.buyer_days={dist="empirical",values=[-3,4]}'],
+     "stages.ae_close.buyer_days.values", "must not be negative"),
+    (['channels.inbound.value={dist="triangular",low=-9,mode=1,high=2}'],
+     "channels.inbound.value.low", "must not be negative"),
+    # a won deal routed back to be decided again booked its value again and again
+    (['stages.ae_close.routes.won="ae_close"'], "stages.ae_close.routes.won",
+     "a retain stage or 'customer'"),
+    # a stage named after a fate took the fate's place in every route to it
+    (['stages.lost={kind="review",team="sdr",effort_hours={dist="fixed",value=1},'
+      'routes={qualified="ae_close"}}'], "stages.lost", "the name of a fate"),
+    # a KPI its stage never counts read 0 for ever (and put the team under full pressure)
+    (['teams.cs.kpi.metric="passed"'], "teams.cs.kpi.metric", "read 0 for ever"),
+    (['teams.cs.kpi.target_per_quarter=90'], "teams.cs.kpi.target_per_quarter",
+     "0.9 for 90%"),
 ]
 
 

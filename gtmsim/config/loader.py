@@ -451,6 +451,46 @@ def _is_tag(part: Any, loc: tuple) -> bool:
 # --------------------------------------------------------------------------- graph checks
 
 
+# which stage kinds count each KPI metric (anywhere else it reads 0 for ever)
+_KPI_KINDS = {"passed": ("review", "contact", "close"), "won_value": ("close",),
+              "won_count": ("close",), "retained": ("retain",)}
+
+
+def _check_kpi_fits(team: str, kpi: Any, stage: Stage) -> None:
+    kinds = _KPI_KINDS[kpi.metric]
+    if stage.kind not in kinds:
+        raise ConfigError(f"teams.{team}.kpi.metric",
+                          f"{kpi.metric!r} is counted at a {' or '.join(kinds)} stage, and "
+                          f"{kpi.stage!r} is a {stage.kind} stage: it would read 0 for ever")
+    if kpi.metric == "retained" and kpi.target_per_quarter > 1:
+        raise ConfigError(f"teams.{team}.kpi.target_per_quarter",
+                          f"a retention target is a share (0.9 for 90%), got "
+                          f"{kpi.target_per_quarter:g}")
+
+
+def _check_nonnegative(c: Config) -> None:
+    """Durations and deal values drawn from a uniform, triangular or empirical distribution
+    must not go below 0 (a negative effort or buyer delay would run time backwards); a
+    lead's quality is a chance, cut to [0, 1], and may be drawn past it."""
+    def walk(value: Any, where: str) -> None:
+        if isinstance(value, BaseModel):
+            low = None
+            if getattr(value, "dist", None) in ("uniform", "triangular"):
+                low, key = value.low, "low"
+            elif getattr(value, "dist", None) == "empirical":
+                low, key = min(value.values), "values"
+            if low is not None and low < 0 and not where.endswith(".quality"):
+                raise ConfigError(f"{where}.{key}", f"must not be negative, got {low:g} "
+                                  "(a duration or an amount)")
+            for name in type(value).model_fields:
+                walk(getattr(value, name), f"{where}.{name}" if where else name)
+        elif isinstance(value, dict):
+            for k, v in value.items():
+                walk(v, f"{where}.{k}")
+
+    walk(c, "")
+
+
 def check_graph(c: Config, check_budget: bool = True) -> None:
     """Cross-references a schema cannot see: every name must point at something real."""
     stages, teams = c.stages, c.teams
@@ -460,6 +500,11 @@ def check_graph(c: Config, check_budget: bool = True) -> None:
             if "." in name:  # --set and lever paths split on dots: it could not be reached
                 raise ConfigError(f"{table}", f"name {name!r} holds a dot, which --set and "
                                   "lever paths read as a separator; use _ or -")
+    for name in stages:
+        if name in TERMINALS:  # a route to it would reach the stage, never the fate
+            raise ConfigError(f"stages.{name}", f"{name!r} is the name of a fate (one of "
+                              f"{', '.join(TERMINALS)}); give the stage another name")
+    _check_nonnegative(c)
     for name, ch in c.channels.items():
         if ch.entry not in stages:
             raise ConfigError(f"channels.{name}.entry",
@@ -482,6 +527,12 @@ def check_graph(c: Config, check_budget: bool = True) -> None:
         if st.kind == "close":
             if st.routes.won is None:
                 raise ConfigError(f"stages.{name}.routes.won", "a close stage must route won deals")
+            won = st.routes.won
+            if won != "customer" and (won not in stages or stages[won].kind != "retain"):
+                # anywhere else a won deal is decided again (won again: its value booked
+                # twice) or ends as something it is not
+                raise ConfigError(f"stages.{name}.routes.won",
+                                  f"{won!r}: a won deal goes to a retain stage or 'customer'")
             if st.buyer_days is None:
                 raise ConfigError(f"stages.{name}.buyer_days",
                                   "a close stage needs the buyer's decision time")
@@ -499,6 +550,8 @@ def check_graph(c: Config, check_budget: bool = True) -> None:
         if t.kpi is not None and t.kpi.stage not in stages:
             raise ConfigError(f"teams.{name}.kpi.stage",
                               f"no stage {t.kpi.stage!r}{_did_you_mean(t.kpi.stage, stages)}")
+        if t.kpi is not None and stages[t.kpi.stage].team == name:
+            _check_kpi_fits(name, t.kpi, stages[t.kpi.stage])
         if t.kpi is not None and stages[t.kpi.stage].team != name:
             # the KPI counts the team's own work: it would read 0 for ever
             own = [s for s, st in stages.items() if st.team == name]

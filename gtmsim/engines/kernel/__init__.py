@@ -11,11 +11,17 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-# first: installs view.index_as_is before any kernel function is compiled
-from gtmsim.engines.kernel import view  # noqa: F401, I001
+# first: view installs view.index_as_is before any kernel function is compiled (cache
+# compiles nothing)
+from gtmsim.engines.kernel import cache, view  # noqa: I001
 from gtmsim.engines.kernel.kspec import KSpec, TallyLayout, capacities, pack
 from gtmsim.engines.kernel.rng import seed_state
 from gtmsim.spec import ModelSpec
+
+# before anything is loaded from it: a cache built from other sources is dropped
+_folder = cache.folder_of(view.keep)
+if _folder is not None:
+    cache.drop_stale(_folder)
 
 __all__ = ["KSpec", "TallyLayout", "pack", "tallies", "seeds_for"]
 

@@ -100,6 +100,7 @@ QUARTER = S.QUARTER
 (PH_REWORK, PH_REVIEW, PH_ATTEMPT, PH_CONTACT_MAIN, PH_CLOSE_DECAYED, PH_CLOSE_MAIN,
  PH_RETAIN, PH_HANDOFF) = range(8)
 S_EVENTS, S_REWORK, S_OPPS, S_PIPELINE = O.S_EVENTS, O.S_REWORK, O.S_OPPS, O.S_PIPELINE
+S_BUYER_LOSSES = O.S_BUYER_LOSSES
 ST_DECISIONS, ST_QUALIFIED, ST_RENEWALS, ST_CHURNS = (O.ST_DECISIONS, O.ST_QUALIFIED,
                                                       O.ST_RENEWALS, O.ST_CHURNS)
 C_CONTACT_LEADS, C_ATTEMPTS, C_NEVER_CONTACTED = (O.C_CONTACT_LEADS, O.C_ATTEMPTS,
@@ -758,6 +759,7 @@ def buyer_decides(ks, st, lead, now):
         kpi(ks, st, team, s, 2, 1.0, now)
         forward(ks, st, lead, WON, st_LI[lead, L_LAST_COMPLIANT] == 1, now)
     else:
+        R.add(ks, st, S_BUYER_LOSSES, now, 1.0)
         forward(ks, st, lead, LOST, True, now)
 
 

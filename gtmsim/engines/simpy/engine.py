@@ -492,6 +492,7 @@ class Replication:
             self._kpi(team, s, 2, 1.0)
             self._forward(lead, S.WON, lead.last_compliant)
         else:
+            self.rec.add(O.S_BUYER_LOSSES, env.now)
             self._forward(lead, S.LOST, True)
 
     def _retain(self, p: Person, lead: Lead):

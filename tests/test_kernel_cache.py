@@ -1,0 +1,33 @@
+"""The kernel's numba cache is dropped when a source it is built from changes."""
+
+from __future__ import annotations
+
+from gtmsim.engines.kernel import cache
+
+
+def test_a_stamp_that_does_not_match_drops_the_kernels_cached_files(tmp_path):
+    kernel = tmp_path / "engine.run_one-146.py311.nbi"
+    other = tmp_path / "mine.f-3.py311.nbi"  # not the kernel's: kept
+    for f in (kernel, other, tmp_path / "flow._enter-366.py311.2.nbc"):
+        f.write_bytes(b"x")
+    (tmp_path / cache.STAMP).write_text("built from other sources")
+    assert cache.drop_stale(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [cache.STAMP, other.name]
+    assert (tmp_path / cache.STAMP).read_text() == cache.fingerprint()
+    kernel.write_bytes(b"x")  # compiled again from these sources: kept
+    assert not cache.drop_stale(tmp_path) and kernel.exists()
+
+
+def test_the_stamp_covers_what_the_kernel_reads_from_outside_its_folder():
+    """A constant of gtmsim.outcomes (a tally index) compiled into flow.py left flow's cache
+    stale when only outcomes.py changed: the win rate read 100%."""
+    names = {p.name for p in cache.sources()}
+    assert {"outcomes.py", "spec.py", "calendar.py", "engine.py", "flow.py"} <= names
+
+
+def test_the_kernels_cache_folder_holds_a_stamp_of_these_sources():
+    import gtmsim.engines.kernel as kernel
+
+    if kernel._folder is None:  # a numba that hides its cache: nothing to check
+        return
+    assert (kernel._folder / cache.STAMP).read_text() == cache.fingerprint()
