@@ -20,7 +20,12 @@ class ConfigError(GtmsimError):
     def __init__(self, path: str, message: str):
         self.path = path
         self.message = message
-        super().__init__(f"{path}: {message}" if path else message)
+        # both parts as the arguments: a copy made from them (pickling for a worker process,
+        # SimPy re-raising a process's exception) is the same error
+        super().__init__(path, message)
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}" if self.path else self.message
 
 
 def whole(name: str, value: Any, low: int) -> int:
@@ -29,3 +34,15 @@ def whole(name: str, value: Any, low: int) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
         raise GtmsimError(f"{name}: must be a whole number of at least {low}, got {value!r}")
     return int(value)
+
+
+class Stalled(ConfigError):
+    """A lead went round a loop of routes in no time: the run would never end."""
+
+    def __init__(self, stage: str):
+        self.stage = stage
+        super().__init__(f"stages.{stage}", "a lead went round a loop of routes through this "
+                         "stage 1,000 times at one instant: every step of the loop can take no "
+                         "time (no effort, latency or buyer delay), so the run would never "
+                         "end; give a stage on the loop some effort")
+        self.args = (stage,)

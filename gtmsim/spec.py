@@ -43,6 +43,9 @@ QUARTER = 13 * 168.0
 # SEAT_STREAM, 0) (no generation reaches it)
 T_SPEED, T_LATENCY, T_THRESHOLD, T_AVAILABILITY, T_COMPLIANCE, T_HABIT = range(6)
 SEAT_STREAM = 1 << 20
+# a lead that enters this many stages one after another at one instant is going round a
+# loop of routes whose work takes no time: the run would never end (both engines stop it)
+SAME_INSTANT_LIMIT = 1000
 
 
 @dataclass(frozen=True)

@@ -307,3 +307,45 @@ def test_the_win_rate_counts_the_buyers_decisions_wherever_lost_deals_go(engine)
     # the same buyers decide the same way until the nurtured ones come back: within a few
     # points (the means of 30 replications have a standard error of about 0.5 points)
     assert abs(nurtured["win_rate"].mean() - base["win_rate"].mean()) < 0.04
+
+
+ZERO_TIME_LOOP = """name = "zero-time loop"
+[run]
+warmup_days = 0
+horizon_days = 14
+[teams.t]
+headcount = 2
+[channels.c]
+rate_per_week = 10
+entry = "a"
+quality = { dist = "beta", a = 2, b = 5 }
+value = { dist = "fixed", value = 1000 }
+[stages.a]
+kind = "review"
+team = "t"
+effort_hours = { dist = "fixed", value = 0 }
+threshold = 1.0
+routes = { qualified = "b", recycled = "b" }
+[stages.b]
+kind = "review"
+team = "t"
+effort_hours = { dist = "fixed", value = 0 }
+threshold = 1.0
+routes = { qualified = "a", recycled = "a" }
+"""
+
+
+@pytest.mark.parametrize(("engine", "workers"), [("numba", 1), ("simpy", 1), ("simpy", 2)])
+def test_a_loop_of_routes_that_takes_no_time_stops_with_the_stage_named(tmp_path, engine,
+                                                                        workers):
+    """Two stages with no effort sending leads to each other validated, then both engines ran
+    for ever (the numba one past SIGTERM); a lead entering 1,000 stages at one instant stops
+    the run with a ConfigError naming a stage on the loop, from a worker process too."""
+    from gtmsim.errors import ConfigError, Stalled
+
+    (tmp_path / "loop.toml").write_text(ZERO_TIME_LOOP)
+    with pytest.raises(Stalled) as info:
+        gtmsim.run(tmp_path / "loop.toml", profile="ideal", replications=2, engine=engine,
+                   workers=workers)
+    assert isinstance(info.value, ConfigError) and info.value.path in ("stages.a", "stages.b")
+    assert str(info.value).startswith(info.value.path + ": a lead went round a loop")

@@ -16,6 +16,8 @@ import numpy as np
 from gtmsim.engines.kernel import cache, view  # noqa: I001
 from gtmsim.engines.kernel.kspec import KSpec, TallyLayout, capacities, pack
 from gtmsim.engines.kernel.rng import seed_state
+from gtmsim.engines.kernel.state import STALLED, STATUS_STAGE
+from gtmsim.errors import Stalled
 from gtmsim.spec import ModelSpec
 
 # before anything is loaded from it: a cache built from other sources is dropped
@@ -70,6 +72,9 @@ def tallies(spec: ModelSpec, seed: int, replications: int, first: int = 0,
         bad = sub_status != 0
         if not bad.any():
             return out, layout
+        stalled = sub_status % STATUS_STAGE == STALLED
+        if stalled.any():
+            raise Stalled(spec.stage_names[int(sub_status[stalled][0]) // STATUS_STAGE])
         for code in set(sub_status[bad].tolist()):
             caps[code - 1] *= 2
         todo = todo[bad]

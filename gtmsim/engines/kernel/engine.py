@@ -23,6 +23,7 @@ from gtmsim.engines.kernel.state import (
     C_LFREE,
     C_NLEADS,
     C_NPEOPLE,
+    C_STALLED_STAGE,
     C_STARTING,
     C_STATUS,
     EV_ARRIVAL,
@@ -38,6 +39,7 @@ from gtmsim.engines.kernel.state import (
     L_CHANNEL,
     L_CREATED,
     L_EDGE,
+    L_ENTERED,
     L_ERROR_FROM,
     L_EXPERIENCE,
     L_INTENT_FROM,
@@ -59,6 +61,8 @@ from gtmsim.engines.kernel.state import (
     P_GONE,
     P_STAFFED_SINCE,
     P_TEAM,
+    STALLED,
+    STATUS_STAGE,
     new_state,
     workspace,
 )
@@ -129,6 +133,7 @@ def arrival(ks, st, c, now):
     st_LF[lead, L_U_CHURN] = uniform(r)
     st_LF[lead, L_TOUCH_DELAY] = np.nan
     st_LF[lead, L_EXPERIENCE] = 1.0
+    st_LF[lead, L_ENTERED] = -1.0  # before any stage (the row may hold an old lead's time)
     st_LI[lead, L_CHANNEL] = c
     st_LI[lead, L_LIVE] = 1
     st_LI[lead, L_ERROR_FROM] = -1
@@ -212,6 +217,8 @@ def run_one(ks, st):
             R.trust_week(st, a)
             if a + 1 < ks.n_weeks - 1:
                 schedule(st, ks.warmup + 168.0 * (a + 2), EV_WEEKLY, a + 1, 0)
+    if st_C[C_STATUS] == STALLED:  # with the stage the lead was going round at
+        return STALLED + STATUS_STAGE * st_C[C_STALLED_STAGE]
     if st_C[C_STATUS] != OK:
         return st_C[C_STATUS]
     # everyone still there, including those who quit and are finishing their last lead

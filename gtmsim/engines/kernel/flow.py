@@ -33,7 +33,9 @@ from gtmsim.engines.kernel.state import (
     BUSY,
     C_LFREE,
     C_QSEQ,
+    C_STALLED_STAGE,
     C_STARTING,
+    C_STATUS,
     C_WSEQ,
     CLAIMED,
     EV_BUYER,
@@ -59,6 +61,7 @@ from gtmsim.engines.kernel.state import (
     L_MAX_ATTEMPTS,
     L_QUALITY,
     L_REWORK_STAGE,
+    L_SAME_INSTANT,
     L_SLOT,
     L_STAGE,
     L_TOUCH_DELAY,
@@ -85,6 +88,8 @@ from gtmsim.engines.kernel.state import (
     P_TEAM,
     P_THRESHOLD_SHIFT,
     P_WAIT_SEQ,
+    SAME_INSTANT_LIMIT,
+    STALLED,
     WAITING,
 )
 from gtmsim.engines.kernel.view import plain
@@ -372,6 +377,14 @@ def _enter(ks, st, lead, s, edge, sender_compliant, now):
     st_trust = st.trust
     r = st.stage_rng[s]
     team = ks.stage_team[s]
+    if st_LF[lead, L_ENTERED] == now:
+        st_LI[lead, L_SAME_INSTANT] += 1
+        if st_LI[lead, L_SAME_INSTANT] >= SAME_INSTANT_LIMIT:
+            st.C[C_STATUS] = STALLED
+            st.C[C_STALLED_STAGE] = s
+            return
+    else:
+        st_LI[lead, L_SAME_INSTANT] = 0
     st_LI[lead, L_STAGE] = s
     st_LI[lead, L_EDGE] = edge
     st_LF[lead, L_ENTERED] = now

@@ -12,6 +12,7 @@ from numba.core import types as nbt
 from numba.experimental import structref
 
 from gtmsim import outcomes as O
+from gtmsim import spec as S
 
 N_CHANNEL, N_TEAM, N_STAGE = len(O.CHANNEL), len(O.TEAM), len(O.STAGE)
 
@@ -21,9 +22,10 @@ N_CHANNEL, N_TEAM, N_STAGE = len(O.CHANNEL), len(O.TEAM), len(O.STAGE)
  L_U_LIVE, L_U_WIN, L_U_CHURN, L_LOGIT) = range(11)
 N_LF = 11
 # lead rows: ints
+# L_SAME_INSTANT: stages entered one after another at one instant (see flow._enter)
 (L_CHANNEL, L_TOUCHED, L_LIVE, L_INFO_LOST, L_ERROR_FROM, L_REWORK_STAGE, L_STAGE, L_EDGE,
- L_SLOT, L_ATTEMPT, L_MAX_ATTEMPTS, L_LAST_COMPLIANT, L_WARM_PENDING) = range(13)
-N_LI = 13
+ L_SLOT, L_ATTEMPT, L_MAX_ATTEMPTS, L_LAST_COMPLIANT, L_WARM_PENDING, L_SAME_INSTANT) = range(14)
+N_LI = 14
 
 # people rows: floats
 P_HIRED, P_SPEED, P_LATENCY_MULT, P_THRESHOLD_SHIFT, P_AVAILABILITY, P_STAFFED_SINCE = range(6)
@@ -45,9 +47,11 @@ IDLE, WAITING, CLAIMED, BUSY, GONE = range(5)
 # counters (C_ESEQ: the next event's sequence number, which orders same-time events;
 # C_STARTING: the person whose START is the next event, kept off the event list, or -1)
 (C_NLEADS, C_NPEOPLE, C_ESEQ, C_QSEQ, C_WSEQ, C_STATUS, C_FHEAD, C_FTAIL, C_WINDOW,
- C_FAR_FREE, C_FAR_USED, C_LFREE, C_RHEAD, C_RTAIL, C_STARTING) = range(15)
-N_C = 15
-OK, LEAD_OVERFLOW, PEOPLE_OVERFLOW, QUEUE_OVERFLOW = range(4)
+ C_FAR_FREE, C_FAR_USED, C_LFREE, C_RHEAD, C_RTAIL, C_STARTING, C_STALLED_STAGE) = range(16)
+N_C = 16
+OK, LEAD_OVERFLOW, PEOPLE_OVERFLOW, QUEUE_OVERFLOW, STALLED = range(5)
+SAME_INSTANT_LIMIT = S.SAME_INSTANT_LIMIT
+STATUS_STAGE = 16  # a stalled replication's status: STALLED + STATUS_STAGE * stage
 
 
 # event kinds

@@ -23,6 +23,7 @@ from gtmsim.calendar import Calendar
 from gtmsim.engines.simpy.leads import Lead, touch
 from gtmsim.engines.simpy.people import Person, latency_hours, lognormal_mean_one, perceived
 from gtmsim.engines.simpy.recorder import Recorder
+from gtmsim.errors import Stalled
 
 ESCALATED, NORMAL = 0, 1  # queue classes: escalated items jump the queue
 
@@ -150,6 +151,12 @@ class Replication:
         sp, rng, env = self.spec, self.stage_rng[s], self.env
         t = env.now
         team = int(sp.stage_team[s])
+        if lead.entered == t:  # a loop of routes that takes no time never ends: stop it
+            lead.same_instant += 1
+            if lead.same_instant >= S.SAME_INSTANT_LIMIT:
+                raise Stalled(self._name(s))
+        else:
+            lead.same_instant = 0
         lead.stage, lead.edge, lead.entered, lead.attempt = s, edge, t, 0
         self.rec.wip_change(team, t, +1)
         if edge >= 0:

@@ -13,7 +13,7 @@ class Lead:
     __slots__ = ("id", "channel", "created", "intent_from", "quality", "value", "touched",
                  "live", "touch_delay", "experience", "info_lost", "error_from", "rework_stage",
                  "stage", "edge", "entered", "slot", "attempt", "max_attempts", "last_compliant",
-                 "warm_pending", "u_live", "u_win", "u_churn")
+                 "warm_pending", "u_live", "u_win", "u_churn", "same_instant")
 
     def __init__(self, lead_id: int, channel: int, t: float, quality: float, value: float):
         self.id = lead_id
@@ -31,7 +31,8 @@ class Lead:
         self.rework_stage = -1
         self.stage = -1
         self.edge = -1
-        self.entered = t
+        self.entered = -1.0  # before any stage
+        self.same_instant = 0  # stages entered one after another at one instant
         self.slot = -1
         self.attempt = 0
         self.max_attempts = 0
