@@ -163,6 +163,13 @@ BAD_OVERRIDES = [
      "profiles.mine.people", "unknown mechanism"),
     (["profiles.mine={latncy={enabled=false}}", "profile=\"mine\""],
      "profiles.mine.latncy", "did you mean 'latency'"),
+    # a mistake in a profile of the config's own, chosen or not, named where it was written
+    (["profiles.tired={latency={median_hour=3}}"], "profiles.tired.latency.median_hour",
+     "did you mean 'median_hours'"),
+    (["profiles.tired={latency={median_hour=3}}", 'profile="tired"'],
+     "profiles.tired.latency.median_hour", "did you mean 'median_hours'"),
+    (["profiles.tired={latency={median_hours=-2}}"], "profiles.tired.latency.median_hours",
+     "must not be negative"),
     # negative durations and deal values (time ran backwards; bookings went negative)
     (['stages.ae_close.effort_hours={dist="uniform",low=-5,high=1}'],
      "stages.ae_close.effort_hours.low", "must not be negative"),

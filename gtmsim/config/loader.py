@@ -158,6 +158,27 @@ def get_path(data: dict, parts: list[str]) -> Any:
     return node
 
 
+def _check_own_profiles(data: dict) -> None:
+    """Each of the config's own [profiles.X] on its own, whether chosen or not: a mistake in
+    one is named where it was written (profiles.X.latency.median_hour), not as people.*, and
+    does not wait for the day the profile is chosen."""
+    own = data.get("profiles")
+    if not isinstance(own, dict):
+        return
+    for name in own:
+        trial = {**data, "profile": name, "people": profile_table(name, data)}
+        try:
+            try:
+                check_people(Config.model_validate(trial))
+            except ValidationError as exc:
+                raise _explain(exc) from None
+        except ConfigError as exc:
+            if exc.path == "people" or exc.path.startswith("people."):
+                raise ConfigError(f"profiles.{name}{exc.path.removeprefix('people')}",
+                                  exc.message) from None
+            # anything else is the config's own to report, with its own path
+
+
 def resolve(raw: dict, profile: str | None = None, overrides: list[str] = ()) -> dict:
     """Raw TOML -> one dict: profile people table, then the config's own people, then --set."""
     if not isinstance(raw, dict):
@@ -170,6 +191,7 @@ def resolve(raw: dict, profile: str | None = None, overrides: list[str] = ()) ->
     name = profile if profile is not None else data.get("profile", "realistic")
     if not isinstance(name, str) or not name:
         raise ConfigError("profile", f"expected a profile name, got {_show(name)}")
+    _check_own_profiles(data)
     people = data.get("people", {})
     if not isinstance(people, dict):
         raise ConfigError("people", f"expected a table, got {_show(people)}")
