@@ -170,6 +170,20 @@ BAD_OVERRIDES = [
      "profiles.tired.latency.median_hour", "did you mean 'median_hours'"),
     (["profiles.tired={latency={median_hours=-2}}"], "profiles.tired.latency.median_hours",
      "must not be negative"),
+    # a key its stage kind never reads was ignored without a word
+    (['stages.mql_review.buyer_days={dist="fixed",value=3}'], "stages.mql_review.buyer_days",
+     "a review stage does not use it"),
+    (["stages.cs_onboard.threshold=0.5"], "stages.cs_onboard.threshold",
+     "a retain stage does not use it"),
+    (['stages.cs_onboard.routes.qualified="ae_close"'], "stages.cs_onboard.routes.qualified",
+     "no 'qualified' outcome"),
+    # levers that are not design choices: a longer horizon 'won' by counting longer
+    (['levers.h={path="run.horizon_days",low=91,high=364}'], "levers.h.path",
+     "not a design choice"),
+    (['levers.k={path="stages.ae_close.kind",choices=["close","review"]}'], "levers.k.path",
+     "the org's shape"),
+    (['levers.t={path="stages.cs_onboard.threshold",low=0,high=0.5}'], "levers.t.path",
+     "does not use threshold"),
     # negative durations and deal values (time ran backwards; bookings went negative)
     (['stages.ae_close.effort_hours={dist="uniform",low=-5,high=1}'],
      "stages.ae_close.effort_hours.low", "must not be negative"),

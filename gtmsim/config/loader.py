@@ -473,6 +473,58 @@ def _is_tag(part: Any, loc: tuple) -> bool:
 # --------------------------------------------------------------------------- graph checks
 
 
+# the keys and routes each stage kind reads (besides team, kind and effort_hours): one set
+# to other than its default anywhere else would be ignored, so it is refused (a default is
+# harmless: a config written out by `run` holds every key)
+_KIND_KEYS = {
+    "review": {"threshold", "reject_below", "sla_hours"},
+    "contact": {"threshold", "reject_below", "sla_hours", "attempts", "attempt_hours",
+                "attempt_gap_hours", "contact_probability"},
+    "close": {"threshold", "reject_below", "sla_hours", "attempt_hours", "buyer_days",
+              "win_scale"},
+    "retain": {"sla_hours", "renewal_days", "churn_base"},
+}
+_KIND_ROUTES = {"review": {"qualified", "recycled", "rejected"},
+                "contact": {"qualified", "recycled", "rejected", "unreached"},
+                "close": {"recycled", "rejected", "won", "lost"},
+                "retain": set()}
+
+
+def _check_lever_path(c: Config, name: str, parts: list[str]) -> None:
+    """A lever is a design choice: not the run's window or seed (a longer horizon 'wins' by
+    counting longer), not what a stage is or who owns it, nor a key its stage never reads."""
+    where = f"levers.{name}.path"
+    if parts[0] in ("run", "name", "profile", "profiles"):
+        raise ConfigError(where, f"{'.'.join(parts)} is how the model is run, not a design "
+                          "choice; a lever sets headcounts, thresholds, SLAs, protocols, "
+                          "routing, discipline, persistence or the design table")
+    if parts[0] == "stages" and len(parts) == 3 and parts[1] in c.stages:
+        st, key = c.stages[parts[1]], parts[2]
+        if key in ("kind", "team"):
+            raise ConfigError(where, f"a stage's {key} is the org's shape, not a lever")
+        if key in Stage.model_fields and key not in _KIND_KEYS[st.kind] | {"effort_hours"}:
+            raise ConfigError(where, f"a {st.kind} stage does not use {key}")
+
+
+def _check_kind_keys(name: str, st: Stage) -> None:
+    def changed(model: BaseModel, key: str) -> bool:
+        return getattr(model, key) != type(model).model_fields[key].get_default(
+            call_default_factory=True)
+
+    for key in sorted(set(Stage.model_fields) - {"team", "kind", "effort_hours", "routes"}
+                      - _KIND_KEYS[st.kind]):
+        if changed(st, key):
+            raise ConfigError(f"stages.{name}.{key}", f"a {st.kind} stage does not use it; "
+                              f"it reads {', '.join(sorted(_KIND_KEYS[st.kind]))}")
+    for key in sorted(set(type(st.routes).model_fields) - _KIND_ROUTES[st.kind]):
+        if changed(st.routes, key):
+            uses = ", ".join(sorted(_KIND_ROUTES[st.kind])) or "none (a customer stays)"
+            what = ("sends qualified deals to the buyer" if (st.kind, key) == ("close",
+                    "qualified") else f"has no {key!r} outcome")
+            raise ConfigError(f"stages.{name}.routes.{key}",
+                              f"a {st.kind} stage {what}; its routes: {uses}")
+
+
 # which stage kinds count each KPI metric (anywhere else it reads 0 for ever)
 _KPI_KINDS = {"passed": ("review", "contact", "close"), "won_value": ("close",),
               "won_count": ("close",), "retained": ("retain",)}
@@ -532,6 +584,7 @@ def check_graph(c: Config, check_budget: bool = True) -> None:
             raise ConfigError(f"channels.{name}.entry",
                               f"no stage {ch.entry!r}{_did_you_mean(ch.entry, stages)}")
     for name, st in stages.items():
+        _check_kind_keys(name, st)
         if st.team not in teams:
             raise ConfigError(f"stages.{name}.team",
                               f"no team {st.team!r}{_did_you_mean(st.team, teams)}")
@@ -587,6 +640,7 @@ def check_graph(c: Config, check_budget: bool = True) -> None:
     raw = c.model_dump(by_alias=True)
     for name, lever in c.levers.items():
         parts = lever.path.split(".")
+        _check_lever_path(c, name, parts)
         try:
             value = get_path(raw, parts)
         except KeyError as exc:
@@ -595,6 +649,9 @@ def check_graph(c: Config, check_budget: bool = True) -> None:
         if lever.choices is not None:
             if value not in lever.choices:
                 raise ConfigError(f"levers.{name}", f"current value {value!r} is not a choice")
+        elif value is None:
+            raise ConfigError(f"levers.{name}.path", f"{lever.path} is not set in the config; "
+                              "give it a value within the lever's bounds")
         elif not isinstance(value, (int, float)) or isinstance(value, bool):
             raise ConfigError(f"levers.{name}.path", f"{lever.path} is not a number")
         elif not lever.low <= value <= lever.high:
