@@ -199,7 +199,9 @@ def is_proportion(name: str) -> bool:
 def summarize(reps: pl.DataFrame, confidence: float = 0.95) -> pl.DataFrame:
     """Per outcome defined in at least one replication (``n``: in how many): mean with a
     t-based CI over replications, sd, P10/P50/P90. A share's interval is cut to [0, 1], where
-    its mean lies (a t-interval of a rare share reached past 1)."""
+    its mean lies (a t-interval of a rare share reached past 1), and a count's, an amount's
+    or a ratio's at 0 (every outcome is one; a column with a negative value is left whole):
+    a KPI attainment of 5.7% read "± 11.5%"."""
     from scipy import stats  # imported here: scipy.stats costs a second at start-up
     if not 0.0 < confidence < 1.0:
         raise GtmsimError(f"confidence: expected a level between 0 and 1, got {confidence}")
@@ -220,6 +222,8 @@ def summarize(reps: pl.DataFrame, confidence: float = 0.95) -> pl.DataFrame:
         low, high = mean - half, mean + half
         if is_proportion(name):
             low, high = max(low, 0.0), min(high, 1.0)
+        elif x.min() >= 0:
+            low = max(low, 0.0)
         out.append({"outcome": name, "n": n, "mean": mean, "ci_low": low,
                     "ci_high": high, "sd": sd, "p10": p10, "p50": p50, "p90": p90})
     return pl.DataFrame(out)

@@ -180,17 +180,20 @@ def test_summary_of_one_replication_has_no_interval(spec):
 
 def test_a_shares_interval_stays_within_zero_and_one():
     """A rare share's t-interval reached past 1 (1.13 for a partner channel's never-contacted
-    share); cut to [0, 1] where its mean lies. Other outcomes keep the plain interval."""
+    share); cut to [0, 1] where its mean lies. An amount's or a ratio's is cut at 0 (a KPI
+    attainment of 5.7% read '± 11.5%'); a column with a negative value keeps its interval."""
     from gtmsim.outcomes import summarize
 
     reps = pl.DataFrame({"never_contacted_share_partner": [1.0] * 9 + [0.0],
                          "win_rate": [0.0] * 9 + [0.5],
-                         "bookings": [0.0] * 9 + [9.0]})
+                         "bookings": [0.0] * 9 + [9.0],
+                         "signed": [0.0] * 9 + [-9.0]})
     rows = {r["outcome"]: r for r in summarize(reps).iter_rows(named=True)}
     share = rows["never_contacted_share_partner"]
     assert share["ci_high"] == 1.0 and 0.0 < share["ci_low"] < share["mean"]
     assert rows["win_rate"]["ci_low"] == 0.0 and rows["win_rate"]["ci_high"] < 1.0
-    assert rows["bookings"]["ci_low"] < 0.0  # not a share: the t-interval as it is
+    assert rows["bookings"]["ci_low"] == 0.0 and rows["bookings"]["ci_high"] > 0.9
+    assert rows["signed"]["ci_high"] > 0.0  # may be negative: the t-interval as it is
 
 
 # Settings that change what some traits draw (compliance 1 draws nothing, a person's latency
