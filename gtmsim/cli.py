@@ -716,7 +716,7 @@ def _run_mechanism_costs(args, config, res, n: int, seed: int, engine: str, work
 def cmd_validate(args) -> int:
     config, _spec = _load(args)
     print(f"OK: {args.config}")
-    print(textwrap.fill(describe(config), width=100))
+    print(textwrap.fill(describe(config, _spec), width=100))
     return 0
 
 
@@ -1130,8 +1130,9 @@ def _report_text(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def describe(config) -> str:
-    """A config in one paragraph: teams, stages, channels, handoffs, levers, people."""
+def describe(config, spec=None) -> str:
+    """A config in one paragraph: teams, stages, channels, handoffs (with `spec`, every
+    cross-team route: one not declared is a handoff too, by CRM drop), levers, people."""
     from gtmsim.config import MECHANISMS
 
     teams = ", ".join(f"{n} ({t.headcount})" for n, t in config.teams.items())
@@ -1140,6 +1141,17 @@ def describe(config) -> str:
                          for n, c in config.channels.items())
     handoffs = ", ".join(f"{h.source} -> {h.target} ({h.protocol})"
                          for h in config.handoffs.values()) or "none"
+    if spec is not None:
+        from gtmsim.spec import PROTOCOLS
+
+        protocol = {v: k for k, v in PROTOCOLS.items()}
+        declared = {(h.source, h.target) for h in config.handoffs.values()}
+        edges = [(spec.stage_names[a], spec.stage_names[b], protocol[int(p)])
+                 for a, b, p in zip(spec.edge_from, spec.edge_to, spec.edge_protocol,
+                                    strict=True)]
+        handoffs = ", ".join(f"{a} -> {b} ({p}" + ("" if (a, b) in declared else
+                                                   ", not declared") + ")"
+                             for a, b, p in edges) or "none"
     levers = ", ".join(config.levers) or "none"
     on = [m for m in MECHANISMS if getattr(config.people, m).enabled]
     people = (f"all {len(MECHANISMS)} human mechanisms on" if len(on) == len(MECHANISMS)

@@ -363,3 +363,13 @@ def test_the_kpi_table_fits_80_columns_with_whole_headers(tmp_path):
     for col in ("paid on", "KPI", "target", "attainment", "util.", "queue"):
         assert col in header
     assert "…" not in "\n".join(table)
+
+
+def test_validate_lists_every_handoff_a_route_makes(tmp_path, capsys):
+    """A route between teams is a handoff whether declared or not (the run's trust table
+    shows it); validate said 'Handoffs: none'."""
+    path = _write_config(tmp_path, "c.toml", lambda raw: raw["handoffs"].pop("mql_to_sdr"))
+    assert main(["validate", str(tmp_path / path)]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "mql_review -> sdr_qualify (crm_drop, not declared)" in text
+    assert "sdr_qualify -> ae_close (crm_drop)" in text  # declared, as it was
