@@ -7,6 +7,7 @@ import math
 import os
 
 import pytest
+import tomli_w
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -454,3 +455,15 @@ def test_a_name_with_a_dot_is_refused(tmp_path):
     path.write_text(text)
     with pytest.raises(ConfigError, match="name 'web.form' holds a dot"):
         load_config(path)
+
+
+def test_a_profile_file_named_in_a_config_is_found_beside_it(tmp_path):
+    """`profile = "people.toml"` in a config was read from the working folder, and failed
+    with 'no such config file' unless the command ran beside the config."""
+    (tmp_path / "people.toml").write_text("[people.latency]\nmedian_hours = 3.0\n")
+    raw = read_toml(None)
+    raw["profile"] = "people.toml"
+    raw.get("people", {}).pop("latency", None)
+    (tmp_path / "c.toml").write_text(tomli_w.dumps(raw))
+    config = load_config(tmp_path / "c.toml")
+    assert config.people.latency.median_hours == 3.0

@@ -220,7 +220,13 @@ def load_config(
         raise ConfigError("overrides", f"expected a list of 'key.path=value' strings, got the "
                           f"string {overrides!r}")
     try:
-        data = resolve(read_toml(path), profile, list(overrides))
+        raw = read_toml(path)
+        mine = raw.get("profile") if isinstance(raw, dict) else None
+        if (profile is None and path is not None and isinstance(mine, str)
+                and mine.endswith(".toml") and not Path(mine).is_absolute()):
+            # a profile file named in a config file is found beside it, as paths in a file are
+            raw["profile"] = str(Path(path).parent / mine)
+        data = resolve(raw, profile, list(overrides))
     except ConfigError as exc:
         raise _one_line(exc) from None
     return validate(data)
