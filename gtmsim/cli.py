@@ -1251,6 +1251,12 @@ def print_summary(config, summary, meta: dict, out: Path, console=None, costs=No
         if r is not None:
             system.add_row(label, _pm(r, kind, meta["replications"]), _fmt(r["p10"], kind),
                            _fmt(r["p90"], kind))
+        if key == "leaked_turnover":  # and where: the stages that leak
+            for stage in config.stages:
+                r = rows.get(f"leaks_at_{stage}")
+                if r is not None and r["mean"] > 0:
+                    system.add_row(f"  at {stage}", _pm(r, "count", meta["replications"]),
+                                   _fmt(r["p10"], "count"), _fmt(r["p90"], "count"))
     console.print(system)
 
     teams = Table(title="Each team's KPI beside the system outcome", title_justify="left",

@@ -59,8 +59,9 @@ TEAM = ("busy", "available", "wip_area", "serving_area", "buyer_area", "departur
  T_KPI, T_QUITS, T_HEADCOUNT_AREA) = range(len(TEAM))
 
 # per-stage counters
-STAGE = ("decisions", "qualified", "renewals", "churns")
-ST_DECISIONS, ST_QUALIFIED, ST_RENEWALS, ST_CHURNS = range(len(STAGE))
+# leaks: leads leaked at the stage, whatever the cause (where value leaks)
+STAGE = ("decisions", "qualified", "renewals", "churns", "leaks")
+ST_DECISIONS, ST_QUALIFIED, ST_RENEWALS, ST_CHURNS, ST_LEAKS = range(len(STAGE))
 
 CYCLE_BINS = 731  # days; won-deal cycle times, for the median
 
@@ -152,6 +153,7 @@ def replication_row(t: Tally, spec: ModelSpec) -> dict:
         row[f"pass_rate_{stage}"] = _ratio(st[ST_QUALIFIED], st[ST_DECISIONS])
         row[f"decisions_{stage}"] = st[ST_DECISIONS]  # for the report's flow diagram
         row[f"qualified_{stage}"] = st[ST_QUALIFIED]
+        row[f"leaks_at_{stage}"] = st[ST_LEAKS]
     for e, edge in enumerate(spec.edge_names):
         row[f"trust_{edge}"] = t.trust_end[e]
     return {k: float(v) for k, v in row.items()}

@@ -143,6 +143,12 @@ def test_flow_links_are_the_summary_means():
     for fate in ("won", "lost", "disqualified", "nurtured"):
         into = sum(v for (_, t), v in values.items() if t == fate)
         assert into == pytest.approx(means[fate], rel=1e-12), fate
+    # leaks flow from the stage where they happened, then split by cause
+    for name in config.stages:
+        got = values.get((name.replace("_", " "), "leaked (by stage, then cause)"), 0.0)
+        assert got == pytest.approx(means[f"leaks_at_{name}"], rel=1e-12), name
+    out_of_leaked = sum(v for (s, _), v in values.items() if s.startswith("leaked"))
+    assert out_of_leaked == pytest.approx(means["leaked"], rel=1e-12)
     assert means["qualified_mql_review"] <= means["decisions_mql_review"]
     assert means["pass_rate_mql_review"] > 0
 

@@ -352,3 +352,19 @@ def test_a_loop_of_routes_that_takes_no_time_stops_with_the_stage_named(tmp_path
                    workers=workers)
     assert isinstance(info.value, ConfigError) and info.value.path in ("stages.a", "stages.b")
     assert str(info.value).startswith(info.value.path + ": a lead went round a loop")
+
+
+@pytest.mark.parametrize("engine", ["numba", "simpy"])
+def test_leaks_by_stage_sum_to_the_leaks_by_cause(engine):
+    """Where value leaks: every leak is counted at its stage as well as by its cause, so the
+    stages' counts add up to `leaked` in every replication; the SDRs' is the largest."""
+    n = 10 if engine == "numba" else 2
+    short = [] if engine == "numba" else ["run.warmup_days=91", "run.horizon_days=91"]
+    res = gtmsim.run(replications=n, seed=4, engine=engine, overrides=short)
+    reps = res.replications
+    stages = [c for c in reps.columns if c.startswith("leaks_at_")]
+    assert len(stages) == res.spec.n_stages
+    np.testing.assert_array_equal(reps.select(pl.sum_horizontal(stages)).to_series(),
+                                  reps["leaked"])
+    by_stage = {c: reps[c].sum() for c in stages}
+    assert max(by_stage, key=by_stage.get) == "leaks_at_sdr_qualify"

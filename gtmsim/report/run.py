@@ -33,7 +33,8 @@ FLOW_CAPTION = (
     "balance: leads in flight at the window's edges,<br>recycled leads and nurture returns. "
     "A fate that two or more stages send leads to is split between them by their turned-away "
     "decisions<br>(or opportunities, for won and lost): an estimate, as fates are counted per "
-    "lead, not per stage. Leaks are counted per cause, not per stage.")
+    "lead, not per stage. Leaks flow from the stage where they happened, then split by "
+    "cause.")
 SINKS = {"nurture": "nurtured", "disqualified": "disqualified", "lost": "lost"}
 
 
@@ -95,10 +96,13 @@ def flow_links(summary: dict, routing: dict) -> list[tuple[str, str, float, str]
                    else f"estimated: {share:.0%} of all {fate}, split between the "
                         f"{len(where)} stages that send leads there")
             links.append((f"stage: {name}", fate, total * share, how))
+    for name in stages:
+        links.append((f"stage: {name}", "leaked", _mean(summary, f"leaks_at_{name}"),
+                      "leaked at the stage (every cause)"))
     leaks = [(c, _mean(summary, c)) for c in LEAKS]
     for cause, value in leaks:
         links.append(("leaked", "leaked: " + cause.removeprefix("leaked_").replace("_", " "),
-                      value, "leaked at some stage (counted per cause, not per stage)"))
+                      value, "leaked, by cause (every stage)"))
     return [link for link in links if math.isfinite(link[2]) and link[2] > 0]
 
 
@@ -111,18 +115,22 @@ _FATE_ORDER = ("won", "lost", "disqualified", "nurtured")
 
 def _flow_positions(names: list[str], links: list) -> tuple[list[float], list[float]]:
     """Columns: channels, then each stage one step right of the stage or channel that feeds
-    it, the leak node beside the last stage, every fate at the right; rows spread evenly."""
+    it, the leak node right of the last stage (the stages feed it), every fate and cause at
+    the right; rows spread evenly."""
     depth = {n: 0 for n in names if n.startswith("channel: ") or n == "leads created"}
     for _ in names:  # longest path over the (acyclic, as drawn) qualified links
         for s, t, _, _ in links:
             if t.startswith("stage: ") and s in depth and depth.get(t, -1) < depth[s] + 1:
                 depth[t] = depth[s] + 1
     last = max(depth.values(), default=0)
+    for n in names:  # a stage no drawn link leads to (onboarding, after won): with the last
+        if n.startswith("stage: ") and n not in depth:
+            depth[n] = last
     fates = [n for n in names if n not in depth and n != "leaked"]
     fates.sort(key=lambda n: (_FATE_ORDER.index(n) if n in _FATE_ORDER else len(_FATE_ORDER),
                               names.index(n)))
-    depth["leaked"] = max(last, 1)
-    cols = last + 2
+    depth["leaked"] = last + 1
+    cols = last + 3
     column = {n: depth.get(n, cols - 1) for n in names}
     x, y = [], []
     for n in names:
@@ -152,7 +160,8 @@ def _flow(summary: dict, routing: dict | None = None):
     labels = [n.removeprefix("stage: ").removeprefix("channel: ").replace("_", " ")
               for n in names]
     labels = [f"{label} (channel)" if n.startswith("channel: ") else
-              "leaked (at some stage)" if n == "leaked" and routing is not None else label
+              "leaked (by stage, then cause)" if n == "leaked" and routing is not None
+              else label
               for label, n in zip(labels, names, strict=True)]
     x, y = _flow_positions(list(names), links)
     fig = go.Figure(go.Sankey(

@@ -106,6 +106,7 @@ QUARTER = S.QUARTER
  PH_RETAIN, PH_HANDOFF) = range(8)
 S_EVENTS, S_REWORK, S_OPPS, S_PIPELINE = O.S_EVENTS, O.S_REWORK, O.S_OPPS, O.S_PIPELINE
 S_BUYER_LOSSES = O.S_BUYER_LOSSES
+ST_LEAKS = O.ST_LEAKS
 ST_DECISIONS, ST_QUALIFIED, ST_RENEWALS, ST_CHURNS = (O.ST_DECISIONS, O.ST_QUALIFIED,
                                                       O.ST_RENEWALS, O.ST_CHURNS)
 C_CONTACT_LEADS, C_ATTEMPTS, C_NEVER_CONTACTED = (O.C_CONTACT_LEADS, O.C_ATTEMPTS,
@@ -215,8 +216,11 @@ def depart(ks, st, lead, now):
 @njit(cache=True)
 def end(ks, st, lead, f, now):
     """The lead's journey ends in fate f: counted, and its row is free for a new lead (only the
-    counts outlive it), so the lead table holds the leads in play, not every lead ever born."""
+    counts outlive it), so the lead table holds the leads in play, not every lead ever born.
+    A leak is counted at the stage where it happened, too."""
     R.fate(ks, st, f, now)
+    if f >= F_FORGOTTEN:
+        R.stage_count(ks, st, st.LI[lead, L_STAGE], ST_LEAKS, now)
     C = st.C
     st.lead_free[C[C_LFREE]] = lead
     C[C_LFREE] += 1

@@ -554,6 +554,7 @@ class Replication:
         now = self.env.now
         self.rec.fate(fate, now)
         s = lead.stage
+        self.rec.stage_count(s, O.ST_LEAKS, now)
         self.rec.activity(lead.id, self._name(s) + ":leaked",
                           self.spec.team_names[int(self.spec.stage_team[s])], now, now,
                           O.FATES[fate].removeprefix("leaked_"))
