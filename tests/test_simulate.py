@@ -323,19 +323,13 @@ rate_per_week = 10
 entry = "a"
 quality = { dist = "beta", a = 2, b = 5 }
 value = { dist = "fixed", value = 1000 }
-[stages.a]
+""" + "".join(f"""[stages.{name}]
 kind = "review"
 team = "t"
-effort_hours = { dist = "fixed", value = 0 }
+effort_hours = {{ dist = "fixed", value = 0 }}
 threshold = 1.0
-routes = { qualified = "b", recycled = "b" }
-[stages.b]
-kind = "review"
-team = "t"
-effort_hours = { dist = "fixed", value = 0 }
-threshold = 1.0
-routes = { qualified = "a", recycled = "a" }
-"""
+routes = {{ qualified = "{to}", recycled = "{to}" }}
+""" for name, to in (("a", "b"), ("b", "a")))
 
 
 @pytest.mark.parametrize(("engine", "workers"), [("numba", 1), ("simpy", 1), ("simpy", 2)])
