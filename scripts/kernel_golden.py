@@ -9,8 +9,9 @@ fixed seed. Saved per case: the replications and weekly frames of
 ``simulate(..., engine="numba")`` (parquet; compared with ``DataFrame.equals``) and the raw
 tally array of the kernel (compared byte for byte, so NaNs and -0.0 count too).
 
-Delete gtmsim/engines/kernel/__pycache__ after editing the kernel before checking: numba's
-on-disk cache does not track callees in other files.
+numba's on-disk cache does not track callees in other files; the kernel drops its cache by
+itself when any of its sources changed (gtmsim/engines/kernel/cache.py), so a check after an
+edit runs the edited kernel.
 """
 
 from __future__ import annotations
