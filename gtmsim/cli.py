@@ -1255,7 +1255,7 @@ def print_summary(config, summary, meta: dict, out: Path, console=None, costs=No
             for stage in config.stages:
                 r = rows.get(f"leaks_at_{stage}")
                 if r is not None and r["mean"] > 0:
-                    system.add_row(f"  at {stage}", _pm(r, "count", meta["replications"]),
+                    system.add_row(f"  at stage {stage}", _pm(r, "count", meta["replications"]),
                                    _fmt(r["p10"], "count"), _fmt(r["p90"], "count"))
     console.print(system)
 
