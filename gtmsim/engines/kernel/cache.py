@@ -49,11 +49,13 @@ def drop_stale(folder: Path) -> bool:
     modules = {p.stem for p in _KERNEL.glob("*.py")}
     dropped = False
     with contextlib.suppress(OSError):
+        # before the first compile the folder is not there yet: make it and stamp it, or
+        # the stampless cache of that compile would be dropped on the next start
+        folder.mkdir(parents=True, exist_ok=True)
         for f in folder.iterdir():
             if f.suffix in (".nbi", ".nbc") and f.name.split(".")[0] in modules:
                 f.unlink(missing_ok=True)
                 dropped = True
-        folder.mkdir(parents=True, exist_ok=True)
         stamp.write_text(want)
     return dropped
 
