@@ -308,6 +308,12 @@ def _fmt(v: float | None) -> str:
     return f"{v:,.0f}" if abs(v) >= 100 else f"{v:.3g}"
 
 
+def _point_name(p: dict, empty: str) -> str:
+    """A point by its lever values (`empty` when the grid varies only the profile)."""
+    return ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                     for k, v in p["values"].items()) or empty
+
+
 def leaders_text(s: dict) -> list[str]:
     """The best point per profile and its lead over the runner-up, a line each."""
     if not s["outcomes"]:
@@ -317,9 +323,8 @@ def leaders_text(s: dict) -> list[str]:
     lines = []
     for lead in s.get("leaders", []):
         b = by_point[lead["best"]]
-        named = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
-                          for k, v in b["values"].items()) or "the config"
-        line = f"best {o} under {lead['profile']}: {named}, mean {_fmt(b['mean'][o])}"
+        line = (f"best {o} under {lead['profile']}: {_point_name(b, 'the config')}, "
+                f"mean {_fmt(b['mean'][o])}")
         if lead["difference"] is not None:
             line += (f"; ahead of the runner-up by {_fmt(lead['difference'])} "
                      f"[{_fmt(lead['ci_low'])}, {_fmt(lead['ci_high'])}]"
@@ -334,11 +339,6 @@ def _best_table(s: dict) -> str:
         return ""
     o = s["outcomes"][0]
     by_point = {p["point"]: p for p in s["points"]}
-
-    def named(p: dict) -> str:
-        return ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
-                         for k, v in p["values"].items()) or "-"
-
     rows = []
     for lead in s.get("leaders", []):
         b = by_point[lead["best"]]
@@ -346,7 +346,7 @@ def _best_table(s: dict) -> str:
             ahead = "-"
         else:
             r = by_point[lead["runner_up"]]
-            ahead = f"{named(r)}: "
+            ahead = f"{_point_name(r, '-')}: "
             if lead["difference"] is None:
                 ahead += "too few replications to say"
             else:
@@ -355,7 +355,7 @@ def _best_table(s: dict) -> str:
                 ahead += (f"{_fmt(lead['difference'])} [{_fmt(lead['ci_low'])}, "
                           f"{_fmt(lead['ci_high'])}], {verdict}")
         rows.append(f"<tr><td>{html.escape(lead['profile'])}</td>"
-                    f"<td>{html.escape(named(b))}</td>"
+                    f"<td>{html.escape(_point_name(b, '-'))}</td>"
                     f"<td>{_fmt(b['mean'][o])}</td><td>[{_fmt(b['ci_low'][o])}, "
                     f"{_fmt(b['ci_high'][o])}]</td><td>{b['replications']}</td>"
                     f"<td>{html.escape(ahead)}</td></tr>")
