@@ -28,7 +28,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, NoReturn
 
-from gtmsim.errors import ClusterLost, ConfigError, GtmsimError
+from gtmsim.errors import ClusterLost, ConfigError, EngineFailed, GtmsimError
 
 # The engine `run` uses when --engine is not given; must be one of gtmsim.simulate.ENGINES.
 EXIT_FAILED = 1
@@ -1327,7 +1327,7 @@ def main(argv: list[str] | None = None) -> int:
         _fail(f"{exc.path}: {exc.message}" if exc.path else exc.message)
     except UsageError as exc:
         _fail(str(exc))
-    except ClusterLost as exc:  # not bad input: the run stopped, and resumes
+    except (ClusterLost, EngineFailed) as exc:  # not bad input: the run stopped
         print(f"gtmsim: error: {exc}", file=sys.stderr, flush=True)
         return EXIT_FAILED
     except GtmsimError as exc:

@@ -14,6 +14,22 @@ class ClusterLost(GtmsimError):
     """The Dask cluster went away mid-run: not bad input (the CLI exits 1), and resumable."""
 
 
+class EngineFailed(GtmsimError):
+    """A replication raised an error inside the numba engine (a division by zero, say): not
+    bad input the loader could name (the CLI exits 1), and never a row of zeros."""
+
+    def __init__(self, seed: int, replication: int):
+        self.seed = seed
+        self.replication = replication
+        super().__init__(seed, replication)
+
+    def __str__(self) -> str:
+        return (f"replication {self.replication} of seed {self.seed} failed inside the numba "
+                "engine (an arithmetic error in the model, such as a division by zero); no "
+                "result was kept. The SimPy engine (--engine simpy) runs the same model in "
+                "Python and shows where")
+
+
 class ConfigError(GtmsimError):
     """A config that cannot be used; ``path`` names the bad key (``stages.sdr.effort``)."""
 

@@ -116,6 +116,9 @@ BAD_OVERRIDES = [
     (["channels.inbound.bursts=[{start_week=0, weeks=1, multiplier=1e308}]"],
      "channels.inbound.bursts.0.multiplier", "<= 1000"),
     (["channels.inbound.rate_per_week=1e7"], "channels.inbound.rate_per_week", "<= 1000000"),
+    # a new hire at no productivity never finished their first item (the numba engine
+    # divided by zero; the SimPy one kept the person busy for ever)
+    (["people.turnover.ramp_start=0"], "people.turnover.ramp_start", "> 0"),
     # both gamma draws of the beta underflow: every person would get availability 0.5
     (["people.availability.concentration=1e-9"], "people.availability.concentration",
      ">= 0.1"),
@@ -202,6 +205,13 @@ BAD_OVERRIDES = [
     (['teams.cs.kpi.metric="passed"'], "teams.cs.kpi.metric", "read 0 for ever"),
     (['teams.cs.kpi.target_per_quarter=90'], "teams.cs.kpi.target_per_quarter",
      "0.9 for 90%"),
+    # a lever's bound the model refuses stopped the optimiser midway, when it first tried it
+    (['levers.ramp={path="people.turnover.ramp_start", low=0.0, high=0.5}'],
+     "levers.ramp.low", "people.turnover.ramp_start = 0.0, which is refused"),
+    (['levers.sdr_headcount.low=0'], "levers.sdr_headcount.low", "team has no people"),
+    (['levers.sql_threshold.high=1.2'], "levers.sql_threshold.high", "<= 1"),
+    (['levers.ae_routing={path="teams.ae.routing", choices=["least_loaded", "random"]}'],
+     "levers.ae_routing.choices", "'random'"),
 ]
 
 

@@ -348,6 +348,29 @@ def test_a_loop_of_routes_that_takes_no_time_stops_with_the_stage_named(tmp_path
     assert str(info.value).startswith(info.value.path + ": a lead went round a loop")
 
 
+@pytest.mark.parametrize("parallel", [True, False])
+def test_an_error_inside_the_kernel_stops_the_batch(parallel):
+    """A replication whose model divides by zero (a spec the loader would refuse: new hires
+    at no productivity) came back from the parallel batch as a row of zeros with status OK,
+    averaged in with the rest. It is an EngineFailed naming the replication now, on one
+    thread or many."""
+    import dataclasses
+
+    from gtmsim.engines.kernel import tallies
+    from gtmsim.errors import EngineFailed
+
+    spec = compile_spec(load_config(overrides=["run.warmup_days=0", "run.horizon_days=91",
+                                               "people.turnover.annual_attrition=6"]))
+    with pytest.raises(EngineFailed) as info:
+        tallies(dataclasses.replace(spec, ramp_start=0.0), 5, 4, parallel=parallel)
+    assert 0 <= info.value.replication < 4 and info.value.seed == 5
+    assert f"replication {info.value.replication} of seed 5 failed" in str(info.value)
+    out, _ = tallies(spec, 5, 4, parallel=parallel)  # the same spec with ramp_start > 0 runs
+    from gtmsim import outcomes as O
+
+    assert (out[:, len(O.FATES) + O.SCALARS.index("events")] > 0).all()
+
+
 @pytest.mark.parametrize("engine", ["numba", "simpy"])
 def test_leaks_by_stage_sum_to_the_leaks_by_cause(engine):
     """Where value leaks: every leak is counted at its stage as well as by its cause, so the

@@ -229,7 +229,31 @@ def load_config(
         data = resolve(raw, profile, list(overrides))
     except ConfigError as exc:
         raise _one_line(exc) from None
-    return validate(data)
+    config = validate(data)
+    _check_lever_bounds(config, data)
+    return config
+
+
+def _check_lever_bounds(config: Config, data: dict) -> None:
+    """Every value a lever may take makes a valid config with the other values as they are:
+    a bound the model refuses (a headcount of 0, a threshold above 1) would stop the
+    optimiser or a sweep midway, when it first tried it."""
+    for name, lever in config.levers.items():
+        parts = lever.path.split(".")
+        if lever.choices is not None:
+            ends = [("choices", v) for v in lever.choices]
+        else:
+            cast = int if lever.integer else float
+            ends = [("low", cast(lever.low)), ("high", cast(lever.high))]
+        for key, value in ends:
+            trial = copy.deepcopy(data)
+            set_path(trial, parts, value)
+            try:
+                validate(trial, check_budget=False)
+            except ConfigError as exc:
+                raise ConfigError(f"levers.{name}.{key}",
+                                  f"the lever may set {lever.path} = {value!r}, which is "
+                                  f"refused ({exc}); narrow the lever") from None
 
 
 def to_table(config: Config) -> dict:

@@ -411,7 +411,8 @@ class Turnover(Mechanism):
 
     annual_attrition: Param = Uncertain(value=0.32, range=[0.2, 0.45])
     ramp_days: Param = 90.0
-    ramp_start: Prob = 0.3
+    # a new hire's productivity at the start: above 0, or their first item never ends
+    ramp_start: Annotated[float, Field(gt=0.0, le=1.0)] = 0.3
     ramp_noise: Annotated[float, Field(ge=0.0, le=100.0)] = 1.0
     vacancy_days: Param = 45.0
     queue_loss: Prob = 0.2

@@ -16,8 +16,8 @@ import numpy as np
 from gtmsim.engines.kernel import cache, view  # noqa: I001
 from gtmsim.engines.kernel.kspec import KSpec, TallyLayout, capacities, pack
 from gtmsim.engines.kernel.rng import seed_state
-from gtmsim.engines.kernel.state import STALLED, STATUS_STAGE
-from gtmsim.errors import Stalled
+from gtmsim.engines.kernel.state import FAILED, STALLED, STATUS_STAGE
+from gtmsim.errors import EngineFailed, Stalled
 from gtmsim.spec import ModelSpec
 
 # before anything is loaded from it: a cache built from other sources is dropped
@@ -72,6 +72,9 @@ def tallies(spec: ModelSpec, seed: int, replications: int, first: int = 0,
         bad = sub_status != 0
         if not bad.any():
             return out, layout
+        failed = sub_status == FAILED
+        if failed.any():
+            raise EngineFailed(seed, int(reps[todo][failed][0]))
         stalled = sub_status % STATUS_STAGE == STALLED
         if stalled.any():
             raise Stalled(spec.stage_names[int(sub_status[stalled][0]) // STATUS_STAGE])

@@ -36,6 +36,7 @@ from gtmsim.engines.kernel.state import (
     EV_START,
     EV_WEEKLY,
     EV_WORK_DONE,
+    FAILED,
     L_CHANNEL,
     L_CREATED,
     L_EDGE,
@@ -244,7 +245,12 @@ def run_chunk(ks, seeds, out, status, offsets, lead_cap, people_cap, queue_cap, 
         st = new_state(kc, seeds[i], row, offs, w)
         # the event loop reads both through reference-free views; kc, st, w and row own
         # what the views point to and stay alive past the call
-        status[i] = run_one(view(kc), view(st))
+        try:
+            status[i] = run_one(view(kc), view(st))
+        except Exception:  # noqa: BLE001
+            # an error inside the model (a division by zero, say): a prange loop would drop
+            # it and leave the row as it stood, so it becomes the replication's status
+            status[i] = FAILED
         keep(st)
         out[i, :] = row
     keep(kc)
