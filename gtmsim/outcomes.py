@@ -91,11 +91,15 @@ class Tally:
 
 
 def _median_from_hist(hist: np.ndarray) -> float:
-    n = hist.sum()
+    """The median of values counted in one-day bins, each read as its bin's midpoint: the
+    middle value, or the mean of the two middle ones for an even count."""
+    n = int(round(hist.sum()))
     if n == 0:
         return math.nan
     c = np.cumsum(hist)
-    return float(np.searchsorted(c, n / 2.0) + 0.5)
+    low = np.searchsorted(c, (n + 1) // 2)  # the bins of ranks (n+1)//2 and n//2 + 1 (1-based)
+    high = np.searchsorted(c, n // 2 + 1)
+    return float((low + high) / 2 + 0.5)
 
 
 def _ratio(a: float, b: float) -> float:

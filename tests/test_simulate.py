@@ -385,3 +385,17 @@ def test_leaks_by_stage_sum_to_the_leaks_by_cause(engine):
                                   reps["leaked"])
     by_stage = {c: reps[c].sum() for c in stages}
     assert max(by_stage, key=by_stage.get) == "leaks_at_sdr_qualify"
+
+
+@pytest.mark.parametrize(("days", "median"), [
+    ([3], 3.5), ([3, 40], 22.0), ([1, 2, 50], 2.5), ([1, 2, 30, 50], 16.5),
+    ([5, 5, 9, 9], 7.5), ([0, 0, 0, 7, 7, 7], 4.0)])
+def test_the_median_sales_cycle_is_the_middle_of_the_won_deals(days, median):
+    """With two won deals of 3 and 40 days the median read 3.5 (the lower of the two middle
+    values): in short or small runs the median cycle sat far below the mean. An even count
+    takes the mean of the two middle values, each at its day's midpoint."""
+    from gtmsim.outcomes import _median_from_hist
+
+    hist = np.bincount(days, minlength=64).astype(float)
+    assert _median_from_hist(hist) == pytest.approx(median)
+    assert math.isnan(_median_from_hist(np.zeros(8)))
