@@ -9,6 +9,7 @@ Counting is by event time: an event counts if it happens inside the measured win
 from __future__ import annotations
 
 import math
+from collections.abc import Collection, Mapping
 
 import numpy as np
 import polars as pl
@@ -198,11 +199,18 @@ PROPORTIONS = ("win_rate", "never_contacted_share", "qualify_rate_", "pass_rate_
                "trust_")
 
 
-def is_proportion(name: str) -> bool:
-    return name.startswith(PROPORTIONS)
+def is_proportion(name: str, shares: Collection[str] = ()) -> bool:
+    """Whether outcome `name` is a share; `shares` names the model's own (a retention KPI)."""
+    return name.startswith(PROPORTIONS) or name in shares
 
 
-def summarize(reps: pl.DataFrame, confidence: float = 0.95) -> pl.DataFrame:
+def share_kpis(teams: Mapping[str, str | None]) -> frozenset[str]:
+    """The KPI columns that are shares: a team's retention rate (teams: name -> metric)."""
+    return frozenset(f"kpi_{team}" for team, metric in teams.items() if metric == "retained")
+
+
+def summarize(reps: pl.DataFrame, confidence: float = 0.95,
+              shares: Collection[str] = ()) -> pl.DataFrame:
     """Per outcome defined in at least one replication (``n``: in how many): mean with a
     t-based CI over replications, sd, P10/P50/P90. A share's interval is cut to [0, 1], where
     its mean lies (a t-interval of a rare share reached past 1), and a count's, an amount's
@@ -226,7 +234,7 @@ def summarize(reps: pl.DataFrame, confidence: float = 0.95) -> pl.DataFrame:
                 else math.nan)
         p10, p50, p90 = (float(v) for v in np.percentile(x, [10, 50, 90]))
         low, high = mean - half, mean + half
-        if is_proportion(name):
+        if is_proportion(name, shares):
             low, high = max(low, 0.0), min(high, 1.0)
         elif x.min() >= 0:
             low = max(low, 0.0)

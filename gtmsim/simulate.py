@@ -19,7 +19,7 @@ import polars as pl
 from gtmsim import outcomes as O
 from gtmsim.config import Config, load_config
 from gtmsim.errors import GtmsimError, whole
-from gtmsim.spec import ModelSpec, compile_spec
+from gtmsim.spec import KPI_METRICS, ModelSpec, compile_spec
 
 ENGINES = ("simpy", "numba")
 DEFAULT_ENGINE = "numba"  # the production engine; the SimPy one is the readable reference
@@ -45,7 +45,10 @@ class Result:
     def summary(self, confidence: float = 0.95) -> pl.DataFrame:
         """Per outcome: n, mean with a t-interval at `confidence`, sd, P10/P50/P90 over the
         replications where it is defined (a rate with nothing to divide by is left out)."""
-        return O.summarize(self.replications, confidence)
+        metric = {code: name for name, code in KPI_METRICS.items()}
+        teams = dict(zip(self.spec.team_names,
+                         (metric.get(int(m)) for m in self.spec.team_kpi_metric), strict=True))
+        return O.summarize(self.replications, confidence, O.share_kpis(teams))
 
     def __repr__(self) -> str:  # the spec's arrays would fill a notebook cell
         log = "" if self.event_log is None else f", event_log={self.event_log.height} rows"

@@ -270,6 +270,9 @@ def test_an_interval_stays_where_the_outcome_can_lie():
     assert lo == 0.0 and hi == interval("mean", x)[1]
     lo, hi = outcome_interval("win_rate", "mean", np.array([0.2, 0.9]))
     assert (lo, hi) == (0.0, 1.0)
+    # a retention KPI is a share where the model says so
+    assert outcome_interval("kpi_cs", "mean", np.array([0.6, 0.98]))[1] > 1.0
+    assert outcome_interval("kpi_cs", "mean", np.array([0.6, 0.98]), {"kpi_cs"})[1] == 1.0
 
 
 def test_an_interval_is_written_in_one_unit():

@@ -196,6 +196,19 @@ def test_a_shares_interval_stays_within_zero_and_one():
     assert rows["signed"]["ci_high"] > 0.0  # may be negative: the t-interval as it is
 
 
+def test_a_retention_kpi_is_a_share_and_its_interval_stays_within_one():
+    """The CS team's KPI, a retention rate, of 0.90 and 0.98 on two replications read
+    [0.46, 1.42] in summary.json; the run's own summary knows which KPIs are shares."""
+    from gtmsim.outcomes import share_kpis, summarize
+
+    res = gtmsim.run(replications=2, seed=3, overrides=["run.horizon_days=91"])
+    assert share_kpis({"cs": "retained", "ae": "won_value", "x": None}) == {"kpi_cs"}
+    row = res.summary().filter(pl.col("outcome") == "kpi_cs").row(0, named=True)
+    assert row["ci_high"] <= 1.0 and row["ci_low"] >= 0.0
+    whole = summarize(res.replications).filter(pl.col("outcome") == "kpi_cs").row(0, named=True)
+    assert whole["ci_high"] > 1.0  # the same figures uncut: the test has something to cut
+
+
 # Settings that change what some traits draw (compliance 1 draws nothing, a person's latency
 # spread of 0 neither, habit and availability a varying number): each pair must leave every
 # other trait and every seat's quit times as they were (common random numbers).

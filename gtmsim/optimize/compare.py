@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -58,12 +59,14 @@ def interval(name: str, x: np.ndarray) -> tuple[float, float]:
     return bootstrap_ci(STATS[name], np.asarray(x, dtype=float))
 
 
-def outcome_interval(outcome: str, name: str, x: np.ndarray) -> tuple[float, float]:
+def outcome_interval(outcome: str, name: str, x: np.ndarray,
+                     shares: Collection[str] = ()) -> tuple[float, float]:
     """`interval`, cut to where `outcome` can lie: every outcome designs are compared by is a
-    count, an amount or a share, so at least 0 (a share at most 1); a t-interval over a few
-    scenarios (1 degree of freedom with 2) reached below 0 bookings."""
+    count, an amount or a share (`shares`: the model's own, a retention KPI), so at least 0 (a
+    share at most 1); a t-interval over a few scenarios (1 degree of freedom with 2) reached
+    below 0 bookings."""
     lo, hi = interval(name, x)
-    return max(lo, 0.0), (min(hi, 1.0) if is_proportion(outcome) else hi)
+    return max(lo, 0.0), (min(hi, 1.0) if is_proportion(outcome, shares) else hi)
 
 
 STATS = {"mean": np.mean, "p10": lambda v: float(np.quantile(v, 0.10)),

@@ -31,7 +31,7 @@ from gtmsim.optimize.compare import (
 from gtmsim.optimize.evaluate import evaluate, per_scenario
 from gtmsim.optimize.levers import annual_cost, current_design
 from gtmsim.optimize.scenarios import Scenario, draw_scenarios, uncertain_parameters
-from gtmsim.outcomes import check_ranked_outcome
+from gtmsim.outcomes import check_ranked_outcome, share_kpis
 
 Progress = Callable[[int, int], None]
 KEYS = ("design", "profile", "scenario", "replication")
@@ -110,13 +110,19 @@ class DesignComparison:
                   "diff": pl.Float64, "ci_low": pl.Float64, "ci_high": pl.Float64}
         return pl.DataFrame(out, schema=schema)
 
+    def _shares(self) -> frozenset[str]:
+        """The outcomes that are shares in any design's model (a retention KPI)."""
+        return frozenset().union(*(share_kpis({n: t.kpi.metric if t.kpi else None
+                                               for n, t in c.teams.items()})
+                                   for c in self.configs.values()))
+
     def _describe(self, design: str, profile: str) -> dict[str, Any]:
         x = self.values(design, profile)
         row: dict[str, Any] = {"design": design, "profile": profile}
         for name, fn in STATS.items():
             row[name] = float(fn(x))
             row[f"{name}_ci_low"], row[f"{name}_ci_high"] = outcome_interval(
-                self.outcome, name, x)
+                self.outcome, name, x, self._shares())
         df = self.rows.filter((pl.col("design") == design) & (pl.col("profile") == profile))
         for col in df.columns:
             if col.startswith(("kpi_attainment_", "leaked")) or col in ("won", "win_rate"):
