@@ -170,3 +170,15 @@ def test_one_replication_draws_no_error_bars():
     kpi = _kpis({"kpi_attainment_sdr": {"mean": 0.9, "ci_low": float("nan"),
                                         "ci_high": float("nan")}}, ["sdr"])
     assert list(kpi.data[0].error_y.array) == [None]
+
+
+def test_kpi_error_bars_follow_an_interval_cut_at_zero():
+    """An attainment of 3.45% with its interval cut to [0, 8.07%] was drawn ± 4.04%, down to
+    -0.6%: the bars are the interval as it is, longer above than below."""
+    from gtmsim.report.run import _kpis
+
+    kpi = _kpis({"kpi_attainment_marketing": {"mean": 0.0345, "ci_low": 0.0,
+                                              "ci_high": 0.0807}}, ["marketing"])
+    err = kpi.data[0].error_y
+    assert err.symmetric is False
+    assert err.arrayminus[0] == pytest.approx(0.0345) and err.array[0] == pytest.approx(0.0462)

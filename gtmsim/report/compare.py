@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import html
 import json
-import math
 import re
 from typing import TYPE_CHECKING, Any
 
 from gtmsim.optimize.compare import TAIL_MIN_SCENARIOS
 from gtmsim.optimize.designs import is_setting
+from gtmsim.report.run import error_bars
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
@@ -214,17 +214,6 @@ def comparison_text(summary: dict, width: int = 160) -> str:
 
 
 # --------------------------------------------------------------------------- the page
-
-
-def error_bars(diffs: list[dict]) -> dict:
-    """Plotly's asymmetric error bars of differences; none where there is no interval."""
-    def gap(d: dict, a: str, b: str) -> float | None:
-        given = all(v is not None and math.isfinite(v) for v in (d[a], d[b]))
-        return d[a] - d[b] if given else None
-
-    return {"type": "data", "symmetric": False,
-            "array": [gap(d, "ci_high", "diff") for d in diffs],
-            "arrayminus": [gap(d, "diff", "ci_low") for d in diffs]}
 
 
 def _figure(summary: dict, profile: str):

@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from gtmsim.report.compare import error_bars
 from gtmsim.report.export import jsonable
+from gtmsim.report.run import error_bars
 
 STATS = (("mean", "mean"), ("p10", "P10"), ("cvar10", "CVaR10 (worst 10%)"))
 
