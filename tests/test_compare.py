@@ -294,3 +294,22 @@ def test_designs_with_the_same_file_name_are_named_by_their_folder():
         "base", "warm", "b"]
     assert design_labels(["y/a.toml", "x/a.toml", "x/a.toml"]) == ["y", "x", "x-2"]
     assert design_labels(["a.toml", "b.toml"]) == ["a", "b"]
+
+
+def test_a_value_a_design_fixes_is_its_own_in_every_scenario(tmp_path):
+    """The baseline's forgetting rate is uncertain; a design that fixes it at 0.06 was run on
+    the baseline's draws instead (its own value replaced) and read "identical to base: +0".
+    It keeps 0.06 in every scenario, and differs."""
+    from gtmsim.config import load_config
+    from gtmsim.optimize.designs import compare_designs
+
+    a = _config(tmp_path, "base.toml")
+    assert load_config(a).people.forgetting.probability.range  # uncertain in the baseline
+    b = _config(tmp_path, "forget.toml", people={"forgetting": {"probability": 0.06}})
+    cmp = compare_designs([a, b], scenarios=3, replications=2, engine="numba")
+    rows = cmp.rows
+    fixed = rows.filter(pl.col("design") == "forget")["people.forgetting.probability"]
+    drawn = rows.filter(pl.col("design") == "base")["people.forgetting.probability"]
+    assert (fixed == 0.06).all() and drawn.n_unique() == 3
+    assert (rows.filter(pl.col("design") == "forget")["leaked_forgotten"].mean()
+            > rows.filter(pl.col("design") == "base")["leaked_forgotten"].mean())

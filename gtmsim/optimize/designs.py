@@ -2,7 +2,8 @@
 
 For each profile, K scenarios of the profile's uncertain human-variability values are drawn
 once, from the first config (the baseline), and every design is run on them with the same
-seeds (common random numbers). A design's outcome per scenario is its mean over R
+seeds (common random numbers); a value a design fixes (a number, not a range) is its own in
+every scenario. A design's outcome per scenario is its mean over R
 replications; the robust statistics (mean, P10, CVaR10) are taken over scenarios, with a
 t-interval for the mean and, from 20 scenarios, bootstrap intervals for the tails; each
 design's difference from the baseline is paired by scenario.
@@ -20,6 +21,7 @@ import numpy as np
 import polars as pl
 
 from gtmsim.config import Config, load_config
+from gtmsim.config.schema import central
 from gtmsim.errors import ConfigError, GtmsimError
 from gtmsim.optimize.compare import (
     STATS,
@@ -277,6 +279,12 @@ def _signed(v: float) -> str:
     return f"{v:+,.0f}" if abs(v) >= 100 or v == 0 else f"{v:+.3g}"
 
 
+def _own(config: Config, key: str) -> float:
+    """The central value of human parameter `key` (people.<mechanism>.<value>) in `config`."""
+    _, mech, name = key.split(".")
+    return central(getattr(getattr(config.people, mech), name))
+
+
 def compare_designs(paths: Sequence[str | Path], profiles: Sequence[str] = ("realistic",),
                     overrides: Sequence[str] = (), scenarios: int = 8, replications: int = 4,
                     seed: int | None = None, engine: str = "numba", workers: int | None = None,
@@ -310,7 +318,12 @@ def compare_designs(paths: Sequence[str | Path], profiles: Sequence[str] = ("rea
         params = sorted(uncertain_parameters(configs[(labels[0], profile)]))
         for label in labels:
             cfg = configs[(label, profile)]
-            for sc in drawn[profile]:
+            mine = uncertain_parameters(cfg)
+            for drawn_sc in drawn[profile]:
+                # a value this design fixes is its own, not the baseline's draw (a fixed
+                # forgetting rate of 0.06 was replaced by the draw and read "identical")
+                sc = Scenario(drawn_sc.index, {k: v for k, v in drawn_sc.values.items()
+                                               if k in mine}, drawn_sc.seed)
                 df = evaluate(cfg, {}, [sc], replications, engine, workers)
                 if outcome not in df.columns:
                     raise GtmsimError(f"--outcome: no outcome column {outcome!r}")
@@ -319,7 +332,8 @@ def compare_designs(paths: Sequence[str | Path], profiles: Sequence[str] = ("rea
                         pl.lit(sc.index, pl.Int64).alias("scenario"),
                         pl.lit(sc.seed, pl.Int64).alias("scenario_seed"),
                         pl.col("replication").cast(pl.Int64)]
-                lead += [pl.lit(sc.values[n], pl.Float64).alias(n) for n in params]
+                lead += [pl.lit(sc.values[n] if n in sc.values else _own(cfg, n),
+                                pl.Float64).alias(n) for n in params]
                 rest = [c for c in df.columns
                         if c not in ("scenario", "scenario_seed", "replication")]
                 frames.append(df.select(*lead, *rest))
