@@ -1293,10 +1293,13 @@ def print_summary(config, summary, meta: dict, out: Path, console=None, costs=No
         console.print(trust)
     if costs is not None and costs.height:
         first = costs.row(0, named=True)
+        # a SimPy run's costs come from the numba engine, its full run repeated there
+        there = (f" on the {first['engine']} engine (the full run repeated there)"
+                 if first["engine"] != meta["engine"] else "")
         lost = Table(title=f"{first['outcome'].capitalize()} lost to each mechanism",
                      title_justify="left",
                      caption=f"with it alone off, minus the full run, paired on "
-                             f"{first['replications']} replications; negative: it adds")
+                             f"{first['replications']} replications{there}; negative: it adds")
         for col in ("mechanism", "cost ± 95% CI"):
             lost.add_column(col, justify="left" if col == "mechanism" else "right")
         for r in costs.to_dicts():

@@ -25,7 +25,7 @@ from gtmsim.spec import compile_spec
 # replications per mechanism: enough to see a few-percent effect with paired seeds, cheap on
 # the numba engine (13 mechanisms x 64 replications in seconds)
 MAX_REPLICATIONS = 64
-COLUMNS = ("mechanism", "outcome", "replications", "full_mean", "off_mean", "cost",
+COLUMNS = ("mechanism", "outcome", "replications", "engine", "full_mean", "off_mean", "cost",
            "ci_low", "ci_high")
 
 Progress = Callable[[int, int], None]
@@ -98,8 +98,8 @@ def mechanism_costs(config: Config, n: int, seed: int, engine: str = "numba",
         values = off.replications.sort("replication")[outcome].to_numpy().astype(float)
         cost, lo, hi = paired_ci(values - base)
         rows.append({"mechanism": mech, "outcome": outcome, "replications": n,
-                     "full_mean": float(base.mean()), "off_mean": float(values.mean()),
+                     "engine": engine, "full_mean": float(base.mean()), "off_mean": float(values.mean()),
                      "cost": cost, "ci_low": lo, "ci_high": hi})
     schema = {"mechanism": pl.Utf8, "outcome": pl.Utf8, "replications": pl.Int64,
-              **{c: pl.Float64 for c in COLUMNS[3:]}}
+              "engine": pl.Utf8, **{c: pl.Float64 for c in COLUMNS[4:]}}
     return pl.DataFrame(rows, schema=schema).sort("cost", descending=True)

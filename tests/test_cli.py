@@ -151,6 +151,10 @@ def test_small_run_writes_every_file(tmp_path):
     doc = json.loads((out / "summary.json").read_text())
     assert doc["meta"]["replications"] == 2 and doc["meta"]["seed"] == 5
     assert doc["meta"]["engine"] == "simpy" and doc["meta"]["profile"] == "realistic"
+    # the mechanism costs of a SimPy run (an event log needs it) come from the numba engine,
+    # which the console and summary.json say, not only the report
+    assert {r["engine"] for r in doc["mechanism_costs"]} == {"numba"}
+    assert "on the numba engine (the full run repeated there)" in " ".join(res.stdout.split())
     assert any(r["outcome"] == "bookings" for r in doc["summary"])
     config = load_config(out / "config.toml")
     assert config.run.horizon_days == 21
