@@ -1036,11 +1036,13 @@ def _outcome_columns(config) -> set[str]:
 def _candidates_frame(result):
     import polars as pl
 
+    from gtmsim.optimize.search import lever_cells
+
     rows = []
     for c in result.candidates:
         rows.append({"trial": c.trial, "cost": c.cost, "search_score": c.search_score,
                      **{f"held_out_{k}": v for k, v in c.scores.items()},
-                     **{f"lever_{k}": str(v) for k, v in c.design.items()}})
+                     **lever_cells(c.design)})
     return pl.DataFrame(rows)
 
 

@@ -98,7 +98,8 @@ def mechanism_costs(config: Config, n: int, seed: int, engine: str = "numba",
         values = off.replications.sort("replication")[outcome].to_numpy().astype(float)
         cost, lo, hi = paired_ci(values - base)
         rows.append({"mechanism": mech, "outcome": outcome, "replications": n,
-                     "engine": engine, "full_mean": float(base.mean()), "off_mean": float(values.mean()),
+                     "engine": engine, "full_mean": float(base.mean()),
+                     "off_mean": float(values.mean()),
                      "cost": cost, "ci_low": lo, "ci_high": hi})
     schema = {"mechanism": pl.Utf8, "outcome": pl.Utf8, "replications": pl.Int64,
               "engine": pl.Utf8, **{c: pl.Float64 for c in COLUMNS[4:]}}

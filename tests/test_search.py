@@ -140,6 +140,13 @@ def test_killed_study_resumes_without_losing_or_repeating_trials(tmp_path):
         if t.number in before:
             assert (t.params, t.values) == before[t.number]  # kept as they were
     assert (out / "trials.parquet").exists() and (out / "design_best.toml").exists()
+    # a headcount is a number in candidates.parquet as in trials.parquet (it was text: "4")
+    import polars as pl
+
+    cand = pl.read_parquet(out / "candidates.parquet")
+    trials = pl.read_parquet(out / "trials.parquet")
+    assert cand["lever_sdr_headcount"].dtype.is_numeric()
+    assert cand["lever_sdr_headcount"].dtype == trials["lever_sdr_headcount"].dtype
 
 
 # --------------------------------------------------------------------------- what search shows

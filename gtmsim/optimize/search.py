@@ -128,6 +128,11 @@ class Candidate:
     own: bool = False  # the config's own design (its levers as given): the status quo
 
 
+def lever_cells(design: dict[str, Any]) -> dict[str, Any]:
+    """A design as table cells: `lever_<name>`, a number as a number, a choice as text."""
+    return {f"lever_{k}": str(v) if isinstance(v, str | bool) else v for k, v in design.items()}
+
+
 @dataclass
 class SearchResult:
     study: optuna.Study
@@ -593,7 +598,6 @@ def trials_frame(study: optuna.Study) -> pl.DataFrame:
                 and t.user_attrs.get("over_budget", 0.0) <= 0):
             for i, v in enumerate(t.values):  # a pruned trial's is a scenario's, not a score
                 row[f"value_{i}"] = v
-        for k, v in t.params.items():
-            row[f"lever_{k}"] = str(v) if isinstance(v, str | bool) else v
+        row.update(lever_cells(t.params))
         rows.append(row)
     return pl.DataFrame(rows) if rows else pl.DataFrame()
