@@ -745,7 +745,11 @@ def work_done(ks, st, pid, phase, now):
         R.add(ks, st, S_OPPS, now, 1.0)
         R.add(ks, st, S_PIPELINE, now, st_LF[lead, L_VALUE])
         st_LI[lead, L_LAST_COMPLIANT] = st_PI[pid, P_COMPLIANT]
-        # the buyer decides on calendar time; the person is free meanwhile
+        # the buyer decides on calendar time; the person is free meanwhile, and the deal no
+        # longer counts in their load (least-loaded routing balances work, not pipeline)
+        if st_LI[lead, L_SLOT] >= 0:
+            unload(st, ks.stage_team[s], st_LI[lead, L_SLOT])
+            st_LI[lead, L_SLOT] = -1
         delay = draw(ks, st, s, ks.stage_buyer[s])
         schedule(st, now + delay, EV_BUYER, lead, 0)
         finish(ks, st, pid, now)

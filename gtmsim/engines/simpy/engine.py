@@ -478,7 +478,11 @@ class Replication:
         self.rec.add(O.S_OPPS, env.now)
         self.rec.add(O.S_PIPELINE, env.now, lead.value)
         lead.last_compliant = p.compliant
-        # the buyer decides on calendar time; the person is free meanwhile
+        # the buyer decides on calendar time; the person is free meanwhile, and the deal no
+        # longer counts in their load (least-loaded routing balances work, not pipeline)
+        if lead.slot >= 0:
+            self._unload(int(sp.stage_team[s]), lead.slot)
+            lead.slot = -1
         delay = D.draw(rng, *self._dist(sp.stage_buyer[s]))
         ev = env.timeout(delay)
         ev.callbacks.append(lambda _ev: self._buyer_decides(lead))
