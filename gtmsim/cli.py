@@ -11,6 +11,7 @@ from __future__ import annotations
 import _thread
 import argparse
 import contextlib
+import errno
 import json
 import math
 import multiprocessing
@@ -432,8 +433,11 @@ def _signals() -> Iterator[None]:
 # --------------------------------------------------------------------------- writing outputs
 
 
-def _slug(text: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:40] or "run"
+def _slug(*parts: str) -> str:
+    """A folder name from `parts`, each cut to 40 characters on its own: a long config name
+    must not cut off the profile or objective that tell two studies' folders apart."""
+    cut = [re.sub(r"[^a-z0-9]+", "-", p.lower()).strip("-")[:40].strip("-") for p in parts]
+    return "-".join(c for c in cut if c) or "run"
 
 
 def _default_out(config_path: str | None) -> Path:
@@ -482,11 +486,13 @@ _WRITTEN: list[Path] = []
 
 
 @contextlib.contextmanager
-def staged(target: Path, is_dir: bool) -> Iterator[Path]:
+def staged(target: Path, is_dir: bool, unique: bool = False) -> Iterator[Path]:
     """Yield a temporary path next to `target`; rename it onto `target` when the block ends.
 
     On any error or interruption the temporary path (and any parent folder made for it)
-    is removed, so `target` is either complete or absent.
+    is removed, so `target` is either complete or absent. With `unique` (a default folder
+    the user did not name) a folder that appeared meanwhile (another run started in the same
+    second) is left alone and the next free name taken: `_WRITTEN[-1]` says which.
     """
     made: list[Path] = []
     tmp: Path | None = None
@@ -503,9 +509,12 @@ def staged(target: Path, is_dir: bool) -> Iterator[Path]:
             tmp = Path(name)
         os.chmod(tmp, (0o777 if is_dir else 0o666) & ~_umask())
         yield tmp
-        if is_dir and target.is_dir():
-            target.rmdir()  # checked empty before the run
-        os.replace(tmp, target)
+        if unique:
+            target = _rename_free(tmp, target)
+        else:
+            if is_dir and target.is_dir():
+                target.rmdir()  # checked empty before the run
+            os.replace(tmp, target)
         tmp = None
         _WRITTEN.append(target)
     except BaseException:
@@ -519,6 +528,22 @@ def staged(target: Path, is_dir: bool) -> Iterator[Path]:
             with contextlib.suppress(OSError):
                 p.rmdir()
         raise
+
+
+def _rename_free(tmp: Path, target: Path) -> Path:
+    """Rename folder `tmp` to `target`, or to `target-2`, `-3`, ... if that is taken; a
+    rename never replaces a folder with something in it, so two runs cannot take one name."""
+    name, i = target, 2
+    while True:
+        try:
+            if not name.exists():
+                os.rename(tmp, name)
+                return name
+        except OSError as exc:
+            if exc.errno not in (errno.EEXIST, errno.ENOTEMPTY):
+                raise
+        name = target.with_name(f"{target.name}-{i}")
+        i += 1
 
 
 def _umask() -> int:
@@ -608,7 +633,7 @@ def cmd_run(args) -> int:
             "warmup_days": config.run.warmup_days, "horizon_days": config.run.horizon_days,
             "gtmsim_version": _version(), "created": datetime.now().isoformat(timespec="seconds")}
     try:
-        with staged(out, is_dir=True) as tmp:
+        with staged(out, is_dir=True, unique=not args.out) as tmp:
             res.replications.write_parquet(tmp / "replications.parquet")
             res.weekly.write_parquet(tmp / "weekly.parquet")
             if res.event_log is not None:
@@ -637,7 +662,7 @@ def cmd_run(args) -> int:
     except OSError as exc:
         raise UsageError("--out", f"cannot write {out}: {exc.strerror or exc}") from None
 
-    print_summary(config, summary, meta, out, costs=costs)
+    print_summary(config, summary, meta, _WRITTEN[-1], costs=costs)
     return 0
 
 
@@ -777,7 +802,8 @@ def cmd_optimize(args) -> int:
     if args.png:
         _check_png()
     out = Path(args.out) if args.out else Path("runs") / _slug(
-        f"optimize-{Path(args.config or 'b2b_saas').stem}-{config.profile}-{args.objective}")
+        "optimize", Path(args.config or "b2b_saas").stem, Path(config.profile).stem,
+        args.objective)
     if args.compare_ideal and args.scheduler:
         raise UsageError("--scheduler", "runs the robust search alone; drop --compare-ideal "
                          "or --scheduler")
@@ -906,7 +932,7 @@ def cmd_sweep(args) -> int:
                             args.seed, args.engine or _default_engine(),
                             args.chunk or sweep.DEFAULT_CHUNK)
     out = Path(args.out) if args.out else Path("runs") / _slug(
-        f"sweep-{Path(args.config or 'b2b_saas').stem}-{Path(args.grid).stem}")
+        "sweep", Path(args.config or "b2b_saas").stem, Path(args.grid).stem)
     done = sweep.prepare_out(out, plan, create=False)  # checked before a cluster starts
     if args.png:
         _check_png()
@@ -980,7 +1006,7 @@ def cmd_compare(args) -> int:
     if args.out:
         out = Path(args.out)
     else:
-        out = base = Path("runs") / _slug("compare-" + "-".join(labels))
+        out = base = Path("runs") / _slug("compare", *labels)
         i = 2
         while out.exists():
             out, i = base.with_name(f"{base.name}-{i}"), i + 1

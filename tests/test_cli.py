@@ -222,6 +222,22 @@ def test_staged_output_is_all_or_nothing(tmp_path):
     assert not f.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["a"]
 
 
+def test_two_runs_in_one_second_take_two_default_folders(tmp_path):
+    """Two runs started in the same second chose the same default folder; the second
+    simulated in full, then failed on 'Directory not empty' and lost its work. A default
+    folder that appeared meanwhile is left alone and the next name taken."""
+    from gtmsim.cli import _WRITTEN
+
+    target = tmp_path / "runs" / "20261201-120000-b2b-saas"
+    with staged(target, is_dir=True, unique=True) as tmp:
+        (tmp / "x").write_text("first")
+        with staged(target, is_dir=True, unique=True) as tmp2:  # finishes first
+            (tmp2 / "x").write_text("second")
+    assert (target / "x").read_text() == "second"
+    assert (target.with_name(target.name + "-2") / "x").read_text() == "first"
+    assert _WRITTEN[-1] == target.with_name(target.name + "-2")
+
+
 def _repo() -> Path:
     return Path(__file__).resolve().parents[1]
 
@@ -378,3 +394,18 @@ def test_validate_lists_every_handoff_a_route_makes(tmp_path, capsys):
     text = " ".join(capsys.readouterr().out.split())
     assert "mql_review -> sdr_qualify (crm_drop, not declared)" in text
     assert "sdr_qualify -> ae_close (crm_drop)" in text  # declared, as it was
+
+
+def test_default_folders_keep_every_part_of_their_name():
+    """A config name of 40 characters or more cut off the profile and objective, so a study
+    under another objective or profile landed in the first one's folder and was refused."""
+    from gtmsim.cli import _slug
+
+    long = "quarterly_pipeline_design_review_v2"
+    names = {_slug("optimize", long, p, o) for p in ("realistic", "stressed")
+             for o in ("mean", "cvar10", "mean,cost")}
+    assert len(names) == 6
+    assert _slug("optimize", long, "stressed", "mean,cost").endswith("-stressed-mean-cost")
+    assert _slug("optimize", "b2b_saas", "realistic", "cvar10") == (
+        "optimize-b2b-saas-realistic-cvar10")  # short names as before: studies still resume
+    assert _slug("") == "run" and _slug("x" * 90) == "x" * 40
