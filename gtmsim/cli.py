@@ -812,7 +812,10 @@ def cmd_optimize(args) -> int:
                          "workers evaluate the trials)")
     _check_connect_timeout(args)
     _check_optimize_out(out)
-    made = _make_parents(out)
+    try:
+        made = _make_parents(out)
+    except OSError as exc:  # as root os.access says yes to /sys; mkdir says no
+        raise UsageError("--out", f"cannot create {out}: {exc.strerror or exc}") from None
     # the short search under `ideal` for the baseline comes first, on the same bar
     total = args.trials * (2 if args.compare_ideal else 1) + settings.ideal_trials
     bar, progress = _progress_bar(total, f"optimise {config.name[:30]} ({config.profile})")
