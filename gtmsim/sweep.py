@@ -352,6 +352,16 @@ def _check_axes(grid: Grid, config: Config) -> None:
                 raise ConfigError(where, f"{v!r} is outside the lever's bounds "
                                   f"[{lever.low}, {lever.high}]")
         _check_whole(where, axis)
+    # two axes on one config value: only the later one was applied, each point labelled with
+    # both values
+    first: dict[str, str] = {}
+    for axis in grid.axes:
+        if axis.path is not None:
+            if axis.path in first:
+                raise ConfigError(f"{grid.source}: levers.{axis.name}",
+                                  f"sets {axis.path}, as levers.{first[axis.path]} does; "
+                                  "keep one of the two")
+            first[axis.path] = axis.name
 
 
 # A sweep's seed and replication count are its own (--seed, --replications), not the config's.

@@ -298,6 +298,10 @@ BAD_GRIDS = {
     "seed axis": ("[levers]\n\"run.seed\" = [1, 2]\n", "run.seed is not an axis"),
     "replications axis": ("[levers]\n\"run.replications\" = [5, 6]\n",
                           "run.replications is not an axis"),
+    # only the later of the two was applied, and each point was labelled with both
+    "one value twice": ("[levers]\nmql_threshold = [0.2]\n\"stages.mql_review.threshold\" = "
+                        "[0.3]\n", "levers.stages.mql_review.threshold: sets "
+                        "stages.mql_review.threshold, as levers.mql_threshold does"),
 }
 
 
