@@ -924,9 +924,13 @@ def _write_optimize(args, config, settings, out: Path, result, best, cmp) -> Non
 def cmd_sweep(args) -> int:
     from gtmsim import sweep
 
-    workers = args.workers if args.workers is not None else os.cpu_count() or 1
+    cpus = os.cpu_count() or 1
+    workers = args.workers if args.workers is not None else cpus
     if workers < 0:
         raise UsageError("--workers", f"must not be negative, got {workers}")
+    if workers > 4 * cpus:  # 500 processes on 2 CPUs started for minutes, silently
+        raise UsageError("--workers", f"at most {4 * cpus} on this machine's {cpus} CPUs, got "
+                         f"{workers} (each is a process; --scheduler runs on a cluster)")
     if args.scheduler and args.workers is not None:
         raise UsageError("--workers", "give --workers or --scheduler, not both")
     _check_connect_timeout(args)
@@ -950,6 +954,10 @@ def cmd_sweep(args) -> int:
             with bar:
                 summary = sweep.run_sweep(plan, out, None, progress)
         else:
+            if not args.scheduler:  # its processes take seconds each to start
+                from gtmsim.simulate import notice
+
+                notice(f"starting {where}")
             with sweep.connect(args.scheduler, workers, args.connect_timeout) as client:
                 with bar:
                     summary = sweep.run_sweep(plan, out, client, progress,
@@ -958,11 +966,12 @@ def cmd_sweep(args) -> int:
         stop = _interruption(exc)
         if stop is None:
             raise
+        word = "interrupted" if isinstance(stop, KeyboardInterrupt) else "terminated"
         if not out.exists():
-            print("gtmsim: interrupted; nothing was written", file=sys.stderr, flush=True)
+            print(f"gtmsim: {word}; nothing was written", file=sys.stderr, flush=True)
         else:
             written = len(list((out / sweep.POINTS_DIR).glob("point-*.parquet")))
-            print(f"gtmsim: interrupted; {written} of {len(plan.points)} points are in {out}; "
+            print(f"gtmsim: {word}; {written} of {len(plan.points)} points are in {out}; "
                   "run the same command to resume", file=sys.stderr, flush=True)
         return _exit_code(stop)
     from gtmsim.report.sweep import leaders_text, sweep_figures, sweep_report, sweep_summary

@@ -583,7 +583,12 @@ def _quiet_dask() -> Iterator[None]:
         lg.setLevel(logging.CRITICAL)
     try:
         yield
-    finally:
+    except BaseException:
+        # stopped (Ctrl-C while the cluster starts, a lost scheduler): the process is on its
+        # way out, and the cluster's orphaned tasks are collected after this block, each
+        # logging its closed stream; they stay quiet
+        raise
+    else:
         for lg, level in zip(loggers, levels, strict=True):
             lg.setLevel(level)
 

@@ -80,6 +80,9 @@ BAD_FLAGS = {
                       ["run", "--out", "full", *SHORT], "--out: full exists and is not empty"),
     "no command": (lambda d: [], "choose a command"),
     "empty --out": (lambda d: ["run", "--out", "", *SHORT], "--out: must not be empty"),
+    # 500 worker processes on 2 CPUs started for minutes, saying nothing
+    "sweep workers beyond the CPUs": (lambda d: ["sweep", "--grid", "g.toml", "--workers",
+                                                 "100000"], "--workers: at most"),
     # as root os.access says /proc is writable; the folder could not be made (a traceback)
     "optimize out in /proc": (lambda d: ["optimize", "--trials", "2", "--out",
                                          "/proc/gtmsim-test/study"], "--out: cannot"),
