@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import math
 import os
+from pathlib import Path
 
 import pytest
 import tomli_w
@@ -285,6 +286,24 @@ def test_every_key_of_the_default_is_known_and_round_trips(tmp_path):
     f.write_text(config_toml(config))
     again = load_config(f)
     assert again == config
+
+
+def test_a_written_config_with_a_relative_profile_file_loads_from_elsewhere(tmp_path,
+                                                                            monkeypatch):
+    """`run --profile prof/ok.toml` wrote profile = "prof/ok.toml" into the run's
+    config.toml, which then looked for run/prof/ok.toml and failed: the path is absolute."""
+    from gtmsim.cli import config_toml
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "prof").mkdir()
+    (tmp_path / "prof" / "ok.toml").write_text("[people.latency]\nsigma = 1.5\n")
+    config = load_config(None, "prof/ok.toml")
+    (tmp_path / "run").mkdir()
+    f = tmp_path / "run" / "config.toml"
+    f.write_text(config_toml(config))
+    again = load_config(f)
+    assert again.people.latency.sigma == 1.5
+    assert Path(again.profile) == tmp_path / "prof" / "ok.toml"
 
 
 @pytest.mark.parametrize("written_under, own", [

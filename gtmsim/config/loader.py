@@ -264,6 +264,11 @@ def to_table(config: Config) -> dict:
     with another --profile gives that profile's people, as for the config it was made from,
     and not this profile's values under the other profile's name."""
     data = config.model_dump(mode="json", by_alias=True, exclude_none=True)
+    prof = data["profile"]
+    if prof.endswith(".toml") and not Path(prof).is_absolute():
+        # a profile file named from here: the table is read from elsewhere (a run's folder),
+        # where a relative path would name another file
+        data["profile"] = str(Path(prof).resolve())
     given = validate({**data, "people": profile_table(data["profile"], data)},
                      check_budget=False).model_dump(mode="json", by_alias=True,
                                                     exclude_none=True)["people"]
