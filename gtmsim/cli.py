@@ -23,7 +23,7 @@ import sys
 import tempfile
 import textwrap
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import InvalidStateError
 from datetime import datetime
 from pathlib import Path
@@ -401,6 +401,9 @@ def _signals() -> Iterator[None]:
     def handler(signum, frame):
         if os.getpid() != main_pid:
             os._exit(128 + signum)
+        if _DEFERRED is not None:  # a set of files is being put in place: after it
+            _DEFERRED.append(signum)
+            return
         threading.excepthook = _quiet_broken_pool
         for child in multiprocessing.active_children():
             with contextlib.suppress(Exception):
@@ -416,7 +419,9 @@ def _signals() -> Iterator[None]:
         raised where Python code runs next."""
         if isinstance(u.exc_value, KeyboardInterrupt | _Terminated):
             again = signal.SIGINT if isinstance(u.exc_value, KeyboardInterrupt) else signal.SIGTERM
-            _thread.interrupt_main(again)
+            # from another thread, a moment later: delivered now, the handler would run in
+            # this hook, and its exception would be swallowed here in turn
+            threading.Timer(0.05, _thread.interrupt_main, (again,)).start()
             return
         previous(u)
 
@@ -428,6 +433,24 @@ def _signals() -> Iterator[None]:
         sys.unraisablehook = old_hook
         for s, h in old.items():
             signal.signal(s, h)
+
+
+# signals that arrived while a set of output files was put in place (None: not deferring)
+_DEFERRED: list[int] | None = None
+
+
+@contextlib.contextmanager
+def _signals_deferred() -> Iterator[None]:
+    """Ctrl-C and SIGTERM wait until the block ends (a few renames), then stop as usual: a
+    set of files is replaced whole or not at all."""
+    global _DEFERRED
+    _DEFERRED = []
+    try:
+        yield
+    finally:
+        pending, _DEFERRED = _DEFERRED, None
+        if pending:
+            os.kill(os.getpid(), pending[0])
 
 
 # --------------------------------------------------------------------------- writing outputs
@@ -776,6 +799,27 @@ def cmd_eventlog(args) -> int:
     return 0
 
 
+def _write_set(folder: Path, files: dict[str, Callable[[Path], None]], stale: str) -> None:
+    """Write `files` (name -> writer) into `folder` as one set: each into a staging folder
+    first (a full disk stops the set before any file is replaced), then all renamed into
+    place with Ctrl-C and SIGTERM held back for those renames, and the folder's files
+    matching `stale` that the set does not hold removed (a rerun's set never mixes with the
+    last one's)."""
+    stage = Path(tempfile.mkdtemp(prefix=".outputs.", suffix=".partial", dir=folder))
+    try:
+        for name, write in files.items():
+            write(stage / name)
+            os.chmod(stage / name, 0o666 & ~_umask())
+        with _signals_deferred():
+            for name in files:
+                os.replace(stage / name, folder / name)
+            for old in folder.glob(stale):
+                if old.name not in files:
+                    old.unlink()
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+
+
 def _write_file(path: Path, write) -> None:
     """Write one output file atomically (a temporary file renamed into place)."""
     with staged(path, is_dir=False) as tmp:
@@ -897,22 +941,20 @@ def _write_optimize(args, config, settings, out: Path, result, best, cmp) -> Non
     figures = optimize_figures(_jsonable(report), result, best, cmp, settings.objectives)
     page = optimize_report(_jsonable(report), result, best, cmp, settings.objectives,
                            config.name, figures)
+    files = {"trials.parquet": lambda p: result.trials_frame().write_parquet(p),
+             "candidates.parquet": lambda p: _candidates_frame(result).write_parquet(p)}
+    designs = {"best": best.design}
+    if cmp is not None:
+        designs = {"robust": cmp.robust_best.design, "ideal_tuned": cmp.ideal_tuned.design}
+    for name, design in designs.items():
+        text = config_toml(apply_design(config, design))
+        files[f"design_{name}.toml"] = lambda p, t=text: p.write_text(t, encoding="utf-8")
+    files["comparison.json"] = lambda p: p.write_text(
+        json.dumps(_jsonable(report), indent=2, allow_nan=False) + "\n", encoding="utf-8")
+    files["comparison.txt"] = lambda p: p.write_text(_report_text(report), encoding="utf-8")
+    files["report.html"] = lambda p: p.write_text(page, encoding="utf-8")
     try:
-        _write_file(out / "trials.parquet", lambda p: result.trials_frame().write_parquet(p))
-        _write_file(out / "candidates.parquet",
-                    lambda p: _candidates_frame(result).write_parquet(p))
-        designs = {"best": best.design}
-        if cmp is not None:
-            designs = {"robust": cmp.robust_best.design, "ideal_tuned": cmp.ideal_tuned.design}
-        for name, design in designs.items():
-            text = config_toml(apply_design(config, design))
-            _write_file(out / f"design_{name}.toml",
-                        lambda p, t=text: p.write_text(t, encoding="utf-8"))
-        _write_file(out / "comparison.json", lambda p: p.write_text(
-            json.dumps(_jsonable(report), indent=2, allow_nan=False) + "\n", encoding="utf-8"))
-        _write_file(out / "comparison.txt", lambda p: p.write_text(
-            _report_text(report), encoding="utf-8"))
-        _write_file(out / "report.html", lambda p: p.write_text(page, encoding="utf-8"))
+        _write_set(out, files, stale="design_*.toml")
         if args.png:
             _write_png_folder(figures, out / "figures")
     except OSError as exc:

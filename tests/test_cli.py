@@ -415,3 +415,62 @@ def test_default_folders_keep_every_part_of_their_name():
     assert _slug("optimize", "b2b_saas", "realistic", "cvar10") == (
         "optimize-b2b-saas-realistic-cvar10")  # short names as before: studies still resume
     assert _slug("") == "run" and _slug("x" * 90) == "x" * 40
+
+
+def test_a_set_of_outputs_is_replaced_whole_or_not_at_all(tmp_path):
+    """optimize renamed its files into place one by one: a SIGTERM between two left this
+    run's trials beside the last run's comparison, and a full disk left half a set. The set
+    is staged first, a failed write replaces nothing, and a stale design file goes."""
+    from gtmsim.cli import _write_set
+
+    for name in ("trials.parquet", "comparison.json", "design_robust.toml"):
+        (tmp_path / name).write_text("old")
+
+    def full_disk(path):
+        raise OSError(28, "No space left on device")
+
+    files = {"trials.parquet": lambda p: p.write_text("new"), "comparison.json": full_disk}
+    with pytest.raises(OSError):
+        _write_set(tmp_path, files, stale="design_*.toml")
+    assert {p.name: p.read_text() for p in tmp_path.iterdir()} == {
+        "trials.parquet": "old", "comparison.json": "old", "design_robust.toml": "old"}
+    files = {"trials.parquet": lambda p: p.write_text("new"),
+             "comparison.json": lambda p: p.write_text("new"),
+             "design_best.toml": lambda p: p.write_text("new")}
+    _write_set(tmp_path, files, stale="design_*.toml")
+    assert {p.name: p.read_text() for p in tmp_path.iterdir()} == {
+        "trials.parquet": "new", "comparison.json": "new", "design_best.toml": "new"}
+
+
+def test_a_signal_while_a_set_is_put_in_place_stops_after_it():
+    """SIGTERM during the renames of a set waits for the last one, then stops as usual."""
+    import signal as sig
+
+    from gtmsim.cli import _signals, _signals_deferred, _Terminated
+
+    after = []
+    with pytest.raises(_Terminated), _signals():
+        with _signals_deferred():
+            os.kill(os.getpid(), sig.SIGTERM)
+            time.sleep(0.05)
+            after.append("the rest of the set")
+        time.sleep(1)
+    assert after == ["the rest of the set"]
+
+
+def test_a_signal_swallowed_by_a_c_callback_is_delivered_again_outside_it():
+    """A SIGTERM raised inside numba's compiler callbacks is swallowed there; the hook sent it
+    again at once, so the handler ran inside the hook and its exception was swallowed in turn
+    ('Exception ignored in sys.unraisablehook', and the run went on to exit 0). The hook
+    returns, and the signal arrives a moment later."""
+    import sys
+    from types import SimpleNamespace
+
+    from gtmsim.cli import _signals, _Terminated
+
+    with pytest.raises(_Terminated), _signals():
+        sys.unraisablehook(SimpleNamespace(exc_type=_Terminated, exc_value=_Terminated(),
+                                           exc_traceback=None, err_msg=None, object=None))
+        returned = True
+        time.sleep(2)
+    assert returned
