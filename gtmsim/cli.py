@@ -603,8 +603,20 @@ def _load(args):
     return config, spec
 
 
-def _progress_bar(total: int, label: str):
+def _console(**kwargs):
+    """A rich console whose broken pipe (`gtmsim run | head`) is a BrokenPipeError for
+    `main` to end quietly with status 0; rich's own answer is SystemExit(1)."""
     from rich.console import Console
+
+    class _Console(Console):
+        def on_broken_pipe(self) -> None:
+            self.quiet = True
+            raise BrokenPipeError
+
+    return _Console(**kwargs)
+
+
+def _progress_bar(total: int, label: str, unit: str = "replications"):
     from rich.markup import escape
     from rich.progress import (
         BarColumn,
@@ -615,9 +627,9 @@ def _progress_bar(total: int, label: str):
         TimeRemainingColumn,
     )
 
-    console = Console(stderr=True)
+    console = _console(stderr=True)
     bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(bar_width=20),
-                   MofNCompleteColumn(), TextColumn("replications"), TimeElapsedColumn(),
+                   MofNCompleteColumn(), TextColumn(unit), TimeElapsedColumn(),
                    TextColumn("eta"), TimeRemainingColumn(), console=console, transient=False,
                    disable=not console.is_terminal)
     # the counts and times take ~50 columns, the bar 20: a long label would squeeze them out
@@ -862,7 +874,8 @@ def cmd_optimize(args) -> int:
         raise UsageError("--out", f"cannot create {out}: {exc.strerror or exc}") from None
     # the short search under `ideal` for the baseline comes first, on the same bar
     total = args.trials * (2 if args.compare_ideal else 1) + settings.ideal_trials
-    bar, progress = _progress_bar(total, f"optimise {config.name[:30]} ({config.profile})")
+    bar, progress = _progress_bar(total, f"optimise {config.name[:30]} ({config.profile})",
+                                  "trials")
     try:
         result, best, cmp = _optimize(args, config, settings, out, bar, progress)
     except GtmsimError:
@@ -1035,7 +1048,6 @@ def cmd_sweep(args) -> int:
 
 
 def cmd_compare(args) -> int:
-    from rich.console import Console
 
     from gtmsim.optimize.designs import compare_designs, design_labels, load_designs
     from gtmsim.report.compare import (
@@ -1094,9 +1106,9 @@ def cmd_compare(args) -> int:
                 _write_pngs(figures, tmp / "figures")
     except OSError as exc:
         raise UsageError("--out", f"cannot write {out}: {exc.strerror or exc}") from None
-    console = Console()
+    console = _console()
     if not console.is_terminal:  # piped or captured: do not squeeze the tables into 80
-        console = Console(width=160)
+        console = _console(width=160)
     for table in comparison_tables(doc):
         console.print(table)
     console.print(f"Results in [bold]{out}[/bold]")
@@ -1311,10 +1323,9 @@ def _crossing(source, handoff, closers: list[str], mean) -> str:
 def print_summary(config, summary, meta: dict, out: Path, console=None, costs=None) -> None:
     """The run's story in tables: the system, each team's KPI beside it, trust, and (given
     `costs`) the bookings each human mechanism costs."""
-    from rich.console import Console
     from rich.table import Table
 
-    console = console or Console()
+    console = console or _console()
     rows = {r["outcome"]: r for r in summary.to_dicts()}
 
     def mean(key: str) -> float | None:
@@ -1407,7 +1418,9 @@ def main(argv: list[str] | None = None) -> int:
     _WRITTEN.clear()
     try:
         with _signals():
-            return args.handler(args)
+            code = args.handler(args)
+            _flush_stdout()
+            return code
     except ConfigError as exc:
         _fail(f"{exc.path}: {exc.message}" if exc.path else exc.message)
     except UsageError as exc:
@@ -1419,15 +1432,36 @@ def main(argv: list[str] | None = None) -> int:
         _fail(str(exc))
     except (KeyboardInterrupt, _Terminated) as stop:
         return _stopped(args, stop)
-    except BrokenPipeError:  # e.g. `gtmsim run | head`
-        with contextlib.suppress(OSError):
-            sys.stdout = open(os.devnull, "w")  # noqa: SIM115
+    except BrokenPipeError:  # e.g. `gtmsim run | head`: the reader has gone
+        _stdout_to_devnull()
         return 0
+    except OSError as exc:
+        if exc.errno not in _FULL:
+            raise
+        _stdout_to_devnull()
+        print(f"gtmsim: error: cannot write: {exc.strerror}", file=sys.stderr, flush=True)
+        return EXIT_FAILED
     except Exception as exc:
         stop = _interruption(exc)  # a signal that landed in a library's clean-up
         if stop is None:
             raise
         return _stopped(args, stop)
+
+
+def _flush_stdout() -> None:
+    """Flush what the command printed while an error can still be one line (at exit it is a
+    traceback)."""
+    sys.stdout.flush()
+
+
+def _stdout_to_devnull() -> None:
+    """What is still buffered for stdout goes nowhere at exit (not into a second error)."""
+    with contextlib.suppress(OSError, ValueError):
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
+# a device that takes no more (`gtmsim validate > /dev/full`): one line, not a traceback
+_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EIO)
 
 
 # what an interrupted command leaves (run, compare and eventlog write nothing until done)

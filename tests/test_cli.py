@@ -474,3 +474,22 @@ def test_a_signal_swallowed_by_a_c_callback_is_delivered_again_outside_it():
         returned = True
         time.sleep(2)
     assert returned
+
+
+def test_a_reader_that_goes_or_a_full_device_ends_in_one_line(tmp_path):
+    """`gtmsim run | head -1` ended with status 1 (rich's own answer to a broken pipe), and
+    `gtmsim validate > /dev/full` with an OSError traceback."""
+    cmd = [sys.executable, "-m", "gtmsim", "run", *SHORT, "--replications", "2",
+           "--no-mechanism-costs", "--out", str(tmp_path / "out")]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tmp_path)
+    proc.stdout.readline()
+    proc.stdout.close()  # the reader goes after one line
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 0 and "Traceback" not in err
+    if Path("/dev/full").exists():
+        with open("/dev/full", "w") as full:
+            r = subprocess.run([sys.executable, "-m", "gtmsim", "validate",
+                                str(_repo() / "configs" / "b2b_saas.toml")], stdout=full,
+                               stderr=subprocess.PIPE, text=True, timeout=60)
+        assert r.returncode == 1
+        assert r.stderr.strip() == "gtmsim: error: cannot write: No space left on device"
