@@ -40,6 +40,7 @@ def gtmsim(*args: str, cwd: Path | None = None, timeout: float = 300):
     (["--objective", "cost"], "--objective"),  # alone the cheapest design would win
     (["--objective", "mean,regret"], "--objective"),  # regret is the mean in the search
     (["--outcome", "leaked"], "--outcome"),  # less is better: it would maximise harm
+    (["--seed", str(2**64)], "--seed"),  # config.toml keeps it: TOML's integers are 64-bit
 ])
 def test_bad_input_is_one_line_and_exit_2(tmp_path, args, key):
     out = tmp_path / "new" / "o"
@@ -49,6 +50,21 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, args, key):
     assert len(lines) == 1 and key in lines[0], r.stderr
     assert "Traceback" not in r.stderr
     assert not (tmp_path / "new").exists()  # refused before any trial: no folder left
+
+
+@pytest.mark.parametrize("objectives", [["mean"], ["mean", "cost"]])
+def test_a_seed_beyond_32_bits_seeds_the_sampler(objectives):
+    """`--seed 4294967296` crashed the search with NumPy's 'Seed must be between 0 and
+    2**32 - 1' (optuna's samplers seed its legacy generator); a large seed is folded."""
+    from gtmsim.optimize.search import _sampler
+
+    def designs(seed):
+        study = optuna.create_study(directions=["maximize"] * len(objectives),
+                                    sampler=_sampler(objectives, seed, False))
+        study.optimize(lambda t: [t.suggest_float("x", 0, 1)] * len(objectives), n_trials=3)
+        return [t.params["x"] for t in study.trials]
+
+    assert designs(2**40) == designs(2**40) != designs(2**40 + 1)
 
 
 def test_a_folder_that_holds_no_study_is_refused(tmp_path):

@@ -159,7 +159,7 @@ class Run(Strict):
     warmup_days: Annotated[float, Field(ge=0.0, le=3660.0)] = 28.0
     horizon_days: Annotated[float, Field(gt=0.0, le=3660.0)] = 182.0
     replications: Annotated[int, Field(ge=1, le=1_000_000)] = 100
-    seed: Annotated[int, Field(ge=0)] = 20261130
+    seed: Annotated[int, Field(ge=0, le=2**63 - 1)] = 20261130  # TOML's integers are 64-bit
 
 
 class Calendar(Strict):

@@ -317,6 +317,8 @@ def prepare(config: Config, settings: Settings, out_dir: Path | None = None,
 
 def _sampler(objectives: list[str], seed: int, constant_liar: bool
              ) -> optuna.samplers.BaseSampler:
+    if seed >= 2**32:  # the samplers seed NumPy's legacy generator, 32 bits
+        seed = int(np.random.SeedSequence(seed).generate_state(1)[0])
     if len(objectives) > 1:
         return optuna.samplers.NSGAIISampler(seed=seed)
     return optuna.samplers.TPESampler(seed=seed, multivariate=True, n_startup_trials=10,
