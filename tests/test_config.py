@@ -242,6 +242,17 @@ def test_malformed_toml_names_file_and_line(tmp_path):
     assert "not valid TOML" in info.value.message
 
 
+def test_an_empty_profile_file_is_refused(tmp_path):
+    """An empty profile file ran as every mechanism on at its defaults, silently."""
+    (tmp_path / "empty.toml").write_text("# nothing yet\n")
+    with pytest.raises(ConfigError, match="sets nothing"):
+        load_config(None, str(tmp_path / "empty.toml"))
+    (tmp_path / "other.toml").write_text("[other]\nx = 1\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(None, str(tmp_path / "other.toml"))
+    assert info.value.path == f"{tmp_path / 'other.toml'}: other"  # not people.other
+
+
 def test_a_profile_file_names_its_own_bad_key(tmp_path):
     (tmp_path / "mine.toml").write_text("[people.latncy]\nenabled = false\n")
     with pytest.raises(ConfigError) as info:

@@ -76,7 +76,10 @@ def profile_table(name: str, raw: dict) -> dict:
     elif name.endswith(".toml"):
         data = read_toml(name)
         table = data.get("people", data)
-        where = f"{name}: people"
+        where = f"{name}: people" if "people" in data else f"{name}:"
+        if not table:  # nothing in it: every mechanism on at its defaults, silently
+            raise ConfigError(name, "the profile file sets nothing; give it a [people] table "
+                              "of mechanisms (docs/model.md lists them)")
     else:
         known = sorted(set(BUILTIN_PROFILES) | set(own if isinstance(own, dict) else ()))
         raise ConfigError("profile", f"unknown profile {name!r}{_did_you_mean(name, known)}; "
@@ -85,7 +88,8 @@ def profile_table(name: str, raw: dict) -> dict:
         raise ConfigError(where, f"expected a table of mechanisms, got {_show(table)}")
     for key in table:  # named here: once merged, a bad key would read as people.<key>
         if key not in MECHANISMS:
-            raise ConfigError(f"{where}.{key}", "unknown mechanism"
+            raise ConfigError(f"{where} {key}" if where.endswith(":") else f"{where}.{key}",
+                              "unknown mechanism"
                               f"{_did_you_mean(key, MECHANISMS)}; a profile is a table of "
                               f"mechanisms: {', '.join(MECHANISMS)}")
     return copy.deepcopy(table)
