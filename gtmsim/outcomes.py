@@ -14,6 +14,7 @@ from collections.abc import Collection, Mapping
 import numpy as np
 import polars as pl
 
+from gtmsim.calendar import working_hours_between
 from gtmsim.errors import GtmsimError
 from gtmsim.spec import QUARTER, ModelSpec
 
@@ -174,12 +175,21 @@ def weekly_rows(t: Tally, spec: ModelSpec, replication: int) -> dict[str, np.nda
         "week": np.arange(w, dtype=np.int64),
         "bookings": t.bookings_w.copy(),
     }
+    # one person's working hours in each week: a team's staffed hours over them are the
+    # people on its staff that week (vacancies after a quit show as dips)
+    start = spec.warmup + 168.0 * np.arange(w)
+    person = np.array([working_hours_between(a, a + h, spec.work_days, spec.day_start,
+                                             spec.day_end) for a, h in zip(start, week_hours,
+                                                                            strict=True)])
     for k, team in enumerate(spec.team_names):
         cols[f"wip_{team}"] = t.wip_w[k] / week_hours
         with np.errstate(invalid="ignore", divide="ignore"):
             cols[f"util_{team}"] = np.where(t.available_w[k] > 0,
                                             t.busy_w[k] / np.maximum(t.available_w[k], 1e-12),
                                             np.nan)
+            cols[f"staffed_{team}"] = np.where(person > 0,
+                                               t.available_w[k] / np.maximum(person, 1e-12),
+                                               np.nan)
     for e, edge in enumerate(spec.edge_names):
         cols[f"trust_{edge}"] = t.trust_w[e].copy()
     return cols

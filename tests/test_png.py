@@ -58,8 +58,9 @@ def test_run_png_writes_every_report_figure(tmp_path):
     assert res.returncode == 0, res.stderr
     pngs = sorted(p.name for p in (out / "figures").iterdir())
     assert pngs == sorted(f"{name}.png" for name in (
-        "flow", "distributions", "kpis", "mechanism_costs", "trust", "wip", "utilisation"))
-    assert (out / "report.html").read_text(encoding="utf-8").count("Plotly.newPlot") == 7
+        "flow", "distributions", "kpis", "mechanism_costs", "trust", "wip", "utilisation",
+        "staffed"))
+    assert (out / "report.html").read_text(encoding="utf-8").count("Plotly.newPlot") == 8
     for name in pngs:
         width, height = _png_size(out / "figures" / name)
         assert width == export.PNG_WIDTH * export.PNG_SCALE and height > 300, name

@@ -36,7 +36,7 @@ def test_report_is_self_contained_and_small(run_folder):
     assert not re.search(r"<script[^>]*\ssrc=", page)
     assert not re.search(r"<link[^>]*href=[\"']https?://", page)
     # flow, distributions, KPIs, mechanism costs, trust, WIP, utilisation
-    assert page.count("Plotly.newPlot") == 7
+    assert page.count("Plotly.newPlot") == 8
     for title in ("Where leads end up", "KPI against its target", "Trust per handoff",
                   "Bookings lost to each mechanism"):
         assert title in page
@@ -105,7 +105,7 @@ def test_mechanism_costs_skipped_with_a_note(tmp_path, args):
     if "ideal" in args:
         assert "no human mechanism is enabled" in res.stderr
     page = (out / "report.html").read_text(encoding="utf-8")
-    assert page.count("Plotly.newPlot") == 6
+    assert page.count("Plotly.newPlot") == 7
     assert "class='note'" in page and "Bookings lost to each mechanism" not in page
     assert _embedded_costs(page) is None
     assert json.loads((out / "summary.json").read_text())["mechanism_costs"] is None

@@ -290,6 +290,8 @@ def run_figures(replications: pl.DataFrame, weekly: pl.DataFrame, summary: pl.Da
     figures["wip"] = _weekly(weekly, "wip_", "Leads in each team over time (mean)")
     figures["utilisation"] = _weekly(weekly, "util_", "Utilisation per team over time (mean)",
                                      percent=True)
+    figures["staffed"] = _weekly(weekly, "staffed_", "People on each team's staff over time "
+                                 "(mean; vacancies after quits show as dips)")
     return figures
 
 
