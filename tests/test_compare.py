@@ -313,3 +313,23 @@ def test_a_value_a_design_fixes_is_its_own_in_every_scenario(tmp_path):
     assert (fixed == 0.06).all() and drawn.n_unique() == 3
     assert (rows.filter(pl.col("design") == "forget")["leaked_forgotten"].mean()
             > rows.filter(pl.col("design") == "base")["leaked_forgotten"].mean())
+
+
+def test_the_verdict_says_when_a_teams_kpi_and_the_outcome_disagree(tmp_path):
+    """What gtmsim is for: a lower MQL bar lifts Marketing's KPI (MQLs) far past its target
+    while bookings fall (the SDRs drown in junk). The verdict said only that bookings fell;
+    it names the team whose KPI moved the other way, both beyond noise (paired by
+    scenario). A design that changes nothing adds no such clause."""
+    from gtmsim.optimize.designs import compare_designs
+
+    window = {"run.horizon_days": 182, "run.warmup_days": 182}  # the pipeline full
+    a = _config(tmp_path, "base.toml", **window)
+    low = _config(tmp_path, "low_bar.toml", **window, **{
+        "stages.mql_review.threshold": 0.1, "stages.mql_review.reject_below": 0.0})
+    cmp = compare_designs([a, low, a], profiles=["ideal"], scenarios=6, replications=4,
+                          engine="numba")
+    verdict = cmp.verdict("ideal")
+    low_part, same_part = verdict.split("; ")
+    assert low_part.startswith("Under ideal (6 scenarios): low_bar trails base")
+    assert "yet marketing's KPI attainment rose" in low_part
+    assert "yet" not in same_part

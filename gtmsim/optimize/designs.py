@@ -29,6 +29,7 @@ from gtmsim.optimize.compare import (
     outcome_interval,
     paired_difference,
     standing,
+    t_interval,
 )
 from gtmsim.optimize.evaluate import evaluate, per_scenario
 from gtmsim.optimize.levers import annual_cost, current_design
@@ -148,12 +149,35 @@ class DesignComparison:
                     if np.isfinite(c["ci_low"]) else "")
             parts.append(f"{design} {word}: mean {self.outcome} {_signed(m['diff'])}{rel} "
                          f"(95% CI {_signed(m['ci_low'])} to {_signed(m['ci_high'])}), "
-                         f"worst-10% {_signed(c['diff'])}{tail}")
+                         f"worst-10% {_signed(c['diff'])}{tail}"
+                         + self._kpi_disagreement(design, profile, m))
         k = len(self.scenarios[profile])
         note = "" if k >= TAIL_MIN_SCENARIOS else (
             f" (no interval for the worst 10% under {TAIL_MIN_SCENARIOS} scenarios: it is "
             "then the single worst one)")
         return f"Under {profile} ({k} scenarios): " + "; ".join(parts) + "." + note
+
+    def _kpi_disagreement(self, design: str, profile: str, m: dict) -> str:
+        """', yet <team>'s KPI attainment rose 103% -> 183%' for each team whose KPI moved
+        against the outcome, both beyond noise (paired by scenario, 95%): where a function's
+        KPI and the system's outcome disagree."""
+        if not (m["ci_high"] < 0 or m["ci_low"] > 0):
+            return ""
+        rows = self.rows.filter(pl.col("profile") == profile)
+        out = []
+        for col in sorted(c for c in rows.columns if c.startswith("kpi_attainment_")):
+            a, b = (rows.filter(pl.col("design") == d).group_by("scenario")
+                    .agg(pl.col(col).fill_nan(None).mean()).sort("scenario")[col]
+                    .to_numpy().astype(float) for d in (self.baseline, design))
+            if len(a) != len(b) or not (np.isfinite(a).all() and np.isfinite(b).all()):
+                continue
+            lo, hi = t_interval(b - a)
+            if (lo > 0 and m["ci_high"] < 0) or (hi < 0 and m["ci_low"] > 0):
+                team = col.removeprefix("kpi_attainment_")
+                way = "rose" if lo > 0 else "fell"
+                out.append(f", yet {team}'s KPI attainment {way} {a.mean():.0%} -> "
+                           f"{b.mean():.0%}")
+        return "".join(out)
 
     def summary(self) -> dict[str, Any]:
         """Every number of the comparison as plain JSON-able data (NaN becomes None)."""
