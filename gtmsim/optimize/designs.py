@@ -122,10 +122,11 @@ class DesignComparison:
     def _describe(self, design: str, profile: str) -> dict[str, Any]:
         x = self.values(design, profile)
         row: dict[str, Any] = {"design": design, "profile": profile}
+        shares = self._shares()
         for name, fn in STATS.items():
             row[name] = float(fn(x))
             row[f"{name}_ci_low"], row[f"{name}_ci_high"] = outcome_interval(
-                self.outcome, name, x, self._shares())
+                self.outcome, name, x, shares)
         df = self.rows.filter((pl.col("design") == design) & (pl.col("profile") == profile))
         for col in df.columns:
             if col.startswith(("kpi_attainment_", "leaked")) or col in ("won", "win_rate"):
