@@ -82,8 +82,8 @@ def test_numba_per_replication_single_thread(benchmark, spec):
 
 def test_speedup_vs_simpy(benchmark, spec):
     """Time per replication on each engine, one thread each, in rounds that take turns: SimPy
-    runs three replications (three new ones each round), then numba runs replications 0..49
-    of the same seed, batch after batch, for as long as SimPy took. Each engine's time per
+    runs one replication (a new one each round), then numba runs replications 0..49 of the
+    same seed, batch after batch, for as much CPU time as SimPy took. Each engine's time per
     replication is its time per model event times the mean events of a replication, so that
     the ratio compares the same work (replications differ: in 30 SimPy replications of seed
     1, 87 k to 107 k events; two of the first three are among the lightest), and the two
@@ -119,7 +119,7 @@ def test_speedup_vs_simpy(benchmark, spec):
     simpy_per_rep = simpy_ev.sum() / (rounds * k)
     numba_per_rep = numba_ev[0] / batches[0] / n  # every batch is the same 50 replications
     # one model, one unit: the engines' events per replication agree (SimPy's mean over 15
-    # replications has a standard error of ~1.3 k, ~1.4%; 6% is over four of them)
+    # replications has a standard error of ~1.2 k, ~1.3%; 6% is over four of them)
     assert abs(simpy_per_rep / numba_per_rep - 1) < 0.06, (simpy_per_rep, numba_per_rep)
     work = numba_per_rep  # events of the replication both are timed on
     simpy_rep = simpy_t / simpy_ev * work
