@@ -185,6 +185,10 @@ BAD = {
                                                            **{"run.horizon_days": 60})],
                        "w.toml: run.horizon_days: is 60 where the baseline's is 30; designs "
                        "are compared over one window: add --set run.horizon_days=30"),
+    # which of the files is wrong (the message named only the key)
+    "bad design": (lambda d, a: ["compare", a, _config(d, "low.toml", **{
+        "stages.mql_review.threshold": 0.05})],
+                   "low.toml: stages.mql_review: reject_below (0.08) must not exceed"),
     "out not empty": (lambda d, a: (d / "full").mkdir() or (d / "full" / "x").write_text("x")
                       and ["compare", a, a, "--out", "full"], "--out: full exists and is not"),
 }

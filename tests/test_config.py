@@ -5,7 +5,6 @@ from __future__ import annotations
 import copy
 import math
 import os
-from pathlib import Path
 
 import pytest
 import tomli_w
@@ -264,6 +263,9 @@ def test_a_profile_file_names_its_own_bad_key(tmp_path):
 def test_missing_and_binary_files(tmp_path):
     with pytest.raises(ConfigError, match="no such config file"):
         load_config(tmp_path / "nope.toml")
+    # a missing profile file is called one (it was called a config file)
+    with pytest.raises(ConfigError, match="no such profile file"):
+        load_config(None, str(tmp_path / "nope.toml"))
     f = tmp_path / "bin.toml"
     f.write_bytes(b"\xff\xfe\x00")
     with pytest.raises(ConfigError, match="UTF-8"):
@@ -299,22 +301,42 @@ def test_every_key_of_the_default_is_known_and_round_trips(tmp_path):
     assert again == config
 
 
-def test_a_written_config_with_a_relative_profile_file_loads_from_elsewhere(tmp_path,
-                                                                            monkeypatch):
+def test_a_written_config_with_a_profile_file_is_self_contained(tmp_path, monkeypatch):
     """`run --profile prof/ok.toml` wrote profile = "prof/ok.toml" into the run's
-    config.toml, which then looked for run/prof/ok.toml and failed: the path is absolute."""
+    config.toml, which then looked for run/prof/ok.toml and failed; then the file's absolute
+    path, so a moved or edited file changed or broke the rerun. The file's table goes in."""
     from gtmsim.cli import config_toml
 
     monkeypatch.chdir(tmp_path)
     (tmp_path / "prof").mkdir()
-    (tmp_path / "prof" / "ok.toml").write_text("[people.latency]\nsigma = 1.5\n")
+    (tmp_path / "prof" / "ok.toml").write_text("[people.latency]\nsigma = 1.5\n"
+                                               "[people.turnover]\nenabled = false\n")
     config = load_config(None, "prof/ok.toml")
     (tmp_path / "run").mkdir()
     f = tmp_path / "run" / "config.toml"
     f.write_text(config_toml(config))
+    (tmp_path / "prof" / "ok.toml").unlink()
     again = load_config(f)
-    assert again.people.latency.sigma == 1.5
-    assert Path(again.profile) == tmp_path / "prof" / "ok.toml"
+    assert again.profile == "ok"
+    assert again.people == config.people
+    assert again.people.latency.sigma == 1.5 and not again.people.turnover.enabled
+    # written again, it stays the same (no second copy of the profile)
+    f.write_text(config_toml(again))
+    assert load_config(f) == again
+
+
+def test_naming_the_configs_own_profile_changes_nothing(tmp_path, default_copy):
+    """A config that switches forgetting off under its own profile (realistic) lost that
+    when `--profile realistic` was named (compare always names one), and kept it under
+    `--profile stressed`: another profile decides which mechanisms are on, the config's own
+    does not override the config."""
+    default_copy.setdefault("people", {})["forgetting"] = {"enabled": False}
+    own = validate(resolve(default_copy))
+    assert not own.people.forgetting.enabled
+    assert validate(resolve(default_copy, "realistic")) == own
+    for other, on in (("stressed", True), ("ideal", False)):
+        people = validate(resolve(default_copy, other)).people
+        assert all(getattr(people, m).enabled is on for m in MECHANISMS), other
 
 
 @pytest.mark.parametrize("written_under, own", [

@@ -37,16 +37,17 @@ def _parse_toml(text: str, source: str) -> dict:
         raise ConfigError(where, f"not valid TOML: {what}{col}") from None
 
 
-def read_toml(path: str | Path | None) -> dict:
-    """The raw TOML of a config file, or of the embedded default when ``path`` is None."""
+def read_toml(path: str | Path | None, kind: str = "config") -> dict:
+    """The raw TOML of a config file (or a `kind` of file), or of the embedded default when
+    ``path`` is None."""
     if path is None:
         return _parse_toml(_package_text(DEFAULT_CONFIG), "the embedded default config")
     p = Path(path)
     if not p.is_file():
-        what = ("is a folder, not a config file" if p.is_dir() else
+        what = (f"is a folder, not a {kind} file" if p.is_dir() else
                 "is not a regular file" if p.exists() else
                 "a symbolic link that leads nowhere (or round in a loop)" if p.is_symlink()
-                else "no such config file")
+                else f"no such {kind} file")
         raise ConfigError(str(p), what)
     try:
         # utf-8-sig: an editor's byte-order mark is not TOML, and not the user's mistake
@@ -74,7 +75,7 @@ def profile_table(name: str, raw: dict) -> dict:
         table = _parse_toml(_package_text(f"profiles/{name}.toml"), f"profile {name}")["people"]
         where = f"profile {name}"
     elif name.endswith(".toml"):
-        data = read_toml(name)
+        data = read_toml(name, "profile")
         table = data.get("people", data)
         where = f"{name}: people" if "people" in data else f"{name}:"
         if not table:  # nothing in it: every mechanism on at its defaults, silently
@@ -192,7 +193,8 @@ def resolve(raw: dict, profile: str | None = None, overrides: list[str] = ()) ->
     for parts, value in parsed:
         _check_named(data, parts)
         set_path(data, parts, value)
-    name = profile if profile is not None else data.get("profile", "realistic")
+    own_name = data.get("profile", "realistic")
+    name = profile if profile is not None else own_name
     if not isinstance(name, str) or not name:
         raise ConfigError("profile", f"expected a profile name, got {_show(name)}")
     _check_own_profiles(data)
@@ -202,9 +204,10 @@ def resolve(raw: dict, profile: str | None = None, overrides: list[str] = ()) ->
     base = profile_table(name, data)
     data["profile"] = name
     data["people"] = deep_merge(base, people)
-    if profile is not None:
-        # An explicit profile wins over the config's own people table for `enabled` flags,
-        # so `--profile ideal` is ideal whatever the file says.
+    if profile is not None and profile != own_name:
+        # Another profile than the config's own decides which mechanisms are on, so
+        # `--profile ideal` is ideal whatever the file says; naming the config's own profile
+        # changes nothing (its `enabled` flags refine that profile).
         for mech, table in base.items():
             if isinstance(table, dict) and "enabled" in table:
                 mine = data["people"].get(mech)
@@ -263,16 +266,24 @@ def _check_lever_bounds(config: Config, data: dict) -> None:
 def to_table(config: Config) -> dict:
     """The config as a TOML table that loads back to the same config.
 
-    Its people values are kept only where they differ from what its profile gives (with the
-    schema's defaults): the rest come from the profile when the file is loaded, so loading it
-    with another --profile gives that profile's people, as for the config it was made from,
-    and not this profile's values under the other profile's name."""
+    A profile file's table is copied in under ``[profiles]``. Its people values are kept only
+    where they differ from what its profile gives (with the schema's defaults): the rest come
+    from the profile when the file is loaded, so loading it with another --profile gives that
+    profile's people, as for the config it was made from, and not this profile's values under
+    the other profile's name."""
     data = config.model_dump(mode="json", by_alias=True, exclude_none=True)
     prof = data["profile"]
-    if prof.endswith(".toml") and not Path(prof).is_absolute():
-        # a profile file named from here: the table is read from elsewhere (a run's folder),
-        # where a relative path would name another file
-        data["profile"] = str(Path(prof).resolve())
+    if prof.endswith(".toml"):
+        # a profile file goes in as one of the config's own profiles, so that the table
+        # reruns the same model wherever it is read and whatever becomes of the file
+        own = data.setdefault("profiles", {})
+        name = re.sub(r"[^A-Za-z0-9_-]+", "_", Path(prof).stem) or "file"
+        stem, k = name, 1
+        while name in BUILTIN_PROFILES or name in own:
+            k += 1
+            name = f"{stem}_{k}"
+        own[name] = profile_table(prof, data)
+        data["profile"] = name
     given = validate({**data, "people": profile_table(data["profile"], data)},
                      check_budget=False).model_dump(mode="json", by_alias=True,
                                                     exclude_none=True)["people"]

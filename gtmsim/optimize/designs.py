@@ -257,7 +257,7 @@ def load_designs(paths: Sequence[str | Path], profiles: Sequence[str],
     if not profiles:
         raise GtmsimError("--profile: give at least one profile")
     labels = design_labels(paths)
-    configs = {(label, prof): load_config(str(path), prof, list(overrides))
+    configs = {(label, prof): _load(path, prof, overrides)
                for label, path in zip(labels, paths, strict=True) for prof in profiles}
     base = configs[(labels[0], profiles[0])].run
     for label, path in zip(labels[1:], paths[1:], strict=True):
@@ -269,6 +269,16 @@ def load_designs(paths: Sequence[str | Path], profiles: Sequence[str],
                     f"designs are compared over one window: add --set run.{key}="
                     f"{getattr(base, key):g} (it applies to every design)"))
     return configs
+
+
+def _load(path: str | Path, profile: str, overrides: Sequence[str]) -> Config:
+    """One design under one profile; an error names the file (of several) it is in."""
+    try:
+        return load_config(str(path), profile, list(overrides))
+    except ConfigError as exc:
+        if exc.path.startswith(str(path)) or exc.path == "profile":  # --profile's own
+            raise
+        raise ConfigError(f"{path}: {exc.path}", exc.message) from None
 
 
 def setting_differences(base: Config, other: Config) -> list[dict[str, Any]]:
