@@ -287,17 +287,15 @@ def plan_sweep(config_path: str | None, profile: str | None, overrides: Sequence
         raise ConfigError("--profile", f"{grid.source} sweeps profiles; give --profile or the "
                           "grid's profiles, not both")
     base = load_config(config_path, profile, list(overrides))
+    bases = _profile_bases(config_path, overrides, grid, base)
     _check_axes(grid, base)
     reps = replications if replications is not None else base.run.replications
     root = seed if seed is not None else base.run.seed
     if reps < 1 or chunk < 1:
         raise ConfigError("--replications", "replications and chunk must be at least 1")
-    bases: dict[str, Config] = {base.profile: base}
     points = []
     for i, values in enumerate(grid.points()):
         prof = values.get("profile", base.profile)
-        if prof not in bases:
-            bases[prof] = load_config(config_path, prof, list(overrides))
         cfg = _apply(bases[prof], grid, values, f"{grid.source}: point {i}")
         digest = hashlib.sha256(cfg.model_dump_json(by_alias=True).encode()).hexdigest()[:16]
         s = root if grid.common_random_numbers else point_seed(root, i)
@@ -305,6 +303,25 @@ def plan_sweep(config_path: str | None, profile: str | None, overrides: Sequence
     columns = {a.name: _dtype([p.values[a.name] for p in points]) for a in grid.axes}
     columns.setdefault("profile", pl.Utf8)
     return Plan(grid, points, reps, root, engine, chunk, columns, base.name)
+
+
+def _profile_bases(config_path: str | None, overrides: Sequence[str], grid: Grid,
+                   base: Config) -> dict[str, Config]:
+    """The config under each of the grid's profiles, every one loaded before any point (a
+    Latin hypercube may sample only some): an error names the grid's profiles key."""
+    bases: dict[str, Config] = {base.profile: base}
+    for axis in grid.axes:
+        if axis.name != "profile":
+            continue
+        for prof in axis.values:
+            if prof in bases:
+                continue
+            try:
+                bases[prof] = load_config(config_path, prof, list(overrides))
+            except ConfigError as exc:  # the config loaded without it: the profile's fault
+                message = exc.message if exc.path == "profile" else str(exc)
+                raise ConfigError(f"{grid.source}: profiles", message) from None
+    return bases
 
 
 def _check_axes(grid: Grid, config: Config) -> None:

@@ -275,7 +275,16 @@ BAD_GRIDS = {
     "lhs without points": ("design = 'lhs'\n[levers]\nmql_threshold = { range = [0.1, 0.5] }\n",
                            "points: a Latin hypercube needs points = N"),
     "empty": ("", "the grid names no levers and no profiles"),
-    "bad profile": ("profiles = ['hopeful']\n", "profile: unknown profile 'hopeful'"),
+    # the grid file and its key are named, not a bare "profile:" as if from --profile
+    "bad profile": ("profiles = ['hopeful']\n", "grid.toml: profiles: unknown profile 'hopeful'"),
+    "misspelt profile": ("profiles = ['ideal', 'realstic']\n",
+                         "grid.toml: profiles: unknown profile 'realstic' (did you mean "
+                         "'realistic'?)"),
+    # the one point drawn is under 'ideal': the misspelt profile was never loaded, so never
+    # refused
+    "misspelt profile not drawn": ("design = 'lhs'\npoints = 1\nprofiles = ['ideal', "
+                                   "'realstic']\n", "grid.toml: profiles: unknown profile "
+                                   "'realstic'"),
     # refused from the axes' sizes, before 10^10 points are built
     "too many points": ("[levers]\nmql_threshold = { range = [0.1, 0.5], steps = 100000 }\n"
                         "\"run.seed\" = { range = [1, 200000], steps = 100000 }\n",
