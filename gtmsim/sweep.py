@@ -152,6 +152,14 @@ def load_grid(path: str | Path, design: str | None = None, samples: int | None =
         if not isinstance(samples, int) or isinstance(samples, bool) or samples < 1:
             raise _bad(f"{src}: points", "a Latin hypercube needs points = N (a whole "
                        f"number >= 1), got {samples!r}")
+    else:  # the Latin hypercube's keys: in a factorial grid they would be silently ignored
+        if samples is not None:
+            raise _bad(f"{src}: points", "a factorial grid runs every combination of its "
+                       "axes' values, so points has no meaning there; remove it, or give "
+                       "design = 'lhs' for a Latin hypercube of points = N")
+        if "seed" in raw:
+            raise _bad(f"{src}: seed", "seed is the Latin hypercube sampler's and a factorial "
+                       "grid draws nothing; the simulations' seed is --seed")
     seed = raw.get("seed", 0)
     if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
         raise _bad(f"{src}: seed", f"expected a whole number >= 0, got {seed!r}")
@@ -209,6 +217,12 @@ def _axis(where: str, name: str, spec: Any, design: str) -> Axis:
                    "steps or integer")
     if "values" in spec and "range" in spec:
         raise _bad(where, "give values or range, not both")
+    if "steps" in spec and "values" in spec:  # it would be silently ignored
+        raise _bad(f"{where}.steps", "steps goes with a range, not with listed values")
+    if "steps" in spec and design == "lhs":
+        raise _bad(f"{where}.steps", "a Latin hypercube samples a range continuously, so "
+                   "steps has no meaning there; list the values to sample from them, or "
+                   "give design = 'factorial'")
     integer = spec.get("integer")
     if integer is not None and not isinstance(integer, bool):
         raise _bad(f"{where}.integer", f"expected true or false, got {integer!r}")

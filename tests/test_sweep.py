@@ -275,6 +275,17 @@ BAD_GRIDS = {
     "lhs without points": ("design = 'lhs'\n[levers]\nmql_threshold = { range = [0.1, 0.5] }\n",
                            "points: a Latin hypercube needs points = N"),
     "empty": ("", "the grid names no levers and no profiles"),
+    # keys the grid's design has no use for were silently ignored (points = 3 ran 2 points)
+    "points in a factorial grid": ("points = 3\n[levers]\nsdr_headcount = [3, 5]\n",
+                                   "grid.toml: points: a factorial grid runs every combination"),
+    "seed in a factorial grid": ("seed = 3\n[levers]\nsdr_headcount = [3, 5]\n",
+                                 "grid.toml: seed: seed is the Latin hypercube sampler's"),
+    "steps in a Latin hypercube": ("design = 'lhs'\npoints = 2\n[levers]\n"
+                                   "mql_threshold = { range = [0.1, 0.5], steps = 3 }\n",
+                                   "levers.mql_threshold.steps: a Latin hypercube samples a "
+                                   "range continuously"),
+    "steps beside values": ("[levers]\nmql_threshold = { values = [0.2, 0.3], steps = 5 }\n",
+                            "levers.mql_threshold.steps: steps goes with a range"),
     # the grid file and its key are named, not a bare "profile:" as if from --profile
     "bad profile": ("profiles = ['hopeful']\n", "grid.toml: profiles: unknown profile 'hopeful'"),
     "misspelt profile": ("profiles = ['ideal', 'realstic']\n",
