@@ -356,8 +356,8 @@ def _check_axes(grid: Grid, config: Config) -> None:
                 hint = difflib.get_close_matches(axis.name, list(levers), n=1)
                 raise ConfigError(where, f"no lever {axis.name!r} in the config"
                                   + (f" (did you mean {hint[0]!r}?)" if hint else "")
-                                  + f"; levers: {', '.join(levers) or 'none'}, or give a "
-                                  "config path such as stages.sdr_qualify.threshold")
+                                  + f"; levers: {', '.join(levers) or 'none'}"
+                                  + _path_example(config))
             try:
                 current = get_path(raw, axis.name.split("."))
             except KeyError as exc:
@@ -393,6 +393,17 @@ def _check_axes(grid: Grid, config: Config) -> None:
                                   f"sets {axis.path}, as levers.{first[axis.path]} does; "
                                   "keep one of the two")
             first[axis.path] = axis.name
+
+
+def _path_example(config: Config) -> str:
+    """', or give a config path such as ...', with a path of this config (another config's
+    stage names would not be there)."""
+    for name, stage in config.stages.items():
+        if stage.kind != "retain":  # a retain stage reads no threshold
+            return f", or give a config path such as stages.{name}.threshold"
+    for lever in config.levers.values():
+        return f", or give a config path such as {lever.path}"
+    return ", or give a config path (section.key)"
 
 
 # A sweep's seed and replication count are its own (--seed, --replications), not the config's.

@@ -337,6 +337,20 @@ def test_bad_grid_is_one_line_exit_2(tmp_path, capsys, case):
     assert not (tmp_path / "o").exists()  # nothing written
 
 
+def test_a_lever_error_suggests_a_path_of_the_swept_config(tmp_path, capsys):
+    """product_led has no stage sdr_qualify: the example path is one of its own stages'."""
+    config = str(Path(__file__).parent.parent / "configs" / "product_led.toml")
+    grid = _grid(tmp_path, "[levers]\nsdr_headcount = [3, 5]\n")
+    with pytest.raises(SystemExit) as exc:
+        main(["sweep", config, "--grid", grid, *SHORT, "--workers", "0",
+              "--out", str(tmp_path / "o")])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1, err
+    assert err.strip().endswith("or give a config path such as stages.pql_review.threshold")
+    assert not (tmp_path / "o").exists()
+
+
 def test_other_sweep_in_out_folder_is_refused(tmp_path, capsys):
     grid = _grid(tmp_path)
     out = tmp_path / "out"
