@@ -332,3 +332,22 @@ def test_a_baseline_the_search_ran_keeps_its_trial_and_score(config, monkeypatch
     frame = S.trials_frame(study)
     assert frame["value_0"].to_list() == [10.0, 20.0, None]
     assert frame["feasible"].to_list() == [True, True, False]
+
+
+def test_over_budget_in_the_trials_table_is_the_amount_over():
+    """trials.parquet's `over_budget` read -435000 for a trial within the budget (the
+    constraint's margin, cost minus budget): the README's "the amount" over it is 0 there.
+    Feasibility still follows the margin, which the trial keeps for the sampler."""
+    import optuna
+
+    from gtmsim.optimize.search import trials_frame
+
+    study = optuna.create_study(direction="maximize")
+    for value, margin in ((1.0, -435000.0), (2.0, 0.0), (0.0, 385000.0)):
+        study.add_trial(optuna.trial.create_trial(
+            params={}, distributions={}, value=value, user_attrs={"over_budget": margin}))
+    study.add_trial(optuna.trial.create_trial(state=optuna.trial.TrialState.FAIL))
+    frame = trials_frame(study)
+    assert frame["over_budget"].to_list() == [0.0, 0.0, 385000.0, None]
+    assert frame["feasible"].to_list() == [True, True, False, None]
+    assert study.trials[0].user_attrs["over_budget"] == -435000.0  # the margin is kept

@@ -587,13 +587,16 @@ def _finite_or_low(x: float) -> float:
 
 
 def trials_frame(study: optuna.Study) -> pl.DataFrame:
+    """One row per trial, as trials.parquet has it. A trial keeps its budget margin (cost
+    minus budget, negative within it: the constraint Optuna sees); the table shows the
+    amount over the budget, 0 within it."""
     rows = []
     for t in study.trials:
+        margin = t.user_attrs.get("over_budget")
         row = {"number": t.number, "state": t.state.name,
                "cost": t.user_attrs.get("cost"),
-               "over_budget": t.user_attrs.get("over_budget"),
-               "feasible": (None if t.user_attrs.get("over_budget") is None
-                            else t.user_attrs["over_budget"] <= 0),
+               "over_budget": None if margin is None else max(0.0, float(margin)),
+               "feasible": None if margin is None else margin <= 0,
                "surplus": bool(t.user_attrs.get("surplus", False))}
         # an over-budget trial is not simulated: its value is the sampler's worst, not a score
         if (t.values is not None and t.state == optuna.trial.TrialState.COMPLETE
