@@ -351,3 +351,40 @@ def test_over_budget_in_the_trials_table_is_the_amount_over():
     assert frame["over_budget"].to_list() == [0.0, 0.0, 385000.0, None]
     assert frame["feasible"].to_list() == [True, True, False, None]
     assert study.trials[0].user_attrs["over_budget"] == -435000.0  # the margin is kept
+
+
+def test_a_refused_resume_names_the_study_the_user_gave(tmp_path, config):
+    """A resume on other terms named 'gtmsim-ideal', the ideal baseline's study, resumed
+    first: a name the user never gave. The refusal comes before that search, naming the
+    user's study and folder; a companion study refused on its own says what it is."""
+    import dataclasses
+
+    import optuna
+
+    from gtmsim.mechanisms import ideal
+    from gtmsim.optimize.compare import compare_ideal
+    from gtmsim.optimize.search import Settings, open_storage, prepare
+
+    settings = Settings(scenarios=2, replications=3, ideal_trials=2)
+    storage = open_storage(None, tmp_path)
+    old = dataclasses.replace(settings, replications=2)
+    study = optuna.create_study(study_name="gtmsim", storage=storage, direction="maximize")
+    study.set_user_attr("scored_by", old.scored_by(config))
+    with pytest.raises(GtmsimError) as err:
+        prepare(config, settings, tmp_path)
+    assert str(err.value).startswith(f"--out: study 'gtmsim' in {tmp_path} was scored on "
+                                     "other terms (replications 2 -> 3);"), err.value
+    with pytest.raises(GtmsimError, match=r"^--out: study 'gtmsim' in .* \(replications"):
+        compare_ideal(ideal(config), config, settings, tmp_path)  # its ideal search first
+    # only the ideal baseline's study was there (a first run stopped during its search)
+    optuna.delete_study(study_name="gtmsim", storage=storage)
+    quick = dataclasses.replace(old, objective="mean", ideal_trials=0)
+    study = optuna.create_study(study_name="gtmsim-ideal", storage=storage,
+                                direction="maximize")
+    study.set_user_attr("scored_by", quick.scored_by(ideal(config)))
+    with pytest.raises(GtmsimError) as err:
+        prepare(config, settings, tmp_path)
+    text = str(err.value)
+    assert "gtmsim-ideal" not in text and "(replications 2 -> 3)" in text, text
+    assert text.startswith("--out: the search under the ideal profile for the baseline of "
+                           f"study 'gtmsim' (--ideal-trials) in {tmp_path} was scored"), text

@@ -16,7 +16,7 @@ import polars as pl
 from gtmsim.config import Config
 from gtmsim.optimize.breaks import Breakdown, default_target, what_breaks
 from gtmsim.optimize.objectives import cvar
-from gtmsim.optimize.search import Candidate, SearchResult, Settings, search
+from gtmsim.optimize.search import Candidate, SearchResult, Settings, check_resume, search
 from gtmsim.outcomes import is_proportion
 
 
@@ -185,10 +185,13 @@ def compare_ideal(ideal_config: Config, config: Config, settings: Settings,
     winners on the profile's held-out scenarios."""
     ideal_settings = dataclasses.replace(
         settings, objective="mean", study_name=f"{settings.study_name}-ideal",
-        trials=ideal_trials or settings.trials, target=None, ideal_trials=0)
+        trials=ideal_trials or settings.trials, target=None, ideal_trials=0,
+        companion=f"the search under the ideal profile for study {settings.study_name!r} "
+                  "(--compare-ideal)")
+    robust_settings = dataclasses.replace(settings, ideal_trials=0)
+    check_resume(config, robust_settings, out_dir)  # before the ideal search, resumed first
     ideal = search(ideal_config, ideal_settings, out_dir)
-    robust = search(config, dataclasses.replace(settings, ideal_trials=0), out_dir,
-                    baselines=[ideal.best.design])
+    robust = search(config, robust_settings, out_dir, baselines=[ideal.best.design])
     key = repr(sorted(ideal.best.design.items()))
     ideal_tuned = next(c for c in robust.candidates if repr(sorted(c.design.items())) == key)
     diff = paired_difference(ideal_tuned.held_out, robust.best.held_out)

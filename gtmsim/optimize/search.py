@@ -64,6 +64,8 @@ class Settings:
     study_name: str = "gtmsim"
     method: str = "sobol"
     ideal_trials: int = 0  # > 0: first find the best design under `ideal`, a baseline
+    # a study the user's runs alongside, under a name of its own: what it is, in their words
+    companion: str | None = None
 
     def check(self) -> None:
         names = self.objective.split(",")
@@ -267,6 +269,7 @@ def prepare(config: Config, settings: Settings, out_dir: Path | None = None,
         raise GtmsimError("levers: the config declares no design levers to search")
     baselines = list(baselines)
     if settings.ideal_trials > 0:
+        check_resume(config, settings, out_dir)
         baselines.append(ideal_best(config, settings, out_dir, progress).design)
     scenarios = draw_scenarios(config, settings.scenarios, settings.seed, settings.method)
     held_out = draw_scenarios(config, settings.held_out or settings.scenarios, settings.seed,
@@ -304,7 +307,7 @@ def prepare(config: Config, settings: Settings, out_dir: Path | None = None,
         raise GtmsimError(f"--study-name: study {settings.study_name!r} in this storage has "
                           f"{len(study.directions)} objective(s) of other directions; choose "
                           "another --study-name")
-    _same_terms(study, settings.scored_by(config), settings, created)
+    _same_terms(study, settings.scored_by(config), settings, created, out_dir)
     if not created:
         study.sampler = _sampler(objectives, _joining_seed(settings.seed, study),
                                  constant_liar)
@@ -335,22 +338,45 @@ def _joining_seed(seed: int, study: optuna.Study) -> int:
 
 
 def _same_terms(study: optuna.Study, terms: dict[str, Any], settings: Settings,
-                created: bool) -> None:
+                created: bool, out_dir: Path | None) -> None:
     """Record the terms trials are scored on in a new study; refuse to resume one scored on
     other terms (its trials and the new ones would not compare)."""
     if created:
         study.set_user_attr("scored_by", terms)
         return
-    old = study.user_attrs.get("scored_by")
+    _refuse_other_terms(study.user_attrs.get("scored_by"), terms, settings, out_dir)
+
+
+def check_resume(config: Config, settings: Settings, out_dir: Path | None = None) -> None:
+    """Refuse to resume the study on other terms before its baselines' searches run: each
+    has a study of its own, resumed first, which was the one refused, by a name the user
+    never gave (``<study>-ideal``) and with terms derived from theirs."""
+    storage = open_storage(settings.storage, out_dir)
+    try:
+        study_id = storage.get_study_id_from_name(settings.study_name)
+    except KeyError:  # a new study
+        return
+    old = storage.get_study_user_attrs(study_id).get("scored_by")
+    _refuse_other_terms(old, settings.scored_by(config), settings, out_dir)
+
+
+def _refuse_other_terms(old: dict[str, Any] | None, terms: dict[str, Any],
+                        settings: Settings, out_dir: Path | None) -> None:
+    """Name the study as the user knows it (their --study-name and --out, or what a companion
+    study is to theirs) and what differs."""
     if old is None:  # made by an older gtmsim, or its creator has not recorded them yet
         return
     changed = ["the config (file, profile or --set values)" if k == "config" else
                f"{k} {old.get(k)!r} -> {v!r}" for k, v in terms.items() if old.get(k) != v]
-    if changed:
-        where = "--storage" if settings.storage else "--out"
-        raise GtmsimError(f"{where}: study {settings.study_name!r} there was scored on other "
-                          f"terms ({'; '.join(changed)}); give a new {where} or "
-                          "--study-name, or the same settings to resume it")
+    if not changed:
+        return
+    # a storage URL may hold a password: it is not repeated
+    where, place = (("--storage", "that storage") if settings.storage or out_dir is None
+                    else ("--out", str(out_dir)))
+    what = settings.companion or f"study {settings.study_name!r}"
+    raise GtmsimError(f"{where}: {what} in {place} was scored on other terms "
+                      f"({'; '.join(changed)}); give a new {where} or --study-name, or the "
+                      "same settings to resume it")
 
 
 def ideal_best(config: Config, settings: Settings, out_dir: Path | None = None,
@@ -364,7 +390,9 @@ def ideal_best(config: Config, settings: Settings, out_dir: Path | None = None,
         settings, objective="mean", trials=settings.ideal_trials, target=None,
         scenarios=min(settings.scenarios, 4), held_out=min(settings.held_out or
                                                           settings.scenarios, 4),
-        top=min(settings.top, 3), study_name=f"{settings.study_name}-ideal", ideal_trials=0)
+        top=min(settings.top, 3), study_name=f"{settings.study_name}-ideal", ideal_trials=0,
+        companion=f"the search under the ideal profile for the baseline of study "
+                  f"{settings.study_name!r} (--ideal-trials)")
     total = settings.trials + settings.ideal_trials
     step = (lambda done, _n: progress(done, total)) if progress else None
     return search(ideal(config), quick, out_dir, progress=step).best
