@@ -1145,13 +1145,14 @@ def _optimize_report(result, best, cmp, settings) -> dict:
     from gtmsim.optimize.breaks import default_target, what_breaks
     from gtmsim.optimize.compare import against_own, paired_difference
     from gtmsim.optimize.compare import describe as describe_candidate
+    from gtmsim.optimize.search import trial_counts
 
     target = settings.target if settings.target is not None else default_target(best.held_out)
     breaks = cmp.breaks if cmp is not None else what_breaks(best.held_out, result.held_out,
                                                            target)
     report = {"objective": settings.objective, "outcome": settings.outcome,
               "target": settings.target,
-              "trials": len(result.study.trials), "scenarios": settings.scenarios,
+              **trial_counts(result.study), "scenarios": settings.scenarios,
               "held_out_scenarios": len(result.held_out), "replications": settings.replications,
               "best": describe_candidate(best, settings.outcome),
               "candidates": [describe_candidate(c, settings.outcome)
@@ -1187,8 +1188,10 @@ def _bracket(ci) -> str:
 
 
 def _report_text(report: dict) -> str:
+    from gtmsim.report.optimize import trials_words
+
     lines = [f"Objective {report['objective']} of {report['outcome']}; "
-             f"{report['trials']} trials, scored on {report['scenarios']} scenarios, "
+             f"{trials_words(report)}, scored on {report['scenarios']} scenarios, "
              f"re-evaluated on {report['held_out_scenarios']} held-out scenarios."]
     columns = [("chosen by the search", report["best"])]
     if "robust" in report:

@@ -388,3 +388,19 @@ def test_a_refused_resume_names_the_study_the_user_gave(tmp_path, config):
     assert "gtmsim-ideal" not in text and "(replications 2 -> 3)" in text, text
     assert text.startswith("--out: the search under the ideal profile for the baseline of "
                            f"study 'gtmsim' (--ideal-trials) in {tmp_path} was scored"), text
+
+
+def test_trial_counts_leave_out_surplus_trials():
+    """A surplus trial (closed unrun when processes raced for the last slot) was never
+    interrupted; pruned trials count toward --trials as complete ones do."""
+    import optuna
+
+    from gtmsim.optimize.search import trial_counts
+
+    study = optuna.create_study(direction="maximize")
+    S = optuna.trial.TrialState
+    for state, attrs in ((S.COMPLETE, {}), (S.PRUNED, {}), (S.FAIL, {}),
+                         (S.FAIL, {"surplus": True})):
+        study.add_trial(optuna.trial.create_trial(
+            state=state, value=1.0 if state == S.COMPLETE else None, user_attrs=attrs))
+    assert trial_counts(study) == {"trials": 2, "trials_interrupted": 1}

@@ -135,3 +135,26 @@ def test_importance_leaves_out_trials_over_the_budget():
     within = sum(t.user_attrs["over_budget"] <= 0 for t in study.trials)
     assert f"over {within} completed trials within the budget" in (
         figs["importance"].layout.title.text)
+
+
+def test_a_resumed_study_counts_the_trials_as_trials_does(tmp_path):
+    """A search stopped by Ctrl-C leaves its running trial failed; resumed to --trials N, the
+    report said N + 1 trials. It counts the N finished and says the interrupted one apart."""
+    import optuna
+    from optuna.storages.journal import JournalFileBackend, JournalStorage
+
+    out = tmp_path / "opt"
+    optimize(out, "--trials", "2", "--ideal-trials", "0")
+    storage = JournalStorage(JournalFileBackend(str(out / "study.journal")))
+    study = optuna.load_study(study_name="gtmsim", storage=storage)
+    first = study.trials[0]  # as Ctrl-C leaves a trial: failed, its design drawn
+    study.add_trial(optuna.trial.create_trial(
+        state=optuna.trial.TrialState.FAIL, params=first.params,
+        distributions=first.distributions))
+    optimize(out, "--trials", "4", "--ideal-trials", "0")
+    states = [t.state.name for t in study.trials]
+    assert states.count("COMPLETE") + states.count("PRUNED") == 4 and len(states) == 5
+    page, comparison = check_page(out)
+    assert comparison["trials"] == 4 and comparison["trials_interrupted"] == 1
+    words = "4 trials (1 more interrupted, not counted), scored on 4 scenarios"
+    assert words in (out / "comparison.txt").read_text() and words in page

@@ -467,6 +467,17 @@ class _Surplus(Exception):
     slot); it is closed unrun, as FAIL marked ``surplus``."""
 
 
+def trial_counts(study: optuna.Study) -> dict[str, int]:
+    """The trials as `--trials` counts them (finished: complete or pruned), and those
+    interrupted (failed: Ctrl-C, a killed process), which a resume replaces and the count
+    leaves out. A surplus trial, closed unrun when processes raced for the last slot, is
+    neither."""
+    trials = study.get_trials(deepcopy=False)
+    return {"trials": sum(t.state in FINISHED for t in trials),
+            "trials_interrupted": sum(t.state == optuna.trial.TrialState.FAIL
+                                      and not t.user_attrs.get("surplus") for t in trials)}
+
+
 def beyond_quota(study: optuna.Study, number: int, quota: int) -> bool:
     """Whether `quota` trials numbered before this one are finished or still running."""
     taken = study.get_trials(deepcopy=False, states=TAKEN)

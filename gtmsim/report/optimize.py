@@ -42,6 +42,12 @@ def _ci(row: dict, key: str) -> str:
     return f"{text} <small>[{_num(lo)}, {_num(hi)}]</small>"
 
 
+def trials_words(report: dict) -> str:
+    """'40 trials', and how many more were interrupted (not counted), if any."""
+    n, stopped = report["trials"], report.get("trials_interrupted", 0)
+    return f"{n} trials" + (f" ({stopped} more interrupted, not counted)" if stopped else "")
+
+
 def _table(header: list[str], rows: list[list[str]], caption: str = "") -> str:
     head = "".join(f"<th>{h}</th>" for h in header)
     body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in r) + "</tr>" for r in rows)
@@ -315,7 +321,7 @@ def optimize_report(report: dict, result, best, cmp=None, objectives: list[str] 
     parts = [fig.to_html(full_html=False, include_plotlyjs=(i == 0))
              for i, fig in enumerate(figures.values())]
     title = html.escape(f"gtmsim optimise: {name}" if name else "gtmsim optimise")
-    sub = (f"Objective {report['objective']} of {outcome}; {report['trials']} trials, scored "
+    sub = (f"Objective {report['objective']} of {outcome}; {trials_words(report)}, scored "
            f"on {report['scenarios']} scenarios x {report['replications']} replications, "
            f"re-evaluated on {report['held_out_scenarios']} held-out scenarios.")
     verdict = (f"<p class='verdict'><b>{html.escape(report['verdict'])}</b></p>"
