@@ -119,7 +119,9 @@ def _far_push(st, t, seq, kind, a, b):
     # pushed at the front, so a push touches no old node: when the window begins, the list
     # is read newest first into scheduling order and sorted (see _next_window)
     w = floor_quotient(t, st.window, st.per_window)  # t >= now >= 0
-    far_head = st.far_head  # (first node, number of events) per window
+    # (first node, number of events) per window, int32: the table spans the whole run (30 k
+    # windows by default) and a push far ahead misses the cache on it; half the bytes
+    far_head = st.far_head
     far_i[node, 4] = far_head[w, 0]
     far_head[w, 0] = node
     far_head[w, 1] += 1

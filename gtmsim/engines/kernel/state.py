@@ -117,7 +117,7 @@ def workspace(ks, lead_cap, people_cap, queue_cap):
             np.empty((queue_cap, nq), dtype=np.int64), np.empty((queue_cap, nq), dtype=np.int64),
             np.empty((queue_cap, 2), dtype=np.int64),
             np.empty(hcap), np.empty((hcap, N_NODE), dtype=np.int64),
-            np.empty((n_windows, 2), dtype=np.int64),
+            np.empty((n_windows, 2), dtype=np.int32),
             np.empty((nt, line_cap), dtype=np.int64),
             np.empty(lead_cap, dtype=np.int64),
             np.empty(hcap), np.empty((hcap, N_EV), dtype=np.int64),
