@@ -325,6 +325,46 @@ def test_a_written_config_with_a_profile_file_is_self_contained(tmp_path, monkey
     assert load_config(f) == again
 
 
+def test_the_configs_own_profile_file_by_another_path_is_still_its_own(tmp_path,
+                                                                        monkeypatch):
+    """The config's own profile file, named by another path (absolute, or from another
+    folder), counted as another profile and switched back on what the config switched off."""
+    (tmp_path / "c").mkdir()
+    (tmp_path / "c" / "p.toml").write_text("[people.trust]\nenabled = false\n"
+                                           "[people.forgetting]\nenabled = true\n")
+    raw = read_toml(None)
+    raw["profile"] = "p.toml"
+    raw.setdefault("people", {})["forgetting"] = {"enabled": False}
+    (tmp_path / "c" / "cfg.toml").write_text(tomli_w.dumps(raw))
+    own = load_config(tmp_path / "c" / "cfg.toml")
+    assert not own.people.forgetting.enabled and not own.people.trust.enabled
+    monkeypatch.chdir(tmp_path)
+    for name in (str(tmp_path / "c" / "p.toml"), "c/p.toml", "./c/../c/p.toml"):
+        assert load_config("c/cfg.toml", name).people == own.people, name
+
+
+def test_a_rerun_with_the_same_profile_file_adds_no_copy(tmp_path, monkeypatch):
+    """config.toml rerun with the same --profile file and written again took a second copy of
+    the file's table under a new name each time."""
+    from gtmsim.cli import config_toml
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "my.toml").write_text("[people.latency]\nmedian_hours = 3.0\n")
+    first = config_toml(load_config(None, "my.toml"))
+    (tmp_path / "config.toml").write_text(first)
+    assert config_toml(load_config("config.toml", "my.toml")) == first
+    assert config_toml(load_config("config.toml")) == first
+
+
+def test_a_bad_value_in_a_profile_file_is_named_in_the_file(tmp_path):
+    """It was named as the config's own key (people.latency.median_hours)."""
+    f = tmp_path / "neg.toml"
+    f.write_text("[people.latency]\nmedian_hours = -1.0\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(None, str(f))
+    assert info.value.path == f"{f}: people.latency.median_hours", str(info.value)
+
+
 def test_naming_the_configs_own_profile_changes_nothing(tmp_path, default_copy):
     """A config that switches forgetting off under its own profile (realistic) lost that
     when `--profile realistic` was named (compare always names one), and kept it under

@@ -184,6 +184,27 @@ def _check_own_profiles(data: dict) -> None:
             # anything else is the config's own to report, with its own path
 
 
+def _same_profile(a: Any, b: Any) -> bool:
+    """Whether two profile names name one profile (a file by any path to it)."""
+    if a == b:
+        return True
+    files = all(isinstance(x, str) and x.endswith(".toml") for x in (a, b))
+    return files and Path(a).resolve() == Path(b).resolve()
+
+
+def _check_profile_file(name: str, table: dict, data: dict) -> None:
+    """A profile file's values on their own: a mistake is named in the file
+    (my.toml: people.latency.median_hours), not as the config's people.*."""
+    try:
+        try:
+            check_people(Config.model_validate({**data, "people": table}))
+        except ValidationError as exc:
+            raise _explain(exc) from None
+    except ConfigError as exc:
+        if exc.path == "people" or exc.path.startswith("people."):
+            raise ConfigError(f"{name}: {exc.path}", exc.message) from None
+
+
 def resolve(raw: dict, profile: str | None = None, overrides: list[str] = ()) -> dict:
     """Raw TOML -> one dict: profile people table, then the config's own people, then --set."""
     if not isinstance(raw, dict):
@@ -202,9 +223,11 @@ def resolve(raw: dict, profile: str | None = None, overrides: list[str] = ()) ->
     if not isinstance(people, dict):
         raise ConfigError("people", f"expected a table, got {_show(people)}")
     base = profile_table(name, data)
+    if name.endswith(".toml"):
+        _check_profile_file(name, base, data)
     data["profile"] = name
     data["people"] = deep_merge(base, people)
-    if profile is not None and profile != own_name:
+    if profile is not None and not _same_profile(profile, own_name):
         # Another profile than the config's own decides which mechanisms are on, so
         # `--profile ideal` is ideal whatever the file says; naming the config's own profile
         # changes nothing (its `enabled` flags refine that profile).
@@ -229,9 +252,10 @@ def load_config(
     try:
         raw = read_toml(path)
         mine = raw.get("profile") if isinstance(raw, dict) else None
-        if (profile is None and path is not None and isinstance(mine, str)
-                and mine.endswith(".toml") and not Path(mine).is_absolute()):
+        if (path is not None and isinstance(mine, str) and mine.endswith(".toml")
+                and not Path(mine).is_absolute()):
             # a profile file named in a config file is found beside it, as paths in a file are
+            # (also when --profile names one: naming the config's own changes nothing)
             raw["profile"] = str(Path(path).parent / mine)
         data = resolve(raw, profile, list(overrides))
     except ConfigError as exc:
@@ -277,12 +301,13 @@ def to_table(config: Config) -> dict:
         # a profile file goes in as one of the config's own profiles, so that the table
         # reruns the same model wherever it is read and whatever becomes of the file
         own = data.setdefault("profiles", {})
+        table = profile_table(prof, data)
         name = re.sub(r"[^A-Za-z0-9_-]+", "_", Path(prof).stem) or "file"
         stem, k = name, 1
-        while name in BUILTIN_PROFILES or name in own:
-            k += 1
+        while name in BUILTIN_PROFILES or (name in own and own[name] != table):
+            k += 1  # another table under that name (the same one is reused: no copies)
             name = f"{stem}_{k}"
-        own[name] = profile_table(prof, data)
+        own[name] = table
         data["profile"] = name
     given = validate({**data, "people": profile_table(data["profile"], data)},
                      check_budget=False).model_dump(mode="json", by_alias=True,
