@@ -1280,6 +1280,7 @@ _SYSTEM_ROWS = (
     ("  ignored (low trust)", "leaked_ignored", "count"),
     ("  lost in a handoff", "leaked_handoff", "count"),
     ("  lost in turnover", "leaked_turnover", "count"),
+    ("Leads open at the end", "open_at_end", "count"),
     ("Rework hours", "rework_hours", "number"),
 )
 _KPI_NAMES = {"passed": "{stage} passed", "won_value": "bookings", "won_count": "deals won",

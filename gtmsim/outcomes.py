@@ -54,11 +54,12 @@ CHANNEL = ("leads", "contact_leads", "never_contacted", "attempts", "fast_touche
 (C_LEADS, C_CONTACT_LEADS, C_NEVER_CONTACTED, C_ATTEMPTS, C_FAST_TOUCHED, C_FAST_QUALIFIED,
  C_SLOW_TOUCHED, C_SLOW_QUALIFIED) = range(len(CHANNEL))
 
-# per-team counters
+# per-team counters; open_end: leads at the team when the run ends, not with the buyer
+# (queued, in their response latency, between attempts or in work): they have no fate yet
 TEAM = ("busy", "available", "wip_area", "serving_area", "buyer_area", "departures",
-        "sojourn_sum", "kpi", "quits", "headcount_area")
+        "sojourn_sum", "kpi", "quits", "headcount_area", "open_end")
 (T_BUSY, T_AVAILABLE, T_WIP_AREA, T_SERVING_AREA, T_BUYER_AREA, T_DEPARTURES, T_SOJOURN_SUM,
- T_KPI, T_QUITS, T_HEADCOUNT_AREA) = range(len(TEAM))
+ T_KPI, T_QUITS, T_HEADCOUNT_AREA, T_OPEN_END) = range(len(TEAM))
 
 # per-stage counters
 # leaks: leads leaked at the stage, whatever the cause (where value leaks)
@@ -117,6 +118,7 @@ def replication_row(t: Tally, spec: ModelSpec) -> dict:
     for i, name in enumerate(FATES):
         row[name] = f[i]
     row["leaked"] = f[F_FORGOTTEN:].sum()
+    row["open_at_end"] = t.team[:, T_OPEN_END].sum()
     row["win_rate"] = _ratio(f[F_WON], f[F_WON] + s[S_BUYER_LOSSES])
     row["cycle_days_mean"] = _ratio(s[S_CYCLE_SUM], f[F_WON]) / 24.0
     row["cycle_days_median"] = _median_from_hist(t.cycle_hist)
@@ -140,6 +142,7 @@ def replication_row(t: Tally, spec: ModelSpec) -> dict:
         row[f"wip_{team}"] = tm[T_WIP_AREA] / H
         row[f"queue_{team}"] = (tm[T_WIP_AREA] - tm[T_SERVING_AREA] - tm[T_BUYER_AREA]) / H
         row[f"throughput_{team}"] = tm[T_DEPARTURES] / H
+        row[f"open_{team}"] = tm[T_OPEN_END]
         row[f"sojourn_{team}"] = _ratio(tm[T_SOJOURN_SUM], tm[T_DEPARTURES])
         row[f"attrition_{team}"] = _ratio(tm[T_QUITS] * 8760.0 / H, tm[T_HEADCOUNT_AREA] / H)
         metric = spec.team_kpi_metric[k]

@@ -89,6 +89,34 @@ def test_tandem_matches_jackson_network(engine):
 
 
 @pytest.mark.parametrize("engine", ENGINES)
+def test_a_lead_has_a_fate_or_is_still_at_a_team_at_the_end(engine):
+    """Every lead born in the window reaches a fate or is still at a team when the run ends:
+    with no warm-up, leads created = disqualified (the tandem's only way out) + open at the
+    end, in every replication, exactly; the first station is overloaded (1.2 arrivals an
+    hour for one person doing 1 an hour), so its backlog is there to count."""
+    net = queue_network([(1, 1.0), (2, 0.7)], 1.2, warmup_hours=0.0, horizon_hours=300.0)
+    spec = compile_spec(validate(resolve(net)))
+    df = simulate(spec, 10, seed=5, engine=engine).replications
+    assert (df["leads_created"] == df["disqualified"] + df["open_at_end"]).all()
+    assert (df["open_at_end"] == df["open_t0"] + df["open_t1"]).all()
+    assert df["open_t0"].mean() > 20  # ~0.2 an hour for 300 hours
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_leads_open_at_the_end_are_those_waiting_and_in_work(engine):
+    """At the end of a run an M/M/3 station at utilisation 0.8 holds L = lambda (Wq + 1/mu)
+    leads on average (Erlang C: 4.99), waiting or in work: inside the 95% CI of the
+    replications. Counting only the waiting ones would give Lq = 2.59: the number's SD is
+    about 3.3, so the interval's half-width is ~0.5 on 200 numba replications and ~0.65 on
+    100 SimPy ones, and Lq lies far outside it."""
+    c, mu, lam = 3, 1.0, 2.4
+    df = run_network([(c, mu)], lam, reps=200 if engine == "numba" else 100, engine=engine)
+    theory = lam * (erlang_c_wait(c, lam, mu) + 1 / mu)
+    lo, hi = ci95(df["open_t0"].to_numpy())
+    assert lo <= theory <= hi, (theory, lo, hi)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
 def test_littles_law_per_station(engine):
     """L = lambda W on each station: time-average WIP against throughput x mean sojourn.
     Both sides come from the same replication; they differ only by the jobs straddling the

@@ -16,6 +16,7 @@ T_BUSY, T_AVAILABLE, T_WIP_AREA = O.T_BUSY, O.T_AVAILABLE, O.T_WIP_AREA
 T_SERVING_AREA, T_BUYER_AREA, T_DEPARTURES = O.T_SERVING_AREA, O.T_BUYER_AREA, O.T_DEPARTURES
 T_SOJOURN_SUM, T_KPI, T_QUITS, T_HEADCOUNT_AREA = (O.T_SOJOURN_SUM, O.T_KPI, O.T_QUITS,
                                                    O.T_HEADCOUNT_AREA)
+T_OPEN_END = O.T_OPEN_END
 F_WON, S_BOOKINGS, S_CYCLE_SUM = O.F_WON, O.S_BOOKINGS, O.S_CYCLE_SUM
 CYCLE_BINS = O.CYCLE_BINS
 
@@ -183,3 +184,4 @@ def close(ks, st, t):
         wip_change(ks, st, k, t, 0)
         serving_change(ks, st, k, t, 0)
         buyer_change(ks, st, k, t, 0)
+        st.team[k, T_OPEN_END] = st.wip[k] - st.buyer[k]

@@ -162,10 +162,13 @@ class Recorder:
             self.log.append((case, activity, resource, start, end, outcome))
 
     def close(self, t: float) -> None:
+        """The time integrals up to the end, and the leads each team still holds then (not
+        those with the buyer): no fate yet."""
         for k in range(self.spec.n_teams):
             self.wip_change(k, t, 0)
             self.serving_change(k, t, 0)
             self.buyer_change(k, t, 0)
+            self.team[k][O.T_OPEN_END] = self.wip[k] - self.buyer[k]
 
     def __repr__(self) -> str:  # pragma: no cover - debugging aid
         return f"Recorder(events={self.scalars[O.S_EVENTS]:.0f})"
