@@ -46,7 +46,7 @@ ALPHA = 0.01  # family-wise: the chance that a correct kernel fails one comparis
 
 def main_outcomes(spec) -> list[str]:
     return (["bookings", "won", "leaked_forgotten", "leaked_decayed", "leaked_ignored",
-             "leaked_handoff", "leaked_turnover", "cycle_days_mean"]
+             "leaked_handoff", "leaked_turnover", "open_at_end", "cycle_days_mean"]
             + [f"util_{t}" for t in spec.team_names] + [f"trust_{e}" for e in spec.edge_names])
 
 
