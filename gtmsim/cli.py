@@ -1188,11 +1188,13 @@ def _bracket(ci) -> str:
 
 
 def _report_text(report: dict) -> str:
-    from gtmsim.report.optimize import trials_words
+    from gtmsim.report.optimize import refused_words, trials_words
 
     lines = [f"Objective {report['objective']} of {report['outcome']}; "
              f"{trials_words(report)}, scored on {report['scenarios']} scenarios, "
              f"re-evaluated on {report['held_out_scenarios']} held-out scenarios."]
+    if refused_words(report):
+        lines.append(refused_words(report))
     columns = [("chosen by the search", report["best"])]
     if "robust" in report:
         columns = [("ideal-tuned", report["ideal_tuned"]), ("robust", report["robust"])]

@@ -946,7 +946,7 @@ def search_on_cluster(config: Config, settings, client, out_dir: Path | None = N
     import optuna
 
     from gtmsim.optimize import search as S
-    from gtmsim.optimize.levers import annual_cost, apply_design
+    from gtmsim.optimize.levers import annual_cost
     from gtmsim.optimize.objectives import robust_score
 
     ready = S.prepare(config, settings, out_dir, constant_liar=True, progress=progress)
@@ -958,7 +958,6 @@ def search_on_cluster(config: Config, settings, client, out_dir: Path | None = N
         threads = sum(int(w.get("nthreads", 1)) for w in
                       client.scheduler_info(n_workers=-1)["workers"].values())
         parallel_trials = max(2, 2 * threads)
-    budget = config.design.annual_budget
     watch = _Watch(client, patience)
 
     def finished() -> int:
@@ -990,16 +989,10 @@ def search_on_cluster(config: Config, settings, client, out_dir: Path | None = N
                     study.tell(trial, state=optuna.trial.TrialState.FAIL)
                     remaining = asked
                     break
-                design = S.suggest(trial, config)
-                cfg = apply_design(config, design)
-                cost = annual_cost(cfg)
-                over = cost - budget if budget is not None else 0.0
-                trial.set_user_attr("cost", cost)
-                trial.set_user_attr("over_budget", float(over))
-                trial.set_constraint("budget", float(over))
+                cfg = S.screen(trial, config, S.suggest(trial, config))
                 active[trial.number] = {"trial": trial, "futures": [], "values": {},
-                                        "cost": cost}
-                if over > 0:
+                                        "cost": None if cfg is None else annual_cost(cfg)}
+                if cfg is None:  # over the budget or refused by the model: not simulated
                     worst = [S._worst(o) for o in objectives]
                     tell(trial.number, values=worst if multi else worst[0])
                     continue

@@ -403,4 +403,4 @@ def test_trial_counts_leave_out_surplus_trials():
                          (S.FAIL, {"surplus": True})):
         study.add_trial(optuna.trial.create_trial(
             state=state, value=1.0 if state == S.COMPLETE else None, user_attrs=attrs))
-    assert trial_counts(study) == {"trials": 2, "trials_interrupted": 1}
+    assert trial_counts(study) == {"trials": 2, "trials_interrupted": 1, "trials_refused": 0}

@@ -158,3 +158,29 @@ def test_a_resumed_study_counts_the_trials_as_trials_does(tmp_path):
     assert comparison["trials"] == 4 and comparison["trials_interrupted"] == 1
     words = "4 trials (1 more interrupted, not counted), scored on 4 scenarios"
     assert words in (out / "comparison.txt").read_text() and words in page
+
+
+def test_designs_the_model_refused_are_said_in_one_line(tmp_path):
+    """A search whose levers together made configs the model refused died midway (exit 2,
+    'reject_below ... must not exceed threshold') and counted those trials as interrupted.
+    They are infeasible trials: the console, comparison.txt and the page say how many, and
+    the first with its reason, in one line; trials.parquet keeps each reason."""
+    import polars as pl
+
+    out = tmp_path / "opt"
+    optimize(out, "--trials", "12", "--ideal-trials", "0", "--scenarios", "2",
+             "--set", "levers.mql_threshold.high=0.3",
+             "--set", 'levers.rb.path="stages.mql_review.reject_below"',
+             "--set", "levers.rb.low=0.0", "--set", "levers.rb.high=0.3")
+    page, comparison = check_page(out)
+    assert comparison["trials"] == 12 and comparison["trials_interrupted"] == 0
+    n = comparison["trials_refused"]
+    assert n > 0, "the seed drew no clashing design: the test proves nothing"
+    lines = [line for line in (out / "comparison.txt").read_text().splitlines()
+             if "refused by the model" in line]
+    assert len(lines) == 1 and lines[0].startswith(f"{n} of the 12 trials"), lines
+    assert "stages.mql_review: reject_below (" in lines[0]
+    assert html.escape(lines[0]) in page
+    trials = pl.read_parquet(out / "trials.parquet")
+    refused = trials.filter(pl.col("refused").is_not_null())
+    assert refused.height == n and not refused["feasible"].any()

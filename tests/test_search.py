@@ -385,3 +385,82 @@ def test_a_damaged_study_journal_is_one_line_naming_out(tmp_path, damage):
     (tmp_path / "study.journal").write_bytes(damage)
     with pytest.raises(GtmsimError, match=r"^--out: the study journal .* is damaged"):
         open_storage(None, tmp_path)
+
+
+# --------------------------------------------------------------------------- refused designs
+
+
+def _clashing_levers_config():
+    """The default org with a reject_below lever beside the MQL threshold lever: each valid
+    alone, together often a reject_below above the threshold, which the model refuses."""
+    from gtmsim.config import load_config
+
+    return load_config(None, "realistic", [
+        "levers.mql_threshold.high=0.3", 'levers.rb.path="stages.mql_review.reject_below"',
+        "levers.rb.low=0.0", "levers.rb.high=0.3"])
+
+
+def _no_simulation(monkeypatch) -> None:
+    """Every simulated design scores 1 per scenario: the search's bookkeeping, not the model,
+    is under test."""
+    import polars as pl
+
+    from gtmsim.optimize import search as S
+
+    monkeypatch.setattr(S, "evaluate", lambda *a, **k: pl.DataFrame())
+    monkeypatch.setattr(S, "per_scenario",
+                        lambda df, outcome: pl.DataFrame({outcome: [1.0]}))
+
+
+def test_a_design_the_model_refuses_is_an_infeasible_trial(tmp_path, monkeypatch):
+    """Two levers each valid alone made a config the model refused: the search died midway
+    ('reject_below ... must not exceed threshold', exit 2) and counted those trials as
+    interrupted. Such a trial is infeasible like an over-budget one: not simulated, the
+    constraint violated, its reason kept; the search, and its resume, go on."""
+    from gtmsim.optimize import search as S
+
+    _no_simulation(monkeypatch)
+    config = _clashing_levers_config()
+    settings = S.Settings(objective="mean", trials=12, scenarios=2, replications=1, top=2,
+                          storage=str(tmp_path / "s.journal"))
+    result = S.search(config, settings)
+    refused = [t for t in result.study.trials if "refused" in t.user_attrs]
+    assert refused, "the seed drew no clashing design: the test proves nothing"
+    reason = refused[0].user_attrs["refused"]
+    assert reason.startswith("stages.mql_review: reject_below") and "\n" not in reason
+    assert all(t.state == optuna.trial.TrialState.COMPLETE and t.constraints["model"] > 0
+               for t in refused)
+    assert not {c.trial for c in result.candidates} & {t.number for t in refused}
+    counts = S.trial_counts(result.study)
+    assert counts["trials"] == 12 and counts["trials_interrupted"] == 0
+    assert counts["trials_refused"] == len(refused)
+    assert counts["first_refusal"] == f"trial {refused[0].number}: {reason}"
+    frame = result.trials_frame().sort("number")
+    rows = frame.filter(frame["number"].is_in([t.number for t in refused]))
+    assert rows["feasible"].to_list() == [False] * len(refused)
+    assert rows["refused"].to_list() == [t.user_attrs["refused"] for t in refused]
+    assert rows["value_0"].null_count() == len(refused)
+    assert frame.filter(frame["refused"].is_null())["cost"].null_count() == 0
+    resumed = S.search(config, S.Settings(**{**settings.__dict__, "trials": 16}))
+    assert S.trial_counts(resumed.study)["trials"] == 16
+
+
+def test_a_search_whose_every_design_was_refused_names_the_reason(monkeypatch):
+    """No design to choose: one line naming the levers and the model's reason, not 'no
+    feasible design within the budget' (or the reason without saying that all were)."""
+    from gtmsim.errors import GtmsimError
+    from gtmsim.optimize import search as S
+
+    _no_simulation(monkeypatch)
+    config = _clashing_levers_config()
+    study = optuna.create_study(direction="maximize")
+    why = "stages.mql_review: reject_below (0.2) must not exceed threshold (0.12)"
+    for _ in range(2):
+        study.add_trial(optuna.trial.create_trial(
+            params={"rb": 0.2}, value=0.0, user_attrs={"refused": why},
+            distributions={"rb": optuna.distributions.FloatDistribution(0.0, 0.3)}))
+    with pytest.raises(GtmsimError) as err:
+        S.held_out_candidates(config, study, S.Settings(), held_out=[])
+    text = str(err.value)
+    assert text.startswith("levers: the model refused every design tried") and why in text
+    assert "\n" not in text

@@ -318,6 +318,11 @@ BAD_GRIDS = {
     "seed axis": ("[levers]\n\"run.seed\" = [1, 2]\n", "run.seed is not an axis"),
     "replications axis": ("[levers]\n\"run.replications\" = [5, 6]\n",
                           "run.replications is not an axis"),
+    # levers each valid alone, together a config the model refuses: refused before any run
+    "levers the model refuses together": ("[levers]\nmql_threshold = [0.15, 0.3]\n"
+                                          "\"stages.mql_review.reject_below\" = [0.05, 0.2]\n",
+                                          "grid.toml: point 1: stages.mql_review: reject_below "
+                                          "(0.2) must not exceed threshold (0.15)"),
     # only the later of the two was applied, and each point was labelled with both
     "one value twice": ("[levers]\nmql_threshold = [0.2]\n\"stages.mql_review.threshold\" = "
                         "[0.3]\n", "levers.stages.mql_review.threshold: sets "

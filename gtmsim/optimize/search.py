@@ -7,7 +7,8 @@ the objective is the mean. The design the search scores best is chosen; the held
 scenarios, which take no part in the choice, then estimate it and the other top designs.
 The budget is a constraint Optuna sees (``Trial.set_constraint``, the successor of
 ``constraints_func`` in Optuna 5); an over-budget design is not simulated, and the sampler
-learns to avoid it. The study persists (a journal file by default,
+learns to avoid it, as it does a design the model refuses (levers each valid alone can
+together break a rule of the model). The study persists (a journal file by default,
 any Optuna storage URL otherwise), so an interrupted search resumes where it stopped.
 """
 
@@ -31,7 +32,7 @@ import optuna
 import polars as pl
 
 from gtmsim.config import Config
-from gtmsim.errors import GtmsimError
+from gtmsim.errors import ConfigError, GtmsimError
 from gtmsim.optimize.evaluate import evaluate, per_scenario
 from gtmsim.optimize.levers import annual_cost, apply_design, current_design
 from gtmsim.optimize.objectives import OBJECTIVES, regret, robust_score
@@ -410,7 +411,6 @@ def search(config: Config, settings: Settings, out_dir: Path | None = None,
     study, scenarios, held_out, baselines = (ready.study, ready.scenarios, ready.held_out,
                                              ready.baselines)
     objectives, multi = ready.objectives, ready.multi
-    budget = config.design.annual_budget
 
     def objective(trial: optuna.Trial):
         trial.set_user_attr("host", socket.gethostname())
@@ -418,15 +418,10 @@ def search(config: Config, settings: Settings, out_dir: Path | None = None,
         if beyond_quota(study, trial.number, settings.trials):
             trial.set_user_attr("surplus", True)
             raise _Surplus
-        design = suggest(trial, config)
-        cfg = apply_design(config, design)
-        cost = annual_cost(cfg)
-        trial.set_user_attr("cost", cost)
-        over = cost - budget if budget is not None else 0.0
-        trial.set_user_attr("over_budget", float(over))
-        trial.set_constraint("budget", float(over))
-        if over > 0:  # infeasible: the constraint tells the sampler; nothing to simulate
+        cfg = screen(trial, config, suggest(trial, config))
+        if cfg is None:  # infeasible: the constraint tells the sampler; nothing to simulate
             return tuple(_worst(o) for o in objectives) if multi else _worst(objectives[0])
+        cost = annual_cost(cfg)
         values = []
         order = np.random.default_rng(trial.number).permutation(len(scenarios))
         for k, step in enumerate(order):
@@ -462,20 +457,59 @@ def search(config: Config, settings: Settings, out_dir: Path | None = None,
     return SearchResult(study, scenarios, held_out, candidates, best)
 
 
+def screen(trial: optuna.Trial, config: Config, design: dict[str, Any]) -> Config | None:
+    """The design's config if it is feasible, None if not, recorded on the trial as the
+    constraints the sampler learns from. Levers each valid alone can together make a config
+    the model refuses (a reject_below above its threshold): such a trial is infeasible like
+    an over-budget one, never simulated, its reason kept as `refused`. A feasible trial
+    keeps its cost and budget margin (`over_budget`: cost minus budget, <= 0 within it)."""
+    try:
+        cfg = apply_design(config, design)
+    except ConfigError as exc:
+        trial.set_user_attr(REFUSED, _first_line(exc))
+        trial.set_constraint("model", 1.0)
+        return None
+    cost = annual_cost(cfg)
+    budget = config.design.annual_budget
+    over = cost - budget if budget is not None else 0.0
+    trial.set_user_attr("cost", cost)
+    trial.set_user_attr("over_budget", float(over))
+    trial.set_constraint("budget", float(over))
+    return cfg if over <= 0 else None
+
+
+# the user attr of a trial whose design the model refused: its reason, in one line
+REFUSED = "refused"
+
+
+def is_feasible(t: optuna.trial.FrozenTrial) -> bool:
+    """A complete trial whose design was simulated: neither over the budget nor refused by
+    the model (their values are the sampler's worst, not scores)."""
+    return (t.state == optuna.trial.TrialState.COMPLETE and REFUSED not in t.user_attrs
+            and t.user_attrs.get("over_budget", 0.0) <= 0)
+
+
 class _Surplus(Exception):
     """A trial asked for after the study's quota was taken (processes racing for the last
     slot); it is closed unrun, as FAIL marked ``surplus``."""
 
 
-def trial_counts(study: optuna.Study) -> dict[str, int]:
+def trial_counts(study: optuna.Study) -> dict[str, Any]:
     """The trials as `--trials` counts them (finished: complete or pruned), and those
     interrupted (failed: Ctrl-C, a killed process), which a resume replaces and the count
     leaves out. A surplus trial, closed unrun when processes raced for the last slot, is
-    neither."""
+    neither. Trials whose design the model refused count as finished (infeasible, like
+    over-budget ones), and apart: how many, and the first with its reason."""
     trials = study.get_trials(deepcopy=False)
-    return {"trials": sum(t.state in FINISHED for t in trials),
-            "trials_interrupted": sum(t.state == optuna.trial.TrialState.FAIL
-                                      and not t.user_attrs.get("surplus") for t in trials)}
+    refused = [t for t in trials if t.state in FINISHED and REFUSED in t.user_attrs]
+    counts: dict[str, Any] = {
+        "trials": sum(t.state in FINISHED for t in trials),
+        "trials_interrupted": sum(t.state == optuna.trial.TrialState.FAIL
+                                  and not t.user_attrs.get("surplus") for t in trials),
+        "trials_refused": len(refused)}
+    if refused:
+        counts["first_refusal"] = f"trial {refused[0].number}: {refused[0].user_attrs[REFUSED]}"
+    return counts
 
 
 def beyond_quota(study: optuna.Study, number: int, quota: int) -> bool:
@@ -540,12 +574,9 @@ def held_out_candidates(config: Config, study: optuna.Study, settings: Settings,
                         ) -> list[Candidate]:
     """The top designs of the search, and the baselines, evaluated afresh on held-out
     scenarios: the best of many noisy estimates is biased up (the optimiser's curse)."""
-    feasible = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE
-                and t.user_attrs.get("over_budget", 0.0) <= 0]
+    feasible = [t for t in study.trials if is_feasible(t)]
     if not feasible:
-        raise GtmsimError("no feasible design was found within the budget "
-                          f"({config.design.annual_budget:,.0f}); raise the budget or the "
-                          "trials")
+        raise GtmsimError(_none_feasible(config, study))
     if len(study.directions) > 1:
         ranked = [t for t in study.best_trials if t in feasible] or feasible
     else:
@@ -592,6 +623,25 @@ def held_out_candidates(config: Config, study: optuna.Study, settings: Settings,
     return out
 
 
+def _none_feasible(config: Config, study: optuna.Study) -> str:
+    """Why no design could be chosen: every trial over the budget, refused by the model (the
+    first reason named), or some of each."""
+    complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    refused = [t for t in complete if REFUSED in t.user_attrs]
+    budget = config.design.annual_budget
+    if refused and len(refused) == len(complete):
+        return (f"levers: the model refused every design tried ({len(refused)} trials; "
+                f"trial {refused[0].number}: {refused[0].user_attrs[REFUSED]}); give the "
+                "levers ranges whose values fit together")
+    text = (f"no feasible design was found within the budget ({budget:,.0f}); raise the "
+            "budget or the trials" if budget is not None else
+            "no feasible design was found; raise the trials")
+    if refused:
+        text += (f" ({len(refused)} of the trials were refused by the model; trial "
+                 f"{refused[0].number}: {refused[0].user_attrs[REFUSED]})")
+    return text
+
+
 def should_prune(trial: optuna.Trial) -> bool:
     """The pruner's answer, without the Wilcoxon pruner's warning (printed in the middle of
     the progress bar) that the best trial lacks some of this trial's scenarios: a pruned best
@@ -628,18 +678,23 @@ def _finite_or_low(x: float) -> float:
 def trials_frame(study: optuna.Study) -> pl.DataFrame:
     """One row per trial, as trials.parquet has it. A trial keeps its budget margin (cost
     minus budget, negative within it: the constraint Optuna sees); the table shows the
-    amount over the budget, 0 within it."""
+    amount over the budget, 0 within it. A trial the model refused is infeasible, its
+    reason in `refused` (null for the others)."""
     rows = []
     for t in study.trials:
         margin = t.user_attrs.get("over_budget")
+        refused = t.user_attrs.get(REFUSED)
         row = {"number": t.number, "state": t.state.name,
                "cost": t.user_attrs.get("cost"),
                "over_budget": None if margin is None else max(0.0, float(margin)),
-               "feasible": None if margin is None else margin <= 0,
+               "feasible": (False if refused is not None else
+                            None if margin is None else margin <= 0),
+               "refused": refused,
                "surplus": bool(t.user_attrs.get("surplus", False))}
-        # an over-budget trial is not simulated: its value is the sampler's worst, not a score
+        # an over-budget or refused trial is not simulated: its value is the sampler's worst,
+        # not a score
         if (t.values is not None and t.state == optuna.trial.TrialState.COMPLETE
-                and t.user_attrs.get("over_budget", 0.0) <= 0):
+                and refused is None and t.user_attrs.get("over_budget", 0.0) <= 0):
             for i, v in enumerate(t.values):  # a pruned trial's is a scenario's, not a score
                 row[f"value_{i}"] = v
         row.update(lever_cells(t.params))

@@ -48,6 +48,16 @@ def trials_words(report: dict) -> str:
     return f"{n} trials" + (f" ({stopped} more interrupted, not counted)" if stopped else "")
 
 
+def refused_words(report: dict) -> str:
+    """One line on the trials whose design the model refused (infeasible, not simulated),
+    naming the first and its reason; '' when there were none."""
+    n = report.get("trials_refused", 0)
+    if not n:
+        return ""
+    return (f"{n} of the {report['trials']} trials {'was' if n == 1 else 'were'} refused by "
+            f"the model and not simulated (first, {report['first_refusal']}).")
+
+
 def _table(header: list[str], rows: list[list[str]], caption: str = "") -> str:
     head = "".join(f"<th>{h}</th>" for h in header)
     body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in r) + "</tr>" for r in rows)
@@ -151,16 +161,17 @@ def _optuna_figures(study, objectives: list[str], label: str, importance: bool =
     import optuna
     import optuna.visualization as vis
 
+    from gtmsim.optimize.search import is_feasible
+
     figs, notes = {}, []
     multi = len(study.directions) > 1
     target = (lambda t: t.values[0]) if multi else None
     name = objectives[0]
     if name == "regret":  # regret needs every design: the search scores each by its mean
         name = "mean (regret's stand-in during the search)"
-    # over-budget trials are told a placeholder score without a simulation: importance over
-    # them would rank what drives cost over the budget, not the outcome
-    complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE
-                and t.user_attrs.get("over_budget", 0.0) <= 0]
+    # over-budget and refused trials are told a placeholder score without a simulation:
+    # importance over them would rank what drives cost over the budget, not the outcome
+    complete = [t for t in study.trials if is_feasible(t)]
     within = optuna.create_study(directions=study.directions)
     within.add_trials(complete)
     with warnings.catch_warnings():
@@ -324,6 +335,8 @@ def optimize_report(report: dict, result, best, cmp=None, objectives: list[str] 
     sub = (f"Objective {report['objective']} of {outcome}; {trials_words(report)}, scored "
            f"on {report['scenarios']} scenarios x {report['replications']} replications, "
            f"re-evaluated on {report['held_out_scenarios']} held-out scenarios.")
+    if refused_words(report):
+        sub += " " + refused_words(report)
     verdict = (f"<p class='verdict'><b>{html.escape(report['verdict'])}</b></p>"
                if "verdict" in report else "")
     wb = report["what_breaks_it"]
