@@ -1136,6 +1136,7 @@ def _candidates_frame(result):
     rows = []
     for c in result.candidates:
         rows.append({"trial": c.trial, "cost": c.cost, "search_score": c.search_score,
+                     "search_regret": c.search_regret,
                      **{f"held_out_{k}": v for k, v in c.scores.items()},
                      **lever_cells(c.design)})
     return pl.DataFrame(rows)
@@ -1188,7 +1189,7 @@ def _bracket(ci) -> str:
 
 
 def _report_text(report: dict) -> str:
-    from gtmsim.report.optimize import refused_words, trials_words
+    from gtmsim.report.optimize import refused_words, regret_words, trials_words
 
     lines = [f"Objective {report['objective']} of {report['outcome']}; "
              f"{trials_words(report)}, scored on {report['scenarios']} scenarios, "
@@ -1213,8 +1214,7 @@ def _report_text(report: dict) -> str:
             f"{k.removeprefix('leaked_')} {v:,.0f}" for k, v in leaks.items()))
     best = report["best"]
     if "regret" in report["objective"]:
-        lines.append(f"Held-out regret of the chosen design: {best['regret']:,.0f} (mean "
-                     "shortfall against the best candidate in each scenario)")
+        lines.append(regret_words(report))
     if "satisficing" in report["objective"]:
         lines.append(f"Held-out scenarios where the chosen design meets the target "
                      f"{report['target']:,.0f}: {best['satisficing']:.0%}")

@@ -66,8 +66,13 @@ def test_scenario_arguments_and_values_are_checked(config):
 
 
 def test_regret_against_the_best_design_per_scenario():
+    """A design's largest shortfall against the best design in a scenario. The mean
+    shortfall ranked designs exactly as their means do (the per-scenario best's mean minus
+    the design's), so `--objective regret` could never choose another design than `mean`."""
     m = np.array([[10.0, 5.0], [8.0, 9.0]])  # design 0 best in scenario 0, design 1 in 1
-    assert regret(m) == pytest.approx([2.0, 1.0])
+    assert regret(m) == pytest.approx([4.0, 2.0])
+    m = np.array([[100.0, 0.0, 110.0], [80.0, 50.0, 70.0]])  # 0 has the higher mean
+    assert regret(m) == pytest.approx([50.0, 40.0])  # 1 the smaller regret
 
 
 def test_levers_read_and_apply(config):
@@ -244,6 +249,48 @@ def test_the_chosen_design_is_the_search_s_not_the_held_out_best():
     # satisficing ties (every share 0: no design met the target) go to the higher mean
     a, b = cand(3, 0.0, 1.0, mean=10.0), cand(4, 0.0, 1.0, mean=12.0)
     assert pick_best([a, b]) is b
+
+
+def test_regret_chooses_on_the_search_scenarios_not_by_the_mean(tmp_path, config, monkeypatch):
+    """`--objective regret` chose the mean's design: regret was only scored on the held-out
+    scenarios, after the choice. The candidate with the least regret on the search's
+    scenarios is chosen (here not the one with the highest mean there), and the held-out
+    scenarios, where the mean's design is best in every one, do not move the choice."""
+    import optuna
+    import polars as pl
+
+    from gtmsim.optimize import search as S
+
+    own = S.current_design(config)
+    by_mean = {**own, "sdr_headcount": own["sdr_headcount"] + 1}
+    by_regret = {**own, "sdr_headcount": own["sdr_headcount"] + 2}
+    search_values = {by_mean["sdr_headcount"]: [100.0, 0.0, 110.0],  # mean 70, regret 50
+                     by_regret["sdr_headcount"]: [80.0, 50.0, 70.0]}  # mean 66.7, regret 40
+    held = {own["sdr_headcount"]: [1.0, 1.0, 1.0], by_mean["sdr_headcount"]: [90.0, 90.0, 90.0],
+            by_regret["sdr_headcount"]: [10.0, 10.0, 10.0]}
+    settings = S.Settings(objective="regret", trials=2, scenarios=3, top=5,
+                          storage=str(tmp_path / "s.journal"))
+    study = optuna.create_study(study_name=settings.study_name, direction="maximize",
+                                storage=S.open_storage(settings.storage, None))
+    for design in (by_mean, by_regret):
+        values = search_values[design["sdr_headcount"]]
+        study.add_trial(optuna.trial.create_trial(
+            params=design, value=float(np.mean(values)),
+            distributions={k: optuna.distributions.CategoricalDistribution([v])
+                           for k, v in design.items()},
+            user_attrs={"over_budget": -1.0, "scenario_values": values}))
+    # the held-out outcome per design, told apart by its SDR headcount
+    monkeypatch.setattr(S, "evaluate", lambda cfg, _p, scenarios, *a, **k: pl.DataFrame(
+        {"sdr": [cfg.teams["sdr"].headcount]}))
+    monkeypatch.setattr(S, "per_scenario", lambda df, outcome: pl.DataFrame(
+        {outcome: held[df["sdr"][0]]}))
+    result = S.search(config, settings)
+    assert result.best.design == by_regret
+    assert result.best.search_regret == pytest.approx(40.0)
+    assert result.best.scores["regret"] == pytest.approx(80.0)  # held out: 90 - 10
+    assert S.pick_best(result.candidates, "mean").design == by_mean
+    ownc = next(c for c in result.candidates if c.own)  # never run: no search regret
+    assert ownc.trial == -1 and np.isnan(ownc.search_regret)
 
 
 def test_a_resumed_study_draws_designs_of_its_own(tmp_path, config):

@@ -184,3 +184,32 @@ def test_designs_the_model_refused_are_said_in_one_line(tmp_path):
     trials = pl.read_parquet(out / "trials.parquet")
     refused = trials.filter(pl.col("refused").is_not_null())
     assert refused.height == n and not refused["feasible"].any()
+
+
+def test_the_chosen_design_s_regret_is_shown_by_regret():
+    """By regret, the chosen design's regret was not in the candidate table and the text gave
+    only the held-out one: both show it on the search's scenarios, which chose it, and on
+    the held-out ones."""
+    from gtmsim.cli import _report_text
+    from gtmsim.report.optimize import _candidates_table
+
+    def cand(trial, search_regret, held_regret):
+        return {"trial": trial, "levers": {"x": trial}, "cost": 1.0, "own": False,
+                "mean": 5.0, "p10": 4.0, "cvar10": 3.0, "mean_ci": None, "cvar10_ci": None,
+                "search_regret": search_regret, "regret": held_regret}
+
+    best = cand(2, 40.0, 80.0)
+    report = {"objective": "regret", "outcome": "bookings", "target": None, "trials": 2,
+              "scenarios": 3, "held_out_scenarios": 3, "replications": 1, "best": best,
+              "candidates": [cand(1, 50.0, 0.0), best, cand(-1, None, 90.0)],
+              "what_breaks_it": {"target": 1.0, "words": "nothing"}}
+    table = _candidates_table(report)
+    assert "<th>regret (search)</th><th>held-out regret</th>" in table
+    assert ("<td><b>trial 2 (chosen)</b></td><td>5</td><td>4</td><td>3</td><td>40</td>"
+            "<td>80</td>") in table
+    text = _report_text(report)
+    assert ("regret of the chosen design (its largest shortfall against the best candidate in "
+            "a scenario): 40 on the search's scenarios, the least of the 2 candidates the "
+            "search ran, and 80 on the held-out scenarios") in text.lower()
+    report["objective"] = "mean"
+    assert "regret" not in _candidates_table(report) and "egret" not in _report_text(report)

@@ -114,6 +114,7 @@ def describe(c: Candidate, outcome: str) -> dict[str, Any]:
         if name in c.scores:
             row[name] = c.scores[name]
     row["search_score"] = c.search_score
+    row["search_regret"] = c.search_regret  # what `--objective regret` chooses by
     row["own"] = c.own
     df = c.frame
     for col in df.columns:

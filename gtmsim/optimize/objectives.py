@@ -15,10 +15,13 @@ def cvar(x: np.ndarray, alpha: float = 0.10) -> float:
 
 
 def regret(matrix: np.ndarray) -> np.ndarray:
-    """Per design (rows), the mean over scenarios (columns) of the shortfall against the
-    best design in that scenario; 0 for a design that is best everywhere."""
+    """Per design (rows), its largest shortfall over scenarios (columns) against the best
+    design in that scenario (Savage's minimax regret); 0 for a design that is best
+    everywhere. The mean shortfall would rank designs exactly as their means do (it is the
+    mean of the per-scenario best, the same for every design, minus the design's mean), so
+    it could never choose another design."""
     m = np.asarray(matrix, dtype=float)
-    return (m.max(axis=0, keepdims=True) - m).mean(axis=1)
+    return (m.max(axis=0, keepdims=True) - m).max(axis=1)
 
 
 def robust_score(name: str, values: np.ndarray, target: float | None = None) -> float:

@@ -3,7 +3,8 @@
 Every trial evaluates its design on the same scenarios with the same seeds (common random
 numbers), scenario by scenario, reporting each scenario's outcome as a step so that the
 Wilcoxon pruner (which pairs steps across trials) can stop a clearly worse design early when
-the objective is the mean. The design the search scores best is chosen; the held-out
+the objective is the mean. The design the search scores best is chosen (by regret, the
+candidate with the least regret on the search's scenarios); the held-out
 scenarios, which take no part in the choice, then estimate it and the other top designs.
 The budget is a constraint Optuna sees (``Trial.set_constraint``, the successor of
 ``constraints_func`` in Optuna 5); an over-budget design is not simulated, and the sampler
@@ -129,6 +130,10 @@ class Candidate:
     scores: dict[str, float] = field(default_factory=dict)
     search_mean: float = math.nan  # the outcome's mean over the search's scenarios
     own: bool = False  # the config's own design (its levers as given): the status quo
+    # per search scenario (None: not seen on every one: a baseline the search never ran)
+    search_values: np.ndarray | None = field(default=None, repr=False)
+    # regret on the search's scenarios, against the candidates seen on all of them (NaN: not)
+    search_regret: float = math.nan
 
 
 def lever_cells(design: dict[str, Any]) -> dict[str, Any]:
@@ -453,7 +458,7 @@ def search(config: Config, settings: Settings, out_dir: Path | None = None,
         study.optimize(objective, n_trials=remaining, callbacks=callbacks, catch=(_Surplus,))
     await_others(study)
     candidates = held_out_candidates(config, study, settings, held_out, baselines)
-    best = pick_best(candidates)
+    best = pick_best(candidates, settings.objectives[0])
     return SearchResult(study, scenarios, held_out, candidates, best)
 
 
@@ -588,7 +593,7 @@ def held_out_candidates(config: Config, study: optuna.Study, settings: Settings,
         if len(chosen) >= settings.top:
             break
     main = _main_objective(settings.objectives)
-    designs = [(t.number, t.params, t.values[main], _search_mean(t)) for t in chosen.values()]
+    designs = [(t.number, t.params, t.values[main], t) for t in chosen.values()]
     known = {repr(sorted(d.items())) for _, d, _, _ in designs}
     # a baseline the search itself ran (the config's own design is enqueued) keeps its trial
     # and its score there; one it never ran is trial -1 with no search score
@@ -599,18 +604,25 @@ def held_out_candidates(config: Config, study: optuna.Study, settings: Settings,
         key = repr(sorted(b.items()))
         if key not in known:
             t = searched.get(key)
-            designs.append((-1, b, math.nan, math.nan) if t is None else
-                           (t.number, b, t.values[main], _search_mean(t)))
+            designs.append((-1, b, math.nan, None) if t is None else
+                           (t.number, b, t.values[main], t))
             known.add(key)
     own = repr(sorted(current_design(config).items()))
     out = []
-    for number, design, score, mean in designs:
+    for number, design, score, trial in designs:
         cfg = apply_design(config, design)
         df = evaluate(cfg, {}, held_out, settings.replications, settings.engine,
                       settings.workers)
         per = per_scenario(df, settings.outcome)[settings.outcome].to_numpy()
         out.append(Candidate(number, dict(design), score, annual_cost(cfg), per, df,
-                             search_mean=mean, own=repr(sorted(design.items())) == own))
+                             search_mean=math.nan if trial is None else _search_mean(trial),
+                             own=repr(sorted(design.items())) == own,
+                             search_values=None if trial is None else _search_values(trial)))
+    seen = [c for c in out if c.search_values is not None]
+    if seen:  # regret on the search's scenarios, which the choice by regret reads
+        for c, r in zip(seen, regret(np.vstack([c.search_values for c in seen])),
+                        strict=True):
+            c.search_regret = float(r)
     matrix = np.vstack([c.held_out for c in out])
     regrets = regret(matrix)
     for c, r in zip(out, regrets, strict=True):
@@ -661,10 +673,24 @@ def _search_mean(t: optuna.trial.FrozenTrial) -> float:
     return float(np.mean(values)) if values else math.nan
 
 
-def pick_best(candidates: list[Candidate]) -> Candidate:
-    """The design the search scored best on its own scenarios (ties by the mean there).
-    Held-out scores take no part in the choice, so they estimate, without the optimiser's
-    curse, what the chosen design and the others deliver."""
+def _search_values(t: optuna.trial.FrozenTrial) -> np.ndarray | None:
+    """The trial's outcome per search scenario, or None unless it was seen on every one."""
+    values = t.user_attrs.get("scenario_values")
+    if not values or any(v is None for v in values):
+        return None
+    return np.asarray(values, dtype=float)
+
+
+def pick_best(candidates: list[Candidate], objective: str = "") -> Candidate:
+    """The design the search scored best on its own scenarios (ties by the mean there); by
+    regret (`objective` "regret"), the one with the least regret there among the candidates
+    the search ran (ties by the mean), regret being scored against the candidates, after
+    the search. Held-out scores take no part in the choice, so they estimate, without the
+    optimiser's curse, what the chosen design and the others deliver."""
+    if objective == "regret":
+        ranked = [c for c in candidates if math.isfinite(c.search_regret)]
+        if ranked:
+            return min(ranked, key=lambda c: (c.search_regret, -_finite_or_low(c.search_mean)))
     searched = [c for c in candidates if math.isfinite(c.search_score)]
     if not searched:  # only baselines left (no complete trial among the top)
         return max(candidates, key=lambda c: c.scores["mean"])

@@ -58,6 +58,21 @@ def refused_words(report: dict) -> str:
             f"the model and not simulated (first, {report['first_refusal']}).")
 
 
+def regret_words(report: dict) -> str:
+    """The chosen design's regret in one line: on the search's scenarios, which chose it,
+    and on the held-out ones, which estimate it."""
+    best = report["best"]
+    ran = sum(c.get("search_regret") is not None for c in report["candidates"])
+    return (f"Regret of the chosen design (its largest shortfall against the best candidate "
+            f"in a scenario): {_figure(best.get('search_regret'))} on the search's scenarios, "
+            f"the least of the {ran} candidates the search ran, and "
+            f"{_figure(best.get('regret'))} on the held-out scenarios.")
+
+
+def _figure(v: float | None) -> str:
+    return "-" if v is None or not np.isfinite(v) else f"{v:,.0f}"
+
+
 def _table(header: list[str], rows: list[list[str]], caption: str = "") -> str:
     head = "".join(f"<th>{h}</th>" for h in header)
     body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in r) + "</tr>" for r in rows)
@@ -89,7 +104,10 @@ def _designs_table(report: dict) -> str:
 
 
 def _candidates_table(report: dict) -> str:
+    """The candidates' held-out statistics; by regret, also each one's regret on the search's
+    scenarios (what chose the design) and on the held-out ones."""
     chosen = report["best"]["levers"]
+    by_regret = "regret" in str(report["objective"]).split(",")
     rows = []
     for c in report["candidates"]:
         label = ("config's own design" if c["trial"] < 0 else
@@ -97,10 +115,14 @@ def _candidates_table(report: dict) -> str:
                  f"trial {c['trial']}")
         if c["levers"] == chosen:
             label = f"<b>{label} (chosen)</b>"
-        rows.append([label, *[_ci(c, k) for k, _ in STATS], _num(c["cost"])])
-    return _table(["design", *[f"held-out {label}" for _, label in STATS], "cost"], rows,
-                  "The top designs of the search (and the baselines), re-evaluated on the "
-                  "held-out scenarios")
+        regrets = [_num(c.get("search_regret")), _num(c.get("regret"))] if by_regret else []
+        rows.append([label, *[_ci(c, k) for k, _ in STATS], *regrets, _num(c["cost"])])
+    extra = ["regret (search)", "held-out regret"] if by_regret else []
+    return _table(["design", *[f"held-out {label}" for _, label in STATS], *extra, "cost"],
+                  rows, "The top designs of the search (and the baselines), re-evaluated on "
+                  "the held-out scenarios" + ("; regret is the largest shortfall against the "
+                                              "best candidate in a scenario" if by_regret
+                                              else ""))
 
 
 # --------------------------------------------------------------------------- figures
