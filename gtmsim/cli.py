@@ -749,6 +749,21 @@ def _write_png_folder(figures: dict, folder: Path) -> None:
             shutil.rmtree(old, ignore_errors=True)
 
 
+def _drop_figures(folder: Path) -> None:
+    """Remove the figures/ an earlier --png run left: a resumed command's folder is replaced
+    as a whole, and PNGs of other results beside the new report would be read as its. The
+    folder is renamed aside first, so it is there in full or gone (aside, under a name a
+    rerun accepts in its folder)."""
+    if not folder.is_dir():
+        return
+    old = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".partial",
+                                dir=folder.parent))
+    try:
+        os.replace(folder, old / folder.name)
+    finally:
+        shutil.rmtree(old, ignore_errors=True)
+
+
 def _run_mechanism_costs(args, config, res, n: int, seed: int, engine: str, workers: int):
     """The mechanism-cost table for `run` (or None) and a note for the report (or None)."""
     from gtmsim.mechanisms import MAX_REPLICATIONS, enabled_mechanisms, mechanism_costs
@@ -973,6 +988,8 @@ def _write_optimize(args, config, settings, out: Path, result, best, cmp) -> Non
         _write_set(out, files, stale="design_*.toml")
         if args.png:
             _write_png_folder(figures, out / "figures")
+        else:
+            _drop_figures(out / "figures")
     except OSError as exc:
         raise UsageError("--out", f"cannot write {out}: {exc.strerror or exc}") from None
     print(_report_text(report))
@@ -1040,6 +1057,8 @@ def cmd_sweep(args) -> int:
         _write_file(out / "report.html", lambda p: p.write_text(page, encoding="utf-8"))
         if args.png:
             _write_png_folder(sweep_figures(doc), out / "figures")
+        else:
+            _drop_figures(out / "figures")
     except OSError as exc:
         raise UsageError("--out", f"cannot write {out}: {exc.strerror or exc}") from None
     print(f"swept {summary.points} points x {plan.replications} replications on {where}: "

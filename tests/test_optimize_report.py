@@ -213,3 +213,14 @@ def test_the_chosen_design_s_regret_is_shown_by_regret():
             "search ran, and 80 on the held-out scenarios") in text.lower()
     report["objective"] = "mean"
     assert "regret" not in _candidates_table(report) and "egret" not in _report_text(report)
+
+
+def test_a_rerun_without_png_leaves_no_figures_of_the_last_run(tmp_path):
+    """A resumed optimize without --png left the earlier run's figures/*.png beside the new
+    report; the folder is replaced as a whole, so they go."""
+    out = tmp_path / "opt"
+    (out / "figures").mkdir(parents=True)  # as a first run with --png leaves them
+    (out / "figures" / "candidates.png").write_bytes(b"\x89PNG old")
+    optimize(out, "--trials", "2", "--ideal-trials", "0")
+    assert not (out / "figures").exists()
+    assert not list(out.glob(".*"))  # nothing set aside is left

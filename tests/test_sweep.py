@@ -563,3 +563,16 @@ def test_a_ranges_steps_are_the_round_numbers_a_planner_wrote():
     assert [repr(v) for v in axis.factorial_values()] == ["0.1", "0.3", "0.5"]
     thirds = Axis("x", "x", (), 0.0, 1.0, 4, False).factorial_values()
     assert thirds[1] == pytest.approx(1 / 3, rel=1e-12) and thirds[-1] == 1.0
+
+
+def test_a_rerun_without_png_leaves_no_figures_of_the_last_run(tmp_path):
+    """A resumed sweep without --png left the earlier run's figures/*.png beside the new
+    report; the folder is replaced as a whole, so they go."""
+    grid = _grid(tmp_path, "[levers]\nsdr_headcount = [3, 5]\n")
+    out = tmp_path / "out"
+    common = ["--grid", grid, *SHORT, "--replications", "1", "--workers", "0", "--out", str(out)]
+    _sweep(*common)
+    (out / "figures").mkdir()  # as a run with --png leaves them
+    (out / "figures" / "leaders.png").write_bytes(b"\x89PNG old")
+    assert main(["sweep", *common]) == 0
+    assert not (out / "figures").exists() and (out / "report.html").is_file()
