@@ -1208,11 +1208,12 @@ def _bracket(ci) -> str:
 
 
 def _report_text(report: dict) -> str:
+    from gtmsim.report.export import counted
     from gtmsim.report.optimize import refused_words, regret_words, trials_words
 
     lines = [f"Objective {report['objective']} of {report['outcome']}; "
-             f"{trials_words(report)}, scored on {report['scenarios']} scenarios, "
-             f"re-evaluated on {report['held_out_scenarios']} held-out scenarios."]
+             f"{trials_words(report)}, scored on {counted(report['scenarios'], 'scenarios')}, "
+             f"re-evaluated on {counted(report['held_out_scenarios'], 'held-out scenarios')}."]
     if refused_words(report):
         lines.append(refused_words(report))
     columns = [("chosen by the search", report["best"])]

@@ -224,3 +224,20 @@ def test_a_rerun_without_png_leaves_no_figures_of_the_last_run(tmp_path):
     optimize(out, "--trials", "2", "--ideal-trials", "0")
     assert not (out / "figures").exists()
     assert not list(out.glob(".*"))  # nothing set aside is left
+
+
+def test_one_replication_or_scenario_is_said_in_the_singular():
+    """The text and the page said '1 replications' and '1 held-out scenarios'."""
+    from gtmsim.cli import _report_text
+    from gtmsim.report.optimize import _designs_table
+
+    best = {"trial": 0, "levers": {"x": 1}, "cost": 1.0, "own": True, "mean": 5.0,
+            "p10": 4.0, "cvar10": 3.0, "mean_ci": None, "cvar10_ci": None}
+    report = {"objective": "mean", "outcome": "bookings", "target": None, "trials": 2,
+              "scenarios": 1, "held_out_scenarios": 1, "replications": 1, "best": best,
+              "candidates": [best], "what_breaks_it": {"target": 1.0, "words": "nothing"}}
+    assert "scored on 1 scenario, re-evaluated on 1 held-out scenario." in _report_text(report)
+    assert "Held-out: 1 fresh scenario x 1 replication, bookings" in _designs_table(report)
+    report.update(scenarios=2, held_out_scenarios=3, replications=2)
+    assert "on 2 scenarios, re-evaluated on 3 held-out scenarios." in _report_text(report)
+    assert "Held-out: 3 fresh scenarios x 2 replications" in _designs_table(report)

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from gtmsim.optimize.compare import TAIL_MIN_SCENARIOS
 from gtmsim.optimize.designs import is_setting
+from gtmsim.report.export import counted
 from gtmsim.report.run import error_bars
 
 if TYPE_CHECKING:
@@ -151,8 +152,9 @@ def comparison_tables(summary: dict) -> list:
         out.append(other)
     for profile, entry in summary["profiles"].items():
         header, rows = table_rows(summary, profile, short=True)
-        out.append(Text(f"Profile {profile!r}: {summary['outcome']} over {entry['scenarios']} "
-                        f"scenarios x {summary['replications']} replications, paired by "
+        out.append(Text(f"Profile {profile!r}: {summary['outcome']} over "
+                        f"{counted(entry['scenarios'], 'scenarios')} x "
+                        f"{counted(summary['replications'], 'replications')}, paired by "
                         f"scenario ({CI_NOTE})", style="bold"))
         t = Table()
         for i, col in enumerate(header[:6]):
@@ -224,7 +226,8 @@ def _figure(summary: dict, profile: str):
     entry = summary["profiles"][profile]
     out, base = summary["outcome"], summary["baseline"]
     fig = make_subplots(rows=1, cols=2, column_widths=[0.55, 0.45], subplot_titles=(
-        f"{out} per scenario (mean of {summary['replications']} replications)",
+        f"{out} per scenario (mean of {counted(summary['replications'], 'replications')})"
+        if summary["replications"] != 1 else f"{out} per scenario (one replication)",
         f"difference from {base}, paired by scenario (95% CI)"))
     colors = qualitative.Plotly
     for i, (name, d) in enumerate(entry["designs"].items()):
@@ -292,7 +295,8 @@ def compare_report(summary: dict, figures: dict[str, go.Figure] | None = None) -
                         f"{_html_table(header, rows)}")
     files = ", ".join(f"{d['name']} = {d['file']}" for d in summary["designs"])
     sub = (f"{summary['outcome']} of {len(summary['designs'])} designs under "
-           f"{', '.join(profiles)}; {summary['replications']} replications per scenario, "
+           f"{', '.join(profiles)}; {counted(summary['replications'], 'replications')} per "
+           "scenario, "
            f"engine {summary['engine']}, seed {summary['seed']}. Every design meets the same "
            "scenarios and seeds (common random numbers), so differences are paired by scenario; "
            f"the baseline is {summary['baseline']}. {CI_NOTE}.")

@@ -34,6 +34,11 @@ def jsonable(value: Any) -> Any:
     return value
 
 
+def counted(n: int, noun: str) -> str:
+    """'1 replication', '2 replications': `noun` is the plural; one is said in the singular."""
+    return f"{n:,} {noun.removesuffix('s') if n == 1 else noun}"
+
+
 PNG_WIDTH = 1200  # layout pixels; the files are PNG_SCALE times that
 PNG_SCALE = 2
 DEFAULT_HEIGHT = 500

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from gtmsim.report.export import jsonable
+from gtmsim.report.export import counted, jsonable
 from gtmsim.report.run import error_bars
 
 STATS = (("mean", "mean"), ("p10", "P10"), ("cvar10", "CVaR10 (worst 10%)"))
@@ -99,8 +99,8 @@ def _designs_table(report: dict) -> str:
                      *[(f"{c[k]:.0%}" if pct and c.get(k) is not None else _num(c.get(k)))
                        for _, c in cols]])
     return _table(["", *[html.escape(n) for n, _ in cols]], rows,
-                  f"Held-out: {report['held_out_scenarios']} fresh scenarios x "
-                  f"{report['replications']} replications, {report['outcome']}")
+                  f"Held-out: {counted(report['held_out_scenarios'], 'fresh scenarios')} x "
+                  f"{counted(report['replications'], 'replications')}, {report['outcome']}")
 
 
 def _candidates_table(report: dict) -> str:
@@ -355,8 +355,9 @@ def optimize_report(report: dict, result, best, cmp=None, objectives: list[str] 
              for i, fig in enumerate(figures.values())]
     title = html.escape(f"gtmsim optimise: {name}" if name else "gtmsim optimise")
     sub = (f"Objective {report['objective']} of {outcome}; {trials_words(report)}, scored "
-           f"on {report['scenarios']} scenarios x {report['replications']} replications, "
-           f"re-evaluated on {report['held_out_scenarios']} held-out scenarios.")
+           f"on {counted(report['scenarios'], 'scenarios')} x "
+           f"{counted(report['replications'], 'replications')}, re-evaluated on "
+           f"{counted(report['held_out_scenarios'], 'held-out scenarios')}.")
     if refused_words(report):
         sub += " " + refused_words(report)
     verdict = (f"<p class='verdict'><b>{html.escape(report['verdict'])}</b></p>"
