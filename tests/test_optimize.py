@@ -333,6 +333,26 @@ def test_ideal_vs_robust_verdict_says_when_there_is_no_interval():
     assert "+5, 95% CI +1 to +9" in c.verdict()
 
 
+def test_a_small_relative_change_in_the_verdict_keeps_its_sign():
+    """The verdict said '(-0%: -16,445 ...)': a loss rounded to a whole percent."""
+    import math
+    from types import SimpleNamespace as N
+
+    from gtmsim.optimize import compare
+
+    c = compare.Comparison.__new__(compare.Comparison)
+    c.ideal, c.outcome = N(best=N(scores={"mean": 5_000_000.0})), "bookings"
+    c.ideal_tuned = N(scores={"mean": 4_985_000.0})  # -0.3% of the promise
+    c.robust_best = N(scores={"mean": 4_968_555.0})  # -16,445: -0.33%
+    c.difference = {"mean": (-16_445.0, math.nan, math.nan),
+                    "cvar10": (3.0, math.nan, math.nan)}
+    text = c.verdict()
+    assert "-0%" not in text and "+0%" not in text
+    assert "delivers 4,985,000 (-0.3%)" in text and "(-0.33%: -16,445" in text
+    assert [compare.change(x) for x in (0.2, -0.012, 0.004, -0.00001, 0.0)] == [
+        "+20%", "-1%", "+0.4%", "-<0.01%", "0%"]
+
+
 def test_the_chosen_design_is_set_against_the_own_design_in_words():
     """The held-out line says beats / trails / not clearly different by the paired CI, and
     tells the planner to keep the status quo when the chosen design trails it."""

@@ -124,6 +124,20 @@ def describe(c: Candidate, outcome: str) -> dict[str, Any]:
     return row
 
 
+def change(x: float) -> str:
+    """A relative change as a signed percentage, whole from 1%, else to two significant
+    digits, so a small loss reads -0.3%, never -0% beside a loss of thousands."""
+    if not math.isfinite(x):
+        return "n/a"
+    if x == 0:
+        return "0%"
+    if abs(x) >= 0.0095:
+        return f"{x:+.0%}"
+    if abs(x) < 0.0001:
+        return f"{'+' if x > 0 else '-'}<0.01%"
+    return f"{x * 100:+.2g}%"
+
+
 @dataclass
 class Comparison:
     ideal: SearchResult
@@ -147,8 +161,8 @@ class Comparison:
         tail = (f" (95% CI {lo:+,.0f} to {hi:+,.0f})" if math.isfinite(lo) else
                 f" (no interval under {TAIL_MIN_SCENARIOS} scenarios)")
         return (f"Tuned for ideal behaviour, the design promises {promise:,.0f} {self.outcome} "
-                f"but delivers {real:,.0f} ({-loss:+.0%}) when these people run it; the "
-                f"robust design delivers {robust:,.0f} ({keep:+.0%}: {m:+,.0f}{mean_ci}), and "
+                f"but delivers {real:,.0f} ({change(-loss)}) when these people run it; the "
+                f"robust design delivers {robust:,.0f} ({change(keep)}: {m:+,.0f}{mean_ci}), and "
                 f"the difference in the worst-10% mean is {d:+,.0f}{tail}.")
 
     def table(self) -> pl.DataFrame:
