@@ -1148,9 +1148,7 @@ def _outcome_columns(config) -> set[str]:
 
 
 def _candidates_frame(result):
-    import polars as pl
-
-    from gtmsim.optimize.search import lever_cells
+    from gtmsim.optimize.search import cells_frame, lever_cells
 
     rows = []
     for c in result.candidates:
@@ -1158,7 +1156,7 @@ def _candidates_frame(result):
                      "search_regret": c.search_regret,
                      **{f"held_out_{k}": v for k, v in c.scores.items()},
                      **lever_cells(c.design)})
-    return pl.DataFrame(rows)
+    return cells_frame(rows)
 
 
 def _optimize_report(result, best, cmp, settings) -> dict:

@@ -471,3 +471,36 @@ def test_trial_counts_leave_out_surplus_trials():
         study.add_trial(optuna.trial.create_trial(
             state=state, value=1.0 if state == S.COMPLETE else None, user_attrs=attrs))
     assert trial_counts(study) == {"trials": 2, "trials_interrupted": 1, "trials_refused": 0}
+
+
+def test_a_flag_lever_is_boolean_in_the_tables():
+    """trials.parquet and candidates.parquet stored a flag lever (feedback) as the text
+    'True'/'False' while comparison.json has true/false. A column of flags is boolean; one
+    whose choices mix kinds is text; numbers stay numbers."""
+    from types import SimpleNamespace as N
+
+    import optuna
+    import polars as pl
+
+    from gtmsim.cli import _candidates_frame
+    from gtmsim.optimize.search import trials_frame
+
+    choices = {"feedback": [False, True], "mode": ["off", 3, True], "heads": [2, 3]}
+    study = optuna.create_study(direction="maximize")
+    for feedback, mode, heads in ((False, "off", 2), (True, 3, 3), (True, True, 2)):
+        params = {"feedback": feedback, "mode": mode, "heads": heads}
+        study.add_trial(optuna.trial.create_trial(
+            params=params, value=1.0, user_attrs={"over_budget": -1.0},
+            distributions={k: optuna.distributions.CategoricalDistribution(choices[k])
+                           for k in params}))
+    study.add_trial(optuna.trial.create_trial(state=optuna.trial.TrialState.FAIL))
+    trials = trials_frame(study)
+    assert trials["lever_feedback"].dtype == pl.Boolean
+    assert trials["lever_feedback"].to_list() == [False, True, True, None]
+    assert trials["lever_mode"].to_list() == ["off", "3", "True", None]
+    assert trials["lever_heads"].dtype == pl.Int64
+    cands = _candidates_frame(N(candidates=[
+        N(trial=t.number, cost=1.0, search_score=1.0, search_regret=0.0, scores={},
+          design=t.params) for t in study.trials[:3]]))
+    assert cands["lever_feedback"].dtype == pl.Boolean
+    assert cands["lever_mode"].dtype == pl.Utf8

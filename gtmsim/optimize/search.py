@@ -137,8 +137,26 @@ class Candidate:
 
 
 def lever_cells(design: dict[str, Any]) -> dict[str, Any]:
-    """A design as table cells: `lever_<name>`, a number as a number, a choice as text."""
-    return {f"lever_{k}": str(v) if isinstance(v, str | bool) else v for k, v in design.items()}
+    """A design as table cells, `lever_<name>`: each value as it is (`cells_frame` makes a
+    column of mixed kinds text)."""
+    return {f"lever_{k}": v for k, v in design.items()}
+
+
+def cells_frame(rows: list[dict[str, Any]]) -> pl.DataFrame:
+    """Rows with lever cells as a table. A lever column holds one kind of value (a number, a
+    word or a flag: a flag lever is boolean, as comparison.json has it, not the text
+    'True'); one whose choices mix kinds is text."""
+    kinds: dict[str, set[type]] = {}
+    for row in rows:
+        for k, v in row.items():
+            if k.startswith("lever_") and v is not None:
+                kinds.setdefault(k, set()).add(
+                    bool if isinstance(v, bool | np.bool_) else
+                    str if isinstance(v, str) else float)
+    mixed = {k for k, found in kinds.items() if len(found) > 1}
+    rows = [{k: str(v) if k in mixed and v is not None else v for k, v in row.items()}
+            for row in rows]
+    return pl.DataFrame(rows, infer_schema_length=None) if rows else pl.DataFrame()
 
 
 @dataclass
@@ -725,4 +743,4 @@ def trials_frame(study: optuna.Study) -> pl.DataFrame:
                 row[f"value_{i}"] = v
         row.update(lever_cells(t.params))
         rows.append(row)
-    return pl.DataFrame(rows) if rows else pl.DataFrame()
+    return cells_frame(rows)
