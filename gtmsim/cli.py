@@ -965,8 +965,10 @@ def _optimize(args, config, settings, out: Path, bar, progress):
 
 def _write_optimize(args, config, settings, out: Path, result, best, cmp) -> None:
     from gtmsim.optimize.levers import apply_design
+    from gtmsim.outcomes import share_kpis
 
-    report = _optimize_report(result, best, cmp, settings)
+    shares = share_kpis({n: t.kpi.metric if t.kpi else None for n, t in config.teams.items()})
+    report = _optimize_report(result, best, cmp, settings, shares)
     from gtmsim.report.optimize import optimize_figures, optimize_report
 
     figures = optimize_figures(_jsonable(report), result, best, cmp, settings.objectives)
@@ -1159,7 +1161,7 @@ def _candidates_frame(result):
     return cells_frame(rows)
 
 
-def _optimize_report(result, best, cmp, settings) -> dict:
+def _optimize_report(result, best, cmp, settings, shares: frozenset[str] = frozenset()) -> dict:
     from gtmsim.optimize.breaks import default_target, what_breaks
     from gtmsim.optimize.compare import against_own, paired_difference
     from gtmsim.optimize.compare import describe as describe_candidate
@@ -1172,8 +1174,8 @@ def _optimize_report(result, best, cmp, settings) -> dict:
               "target": settings.target,
               **trial_counts(result.study), "scenarios": settings.scenarios,
               "held_out_scenarios": len(result.held_out), "replications": settings.replications,
-              "best": describe_candidate(best, settings.outcome),
-              "candidates": [describe_candidate(c, settings.outcome)
+              "best": describe_candidate(best, settings.outcome, shares),
+              "candidates": [describe_candidate(c, settings.outcome, shares)
                              for c in result.candidates],
               "what_breaks_it": {"target": target, "words": breaks.words(),
                                  "target_from": ("--target" if settings.target is not None
@@ -1182,15 +1184,15 @@ def _optimize_report(result, best, cmp, settings) -> dict:
     own = next((c for c in result.candidates if c.own), None)
     chosen = cmp.robust_best if cmp is not None else best
     if own is not None:
-        report["own"] = describe_candidate(own, settings.outcome)
+        report["own"] = describe_candidate(own, settings.outcome, shares)
         report["chosen_minus_own"] = {
             k: {"diff": d, "ci_low": lo, "ci_high": hi}
             for k, (d, lo, hi) in paired_difference(own.held_out, chosen.held_out).items()}
         report["against_own"] = against_own(report["chosen_minus_own"], own is chosen,
                                             settings.outcome)
     if cmp is not None:
-        report["ideal_tuned"] = describe_candidate(cmp.ideal_tuned, settings.outcome)
-        report["robust"] = describe_candidate(cmp.robust_best, settings.outcome)
+        report["ideal_tuned"] = describe_candidate(cmp.ideal_tuned, settings.outcome, shares)
+        report["robust"] = describe_candidate(cmp.robust_best, settings.outcome, shares)
         report["difference_robust_minus_ideal"] = {
             k: {"diff": d, "ci_low": lo, "ci_high": hi}
             for k, (d, lo, hi) in cmp.difference.items()}

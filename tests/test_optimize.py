@@ -504,3 +504,23 @@ def test_a_flag_lever_is_boolean_in_the_tables():
           design=t.params) for t in study.trials[:3]]))
     assert cands["lever_feedback"].dtype == pl.Boolean
     assert cands["lever_mode"].dtype == pl.Utf8
+
+
+def test_a_candidates_interval_stays_where_the_outcome_can_lie():
+    """Two held-out scenarios give a t-interval with one degree of freedom, which reached
+    below 0 bookings in the optimize text; a share's reaches above 1. Both are cut, as
+    `compare` cuts them; the statistic itself is left as it is."""
+    import polars as pl
+
+    from gtmsim.optimize.compare import describe
+    from gtmsim.optimize.search import Candidate
+
+    def row(outcome, values, shares=()):
+        c = Candidate(trial=1, design={}, search_score=0.0, cost=0.0,
+                      held_out=np.array(values), frame=pl.DataFrame({"won": [1.0]}))
+        return describe(c, outcome, shares)
+
+    r = row("bookings", [100.0, 5000.0])
+    assert r["mean_ci"][0] == 0.0 and r["mean_ci"][1] > 5000.0 and r["mean"] == 2550.0
+    assert row("kpi_cs", [0.5, 0.99], {"kpi_cs"})["mean_ci"][1] == 1.0
+    assert row("kpi_cs", [0.5, 0.99])["mean_ci"][1] > 1.0  # not a share in that model

@@ -104,12 +104,13 @@ def against_own(diff: dict, same: bool, outcome: str) -> str:
     return text
 
 
-def describe(c: Candidate, outcome: str) -> dict[str, Any]:
-    """A candidate as a row: levers, robust statistics with CIs, team KPIs, leakage."""
+def describe(c: Candidate, outcome: str, shares: Collection[str] = ()) -> dict[str, Any]:
+    """A candidate as a row: levers, robust statistics with CIs (cut to where the outcome can
+    lie: `outcome_interval`), team KPIs, leakage."""
     row: dict[str, Any] = {"trial": c.trial, "cost": c.cost}
     for name, fn in STATS.items():
         row[name] = float(fn(c.held_out))
-        row[f"{name}_ci"] = interval(name, c.held_out)
+        row[f"{name}_ci"] = outcome_interval(outcome, name, c.held_out, shares)
     for name in ("regret", "satisficing"):  # held out too; regret against the candidates
         if name in c.scores:
             row[name] = c.scores[name]
