@@ -1171,7 +1171,7 @@ def _optimize_report(result, best, cmp, settings, shares: frozenset[str] = froze
     breaks = cmp.breaks if cmp is not None else what_breaks(best.held_out, result.held_out,
                                                            target)
     report = {"objective": settings.objective, "outcome": settings.outcome,
-              "target": settings.target,
+              "target": settings.target, "ideal_trials": settings.ideal_trials,
               **trial_counts(result.study), "scenarios": settings.scenarios,
               "held_out_scenarios": len(result.held_out), "replications": settings.replications,
               "best": describe_candidate(best, settings.outcome, shares),
@@ -1209,13 +1209,15 @@ def _bracket(ci) -> str:
 
 def _report_text(report: dict) -> str:
     from gtmsim.report.export import counted
-    from gtmsim.report.optimize import refused_words, regret_words, trials_words
+    from gtmsim.report.optimize import ideal_words, refused_words, regret_words, trials_words
 
     lines = [f"Objective {report['objective']} of {report['outcome']}; "
              f"{trials_words(report)}, scored on {counted(report['scenarios'], 'scenarios')}, "
              f"re-evaluated on {counted(report['held_out_scenarios'], 'held-out scenarios')}."]
     if refused_words(report):
         lines.append(refused_words(report))
+    if ideal_words(report):
+        lines.append(ideal_words(report))
     columns = [("chosen by the search", report["best"])]
     if "robust" in report:
         columns = [("ideal-tuned", report["ideal_tuned"]), ("robust", report["robust"])]

@@ -1040,6 +1040,7 @@ def search_on_cluster(config: Config, settings, client, out_dir: Path | None = N
                 client.cancel(entry["futures"])
                 study.tell(entry["trial"], state=optuna.trial.TrialState.FAIL)
                 study.enqueue_trial(entry["trial"].params, skip_if_exists=False)
-    candidates = S.held_out_candidates(config, study, settings, held_out, ready.baselines)
+    candidates = S.held_out_candidates(config, study, settings, held_out, ready.baselines,
+                                       ready.ideal)
     best = S.pick_best(candidates, settings.objectives[0])
     return S.SearchResult(study, scenarios, held_out, candidates, best)

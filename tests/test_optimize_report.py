@@ -65,6 +65,15 @@ def test_optimize_writes_a_self_contained_report(tmp_path):
     assert comparison["against_own"] in (out / "comparison.txt").read_text()
     assert "config's own design" in page
     assert comparison["what_breaks_it"]["target_from"].startswith("90% of the chosen")
+    # the baseline tuned under ideal (10 trials by default) is named, in the text too
+    tuned = [c for c in comparison["candidates"] if c["ideal_tuned"]]
+    assert len(tuned) == 1 and comparison["ideal_trials"] == 10
+    words = ("the ideal-tuned baseline is the own design" if tuned[0]["own"]
+             else f"(the best of 10 trials under ideal) is trial {tuned[0]['trial']}")
+    assert words in (out / "comparison.txt").read_text() and words in page
+    label = ("the config's own design, also the ideal-tuned baseline" if tuned[0]["own"]
+             else f"trial {tuned[0]['trial']}: the ideal-tuned baseline")
+    assert label in page  # its row in the candidates' table
 
 
 def test_compare_ideal_report_shows_both_designs_and_the_verdict(tmp_path):

@@ -60,7 +60,7 @@ def test_a_seed_beyond_32_bits_seeds_the_sampler(objectives):
 
     def designs(seed):
         study = optuna.create_study(directions=["maximize"] * len(objectives),
-                                    sampler=_sampler(objectives, seed, False))
+                                    sampler=_sampler(objectives, seed, False, 40))
         study.optimize(lambda t: [t.suggest_float("x", 0, 1)] * len(objectives), n_trials=3)
         return [t.params["x"] for t in study.trials]
 
@@ -464,3 +464,13 @@ def test_a_search_whose_every_design_was_refused_names_the_reason(monkeypatch):
     text = str(err.value)
     assert text.startswith("levers: the model refused every design tried") and why in text
     assert "\n" not in text
+
+
+def test_a_short_search_is_not_random_sampling_only():
+    """TPE's random start-up is a quarter of the trials, 3 to 10: with Optuna's 10, the 10
+    trials of the baseline search under `ideal` were random draws only."""
+    from gtmsim.optimize.search import _sampler
+
+    assert _sampler(["mean"], 1, False, 10)._n_startup_trials == 3
+    assert _sampler(["mean"], 1, False, 20)._n_startup_trials == 5
+    assert _sampler(["mean"], 1, False, 400)._n_startup_trials == 10

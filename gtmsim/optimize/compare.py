@@ -117,6 +117,7 @@ def describe(c: Candidate, outcome: str, shares: Collection[str] = ()) -> dict[s
     row["search_score"] = c.search_score
     row["search_regret"] = c.search_regret  # what `--objective regret` chooses by
     row["own"] = c.own
+    row["ideal_tuned"] = c.ideal_tuned
     df = c.frame
     for col in df.columns:
         if col.startswith(("kpi_attainment_", "leaked_")) or col in ("won", "win_rate"):

@@ -130,6 +130,7 @@ class Candidate:
     scores: dict[str, float] = field(default_factory=dict)
     search_mean: float = math.nan  # the outcome's mean over the search's scenarios
     own: bool = False  # the config's own design (its levers as given): the status quo
+    ideal_tuned: bool = False  # the baseline a short search under `ideal` chose
     # per search scenario (None: not seen on every one: a baseline the search never ran)
     search_values: np.ndarray | None = field(default=None, repr=False)
     # regret on the search's scenarios, against the candidates seen on all of them (NaN: not)
@@ -274,6 +275,7 @@ class Prepared:
     held_out: list[Scenario]
     objectives: list[str]
     baselines: list[dict[str, Any]]  # enqueued after the config's own design
+    ideal: dict[str, Any] | None = None  # the baseline tuned under `ideal`, one of them
 
     @property
     def multi(self) -> bool:
@@ -292,16 +294,18 @@ def prepare(config: Config, settings: Settings, out_dir: Path | None = None,
     if not config.levers:
         raise GtmsimError("levers: the config declares no design levers to search")
     baselines = list(baselines)
+    ideal = None
     if settings.ideal_trials > 0:
         check_resume(config, settings, out_dir)
-        baselines.append(ideal_best(config, settings, out_dir, progress).design)
+        ideal = ideal_best(config, settings, out_dir, progress).design
+        baselines.append(ideal)
     scenarios = draw_scenarios(config, settings.scenarios, settings.seed, settings.method)
     held_out = draw_scenarios(config, settings.held_out or settings.scenarios, settings.seed,
                               settings.method, first_seed_index=1)
     objectives = settings.objectives
     multi = len(objectives) > 1
     directions = ["minimize" if o == "cost" else "maximize" for o in objectives]
-    sampler = _sampler(objectives, settings.seed, constant_liar)
+    sampler = _sampler(objectives, settings.seed, constant_liar, settings.trials)
     with warnings.catch_warnings():  # the Wilcoxon pruner is marked experimental
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         # The Wilcoxon test compares designs scenario by scenario, i.e. on the mean (and on
@@ -334,21 +338,26 @@ def prepare(config: Config, settings: Settings, out_dir: Path | None = None,
     _same_terms(study, settings.scored_by(config), settings, created, out_dir)
     if not created:
         study.sampler = _sampler(objectives, _joining_seed(settings.seed, study),
-                                 constant_liar)
+                                 constant_liar, settings.trials)
     _recover_abandoned(study)
     if created:
         for design in [current_design(config), *baselines]:
             study.enqueue_trial(design, skip_if_exists=True)
-    return Prepared(study, scenarios, held_out, list(objectives), baselines)
+    return Prepared(study, scenarios, held_out, list(objectives), baselines, ideal)
 
 
-def _sampler(objectives: list[str], seed: int, constant_liar: bool
+def _sampler(objectives: list[str], seed: int, constant_liar: bool, trials: int
              ) -> optuna.samplers.BaseSampler:
+    """NSGA-II for a Pareto front; else TPE, whose random start-up is a quarter of the
+    trials (3 to 10, the baselines among them): with Optuna's 10 a short search, such as the
+    10 trials of the baseline under `ideal`, sampled at random only and in practice never
+    beat the config's own design."""
     if seed >= 2**32:  # the samplers seed NumPy's legacy generator, 32 bits
         seed = int(np.random.SeedSequence(seed).generate_state(1)[0])
     if len(objectives) > 1:
         return optuna.samplers.NSGAIISampler(seed=seed)
-    return optuna.samplers.TPESampler(seed=seed, multivariate=True, n_startup_trials=10,
+    return optuna.samplers.TPESampler(seed=seed, multivariate=True,
+                                      n_startup_trials=min(10, max(3, trials // 4)),
                                       constant_liar=constant_liar)
 
 
@@ -475,7 +484,7 @@ def search(config: Config, settings: Settings, out_dir: Path | None = None,
     if remaining:
         study.optimize(objective, n_trials=remaining, callbacks=callbacks, catch=(_Surplus,))
     await_others(study)
-    candidates = held_out_candidates(config, study, settings, held_out, baselines)
+    candidates = held_out_candidates(config, study, settings, held_out, baselines, ready.ideal)
     best = pick_best(candidates, settings.objectives[0])
     return SearchResult(study, scenarios, held_out, candidates, best)
 
@@ -593,10 +602,11 @@ def _alive(pid: int) -> bool:
 
 
 def held_out_candidates(config: Config, study: optuna.Study, settings: Settings,
-                        held_out: list[Scenario], baselines: list[dict[str, Any]] = ()
-                        ) -> list[Candidate]:
+                        held_out: list[Scenario], baselines: list[dict[str, Any]] = (),
+                        ideal: dict[str, Any] | None = None) -> list[Candidate]:
     """The top designs of the search, and the baselines, evaluated afresh on held-out
-    scenarios: the best of many noisy estimates is biased up (the optimiser's curse)."""
+    scenarios: the best of many noisy estimates is biased up (the optimiser's curse).
+    `ideal`, one of the baselines, is marked as the design tuned under `ideal`."""
     feasible = [t for t in study.trials if is_feasible(t)]
     if not feasible:
         raise GtmsimError(_none_feasible(config, study))
@@ -626,6 +636,7 @@ def held_out_candidates(config: Config, study: optuna.Study, settings: Settings,
                            (t.number, b, t.values[main], t))
             known.add(key)
     own = repr(sorted(current_design(config).items()))
+    tuned = None if ideal is None else repr(sorted(ideal.items()))
     out = []
     for number, design, score, trial in designs:
         cfg = apply_design(config, design)
@@ -635,6 +646,7 @@ def held_out_candidates(config: Config, study: optuna.Study, settings: Settings,
         out.append(Candidate(number, dict(design), score, annual_cost(cfg), per, df,
                              search_mean=math.nan if trial is None else _search_mean(trial),
                              own=repr(sorted(design.items())) == own,
+                             ideal_tuned=repr(sorted(design.items())) == tuned,
                              search_values=None if trial is None else _search_values(trial)))
     seen = [c for c in out if c.search_values is not None]
     if seen:  # regret on the search's scenarios, which the choice by regret reads

@@ -103,6 +103,19 @@ def _designs_table(report: dict) -> str:
                   f"{counted(report['replications'], 'replications')}, {report['outcome']}")
 
 
+def ideal_words(report: dict) -> str:
+    """One line on the baseline a short search under `ideal` chose, or "" without one."""
+    tuned = next((c for c in report["candidates"] if c.get("ideal_tuned")), None)
+    if tuned is None:
+        return ""
+    n = counted(report.get("ideal_trials") or 0, "trials")
+    if tuned.get("own"):
+        return (f"The short search under ideal ({n}) found no design better than the config's "
+                "own: the ideal-tuned baseline is the own design.")
+    return (f"The ideal-tuned baseline (the best of {n} under ideal) is trial "
+            f"{tuned['trial']}: held-out mean {tuned['mean']:,.0f} with these people.")
+
+
 def _candidates_table(report: dict) -> str:
     """The candidates' held-out statistics; by regret, also each one's regret on the search's
     scenarios (what chose the design) and on the held-out ones."""
@@ -113,6 +126,9 @@ def _candidates_table(report: dict) -> str:
         label = ("config's own design" if c["trial"] < 0 else
                  f"trial {c['trial']}: the config's own design" if c.get("own") else
                  f"trial {c['trial']}")
+        if c.get("ideal_tuned"):
+            label += ", also the ideal-tuned baseline" if c.get("own") else (
+                ": the ideal-tuned baseline")
         if c["levers"] == chosen:
             label = f"<b>{label} (chosen)</b>"
         regrets = [_num(c.get("search_regret")), _num(c.get("regret"))] if by_regret else []
@@ -131,7 +147,7 @@ def _candidates_table(report: dict) -> str:
 def _label(c, best, cmp) -> str:
     name = ("own design" if c.trial < 0 else f"trial {c.trial} (own design)" if c.own
             else f"trial {c.trial}")
-    if cmp is not None and c is cmp.ideal_tuned:
+    if (cmp is not None and c is cmp.ideal_tuned) or (c.ideal_tuned and not c.own):
         name = "ideal-tuned"
     return f"{name} (chosen)" if c is best else name
 
@@ -360,6 +376,8 @@ def optimize_report(report: dict, result, best, cmp=None, objectives: list[str] 
            f"{counted(report['held_out_scenarios'], 'held-out scenarios')}.")
     if refused_words(report):
         sub += " " + refused_words(report)
+    if ideal_words(report):
+        sub += " " + ideal_words(report)
     verdict = (f"<p class='verdict'><b>{html.escape(report['verdict'])}</b></p>"
                if "verdict" in report else "")
     wb = report["what_breaks_it"]
