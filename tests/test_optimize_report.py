@@ -250,3 +250,25 @@ def test_one_replication_or_scenario_is_said_in_the_singular():
     report.update(scenarios=2, held_out_scenarios=3, replications=2)
     assert "on 2 scenarios, re-evaluated on 3 held-out scenarios." in _report_text(report)
     assert "Held-out: 3 fresh scenarios x 2 replications" in _designs_table(report)
+
+
+def test_the_history_is_scaled_to_the_simulated_trials():
+    """An over-budget trial is told the sampler's worst value (0 here) without a simulation:
+    plotted at it, it stretched the history's axis from 0 and flattened every real score.
+    The axis spans the simulated values, and the title says one trial is off the scale."""
+    import optuna
+
+    from gtmsim.report.optimize import _optuna_figures
+
+    study = optuna.create_study(direction="maximize")
+    for i, v in enumerate([5.0e6, 5.2e6, 0.0, 5.5e6]):
+        trial = optuna.trial.create_trial(params={"x": float(i)}, value=v,
+                                          distributions={"x": optuna.distributions
+                                                         .FloatDistribution(0, 10)},
+                                          user_attrs={"over_budget": 1.0 if v == 0 else -1.0})
+        study.add_trial(trial)
+    figs, _ = _optuna_figures(study, ["mean"], "", importance=False)
+    fig = figs["history"]
+    lo, hi = fig.layout.yaxis.range
+    assert 4.9e6 < lo < 5.0e6 and 5.5e6 < hi < 5.6e6
+    assert "1 over the budget or refused by the model" in fig.layout.title.text

@@ -225,6 +225,7 @@ def _optuna_figures(study, objectives: list[str], label: str, importance: bool =
         try:
             fig = vis.plot_optimization_history(study, target=target, target_name=name)
             fig.update_layout(title=f"Optimisation history{label}: {name} of each trial")
+            _scale_to_simulated(fig, study, complete, target)
             figs["history"] = fig
         except Exception as exc:  # noqa: BLE001
             notes.append(f"No optimisation history{label}: {_reason(exc)}.")
@@ -246,6 +247,22 @@ def _optuna_figures(study, objectives: list[str], label: str, importance: bool =
             except Exception as exc:  # noqa: BLE001
                 notes.append(f"No lever importance{label}: {_reason(exc)}.")
     return figs, notes
+
+
+def _scale_to_simulated(fig, study, simulated: list, target) -> None:
+    """Over-budget and refused trials carry the sampler's worst value, not a simulated one:
+    plotted at it, they stretched the axis from 0 and flattened every real score. The y axis
+    spans the simulated trials' values; the title says how many are off the scale."""
+    values = [target(t) if target else t.value for t in simulated]
+    values = [v for v in values if v is not None and np.isfinite(v)]
+    placeholders = sum(1 for t in study.trials if t.state.name == "COMPLETE") - len(simulated)
+    if not values or placeholders <= 0:
+        return
+    lo, hi = min(values), max(values)
+    pad = 0.05 * (hi - lo) if hi > lo else 0.05 * max(abs(hi), 1.0)
+    fig.update_yaxes(range=[lo - pad, hi + pad])
+    fig.update_layout(title=fig.layout.title.text + f" ({placeholders} over the budget or "
+                      "refused by the model, not simulated: off the scale)")
 
 
 def _reason(exc: Exception) -> str:
