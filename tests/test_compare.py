@@ -337,3 +337,19 @@ def test_the_verdict_says_when_a_teams_kpi_and_the_outcome_disagree(tmp_path):
     assert low_part.startswith("Under ideal (6 scenarios): low_bar trails base")
     assert "yet marketing's KPI attainment rose" in low_part
     assert "yet" not in same_part
+
+
+def test_p10_shows_its_interval_where_there_is_one(compared):
+    """The table gave P10 without its interval even from 20 scenarios, where summary.json has
+    one; under 20 there is none, and the cell is the figure alone (as for CVaR10)."""
+    from gtmsim.report.compare import table_rows
+
+    summary = _summary(compared)
+    header, rows = table_rows(summary, "realistic")
+    col = header.index("P10 [95% CI]")
+    first = next(iter(summary["profiles"]["realistic"]["designs"]))
+    d = summary["profiles"]["realistic"]["designs"][first]
+    assert d["p10_ci"][0] is None and "[" not in rows[0][col]  # 4 scenarios: no interval
+    d["p10_ci"] = [d["p10"] - 10.0, d["p10"] + 10.0]  # as from 20 scenarios
+    _, rows = table_rows(summary, "realistic")
+    assert rows[0][col].endswith("]") and rows[0][col].count(",") >= 1

@@ -105,7 +105,7 @@ def table_rows(summary: dict, profile: str, short: bool = False
     columns: the outcome; then KPI attainment per team, leakage and cost)."""
     out, base = summary["outcome"], summary["baseline"]
     teams = _teams(summary)
-    header = ["design", f"mean {out} [95% CI]", "P10", "CVaR10 [95% CI]",
+    header = ["design", f"mean {out} [95% CI]", "P10 [95% CI]", "CVaR10 [95% CI]",
               f"mean - {base} [95% CI]", f"CVaR10 - {base} [95% CI]",
               *[f"KPI {t}" for t in teams], "leaked", "cost"]
     entry = summary["profiles"][profile]
@@ -113,7 +113,8 @@ def table_rows(summary: dict, profile: str, short: bool = False
     for name, d in entry["designs"].items():
         diff = entry["differences"].get(name, {})
         fmt = _short if short else _num
-        rows.append([name, _ci(d["mean"], d["mean_ci"], short), fmt(d["p10"]),
+        rows.append([name, _ci(d["mean"], d["mean_ci"], short),
+                     _ci(d["p10"], d.get("p10_ci"), short),
                      _ci(d["cvar10"], d["cvar10_ci"], short), _diff(diff.get("mean"), short),
                      _diff(diff.get("cvar10"), short),
                      *[_num(d["kpi_attainment"].get(t), pct=True) for t in teams],
