@@ -909,8 +909,9 @@ def cmd_optimize(args) -> int:
         stop = _interruption(exc)
         if stop is None:
             raise
-        print(f"gtmsim: interrupted; the study in {args.storage or out} resumes with the same "
-              "command", file=sys.stderr, flush=True)
+        word = "interrupted" if isinstance(stop, KeyboardInterrupt) else "terminated"
+        print(f"gtmsim: {word}; the study so far is kept in {args.storage or out}: the same "
+              "command resumes it", file=sys.stderr, flush=True)
         return _exit_code(stop)
     _write_optimize(args, config, settings, out, result, best, cmp)
     return 0

@@ -338,7 +338,8 @@ def test_ctrl_c_mid_search_is_one_line_without_a_traceback(tmp_path):
             proc.kill()
     assert proc.returncode == 130, stderr
     assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr, stderr
-    assert stderr.strip().splitlines()[-1].startswith("gtmsim: interrupted; the study in")
+    assert stderr.strip().splitlines()[-1].startswith(
+        "gtmsim: interrupted; the study so far is kept in")
 
 
 def test_the_held_out_step_waits_for_trials_other_processes_run(tmp_path):
