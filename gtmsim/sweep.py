@@ -32,7 +32,6 @@ import logging
 import math
 import os
 import socket
-import sys
 import threading
 import time
 import tomllib
@@ -664,7 +663,7 @@ def _probe(scheduler: str, timeout: float) -> None:
 @contextlib.contextmanager
 def _client(scheduler: str | None, workers: int, timeout: float,
             numba_threads: int | None) -> Iterator[Any]:
-    from distributed import Client, LocalCluster
+    from distributed import LocalCluster
 
     cluster = None
     if scheduler:
@@ -677,9 +676,8 @@ def _client(scheduler: str | None, workers: int, timeout: float,
                               "(expected e.g. tcp://10.0.0.5:8786)") from None
         _probe(scheduler, timeout)
         try:
-            client = Client(scheduler, timeout=f"{timeout}s", set_as_default=False)
+            client = _new_client(scheduler, timeout=f"{timeout}s", set_as_default=False)
         except Exception as exc:  # OSError, TimeoutError, ValueError for a bad address
-            _collect_quietly()  # the half-made client would complain at exit
             raise ConfigError("--scheduler", f"cannot reach a Dask scheduler at {scheduler!r} "
                               f"within {timeout:g}s ({_one_line(exc)})") from None
         try:
@@ -690,10 +688,20 @@ def _client(scheduler: str | None, workers: int, timeout: float,
                               f"within {timeout:g}s") from None
     else:
         threads = numba_threads or max(1, _cores() // workers)
-        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                               dashboard_address=":0", silence_logs=logging.CRITICAL,
-                               env={"NUMBA_NUM_THREADS": str(threads)})
-        client = Client(cluster, set_as_default=False)
+        cluster = LocalCluster.__new__(LocalCluster)  # in hand if its start is interrupted
+        try:
+            cluster.__init__(n_workers=workers, threads_per_worker=1, processes=True,
+                             dashboard_address=":0", silence_logs=logging.CRITICAL,
+                             env={"NUMBA_NUM_THREADS": str(threads)})
+        except BaseException:
+            _leave_half_started(cluster)
+            raise
+        try:
+            client = _new_client(cluster, set_as_default=False)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                cluster.close(timeout=10)
+            raise
     try:
         yield client
     finally:
@@ -704,17 +712,29 @@ def _client(scheduler: str | None, workers: int, timeout: float,
                 cluster.close(timeout=10)
 
 
-def _collect_quietly() -> None:
-    """Collect a client whose construction failed now, its complaints unheard (its __del__
-    tries to close a connection it never had)."""
-    import gc
+def _new_client(*args: Any, **kwargs: Any) -> Any:
+    """A dask Client; one whose start fails or is interrupted is closed at once. Left to the
+    garbage collector, it tries to close at exit, on a loop that is gone: a 'Client.__del__'
+    traceback after gtmsim's one line, seconds later."""
+    from distributed import Client
 
-    hook = sys.unraisablehook
-    sys.unraisablehook = lambda _info: None
+    client = Client.__new__(Client)  # in hand when __init__ raises
     try:
-        gc.collect()
-    finally:
-        sys.unraisablehook = hook
+        client.__init__(*args, **kwargs)
+    except BaseException:
+        with contextlib.suppress(Exception):
+            client.close(timeout=2)
+        raise
+    return client
+
+
+def _leave_half_started(cluster: Any) -> None:
+    """A LocalCluster interrupted while it starts goes on starting in Dask's loop thread, and
+    Dask's exit hook would close it half-started: an AssertionError traceback after gtmsim's
+    one line, and seconds waiting for workers the interrupt already stopped. Its workers are
+    daemon processes of this one (and each exits when this process does), so the hook is
+    told to leave it."""
+    cluster.shutdown_on_close = False
 
 
 def _one_line(exc: BaseException) -> str:

@@ -235,19 +235,25 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.mark.parametrize("address", ["closed port", "not an address", "silent port"])
+@pytest.mark.parametrize("address", ["closed port", "not an address", "silent port",
+                                     "tls address"])
 def test_unreachable_scheduler_is_one_line_exit_2(tmp_path, address):
-    """A closed port, a malformed address, and a port that accepts but never speaks Dask
-    (e.g. the dashboard's: the client's own connect waited on it forever)."""
+    """A closed port, a malformed address, a port that accepts but never speaks Dask (e.g.
+    the dashboard's: the client's own connect waited on it forever), and a tls:// address
+    without TLS settings (its half-made client printed a 'Client.__del__' traceback at exit,
+    6 s later)."""
     grid = _grid(tmp_path)
     listener = None
-    if address == "closed port":
+    if address == "tls address":
+        address = f"tls://127.0.0.1:{_free_port()}"
+    elif address == "closed port":
         address = f"tcp://127.0.0.1:{_free_port()}"
     elif address == "silent port":
         listener = socket.socket()
         listener.bind(("127.0.0.1", 0))
         listener.listen(8)
         address = f"tcp://127.0.0.1:{listener.getsockname()[1]}"
+    start = time.monotonic()
     try:
         r = gtmsim("sweep", "--grid", grid, *SHORT, "--scheduler", address,
                    "--connect-timeout", "2", "--out", str(tmp_path / "o"), cwd=tmp_path,
@@ -255,10 +261,55 @@ def test_unreachable_scheduler_is_one_line_exit_2(tmp_path, address):
     finally:
         if listener is not None:
             listener.close()
+    assert time.monotonic() - start < 2 + 15  # the timeout, and the start of Python and gtmsim
     assert r.returncode == 2
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("gtmsim: error: --scheduler: "), r.stderr
     assert not (tmp_path / "o").exists()  # nothing written
+
+
+def test_ctrl_c_while_the_local_cluster_starts_is_one_line(tmp_path):
+    """Ctrl-C while the LocalCluster's workers are being spawned: one line and 130, no
+    worker process left. Dask's exit hook closed the half-started cluster and printed an
+    'AssertionError: Status.init' traceback after gtmsim's line."""
+    import psutil
+
+    grid = _grid(tmp_path)
+    mark = f"gtmsim-test-{os.getpid()}-{time.monotonic_ns()}"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gtmsim", "sweep", "--grid", grid, *SHORT, "--replications",
+         "40", "--workers", "2", "--out", str(tmp_path / "o")], cwd=tmp_path,
+        env={**os.environ, "GTMSIM_TEST_MARK": mark}, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 90
+        while not any("spawn_main" in " ".join(c.cmdline())
+                      for c in psutil.Process(proc.pid).children()):
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130
+    assert err.splitlines() == ["gtmsim: starting a LocalCluster of 2 workers",
+                                "gtmsim: interrupted; nothing was written"], err
+    assert not (tmp_path / "o").exists()
+
+    def marked() -> list[int]:
+        pids = []
+        for p in psutil.process_iter():
+            with contextlib.suppress(psutil.Error):
+                if p.environ().get("GTMSIM_TEST_MARK") == mark:
+                    pids.append(p.pid)
+        return pids
+
+    deadline = time.monotonic() + 10
+    while marked():
+        assert time.monotonic() < deadline, f"worker processes left: {marked()}"
+        time.sleep(0.2)
 
 
 BAD_GRIDS = {
