@@ -321,7 +321,11 @@ def plan_sweep(config_path: str | None, profile: str | None, overrides: Sequence
 def _profile_bases(config_path: str | None, overrides: Sequence[str], grid: Grid,
                    base: Config) -> dict[str, Config]:
     """The config under each of the grid's profiles, every one loaded before any point (a
-    Latin hypercube may sample only some): an error names the grid's profiles key."""
+    Latin hypercube may sample only some): an error names the grid's profiles key.
+
+    A profile file named by a relative path is found beside the grid file, as a config's is
+    beside the config; the config keeps the name as the grid wrote it, so its digest (what a
+    resume checks) is the same from whichever folder the sweep runs."""
     bases: dict[str, Config] = {base.profile: base}
     for axis in grid.axes:
         if axis.name != "profile":
@@ -329,11 +333,15 @@ def _profile_bases(config_path: str | None, overrides: Sequence[str], grid: Grid
         for prof in axis.values:
             if prof in bases:
                 continue
+            where = prof
+            if prof.endswith(".toml") and not Path(prof).is_absolute():
+                where = str(Path(grid.source).parent / prof)
             try:
-                bases[prof] = load_config(config_path, prof, list(overrides))
+                cfg = load_config(config_path, where, list(overrides))
             except ConfigError as exc:  # the config loaded without it: the profile's fault
                 message = exc.message if exc.path == "profile" else str(exc)
                 raise ConfigError(f"{grid.source}: profiles", message) from None
+            bases[prof] = cfg.model_copy(update={"profile": prof})
     return bases
 
 

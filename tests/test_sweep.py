@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import pickle
 import signal
 import socket
 import subprocess
@@ -489,6 +490,30 @@ def test_config_path_axes_take_the_type_of_the_value(tmp_path):
     assert values == [(4.0, 2), (4.0, 3), (14.0, 2), (14.0, 3), (24.0, 2), (24.0, 3)]
     assert plan.columns == {"stages.sdr_qualify.sla_hours": pl.Float64,
                             "teams.ae.headcount": pl.Int64, "profile": pl.Utf8}
+
+
+def test_a_profile_file_is_found_beside_the_grid(tmp_path, monkeypatch):
+    """A relative profile path in a grid is read beside the grid file (it was looked up in
+    the current folder: 'no such profile file'), and a point's config digest, which a resume
+    checks, is the same from either folder."""
+    folder = tmp_path / "grids"
+    folder.mkdir()
+    stressed = Path(__file__).parents[1] / "gtmsim" / "config" / "profiles" / "stressed.toml"
+    (folder / "slow.toml").write_text(stressed.read_text())
+    _grid(folder, 'profiles = ["slow.toml", "realistic"]\n[levers]\nsdr_headcount = [3]\n',
+          "x.toml")
+    monkeypatch.chdir(tmp_path)
+    plan = plan_sweep(None, None, SHORT[1::2], load_grid("grids/x.toml"), replications=1)
+    assert [p.profile for p in plan.points] == ["slow.toml", "realistic"]
+    monkeypatch.chdir(folder)
+    again = plan_sweep(None, None, SHORT[1::2], load_grid("x.toml"), replications=1)
+    assert [p.digest for p in again.points] == [p.digest for p in plan.points]
+    stressed_plan = plan_sweep(None, "stressed", SHORT[1::2],
+                               load_grid(_grid(tmp_path, "[levers]\nsdr_headcount = [3]\n")),
+                               replications=1)
+    # the file's people (stressed), not the realistic ones
+    assert pickle.dumps(plan.points[0].spec) == pickle.dumps(stressed_plan.points[0].spec)
+    assert pickle.dumps(plan.points[0].spec) != pickle.dumps(plan.points[1].spec)
 
 
 def test_profile_flag_beside_grid_profiles_is_refused(tmp_path, capsys):
