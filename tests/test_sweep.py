@@ -652,3 +652,23 @@ def test_a_rerun_without_png_leaves_no_figures_of_the_last_run(tmp_path):
     (out / "figures" / "leaders.png").write_bytes(b"\x89PNG old")
     assert main(["sweep", *common]) == 0
     assert not (out / "figures").exists() and (out / "report.html").is_file()
+
+
+SLURM_SCRIPT = Path(__file__).parents[1] / "scripts" / "cluster" / "slurm_jobqueue.py"
+
+
+def test_the_slurm_script_helps_and_names_what_to_install(tmp_path):
+    """--help works without dask-jobqueue (it was imported first: ModuleNotFoundError), and
+    without it a run is one line saying what to install, exit 2."""
+    r = subprocess.run([sys.executable, str(SLURM_SCRIPT), "--help"], capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode == 0 and "--jobs" in r.stdout, r.stderr
+    block = tmp_path / "dask_jobqueue.py"  # stands for a missing package, installed or not
+    block.write_text("raise ImportError('No module named dask_jobqueue')\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        [str(tmp_path), str(Path(__file__).parents[1]), os.environ.get("PYTHONPATH", "")])}
+    r = subprocess.run([sys.executable, str(SLURM_SCRIPT), "c.toml", "g.toml", "out"],
+                       capture_output=True, text=True, timeout=120, env=env, cwd=tmp_path)
+    assert r.returncode == 2
+    assert r.stderr.splitlines() == ["slurm_jobqueue: error: dask-jobqueue is not installed: "
+                                     "pip install dask-jobqueue"], r.stderr

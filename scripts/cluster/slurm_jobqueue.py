@@ -21,7 +21,6 @@ import sys
 import time
 from pathlib import Path
 
-from dask_jobqueue import SLURMCluster
 from distributed import Client
 
 from gtmsim.errors import GtmsimError
@@ -50,6 +49,12 @@ def main() -> None:
     ap.add_argument("--serve", action="store_true",
                     help="only start the cluster and print its address; Ctrl-C stops it")
     args = ap.parse_args()
+    try:  # after the arguments: --help needs no dask-jobqueue
+        from dask_jobqueue import SLURMCluster
+    except ImportError:
+        print("slurm_jobqueue: error: dask-jobqueue is not installed: pip install dask-jobqueue",
+              file=sys.stderr)
+        sys.exit(2)
 
     plan = None
     if not args.serve:  # a bad config or grid is reported now, not after the queue's wait
