@@ -99,6 +99,17 @@ def test_levers_read_and_apply(config):
         apply_design(config, [("sdr_headcount", 9)])
 
 
+def test_levers_take_numpy_scalars_of_every_kind_and_suggest_a_name(config):
+    """A numpy bool for a choice lever was refused ('expected true or false, got np.True_')
+    though numpy numbers were taken; a misspelt lever had no suggestion, unlike the sweep's."""
+    assert apply_design(config, {"feedback": np.bool_(True)}).design.feedback.enabled is True
+    warm = apply_design(config, {"sdr_to_ae_protocol": np.str_("warm")})
+    assert warm.handoffs["sdr_to_ae"].protocol == "warm"
+    with pytest.raises(ConfigError, match="levers.sdr_headcont: no such lever in the config "
+                                          r"\(did you mean 'sdr_headcount'\?\)"):
+        apply_design(config, {"sdr_headcont": 4})
+
+
 def test_scenarios_cover_uncertain_ranges(config):
     params = uncertain_parameters(config)
     assert "people.forgetting.probability" in params
@@ -143,6 +154,9 @@ def test_evaluation_refuses_bad_scenarios_and_designs():
         evaluate(cfg, {}, [Scenario(0, {"people.latency.median_hours": float("nan")}, 5)], 1)
     with pytest.raises(GtmsimError, match="at least one scenario"):
         evaluate(cfg, {}, [], 1)
+    # a count for the scenario list was a raw "'int' object is not iterable"
+    with pytest.raises(TypeError, match="scenarios: expected a list of Scenario objects"):
+        evaluate(cfg, None, 4, 2)
     for value in ("6", None, float("nan")):
         with pytest.raises(ConfigError, match="levers.sdr_headcount: expected a number"):
             evaluate(cfg, {"sdr_headcount": value}, draw_scenarios(cfg, 1, seed=1), 1)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import polars as pl
@@ -24,6 +25,9 @@ def evaluate(config: Config, design: dict[str, Any] | None, scenarios: list[Scen
     if not isinstance(config, Config):
         raise TypeError(f"config: expected a Config (gtmsim.load_config(path)), got "
                         f"{type(config).__name__}")
+    if not isinstance(scenarios, Sequence) or isinstance(scenarios, str):  # a count, say
+        raise TypeError(f"scenarios: expected a list of Scenario objects (draw_scenarios), "
+                        f"got {type(scenarios).__name__} {scenarios!r}")
     if not scenarios:
         raise GtmsimError("scenarios: give at least one scenario to evaluate on")
     bad = [sc for sc in scenarios if not isinstance(sc, Scenario)]

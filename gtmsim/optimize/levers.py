@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from gtmsim.config import Config, validate
-from gtmsim.config.loader import get_path, set_path
+from gtmsim.config.loader import _did_you_mean, get_path, set_path
 from gtmsim.errors import ConfigError
 
 
@@ -30,14 +30,17 @@ def apply_design(config: Config, design: dict[str, Any]) -> Config:
     for name, value in design.items():
         lever = config.levers.get(name)
         if lever is None:
-            raise ConfigError(f"levers.{name}", "no such lever in the config")
+            raise ConfigError(f"levers.{name}", "no such lever in the config"
+                              f"{_did_you_mean(str(name), config.levers)}")
+        if isinstance(value, np.generic):  # numpy's scalars of every kind (from a grid or an
+            value = value.item()           # array): a bool, number or text like any other
         if lever.choices is not None:
             if value not in lever.choices:
                 raise ConfigError(f"levers.{name}", f"{value!r} is not one of {lever.choices}")
             set_path(raw, lever.path.split("."), value)
             continue
-        # numpy's numbers are numbers too (a design from a grid); a boolean is not
-        if (isinstance(value, bool | np.bool_) or not isinstance(value, numbers.Real)
+        # a boolean is not a number
+        if (isinstance(value, bool) or not isinstance(value, numbers.Real)
                 or not math.isfinite(value)):
             raise ConfigError(f"levers.{name}", f"expected a number, got {value!r}")
         if not lever.low <= value <= lever.high:
@@ -47,8 +50,6 @@ def apply_design(config: Config, design: dict[str, Any]) -> Config:
             if value != int(value):  # 6.5 heads is a mistake, not a 6 or a 7
                 raise ConfigError(f"levers.{name}", f"expected a whole number, got {value!r}")
             value = int(value)
-        elif isinstance(value, np.generic):
-            value = value.item()
         set_path(raw, lever.path.split("."), value)
     return validate(raw, check_budget=False)
 
