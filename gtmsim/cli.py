@@ -652,6 +652,9 @@ def cmd_run(args) -> int:
     seed = args.seed if args.seed is not None else config.run.seed
     # the event log comes from the SimPy engine, the one that traces every activity
     engine = args.engine or ("simpy" if args.event_log else _default_engine())
+    if args.event_log and engine == "numba":  # in the command line's words, not the API's
+        raise UsageError("--event-log", "the numba engine writes no event log; use --engine "
+                         "simpy")
     workers = args.workers or os.cpu_count() or 1
     out = Path(args.out) if args.out else _default_out(args.config)
     _check_out_dir(out)

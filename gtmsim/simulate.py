@@ -97,7 +97,8 @@ def simulate(spec: ModelSpec, replications: int, seed: int, engine: str | None =
         workers = whole("workers", workers, 1)
     if engine == "numba":
         if event_log:
-            raise GtmsimError("the numba engine writes no event log; use --engine simpy")
+            raise GtmsimError('engine="numba" writes no event log; use engine="simpy" '
+                              '(or leave engine out)')
         return _simulate_numba(spec, replications, seed, first, progress, workers)
     reps = list(range(first, first + replications))
     workers = max(1, min(workers or 1, len(reps), os.cpu_count() or 1))

@@ -79,6 +79,10 @@ BAD_FLAGS = {
     "out not empty": (lambda d: (d / "full").mkdir() or (d / "full" / "x").write_text("x") and
                       ["run", "--out", "full", *SHORT], "--out: full exists and is not empty"),
     "no command": (lambda d: [], "choose a command"),
+    # the flag's wording here; the API says engine="simpy"
+    "event log on numba": (lambda d: ["run", "--engine", "numba", "--event-log", *SHORT],
+                           "--event-log: the numba engine writes no event log; use --engine "
+                           "simpy"),
     "empty --out": (lambda d: ["run", "--out", "", *SHORT], "--out: must not be empty"),
     # 500 worker processes on 2 CPUs started for minutes, saying nothing
     "sweep workers beyond the CPUs": (lambda d: ["sweep", "--grid", "g.toml", "--workers",

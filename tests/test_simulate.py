@@ -56,7 +56,16 @@ def test_python_api_returns_polars_frames():
     assert row["p10"] <= row["p50"] <= row["p90"]
 
 
-def test_event_log_has_process_mining_columns(spec):
+def test_an_event_log_on_numba_is_refused_in_the_api_s_words(spec):
+    """From Python the advice names the argument, not the command line's --engine flag."""
+    with pytest.raises(GtmsimError, match='engine="numba" writes no event log; use '
+                                          'engine="simpy"'):
+        gtmsim.run(engine="numba", event_log=True, replications=1)
+    with pytest.raises(GtmsimError, match='use engine="simpy"'):
+        simulate(spec, 1, seed=1, engine="numba", event_log=True)
+
+
+
     res = simulate(spec, 1, seed=1, event_log=True)
     log = res.event_log
     assert set(LOG_COLUMNS) <= set(log.columns)
