@@ -183,6 +183,22 @@ def test_resume_skips_finished_points(tmp_path):
     assert read_sweep(out).equals(ref)
 
 
+def _interrupt_when(proc: subprocess.Popen, ready, timeout: float = 90.0) -> str:
+    """SIGINT to `proc` as soon as `ready()` holds (the process still running); its stderr."""
+    try:
+        deadline = time.monotonic() + timeout
+        while not ready():
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    return err
+
+
 def test_ctrl_c_then_the_same_command_resumes(tmp_path):
     grid = _grid(tmp_path)
     out = tmp_path / "out"
@@ -190,17 +206,7 @@ def test_ctrl_c_then_the_same_command_resumes(tmp_path):
             "--seed", "9", "--out", str(out)]
     proc = subprocess.Popen([sys.executable, "-m", "gtmsim", *args], cwd=tmp_path,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        deadline = time.monotonic() + 90
-        while not list((out / "points").glob("point-*.parquet")):
-            assert proc.poll() is None, proc.communicate()
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
-        proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    err = _interrupt_when(proc, lambda: list((out / "points").glob("point-*.parquet")))
     first = sorted(f.name for f in (out / "points").iterdir())
     assert proc.returncode == 130 and "run the same command to resume" in err
     assert 1 <= len(first) < 8
@@ -282,18 +288,8 @@ def test_ctrl_c_while_the_local_cluster_starts_is_one_line(tmp_path):
          "40", "--workers", "2", "--out", str(tmp_path / "o")], cwd=tmp_path,
         env={**os.environ, "GTMSIM_TEST_MARK": mark}, stdout=subprocess.PIPE,
         stderr=subprocess.PIPE, text=True)
-    try:
-        deadline = time.monotonic() + 90
-        while not any("spawn_main" in " ".join(c.cmdline())
-                      for c in psutil.Process(proc.pid).children()):
-            assert proc.poll() is None, proc.communicate()
-            assert time.monotonic() < deadline
-            time.sleep(0.02)
-        proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    err = _interrupt_when(proc, lambda: any("spawn_main" in " ".join(c.cmdline())
+                                            for c in psutil.Process(proc.pid).children()))
     assert proc.returncode == 130
     assert err.splitlines() == ["gtmsim: starting a LocalCluster of 2 workers",
                                 "gtmsim: interrupted; nothing was written"], err
