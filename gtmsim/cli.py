@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from gtmsim.errors import ClusterLost, ConfigError, EngineFailed, GtmsimError
+from gtmsim.report.console import describe_config, print_summary
 
 # The engine `run` uses when --engine is not given; must be one of gtmsim.simulate.ENGINES.
 EXIT_FAILED = 1
@@ -703,7 +704,7 @@ def cmd_run(args) -> int:
     except OSError as exc:
         raise UsageError("--out", f"cannot write {out}: {exc.strerror or exc}") from None
 
-    print_summary(config, summary, meta, _WRITTEN[-1], costs=costs)
+    print_summary(config, summary, meta, _WRITTEN[-1], console=_console(), costs=costs)
     return 0
 
 
@@ -797,7 +798,7 @@ def _run_mechanism_costs(args, config, res, n: int, seed: int, engine: str, work
 def cmd_validate(args) -> int:
     config, _spec = _load(args)
     print(f"OK: {args.config}")
-    print(textwrap.fill(describe(config, _spec), width=100))
+    print(textwrap.fill(describe_config(config, _spec), width=100))
     return 0
 
 
@@ -969,17 +970,19 @@ def _optimize(args, config, settings, out: Path, bar, progress):
 
 def _write_optimize(args, config, settings, out: Path, result, best, cmp) -> None:
     from gtmsim.optimize.levers import apply_design
+    from gtmsim.optimize.search import candidates_frame
     from gtmsim.outcomes import share_kpis
+    from gtmsim.report.console import optimize_text
+    from gtmsim.report.optimize import optimize_figures, optimize_report, optimize_summary
 
     shares = share_kpis({n: t.kpi.metric if t.kpi else None for n, t in config.teams.items()})
-    report = _optimize_report(result, best, cmp, settings, shares)
-    from gtmsim.report.optimize import optimize_figures, optimize_report
+    report = optimize_summary(result, best, cmp, settings, shares)
 
     figures = optimize_figures(_jsonable(report), result, best, cmp, settings.objectives)
     page = optimize_report(_jsonable(report), result, best, cmp, settings.objectives,
                            config.name, figures)
     files = {"trials.parquet": lambda p: result.trials_frame().write_parquet(p),
-             "candidates.parquet": lambda p: _candidates_frame(result).write_parquet(p)}
+             "candidates.parquet": lambda p: candidates_frame(result.candidates).write_parquet(p)}
     designs = {"best": best.design}
     if cmp is not None:
         designs = {"robust": cmp.robust_best.design, "ideal_tuned": cmp.ideal_tuned.design}
@@ -988,7 +991,7 @@ def _write_optimize(args, config, settings, out: Path, result, best, cmp) -> Non
         files[f"design_{name}.toml"] = lambda p, t=text: p.write_text(t, encoding="utf-8")
     files["comparison.json"] = lambda p: p.write_text(
         json.dumps(_jsonable(report), indent=2, allow_nan=False) + "\n", encoding="utf-8")
-    files["comparison.txt"] = lambda p: p.write_text(_report_text(report), encoding="utf-8")
+    files["comparison.txt"] = lambda p: p.write_text(optimize_text(report), encoding="utf-8")
     files["report.html"] = lambda p: p.write_text(page, encoding="utf-8")
     try:
         _write_set(out, files, stale="design_*.toml")
@@ -998,7 +1001,7 @@ def _write_optimize(args, config, settings, out: Path, result, best, cmp) -> Non
             _drop_figures(out / "figures")
     except OSError as exc:
         raise UsageError("--out", f"cannot write {out}: {exc.strerror or exc}") from None
-    print(_report_text(report))
+    print(optimize_text(report))
     print(f"Results in {out}")
 
 
@@ -1151,292 +1154,6 @@ def _outcome_columns(config) -> set[str]:
     for team in config.teams:
         cols |= {f"kpi_{team}", f"util_{team}", f"kpi_attainment_{team}"}
     return cols
-
-
-def _candidates_frame(result):
-    from gtmsim.optimize.search import cells_frame, lever_cells
-
-    rows = []
-    for c in result.candidates:
-        rows.append({"trial": c.trial, "cost": c.cost, "search_score": c.search_score,
-                     "search_regret": c.search_regret,
-                     **{f"held_out_{k}": v for k, v in c.scores.items()},
-                     **lever_cells(c.design)})
-    return cells_frame(rows)
-
-
-def _optimize_report(result, best, cmp, settings, shares: frozenset[str] = frozenset()) -> dict:
-    from gtmsim.optimize.breaks import default_target, what_breaks
-    from gtmsim.optimize.compare import against_own, paired_difference
-    from gtmsim.optimize.compare import describe as describe_candidate
-    from gtmsim.optimize.search import trial_counts
-
-    target = settings.target if settings.target is not None else default_target(best.held_out)
-    breaks = cmp.breaks if cmp is not None else what_breaks(best.held_out, result.held_out,
-                                                           target)
-    report = {"objective": settings.objective, "outcome": settings.outcome,
-              "target": settings.target, "ideal_trials": settings.ideal_trials,
-              **trial_counts(result.study), "scenarios": settings.scenarios,
-              "held_out_scenarios": len(result.held_out), "replications": settings.replications,
-              "best": describe_candidate(best, settings.outcome, shares),
-              "candidates": [describe_candidate(c, settings.outcome, shares)
-                             for c in result.candidates],
-              "what_breaks_it": {"target": target, "words": breaks.words(),
-                                 "target_from": ("--target" if settings.target is not None
-                                                 else "90% of the chosen design's held-out "
-                                                 "median (--target sets it)")}}
-    own = next((c for c in result.candidates if c.own), None)
-    chosen = cmp.robust_best if cmp is not None else best
-    if own is not None:
-        report["own"] = describe_candidate(own, settings.outcome, shares)
-        report["chosen_minus_own"] = {
-            k: {"diff": d, "ci_low": lo, "ci_high": hi}
-            for k, (d, lo, hi) in paired_difference(own.held_out, chosen.held_out).items()}
-        report["against_own"] = against_own(report["chosen_minus_own"], own is chosen,
-                                            settings.outcome)
-    if cmp is not None:
-        report["ideal_tuned"] = describe_candidate(cmp.ideal_tuned, settings.outcome, shares)
-        report["robust"] = describe_candidate(cmp.robust_best, settings.outcome, shares)
-        report["difference_robust_minus_ideal"] = {
-            k: {"diff": d, "ci_low": lo, "ci_high": hi}
-            for k, (d, lo, hi) in cmp.difference.items()}
-        report["verdict"] = cmp.verdict()
-    return report
-
-
-def _bracket(ci) -> str:
-    """ [low, high], or nothing where there is no interval."""
-    if ci is None or ci[0] is None or not math.isfinite(ci[0]):
-        return ""
-    return f" [{ci[0]:,.0f}, {ci[1]:,.0f}]"
-
-
-def _report_text(report: dict) -> str:
-    from gtmsim.report.export import counted
-    from gtmsim.report.optimize import ideal_words, refused_words, regret_words, trials_words
-
-    lines = [f"Objective {report['objective']} of {report['outcome']}; "
-             f"{trials_words(report)}, scored on {counted(report['scenarios'], 'scenarios')}, "
-             f"re-evaluated on {counted(report['held_out_scenarios'], 'held-out scenarios')}."]
-    if refused_words(report):
-        lines.append(refused_words(report))
-    if ideal_words(report):
-        lines.append(ideal_words(report))
-    columns = [("chosen by the search", report["best"])]
-    if "robust" in report:
-        columns = [("ideal-tuned", report["ideal_tuned"]), ("robust", report["robust"])]
-    for label, c in columns:
-        lines.append(f"{label}: held-out mean {c['mean']:,.0f}{_bracket(c['mean_ci'])}, "
-                     f"P10 {c['p10']:,.0f}, CVaR10 {c['cvar10']:,.0f}"
-                     f"{_bracket(c['cvar10_ci'])}, cost {c['cost']:,.0f}")
-        lines.append("  levers: " + ", ".join(f"{k}={v}" for k, v in c["levers"].items()))
-        kpis = {k: v for k, v in c.items() if k.startswith("kpi_attainment_")}
-        leaks = {k: v for k, v in c.items() if k.startswith("leaked_")}
-        lines.append("  KPI attainment: " + ", ".join(
-            f"{k.removeprefix('kpi_attainment_')} "
-            f"{'-' if v is None or not math.isfinite(v) else format(v, '.0%')}"
-            for k, v in kpis.items()))
-        lines.append("  leaked: " + ", ".join(
-            f"{k.removeprefix('leaked_')} {v:,.0f}" for k, v in leaks.items()))
-    best = report["best"]
-    if "regret" in report["objective"]:
-        lines.append(regret_words(report))
-    if "satisficing" in report["objective"]:
-        lines.append(f"Held-out scenarios where the chosen design meets the target "
-                     f"{report['target']:,.0f}: {best['satisficing']:.0%}")
-        if not any((c.get("search_score") or 0) > 0 for c in report["candidates"]):
-            lines.append("  No design met the target in any of the search's scenarios; the "
-                         "chosen one has the highest mean there.")
-    if "against_own" in report:
-        lines.append(report["against_own"])
-    wb = report["what_breaks_it"]
-    source = f", {wb['target_from']}" if wb.get("target_from") else ""
-    lines.append(f"What breaks the chosen design (target {wb['target']:,.0f}{source}): "
-                 f"{wb['words']}")
-    if "verdict" in report:
-        lines.append(report["verdict"])
-    return "\n".join(lines) + "\n"
-
-
-def describe(config, spec=None) -> str:
-    """A config in one paragraph: teams, stages, channels, handoffs (with `spec`, every
-    cross-team route: one not declared is a handoff too, by CRM drop), levers, people."""
-    from gtmsim.config import MECHANISMS
-
-    teams = ", ".join(f"{n} ({t.headcount})" for n, t in config.teams.items())
-    stages = ", ".join(f"{n} [{s.kind}, {s.team}]" for n, s in config.stages.items())
-    channels = ", ".join(f"{n} ({c.rate_per_week:g}/week -> {c.entry})"
-                         for n, c in config.channels.items())
-    handoffs = ", ".join(f"{h.source} -> {h.target} ({h.protocol})"
-                         for h in config.handoffs.values()) or "none"
-    if spec is not None:
-        from gtmsim.spec import PROTOCOLS
-
-        protocol = {v: k for k, v in PROTOCOLS.items()}
-        declared = {(h.source, h.target) for h in config.handoffs.values()}
-        edges = [(spec.stage_names[a], spec.stage_names[b], protocol[int(p)])
-                 for a, b, p in zip(spec.edge_from, spec.edge_to, spec.edge_protocol,
-                                    strict=True)]
-        handoffs = ", ".join(f"{a} -> {b} ({p}" + ("" if (a, b) in declared else
-                                                   ", not declared") + ")"
-                             for a, b, p in edges) or "none"
-    levers = ", ".join(config.levers) or "none"
-    on = [m for m in MECHANISMS if getattr(config.people, m).enabled]
-    people = (f"all {len(MECHANISMS)} human mechanisms on" if len(on) == len(MECHANISMS)
-              else "every human mechanism off" if not on
-              else f"{len(on)} of {len(MECHANISMS)} human mechanisms on ({', '.join(on)})")
-    return (f"{config.name}. Teams (headcount): {teams}. Stages: {stages}. "
-            f"Channels: {channels}. Handoffs: {handoffs}. Design levers: {levers}. "
-            f"Profile {config.profile!r}: {people}. Run: {config.run.replications} "
-            f"replications of {config.run.horizon_days:g} days after a "
-            f"{config.run.warmup_days:g}-day warm-up, seed {config.run.seed}.")
-
-
-# --------------------------------------------------------------------------- the summary table
-
-_SYSTEM_ROWS = (
-    ("Bookings (won value)", "bookings", "money"),
-    ("Pipeline created", "pipeline_created", "money"),
-    ("Leads created", "leads_created", "count"),
-    ("Deals won", "won", "count"),
-    ("Deals lost", "lost", "count"),
-    ("Win rate", "win_rate", "rate"),
-    ("Sales cycle, median days", "cycle_days_median", "number"),
-    ("Leads leaked, all causes", "leaked", "count"),
-    ("  forgotten", "leaked_forgotten", "count"),
-    ("  decayed (touched too late)", "leaked_decayed", "count"),
-    ("  ignored (low trust)", "leaked_ignored", "count"),
-    ("  lost in a handoff", "leaked_handoff", "count"),
-    ("  lost in turnover", "leaked_turnover", "count"),
-    ("Leads open at the end", "open_at_end", "count"),
-    ("Rework hours", "rework_hours", "number"),
-)
-_KPI_NAMES = {"passed": "{stage} passed", "won_value": "bookings", "won_count": "deals won",
-              "retained": "retention"}
-
-
-def _fmt(value: float | None, kind: str) -> str:
-    if value is None or not math.isfinite(value):
-        return "-"
-    if kind == "rate":
-        return f"{100 * value:.1f}%"
-    if kind == "money" or (kind == "count" and abs(value) >= 100):
-        return f"{value:,.0f}"
-    if kind == "trust":
-        return f"{value:.2f}"
-    return f"{value:,.1f}"
-
-
-def _pm(row: dict | None, kind: str, total: int | None = None) -> str:
-    """mean +- half-width of the 95% CI (the interval itself where it was cut to a share's
-    [0, 1]); `[n of N]` when the outcome is defined in only n of the N replications (a median
-    cycle with no deal won, a win rate with none decided)."""
-    if row is None:
-        return "-"
-    text = _fmt(row["mean"], kind)
-    if row["n"] >= 2 and text != "-":
-        low, mean, high = row["ci_low"], row["mean"], row["ci_high"]
-        if math.isclose(high - mean, mean - low, rel_tol=1e-9, abs_tol=1e-12):
-            text += f" ± {_fmt((high - low) / 2, kind)}"
-        else:
-            text += f" ({_fmt(low, kind)} to {_fmt(high, kind)})"
-    if total is not None and row["n"] < total:
-        text += f" \\[{row['n']} of {total}]"  # \\[: a bracket, not rich markup
-    return text
-
-
-def _crossing(source, handoff, closers: list[str], mean) -> str:
-    """The share of the sender's decisions that cross a handoff: its pass rate where the
-    qualified go on, the win rate where won deals do (per stage only with one close stage)."""
-    if source.routes.qualified == handoff.target:
-        return "passed " + _fmt(mean(f"pass_rate_{handoff.source}"), "rate")
-    if source.routes.won == handoff.target and closers == [handoff.source]:
-        return "won " + _fmt(mean("win_rate"), "rate")
-    return "-"
-
-
-def print_summary(config, summary, meta: dict, out: Path, console=None, costs=None) -> None:
-    """The run's story in tables: the system, each team's KPI beside it, trust, and (given
-    `costs`) the bookings each human mechanism costs."""
-    from rich.table import Table
-
-    console = console or _console()
-    rows = {r["outcome"]: r for r in summary.to_dicts()}
-
-    def mean(key: str) -> float | None:
-        return rows[key]["mean"] if key in rows else None
-
-    caption = (f"{meta['replications']} replications of {meta['horizon_days']:g} days, "
-               f"profile {meta['profile']!r}, engine {meta['engine']}, seed {meta['seed']}; "
-               "± is the half-width of the 95% CI; \\[n of N]: defined in n replications "
-               "only")
-    system = Table(title=f"System outcome: {config.name}", caption=caption,
-                   title_justify="left")
-    for col in ("outcome", "mean ± 95% CI", "P10", "P90"):
-        system.add_column(col, justify="left" if col == "outcome" else "right")
-    for label, key, kind in _SYSTEM_ROWS:
-        r = rows.get(key)
-        if r is not None:
-            system.add_row(label, _pm(r, kind, meta["replications"]), _fmt(r["p10"], kind),
-                           _fmt(r["p90"], kind))
-        if key == "leaked_turnover":  # and where: the stages that leak
-            for stage in config.stages:
-                r = rows.get(f"leaks_at_{stage}")
-                if r is not None and r["mean"] > 0:
-                    system.add_row(f"  at stage {stage}", _pm(r, "count", meta["replications"]),
-                                   _fmt(r["p10"], "count"), _fmt(r["p90"], "count"))
-    console.print(system)
-
-    teams = Table(title="Each team's KPI beside the system outcome", title_justify="left",
-                  caption=f"the system: bookings {_fmt(mean('bookings'), 'money')}, "
-                          f"win rate {_fmt(mean('win_rate'), 'rate')}, "
-                          f"{_fmt(mean('leaked'), 'count')} leads leaked")
-    for col in ("team", "paid on", "KPI", "target", "attainment", "util.", "queue"):
-        # in 80 columns the long KPI names wrap, not the headers and numbers beside them
-        teams.add_column(col, justify="left" if col in ("team", "paid on") else "right",
-                         min_width=None if col == "paid on" else len(col),
-                         overflow="fold" if col == "paid on" else "ellipsis")
-    for name, team in config.teams.items():
-        util = _fmt(mean(f"util_{name}"), "rate")
-        queue = _fmt(mean(f"queue_{name}"), "number")
-        if team.kpi is None:
-            teams.add_row(name, "-", "-", "-", "-", util, queue)
-            continue
-        kind = {"retained": "rate", "won_value": "money"}.get(team.kpi.metric, "count")
-        teams.add_row(name, _KPI_NAMES[team.kpi.metric].format(stage=team.kpi.stage),
-                      _fmt(mean(f"kpi_{name}"), kind), _fmt(mean(f"kpi_target_{name}"), kind),
-                      _pm(rows.get(f"kpi_attainment_{name}"), "rate", meta["replications"]),
-                      util, queue)
-    console.print(teams)
-
-    if config.handoffs:
-        trust = Table(title="Trust per handoff at the end (0..1)", title_justify="left")
-        for col in ("handoff", "protocol", "trust", "what crosses it"):
-            trust.add_column(col, justify="left" if col in ("handoff", "protocol") else "right")
-        closers = [n for n, st in config.stages.items() if st.kind == "close"]
-        for hname, h in config.handoffs.items():
-            trust.add_row(f"{hname}: {h.source} -> {h.target}", h.protocol,
-                          _pm(rows.get(f"trust_{h.source}->{h.target}"), "trust"),
-                          _crossing(config.stages[h.source], h, closers, mean))
-        console.print(trust)
-    if costs is not None and costs.height:
-        first = costs.row(0, named=True)
-        # a SimPy run's costs come from the numba engine, its full run repeated there
-        there = (f" on the {first['engine']} engine (the full run repeated there)"
-                 if first["engine"] != meta["engine"] else "")
-        lost = Table(title=f"{first['outcome'].capitalize()} lost to each mechanism",
-                     title_justify="left",
-                     caption=f"with it alone off, minus the full run, paired on "
-                             f"{first['replications']} replications{there}; negative: it adds")
-        for col in ("mechanism", "cost ± 95% CI"):
-            lost.add_column(col, justify="left" if col == "mechanism" else "right")
-        for r in costs.to_dicts():
-            cost = _fmt(r["cost"], "money")
-            if r["ci_low"] is not None and math.isfinite(r["ci_low"]):
-                cost += f" ± {_fmt((r['ci_high'] - r['ci_low']) / 2, 'money')}"
-            lost.add_row(r["mechanism"].replace("_", " "), cost)
-        console.print(lost)
-    console.print(f"Results in [bold]{out}[/bold]")
 
 
 # --------------------------------------------------------------------------- entry point

@@ -496,8 +496,7 @@ def test_a_flag_lever_is_boolean_in_the_tables():
     import optuna
     import polars as pl
 
-    from gtmsim.cli import _candidates_frame
-    from gtmsim.optimize.search import trials_frame
+    from gtmsim.optimize.search import candidates_frame, trials_frame
 
     choices = {"feedback": [False, True], "mode": ["off", 3, True], "heads": [2, 3]}
     study = optuna.create_study(direction="maximize")
@@ -513,9 +512,9 @@ def test_a_flag_lever_is_boolean_in_the_tables():
     assert trials["lever_feedback"].to_list() == [False, True, True, None]
     assert trials["lever_mode"].to_list() == ["off", "3", "True", None]
     assert trials["lever_heads"].dtype == pl.Int64
-    cands = _candidates_frame(N(candidates=[
+    cands = candidates_frame([
         N(trial=t.number, cost=1.0, search_score=1.0, search_regret=0.0, scores={},
-          design=t.params) for t in study.trials[:3]]))
+          design=t.params) for t in study.trials[:3]])
     assert cands["lever_feedback"].dtype == pl.Boolean
     assert cands["lever_mode"].dtype == pl.Utf8
 

@@ -199,7 +199,7 @@ def test_the_chosen_design_s_regret_is_shown_by_regret():
     """By regret, the chosen design's regret was not in the candidate table and the text gave
     only the held-out one: both show it on the search's scenarios, which chose it, and on
     the held-out ones."""
-    from gtmsim.cli import _report_text
+    from gtmsim.report.console import optimize_text
     from gtmsim.report.optimize import _candidates_table
 
     def cand(trial, search_regret, held_regret):
@@ -216,12 +216,12 @@ def test_the_chosen_design_s_regret_is_shown_by_regret():
     assert "<th>regret (search)</th><th>held-out regret</th>" in table
     assert ("<td><b>trial 2 (chosen)</b></td><td>5</td><td>4</td><td>3</td><td>40</td>"
             "<td>80</td>") in table
-    text = _report_text(report)
+    text = optimize_text(report)
     assert ("regret of the chosen design (its largest shortfall against the best candidate in "
             "a scenario): 40 on the search's scenarios, the least of the 2 candidates the "
             "search ran, and 80 on the held-out scenarios") in text.lower()
     report["objective"] = "mean"
-    assert "regret" not in _candidates_table(report) and "egret" not in _report_text(report)
+    assert "regret" not in _candidates_table(report) and "egret" not in optimize_text(report)
 
 
 def test_a_rerun_without_png_leaves_no_figures_of_the_last_run(tmp_path):
@@ -237,7 +237,7 @@ def test_a_rerun_without_png_leaves_no_figures_of_the_last_run(tmp_path):
 
 def test_one_replication_or_scenario_is_said_in_the_singular():
     """The text and the page said '1 replications' and '1 held-out scenarios'."""
-    from gtmsim.cli import _report_text
+    from gtmsim.report.console import optimize_text
     from gtmsim.report.optimize import _designs_table
 
     best = {"trial": 0, "levers": {"x": 1}, "cost": 1.0, "own": True, "mean": 5.0,
@@ -245,10 +245,10 @@ def test_one_replication_or_scenario_is_said_in_the_singular():
     report = {"objective": "mean", "outcome": "bookings", "target": None, "trials": 2,
               "scenarios": 1, "held_out_scenarios": 1, "replications": 1, "best": best,
               "candidates": [best], "what_breaks_it": {"target": 1.0, "words": "nothing"}}
-    assert "scored on 1 scenario, re-evaluated on 1 held-out scenario." in _report_text(report)
+    assert "scored on 1 scenario, re-evaluated on 1 held-out scenario." in optimize_text(report)
     assert "Held-out: 1 fresh scenario x 1 replication, bookings" in _designs_table(report)
     report.update(scenarios=2, held_out_scenarios=3, replications=2)
-    assert "on 2 scenarios, re-evaluated on 3 held-out scenarios." in _report_text(report)
+    assert "on 2 scenarios, re-evaluated on 3 held-out scenarios." in optimize_text(report)
     assert "Held-out: 3 fresh scenarios x 2 replications" in _designs_table(report)
 
 

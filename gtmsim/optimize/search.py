@@ -731,6 +731,17 @@ def _finite_or_low(x: float) -> float:
     return x if math.isfinite(x) else -math.inf
 
 
+def candidates_frame(candidates: list[Candidate]) -> pl.DataFrame:
+    """One row per candidate, as candidates.parquet has it: search and held-out scores, levers."""
+    rows = []
+    for c in candidates:
+        rows.append({"trial": c.trial, "cost": c.cost, "search_score": c.search_score,
+                     "search_regret": c.search_regret,
+                     **{f"held_out_{k}": v for k, v in c.scores.items()},
+                     **lever_cells(c.design)})
+    return cells_frame(rows)
+
+
 def trials_frame(study: optuna.Study) -> pl.DataFrame:
     """One row per trial, as trials.parquet has it. A trial keeps its budget margin (cost
     minus budget, negative within it: the constraint Optuna sees); the table shows the

@@ -103,9 +103,51 @@ def _designs_table(report: dict) -> str:
                   f"{counted(report['replications'], 'replications')}, {report['outcome']}")
 
 
+def optimize_summary(result, best, cmp, settings, shares: frozenset[str] = frozenset()) -> dict:
+    """comparison.json: the search's terms and counts, the chosen design, the candidates and
+    the baselines on the held-out scenarios, what breaks the chosen design, and with
+    `cmp` (--compare-ideal) the ideal-tuned design against the robust one."""
+    from gtmsim.optimize.breaks import default_target, what_breaks
+    from gtmsim.optimize.compare import against_own, paired_difference
+    from gtmsim.optimize.compare import describe as describe_candidate
+    from gtmsim.optimize.search import trial_counts
+
+    target = settings.target if settings.target is not None else default_target(best.held_out)
+    breaks = cmp.breaks if cmp is not None else what_breaks(best.held_out, result.held_out,
+                                                           target)
+    report = {"objective": settings.objective, "outcome": settings.outcome,
+              "target": settings.target, "ideal_trials": settings.ideal_trials,
+              **trial_counts(result.study), "scenarios": settings.scenarios,
+              "held_out_scenarios": len(result.held_out), "replications": settings.replications,
+              "best": describe_candidate(best, settings.outcome, shares),
+              "candidates": [describe_candidate(c, settings.outcome, shares)
+                             for c in result.candidates],
+              "what_breaks_it": {"target": target, "words": breaks.words(),
+                                 "target_from": ("--target" if settings.target is not None
+                                                 else "90% of the chosen design's held-out "
+                                                 "median (--target sets it)")}}
+    own = next((c for c in result.candidates if c.own), None)
+    chosen = cmp.robust_best if cmp is not None else best
+    if own is not None:
+        report["own"] = describe_candidate(own, settings.outcome, shares)
+        report["chosen_minus_own"] = {
+            k: {"diff": d, "ci_low": lo, "ci_high": hi}
+            for k, (d, lo, hi) in paired_difference(own.held_out, chosen.held_out).items()}
+        report["against_own"] = against_own(report["chosen_minus_own"], own is chosen,
+                                            settings.outcome)
+    if cmp is not None:
+        report["ideal_tuned"] = describe_candidate(cmp.ideal_tuned, settings.outcome, shares)
+        report["robust"] = describe_candidate(cmp.robust_best, settings.outcome, shares)
+        report["difference_robust_minus_ideal"] = {
+            k: {"diff": d, "ci_low": lo, "ci_high": hi}
+            for k, (d, lo, hi) in cmp.difference.items()}
+        report["verdict"] = cmp.verdict()
+    return report
+
+
 def ideal_words(report: dict) -> str:
     """One line on the baseline a short search under `ideal` chose, or "" without one."""
-    tuned = next((c for c in report["candidates"] if c.get("ideal_tuned")), None)
+    tuned = next((c for c in report.get("candidates", ()) if c.get("ideal_tuned")), None)
     if tuned is None:
         return ""
     n = counted(report.get("ideal_trials") or 0, "trials")

@@ -1,0 +1,245 @@
+"""What the terminal shows: a config in a paragraph (`validate`), a run's summary tables
+(the system outcome, each team's KPI beside it, trust, what each mechanism costs) and the
+optimize text (also its `comparison.txt`). The CLI prints them; nothing here computes a
+result."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+
+def describe_config(config, spec=None) -> str:
+    """A config in one paragraph: teams, stages, channels, handoffs (with `spec`, every
+    cross-team route: one not declared is a handoff too, by CRM drop), levers, people."""
+    from gtmsim.config import MECHANISMS
+
+    teams = ", ".join(f"{n} ({t.headcount})" for n, t in config.teams.items())
+    stages = ", ".join(f"{n} [{s.kind}, {s.team}]" for n, s in config.stages.items())
+    channels = ", ".join(f"{n} ({c.rate_per_week:g}/week -> {c.entry})"
+                         for n, c in config.channels.items())
+    handoffs = ", ".join(f"{h.source} -> {h.target} ({h.protocol})"
+                         for h in config.handoffs.values()) or "none"
+    if spec is not None:
+        from gtmsim.spec import PROTOCOLS
+
+        protocol = {v: k for k, v in PROTOCOLS.items()}
+        declared = {(h.source, h.target) for h in config.handoffs.values()}
+        edges = [(spec.stage_names[a], spec.stage_names[b], protocol[int(p)])
+                 for a, b, p in zip(spec.edge_from, spec.edge_to, spec.edge_protocol,
+                                    strict=True)]
+        handoffs = ", ".join(f"{a} -> {b} ({p}" + ("" if (a, b) in declared else
+                                                   ", not declared") + ")"
+                             for a, b, p in edges) or "none"
+    levers = ", ".join(config.levers) or "none"
+    on = [m for m in MECHANISMS if getattr(config.people, m).enabled]
+    people = (f"all {len(MECHANISMS)} human mechanisms on" if len(on) == len(MECHANISMS)
+              else "every human mechanism off" if not on
+              else f"{len(on)} of {len(MECHANISMS)} human mechanisms on ({', '.join(on)})")
+    return (f"{config.name}. Teams (headcount): {teams}. Stages: {stages}. "
+            f"Channels: {channels}. Handoffs: {handoffs}. Design levers: {levers}. "
+            f"Profile {config.profile!r}: {people}. Run: {config.run.replications} "
+            f"replications of {config.run.horizon_days:g} days after a "
+            f"{config.run.warmup_days:g}-day warm-up, seed {config.run.seed}.")
+
+
+SYSTEM_ROWS = (
+    ("Bookings (won value)", "bookings", "money"),
+    ("Pipeline created", "pipeline_created", "money"),
+    ("Leads created", "leads_created", "count"),
+    ("Deals won", "won", "count"),
+    ("Deals lost", "lost", "count"),
+    ("Win rate", "win_rate", "rate"),
+    ("Sales cycle, median days", "cycle_days_median", "number"),
+    ("Leads leaked, all causes", "leaked", "count"),
+    ("  forgotten", "leaked_forgotten", "count"),
+    ("  decayed (touched too late)", "leaked_decayed", "count"),
+    ("  ignored (low trust)", "leaked_ignored", "count"),
+    ("  lost in a handoff", "leaked_handoff", "count"),
+    ("  lost in turnover", "leaked_turnover", "count"),
+    ("Leads open at the end", "open_at_end", "count"),
+    ("Rework hours", "rework_hours", "number"),
+)
+KPI_NAMES = {"passed": "{stage} passed", "won_value": "bookings", "won_count": "deals won",
+              "retained": "retention"}
+
+
+def fmt(value: float | None, kind: str) -> str:
+    if value is None or not math.isfinite(value):
+        return "-"
+    if kind == "rate":
+        return f"{100 * value:.1f}%"
+    if kind == "money" or (kind == "count" and abs(value) >= 100):
+        return f"{value:,.0f}"
+    if kind == "trust":
+        return f"{value:.2f}"
+    return f"{value:,.1f}"
+
+
+def pm(row: dict | None, kind: str, total: int | None = None) -> str:
+    """mean +- half-width of the 95% CI (the interval itself where it was cut to a share's
+    [0, 1]); `[n of N]` when the outcome is defined in only n of the N replications (a median
+    cycle with no deal won, a win rate with none decided)."""
+    if row is None:
+        return "-"
+    text = fmt(row["mean"], kind)
+    if row["n"] >= 2 and text != "-":
+        low, mean, high = row["ci_low"], row["mean"], row["ci_high"]
+        if math.isclose(high - mean, mean - low, rel_tol=1e-9, abs_tol=1e-12):
+            text += f" ± {fmt((high - low) / 2, kind)}"
+        else:
+            text += f" ({fmt(low, kind)} to {fmt(high, kind)})"
+    if total is not None and row["n"] < total:
+        text += f" \\[{row['n']} of {total}]"  # \\[: a bracket, not rich markup
+    return text
+
+
+def crossing(source, handoff, closers: list[str], mean) -> str:
+    """The share of the sender's decisions that cross a handoff: its pass rate where the
+    qualified go on, the win rate where won deals do (per stage only with one close stage)."""
+    if source.routes.qualified == handoff.target:
+        return "passed " + fmt(mean(f"pass_rate_{handoff.source}"), "rate")
+    if source.routes.won == handoff.target and closers == [handoff.source]:
+        return "won " + fmt(mean("win_rate"), "rate")
+    return "-"
+
+
+def print_summary(config, summary, meta: dict, out: Path, console=None, costs=None) -> None:
+    """The run's story in tables: the system, each team's KPI beside it, trust, and (given
+    `costs`) the bookings each human mechanism costs."""
+    from rich.table import Table
+
+    if console is None:
+        from rich.console import Console
+
+        console = Console()
+    rows = {r["outcome"]: r for r in summary.to_dicts()}
+
+    def mean(key: str) -> float | None:
+        return rows[key]["mean"] if key in rows else None
+
+    caption = (f"{meta['replications']} replications of {meta['horizon_days']:g} days, "
+               f"profile {meta['profile']!r}, engine {meta['engine']}, seed {meta['seed']}; "
+               "± is the half-width of the 95% CI; \\[n of N]: defined in n replications "
+               "only")
+    system = Table(title=f"System outcome: {config.name}", caption=caption,
+                   title_justify="left")
+    for col in ("outcome", "mean ± 95% CI", "P10", "P90"):
+        system.add_column(col, justify="left" if col == "outcome" else "right")
+    for label, key, kind in SYSTEM_ROWS:
+        r = rows.get(key)
+        if r is not None:
+            system.add_row(label, pm(r, kind, meta["replications"]), fmt(r["p10"], kind),
+                           fmt(r["p90"], kind))
+        if key == "leaked_turnover":  # and where: the stages that leak
+            for stage in config.stages:
+                r = rows.get(f"leaks_at_{stage}")
+                if r is not None and r["mean"] > 0:
+                    system.add_row(f"  at stage {stage}", pm(r, "count", meta["replications"]),
+                                   fmt(r["p10"], "count"), fmt(r["p90"], "count"))
+    console.print(system)
+
+    teams = Table(title="Each team's KPI beside the system outcome", title_justify="left",
+                  caption=f"the system: bookings {fmt(mean('bookings'), 'money')}, "
+                          f"win rate {fmt(mean('win_rate'), 'rate')}, "
+                          f"{fmt(mean('leaked'), 'count')} leads leaked")
+    for col in ("team", "paid on", "KPI", "target", "attainment", "util.", "queue"):
+        # in 80 columns the long KPI names wrap, not the headers and numbers beside them
+        teams.add_column(col, justify="left" if col in ("team", "paid on") else "right",
+                         min_width=None if col == "paid on" else len(col),
+                         overflow="fold" if col == "paid on" else "ellipsis")
+    for name, team in config.teams.items():
+        util = fmt(mean(f"util_{name}"), "rate")
+        queue = fmt(mean(f"queue_{name}"), "number")
+        if team.kpi is None:
+            teams.add_row(name, "-", "-", "-", "-", util, queue)
+            continue
+        kind = {"retained": "rate", "won_value": "money"}.get(team.kpi.metric, "count")
+        teams.add_row(name, KPI_NAMES[team.kpi.metric].format(stage=team.kpi.stage),
+                      fmt(mean(f"kpi_{name}"), kind), fmt(mean(f"kpi_target_{name}"), kind),
+                      pm(rows.get(f"kpi_attainment_{name}"), "rate", meta["replications"]),
+                      util, queue)
+    console.print(teams)
+
+    if config.handoffs:
+        trust = Table(title="Trust per handoff at the end (0..1)", title_justify="left")
+        for col in ("handoff", "protocol", "trust", "what crosses it"):
+            trust.add_column(col, justify="left" if col in ("handoff", "protocol") else "right")
+        closers = [n for n, st in config.stages.items() if st.kind == "close"]
+        for hname, h in config.handoffs.items():
+            trust.add_row(f"{hname}: {h.source} -> {h.target}", h.protocol,
+                          pm(rows.get(f"trust_{h.source}->{h.target}"), "trust"),
+                          crossing(config.stages[h.source], h, closers, mean))
+        console.print(trust)
+    if costs is not None and costs.height:
+        first = costs.row(0, named=True)
+        # a SimPy run's costs come from the numba engine, its full run repeated there
+        there = (f" on the {first['engine']} engine (the full run repeated there)"
+                 if first["engine"] != meta["engine"] else "")
+        lost = Table(title=f"{first['outcome'].capitalize()} lost to each mechanism",
+                     title_justify="left",
+                     caption=f"with it alone off, minus the full run, paired on "
+                             f"{first['replications']} replications{there}; negative: it adds")
+        for col in ("mechanism", "cost ± 95% CI"):
+            lost.add_column(col, justify="left" if col == "mechanism" else "right")
+        for r in costs.to_dicts():
+            cost = fmt(r["cost"], "money")
+            if r["ci_low"] is not None and math.isfinite(r["ci_low"]):
+                cost += f" ± {fmt((r['ci_high'] - r['ci_low']) / 2, 'money')}"
+            lost.add_row(r["mechanism"].replace("_", " "), cost)
+        console.print(lost)
+    console.print(f"Results in [bold]{out}[/bold]")
+
+
+def bracket(ci) -> str:
+    """ [low, high], or nothing where there is no interval."""
+    if ci is None or ci[0] is None or not math.isfinite(ci[0]):
+        return ""
+    return f" [{ci[0]:,.0f}, {ci[1]:,.0f}]"
+
+
+def optimize_text(report: dict) -> str:
+    from gtmsim.report.export import counted
+    from gtmsim.report.optimize import ideal_words, refused_words, regret_words, trials_words
+
+    lines = [f"Objective {report['objective']} of {report['outcome']}; "
+             f"{trials_words(report)}, scored on {counted(report['scenarios'], 'scenarios')}, "
+             f"re-evaluated on {counted(report['held_out_scenarios'], 'held-out scenarios')}."]
+    if refused_words(report):
+        lines.append(refused_words(report))
+    if ideal_words(report):
+        lines.append(ideal_words(report))
+    columns = [("chosen by the search", report["best"])]
+    if "robust" in report:
+        columns = [("ideal-tuned", report["ideal_tuned"]), ("robust", report["robust"])]
+    for label, c in columns:
+        lines.append(f"{label}: held-out mean {c['mean']:,.0f}{bracket(c['mean_ci'])}, "
+                     f"P10 {c['p10']:,.0f}, CVaR10 {c['cvar10']:,.0f}"
+                     f"{bracket(c['cvar10_ci'])}, cost {c['cost']:,.0f}")
+        lines.append("  levers: " + ", ".join(f"{k}={v}" for k, v in c["levers"].items()))
+        kpis = {k: v for k, v in c.items() if k.startswith("kpi_attainment_")}
+        leaks = {k: v for k, v in c.items() if k.startswith("leaked_")}
+        lines.append("  KPI attainment: " + ", ".join(
+            f"{k.removeprefix('kpi_attainment_')} "
+            f"{'-' if v is None or not math.isfinite(v) else format(v, '.0%')}"
+            for k, v in kpis.items()))
+        lines.append("  leaked: " + ", ".join(
+            f"{k.removeprefix('leaked_')} {v:,.0f}" for k, v in leaks.items()))
+    best = report["best"]
+    if "regret" in report["objective"]:
+        lines.append(regret_words(report))
+    if "satisficing" in report["objective"]:
+        lines.append(f"Held-out scenarios where the chosen design meets the target "
+                     f"{report['target']:,.0f}: {best['satisficing']:.0%}")
+        if not any((c.get("search_score") or 0) > 0 for c in report["candidates"]):
+            lines.append("  No design met the target in any of the search's scenarios; the "
+                         "chosen one has the highest mean there.")
+    if "against_own" in report:
+        lines.append(report["against_own"])
+    wb = report["what_breaks_it"]
+    source = f", {wb['target_from']}" if wb.get("target_from") else ""
+    lines.append(f"What breaks the chosen design (target {wb['target']:,.0f}{source}): "
+                 f"{wb['words']}")
+    if "verdict" in report:
+        lines.append(report["verdict"])
+    return "\n".join(lines) + "\n"
