@@ -31,6 +31,7 @@ import json
 import logging
 import math
 import os
+import signal
 import socket
 import threading
 import time
@@ -698,9 +699,10 @@ def _client(scheduler: str | None, workers: int, timeout: float,
         threads = numba_threads or max(1, _cores() // workers)
         cluster = LocalCluster.__new__(LocalCluster)  # in hand if its start is interrupted
         try:
-            cluster.__init__(n_workers=workers, threads_per_worker=1, processes=True,
-                             dashboard_address=":0", silence_logs=logging.CRITICAL,
-                             env={"NUMBA_NUM_THREADS": str(threads)})
+            with _workers_deaf_to_ctrl_c():
+                cluster.__init__(n_workers=workers, threads_per_worker=1, processes=True,
+                                 dashboard_address=":0", silence_logs=logging.CRITICAL,
+                                 env={"NUMBA_NUM_THREADS": str(threads)})
         except BaseException:
             _leave_half_started(cluster)
             raise
@@ -734,6 +736,28 @@ def _new_client(*args: Any, **kwargs: Any) -> Any:
             client.close(timeout=2)
         raise
     return client
+
+
+@contextlib.contextmanager
+def _workers_deaf_to_ctrl_c() -> Iterator[None]:
+    """Ctrl-C at a terminal signals the whole process group: workers still importing Dask
+    each printed a KeyboardInterrupt traceback. SIGINT is blocked while the cluster starts:
+    the worker processes inherit the mask (Dask's threads that spawn them are made now, and
+    multiprocessing's resource tracker, whose start unblocks its caller, is started first),
+    and this process takes a Ctrl-C that came meanwhile as soon as the start is over. The
+    workers stop with the cluster, which this process closes."""
+    from multiprocessing import resource_tracker
+
+    if not hasattr(signal, "pthread_sigmask") or threading.current_thread() is not \
+            threading.main_thread():
+        yield
+        return
+    resource_tracker.ensure_running()
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
 def _leave_half_started(cluster: Any) -> None:

@@ -183,15 +183,21 @@ def test_resume_skips_finished_points(tmp_path):
     assert read_sweep(out).equals(ref)
 
 
-def _interrupt_when(proc: subprocess.Popen, ready, timeout: float = 90.0) -> str:
-    """SIGINT to `proc` as soon as `ready()` holds (the process still running); its stderr."""
+def _interrupt_when(proc: subprocess.Popen, ready, timeout: float = 90.0,
+                    group: bool = False, after: float = 0.0) -> str:
+    """SIGINT to `proc` (or, `group`, to its process group, as a terminal's Ctrl-C) `after`
+    seconds once `ready()` holds (the process still running); its stderr."""
     try:
         deadline = time.monotonic() + timeout
         while not ready():
             assert proc.poll() is None, proc.communicate()
             assert time.monotonic() < deadline
             time.sleep(0.02)
-        proc.send_signal(signal.SIGINT)
+        time.sleep(after)
+        if group:
+            os.killpg(proc.pid, signal.SIGINT)
+        else:
+            proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
@@ -275,10 +281,13 @@ def test_unreachable_scheduler_is_one_line_exit_2(tmp_path, address):
     assert not (tmp_path / "o").exists()  # nothing written
 
 
-def test_ctrl_c_while_the_local_cluster_starts_is_one_line(tmp_path):
+@pytest.mark.parametrize("to", ["driver", "process group"])
+def test_ctrl_c_while_the_local_cluster_starts_is_one_line(tmp_path, to):
     """Ctrl-C while the LocalCluster's workers are being spawned: one line and 130, no
     worker process left. Dask's exit hook closed the half-started cluster and printed an
-    'AssertionError: Status.init' traceback after gtmsim's line."""
+    'AssertionError: Status.init' traceback after gtmsim's line; and a terminal's Ctrl-C,
+    which signals the whole process group, reached the workers while they imported Dask:
+    a KeyboardInterrupt traceback from each."""
     import psutil
 
     grid = _grid(tmp_path)
@@ -287,9 +296,11 @@ def test_ctrl_c_while_the_local_cluster_starts_is_one_line(tmp_path):
         [sys.executable, "-m", "gtmsim", "sweep", "--grid", grid, *SHORT, "--replications",
          "40", "--workers", "2", "--out", str(tmp_path / "o")], cwd=tmp_path,
         env={**os.environ, "GTMSIM_TEST_MARK": mark}, stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, text=True)
+        stderr=subprocess.PIPE, text=True, start_new_session=True)
+    group = to == "process group"
     err = _interrupt_when(proc, lambda: any("spawn_main" in " ".join(c.cmdline())
-                                            for c in psutil.Process(proc.pid).children()))
+                                            for c in psutil.Process(proc.pid).children()),
+                          group=group, after=0.3 if group else 0.0)  # the workers importing
     assert proc.returncode == 130
     assert err.splitlines() == ["gtmsim: starting a LocalCluster of 2 workers",
                                 "gtmsim: interrupted; nothing was written"], err
