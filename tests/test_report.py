@@ -149,6 +149,12 @@ def test_flow_links_are_the_summary_means():
         assert got == pytest.approx(means[f"leaks_at_{name}"], rel=1e-12), name
     out_of_leaked = sum(v for (s, _), v in values.items() if s.startswith("leaked"))
     assert out_of_leaked == pytest.approx(means["leaked"], rel=1e-12)
+    # leads still at a team when the run ends, from the team's stage (one each here)
+    for name, stage in config.stages.items():
+        got = values[(name.replace("_", " "), "open at the end")]
+        assert got == pytest.approx(means[f"open_{stage.team}"], rel=1e-12), name
+    into_open = sum(v for (_, t), v in values.items() if t == "open at the end")
+    assert into_open == pytest.approx(means["open_at_end"], rel=1e-12) and into_open > 0
     assert means["qualified_mql_review"] <= means["decisions_mql_review"]
     assert means["pass_rate_mql_review"] > 0
 
@@ -182,3 +188,19 @@ def test_kpi_error_bars_follow_an_interval_cut_at_zero():
     err = kpi.data[0].error_y
     assert err.symmetric is False
     assert err.arrayminus[0] == pytest.approx(0.0345) and err.array[0] == pytest.approx(0.0462)
+
+
+def test_a_teams_open_leads_are_split_between_its_stages():
+    """A team with two stages: its open leads at the end (open_<team>) cannot be told apart
+    by stage, so the flow splits them evenly and says it is an estimate."""
+    from gtmsim.report.run import OPEN, flow_links
+
+    routing = {"channels": {"web": "a"},
+               "stages": {"a": {"kind": "review", "team": "t", "routes": {}},
+                          "b": {"kind": "review", "team": "t", "routes": {}},
+                          "c": {"kind": "review", "team": "u", "routes": {}}}}
+    summary = {"open_t": {"mean": 10.0}, "open_u": {"mean": 3.0}, "leads_web": {"mean": 1.0}}
+    links = {(s, t): (v, how) for s, t, v, how in flow_links(summary, routing) if t == OPEN}
+    assert links[("stage: a", OPEN)][0] == links[("stage: b", OPEN)][0] == 5.0
+    assert links[("stage: a", OPEN)][1].startswith("estimated")
+    assert links[("stage: c", OPEN)] == (3.0, "still at team u when the run ends (no fate yet)")

@@ -34,15 +34,17 @@ FLOW_CAPTION = (
     "A fate that two or more stages send leads to is split between them by their turned-away "
     "decisions<br>(or opportunities, for won and lost): an estimate, as fates are counted per "
     "lead, not per stage. Leaks flow from the stage where they happened, then split by "
-    "cause.")
+    "cause;<br>leads still at a team when the run ends (no fate yet) flow to 'open at the "
+    "end'.")
 SINKS = {"nurture": "nurtured", "disqualified": "disqualified", "lost": "lost"}
 
 
 def flow_routing(config) -> dict:
     """What the flow diagram needs of a config: each channel's entry stage, and each stage's
-    kind and routes (plain data, so a report can be drawn without the config object)."""
+    kind, team and routes (plain data, so a report can be drawn without the config object)."""
     return {"channels": {name: ch.entry for name, ch in config.channels.items()},
-            "stages": {name: {"kind": st.kind, "routes": st.routes.model_dump()}
+            "stages": {name: {"kind": st.kind, "team": st.team,
+                              "routes": st.routes.model_dump()}
                        for name, st in config.stages.items()}}
 
 
@@ -50,7 +52,8 @@ def flow_links(summary: dict, routing: dict) -> list[tuple[str, str, float, str]
     """The flow diagram's links as (source, target, mean per replication, how it is known).
 
     Nodes are "channel: NAME", "stage: NAME" and the fates ("won", "lost", "disqualified",
-    "nurtured", "leaked", "leaked: CAUSE"). Channel -> entry stage is `leads_<channel>`;
+    "nurtured", "leaked", "leaked: CAUSE"), and OPEN (leads still at a team at the end, from
+    the team's stages: `open_<team>`). Channel -> entry stage is `leads_<channel>`;
     stage -> the stage its qualified leads go to is `qualified_<stage>`; a close stage sends
     the won and lost fates; the turned-away fates are split as FLOW_CAPTION says.
     """
@@ -103,14 +106,27 @@ def flow_links(summary: dict, routing: dict) -> list[tuple[str, str, float, str]
     for cause, value in leaks:
         links.append(("leaked", "leaked: " + cause.removeprefix("leaked_").replace("_", " "),
                       value, "leaked, by cause (every stage)"))
+    teams: dict[str, list[str]] = {}
+    for name, st in stages.items():
+        if st.get("team"):
+            teams.setdefault(st["team"], []).append(name)
+    for team, held in teams.items():  # a team's open leads, from its stages
+        how = (f"still at team {team} when the run ends (no fate yet)" if len(held) == 1
+               else f"estimated: the open leads of team {team} split evenly between its "
+                    f"{len(held)} stages")
+        for name in held:
+            links.append((f"stage: {name}", OPEN, _mean(summary, f"open_{team}") / len(held),
+                          how))
     return [link for link in links if math.isfinite(link[2]) and link[2] > 0]
 
 
+OPEN = "open at the end"
 _FLOW_COLORS = {"channel": "#2c3e50", "stage": "#2980b9", "won": "#27ae60", "lost": "#c0392b",
-                "disqualified": "#8e44ad", "nurtured": "#95a5a6", "leaked": "#e67e22"}
+                "disqualified": "#8e44ad", "nurtured": "#95a5a6", "leaked": "#e67e22",
+                OPEN: "#34495e"}
 _FLOW_LINKS = {"won": "rgba(39,174,96,0.5)", "lost": "rgba(192,57,43,0.35)",
                "leaked": "rgba(230,126,34,0.45)"}
-_FATE_ORDER = ("won", "lost", "disqualified", "nurtured")
+_FATE_ORDER = ("won", "lost", "disqualified", "nurtured", OPEN)
 
 
 def _flow_positions(names: list[str], links: list) -> tuple[list[float], list[float]]:
@@ -151,6 +167,8 @@ def _flow(summary: dict, routing: dict | None = None):
         links.append(("leads created", "leaked", _mean(summary, "leaked"), "leaked"))
         links += [("leaked", "leaked: " + c.removeprefix("leaked_").replace("_", " "),
                    _mean(summary, c), c) for c in LEAKS]
+        links.append(("leads created", OPEN, _mean(summary, "open_at_end"), "open_at_end"))
+        links = [link for link in links if math.isfinite(link[2]) and link[2] > 0]
     else:
         links = flow_links(summary, routing)
     names: dict[str, int] = {}
