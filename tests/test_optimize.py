@@ -208,13 +208,14 @@ def test_a_scenario_is_scored_on_its_defined_replications():
 def test_tail_objectives_are_searched_without_the_wilcoxon_pruner(config):
     """The Wilcoxon pruner compares designs scenario by scenario (a location test): under a
     tail objective it would stop the very design that is worse on most scenarios but better
-    in the worst ones. It prunes only searches scored by the mean."""
+    in the worst ones, and the design of least regret (the largest shortfall in a scenario),
+    which pruning would also leave unscored. It prunes only searches scored by the mean."""
     import optuna
 
     from gtmsim.optimize.search import Settings, prepare
 
     for objective, pruner in (("mean", optuna.pruners.WilcoxonPruner),
-                              ("regret", optuna.pruners.WilcoxonPruner),
+                              ("regret", optuna.pruners.NopPruner),
                               ("cvar10", optuna.pruners.NopPruner),
                               ("p10", optuna.pruners.NopPruner),
                               ("satisficing", optuna.pruners.NopPruner)):

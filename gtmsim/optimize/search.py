@@ -308,11 +308,12 @@ def prepare(config: Config, settings: Settings, out_dir: Path | None = None,
     sampler = _sampler(objectives, settings.seed, constant_liar, settings.trials)
     with warnings.catch_warnings():  # the Wilcoxon pruner is marked experimental
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        # The Wilcoxon test compares designs scenario by scenario, i.e. on the mean (and on
-        # regret, scored by the mean during the search): a tail statistic's best design may
-        # be worse on most scenarios, and the test would stop it.
+        # The Wilcoxon test compares designs scenario by scenario, i.e. on the mean: a tail
+        # statistic's best design may be worse on most scenarios, and the test would stop
+        # it; so would it the design of least regret (the largest shortfall in a scenario),
+        # which also needs every scenario's value to be scored.
         pruner = (optuna.pruners.WilcoxonPruner(p_threshold=0.1, n_startup_steps=4)
-                  if settings.prune and not multi and objectives[0] in ("mean", "regret")
+                  if settings.prune and not multi and objectives[0] == "mean"
                   else optuna.pruners.NopPruner())
     storage = open_storage(settings.storage, out_dir)
     # errors only: a trial stopped by Ctrl-C is logged as failed with a traceback at WARNING
