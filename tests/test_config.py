@@ -159,6 +159,12 @@ BAD_OVERRIDES = [
     # a --set into a team (stage, ...) the config lacks is a typo, not a new team
     (["teams.sdrs.headcount=10"], "teams.sdrs", "unknown team (did you mean 'sdr'?)"),
     (["stages.ae_clse.threshold=0.5"], "stages.ae_clse", "did you mean 'ae_close'"),
+    # a lever or a profile of the config's own, too: a new lever missing its path was
+    # reported, and a new profile nobody chose was taken without a word
+    (["levers.sdr_headcont.low=1"], "levers.sdr_headcont",
+     "unknown lever (did you mean 'sdr_headcount'?)"),
+    (["profiles.tired={latency={median_hours=3}}", "profiles.tird.latency.median_hours=2"],
+     "profiles.tird", "unknown profile (did you mean 'tired'?)"),
     (["profiles.ideal={forgetting={enabled=true}}"], "profiles.ideal", "built-in profile"),
     (["calendar.work_days=['mon', 'mon']"], "calendar", "mon more than once"),
     (["name=' '"], "name", "must not be blank"),

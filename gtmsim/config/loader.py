@@ -138,12 +138,13 @@ def set_path(data: dict, parts: list[str], value: Any) -> None:
     node[parts[-1]] = value
 
 
-NAMED = {"teams": "team", "stages": "stage", "channels": "channel", "handoffs": "handoff"}
+NAMED = {"teams": "team", "stages": "stage", "channels": "channel", "handoffs": "handoff",
+         "levers": "lever", "profiles": "profile"}
 
 
 def _check_named(data: dict, parts: list[str]) -> None:
-    """A --set into a team, stage, channel or handoff the config does not have is a typo (it
-    would add a new, incomplete one); a new one is set as a whole table."""
+    """A --set into a team, stage, channel, handoff, lever or profile the config does not have
+    is a typo (it would add a new, incomplete one); a new one is set as a whole table."""
     if len(parts) < 3 or parts[0] not in NAMED or not isinstance(data.get(parts[0]), dict):
         return
     have = data[parts[0]]
