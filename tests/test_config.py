@@ -247,6 +247,21 @@ def test_malformed_toml_names_file_and_line(tmp_path):
     assert "not valid TOML" in info.value.message
 
 
+def test_toml_nested_too_deeply_is_a_config_error(tmp_path):
+    """tomllib recurses once per level: a value nested a few hundred deep (in a config, a
+    profile file or a --set) ended in a RecursionError traceback."""
+    deep = "[" * 5000 + "]" * 5000
+    f = tmp_path / "deep.toml"
+    f.write_text(f"name = {deep}\n")
+    for args in ((f,), (None, str(f))):
+        with pytest.raises(ConfigError) as info:
+            load_config(*args)
+        assert info.value.path == str(f) and "nested too deeply" in info.value.message
+    with pytest.raises(ConfigError) as info:
+        load_config(None, None, [f"name={deep}"])
+    assert info.value.path == "name" and "nested too deeply" in info.value.message
+
+
 def test_an_empty_profile_file_is_refused(tmp_path):
     """An empty profile file ran as every mechanism on at its defaults, silently."""
     (tmp_path / "empty.toml").write_text("# nothing yet\n")

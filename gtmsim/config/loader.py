@@ -35,6 +35,8 @@ def _parse_toml(text: str, source: str) -> dict:
         what = msg[: m.start()].strip() if m else msg
         col = f" (column {m.group(2)})" if m else ""
         raise ConfigError(where, f"not valid TOML: {what}{col}") from None
+    except RecursionError:  # tomllib recurses once per level of [ or {
+        raise ConfigError(source, "cannot read: a value is nested too deeply") from None
 
 
 def read_toml(path: str | Path | None, kind: str = "config") -> dict:
@@ -123,6 +125,8 @@ def parse_override(item: str) -> tuple[list[str], Any]:
         value = parsed["v"] if set(parsed) == {"v"} else text
     except tomllib.TOMLDecodeError:
         value = text
+    except RecursionError:
+        raise ConfigError(".".join(parts), "cannot read: the value is nested too deeply") from None
     return parts, value
 
 
