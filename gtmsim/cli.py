@@ -489,6 +489,10 @@ def _check_out_dir(out: Path) -> None:
         raise UsageError("--out", f"{parent} is not a folder")
     if not os.access(parent, os.W_OK | os.X_OK):
         raise UsageError("--out", f"cannot write in {parent}")
+    try:  # as root os.access says yes to /proc and /sys; making a folder there says no
+        os.rmdir(tempfile.mkdtemp(prefix=".gtmsim-probe.", dir=parent))
+    except OSError as exc:
+        raise UsageError("--out", f"cannot write in {parent}: {exc.strerror or exc}") from None
 
 
 def _existing_parent(path: Path) -> Path:

@@ -116,6 +116,18 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(case, tmp_path):
     assert res.stdout == ""
 
 
+def test_an_out_folder_that_cannot_be_made_stops_run_before_simulating(tmp_path, monkeypatch,
+                                                                       capsys):
+    """As root os.access says /proc is writable: the whole run was simulated, and only then
+    did the folder fail to be made."""
+    # the module (gtmsim.simulate is the function of that name)
+    monkeypatch.setattr(sys.modules["gtmsim.simulate"], "simulate",
+                        lambda *a, **k: pytest.fail("simulated before checking --out"))
+    monkeypatch.chdir(tmp_path)
+    fails_cleanly(["run", "--out", "/proc/gtmsim-test/run", *SHORT], "--out: cannot",
+                  tmp_path, capsys)
+
+
 def test_help_on_every_command(capsys):
     for argv in ([], ["run"], ["validate"], ["eventlog"]):
         with pytest.raises(SystemExit) as info:
