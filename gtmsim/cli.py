@@ -31,6 +31,7 @@ from typing import Any, NoReturn
 
 from gtmsim.errors import ClusterLost, ConfigError, EngineFailed, GtmsimError
 from gtmsim.report.console import describe_config, print_summary
+from gtmsim.report.export import counted
 
 # The engine `run` uses when --engine is not given; must be one of gtmsim.simulate.ENGINES.
 EXIT_FAILED = 1
@@ -833,7 +834,7 @@ def cmd_eventlog(args) -> int:
                 log.write_parquet(tmp)
     except OSError as exc:
         raise UsageError("--out", f"cannot write {out}: {exc.strerror or exc}") from None
-    print(f"wrote {log.height:,} activity rows from {n} replication(s) to {out}")
+    print(f"wrote {log.height:,} activity rows from {counted(n, 'replications')} to {out}")
     return 0
 
 
@@ -1074,7 +1075,8 @@ def cmd_sweep(args) -> int:
             _drop_figures(out / "figures")
     except OSError as exc:
         raise UsageError("--out", f"cannot write {out}: {exc.strerror or exc}") from None
-    print(f"swept {summary.points} points x {plan.replications} replications on {where}: "
+    print(f"swept {summary.points} points x {counted(plan.replications, 'replications')} on "
+          f"{where}: "
           f"{summary.written} points run ({summary.tasks} tasks), {summary.skipped} already "
           f"done. Results in {out / sweep.POINTS_DIR}; report in {out / 'report.html'}")
     for line in leaders_text(doc):

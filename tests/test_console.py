@@ -5,7 +5,7 @@ from __future__ import annotations
 import polars as pl
 
 from gtmsim.config import load_config
-from gtmsim.report.console import pm, print_summary
+from gtmsim.report.console import describe_config, pm, print_summary
 
 
 def test_optimize_text_shows_a_missing_kpi_attainment_as_a_dash():
@@ -89,3 +89,20 @@ def test_the_kpi_table_fits_80_columns_with_whole_headers(tmp_path):
     for col in ("paid on", "KPI", "target", "attainment", "util.", "queue"):
         assert col in header
     assert "…" not in "\n".join(table)
+
+
+def test_one_replication_is_said_in_the_singular(tmp_path):
+    """The run's caption and `validate`'s paragraph said "1 replications"."""
+    from io import StringIO
+
+    from rich.console import Console
+
+    config = load_config(overrides=["run.replications=1"])
+    assert "Run: 1 replication of" in describe_config(config)
+    summary = pl.DataFrame([{"outcome": "bookings", "n": 1, "mean": 1.0, "ci_low": None,
+                             "ci_high": None, "sd": None, "p10": 1.0, "p50": 1.0, "p90": 1.0}])
+    meta = {"replications": 1, "horizon_days": 30, "profile": "realistic", "engine": "numba",
+            "seed": 1}
+    buf = StringIO()
+    print_summary(config, summary, meta, tmp_path, Console(file=buf, width=200))
+    assert "1 replication of 30 days" in buf.getvalue()

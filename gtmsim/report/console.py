@@ -8,6 +8,8 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+from gtmsim.report.export import counted
+
 
 def describe_config(config, spec=None) -> str:
     """A config in one paragraph: teams, stages, channels, handoffs (with `spec`, every
@@ -38,9 +40,10 @@ def describe_config(config, spec=None) -> str:
               else f"{len(on)} of {len(MECHANISMS)} human mechanisms on ({', '.join(on)})")
     return (f"{config.name}. Teams (headcount): {teams}. Stages: {stages}. "
             f"Channels: {channels}. Handoffs: {handoffs}. Design levers: {levers}. "
-            f"Profile {config.profile!r}: {people}. Run: {config.run.replications} "
-            f"replications of {config.run.horizon_days:g} days after a "
-            f"{config.run.warmup_days:g}-day warm-up, seed {config.run.seed}.")
+            f"Profile {config.profile!r}: {people}. Run: "
+            f"{counted(config.run.replications, 'replications')} of "
+            f"{config.run.horizon_days:g} days after a {config.run.warmup_days:g}-day warm-up, "
+            f"seed {config.run.seed}.")
 
 
 SYSTEM_ROWS = (
@@ -118,7 +121,7 @@ def print_summary(config, summary, meta: dict, out: Path, console=None, costs=No
     def mean(key: str) -> float | None:
         return rows[key]["mean"] if key in rows else None
 
-    caption = (f"{meta['replications']} replications of {meta['horizon_days']:g} days, "
+    caption = (f"{counted(meta['replications'], 'replications')} of {meta['horizon_days']:g} days, "
                f"profile {meta['profile']!r}, engine {meta['engine']}, seed {meta['seed']}; "
                "± is the half-width of the 95% CI; \\[n of N]: defined in n replications "
                "only")
@@ -179,7 +182,8 @@ def print_summary(config, summary, meta: dict, out: Path, console=None, costs=No
         lost = Table(title=f"{first['outcome'].capitalize()} lost to each mechanism",
                      title_justify="left",
                      caption=f"with it alone off, minus the full run, paired on "
-                             f"{first['replications']} replications{there}; negative: it adds")
+                             f"{counted(first['replications'], 'replications')}{there}; "
+                             "negative: it adds")
         for col in ("mechanism", "cost ± 95% CI"):
             lost.add_column(col, justify="left" if col == "mechanism" else "right")
         for r in costs.to_dicts():
@@ -199,7 +203,6 @@ def bracket(ci) -> str:
 
 
 def optimize_text(report: dict) -> str:
-    from gtmsim.report.export import counted
     from gtmsim.report.optimize import ideal_words, refused_words, regret_words, trials_words
 
     lines = [f"Objective {report['objective']} of {report['outcome']}; "

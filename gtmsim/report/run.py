@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 import polars as pl
 
 from gtmsim.outcomes import FATES
+from gtmsim.report.export import counted
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
@@ -288,7 +289,7 @@ def _mechanism_costs(costs: pl.DataFrame):
     fig.add_vline(x=0.0, line_color="black", line_width=1)
     fig.update_layout(
         title=f"{outcome.capitalize().replace('_', ' ')} lost to each mechanism (with it off, "
-              f"minus the full run; {n} paired replications, {ci})",
+              f"minus the full run; {counted(n, 'paired replications')}, {ci})",
         xaxis_title=f"{outcome.replace('_', ' ')} per replication", height=120 + 28 * len(rows))
     return fig
 
@@ -336,7 +337,7 @@ def run_report(replications: pl.DataFrame, weekly: pl.DataFrame, summary: pl.Dat
     title = html.escape(f"gtmsim: {meta.get('config', '')}")
     window = (f" of {meta['horizon_days']:g} days measured after a {meta['warmup_days']:g}-day "
               "warm-up" if "horizon_days" in meta and "warmup_days" in meta else "")
-    sub = html.escape(f"{meta.get('replications')} replications{window}, profile "
+    sub = html.escape(f"{counted(meta.get('replications', 0), 'replications')}{window}, profile "
                       f"{meta.get('profile')!r}, engine {meta.get('engine')}, seed "
                       f"{meta.get('seed')}; bookings are won deal values in the config's "
                       "currency")

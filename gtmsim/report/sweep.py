@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
+from gtmsim.report.export import counted
 from gtmsim.sweep import MANIFEST, read_sweep
 
 if TYPE_CHECKING:
@@ -383,7 +384,8 @@ def sweep_report(out: str | Path, outcomes: list[str] | None = None,
     sw = s["sweep"]
     title = html.escape(f"gtmsim sweep: {sw['config']}")
     sub = html.escape(
-        f"{len(s['points'])} points ({sw['design']}) x {sw['replications']} replications, "
+        f"{len(s['points'])} points ({sw['design']}) x "
+        f"{counted(sw['replications'], 'replications')}, "
         f"levers {', '.join(s['levers']) or 'none'}, profiles {', '.join(s['profiles'])}; "
         f"engine {sw['engine']}, seed {sw['seed']}"
         + ("; common random numbers" if sw["common_random_numbers"] else "")
