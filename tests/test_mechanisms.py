@@ -119,3 +119,36 @@ def test_mechanism_off_leaves_outcomes_unchanged(mechanism, ideal):
     }[mechanism]
     df = outcomes([f"people.{mechanism}.{wild}"])
     assert df.equals(ideal)
+
+
+def onboarding_only(people: dict) -> dict:
+    """A channel straight into one retain stage (renewal after a day), `ideal` but for
+    `people`: every lead is onboarded and renews inside a 20-day window."""
+    return {
+        "name": "onboarding", "profile": "ideal",
+        "run": {"warmup_days": 0.0, "horizon_days": 20.0},
+        "channels": {"web": {"entry": "onboard", "rate_per_week": 20.0,
+                             "quality": {"dist": "fixed", "value": 0.5},
+                             "value": {"dist": "fixed", "value": 1000.0}}},
+        "teams": {"cs": {"headcount": 2}},
+        "stages": {"onboard": {"team": "cs", "kind": "retain",
+                               "effort_hours": {"dist": "fixed", "value": 0.5},
+                               "renewal_days": 1.0, "churn_base": 0.1}},
+        "people": people,
+    }
+
+
+@pytest.mark.parametrize("engine", ["simpy", "numba"])
+def test_a_customer_with_no_experience_left_churns_rather_than_crash(engine):
+    """An onboarding error with `win_penalty` 1 (both valid values) leaves a customer's
+    experience at 0; the churn chance churn_base x 2 x (1 - q) / experience then divided by
+    zero (a ZeroDivisionError in SimPy, a failed replication in numba). Its limit is 1: such a
+    customer churns."""
+    from gtmsim.config import resolve, validate
+
+    raw = onboarding_only({"errors": {"enabled": True, "probability": 1.0,
+                                      "win_penalty": 1.0}})
+    spec = compile_spec(validate(resolve(raw)))
+    df = simulate(spec, 2, seed=3, engine=engine, workers=1).replications
+    assert (df["churned"] > 0).all()
+    assert (df["retained"] == 0).all()

@@ -790,7 +790,13 @@ def renewal(ks, st, lead, s, now):
     st_renewals_quarter = st.renewals_quarter
     event(st)
     q = st_LF[lead, L_QUALITY]
-    p_churn = min(1.0, ks.stage_churn_base[s] * 2.0 * (1.0 - q) / st_LF[lead, L_EXPERIENCE])
+    # as churn_chance in the SimPy engine: no experience left (a penalty of 1) churns
+    risk = ks.stage_churn_base[s] * 2.0 * (1.0 - q)
+    experience = st_LF[lead, L_EXPERIENCE]
+    if experience <= 0.0:
+        p_churn = 1.0 if risk > 0.0 else 0.0
+    else:
+        p_churn = min(1.0, risk / experience)
     churned = st_LF[lead, L_U_CHURN] < p_churn
     R.stage_count(ks, st, s, ST_RENEWALS, now)
     if churned:

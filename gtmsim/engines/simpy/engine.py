@@ -522,7 +522,7 @@ class Replication:
     def _renewal(self, lead: Lead, s: int) -> None:
         sp, t = self.spec, self.env.now
         self._event()
-        p_churn = min(1.0, sp.stage_churn_base[s] * 2.0 * (1.0 - lead.quality) / lead.experience)
+        p_churn = churn_chance(sp.stage_churn_base[s], lead.quality, lead.experience)
         churned = lead.u_churn < p_churn
         self.rec.stage_count(s, O.ST_RENEWALS, t)
         if churned:
@@ -691,6 +691,16 @@ class Replication:
         for k in range(sp.n_weeks - 1):
             yield env.timeout(sp.warmup + 168.0 * (k + 1) - env.now)
             self.rec.trust_week(k, self.trust)
+
+
+def churn_chance(churn_base: float, quality: float, experience: float) -> float:
+    """P(churn) at a renewal: churn_base x 2 x (1 - q) / experience, at most 1. A customer
+    with no experience left (a penalty of 1 took it all) churns: the limit as it falls to 0
+    (unless nothing makes them churn: churn_base 0 or quality 1)."""
+    risk = churn_base * 2.0 * (1.0 - quality)
+    if experience <= 0.0:
+        return 1.0 if risk > 0.0 else 0.0
+    return min(1.0, risk / experience)
 
 
 def _plain(spec: S.ModelSpec) -> SimpleNamespace:
