@@ -400,6 +400,18 @@ def test_naming_the_configs_own_profile_changes_nothing(tmp_path, default_copy):
         assert all(getattr(people, m).enabled is on for m in MECHANISMS), other
 
 
+@pytest.mark.parametrize("profile", ["ideal", "stressed", None])
+def test_a_bad_enabled_flag_is_refused_under_any_profile(default_copy, profile):
+    """`enabled = "yes"` in the config's [people.speed] was refused under the config's own
+    profile but passed silently under `--profile ideal` or `stressed`, whose flag replaced
+    it: a typo must never pass, whichever profile is chosen."""
+    default_copy.setdefault("people", {})["speed"] = {"enabled": "yes"}
+    with pytest.raises(ConfigError) as exc:
+        validate(resolve(default_copy, profile))
+    assert exc.value.path == "people.speed.enabled"
+    assert "true or false" in exc.value.message
+
+
 @pytest.mark.parametrize("written_under, own", [
     ("realistic", []), ("stressed", []), ("ideal", ["people.latency.enabled=true"]),
     ("realistic", ["people.latency.sigma=1.5", "people.trust.initial=0.9"])])

@@ -240,6 +240,13 @@ def resolve(raw: dict, profile: str | None = None, overrides: list[str] = ()) ->
             if isinstance(table, dict) and "enabled" in table:
                 mine = data["people"].get(mech)
                 if isinstance(mine, dict):
+                    own = people.get(mech)
+                    if (isinstance(own, dict) and "enabled" in own
+                            and not isinstance(own["enabled"], bool)):
+                        # about to be replaced by the profile's: still the user's mistake,
+                        # never silently dropped
+                        raise ConfigError(f"people.{mech}.enabled", "expected true or false, "
+                                          f"got {_show(own['enabled'])}")
                     mine["enabled"] = table["enabled"]
     for parts, value in parsed:  # --set on people.* beats the profile too
         if parts[0] == "people":
