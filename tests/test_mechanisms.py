@@ -152,3 +152,38 @@ def test_a_customer_with_no_experience_left_churns_rather_than_crash(engine):
     df = simulate(spec, 2, seed=3, engine=engine, workers=1).replications
     assert (df["churned"] > 0).all()
     assert (df["retained"] == 0).all()
+
+
+@pytest.mark.parametrize("engine", ["simpy", "numba"])
+def test_quota_pressure_at_a_quarters_first_instant_is_none(engine):
+    """With the pressure window a whole quarter (13 weeks, a valid value) a task at a quarter's
+    first instant found nothing expected yet: kpi / (target x 0) divided by zero (a
+    ZeroDivisionError in SimPy, a failed replication in numba). Nothing is expected then, so
+    nobody is behind; a day in, with nothing done, the team is fully behind."""
+    from gtmsim.spec import QUARTER
+
+    spec = compile_spec(load_config(None, "realistic", ["people.pressure.window_weeks=13.0"]))
+    team = next(t for t in range(len(spec.team_names))
+                if spec.team_kpi_metric[t] in (0, 1, 2))  # prorated: not retention
+    share = 1.0 - spec.shared_kpi_share
+    if engine == "simpy":
+        from gtmsim.engines.simpy.engine import Replication
+
+        rep = Replication(spec, 1)
+        rep.env.run(until=2 * QUARTER)
+        at_start = rep._pressure(team)
+        rep.env.run(until=2 * QUARTER + 24.0)
+        a_day_in = rep._pressure(team)
+    else:
+        from gtmsim.engines.kernel import TallyLayout, pack, seeds_for
+        from gtmsim.engines.kernel.flow import pressure
+        from gtmsim.engines.kernel.kspec import capacities
+        from gtmsim.engines.kernel.state import new_state, workspace
+
+        ks, layout = pack(spec), TallyLayout(spec)
+        st = new_state(ks, seeds_for(1, np.arange(1))[0], np.zeros(layout.length), layout.offsets,
+                       workspace(ks, *capacities(spec)))
+        at_start = pressure(ks, st, team, 2 * QUARTER)
+        a_day_in = pressure(ks, st, team, 2 * QUARTER + 24.0)
+    assert at_start == 0.0
+    assert a_day_in == pytest.approx(share)

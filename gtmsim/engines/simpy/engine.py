@@ -639,8 +639,10 @@ class Replication:
         if metric == 3:
             ren, churn = self.renewals_quarter[team]
             attainment = ((ren - churn) / ren if ren > 0 else 1.0) / target
-        else:
+        elif into > 0.0:
             attainment = self.kpi_quarter[team] / (target * into / S.QUARTER)
+        else:  # a quarter's first instant (a window of the whole quarter): nothing expected
+            attainment = 1.0
         return min(1.0, max(0.0, 1.0 - attainment)) * (1.0 - sp.shared_kpi_share)
 
     # ------------------------------------------------------------------ turnover
