@@ -281,6 +281,17 @@ def test_a_profile_file_names_its_own_bad_key(tmp_path):
     assert "did you mean 'latency'" in info.value.message
 
 
+def test_a_profile_file_with_more_than_people_is_refused(tmp_path):
+    """A profile file is read for its [people] table; a [run] or a stage beside it (a seed, a
+    threshold meant to go with the profile) was dropped without a word."""
+    (tmp_path / "mine.toml").write_text("[people.latency]\nenabled = false\n\n"
+                                        "[run]\nseed = 7\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(None, str(tmp_path / "mine.toml"))
+    assert info.value.path == f"{tmp_path / 'mine.toml'}: run", str(info.value)
+    assert "[people] table only" in info.value.message
+
+
 def test_missing_and_binary_files(tmp_path):
     with pytest.raises(ConfigError, match="no such config file"):
         load_config(tmp_path / "nope.toml")

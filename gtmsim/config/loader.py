@@ -78,6 +78,10 @@ def profile_table(name: str, raw: dict) -> dict:
         where = f"profile {name}"
     elif name.endswith(".toml"):
         data = read_toml(name, "profile")
+        extra = [k for k in data if k != "people"] if "people" in data else []
+        if extra:  # read for its people only: anything beside them would pass unseen
+            raise ConfigError(f"{name}: {extra[0]}", "a profile file holds a [people] table "
+                              "only; the rest of a model belongs in the config")
         table = data.get("people", data)
         where = f"{name}: people" if "people" in data else f"{name}:"
         if not table:  # nothing in it: every mechanism on at its defaults, silently
