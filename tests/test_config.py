@@ -103,6 +103,9 @@ BAD_OVERRIDES = [
     (["run.horizon_days=nan"], "run.horizon_days", "finite"),
     (["run.horizon_days=inf"], "run.horizon_days", ""),
     (["stages.ae_close.kind=closer"], "stages.ae_close.kind", "expected one of"),
+    # TOML reads an unquoted date as a date: it was shown as datetime.date(2026, 1, 1)
+    (["name=2026-01-01"], "name", "expected a string, got the date 2026-01-01"),
+    (["run.seed=10:30:00"], "run.seed", "got the time 10:30:00"),
     # values that passed validation and then hung a run for ever (the calendar stepping
     # through 1e300 hours, Knuth's Poisson on a mean of 1e300) or overflowed in the spec
     (["people.latency.sigma=20"], "people.latency.sigma", "<= 5"),

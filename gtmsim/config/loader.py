@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import datetime
 import difflib
 import re
 import tomllib
@@ -471,6 +472,8 @@ def _is_optional(tp: Any) -> bool:
 def _show(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, (datetime.date, datetime.time)):  # TOML reads 2026-01-01 as a date
+        return f"the {'time' if isinstance(value, datetime.time) else 'date'} {value.isoformat()}"
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
 
