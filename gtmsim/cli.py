@@ -11,6 +11,7 @@ from __future__ import annotations
 import _thread
 import argparse
 import contextlib
+import difflib
 import errno
 import json
 import math
@@ -83,8 +84,11 @@ class _Parser(argparse.ArgumentParser):
                                   "missing required argument: ")
         m = re.match(r"unrecognized arguments: (.*)", message)
         if m:
-            message = f"{m.group(1)}: unknown argument (see 'gtmsim {self.prog.split()[-1]} " \
-                      "--help')" if " " in self.prog else f"{m.group(1)}: unknown argument"
+            first = m.group(1).split()[0]
+            close = difflib.get_close_matches(first.split("=")[0], self._option_string_actions,
+                                              n=1, cutoff=0.75) if first.startswith("-") else []
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            message = (f"{m.group(1)}: unknown argument ({hint}see '{self.prog} --help')")
         _fail(message)
 
 
@@ -356,6 +360,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="output folder, new or empty (default: runs/compare-CONFIGS)")
     _add_png_arg(p)
     p.set_defaults(handler=cmd_compare)
+    parser.commands = sub.choices
     return parser
 
 
@@ -1167,7 +1172,10 @@ def _outcome_columns(config) -> set[str]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # named by the command's own parser, which knows its options
+        parser.commands.get(args.command, parser).error(
+            f"unrecognized arguments: {' '.join(extra)}")
     if args.command is None:
         _fail("choose a command: run, validate, eventlog, optimize, sweep or compare ('gtmsim "
               "--help' lists them)")

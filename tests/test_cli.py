@@ -79,6 +79,12 @@ BAD_FLAGS = {
     "out not empty": (lambda d: (d / "full").mkdir() or (d / "full" / "x").write_text("x") and
                       ["run", "--out", "full", *SHORT], "--out: full exists and is not empty"),
     "no command": (lambda d: [], "choose a command"),
+    # a misspelt flag was named by the top-level parser: no hint, no pointer to the command
+    "misspelt flag": (lambda d: ["run", "--replicatoins", "3"],
+                      "--replicatoins: unknown argument (did you mean '--replications'? see "
+                      "'gtmsim run --help')"),
+    "extra argument": (lambda d: ["validate", "a.toml", "b.toml"],
+                       "b.toml: unknown argument (see 'gtmsim validate --help')"),
     # the flag's wording here; the API says engine="simpy"
     "event log on numba": (lambda d: ["run", "--engine", "numba", "--event-log", *SHORT],
                            "--event-log: the numba engine writes no event log; use --engine "
