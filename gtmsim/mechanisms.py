@@ -76,7 +76,9 @@ def mechanism_costs(config: Config, n: int, seed: int, engine: str = "numba",
     Replications ``0 .. n-1`` with root `seed`, on `engine`. `full` may hold the full run's
     replications already (from the same engine and seed, replications 0 .. n-1 at least) to
     save running them again. Rows are sorted by cost, the costliest first; columns are
-    ``COLUMNS``. `progress(done, total)` counts replications of the mechanism runs.
+    ``COLUMNS``; ``replications`` counts the pairs where the outcome is defined in both runs
+    (the others are left out). `progress(done, total)` counts replications of the mechanism
+    runs.
     """
     if n < 1:
         raise GtmsimError(f"replications must be at least 1, got {n}")
@@ -96,10 +98,16 @@ def mechanism_costs(config: Config, n: int, seed: int, engine: str = "numba",
 
         off = simulate(compile_spec(without(config, mech)), n, seed, engine, workers, step)
         values = off.replications.sort("replication")[outcome].to_numpy().astype(float)
-        cost, lo, hi = paired_ci(values - base)
-        rows.append({"mechanism": mech, "outcome": outcome, "replications": n,
-                     "engine": engine, "full_mean": float(base.mean()),
-                     "off_mean": float(values.mean()),
+        # a replication where the outcome is undefined in either run (a median cycle with
+        # no deal won) has no difference: left out, as the summary leaves it out
+        ok = ~(np.isnan(values) | np.isnan(base))
+        pairs = int(ok.sum())
+        cost, lo, hi = (paired_ci(values[ok] - base[ok]) if pairs
+                        else (math.nan, math.nan, math.nan))
+        rows.append({"mechanism": mech, "outcome": outcome, "replications": pairs,
+                     "engine": engine,
+                     "full_mean": float(base[ok].mean()) if pairs else math.nan,
+                     "off_mean": float(values[ok].mean()) if pairs else math.nan,
                      "cost": cost, "ci_low": lo, "ci_high": hi})
     schema = {"mechanism": pl.Utf8, "outcome": pl.Utf8, "replications": pl.Int64,
               "engine": pl.Utf8, **{c: pl.Float64 for c in COLUMNS[4:]}}

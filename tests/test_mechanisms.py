@@ -187,3 +187,28 @@ def test_quota_pressure_at_a_quarters_first_instant_is_none(engine):
         a_day_in = pressure(ks, st, team, 2 * QUARTER + 24.0)
     assert at_start == 0.0
     assert a_day_in == pytest.approx(share)
+
+
+def test_a_mechanism_cost_leaves_out_replications_where_the_outcome_is_undefined():
+    """The cost of a mechanism on an outcome undefined in some replications (the median cycle
+    of a replication with no deal won) was NaN: one NaN pair made the mean of the paired
+    differences NaN, and its row sorted first as the costliest. The pairs where either run
+    has no value are left out, as the summary leaves such replications out."""
+    from gtmsim.mechanisms import mechanism_costs
+
+    config = load_config(None, "realistic", ["run.horizon_days=2"])
+    full = simulate(compile_spec(config), 6, 3, "numba", 1).replications
+    base = full["cycle_days_median"].to_numpy()
+    assert np.isnan(base).any() and not np.isnan(base).all()  # the case under test
+    costs = mechanism_costs(config, 6, 3, "numba", 1, outcome="cycle_days_median", full=full,
+                            mechanisms=["latency", "judgement"])
+    for row in costs.iter_rows(named=True):
+        off = simulate(compile_spec(load_config(None, "realistic", [
+            "run.horizon_days=2", f"people.{row['mechanism']}.enabled=false"])), 6, 3,
+            "numba", 1).replications["cycle_days_median"].to_numpy()
+        ok = ~(np.isnan(off) | np.isnan(base))
+        d = off[ok] - base[ok]
+        assert row["replications"] == ok.sum()
+        assert row["cost"] == pytest.approx(d.mean())
+        assert row["off_mean"] - row["full_mean"] == pytest.approx(d.mean())
+        assert np.isfinite(row["ci_low"]) and row["ci_low"] < row["cost"] < row["ci_high"]
