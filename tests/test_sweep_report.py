@@ -157,8 +157,23 @@ def test_one_replication_has_no_interval():
     assert p0["bookings"] == 5.0 and p0["bookings_ci_low"] is None
     assert p0["bookings_ci_high"] is None
     half = 12.706204736174707 * 2 ** 0.5 / 2 ** 0.5  # t(0.975, 1) x sd / sqrt(n)
-    assert (p1["bookings_ci_low"], p1["bookings_ci_high"]) == pytest.approx((5 - half, 5 + half))
+    # cut at 0, where bookings can lie
+    assert (p1["bookings_ci_low"], p1["bookings_ci_high"]) == pytest.approx((0.0, 5 + half))
 
+
+
+def test_a_points_interval_stays_where_the_outcome_can_lie():
+    """A point's t-interval over two replications reached below 0 bookings and past a win
+    rate of 1; cut as a run's summary cuts it: a share to [0, 1], an outcome that is never
+    negative at 0."""
+    import polars as pl
+
+    from gtmsim.report.sweep import point_means
+
+    rows = pl.DataFrame({"point": [0, 0], "bookings": [1.0, 9.0], "win_rate": [0.2, 0.9]})
+    (p,) = point_means(rows, ["bookings", "win_rate"]).to_dicts()
+    assert p["bookings_ci_low"] == 0.0 and p["bookings_ci_high"] > 9.0
+    assert p["win_rate_ci_low"] == 0.0 and p["win_rate_ci_high"] == 1.0
 
 def test_the_best_point_is_set_against_the_runner_up():
     """The best point per profile comes with its lead over the runner-up and a 95% CI: two

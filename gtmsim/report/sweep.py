@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
+from gtmsim.outcomes import is_proportion
 from gtmsim.report.export import counted
 from gtmsim.sweep import MANIFEST, read_sweep
 
@@ -37,14 +38,15 @@ def _clean(v: Any) -> Any:
 
 def point_means(rows: pl.DataFrame, outcomes: list[str]) -> pl.DataFrame:
     """Per point: replications and, per outcome, the mean with a t-based 95% CI (NaN values,
-    e.g. a win rate with no decisions, are left out)."""
+    e.g. a win rate with no decisions, are left out), cut as a run's summary cuts it: a
+    share's to [0, 1], an outcome never negative at the point at 0."""
     from scipy import stats
 
     aggs = [pl.len().alias("replications")]
     for o in outcomes:
         x = pl.col(o).cast(pl.Float64).fill_nan(None)
         aggs += [x.mean().alias(f"{o}__mean"), x.std().alias(f"{o}__sd"),
-                 x.count().alias(f"{o}__n")]
+                 x.count().alias(f"{o}__n"), x.min().alias(f"{o}__min")]
     df = rows.group_by("point", maintain_order=True).agg(aggs).sort("point")
     out = []
     for r in df.to_dicts():
@@ -54,9 +56,14 @@ def point_means(rows: pl.DataFrame, outcomes: list[str]) -> pl.DataFrame:
             # one replication says nothing about the spread: no interval (as in a run)
             given = m is not None and sd is not None and n > 1
             half = float(stats.t.ppf(0.975, n - 1)) * sd / math.sqrt(n) if given else None
+            low, high = (m - half, m + half) if given else (None, None)
+            if given and is_proportion(o):  # where the outcome can lie, as in a run
+                low, high = max(low, 0.0), min(high, 1.0)
+            elif given and r[f"{o}__min"] >= 0:
+                low = max(low, 0.0)
             row[o] = m
-            row[f"{o}_ci_low"] = m - half if given else None
-            row[f"{o}_ci_high"] = m + half if given else None
+            row[f"{o}_ci_low"] = low
+            row[f"{o}_ci_high"] = high
         out.append(row)
     return pl.DataFrame(out)
 
