@@ -27,11 +27,14 @@ FATES = ("won", "lost", "disqualified", "nurtured", "churned", "retained",
 LOWER_IS_BETTER = ("lost", "disqualified", "churned", "leaked", "leaked_forgotten",
                    "leaked_decayed", "leaked_ignored", "leaked_handoff", "leaked_turnover",
                    "rework_hours")
+# and the per-stage, per-channel and per-team columns of that kind (leaks at a stage sum to
+# `leaked`)
+LOWER_IS_BETTER_PREFIXES = ("leaks_at_", "never_contacted_share", "cycle_days_", "attrition_")
 
 
 def check_ranked_outcome(outcome: str) -> None:
     """Refuse an outcome where less is better as the one designs are ranked by."""
-    if outcome in LOWER_IS_BETTER:
+    if outcome in LOWER_IS_BETTER or outcome.startswith(LOWER_IS_BETTER_PREFIXES):
         raise GtmsimError(f"--outcome {outcome}: less is better for it, and designs are ranked "
                           "by the higher value; rank them by an outcome where more is better "
                           "(bookings, won, retained, win_rate, a team's kpi_...)")

@@ -538,3 +538,17 @@ def test_a_candidates_interval_stays_where_the_outcome_can_lie():
     assert r["mean_ci"][0] == 0.0 and r["mean_ci"][1] > 5000.0 and r["mean"] == 2550.0
     assert row("kpi_cs", [0.5, 0.99], {"kpi_cs"})["mean_ci"][1] == 1.0
     assert row("kpi_cs", [0.5, 0.99])["mean_ci"][1] > 1.0  # not a share in that model
+
+
+@pytest.mark.parametrize("outcome", ["leaks_at_sdr_qualify", "never_contacted_share",
+                                     "never_contacted_share_inbound", "cycle_days_median",
+                                     "attrition_sdr"])
+def test_an_outcome_where_less_is_better_is_refused_as_the_ranked_one(outcome):
+    """Leaks at a stage (they sum to `leaked`, which is refused), the never-contacted share, the
+    sales cycle and attrition were accepted and maximised: the design that leaked most won."""
+    from gtmsim.errors import GtmsimError
+    from gtmsim.outcomes import check_ranked_outcome
+
+    with pytest.raises(GtmsimError, match="less is better"):
+        check_ranked_outcome(outcome)
+    check_ranked_outcome("bookings")
