@@ -20,6 +20,7 @@ import numpy as np
 
 from gtmsim import outcomes as O
 from gtmsim.config import load_config
+from gtmsim.report.export import counted
 from gtmsim.simulate import replication_seed, simulate
 from gtmsim.spec import compile_spec
 
@@ -200,10 +201,11 @@ def measure(replications: int = 8, workers: int = 2, seed: int | None = None,
     long_cfg = load_config(config, profile, [*overrides, *quiet, "run.warmup_days=0",
                                              f"run.horizon_days={attrition_years * 365.0}"])
     long = simulate(compile_spec(long_cfg), attrition_replications, s, workers=workers)
-    att = long.replications["attrition_sdr"].to_numpy()
-    values["sdr_attrition"] = float(att.mean())
-    half = 1.96 * float(att.std(ddof=1)) / math.sqrt(len(att)) if len(att) > 1 else 0.0
-    intervals["sdr_attrition"] = (values["sdr_attrition"] - half, values["sdr_attrition"] + half)
-    notes["sdr_attrition"] = (f"{attrition_replications} runs of {attrition_years:g} years, "
-                              "no leads")
+    # the t-interval of every summary (one run gives none: its spread is unknown)
+    att = O.summarize(long.replications.select("attrition_sdr")).row(0, named=True)
+    values["sdr_attrition"] = att["mean"]
+    if att["n"] > 1:
+        intervals["sdr_attrition"] = (att["ci_low"], att["ci_high"])
+    notes["sdr_attrition"] = (f"{counted(attrition_replications, 'runs')} of "
+                              f"{attrition_years:g} years, no leads")
     return Measurement(values, intervals, replications, notes)

@@ -68,3 +68,25 @@ def test_calibrate_script_refuses_a_bad_set_in_one_line(capsys):
     assert script.main(["--replications", "2", "--set", "people.latency.nope=1"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("calibrate: error: people.latency.nope"), err
+
+
+def test_sdr_attrition_interval_is_the_t_interval_and_none_from_one_run():
+    """The attrition interval used 1.96 (not the t quantile of its few runs) and gave a
+    zero-width interval from a single run, as if the figure were exact."""
+    from scipy import stats
+
+    from gtmsim import load_config, simulate
+    from gtmsim.spec import compile_spec
+
+    one = measure(replications=1, workers=1, attrition_replications=1, attrition_years=2.0)
+    assert "sdr_attrition" not in one.intervals
+    three = measure(replications=1, workers=1, attrition_replications=3, attrition_years=2.0)
+    quiet = [f"channels.{n}.rate_per_week=0" for n in load_config().channels]
+    cfg = load_config(None, "realistic", [*quiet, "run.warmup_days=0",
+                                          f"run.horizon_days={2.0 * 365.0}"])
+    att = simulate(compile_spec(cfg), 3, cfg.run.seed).replications["attrition_sdr"].to_numpy()
+    half = stats.t.ppf(0.975, 2) * att.std(ddof=1) / 3 ** 0.5
+    lo, hi = three.intervals["sdr_attrition"]
+    assert three.values["sdr_attrition"] == pytest.approx(att.mean())
+    assert hi - att.mean() == pytest.approx(half)
+    assert lo == pytest.approx(max(0.0, att.mean() - half))
