@@ -28,8 +28,9 @@ LOWER_IS_BETTER = ("lost", "disqualified", "churned", "leaked", "leaked_forgotte
                    "leaked_decayed", "leaked_ignored", "leaked_handoff", "leaked_turnover",
                    "rework_hours")
 # and the per-stage, per-channel and per-team columns of that kind (leaks at a stage sum to
-# `leaked`)
-LOWER_IS_BETTER_PREFIXES = ("leaks_at_", "never_contacted_share", "cycle_days_", "attrition_")
+# `leaked`; `open_at_end` and a team's open leads, queue and time in system: work not done)
+LOWER_IS_BETTER_PREFIXES = ("leaks_at_", "never_contacted_share", "cycle_days_", "attrition_",
+                            "open_", "queue_", "sojourn_")
 
 
 def check_ranked_outcome(outcome: str) -> None:

@@ -542,10 +542,12 @@ def test_a_candidates_interval_stays_where_the_outcome_can_lie():
 
 @pytest.mark.parametrize("outcome", ["leaks_at_sdr_qualify", "never_contacted_share",
                                      "never_contacted_share_inbound", "cycle_days_median",
-                                     "attrition_sdr"])
+                                     "attrition_sdr", "open_at_end", "open_sdr",
+                                     "queue_ae", "sojourn_sdr"])
 def test_an_outcome_where_less_is_better_is_refused_as_the_ranked_one(outcome):
     """Leaks at a stage (they sum to `leaked`, which is refused), the never-contacted share, the
-    sales cycle and attrition were accepted and maximised: the design that leaked most won."""
+    sales cycle and attrition were accepted and maximised: the design that leaked most won;
+    so were the leads left open at the end, a team's queue and its time in system."""
     from gtmsim.errors import GtmsimError
     from gtmsim.outcomes import check_ranked_outcome
 
