@@ -931,9 +931,11 @@ def cmd_optimize(args) -> int:
     return 0
 
 
-# what `optimize` writes into its folder (a folder holding anything else is not a study's)
-OPTIMIZE_FILES = ("study.journal", "trials.parquet", "candidates.parquet", "comparison.json",
-                  "comparison.txt", "report.html", "figures", "design_*.toml", ".*.partial*")
+# what `optimize` writes into its folder (a folder holding anything else is not a study's);
+# the journal's lock (and its renamed self, while released) stays behind a killed process
+OPTIMIZE_FILES = ("study.journal", "study.journal.lock*", "trials.parquet", "candidates.parquet",
+                  "comparison.json", "comparison.txt", "report.html", "figures", "design_*.toml",
+                  ".*.partial*")
 
 
 def _check_optimize_out(out: Path) -> None:

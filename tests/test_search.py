@@ -388,6 +388,36 @@ def test_a_damaged_study_journal_is_one_line_naming_out(tmp_path, damage):
         open_storage(None, tmp_path)
 
 
+def test_a_lock_left_by_a_killed_process_does_not_stop_the_resume(tmp_path):
+    """`kill -9` while optuna held the journal's lock left `study.journal.lock`: the resume
+    was refused (--out 'holds files that are not an optimisation's'), and with --storage
+    given as a relative path it spun for ever at full CPU, as the lock's symlink pointed
+    nowhere and optuna never reached its grace period. Now the lock is forced after it."""
+    from gtmsim.cli import _check_optimize_out
+
+    script = (
+        "import os, sys\n"
+        "from pathlib import Path\n"
+        "import optuna\n"
+        "from gtmsim.optimize.search import open_storage\n"
+        "os.chdir(sys.argv[1])\n"
+        "open_storage(None, Path('o'))._backend._lock.acquire()  # then killed: never freed\n"
+        "storage = open_storage(None, Path('o'))\n"
+        "storage._backend._lock.grace_period = 1\n"
+        "optuna.create_study(storage=storage)\n")
+    r = subprocess.run([sys.executable, "-c", script, str(tmp_path)], capture_output=True,
+                       text=True, timeout=20)
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "o" / "study.journal.lock").is_symlink() is False
+    # a lock that points nowhere (an older gtmsim's, or the folder moved since) is stale
+    (tmp_path / "o" / "study.journal.lock").symlink_to("elsewhere/study.journal")
+    _check_optimize_out(tmp_path / "o")  # the folder is still a study's
+    r = subprocess.run([sys.executable, "-c", script.replace("open_storage(None, Path('o'))."
+                                                             "_backend._lock.acquire()", ""),
+                        str(tmp_path)], capture_output=True, text=True, timeout=20)
+    assert r.returncode == 0, r.stderr
+
+
 # --------------------------------------------------------------------------- refused designs
 
 
@@ -397,8 +427,8 @@ def _clashing_levers_config():
     from gtmsim.config import load_config
 
     return load_config(None, "realistic", [
-        "levers.mql_threshold.high=0.3", 'levers.rb.path="stages.mql_review.reject_below"',
-        "levers.rb.low=0.0", "levers.rb.high=0.3"])
+        "levers.mql_threshold.high=0.3",
+        'levers.rb={path="stages.mql_review.reject_below", low=0.0, high=0.3}'])
 
 
 def _no_simulation(monkeypatch) -> None:

@@ -189,7 +189,15 @@ def open_storage(url: str | None, out_dir: Path | None) -> optuna.storages.BaseS
 
         _check_journal(Path(url), flag)
         try:
-            return JournalStorage(JournalFileBackend(url))
+            # Optuna's lock is a symlink to the journal, forced after a grace period when a
+            # killed process left it, unless it points nowhere (a relative path resolves
+            # beside the lock; a folder moved): then it was waited on for ever, at full CPU.
+            # So the path is absolute, and a lock that points nowhere is stale.
+            path = os.path.abspath(url)
+            lock = Path(path + ".lock")
+            if lock.is_symlink() and not lock.exists():
+                lock.unlink(missing_ok=True)
+            return JournalStorage(JournalFileBackend(path))
         except OSError as exc:
             raise GtmsimError(f"{flag}: cannot open journal file {url!r}: {exc}") from None
         except ValueError as exc:  # a line cut short by a crash, or not a journal at all
