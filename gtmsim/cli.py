@@ -872,7 +872,7 @@ def _write_file(path: Path, write) -> None:
 
 def cmd_optimize(args) -> int:
     from gtmsim.config import load_config
-    from gtmsim.optimize.search import Settings
+    from gtmsim.optimize.search import Settings, shown_url
 
     config = load_config(args.config, args.profile, list(args.overrides))
     settings = Settings(objective=args.objective, outcome=args.outcome, trials=args.trials,
@@ -924,7 +924,8 @@ def cmd_optimize(args) -> int:
         if stop is None:
             raise
         word = "interrupted" if isinstance(stop, KeyboardInterrupt) else "terminated"
-        print(f"gtmsim: {word}; the study so far is kept in {args.storage or out}: the same "
+        kept = shown_url(args.storage) if args.storage else out
+        print(f"gtmsim: {word}; the study so far is kept in {kept}: the same "
               "command resumes it", file=sys.stderr, flush=True)
         return _exit_code(stop)
     _write_optimize(args, config, settings, out, result, best, cmp)

@@ -52,6 +52,17 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, args, key):
     assert not (tmp_path / "new").exists()  # refused before any trial: no folder left
 
 
+def test_a_storage_url_s_password_is_not_repeated(tmp_path):
+    """An unreachable database was named with its URL as given, password and all, on
+    stderr (and so in any CI log); the terms check already kept it out."""
+    out = tmp_path / "new" / "o"
+    r = gtmsim("optimize", *TINY, "--trials", "2", "--out", str(out),
+               "--storage", "postgresql://gtm:hunter2@127.0.0.1:1/none")
+    assert r.returncode == 2, r.stderr
+    assert "--storage" in r.stderr and "gtm:***@127.0.0.1:1/none" in r.stderr, r.stderr
+    assert "hunter2" not in r.stderr
+
+
 @pytest.mark.parametrize("objectives", [["mean"], ["mean", "cost"]])
 def test_a_seed_beyond_32_bits_seeds_the_sampler(objectives):
     """`--seed 4294967296` crashed the search with NumPy's 'Seed must be between 0 and

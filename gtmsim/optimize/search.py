@@ -224,8 +224,21 @@ def open_storage(url: str | None, out_dir: Path | None) -> optuna.storages.BaseS
             if raced and attempt < 2:
                 time.sleep(0.5 + attempt)
                 continue
-            raise GtmsimError(f"--storage: cannot open {url!r}: {_first_line(exc)}") from None
+            raise GtmsimError(f"--storage: cannot open {shown_url(url)!r}: "
+                              f"{_first_line(exc)}") from None
     raise AssertionError("unreachable")
+
+
+def shown_url(url: str) -> str:
+    """A storage URL as messages show it: its password, if it has one, as ***."""
+    import sqlalchemy.engine
+    import sqlalchemy.exc
+
+    try:
+        parsed = sqlalchemy.engine.make_url(url)
+    except (sqlalchemy.exc.ArgumentError, ValueError):
+        return url
+    return parsed.render_as_string(hide_password=True) if parsed.password else url
 
 
 def _check_journal(path: Path, flag: str) -> None:
