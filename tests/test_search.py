@@ -429,6 +429,37 @@ def test_a_lock_left_by_a_killed_process_does_not_stop_the_resume(tmp_path):
     assert r.returncode == 0, r.stderr
 
 
+def test_a_baseline_interrupted_by_ctrl_c_is_run_on_resume(tmp_path, monkeypatch):
+    """Ctrl-C while the config's own design (trial 0) ran left it failed and never ran it
+    again: the resumed search had no trial of it, so it stood in the candidates as trial -1
+    with no search score, and could not be chosen. (A `kill -9` and the cluster's driver
+    already ran an interrupted design again.) Now the interrupted design is queued again."""
+    import polars as pl
+
+    from gtmsim.config import load_config
+    from gtmsim.optimize import search as S
+    from gtmsim.optimize.levers import current_design
+
+    _no_simulation(monkeypatch)
+
+    def ctrl_c(*a, **k):
+        raise KeyboardInterrupt
+
+    config = load_config(None, "realistic")
+    settings = S.Settings(objective="mean", trials=4, scenarios=2, replications=1, top=2,
+                          storage=str(tmp_path / "s.journal"))
+    monkeypatch.setattr(S, "evaluate", ctrl_c)
+    with pytest.raises(KeyboardInterrupt):
+        S.search(config, settings)
+    monkeypatch.setattr(S, "evaluate", lambda *a, **k: pl.DataFrame())
+    result = S.search(config, settings)
+    own = current_design(config)
+    assert [t.params for t in result.study.trials
+            if t.state == optuna.trial.TrialState.COMPLETE].count(own) == 1
+    assert S.trial_counts(result.study)["trials"] == 4
+    assert all(c.trial >= 0 for c in result.candidates)
+
+
 # --------------------------------------------------------------------------- refused designs
 
 

@@ -15,6 +15,7 @@ any Optuna storage URL otherwise), so an interrupted search resumes where it sto
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -466,7 +467,10 @@ def search(config: Config, settings: Settings, out_dir: Path | None = None,
                                              ready.baselines)
     objectives, multi = ready.objectives, ready.multi
 
+    running: list[optuna.Trial] = []  # the trial this process runs, for an interruption
+
     def objective(trial: optuna.Trial):
+        running[:] = [trial]
         trial.set_user_attr("host", socket.gethostname())
         trial.set_user_attr("pid", os.getpid())
         if beyond_quota(study, trial.number, settings.trials):
@@ -504,7 +508,15 @@ def search(config: Config, settings: Settings, out_dir: Path | None = None,
         callbacks.append(lambda st, _t: progress(
             offset + min(settings.trials, sum(t.state in FINISHED for t in st.trials)), total))
     if remaining:
-        study.optimize(objective, n_trials=remaining, callbacks=callbacks, catch=(_Surplus,))
+        try:
+            study.optimize(objective, n_trials=remaining, callbacks=callbacks,
+                           catch=(_Surplus,))
+        except BaseException:
+            # Ctrl-C or a failure: Optuna failed the trial; its design (a baseline, say,
+            # which is never drawn) is run again by the resume, as a killed process's is
+            if running:
+                _run_again(study, running[0])
+            raise
     await_others(study)
     candidates = held_out_candidates(config, study, settings, held_out, baselines, ready.ideal)
     best = pick_best(candidates, settings.objectives[0])
@@ -606,6 +618,17 @@ def _recover_abandoned(study: optuna.Study) -> None:
             continue
         study._storage.set_trial_state_values(t._trial_id, optuna.trial.TrialState.FAIL)
         study.enqueue_trial(t.params, skip_if_exists=False)
+
+
+def _run_again(study: optuna.Study, trial: optuna.Trial) -> None:
+    """Queue the design of a trial this process was running when it was interrupted (failed
+    by Optuna) again; a trial that had drawn no lever yet has no design to keep."""
+    with contextlib.suppress(Exception):  # the interruption, not this, is what to report
+        t = study._storage.get_trial(trial._trial_id)
+        design = t.system_attrs.get("fixed_params") or t.params
+        if (t.state == optuna.trial.TrialState.FAIL and design
+                and not t.user_attrs.get("surplus")):
+            study.enqueue_trial(design, skip_if_exists=False)
 
 
 def _alive(pid: int) -> bool:
