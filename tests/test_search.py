@@ -460,6 +460,30 @@ def test_a_baseline_interrupted_by_ctrl_c_is_run_on_resume(tmp_path, monkeypatch
     assert all(c.trial >= 0 for c in result.candidates)
 
 
+@pytest.mark.parametrize("ideal_trials", [0, 3])
+def test_a_study_gtmsim_did_not_make_is_refused(tmp_path, monkeypatch, ideal_trials):
+    """--study-name naming another tool's study in a shared database joined it: a traceback
+    (optuna's 'Cannot set different distribution kind to the same parameter name') after
+    adding a failed trial to it, or, had its parameters not clashed, trials mixed into it.
+    It records no terms, and its trials set parameters that are not the config's levers."""
+    from gtmsim.config import load_config
+    from gtmsim.errors import GtmsimError
+    from gtmsim.optimize import search as S
+
+    _no_simulation(monkeypatch)
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    theirs = optuna.create_study(study_name="other", storage=url, direction="maximize")
+    theirs.optimize(lambda t: t.suggest_float("sdr_headcount", 0, 1) + t.suggest_float("lr", 0, 1),
+                    n_trials=2)
+    settings = S.Settings(objective="mean", trials=3, scenarios=2, replications=1, top=2,
+                          storage=url, study_name="other", ideal_trials=ideal_trials)
+    with pytest.raises(GtmsimError, match=r"^--study-name: study 'other' .*not gtmsim") as err:
+        S.search(load_config(None, "realistic"), settings)
+    assert "lr" in str(err.value) and "\n" not in str(err.value)
+    assert len(optuna.load_study(study_name="other", storage=url).trials) == 2  # untouched
+    assert "other-ideal" not in [s.study_name for s in optuna.get_all_study_summaries(url)]
+
+
 # --------------------------------------------------------------------------- refused designs
 
 

@@ -359,6 +359,8 @@ def prepare(config: Config, settings: Settings, out_dir: Path | None = None,
                           f"{len(study.directions)} objective(s) of other directions; choose "
                           "another --study-name")
     _same_terms(study, settings.scored_by(config), settings, created, out_dir)
+    if not created and "scored_by" not in study.user_attrs:
+        _refuse_foreign(study.get_trials(deepcopy=False), config, settings)
     if not created:
         study.sampler = _sampler(objectives, _joining_seed(settings.seed, study),
                                  constant_liar, settings.trials)
@@ -413,7 +415,22 @@ def check_resume(config: Config, settings: Settings, out_dir: Path | None = None
     except KeyError:  # a new study
         return
     old = storage.get_study_user_attrs(study_id).get("scored_by")
+    if old is None:
+        _refuse_foreign(storage.get_all_trials(study_id, deepcopy=False), config, settings)
     _refuse_other_terms(old, settings.scored_by(config), settings, out_dir)
+
+
+def _refuse_foreign(trials: list[optuna.trial.FrozenTrial], config: Config,
+                    settings: Settings) -> None:
+    """Refuse a study that records no terms and whose trials set parameters that are not the
+    config's levers: another tool's study in a shared storage, which the search would
+    join (mixing its trials in, or failing on a parameter of another kind)."""
+    foreign = sorted({p for t in trials for p in t.params} - set(config.levers))
+    if foreign:
+        where = "that storage" if settings.storage else "the output folder's journal"
+        raise GtmsimError(f"--study-name: study {settings.study_name!r} in {where} is not "
+                          f"gtmsim's for these levers (its trials set {', '.join(foreign[:3])})"
+                          "; choose another --study-name")
 
 
 def _refuse_other_terms(old: dict[str, Any] | None, terms: dict[str, Any],
