@@ -179,8 +179,7 @@ def test_designs_the_model_refused_are_said_in_one_line(tmp_path):
     out = tmp_path / "opt"
     optimize(out, "--trials", "12", "--ideal-trials", "0", "--scenarios", "2",
              "--set", "levers.mql_threshold.high=0.3",
-             "--set", 'levers.rb.path="stages.mql_review.reject_below"',
-             "--set", "levers.rb.low=0.0", "--set", "levers.rb.high=0.3")
+             "--set", 'levers.rb={path="stages.mql_review.reject_below", low=0.0, high=0.3}')
     page, comparison = check_page(out)
     assert comparison["trials"] == 12 and comparison["trials_interrupted"] == 0
     n = comparison["trials_refused"]
