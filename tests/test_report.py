@@ -25,7 +25,7 @@ def test_report_numbers_equal_summary_json(run_folder):
     assert f"Bookings {summary['bookings']['mean']:,.0f} per replication" in page
     # and says over what window, as the console does
     meta = json.loads((run_folder / "summary.json").read_text())["meta"]
-    assert (f"{meta['replications']} replications of {meta['horizon_days']:g} days measured "
+    assert (f"{meta['replications']:,} replications of {meta['horizon_days']:g} days measured "
             f"after a {meta['warmup_days']:g}-day warm-up") in page
 
 
