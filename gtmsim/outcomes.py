@@ -226,6 +226,15 @@ def share_kpis(teams: Mapping[str, str | None]) -> frozenset[str]:
     return frozenset(f"kpi_{team}" for team, metric in teams.items() if metric == "retained")
 
 
+def where_it_can_lie(name: str, low: float, high: float, never_negative: bool,
+                     shares: Collection[str] = ()) -> tuple[float, float]:
+    """A mean's interval cut to where the outcome can lie: a share's to [0, 1], one whose
+    values are never negative at 0 (a column with a negative value is left whole)."""
+    if is_proportion(name, shares):
+        return max(low, 0.0), min(high, 1.0)
+    return (max(low, 0.0), high) if never_negative else (low, high)
+
+
 def summarize(reps: pl.DataFrame, confidence: float = 0.95,
               shares: Collection[str] = ()) -> pl.DataFrame:
     """Per outcome defined in at least one replication (``n``: in how many): mean with a
@@ -250,11 +259,7 @@ def summarize(reps: pl.DataFrame, confidence: float = 0.95,
         half = (float(stats.t.ppf(0.5 + confidence / 2, n - 1) * sd / math.sqrt(n)) if n > 1
                 else math.nan)
         p10, p50, p90 = (float(v) for v in np.percentile(x, [10, 50, 90]))
-        low, high = mean - half, mean + half
-        if is_proportion(name, shares):
-            low, high = max(low, 0.0), min(high, 1.0)
-        elif x.min() >= 0:
-            low = max(low, 0.0)
+        low, high = where_it_can_lie(name, mean - half, mean + half, x.min() >= 0, shares)
         out.append({"outcome": name, "n": n, "mean": mean, "ci_low": low,
                     "ci_high": high, "sd": sd, "p10": p10, "p50": p50, "p90": p90})
     return pl.DataFrame(out)

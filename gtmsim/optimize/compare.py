@@ -17,7 +17,7 @@ from gtmsim.config import Config
 from gtmsim.optimize.breaks import Breakdown, default_target, what_breaks
 from gtmsim.optimize.objectives import cvar
 from gtmsim.optimize.search import Candidate, SearchResult, Settings, check_resume, search
-from gtmsim.outcomes import is_proportion
+from gtmsim.outcomes import where_it_can_lie
 
 
 def bootstrap_ci(stat, x: np.ndarray, n: int = 2000, seed: int = 0,
@@ -65,8 +65,7 @@ def outcome_interval(outcome: str, name: str, x: np.ndarray,
     count, an amount or a share (`shares`: the model's own, a retention KPI), so at least 0 (a
     share at most 1); a t-interval over a few scenarios (1 degree of freedom with 2) reached
     below 0 bookings."""
-    lo, hi = interval(name, x)
-    return max(lo, 0.0), (min(hi, 1.0) if is_proportion(outcome, shares) else hi)
+    return where_it_can_lie(outcome, *interval(name, x), True, shares)
 
 
 STATS = {"mean": np.mean, "p10": lambda v: float(np.quantile(v, 0.10)),

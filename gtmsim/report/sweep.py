@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
-from gtmsim.outcomes import is_proportion
+from gtmsim.outcomes import where_it_can_lie
 from gtmsim.report.export import counted
 from gtmsim.sweep import MANIFEST, read_sweep
 
@@ -56,11 +56,8 @@ def point_means(rows: pl.DataFrame, outcomes: list[str]) -> pl.DataFrame:
             # one replication says nothing about the spread: no interval (as in a run)
             given = m is not None and sd is not None and n > 1
             half = float(stats.t.ppf(0.975, n - 1)) * sd / math.sqrt(n) if given else None
-            low, high = (m - half, m + half) if given else (None, None)
-            if given and is_proportion(o):  # where the outcome can lie, as in a run
-                low, high = max(low, 0.0), min(high, 1.0)
-            elif given and r[f"{o}__min"] >= 0:
-                low = max(low, 0.0)
+            low, high = (where_it_can_lie(o, m - half, m + half, r[f"{o}__min"] >= 0)
+                         if given else (None, None))  # as in a run's summary
             row[o] = m
             row[f"{o}_ci_low"] = low
             row[f"{o}_ci_high"] = high
