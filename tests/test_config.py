@@ -616,3 +616,43 @@ def test_a_profile_file_named_in_a_config_is_found_beside_it(tmp_path):
     (tmp_path / "c.toml").write_text(tomli_w.dumps(raw))
     config = load_config(tmp_path / "c.toml")
     assert config.people.latency.median_hours == 3.0
+
+
+def test_docs_give_every_default_of_the_human_model_with_its_source():
+    """docs/model.md's table of `[people]` defaults is the schema's: every parameter of every
+    mechanism (its switch aside) has a row showing the default the `realistic` profile uses
+    (an uncertain value by its centre and range), and a source: a publication from the
+    document's table of sources, or **assumption**."""
+    import re
+    from pathlib import Path
+
+    from gtmsim.config.schema import Uncertain
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "model.md").read_text()
+    sources = text.split("| key | publication | trust |")[1].split("\n\n")[0]
+    known = [line.strip("|").split("|")[0].strip() for line in sources.splitlines()[2:]]
+    table = text.split("| parameter | default | source |")[1].split("\n\n")[0]
+    rows = {}
+    for line in table.splitlines()[2:]:
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        mech, name = re.match(r"`(\w+)\.(\w+)`", cells[0]).groups()
+        rows[(mech, name)] = cells[1], cells[2]
+    people = load_config(profile="realistic").people
+    expected = set()
+    for mech in type(people).model_fields:
+        for name in type(getattr(people, mech)).model_fields:
+            if name == "enabled":
+                continue
+            expected.add((mech, name))
+            assert (mech, name) in rows, f"{mech}.{name} has no row in docs/model.md"
+            value = getattr(getattr(people, mech), name)
+            shown, source = rows[(mech, name)]
+            want = [value.value, *value.range] if isinstance(value, Uncertain) else [value]
+            number = r"(-?\d+(?:\.\d+)?)"
+            pattern = (rf"Uncertain\({number}, \[{number}, {number}\]\)"
+                       if isinstance(value, Uncertain) else number)
+            found = re.match(pattern + r"(?: |$)", shown)
+            assert found and [float(x) for x in found.groups()] == want, (mech, name, shown)
+            assert "**assumption**" in source or any(k in source for k in known), (
+                f"{mech}.{name}: no source and not marked an assumption")
+    assert set(rows) == expected
