@@ -244,7 +244,8 @@ def build_parser() -> argparse.ArgumentParser:
         "optimize", help="search for a design that holds up under human variability",
         description="Search the config's design levers with Optuna, scoring each design by a "
                     "robust statistic of its outcome over scenarios of the profile's uncertain "
-                    "human-variability values (common random numbers), then re-evaluate the "
+                    "human-variability values and the config's uncertain market (common random "
+                    "numbers), then re-evaluate the "
                     "top designs on held-out scenarios. The study persists in the output "
                     "folder (or --storage): the same command resumes an interrupted search.")
     _add_config_args(p)
@@ -330,7 +331,8 @@ def build_parser() -> argparse.ArgumentParser:
         "compare", help="compare designs (whole configs) side by side, paired by scenario",
         description="Run two or more configs (designs; the first is the baseline) under one or "
                     "more profiles on the same scenarios of the profile's uncertain human "
-                    "variability and the same seeds (common random numbers), and report each "
+                    "variability (and the config's uncertain market) and the same seeds (common "
+                    "random numbers), and report each "
                     "design's mean (t-interval), P10 and CVaR10 (bootstrap CIs from 20 "
                     "scenarios), each team's KPI "
                     "attainment, leakage, and its difference from the baseline paired by "

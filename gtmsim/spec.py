@@ -14,7 +14,7 @@ import numpy as np
 
 from gtmsim import distributions as D
 from gtmsim.config.loader import check, people_value_problem
-from gtmsim.config.schema import DAYS, Config, Param, central
+from gtmsim.config.schema import DAYS, MAX_RATE, Config, Param, central
 from gtmsim.errors import ConfigError
 
 # stage kinds
@@ -207,18 +207,29 @@ class ModelSpec:
                               f"must be in (0, 1], got {self.availability_mean}")
 
 
+def _market_keys(c: Config) -> list[str]:
+    """The market conditions a scenario may set: each channel's lead volume."""
+    return [f"channels.{name}.rate_per_week" for name in c.channels]
+
+
 def _people(c: Config, scenario: dict[str, float]) -> dict:
     """Effective human parameters: central values, scenario draws, neutral when off."""
     p = c.people
     for key, value in scenario.items():
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(
+                value):
+            raise ConfigError("scenario", f"{key}: expected a finite number, got {value!r}")
+        if key in _market_keys(c):
+            if not 0.0 <= value <= MAX_RATE:
+                raise ConfigError("scenario", f"{key}: must lie in [0, {MAX_RATE:.0f}], got "
+                                  f"{value!r}")
+            continue
         mech, _, name = key.removeprefix("people.").partition(".")
         if (not key.startswith("people.") or mech not in type(p).model_fields
                 or name not in type(getattr(p, mech)).model_fields):
             raise ConfigError("scenario", f"unknown parameter {key!r} (expected "
-                              "people.<mechanism>.<value>, e.g. people.latency.median_hours)")
-        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(
-                value):
-            raise ConfigError("scenario", f"{key}: expected a finite number, got {value!r}")
+                              "people.<mechanism>.<value>, e.g. people.latency.median_hours, "
+                              "or channels.<channel>.rate_per_week)")
         problem = people_value_problem(mech, name, (value,))
         if problem:
             raise ConfigError("scenario", f"{key}: {problem}, got {value!r}")
@@ -283,7 +294,8 @@ def _people(c: Config, scenario: dict[str, float]) -> dict:
 
 
 def compile_spec(c: Config, scenario: dict[str, float] | None = None) -> ModelSpec:
-    """Compile a validated config (and optional scenario draws of people.* values)."""
+    """Compile a validated config (and optional scenario draws of people.* values and of
+    channels.<channel>.rate_per_week)."""
     if not isinstance(c, Config):
         raise TypeError(f"config: expected a Config (gtmsim.load_config(path)), got "
                         f"{type(c).__name__}")
@@ -316,8 +328,10 @@ def compile_spec(c: Config, scenario: dict[str, float] | None = None) -> ModelSp
             lo = int(math.floor(warmup / 168.0 + b.start_week))
             hi = int(math.ceil(warmup / 168.0 + b.start_week + b.weeks))
             week_mult[i, lo:hi] *= b.multiplier
-    channel_rate = np.array([chan.rate_per_week / (work_per_week if chan.working_hours_only
-                                                   else 168.0) for chan in ch])
+    weekly = [scenario.get(key, central(chan.rate_per_week))  # a scenario's market, or the
+              for key, chan in zip(_market_keys(c), ch, strict=True)]  # central volume
+    channel_rate = np.array([w / (work_per_week if chan.working_hours_only else 168.0)
+                             for w, chan in zip(weekly, ch, strict=True)])
 
     st = list(c.stages.values())
     route = np.full((len(st), len(OUTCOMES)), NO_ROUTE, dtype=np.int64)

@@ -353,3 +353,21 @@ def test_p10_shows_its_interval_where_there_is_one(compared):
     d["p10_ci"] = [d["p10"] - 10.0, d["p10"] + 10.0]  # as from 20 scenarios
     _, rows = table_rows(summary, "realistic")
     assert rows[0][col].endswith("]") and rows[0][col].count(",") >= 1
+
+
+def test_a_market_the_baseline_leaves_uncertain_is_drawn_and_a_fixed_one_kept(tmp_path):
+    """The market is part of a scenario: the baseline's inbound volume, uncertain, is drawn
+    per scenario (and its leads follow the draw); a design that fixes the volume keeps it."""
+    from gtmsim.optimize.designs import compare_designs
+
+    a = _config(tmp_path, "base.toml", **{"channels.inbound.rate_per_week":
+                                          {"value": 300.0, "range": [100.0, 600.0]}})
+    b = _config(tmp_path, "fixed.toml", **{"channels.inbound.rate_per_week": 250.0})
+    cmp = compare_designs([a, b], scenarios=3, replications=1, engine="numba")
+    key = "channels.inbound.rate_per_week"
+    base = cmp.rows.filter(pl.col("design") == "base").sort("scenario")
+    fixed = cmp.rows.filter(pl.col("design") == "fixed")
+    assert (fixed[key] == 250.0).all() and base[key].n_unique() == 3
+    assert ((100.0 <= base[key]) & (base[key] <= 600.0)).all()
+    # 30 days of a few hundred leads a week: the counts follow the drawn volumes' order
+    assert base.sort(key)["leads_inbound"].is_sorted()

@@ -119,6 +119,10 @@ BAD_OVERRIDES = [
     (["channels.inbound.bursts=[{start_week=0, weeks=1, multiplier=1e308}]"],
      "channels.inbound.bursts.0.multiplier", "<= 1000"),
     (["channels.inbound.rate_per_week=1e7"], "channels.inbound.rate_per_week", "<= 1000000"),
+    (["channels.inbound.rate_per_week={value=300, range=[200, 4e6]}"],
+     "channels.inbound.rate_per_week", "<= 1000000"),
+    (["channels.inbound.rate_per_week={value=300, range=[-5, 400]}"],
+     "channels.inbound.rate_per_week", ">= 0"),
     # a new hire at no productivity never finished their first item (the numba engine
     # divided by zero; the SimPy one kept the person busy for ever)
     (["people.turnover.ramp_start=0"], "people.turnover.ramp_start", "> 0"),

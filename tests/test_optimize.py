@@ -554,3 +554,49 @@ def test_an_outcome_where_less_is_better_is_refused_as_the_ranked_one(outcome):
     with pytest.raises(GtmsimError, match="less is better"):
         check_ranked_outcome(outcome)
     check_ranked_outcome("bookings")
+
+
+MARKET = "channels.inbound.rate_per_week"
+
+
+def test_the_market_is_uncertain_under_every_profile():
+    """A channel's lead volume given as {value, range} is a market condition the scenarios
+    draw, under `ideal` too (which switches off the people's variability, not the market's);
+    a run uses its central value."""
+    from gtmsim.spec import compile_spec
+
+    uncertain = [f"{MARKET}={{value = 300, range = [200, 400]}}"]
+    fixed = compile_spec(load_config(profile="ideal", overrides=[f"{MARKET}=300"]))
+    for profile in ("ideal", "realistic"):
+        cfg = load_config(profile=profile, overrides=uncertain)
+        params = uncertain_parameters(cfg)
+        assert params[MARKET] == (200.0, 400.0)
+        assert len(params) == (1 if profile == "ideal" else 6)
+    cfg = load_config(profile="ideal", overrides=uncertain)
+    assert np.array_equal(compile_spec(cfg).channel_rate, fixed.channel_rate)
+    scen = draw_scenarios(cfg, 8, seed=3)
+    x = np.array([s.values[MARKET] for s in scen])
+    assert 200.0 <= x.min() and x.max() <= 400.0
+    assert len(np.unique(np.floor((x - 200.0) / 50.0))) == 4  # every quarter of the range
+    for s in scen:
+        rate = compile_spec(cfg, s.values).channel_rate
+        assert rate[0] == pytest.approx(fixed.channel_rate[0] * s.values[MARKET] / 300.0)
+        assert np.array_equal(rate[1:], fixed.channel_rate[1:])
+
+
+def test_evaluation_meets_each_scenarios_market():
+    """Two scenarios that differ only in inbound volume (100 and 600 a week): the leads the
+    evaluation counts follow the volume (three weeks: about 300 against 1,800 leads, Poisson
+    standard deviations of 17 and 42, so a ratio inside 5-7 holds by more than five of them)."""
+    from gtmsim.optimize.scenarios import Scenario
+
+    cfg = load_config(profile="ideal", overrides=["run.warmup_days=0", "run.horizon_days=21",
+                                                  f"{MARKET}={{value = 300, range = [50, 800]}}"])
+    df = evaluate(cfg, {}, [Scenario(0, {MARKET: 100.0}, 5), Scenario(1, {MARKET: 600.0}, 5)],
+                  replications=1)
+    low, high = df.sort("scenario")["leads_inbound"].to_list()
+    assert 5.0 < high / low < 7.0
+    with pytest.raises(ConfigError, match="unknown parameter 'channels.nope.rate_per_week'"):
+        evaluate(cfg, {}, [Scenario(0, {"channels.nope.rate_per_week": 1.0}, 5)], 1)
+    with pytest.raises(ConfigError, match=rf"{MARKET}: must lie in \[0, 1000000\]"):
+        evaluate(cfg, {}, [Scenario(0, {MARKET: -1.0}, 5)], 1)

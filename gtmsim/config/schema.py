@@ -55,6 +55,11 @@ def central(p: Param) -> float:
     return p.value if isinstance(p, Uncertain) else float(p)
 
 
+def _shown(p: Param) -> str:
+    return f"{{value = {p.value:g}, range = [{p.range[0]:g}, {p.range[1]:g}]}}" if isinstance(
+        p, Uncertain) else f"{p:g}"
+
+
 # --------------------------------------------------------------------------- distributions
 
 
@@ -193,11 +198,15 @@ class Burst(Strict):
     multiplier: Annotated[float, Field(ge=0.0, le=1000.0)]
 
 
+MAX_RATE = 1e6  # leads a week: a larger rate is a typo
+
+
 class Channel(Strict):
     """Where leads come from, how many, how good, how valuable, how fast they go cold."""
 
     entry: str
-    rate_per_week: Annotated[float, Field(ge=0.0, le=1e6)]
+    # the market's demand: a number, or {value, range} when it is uncertain (scenarios draw it)
+    rate_per_week: Param
     quality: Distribution
     value: Distribution
     working_hours_only: bool = True
@@ -205,6 +214,16 @@ class Channel(Strict):
     bursts: list[Burst] = Field(default_factory=list)
     intent_half_life_hours: Pos = 1.0
     intent_floor: Prob = 0.02
+
+    @field_validator("rate_per_week")
+    @classmethod
+    def _rate_within_bounds(cls, v: Param) -> Param:
+        numbers = (v.value, *v.range) if isinstance(v, Uncertain) else (v,)
+        if not all(x >= 0.0 for x in numbers):
+            raise ValueError(f"must be >= 0, got {_shown(v)}")
+        if not all(x <= MAX_RATE for x in numbers):
+            raise ValueError(f"must be <= {MAX_RATE:.0f}, got {_shown(v)}")
+        return v
 
 
 class Nurture(Strict):

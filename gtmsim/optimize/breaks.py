@@ -1,4 +1,5 @@
-"""What breaks a design: the human factors that best separate failing scenarios from the rest.
+"""What breaks a design: the human (or market) factors that best separate failing scenarios
+from the rest.
 
 A PRIM-style box, peeled greedily: the condition on one uncertain parameter whose box best
 describes the failures (the F1 score of "in the box" as a predictor of "fails": precise and
@@ -48,7 +49,7 @@ class Breakdown:
             return f"meets the target in all {self.scenarios} scenarios"
         if not self.rules:
             return (f"fails in {self.failures} of {self.scenarios} scenarios, with no single "
-                    "human factor that separates them")
+                    "human or market factor that separates them")
         rest_fail = self.failures - self.failures_in_box
         rest = self.scenarios - self.box_size
         return (f"fails when {' and '.join(r.words() for r in self.rules)}: "

@@ -315,9 +315,12 @@ def _signed(v: float) -> str:
 
 
 def _own(config: Config, key: str) -> float:
-    """The central value of human parameter `key` (people.<mechanism>.<value>) in `config`."""
-    _, mech, name = key.split(".")
-    return central(getattr(getattr(config.people, mech), name))
+    """The central value of uncertain parameter `key` (people.<mechanism>.<value>, or
+    channels.<channel>.rate_per_week) in `config`."""
+    table, owner, name = key.split(".")
+    if table == "channels":
+        return central(config.channels[owner].rate_per_week)
+    return central(getattr(getattr(config.people, owner), name))
 
 
 def compare_designs(paths: Sequence[str | Path], profiles: Sequence[str] = ("realistic",),

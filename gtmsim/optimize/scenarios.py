@@ -1,9 +1,12 @@
-"""Scenarios: quasi-random draws of the profile's uncertain human-variability values.
+"""Scenarios: quasi-random draws of the profile's uncertain human-variability values and of
+the config's uncertain market.
 
 A parameter given as ``{value = 0.04, range = [0.02, 0.08]}`` is uncertain: scenarios sample
 it across its range (Sobol or Latin hypercube, scipy.stats.qmc), while people within a run
-still differ around the drawn value. Each scenario carries a fixed seed, so every candidate
-design meets the same people and the same market (common random numbers).
+still differ around the drawn value. The market's uncertain values are each channel's lead
+volume (``channels.<channel>.rate_per_week``), uncertain under every profile (``ideal``
+switches off the people's variability, not the market's). Each scenario carries a fixed seed,
+so every candidate design meets the same people and the same market (common random numbers).
 """
 
 from __future__ import annotations
@@ -26,8 +29,12 @@ class Scenario:
 
 
 def uncertain_parameters(config: Config) -> dict[str, tuple[float, float]]:
-    """Every uncertain value of an enabled mechanism: path -> (low, high)."""
+    """Every uncertain value of an enabled mechanism and of the market: path -> (low, high)."""
     out: dict[str, tuple[float, float]] = {}
+    for name, channel in config.channels.items():
+        rate = channel.rate_per_week
+        if isinstance(rate, Uncertain) and rate.range[1] > rate.range[0]:
+            out[f"channels.{name}.rate_per_week"] = (float(rate.range[0]), float(rate.range[1]))
     for mech in type(config.people).model_fields:
         table = getattr(config.people, mech)
         if not table.enabled:

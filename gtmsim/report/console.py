@@ -11,6 +11,15 @@ from pathlib import Path
 from gtmsim.report.export import counted
 
 
+def _volume(rate) -> str:
+    """A channel's leads a week: the number, or the central value with the scenarios' range."""
+    from gtmsim.config.schema import Uncertain
+
+    if isinstance(rate, Uncertain):
+        return f"{rate.value:g}/week, {rate.range[0]:g}-{rate.range[1]:g} over scenarios"
+    return f"{rate:g}/week"
+
+
 def describe_config(config, spec=None) -> str:
     """A config in one paragraph: teams, stages, channels, handoffs (with `spec`, every
     cross-team route: one not declared is a handoff too, by CRM drop), levers, people."""
@@ -18,7 +27,7 @@ def describe_config(config, spec=None) -> str:
 
     teams = ", ".join(f"{n} ({t.headcount})" for n, t in config.teams.items())
     stages = ", ".join(f"{n} [{s.kind}, {s.team}]" for n, s in config.stages.items())
-    channels = ", ".join(f"{n} ({c.rate_per_week:g}/week -> {c.entry})"
+    channels = ", ".join(f"{n} ({_volume(c.rate_per_week)} -> {c.entry})"
                          for n, c in config.channels.items())
     handoffs = ", ".join(f"{h.source} -> {h.target} ({h.protocol})"
                          for h in config.handoffs.values()) or "none"

@@ -313,7 +313,8 @@ def _reason(exc: Exception) -> str:
 
 
 def _breaks_figure(report: dict, result, best, outcome: str):
-    """The held-out scenarios over the two human factors that best separate failures."""
+    """The held-out scenarios over the two human or market factors that best separate
+    failures."""
     import plotly.graph_objects as go
 
     scenarios = result.held_out
@@ -356,7 +357,7 @@ def _breaks_figure(report: dict, result, best, outcome: str):
         elif where == 1:
             fig.add_hline(y=r.threshold, **line)
     fig.update_layout(
-        title="What breaks the chosen design: held-out scenarios by the human factors that "
+        title="What breaks the chosen design: held-out scenarios by the factors that "
               f"best separate failures (target {target:,.0f})",
         xaxis_title=short[0], yaxis_title=short[1] if len(short) > 1 else outcome,
         height=420)
