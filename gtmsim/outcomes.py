@@ -9,6 +9,7 @@ Counting is by event time: an event counts if it happens inside the measured win
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Collection, Mapping
 
 import numpy as np
@@ -243,8 +244,10 @@ def summarize(reps: pl.DataFrame, confidence: float = 0.95,
     or a ratio's at 0 (every outcome is one; a column with a negative value is left whole):
     a KPI attainment of 5.7% read "± 11.5%"."""
     from scipy import stats  # imported here: scipy.stats costs a second at start-up
-    if not 0.0 < confidence < 1.0:
-        raise GtmsimError(f"confidence: expected a level between 0 and 1, got {confidence}")
+    # a boolean is not a level; a string or None would fail in the comparison, unnamed
+    if (isinstance(confidence, bool) or not isinstance(confidence, numbers.Real)
+            or not 0.0 < confidence < 1.0):
+        raise GtmsimError(f"confidence: expected a level between 0 and 1, got {confidence!r}")
     out = []
     for name in reps.columns:
         if name in ("replication", "seed"):

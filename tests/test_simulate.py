@@ -187,6 +187,14 @@ def test_summary_of_one_replication_has_no_interval(spec):
         res.summary(confidence=1.5)
 
 
+@pytest.mark.parametrize("confidence", ["0.9", None, True])
+def test_a_confidence_that_is_not_a_number_is_named(spec, confidence):
+    """Not a TypeError from comparing a float with a string, or True read as a level."""
+    res = simulate(spec, 2, 1, "simpy")
+    with pytest.raises(GtmsimError, match="confidence: expected a level"):
+        res.summary(confidence)
+
+
 def test_a_shares_interval_stays_within_zero_and_one():
     """A rare share's t-interval reached past 1 (1.13 for a partner channel's never-contacted
     share); cut to [0, 1] where its mean lies. An amount's or a ratio's is cut at 0 (a KPI
