@@ -195,7 +195,7 @@ def event_log_frame(logs: Sequence[tuple[int, list[tuple]]]) -> pl.DataFrame:
 
 
 def run(config: Config | str | None = None, profile: str | None = None,
-        overrides: Sequence[str] = (), replications: int | None = None,
+        overrides: Sequence[str] | None = (), replications: int | None = None,
         seed: int | None = None, engine: str | None = None, workers: int | None = None,
         progress: Progress | None = None, event_log: bool = False) -> Result:
     """Notebook entry point: a config (object, path, or None for the default) in, DataFrames out.
@@ -215,7 +215,7 @@ def run(config: Config | str | None = None, profile: str | None = None,
             raise GtmsimError("profile and overrides apply when a config is loaded: pass them "
                               "to load_config, or give run a path (or None) instead")
     else:
-        config = load_config(config, profile, list(overrides))
+        config = load_config(config, profile, overrides)
     n = replications if replications is not None else config.run.replications
     s = seed if seed is not None else config.run.seed
     res = simulate(compile_spec(config), n, s, engine, workers, progress, event_log)

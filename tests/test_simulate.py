@@ -164,6 +164,20 @@ def test_api_misuse_names_the_argument(spec):
         gtmsim.run(config, replications=2)
 
 
+def test_no_overrides_may_be_none_and_a_non_list_is_named():
+    """overrides=None is no overrides, like every other None default; a number is named,
+    not a TypeError from list()."""
+    from gtmsim.errors import ConfigError
+
+    assert load_config(None, None, None) == load_config()
+    res = gtmsim.run(profile="ideal", overrides=None, replications=1, engine="simpy")
+    assert res.config.profile == "ideal"
+    with pytest.raises(ConfigError, match="overrides: expected a list .* got int 5"):
+        load_config(None, None, 5)
+    with pytest.raises(ConfigError, match="overrides: expected a list"):
+        gtmsim.run(overrides=5, replications=1, engine="simpy")
+
+
 def test_result_repr_is_short():
     res = gtmsim.run(replications=2, overrides=SHORT)
     text = repr(res)

@@ -9,6 +9,7 @@ import re
 import tomllib
 import types
 import typing
+from collections.abc import Iterable, Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -260,12 +261,19 @@ def resolve(raw: dict, profile: str | None = None, overrides: list[str] = ()) ->
 
 
 def load_config(
-    path: str | Path | None = None, profile: str | None = None, overrides: list[str] = ()
+    path: str | Path | None = None, profile: str | None = None,
+    overrides: Sequence[str] | None = ()
 ) -> Config:
-    """Read, resolve and validate a config; raises ConfigError naming the bad key."""
+    """Read, resolve and validate a config; raises ConfigError naming the bad key. No
+    overrides (None or empty) leaves the file's values."""
+    if overrides is None:
+        overrides = ()
     if isinstance(overrides, str):  # its letters would be read as overrides one by one
         raise ConfigError("overrides", f"expected a list of 'key.path=value' strings, got the "
                           f"string {overrides!r}")
+    if not isinstance(overrides, Iterable):  # list() would fail with no name
+        raise ConfigError("overrides", f"expected a list of 'key.path=value' strings, got "
+                          f"{type(overrides).__name__} {_show(overrides)}")
     try:
         raw = read_toml(path)
         mine = raw.get("profile") if isinstance(raw, dict) else None
