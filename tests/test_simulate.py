@@ -155,6 +155,8 @@ def test_api_misuse_names_the_argument(spec):
         compile_spec("configs/b2b_saas.toml")
     with pytest.raises(TypeError, match="config: expected a Config, a path or None"):
         gtmsim.run(42)
+    with pytest.raises(TypeError, match="path: expected a config file's path or None"):
+        load_config(42)
     with pytest.raises(TypeError, match="progress: expected a callable"):
         gtmsim.run(config, replications=2, progress=True)
     with pytest.raises(ConfigError, match="overrides: expected a list"):

@@ -11,6 +11,7 @@ import types
 import typing
 from collections.abc import Iterable, Sequence
 from importlib import resources
+from os import PathLike
 from pathlib import Path
 from typing import Any
 
@@ -266,6 +267,9 @@ def load_config(
 ) -> Config:
     """Read, resolve and validate a config; raises ConfigError naming the bad key. No
     overrides (None or empty) leaves the file's values."""
+    if path is not None and not isinstance(path, str | PathLike):  # not pathlib's TypeError
+        raise TypeError(f"path: expected a config file's path or None (the default), got "
+                        f"{type(path).__name__}")
     if overrides is None:
         overrides = ()
     if isinstance(overrides, str):  # its letters would be read as overrides one by one
