@@ -65,6 +65,18 @@ def test_scenario_arguments_and_values_are_checked(config):
         evaluate("configs/b2b_saas.toml", {}, draw_scenarios(config, 1, seed=1), 1)
 
 
+@pytest.mark.parametrize("call", [
+    lambda c: draw_scenarios(c, 2, 1), uncertain_parameters, current_design, annual_cost,
+    lambda c: apply_design(c, {}),
+], ids=["draw_scenarios", "uncertain_parameters", "current_design", "annual_cost",
+        "apply_design"])
+def test_a_path_where_a_config_belongs_is_named(call):
+    """A notebook user's path (or anything not a loaded Config) is named, not an
+    AttributeError from inside ('str' object has no attribute 'people')."""
+    with pytest.raises(TypeError, match="config: expected a Config"):
+        call("configs/b2b_saas.toml")
+
+
 def test_regret_against_the_best_design_per_scenario():
     """A design's largest shortfall against the best design in a scenario. The mean
     shortfall ranked designs exactly as their means do (the per-scenario best's mean minus

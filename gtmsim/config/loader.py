@@ -294,6 +294,13 @@ def load_config(
     return config
 
 
+def need_config(value: Any) -> None:
+    """A TypeError naming the argument unless `value` is a loaded Config (not its path)."""
+    if not isinstance(value, Config):
+        raise TypeError(f"config: expected a Config (gtmsim.load_config(path)), got "
+                        f"{type(value).__name__}")
+
+
 def _check_lever_bounds(config: Config, data: dict) -> None:
     """Every value a lever may take makes a valid config with the other values as they are:
     a bound the model refuses (a headcount of 0, a threshold above 1) would stop the

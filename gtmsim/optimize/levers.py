@@ -10,12 +10,13 @@ from typing import Any
 import numpy as np
 
 from gtmsim.config import Config, validate
-from gtmsim.config.loader import _did_you_mean, get_path, set_path
+from gtmsim.config.loader import _did_you_mean, get_path, need_config, set_path
 from gtmsim.errors import ConfigError
 
 
 def current_design(config: Config) -> dict[str, Any]:
     """The config's own value of every lever."""
+    need_config(config)
     raw = config.model_dump(by_alias=True)
     return {name: get_path(raw, lever.path.split(".")) for name, lever in config.levers.items()}
 
@@ -23,6 +24,7 @@ def current_design(config: Config) -> dict[str, Any]:
 def apply_design(config: Config, design: dict[str, Any]) -> Config:
     """The config with the design's lever values, validated (the budget is not checked here:
     for the optimiser it is a constraint, see `annual_cost`)."""
+    need_config(config)
     if not isinstance(design, Mapping):
         raise TypeError(f"design: expected a mapping of lever name to value, got "
                         f"{type(design).__name__}")
@@ -56,6 +58,7 @@ def apply_design(config: Config, design: dict[str, Any]) -> Config:
 
 def annual_cost(config: Config) -> float:
     """Headcount cost a year: what the budget constrains."""
+    need_config(config)
     return float(sum(t.headcount * t.cost_per_head for t in config.teams.values()))
 
 

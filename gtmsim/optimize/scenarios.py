@@ -17,6 +17,7 @@ import numpy as np
 from scipy.stats import qmc
 
 from gtmsim.config import Config
+from gtmsim.config.loader import need_config
 from gtmsim.config.schema import Uncertain
 from gtmsim.errors import GtmsimError, whole
 
@@ -30,6 +31,7 @@ class Scenario:
 
 def uncertain_parameters(config: Config) -> dict[str, tuple[float, float]]:
     """Every uncertain value of an enabled mechanism and of the market: path -> (low, high)."""
+    need_config(config)
     out: dict[str, tuple[float, float]] = {}
     for name, channel in config.channels.items():
         rate = channel.rate_per_week
