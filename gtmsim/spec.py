@@ -8,6 +8,7 @@ the engines never branch on profile names. Both engines read only this.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 
 import numpy as np
@@ -299,6 +300,9 @@ def compile_spec(c: Config, scenario: dict[str, float] | None = None) -> ModelSp
     if not isinstance(c, Config):
         raise TypeError(f"config: expected a Config (gtmsim.load_config(path)), got "
                         f"{type(c).__name__}")
+    if scenario is not None and not isinstance(scenario, Mapping):  # a Scenario, say
+        raise TypeError(f"scenario: expected a mapping of people.<mechanism>.<value> to a "
+                        f"number (a Scenario's .values), got {type(scenario).__name__}")
     check(c)  # it may have been changed by assignment since it was loaded
     scenario = scenario or {}
     pool: list[float] = []

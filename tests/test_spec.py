@@ -35,6 +35,16 @@ def test_scenario_overrides_uncertain_values():
     assert compile_spec(c, {"people.forgetting.probability": 0.07}).forget_p == 0.07
 
 
+def test_a_scenario_that_is_not_a_mapping_is_named():
+    """A Scenario itself (not its .values) or a list: named, not an AttributeError."""
+    from gtmsim.optimize import Scenario
+
+    c = load_config()
+    for bad in (Scenario(0, {"people.forgetting.probability": 0.07}, 1), [0.07]):
+        with pytest.raises(TypeError, match="scenario: expected a mapping"):
+            compile_spec(c, bad)
+
+
 def test_nan_in_spec_is_caught():
     s = compile_spec(load_config())
     bad = dataclasses.replace(s, stage_threshold=np.array([np.nan] * s.n_stages))
