@@ -63,6 +63,10 @@ def test_scenario_arguments_and_values_are_checked(config):
         evaluate(config, {}, [{"people.latency.median_hours": 1.0}], 1)
     with pytest.raises(TypeError, match="config: expected a Config"):
         evaluate("configs/b2b_saas.toml", {}, draw_scenarios(config, 1, seed=1), 1)
+    # an empty list or tuple is not "no design": it ran silently as the config's own
+    for design in ([], ()):
+        with pytest.raises(TypeError, match="design: expected a mapping"):
+            evaluate(config, design, draw_scenarios(config, 1, seed=1), 1)
 
 
 @pytest.mark.parametrize("call", [

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import polars as pl
@@ -34,6 +34,9 @@ def evaluate(config: Config, design: dict[str, Any] | None, scenarios: list[Scen
     if bad:
         raise TypeError(f"scenarios: expected Scenario objects (draw_scenarios), got "
                         f"{type(bad[0]).__name__}")
+    if design is not None and not isinstance(design, Mapping):  # [] would run as no design
+        raise TypeError(f"design: expected a mapping of lever name to value, got "
+                        f"{type(design).__name__}")
     cfg = apply_design(config, design) if design else config
     frames = []
     for sc in scenarios:
