@@ -180,6 +180,17 @@ def test_no_overrides_may_be_none_and_a_non_list_is_named():
         gtmsim.run(overrides=5, replications=1, engine="simpy")
 
 
+def test_run_takes_a_pathlib_path_as_its_hints_say():
+    """run accepts a pathlib.Path (it checks for one); its type hint said str only."""
+    import typing
+    from pathlib import Path
+
+    assert Path in typing.get_args(typing.get_type_hints(gtmsim.run)["config"])
+    res = gtmsim.run(Path("configs/product_led.toml"), overrides=SHORT, replications=1,
+                     engine="simpy")
+    assert res.config.run.seed == 20261201
+
+
 def test_result_repr_is_short():
     res = gtmsim.run(replications=2, overrides=SHORT)
     text = repr(res)
