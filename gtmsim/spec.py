@@ -213,8 +213,8 @@ def _market_keys(c: Config) -> list[str]:
     return [f"channels.{name}.rate_per_week" for name in c.channels]
 
 
-def _people(c: Config, scenario: dict[str, float]) -> dict:
-    """Effective human parameters: central values, scenario draws, neutral when off."""
+def _check_scenario(c: Config, scenario: Mapping[str, float]) -> None:
+    """Every value a scenario sets is a known uncertain parameter, within its meaning."""
     p = c.people
     for key, value in scenario.items():
         if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(
@@ -234,6 +234,11 @@ def _people(c: Config, scenario: dict[str, float]) -> dict:
         problem = people_value_problem(mech, name, (value,))
         if problem:
             raise ConfigError("scenario", f"{key}: {problem}, got {value!r}")
+
+
+def _people(c: Config, scenario: Mapping[str, float]) -> dict:
+    """Effective human parameters: central values, scenario draws, neutral when off."""
+    p = c.people
 
     def val(mech: str, name: str) -> float:
         key = f"people.{mech}.{name}"
@@ -305,6 +310,7 @@ def compile_spec(c: Config, scenario: dict[str, float] | None = None) -> ModelSp
                         f"number (a Scenario's .values), got {type(scenario).__name__}")
     check(c)  # it may have been changed by assignment since it was loaded
     scenario = scenario or {}
+    _check_scenario(c, scenario)
     pool: list[float] = []
     rows: list[tuple] = []
 

@@ -616,3 +616,5 @@ def test_evaluation_meets_each_scenarios_market():
         evaluate(cfg, {}, [Scenario(0, {"channels.nope.rate_per_week": 1.0}, 5)], 1)
     with pytest.raises(ConfigError, match=rf"{MARKET}: must lie in \[0, 1000000\]"):
         evaluate(cfg, {}, [Scenario(0, {MARKET: -1.0}, 5)], 1)
+    with pytest.raises(ConfigError, match=rf"{MARKET}: expected a finite number"):
+        evaluate(cfg, {}, [Scenario(0, {MARKET: "many"}, 5)], 1)
