@@ -103,7 +103,7 @@ def simulate(spec: ModelSpec, replications: int, seed: int, engine: str | None =
     reps = list(range(first, first + replications))
     workers = max(1, min(workers or 1, len(reps), os.cpu_count() or 1))
     done: list = []
-    if workers == 1 or event_log:
+    if workers == 1:
         for r in reps:
             done.append(_run_one(spec, seed, r, event_log))
             if progress:
@@ -112,7 +112,7 @@ def simulate(spec: ModelSpec, replications: int, seed: int, engine: str | None =
         size = max(1, min(8, len(reps) // (workers * 4)))
         chunks = [reps[i:i + size] for i in range(0, len(reps), size)]
         with ProcessPoolExecutor(workers) as pool:
-            for part in pool.map(_run_chunk, [(spec, seed, c, False) for c in chunks]):
+            for part in pool.map(_run_chunk, [(spec, seed, c, event_log) for c in chunks]):
                 done.extend(part)
                 if progress:
                     progress(len(done), len(reps))

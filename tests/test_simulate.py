@@ -45,6 +45,27 @@ def test_result_does_not_depend_on_workers_or_split(spec):
     assert tail.equals(whole.slice(2, 2))
 
 
+def test_an_event_log_runs_on_the_workers_asked_for(spec, monkeypatch):
+    """An event log on the SimPy engine ran in one process whatever `workers` said (slow and
+    silent); it runs on the process pool now, with the same log as one process writes."""
+    import sys
+
+    sim = sys.modules["gtmsim.simulate"]  # the package's `simulate` is the function
+    pools = []
+
+    class Recorded(sim.ProcessPoolExecutor):
+        def __init__(self, *args, **kwargs):
+            pools.append(args)
+            super().__init__(*args, **kwargs)
+
+    alone = simulate(spec, 3, seed=4, engine="simpy", workers=1, event_log=True)
+    monkeypatch.setattr(sim, "ProcessPoolExecutor", Recorded)
+    pooled = simulate(spec, 3, seed=4, engine="simpy", workers=2, event_log=True)
+    assert pools == [(2,)]
+    assert pooled.event_log.equals(alone.event_log)
+    assert pooled.replications.equals(alone.replications)
+
+
 def test_python_api_returns_polars_frames():
     res = gtmsim.run(profile="ideal", replications=2, overrides=SHORT)
     assert isinstance(res.replications, pl.DataFrame)
