@@ -15,7 +15,7 @@ import numpy as np
 
 from gtmsim import distributions as D
 from gtmsim.config.loader import check, people_value_problem
-from gtmsim.config.schema import DAYS, MAX_RATE, Config, Param, central
+from gtmsim.config.schema import DAYS, Config, Param, central, market, market_problem
 from gtmsim.errors import ConfigError
 
 # stage kinds
@@ -208,29 +208,26 @@ class ModelSpec:
                               f"must be in (0, 1], got {self.availability_mean}")
 
 
-def _market_keys(c: Config) -> list[str]:
-    """The market conditions a scenario may set: each channel's lead volume."""
-    return [f"channels.{name}.rate_per_week" for name in c.channels]
-
-
 def _check_scenario(c: Config, scenario: Mapping[str, float]) -> None:
     """Every value a scenario sets is a known uncertain parameter, within its meaning."""
     p = c.people
+    the_market = market(c)
     for key, value in scenario.items():
         if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(
                 value):
             raise ConfigError("scenario", f"{key}: expected a finite number, got {value!r}")
-        if key in _market_keys(c):
-            if not 0.0 <= value <= MAX_RATE:
-                raise ConfigError("scenario", f"{key}: must lie in [0, {MAX_RATE:.0f}], got "
-                                  f"{value!r}")
+        if key in the_market:
+            problem = market_problem(key.rsplit(".", 1)[1], (value,))
+            if problem:
+                raise ConfigError("scenario", f"{key}: {problem}, got {value!r}")
             continue
         mech, _, name = key.removeprefix("people.").partition(".")
         if (not key.startswith("people.") or mech not in type(p).model_fields
                 or name not in type(getattr(p, mech)).model_fields):
             raise ConfigError("scenario", f"unknown parameter {key!r} (expected "
                               "people.<mechanism>.<value>, e.g. people.latency.median_hours, "
-                              "or channels.<channel>.rate_per_week)")
+                              "channels.<channel>.rate_per_week or stages.<close stage>."
+                              "win_scale)")
         problem = people_value_problem(mech, name, (value,))
         if problem:
             raise ConfigError("scenario", f"{key}: {problem}, got {value!r}")
@@ -300,8 +297,8 @@ def _people(c: Config, scenario: Mapping[str, float]) -> dict:
 
 
 def compile_spec(c: Config, scenario: dict[str, float] | None = None) -> ModelSpec:
-    """Compile a validated config (and optional scenario draws of people.* values and of
-    channels.<channel>.rate_per_week)."""
+    """Compile a validated config (and optional scenario draws of people.* values and of the
+    market's: channels.<channel>.rate_per_week, stages.<close stage>.win_scale)."""
     if not isinstance(c, Config):
         raise TypeError(f"config: expected a Config (gtmsim.load_config(path)), got "
                         f"{type(c).__name__}")
@@ -338,8 +335,9 @@ def compile_spec(c: Config, scenario: dict[str, float] | None = None) -> ModelSp
             lo = int(math.floor(warmup / 168.0 + b.start_week))
             hi = int(math.ceil(warmup / 168.0 + b.start_week + b.weeks))
             week_mult[i, lo:hi] *= b.multiplier
-    weekly = [scenario.get(key, central(chan.rate_per_week))  # a scenario's market, or the
-              for key, chan in zip(_market_keys(c), ch, strict=True)]  # central volume
+    # the market: a scenario's draws, or the central values
+    the_market = {k: scenario.get(k, central(v)) for k, v in market(c).items()}
+    weekly = [the_market[f"channels.{name}.rate_per_week"] for name in c.channels]
     channel_rate = np.array([w / (work_per_week if chan.working_hours_only else 168.0)
                              for w, chan in zip(weekly, ch, strict=True)])
 
@@ -411,7 +409,8 @@ def compile_spec(c: Config, scenario: dict[str, float] | None = None) -> ModelSp
         stage_contact_p=np.array([s.contact_probability for s in st]),
         stage_buyer=np.array([dist(s.buyer_days, HOURS_PER_DAY) if s.buyer_days else -1
                               for s in st], dtype=np.int64),
-        stage_win_scale=np.array([s.win_scale for s in st]),
+        stage_win_scale=np.array([the_market.get(f"stages.{n}.win_scale", central(s.win_scale))
+                                  for n, s in c.stages.items()]),
         stage_renewal=np.array([s.renewal_days * HOURS_PER_DAY for s in st]),
         stage_churn_base=np.array([s.churn_base for s in st]),
         stage_sla=np.array([s.sla_hours if s.sla_hours is not None else np.inf for s in st]),

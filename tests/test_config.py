@@ -123,6 +123,9 @@ BAD_OVERRIDES = [
      "channels.inbound.rate_per_week", "<= 1000000"),
     (["channels.inbound.rate_per_week={value=300, range=[-5, 400]}"],
      "channels.inbound.rate_per_week", ">= 0"),
+    (["stages.ae_close.win_scale={value=0.55, range=[0, 0.7]}"], "stages.ae_close.win_scale",
+     "> 0"),
+    (["stages.ae_close.win_scale=6"], "stages.ae_close.win_scale", "<= 5"),
     # a new hire at no productivity never finished their first item (the numba engine
     # divided by zero; the SimPy one kept the person busy for ever)
     (["people.turnover.ramp_start=0"], "people.turnover.ramp_start", "> 0"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import polars as pl
 import pytest
 
 from gtmsim.config import load_config
@@ -614,7 +615,32 @@ def test_evaluation_meets_each_scenarios_market():
     assert 5.0 < high / low < 7.0
     with pytest.raises(ConfigError, match="unknown parameter 'channels.nope.rate_per_week'"):
         evaluate(cfg, {}, [Scenario(0, {"channels.nope.rate_per_week": 1.0}, 5)], 1)
-    with pytest.raises(ConfigError, match=rf"{MARKET}: must lie in \[0, 1000000\]"):
+    with pytest.raises(ConfigError, match=rf"{MARKET}: must be >= 0, got -1.0"):
         evaluate(cfg, {}, [Scenario(0, {MARKET: -1.0}, 5)], 1)
     with pytest.raises(ConfigError, match=rf"{MARKET}: expected a finite number"):
         evaluate(cfg, {}, [Scenario(0, {MARKET: "many"}, 5)], 1)
+
+
+def test_a_close_stages_win_scale_is_part_of_the_market():
+    """The market's competition: a close stage's win scale given as {value, range} is drawn by
+    the scenarios, and a scenario that halves it halves the chance that a willing buyer picks
+    us (two scenarios on one seed, 91 days of the default under ideal: the won deals follow).
+    A win scale is the market's only at a close stage."""
+    from gtmsim.optimize.scenarios import Scenario
+    from gtmsim.spec import compile_spec
+
+    key = "stages.ae_close.win_scale"
+    cfg = load_config(profile="ideal", overrides=["run.warmup_days=91", "run.horizon_days=91",
+                                                  f"{key}={{value = 0.55, range = [0.3, 0.8]}}"])
+    assert uncertain_parameters(cfg) == {key: (0.3, 0.8)}
+    close = list(cfg.stages).index("ae_close")
+    assert compile_spec(cfg).stage_win_scale[close] == 0.55
+    assert compile_spec(cfg, {key: 0.3}).stage_win_scale[close] == 0.3
+    df = evaluate(cfg, {}, [Scenario(0, {key: 0.3}, 5), Scenario(1, {key: 0.8}, 5)],
+                  replications=4)
+    won = df.group_by("scenario").agg(pl.col("won").mean()).sort("scenario")["won"].to_list()
+    assert won[1] > 1.5 * won[0]
+    with pytest.raises(ConfigError, match="unknown parameter 'stages.mql_review.win_scale'"):
+        compile_spec(cfg, {"stages.mql_review.win_scale": 0.5})
+    with pytest.raises(ConfigError, match=f"scenario: {key}: must be > 0, got 0"):
+        compile_spec(cfg, {key: 0})

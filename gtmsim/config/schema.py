@@ -198,7 +198,27 @@ class Burst(Strict):
     multiplier: Annotated[float, Field(ge=0.0, le=1000.0)]
 
 
-MAX_RATE = 1e6  # leads a week: a larger rate is a typo
+# The market's values that may be uncertain, with their bounds (lowest, lowest allowed, highest):
+# a channel's leads a week (a larger rate is a typo), and a close stage's share of willing
+# buyers that pick us (competition)
+MARKET_BOUNDS = {"rate_per_week": (0.0, True, 1e6), "win_scale": (0.0, False, 5.0)}
+
+
+def market_problem(field: str, numbers: tuple[float, ...]) -> str | None:
+    """What is wrong with these values of a market parameter, or None."""
+    low, low_allowed, high = MARKET_BOUNDS[field]
+    if not all(x >= low if low_allowed else x > low for x in numbers):
+        return f"must be {'>=' if low_allowed else '>'} {low:g}"
+    if not all(x <= high for x in numbers):
+        return f"must be <= {high:.15g}"
+    return None
+
+
+def _market_checked(field: str, v: Param) -> Param:
+    problem = market_problem(field, (v.value, *v.range) if isinstance(v, Uncertain) else (v,))
+    if problem:
+        raise ValueError(f"{problem}, got {_shown(v)}")
+    return v
 
 
 class Channel(Strict):
@@ -218,12 +238,7 @@ class Channel(Strict):
     @field_validator("rate_per_week")
     @classmethod
     def _rate_within_bounds(cls, v: Param) -> Param:
-        numbers = (v.value, *v.range) if isinstance(v, Uncertain) else (v,)
-        if not all(x >= 0.0 for x in numbers):
-            raise ValueError(f"must be >= 0, got {_shown(v)}")
-        if not all(x <= MAX_RATE for x in numbers):
-            raise ValueError(f"must be <= {MAX_RATE:.0f}, got {_shown(v)}")
-        return v
+        return _market_checked("rate_per_week", v)
 
 
 class Nurture(Strict):
@@ -288,11 +303,16 @@ class Stage(Strict):
     attempt_gap_hours: NonNeg = 4.0
     contact_probability: Prob = 0.4
     buyer_days: Distribution | None = None
-    win_scale: Annotated[float, Field(gt=0.0, le=5.0)] = 1.0
+    win_scale: Param = 1.0  # may be uncertain: the market's competition
     renewal_days: Pos = 365.0
     churn_base: Prob = 0.1
     sla_hours: Pos | None = None
     routes: Routes = Field(default_factory=Routes)
+
+    @field_validator("win_scale")
+    @classmethod
+    def _win_scale_within_bounds(cls, v: Param) -> Param:
+        return _market_checked("win_scale", v)
 
     @model_validator(mode="after")
     def _thresholds_ordered(self) -> "Stage":
@@ -512,3 +532,13 @@ class Config(Strict):
         if not name.strip():
             raise ValueError("must not be blank (it names the runs and reports)")
         return name
+
+
+def market(c: Config) -> dict[str, Param]:
+    """The market's values a scenario may draw, by path: each channel's lead volume and each
+    close stage's win scale."""
+    out: dict[str, Param] = {f"channels.{n}.rate_per_week": ch.rate_per_week
+                             for n, ch in c.channels.items()}
+    out |= {f"stages.{n}.win_scale": st.win_scale for n, st in c.stages.items()
+            if st.kind == "close"}
+    return out

@@ -21,7 +21,7 @@ import numpy as np
 import polars as pl
 
 from gtmsim.config import Config, load_config
-from gtmsim.config.schema import central
+from gtmsim.config.schema import central, market
 from gtmsim.errors import ConfigError, GtmsimError
 from gtmsim.optimize.compare import (
     STATS,
@@ -315,12 +315,13 @@ def _signed(v: float) -> str:
 
 
 def _own(config: Config, key: str) -> float:
-    """The central value of uncertain parameter `key` (people.<mechanism>.<value>, or
-    channels.<channel>.rate_per_week) in `config`."""
-    table, owner, name = key.split(".")
-    if table == "channels":
-        return central(config.channels[owner].rate_per_week)
-    return central(getattr(getattr(config.people, owner), name))
+    """The central value of uncertain parameter `key` (people.<mechanism>.<value>, or the
+    market's) in `config`."""
+    the_market = market(config)
+    if key in the_market:
+        return central(the_market[key])
+    _, mech, name = key.split(".")
+    return central(getattr(getattr(config.people, mech), name))
 
 
 def compare_designs(paths: Sequence[str | Path], profiles: Sequence[str] = ("realistic",),

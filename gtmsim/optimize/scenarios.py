@@ -4,7 +4,8 @@ the config's uncertain market.
 A parameter given as ``{value = 0.04, range = [0.02, 0.08]}`` is uncertain: scenarios sample
 it across its range (Sobol or Latin hypercube, scipy.stats.qmc), while people within a run
 still differ around the drawn value. The market's uncertain values are each channel's lead
-volume (``channels.<channel>.rate_per_week``), uncertain under every profile (``ideal``
+volume (``channels.<channel>.rate_per_week``) and each close stage's win scale (``stages.<close
+stage>.win_scale``: how many willing buyers pick us), uncertain under every profile (``ideal``
 switches off the people's variability, not the market's). Each scenario carries a fixed seed,
 so every candidate design meets the same people and the same market (common random numbers).
 """
@@ -18,7 +19,7 @@ from scipy.stats import qmc
 
 from gtmsim.config import Config
 from gtmsim.config.loader import need_config
-from gtmsim.config.schema import Uncertain
+from gtmsim.config.schema import Uncertain, market
 from gtmsim.errors import GtmsimError, whole
 
 
@@ -33,10 +34,9 @@ def uncertain_parameters(config: Config) -> dict[str, tuple[float, float]]:
     """Every uncertain value of an enabled mechanism and of the market: path -> (low, high)."""
     need_config(config)
     out: dict[str, tuple[float, float]] = {}
-    for name, channel in config.channels.items():
-        rate = channel.rate_per_week
-        if isinstance(rate, Uncertain) and rate.range[1] > rate.range[0]:
-            out[f"channels.{name}.rate_per_week"] = (float(rate.range[0]), float(rate.range[1]))
+    for path, value in market(config).items():
+        if isinstance(value, Uncertain) and value.range[1] > value.range[0]:
+            out[path] = (float(value.range[0]), float(value.range[1]))
     for mech in type(config.people).model_fields:
         table = getattr(config.people, mech)
         if not table.enabled:
