@@ -303,8 +303,9 @@ def compile_spec(c: Config, scenario: dict[str, float] | None = None) -> ModelSp
         raise TypeError(f"config: expected a Config (gtmsim.load_config(path)), got "
                         f"{type(c).__name__}")
     if scenario is not None and not isinstance(scenario, Mapping):  # a Scenario, say
-        raise TypeError(f"scenario: expected a mapping of people.<mechanism>.<value> to a "
-                        f"number (a Scenario's .values), got {type(scenario).__name__}")
+        raise TypeError(f"scenario: expected a mapping of uncertain parameters (people.* or "
+                        f"the market's) to numbers (a Scenario's .values), got "
+                        f"{type(scenario).__name__}")
     check(c)  # it may have been changed by assignment since it was loaded
     scenario = scenario or {}
     _check_scenario(c, scenario)
