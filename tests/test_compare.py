@@ -371,3 +371,20 @@ def test_a_market_the_baseline_leaves_uncertain_is_drawn_and_a_fixed_one_kept(tm
     assert ((100.0 <= base[key]) & (base[key] <= 600.0)).all()
     # 30 days of a few hundred leads a week: the counts follow the drawn volumes' order
     assert base.sort(key)["leads_inbound"].is_sorted()
+
+
+def test_a_design_without_the_baselines_uncertain_channel_is_compared(tmp_path):
+    """A design may drop a channel (a setting difference, listed): the baseline's uncertain
+    volume of it is no value of that design, which ran without it (the lookup of the
+    design's own value read the channel's name as a human mechanism: AttributeError)."""
+    from gtmsim.optimize.designs import compare_designs
+
+    key = "channels.inbound.rate_per_week"
+    a = _config(tmp_path, "base.toml", **{key: {"value": 300.0, "range": [100.0, 600.0]}})
+    raw = read_toml(a)
+    del raw["channels"]["inbound"]
+    b = tmp_path / "no_inbound.toml"
+    b.write_text(tomli_w.dumps(raw))
+    cmp = compare_designs([a, str(b)], scenarios=2, replications=1, engine="numba")
+    mine = cmp.rows.filter(pl.col("design") == "no_inbound")
+    assert mine.height == 2 and mine[key].is_null().all()

@@ -314,12 +314,15 @@ def _signed(v: float) -> str:
     return f"{v:+,.0f}" if abs(v) >= 100 or v == 0 else f"{v:+.3g}"
 
 
-def _own(config: Config, key: str) -> float:
+def _own(config: Config, key: str) -> float | None:
     """The central value of uncertain parameter `key` (people.<mechanism>.<value>, or the
-    market's) in `config`."""
+    market's) in `config`; None where it has no such value (the baseline's channel or close
+    stage is not in this design)."""
     the_market = market(config)
     if key in the_market:
         return central(the_market[key])
+    if not key.startswith("people."):
+        return None
     _, mech, name = key.split(".")
     return central(getattr(getattr(config.people, mech), name))
 
