@@ -106,3 +106,15 @@ def test_one_replication_is_said_in_the_singular(tmp_path):
     buf = StringIO()
     print_summary(config, summary, meta, tmp_path, Console(file=buf, width=200))
     assert "1 replication of 30 days" in buf.getvalue()
+
+
+def test_the_config_paragraph_names_an_uncertain_market():
+    """`validate` says which market values scenarios draw: a channel's volume and a close
+    stage's win scale, each with its range (the win scale's was left out)."""
+    config = load_config(overrides=[
+        "channels.inbound.rate_per_week={value=150, range=[100, 200]}",
+        "stages.ae_close.win_scale={value=0.55, range=[0.4, 0.7]}"])
+    text = describe_config(config)
+    assert "inbound (150/week, 100-200 over scenarios -> mql_review)" in text
+    assert "ae_close [close, ae, win scale 0.55, 0.4-0.7 over scenarios]" in text
+    assert "mql_review [review, marketing]" in text

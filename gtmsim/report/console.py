@@ -20,13 +20,23 @@ def _volume(rate) -> str:
     return f"{rate:g}/week"
 
 
+def _stage(name: str, stage) -> str:
+    """A stage's kind and team; for a close stage whose win scale is uncertain, its range."""
+    from gtmsim.config.schema import Uncertain
+
+    ws = stage.win_scale
+    market = (f", win scale {ws.value:g}, {ws.range[0]:g}-{ws.range[1]:g} over scenarios"
+              if stage.kind == "close" and isinstance(ws, Uncertain) else "")
+    return f"{name} [{stage.kind}, {stage.team}{market}]"
+
+
 def describe_config(config, spec=None) -> str:
     """A config in one paragraph: teams, stages, channels, handoffs (with `spec`, every
     cross-team route: one not declared is a handoff too, by CRM drop), levers, people."""
     from gtmsim.config import MECHANISMS
 
     teams = ", ".join(f"{n} ({t.headcount})" for n, t in config.teams.items())
-    stages = ", ".join(f"{n} [{s.kind}, {s.team}]" for n, s in config.stages.items())
+    stages = ", ".join(_stage(n, s) for n, s in config.stages.items())
     channels = ", ".join(f"{n} ({_volume(c.rate_per_week)} -> {c.entry})"
                          for n, c in config.channels.items())
     handoffs = ", ".join(f"{h.source} -> {h.target} ({h.protocol})"
