@@ -644,3 +644,14 @@ def test_a_close_stages_win_scale_is_part_of_the_market():
         compile_spec(cfg, {"stages.mql_review.win_scale": 0.5})
     with pytest.raises(ConfigError, match=f"scenario: {key}: must be > 0, got 0"):
         compile_spec(cfg, {key: 0})
+
+
+def test_what_breaks_says_a_large_market_volume_in_whole_numbers():
+    """A channel's volume may run to thousands a week: the rule reads '> 1,520', not the
+    '> 1.52e+03' three significant figures gave."""
+    from gtmsim.optimize.breaks import Rule
+
+    assert Rule("channels.inbound.rate_per_week", True, 1520.5).words() == (
+        "channels.inbound.rate_per_week > 1,520")
+    assert Rule("people.forgetting.probability", False, 0.0612).words() == (
+        "forgetting.probability <= 0.0612")

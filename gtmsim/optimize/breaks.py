@@ -33,7 +33,10 @@ class Rule:
 
     def words(self) -> str:
         name = self.parameter.removeprefix("people.")
-        return f"{name} {'>' if self.above else '<='} {self.threshold:.3g}"
+        # a market's volume runs to thousands of leads a week: whole numbers, not 1.52e+03
+        t = self.threshold
+        shown = f"{t:,.0f}" if abs(t) >= 1000 else f"{t:.3g}"
+        return f"{name} {'>' if self.above else '<='} {shown}"
 
 
 @dataclass
