@@ -917,11 +917,15 @@ def _lost(exc: BaseException) -> ClusterLost:
                        "run the same command to resume")
 
 
-def _cancelled(exc: BaseException, client) -> bool:
-    """Whether a task failed because the cluster went away rather than in gtmsim's code."""
+def _cancelled(exc: BaseException, client, future=None) -> bool:
+    """Whether a task failed because the cluster went away rather than in gtmsim's code: a
+    connection error while fetching the result of a task that did not itself fail (a
+    scheduler killed mid-sweep can reset the fetch before the client notices) counts too."""
     from concurrent.futures import CancelledError
 
-    return isinstance(exc, CancelledError) or "Cancelled" in type(exc).__name__ or (
+    fetch = (isinstance(exc, OSError) and future is not None
+             and getattr(future, "status", "error") != "error")
+    return fetch or isinstance(exc, CancelledError) or "Cancelled" in type(exc).__name__ or (
         getattr(client, "status", "running") != "running")
 
 
@@ -945,7 +949,7 @@ def _run_distributed(plan: Plan, out: Path, client, todo: list[Point], finished:
             except ClusterLost:
                 raise
             except Exception as exc:
-                if _cancelled(exc, client):
+                if _cancelled(exc, client, f):
                     raise _lost(exc) from None
                 raise GtmsimError(f"point {p.index}, replications {first}..{first + n - 1} "
                                   f"failed on the cluster: {_one_line(exc)}") from None
@@ -1066,7 +1070,7 @@ def search_on_cluster(config: Config, settings, client, out_dir: Path | None = N
                 except ClusterLost:
                     raise
                 except Exception as exc:
-                    if _cancelled(exc, client):
+                    if _cancelled(exc, client, f):
                         raise _lost(exc) from None
                     raise GtmsimError(f"trial {number}: a scenario failed on the cluster: "
                                       f"{_one_line(exc)}") from None

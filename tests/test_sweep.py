@@ -679,3 +679,21 @@ def test_the_slurm_script_helps_and_names_what_to_install(tmp_path):
     assert r.returncode == 2
     assert r.stderr.splitlines() == ["slurm_jobqueue: error: dask-jobqueue is not installed: "
                                      "pip install dask-jobqueue"], r.stderr
+
+
+def test_a_connection_reset_while_fetching_a_result_is_a_lost_cluster():
+    """CI once saw a killed scheduler reset the client's fetch of a finished task's result
+    before the client noticed it was gone: the sweep read it as the task's own failure ("point
+    1 ... failed on the cluster", exit 2) instead of a lost cluster (exit 1, resumable). A
+    connection error is the cluster's unless the task itself raised it."""
+    from types import SimpleNamespace
+
+    from gtmsim.sweep import _cancelled
+
+    running = SimpleNamespace(status="running")
+    reset = ConnectionResetError(104, "Connection reset by peer")
+    assert _cancelled(reset, running, SimpleNamespace(status="finished"))
+    assert _cancelled(reset, running, SimpleNamespace(status="pending"))
+    # an OSError of the task's own (a disk full on the worker, say) stays the task's
+    assert not _cancelled(reset, running, SimpleNamespace(status="error"))
+    assert not _cancelled(ValueError("bad"), running, SimpleNamespace(status="finished"))
