@@ -30,7 +30,8 @@ def gtmsim(*args: str, cwd: Path | None = None, timeout: float = 300):
     (["--storage", "/no/such/folder/study.journal"], "--storage"),
     (["--objective", "satisficing"], "--target"),
     (["--outcome", "happiness"], "--outcome"),
-    (["--scheduler", "tcp://127.0.0.1:1"], "scheduler"),
+    # a refused connection is retried until --connect-timeout (30 s by default)
+    (["--scheduler", "tcp://127.0.0.1:1", "--connect-timeout", "2"], "scheduler"),
     (["--scheduler", "garbage"], "--scheduler"),
     (["--storage", "foo://bar"], "--storage"),
     (["--objective", "satisficing", "--target", "nan"], "--target"),
