@@ -33,6 +33,7 @@ import math
 import os
 import signal
 import socket
+import sys
 import threading
 import time
 import tomllib
@@ -746,18 +747,34 @@ def _workers_deaf_to_ctrl_c() -> Iterator[None]:
     multiprocessing's resource tracker, whose start unblocks its caller, is started first),
     and this process takes a Ctrl-C that came meanwhile as soon as the start is over. The
     workers stop with the cluster, which this process closes."""
-    from multiprocessing import resource_tracker
-
     if not hasattr(signal, "pthread_sigmask") or threading.current_thread() is not \
             threading.main_thread():
         yield
         return
-    resource_tracker.ensure_running()
+    _start_quiet_resource_tracker()
     old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     try:
         yield
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+_TRACKER_QUIET = "ignore::UserWarning:multiprocessing.resource_tracker"
+
+
+def _start_quiet_resource_tracker() -> None:
+    """Start multiprocessing's resource tracker (if it is not running) with its warnings off.
+    A cluster interrupted while it starts leaves its workers' queues' semaphores registered;
+    the tracker removes them when this process exits, and warned about each (a UserWarning
+    and its source line, twice) after gtmsim's one line. The filter goes on the tracker's
+    command line, as a -W option taken from `sys.warnoptions`, and only there."""
+    from multiprocessing import resource_tracker
+
+    sys.warnoptions.append(_TRACKER_QUIET)
+    try:
+        resource_tracker.ensure_running()
+    finally:
+        sys.warnoptions.remove(_TRACKER_QUIET)
 
 
 def _leave_half_started(cluster: Any) -> None:

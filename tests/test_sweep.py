@@ -320,6 +320,28 @@ def test_ctrl_c_while_the_local_cluster_starts_is_one_line(tmp_path, to):
         time.sleep(0.2)
 
 
+_LEAK = """
+import os
+from multiprocessing import resource_tracker
+from gtmsim.sweep import _workers_deaf_to_ctrl_c
+with _workers_deaf_to_ctrl_c():  # as a LocalCluster starts
+    resource_tracker.register("/mp-gtmsim-never-made", "semaphore")  # a queue's, half made
+os._exit(130)  # interrupted: no finaliser runs
+"""
+
+
+def test_semaphores_of_an_interrupted_cluster_start_are_not_warned_about():
+    """Ctrl-C while the LocalCluster starts leaves the workers' queues' semaphores registered
+    with multiprocessing's resource tracker, which removes them when gtmsim exits and printed
+    two UserWarnings about them (a 'leaked semaphore' and a 'No such file') after gtmsim's one
+    line (seen in CI, a race: it depends on the instant of the Ctrl-C). The tracker gtmsim
+    starts keeps quiet about them."""
+    done = subprocess.run([sys.executable, "-c", _LEAK], capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 130
+    assert done.stderr == "", done.stderr
+
+
 BAD_GRIDS = {
     "not TOML": ("[levers\nsdr_headcount = [3]\n", "grid.toml: not valid TOML"),
     "unknown key": ("profile = ['ideal']\n", "profile: unknown key (did you mean 'profiles'?)"),
