@@ -704,8 +704,8 @@ def test_bookings_agree_tightly(compiled, profile):
     (about 6.5% under ideal, 13.5% under realistic, 20-21.5% under stressed): about 130, 580 and
     1,300 SimPy replications against at least ten times as many kernel ones, so a 2% shift sits
     3.4 standard errors out, caught with 80% probability at the 1% level. The slowest test in
-    the suite (about 40 minutes of SimPy on 2 cores, all three profiles, on a slow host), and
-    the one that can see a small bias of one engine."""
+    the suite (in `.ci/run` on 2 cores, 2026-12-02: 3.5, 15 and 25 minutes for the three
+    profiles), and the one that can see a small bias of one engine."""
     spec = compile_spec(load_config(profile=profile))
     nb = simulate(spec, PILOT, seed=78, engine="numba").replications
     x = nb["bookings"].to_numpy()
