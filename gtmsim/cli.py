@@ -30,13 +30,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, NoReturn
 
-from gtmsim.errors import ClusterLost, ConfigError, EngineFailed, GtmsimError
+from gtmsim.errors import SEED_MAX, ClusterLost, ConfigError, EngineFailed, GtmsimError
 from gtmsim.report.console import describe_config, print_summary
 from gtmsim.report.export import counted
 
-# The engine `run` uses when --engine is not given; must be one of gtmsim.simulate.ENGINES.
 EXIT_FAILED = 1
-SEED_MAX = 2**63 - 1
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
 EXIT_TERMINATED = 143
@@ -119,7 +117,7 @@ def _seed(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
     if value < 0:
         raise argparse.ArgumentTypeError(f"must not be negative, got {value}")
-    if value > SEED_MAX:  # config.toml keeps it, and TOML's integers are 64-bit
+    if value > SEED_MAX:
         raise argparse.ArgumentTypeError(f"at most {SEED_MAX}, got {value}")
     return value
 

@@ -44,11 +44,17 @@ class ConfigError(GtmsimError):
         return f"{self.path}: {self.message}" if self.path else self.message
 
 
-def whole(name: str, value: Any, low: int) -> int:
+SEED_MAX = 2**63 - 1
+"""The largest root seed: a run's config.toml keeps its seed, and TOML's integers are 64-bit."""
+
+
+def whole(name: str, value: Any, low: int, high: int | None = None) -> int:
     """`value` as an int if it is a whole number (numpy's too, not a boolean) of at least
-    `low`; a GtmsimError naming `name` otherwise."""
+    `low` (and at most `high`); a GtmsimError naming `name` otherwise."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
         raise GtmsimError(f"{name}: must be a whole number of at least {low}, got {value!r}")
+    if high is not None and value > high:
+        raise GtmsimError(f"{name}: must be at most {high}, got {value}")
     return int(value)
 
 

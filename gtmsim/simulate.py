@@ -18,7 +18,7 @@ import polars as pl
 
 from gtmsim import outcomes as O
 from gtmsim.config import Config, load_config
-from gtmsim.errors import GtmsimError, whole
+from gtmsim.errors import SEED_MAX, GtmsimError, whole
 from gtmsim.spec import KPI_METRICS, ModelSpec, compile_spec
 
 ENGINES = ("simpy", "numba")
@@ -87,12 +87,14 @@ def simulate(spec: ModelSpec, replications: int, seed: int, engine: str | None =
     if progress is not None and not callable(progress):
         raise TypeError(f"progress: expected a callable progress(done, total), got "
                         f"{progress!r}")
+    if not isinstance(event_log, bool | np.bool_):  # "no" would be read as True
+        raise TypeError(f"event_log: expected True or False, got {event_log!r}")
     if engine is None:  # the event log comes from the engine that traces every activity
         engine = "simpy" if event_log else DEFAULT_ENGINE
     if engine not in ENGINES:
         raise GtmsimError(f"unknown engine {engine!r}; choose from {', '.join(ENGINES)}")
     replications = whole("replications", replications, 1)
-    seed, first = whole("seed", seed, 0), whole("first", first, 0)
+    seed, first = whole("seed", seed, 0, SEED_MAX), whole("first", first, 0)
     if workers is not None:
         workers = whole("workers", workers, 1)
     if engine == "numba":

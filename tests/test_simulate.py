@@ -153,6 +153,7 @@ def test_python_api_defaults_to_numba_and_refuses_what_it_would_ignore():
 @pytest.mark.parametrize(("kwargs", "words"), [
     ({"seed": -1}, "seed: must be a whole number of at least 0"),
     ({"seed": "a"}, "seed: must be a whole number"),
+    ({"seed": 2**63}, "seed: must be at most 9223372036854775807"),  # what a config can keep
     ({"replications": 2.5}, "replications: must be a whole number"),
     ({"replications": "3"}, "replications: must be a whole number"),
     ({"workers": 0}, "workers: must be a whole number of at least 1"),
@@ -180,6 +181,8 @@ def test_api_misuse_names_the_argument(spec):
         load_config(42)
     with pytest.raises(TypeError, match="progress: expected a callable"):
         gtmsim.run(config, replications=2, progress=True)
+    with pytest.raises(TypeError, match="event_log: expected True or False, got 'no'"):
+        gtmsim.run(config, replications=2, event_log="no")  # not read as True
     with pytest.raises(ConfigError, match="overrides: expected a list"):
         load_config(None, None, "run.horizon_days=30")
     config.teams["sdr"].headcount = 0  # each field is checked on assignment, not the graph

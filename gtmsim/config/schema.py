@@ -11,6 +11,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from gtmsim.errors import SEED_MAX
+
 # --------------------------------------------------------------------------- basics
 
 
@@ -164,7 +166,7 @@ class Run(Strict):
     warmup_days: Annotated[float, Field(ge=0.0, le=3660.0)] = 28.0
     horizon_days: Annotated[float, Field(gt=0.0, le=3660.0)] = 182.0
     replications: Annotated[int, Field(ge=1, le=1_000_000)] = 100
-    seed: Annotated[int, Field(ge=0, le=2**63 - 1)] = 20261130  # TOML's integers are 64-bit
+    seed: Annotated[int, Field(ge=0, le=SEED_MAX)] = 20261130
 
 
 class Calendar(Strict):

@@ -20,7 +20,7 @@ from scipy.stats import qmc
 from gtmsim.config import Config
 from gtmsim.config.loader import need_config
 from gtmsim.config.schema import Uncertain, market
-from gtmsim.errors import GtmsimError, whole
+from gtmsim.errors import SEED_MAX, GtmsimError, whole
 
 
 @dataclass(frozen=True)
@@ -52,7 +52,7 @@ def draw_scenarios(config: Config, k: int, seed: int, method: str = "sobol",
                    first_seed_index: int = 0) -> list[Scenario]:
     """K scenarios; `first_seed_index` moves to fresh seeds (a held-out set)."""
     k = whole("scenarios", k, 1)
-    seed = whole("seed", seed, 0)
+    seed = whole("seed", seed, 0, SEED_MAX)
     first_seed_index = whole("first_seed_index", first_seed_index, 0)
     params = uncertain_parameters(config)
     names = sorted(params)
