@@ -18,7 +18,7 @@ import polars as pl
 
 from gtmsim import outcomes as O
 from gtmsim.config import Config, load_config
-from gtmsim.errors import SEED_MAX, GtmsimError, whole
+from gtmsim.errors import BATCH_SEED_MAX, SEED_MAX, GtmsimError, whole
 from gtmsim.spec import KPI_METRICS, ModelSpec, compile_spec
 
 ENGINES = ("simpy", "numba")
@@ -94,7 +94,8 @@ def simulate(spec: ModelSpec, replications: int, seed: int, engine: str | None =
     if engine not in ENGINES:
         raise GtmsimError(f"unknown engine {engine!r}; choose from {', '.join(ENGINES)}")
     replications = whole("replications", replications, 1)
-    seed, first = whole("seed", seed, 0, SEED_MAX), whole("first", first, 0)
+    # a sweep point runs on a 64-bit seed of its root (half of them past SEED_MAX)
+    seed, first = whole("seed", seed, 0, BATCH_SEED_MAX), whole("first", first, 0)
     if workers is not None:
         workers = whole("workers", workers, 1)
     if engine == "numba":
@@ -219,7 +220,7 @@ def run(config: Config | str | Path | None = None, profile: str | None = None,
     else:
         config = load_config(config, profile, overrides)
     n = replications if replications is not None else config.run.replications
-    s = seed if seed is not None else config.run.seed
+    s = whole("seed", seed, 0, SEED_MAX) if seed is not None else config.run.seed
     res = simulate(compile_spec(config), n, s, engine, workers, progress, event_log)
     res.config = config
     return res

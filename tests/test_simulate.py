@@ -153,7 +153,7 @@ def test_python_api_defaults_to_numba_and_refuses_what_it_would_ignore():
 @pytest.mark.parametrize(("kwargs", "words"), [
     ({"seed": -1}, "seed: must be a whole number of at least 0"),
     ({"seed": "a"}, "seed: must be a whole number"),
-    ({"seed": 2**63}, "seed: must be at most 9223372036854775807"),  # what a config can keep
+    ({"seed": 2**64}, "seed: must be at most 18446744073709551615"),  # a point's is 64-bit
     ({"replications": 2.5}, "replications: must be a whole number"),
     ({"replications": "3"}, "replications: must be a whole number"),
     ({"workers": 0}, "workers: must be a whole number of at least 1"),
@@ -185,6 +185,8 @@ def test_api_misuse_names_the_argument(spec):
         gtmsim.run(config, replications=2, event_log="no")  # not read as True
     with pytest.raises(ConfigError, match="overrides: expected a list"):
         load_config(None, None, "run.horizon_days=30")
+    with pytest.raises(GtmsimError, match="seed: must be at most 9223372036854775807"):
+        gtmsim.run(config, replications=2, seed=2**63)  # what a run's config.toml can keep
     config.teams["sdr"].headcount = 0  # each field is checked on assignment, not the graph
     with pytest.raises(ConfigError, match="teams.sdr.headcount: team has no people"):
         gtmsim.run(config, replications=2)

@@ -225,6 +225,17 @@ def test_ctrl_c_then_the_same_command_resumes(tmp_path):
     assert read_sweep(out).equals(read_sweep(tmp_path / "ref"))
 
 
+def test_a_point_seed_past_2_63_runs(tmp_path):
+    """A point's seed is 64 bits: with the default config's seed, point 1's is past 2**63-1
+    (the bound of a run's own seed), and the sweep stopped there ("seed: must be at most")."""
+    grid = load_grid(_grid(tmp_path, "[levers]\nsdr_headcount = [3, 5]\n"))
+    plan = plan_sweep(None, None, SHORT[1::2], grid, replications=2)
+    assert max(p.seed for p in plan.points) > 2**63 - 1
+    run_sweep(plan, tmp_path / "out")
+    df = read_sweep(tmp_path / "out")
+    assert df.height == 4 and df["point"].unique().sort().to_list() == [0, 1]
+
+
 def test_latin_hypercube_grid(tmp_path):
     grid = load_grid(_grid(tmp_path, 'design = "lhs"\npoints = 5\nseed = 2\n'
                                      'profiles = ["ideal", "realistic"]\n[levers]\n'
