@@ -388,3 +388,23 @@ def test_a_design_without_the_baselines_uncertain_channel_is_compared(tmp_path):
     cmp = compare_designs([a, str(b)], scenarios=2, replications=1, engine="numba")
     mine = cmp.rows.filter(pl.col("design") == "no_inbound")
     assert mine.height == 2 and mine[key].is_null().all()
+
+
+def test_python_misuse_of_compare_designs_names_the_argument(tmp_path):
+    """One path, profile or override given as a string was read character by character
+    ('/: is a folder, not a config file', "unknown profile 'r'"), and a count given as text
+    was a bare TypeError from a comparison ('<' not supported ...)."""
+    from gtmsim.errors import GtmsimError
+    from gtmsim.optimize.designs import compare_designs
+
+    a = _config(tmp_path, "a.toml")
+    with pytest.raises(TypeError, match="paths: expected a list"):
+        compare_designs(a)
+    with pytest.raises(TypeError, match="profiles: expected a list"):
+        compare_designs([a, a], profiles="realistic")
+    with pytest.raises(TypeError, match="overrides: expected a list"):
+        compare_designs([a, a], overrides="run.seed=1")
+    with pytest.raises(GtmsimError, match="scenarios: must be a whole number"):
+        compare_designs([a, a], scenarios="4")
+    with pytest.raises(GtmsimError, match="replications: must be a whole number"):
+        compare_designs([a, a], replications="2")

@@ -22,7 +22,7 @@ import polars as pl
 
 from gtmsim.config import Config, load_config
 from gtmsim.config.schema import central, market
-from gtmsim.errors import ConfigError, GtmsimError
+from gtmsim.errors import ConfigError, GtmsimError, whole
 from gtmsim.optimize.compare import (
     STATS,
     TAIL_MIN_SCENARIOS,
@@ -338,11 +338,17 @@ def compare_designs(paths: Sequence[str | Path], profiles: Sequence[str] = ("rea
     `seed` defaults to the first config's run.seed; the scenarios of each profile are drawn
     from the first config under that profile. `configs` (from `load_designs`) saves loading
     the configs again."""
+    # one string is not a list of them: its characters were read as files ('/: is a
+    # folder'), profiles ('unknown profile 'r'') or overrides
+    for name, value in (("paths", paths), ("profiles", profiles), ("overrides", overrides)):
+        if isinstance(value, str | Path):
+            raise TypeError(f"{name}: expected a list, got the single {type(value).__name__} "
+                            f"{str(value)!r}")
+    scenarios = whole("scenarios", scenarios, 1)  # '8' failed in the comparison below
     if scenarios < 2:
         raise GtmsimError(f"--scenarios: at least 2, got {scenarios} (the confidence "
                           "intervals resample scenarios: one gives no interval)")
-    if replications < 1:
-        raise GtmsimError(f"--replications: at least 1, got {replications}")
+    replications = whole("replications", replications, 1)
     check_ranked_outcome(outcome)
     profiles = list(dict.fromkeys(profiles))
     if configs is None:
