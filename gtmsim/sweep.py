@@ -48,7 +48,7 @@ import polars as pl
 
 from gtmsim.config import Config, load_config, validate
 from gtmsim.config.loader import get_path, set_path
-from gtmsim.errors import ClusterLost, ConfigError, GtmsimError
+from gtmsim.errors import SEED_MAX, ClusterLost, ConfigError, GtmsimError, whole
 from gtmsim.simulate import ENGINES, simulate
 from gtmsim.spec import ModelSpec, compile_spec
 
@@ -301,13 +301,20 @@ def plan_sweep(config_path: str | None, profile: str | None, overrides: Sequence
     if profile is not None and any(a.name == "profile" for a in grid.axes):
         raise ConfigError("--profile", f"{grid.source} sweeps profiles; give --profile or the "
                           "grid's profiles, not both")
+    if not isinstance(grid, Grid):  # a grid file's path, say
+        raise TypeError(f"grid: expected a Grid (load_grid(path)), got {type(grid).__name__}")
+    if isinstance(overrides, str):  # its characters were read as overrides
+        raise TypeError(f"overrides: expected a list of 'key.path=value' strings, got the "
+                        f"string {overrides!r}")
     base = load_config(config_path, profile, list(overrides))
     bases = _profile_bases(config_path, overrides, grid, base)
     _check_axes(grid, base)
-    reps = replications if replications is not None else base.run.replications
-    root = seed if seed is not None else base.run.seed
-    if reps < 1 or chunk < 1:
-        raise ConfigError("--replications", "replications and chunk must be at least 1")
+    # checked before run_sweep writes the plan: 2.5 replications made a sweep.json, then a
+    # TypeError; a negative seed was NumPy's 'expected non-negative integer'
+    reps = whole("replications", replications, 1) if replications is not None else \
+        base.run.replications
+    root = whole("seed", seed, 0, SEED_MAX) if seed is not None else base.run.seed
+    chunk = whole("chunk", chunk, 1)
     points = []
     for i, values in enumerate(grid.points()):
         prof = values.get("profile", base.profile)

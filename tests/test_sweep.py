@@ -236,6 +236,27 @@ def test_a_point_seed_past_2_63_runs(tmp_path):
     assert df.height == 4 and df["point"].unique().sort().to_list() == [0, 1]
 
 
+def test_python_misuse_of_plan_sweep_names_the_argument(tmp_path):
+    """2.5 replications were planned and written into the sweep's folder before a TypeError
+    ('float' object cannot be interpreted as an integer); a negative seed was NumPy's
+    'expected non-negative integer'; a grid's path was an AttributeError."""
+    from gtmsim.errors import GtmsimError
+
+    path = _grid(tmp_path, "[levers]\nsdr_headcount = [3, 5]\n")
+    grid = load_grid(path)
+    short = SHORT[1::2]
+    with pytest.raises(GtmsimError, match="replications: must be a whole number"):
+        plan_sweep(None, None, short, grid, replications=2.5)
+    with pytest.raises(GtmsimError, match="seed: must be a whole number of at least 0"):
+        plan_sweep(None, None, short, grid, replications=2, seed=-1)
+    with pytest.raises(GtmsimError, match="chunk: must be a whole number"):
+        plan_sweep(None, None, short, grid, replications=2, chunk=1.5)
+    with pytest.raises(TypeError, match="grid: expected a Grid"):
+        plan_sweep(None, None, short, path, replications=2)
+    with pytest.raises(TypeError, match="overrides: expected a list"):
+        plan_sweep(None, None, "run.horizon_days=30", grid, replications=2)
+
+
 def test_latin_hypercube_grid(tmp_path):
     grid = load_grid(_grid(tmp_path, 'design = "lhs"\npoints = 5\nseed = 2\n'
                                      'profiles = ["ideal", "realistic"]\n[levers]\n'
