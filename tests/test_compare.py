@@ -408,3 +408,25 @@ def test_python_misuse_of_compare_designs_names_the_argument(tmp_path):
         compare_designs([a, a], scenarios="4")
     with pytest.raises(GtmsimError, match="replications: must be a whole number"):
         compare_designs([a, a], replications="2")
+
+
+def test_the_verdict_gives_a_small_relative_change_its_figures():
+    """A design 3,000 ahead on a mean of a million read "+3,000 (+0%)", and one that is
+    identical "+0 (+0%)": a small change has two significant figures, as optimize's verdict
+    gives it (`change`)."""
+    from gtmsim.optimize.designs import DesignComparison
+    from gtmsim.optimize.scenarios import Scenario
+
+    base = np.array([1.0e6, 1.1e6, 0.9e6, 1.05e6])
+    rows = pl.DataFrame({
+        "design": ["base"] * 4 + ["near"] * 4 + ["same"] * 4,
+        "profile": ["realistic"] * 12, "scenario": list(range(4)) * 3,
+        "replication": [0] * 12,
+        "bookings": [*base, *(base + [1000.0, 5000.0, -2000.0, 8000.0]), *base]})
+    cmp = DesignComparison(["base", "near", "same"], ["a", "b", "c"], ["realistic"],
+                           "bookings", 1, 0, "numba",
+                           {"realistic": [Scenario(i, {}, i) for i in range(4)]}, rows, {})
+    verdict = cmp.verdict("realistic")
+    assert "mean bookings +3,000 (+0.3%)" in verdict
+    assert "mean bookings +0 (0%)" in verdict
+    assert "(+0%)" not in verdict

@@ -26,6 +26,7 @@ from gtmsim.errors import ConfigError, GtmsimError, whole
 from gtmsim.optimize.compare import (
     STATS,
     TAIL_MIN_SCENARIOS,
+    change,
     outcome_interval,
     paired_difference,
     standing,
@@ -145,7 +146,7 @@ class DesignComparison:
         for design in self.designs[1:]:
             m, c = d[(design, "mean")], d[(design, "cvar10")]
             word = f"{standing(m['diff'], m['ci_low'], m['ci_high'])} {self.baseline}"
-            rel = f" ({m['diff'] / base_mean:+.0%})" if base_mean else ""
+            rel = f" ({change(m['diff'] / base_mean)})" if base_mean else ""  # not "+0%"
             tail = (f" ({_signed(c['ci_low'])} to {_signed(c['ci_high'])})"
                     if np.isfinite(c["ci_low"]) else "")
             parts.append(f"{design} {word}: mean {self.outcome} {_signed(m['diff'])}{rel} "
