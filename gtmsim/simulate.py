@@ -222,5 +222,6 @@ def run(config: Config | str | Path | None = None, profile: str | None = None,
     n = replications if replications is not None else config.run.replications
     s = whole("seed", seed, 0, SEED_MAX) if seed is not None else config.run.seed
     res = simulate(compile_spec(config), n, s, engine, workers, progress, event_log)
-    res.config = config
+    # a copy: the caller's config, changed for the next run, said the last one ran on that
+    res.config = config.model_copy(deep=True)
     return res

@@ -192,6 +192,15 @@ def test_api_misuse_names_the_argument(spec):
         gtmsim.run(config, replications=2)
 
 
+def test_a_results_config_is_the_one_it_ran_on():
+    """A notebook changes its config between runs: the first result's config changed with it
+    (the same object), so res.config said the run had 2 SDRs where it had 6."""
+    config = load_config(None, None, SHORT)
+    res = gtmsim.run(config, replications=1)
+    config.teams["sdr"].headcount = 2
+    assert res.config.teams["sdr"].headcount == 6
+
+
 def test_no_overrides_may_be_none_and_a_non_list_is_named():
     """overrides=None is no overrides, like every other None default; a number is named,
     not a TypeError from list()."""
