@@ -298,11 +298,11 @@ def plan_sweep(config_path: str | None, profile: str | None, overrides: Sequence
     if engine not in ENGINES:
         raise ConfigError("--engine", f"unknown engine {engine!r}; choose from "
                           f"{', '.join(ENGINES)}")
+    if not isinstance(grid, Grid):  # a grid file's path, say
+        raise TypeError(f"grid: expected a Grid (load_grid(path)), got {type(grid).__name__}")
     if profile is not None and any(a.name == "profile" for a in grid.axes):
         raise ConfigError("--profile", f"{grid.source} sweeps profiles; give --profile or the "
                           "grid's profiles, not both")
-    if not isinstance(grid, Grid):  # a grid file's path, say
-        raise TypeError(f"grid: expected a Grid (load_grid(path)), got {type(grid).__name__}")
     if isinstance(overrides, str):  # its characters were read as overrides
         raise TypeError(f"overrides: expected a list of 'key.path=value' strings, got the "
                         f"string {overrides!r}")

@@ -253,6 +253,8 @@ def test_python_misuse_of_plan_sweep_names_the_argument(tmp_path):
         plan_sweep(None, None, short, grid, replications=2, chunk=1.5)
     with pytest.raises(TypeError, match="grid: expected a Grid"):
         plan_sweep(None, None, short, path, replications=2)
+    with pytest.raises(TypeError, match="grid: expected a Grid"):  # not an AttributeError
+        plan_sweep(None, "stressed", short, path, replications=2)
     with pytest.raises(TypeError, match="overrides: expected a list"):
         plan_sweep(None, None, "run.horizon_days=30", grid, replications=2)
 
