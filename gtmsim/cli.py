@@ -1140,7 +1140,8 @@ def cmd_compare(args) -> int:
     text = comparison_text(doc)
     figures = compare_figures(_jsonable(doc))
     try:
-        with staged(out, is_dir=True) as tmp:
+        # a default folder another compare took meanwhile is left alone: the next free name
+        with staged(out, is_dir=True, unique=not args.out) as tmp:
             result.rows.write_parquet(tmp / "comparison.parquet")
             (tmp / "summary.json").write_text(
                 json.dumps(_jsonable(doc), indent=2, allow_nan=False) + "\n", encoding="utf-8")
@@ -1156,7 +1157,7 @@ def cmd_compare(args) -> int:
         console = _console(width=160)
     for table in comparison_tables(doc):
         console.print(table)
-    console.print(f"Results in [bold]{out}[/bold]")
+    console.print(f"Results in [bold]{_WRITTEN[-1]}[/bold]")
     return 0
 
 

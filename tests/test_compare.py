@@ -162,6 +162,30 @@ def test_default_out_folder_under_runs(tmp_path, monkeypatch):
                                                                      "compare-a-b-2"]
 
 
+def test_a_default_folder_taken_during_the_run_is_left_alone(tmp_path, monkeypatch, capsys):
+    """Two compares of the same configs started together both pick runs/compare-a-b; the one
+    that finishes second takes the next free name instead of failing after all its work."""
+    import gtmsim.optimize.designs as designs
+
+    monkeypatch.chdir(tmp_path)
+    a = _config(tmp_path, "a.toml")
+    b = _config(tmp_path, "b.toml", **{"stages.mql_review.threshold": 0.2})
+    real = designs.compare_designs
+
+    def other_run_finishes_first(*args, **kwargs):
+        result = real(*args, **kwargs)
+        (tmp_path / "runs" / "compare-a-b").mkdir(parents=True)
+        (tmp_path / "runs" / "compare-a-b" / "summary.json").write_text("{}")
+        return result
+
+    monkeypatch.setattr(designs, "compare_designs", other_run_finishes_first)
+    assert main(["compare", a, b, "--scenarios", "2", "--replications", "1",
+                 "--engine", "numba"]) == 0
+    assert (tmp_path / "runs" / "compare-a-b" / "summary.json").read_text() == "{}"
+    assert (tmp_path / "runs" / "compare-a-b-2" / "comparison.parquet").is_file()
+    assert "compare-a-b-2" in capsys.readouterr().out.replace("\n", "")
+
+
 BAD = {
     "one config": (lambda d, a: ["compare", a], "CONFIG: give at least two configs"),
     "no config": (lambda d, a: ["compare"], "missing required argument: CONFIG"),
