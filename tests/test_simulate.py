@@ -213,6 +213,10 @@ def test_no_overrides_may_be_none_and_a_non_list_is_named():
         load_config(None, None, 5)
     with pytest.raises(ConfigError, match="overrides: expected a list"):
         gtmsim.run(overrides=5, replications=1, engine="simpy")
+    # a dict's keys were read as overrides without values ('--set: expected key.path=value')
+    with pytest.raises(ConfigError, match=r"overrides: expected a list .* got a dict; write it "
+                                          r"as \['run.seed=1'\]"):
+        load_config(None, None, {"run.seed": 1})
 
 
 def test_run_takes_a_pathlib_path_as_its_hints_say():

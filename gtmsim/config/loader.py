@@ -9,7 +9,7 @@ import re
 import tomllib
 import types
 import typing
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from importlib import resources
 from os import PathLike
 from pathlib import Path
@@ -275,6 +275,10 @@ def load_config(
     if isinstance(overrides, str):  # its letters would be read as overrides one by one
         raise ConfigError("overrides", f"expected a list of 'key.path=value' strings, got the "
                           f"string {overrides!r}")
+    if isinstance(overrides, Mapping):  # its keys would be read as overrides, without values
+        given = [f"{k}={v}" for k, v in overrides.items()]
+        raise ConfigError("overrides", f"expected a list of 'key.path=value' strings, got a "
+                          f"{type(overrides).__name__}; write it as {given!r}")
     if not isinstance(overrides, Iterable):  # list() would fail with no name
         raise ConfigError("overrides", f"expected a list of 'key.path=value' strings, got "
                           f"{type(overrides).__name__} {_show(overrides)}")
