@@ -44,6 +44,10 @@ def test_scores_refuse_what_they_cannot_score():
         robust_score("mean", np.array([]))
     with pytest.raises(ValueError, match="not finite"):
         robust_score("cvar10", np.array([1.0, np.nan]))
+    for target in ("1", True, np.nan):  # NumPy's UFuncTypeError for '1', a share for True
+        with pytest.raises(ValueError, match="satisficing: target must be a finite number"):
+            robust_score("satisficing", np.array([1.0, 2.0]), target=target)
+    assert robust_score("satisficing", np.array([1.0, 2.0]), target=np.float64(2)) == 0.5
 
 
 def test_scenario_arguments_and_values_are_checked(config):
@@ -57,6 +61,12 @@ def test_scenario_arguments_and_values_are_checked(config):
         with pytest.raises(GtmsimError, match=words):
             draw_scenarios(config, args.pop("k"), **args)
     assert len(draw_scenarios(config, np.int64(2), seed=np.int64(1))) == 2
+    # a scenario design is checked also where no parameter is uncertain and none is drawn
+    ideal = load_config(profile="ideal")
+    assert not uncertain_parameters(ideal)
+    for c in (config, ideal):
+        with pytest.raises(GtmsimError, match="unknown scenario design 'bogus'"):
+            draw_scenarios(c, 2, 1, method="bogus")
     # a scenario value out of its meaning is named by the user's key, not the spec's
     with pytest.raises(ConfigError, match="people.forgetting.probability: must lie in"):
         evaluate(config, {}, [Scenario(0, {"people.forgetting.probability": 1.5}, 1)], 1)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+import numbers
+
 import numpy as np
 
 OBJECTIVES = ("mean", "p10", "cvar10", "regret", "satisficing")
@@ -44,5 +47,8 @@ def robust_score(name: str, values: np.ndarray, target: float | None = None) -> 
     if name == "satisficing":
         if target is None:
             raise ValueError("satisficing needs a target")
+        if (isinstance(target, bool) or not isinstance(target, numbers.Real)
+                or not math.isfinite(target)):  # '1' was NumPy's UFuncTypeError
+            raise ValueError(f"satisficing: target must be a finite number, got {target!r}")
         return float((x >= target).mean())
     raise ValueError(f"unknown objective {name!r}; choose from {', '.join(OBJECTIVES)}")

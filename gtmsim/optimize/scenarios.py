@@ -54,6 +54,8 @@ def draw_scenarios(config: Config, k: int, seed: int, method: str = "sobol",
     k = whole("scenarios", k, 1)
     seed = whole("seed", seed, 0, SEED_MAX)
     first_seed_index = whole("first_seed_index", first_seed_index, 0)
+    if method not in ("sobol", "lhs"):  # also when nothing is uncertain and none is drawn
+        raise GtmsimError(f"unknown scenario design {method!r}; choose sobol or lhs")
     params = uncertain_parameters(config)
     names = sorted(params)
     if names:
@@ -61,10 +63,8 @@ def draw_scenarios(config: Config, k: int, seed: int, method: str = "sobol",
             sampler = qmc.Sobol(len(names), scramble=True, seed=seed + first_seed_index)
             m = int(np.ceil(np.log2(k)))
             unit = sampler.random_base2(m)[:k]
-        elif method == "lhs":
-            unit = qmc.LatinHypercube(len(names), seed=seed + first_seed_index).random(k)
         else:
-            raise GtmsimError(f"unknown scenario design {method!r}; choose sobol or lhs")
+            unit = qmc.LatinHypercube(len(names), seed=seed + first_seed_index).random(k)
         lo = np.array([params[n][0] for n in names])
         hi = np.array([params[n][1] for n in names])
         points = qmc.scale(unit, lo, hi) if len(names) else unit
