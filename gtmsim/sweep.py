@@ -493,7 +493,9 @@ def prepare_out(out: Path, plan: Plan, create: bool = True) -> list[int]:
             old = json.loads(mpath.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
             raise ConfigError("--out", f"cannot read {mpath}: {exc}") from None
-        if old != json.loads(json.dumps(manifest)):
+        # compared as JSON text: 4 == 4.0 in Python, but a grid's [4, 8] and [4.0, 8.0]
+        # give the axis column other types, and point files of both do not read together
+        if json.dumps(old, sort_keys=True) != json.dumps(manifest, sort_keys=True):
             raise ConfigError("--out", f"{out} holds a different sweep (config, grid, seed, "
                               "replications or engine differ); give a new folder")
     elif out.is_dir() and any(out.iterdir()):

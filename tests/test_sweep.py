@@ -482,6 +482,25 @@ def test_other_sweep_in_out_folder_is_refused(tmp_path, capsys):
     assert "holds a different sweep" in capsys.readouterr().err
 
 
+def test_a_grid_whose_values_changed_type_is_another_sweep(tmp_path, capsys):
+    """[4, 8] and [4.0, 8.0] are equal in Python, so a resume with the latter was taken as the
+    same sweep, wrote a point file whose axis column was Float64 beside Int64 ones, and the
+    report's read of the folder failed with a polars SchemaError traceback."""
+    out = tmp_path / "out"
+    ints = _grid(tmp_path, '[levers]\n"stages.sdr_qualify.sla_hours" = [4, 8]\n', "i.toml")
+    floats = _grid(tmp_path, '[levers]\n"stages.sdr_qualify.sla_hours" = [4.0, 8.0]\n',
+                   "f.toml")
+    args = [*SHORT, "--replications", "1", "--workers", "0", "--out", str(out)]
+    _sweep("--grid", ints, *args)
+    (out / "points" / "point-00001.parquet").unlink()
+    with pytest.raises(SystemExit) as exc:
+        main(["sweep", "--grid", floats, *args])
+    assert exc.value.code == 2
+    assert "holds a different sweep" in capsys.readouterr().err
+    _sweep("--grid", ints, *args)  # the same grid resumes
+    assert read_sweep(out).height == 2
+
+
 def _task_threads() -> tuple[int, int]:
     import numba
 
