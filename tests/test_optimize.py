@@ -665,3 +665,20 @@ def test_what_breaks_says_a_large_market_volume_in_whole_numbers():
         "channels.inbound.rate_per_week > 1,520")
     assert Rule("people.forgetting.probability", False, 0.0612).words() == (
         "forgetting.probability <= 0.0612")
+
+
+@pytest.mark.parametrize("kwargs, words", [
+    ({"trials": "5"}, "--trials: expected a whole number"),  # a TypeError naming nothing
+    ({"trials": 2.5}, "--trials: expected a whole number"),  # ran
+    ({"held_out": 0}, "--held-out: must be at least 1"),  # ran as the default
+    ({"ideal_trials": 1.5}, "--ideal-trials: expected a whole number"),
+    ({"target": "5"}, "--target: expected a number"),  # 'must be real number, not str'
+    ({"study_name": 5}, "--study-name: expected text"),  # an AttributeError
+    ({"prune": "no"}, "prune: expected True or False"),  # read as true
+])
+def test_settings_given_from_python_are_named_when_wrong(kwargs, words):
+    from gtmsim.optimize.search import Settings
+
+    with pytest.raises(GtmsimError, match=words):
+        Settings(**kwargs).check()
+    Settings(trials=np.int64(3), held_out=2, target=np.float64(1.0)).check()

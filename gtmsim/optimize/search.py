@@ -20,6 +20,7 @@ import dataclasses
 import hashlib
 import json
 import math
+import numbers
 import os
 import socket
 import time
@@ -71,6 +72,25 @@ class Settings:
     companion: str | None = None
 
     def check(self) -> None:
+        # from Python: a count given as text was a TypeError naming nothing, 2.5 trials and
+        # held_out=0 (read as the default) ran, a flag given as text was read as true
+        for flag, v in (("--objective", self.objective), ("--outcome", self.outcome),
+                        ("--study-name", self.study_name)):
+            if not isinstance(v, str):
+                raise GtmsimError(f"{flag}: expected text, got {v!r}")
+        counts = [("--trials", self.trials), ("--scenarios", self.scenarios),
+                  ("--replications", self.replications), ("--top", self.top),
+                  ("--ideal-trials", self.ideal_trials)]
+        if self.held_out is not None:
+            counts.append(("--held-out", self.held_out))
+        for flag, v in counts:
+            if isinstance(v, bool) or not isinstance(v, numbers.Integral):
+                raise GtmsimError(f"{flag}: expected a whole number, got {v!r}")
+        if self.target is not None and (isinstance(self.target, bool)
+                                        or not isinstance(self.target, numbers.Real)):
+            raise GtmsimError(f"--target: expected a number, got {self.target!r}")
+        if not isinstance(self.prune, bool):
+            raise GtmsimError(f"prune: expected True or False, got {self.prune!r}")
         names = self.objective.split(",")
         for name in names:
             if name not in OBJECTIVES and name != "cost":
@@ -93,8 +113,7 @@ class Settings:
             raise GtmsimError(f"--target: expected a finite number, got {self.target}")
         if "satisficing" in names and self.target is None:
             raise GtmsimError("--target: the satisficing objective needs a target")
-        for flag, v in (("--trials", self.trials), ("--scenarios", self.scenarios),
-                        ("--replications", self.replications), ("--top", self.top)):
+        for flag, v in counts[:4] + counts[5:]:
             if v < 1:
                 raise GtmsimError(f"{flag}: must be at least 1, got {v}")
         check_ranked_outcome(self.outcome)
