@@ -507,6 +507,7 @@ def prepare_out(out: Path, plan: Plan, create: bool = True) -> list[int]:
         if not mpath.is_file():
             _atomic(mpath, lambda p: p.write_text(json.dumps(manifest, indent=1) + "\n",
                                                   encoding="utf-8"))
+        if not (out / "points.parquet").is_file():  # a sweep stopped between the two
             _atomic(out / "points.parquet",
                     lambda p: _points_frame(plan).write_parquet(p))
     except OSError as exc:

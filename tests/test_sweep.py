@@ -183,6 +183,25 @@ def test_resume_skips_finished_points(tmp_path):
     assert read_sweep(out).equals(ref)
 
 
+def test_a_sweep_stopped_before_its_points_table_writes_it_on_resume(tmp_path, monkeypatch):
+    """sweep.json is written first, then points.parquet: a sweep stopped between the two
+    never got its points table, as a resume wrote it only with a new sweep.json."""
+    from gtmsim import sweep
+
+    plan = plan_sweep(None, None, SHORT[1::2], load_grid(_grid(tmp_path)), replications=1)
+    out = tmp_path / "out"
+    with monkeypatch.context() as m:
+        m.setattr(sweep, "_points_frame", lambda _plan: (_ for _ in ()).throw(
+            KeyboardInterrupt))
+        with pytest.raises(KeyboardInterrupt):
+            run_sweep(plan, out)
+    assert (out / "sweep.json").is_file() and not (out / "points.parquet").exists()
+    run_sweep(plan, out)
+    points = pl.read_parquet(out / "points.parquet")
+    assert points["point"].to_list() == [p.index for p in plan.points]
+    assert read_sweep(out)["point"].unique().sort().to_list() == points["point"].to_list()
+
+
 def _interrupt_when(proc: subprocess.Popen, ready, timeout: float = 90.0,
                     group: bool = False, after: float = 0.0) -> str:
     """SIGINT to `proc` (or, `group`, to its process group, as a terminal's Ctrl-C) `after`
