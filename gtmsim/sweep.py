@@ -81,8 +81,9 @@ class Axis:
         vals = np.linspace(self.low, self.high, self.steps).tolist()
         if self.integer:  # whole steps (see _check_whole): rounding only takes off the ulps
             return list(dict.fromkeys(int(round(v)) for v in vals))
-        # 12 significant digits: 0.3, not linspace's 0.30000000000000004, in the tables
-        return [float(f"{v:.12g}") for v in vals]
+        # 12 significant digits: 0.3, not linspace's 0.30000000000000004, in the tables; a
+        # value once, as listed values are (range = [0.3, 0.3] in 3 steps ran 0.3 thrice)
+        return list(dict.fromkeys(float(f"{v:.12g}") for v in vals))
 
     def sample(self, u: float) -> Any:
         """The value at quantile `u` in [0, 1) of this axis (a Latin hypercube coordinate)."""

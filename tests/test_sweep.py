@@ -742,6 +742,16 @@ def test_a_ranges_steps_are_the_round_numbers_a_planner_wrote():
     assert thirds[1] == pytest.approx(1 / 3, rel=1e-12) and thirds[-1] == 1.0
 
 
+def test_a_range_that_repeats_a_value_runs_it_once(tmp_path):
+    """Listed values are taken once each; a float range whose steps repeat a value ran it as
+    several points of one design (range = [0.3, 0.3] in 3 steps: three points at 0.3, the
+    report naming one of them 'ahead of the runner-up', the same design)."""
+    grid = load_grid(_grid(tmp_path, "[levers]\nmql_threshold = { range = [0.3, 0.3], "
+                                     "steps = 3 }\n"))
+    plan = plan_sweep(None, None, SHORT[1::2], grid, replications=1)
+    assert [p.values["mql_threshold"] for p in plan.points] == [0.3]
+
+
 def test_a_rerun_without_png_leaves_no_figures_of_the_last_run(tmp_path):
     """A resumed sweep without --png left the earlier run's figures/*.png beside the new
     report; the folder is replaced as a whole, so they go."""
