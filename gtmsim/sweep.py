@@ -78,6 +78,8 @@ class Axis:
     def factorial_values(self) -> list:
         if self.values:
             return list(self.values)
+        if self.low == self.high:  # one value, however many steps (the size check counts
+            return [int(self.low) if self.integer else self.low]  # it once when whole)
         vals = np.linspace(self.low, self.high, self.steps).tolist()
         if self.integer:  # whole steps (see _check_whole): rounding only takes off the ulps
             return list(dict.fromkeys(int(round(v)) for v in vals))

@@ -750,6 +750,12 @@ def test_a_range_that_repeats_a_value_runs_it_once(tmp_path):
                                      "steps = 3 }\n"))
     plan = plan_sweep(None, None, SHORT[1::2], grid, replications=1)
     assert [p.values["mql_threshold"] for p in plan.points] == [0.3]
+    # a whole-number range of one value passed the size check with any steps, then
+    # linspace allocated them all: a MemoryError traceback for 10**12
+    grid = load_grid(_grid(tmp_path, "[levers]\nsdr_headcount = { range = [3, 3], steps = "
+                                     "1000000000000, integer = true }\n"))
+    plan = plan_sweep(None, None, SHORT[1::2], grid, replications=1)
+    assert [p.values["sdr_headcount"] for p in plan.points] == [3]
 
 
 def test_a_rerun_without_png_leaves_no_figures_of_the_last_run(tmp_path):
