@@ -281,7 +281,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "the held-out scenarios of this profile")
     p.add_argument("--ideal-trials", type=int, default=None, metavar="N",
                    help="trials of the short search under `ideal` whose winner is enqueued as "
-                        "a baseline (default: a quarter of --trials, at least 10; 0: none)")
+                        "a baseline (default: a quarter of --trials, at least 10; 0: none); "
+                        "with --compare-ideal, of the search under `ideal` whose winner is "
+                        "compared (default: --trials)")
     p.add_argument("--no-prune", action="store_true", help="evaluate every design fully")
     p.add_argument("--scheduler", metavar="ADDRESS",
                    help="a Dask scheduler (tcp://host:port): this process stays the one "
@@ -885,6 +887,10 @@ def cmd_optimize(args) -> int:
                                       if args.ideal_trials is not None
                                       else max(10, args.trials // 4)))
     settings.check()
+    if args.compare_ideal and args.ideal_trials is not None and args.ideal_trials < 1:
+        raise UsageError("--ideal-trials", f"with --compare-ideal, the trials of the search "
+                         f"under ideal whose winner is compared: at least 1, got "
+                         f"{args.ideal_trials}")
     if args.outcome not in _outcome_columns(config):
         raise UsageError("--outcome", f"no outcome column {args.outcome!r}")
     if args.png:
@@ -905,7 +911,11 @@ def cmd_optimize(args) -> int:
     except OSError as exc:  # as root os.access says yes to /sys; mkdir says no
         raise UsageError("--out", f"cannot create {out}: {exc.strerror or exc}") from None
     # the short search under `ideal` for the baseline comes first, on the same bar
-    total = args.trials * (2 if args.compare_ideal else 1) + settings.ideal_trials
+    if args.compare_ideal:  # both searches' trials, the one under ideal first
+        total = args.trials + (args.ideal_trials if args.ideal_trials is not None
+                               else args.trials)
+    else:
+        total = args.trials + settings.ideal_trials
     bar, progress = _progress_bar(total, f"optimise {config.name[:30]} ({config.profile})",
                                   "trials")
     try:
@@ -964,7 +974,7 @@ def _optimize(args, config, settings, out: Path, bar, progress):
 
             ideal_config = load_config(args.config, "ideal", list(args.overrides))
             cmp = compare_ideal(ideal_config, config, settings, out, target=args.target,
-                                ideal_trials=args.ideal_trials)
+                                ideal_trials=args.ideal_trials, progress=progress)
             result, best = cmp.robust, cmp.robust_best
         elif args.scheduler:
             from gtmsim.sweep import connect, search_on_cluster

@@ -96,6 +96,12 @@ BAD_FLAGS = {
     # as root os.access says /proc is writable; the folder could not be made (a traceback)
     "optimize out in /proc": (lambda d: ["optimize", "--trials", "2", "--out",
                                          "/proc/gtmsim-test/study"], "--out: cannot"),
+    # the search under ideal ran --trials trials instead (0 read as "not given")
+    "compare-ideal with no ideal trials": (lambda d: ["optimize", "--compare-ideal",
+                                                      "--ideal-trials", "0", "--out", "o"],
+                                           "--ideal-trials: with --compare-ideal, the trials "
+                                           "of the search under ideal whose winner is "
+                                           "compared: at least 1, got 0"),
 }
 
 

@@ -462,6 +462,26 @@ def test_over_budget_in_the_trials_table_is_the_amount_over():
     assert study.trials[0].user_attrs["over_budget"] == -435000.0  # the margin is kept
 
 
+def test_compare_ideal_counts_both_searches_trials_ideal_first(config):
+    """The CLI's bar stood still through --compare-ideal (no progress reached the searches);
+    the trials of both count, the search under ideal first, to the total the CLI shows."""
+    from gtmsim.mechanisms import ideal
+    from gtmsim.optimize.compare import compare_ideal
+    from gtmsim.optimize.search import Settings
+
+    short = config.model_copy(deep=True)
+    short.run.horizon_days, short.run.warmup_days = 30, 7
+    calls = []
+    compare_ideal(ideal(short), short, Settings(trials=3, scenarios=2, replications=1, top=2,
+                                                engine="numba"),
+                  ideal_trials=2, progress=lambda done, total: calls.append((done, total)))
+    assert {total for _, total in calls} == {5}
+    done = [d for d, _ in calls]
+    assert done == sorted(done) and done[-1] == 5 and 2 in done, calls
+    with pytest.raises(GtmsimError, match="ideal_trials: must be a whole number of at least 1"):
+        compare_ideal(ideal(short), short, Settings(trials=3), ideal_trials=0)
+
+
 def test_a_refused_resume_names_the_study_the_user_gave(tmp_path, config):
     """A resume on other terms named 'gtmsim-ideal', the ideal baseline's study, resumed
     first: a name the user never gave. The refusal comes before that search, naming the

@@ -14,9 +14,17 @@ import numpy as np
 import polars as pl
 
 from gtmsim.config import Config
+from gtmsim.errors import whole
 from gtmsim.optimize.breaks import Breakdown, default_target, what_breaks
 from gtmsim.optimize.objectives import cvar
-from gtmsim.optimize.search import Candidate, SearchResult, Settings, check_resume, search
+from gtmsim.optimize.search import (
+    Candidate,
+    Progress,
+    SearchResult,
+    Settings,
+    check_resume,
+    search,
+)
 from gtmsim.outcomes import where_it_can_lie
 
 
@@ -196,18 +204,26 @@ def paired_difference(a: np.ndarray, b: np.ndarray) -> dict[str, tuple[float, fl
 
 def compare_ideal(ideal_config: Config, config: Config, settings: Settings,
                   out_dir: Path | None = None, ideal_trials: int | None = None,
-                  target: float | None = None) -> Comparison:
-    """Optimise under `ideal`, optimise robustly under the config's profile, and run both
-    winners on the profile's held-out scenarios."""
+                  target: float | None = None, progress: Progress | None = None
+                  ) -> Comparison:
+    """Optimise under `ideal` (`ideal_trials` trials, default `settings.trials`), optimise
+    robustly under the config's profile, and run both winners on the profile's held-out
+    scenarios. `progress(done, total)` counts the trials of both searches, ideal first."""
+    n_ideal = (settings.trials if ideal_trials is None
+               else whole("ideal_trials", ideal_trials, 1))  # an ideal winner is compared
     ideal_settings = dataclasses.replace(
         settings, objective="mean", study_name=f"{settings.study_name}-ideal",
-        trials=ideal_trials or settings.trials, target=None, ideal_trials=0,
+        trials=n_ideal, target=None, ideal_trials=0,
         companion=f"the search under the ideal profile for study {settings.study_name!r} "
                   "(--compare-ideal)")
     robust_settings = dataclasses.replace(settings, ideal_trials=0)
     check_resume(config, robust_settings, out_dir)  # before the ideal search, resumed first
-    ideal = search(ideal_config, ideal_settings, out_dir)
-    robust = search(config, robust_settings, out_dir, baselines=[ideal.best.design])
+    total = n_ideal + settings.trials
+    ideal = search(ideal_config, ideal_settings, out_dir,
+                   progress=(lambda done, _n: progress(done, total)) if progress else None)
+    robust = search(config, robust_settings, out_dir, baselines=[ideal.best.design],
+                    progress=(lambda done, _n: progress(n_ideal + done, total))
+                    if progress else None)
     key = repr(sorted(ideal.best.design.items()))
     ideal_tuned = next(c for c in robust.candidates if repr(sorted(c.design.items())) == key)
     diff = paired_difference(ideal_tuned.held_out, robust.best.held_out)
