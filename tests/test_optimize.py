@@ -482,6 +482,19 @@ def test_compare_ideal_counts_both_searches_trials_ideal_first(config):
         compare_ideal(ideal(short), short, Settings(trials=3), ideal_trials=0)
 
 
+def test_a_database_url_whose_file_ends_in_journal_is_a_database(tmp_path):
+    """sqlite:///x/study.journal was opened as a journal file at the path 'sqlite:/x/...'
+    ('cannot open journal file'); a URL is a URL, a bare path ending in .journal a journal."""
+    import optuna
+
+    from gtmsim.optimize.search import open_storage
+
+    storage = open_storage(f"sqlite:///{tmp_path / 'study.journal'}", None)
+    assert isinstance(storage, optuna.storages.RDBStorage)
+    journal = open_storage(str(tmp_path / "other.journal"), None)
+    assert isinstance(journal, optuna.storages.JournalStorage)
+
+
 def test_a_refused_resume_names_the_study_the_user_gave(tmp_path, config):
     """A resume on other terms named 'gtmsim-ideal', the ideal baseline's study, resumed
     first: a name the user never gave. The refusal comes before that search, naming the

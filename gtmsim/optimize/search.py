@@ -196,15 +196,16 @@ class SearchResult:
 
 
 def open_storage(url: str | None, out_dir: Path | None) -> optuna.storages.BaseStorage | str:
-    """A journal file in the output folder by default; a path ending in .journal or .log is a
-    journal file; anything else is an Optuna storage URL (sqlite:///..., postgresql://...)."""
+    """A journal file in the output folder by default; a path (no scheme://) ending in .journal
+    or .log is a journal file; anything else is an Optuna storage URL (sqlite:///...,
+    postgresql://...), also one whose database file ends in .journal."""
     flag = "--storage"
     if url is None:
         if out_dir is None:
             return optuna.storages.InMemoryStorage()
         out_dir.mkdir(parents=True, exist_ok=True)
         url, flag = str(out_dir / "study.journal"), "--out"
-    if url.endswith((".journal", ".log")):
+    if "://" not in url and url.endswith((".journal", ".log")):
         from optuna.storages.journal import JournalFileBackend, JournalStorage
 
         _check_journal(Path(url), flag)
