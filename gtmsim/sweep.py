@@ -116,7 +116,11 @@ class Grid:
         from scipy.stats import qmc
 
         unit = qmc.LatinHypercube(len(self.axes), seed=self.seed).random(self.samples)
-        return [{a.name: a.sample(float(u[j])) for j, a in enumerate(self.axes)} for u in unit]
+        drawn = [tuple(a.sample(float(u[j])) for j, a in enumerate(self.axes)) for u in unit]
+        # a point drawn again (categories and whole numbers repeat) runs once: as a second
+        # point it was one design ranked 'ahead of the runner-up', itself
+        return [dict(zip([a.name for a in self.axes], p, strict=True))
+                for p in dict.fromkeys(drawn)]
 
 
 def _bad(where: str, message: str) -> ConfigError:

@@ -756,6 +756,12 @@ def test_a_range_that_repeats_a_value_runs_it_once(tmp_path):
                                      "1000000000000, integer = true }\n"))
     plan = plan_sweep(None, None, SHORT[1::2], grid, replications=1)
     assert [p.values["sdr_headcount"] for p in plan.points] == [3]
+    # a Latin hypercube of categories repeats its points: each design runs once
+    grid = load_grid(_grid(tmp_path, 'design = "lhs"\npoints = 5\nprofiles = ["ideal", '
+                                     '"realistic"]\n[levers]\nsdr_headcount = { range = [3, '
+                                     '4], integer = true }\n'))
+    drawn = [(p["profile"], p["sdr_headcount"]) for p in grid.points()]
+    assert len(drawn) == len(set(drawn)) and 2 <= len(drawn) <= 4, drawn
 
 
 def test_a_rerun_without_png_leaves_no_figures_of_the_last_run(tmp_path):
