@@ -663,3 +663,52 @@ def test_docs_give_every_default_of_the_human_model_with_its_source():
             assert "**assumption**" in source or any(k in source for k in known), (
                 f"{mech}.{name}: no source and not marked an assumption")
     assert set(rows) == expected
+
+
+@pytest.mark.parametrize("extra, match", [
+    # a second channel named 'created': leads_created was that channel's leads, not the total
+    ('[channels.created]\nentry = "mql_review"\nrate_per_week = 1\n'
+     'quality = { dist = "beta", a = 1, b = 2 }\nvalue = { dist = "fixed", value = 1 }\n',
+     "channels.created: its result column 'leads_created' is taken"),
+    # a team named 'at_end': open_at_end was its open leads, not the sum over teams
+    ('[teams.at_end]\nheadcount = 1\n[stages.late]\nteam = "at_end"\nkind = "review"\n'
+     'effort_hours = { dist = "fixed", value = 1 }\nroutes = { qualified = "ae_close" }\n'
+     '[channels.late]\nentry = "late"\nrate_per_week = 1\n'
+     'quality = { dist = "beta", a = 1, b = 2 }\nvalue = { dist = "fixed", value = 1 }\n',
+     "teams.at_end: its result column 'open_at_end' is taken"),
+    # a team 'target_ae' with a KPI: its kpi_target_ae was team ae's KPI target, or the reverse
+    ('[teams.target_ae]\nheadcount = 1\n'
+     'kpi = { metric = "passed", stage = "late", target_per_quarter = 5 }\n'
+     '[stages.late]\nteam = "target_ae"\nkind = "review"\n'
+     'effort_hours = { dist = "fixed", value = 1 }\nroutes = { qualified = "ae_close" }\n'
+     '[channels.late]\nentry = "late"\nrate_per_week = 1\n'
+     'quality = { dist = "beta", a = 1, b = 2 }\nvalue = { dist = "fixed", value = 1 }\n',
+     "'kpi_target_ae' is taken by teams"),
+])
+def test_a_name_whose_result_column_is_another_ones_is_refused(tmp_path, extra, match):
+    """Result columns are a prefix and a name: a channel, team or stage whose column was
+    another's wrote over it, a wrong number in replications.parquet and the summary."""
+    from pathlib import Path
+
+    import gtmsim
+
+    text = (Path(gtmsim.__file__).parent / "config" / "b2b_saas.toml").read_text()
+    path = tmp_path / "clash.toml"
+    path.write_text(text + "\n" + extra)
+    with pytest.raises(ConfigError, match=match):
+        load_config(path)
+
+
+def test_the_fixed_result_columns_are_every_column_not_named_after_a_part():
+    """The clash check's list of whole-run columns is every column replication_row writes
+    beside those named after a channel, team, stage or handoff."""
+    from gtmsim.config.loader import _FIXED_COLUMNS
+    from gtmsim.outcomes import Tally, replication_row
+
+    config = load_config(None)
+    spec = compile_spec(config)
+    names = [*config.channels, *config.teams, *config.stages, *spec.edge_names]
+    fixed = [c for c in replication_row(Tally(spec), spec)
+             if not any(c.endswith("_" + n) for n in names)]
+    assert set(fixed) <= set(_FIXED_COLUMNS)
+    assert {"leads_created", "open_at_end"} <= set(fixed)

@@ -682,6 +682,41 @@ def _check_nonnegative(c: Config) -> None:
     walk(c, "")
 
 
+# the result columns that name no channel, team or stage (gtmsim.outcomes.replication_row)
+_FIXED_COLUMNS = ("replication", "seed", "leads_created", "bookings", "pipeline_created",
+                  "opportunities", "won", "lost", "disqualified", "nurtured", "churned",
+                  "retained", "leaked_forgotten", "leaked_decayed", "leaked_ignored",
+                  "leaked_handoff", "leaked_turnover", "leaked", "open_at_end", "win_rate",
+                  "cycle_days_mean", "cycle_days_median", "rework_hours", "events",
+                  "attempts_per_lead", "never_contacted_share")
+
+
+def _check_columns(c: Config) -> None:
+    """Each result column belongs to one thing: a channel named 'created' would write its
+    leads into `leads_created`, a team named 'at_end' its open leads into `open_at_end`, a
+    team 'target_x' its KPI into team x's `kpi_target_x`, silently, one over the other."""
+    owner = {col: "an outcome of the whole run" for col in _FIXED_COLUMNS}
+    made = []
+    for name in c.channels:
+        made += [(f"{p}{name}", f"channels.{name}") for p in
+                 ("leads_", "never_contacted_share_", "qualify_rate_1h_", "qualify_rate_24h_")]
+    for name, t in c.teams.items():
+        made += [(f"{p}{name}", f"teams.{name}") for p in
+                 ("util_", "wip_", "queue_", "throughput_", "open_", "sojourn_",
+                  "attrition_", "staffed_")]
+        if t.kpi is not None:
+            made += [(f"{p}{name}", f"teams.{name}")
+                     for p in ("kpi_", "kpi_target_", "kpi_attainment_")]
+    for name in c.stages:
+        made += [(f"{p}{name}", f"stages.{name}")
+                 for p in ("pass_rate_", "decisions_", "qualified_", "leaks_at_")]
+    for col, who in made:
+        if col in owner and owner[col] != who:
+            raise ConfigError(who, f"its result column {col!r} is taken by {owner[col]} "
+                              "(one would overwrite the other); give it another name")
+        owner[col] = who
+
+
 def check_graph(c: Config, check_budget: bool = True) -> None:
     """Cross-references a schema cannot see: every name must point at something real."""
     stages, teams = c.stages, c.teams
@@ -691,6 +726,7 @@ def check_graph(c: Config, check_budget: bool = True) -> None:
             if "." in name:  # --set and lever paths split on dots: it could not be reached
                 raise ConfigError(f"{table}", f"name {name!r} holds a dot, which --set and "
                                   "lever paths read as a separator; use _ or -")
+    _check_columns(c)
     for name in stages:
         if name in TERMINALS:  # a route to it would reach the stage, never the fate
             raise ConfigError(f"stages.{name}", f"{name!r} is the name of a fate (one of "
