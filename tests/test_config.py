@@ -113,6 +113,12 @@ BAD_OVERRIDES = [
     (["people.trust.requalify_hours=1e300"], "people.trust.requalify_hours", "<= 2000"),
     (["people.persistence.habit_mean_attempts=1e300"],
      "people.persistence.habit_mean_attempts", "at most 100"),
+    # a habit is 1 + Poisson(mean - 1): 0 read as persistence off (every prescribed attempt
+    # made, about 3 a lead against 1 at a mean of 1), 0.5 as a mean of 1
+    (["people.persistence.habit_mean_attempts=0"],
+     "people.persistence.habit_mean_attempts", "at least 1"),
+    (["people.persistence.habit_mean_attempts={value=2, range=[0.5, 3]}"],
+     "people.persistence.habit_mean_attempts", "at least 1"),
     (["people.speed.task_cv=1e160"], "people.speed.task_cv", "at most 5"),
     (["people.turnover.vacancy_days={value=45, range=[10, 1e300]}"],
      "people.turnover.vacancy_days", "at most 3650"),

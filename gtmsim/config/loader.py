@@ -853,12 +853,21 @@ _MAXIMA = {("latency", "median_hours"): 2000.0, ("speed", "person_cv"): 5.0,
            ("persistence", "habit_mean_attempts"): 100.0}
 
 
+# the smallest sensible value where it is not 0: a habit is 1 + Poisson(mean - 1) attempts,
+# so a mean below 1 is not a mean (0.5 gave the habit of 1), and 0 read as persistence off
+# (everyone made every prescribed attempt)
+_MINIMA = {("persistence", "habit_mean_attempts"): 1.0}
+
+
 def people_value_problem(mech: str, field: str, numbers: tuple[float, ...]) -> str | None:
     """What is wrong with these values of a human-model parameter, or None."""
     if (mech, field) in _PROBABILITIES:
         return None if all(0.0 <= x <= 1.0 for x in numbers) else "must lie in [0, 1]"
     if not all(x >= 0.0 for x in numbers):
         return "must not be negative"
+    low = _MINIMA.get((mech, field))
+    if low is not None and not all(x >= low for x in numbers):
+        return f"must be at least {low:g} (every person makes a first attempt)"
     top = _MAXIMA.get((mech, field))
     if top is not None and not all(x <= top for x in numbers):
         return f"must be at most {top:g}"
