@@ -118,3 +118,29 @@ def test_the_config_paragraph_names_an_uncertain_market():
     assert "inbound (150/week, 100-200 over scenarios -> mql_review)" in text
     assert "ae_close [close, ae, win scale 0.55, 0.4-0.7 over scenarios]" in text
     assert "mql_review [review, marketing]" in text
+
+
+def test_trust_table_lists_a_route_between_teams_not_declared_as_a_handoff(tmp_path):
+    """A route between teams with no [handoffs] entry is a CRM-drop handoff with a trust of
+    its own (trust_<from>-><to> in the results and the report's trust figure); the trust
+    table left it out, and with no handoff declared printed no table at all."""
+    from io import StringIO
+
+    from rich.console import Console
+
+    config = load_config(None, overrides=["handoffs={}", "levers={}"])
+    stats = {"trust_mql_review->sdr_qualify": 0.81, "trust_sdr_qualify->ae_close": 0.62,
+             "trust_ae_close->cs_onboard": 0.7, "pass_rate_sdr_qualify": 0.413}
+    summary = pl.DataFrame([{"outcome": k, "n": 10, "mean": v, "ci_low": v, "ci_high": v,
+                             "sd": 0.0, "p10": v, "p50": v, "p90": v}
+                            for k, v in stats.items()])
+    meta = {"replications": 10, "horizon_days": 182, "profile": "realistic",
+            "engine": "numba", "seed": 0}
+    buf = StringIO()
+    print_summary(config, summary, meta, tmp_path, Console(file=buf, width=200))
+    text = buf.getvalue()
+    assert "Trust per handoff" in text
+    row = next(ln for ln in text.splitlines() if "sdr_qualify -> ae_close" in ln)
+    assert "not declared" in row and "crm_drop" in row and "0.62" in row
+    assert "passed 41.3%" in row
+    assert "mql_review -> sdr_qualify" in text and "ae_close -> cs_onboard" in text

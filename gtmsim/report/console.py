@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from types import SimpleNamespace
 
 from gtmsim.report.export import counted
 
@@ -183,13 +184,24 @@ def print_summary(config, summary, meta: dict, out: Path, console=None, costs=No
                       util, queue)
     console.print(teams)
 
-    if config.handoffs:
+    # every handoff: the declared ones, then each route between teams not declared (a CRM
+    # drop, with a trust of its own in the results)
+    handoffs = [(f"{hname}: {h.source} -> {h.target}", h)
+                for hname, h in config.handoffs.items()]
+    declared = {(h.source, h.target) for h in config.handoffs.values()}
+    pairs = {f"trust_{a}->{b}": (a, b) for a in config.stages for b in config.stages}
+    for key in rows:
+        if key in pairs and pairs[key] not in declared:
+            a, b = pairs[key]
+            handoffs.append((f"{a} -> {b} (not declared)",
+                             SimpleNamespace(source=a, target=b, protocol="crm_drop")))
+    if handoffs:
         trust = Table(title="Trust per handoff at the end (0..1)", title_justify="left")
         for col in ("handoff", "protocol", "trust", "what crosses it"):
             trust.add_column(col, justify="left" if col in ("handoff", "protocol") else "right")
         closers = [n for n, st in config.stages.items() if st.kind == "close"]
-        for hname, h in config.handoffs.items():
-            trust.add_row(f"{hname}: {h.source} -> {h.target}", h.protocol,
+        for label, h in handoffs:
+            trust.add_row(label, h.protocol,
                           pm(rows.get(f"trust_{h.source}->{h.target}"), "trust"),
                           crossing(config.stages[h.source], h, closers, mean))
         console.print(trust)
