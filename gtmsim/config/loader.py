@@ -334,7 +334,10 @@ def to_table(config: Config) -> dict:
     where they differ from what its profile gives (with the schema's defaults): the rest come
     from the profile when the file is loaded, so loading it with another --profile gives that
     profile's people, as for the config it was made from, and not this profile's values under
-    the other profile's name."""
+    the other profile's name. One exception: a value of the config's own ``[people]`` table
+    that equals this profile's cannot be told from it here and is dropped too, so under another
+    profile the table gives that profile's value where its config gave its own (the same
+    profile reruns the same model in every case)."""
     data = config.model_dump(mode="json", by_alias=True, exclude_none=True)
     prof = data["profile"]
     if prof.endswith(".toml"):
