@@ -24,25 +24,30 @@ def test_optimize_text_shows_a_missing_kpi_attainment_as_a_dash():
 
 
 
-def test_trust_table_says_what_crosses_each_handoff(tmp_path):
-    """Qualified leads cross sdr_to_ae (the SDR pass rate), won deals cross ae_to_cs (the
-    win rate, not the AE's pass rate into opportunity)."""
+def _printed(config, stats: dict, out) -> str:
+    """The run summary as printed for `config`, every outcome of `stats` at its value."""
     from io import StringIO
 
     from rich.console import Console
 
-    config = load_config()
-    stats = {"pass_rate_sdr_qualify": 0.413, "pass_rate_ae_close": 0.725, "win_rate": 0.247,
-             "pass_rate_mql_review": 0.6}
     summary = pl.DataFrame([{"outcome": k, "n": 10, "mean": v, "ci_low": v, "ci_high": v,
                              "sd": 0.0, "p10": v, "p50": v, "p90": v}
                             for k, v in stats.items()])
     meta = {"replications": 10, "horizon_days": 182, "profile": "realistic",
             "engine": "numba", "seed": 0}
     buf = StringIO()
-    print_summary(config, summary, meta, tmp_path, Console(file=buf, width=200))
-    lines = {ln.split(":")[0].strip("│ "): ln for ln in buf.getvalue().splitlines()
-             if "->" in ln}
+    print_summary(config, summary, meta, out, Console(file=buf, width=200))
+    return buf.getvalue()
+
+
+def test_trust_table_says_what_crosses_each_handoff(tmp_path):
+    """Qualified leads cross sdr_to_ae (the SDR pass rate), won deals cross ae_to_cs (the
+    win rate, not the AE's pass rate into opportunity)."""
+    config = load_config()
+    stats = {"pass_rate_sdr_qualify": 0.413, "pass_rate_ae_close": 0.725, "win_rate": 0.247,
+             "pass_rate_mql_review": 0.6}
+    lines = {ln.split(":")[0].strip("│ "): ln
+             for ln in _printed(config, stats, tmp_path).splitlines() if "->" in ln}
     assert "passed 41.3%" in lines["sdr_to_ae"]
     assert "won 24.7%" in lines["ae_to_cs"] and "72.5%" not in lines["ae_to_cs"]
     assert "passed 60.0%" in lines["mql_to_sdr"]
@@ -124,21 +129,10 @@ def test_trust_table_lists_a_route_between_teams_not_declared_as_a_handoff(tmp_p
     """A route between teams with no [handoffs] entry is a CRM-drop handoff with a trust of
     its own (trust_<from>-><to> in the results and the report's trust figure); the trust
     table left it out, and with no handoff declared printed no table at all."""
-    from io import StringIO
-
-    from rich.console import Console
-
     config = load_config(None, overrides=["handoffs={}", "levers={}"])
     stats = {"trust_mql_review->sdr_qualify": 0.81, "trust_sdr_qualify->ae_close": 0.62,
              "trust_ae_close->cs_onboard": 0.7, "pass_rate_sdr_qualify": 0.413}
-    summary = pl.DataFrame([{"outcome": k, "n": 10, "mean": v, "ci_low": v, "ci_high": v,
-                             "sd": 0.0, "p10": v, "p50": v, "p90": v}
-                            for k, v in stats.items()])
-    meta = {"replications": 10, "horizon_days": 182, "profile": "realistic",
-            "engine": "numba", "seed": 0}
-    buf = StringIO()
-    print_summary(config, summary, meta, tmp_path, Console(file=buf, width=200))
-    text = buf.getvalue()
+    text = _printed(config, stats, tmp_path)
     assert "Trust per handoff" in text
     row = next(ln for ln in text.splitlines() if "sdr_qualify -> ae_close" in ln)
     assert "not declared" in row and "crm_drop" in row and "0.62" in row
