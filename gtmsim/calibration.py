@@ -20,6 +20,7 @@ import numpy as np
 
 from gtmsim import outcomes as O
 from gtmsim.config import load_config
+from gtmsim.errors import SEED_MAX, whole
 from gtmsim.report.export import counted
 from gtmsim.simulate import replication_seed, simulate
 from gtmsim.spec import compile_spec
@@ -165,9 +166,12 @@ def measure(replications: int = 8, workers: int = 2, seed: int | None = None,
             profile: str = "realistic", config=None, overrides: tuple[str, ...] = (),
             attrition_replications: int = 64, attrition_years: float = 10.0) -> Measurement:
     """Measure every fact in `BANDS` on `config` (default: the embedded B2B SaaS config)."""
+    replications = whole("replications", replications, 1)
+    workers = whole("workers", workers, 1)
+    attrition_replications = whole("attrition_replications", attrition_replications, 1)
     cfg = load_config(config, profile, list(overrides))
     spec = compile_spec(cfg)
-    s = cfg.run.seed if seed is None else seed
+    s = cfg.run.seed if seed is None else whole("seed", seed, 0, SEED_MAX)
     args = [(spec, s, r) for r in range(replications)]
     if workers > 1:
         with ProcessPoolExecutor(min(workers, replications)) as pool:

@@ -57,17 +57,34 @@ def test_bands_are_honest_and_documented():
         assert f"`{key}`" in text, f"docs/model.md does not list the calibration fact {key}"
 
 
-def test_calibrate_script_refuses_a_bad_set_in_one_line(capsys):
-    """scripts/calibrate.py follows the CLI's rule: a bad --set is one line and exit 2."""
+def _calibrate_script():
     import importlib.util
 
     path = Path(__file__).resolve().parents[1] / "scripts" / "calibrate.py"
     spec = importlib.util.spec_from_file_location("calibrate_script", path)
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)
+    return script
+
+
+def test_calibrate_script_refuses_a_bad_set_in_one_line(capsys):
+    """scripts/calibrate.py follows the CLI's rule: a bad --set is one line and exit 2."""
+    script = _calibrate_script()
     assert script.main(["--replications", "2", "--set", "people.latency.nope=1"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("calibrate: error: people.latency.nope"), err
+
+
+@pytest.mark.parametrize("argv, key", [(["--replications", "0"], "replications"),
+                                       (["--replications", "1", "--seed", "-1"], "seed"),
+                                       (["--replications", "1", "--workers", "0"], "workers")])
+def test_calibrate_script_refuses_a_bad_number_in_one_line(capsys, argv, key):
+    """--replications 0 and --seed -1 ended in a traceback (a process pool of no workers, a
+    negative SeedSequence), --workers 0 only after the whole main run."""
+    script = _calibrate_script()
+    assert script.main([*argv, "--set", "run.horizon_days=5", "--set", "run.warmup_days=0"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"calibrate: error: {key}: "), err
 
 
 def test_sdr_attrition_interval_is_the_t_interval_and_none_from_one_run():
