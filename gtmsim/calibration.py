@@ -20,7 +20,7 @@ import numpy as np
 
 from gtmsim import outcomes as O
 from gtmsim.config import load_config
-from gtmsim.errors import SEED_MAX, whole
+from gtmsim.errors import SEED_MAX, ConfigError, whole
 from gtmsim.report.export import counted
 from gtmsim.simulate import replication_seed, simulate
 from gtmsim.spec import compile_spec
@@ -124,6 +124,21 @@ COLUMNS = {
     "win_rate": "win_rate",
 }
 
+# the names those columns (and the lead-response and attrition facts) are read under
+NAMES = {"channels": ("inbound",), "teams": ("sdr",),
+         "stages": ("mql_review", "sdr_qualify", "ae_close")}
+
+
+def _check_names(cfg) -> None:
+    """The facts are the B2B SaaS org's: a config without its names has nothing to measure."""
+    for kind, names in NAMES.items():
+        have = getattr(cfg, kind)
+        for name in names:
+            if name not in have:
+                raise ConfigError(f"{kind}.{name}", f"no {kind[:-1]} {name!r} to measure the "
+                                  f"calibration facts on (this config has {', '.join(have)}); "
+                                  "they are the B2B SaaS org's")
+
 
 @dataclass
 class Measurement:
@@ -170,6 +185,7 @@ def measure(replications: int = 8, workers: int = 2, seed: int | None = None,
     workers = whole("workers", workers, 1)
     attrition_replications = whole("attrition_replications", attrition_replications, 1)
     cfg = load_config(config, profile, list(overrides))
+    _check_names(cfg)
     spec = compile_spec(cfg)
     s = cfg.run.seed if seed is None else whole("seed", seed, 0, SEED_MAX)
     args = [(spec, s, r) for r in range(replications)]

@@ -87,6 +87,18 @@ def test_calibrate_script_refuses_a_bad_number_in_one_line(capsys, argv, key):
     assert len(err) == 1 and err[0].startswith(f"calibrate: error: {key}: "), err
 
 
+def test_calibrate_script_names_what_another_config_lacks(capsys):
+    """A config without the B2B SaaS names (product_led has no team 'sdr') is one line and
+    exit 2 before anything runs; it ran the main measurement, then ended in polars'
+    ColumnNotFoundError for attrition_sdr (a config with no 'inbound' channel: a ValueError)."""
+    script = _calibrate_script()
+    config = Path(__file__).resolve().parents[1] / "configs" / "product_led.toml"
+    assert script.main(["--config", str(config), "--replications", "1", "--workers", "1",
+                        "--set", "run.horizon_days=5", "--set", "run.warmup_days=0"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("calibrate: error: teams.sdr: no team"), err
+
+
 def test_sdr_attrition_interval_is_the_t_interval_and_none_from_one_run():
     """The attrition interval used 1.96 (not the t quantile of its few runs) and gave a
     zero-width interval from a single run, as if the figure were exact."""
