@@ -492,7 +492,11 @@ def _check_out_dir(out: Path) -> None:
         raise UsageError("--out", f"{out} exists and is not a folder")
     if out.is_dir() and any(out.iterdir()):
         raise UsageError("--out", f"{out} exists and is not empty; give a new folder")
-    parent = _existing_parent(out)
+    _check_parent(_existing_parent(out))
+
+
+def _check_parent(parent: Path) -> None:
+    """`--out` can be made in `parent` (the nearest folder above it that exists)."""
     if not parent.is_dir():
         raise UsageError("--out", f"{parent} is not a folder")
     if not os.access(parent, os.W_OK | os.X_OK):
@@ -823,9 +827,7 @@ def cmd_eventlog(args) -> int:
         raise UsageError("--out", f"expected a file ending in .csv or .parquet, got {out.name!r}")
     if out.is_dir():
         raise UsageError("--out", f"{out} is a folder; give a file name")
-    parent = _existing_parent(out)
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise UsageError("--out", f"cannot write in {parent}")
+    _check_parent(_existing_parent(out))
     config, spec = _load(args)
     n = args.replications or 1
     seed = args.seed if args.seed is not None else config.run.seed

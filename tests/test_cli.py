@@ -197,6 +197,20 @@ def test_small_run_writes_every_file(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # no temp folder left
 
 
+def test_an_eventlog_file_that_cannot_be_made_stops_before_simulating(tmp_path, monkeypatch,
+                                                                      capsys):
+    """As root os.access says /proc is writable: the event log was simulated in full, and
+    only then did the file fail to be made."""
+    monkeypatch.setattr(sys.modules["gtmsim.simulate"], "simulate",
+                        lambda *a, **k: pytest.fail("simulated before checking --out"))
+    monkeypatch.chdir(tmp_path)
+    fails_cleanly(["eventlog", "--out", "/proc/gtmsim-test/log.csv", *SHORT], "--out: cannot",
+                  tmp_path, capsys)
+    (tmp_path / "file").write_text("x")
+    fails_cleanly(["eventlog", "--out", "file/log.csv", *SHORT], "is not a folder",
+                  tmp_path, capsys)
+
+
 def test_run_without_out_makes_a_new_folder_under_runs(tmp_path):
     res = gtmsim("run", *SHORT, "--replications", "2", "--profile", "ideal", cwd=tmp_path)
     assert res.returncode == 0, res.stderr
