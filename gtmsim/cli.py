@@ -208,7 +208,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="output folder, new or empty (default: a new folder under runs/)")
     p.add_argument("--event-log", action="store_true",
                    help="also write event_log.parquet (one row per activity; only the SimPy "
-                        "engine traces every activity, so it runs on it, serially)")
+                        "engine traces every activity, so it runs on it, in --workers processes)")
     p.add_argument("--workers", type=_positive_int, default=None, metavar="W",
                    help="threads (numba) or worker processes (simpy) (default: the number of "
                         f"CPUs, {os.cpu_count() or 1})")

@@ -157,6 +157,26 @@ def test_help_on_every_command(capsys):
     assert "on the SimPy engine" in text and "--engine" not in text
 
 
+def test_run_event_log_help_says_it_runs_in_worker_processes(capsys, monkeypatch, tmp_path):
+    """run --event-log runs its replications on SimPy in --workers processes, as simulate
+    is called; its help said 'serially'."""
+    with pytest.raises(SystemExit):
+        main(["run", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "serially" not in text and "so it runs on it, in --workers processes" in text
+    class Called(Exception):
+        pass
+
+    def simulate(*args, **kwargs):
+        raise Called(args[3:5])  # engine, workers
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys.modules["gtmsim.simulate"], "simulate", simulate)
+    with pytest.raises(Called) as info:
+        main(["run", "--event-log", "--workers", "2", "--out", "x", *SHORT])
+    assert info.value.args[0] == ("simpy", 2)
+
+
 def test_validate_describes_a_good_config(tmp_path):
     res = gtmsim("validate", str(_repo() / "configs" / "b2b_saas.toml"), "--profile", "ideal",
                  cwd=tmp_path)
