@@ -170,7 +170,9 @@ def _one(args):
 
 def _ratio_interval(a1: float, n1: float, a2: float, n2: float) -> tuple[float, float, float]:
     """Ratio of two proportions a1/n1 over a2/n2 with a 95% interval (log scale, delta method;
-    half an event added where a count is zero)."""
+    half an event added where a count is zero); NaN when a group holds no lead at all."""
+    if n1 <= 0 or n2 <= 0:  # nothing to take a rate of: no ratio, not 0x or a division error
+        return math.nan, math.nan, math.nan
     a1, a2 = max(a1, 0.5), max(a2, 0.5)
     r = (a1 / n1) / (a2 / n2)
     se = math.sqrt(max(1 / a1 - 1 / n1 + 1 / a2 - 1 / n2, 0.0))
@@ -209,7 +211,7 @@ def measure(replications: int = 8, workers: int = 2, seed: int | None = None,
     r, lo, hi = _ratio_interval(ch[O.C_FAST_QUALIFIED], ch[O.C_FAST_TOUCHED],
                                 ch[O.C_SLOW_QUALIFIED], ch[O.C_SLOW_TOUCHED])
     values["qualify_ratio_1h_24h_inbound"] = r
-    intervals = {"qualify_ratio_1h_24h_inbound": (lo, hi)}
+    intervals = {"qualify_ratio_1h_24h_inbound": (lo, hi)} if math.isfinite(r) else {}
     notes = {"qualify_ratio_1h_24h_inbound":
              f"{ch[O.C_FAST_QUALIFIED]:.0f}/{ch[O.C_FAST_TOUCHED]:.0f} qualified <= 1 h, "
              f"{ch[O.C_SLOW_QUALIFIED]:.0f}/{ch[O.C_SLOW_TOUCHED]:.0f} after 24 h"}

@@ -99,6 +99,23 @@ def test_calibrate_script_names_what_another_config_lacks(capsys):
     assert len(err) == 1 and err[0].startswith("calibrate: error: teams.sdr: no team"), err
 
 
+def test_qualify_ratio_is_undefined_when_no_lead_waited_a_day():
+    """With no inbound lead first touched after 24 h (a 2-day run) there is no ratio: it read
+    0x with an interval of 0x - 0x (a division by zero as numpy's inf), and raised
+    ZeroDivisionError on plain numbers."""
+    import math
+
+    from gtmsim.calibration import _ratio_interval
+
+    assert all(math.isnan(x) for x in _ratio_interval(4.0, 7.0, 0.0, 0.0))
+    assert all(math.isnan(x) for x in _ratio_interval(0.0, 0.0, 1.0, 9.0))
+    m = measure(replications=1, workers=1, overrides=("run.horizon_days=2", "run.warmup_days=0"),
+                attrition_replications=1, attrition_years=1.0)
+    key = "qualify_ratio_1h_24h_inbound"
+    assert math.isnan(m.values[key]) and key not in m.intervals
+    assert not m.holds(key) and not m.consistent(key)
+
+
 def test_sdr_attrition_interval_is_the_t_interval_and_none_from_one_run():
     """The attrition interval used 1.96 (not the t quantile of its few runs) and gave a
     zero-width interval from a single run, as if the figure were exact."""
