@@ -14,6 +14,7 @@ import argparse
 import math
 import sys
 import time
+from typing import NoReturn
 
 from rich.console import Console
 from rich.table import Table
@@ -32,8 +33,16 @@ def fmt(x: float, unit: str = "") -> str:
     return f"{x:.3f}" if abs(x) < 10 else f"{x:.1f}"
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a bad flag is one line (no usage dump) and exit status 2, as in gtmsim."""
+
+    def error(self, message: str) -> NoReturn:
+        print(f"calibrate: error: {message.removeprefix('argument ')}", file=sys.stderr)
+        raise SystemExit(2)
+
+
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = _Parser(description=__doc__.splitlines()[0])
     ap.add_argument("--replications", type=int, default=24)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--seed", type=int, default=None)

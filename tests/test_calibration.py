@@ -87,6 +87,18 @@ def test_calibrate_script_refuses_a_bad_number_in_one_line(capsys, argv, key):
     assert len(err) == 1 and err[0].startswith(f"calibrate: error: {key}: "), err
 
 
+@pytest.mark.parametrize("argv, start", [(["--replications", "abc"], "--replications: invalid"),
+                                         (["--replicatons", "3"], "unrecognized arguments")])
+def test_calibrate_script_refuses_a_bad_flag_in_one_line(capsys, argv, start):
+    """A flag argparse refuses printed its usage (three lines) before the error."""
+    script = _calibrate_script()
+    with pytest.raises(SystemExit) as info:
+        script.main(argv)
+    assert info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"calibrate: error: {start}"), err
+
+
 def test_calibrate_script_names_what_another_config_lacks(capsys):
     """A config without the B2B SaaS names (product_led has no team 'sdr') is one line and
     exit 2 before anything runs; it ran the main measurement, then ended in polars'
