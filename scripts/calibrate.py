@@ -26,8 +26,8 @@ from gtmsim.errors import GtmsimError
 def fmt(x: float, unit: str = "") -> str:
     if not math.isfinite(x):
         return "n/a"
-    if unit == "x":
-        return f"{x:.0f}x"
+    if unit == "x":  # two figures below 10: a ratio under 1 must not read 1x or 0x
+        return f"{x:.0f}x" if abs(x) >= 10 else f"{x:.2g}x"
     if unit == "days":
         return f"{x:.1f}"
     return f"{x:.3f}" if abs(x) < 10 else f"{x:.1f}"

@@ -99,6 +99,14 @@ def test_calibrate_script_refuses_a_bad_flag_in_one_line(capsys, argv, start):
     assert len(err) == 1 and err[0].startswith(f"calibrate: error: {start}"), err
 
 
+def test_calibrate_script_shows_a_small_ratio_as_it_is():
+    """A qualify ratio of 0.79 (leads touched after a day qualified more) read '1x', its
+    interval '1x - 1x', and 0.4 read '0x'."""
+    fmt = _calibrate_script().fmt
+    assert [fmt(x, "x") for x in (0.79, 0.4, 5.25, 87.3, 4157.0)] == [
+        "0.79x", "0.4x", "5.2x", "87x", "4157x"]
+
+
 def test_calibrate_script_names_what_another_config_lacks(capsys):
     """A config without the B2B SaaS names (product_led has no team 'sdr') is one line and
     exit 2 before anything runs; it ran the main measurement, then ended in polars'
