@@ -13,6 +13,7 @@ import argparse
 import contextlib
 import difflib
 import errno
+import io
 import json
 import math
 import multiprocessing
@@ -589,6 +590,15 @@ def _rename_free(tmp: Path, target: Path) -> Path:
         i += 1
 
 
+def _parquet(frame, path: Path) -> None:
+    """`frame.write_parquet(path)`, a full disk an OSError as `write_csv`'s is: polars reports
+    its parquet writer's IO errors as a ComputeError ('... (os error 28)', or only 'Invalid
+    thrift: transport error'), so the file is made in memory and written by Python."""
+    buffer = io.BytesIO()
+    frame.write_parquet(buffer)
+    path.write_bytes(buffer.getbuffer())
+
+
 def _umask() -> int:
     mask = os.umask(0o022)
     os.umask(mask)
@@ -692,10 +702,10 @@ def cmd_run(args) -> int:
             "gtmsim_version": _version(), "created": datetime.now().isoformat(timespec="seconds")}
     try:
         with staged(out, is_dir=True, unique=not args.out) as tmp:
-            res.replications.write_parquet(tmp / "replications.parquet")
-            res.weekly.write_parquet(tmp / "weekly.parquet")
+            _parquet(res.replications, tmp / "replications.parquet")
+            _parquet(res.weekly, tmp / "weekly.parquet")
             if res.event_log is not None:
-                res.event_log.write_parquet(tmp / "event_log.parquet")
+                _parquet(res.event_log, tmp / "event_log.parquet")
             # with the seed and count this run used, so the file alone reruns it
             ran = config.model_copy(update={"run": config.run.model_copy(
                 update={"seed": seed, "replications": n})})
@@ -704,7 +714,7 @@ def cmd_run(args) -> int:
             from gtmsim.report.run import flow_routing, mechanism_cost_rows, run_report
 
             if costs is not None:
-                costs.write_parquet(tmp / "mechanism_costs.parquet")
+                _parquet(costs, tmp / "mechanism_costs.parquet")
             doc["mechanism_costs"] = mechanism_cost_rows(costs) if costs is not None else None
             (tmp / "summary.json").write_text(
                 json.dumps(_jsonable(doc), indent=2, allow_nan=False) + "\n", encoding="utf-8")
@@ -840,7 +850,7 @@ def cmd_eventlog(args) -> int:
             if suffix == ".csv":
                 log.write_csv(tmp)
             else:
-                log.write_parquet(tmp)
+                _parquet(log, tmp)
     except OSError as exc:
         raise UsageError("--out", f"cannot write {out}: {exc.strerror or exc}") from None
     print(f"wrote {log.height:,} activity rows from {counted(n, 'replications')} to {out}")

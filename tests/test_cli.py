@@ -231,6 +231,31 @@ def test_an_eventlog_file_that_cannot_be_made_stops_before_simulating(tmp_path, 
                   tmp_path, capsys)
 
 
+def _small_files() -> None:
+    """In the child: files over 16 KiB cannot be written (EFBIG), as on a nearly full disk."""
+    import resource
+
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE,
+                       (16384, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
+
+
+@pytest.mark.parametrize("args", [["eventlog", "--out", "log.parquet"],
+                                  ["run", "--event-log", "--no-mechanism-costs",
+                                   "--replications", "1", "--out", "run"]],
+                         ids=["eventlog", "run"])
+def test_a_parquet_file_the_disk_cannot_hold_is_one_line(tmp_path, args):
+    """polars reports its parquet writer's IO errors as a ComputeError ('... (os error 28)',
+    or only 'Invalid thrift: transport error'): a full disk under an event log was a
+    traceback and exit 1; a CSV's was already one line."""
+    res = subprocess.run([sys.executable, "-m", "gtmsim", *args, *SHORT], cwd=tmp_path,
+                         capture_output=True, text=True, timeout=120, preexec_fn=_small_files)
+    assert res.returncode == 2, res.stderr
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("gtmsim: error: --out: cannot write"), lines
+    assert listing(tmp_path) == set()
+
+
 def test_run_without_out_makes_a_new_folder_under_runs(tmp_path):
     res = gtmsim("run", *SHORT, "--replications", "2", "--profile", "ideal", cwd=tmp_path)
     assert res.returncode == 0, res.stderr
