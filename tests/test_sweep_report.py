@@ -216,3 +216,19 @@ def test_the_sweep_prints_the_best_point_per_profile(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "best bookings under realistic: sdr_headcount=" in out
     assert "ahead of the runner-up by" in out
+
+
+def test_heatmap_cells_show_a_rate_as_a_number_not_in_milli():
+    """A cell's label used SI prefixes for every outcome: a win rate of 0.25 read '250m' and
+    a KPI attainment of 0.66 '660m'; below 1 the label is the number, money keeps 1.86M."""
+    from gtmsim.report.sweep import sweep_figures
+
+    cells = [{"profile": "realistic", "x": x, "y": y, "points": 1,
+              "mean": {"bookings": 1.86e6 + x, "win_rate": 0.25 + y / 10}}
+             for x in (3, 5) for y in (0.2, 0.4)]
+    s = {"profiles": ["realistic"], "x": "sdr_headcount", "y": "mql_threshold",
+         "layout": "heatmap", "outcomes": ["bookings", "win_rate"], "cells": cells,
+         "points": [], "averaged_over": []}
+    bookings, win_rate = sweep_figures(s)["means"].data
+    assert bookings.texttemplate == "%{z:.3~s}"
+    assert "s}" not in win_rate.texttemplate and win_rate.texttemplate == "%{z:.3~g}"

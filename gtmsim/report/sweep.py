@@ -208,6 +208,8 @@ def _traces(s: dict, outcome: str, first: bool) -> list[tuple[Any, int]]:
     if layout == "heatmap":
         vals = [c["mean"][outcome] for c in s["cells"] if c["mean"][outcome] is not None]
         lo, hi = (min(vals), max(vals)) if vals else (0.0, 1.0)
+        # SI prefixes suit money and counts (1.86M); below 1 they read a rate as milli (250m)
+        text = ("%{z:.3~s}" if all(v == 0 or abs(v) >= 1 for v in vals) else "%{z:.3~g}")
         for j, prof in enumerate(profiles, start=1):
             cells = [c for c in s["cells"] if c["profile"] == prof]
             xs, ys = _order([c["x"] for c in cells]), _order([c["y"] for c in cells])
@@ -218,7 +220,7 @@ def _traces(s: dict, outcome: str, first: bool) -> list[tuple[Any, int]]:
                 x=[_label(v) for v in xs], y=[_label(v) for v in ys], z=z, zmin=lo, zmax=hi,
                 colorscale="Viridis", showscale=(j == len(profiles)), visible=first,
                 colorbar={"title": {"text": outcome}}, name=f"{prof}: {outcome}",
-                texttemplate="%{z:.3~s}",
+                texttemplate=text,
                 hovertemplate=f"{x}=%{{x}}<br>{y}=%{{y}}<br>{outcome}=%{{z:,.4g}}"
                               "<extra></extra>"), j))
     elif layout == "scatter":
