@@ -454,3 +454,15 @@ def test_the_verdict_gives_a_small_relative_change_its_figures():
     assert "mean bookings +3,000 (+0.3%)" in verdict
     assert "mean bookings +0 (0%)" in verdict
     assert "(+0%)" not in verdict
+
+
+def test_the_pages_difference_of_a_rate_keeps_its_figures():
+    """The page's table rounded every difference to whole numbers: with --outcome win_rate
+    a difference of -0.0084 [-0.081, +0.064] read '-0 [-0, +0]'."""
+    from gtmsim.report.compare import _diff
+
+    assert _diff({"diff": -0.00837, "ci_low": -0.081, "ci_high": 0.0643}) == (
+        "-0.00837 [-0.081, +0.0643]")
+    assert _diff({"diff": 151_000.4, "ci_low": 7_366.0, "ci_high": 294_600.0}) == (
+        "+151,000 [+7,366, +294,600]")
+    assert _diff({"diff": 0.0, "ci_low": None, "ci_high": None}) == "+0"
