@@ -271,3 +271,43 @@ def test_the_history_is_scaled_to_the_simulated_trials():
     lo, hi = fig.layout.yaxis.range
     assert 4.9e6 < lo < 5.0e6 and 5.5e6 < hi < 5.6e6
     assert "1 over the budget or refused by the model" in fig.layout.title.text
+
+
+def test_a_rate_s_figures_are_not_rounded_to_whole_numbers():
+    """With --outcome win_rate every figure of the text was rounded as money: 'held-out mean
+    0 [0, 0], P10 0, CVaR10 0', 'mean win_rate +0 (95% CI -0 to +0)', 'target 0'."""
+    from types import SimpleNamespace
+
+    from gtmsim.optimize.compare import Comparison, against_own
+    from gtmsim.report.console import optimize_text
+    from gtmsim.report.optimize import ideal_words
+
+    best = {"trial": 2, "levers": {"x": 1}, "cost": 2_295_000.0, "own": False, "mean": 0.28,
+            "p10": 0.23, "cvar10": 0.22, "mean_ci": [0.197, 0.362], "cvar10_ci": None}
+    tuned = {**best, "trial": 1, "mean": 0.271, "ideal_tuned": True}
+    own = against_own({"mean": {"diff": -0.00837, "ci_low": -0.081, "ci_high": 0.0643},
+                       "cvar10": {"diff": -0.0133}}, False, "win_rate")
+    report = {"objective": "mean", "outcome": "win_rate", "target": None, "trials": 4,
+              "ideal_trials": 10, "scenarios": 4, "held_out_scenarios": 4, "replications": 1,
+              "best": best, "candidates": [best, tuned], "against_own": own,
+              "what_breaks_it": {"target": 0.256, "words": "nothing"}}
+    text = optimize_text(report)
+    assert "held-out mean 0.28 [0.197, 0.362], P10 0.23, CVaR10 0.22, cost 2,295,000" in text
+    assert "mean win_rate -0.00837 (95% CI -0.081 to +0.0643), worst-10% -0.0133." in text
+    assert "(target 0.256)" in text
+    assert "held-out mean 0.271 with these people" in ideal_words(report)
+    one = SimpleNamespace
+    cmp = Comparison(ideal=one(best=one(scores={"mean": 0.3})), robust=None,
+                     ideal_tuned=one(scores={"mean": 0.25}),
+                     robust_best=one(scores={"mean": 0.27}),
+                     difference={"mean": (0.02, -0.01, 0.05),
+                                 "cvar10": (0.01, float("nan"), float("nan"))},
+                     breaks=None, outcome="win_rate")
+    assert ("promises 0.3 win_rate but delivers 0.25 (-17%) when these people run it; the "
+            "robust design delivers 0.27 (+8%: +0.02, 95% CI -0.01 to +0.05), and the "
+            "difference in the worst-10% mean is +0.01 (no interval") in cmp.verdict()
+    # money keeps its whole numbers
+    assert "promises 1,234,567 " in Comparison(
+        ideal=one(best=one(scores={"mean": 1_234_567.4})), robust=None,
+        ideal_tuned=one(scores={"mean": 1e6}), robust_best=one(scores={"mean": 1e6}),
+        difference=cmp.difference, breaks=None, outcome="bookings").verdict()

@@ -80,6 +80,13 @@ STATS = {"mean": np.mean, "p10": lambda v: float(np.quantile(v, 0.10)),
          "cvar10": lambda v: cvar(v, 0.10)}
 
 
+def amount(v: float, sign: bool = False) -> str:
+    """A figure of the outcome: whole numbers for money and counts, three significant figures
+    below 100, so a win rate of 0.27 (or a difference of -0.012) is not written 0."""
+    plus = "+" if sign else ""
+    return f"{v:{plus},.0f}" if abs(v) >= 100 or v == 0 else f"{v:{plus}.3g}"
+
+
 def standing(diff: float, lo: float, hi: float) -> str:
     """Where a design stands against another from their paired difference and its 95% CI:
     beats, trails, is identical to, or is not clearly different from."""
@@ -103,9 +110,11 @@ def against_own(diff: dict, same: bool, outcome: str) -> str:
     if lo is None or not math.isfinite(lo):
         word, ci = "against", ""
     else:
-        word, ci = standing(m["diff"], lo, hi), f" (95% CI {lo:+,.0f} to {hi:+,.0f})"
+        word = standing(m["diff"], lo, hi)
+        ci = f" (95% CI {amount(lo, True)} to {amount(hi, True)})"
     text = (f"On the held-out scenarios the chosen design {word} the config's own design: "
-            f"mean {outcome} {m['diff']:+,.0f}{ci}, worst-10% {diff['cvar10']['diff']:+,.0f}.")
+            f"mean {outcome} {amount(m['diff'], True)}{ci}, worst-10% "
+            f"{amount(diff['cvar10']['diff'], True)}.")
     if word == "trails":
         text += " Keep the own design unless the chosen one's other figures are worth that."
     return text
@@ -165,14 +174,15 @@ class Comparison:
         keep = robust / real - 1 if real else float("nan")
         m, m_lo, m_hi = self.difference["mean"]
         d, lo, hi = self.difference["cvar10"]
-        mean_ci = (f", 95% CI {m_lo:+,.0f} to {m_hi:+,.0f}" if math.isfinite(m_lo) else
-                   ", no interval from one held-out scenario")
-        tail = (f" (95% CI {lo:+,.0f} to {hi:+,.0f})" if math.isfinite(lo) else
-                f" (no interval under {TAIL_MIN_SCENARIOS} scenarios)")
-        return (f"Tuned for ideal behaviour, the design promises {promise:,.0f} {self.outcome} "
-                f"but delivers {real:,.0f} ({change(-loss)}) when these people run it; the "
-                f"robust design delivers {robust:,.0f} ({change(keep)}: {m:+,.0f}{mean_ci}), and "
-                f"the difference in the worst-10% mean is {d:+,.0f}{tail}.")
+        mean_ci = (f", 95% CI {amount(m_lo, True)} to {amount(m_hi, True)}"
+                   if math.isfinite(m_lo) else ", no interval from one held-out scenario")
+        tail = (f" (95% CI {amount(lo, True)} to {amount(hi, True)})" if math.isfinite(lo)
+                else f" (no interval under {TAIL_MIN_SCENARIOS} scenarios)")
+        return (f"Tuned for ideal behaviour, the design promises {amount(promise)} "
+                f"{self.outcome} but delivers {amount(real)} ({change(-loss)}) when these "
+                f"people run it; the robust design delivers {amount(robust)} ({change(keep)}: "
+                f"{amount(m, True)}{mean_ci}), and the difference in the worst-10% mean is "
+                f"{amount(d, True)}{tail}.")
 
     def table(self) -> pl.DataFrame:
         rows = []

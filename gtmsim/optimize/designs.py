@@ -26,6 +26,7 @@ from gtmsim.errors import ConfigError, GtmsimError, whole
 from gtmsim.optimize.compare import (
     STATS,
     TAIL_MIN_SCENARIOS,
+    amount,
     change,
     outcome_interval,
     paired_difference,
@@ -312,7 +313,7 @@ def is_setting(value: dict) -> bool:
 
 def _signed(v: float) -> str:
     """A signed difference: whole numbers for money and counts, three figures for rates."""
-    return f"{v:+,.0f}" if abs(v) >= 100 or v == 0 else f"{v:+.3g}"
+    return amount(v, sign=True)
 
 
 def _own(config: Config, key: str) -> float | None:

@@ -230,10 +230,13 @@ def bracket(ci) -> str:
     """ [low, high], or nothing where there is no interval."""
     if ci is None or ci[0] is None or not math.isfinite(ci[0]):
         return ""
-    return f" [{ci[0]:,.0f}, {ci[1]:,.0f}]"
+    from gtmsim.optimize.compare import amount
+
+    return f" [{amount(ci[0])}, {amount(ci[1])}]"
 
 
 def optimize_text(report: dict) -> str:
+    from gtmsim.optimize.compare import amount
     from gtmsim.report.optimize import ideal_words, refused_words, regret_words, trials_words
 
     lines = [f"Objective {report['objective']} of {report['outcome']}; "
@@ -247,8 +250,8 @@ def optimize_text(report: dict) -> str:
     if "robust" in report:
         columns = [("ideal-tuned", report["ideal_tuned"]), ("robust", report["robust"])]
     for label, c in columns:
-        lines.append(f"{label}: held-out mean {c['mean']:,.0f}{bracket(c['mean_ci'])}, "
-                     f"P10 {c['p10']:,.0f}, CVaR10 {c['cvar10']:,.0f}"
+        lines.append(f"{label}: held-out mean {amount(c['mean'])}{bracket(c['mean_ci'])}, "
+                     f"P10 {amount(c['p10'])}, CVaR10 {amount(c['cvar10'])}"
                      f"{bracket(c['cvar10_ci'])}, cost {c['cost']:,.0f}")
         lines.append("  levers: " + ", ".join(f"{k}={v}" for k, v in c["levers"].items()))
         kpis = {k: v for k, v in c.items() if k.startswith("kpi_attainment_")}
@@ -264,7 +267,7 @@ def optimize_text(report: dict) -> str:
         lines.append(regret_words(report))
     if "satisficing" in report["objective"]:
         lines.append(f"Held-out scenarios where the chosen design meets the target "
-                     f"{report['target']:,.0f}: {best['satisficing']:.0%}")
+                     f"{amount(report['target'])}: {best['satisficing']:.0%}")
         if not any((c.get("search_score") or 0) > 0 for c in report["candidates"]):
             lines.append("  No design met the target in any of the search's scenarios; the "
                          "chosen one has the highest mean there.")
@@ -272,7 +275,7 @@ def optimize_text(report: dict) -> str:
         lines.append(report["against_own"])
     wb = report["what_breaks_it"]
     source = f", {wb['target_from']}" if wb.get("target_from") else ""
-    lines.append(f"What breaks the chosen design (target {wb['target']:,.0f}{source}): "
+    lines.append(f"What breaks the chosen design (target {amount(wb['target'])}{source}): "
                  f"{wb['words']}")
     if "verdict" in report:
         lines.append(report["verdict"])

@@ -70,7 +70,9 @@ def regret_words(report: dict) -> str:
 
 
 def _figure(v: float | None) -> str:
-    return "-" if v is None or not np.isfinite(v) else f"{v:,.0f}"
+    from gtmsim.optimize.compare import amount
+
+    return "-" if v is None or not np.isfinite(v) else amount(v)
 
 
 def _table(header: list[str], rows: list[list[str]], caption: str = "") -> str:
@@ -155,7 +157,7 @@ def ideal_words(report: dict) -> str:
         return (f"The short search under ideal ({n}) found no design better than the config's "
                 "own: the ideal-tuned baseline is the own design.")
     return (f"The ideal-tuned baseline (the best of {n} under ideal) is trial "
-            f"{tuned['trial']}: held-out mean {tuned['mean']:,.0f} with these people.")
+            f"{tuned['trial']}: held-out mean {_figure(tuned['mean'])} with these people.")
 
 
 def _candidates_table(report: dict) -> str:
@@ -343,7 +345,7 @@ def _breaks_figure(report: dict, result, best, outcome: str):
     for flag, label, color in ((True, "fails", "#c0392b"), (False, "meets the target",
                                                             "#27ae60")):
         m = fail == flag
-        text = [f"{outcome} {v:,.0f}" for v in values[m]]
+        text = [f"{outcome} {_figure(v)}" for v in values[m]]
         x = X[m, names.index(order[0])]
         y = X[m, names.index(order[1])] if len(order) > 1 else values[m]
         fig.add_trace(go.Scatter(x=x.tolist(), y=y.tolist(), mode="markers", name=label,
@@ -358,7 +360,7 @@ def _breaks_figure(report: dict, result, best, outcome: str):
             fig.add_hline(y=r.threshold, **line)
     fig.update_layout(
         title="What breaks the chosen design: held-out scenarios by the factors that "
-              f"best separate failures (target {target:,.0f})",
+              f"best separate failures (target {_figure(target)})",
         xaxis_title=short[0], yaxis_title=short[1] if len(short) > 1 else outcome,
         height=420)
     if len(order) == 1:
