@@ -232,3 +232,22 @@ def test_heatmap_cells_show_a_rate_as_a_number_not_in_milli():
     bookings, win_rate = sweep_figures(s)["means"].data
     assert bookings.texttemplate == "%{z:.3~s}"
     assert "s}" not in win_rate.texttemplate and win_rate.texttemplate == "%{z:.3~g}"
+
+
+def test_a_point_without_an_interval_has_no_error_bar():
+    """A point of one replication has no CI, yet the chart drew an error bar of zero width
+    at it (a certainty the data do not give); it draws none, as a run's report does."""
+    from gtmsim.report.sweep import sweep_figures
+
+    points = [{"point": k, "profile": "realistic", "values": {"sdr_headcount": k + 3},
+               "replications": n, "mean": {"bookings": m}, "ci_low": {"bookings": lo},
+               "ci_high": {"bookings": hi}}
+              for k, n, m, lo, hi in ((0, 1, 5.0, None, None), (1, 2, 6.0, 4.0, 9.0))]
+    s = {"profiles": ["realistic"], "x": "sdr_headcount", "y": None, "layout": "lines",
+         "outcomes": ["bookings"], "cells": [], "points": points, "averaged_over": []}
+    (line,) = sweep_figures(s)["means"].data
+    assert list(line.error_y.array) == [None, 3.0]
+    assert list(line.error_y.arrayminus) == [None, 2.0]
+    s["layout"] = "bars"
+    (bars,) = sweep_figures(s)["means"].data
+    assert list(bars.error_y.array) == [None, 3.0]

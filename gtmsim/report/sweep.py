@@ -255,9 +255,10 @@ def _traces(s: dict, outcome: str, first: bool) -> list[tuple[Any, int]]:
 
 
 def _error_bars(points: list[dict], outcome: str) -> dict:
-    """Asymmetric error bars from each point's 95% CI."""
-    def gap(a: float | None, b: float | None) -> float:
-        return 0.0 if a is None or b is None else a - b
+    """Asymmetric error bars from each point's 95% CI; none where it has no interval (one
+    replication), not a bar of zero width."""
+    def gap(a: float | None, b: float | None) -> float | None:
+        return None if a is None or b is None else a - b
 
     return {"type": "data", "symmetric": False,
             "array": [gap(p["ci_high"][outcome], p["mean"][outcome]) for p in points],
