@@ -1067,7 +1067,8 @@ def cmd_sweep(args) -> int:
     where = ("this process" if here else
              args.scheduler or f"a LocalCluster of {workers} workers")
     total = len(plan.points) * plan.replications
-    bar, progress = _progress_bar(total, f"sweep {len(plan.points)} points ({plan.engine})")
+    bar, progress = _progress_bar(total, f"sweep {counted(len(plan.points), 'points')} "
+                                         f"({plan.engine})")
     try:
         if here:
             with bar:
@@ -1105,9 +1106,10 @@ def cmd_sweep(args) -> int:
             _drop_figures(out / "figures")
     except OSError as exc:
         raise UsageError("--out", f"cannot write {out}: {exc.strerror or exc}") from None
-    print(f"swept {summary.points} points x {counted(plan.replications, 'replications')} on "
-          f"{where}: "
-          f"{summary.written} points run ({summary.tasks} tasks), {summary.skipped} already "
+    print(f"swept {counted(summary.points, 'points')} x "
+          f"{counted(plan.replications, 'replications')} on {where}: "
+          f"{counted(summary.written, 'points')} run ({counted(summary.tasks, 'tasks')}), "
+          f"{summary.skipped} already "
           f"done. Results in {out / sweep.POINTS_DIR}; report in {out / 'report.html'}")
     for line in leaders_text(doc):
         print(line)

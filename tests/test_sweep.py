@@ -238,7 +238,8 @@ def test_ctrl_c_then_the_same_command_resumes(tmp_path):
     assert not [f for f in (out / "points").iterdir() if f.name.startswith(".")]  # no partials
     r = gtmsim(*args, cwd=tmp_path)
     assert r.returncode == 0, r.stderr
-    assert f"{8 - len(first)} points run" in r.stdout and f"{len(first)} already done" in r.stdout
+    ran = f"{8 - len(first)} point{'s' if 8 - len(first) > 1 else ''} run"
+    assert ran in r.stdout and f"{len(first)} already done" in r.stdout
     plan = plan_sweep(None, None, SHORT[1::2], load_grid(grid), replications=80, seed=9)
     run_sweep(plan, tmp_path / "ref")
     assert read_sweep(out).equals(read_sweep(tmp_path / "ref"))

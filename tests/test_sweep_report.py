@@ -251,3 +251,12 @@ def test_a_point_without_an_interval_has_no_error_bar():
     s["layout"] = "bars"
     (bars,) = sweep_figures(s)["means"].data
     assert list(bars.error_y.array) == [None, 3.0]
+
+
+def test_a_sweep_of_one_point_is_said_in_the_singular(tmp_path, capsys):
+    """A grid of one point printed 'swept 1 points ... 1 points run (1 tasks)' and its
+    report '1 points (factorial)'."""
+    page = sweep_report_html(tmp_path, "[levers]\nsdr_headcount = [4]\n", replications=2)
+    out = capsys.readouterr().out
+    assert "swept 1 point x 2 replications" in out and "1 point run (1 task)," in out
+    assert "1 point (factorial) x 2 replications" in page.read_text(encoding="utf-8")

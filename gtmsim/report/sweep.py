@@ -391,7 +391,7 @@ def sweep_report(out: str | Path, outcomes: list[str] | None = None,
     sw = s["sweep"]
     title = html.escape(f"gtmsim sweep: {sw['config']}")
     sub = html.escape(
-        f"{len(s['points'])} points ({sw['design']}) x "
+        f"{counted(len(s['points']), 'points')} ({sw['design']}) x "
         f"{counted(sw['replications'], 'replications')}, "
         f"levers {', '.join(s['levers']) or 'none'}, profiles {', '.join(s['profiles'])}; "
         f"engine {sw['engine']}, seed {sw['seed']}"
