@@ -311,3 +311,18 @@ def test_a_rate_s_figures_are_not_rounded_to_whole_numbers():
         ideal=one(best=one(scores={"mean": 1_234_567.4})), robust=None,
         ideal_tuned=one(scores={"mean": 1e6}), robust_best=one(scores={"mean": 1e6}),
         difference=cmp.difference, breaks=None, outcome="bookings").verdict()
+
+
+def test_one_trial_is_said_in_the_singular():
+    """`optimize --trials 1` printed and showed 'Objective mean of bookings; 1 trials'."""
+    from gtmsim.report.console import optimize_text
+    from gtmsim.report.optimize import trials_words
+
+    best = {"trial": 0, "levers": {"x": 1}, "cost": 1.0, "own": True, "mean": 5.0,
+            "p10": 4.0, "cvar10": 3.0, "mean_ci": None, "cvar10_ci": None}
+    report = {"objective": "mean", "outcome": "bookings", "target": None, "trials": 1,
+              "scenarios": 3, "held_out_scenarios": 3, "replications": 1, "best": best,
+              "candidates": [best], "what_breaks_it": {"target": 1.0, "words": "nothing"}}
+    assert "Objective mean of bookings; 1 trial, scored on 3 scenarios" in optimize_text(report)
+    assert trials_words({"trials": 1, "trials_interrupted": 2}) == (
+        "1 trial (2 more interrupted, not counted)")

@@ -45,7 +45,8 @@ def _ci(row: dict, key: str) -> str:
 def trials_words(report: dict) -> str:
     """'40 trials', and how many more were interrupted (not counted), if any."""
     n, stopped = report["trials"], report.get("trials_interrupted", 0)
-    return f"{n} trials" + (f" ({stopped} more interrupted, not counted)" if stopped else "")
+    return counted(n, "trials") + (f" ({stopped} more interrupted, not counted)" if stopped
+                                   else "")
 
 
 def refused_words(report: dict) -> str:
