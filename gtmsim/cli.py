@@ -1117,6 +1117,7 @@ def cmd_sweep(args) -> int:
 
 
 def cmd_compare(args) -> int:
+    from rich.markup import escape
 
     from gtmsim.optimize.designs import compare_designs, design_labels, load_designs
     from gtmsim.report.compare import (
@@ -1181,7 +1182,7 @@ def cmd_compare(args) -> int:
         console = _console(width=160)
     for table in comparison_tables(doc):
         console.print(table)
-    console.print(f"Results in [bold]{_WRITTEN[-1]}[/bold]")
+    console.print(f"Results in [bold]{escape(str(_WRITTEN[-1]))}[/bold]")
     return 0
 
 

@@ -466,3 +466,26 @@ def test_the_pages_difference_of_a_rate_keeps_its_figures():
     assert _diff({"diff": 151_000.4, "ci_low": 7_366.0, "ci_high": 294_600.0}) == (
         "+151,000 [+7,366, +294,600]")
     assert _diff({"diff": 0.0, "ci_low": None, "ci_high": None}) == "+0"
+
+
+def test_names_in_the_text_tables_are_not_read_as_markup():
+    """rich read '[v1]' in a design named by its file 'b[v1].toml' as a style tag: the tables
+    of 'b[v1]' and 'b[v2]' showed two designs both named 'b' (and a team 's[b]r' as 'sr')."""
+    from gtmsim.report.compare import comparison_text
+
+    def design(name):
+        return {"mean": 5.0, "mean_ci": [4.0, 6.0], "p10": 4.0, "p10_ci": None,
+                "cvar10": 3.5, "cvar10_ci": None, "kpi_attainment": {"s[b]r": 0.9},
+                "leaked": 10.0, "cost": 1.0}
+
+    diff = {s: {"diff": 1.0, "ci_low": -1.0, "ci_high": 3.0} for s in ("mean", "p10", "cvar10")}
+    names = ["b[v1]", "b[v2]"]
+    summary = {"outcome": "bookings", "baseline": names[0], "replications": 1,
+               "designs": [{"name": n, "file": f"{n}.toml", "levers": {"x": i},
+                            "other_differences": []} for i, n in enumerate(names)],
+               "profiles": {"realistic": {"scenarios": 3, "verdict": "-",
+                                          "designs": {n: design(n) for n in names},
+                                          "differences": {names[1]: diff}}}}
+    text = comparison_text(summary)
+    assert "┃ b[v1] ┃ b[v2] ┃" in text and "│ b[v2]  │" in text
+    assert "KPI s[b]r" in text and "mean - b[v1]" in text

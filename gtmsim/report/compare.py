@@ -124,7 +124,9 @@ def table_rows(summary: dict, profile: str, short: bool = False
 
 def comparison_tables(summary: dict) -> list:
     """Rich renderables: the designs and the levers that differ, then per profile the outcome
-    table, the KPI table and the verdict."""
+    table, the KPI table and the verdict. Names are text, never markup: a design 'b[v2]'
+    is not cut to 'b'."""
+    from rich.markup import escape
     from rich.table import Table
     from rich.text import Text
 
@@ -136,9 +138,10 @@ def comparison_tables(summary: dict) -> list:
     levers = Table()
     levers.add_column("lever that differs" if shown else "levers")
     for d in summary["designs"]:
-        levers.add_column(d["name"], justify="right")
+        levers.add_column(escape(d["name"]), justify="right")
     for n in shown:
-        levers.add_row(n, *[_num(d["levers"].get(n)) for d in summary["designs"]])
+        levers.add_row(*map(escape, [n, *[_num(d["levers"].get(n))
+                                          for d in summary["designs"]]]))
     if not shown:
         levers.add_row("all equal", *["" for _ in summary["designs"]])
     out.append(levers)
@@ -147,9 +150,9 @@ def comparison_tables(summary: dict) -> list:
         other = Table(title="other settings that differ from the baseline",
                       title_justify="left")
         for i, col in enumerate(["design", "setting", summary["baseline"], "design's"]):
-            other.add_column(col, justify="left" if i < 2 else "right")
+            other.add_column(escape(col), justify="left" if i < 2 else "right")
         for r in rows:
-            other.add_row(*r)
+            other.add_row(*map(escape, r))
         out.append(other)
     for profile, entry in summary["profiles"].items():
         header, rows = table_rows(summary, profile, short=True)
@@ -159,16 +162,16 @@ def comparison_tables(summary: dict) -> list:
                         f"scenario ({CI_NOTE})", style="bold"))
         t = Table()
         for i, col in enumerate(header[:6]):
-            t.add_column(col, justify="left" if i == 0 else "right")
+            t.add_column(escape(col), justify="left" if i == 0 else "right")
         for r in rows:
-            t.add_row(*r[:6])
+            t.add_row(*map(escape, r[:6]))
         out.append(t)
         k = Table(title="each team's KPI attainment, leads leaked, headcount cost (means)",
                   title_justify="left")
         for i, col in enumerate([header[0], *header[6:]]):
-            k.add_column(col, justify="left" if i == 0 else "right")
+            k.add_column(escape(col), justify="left" if i == 0 else "right")
         for r in rows:
-            k.add_row(r[0], *r[6:])
+            k.add_row(*map(escape, [r[0], *r[6:]]))
         out.append(k)
         out.append(Text(entry["verdict"]))
     return out
