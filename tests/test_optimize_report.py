@@ -86,6 +86,9 @@ def test_compare_ideal_report_shows_both_designs_and_the_verdict(tmp_path):
     assert "search tuned for ideal people" in page  # the ideal study's history too
     diff = comparison["difference_robust_minus_ideal"]
     assert set(diff) == {"mean", "p10", "cvar10"}
+    # the ideal-tuned design is marked among the candidates, as the figure labels its box
+    (tuned,) = [c for c in comparison["candidates"] if c["ideal_tuned"]]
+    assert tuned["levers"] == comparison["ideal_tuned"]["levers"]
 
 
 def test_two_objectives_report_shows_the_pareto_front(tmp_path):
@@ -326,3 +329,21 @@ def test_one_trial_is_said_in_the_singular():
     assert "Objective mean of bookings; 1 trial, scored on 3 scenarios" in optimize_text(report)
     assert trials_words({"trials": 1, "trials_interrupted": 2}) == (
         "1 trial (2 more interrupted, not counted)")
+
+
+def test_a_candidate_s_box_is_named_as_its_table_row():
+    """With --compare-ideal the box of the ideal-tuned design was named 'ideal-tuned' alone
+    (its trial number and 'own design' dropped) while the candidate table, and
+    comparison.json, did not mark it: the box had no row to match."""
+    from types import SimpleNamespace as N
+
+    from gtmsim.report.optimize import _label
+
+    own, tuned, other = (N(trial=t, own=t == 0, ideal_tuned=False) for t in (0, 3, 5))
+    cmp = N(ideal_tuned=own)
+    assert _label(own, other, cmp) == "trial 0 (own design, ideal-tuned)"
+    assert _label(other, other, cmp) == "trial 5 (chosen)"
+    assert _label(tuned, other, N(ideal_tuned=tuned)) == "trial 3 (ideal-tuned)"
+    baseline = N(trial=-1, own=False, ideal_tuned=True)
+    assert _label(baseline, other, None) == "ideal-tuned"
+    assert _label(own, own, None) == "trial 0 (own design) (chosen)"

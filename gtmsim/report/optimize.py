@@ -124,6 +124,8 @@ def optimize_summary(result, best, cmp, settings, shares: frozenset[str] = froze
               "held_out_scenarios": len(result.held_out), "replications": settings.replications,
               "best": describe_candidate(best, settings.outcome, shares),
               "candidates": [describe_candidate(c, settings.outcome, shares)
+                             | ({"ideal_tuned": True} if cmp is not None
+                                and c is cmp.ideal_tuned else {})
                              for c in result.candidates],
               "what_breaks_it": {"target": target, "words": breaks.words(),
                                  "target_from": ("--target" if settings.target is not None
@@ -149,9 +151,10 @@ def optimize_summary(result, best, cmp, settings, shares: frozenset[str] = froze
 
 
 def ideal_words(report: dict) -> str:
-    """One line on the baseline a short search under `ideal` chose, or "" without one."""
+    """One line on the baseline a short search under `ideal` chose, or "" without one (with
+    --compare-ideal the verdict sets the full search's winner against the robust design)."""
     tuned = next((c for c in report.get("candidates", ()) if c.get("ideal_tuned")), None)
-    if tuned is None:
+    if tuned is None or "robust" in report:
         return ""
     n = counted(report.get("ideal_trials") or 0, "trials")
     if tuned.get("own"):
@@ -190,10 +193,11 @@ def _candidates_table(report: dict) -> str:
 
 
 def _label(c, best, cmp) -> str:
-    name = ("own design" if c.trial < 0 else f"trial {c.trial} (own design)" if c.own
-            else f"trial {c.trial}")
-    if (cmp is not None and c is cmp.ideal_tuned) or (c.ideal_tuned and not c.own):
-        name = "ideal-tuned"
+    """A candidate as the table names it: its trial and its roles (own design, the
+    ideal-tuned baseline), so each box has its row."""
+    tuned = c.ideal_tuned or (cmp is not None and c is cmp.ideal_tuned)
+    roles = ", ".join(r for r, on in (("own design", c.own), ("ideal-tuned", tuned)) if on)
+    name = roles if c.trial < 0 else f"trial {c.trial}" + (f" ({roles})" if roles else "")
     return f"{name} (chosen)" if c is best else name
 
 
