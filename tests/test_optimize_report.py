@@ -347,3 +347,27 @@ def test_a_candidate_s_box_is_named_as_its_table_row():
     baseline = N(trial=-1, own=False, ideal_tuned=True)
     assert _label(baseline, other, None) == "ideal-tuned"
     assert _label(own, own, None) == "trial 0 (own design) (chosen)"
+
+
+def test_the_history_and_importance_follow_the_outcome_when_cost_is_named_first():
+    """With --objective cost,mean the design is chosen by the mean, yet the history plotted
+    each trial's cost and the importance ranked the levers that drive cost (b here), not the
+    outcome (a)."""
+    import optuna
+
+    from gtmsim.report.optimize import _optuna_figures
+
+    def objective(t):
+        a, b = t.suggest_float("a", 0, 1), t.suggest_float("b", 0, 1)
+        return 1e6 * b, 5e6 * a
+
+    study = optuna.create_study(directions=["minimize", "maximize"],
+                                sampler=optuna.samplers.RandomSampler(seed=1))
+    study.optimize(objective, n_trials=30)
+    figs, _ = _optuna_figures(study, ["cost", "mean"], "")
+    assert "mean of each trial" in figs["history"].layout.title.text
+    assert list(figs["history"].data[0].y) == [t.values[1] for t in study.trials]
+    bars = figs["importance"].data[0]
+    importance = dict(zip(bars.y, bars.x, strict=True))
+    assert importance["a"] > 0.8 > importance["b"]
+    assert "Lever importance for mean" in figs["importance"].layout.title.text

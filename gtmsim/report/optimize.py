@@ -248,12 +248,14 @@ def _optuna_figures(study, objectives: list[str], label: str, importance: bool =
     import optuna
     import optuna.visualization as vis
 
-    from gtmsim.optimize.search import is_feasible
+    from gtmsim.optimize.search import _main_objective, is_feasible
 
     figs, notes = {}, []
     multi = len(study.directions) > 1
-    target = (lambda t: t.values[0]) if multi else None
-    name = objectives[0]
+    # the objective the chosen design is ranked by (not cost, even when named first)
+    main = _main_objective(objectives) if multi else 0
+    target = (lambda t: t.values[main]) if multi else None
+    name = objectives[main]
     if name == "regret":  # regret needs every design: the search scores each by its mean
         name = "mean (regret's stand-in during the search)"
     # over-budget and refused trials are told a placeholder score without a simulation:
