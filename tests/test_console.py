@@ -138,3 +138,22 @@ def test_trust_table_lists_a_route_between_teams_not_declared_as_a_handoff(tmp_p
     assert "not declared" in row and "crm_drop" in row and "0.62" in row
     assert "passed 41.3%" in row
     assert "mql_review -> sdr_qualify" in text and "ae_close -> cs_onboard" in text
+
+
+def test_names_are_printed_as_text_not_rich_markup(tmp_path):
+    """A config, team or handoff named with brackets, or an output folder 'x[v2]', is printed
+    as named: rich read '[b]' as markup, so a team 's[b]r' showed as 'sr' and 'x[v2]' as
+    'x'."""
+    from importlib.resources import files
+
+    text = (files("gtmsim.config") / "b2b_saas.toml").read_text()
+    text = (text.replace("[teams.sdr]", '[teams."s[b]r"]').replace('team = "sdr"',
+                                                                   'team = "s[b]r"')
+            .replace("[handoffs.sdr_to_ae]", '[handoffs."h[v1]"]'))
+    path = tmp_path / "c.toml"
+    path.write_text(text)
+    config = load_config(path, overrides=['name="a[b]c"', "levers={}"])
+    printed = _printed(config, {"util_s[b]r": 0.5}, tmp_path / "x[v2]")
+    assert "System outcome: a[b]c" in printed
+    assert "│ s[b]r " in printed and "h[v1]: " in printed
+    assert "Results in " + str(tmp_path / "x[v2]") in printed.replace("\n", "")

@@ -129,7 +129,9 @@ def crossing(source, handoff, closers: list[str], mean) -> str:
 
 def print_summary(config, summary, meta: dict, out: Path, console=None, costs=None) -> None:
     """The run's story in tables: the system, each team's KPI beside it, trust, and (given
-    `costs`) the bookings each human mechanism costs."""
+    `costs`) the bookings each human mechanism costs. Names are text, never rich markup: a
+    team 's[b]r' is not cut to 'sr'."""
+    from rich.markup import escape
     from rich.table import Table
 
     if console is None:
@@ -142,10 +144,11 @@ def print_summary(config, summary, meta: dict, out: Path, console=None, costs=No
         return rows[key]["mean"] if key in rows else None
 
     caption = (f"{counted(meta['replications'], 'replications')} of {meta['horizon_days']:g} days, "
-               f"profile {meta['profile']!r}, engine {meta['engine']}, seed {meta['seed']}; "
+               f"profile {escape(repr(meta['profile']))}, engine {meta['engine']}, "
+               f"seed {meta['seed']}; "
                "± is the half-width of the 95% CI; \\[n of N]: defined in n replications "
                "only")
-    system = Table(title=f"System outcome: {config.name}", caption=caption,
+    system = Table(title=f"System outcome: {escape(config.name)}", caption=caption,
                    title_justify="left")
     for col in ("outcome", "mean ± 95% CI", "P10", "P90"):
         system.add_column(col, justify="left" if col == "outcome" else "right")
@@ -158,7 +161,8 @@ def print_summary(config, summary, meta: dict, out: Path, console=None, costs=No
             for stage in config.stages:
                 r = rows.get(f"leaks_at_{stage}")
                 if r is not None and r["mean"] > 0:
-                    system.add_row(f"  at stage {stage}", pm(r, "count", meta["replications"]),
+                    system.add_row(f"  at stage {escape(stage)}",
+                                   pm(r, "count", meta["replications"]),
                                    fmt(r["p10"], "count"), fmt(r["p90"], "count"))
     console.print(system)
 
@@ -175,10 +179,10 @@ def print_summary(config, summary, meta: dict, out: Path, console=None, costs=No
         util = fmt(mean(f"util_{name}"), "rate")
         queue = fmt(mean(f"queue_{name}"), "number")
         if team.kpi is None:
-            teams.add_row(name, "-", "-", "-", "-", util, queue)
+            teams.add_row(escape(name), "-", "-", "-", "-", util, queue)
             continue
         kind = {"retained": "rate", "won_value": "money"}.get(team.kpi.metric, "count")
-        teams.add_row(name, KPI_NAMES[team.kpi.metric].format(stage=team.kpi.stage),
+        teams.add_row(escape(name), escape(KPI_NAMES[team.kpi.metric].format(stage=team.kpi.stage)),
                       fmt(mean(f"kpi_{name}"), kind), fmt(mean(f"kpi_target_{name}"), kind),
                       pm(rows.get(f"kpi_attainment_{name}"), "rate", meta["replications"]),
                       util, queue)
@@ -201,7 +205,7 @@ def print_summary(config, summary, meta: dict, out: Path, console=None, costs=No
             trust.add_column(col, justify="left" if col in ("handoff", "protocol") else "right")
         closers = [n for n, st in config.stages.items() if st.kind == "close"]
         for label, h in handoffs:
-            trust.add_row(label, h.protocol,
+            trust.add_row(escape(label), h.protocol,
                           pm(rows.get(f"trust_{h.source}->{h.target}"), "trust"),
                           crossing(config.stages[h.source], h, closers, mean))
         console.print(trust)
@@ -223,7 +227,7 @@ def print_summary(config, summary, meta: dict, out: Path, console=None, costs=No
                 cost += f" ± {fmt((r['ci_high'] - r['ci_low']) / 2, 'money')}"
             lost.add_row(r["mechanism"].replace("_", " "), cost)
         console.print(lost)
-    console.print(f"Results in [bold]{out}[/bold]")
+    console.print(f"Results in [bold]{escape(str(out))}[/bold]")
 
 
 def bracket(ci) -> str:
