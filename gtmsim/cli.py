@@ -13,7 +13,6 @@ import argparse
 import contextlib
 import difflib
 import errno
-import io
 import json
 import math
 import multiprocessing
@@ -33,7 +32,7 @@ from typing import Any, NoReturn
 
 from gtmsim.errors import SEED_MAX, ClusterLost, ConfigError, EngineFailed, GtmsimError
 from gtmsim.report.console import describe_config, print_summary
-from gtmsim.report.export import counted
+from gtmsim.report.export import counted, write_parquet
 
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
@@ -590,15 +589,6 @@ def _rename_free(tmp: Path, target: Path) -> Path:
         i += 1
 
 
-def _parquet(frame, path: Path) -> None:
-    """`frame.write_parquet(path)`, a full disk an OSError as `write_csv`'s is: polars reports
-    its parquet writer's IO errors as a ComputeError ('... (os error 28)', or only 'Invalid
-    thrift: transport error'), so the file is made in memory and written by Python."""
-    buffer = io.BytesIO()
-    frame.write_parquet(buffer)
-    path.write_bytes(buffer.getbuffer())
-
-
 def _umask() -> int:
     mask = os.umask(0o022)
     os.umask(mask)
@@ -702,10 +692,10 @@ def cmd_run(args) -> int:
             "gtmsim_version": _version(), "created": datetime.now().isoformat(timespec="seconds")}
     try:
         with staged(out, is_dir=True, unique=not args.out) as tmp:
-            _parquet(res.replications, tmp / "replications.parquet")
-            _parquet(res.weekly, tmp / "weekly.parquet")
+            write_parquet(res.replications, tmp / "replications.parquet")
+            write_parquet(res.weekly, tmp / "weekly.parquet")
             if res.event_log is not None:
-                _parquet(res.event_log, tmp / "event_log.parquet")
+                write_parquet(res.event_log, tmp / "event_log.parquet")
             # with the seed and count this run used, so the file alone reruns it
             ran = config.model_copy(update={"run": config.run.model_copy(
                 update={"seed": seed, "replications": n})})
@@ -714,7 +704,7 @@ def cmd_run(args) -> int:
             from gtmsim.report.run import flow_routing, mechanism_cost_rows, run_report
 
             if costs is not None:
-                _parquet(costs, tmp / "mechanism_costs.parquet")
+                write_parquet(costs, tmp / "mechanism_costs.parquet")
             doc["mechanism_costs"] = mechanism_cost_rows(costs) if costs is not None else None
             (tmp / "summary.json").write_text(
                 json.dumps(_jsonable(doc), indent=2, allow_nan=False) + "\n", encoding="utf-8")
@@ -850,7 +840,7 @@ def cmd_eventlog(args) -> int:
             if suffix == ".csv":
                 log.write_csv(tmp)
             else:
-                _parquet(log, tmp)
+                write_parquet(log, tmp)
     except OSError as exc:
         raise UsageError("--out", f"cannot write {out}: {exc.strerror or exc}") from None
     print(f"wrote {log.height:,} activity rows from {counted(n, 'replications')} to {out}")
@@ -1016,8 +1006,9 @@ def _write_optimize(args, config, settings, out: Path, result, best, cmp) -> Non
     figures = optimize_figures(_jsonable(report), result, best, cmp, settings.objectives)
     page = optimize_report(_jsonable(report), result, best, cmp, settings.objectives,
                            config.name, figures)
-    files = {"trials.parquet": lambda p: result.trials_frame().write_parquet(p),
-             "candidates.parquet": lambda p: candidates_frame(result.candidates).write_parquet(p)}
+    files = {"trials.parquet": lambda p: write_parquet(result.trials_frame(), p),
+             "candidates.parquet": lambda p: write_parquet(candidates_frame(result.candidates),
+                                                           p)}
     designs = {"best": best.design}
     if cmp is not None:
         designs = {"robust": cmp.robust_best.design, "ideal_tuned": cmp.ideal_tuned.design}
@@ -1167,7 +1158,7 @@ def cmd_compare(args) -> int:
     try:
         # a default folder another compare took meanwhile is left alone: the next free name
         with staged(out, is_dir=True, unique=not args.out) as tmp:
-            result.rows.write_parquet(tmp / "comparison.parquet")
+            write_parquet(result.rows, tmp / "comparison.parquet")
             (tmp / "summary.json").write_text(
                 json.dumps(_jsonable(doc), indent=2, allow_nan=False) + "\n", encoding="utf-8")
             (tmp / "comparison.txt").write_text(text, encoding="utf-8")

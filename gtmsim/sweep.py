@@ -49,6 +49,7 @@ import polars as pl
 from gtmsim.config import Config, load_config, validate
 from gtmsim.config.loader import get_path, set_path
 from gtmsim.errors import SEED_MAX, ClusterLost, ConfigError, GtmsimError, whole
+from gtmsim.report.export import write_parquet
 from gtmsim.simulate import ENGINES, simulate
 from gtmsim.spec import ModelSpec, compile_spec
 
@@ -516,7 +517,7 @@ def prepare_out(out: Path, plan: Plan, create: bool = True) -> list[int]:
                                                   encoding="utf-8"))
         if not (out / "points.parquet").is_file():  # a sweep stopped between the two
             _atomic(out / "points.parquet",
-                    lambda p: _points_frame(plan).write_parquet(p))
+                    lambda p: write_parquet(_points_frame(plan), p))
     except OSError as exc:
         raise ConfigError("--out", f"cannot write {out}: {exc.strerror or exc}") from None
     return [p.index for p in plan.points if point_file(out, p.index).is_file()]
@@ -872,7 +873,7 @@ def run_sweep(plan: Plan, out: str | Path, client=None,
 def _write_point(out: Path, plan: Plan, point: Point, parts: list[pl.DataFrame]) -> None:
     df = point_frame(plan, point, parts)
     try:
-        _atomic(point_file(out, point.index), df.write_parquet)
+        _atomic(point_file(out, point.index), lambda p: write_parquet(df, p))
     except OSError as exc:
         raise ConfigError("--out", f"cannot write {out}: {exc.strerror or exc}") from None
 

@@ -240,20 +240,39 @@ def _small_files() -> None:
                        (16384, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
 
 
+CONFIG = str(Path(__file__).parents[1] / "configs" / "b2b_saas.toml")
+
+
 @pytest.mark.parametrize("args", [["eventlog", "--out", "log.parquet"],
                                   ["run", "--event-log", "--no-mechanism-costs",
-                                   "--replications", "1", "--out", "run"]],
-                         ids=["eventlog", "run"])
+                                   "--replications", "1", "--out", "run"],
+                                  ["compare", CONFIG, CONFIG, "--engine", "simpy",
+                                   "--scenarios", "2", "--replications", "1", "--out", "cmp"]],
+                         ids=["eventlog", "run", "compare"])
 def test_a_parquet_file_the_disk_cannot_hold_is_one_line(tmp_path, args):
     """polars reports its parquet writer's IO errors as a ComputeError ('... (os error 28)',
-    or only 'Invalid thrift: transport error'): a full disk under an event log was a
-    traceback and exit 1; a CSV's was already one line."""
+    or only 'Invalid thrift: transport error'): a full disk under an event log or a
+    comparison was a traceback and exit 1; a CSV's was already one line."""
     res = subprocess.run([sys.executable, "-m", "gtmsim", *args, *SHORT], cwd=tmp_path,
                          capture_output=True, text=True, timeout=120, preexec_fn=_small_files)
     assert res.returncode == 2, res.stderr
     lines = res.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("gtmsim: error: --out: cannot write"), lines
     assert listing(tmp_path) == set()
+
+
+def test_a_sweep_point_the_disk_cannot_hold_is_one_line(tmp_path):
+    """A point's parquet file on a full disk: one line and exit 2, the sweep's folder kept
+    to resume (its manifest and points.parquet); it was polars' ComputeError traceback."""
+    (tmp_path / "grid.toml").write_text("[levers]\nsdr_headcount = [3]\n")
+    res = subprocess.run([sys.executable, "-m", "gtmsim", "sweep", "--grid", "grid.toml",
+                          "--engine", "simpy", "--replications", "1", "--workers", "0",
+                          "--out", "sw", *SHORT], cwd=tmp_path, capture_output=True, text=True,
+                         timeout=120, preexec_fn=_small_files)
+    assert res.returncode == 2, res.stderr
+    assert res.stderr.strip().splitlines() == ["gtmsim: error: --out: cannot write sw: "
+                                               "File too large"]
+    assert not list((tmp_path / "sw" / "points").iterdir())
 
 
 def test_run_without_out_makes_a_new_folder_under_runs(tmp_path):

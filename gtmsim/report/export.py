@@ -1,4 +1,5 @@
-"""Report figures as PNG files, for slides.
+"""Writing results out: JSON-ready values, parquet files, and report figures as PNG files,
+for slides.
 
 plotly's static exporter, kaleido (1.0 or later, the `png` extra), draws each figure in a
 Chrome or Chromium installed on the machine: Debian's `chromium` package on PATH, or the
@@ -8,6 +9,7 @@ be written here; `write_pngs()` writes them.
 
 from __future__ import annotations
 
+import io
 import math
 import os
 import shutil
@@ -32,6 +34,15 @@ def jsonable(value: Any) -> Any:
     if isinstance(value, np.generic):
         return jsonable(value.item())
     return value
+
+
+def write_parquet(frame, path: Path) -> None:
+    """`frame.write_parquet(path)`, a full disk an OSError as `write_csv`'s is: polars reports
+    its parquet writer's IO errors as a ComputeError ('... (os error 28)', or only 'Invalid
+    thrift: transport error'), so the file is made in memory and written by Python."""
+    buffer = io.BytesIO()
+    frame.write_parquet(buffer)
+    Path(path).write_bytes(buffer.getbuffer())
 
 
 def counted(n: int, noun: str) -> str:
