@@ -718,3 +718,44 @@ def test_the_fixed_result_columns_are_every_column_not_named_after_a_part():
              if not any(c.endswith("_" + n) for n in names)]
     assert set(fixed) <= set(_FIXED_COLUMNS)
     assert {"leads_created", "open_at_end"} <= set(fixed)
+
+
+def test_docs_give_every_value_of_the_embedded_config():
+    """docs/model.md's table of the embedded config's defaults shows every number the config
+    sets (levers and the calendar aside, which section 8 and the config itself describe), and
+    each row has a source or is marked an assumption: a value changed in the config and not in
+    the table fails here. The enablement hours (4), the channels' volumes, the SLAs, staffing
+    and KPI targets were missing."""
+    import re
+    from pathlib import Path
+
+    import gtmsim
+    from gtmsim.config.loader import read_toml
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "model.md").read_text()
+    table = text.split("Defaults of the embedded B2B SaaS config")[1].split("## 6.")[0]
+    rows = [line for line in table.splitlines() if line.startswith("| ") and "---" not in line]
+    shown: set[float] = set()
+    for line in rows[1:]:
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        assert "**assumption**" in cells[2] or any(
+            key in cells[2] for key in ("HBR", "LRM", "Velocify", "Bridge", "Benchmarks",
+                                        "Marketo", "Sherpa", "run settings")), cells[0]
+        for number, millions in re.findall(r"(\d[\d,]*(?:\.\d+)?)( M\b)?", cells[0] + cells[1]):
+            shown.add(round(float(number.replace(",", "")) * (1e6 if millions else 1), 6))
+
+    def numbers(node, path=()):
+        if isinstance(node, dict):
+            for key, value in node.items():
+                yield from numbers(value, (*path, key))
+        elif isinstance(node, list):
+            for value in node:
+                yield from numbers(value, path)
+        elif isinstance(node, int | float) and not isinstance(node, bool):
+            yield ".".join(path), float(node)
+
+    raw = read_toml(Path(gtmsim.__file__).parent / "config" / "b2b_saas.toml")
+    raw.pop("levers")
+    raw.pop("calendar")
+    missing = {path: value for path, value in numbers(raw) if round(value, 6) not in shown}
+    assert not missing, f"values of the embedded config not in docs/model.md: {missing}"
