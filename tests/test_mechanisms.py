@@ -212,3 +212,40 @@ def test_a_mechanism_cost_leaves_out_replications_where_the_outcome_is_undefined
         assert row["cost"] == pytest.approx(d.mean())
         assert row["off_mean"] - row["full_mean"] == pytest.approx(d.mean())
         assert np.isfinite(row["ci_low"]) and row["ci_low"] < row["cost"] < row["ci_high"]
+
+
+@pytest.mark.parametrize("engine", ["simpy", "numba"])
+def test_a_lead_sent_back_leaves_the_receivers_handoff_costs_behind(engine):
+    """Context lost at a handoff (`rediscovery_hours`) and a warm handoff received
+    (`warm_hours`) are the receiver's extra effort (docs/model.md, Work). A receiver that
+    catches an upstream error sends the lead back before its own task, and the lead carried
+    both charges to the upstream stage, which paid them on its redo (as did the stage a lead
+    unreached at a contact stage returned to from nurture). Here every pass errs and every
+    error is caught, so a lead goes round for ever: each round is the catcher's 0.5 h, the
+    upstream redo's 1 h and its warm handoff's 0.25 h, 1.75 h of rework, not 2.5 h."""
+    from gtmsim.config import resolve, validate
+
+    fixed = {"dist": "fixed", "value": 1.0}
+    raw = {
+        "name": "send-back", "profile": "ideal",
+        "run": {"warmup_days": 0.0, "horizon_days": 60.0},
+        "channels": {"web": {"entry": "a", "rate_per_week": 1.0,
+                             "quality": {"dist": "fixed", "value": 0.5},
+                             "value": {"dist": "fixed", "value": 1000.0}}},
+        "teams": {"up": {"headcount": 1}, "down": {"headcount": 1}},
+        "stages": {"a": {"team": "up", "kind": "review", "effort_hours": fixed,
+                         "routes": {"qualified": "b"}},
+                   "b": {"team": "down", "kind": "review", "effort_hours": fixed,
+                         "routes": {"qualified": "disqualified"}}},
+        "handoffs": {"a_to_b": {"from": "a", "to": "b", "protocol": "warm"}},
+        "people": {"errors": {"enabled": True, "probability": 1.0, "caught_share": 1.0},
+                   "handoff_loss": {"enabled": True, "warm_loss": 1.0, "crm_drop_loss": 0.0,
+                                    "crm_drop_leak": 0.0, "warm_hours": 0.25,
+                                    "rediscovery_hours": 0.5}},
+    }
+    spec = compile_spec(validate(resolve(raw)))
+    df = simulate(spec, 2, seed=5, engine=engine, workers=1).replications
+    redos = (df["decisions_a"] - df["leads_created"]).to_numpy()
+    assert (redos > 100).all()
+    per_round = df["rework_hours"].to_numpy() / redos
+    assert per_round == pytest.approx(1.75, abs=0.03), per_round

@@ -395,6 +395,10 @@ def _enter(ks, st, lead, s, edge, sender_compliant, now):
     st_LI[lead, L_EDGE] = edge
     st_LF[lead, L_ENTERED] = now
     st_LI[lead, L_ATTEMPT] = 0
+    # a handoff's extra effort (context lost, a warm handoff) is its receiver's: what a stage
+    # the lead left unworked (sent back, unreached) leaves behind is dropped here
+    st_LI[lead, L_INFO_LOST] = 0
+    st_LI[lead, L_WARM_PENDING] = 0
     R.wip_change(ks, st, team, now, 1)
     if edge >= 0:
         # 7. handoff loss: a CRM drop may lose the lead or its context; warm loses less

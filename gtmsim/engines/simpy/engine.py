@@ -158,6 +158,9 @@ class Replication:
         else:
             lead.same_instant = 0
         lead.stage, lead.edge, lead.entered, lead.attempt = s, edge, t, 0
+        # a handoff's extra effort (context lost, a warm handoff) is its receiver's: what a
+        # stage the lead left unworked (sent back, unreached) leaves behind is dropped here
+        lead.info_lost = lead.warm_pending = False
         self.rec.wip_change(team, t, +1)
         if edge >= 0:
             # 7. handoff loss: a CRM drop may lose the lead or its context; warm loses less
