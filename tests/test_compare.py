@@ -260,9 +260,9 @@ def test_help(capsys):
 
 def test_verdict_keeps_the_figures_of_a_rate():
     """A difference in win rate (-0.0122) is not rounded to '-0' as money would be."""
-    from gtmsim.optimize.designs import _signed
+    from gtmsim.optimize.designs import signed
 
-    assert [_signed(v) for v in (-0.0122, -0.000171, 238_872.4, 0.0)] == [
+    assert [signed(v) for v in (-0.0122, -0.000171, 238_872.4, 0.0)] == [
         "-0.0122", "-0.000171", "+238,872", "+0"]
 
 

@@ -148,11 +148,11 @@ class DesignComparison:
             m, c = d[(design, "mean")], d[(design, "cvar10")]
             word = f"{standing(m['diff'], m['ci_low'], m['ci_high'])} {self.baseline}"
             rel = f" ({change(m['diff'] / base_mean)})" if base_mean else ""  # not "+0%"
-            tail = (f" ({_signed(c['ci_low'])} to {_signed(c['ci_high'])})"
+            tail = (f" ({signed(c['ci_low'])} to {signed(c['ci_high'])})"
                     if np.isfinite(c["ci_low"]) else "")
-            parts.append(f"{design} {word}: mean {self.outcome} {_signed(m['diff'])}{rel} "
-                         f"(95% CI {_signed(m['ci_low'])} to {_signed(m['ci_high'])}), "
-                         f"worst-10% {_signed(c['diff'])}{tail}"
+            parts.append(f"{design} {word}: mean {self.outcome} {signed(m['diff'])}{rel} "
+                         f"(95% CI {signed(m['ci_low'])} to {signed(m['ci_high'])}), "
+                         f"worst-10% {signed(c['diff'])}{tail}"
                          + self._kpi_disagreement(design, profile, m))
         k = len(self.scenarios[profile])
         note = "" if k >= TAIL_MIN_SCENARIOS else (
@@ -311,7 +311,7 @@ def is_setting(value: dict) -> bool:
     return "dist" in value or set(value) == {"value", "range"}
 
 
-def _signed(v: float) -> str:
+def signed(v: float) -> str:
     """A signed difference: whole numbers for money and counts, three figures for rates."""
     return amount(v, sign=True)
 

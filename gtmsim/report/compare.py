@@ -14,7 +14,7 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from gtmsim.optimize.compare import TAIL_MIN_SCENARIOS
-from gtmsim.optimize.designs import _signed, is_setting
+from gtmsim.optimize.designs import is_setting, signed
 from gtmsim.report.export import counted
 from gtmsim.report.run import error_bars
 
@@ -76,9 +76,9 @@ def _diff(d: dict | None, short: bool = False) -> str:
         scale = max(abs(x) for x in (d["diff"], *ci))
         return (f"{_short(d['diff'], True, scale)} [{_short(ci[0], True, scale)}, "
                 f"{_short(ci[1], True, scale)}]")
-    text = _signed(d["diff"])  # a rate's difference keeps its figures, not "+0"
-    return text if d["ci_low"] is None else (f"{text} [{_signed(d['ci_low'])}, "
-                                             f"{_signed(d['ci_high'])}]")
+    text = signed(d["diff"])  # a rate's difference keeps its figures, not "+0"
+    return text if d["ci_low"] is None else (f"{text} [{signed(d['ci_low'])}, "
+                                             f"{signed(d['ci_high'])}]")
 
 
 def _teams(summary: dict) -> list[str]:
