@@ -17,10 +17,12 @@ import time
 from typing import NoReturn
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from gtmsim.calibration import BANDS, measure
 from gtmsim.errors import GtmsimError
+from gtmsim.report.export import counted
 
 
 def fmt(x: float, unit: str = "") -> str:
@@ -58,8 +60,9 @@ def main(argv: list[str] | None = None) -> int:
     except GtmsimError as exc:  # a bad config, profile or --set: one line, exit status 2
         print(f"calibrate: error: {exc}", file=sys.stderr)
         return 2
-    table = Table(title=f"gtmsim calibration: profile {args.profile!r}, "
-                        f"{args.replications} replications ({time.perf_counter() - t0:.0f} s)")
+    table = Table(title=f"gtmsim calibration: profile {escape(repr(args.profile))}, "
+                        f"{counted(args.replications, 'replications')} "
+                        f"({time.perf_counter() - t0:.0f} s)")
     for col in ("fact", "simulated", "95% interval", "published", "accepted band", "ok",
                 "source"):
         table.add_column(col, overflow="fold")

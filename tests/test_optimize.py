@@ -715,3 +715,11 @@ def test_settings_given_from_python_are_named_when_wrong(kwargs, words):
     with pytest.raises(GtmsimError, match=words):
         Settings(**kwargs).check()
     Settings(trials=np.int64(3), held_out=2, target=np.float64(1.0)).check()
+
+
+def test_a_design_that_meets_its_target_in_one_scenario_is_said_so():
+    """`--held-out 1`: 'in its one scenario', not 'in all 1 scenarios'."""
+    from gtmsim.optimize.breaks import Breakdown
+
+    assert Breakdown([], 0, 1, 0, 0).words() == "meets the target in its one scenario"
+    assert Breakdown([], 0, 8, 0, 0).words() == "meets the target in all 8 scenarios"

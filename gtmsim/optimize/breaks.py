@@ -49,6 +49,8 @@ class Breakdown:
 
     def words(self) -> str:
         if self.failures == 0:
+            if self.scenarios == 1:
+                return "meets the target in its one scenario"
             return f"meets the target in all {self.scenarios} scenarios"
         if not self.rules:
             return (f"fails in {self.failures} of {self.scenarios} scenarios, with no single "
