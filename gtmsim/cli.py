@@ -154,7 +154,7 @@ def _add_config_args(p: argparse.ArgumentParser, optional_config: bool = True) -
                         "config's [profiles], or a .toml file (default: the config's profile)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config value, e.g. --set stages.mql_review.threshold=0.2 "
-                        "(the value is read as TOML; repeatable)")
+                        "(the value is read as TOML, a bare word as a string; repeatable)")
 
 
 def _add_engine_arg(p: argparse.ArgumentParser, default: str | None = None) -> None:
@@ -344,7 +344,8 @@ def build_parser() -> argparse.ArgumentParser:
                    metavar="NAME", help="a profile to compare under (repeatable; default: "
                                         "realistic)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a value in every config (read as TOML; repeatable)")
+                   help="override a value in every config (read as TOML, a bare word as a string; "
+                        "repeatable)")
     p.add_argument("--scenarios", type=_positive_int, default=8, metavar="K",
                    help="scenarios per profile (default: 8)")
     p.add_argument("--replications", type=_replications, default=4, metavar="R",
