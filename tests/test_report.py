@@ -204,3 +204,19 @@ def test_a_teams_open_leads_are_split_between_its_stages():
     assert links[("stage: a", OPEN)][0] == links[("stage: b", OPEN)][0] == 5.0
     assert links[("stage: a", OPEN)][1].startswith("estimated")
     assert links[("stage: c", OPEN)] == (3.0, "still at team u when the run ends (no fate yet)")
+
+
+def test_a_horizon_of_one_week_draws_its_point():
+    """A horizon of a week or less has one measured week: the charts over time drew it as a
+    line of one point, which shows nothing (four empty charts); they mark the point."""
+    from gtmsim.config import load_config
+    from gtmsim.report.run import run_figures
+    from gtmsim.simulate import simulate
+    from gtmsim.spec import compile_spec
+
+    config = load_config(overrides=["run.horizon_days=3"])
+    res = simulate(compile_spec(config), 2, 1, "numba")
+    assert res.weekly["week"].unique().to_list() == [0]
+    figures = run_figures(res.replications, res.weekly, res.summary(), list(config.teams))
+    for name in ("trust", "wip", "utilisation", "staffed"):
+        assert figures[name].data and all("markers" in t.mode for t in figures[name].data), name

@@ -239,8 +239,10 @@ def _weekly(weekly: pl.DataFrame, prefix: str, title: str, percent: bool = False
     # a week with no one staffed has no utilisation (NaN): the mean is of the others
     agg = weekly.group_by("week").agg(
         [pl.col(c).fill_nan(None).mean().alias(c) for c in cols]).sort("week")
+    # one measured week (a horizon of a week or less) is one point: a line draws nothing
+    mode = "lines" if agg.height > 1 else "markers"
     for c in cols:
-        fig.add_trace(go.Scatter(x=agg["week"].to_list(), y=agg[c].to_list(), mode="lines",
+        fig.add_trace(go.Scatter(x=agg["week"].to_list(), y=agg[c].to_list(), mode=mode,
                                  name=c.removeprefix(prefix)))
     fig.update_layout(title=title, xaxis_title="week after warm-up", height=340,
                       yaxis_tickformat=".0%" if percent else None)
