@@ -8,6 +8,7 @@ import re
 import subprocess
 import sys
 
+import polars as pl
 import pytest
 
 
@@ -220,3 +221,20 @@ def test_a_horizon_of_one_week_draws_its_point():
     figures = run_figures(res.replications, res.weekly, res.summary(), list(config.teams))
     for name in ("trust", "wip", "utilisation", "staffed"):
         assert figures[name].data and all("markers" in t.mode for t in figures[name].data), name
+
+
+def test_headline_with_no_deal_decided_says_so_as_the_console_does():
+    """No deal decided in any replication (a window shorter than a sales cycle): the win rate
+    is undefined, and the page's headline read 'win rate nan%'; it reads '-' as on the
+    console, and the leaks as the console writes them (4.7, not 5)."""
+    from gtmsim.report.run import run_report
+
+    reps = pl.DataFrame({"replication": [0, 1], "bookings": [0.0, 0.0],
+                         "win_rate": [float("nan")] * 2, "leaked": [4.0, 5.4]})
+    weekly = pl.DataFrame({"replication": [0, 1], "week": [0, 0], "bookings": [0.0, 0.0]})
+    summary = pl.DataFrame([{"outcome": k, "n": 2, "mean": v, "ci_low": v, "ci_high": v,
+                             "sd": 0.0, "p10": v, "p50": v, "p90": v}
+                            for k, v in (("bookings", 0.0), ("leaked", 4.7))])
+    page = run_report(reps, weekly, summary, {"replications": 2}, [])
+    assert "Bookings 0 per replication; win rate -; 4.7 leads leaked" in page
+    assert "nan" not in page.split("<script")[0]

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 import polars as pl
 
 from gtmsim.outcomes import FATES
+from gtmsim.report.console import fmt
 from gtmsim.report.export import counted
 
 if TYPE_CHECKING:
@@ -331,8 +332,10 @@ def run_report(replications: pl.DataFrame, weekly: pl.DataFrame, summary: pl.Dat
         parts.insert(3, f"<p class='note'>{html.escape(note)}</p>")
     costs = json.dumps(mechanism_cost_rows(mechanism_costs)
                        if mechanism_costs is not None else None, allow_nan=False)
-    headline = (f"Bookings {_mean(rows, 'bookings'):,.0f} per replication; win rate "
-                f"{_mean(rows, 'win_rate'):.1%}; {_mean(rows, 'leaked'):,.0f} leads leaked")
+    # as the console writes them: a win rate with no deal decided is '-', not 'nan%'
+    headline = (f"Bookings {fmt(_mean(rows, 'bookings'), 'money')} per replication; win rate "
+                f"{fmt(_mean(rows, 'win_rate'), 'rate')}; "
+                f"{fmt(_mean(rows, 'leaked'), 'count')} leads leaked")
     data = json.dumps({k: {m: (float(v[m]) if math.isfinite(v[m]) else None)
                            for m in ("mean", "ci_low", "ci_high")}
                        for k, v in rows.items()}, allow_nan=False)
