@@ -238,3 +238,20 @@ def test_headline_with_no_deal_decided_says_so_as_the_console_does():
     page = run_report(reps, weekly, summary, {"replications": 2}, [])
     assert "Bookings 0 per replication; win rate -; 4.7 leads leaked" in page
     assert "nan" not in page.split("<script")[0]
+
+
+def test_kpi_chart_names_the_teams_it_leaves_out():
+    """A team with no KPI, or whose retention is defined in no replication (no renewal in
+    the window), has no bar: the chart says which and why; it was left out silently, and a
+    config with no KPI at all drew an empty chart."""
+    from gtmsim.report.run import _kpis
+
+    summary = {"kpi_attainment_sdr": {"mean": 0.9, "ci_low": 0.8, "ci_high": 1.0},
+               "kpi_target_sdr": {"mean": 400.0}, "kpi_target_cs": {"mean": 0.9}}
+    fig = _kpis(summary, ["marketing", "sdr", "cs"])
+    assert list(fig.data[0].x) == ["sdr"]
+    notes = [a.text for a in fig.layout.annotations if a.text != "target"]
+    assert notes == ["Not drawn: marketing (no KPI); cs (attainment defined in no "
+                     "replication)"]
+    empty = _kpis({}, ["marketing", "sdr"])
+    assert any("marketing (no KPI); sdr (no KPI)" in a.text for a in empty.layout.annotations)

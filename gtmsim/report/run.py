@@ -227,6 +227,15 @@ def _kpis(summary: dict, teams: list[str]):
     fig = go.Figure(go.Bar(x=names, y=[r["mean"] for r in rows],
                            error_y=error_bars(rows, centre="mean")))
     fig.add_hline(y=1.0, line_dash="dash", annotation_text="target")
+    # a team with no bar says why: an empty chart read as if every team were missing data
+    missing = [(team, "no KPI" if f"kpi_target_{team}" not in summary
+                else "attainment defined in no replication")
+               for team in teams if team not in names]
+    if missing:
+        fig.add_annotation(text="Not drawn: " + "; ".join(f"{t} ({why})" for t, why in missing),
+                           showarrow=False, xref="paper", yref="paper", x=0.0, y=1.0,
+                           xanchor="left", yanchor="bottom", align="left",
+                           font={"size": 11, "color": "#555"})
     fig.update_layout(title="Each team's KPI against its target (attainment, 95% CI)",
                       yaxis_tickformat=".0%", height=360)
     return fig
