@@ -157,3 +157,15 @@ def test_names_are_printed_as_text_not_rich_markup(tmp_path):
     assert "System outcome: a[b]c" in printed
     assert "│ s[b]r " in printed and "h[v1]: " in printed
     assert "Results in " + str(tmp_path / "x[v2]") in printed.replace("\n", "")
+
+
+def test_an_outcome_defined_in_no_replication_keeps_its_row(tmp_path):
+    """No deal decided in any replication: the win rate and the median cycle are defined in
+    none, and their rows vanished from the system table (while the KPI table's caption said
+    'win rate -'); they read '- [0 of N]', as one defined in some reads '[n of N]'."""
+    config = load_config()
+    text = _printed(config, {"bookings": 0.0, "won": 0.0, "leaked": 4.7}, tmp_path)
+    rows = {ln.split("│")[1].strip(): ln for ln in text.splitlines() if ln.count("│") > 3}
+    assert "- [0 of 10]" in rows["Win rate"]
+    assert "- [0 of 10]" in rows["Sales cycle, median days"]
+    assert pm(None, "rate") == "-"  # the trust table's: no count of replications

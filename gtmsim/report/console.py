@@ -102,9 +102,9 @@ def fmt(value: float | None, kind: str) -> str:
 def pm(row: dict | None, kind: str, total: int | None = None) -> str:
     """mean +- half-width of the 95% CI (the interval itself where it was cut to a share's
     [0, 1]); `[n of N]` when the outcome is defined in only n of the N replications (a median
-    cycle with no deal won, a win rate with none decided)."""
-    if row is None:
-        return "-"
+    cycle with no deal won, a win rate with none decided), `- [0 of N]` in none."""
+    if row is None:  # defined in no replication (a win rate with no deal decided)
+        return "-" if total is None else f"- \\[0 of {total}]"
     text = fmt(row["mean"], kind)
     if row["n"] >= 2 and text != "-":
         low, mean, high = row["ci_low"], row["mean"], row["ci_high"]
@@ -153,10 +153,10 @@ def print_summary(config, summary, meta: dict, out: Path, console=None, costs=No
     for col in ("outcome", "mean ± 95% CI", "P10", "P90"):
         system.add_column(col, justify="left" if col == "outcome" else "right")
     for label, key, kind in SYSTEM_ROWS:
-        r = rows.get(key)
-        if r is not None:
-            system.add_row(label, pm(r, kind, meta["replications"]), fmt(r["p10"], kind),
-                           fmt(r["p90"], kind))
+        r = rows.get(key)  # every row is a column; none in the summary: defined nowhere
+        system.add_row(label, pm(r, kind, meta["replications"]),
+                       *(("-", "-") if r is None else (fmt(r["p10"], kind),
+                                                       fmt(r["p90"], kind))))
         if key == "leaked_turnover":  # and where: the stages that leak
             for stage in config.stages:
                 r = rows.get(f"leaks_at_{stage}")
