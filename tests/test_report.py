@@ -255,3 +255,18 @@ def test_kpi_chart_names_the_teams_it_leaves_out():
                      "replication)"]
     empty = _kpis({}, ["marketing", "sdr"])
     assert any("marketing (no KPI); sdr (no KPI)" in a.text for a in empty.layout.annotations)
+
+
+def test_distributions_say_what_and_in_which_unit():
+    """The histograms were titled by column name ('cycle_days_median') and drew the win rate
+    as a fraction (0.25) beside a console and headline in % (25.2%): they are titled as the
+    console's rows and the win rate's axis is in %."""
+    from gtmsim.report.run import _distributions
+
+    reps = pl.DataFrame({"bookings": [1.0, 2.0], "win_rate": [0.2, 0.3],
+                         "cycle_days_median": [50.0, 60.0], "leaked": [3.0, 4.0]})
+    fig = _distributions(reps)
+    titles = [a.text for a in fig.layout.annotations]
+    assert titles == ["Bookings", "Win rate", "Sales cycle, median days", "Leads leaked"]
+    assert fig.layout.xaxis2.tickformat == ".0%"
+    assert fig.layout.xaxis.tickformat is None and fig.layout.xaxis3.tickformat is None

@@ -204,16 +204,21 @@ def _flow(summary: dict, routing: dict | None = None):
     return fig
 
 
+DISTRIBUTIONS = {"bookings": "Bookings", "win_rate": "Win rate",
+                 "cycle_days_median": "Sales cycle, median days", "leaked": "Leads leaked"}
+
+
 def _distributions(reps: pl.DataFrame):
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
-    cols = [c for c in ("bookings", "win_rate", "cycle_days_median", "leaked")
-            if c in reps.columns]
-    fig = make_subplots(rows=1, cols=len(cols), subplot_titles=cols)
+    cols = [c for c in DISTRIBUTIONS if c in reps.columns]
+    fig = make_subplots(rows=1, cols=len(cols), subplot_titles=[DISTRIBUTIONS[c] for c in cols])
     for i, c in enumerate(cols, start=1):
         fig.add_trace(go.Histogram(x=reps[c].drop_nans().to_list(), name=c, showlegend=False),
                       row=1, col=i)
+        if c == "win_rate":  # a share, in % as the console and the headline write it
+            fig.update_xaxes(tickformat=".0%", row=1, col=i)
     fig.update_layout(title="Outcome distributions over replications", height=340)
     return fig
 
