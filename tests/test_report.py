@@ -270,3 +270,18 @@ def test_distributions_say_what_and_in_which_unit():
     assert titles == ["Bookings", "Win rate", "Sales cycle, median days", "Leads leaked"]
     assert fig.layout.xaxis2.tickformat == ".0%"
     assert fig.layout.xaxis.tickformat is None and fig.layout.xaxis3.tickformat is None
+
+
+def test_an_empty_distribution_says_why():
+    """No deal decided in any replication: the win-rate and cycle panels were blank, as if
+    the chart had failed; they say the outcome is defined in no replication."""
+    from gtmsim.report.run import _distributions
+
+    nan = float("nan")
+    reps = pl.DataFrame({"bookings": [0.0, 0.0], "win_rate": [nan, nan],
+                         "cycle_days_median": [nan, nan], "leaked": [3.0, 4.0]})
+    fig = _distributions(reps)
+    notes = [(a.text, a.xref) for a in fig.layout.annotations
+             if a.text == "defined in no replication"]
+    assert notes == [("defined in no replication", "x2 domain"),
+                     ("defined in no replication", "x3 domain")]

@@ -215,8 +215,11 @@ def _distributions(reps: pl.DataFrame):
     cols = [c for c in DISTRIBUTIONS if c in reps.columns]
     fig = make_subplots(rows=1, cols=len(cols), subplot_titles=[DISTRIBUTIONS[c] for c in cols])
     for i, c in enumerate(cols, start=1):
-        fig.add_trace(go.Histogram(x=reps[c].drop_nans().to_list(), name=c, showlegend=False),
-                      row=1, col=i)
+        values = reps[c].drop_nans().to_list()
+        fig.add_trace(go.Histogram(x=values, name=c, showlegend=False), row=1, col=i)
+        if not values:  # a win rate with no deal decided: an empty panel says why
+            fig.add_annotation(text="defined in no replication", showarrow=False, x=0.5,
+                               y=0.5, xref=f"x{i} domain", yref=f"y{i} domain")
         if c == "win_rate":  # a share, in % as the console and the headline write it
             fig.update_xaxes(tickformat=".0%", row=1, col=i)
     fig.update_layout(title="Outcome distributions over replications", height=340)
