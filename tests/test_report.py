@@ -285,3 +285,20 @@ def test_an_empty_distribution_says_why():
              if a.text == "defined in no replication"]
     assert notes == [("defined in no replication", "x2 domain"),
                      ("defined in no replication", "x3 domain")]
+
+
+def test_trust_chart_with_no_handoff_says_so():
+    """A config whose stages all belong to one team has no handoff and no trust: the trust
+    chart was an empty frame (the console leaves its table out); it says there is none."""
+    from gtmsim.report.run import run_figures
+
+    reps = pl.DataFrame({"replication": [0], "bookings": [0.0]})
+    weekly = pl.DataFrame({"replication": [0, 0], "week": [0, 1], "bookings": [0.0, 0.0],
+                           "wip_t0": [1.0, 2.0], "util_t0": [0.5, 0.4],
+                           "staffed_t0": [2.0, 2.0]})
+    summary = pl.DataFrame([{"outcome": "bookings", "n": 1, "mean": 0.0, "ci_low": None,
+                             "ci_high": None, "sd": None, "p10": 0.0, "p50": 0.0, "p90": 0.0}])
+    trust = run_figures(reps, weekly, summary, ["t0"])["trust"]
+    assert not trust.data
+    assert [a.text for a in trust.layout.annotations] == [
+        "No handoff: no route in this config goes from one team to another"]

@@ -249,7 +249,8 @@ def _kpis(summary: dict, teams: list[str]):
     return fig
 
 
-def _weekly(weekly: pl.DataFrame, prefix: str, title: str, percent: bool = False):
+def _weekly(weekly: pl.DataFrame, prefix: str, title: str, percent: bool = False,
+            empty: str = "none in this config"):
     import plotly.graph_objects as go
 
     fig = go.Figure()
@@ -262,6 +263,9 @@ def _weekly(weekly: pl.DataFrame, prefix: str, title: str, percent: bool = False
     for c in cols:
         fig.add_trace(go.Scatter(x=agg["week"].to_list(), y=agg[c].to_list(), mode=mode,
                                  name=c.removeprefix(prefix)))
+    if not cols:  # an empty chart says why (no route between teams: no trust to draw)
+        fig.add_annotation(text=empty, showarrow=False, xref="paper", yref="paper", x=0.5,
+                           y=0.5)
     fig.update_layout(title=title, xaxis_title="week after warm-up", height=340,
                       yaxis_tickformat=".0%" if percent else None)
     return fig
@@ -325,7 +329,9 @@ def run_figures(replications: pl.DataFrame, weekly: pl.DataFrame, summary: pl.Da
     if mechanism_costs is not None and mechanism_costs.height:
         figures["mechanism_costs"] = _mechanism_costs(mechanism_costs)
     figures["trust"] = _weekly(weekly, "trust_",
-                               "Trust per handoff over time (mean over replications)")
+                               "Trust per handoff over time (mean over replications)",
+                               empty="No handoff: no route in this config goes from one "
+                                     "team to another")
     figures["wip"] = _weekly(weekly, "wip_", "Leads in each team over time (mean)")
     figures["utilisation"] = _weekly(weekly, "util_", "Utilisation per team over time (mean)",
                                      percent=True)
