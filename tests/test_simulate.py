@@ -284,12 +284,16 @@ def test_a_retention_kpi_is_a_share_and_its_interval_stays_within_one():
     [0.46, 1.42] in summary.json; the run's own summary knows which KPIs are shares."""
     from gtmsim.outcomes import share_kpis, summarize
 
-    res = gtmsim.run(replications=2, seed=3, overrides=["run.horizon_days=91"])
     assert share_kpis({"cs": "retained", "ae": "won_value", "x": None}) == {"kpi_cs"}
+    for seed in range(3, 23):  # the first seed whose two replications spread enough to cut
+        res = gtmsim.run(replications=2, seed=seed, overrides=["run.horizon_days=91"])
+        whole = summarize(res.replications).filter(pl.col("outcome") == "kpi_cs")
+        if whole["ci_high"][0] > 1.0:  # the same figures uncut: the test has something to cut
+            break
+    else:
+        pytest.fail("no seed in 3..22 gave an uncut interval above 1")
     row = res.summary().filter(pl.col("outcome") == "kpi_cs").row(0, named=True)
     assert row["ci_high"] <= 1.0 and row["ci_low"] >= 0.0
-    whole = summarize(res.replications).filter(pl.col("outcome") == "kpi_cs").row(0, named=True)
-    assert whole["ci_high"] > 1.0  # the same figures uncut: the test has something to cut
 
 
 # Settings that change what some traits draw (compliance 1 draws nothing, a person's latency
