@@ -723,3 +723,31 @@ def test_a_design_that_meets_its_target_in_one_scenario_is_said_so():
 
     assert Breakdown([], 0, 1, 0, 0).words() == "meets the target in its one scenario"
     assert Breakdown([], 0, 8, 0, 0).words() == "meets the target in all 8 scenarios"
+
+
+def test_a_pareto_front_wider_than_top_keeps_its_best_on_the_main_objective(config,
+                                                                           monkeypatch):
+    """With two objectives the candidates were the first `--top` designs of the Pareto
+    front in trial order, so the front's best on the first objective (the design chosen)
+    was dropped when it came later: here the search chose cvar10 20 over 30."""
+    import optuna
+    import polars as pl
+
+    from gtmsim.optimize import search as S
+
+    own = S.current_design(config)
+    name, lever = next((k, v) for k, v in config.levers.items() if v.integer)
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    for i, (score, cost) in enumerate(((10.0, 1.0), (20.0, 2.0), (30.0, 3.0))):
+        design = {**own, name: int(lever.low) + i}
+        study.add_trial(optuna.trial.create_trial(
+            params=design, values=[score, cost],
+            distributions={k: optuna.distributions.CategoricalDistribution([v])
+                           for k, v in design.items()},
+            user_attrs={"over_budget": -1.0, "scenario_values": [score]}))
+    monkeypatch.setattr(S, "evaluate", lambda *a, **k: pl.DataFrame())
+    monkeypatch.setattr(S, "per_scenario", lambda df, outcome: pl.DataFrame({outcome: [1.0]}))
+    cands = S.held_out_candidates(config, study, S.Settings(objective="cvar10,cost", top=2),
+                                  held_out=[])
+    assert S.pick_best(cands, "cvar10").search_score == 30.0
+    assert {c.trial for c in cands if c.trial >= 0} >= {2, 1}

@@ -692,17 +692,18 @@ def held_out_candidates(config: Config, study: optuna.Study, settings: Settings,
     feasible = [t for t in study.trials if is_feasible(t)]
     if not feasible:
         raise GtmsimError(_none_feasible(config, study))
-    if len(study.directions) > 1:
-        ranked = [t for t in study.best_trials if t in feasible] or feasible
-    else:
-        ranked = sorted(feasible, key=lambda t: t.value, reverse=True)
+    main = _main_objective(settings.objectives)
+    front = ([t for t in study.best_trials if t in feasible] or feasible
+             if len(study.directions) > 1 else feasible)
+    # best first on the objective the design is chosen by: a front wider than `top` kept its
+    # first designs in trial order, and could drop the one the search scored best
+    ranked = sorted(front, key=lambda t: t.values[main], reverse=True)
     chosen: dict[str, optuna.trial.FrozenTrial] = {}
     for t in ranked:
         key = repr(sorted(t.params.items(), key=lambda kv: kv[0]))
         chosen.setdefault(key, t)
         if len(chosen) >= settings.top:
             break
-    main = _main_objective(settings.objectives)
     designs = [(t.number, t.params, t.values[main], t) for t in chosen.values()]
     known = {repr(sorted(d.items())) for _, d, _, _ in designs}
     # a baseline the search itself ran (the config's own design is enqueued) keeps its trial
