@@ -751,3 +751,27 @@ def test_a_pareto_front_wider_than_top_keeps_its_best_on_the_main_objective(conf
                                   held_out=[])
     assert S.pick_best(cands, "cvar10").search_score == 30.0
     assert {c.trial for c in cands if c.trial >= 0} >= {2, 1}
+
+
+def test_a_kpi_undefined_in_one_replication_is_left_out_of_the_candidate_s_mean():
+    """One held-out replication with no renewals due (a KPI of NaN) made the chosen design's
+    CS attainment '-' in the optimize text and null in comparison.json, where `run` and
+    `compare` show the mean of the replications where it is defined."""
+    import polars as pl
+
+    from gtmsim.optimize.compare import describe
+    from gtmsim.optimize.search import Candidate
+
+    frame = pl.DataFrame({"kpi_attainment_cs": [1.2, 1.0, float("nan")],
+                          "win_rate": [0.2, float("nan"), 0.3], "won": [4, 0, 6],
+                          "leaked_forgotten": [3, 5, 7]})
+    c = Candidate(trial=1, design={}, search_score=0.0, cost=0.0,
+                  held_out=np.array([1.0, 2.0, 3.0]), frame=frame)
+    row = describe(c, "bookings")
+    assert row["kpi_attainment_cs"] == pytest.approx(1.1)
+    assert row["win_rate"] == pytest.approx(0.25)
+    assert row["won"] == pytest.approx(10 / 3) and row["leaked_forgotten"] == 5.0
+    undefined = Candidate(trial=1, design={}, search_score=0.0, cost=0.0,
+                          held_out=np.array([1.0]),
+                          frame=pl.DataFrame({"kpi_attainment_cs": [float("nan")]}))
+    assert np.isnan(describe(undefined, "bookings")["kpi_attainment_cs"])

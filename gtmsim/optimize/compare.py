@@ -137,7 +137,10 @@ def describe(c: Candidate, outcome: str, shares: Collection[str] = ()) -> dict[s
     df = c.frame
     for col in df.columns:
         if col.startswith(("kpi_attainment_", "leaked_")) or col in ("won", "win_rate"):
-            row[col] = float(df[col].mean())
+            # a replication where it is undefined (NaN: no renewals due) is left out, as in a
+            # run's summary and `compare`
+            v = df[col].drop_nulls().drop_nans()
+            row[col] = float(v.mean()) if len(v) else math.nan
     row["levers"] = dict(c.design)
     return row
 
