@@ -234,6 +234,9 @@ BAD_OVERRIDES = [
     (['levers.sql_threshold.high=1.2'], "levers.sql_threshold.high", "<= 1"),
     (['levers.ae_routing={path="teams.ae.routing", choices=["least_loaded", "random"]}'],
      "levers.ae_routing.choices", "'random'"),
+    # the search draws from int(low): 2 heads, refused as 'outside [2.5, 8]; widen' the lever
+    (['levers.sdr_headcount.low=2.5'], "levers.sdr_headcount",
+     "an integer lever's low and high are whole numbers, got 2.5 and 12"),
 ]
 
 

@@ -375,6 +375,11 @@ class Lever(Strict):
             raise ValueError("a lever needs bounds: low and high, or choices")
         elif not self.low <= self.high:
             raise ValueError(f"low ({self.low}) must not exceed high ({self.high})")
+        elif self.integer and not all(math.isfinite(v) and float(v).is_integer()
+                                      for v in (self.low, self.high)):
+            # the search draws whole numbers from int(low) to int(high): 2 from low = 2.5
+            raise ValueError(f"an integer lever's low and high are whole numbers, got "
+                             f"{self.low:g} and {self.high:g}")
         return self
 
 
