@@ -775,3 +775,29 @@ def test_a_kpi_undefined_in_one_replication_is_left_out_of_the_candidate_s_mean(
                           held_out=np.array([1.0]),
                           frame=pl.DataFrame({"kpi_attainment_cs": [float("nan")]}))
     assert np.isnan(describe(undefined, "bookings")["kpi_attainment_cs"])
+
+
+def test_the_own_design_of_a_whole_number_lever_on_an_hours_field_is_its_trial(monkeypatch):
+    """A whole-number lever on a field of hours: the config gives 8.0, the search's trial of
+    the own design 8. Told apart, the own design was listed twice, as trial 0 and again as
+    trial -1 'never run', and the text set the chosen own design against itself."""
+    import optuna
+    import polars as pl
+
+    from gtmsim.optimize import search as S
+
+    config = load_config(None, "realistic", ["levers.sdr_sla.integer=true"])
+    own = S.current_design(config)
+    assert own["sdr_sla"] == 8.0
+    trial_design = {**own, "sdr_sla": int(own["sdr_sla"])}
+    study = optuna.create_study(direction="maximize")
+    study.add_trial(optuna.trial.create_trial(
+        params=trial_design, value=10.0,
+        distributions={k: optuna.distributions.CategoricalDistribution([v])
+                       for k, v in trial_design.items()},
+        user_attrs={"over_budget": -1.0, "scenario_values": [10.0]}))
+    monkeypatch.setattr(S, "evaluate", lambda *a, **k: pl.DataFrame())
+    monkeypatch.setattr(S, "per_scenario", lambda df, outcome: pl.DataFrame({outcome: [1.0]}))
+    cands = S.held_out_candidates(config, study, S.Settings(), held_out=[],
+                                  baselines=[own], ideal=own)
+    assert [(c.trial, c.own, c.ideal_tuned) for c in cands] == [(0, True, True)]

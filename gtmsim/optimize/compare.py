@@ -23,6 +23,7 @@ from gtmsim.optimize.search import (
     SearchResult,
     Settings,
     check_resume,
+    design_key,
     search,
 )
 from gtmsim.outcomes import where_it_can_lie
@@ -237,8 +238,8 @@ def compare_ideal(ideal_config: Config, config: Config, settings: Settings,
     robust = search(config, robust_settings, out_dir, baselines=[ideal.best.design],
                     progress=(lambda done, _n: progress(n_ideal + done, total))
                     if progress else None)
-    key = repr(sorted(ideal.best.design.items()))
-    ideal_tuned = next(c for c in robust.candidates if repr(sorted(c.design.items())) == key)
+    key = design_key(ideal.best.design)
+    ideal_tuned = next(c for c in robust.candidates if design_key(c.design) == key)
     diff = paired_difference(ideal_tuned.held_out, robust.best.held_out)
     goal = target if target is not None else default_target(robust.best.held_out)
     breaks = what_breaks(robust.best.held_out, robust.held_out, goal)

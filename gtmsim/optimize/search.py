@@ -700,26 +700,26 @@ def held_out_candidates(config: Config, study: optuna.Study, settings: Settings,
     ranked = sorted(front, key=lambda t: t.values[main], reverse=True)
     chosen: dict[str, optuna.trial.FrozenTrial] = {}
     for t in ranked:
-        key = repr(sorted(t.params.items(), key=lambda kv: kv[0]))
+        key = design_key(t.params)
         chosen.setdefault(key, t)
         if len(chosen) >= settings.top:
             break
     designs = [(t.number, t.params, t.values[main], t) for t in chosen.values()]
-    known = {repr(sorted(d.items())) for _, d, _, _ in designs}
+    known = {design_key(d) for _, d, _, _ in designs}
     # a baseline the search itself ran (the config's own design is enqueued) keeps its trial
     # and its score there; one it never ran is trial -1 with no search score
     searched = {}
     for t in feasible:
-        searched.setdefault(repr(sorted(t.params.items(), key=lambda kv: kv[0])), t)
+        searched.setdefault(design_key(t.params), t)
     for b in [current_design(config), *baselines]:
-        key = repr(sorted(b.items()))
+        key = design_key(b)
         if key not in known:
             t = searched.get(key)
             designs.append((-1, b, math.nan, None) if t is None else
                            (t.number, b, t.values[main], t))
             known.add(key)
-    own = repr(sorted(current_design(config).items()))
-    tuned = None if ideal is None else repr(sorted(ideal.items()))
+    own = design_key(current_design(config))
+    tuned = None if ideal is None else design_key(ideal)
     out = []
     for number, design, score, trial in designs:
         cfg = apply_design(config, design)
@@ -728,8 +728,8 @@ def held_out_candidates(config: Config, study: optuna.Study, settings: Settings,
         per = per_scenario(df, settings.outcome)[settings.outcome].to_numpy()
         out.append(Candidate(number, dict(design), score, annual_cost(cfg), per, df,
                              search_mean=math.nan if trial is None else _search_mean(trial),
-                             own=repr(sorted(design.items())) == own,
-                             ideal_tuned=repr(sorted(design.items())) == tuned,
+                             own=design_key(design) == own,
+                             ideal_tuned=design_key(design) == tuned,
                              search_values=None if trial is None else _search_values(trial)))
     seen = [c for c in out if c.search_values is not None]
     if seen:  # regret on the search's scenarios, which the choice by regret reads
@@ -746,6 +746,14 @@ def held_out_candidates(config: Config, study: optuna.Study, settings: Settings,
         if settings.target is not None:
             c.scores["satisficing"] = robust_score("satisficing", c.held_out, settings.target)
     return out
+
+
+def design_key(design: dict[str, Any]) -> str:
+    """A design's identity, its levers by name with every number as a float: the config's
+    own value of a whole-number lever on an hours field is 8.0, the search's trial of it 8
+    (told apart, the own design was listed twice, once as never run)."""
+    return repr(sorted(((k, float(v) if isinstance(v, numbers.Real) and not isinstance(v, bool)
+                         else v) for k, v in design.items()), key=lambda kv: kv[0]))
 
 
 def _none_feasible(config: Config, study: optuna.Study) -> str:
