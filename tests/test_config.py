@@ -762,3 +762,17 @@ def test_docs_give_every_value_of_the_embedded_config():
     raw.pop("calendar")
     missing = {path: value for path, value in numbers(raw) if round(value, 6) not in shown}
     assert not missing, f"values of the embedded config not in docs/model.md: {missing}"
+
+
+def test_a_lever_may_choose_among_whole_numbers_for_a_headcount():
+    """Choices of whole numbers were read as 4.0, 6.0, 8.0, and a headcount lever with
+    choices was refused ('may set teams.sdr.headcount = 4.0 ... expected an integer')."""
+    from gtmsim.optimize import apply_design
+
+    config = load_config(None, None, [
+        'levers.sdr_headcount={path="teams.sdr.headcount",choices=[4,6,8]}'])
+    assert config.levers["sdr_headcount"].choices == [4, 6, 8]
+    assert apply_design(config, {"sdr_headcount": 4}).teams["sdr"].headcount == 4
+    mixed = load_config(None, None, ['levers.sdr_sla={path="stages.sdr_qualify.sla_hours",'
+                                     'choices=[4,8.0,24.5]}'])
+    assert apply_design(mixed, {"sdr_sla": 24.5}).stages["sdr_qualify"].sla_hours == 24.5

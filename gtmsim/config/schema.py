@@ -361,7 +361,7 @@ class Lever(Strict):
     path: str
     low: float | None = None
     high: float | None = None
-    choices: list[str | float | bool] | None = None
+    choices: list[str | bool | int | float] | None = None  # 4 stays 4 for a headcount
     integer: bool = False
 
     @model_validator(mode="after")
