@@ -237,6 +237,9 @@ BAD_OVERRIDES = [
     # the search draws from int(low): 2 heads, refused as 'outside [2.5, 8]; widen' the lever
     (['levers.sdr_headcount.low=2.5'], "levers.sdr_headcount",
      "an integer lever's low and high are whole numbers, got 2.5 and 12"),
+    # two levers on one value: a design set it twice, the first lever's value never used
+    (['levers.sdr_heads={path="teams.sdr.headcount",low=2,high=12,integer=true}'],
+     "levers.sdr_heads.path", "teams.sdr.headcount is levers.sdr_headcount's path already"),
 ]
 
 

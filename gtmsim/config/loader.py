@@ -794,9 +794,14 @@ def check_graph(c: Config, check_budget: bool = True) -> None:
     if rs is not None and rs not in stages:
         raise ConfigError("nurture.return_stage", f"no stage {rs!r}{_did_you_mean(rs, stages)}")
     raw = c.model_dump(by_alias=True)
+    owner: dict[str, str] = {}
     for name, lever in c.levers.items():
         parts = lever.path.split(".")
         _check_lever_path(c, name, parts)
+        first = owner.setdefault(lever.path, name)
+        if first != name:  # which of the two would a design's value be?
+            raise ConfigError(f"levers.{name}.path", f"{lever.path} is levers.{first}'s "
+                              "path already; give a value one lever")
         try:
             value = get_path(raw, parts)
         except KeyError as exc:
