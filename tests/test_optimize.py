@@ -801,3 +801,32 @@ def test_the_own_design_of_a_whole_number_lever_on_an_hours_field_is_its_trial(m
     cands = S.held_out_candidates(config, study, S.Settings(), held_out=[],
                                   baselines=[own], ideal=own)
     assert [(c.trial, c.own, c.ideal_tuned) for c in cands] == [(0, True, True)]
+
+
+def test_a_pruned_trial_keeps_each_value_at_its_scenario(monkeypatch):
+    """A pruned trial's outcome per search scenario was stored as the values it had seen,
+    closed up (scenario 0's place held the first seen one's), where the cluster's search
+    keeps each at its scenario and None for the rest."""
+    import polars as pl
+
+    from gtmsim.optimize import search as S
+
+    config = load_config(None, "realistic")
+    monkeypatch.setattr(S, "evaluate", lambda cfg, _d, scenarios, *a, **k: pl.DataFrame(
+        {"scenario": [sc.index for sc in scenarios]}))
+    monkeypatch.setattr(S, "per_scenario", lambda df, outcome: pl.DataFrame(
+        {outcome: [100.0 + i for i in df["scenario"]]}))
+    calls = []
+
+    def prune_second_trial_at_its_third_scenario(trial):
+        calls.append(trial.number)
+        return trial.number == 1 and calls.count(1) == 3
+
+    monkeypatch.setattr(S, "should_prune", prune_second_trial_at_its_third_scenario)
+    result = S.search(config, S.Settings(objective="mean", trials=2, scenarios=6, top=1))
+    pruned = result.study.trials[1]
+    assert pruned.state.name == "PRUNED"
+    stored = pruned.user_attrs["scenario_values"]
+    assert len(stored) == 6
+    assert {i: v for i, v in enumerate(stored) if v is not None} == {
+        i: 100.0 + i for i in pruned.intermediate_values}

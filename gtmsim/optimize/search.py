@@ -527,7 +527,7 @@ def search(config: Config, settings: Settings, out_dir: Path | None = None,
             if not multi and k < len(order) - 1:  # a design seen on every scenario is scored
                 trial.report(v, int(step))
                 if should_prune(trial):
-                    trial.set_user_attr("scenario_values", _ordered(values))
+                    trial.set_user_attr("scenario_values", _ordered(values, len(scenarios)))
                     raise optuna.TrialPruned()
         per = np.array([v for _, v in sorted(values)])
         trial.set_user_attr("scenario_values", per.tolist())
@@ -625,8 +625,10 @@ def _worst(objective: str) -> float:
     return float("inf") if objective == "cost" else 0.0
 
 
-def _ordered(values: list[tuple[int, float]]) -> list[float | None]:
-    return [v for _, v in sorted(values)]
+def _ordered(values: list[tuple[int, float]], k: int) -> list[float | None]:
+    """Each seen value at its scenario's place, None at the others."""
+    seen = dict(values)
+    return [seen.get(i) for i in range(k)]
 
 
 def await_others(study: optuna.Study, poll: float = 1.0) -> None:
