@@ -240,6 +240,12 @@ BAD_OVERRIDES = [
     # two levers on one value: a design set it twice, the first lever's value never used
     (['levers.sdr_heads={path="teams.sdr.headcount",low=2,high=12,integer=true}'],
      "levers.sdr_heads.path", "teams.sdr.headcount is levers.sdr_headcount's path already"),
+    # a lever on the budget bound nothing, and a drawn budget below the chosen design's cost
+    # wrote a design_best.toml that refused to load
+    (['levers.b={path="design.annual_budget",low=1e6,high=5e6}'], "levers.b.path",
+     "what the search is bounded by"),
+    (['levers.b={path="levers.mql_threshold.high",low=0.5,high=0.9}'], "levers.b.path",
+     "what the search is bounded by"),
 ]
 
 

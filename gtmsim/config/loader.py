@@ -618,6 +618,11 @@ def _check_lever_path(c: Config, name: str, parts: list[str]) -> None:
         raise ConfigError(where, f"{'.'.join(parts)} is how the model is run, not a design "
                           "choice; a lever sets headcounts, thresholds, SLAs, protocols, "
                           "routing, discipline, persistence or the design table")
+    if parts[0] == "levers" or parts[:2] == ["design", "annual_budget"]:
+        # a drawn budget bound nothing (the config's own is the constraint), and one below
+        # the chosen design's cost made its design_best.toml refuse to load
+        raise ConfigError(where, f"{'.'.join(parts)} is what the search is bounded by (the "
+                          "budget, a lever's range), not a design choice")
     if parts[0] == "stages" and len(parts) == 3 and parts[1] in c.stages:
         st, key = c.stages[parts[1]], parts[2]
         if key in ("kind", "team"):
