@@ -371,3 +371,26 @@ def test_the_history_and_importance_follow_the_outcome_when_cost_is_named_first(
     importance = dict(zip(bars.y, bars.x, strict=True))
     assert importance["a"] > 0.8 > importance["b"]
     assert "Lever importance for mean" in figs["importance"].layout.title.text
+
+
+def test_the_pareto_front_leaves_out_the_trials_never_simulated():
+    """An over-budget trial is told the sampler's worst values (0 bookings, infinite cost)
+    without a simulation: drawn on the Pareto front, it stretched the outcome's axis to 0
+    and squeezed the front into a corner. The front shows the simulated trials, and its
+    title says how many were left out."""
+    import optuna
+
+    from gtmsim.report.optimize import _optuna_figures
+
+    study = optuna.create_study(directions=["minimize", "maximize"])
+    for i, (cost, v, over) in enumerate([(1.7e6, 5.0e6, -1.0), (2.0e6, 5.5e6, -1.0),
+                                         (float("inf"), 0.0, 1.0), (1.9e6, 5.2e6, -1.0)]):
+        study.add_trial(optuna.trial.create_trial(
+            params={"x": float(i)}, values=[cost, v],
+            distributions={"x": optuna.distributions.FloatDistribution(0, 10)},
+            user_attrs={"over_budget": over}))
+    figs, _ = _optuna_figures(study, ["cost", "cvar10"], "", importance=False)
+    fig = figs["pareto_front"]
+    drawn = [y for trace in fig.data for y in (trace.y or ()) if y is not None]
+    assert drawn and min(drawn) >= 5.0e6
+    assert "1 over the budget or refused by the model" in fig.layout.title.text

@@ -267,9 +267,13 @@ def _optuna_figures(study, objectives: list[str], label: str, importance: bool =
         warnings.simplefilter("ignore")
         if multi:
             try:
-                fig = vis.plot_pareto_front(study, target_names=objectives)
+                # the simulated trials: a placeholder's worst values stretched the axis to 0
+                fig = vis.plot_pareto_front(within, target_names=objectives)
+                left = sum(t.state.name == "COMPLETE" for t in study.trials) - len(complete)
                 fig.update_layout(title=f"Pareto front{label}: {objectives[0]} against "
-                                        f"{objectives[1]} (the best trials are highlighted)")
+                                        f"{objectives[1]} (the best trials are highlighted)"
+                                        + (f"; {left} over the budget or refused by the model, "
+                                           "not simulated, left out" if left > 0 else ""))
                 figs["pareto_front"] = fig
             except Exception as exc:  # noqa: BLE001 - a figure, never the run, may fail
                 notes.append(f"No Pareto front{label}: {_reason(exc)}.")
