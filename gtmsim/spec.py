@@ -228,6 +228,10 @@ def _check_scenario(c: Config, scenario: Mapping[str, float]) -> None:
                               "people.<mechanism>.<value>, e.g. people.latency.median_hours, "
                               "channels.<channel>.rate_per_week or stages.<close stage>."
                               "win_scale)")
+        if type(getattr(p, mech)).model_fields[name].annotation != Param:
+            # compiled as the config gives it: the scenario's value would be ignored
+            raise ConfigError("scenario", f"{key} cannot be uncertain (a config cannot give it "
+                              "as {value, range}), so no scenario may set it")
         problem = people_value_problem(mech, name, (value,))
         if problem:
             raise ConfigError("scenario", f"{key}: {problem}, got {value!r}")

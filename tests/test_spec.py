@@ -74,3 +74,13 @@ def test_a_burst_counts_its_weeks_from_the_start_of_the_counted_window():
     # two more weeks' worth of 150 inbound leads; a replication's count has sd ~30, so the
     # difference of two means of 200 has sd ~3: 15% (45 leads) is > 10 sd
     assert extra == pytest.approx(2 * 150, rel=0.15)
+
+
+@pytest.mark.parametrize("key", ["people.errors.caught_share", "people.latency.sigma",
+                                 "people.turnover.ramp_start", "people.latency.enabled"])
+def test_a_scenario_may_set_only_what_a_config_may_give_as_uncertain(key):
+    """A value no config can give as {value, range} is compiled as the config gives it: a
+    scenario setting it is refused (it used to be accepted and ignored, so a scenario with
+    every error caught ran with the config's caught share, silently)."""
+    with pytest.raises(ConfigError, match=f"scenario: {key} cannot be uncertain"):
+        compile_spec(load_config(), {key: 0.5})
