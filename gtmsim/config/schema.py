@@ -232,7 +232,10 @@ class Channel(Strict):
     quality: Distribution
     value: Distribution
     working_hours_only: bool = True
-    weekly_pattern: list[NonNeg] = Field(default_factory=list)
+    # week-by-week multipliers, bounded as a burst's (a larger one is a typo, and a run that
+    # made its leads would exhaust memory)
+    weekly_pattern: list[Annotated[float, Field(ge=0.0, le=1000.0)]] = Field(
+        default_factory=list)
     bursts: list[Burst] = Field(default_factory=list)
     intent_half_life_hours: Pos = 1.0
     intent_floor: Prob = 0.02
