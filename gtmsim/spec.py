@@ -310,7 +310,7 @@ def compile_spec(c: Config, scenario: dict[str, float] | None = None) -> ModelSp
         raise TypeError(f"scenario: expected a mapping of uncertain parameters (people.* or "
                         f"the market's) to numbers (a Scenario's .values), got "
                         f"{type(scenario).__name__}")
-    check(c)  # it may have been changed by assignment since it was loaded
+    c = check(c)  # it may have been changed since it was loaded
     scenario = scenario or {}
     _check_scenario(c, scenario)
     pool: list[float] = []

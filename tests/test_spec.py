@@ -84,3 +84,17 @@ def test_a_scenario_may_set_only_what_a_config_may_give_as_uncertain(key):
     every error caught ran with the config's caught share, silently)."""
     with pytest.raises(ConfigError, match=f"scenario: {key} cannot be uncertain"):
         compile_spec(load_config(), {key: 0.5})
+
+
+def test_a_config_changed_in_place_is_validated_again():
+    """A list changed in place skips assignment's checks: compile_spec validates the whole
+    config again. A negative week in the pattern used to run (SimPy made no leads that week,
+    numba stopped with 'math domain error'), and no working day a ZeroDivisionError."""
+    c = load_config()
+    c.channels["inbound"].weekly_pattern.append(-1.0)
+    with pytest.raises(ConfigError, match=r"channels\.inbound\.weekly_pattern\.\d+: must be >= 0"):
+        compile_spec(c)
+    c = load_config()
+    c.calendar.work_days.clear()
+    with pytest.raises(ConfigError, match="calendar.work_days"):
+        compile_spec(c)

@@ -383,15 +383,13 @@ def validate(data: dict, check_budget: bool = True) -> Config:
     return config
 
 
-def check(config: Config) -> None:
-    """The checks across fields (graph, people) again, for a config that may have been changed
-    by assignment since it was loaded (assignment checks each field alone); raises
+def check(config: Config) -> Config:
+    """The config validated again as a whole, for one that may have been changed since it was
+    loaded: assignment checks each field alone, and a change in place (a list appended to, a
+    table added) nothing at all. Returns the validated copy, the one to compile; raises
     ConfigError, one line, naming the key."""
-    try:
-        check_graph(config, check_budget=False)
-        check_people(config)
-    except ConfigError as exc:
-        raise _one_line(exc) from None
+    # warnings off: a table added as a dict is validated here, not warned about
+    return validate(config.model_dump(by_alias=True, warnings=False), check_budget=False)
 
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
