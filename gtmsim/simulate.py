@@ -98,6 +98,7 @@ def simulate(spec: ModelSpec, replications: int, seed: int, engine: str | None =
     seed, first = whole("seed", seed, 0, BATCH_SEED_MAX), whole("first", first, 0)
     if workers is not None:
         workers = whole("workers", workers, 1)
+    spec.check()  # nothing impossible reaches either engine (a spec may be edited by hand)
     if engine == "numba":
         if event_log:
             raise GtmsimError('engine="numba" writes no event log; use engine="simpy" '
@@ -135,7 +136,6 @@ def _simulate_numba(spec: ModelSpec, replications: int, seed: int, first: int,
 
     from gtmsim.engines.kernel import tallies
 
-    spec.check()  # nothing impossible reaches the kernel
     if not kernel_is_cached():
         notice("compiling the numba engine (first run on this machine only; about a minute)")
     chunk = min(256, max(64, -(-replications // 20)))  # small enough for Ctrl-C to land

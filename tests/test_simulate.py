@@ -536,3 +536,19 @@ def test_weekly_staff_shows_the_vacancies_turnover_leaves(engine, replications):
         assert abs(weekly["staffed_sdr"].mean() - 6 * 182.5 / 212.5) < 0.4
     else:
         assert weekly["staffed_sdr"].min() < 6.0  # somebody left in four replications
+
+
+@pytest.mark.parametrize("engine", ["simpy", "numba"])
+def test_a_spec_edited_past_its_meaning_is_refused_on_either_engine(spec, engine):
+    """A ModelSpec is public and may be edited with dataclasses.replace: a NaN threshold or a
+    forgetting chance of 1.5 is refused on both engines (the SimPy one used to run them: every
+    decision a recycle, every lead forgotten, with no word)."""
+    import dataclasses
+
+    from gtmsim.errors import ConfigError
+
+    nan = dataclasses.replace(spec, stage_threshold=np.full(spec.n_stages, np.nan))
+    with pytest.raises(ConfigError, match="spec.stage_threshold: not a finite number"):
+        simulate(nan, 1, 1, engine)
+    with pytest.raises(ConfigError, match="spec.forget_p: must be a probability"):
+        simulate(dataclasses.replace(spec, forget_p=1.5), 1, 1, engine)
