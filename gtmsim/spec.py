@@ -198,6 +198,15 @@ class ModelSpec:
                 continue
             if bad:
                 raise ConfigError(f"spec.{f.name}", f"not a finite number: {v!r}")
+            # times, rates, shares and hours are never negative (a distribution's parameters,
+            # a lognormal's log-median say, may be)
+            if f.name not in ("dist_par", "dist_pool") and np.any(np.asarray(v) < 0):
+                raise ConfigError(f"spec.{f.name}", f"must not be negative: {v!r}")
+        if self.horizon <= 0:
+            raise ConfigError("spec.horizon", f"must be above 0, got {self.horizon}")
+        if np.any(self.team_headcount < 0):
+            raise ConfigError("spec.team_headcount",
+                              f"must not be negative: {self.team_headcount!r}")
         for name in ("forget_p", "error_p", "error_caught", "loss_crm", "loss_warm", "leak_crm",
                      "compliance_p", "trust_initial", "turnover_queue_loss"):
             v = getattr(self, name)

@@ -54,6 +54,18 @@ def test_nan_in_spec_is_caught():
         dataclasses.replace(s, forget_p=1.5).check()
 
 
+@pytest.mark.parametrize("change", [
+    {"latency_median": -1.0}, {"channel_rate": np.array([-1.0, 1.0, 1.0, 1.0])},
+    {"horizon": 0.0}, {"team_headcount": np.array([-1, 6, 6, 3])}])
+def test_a_negative_time_rate_or_count_in_a_spec_is_caught(change):
+    """A spec edited by hand to a negative latency ran on both engines with no word, a
+    negative arrival rate ran with no leads on SimPy and a horizon of 0 stopped numba with
+    'math domain error': each is refused, naming the field."""
+    s = compile_spec(load_config())
+    with pytest.raises(ConfigError, match=f"spec.{next(iter(change))}"):
+        dataclasses.replace(s, **change).check()
+
+
 def test_a_burst_counts_its_weeks_from_the_start_of_the_counted_window():
     """A campaign in week 2 lands in the third counted week whatever the warm-up (it used to
     count from the start of the run: the example configs' campaigns fell in their warm-ups
