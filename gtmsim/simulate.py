@@ -95,7 +95,9 @@ def simulate(spec: ModelSpec, replications: int, seed: int, engine: str | None =
         raise GtmsimError(f"unknown engine {engine!r}; choose from {', '.join(ENGINES)}")
     replications = whole("replications", replications, 1)
     # a sweep point runs on a 64-bit seed of its root (half of them past SEED_MAX)
-    seed, first = whole("seed", seed, 0, BATCH_SEED_MAX), whole("first", first, 0)
+    seed = whole("seed", seed, 0, BATCH_SEED_MAX)
+    # the last replication's number fits the 64-bit `replication` column
+    first = whole("first", first, 0, 2**63 - replications)
     if workers is not None:
         workers = whole("workers", workers, 1)
     spec.check()  # nothing impossible reaches either engine (a spec may be edited by hand)

@@ -552,3 +552,14 @@ def test_a_spec_edited_past_its_meaning_is_refused_on_either_engine(spec, engine
         simulate(nan, 1, 1, engine)
     with pytest.raises(ConfigError, match="spec.forget_p: must be a probability"):
         simulate(dataclasses.replace(spec, forget_p=1.5), 1, 1, engine)
+
+
+@pytest.mark.parametrize("engine", ["simpy", "numba"])
+def test_a_first_replication_past_64_bits_is_named(spec, engine):
+    """Replication numbers are a 64-bit column: a `first` that would run past it is refused
+    naming the argument (it stopped in NumPy or polars with 'Python int too large to convert
+    to C long'); the last number that fits runs."""
+    with pytest.raises(GtmsimError, match="first: must be at most 9223372036854775806"):
+        simulate(spec, 2, 1, engine, workers=1, first=2**63 - 1)
+    df = simulate(spec, 1, 1, engine, workers=1, first=2**63 - 1).replications
+    assert df["replication"].to_list() == [2**63 - 1]
