@@ -8,6 +8,7 @@ the engines never branch on profile names. Both engines read only this.
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 
@@ -222,7 +223,8 @@ def _check_scenario(c: Config, scenario: Mapping[str, float]) -> None:
     p = c.people
     the_market = market(c)
     for key, value in scenario.items():
-        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(
+        # numpy's numbers too (np.int64(30) days); not a boolean
+        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(
                 value):
             raise ConfigError("scenario", f"{key}: expected a finite number, got {value!r}")
         if key in the_market:

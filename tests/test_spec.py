@@ -110,3 +110,14 @@ def test_a_config_changed_in_place_is_validated_again():
     c.calendar.work_days.clear()
     with pytest.raises(ConfigError, match="calendar.work_days"):
         compile_spec(c)
+
+
+def test_a_scenario_value_may_be_a_numpy_number():
+    """A scenario built with NumPy (np.int64(30) days, np.float32) is read as its number; it
+    was refused as "expected a finite number, got np.int64(30)". A boolean is still no number."""
+    c = load_config()
+    s = compile_spec(c, {"people.turnover.vacancy_days": np.int64(30),
+                         "people.forgetting.probability": np.float32(0.05)})
+    assert s.vacancy_hours == 30 * 24 and s.forget_p == pytest.approx(0.05)
+    with pytest.raises(ConfigError, match="expected a finite number, got np.True_"):
+        compile_spec(c, {"people.forgetting.probability": np.bool_(True)})
