@@ -49,6 +49,8 @@ def test_profile_from_the_config_and_from_a_file(tmp_path, default_copy):
     f.write_text("[people]\nturnover = { enabled = false }\n")
     config = load_config(None, str(f))
     assert not config.people.turnover.enabled and config.people.forgetting.enabled
+    # a pathlib.Path names the file as its string does (it was refused as no profile name)
+    assert not load_config(None, f).people.turnover.enabled
 
 
 def test_set_overrides_values_of_every_type():

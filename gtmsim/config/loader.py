@@ -217,7 +217,7 @@ def _check_profile_file(name: str, table: dict, data: dict) -> None:
             raise ConfigError(f"{name}: {exc.path}", exc.message) from None
 
 
-def resolve(raw: dict, profile: str | None = None, overrides: list[str] = ()) -> dict:
+def resolve(raw: dict, profile: str | Path | None = None, overrides: list[str] = ()) -> dict:
     """Raw TOML -> one dict: profile people table, then the config's own people, then --set."""
     if not isinstance(raw, dict):
         raise ConfigError("config", f"expected a table, got {_show(raw)}")
@@ -227,6 +227,8 @@ def resolve(raw: dict, profile: str | None = None, overrides: list[str] = ()) ->
         _check_named(data, parts)
         set_path(data, parts, value)
     own_name = data.get("profile", "realistic")
+    if isinstance(profile, PathLike):  # a profile file given as a pathlib.Path
+        profile = str(profile)
     name = profile if profile is not None else own_name
     if not isinstance(name, str) or not name:
         raise ConfigError("profile", f"expected a profile name, got {_show(name)}")
@@ -262,7 +264,7 @@ def resolve(raw: dict, profile: str | None = None, overrides: list[str] = ()) ->
 
 
 def load_config(
-    path: str | Path | None = None, profile: str | None = None,
+    path: str | Path | None = None, profile: str | Path | None = None,
     overrides: Sequence[str] | None = ()
 ) -> Config:
     """Read, resolve and validate a config; raises ConfigError naming the bad key. No
