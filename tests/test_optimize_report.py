@@ -226,6 +226,29 @@ def test_the_chosen_design_s_regret_is_shown_by_regret():
     assert "regret" not in _candidates_table(report) and "egret" not in optimize_text(report)
 
 
+def test_the_share_meeting_the_target_is_shown_by_satisficing():
+    """By satisficing, the page's candidate table gave no candidate's share of held-out
+    scenarios meeting the target, the figure the design was chosen by (only the text had the
+    chosen one's)."""
+    from gtmsim.report.optimize import _candidates_table
+
+    def cand(trial, share):
+        return {"trial": trial, "levers": {"x": trial}, "cost": 1.0, "own": False,
+                "mean": 5.0, "p10": 4.0, "cvar10": 3.0, "mean_ci": None, "cvar10_ci": None,
+                "satisficing": share}
+
+    best = cand(2, 0.75)
+    report = {"objective": "satisficing", "outcome": "bookings", "target": 4_500_000.0,
+              "best": best, "candidates": [cand(1, 0.5), best, cand(-1, None)]}
+    table = _candidates_table(report)
+    assert "<th>held-out scenarios meeting the target</th><th>cost</th>" in table
+    assert "<td><b>trial 2 (chosen)</b></td><td>5</td><td>4</td><td>3</td><td>75%</td>" in table
+    assert "<td>trial 1</td><td>5</td><td>4</td><td>3</td><td>50%</td>" in table
+    assert "the target is 4,500,000 bookings" in table
+    report["objective"] = "mean"
+    assert "target" not in _candidates_table(report)
+
+
 def test_a_rerun_without_png_leaves_no_figures_of_the_last_run(tmp_path):
     """A resumed optimize without --png left the earlier run's figures/*.png beside the new
     report; the folder is replaced as a whole, so they go."""

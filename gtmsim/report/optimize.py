@@ -166,9 +166,11 @@ def ideal_words(report: dict) -> str:
 
 def _candidates_table(report: dict) -> str:
     """The candidates' held-out statistics; by regret, also each one's regret on the search's
-    scenarios (what chose the design) and on the held-out ones."""
+    scenarios (what chose the design) and on the held-out ones; by satisficing, the share of
+    held-out scenarios where each meets the target."""
     chosen = report["best"]["levers"]
-    by_regret = "regret" in str(report["objective"]).split(",")
+    objectives = str(report["objective"]).split(",")
+    by_regret, by_target = "regret" in objectives, "satisficing" in objectives
     rows = []
     for c in report["candidates"]:
         label = ("config's own design" if c["trial"] < 0 else
@@ -180,13 +182,20 @@ def _candidates_table(report: dict) -> str:
         if c["levers"] == chosen:
             label = f"<b>{label} (chosen)</b>"
         regrets = [_num(c.get("search_regret")), _num(c.get("regret"))] if by_regret else []
-        rows.append([label, *[_ci(c, k) for k, _ in STATS], *regrets, _num(c["cost"])])
+        share = c.get("satisficing")
+        met = ["-" if share is None else f"{share:.0%}"] if by_target else []
+        rows.append([label, *[_ci(c, k) for k, _ in STATS], *regrets, *met, _num(c["cost"])])
     extra = ["regret (search)", "held-out regret"] if by_regret else []
+    if by_target:
+        extra.append("held-out scenarios meeting the target")
+    caption = ("The top designs of the search (and the baselines), re-evaluated on the "
+               "held-out scenarios")
+    if by_regret:
+        caption += "; regret is the largest shortfall against the best candidate in a scenario"
+    if by_target:
+        caption += f"; the target is {_num(report.get('target'))} {report['outcome']}"
     return _table(["design", *[f"held-out {label}" for _, label in STATS], *extra, "cost"],
-                  rows, "The top designs of the search (and the baselines), re-evaluated on "
-                  "the held-out scenarios" + ("; regret is the largest shortfall against the "
-                                              "best candidate in a scenario" if by_regret
-                                              else ""))
+                  rows, caption)
 
 
 # --------------------------------------------------------------------------- figures
