@@ -260,16 +260,23 @@ def test_a_rerun_without_png_leaves_no_figures_of_the_last_run(tmp_path):
     assert not list(out.glob(".*"))  # nothing set aside is left
 
 
+def _one_design_report(**changes) -> dict:
+    """An optimize summary (comparison.json's) with one candidate, the own design, chosen;
+    2 trials on 3 search and 3 held-out scenarios x 1 replication unless `changes` say."""
+    best = {"trial": 0, "levers": {"x": 1}, "cost": 1.0, "own": True, "mean": 5.0,
+            "p10": 4.0, "cvar10": 3.0, "mean_ci": None, "cvar10_ci": None}
+    return {"objective": "mean", "outcome": "bookings", "target": None, "trials": 2,
+            "scenarios": 3, "held_out_scenarios": 3, "replications": 1, "best": best,
+            "candidates": [best], "what_breaks_it": {"target": 1.0, "words": "nothing"},
+            **changes}
+
+
 def test_one_replication_or_scenario_is_said_in_the_singular():
     """The text and the page said '1 replications' and '1 held-out scenarios'."""
     from gtmsim.report.console import optimize_text
     from gtmsim.report.optimize import _designs_table
 
-    best = {"trial": 0, "levers": {"x": 1}, "cost": 1.0, "own": True, "mean": 5.0,
-            "p10": 4.0, "cvar10": 3.0, "mean_ci": None, "cvar10_ci": None}
-    report = {"objective": "mean", "outcome": "bookings", "target": None, "trials": 2,
-              "scenarios": 1, "held_out_scenarios": 1, "replications": 1, "best": best,
-              "candidates": [best], "what_breaks_it": {"target": 1.0, "words": "nothing"}}
+    report = _one_design_report(scenarios=1, held_out_scenarios=1)
     assert "scored on 1 scenario, re-evaluated on 1 held-out scenario." in optimize_text(report)
     assert "Held-out: 1 fresh scenario x 1 replication, bookings" in _designs_table(report)
     report.update(scenarios=2, held_out_scenarios=3, replications=2)
@@ -344,11 +351,7 @@ def test_one_trial_is_said_in_the_singular():
     from gtmsim.report.console import optimize_text
     from gtmsim.report.optimize import trials_words
 
-    best = {"trial": 0, "levers": {"x": 1}, "cost": 1.0, "own": True, "mean": 5.0,
-            "p10": 4.0, "cvar10": 3.0, "mean_ci": None, "cvar10_ci": None}
-    report = {"objective": "mean", "outcome": "bookings", "target": None, "trials": 1,
-              "scenarios": 3, "held_out_scenarios": 3, "replications": 1, "best": best,
-              "candidates": [best], "what_breaks_it": {"target": 1.0, "words": "nothing"}}
+    report = _one_design_report(trials=1)
     assert "Objective mean of bookings; 1 trial, scored on 3 scenarios" in optimize_text(report)
     assert trials_words({"trials": 1, "trials_interrupted": 2}) == (
         "1 trial (2 more interrupted, not counted)")
