@@ -694,7 +694,7 @@ def held_out_candidates(config: Config, study: optuna.Study, settings: Settings,
     feasible = [t for t in study.trials if is_feasible(t)]
     if not feasible:
         raise GtmsimError(_none_feasible(config, study))
-    main = _main_objective(settings.objectives)
+    main = main_objective(settings.objectives)
     front = ([t for t in study.best_trials if t in feasible] or feasible
              if len(study.directions) > 1 else feasible)
     # best first on the objective the design is chosen by: a front wider than `top` kept its
@@ -786,7 +786,7 @@ def should_prune(trial: optuna.Trial) -> bool:
         return trial.should_prune()
 
 
-def _main_objective(objectives: list[str]) -> int:
+def main_objective(objectives: list[str]) -> int:
     """The objective the chosen design is ranked by: the first that is not cost."""
     return next(i for i, o in enumerate(objectives) if o != "cost")
 

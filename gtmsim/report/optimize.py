@@ -257,12 +257,12 @@ def _optuna_figures(study, objectives: list[str], label: str, importance: bool =
     import optuna
     import optuna.visualization as vis
 
-    from gtmsim.optimize.search import _main_objective, is_feasible
+    from gtmsim.optimize.search import is_feasible, main_objective
 
     figs, notes = {}, []
     multi = len(study.directions) > 1
     # the objective the chosen design is ranked by (not cost, even when named first)
-    main = _main_objective(objectives) if multi else 0
+    main = main_objective(objectives) if multi else 0
     target = (lambda t: t.values[main]) if multi else None
     name = objectives[main]
     if name == "regret":  # regret needs every design: the search scores each by its mean
