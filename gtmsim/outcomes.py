@@ -34,9 +34,14 @@ LOWER_IS_BETTER_PREFIXES = ("leaks_at_", "never_contacted_share", "cycle_days_",
                             "open_", "queue_", "sojourn_")
 
 
+def less_is_better(outcome: str) -> bool:
+    """Whether a lower value of `outcome` is the better one (leaks, losses, waiting)."""
+    return outcome in LOWER_IS_BETTER or outcome.startswith(LOWER_IS_BETTER_PREFIXES)
+
+
 def check_ranked_outcome(outcome: str) -> None:
     """Refuse an outcome where less is better as the one designs are ranked by."""
-    if outcome in LOWER_IS_BETTER or outcome.startswith(LOWER_IS_BETTER_PREFIXES):
+    if less_is_better(outcome):
         raise GtmsimError(f"--outcome {outcome}: less is better for it, and designs are ranked "
                           "by the higher value; rank them by an outcome where more is better "
                           "(bookings, won, retained, win_rate, a team's kpi_...)")

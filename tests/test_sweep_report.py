@@ -195,6 +195,59 @@ def test_the_best_point_is_set_against_the_runner_up():
     assert not welch["separated"] and welch["ci_low"] < 0 < welch["ci_high"]
 
 
+def test_where_less_is_better_the_best_point_is_the_lowest():
+    """Ranked by leaks, the 'best' point was the one that leaked most and its lead over the
+    runner-up was that excess; the best is now the lowest and its lead counts in its favour."""
+    from gtmsim.report.sweep import _leaders, leaders_text
+
+    rows = pl.DataFrame({"point": [0, 0, 0, 1, 1, 1], "replication": [0, 1, 2] * 2,
+                         "profile": ["realistic"] * 6,
+                         "leaked": [10.0, 20.0, 30.0, 9.0, 19.5, 29.0]})
+    points = [{"point": k, "profile": "realistic", "values": {"sdr_headcount": k + 3},
+               "mean": {"leaked": m}} for k, m in ((0, 20.0), (1, 57.5 / 3))]
+    for paired in (True, False):
+        (lead,) = _leaders(rows, points, ["realistic"], "leaked", paired=paired)
+        assert (lead["best"], lead["runner_up"]) == (1, 0)
+        assert lead["difference"] == pytest.approx(2.5 / 3)
+    s = {"outcomes": ["leaked"], "points": points, "leaders": [lead]}
+    (line,) = leaders_text(s)
+    assert line.startswith("lowest leaked under realistic: sdr_headcount=4")
+
+
+@pytest.mark.parametrize("layout", ["heatmap", "scatter"])
+def test_the_bright_end_of_the_colour_scale_is_the_better_one(layout):
+    """Heatmaps and scatters coloured every outcome on one scale, so the brightest cell was
+    the best bookings and the worst leaks alike; where less is better the scale is reversed
+    and its title says so."""
+    from gtmsim.report.sweep import sweep_figures
+
+    means = [{"bookings": 1e6 + x * 1e3 + y, "leaked": 100.0 - x - y} for x in (3, 5)
+             for y in (0.2, 0.4)]
+    values = [(x, y) for x in (3, 5) for y in (0.2, 0.4)]
+    cells = [{"profile": "realistic", "x": x, "y": y, "points": 1, "mean": m}
+             for (x, y), m in zip(values, means, strict=True)]
+    points = [{"point": i, "profile": "realistic",
+               "values": {"sdr_headcount": x, "mql_threshold": y}, "mean": m}
+              for i, ((x, y), m) in enumerate(zip(values, means, strict=True))]
+    s = {"profiles": ["realistic"], "x": "sdr_headcount", "y": "mql_threshold",
+         "layout": layout, "outcomes": ["bookings", "leaked"],
+         "cells": cells if layout == "heatmap" else [], "points": points,
+         "averaged_over": []}
+    bookings, leaked = sweep_figures(s)["means"].data
+
+    def scale(trace):
+        return trace.colorscale if layout == "heatmap" else trace.marker.colorscale
+
+    def title(trace):
+        bar = trace.colorbar if layout == "heatmap" else trace.marker.colorbar
+        return bar.title.text
+
+    # plotly expands a named scale into its stops: reversed, the first stop is the other end
+    assert scale(bookings)[0][1] == scale(leaked)[-1][1]
+    assert scale(bookings)[-1][1] == scale(leaked)[0][1] != scale(bookings)[0][1]
+    assert title(bookings) == "bookings" and title(leaked) == "leaked (less is better)"
+
+
 def test_the_reports_leaders_are_its_points(factorial):
     s = embedded(factorial.read_text(encoding="utf-8"))
     assert [lead["profile"] for lead in s["leaders"]] == s["profiles"]

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
-from gtmsim.outcomes import where_it_can_lie
+from gtmsim.outcomes import less_is_better, where_it_can_lie
 from gtmsim.report.export import counted
 from gtmsim.sweep import MANIFEST, read_sweep
 
@@ -111,10 +111,13 @@ def sweep_summary(out: str | Path, outcomes: list[str] | None = None) -> dict[st
 
 def _leaders(rows: pl.DataFrame, points: list[dict], profiles: list[str], outcome: str,
              paired: bool) -> list[dict]:
-    """Per profile: the best point by mean `outcome`, the runner-up, and the best's lead over
-    it with a 95% CI, paired by replication when the points share seeds (common random
-    numbers), Welch's otherwise; `separated` says whether the CI excludes 0."""
+    """Per profile: the best point by mean `outcome` (the lowest where less is better), the
+    runner-up, and the best's lead over it with a 95% CI (positive: better), paired by
+    replication when the points share seeds (common random numbers), Welch's otherwise;
+    `separated` says whether the CI excludes 0."""
     from scipy import stats
+
+    sign = -1.0 if less_is_better(outcome) else 1.0
 
     def values(point: int) -> pl.DataFrame:
         return (rows.filter(pl.col("point") == point)
@@ -124,7 +127,7 @@ def _leaders(rows: pl.DataFrame, points: list[dict], profiles: list[str], outcom
     out = []
     for prof in profiles:
         pts = sorted((p for p in points if p["profile"] == prof and p["mean"][outcome]
-                      is not None), key=lambda p: p["mean"][outcome], reverse=True)
+                      is not None), key=lambda p: sign * p["mean"][outcome], reverse=True)
         if not pts:
             continue
         lead = {"profile": prof, "best": pts[0]["point"], "runner_up": None, "difference": None,
@@ -135,7 +138,7 @@ def _leaders(rows: pl.DataFrame, points: list[dict], profiles: list[str], outcom
         a, b = values(pts[0]["point"]), values(pts[1]["point"])
         lead["runner_up"] = pts[1]["point"]
         if paired:
-            d = a.join(b, on="replication", suffix="_b").select(
+            d = sign * a.join(b, on="replication", suffix="_b").select(
                 pl.col(outcome) - pl.col(f"{outcome}_b")).to_series().to_numpy()
             n = len(d)
             if n < 2:
@@ -146,7 +149,7 @@ def _leaders(rows: pl.DataFrame, points: list[dict], profiles: list[str], outcom
             if len(xa) < 2 or len(xb) < 2:
                 continue
             va, vb = xa.var(ddof=1) / len(xa), xb.var(ddof=1) / len(xb)
-            diff, se = float(xa.mean() - xb.mean()), math.sqrt(va + vb)
+            diff, se = sign * float(xa.mean() - xb.mean()), math.sqrt(va + vb)
             df = ((va + vb) ** 2 / (va ** 2 / (len(xa) - 1) + vb ** 2 / (len(xb) - 1))
                   if va + vb > 0 else 1.0)
         half = float(stats.t.ppf(0.975, df)) * se
@@ -205,6 +208,10 @@ def _traces(s: dict, outcome: str, first: bool) -> list[tuple[Any, int]]:
 
     profiles, x, y, layout = s["profiles"], s["x"], s["y"], s["layout"]
     out: list[tuple[Any, int]] = []
+    # the bright end of the scale is the better one, for leaks and waiting as for bookings
+    scale = "Viridis_r" if less_is_better(outcome) else "Viridis"
+    bar = {"title": {"text": f"{outcome} (less is better)" if less_is_better(outcome)
+                     else outcome}}
     if layout == "heatmap":
         vals = [c["mean"][outcome] for c in s["cells"] if c["mean"][outcome] is not None]
         lo, hi = (min(vals), max(vals)) if vals else (0.0, 1.0)
@@ -218,8 +225,8 @@ def _traces(s: dict, outcome: str, first: bool) -> list[tuple[Any, int]]:
                 z[ys.index(c["y"])][xs.index(c["x"])] = c["mean"][outcome]
             out.append((go.Heatmap(
                 x=[_label(v) for v in xs], y=[_label(v) for v in ys], z=z, zmin=lo, zmax=hi,
-                colorscale="Viridis", showscale=(j == len(profiles)), visible=first,
-                colorbar={"title": {"text": outcome}}, name=f"{prof}: {outcome}",
+                colorscale=scale, showscale=(j == len(profiles)), visible=first,
+                colorbar=bar, name=f"{prof}: {outcome}",
                 texttemplate=text,
                 hovertemplate=f"{x}=%{{x}}<br>{y}=%{{y}}<br>{outcome}=%{{z:,.4g}}"
                               "<extra></extra>"), j))
@@ -235,9 +242,8 @@ def _traces(s: dict, outcome: str, first: bool) -> list[tuple[Any, int]]:
                 x=[_label(p["values"][x]) for p in pts], y=[_label(p["values"][y]) for p in pts],
                 mode="markers", visible=first, name=f"{prof}: {outcome}", showlegend=False,
                 marker={"size": 12, "color": [p["mean"][outcome] for p in pts],
-                        "colorscale": "Viridis", "cmin": lo, "cmax": hi,
-                        "showscale": j == len(profiles),
-                        "colorbar": {"title": {"text": outcome}}}), j))
+                        "colorscale": scale, "cmin": lo, "cmax": hi,
+                        "showscale": j == len(profiles), "colorbar": bar}), j))
     elif layout == "lines":
         for prof in profiles:
             pts = [p for p in s["points"] if p["profile"] == prof]
@@ -331,7 +337,8 @@ def leaders_text(s: dict) -> list[str]:
     lines = []
     for lead in s.get("leaders", []):
         b = by_point[lead["best"]]
-        line = (f"best {o} under {lead['profile']}: {_point_name(b, 'the config')}, "
+        best = f"lowest {o}" if less_is_better(o) else f"best {o}"
+        line = (f"{best} under {lead['profile']}: {_point_name(b, 'the config')}, "
                 f"mean {_fmt(b['mean'][o])}")
         if lead["difference"] is not None:
             line += (f"; ahead of the runner-up by {_fmt(lead['difference'])} "
@@ -369,7 +376,9 @@ def _best_table(s: dict) -> str:
                     f"<td>{html.escape(ahead)}</td></tr>")
     how = ("paired by replication (common random numbers)" if s["sweep"]["common_random_numbers"]
            else "unpaired (Welch)")
-    return (f"<h2>Best point per profile by mean {html.escape(o)}</h2><table><thead><tr>"
+    lowest = " (the lowest: less is better)" if less_is_better(o) else ""
+    return (f"<h2>Best point per profile by mean {html.escape(o)}{lowest}</h2>"
+            "<table><thead><tr>"
             "<th>profile</th><th>point</th><th>mean</th><th>95% CI</th><th>replications</th>"
             f"<th>lead over the runner-up, 95% CI, {how}</th>"
             "</tr></thead><tbody>" + "".join(rows) + "</tbody></table>")
