@@ -234,8 +234,13 @@ BAD_OVERRIDES = [
     (['teams.cs.kpi.target_per_quarter=90'], "teams.cs.kpi.target_per_quarter",
      "0.9 for 90%"),
     # a lever's bound the model refuses stopped the optimiser midway, when it first tried it
-    (['levers.ramp={path="people.turnover.ramp_start", low=0.0, high=0.5}'],
-     "levers.ramp.low", "people.turnover.ramp_start = 0.0, which is refused"),
+    (['levers.sla={path="stages.ae_close.sla_hours", low=0.0, high=48.0}'],
+     "levers.sla.low", "stages.ae_close.sla_hours = 0.0, which is refused"),
+    # a search picking its own people tuned the design for ideal behaviour; pay moves nothing
+    (['levers.ramp={path="people.turnover.ramp_start", low=0.1, high=0.5}'],
+     "levers.ramp.path", "how people behave, not a design choice"),
+    (['levers.pay={path="teams.sdr.cost_per_head", low=50000.0, high=90000.0}'],
+     "levers.pay.path", "moves no outcome"),
     (['levers.sdr_headcount.low=0'], "levers.sdr_headcount.low", "team has no people"),
     (['levers.sql_threshold.high=1.2'], "levers.sql_threshold.high", "<= 1"),
     (['levers.ae_routing={path="teams.ae.routing", choices=["least_loaded", "random"]}'],

@@ -623,6 +623,17 @@ def _check_lever_path(c: Config, name: str, parts: list[str]) -> None:
         # the chosen design's cost made its design_best.toml refuse to load
         raise ConfigError(where, f"{'.'.join(parts)} is what the search is bounded by (the "
                           "budget, a lever's range), not a design choice")
+    if parts[0] == "people":
+        # a search free to pick faster, steadier people would tune the design for the very
+        # behaviour it should hold up under; the scenarios vary people, the design does not
+        raise ConfigError(where, f"{'.'.join(parts)} is how people behave, not a design "
+                          "choice (the scenarios vary it); a lever sets what a planner "
+                          "controls: headcounts, thresholds, SLAs, protocols, routing, "
+                          "discipline, persistence, enablement or the shared KPI share")
+    if parts[0] == "teams" and parts[-1] == "cost_per_head":
+        raise ConfigError(where, f"{'.'.join(parts)} is what a head costs, which moves no "
+                          "outcome of the model: a search would only cut it; set it in the "
+                          "config")
     if parts[0] == "stages" and len(parts) == 3 and parts[1] in c.stages:
         st, key = c.stages[parts[1]], parts[2]
         if key in ("kind", "team"):
