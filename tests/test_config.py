@@ -450,6 +450,27 @@ def test_naming_the_configs_own_profile_changes_nothing(tmp_path, default_copy):
         assert all(getattr(people, m).enabled is on for m in MECHANISMS), other
 
 
+def test_a_user_profile_decides_the_mechanisms_it_leaves_on(tmp_path, default_copy):
+    """A profile that leaves a mechanism at its default leaves it on: under `--profile calm`
+    (a [profiles.calm] or a file that only changes latency) the config's own forgetting off
+    stayed off, while `--profile stressed` switched it on; another profile decides which
+    mechanisms are on, whichever names its flags."""
+    default_copy.setdefault("people", {})["forgetting"] = {"enabled": False}
+    default_copy["profiles"] = {"calm": {"latency": {"median_hours": 1.0}}}
+    (tmp_path / "calm.toml").write_text("[people.latency]\nmedian_hours = 1.0\n")
+    for other in ("calm", str(tmp_path / "calm.toml")):
+        people = validate(resolve(default_copy, other)).people
+        assert all(getattr(people, m).enabled for m in MECHANISMS), other
+        assert people.latency.median_hours == 1.0
+    # a profile that switches a mechanism off still does, and the config's own keeps its own
+    default_copy["profiles"]["calm"]["trust"] = {"enabled": False}
+    assert not validate(resolve(default_copy, "calm")).people.trust.enabled
+    default_copy["profile"] = "calm"
+    own = validate(resolve(default_copy)).people
+    assert not own.forgetting.enabled and not own.trust.enabled
+    assert validate(resolve(default_copy, "calm")).people == own
+
+
 @pytest.mark.parametrize("profile", ["ideal", "stressed", None])
 def test_a_bad_enabled_flag_is_refused_under_any_profile(default_copy, profile):
     """`enabled = "yes"` in the config's [people.speed] was refused under the config's own

@@ -17,7 +17,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from gtmsim.config.schema import MECHANISMS, TERMINALS, Config, Stage, Uncertain
+from gtmsim.config.schema import MECHANISMS, TERMINALS, Config, Mechanism, Stage, Uncertain
 from gtmsim.errors import ConfigError
 
 BUILTIN_PROFILES = ("ideal", "realistic", "stressed")
@@ -244,9 +244,12 @@ def resolve(raw: dict, profile: str | Path | None = None, overrides: list[str] =
     if profile is not None and not _same_profile(profile, own_name):
         # Another profile than the config's own decides which mechanisms are on, so
         # `--profile ideal` is ideal whatever the file says; naming the config's own profile
-        # changes nothing (its `enabled` flags refine that profile).
-        for mech, table in base.items():
-            if isinstance(table, dict) and "enabled" in table:
+        # changes nothing (its `enabled` flags refine that profile). A mechanism the profile
+        # leaves out, or gives no flag, is on under it (the schema's default), as under
+        # `stressed`, which names every flag.
+        for mech in MECHANISMS:
+            table = base.get(mech, {})
+            if isinstance(table, dict):
                 mine = data["people"].get(mech)
                 if isinstance(mine, dict):
                     own = people.get(mech)
@@ -256,7 +259,7 @@ def resolve(raw: dict, profile: str | Path | None = None, overrides: list[str] =
                         # never silently dropped
                         raise ConfigError(f"people.{mech}.enabled", "expected true or false, "
                                           f"got {_show(own['enabled'])}")
-                    mine["enabled"] = table["enabled"]
+                    mine["enabled"] = table.get("enabled", Mechanism().enabled)
     for parts, value in parsed:  # --set on people.* beats the profile too
         if parts[0] == "people":
             set_path(data, parts, value)
