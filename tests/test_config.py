@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import math
 import os
+from pathlib import Path
 
 import pytest
 import tomli_w
@@ -329,6 +330,20 @@ def test_a_profile_file_with_more_than_people_is_refused(tmp_path):
         load_config(None, str(tmp_path / "mine.toml"))
     assert info.value.path == f"{tmp_path / 'mine.toml'}: run", str(info.value)
     assert "[people] table only" in info.value.message
+
+
+def test_a_config_given_as_a_profile_file_says_it_has_no_people_table(tmp_path):
+    """`--profile configs/product_led.toml` (a config for a profile) said 'name: unknown
+    mechanism; a profile is a table of mechanisms', as if `name` were a misspelt mechanism:
+    the file has no [people] table, and the error says so."""
+    config = Path(__file__).resolve().parents[1] / "configs" / "product_led.toml"
+    with pytest.raises(ConfigError) as info:
+        load_config(None, str(config))
+    assert info.value.path == f"{config}: name", str(info.value)
+    assert "no [people] table" in info.value.message, str(info.value)
+    # mechanisms at the top level (no [people] table) are still read as one
+    (tmp_path / "bare.toml").write_text("[latency]\nenabled = false\n")
+    assert not load_config(None, str(tmp_path / "bare.toml")).people.latency.enabled
 
 
 def test_missing_and_binary_files(tmp_path):

@@ -98,10 +98,14 @@ def profile_table(name: str, raw: dict) -> dict:
         raise ConfigError(where, f"expected a table of mechanisms, got {_show(table)}")
     for key in table:  # named here: once merged, a bad key would read as people.<key>
         if key not in MECHANISMS:
-            raise ConfigError(f"{where} {key}" if where.endswith(":") else f"{where}.{key}",
+            # a file with no [people] table is read as one: a config given for a profile
+            # has no mechanism in it, and should not read as a misspelt one
+            bare = where.endswith(":")
+            raise ConfigError(f"{where} {key}" if bare else f"{where}.{key}",
                               "unknown mechanism"
-                              f"{_did_you_mean(key, MECHANISMS)}; a profile is a table of "
-                              f"mechanisms: {', '.join(MECHANISMS)}")
+                              f"{_did_you_mean(key, MECHANISMS)}"
+                              f"{', and the file has no [people] table' if bare else ''}; a "
+                              f"profile is a table of mechanisms: {', '.join(MECHANISMS)}")
     return copy.deepcopy(table)
 
 
