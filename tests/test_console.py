@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import polars as pl
 
 from gtmsim.config import load_config
@@ -111,6 +113,17 @@ def test_one_replication_is_said_in_the_singular(tmp_path):
     buf = StringIO()
     print_summary(config, summary, meta, tmp_path, Console(file=buf, width=200))
     assert "1 replication of 30 days" in buf.getvalue()
+
+
+def test_the_config_paragraph_gives_the_configs_description():
+    """A config's `description` was accepted and shown nowhere; `validate` gives it after the
+    name (a full stop added where it has none)."""
+    text = describe_config(load_config(overrides=['description="Two SDR pods"']))
+    assert text.startswith(f"{load_config().name}. Two SDR pods. Teams (headcount): ")
+    assert "Product signups dominate; a sales-assist team works product-qualified leads. " \
+        "Teams" in describe_config(
+        load_config(Path(__file__).resolve().parents[1] / "configs" / "product_led.toml"))
+    assert ". Teams (headcount): " in describe_config(load_config(overrides=['description=""']))
 
 
 def test_the_config_paragraph_names_an_uncertain_market():

@@ -32,8 +32,9 @@ def _stage(name: str, stage) -> str:
 
 
 def describe_config(config, spec=None) -> str:
-    """A config in one paragraph: teams, stages, channels, handoffs (with `spec`, every
-    cross-team route: one not declared is a handoff too, by CRM drop), levers, people."""
+    """A config in one paragraph: its name and description, teams, stages, channels, handoffs
+    (with `spec`, every cross-team route: one not declared is a handoff too, by CRM drop),
+    levers, people."""
     from gtmsim.config import MECHANISMS
 
     teams = ", ".join(f"{n} ({t.headcount})" for n, t in config.teams.items())
@@ -58,7 +59,9 @@ def describe_config(config, spec=None) -> str:
     people = (f"all {len(MECHANISMS)} human mechanisms on" if len(on) == len(MECHANISMS)
               else "every human mechanism off" if not on
               else f"{len(on)} of {len(MECHANISMS)} human mechanisms on ({', '.join(on)})")
-    return (f"{config.name}. Teams (headcount): {teams}. Stages: {stages}. "
+    about = config.description.strip()
+    about = f" {about}" + ("" if about.endswith((".", "!", "?")) else ".") if about else ""
+    return (f"{config.name}.{about} Teams (headcount): {teams}. Stages: {stages}. "
             f"Channels: {channels}. Handoffs: {handoffs}. Design levers: {levers}. "
             f"Profile {config.profile!r}: {people}. Run: "
             f"{counted(config.run.replications, 'replications')} of "
