@@ -563,3 +563,97 @@ def test_a_first_replication_past_64_bits_is_named(spec, engine):
         simulate(spec, 2, 1, engine, workers=1, first=2**63 - 1)
     df = simulate(spec, 1, 1, engine, workers=1, first=2**63 - 1).replications
     assert df["replication"].to_list() == [2**63 - 1]
+
+
+# extreme but valid configs: the embedded default with its levers dropped (a lever refuses a
+# value outside its range) and no budget in the way, on a short window
+_FREE = ["levers={}", "design.annual_budget=1e9"]
+_ZERO = [f"stages.{s}.{k}=0" for s in ("mql_review", "sdr_qualify", "ae_close")
+         for k in ("reject_below", "threshold")]
+_ONE = [f"stages.{s}.{k}=1" for s in ("mql_review", "sdr_qualify", "ae_close")
+        for k in ("threshold", "reject_below")]
+EXTREMES = {
+    "one person a team": ("realistic", [f"teams.{t}.headcount=1"
+                                        for t in ("marketing", "sdr", "ae", "cs")]),
+    "thresholds 0": ("realistic", _ZERO),
+    "thresholds 1": ("ideal", _ONE),
+    "heavy turnover, no vacancy": ("stressed", ["people.turnover.annual_attrition=52",
+                                                "people.turnover.vacancy_days=0",
+                                                "people.turnover.queue_loss=1"]),
+    "tiny SLAs, every design lever at a bound": (
+        "stressed", ["stages.sdr_qualify.sla_hours=0.001", "stages.ae_close.sla_hours=0.001",
+                     "design.escalation_hours=0", "design.shared_kpi_share=1",
+                     "design.enablement_hours_per_month=16", "design.feedback.enabled=true",
+                     "handoffs.sdr_to_ae.protocol='warm'", "teams.sdr.routing='by_skill'",
+                     "teams.sdr.discipline='newest'", "stages.sdr_qualify.attempts=50"]),
+    "a flood of inbound leads": ("realistic", ["channels.inbound.rate_per_week=20000"]),
+    "hardly any leads": ("realistic", [f"channels.{c}.rate_per_week=0.001"
+                                       for c in ("inbound", "product", "outbound", "partner")]),
+}
+
+
+def _accounts(res) -> None:
+    """The identities a planner reads the rows by (docs/model.md, section 6)."""
+    r, spec = res.replications, res.spec
+
+    def total(prefix: str) -> np.ndarray:
+        return r.select(pl.sum_horizontal(pl.col(f"^{prefix}.*$"))).to_series().to_numpy()
+
+    np.testing.assert_allclose(total("leads_(?:inbound|product|outbound|partner)$"),
+                               r["leads_created"])
+    np.testing.assert_allclose(total("leaked_"), r["leaked"])
+    np.testing.assert_allclose(total("leaks_at_"), r["leaked"])
+    np.testing.assert_allclose(sum(r[f"open_{t}"] for t in spec.team_names), r["open_at_end"])
+    decided = (r["won"] + r["lost"]).to_numpy()  # every lost deal goes to the `lost` fate here
+    np.testing.assert_allclose(r["win_rate"], np.where(decided > 0, r["won"] / decided, np.nan))
+    for t in spec.team_names:
+        np.testing.assert_allclose(r[f"kpi_attainment_{t}"], r[f"kpi_{t}"] / r[f"kpi_target_{t}"])
+        assert (r[f"queue_{t}"] <= r[f"wip_{t}"] + 1e-9).all()
+    for name in r.columns:
+        x = r[name].to_numpy()
+        assert not np.isinf(x).any(), name
+        assert (x[~np.isnan(x)] >= 0).all(), name
+        if name.startswith(("util_", "pass_rate_", "qualify_rate_", "never_contacted_share",
+                            "trust_", "win_rate")):
+            assert (x[~np.isnan(x)] <= 1 + 1e-12).all(), name
+    # the weekly table adds up to the run: bookings, and WIP weighted by each week's hours
+    hours = np.full(spec.n_weeks, 168.0)
+    hours[-1] = spec.horizon - 168.0 * (spec.n_weeks - 1)
+    for rep in r["replication"]:
+        week = res.weekly.filter(pl.col("replication") == rep)
+        row = r.filter(pl.col("replication") == rep)
+        assert week["bookings"].sum() == pytest.approx(row["bookings"][0], abs=1e-6)
+        for t in spec.team_names:
+            assert (week[f"wip_{t}"].to_numpy() @ hours / spec.horizon
+                    == pytest.approx(row[f"wip_{t}"][0], rel=1e-9, abs=1e-12))
+
+
+@pytest.mark.parametrize("engine", ["numba", "simpy"])
+@pytest.mark.parametrize("case", EXTREMES)
+def test_the_accounts_add_up_on_extreme_configs(engine, case):
+    """Leaks by cause and by stage sum to `leaked`, channels to `leads_created`, teams'
+    open leads to `open_at_end`; the win rate is won / (won + lost) where lost deals go to
+    `lost`; attainment is KPI / target; shares lie in [0, 1], nothing is negative or infinite;
+    the weekly bookings and WIP add up to the run's. Exact identities, on every replication."""
+    profile, over = EXTREMES[case]
+    config = load_config(None, profile, [*_FREE, *over, "run.horizon_days=21",
+                                         "run.warmup_days=7"])
+    _accounts(simulate(compile_spec(config), 2, 7, engine, workers=1))
+
+
+@pytest.mark.parametrize("engine", ["numba", "simpy"])
+@pytest.mark.parametrize("profile", ["ideal", "realistic", "stressed"])
+def test_every_lead_has_one_fate_or_is_open_on_the_full_model(engine, profile):
+    """With no warm-up, no nurture return and a buyer who decides at once, every lead created
+    ends in exactly one fate before the customer stage (won, lost, disqualified, nurtured, or
+    a leak anywhere but onboarding) or is still open at a team other than Customer Success
+    (which holds won customers): exact, in every replication, under every profile."""
+    config = load_config(None, profile, [
+        *_FREE, "run.warmup_days=0", "run.horizon_days=28", "nurture.return_probability=0",
+        "stages.ae_close.buyer_days={dist='fixed', value=0.0001}",
+        "people.turnover.annual_attrition=12"])
+    r = simulate(compile_spec(config), 3, 5, engine, workers=1).replications
+    ended = (r["won"] + r["lost"] + r["disqualified"] + r["nurtured"] + r["leaked"]
+             - r["leaks_at_cs_onboard"] + r["open_at_end"] - r["open_cs"])
+    assert (r["leads_created"] == ended).all()
+    assert (r["won"] > 0).any() and (r["open_at_end"] > 0).all()
