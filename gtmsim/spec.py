@@ -40,6 +40,9 @@ KPI_METRICS = {"passed": 0, "won_value": 1, "won_count": 2, "retained": 3}
 HOURS_PER_DAY = 24.0
 HOURS_PER_YEAR = 8760.0
 QUARTER = 13 * 168.0
+# expected leads a replication may make: beyond it the kernel's tables would not fit in memory
+# (a 10^12-lead channel ended in numba's MemoryError) and a SimPy run would take days
+MAX_LEADS = 10_000_000
 # the people's random streams, in both engines: a person's traits, each its own stream keyed
 # by (team, slot, generation, trait), and a seat's turnover stream keyed by (team, slot,
 # SEAT_STREAM, 0) (no generation reaches it)
@@ -216,6 +219,19 @@ class ModelSpec:
         if not 0.0 < self.availability_mean <= 1.0:
             raise ConfigError("people.availability.mean",
                               f"must be in (0, 1], got {self.availability_mean}")
+        leads = self.expected_leads()
+        if leads.sum() > MAX_LEADS:
+            c = int(leads.argmax())
+            raise ConfigError(f"channels.{self.channel_names[c]}.rate_per_week",
+                              f"about {leads.sum():.3g} leads a replication (rate x weekly "
+                              "pattern x bursts over the warm-up and horizon); more than "
+                              f"{MAX_LEADS:,} is refused (the default config makes about 20,000)")
+
+    def expected_leads(self) -> np.ndarray:
+        """Each channel's expected leads in a replication (warm-up and horizon)."""
+        work_per_week = float(self.work_days.sum()) * (self.day_end - self.day_start)
+        hours = np.where(self.channel_working_only, work_per_week, 168.0)
+        return self.channel_rate * hours * self.channel_week_mult.sum(axis=1)
 
 
 def _check_scenario(c: Config, scenario: Mapping[str, float]) -> None:

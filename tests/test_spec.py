@@ -121,3 +121,26 @@ def test_a_scenario_value_may_be_a_numpy_number():
     assert s.vacancy_hours == 30 * 24 and s.forget_p == pytest.approx(0.05)
     with pytest.raises(ConfigError, match="expected a finite number, got np.True_"):
         compile_spec(c, {"people.forgetting.probability": np.bool_(True)})
+
+
+def test_a_channel_too_large_to_simulate_is_refused_naming_it():
+    """Each value within its bounds, a rate, a weekly pattern and a burst multiplied to 10^12
+    leads a replication: the numba kernel ended in MemoryError under a SystemError traceback.
+    The spec refuses more than MAX_LEADS expected leads, naming the largest channel; the
+    expectation is the leads the default config makes (its counted window is part of it)."""
+    from gtmsim.simulate import simulate
+    from gtmsim.spec import MAX_LEADS
+
+    base = compile_spec(load_config())
+    made = simulate(base, replications=4, seed=1, engine="numba").replications[
+        "leads_created"].mean()
+    share = base.horizon / (base.warmup + base.horizon)
+    assert made == pytest.approx(base.expected_leads().sum() * share, rel=0.1)
+    with pytest.raises(ConfigError) as info:
+        compile_spec(load_config(overrides=[
+            "channels.outbound.rate_per_week=1000000", "channels.outbound.weekly_pattern=[1000]",
+            "channels.outbound.bursts=[{start_week=0,weeks=1,multiplier=1000}]"]))
+    assert info.value.path == "channels.outbound.rate_per_week" and "1.0" in str(info.value)
+    near = MAX_LEADS / base.expected_leads().sum() * 0.9
+    rate = load_config().channels["inbound"].rate_per_week
+    compile_spec(load_config(overrides=[f"channels.inbound.rate_per_week={rate * near:.0f}"]))
