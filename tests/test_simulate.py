@@ -525,7 +525,8 @@ def test_weekly_staff_shows_the_vacancies_turnover_leaves(engine, replications):
     `staffed_<team>` is the people on staff each week: the full headcount with no turnover,
     and with it (a seat is filled for Exp(1 / attrition) and then empty for `vacancy_days`)
     headcount x (365 / 2) / (365 / 2 + 30) on average: 5.15 SDRs (the bound 0.4 is about four
-    standard errors of 40 replications' mean), never above the headcount."""
+    standard errors of 40 replications' mean), never above the headcount here (a 30-day
+    vacancy outlasts a leaver's last lead; with none, leaver and replacement overlap)."""
     over = ["run.horizon_days=91", "run.warmup_days=91", "people.turnover.vacancy_days=30"]
     steady = simulate(compile_spec(load_config(None, "ideal", over)), 2, 3, engine).weekly
     assert (steady["staffed_sdr"] == 6.0).all() and (steady["staffed_ae"] == 6.0).all()
