@@ -2,6 +2,7 @@
 
 Run: python -m pytest benchmarks/bench_simpy.py --benchmark-only
 Both figures come from the same run, so their ratio holds on a noisy shared machine.
+Under --benchmark-disable each runs once, untimed: what it ran is checked, no figure made.
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ def test_default_replication(benchmark, spec):
     weekly = sum(central(ch.rate_per_week) for ch in load_config().channels.values())
     expected = weekly * spec.horizon / 168.0
     assert 0.85 * expected < leads < 1.3 * expected  # bursts add ~5%; returns are not leads
+    if benchmark.disabled:  # --benchmark-disable: ran once, untimed; no figures
+        return
     secs = benchmark.stats.stats.mean
     benchmark.extra_info.update({
         "leads": leads, "model_events": rec.tally.scalars[S_EVENTS],
@@ -70,6 +73,8 @@ def test_idiomatic_simpy_tandem(benchmark):
     events = benchmark.pedantic(mmc_tandem, rounds=3, iterations=1)
     assert events == mmc_tandem()  # deterministic: the same work each round
     model_events = 20000 * 4  # per job: an arrival and three service completions
+    if benchmark.disabled:  # --benchmark-disable: ran once, untimed; no figures
+        return
     secs = benchmark.stats.stats.mean
     benchmark.extra_info.update({"simpy_events": events, "simpy_events_per_s": events / secs,
                                  "model_events": model_events,
