@@ -72,7 +72,7 @@ def test_scaling_1_vs_2_workers(benchmark, plan, tmp_path):
     with connect(None, 1, numba_threads=1) as c1, connect(None, 2, numba_threads=1) as c2:
         clients = {1: c1, 2: c2}
         for c in clients.values():
-            warm_up(c, plan)  # outside the timing: once per cluster
+            warm_up(c, plan.points[0].spec, plan.engine)  # outside the timing: once per cluster
 
         def on(workers: int, out) -> float:
             t0 = time.perf_counter()
@@ -117,7 +117,7 @@ def test_overhead_against_in_process_batch(benchmark, plan, tmp_path):
 
     batches, clusters, inprocs = [], [], []
     with connect(None, cores, numba_threads=1) as client:
-        warm_up(client, plan)
+        warm_up(client, plan.points[0].spec, plan.engine)
 
         def on_cluster(out) -> float:
             t0 = time.perf_counter()

@@ -5,6 +5,7 @@ benchmark must still check what it ran rather than crash reading timings that do
 from __future__ import annotations
 
 import importlib.util
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -56,3 +57,16 @@ def test_optimisation_benchmark_checks_the_kernel_work_it_times(monkeypatch):
     clock["replications"] += 1  # one replication no trial or candidate records
     with pytest.raises(AssertionError):
         bench.check_work(res, clock, 3, 1)
+
+
+def test_sweep_benchmark_runs_on_the_sweep_module_as_it_is():
+    # bench_sweep called warm_up(client, plan), the signature before the sweep module moved
+    # to warm_up(client, spec, engine): the documented command crashed in both benchmarks.
+    # The overhead benchmark, shrunk to 2 points x 2 replications and one round, untimed.
+    env = dict(os.environ, GTMSIM_BENCH_POINTS="2", GTMSIM_BENCH_REPS="2",
+               GTMSIM_BENCH_ROUNDS="1")
+    r = subprocess.run([sys.executable, "-m", "pytest", "benchmarks/bench_sweep.py", "-q",
+                        "-p", "no:cacheprovider", "--benchmark-disable", "-k", "overhead"],
+                       capture_output=True, text=True, cwd=ROOT, env=env)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    assert "1 passed" in r.stdout
