@@ -59,6 +59,20 @@ def _leads(out) -> float:
     return float(out[:, len(O.FATES) + O.S_LEADS].sum())
 
 
+def _check_work(s, events: float, replications: int, leads: float | None = None) -> None:
+    """The work a batch did is the model's, not a fraction of it: 3 to 7 model events per
+    lead the config's channels are expected to make over the whole run (4.2-5.8 per default
+    replication, 3.2-4.4 at 45 days with no warm-up, 4.6-4.8 at 16x the volume; measured
+    2026-12-03), and the leads counted in the window within 15% of the expected share. A
+    model change that leaves these bands asks for them to be measured again."""
+    expected = float(s.expected_leads().sum())
+    per_lead = events / replications / expected
+    assert 3.0 <= per_lead <= 7.0, (per_lead, events, replications, expected)
+    if leads is not None:
+        window = expected * s.horizon / (s.warmup + s.horizon)
+        assert abs(leads / replications / window - 1) < 0.15, (leads, replications, window)
+
+
 def _target(ok: bool, what: str) -> None:
     if not ok:
         warnings.warn(f"target missed: {what}", stacklevel=2)
@@ -66,14 +80,16 @@ def _target(ok: bool, what: str) -> None:
 
 def test_simpy_per_replication(benchmark, spec):
     rec = benchmark.pedantic(run_replication, args=(spec, replication_seed(1, 0)), rounds=2)
-    assert rec.tally.scalars[O.S_EVENTS] > 10_000
+    _check_work(spec, float(rec.tally.scalars[O.S_EVENTS]), 1,
+                float(rec.tally.scalars[O.S_LEADS]))
 
 
 def test_numba_per_replication_single_thread(benchmark, spec):
     n = 20
     out, _ = benchmark.pedantic(tallies, args=(spec, 1, n), kwargs={"parallel": False},
                                 rounds=3)
-    assert out.shape[0] == n and _events(out) > n * 10_000
+    assert out.shape[0] == n
+    _check_work(spec, _events(out), n, _leads(out))
     if benchmark.disabled:  # --benchmark-disable: ran once, untimed; no figures
         return
     per_rep = benchmark.stats.stats.min / n
@@ -120,7 +136,8 @@ def test_speedup_vs_simpy(benchmark, spec):
 
     r = np.array(benchmark.pedantic(paired, rounds=1, iterations=1))
     simpy_t, simpy_ev, numba_t, numba_ev, batches = r.T
-    assert (batches >= 1).all() and (simpy_ev > k * 10_000).all()
+    assert (batches >= 1).all()
+    _check_work(spec, float(simpy_ev.sum()), rounds * k)
     simpy_per_rep = simpy_ev.sum() / (rounds * k)
     numba_per_rep = numba_ev[0] / batches[0] / n  # every batch is the same 50 replications
     # one model, one unit: the engines' events per replication agree (SimPy's mean over 15
@@ -185,7 +202,8 @@ def test_scaling_with_horizon(benchmark, factor):
     tallies(s, 1, 1, parallel=False)
     out, t = _repeated(benchmark, factor, s, 4)
     ev = _events(out)
-    assert out.shape[0] == 4 and ev > 4 * 500 * factor
+    assert out.shape[0] == 4
+    _check_work(s, ev, 4, _leads(out))
     if t is None:
         return
     print(f"\nhorizon x{factor}: {ev / 4:.0f} events/rep, "
@@ -206,7 +224,8 @@ def test_scaling_with_lead_volume(benchmark, factor):
     tallies(s, 1, 1, parallel=False)
     out, t = _repeated(benchmark, factor, s, 2)
     leads, ev = _leads(out), _events(out)
-    assert out.shape[0] == 2 and leads > 2 * 1000 * factor
+    assert out.shape[0] == 2
+    _check_work(s, ev, 2, leads)
     benchmark.extra_info.update(leads=leads)
     if t is None:
         return
@@ -229,7 +248,8 @@ def test_threads_1000(benchmark, spec):
     finally:
         numba.set_num_threads(before)
     benchmark.pedantic(lambda: None, rounds=1)  # the figures are in extra_info
-    assert outs[1].shape[0] == n and _events(outs[1]) > n * 10_000
+    assert outs[1].shape[0] == n
+    _check_work(spec, _events(outs[1]), n, _leads(outs[1]))
     assert np.array_equal(outs[1], outs[2])
     ratio = times[1] / times[2]
     benchmark.extra_info.update(threads_available=avail, one_thread_s=times[1],

@@ -228,10 +228,13 @@ class ModelSpec:
                               f"{MAX_LEADS:,} is refused (the default config makes about 20,000)")
 
     def expected_leads(self) -> np.ndarray:
-        """Each channel's expected leads in a replication (warm-up and horizon)."""
+        """Each channel's expected leads in a replication (warm-up and horizon; a last part
+        week counts by its share of the week)."""
         work_per_week = float(self.work_days.sum()) * (self.day_end - self.day_start)
         hours = np.where(self.channel_working_only, work_per_week, 168.0)
-        return self.channel_rate * hours * self.channel_week_mult.sum(axis=1)
+        weeks = np.arange(self.channel_week_mult.shape[1])
+        share = np.clip((self.warmup + self.horizon) / 168.0 - weeks, 0.0, 1.0)
+        return self.channel_rate * hours * (self.channel_week_mult * share).sum(axis=1)
 
 
 def _check_scenario(c: Config, scenario: Mapping[str, float]) -> None:
