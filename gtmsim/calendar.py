@@ -42,6 +42,12 @@ def advance(t: float, work: float, days: np.ndarray, start: float, end: float,
         return t + work
     if work > NEVER_DONE:
         return math.inf  # past any run's end; stepping through it would never finish
+    if work <= 0.0:
+        # no work needs no working time: done at t inside a working stretch or at its close
+        # (as work that ends there is), at the next opening only when begun out of hours
+        day = math.floor(t / DAY)
+        if days[day % 7] and day * DAY + start <= t <= day * DAY + end:
+            return t
     t = next_open(t, days, start, end)
     if work <= 0.0:
         return t

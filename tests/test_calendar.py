@@ -59,3 +59,23 @@ def test_work_no_run_reaches_the_end_of_is_never_done():
         assert advance(10.0, work, days, 9.0, 17.0) == math.inf
         assert kernel_advance(10.0, work, days, 9.0, 17.0) == math.inf
     assert advance(10.0, 1e6, days, 9.0, 17.0) < math.inf
+
+
+def test_no_work_begun_at_a_close_is_done_there_on_both_engines():
+    """Work of 0 hours begun at a day's close (a zero-hour warm handoff or attempt after a task
+    that ended at 17:00) is done at the close on both engines, as work that ends there is; it
+    is done at the next opening only when begun out of hours. The SimPy engine's Calendar
+    answered 17:00 while the reference function and the numba kernel's calendar answered
+    09:00 the next working day, so the kernel moved such a lead on 16 hours (a weekend after
+    a Friday) later."""
+    from gtmsim.engines.kernel.calendar import advance as kernel_advance
+
+    days = np.array([1, 1, 1, 1, 1, 0, 0], dtype=np.int64)
+    for close in (17.0, 24.0 + 17.0, 4 * 24 + 17.0):  # Monday, Tuesday, Friday
+        assert WEEKDAYS.advance(close, 0.0) == close
+        assert advance(close, 0.0, days, 9.0, 17.0) == close
+        assert kernel_advance(close, 0.0, days, 9.0, 17.0) == close
+    for out_of_hours, opening in ((20.0, 33.0), (5 * 24 + 10.0, 7 * 24 + 9.0)):
+        assert WEEKDAYS.advance(out_of_hours, 0.0) == opening
+        assert advance(out_of_hours, 0.0, days, 9.0, 17.0) == opening
+        assert kernel_advance(out_of_hours, 0.0, days, 9.0, 17.0) == opening

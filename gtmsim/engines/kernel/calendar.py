@@ -70,8 +70,10 @@ def advance_pw(t, work, days, start, end, per_week):
     day = math.floor(t / DAY)
     if work >= 0.0 and days[day % 7]:
         base = day * DAY
-        if base + start <= t and t < base + end and t + work <= base + end:
-            return t + work  # what the loop below gives for work inside this stretch
+        if base + start <= t and t + work <= base + end:
+            # what the loop below gives for work inside this stretch, and no work begun at
+            # its close is done there (as gtmsim.calendar.advance)
+            return t + work
     t = _next_open(t, days, start, end)
     if work <= 0.0:
         return t
