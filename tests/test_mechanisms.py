@@ -249,3 +249,36 @@ def test_a_lead_sent_back_leaves_the_receivers_handoff_costs_behind(engine):
     assert (redos > 100).all()
     per_round = df["rework_hours"].to_numpy() / redos
     assert per_round == pytest.approx(1.75, abs=0.03), per_round
+
+
+@pytest.mark.parametrize("engine", ["simpy", "numba"])
+def test_a_lead_back_from_nurture_carries_no_old_error(engine):
+    """An error is caught by a stage downstream of the one that made it, when that stage
+    works the lead. A lead qualified in error and then unreached went to nurture with the
+    error pending; back at the stage that made it, that stage caught its own error and
+    redid itself. A re-engaged lead is judged afresh, so here, where every pass errs, every
+    error would be caught and nobody is ever reached, nothing is reworked."""
+    from gtmsim.config import resolve, validate
+
+    fixed = {"dist": "fixed", "value": 1.0}
+    raw = {
+        "name": "nurture-error", "profile": "ideal",
+        "run": {"warmup_days": 0.0, "horizon_days": 60.0},
+        "channels": {"web": {"entry": "a", "rate_per_week": 8.0,
+                             "quality": {"dist": "fixed", "value": 0.5},
+                             "value": {"dist": "fixed", "value": 1000.0}}},
+        "teams": {"up": {"headcount": 1}, "down": {"headcount": 1}},
+        "stages": {"a": {"team": "up", "kind": "review", "effort_hours": fixed,
+                         "routes": {"qualified": "b"}},
+                   "b": {"team": "down", "kind": "contact", "effort_hours": fixed,
+                         "contact_probability": 0.0,
+                         "routes": {"qualified": "disqualified", "unreached": "nurture"}}},
+        "nurture": {"return_probability": 1.0, "return_stage": "a",
+                    "return_after_days": {"dist": "fixed", "value": 2.0}},
+        "people": {"errors": {"enabled": True, "probability": 1.0, "caught_share": 1.0}},
+    }
+    spec = compile_spec(validate(resolve(raw)))
+    df = simulate(spec, 2, seed=5, engine=engine, workers=1).replications
+    returns = (df["decisions_a"] - df["leads_created"]).to_numpy()
+    assert (returns > 10).all()  # leads came back to `a` from nurture, qualified in error
+    assert (df["rework_hours"].to_numpy() == 0.0).all()

@@ -484,6 +484,7 @@ def nurture_return(ks, st, lead, now):
     s = ks.nurture_return_stage
     s = ks.channel_entry[st_LI[lead, L_CHANNEL]] if s < 0 else s
     st.LF[lead, L_U_LIVE] = uniform(st.stage_rng[s])  # a re-engaged buyer: fresh intent
+    st_LI[lead, L_ERROR_FROM] = -1  # and judged afresh: no stage is left to catch an old error
     enter(ks, st, lead, s, -1, True, now)
 
 

@@ -609,6 +609,7 @@ class Replication:
         s = sp.nurture_return_stage
         s = int(sp.channel_entry[lead.channel]) if s < 0 else int(s)
         lead.u_live = self.stage_rng[s].random()  # a re-engaged buyer: fresh intent
+        lead.error_from = -1  # and judged afresh: no stage is left to catch an old error
         self._enter(lead, s, -1)
 
     # ------------------------------------------------------------------ quota pressure
