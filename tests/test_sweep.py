@@ -779,6 +779,7 @@ def test_a_rerun_without_png_leaves_no_figures_of_the_last_run(tmp_path):
 
 
 SLURM_SCRIPT = Path(__file__).parents[1] / "scripts" / "cluster" / "slurm_jobqueue.py"
+CONFIG = Path(__file__).parents[1] / "configs" / "b2b_saas.toml"
 
 
 def test_the_slurm_script_helps_and_names_what_to_install(tmp_path):
@@ -814,3 +815,66 @@ def test_a_connection_reset_while_fetching_a_result_is_a_lost_cluster():
     # an OSError of the task's own (a disk full on the worker, say) stays the task's
     assert not _cancelled(reset, running, SimpleNamespace(status="error"))
     assert not _cancelled(ValueError("bad"), running, SimpleNamespace(status="finished"))
+
+
+# dask-jobqueue's SLURMCluster, standing in: a LocalCluster whose worker "jobs" never start (as
+# in a queue that has not got to them); its memory is read as dask-jobqueue reads it
+FAKE_JOBQUEUE = '''
+from dask.utils import parse_bytes
+from distributed import LocalCluster
+
+
+class SLURMCluster(LocalCluster):
+    def __init__(self, queue=None, account=None, cores=1, processes=1, memory=None,
+                 walltime=None, job_script_prologue=None, worker_extra_args=None):
+        parse_bytes(memory)
+        open("cluster-started", "w").close()
+        super().__init__(n_workers=0, processes=False, dashboard_address=":0")
+
+    def scale(self, n=None, jobs=0, memory=None, cores=None):
+        pass
+
+    def job_script(self):
+        return "#!/usr/bin/env bash"
+'''
+
+
+def _slurm_script(folder: Path, *args: str) -> subprocess.Popen:
+    (folder / "dask_jobqueue.py").write_text(FAKE_JOBQUEUE)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        [str(folder), str(Path(__file__).parents[1]), os.environ.get("PYTHONPATH", "")])}
+    return subprocess.Popen([sys.executable, str(SLURM_SCRIPT), *args], cwd=folder, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+@pytest.mark.parametrize("serve", [True, False])
+def test_ctrl_c_in_the_slurm_script_is_one_line(tmp_path, serve):
+    """Ctrl-C stops --serve (as its help says) and a sweep waiting for its jobs: it was a
+    KeyboardInterrupt traceback and exit 1; it is one line and exit 130."""
+    grid = _grid(tmp_path, "[levers]\nsdr_headcount = [3, 5]\n")
+    args = ["--serve"] if serve else [*SHORT, "--replications", "1"]
+    proc = _slurm_script(tmp_path, str(CONFIG), grid, "out", *args)
+    err = _interrupt_when(proc, lambda: (tmp_path / "cluster-started").exists(), after=3)
+    assert proc.returncode == 130, err
+    assert len(err.strip().splitlines()) == 1, err
+    assert err.startswith("slurm_jobqueue: interrupted"), err
+
+
+@pytest.mark.parametrize("flag", [("--jobs", "0"), ("--jobs", "-2"), ("--cores", "0"),
+                                  ("--jobs", "two"), ("--memory", "32XB")])
+def test_the_slurm_script_refuses_bad_jobs_in_one_line(tmp_path, flag):
+    """--jobs 0 waited an hour for a worker, then a TimeoutError traceback; --cores 0 and a
+    memory dask cannot read were tracebacks from the cluster's start, a negative --jobs one
+    from its scale; argparse's own errors printed the usage first, three lines more."""
+    grid = _grid(tmp_path, "[levers]\nsdr_headcount = [3, 5]\n")
+    proc = _slurm_script(tmp_path, str(CONFIG), grid, "out", *flag, *SHORT)
+    try:
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 2, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"slurm_jobqueue: error: {flag[0]}"), err
+    assert flag[1] in lines[0]
+    assert not (tmp_path / "out").exists()

@@ -17,19 +17,56 @@ line instead, keep the cluster up (`--serve`) and run
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import time
 from pathlib import Path
 
 from distributed import Client
 
-from gtmsim.errors import GtmsimError
+from gtmsim.errors import ClusterLost, GtmsimError
 from gtmsim.report.sweep import sweep_report
 from gtmsim.sweep import DEFAULT_CHUNK, load_grid, plan_sweep, prepare_out, run_sweep
 
 
+def _fail(message: str, code: int = 2) -> None:
+    """One line on stderr and exit `code` (2: bad input, 1: the run stopped)."""
+    print(f"slurm_jobqueue: error: {message}", file=sys.stderr, flush=True)
+    sys.exit(code)
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument error is one line, as gtmsim's own (not the usage, then the error)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        _fail(re.sub(r"^argument ([^:]+): ", r"\1: ", message))
+
+
+def _count(text: str) -> int:
+    """A whole number of at least 1 (jobs, cores): 0 jobs waited an hour for a worker."""
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}") \
+            from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {n}")
+    return n
+
+
+def _memory(text: str) -> str:
+    """A memory size dask reads (32GB, 64GiB): dask-jobqueue's own error was a traceback."""
+    from dask.utils import parse_bytes
+
+    try:
+        parse_bytes(text)
+    except (ValueError, TypeError) as exc:
+        raise argparse.ArgumentTypeError(f"{text!r}: {exc}") from None
+    return text
+
+
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = _Parser(description=__doc__.splitlines()[0])
     ap.add_argument("config")
     ap.add_argument("grid")
     ap.add_argument("out")
@@ -39,9 +76,9 @@ def main() -> None:
     ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="K=V")
     ap.add_argument("--engine", default="numba", choices=["numba", "simpy"])
     ap.add_argument("--chunk", type=int, default=DEFAULT_CHUNK, help="replications per task")
-    ap.add_argument("--jobs", type=int, default=2, help="SLURM jobs (nodes) to start")
-    ap.add_argument("--cores", type=int, default=16, help="cores per job")
-    ap.add_argument("--memory", default="32GB", help="memory per job")
+    ap.add_argument("--jobs", type=_count, default=2, help="SLURM jobs (nodes) to start")
+    ap.add_argument("--cores", type=_count, default=16, help="cores per job")
+    ap.add_argument("--memory", type=_memory, default="32GB", help="memory per job")
     ap.add_argument("--queue", default=None, help="SLURM partition")
     ap.add_argument("--account", default=None)
     ap.add_argument("--walltime", default="02:00:00")
@@ -52,9 +89,7 @@ def main() -> None:
     try:  # after the arguments: --help needs no dask-jobqueue
         from dask_jobqueue import SLURMCluster
     except ImportError:
-        print("slurm_jobqueue: error: dask-jobqueue is not installed: pip install dask-jobqueue",
-              file=sys.stderr)
-        sys.exit(2)
+        _fail("dask-jobqueue is not installed: pip install dask-jobqueue")
 
     plan = None
     if not args.serve:  # a bad config or grid is reported now, not after the queue's wait
@@ -63,9 +98,23 @@ def main() -> None:
                               args.replications, args.seed, args.engine, args.chunk)
             prepare_out(Path(args.out), plan, create=False)
         except GtmsimError as exc:
-            print(f"slurm_jobqueue: error: {exc}", file=sys.stderr)
-            sys.exit(2)
+            _fail(str(exc))
 
+    try:
+        _run(args, plan, SLURMCluster)
+    except KeyboardInterrupt:
+        left = "" if args.serve else (f"; the points written are kept in {args.out}: run the "
+                                      "same command to resume")
+        print(f"slurm_jobqueue: interrupted{left}", file=sys.stderr, flush=True)
+        sys.exit(130)
+    except ClusterLost as exc:  # not bad input: the run stopped, resumable
+        _fail(str(exc), 1)
+    except GtmsimError as exc:
+        _fail(str(exc))
+
+
+def _run(args: argparse.Namespace, plan, SLURMCluster) -> None:  # noqa: N803 (a class)
+    """Start the worker jobs, then serve the cluster or run the sweep on it."""
     prologue = ["export NUMBA_NUM_THREADS=1"]
     if args.venv:
         prologue.insert(0, f"source {args.venv}/bin/activate")
