@@ -878,3 +878,45 @@ def test_the_slurm_script_refuses_bad_jobs_in_one_line(tmp_path, flag):
     assert len(lines) == 1 and lines[0].startswith(f"slurm_jobqueue: error: {flag[0]}"), err
     assert flag[1] in lines[0]
     assert not (tmp_path / "out").exists()
+
+
+BY_HAND = Path(__file__).parents[1] / "scripts" / "cluster" / "start_by_hand.sh"
+
+
+def _by_hand(folder: Path, *args: str) -> subprocess.CompletedProcess:
+    """start_by_hand.sh with a `dask` on PATH that only records how it was called."""
+    fake = folder / "dask"
+    fake.write_text(f'#!/bin/sh\necho "$@" > {folder / "dask-args"}\n')
+    fake.chmod(0o755)
+    env = {**os.environ, "PATH": f"{folder}{os.pathsep}{os.environ['PATH']}"}
+    return subprocess.run(["bash", str(BY_HAND), *args], capture_output=True, text=True,
+                          env=env, timeout=30)
+
+
+def test_start_by_hand_says_how_to_use_it(tmp_path):
+    """Without a role it prints its usage, the comment at its top: that ran one line past
+    the comment and printed 'set -euo pipefail' too."""
+    r = _by_hand(tmp_path)
+    assert r.returncode == 2
+    lines = r.stdout.splitlines()
+    assert lines[0].startswith("# Start a Dask scheduler and workers by hand")
+    assert all(line.startswith("#") for line in lines), r.stdout
+
+
+@pytest.mark.parametrize("n", ["0", "-1", "two"])
+def test_start_by_hand_refuses_a_worker_count_in_one_line(tmp_path, n):
+    """worker HEAD 0 was bash's 'cores / n : division by 0 (error token is "n ")', exit 1;
+    -1 started dask with --nworkers -1 and NUMBA_NUM_THREADS set from a negative count."""
+    r = _by_hand(tmp_path, "worker", "node01", n)
+    assert r.returncode == 2, r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and n in lines[0] and "N" in lines[0], r.stderr
+    assert not (tmp_path / "dask-args").exists()  # no worker started
+
+
+def test_start_by_hand_shares_the_cores_among_the_workers(tmp_path):
+    r = _by_hand(tmp_path, "worker", "node01", "1")
+    assert r.returncode == 0, r.stderr
+    args = (tmp_path / "dask-args").read_text().split()
+    assert args[:2] == ["worker", "tcp://node01:8786"]
+    assert args[args.index("--nworkers") + 1] == "1" and "--nthreads" in args
