@@ -1058,7 +1058,7 @@ def cmd_sweep(args) -> int:
     # in this process, or nothing left to run: a rerun to rebuild the report needs no cluster
     here = (workers == 0 and not args.scheduler) or len(done) == len(plan.points)
     where = ("this process" if here else
-             args.scheduler or f"a LocalCluster of {workers} workers")
+             args.scheduler or f"a LocalCluster of {counted(workers, 'workers')}")
     total = len(plan.points) * plan.replications
     bar, progress = _progress_bar(total, f"sweep {counted(len(plan.points), 'points')} "
                                          f"({plan.engine})")

@@ -630,6 +630,16 @@ def test_profile_flag_beside_grid_profiles_is_refused(tmp_path, capsys):
     assert not (tmp_path / "o").exists()
 
 
+def test_a_local_cluster_of_one_worker_is_said_in_the_singular(tmp_path, capsys):
+    """--workers 1 printed 'starting a LocalCluster of 1 workers' and 'swept ... on a
+    LocalCluster of 1 workers'."""
+    grid = _grid(tmp_path, "[levers]\nsdr_headcount = [3]\n")
+    _sweep("--grid", grid, *SHORT, "--replications", "1", "--workers", "1", "--out",
+           str(tmp_path / "out"))
+    captured = capsys.readouterr()
+    assert "a LocalCluster of 1 worker:" in captured.out, captured.out
+    assert "1 workers" not in captured.out + captured.err
+
 def test_a_finished_sweep_reruns_without_a_cluster(tmp_path):
     """Rerunning a complete sweep (to rebuild its report) needs no cluster: the scheduler
     named may be long gone."""
