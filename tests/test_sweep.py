@@ -830,6 +830,8 @@ def test_a_connection_reset_while_fetching_a_result_is_a_lost_cluster():
 # dask-jobqueue's SLURMCluster, standing in: a LocalCluster whose worker "jobs" never start (as
 # in a queue that has not got to them); its memory is read as dask-jobqueue reads it
 FAKE_JOBQUEUE = '''
+import os
+
 from dask.utils import parse_bytes
 from distributed import LocalCluster
 
@@ -846,6 +848,11 @@ class SLURMCluster(LocalCluster):
 
     def job_script(self):
         return "#!/usr/bin/env bash"
+
+    def wait_for_workers(self, n_workers, timeout=None):
+        if os.path.exists("queue-stuck"):  # the hour's wait, at once
+            raise TimeoutError(f"Only 0/{n_workers} workers arrived after {timeout}")
+        return super().wait_for_workers(n_workers, timeout)
 '''
 
 
@@ -868,6 +875,23 @@ def test_ctrl_c_in_the_slurm_script_is_one_line(tmp_path, serve):
     assert proc.returncode == 130, err
     assert len(err.strip().splitlines()) == 1, err
     assert err.startswith("slurm_jobqueue: interrupted"), err
+
+
+def test_slurm_jobs_that_never_start_are_one_line(tmp_path):
+    """No worker job out of the queue within the hour's wait: a TimeoutError traceback ('Only
+    0/1 workers arrived after 3600'); it is one line saying what to do, and exit 1."""
+    grid = _grid(tmp_path, "[levers]\nsdr_headcount = [3, 5]\n")
+    (tmp_path / "queue-stuck").touch()
+    proc = _slurm_script(tmp_path, str(CONFIG), grid, "out", *SHORT)
+    try:
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 1, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("slurm_jobqueue: error: no worker job "), err
+    assert "run the same command" in lines[0]
 
 
 @pytest.mark.parametrize("flag", [("--jobs", "0"), ("--jobs", "-2"), ("--cores", "0"),

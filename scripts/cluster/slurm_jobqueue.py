@@ -28,6 +28,8 @@ from gtmsim.errors import ClusterLost, GtmsimError
 from gtmsim.report.sweep import sweep_report
 from gtmsim.sweep import DEFAULT_CHUNK, load_grid, plan_sweep, prepare_out, run_sweep
 
+QUEUE_WAIT = 3600  # seconds the sweep waits for its first worker job to leave the queue
+
 
 def _fail(message: str, code: int = 2) -> None:
     """One line on stderr and exit `code` (2: bad input, 1: the run stopped)."""
@@ -130,7 +132,11 @@ def _run(args: argparse.Namespace, plan, SLURMCluster) -> None:  # noqa: N803 (a
             if args.serve:
                 while True:
                     time.sleep(60)
-            client.wait_for_workers(1, timeout=3600)  # the queue may take a while
+            try:
+                client.wait_for_workers(1, timeout=QUEUE_WAIT)  # the queue may take a while
+            except TimeoutError:
+                _fail(f"no worker job started within {QUEUE_WAIT // 60} minutes; see the "
+                      "queue (squeue --me), then run the same command again", 1)
             summary = run_sweep(plan, args.out, client,
                                 lambda done, n: print(f"{done}/{n} replications", flush=True))
             print(summary)
