@@ -313,8 +313,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a running Dask scheduler, e.g. tcp://10.0.0.5:8786 (default: a "
                         "LocalCluster on this machine)")
     p.add_argument("--workers", type=int, default=None, metavar="N",
-                   help="LocalCluster worker processes (default: the number of CPUs); 0 runs "
-                        "in this process without Dask")
+                   help="LocalCluster worker processes (default: the CPUs this process may "
+                        "use); 0 runs in this process without Dask")
     p.add_argument("--replications", type=_replications, metavar="R",
                    help="replications per point (default: the config's run.replications)")
     p.add_argument("--seed", type=_seed, metavar="S",
@@ -1036,13 +1036,14 @@ def _write_optimize(args, config, settings, out: Path, result, best, cmp) -> Non
 def cmd_sweep(args) -> int:
     from gtmsim import sweep
 
-    cpus = os.cpu_count() or 1
+    cpus = sweep.usable_cores()  # under taskset or SLURM, not every CPU of the machine
     workers = args.workers if args.workers is not None else cpus
     if workers < 0:
         raise UsageError("--workers", f"must not be negative, got {workers}")
     if workers > 4 * cpus:  # 500 processes on 2 CPUs started for minutes, silently
-        raise UsageError("--workers", f"at most {4 * cpus} on this machine's {cpus} CPUs, got "
-                         f"{workers} (each is a process; --scheduler runs on a cluster)")
+        raise UsageError("--workers", f"at most {4 * cpus} on the {cpus} CPUs this process may "
+                         f"use, got {workers} (each is a process; --scheduler runs on a "
+                         "cluster)")
     if args.scheduler and args.workers is not None:
         raise UsageError("--workers", "give --workers or --scheduler, not both")
     _check_connect_timeout(args)

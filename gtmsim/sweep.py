@@ -587,7 +587,8 @@ def _warm(spec: ModelSpec, engine: str, threads: int | None) -> None:
         run_task(spec, 0, 0, 1, engine)
 
 
-def _cores() -> int:
+def usable_cores() -> int:
+    """The CPUs this process may run on (taskset, a SLURM allocation), not the machine's."""
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
@@ -622,7 +623,7 @@ class Warmup(WorkerPlugin):
             return int(env)  # the operator (or LocalCluster) said how many
         host = worker.address.split("://")[-1].rsplit(":", 1)[0]
         slots = self.threads_by_host.get(host, worker.state.nthreads)
-        return max(1, _cores() // max(1, slots))
+        return max(1, usable_cores() // max(1, slots))
 
 
 # --------------------------------------------------------------------------- clusters
@@ -715,7 +716,7 @@ def _client(scheduler: str | None, workers: int, timeout: float,
             raise ConfigError("--scheduler", f"no worker joined the scheduler at {scheduler} "
                               f"within {timeout:g}s") from None
     else:
-        threads = numba_threads or max(1, _cores() // workers)
+        threads = numba_threads or max(1, usable_cores() // workers)
         cluster = LocalCluster.__new__(LocalCluster)  # in hand if its start is interrupted
         try:
             with _workers_deaf_to_ctrl_c():

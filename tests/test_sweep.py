@@ -541,7 +541,7 @@ def local2():
 
 
 def test_local_cluster_does_not_oversubscribe(tmp_path, local2):
-    from gtmsim.sweep import _cores, warm_up
+    from gtmsim.sweep import usable_cores, warm_up
 
     grid = load_grid(_grid(tmp_path))
     plan = plan_sweep(None, None, SHORT[1::2], grid, replications=1)
@@ -550,7 +550,7 @@ def test_local_cluster_does_not_oversubscribe(tmp_path, local2):
     assert len(workers) == 2
     for w in workers:
         pool, used = local2.submit(_task_threads, workers=[w], pure=False).result()
-        assert used == pool == max(1, _cores() // 2)  # 2 workers x threads <= the cores
+        assert used == pool == max(1, usable_cores() // 2)  # 2 workers x threads <= the cores
 
 
 def test_search_on_cluster_runs_each_trial_once(tmp_path, local2):
@@ -639,6 +639,29 @@ def test_a_local_cluster_of_one_worker_is_said_in_the_singular(tmp_path, capsys)
     captured = capsys.readouterr()
     assert "a LocalCluster of 1 worker:" in captured.out, captured.out
     assert "1 workers" not in captured.out + captured.err
+
+def test_local_cluster_workers_default_to_the_cpus_this_process_may_use(tmp_path, monkeypatch):
+    """Under taskset or a SLURM allocation (a CPU affinity) the default --workers was every
+    CPU of the machine, os.cpu_count(): 8 worker processes on the 1 CPU allowed here."""
+    from gtmsim import sweep
+
+    started = []
+
+    @contextlib.contextmanager
+    def connect(scheduler, workers, timeout=30.0, numba_threads=None):
+        started.append(workers)
+        raise KeyboardInterrupt  # enough: how many it was asked for
+
+    monkeypatch.setattr(sweep, "connect", connect)
+    monkeypatch.setattr(os, "cpu_count", lambda: 8)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0}, raising=False)
+    grid = _grid(tmp_path, "[levers]\nsdr_headcount = [3]\n")
+    args = ["sweep", "--grid", grid, *SHORT, "--replications", "1", "--out", str(tmp_path / "o")]
+    assert main(args) == 130
+    assert started == [1]
+    with pytest.raises(SystemExit) as exc:  # at most 4 per usable CPU
+        main([*args, "--workers", "5"])
+    assert exc.value.code == 2
 
 def test_a_finished_sweep_reruns_without_a_cluster(tmp_path):
     """Rerunning a complete sweep (to rebuild its report) needs no cluster: the scheduler
