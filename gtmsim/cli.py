@@ -1204,6 +1204,9 @@ def main(argv: list[str] | None = None) -> int:
               "--help' lists them)")
     if getattr(args, "out", None) == "":
         _fail("--out: must not be empty")
+    if getattr(args, "scheduler", None) == "":  # an unset $VARIABLE: not "no scheduler"
+        _fail("--scheduler: must not be empty (a Dask scheduler's address, e.g. "
+              "tcp://10.0.0.5:8786; leave the flag out to run on this machine)")
     _WRITTEN.clear()
     try:
         with _signals():

@@ -663,6 +663,21 @@ def test_local_cluster_workers_default_to_the_cpus_this_process_may_use(tmp_path
         main([*args, "--workers", "5"])
     assert exc.value.code == 2
 
+@pytest.mark.parametrize("command", ["sweep", "optimize"])
+def test_an_empty_scheduler_address_is_refused(tmp_path, capsys, command):
+    """--scheduler "" (an unset $DASK_SCHEDULER, say) was taken as no --scheduler: the sweep
+    ran on a LocalCluster (beside --workers too), the search in this process, without a word."""
+    grid = _grid(tmp_path, "[levers]\nsdr_headcount = [3]\n")
+    args = (["sweep", "--grid", grid, "--workers", "0"] if command == "sweep" else
+            ["optimize", "--trials", "1", "--scenarios", "1", "--held-out", "1",
+             "--ideal-trials", "0"])
+    with pytest.raises(SystemExit) as exc:
+        main([*args, *SHORT, "--replications", "1", "--scheduler", "", "--out",
+              str(tmp_path / "o")])
+    assert exc.value.code == 2
+    assert capsys.readouterr().err.startswith("gtmsim: error: --scheduler: must not be empty")
+    assert not (tmp_path / "o").exists()
+
 def test_a_finished_sweep_reruns_without_a_cluster(tmp_path):
     """Rerunning a complete sweep (to rebuild its report) needs no cluster: the scheduler
     named may be long gone."""
