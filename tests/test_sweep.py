@@ -932,6 +932,24 @@ def test_slurm_jobs_that_never_start_are_one_line(tmp_path):
     assert "run the same command" in lines[0]
 
 
+def test_the_slurm_script_reruns_a_finished_sweep_without_jobs(tmp_path):
+    """A finished sweep run again (for its report) submitted worker jobs and waited up to an
+    hour in the queue for a worker it had no task for; as with the CLI, it needs no cluster."""
+    grid = _grid(tmp_path, "[levers]\nsdr_headcount = [3, 5]\n")
+    plan = plan_sweep(str(CONFIG), None, SHORT[1::2], load_grid(grid), replications=1)
+    run_sweep(plan, tmp_path / "out")
+    (tmp_path / "queue-stuck").touch()
+    proc = _slurm_script(tmp_path, str(CONFIG), grid, "out", *SHORT, "--replications", "1")
+    try:
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert not (tmp_path / "cluster-started").exists()  # no job submitted
+    assert (tmp_path / "out" / "report.html").is_file()
+    assert "0 points run, 2 already done" in out, out
+
 @pytest.mark.parametrize("flag", [("--jobs", "0"), ("--jobs", "-2"), ("--cores", "0"),
                                   ("--jobs", "two"), ("--memory", "32XB")])
 def test_the_slurm_script_refuses_bad_jobs_in_one_line(tmp_path, flag):

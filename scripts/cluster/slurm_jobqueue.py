@@ -2,7 +2,8 @@
 
 Run it on the login node (or in a small long-running job); it submits worker jobs with sbatch,
 runs the sweep on them, writes the results and report.html under OUT, and cancels the jobs
-at the end (the config and grid are checked before any job is submitted):
+at the end (the config and grid are checked before any job is submitted, and a finished sweep
+run again only rewrites its report):
 
     python scripts/cluster/slurm_jobqueue.py configs/b2b_saas.toml grid.toml runs/slurm-sweep \
         --jobs 4 --cores 32 --queue compute --walltime 04:00:00
@@ -25,6 +26,7 @@ from pathlib import Path
 from distributed import Client
 
 from gtmsim.errors import ClusterLost, GtmsimError
+from gtmsim.report.export import counted
 from gtmsim.report.sweep import sweep_report
 from gtmsim.sweep import DEFAULT_CHUNK, load_grid, plan_sweep, prepare_out, run_sweep
 
@@ -98,9 +100,12 @@ def main() -> None:
         try:
             plan = plan_sweep(args.config, args.profile, args.overrides, load_grid(args.grid),
                               args.replications, args.seed, args.engine, args.chunk)
-            prepare_out(Path(args.out), plan, create=False)
+            done = prepare_out(Path(args.out), plan, create=False)
         except GtmsimError as exc:
             _fail(str(exc))
+        if len(done) == len(plan.points):  # run again for its report: no job to submit
+            _sweep(args, plan, None)
+            return
 
     try:
         _run(args, plan, SLURMCluster)
@@ -137,17 +142,24 @@ def _run(args: argparse.Namespace, plan, SLURMCluster) -> None:  # noqa: N803 (a
             except TimeoutError:
                 _fail(f"no worker job started within {QUEUE_WAIT // 60} minutes; see the "
                       "queue (squeue --me), then run the same command again", 1)
-            summary = run_sweep(plan, args.out, client,
-                                lambda done, n: print(f"{done}/{n} replications", flush=True))
-            print(summary)
-            page = sweep_report(args.out)  # as the CLI writes it (atomically)
-            report = Path(args.out) / "report.html"
-            tmp = report.with_suffix(".html.tmp")
-            tmp.write_text(page, encoding="utf-8")
-            tmp.replace(report)
-            print(f"report: {report}")
+            _sweep(args, plan, client)
     finally:
         cluster.close()
+
+
+def _sweep(args: argparse.Namespace, plan, client) -> None:
+    """Run the points not yet written (on `client`'s cluster), then write the report."""
+    summary = run_sweep(plan, args.out, client,
+                        lambda done, n: print(f"{done}/{n} replications", flush=True))
+    print(f"swept {counted(summary.points, 'points')} x "
+          f"{counted(plan.replications, 'replications')}: "
+          f"{counted(summary.written, 'points')} run, {summary.skipped} already done")
+    page = sweep_report(args.out)  # as the CLI writes it (atomically)
+    report = Path(args.out) / "report.html"
+    tmp = report.with_suffix(".html.tmp")
+    tmp.write_text(page, encoding="utf-8")
+    tmp.replace(report)
+    print(f"report: {report}")
 
 
 if __name__ == "__main__":
