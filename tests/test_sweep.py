@@ -890,6 +890,8 @@ class SLURMCluster(LocalCluster):
     def wait_for_workers(self, n_workers, timeout=None):
         if os.path.exists("queue-stuck"):  # the hour's wait, at once
             raise TimeoutError(f"Only 0/{n_workers} workers arrived after {timeout}")
+        if os.path.exists("jobs-gone"):  # they came, and their walltime ended at once
+            return None
         return super().wait_for_workers(n_workers, timeout)
 '''
 
@@ -949,6 +951,23 @@ def test_the_slurm_script_reruns_a_finished_sweep_without_jobs(tmp_path):
     assert not (tmp_path / "cluster-started").exists()  # no job submitted
     assert (tmp_path / "out" / "report.html").is_file()
     assert "0 points run, 2 already done" in out, out
+
+def test_slurm_jobs_gone_mid_sweep_are_one_line_and_resumable(tmp_path):
+    """Every worker job gone (their walltime) for 30 s: the sweep stops as the CLI's does, but
+    the script let ClusterLost out as a traceback; it is one line, exit 1, saying to resume."""
+    grid = _grid(tmp_path, "[levers]\nsdr_headcount = [3, 5]\n")
+    (tmp_path / "jobs-gone").touch()
+    proc = _slurm_script(tmp_path, str(CONFIG), grid, "out", *SHORT, "--replications", "1")
+    try:
+        _, err = proc.communicate(timeout=90)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 1, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("slurm_jobqueue: error: no Dask worker has been on the cluster")
+    assert "run the same command to resume" in lines[0]
 
 @pytest.mark.parametrize("flag", [("--jobs", "0"), ("--jobs", "-2"), ("--cores", "0"),
                                   ("--jobs", "two"), ("--memory", "32XB")])
