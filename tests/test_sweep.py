@@ -887,6 +887,10 @@ class SLURMCluster(LocalCluster):
     def job_script(self):
         return "#!/usr/bin/env bash"
 
+    def close(self, *args, **kwargs):
+        open("cluster-closed", "w").close()  # dask-jobqueue cancels the jobs here
+        return super().close(*args, **kwargs)
+
     def wait_for_workers(self, n_workers, timeout=None):
         if os.path.exists("queue-stuck"):  # the hour's wait, at once
             raise TimeoutError(f"Only 0/{n_workers} workers arrived after {timeout}")
@@ -902,6 +906,27 @@ def _slurm_script(folder: Path, *args: str) -> subprocess.Popen:
         [str(folder), str(Path(__file__).parents[1]), os.environ.get("PYTHONPATH", "")])}
     return subprocess.Popen([sys.executable, str(SLURM_SCRIPT), *args], cwd=folder, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_the_slurm_script_cancels_its_jobs_when_terminated(tmp_path):
+    """SIGTERM (SLURM ending the job the script runs in, a `kill`) ended it at once, without
+    closing the cluster: its worker jobs stayed in the queue, or ran, until their walltime."""
+    grid = _grid(tmp_path, "[levers]\nsdr_headcount = [3, 5]\n")
+    proc = _slurm_script(tmp_path, str(CONFIG), grid, "out", "--serve")
+    try:
+        deadline = time.monotonic() + 60
+        while not (tmp_path / "cluster-started").exists():
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+            time.sleep(0.05)
+        time.sleep(3)
+        proc.terminate()
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert (tmp_path / "cluster-closed").exists()
+    assert proc.returncode == 143, err
+    assert err.strip().splitlines() == ["slurm_jobqueue: terminated"], err
 
 
 @pytest.mark.parametrize("serve", [True, False])

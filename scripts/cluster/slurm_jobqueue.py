@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import re
+import signal
 import sys
 import time
 from pathlib import Path
@@ -31,6 +32,14 @@ from gtmsim.report.sweep import sweep_report
 from gtmsim.sweep import DEFAULT_CHUNK, load_grid, plan_sweep, prepare_out, run_sweep
 
 QUEUE_WAIT = 3600  # seconds the sweep waits for its first worker job to leave the queue
+
+
+class _Terminated(BaseException):
+    """SIGTERM, raised like KeyboardInterrupt so the cluster is closed on the way out."""
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise _Terminated
 
 
 def _fail(message: str, code: int = 2) -> None:
@@ -107,13 +116,16 @@ def main() -> None:
             _sweep(args, plan, None)
             return
 
+    # SIGTERM (SLURM ending this job, a kill) closes the cluster too, cancelling its jobs
+    signal.signal(signal.SIGTERM, _terminate)
     try:
         _run(args, plan, SLURMCluster)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, _Terminated) as stop:
+        word = "interrupted" if isinstance(stop, KeyboardInterrupt) else "terminated"
         left = "" if args.serve else (f"; the points written are kept in {args.out}: run the "
                                       "same command to resume")
-        print(f"slurm_jobqueue: interrupted{left}", file=sys.stderr, flush=True)
-        sys.exit(130)
+        print(f"slurm_jobqueue: {word}{left}", file=sys.stderr, flush=True)
+        sys.exit(130 if isinstance(stop, KeyboardInterrupt) else 143)
     except ClusterLost as exc:  # not bad input: the run stopped, resumable
         _fail(str(exc), 1)
     except GtmsimError as exc:
