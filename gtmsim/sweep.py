@@ -699,7 +699,9 @@ def _client(scheduler: str | None, workers: int, timeout: float,
         from distributed.comm import get_address_host_port
 
         try:
-            get_address_host_port(scheduler)
+            _, port = get_address_host_port(scheduler)
+            if not 0 < port < 65536:  # Dask takes 99999 and waits out the timeout on it
+                raise ValueError(f"port {port} is not in 1..65535")
         except Exception as exc:  # a malformed address: no client is made
             raise ConfigError("--scheduler", f"not a scheduler address: {_one_line(exc)} "
                               "(expected e.g. tcp://10.0.0.5:8786)") from None

@@ -335,6 +335,20 @@ def test_unreachable_scheduler_is_one_line_exit_2(tmp_path, address):
     assert not (tmp_path / "o").exists()  # nothing written
 
 
+@pytest.mark.parametrize("port", ["0", "-5", "99999"])
+def test_a_scheduler_port_outside_1_65535_is_not_an_address(tmp_path, capsys, port):
+    """Port 99999 (a digit too many), 0 or -5 passed as an address: the sweep waited out
+    --connect-timeout and said it could not reach the scheduler ('no answer')."""
+    grid = _grid(tmp_path)
+    with pytest.raises(SystemExit) as exc:
+        main(["sweep", "--grid", grid, *SHORT, "--scheduler", f"tcp://127.0.0.1:{port}",
+              "--connect-timeout", "2", "--out", str(tmp_path / "o")])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("gtmsim: error: --scheduler: not a scheduler address: port "
+                          f"{port} "), err
+    assert not (tmp_path / "o").exists()
+
 @pytest.mark.parametrize("to", ["driver", "process group"])
 def test_ctrl_c_while_the_local_cluster_starts_is_one_line(tmp_path, to):
     """Ctrl-C while the LocalCluster's workers are being spawned: one line and 130, no
