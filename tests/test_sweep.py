@@ -883,9 +883,15 @@ def test_a_connection_reset_while_fetching_a_result_is_a_lost_cluster():
 # in a queue that has not got to them); its memory is read as dask-jobqueue reads it
 FAKE_JOBQUEUE = '''
 import os
+import time
 
 from dask.utils import parse_bytes
 from distributed import LocalCluster
+
+
+if os.path.exists("slow-import"):  # a shared file system's slow import, Ctrl-C meanwhile
+    open("importing", "w").close()
+    time.sleep(30)
 
 
 class SLURMCluster(LocalCluster):
@@ -951,6 +957,18 @@ def test_ctrl_c_in_the_slurm_script_is_one_line(tmp_path, serve):
     args = ["--serve"] if serve else [*SHORT, "--replications", "1"]
     proc = _slurm_script(tmp_path, str(CONFIG), grid, "out", *args)
     err = _interrupt_when(proc, lambda: (tmp_path / "cluster-started").exists(), after=3)
+    assert proc.returncode == 130, err
+    assert len(err.strip().splitlines()) == 1, err
+    assert err.startswith("slurm_jobqueue: interrupted"), err
+
+
+def test_ctrl_c_before_the_slurm_cluster_starts_is_one_line(tmp_path):
+    """Ctrl-C while dask-jobqueue was imported or the sweep planned (seconds, for a large
+    grid) was a KeyboardInterrupt traceback: only the cluster's run was guarded."""
+    grid = _grid(tmp_path, "[levers]\nsdr_headcount = [3, 5]\n")
+    (tmp_path / "slow-import").touch()
+    proc = _slurm_script(tmp_path, str(CONFIG), grid, "out", *SHORT)
+    err = _interrupt_when(proc, lambda: (tmp_path / "importing").exists(), after=0.5)
     assert proc.returncode == 130, err
     assert len(err.strip().splitlines()) == 1, err
     assert err.startswith("slurm_jobqueue: interrupted"), err

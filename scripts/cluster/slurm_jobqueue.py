@@ -99,27 +99,10 @@ def main() -> None:
     ap.add_argument("--serve", action="store_true",
                     help="only start the cluster and print its address; Ctrl-C stops it")
     args = ap.parse_args()
-    try:  # after the arguments: --help needs no dask-jobqueue
-        from dask_jobqueue import SLURMCluster
-    except ImportError:
-        _fail("dask-jobqueue is not installed: pip install dask-jobqueue")
-
-    plan = None
-    if not args.serve:  # a bad config or grid is reported now, not after the queue's wait
-        try:
-            plan = plan_sweep(args.config, args.profile, args.overrides, load_grid(args.grid),
-                              args.replications, args.seed, args.engine, args.chunk)
-            done = prepare_out(Path(args.out), plan, create=False)
-        except GtmsimError as exc:
-            _fail(str(exc))
-        if len(done) == len(plan.points):  # run again for its report: no job to submit
-            _sweep(args, plan, None)
-            return
-
     # SIGTERM (SLURM ending this job, a kill) closes the cluster too, cancelling its jobs
     signal.signal(signal.SIGTERM, _terminate)
     try:
-        _run(args, plan, SLURMCluster)
+        _main(args)
     except (KeyboardInterrupt, _Terminated) as stop:
         word = "interrupted" if isinstance(stop, KeyboardInterrupt) else "terminated"
         left = "" if args.serve else (f"; the points written are kept in {args.out}: run the "
@@ -130,6 +113,25 @@ def main() -> None:
         _fail(str(exc), 1)
     except GtmsimError as exc:
         _fail(str(exc))
+
+
+def _main(args: argparse.Namespace) -> None:
+    """Check the sweep, then start the cluster and run it (or serve the cluster)."""
+    try:  # after the arguments: --help needs no dask-jobqueue
+        from dask_jobqueue import SLURMCluster
+    except ImportError:
+        _fail("dask-jobqueue is not installed: pip install dask-jobqueue")
+
+    plan = None
+    if not args.serve:  # a bad config or grid is reported now, not after the queue's wait
+        grid = load_grid(args.grid)
+        plan = plan_sweep(args.config, args.profile, args.overrides, grid, args.replications,
+                          args.seed, args.engine, args.chunk)
+        done = prepare_out(Path(args.out), plan, create=False)
+        if len(done) == len(plan.points):  # run again for its report: no job to submit
+            _sweep(args, plan, None)
+            return
+    _run(args, plan, SLURMCluster)
 
 
 def _run(args: argparse.Namespace, plan, SLURMCluster) -> None:  # noqa: N803 (a class)
