@@ -99,8 +99,10 @@ def main() -> None:
     ap.add_argument("--serve", action="store_true",
                     help="only start the cluster and print its address; Ctrl-C stops it")
     args = ap.parse_args()
-    # SIGTERM (SLURM ending this job, a kill) closes the cluster too, cancelling its jobs
+    # SIGTERM (SLURM ending this job, a kill) closes the cluster too, cancelling its jobs; and
+    # Ctrl-C raises even where it was ignored when Python started (as gtmsim's CLI does)
     signal.signal(signal.SIGTERM, _terminate)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         _main(args)
     except (KeyboardInterrupt, _Terminated) as stop:
