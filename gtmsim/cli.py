@@ -33,6 +33,7 @@ from typing import Any, NoReturn
 from gtmsim.errors import SEED_MAX, ClusterLost, ConfigError, EngineFailed, GtmsimError
 from gtmsim.report.console import describe_config, print_summary
 from gtmsim.report.export import counted, write_parquet
+from gtmsim.simulate import usable_cores
 
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
@@ -211,7 +212,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "engine traces every activity, so it runs on it, in --workers processes)")
     p.add_argument("--workers", type=_positive_int, default=None, metavar="W",
                    help="threads (numba) or worker processes (simpy) (default: the number of "
-                        f"CPUs, {os.cpu_count() or 1})")
+                        f"CPUs this process may use, {usable_cores()})")
     p.add_argument("--no-mechanism-costs", action="store_true",
                    help="skip the bookings each human mechanism costs (the run again with each "
                         "mechanism off, one at a time, on min(N, 64) paired replications)")
@@ -674,7 +675,7 @@ def cmd_run(args) -> int:
     if args.event_log and engine == "numba":  # in the command line's words, not the API's
         raise UsageError("--event-log", "the numba engine writes no event log; use --engine "
                          "simpy")
-    workers = args.workers or os.cpu_count() or 1
+    workers = args.workers or usable_cores()
     out = Path(args.out) if args.out else _default_out(args.config)
     _check_out_dir(out)
     if args.png:
@@ -1036,7 +1037,7 @@ def _write_optimize(args, config, settings, out: Path, result, best, cmp) -> Non
 def cmd_sweep(args) -> int:
     from gtmsim import sweep
 
-    cpus = sweep.usable_cores()  # under taskset or SLURM, not every CPU of the machine
+    cpus = usable_cores()  # under taskset or SLURM, not every CPU of the machine
     workers = args.workers if args.workers is not None else cpus
     if workers < 0:
         raise UsageError("--workers", f"must not be negative, got {workers}")

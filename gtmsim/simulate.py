@@ -30,6 +30,14 @@ LOG_COLUMNS = ("case:concept:name", "concept:name", "org:resource", "start_times
 Progress = Callable[[int, int], None]
 
 
+def usable_cores() -> int:
+    """The CPUs this process may run on (taskset, a SLURM allocation), not the machine's."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
 @dataclass
 class Result:
     """What a batch produced: one row per replication, weekly aggregates, optional event log."""
@@ -107,7 +115,7 @@ def simulate(spec: ModelSpec, replications: int, seed: int, engine: str | None =
                               '(or leave engine out)')
         return _simulate_numba(spec, replications, seed, first, progress, workers)
     reps = list(range(first, first + replications))
-    workers = max(1, min(workers or 1, len(reps), os.cpu_count() or 1))
+    workers = max(1, min(workers or 1, len(reps), usable_cores()))
     done: list = []
     if workers == 1:
         for r in reps:

@@ -50,7 +50,7 @@ from gtmsim.config import Config, load_config, validate
 from gtmsim.config.loader import get_path, set_path
 from gtmsim.errors import SEED_MAX, ClusterLost, ConfigError, GtmsimError, whole
 from gtmsim.report.export import write_parquet
-from gtmsim.simulate import ENGINES, simulate
+from gtmsim.simulate import ENGINES, simulate, usable_cores
 from gtmsim.spec import ModelSpec, compile_spec
 
 DEFAULT_CHUNK = 64  # replications per task: ~2-3 s of the default config on one core
@@ -585,14 +585,6 @@ def _warm(spec: ModelSpec, engine: str, threads: int | None) -> None:
         _NUMBA_THREADS = max(1, threads)
     if engine == "numba":
         run_task(spec, 0, 0, 1, engine)
-
-
-def usable_cores() -> int:
-    """The CPUs this process may run on (taskset, a SLURM allocation), not the machine's."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
 
 
 try:

@@ -513,3 +513,14 @@ def test_a_reader_that_goes_or_a_full_device_ends_in_one_line(tmp_path):
                                stderr=subprocess.PIPE, text=True, timeout=60)
         assert r.returncode == 1
         assert r.stderr.strip() == "gtmsim: error: cannot write: No space left on device"
+
+
+def test_run_workers_default_to_the_cpus_this_process_may_use(tmp_path, monkeypatch):
+    """Under taskset or a SLURM allocation the default --workers was os.cpu_count(), every CPU
+    of the machine: 8 threads (or SimPy processes) on the 1 CPU this process may use."""
+    monkeypatch.setattr(os, "cpu_count", lambda: 8)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0}, raising=False)
+    out = tmp_path / "o"
+    assert main(["run", *SHORT, "--replications", "2", "--no-mechanism-costs",
+                 "--out", str(out)]) == 0
+    assert json.loads((out / "summary.json").read_text())["meta"]["workers"] == 1
