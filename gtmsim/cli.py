@@ -30,7 +30,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, NoReturn
 
-from gtmsim.errors import SEED_MAX, ClusterLost, ConfigError, EngineFailed, GtmsimError
+from gtmsim.errors import SEED_MAX, ClusterLost, ConfigError, EngineFailed, GtmsimError, TaskFailed
 from gtmsim.report.console import describe_config, print_summary
 from gtmsim.report.export import counted, write_parquet
 from gtmsim.simulate import usable_cores
@@ -1218,7 +1218,7 @@ def main(argv: list[str] | None = None) -> int:
         _fail(f"{exc.path}: {exc.message}" if exc.path else exc.message)
     except UsageError as exc:
         _fail(str(exc))
-    except (ClusterLost, EngineFailed) as exc:  # not bad input: the run stopped
+    except (ClusterLost, EngineFailed, TaskFailed) as exc:  # not bad input: it stopped
         print(f"gtmsim: error: {exc}", file=sys.stderr, flush=True)
         return EXIT_FAILED
     except GtmsimError as exc:

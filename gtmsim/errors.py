@@ -14,6 +14,11 @@ class ClusterLost(GtmsimError):
     """The Dask cluster went away mid-run: not bad input (the CLI exits 1), and resumable."""
 
 
+class TaskFailed(GtmsimError):
+    """A task failed on the Dask cluster (it raised, or its workers kept dying): not bad input
+    (the CLI exits 1); what finished is kept, and the same command resumes."""
+
+
 class EngineFailed(GtmsimError):
     """A replication raised an error inside the numba engine (a division by zero, say): not
     bad input the loader could name (the CLI exits 1), and never a row of zeros."""

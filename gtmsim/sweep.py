@@ -48,7 +48,7 @@ import polars as pl
 
 from gtmsim.config import Config, load_config, validate
 from gtmsim.config.loader import get_path, set_path
-from gtmsim.errors import SEED_MAX, ClusterLost, ConfigError, GtmsimError, whole
+from gtmsim.errors import SEED_MAX, ClusterLost, ConfigError, GtmsimError, TaskFailed, whole
 from gtmsim.report.export import write_parquet
 from gtmsim.simulate import ENGINES, simulate, usable_cores
 from gtmsim.spec import ModelSpec, compile_spec
@@ -981,8 +981,9 @@ def _run_distributed(plan: Plan, out: Path, client, todo: list[Point], finished:
             except Exception as exc:
                 if _cancelled(exc, client, f):
                     raise _lost(exc) from None
-                raise GtmsimError(f"point {p.index}, replications {first}..{first + n - 1} "
-                                  f"failed on the cluster: {_one_line(exc)}") from None
+                raise TaskFailed(f"point {p.index}, replications {first}..{first + n - 1} "
+                                 f"failed on the cluster: {_one_line(exc)}; what was finished "
+                                 "is kept: run the same command to resume") from None
             f.release()
             parts = pending.setdefault(p.index, {})
             if first in parts:  # a result arrives once per future; this guards the file
@@ -1102,8 +1103,8 @@ def search_on_cluster(config: Config, settings, client, out_dir: Path | None = N
                 except Exception as exc:
                     if _cancelled(exc, client, f):
                         raise _lost(exc) from None
-                    raise GtmsimError(f"trial {number}: a scenario failed on the cluster: "
-                                      f"{_one_line(exc)}") from None
+                    raise TaskFailed(f"trial {number}: a scenario failed on the cluster: "
+                                     f"{_one_line(exc)}") from None
                 entry["values"][step] = v
                 trial = entry["trial"]
                 if not multi and len(entry["values"]) < len(scenarios):  # seen all: scored

@@ -1086,3 +1086,39 @@ def test_start_by_hand_shares_the_cores_among_the_workers(tmp_path):
     args = (tmp_path / "dask-args").read_text().split()
     assert args[:2] == ["worker", "tcp://node01:8786"]
     assert args[args.index("--nworkers") + 1] == "1" and "--nthreads" in args
+
+
+def _task_out_of_memory(spec, seed, first, count, engine):
+    """sweep.run_task on a worker that runs out of memory (Dask pickles it by name); the
+    workers' warm-up (replication 0 of seed 0) passes."""
+    if seed == 0:
+        return None
+    raise MemoryError("the worker ran out of memory")
+
+
+def test_a_task_that_fails_on_the_cluster_is_not_bad_input(tmp_path, monkeypatch):
+    """A task that raised on a worker (or whose workers kept dying: Dask's KilledWorker) was a
+    GtmsimError, exit 2, as if the input were bad, with no word on resuming; it stops the
+    sweep with exit 1, keeps what finished and says the same command resumes."""
+    from distributed import Client, LocalCluster
+
+    from gtmsim import sweep
+    from gtmsim.cli import EXIT_FAILED, main
+    from gtmsim.errors import TaskFailed
+
+    monkeypatch.setattr(sweep, "run_task", _task_out_of_memory)
+    plan = plan_sweep(None, None, SHORT[1::2], load_grid(_grid(tmp_path)), replications=2)
+    with (LocalCluster(n_workers=1, processes=False, dashboard_address=":0") as cluster,
+          Client(cluster) as client, pytest.raises(TaskFailed) as info):
+        run_sweep(plan, tmp_path / "o", client=client)
+    assert "failed on the cluster: the worker ran out of memory" in str(info.value)
+    assert str(info.value).endswith("run the same command to resume")
+
+    @contextlib.contextmanager
+    def connect(scheduler, workers, timeout=30.0, numba_threads=None):
+        raise TaskFailed("point 0, replications 0..1 failed on the cluster")
+        yield
+
+    monkeypatch.setattr(sweep, "connect", connect)
+    assert main(["sweep", "--grid", _grid(tmp_path), *SHORT, "--replications", "1",
+                 "--out", str(tmp_path / "o2")]) == EXIT_FAILED

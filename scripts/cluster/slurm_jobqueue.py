@@ -26,7 +26,7 @@ from pathlib import Path
 
 from distributed import Client
 
-from gtmsim.errors import ClusterLost, GtmsimError
+from gtmsim.errors import ClusterLost, EngineFailed, GtmsimError, TaskFailed
 from gtmsim.report.export import counted
 from gtmsim.report.sweep import sweep_report
 from gtmsim.sweep import DEFAULT_CHUNK, load_grid, plan_sweep, prepare_out, run_sweep
@@ -111,7 +111,7 @@ def main() -> None:
                                       "same command to resume")
         print(f"slurm_jobqueue: {word}{left}", file=sys.stderr, flush=True)
         sys.exit(130 if isinstance(stop, KeyboardInterrupt) else 143)
-    except ClusterLost as exc:  # not bad input: the run stopped, resumable
+    except (ClusterLost, EngineFailed, TaskFailed) as exc:  # not bad input: the run stopped
         _fail(str(exc), 1)
     except GtmsimError as exc:
         _fail(str(exc))
