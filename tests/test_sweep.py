@@ -930,9 +930,9 @@ def _slurm_script(folder: Path, *args: str) -> subprocess.Popen:
 
 def test_the_slurm_script_cancels_its_jobs_when_terminated(tmp_path):
     """SIGTERM (SLURM ending the job the script runs in, a `kill`) ended it at once, without
-    closing the cluster: its worker jobs stayed in the queue, or ran, until their walltime."""
-    grid = _grid(tmp_path, "[levers]\nsdr_headcount = [3, 5]\n")
-    proc = _slurm_script(tmp_path, str(CONFIG), grid, "out", "--serve")
+    closing the cluster: its worker jobs stayed in the queue, or ran, until their walltime.
+    --serve runs no sweep, so it needs no config, grid or out (it required all three)."""
+    proc = _slurm_script(tmp_path, "--serve")
     try:
         deadline = time.monotonic() + 60
         while not (tmp_path / "cluster-started").exists():
@@ -1026,6 +1026,7 @@ def test_slurm_jobs_gone_mid_sweep_are_one_line_and_resumable(tmp_path):
     assert lines[0].startswith("slurm_jobqueue: error: no Dask worker has been on the cluster")
     assert "run the same command to resume" in lines[0]
 
+
 @pytest.mark.parametrize("flag", [("--jobs", "0"), ("--jobs", "-2"), ("--cores", "0"),
                                   ("--jobs", "two"), ("--memory", "32XB")])
 def test_the_slurm_script_refuses_bad_jobs_in_one_line(tmp_path, flag):
@@ -1044,6 +1045,14 @@ def test_the_slurm_script_refuses_bad_jobs_in_one_line(tmp_path, flag):
     assert len(lines) == 1 and lines[0].startswith(f"slurm_jobqueue: error: {flag[0]}"), err
     assert flag[1] in lines[0]
     assert not (tmp_path / "out").exists()
+
+
+def test_the_slurm_script_without_serve_needs_config_grid_and_out(tmp_path):
+    proc = _slurm_script(tmp_path, "c.toml")
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 2
+    assert err.strip().splitlines() == ["slurm_jobqueue: error: the following arguments are "
+                                        "required: grid, out"], err
 
 
 BY_HAND = Path(__file__).parents[1] / "scripts" / "cluster" / "start_by_hand.sh"

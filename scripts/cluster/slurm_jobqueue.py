@@ -12,7 +12,8 @@ Each job is one node: `--cores` worker processes with one task thread and one nu
 each (processes x threads = cores). The sweep resumes like the CLI: if the jobs hit their
 walltime, run the same command again and finished points are skipped. To use the command
 line instead, keep the cluster up (`--serve`) and run
-`python -m gtmsim sweep ... --scheduler ADDRESS` with the address it prints.
+`python -m gtmsim sweep ... --scheduler ADDRESS` with the address it prints (`--serve` needs
+no CONFIG, GRID or OUT).
 """
 
 from __future__ import annotations
@@ -80,9 +81,10 @@ def _memory(text: str) -> str:
 
 def main() -> None:
     ap = _Parser(description=__doc__.splitlines()[0])
-    ap.add_argument("config")
-    ap.add_argument("grid")
-    ap.add_argument("out")
+    # optional only under --serve, which starts the cluster and runs no sweep
+    ap.add_argument("config", nargs="?")
+    ap.add_argument("grid", nargs="?")
+    ap.add_argument("out", nargs="?")
     ap.add_argument("--replications", type=int, default=None)
     ap.add_argument("--seed", type=int, default=None)
     ap.add_argument("--profile", default=None)
@@ -99,6 +101,9 @@ def main() -> None:
     ap.add_argument("--serve", action="store_true",
                     help="only start the cluster and print its address; Ctrl-C stops it")
     args = ap.parse_args()
+    missing = [k for k in ("config", "grid", "out") if getattr(args, k) is None]
+    if missing and not args.serve:
+        ap.error(f"the following arguments are required: {', '.join(missing)}")
     # SIGTERM (SLURM ending this job, a kill) closes the cluster too, cancelling its jobs; and
     # Ctrl-C raises even where it was ignored when Python started (as gtmsim's CLI does)
     signal.signal(signal.SIGTERM, _terminate)
