@@ -486,6 +486,27 @@ def point_file(out: Path, index: int) -> Path:
     return out / POINTS_DIR / f"point-{index:05d}.parquet"
 
 
+def _what_differs(old: dict, new: dict) -> str:
+    """Which of a sweep's settings differ between a folder's manifest and this plan."""
+    def same(a: Any, b: Any) -> bool:
+        return json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
+
+    said = []
+    for key, name in (("config", "config"), ("seed", "seed"), ("replications", "replications"),
+                      ("engine", "engine"), ("design", "grid design"),
+                      ("common_random_numbers", "common_random_numbers")):
+        if not same(old.get(key), new.get(key)):
+            said.append(f"{name} {old.get(key)!r} there, {new.get(key)!r} here")
+    there, here = old.get("points") or [], new.get("points") or []
+    if len(there) != len(here):
+        said.append(f"{len(there)} grid points there, {len(here)} here")
+    elif not same([p.get("values") for p in there], [p["values"] for p in here]):
+        said.append("the grid's values")
+    elif not same([p.get("config_digest") for p in there], [p["config_digest"] for p in here]):
+        said.append("the points' configs (the config file, --profile or --set)")
+    return "; ".join(said) or "its manifest"
+
+
 def prepare_out(out: Path, plan: Plan, create: bool = True) -> list[int]:
     """Create (unless `create` is false: only check) or reopen the output folder; the
     indices of the points already done.
@@ -504,8 +525,9 @@ def prepare_out(out: Path, plan: Plan, create: bool = True) -> list[int]:
         # compared as JSON text: 4 == 4.0 in Python, but a grid's [4, 8] and [4.0, 8.0]
         # give the axis column other types, and point files of both do not read together
         if json.dumps(old, sort_keys=True) != json.dumps(manifest, sort_keys=True):
-            raise ConfigError("--out", f"{out} holds a different sweep (config, grid, seed, "
-                              "replications or engine differ); give a new folder")
+            raise ConfigError("--out", f"{out} holds a different sweep "
+                              f"({_what_differs(old, manifest)}); give a new folder, or the "
+                              "same settings to resume it")
     elif out.is_dir() and any(out.iterdir()):
         raise ConfigError("--out", f"{out} exists, is not empty and holds no sweep")
     if not create:

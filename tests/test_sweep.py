@@ -514,6 +514,21 @@ def test_other_sweep_in_out_folder_is_refused(tmp_path, capsys):
               "--out", str(out)])
     assert exc.value.code == 2
     assert "holds a different sweep" in capsys.readouterr().err
+    # and says which setting differs, so the resume can be mended ('config, grid, seed,
+    # replications or engine differ' named none of them)
+    for extra, said in ((["--replications", "3"], "(replications 2 there, 3 here)"),
+                        (["--replications", "2", "--seed", "9"], "seed "),
+                        (["--replications", "2", "--set", "teams.ae.headcount=7"],
+                         "(the points' configs (the config file, --profile or --set))")):
+        with pytest.raises(SystemExit):
+            main(["sweep", "--grid", grid, *SHORT, *extra, "--workers", "0", "--out", str(out)])
+        err = capsys.readouterr().err
+        assert said in err and err.strip().endswith("or the same settings to resume it"), err
+    other = _grid(tmp_path, "[levers]\nsdr_headcount = [3]\n", "other.toml")
+    with pytest.raises(SystemExit):
+        main(["sweep", "--grid", other, *SHORT, "--replications", "2", "--workers", "0",
+              "--out", str(out)])
+    assert "grid points there, 1 here" in capsys.readouterr().err
 
 
 def test_a_grid_whose_values_changed_type_is_another_sweep(tmp_path, capsys):
