@@ -405,7 +405,7 @@ def _check_axes(grid: Grid, config: Config) -> None:
                 raise ConfigError(where, f"expected a number, got {v!r}")
             elif not lever.low <= v <= lever.high:
                 raise ConfigError(where, f"{v!r} is outside the lever's bounds "
-                                  f"[{lever.low}, {lever.high}]")
+                                  f"{lever.bounds()}")
         _check_whole(where, axis)
     # two axes on one config value: only the later one was applied, each point labelled with
     # both values

@@ -152,6 +152,9 @@ BAD_OVERRIDES = [
       "target_per_quarter=10}}"], "teams.ops.kpi.stage", "owns (none)"),
     # a lever's bounds are the optimiser's, and say how to go past them
     (["teams.sdr.headcount=200"], "levers.sdr_headcount", "widen levers.sdr_headcount.low/high"),
+    # an integer lever's bounds read as floats: 'outside [2.0, 12.0]'
+    (["teams.sdr.headcount=200"], "levers.sdr_headcount", "current value 200 is outside [2, 12]"),
+    (["stages.sdr_qualify.threshold=0.9"], "levers.sql_threshold", "outside [0.15, 0.6]"),
     # a third parameter of a lognormal would be ignored (or crash the run): refused
     (["channels.inbound.value={dist='lognormal', median=3e4, sigma=0.5, cv=0.3}"],
      "channels.inbound.value", "median and sigma, or mean and cv"),

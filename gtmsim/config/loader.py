@@ -840,7 +840,7 @@ def check_graph(c: Config, check_budget: bool = True) -> None:
             raise ConfigError(f"levers.{name}.path", f"{lever.path} is not a number")
         elif not lever.low <= value <= lever.high:
             raise ConfigError(f"levers.{name}",
-                              f"current value {value} is outside [{lever.low}, {lever.high}]; "
+                              f"current value {value} is outside {lever.bounds()}; "
                               f"widen levers.{name}.low/high, or remove the lever")
     budget = c.design.annual_budget
     if budget is not None and check_budget:

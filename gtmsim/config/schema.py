@@ -385,6 +385,12 @@ class Lever(Strict):
                              f"{self.low:g} and {self.high:g}")
         return self
 
+    def bounds(self) -> str:
+        """'[2, 12]' for an integer lever, '[0.1, 0.6]' otherwise, as a message shows them."""
+        if self.integer:
+            return f"[{int(self.low)}, {int(self.high)}]"
+        return f"[{self.low}, {self.high}]"
+
 
 # --------------------------------------------------------------------------- people
 

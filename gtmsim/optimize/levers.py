@@ -47,7 +47,7 @@ def apply_design(config: Config, design: dict[str, Any]) -> Config:
             raise ConfigError(f"levers.{name}", f"expected a number, got {value!r}")
         if not lever.low <= value <= lever.high:
             raise ConfigError(f"levers.{name}",
-                              f"{value!r} is outside [{lever.low}, {lever.high}]")
+                              f"{value!r} is outside {lever.bounds()}")
         if lever.integer:
             if value != int(value):  # 6.5 heads is a mistake, not a 6 or a 7
                 raise ConfigError(f"levers.{name}", f"expected a whole number, got {value!r}")
