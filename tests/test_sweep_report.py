@@ -212,6 +212,10 @@ def test_where_less_is_better_the_best_point_is_the_lowest():
     s = {"outcomes": ["leaked"], "points": points, "leaders": [lead]}
     (line,) = leaders_text(s)
     assert line.startswith("lowest leaked under realistic: sdr_headcount=4")
+    # a profile's only point is not 'best' of anything
+    (alone,) = _leaders(rows, points[:1], ["realistic"], "leaked", paired=False)
+    (line,) = leaders_text({"outcomes": ["leaked"], "points": points, "leaders": [alone]})
+    assert line == "leaked under realistic: sdr_headcount=3, mean 20", line
 
 
 @pytest.mark.parametrize("layout", ["heatmap", "scatter"])

@@ -337,7 +337,8 @@ def leaders_text(s: dict) -> list[str]:
     lines = []
     for lead in s.get("leaders", []):
         b = by_point[lead["best"]]
-        best = f"lowest {o}" if less_is_better(o) else f"best {o}"
+        best = (o if lead["runner_up"] is None  # the profile's only point: best of one
+                else f"lowest {o}" if less_is_better(o) else f"best {o}")
         line = (f"{best} under {lead['profile']}: {_point_name(b, 'the config')}, "
                 f"mean {_fmt(b['mean'][o])}")
         if lead["difference"] is not None:
