@@ -44,3 +44,25 @@ def test_a_cache_folder_not_made_yet_is_stamped(tmp_path):
     assert (folder / cache.STAMP).read_text() == cache.fingerprint()
     (folder / "engine.run_one-146.py311.nbi").write_bytes(b"x")  # the first compile's
     assert not cache.drop_stale(folder) and (folder / "engine.run_one-146.py311.nbi").exists()
+
+
+def test_the_stamp_covers_every_gtmsim_module_the_kernel_imports():
+    """rng.py compiles gtmsim.distributions' kind codes (FIXED .. EMPIRICAL) into `draw`, but
+    distributions.py was not in the stamp: renumbering the kinds left the cached sampler
+    drawing one distribution's parameters as another's, without a word."""
+    import ast
+
+    names = {p.name for p in cache.sources()}
+    for source in cache.sources():
+        if source.parent != cache._KERNEL or source.name in ("__init__.py", "cache.py"):
+            continue  # not compiled: the package's entry point and this stamp
+        for node in ast.walk(ast.parse(source.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module == "gtmsim":
+                imported = {f"{a.name}.py" for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("gtmsim."):
+                if node.module.startswith("gtmsim.engines.kernel"):
+                    continue
+                imported = {node.module.split(".")[1] + ".py"}
+            else:
+                continue
+            assert imported <= names, f"{source.name} imports {imported - names}"

@@ -2,11 +2,11 @@
 changes.
 
 numba keys a cached function on its own file's time stamp only: a change to a function it
-inlines or calls from another module, or to a constant it reads from `gtmsim.outcomes` or
-`gtmsim.spec`, leaves it stale, and a stale kernel gives wrong numbers without a word. The
-kernel's cache folder therefore holds a stamp, a hash of every such source and of numba's
-version; on import, a stamp that does not match drops the kernel's cached files, so the
-next call compiles afresh.
+inlines or calls from another module, or to a constant it reads from `gtmsim.outcomes`,
+`gtmsim.spec` or `gtmsim.distributions`, leaves it stale, and a stale kernel gives wrong
+numbers without a word. The kernel's cache folder therefore holds a stamp, a hash of every
+such source and of numba's version; on import, a stamp that does not match drops the
+kernel's cached files, so the next call compiles afresh.
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ _KERNEL = Path(__file__).parent
 
 def sources() -> list[Path]:
     """Every file whose change can change the compiled kernel."""
-    return sorted(_KERNEL.glob("*.py")) + [_PACKAGE / n for n in
-                                           ("outcomes.py", "spec.py", "calendar.py")]
+    return sorted(_KERNEL.glob("*.py")) + [
+        _PACKAGE / n for n in ("outcomes.py", "spec.py", "calendar.py", "distributions.py")]
 
 
 def fingerprint() -> str:
