@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+
 import pytest
 
 from gtmsim.engines.kernel import cache
@@ -66,3 +69,36 @@ def test_the_stamp_covers_every_gtmsim_module_the_kernel_imports():
             else:
                 continue
             assert imported <= names, f"{source.name} imports {imported - names}"
+
+
+def test_a_damaged_cache_file_is_dropped_and_compiled_again(tmp_path):
+    """A cache file of the batch kernel cut short (a full disk, a copy that stopped) was an
+    UnpicklingError traceback on every run until the file was found and deleted by hand; it
+    is dropped and the kernel compiled again, in one line, to the same numbers."""
+    import subprocess
+    import sys
+
+    import numpy as np
+    from numba.core.caching import _CacheLocator
+
+    import gtmsim.engines.kernel as kernel
+    from gtmsim import compile_spec, load_config
+    from gtmsim.engines.kernel import view
+
+    if kernel._folder is None:
+        pytest.skip("this numba does not say where it keeps its cache")
+    want, _ = kernel.tallies(compile_spec(load_config(None)), 5, 2)  # cached here, if not yet
+    copy = tmp_path / _CacheLocator.get_suitable_cache_subpath(view.__file__)
+    shutil.copytree(kernel._folder, copy)  # where a process with NUMBA_CACHE_DIR=tmp_path looks
+    (batch,) = copy.glob("engine.run_batch-*.nbc")
+    batch.write_bytes(batch.read_bytes()[:1000])
+    code = ("import sys; import numpy as np; from gtmsim import compile_spec, load_config; "
+            "from gtmsim.engines.kernel import tallies; "
+            "np.save(sys.argv[1], tallies(compile_spec(load_config(None)), 5, 2)[0])")
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path)}
+    res = subprocess.run([sys.executable, "-c", code, str(tmp_path / "got.npy")], env=env,
+                         capture_output=True, text=True, timeout=1200)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert len(res.stderr.splitlines()) == 1 and "damaged" in res.stderr, res.stderr
+    np.testing.assert_array_equal(np.load(tmp_path / "got.npy"), want)
+

@@ -28,6 +28,14 @@ if _folder is not None:
 __all__ = ["KSpec", "TallyLayout", "pack", "tallies", "seeds_for"]
 
 
+def _cache_folders() -> list:
+    """Where numba caches the kernel: its own folder and, for the calendar functions wrapped
+    from `gtmsim.calendar`, the package's."""
+    from gtmsim.engines.kernel.calendar import next_open
+
+    return list(dict.fromkeys([_folder, cache.folder_of(next_open)]))
+
+
 def seeds_for(seed: int, reps: np.ndarray) -> np.ndarray:
     """The xoshiro states of replications `reps` (uint64[n, 12]): three streams each, spawned
     from the replication's SeedSequence in the SimPy engine's order (work, arrivals, people),
@@ -64,8 +72,15 @@ def tallies(spec: ModelSpec, seed: int, replications: int, first: int = 0,
         else:
             sub_out = np.zeros((len(todo), layout.length))
             sub_status = np.zeros(len(todo), dtype=np.int64)
-        fn(ks, np.ascontiguousarray(seeds[todo]), sub_out, sub_status, layout.offsets, *caps,
-           chunk)
+        args = (ks, np.ascontiguousarray(seeds[todo]), sub_out, sub_status, layout.offsets,
+                *caps, chunk)
+        try:
+            fn(*args)
+        except Exception as e:
+            if not cache.damaged(e):
+                raise
+            cache.recover(_cache_folders())
+            fn(*args)  # compiles afresh (a second failure is not the cache's)
         if sub_out is not out:
             out[todo] = sub_out
             status[todo] = sub_status

@@ -7,12 +7,17 @@ inlines or calls from another module, or to a constant it reads from `gtmsim.out
 numbers without a word. The kernel's cache folder therefore holds a stamp, a hash of every
 such source and of numba's version; on import, a stamp that does not match drops the
 kernel's cached files, so the next call compiles afresh.
+
+A damaged cache file (cut short: numba raised UnpicklingError on every run) is dropped by
+``tallies`` before it compiles again.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import pickle
+import sys
 from pathlib import Path
 
 import numba
@@ -46,18 +51,47 @@ def drop_stale(folder: Path) -> bool:
     with contextlib.suppress(OSError):
         if stamp.read_text() == want:
             return False
-    modules = {p.stem for p in _KERNEL.glob("*.py")}
     dropped = False
     with contextlib.suppress(OSError):
         # before the first compile the folder is not there yet: make it and stamp it, or
         # the stampless cache of that compile would be dropped on the next start
         folder.mkdir(parents=True, exist_ok=True)
+        dropped = drop(folder)
+        stamp.write_text(want)
+    return dropped
+
+
+def drop(folder: Path) -> bool:
+    """Remove the kernel's cached files in `folder` (its modules' names begin them); True
+    when there were any. Other numba code cached there is kept."""
+    modules = {p.stem for p in _KERNEL.glob("*.py")}
+    dropped = False
+    with contextlib.suppress(OSError):
         for f in folder.iterdir():
             if f.suffix in (".nbi", ".nbc") and f.name.split(".")[0] in modules:
                 f.unlink(missing_ok=True)
                 dropped = True
-        stamp.write_text(want)
     return dropped
+
+
+def damaged(error: BaseException | None) -> bool:
+    """Whether `error`, or one it was raised from, is numba failing to read a cache file
+    (cut short: a full disk, a copy or download that stopped)."""
+    while error is not None:
+        if isinstance(error, EOFError | pickle.UnpicklingError):
+            return True
+        error = error.__cause__ or error.__context__
+    return False
+
+
+def recover(folders: list[Path | None]) -> None:
+    """Drop the kernel's cached files in `folders` after `damaged`, saying so in one line."""
+    where = ", ".join(str(f) for f in folders if f is not None)
+    print(f"gtmsim: the numba engine's cache in {where} was damaged; dropped it, compiling the "
+          f"engine again (about a minute)", file=sys.stderr, flush=True)
+    for folder in folders:
+        if folder is not None:
+            drop(folder)
 
 
 def folder_of(dispatcher) -> Path | None:
@@ -66,3 +100,4 @@ def folder_of(dispatcher) -> Path | None:
         return Path(dispatcher._cache._cache_file._index_path).parent
     except AttributeError:
         return None
+
