@@ -145,8 +145,12 @@ def _simulate_numba(spec: ModelSpec, replications: int, seed: int, first: int,
     import numba
 
     from gtmsim.engines.kernel import tallies
+    from gtmsim.engines.kernel.cache import in_process_folder
 
-    if not kernel_is_cached():
+    if not kernel_is_cached() and in_process_folder():
+        notice("compiling the numba engine (about a minute) on every run: no cache folder takes "
+               "writes here; set NUMBA_CACHE_DIR to a writable folder")
+    elif not kernel_is_cached():
         notice("compiling the numba engine (first run on this machine only; about a minute)")
     chunk = min(256, max(64, -(-replications // 20)))  # small enough for Ctrl-C to land
     rows, weekly = [], []

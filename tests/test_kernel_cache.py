@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -102,3 +103,36 @@ def test_a_damaged_cache_file_is_dropped_and_compiled_again(tmp_path):
     assert len(res.stderr.splitlines()) == 1 and "damaged" in res.stderr, res.stderr
     np.testing.assert_array_equal(np.load(tmp_path / "got.npy"), want)
 
+
+def test_with_no_folder_to_cache_in_the_kernel_still_imports(tmp_path):
+    """Installed read-only, with NUMBA_CACHE_DIR and the user's cache folder not writable
+    either, importing the kernel was numba's 'cannot cache function: no locator available'
+    RuntimeError traceback; it compiles into a temporary folder of the process instead (gone
+    when it exits), and the compile notice says every run compiles."""
+    import subprocess
+    import sys
+    import tempfile
+
+    import gtmsim
+
+    site = tmp_path / "site"
+    shutil.copytree(Path(gtmsim.__file__).parent, site / "gtmsim",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    for folder in [site / "gtmsim", *(site / "gtmsim").rglob("*")]:
+        if folder.is_dir():
+            (folder / "__pycache__").write_text("")  # a file: no cache folder next to sources
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")  # nothing can be made under a file, even by root
+    env = {**os.environ, "PYTHONPATH": str(site), "NUMBA_CACHE_DIR": str(blocker / "numba"),
+           "XDG_CACHE_HOME": str(blocker / "cache"), "PYTHONDONTWRITEBYTECODE": "1"}
+    code = ("import gtmsim, gtmsim.engines.kernel as k; from gtmsim.engines.kernel import cache; "
+            "from gtmsim.simulate import kernel_is_cached; "
+            "print(gtmsim.__file__, k._folder, cache.in_process_folder(), kernel_is_cached())")
+    res = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         timeout=300, cwd=tmp_path)  # not the checkout's gtmsim, first on the path
+    assert res.returncode == 0 and res.stderr == "", res.stderr[-2000:]
+    source, folder, in_process, cached = res.stdout.split()
+    assert Path(source).is_relative_to(site)
+    assert Path(folder).is_relative_to(tempfile.gettempdir())
+    assert (in_process, cached) == ("True", "False")
+    assert not Path(folder).exists()  # removed at exit

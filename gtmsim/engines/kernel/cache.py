@@ -8,19 +8,27 @@ numbers without a word. The kernel's cache folder therefore holds a stamp, a has
 such source and of numba's version; on import, a stamp that does not match drops the
 kernel's cached files, so the next call compiles afresh.
 
-A damaged cache file (cut short: numba raised UnpicklingError on every run) is dropped by
-``tallies`` before it compiles again.
+Two ways the cache can fail a user are handled here too: no folder numba may cache in
+(NUMBA_CACHE_DIR, next to the source, the user's cache folder: numba raised RuntimeError on
+import), where the kernel compiles into a folder of this process's instead, on every run; and
+a damaged cache file (cut short: numba raised UnpicklingError on every run), which
+``tallies`` drops before compiling again.
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import hashlib
+import os
 import pickle
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import numba
+from numba.core import caching
 
 import gtmsim
 
@@ -101,3 +109,41 @@ def folder_of(dispatcher) -> Path | None:
     except AttributeError:
         return None
 
+
+class ProcessFolder(caching._SourceFileBackedLocatorMixin, caching._CacheLocator):
+    """numba's last resort for gtmsim's sources: a temporary folder of this process, removed
+    when it exits, where no folder numba looks in takes writes (a read-only install with a
+    read-only home). The kernel then compiles on every run instead of failing to import."""
+
+    path: str | None = None  # made for the first function that needs it
+
+    def __init__(self, py_func, py_file) -> None:
+        self._py_file = py_file
+        self._lineno = py_func.__code__.co_firstlineno
+        if ProcessFolder.path is None:
+            ProcessFolder.path = tempfile.mkdtemp(prefix="gtmsim-numba-")
+            atexit.register(shutil.rmtree, ProcessFolder.path, True)
+        self._cache_path = os.path.join(ProcessFolder.path,
+                                        self.get_suitable_cache_subpath(py_file))
+
+    def get_cache_path(self) -> str:
+        return self._cache_path
+
+    @classmethod
+    def from_function(cls, py_func, py_file):
+        if not Path(py_file).resolve().is_relative_to(_PACKAGE.resolve()):
+            return None  # numba code outside gtmsim fails (or caches) as numba decides
+        try:
+            return super().from_function(py_func, py_file)
+        except OSError:  # no temporary folder either: numba's RuntimeError stands
+            return None
+
+
+def in_process_folder() -> bool:
+    """Whether the kernel compiles into this process's temporary folder (`ProcessFolder`)."""
+    return ProcessFolder.path is not None
+
+
+_impl = getattr(caching, "CacheImpl", None) or caching._CacheImpl
+if ProcessFolder not in _impl._locator_classes:
+    _impl._locator_classes.append(ProcessFolder)
