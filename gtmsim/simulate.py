@@ -175,15 +175,24 @@ def _simulate_numba(spec: ModelSpec, replications: int, seed: int, first: int,
 
 
 def kernel_is_cached() -> bool:
-    """Whether numba's on-disk cache holds the compiled batch kernel already (where numba
-    keeps it: next to the source, or under NUMBA_CACHE_DIR or the user's cache when the
-    source folder is read-only)."""
+    """Whether numba's on-disk cache holds the compiled batch kernel already, as numba will
+    load it: where numba keeps it (next to the source, or under NUMBA_CACHE_DIR or the user's
+    cache when the source folder is read-only), with numba's stamp of the source file (its
+    contents; on older numba its time stamp, which a checkout or reinstall moves) and for
+    this CPU (a home folder shared by a cluster's nodes of another kind). Otherwise numba
+    compiles again, without a word of its own."""
     from gtmsim.engines.kernel.engine import run_batch
 
     try:
-        return Path(run_batch._cache._cache_file._index_path).is_file()
+        index = run_batch._cache._cache_file
+        here = run_batch.targetctx.codegen().magic_tuple()
     except AttributeError:  # another numba's internals: say nothing rather than guess
         return True
+    try:
+        overloads = index._load_index()  # empty when missing, stale or another numba's
+    except Exception:  # a damaged index: tallies drops it and says so
+        return True
+    return any(key[1] == here for key in overloads)
 
 
 def notice(message: str) -> None:

@@ -658,3 +658,32 @@ def test_every_lead_has_one_fate_or_is_open_on_the_full_model(engine, profile):
              - r["leaks_at_cs_onboard"] + r["open_at_end"] - r["open_cs"])
     assert (r["leads_created"] == ended).all()
     assert (r["won"] > 0).any() and (r["open_at_end"] > 0).all()
+
+
+def test_the_compile_notice_comes_when_numba_finds_its_cache_stale(tmp_path):
+    """numba compiles again, silently, a cached function compiled for another CPU (a home
+    folder shared by a cluster's nodes of two kinds) or whose index holds another stamp of its
+    source (the file's time stamp, on older numba); the notice looked only for the index file,
+    found it, and the minute-long compile ran without a word."""
+    import subprocess
+    import sys
+
+    code = """
+import copy
+from gtmsim.engines.kernel.engine import run_batch
+from gtmsim.simulate import kernel_is_cached
+index = run_batch._cache._cache_file
+here = run_batch.targetctx.codegen().magic_tuple()
+stale = copy.copy(index)
+stale._source_stamp = ("another time stamp", 0)
+stale._save_index({("a signature", here, ()): "engine.run_batch-1.py311.1.nbc"})
+print(kernel_is_cached())
+index._save_index({("a signature", ("another CPU",), ()): "engine.run_batch-1.py311.1.nbc"})
+print(kernel_is_cached())
+index._save_index({("a signature", here, ()): "engine.run_batch-1.py311.1.nbc"})
+print(kernel_is_cached())
+"""
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path)}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                         text=True, check=True)
+    assert out.stdout.split() == ["False", "False", "True"]  # stale, another CPU's, fresh
