@@ -72,6 +72,7 @@ def test_the_stamp_covers_every_gtmsim_module_the_kernel_imports():
             assert imported <= names, f"{source.name} imports {imported - names}"
 
 
+@pytest.mark.slow  # it compiles the batch kernel again: minutes on 2 cores
 def test_a_damaged_cache_file_is_dropped_and_compiled_again(tmp_path):
     """A cache file of the batch kernel cut short (a full disk, a copy that stopped) was an
     UnpicklingError traceback on every run until the file was found and deleted by hand; it
