@@ -420,3 +420,28 @@ def test_the_pareto_front_leaves_out_the_trials_never_simulated():
     drawn = [y for trace in fig.data for y in (trace.y or ()) if y is not None]
     assert drawn and min(drawn) >= 5.0e6
     assert "1 over the budget or refused by the model" in fig.layout.title.text
+
+
+def test_a_baseline_the_search_never_ran_is_not_named_the_own_design():
+    """With fewer trials than baselines (`--trials 1` and a short search under ideal) the
+    ideal-tuned baseline is never run by the search (trial -1): the candidate table named its
+    row "config's own design: the ideal-tuned baseline" beside the real own design's row, and
+    the text said the baseline 'is trial -1'."""
+    from gtmsim.report.optimize import _candidates_table, ideal_words
+
+    report = _one_design_report(ideal_trials=4)
+    tuned = {**report["best"], "trial": -1, "own": False, "ideal_tuned": True,
+             "levers": {"x": 2}, "mean": 6.0}
+    report["candidates"].append(tuned)
+    table = _candidates_table(report)
+    assert "config's own design: the ideal-tuned baseline" not in table
+    assert "<td>the ideal-tuned baseline (not run by the search)</td>" in table
+    assert "<td><b>trial 0: the config's own design (chosen)</b></td>" in table
+    words = ideal_words(report)
+    assert "trial -1" not in words
+    assert words == ("The ideal-tuned baseline (the best of 4 trials under ideal), not run by "
+                     "the search: held-out mean 6 with these people.")
+    # the own design as a baseline the search never ran keeps its name
+    report["candidates"][0] = {**report["best"], "trial": -1}
+    assert "<b>the config's own design (not run by the search) (chosen)</b>" in (
+        _candidates_table(report))

@@ -160,8 +160,11 @@ def ideal_words(report: dict) -> str:
     if tuned.get("own"):
         return (f"The short search under ideal ({n}) found no design better than the config's "
                 "own: the ideal-tuned baseline is the own design.")
-    return (f"The ideal-tuned baseline (the best of {n} under ideal) is trial "
-            f"{tuned['trial']}: held-out mean {_figure(tuned['mean'])} with these people.")
+    # trial -1 is no trial: the search never ran it (fewer trials than baselines)
+    which = (f" is trial {tuned['trial']}" if tuned["trial"] >= 0 else
+             ", not run by the search")
+    return (f"The ideal-tuned baseline (the best of {n} under ideal){which}: held-out mean "
+            f"{_figure(tuned['mean'])} with these people.")
 
 
 def _candidates_table(report: dict) -> str:
@@ -173,12 +176,17 @@ def _candidates_table(report: dict) -> str:
     by_regret, by_target = "regret" in objectives, "satisficing" in objectives
     rows = []
     for c in report["candidates"]:
-        label = ("config's own design" if c["trial"] < 0 else
-                 f"trial {c['trial']}: the config's own design" if c.get("own") else
-                 f"trial {c['trial']}")
+        # a baseline the search never ran (trial -1) is named by its role alone: the
+        # ideal-tuned one was "config's own design: the ideal-tuned baseline"
+        ran = c["trial"] >= 0
+        label = (f"trial {c['trial']}: the config's own design" if ran and c.get("own") else
+                 "the config's own design" if c.get("own") else
+                 f"trial {c['trial']}" if ran else "")
         if c.get("ideal_tuned"):
-            label += ", also the ideal-tuned baseline" if c.get("own") else (
-                ": the ideal-tuned baseline")
+            label += (", also the ideal-tuned baseline" if c.get("own") else
+                      ": the ideal-tuned baseline" if ran else "the ideal-tuned baseline")
+        if not ran:
+            label += " (not run by the search)"
         if c["levers"] == chosen:
             label = f"<b>{label} (chosen)</b>"
         regrets = [_num(c.get("search_regret")), _num(c.get("regret"))] if by_regret else []
