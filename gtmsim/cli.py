@@ -923,16 +923,27 @@ def cmd_optimize(args) -> int:
         total = args.trials + settings.ideal_trials
     bar, progress = _progress_bar(total, f"optimise {config.name[:30]} ({config.profile})",
                                   "trials")
+    journal = out / "study.journal"
+    new_journal = not args.storage and not journal.exists()
     try:
         result, best, cmp = _optimize(args, config, settings, out, bar, progress)
-    except GtmsimError:
-        journal = out / "study.journal"
-        if made and not (journal.is_file() and journal.stat().st_size):
-            # refused before a study was written: leave no folder behind
+    except GtmsimError as exc:
+        # refused before a study was written, or as its first trial ran (an --outcome
+        # undefined in every replication of a scenario): a new study with no trial finished
+        # holds nothing to resume, and kept, it refused the corrected command as scored on
+        # other terms. A run that stopped (exit 1) keeps its study.
+        empty = not (journal.is_file() and journal.stat().st_size)
+        refused = (new_journal and not isinstance(exc, (ClusterLost, EngineFailed, TaskFailed))
+                   and not _holds_finished_trial(journal))
+        if made and (empty or refused):
             shutil.rmtree(out, ignore_errors=True)
             for p in reversed(made[:-1]):
                 with contextlib.suppress(OSError):
                     p.rmdir()
+        elif refused:
+            for p in out.glob("study.journal*"):
+                with contextlib.suppress(OSError):
+                    p.unlink()
         raise
     except BaseException as exc:
         stop = _interruption(exc)
@@ -945,6 +956,23 @@ def cmd_optimize(args) -> int:
         return _exit_code(stop)
     _write_optimize(args, config, settings, out, result, best, cmp)
     return 0
+
+
+def _holds_finished_trial(journal: Path) -> bool:
+    """Whether a study journal holds a finished (complete or pruned) trial of any study;
+    True when it cannot be read (kept, then, rather than lost)."""
+    from optuna.storages.journal import JournalFileBackend, JournalStorage
+
+    from gtmsim.optimize.search import FINISHED
+
+    if not journal.is_file():
+        return False
+    try:
+        storage = JournalStorage(JournalFileBackend(str(journal)))
+        return any(storage.get_all_trials(s._study_id, deepcopy=False, states=FINISHED)
+                   for s in storage.get_all_studies())
+    except Exception:  # noqa: BLE001 - in doubt, keep the study
+        return True
 
 
 # what `optimize` writes into its folder (a folder holding anything else is not a study's);

@@ -102,6 +102,13 @@ BAD_FLAGS = {
                                            "--ideal-trials: with --compare-ideal, the trials "
                                            "of the search under ideal whose winner is "
                                            "compared: at least 1, got 0"),
+    # refused once the first trial ran: the folder kept a study of one failed trial, and the
+    # corrected command (--outcome bookings) was refused as 'scored on other terms'
+    "optimize outcome undefined in every scenario": (
+        lambda d: ["optimize", "--outcome", "kpi_attainment_cs", "--trials", "2",
+                   "--scenarios", "2", "--replications", "1", "--ideal-trials", "0",
+                   "--out", "o", *SHORT],
+        "--outcome kpi_attainment_cs: undefined in every replication of scenario"),
 }
 
 
