@@ -572,3 +572,22 @@ def test_a_short_search_is_not_random_sampling_only():
     assert _sampler(["mean"], 1, False, 10)._n_startup_trials == 3
     assert _sampler(["mean"], 1, False, 20)._n_startup_trials == 5
     assert _sampler(["mean"], 1, False, 400)._n_startup_trials == 10
+
+
+def test_a_baseline_the_search_never_ran_has_no_search_score_in_candidates_parquet():
+    """README: in candidates.parquet a baseline the search never ran is trial -1 'with no
+    search score'. The column held NaN (a number to polars: its mean was NaN, is_null found
+    nothing) where comparison.json and trials.parquet write null."""
+    import math
+    from types import SimpleNamespace as N
+
+    from gtmsim.optimize.search import candidates_frame
+
+    cands = candidates_frame([
+        N(trial=0, cost=1.0, search_score=5.0, search_regret=0.0, scores={"mean": 6.0},
+          design={"x": 1}),
+        N(trial=-1, cost=1.0, search_score=math.nan, search_regret=math.nan,
+          scores={"mean": 7.0}, design={"x": 2})])
+    assert cands["search_score"].to_list() == [5.0, None]
+    assert cands["search_regret"].to_list() == [0.0, None]
+    assert cands["search_score"].mean() == 5.0

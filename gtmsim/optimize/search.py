@@ -828,11 +828,18 @@ def candidates_frame(candidates: list[Candidate]) -> pl.DataFrame:
     """One row per candidate, as candidates.parquet has it: search and held-out scores, levers."""
     rows = []
     for c in candidates:
-        rows.append({"trial": c.trial, "cost": c.cost, "search_score": c.search_score,
-                     "search_regret": c.search_regret,
+        # a baseline the search never ran has no search score: null, as comparison.json
+        # and trials.parquet write it (NaN was a number to polars, and its mean NaN)
+        rows.append({"trial": c.trial, "cost": c.cost,
+                     "search_score": _or_null(c.search_score),
+                     "search_regret": _or_null(c.search_regret),
                      **{f"held_out_{k}": v for k, v in c.scores.items()},
                      **lever_cells(c.design)})
     return cells_frame(rows)
+
+
+def _or_null(x: float) -> float | None:
+    return x if math.isfinite(x) else None
 
 
 def trials_frame(study: optuna.Study) -> pl.DataFrame:
