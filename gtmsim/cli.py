@@ -478,6 +478,38 @@ def _slug(*parts: str) -> str:
     return "-".join(c for c in cut if c) or "run"
 
 
+def _compare_slug(labels: list[str], most: int = 100) -> str:
+    """compare's default folder name, `_slug("compare", *labels)` while it fits in `most`
+    characters, then how many designs more (seven long names made a name the file system
+    refused, after every design had run)."""
+    parts = [_slug(label) for label in labels if _slug(label) != "run" or label == "run"]
+    name = "compare"
+    for i, part in enumerate(parts):
+        rest = len(parts) - i - 1
+        if i and len(f"{name}-{part}") + (len(f"-and-{rest}-more") if rest else 0) > most:
+            return f"{name}-and-{rest + 1}-more"
+        name = f"{name}-{part}"
+    return name
+
+
+def _check_out_name(out: Path) -> None:
+    """Refuse at once an --out the file system cannot hold (a folder name over its limit,
+    255 bytes on most): os.stat raised ENAMETOOLONG from the first check of every command,
+    a traceback."""
+    try:
+        most = os.pathconf(out.absolute().anchor or "/", "PC_NAME_MAX")
+    except (OSError, ValueError):
+        most = 255
+    for part in out.parts:
+        size = len(part.encode())
+        if size > most:
+            shown = part if len(part) <= 40 else part[:37] + "..."
+            raise UsageError("--out", f"the name {shown!r} is {size} bytes; this file system "
+                             f"takes at most {most}")
+    if len(str(out.absolute()).encode()) >= 4096:
+        raise UsageError("--out", "the path is too long for the file system")
+
+
 def _default_out(config_path: str | None) -> Path:
     from gtmsim.config.loader import DEFAULT_CONFIG
 
@@ -1165,7 +1197,7 @@ def cmd_compare(args) -> int:
     if args.out:
         out = Path(args.out)
     else:
-        out = base = Path("runs") / _slug("compare", *labels)
+        out = base = Path("runs") / _compare_slug(labels)
         i = 2
         while out.exists():
             out, i = base.with_name(f"{base.name}-{i}"), i + 1
@@ -1233,6 +1265,11 @@ def main(argv: list[str] | None = None) -> int:
               "--help' lists them)")
     if getattr(args, "out", None) == "":
         _fail("--out: must not be empty")
+    if getattr(args, "out", None):
+        try:
+            _check_out_name(Path(args.out))
+        except UsageError as exc:
+            _fail(str(exc))
     if getattr(args, "scheduler", None) == "":  # an unset $VARIABLE: not "no scheduler"
         _fail("--scheduler: must not be empty (a Dask scheduler's address, e.g. "
               "tcp://10.0.0.5:8786; leave the flag out to run on this machine)")

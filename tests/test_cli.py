@@ -90,6 +90,9 @@ BAD_FLAGS = {
                            "--event-log: the numba engine writes no event log; use --engine "
                            "simpy"),
     "empty --out": (lambda d: ["run", "--out", "", *SHORT], "--out: must not be empty"),
+    # os.stat raised ENAMETOOLONG from the first check of run, optimize, sweep and compare
+    "--out name too long": (lambda d: ["optimize", "--out", "o" * 300 + "/study"],
+                            "--out: the name 'ooooo"),
     # 500 worker processes on 2 CPUs started for minutes, saying nothing
     "sweep workers beyond the CPUs": (lambda d: ["sweep", "--grid", "g.toml", "--workers",
                                                  "100000"], "--workers: at most"),

@@ -186,6 +186,36 @@ def test_a_default_folder_taken_during_the_run_is_left_alone(tmp_path, monkeypat
     assert "compare-a-b-2" in capsys.readouterr().out.replace("\n", "")
 
 
+def test_the_default_folder_of_many_designs_is_a_name_the_file_system_takes(tmp_path,
+                                                                           monkeypatch):
+    """Seven designs with long names made a default folder name of 300 characters: the
+    compare ran every design, then failed 'cannot write ...: File name too long'."""
+    monkeypatch.chdir(tmp_path)
+    names = [f"design_number_{i}_with_a_rather_long_descriptive_name.toml" for i in range(7)]
+    files = [_config(tmp_path, n) for n in names]
+    assert main(["compare", *files, "--scenarios", "2", "--replications", "1",
+                 "--engine", "numba"]) == 0
+    (out,) = (tmp_path / "runs").iterdir()
+    assert len(out.name) <= 120 and (out / "summary.json").is_file()
+    assert out.name.startswith("compare-design-number-0-with-a-rather-long-descr-")
+    assert out.name.endswith("-more")
+
+
+def test_an_out_folder_name_too_long_is_refused_before_anything_runs(tmp_path, monkeypatch,
+                                                                      capsys):
+    """--out with a name longer than the file system takes failed after every design ran."""
+    import gtmsim.optimize.designs as designs
+
+    monkeypatch.chdir(tmp_path)
+    a = _config(tmp_path, "a.toml")
+
+    def never(*args, **kwargs):
+        raise AssertionError("simulated before --out was checked")
+
+    monkeypatch.setattr(designs, "compare_designs", never)
+    fails_cleanly(["compare", a, a, "--out", "x" * 300], "--out: ", tmp_path, capsys)
+
+
 BAD = {
     "one config": (lambda d, a: ["compare", a], "CONFIG: give at least two configs"),
     "no config": (lambda d, a: ["compare"], "missing required argument: CONFIG"),
