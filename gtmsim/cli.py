@@ -1119,8 +1119,9 @@ def cmd_sweep(args) -> int:
         _check_png()
     # in this process, or nothing left to run: a rerun to rebuild the report needs no cluster
     here = (workers == 0 and not args.scheduler) or len(done) == len(plan.points)
-    where = ("this process" if here else
-             args.scheduler or f"a LocalCluster of {counted(workers, 'workers')}")
+    where = ("in this process" if here else
+             f"on {args.scheduler}" if args.scheduler else
+             f"on a LocalCluster of {counted(workers, 'workers')}")
     total = len(plan.points) * plan.replications
     bar, progress = _progress_bar(total, f"sweep {counted(len(plan.points), 'points')} "
                                          f"({plan.engine})")
@@ -1132,7 +1133,7 @@ def cmd_sweep(args) -> int:
             if not args.scheduler:  # its processes take seconds each to start
                 from gtmsim.simulate import notice
 
-                notice(f"starting {where}")
+                notice(f"starting {where.removeprefix('on ')}")
             with sweep.connect(args.scheduler, workers, args.connect_timeout) as client:
                 with bar:
                     summary = sweep.run_sweep(plan, out, client, progress,
@@ -1162,7 +1163,7 @@ def cmd_sweep(args) -> int:
     except OSError as exc:
         raise UsageError("--out", f"cannot write {out}: {exc.strerror or exc}") from None
     print(f"swept {counted(summary.points, 'points')} x "
-          f"{counted(plan.replications, 'replications')} on {where}: "
+          f"{counted(plan.replications, 'replications')} {where}: "
           f"{counted(summary.written, 'points')} run ({counted(summary.tasks, 'tasks')}), "
           f"{summary.skipped} already "
           f"done. Results in {out / sweep.POINTS_DIR}; report in {out / 'report.html'}")

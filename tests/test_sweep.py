@@ -719,7 +719,7 @@ def test_a_finished_sweep_reruns_without_a_cluster(tmp_path):
                cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert (out / "report.html").exists() and "already done" in r.stdout
-    assert "on this process" in r.stdout  # it said "on a LocalCluster" it never started
+    assert "in this process" in r.stdout  # it said "on a LocalCluster" it never started
 
 
 def _kill_then_stop(proc: subprocess.Popen, pid: int, timeout: float = 120) -> tuple[str, float]:
