@@ -239,6 +239,12 @@ BAD = {
                                                            **{"run.horizon_days": 60})],
                        "w.toml: run.horizon_days: is 60 where the baseline's is 30; designs "
                        "are compared over one window: add --set run.horizon_days=30"),
+    # both keys at once: it named the warm-up, then, once mended, the horizon
+    "another window, both": (lambda d, a: ["compare", a, _config(d, "w2.toml", **{
+        "run.horizon_days": 60, "run.warmup_days": 14})],
+        "w2.toml: run.warmup_days: is 14 where the baseline's is 7; run.horizon_days is 60 "
+        "where the baseline's is 30; designs are compared over one window: add --set "
+        "run.warmup_days=7 --set run.horizon_days=30"),
     # which of the files is wrong (the message named only the key)
     "bad design": (lambda d, a: ["compare", a, _config(d, "low.toml", **{
         "stages.mql_review.threshold": 0.05})],

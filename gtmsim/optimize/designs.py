@@ -264,12 +264,15 @@ def load_designs(paths: Sequence[str | Path], profiles: Sequence[str],
     base = configs[(labels[0], profiles[0])].run
     for label, path in zip(labels[1:], paths[1:], strict=True):
         run = configs[(label, profiles[0])].run
-        for key in WINDOW:
-            if getattr(run, key) != getattr(base, key):
-                raise ConfigError(f"{path}: run.{key}", (
-                    f"is {getattr(run, key):g} where the baseline's is {getattr(base, key):g}; "
-                    f"designs are compared over one window: add --set run.{key}="
-                    f"{getattr(base, key):g} (it applies to every design)"))
+        differ = [key for key in WINDOW if getattr(run, key) != getattr(base, key)]
+        if differ:  # every key that differs, so one correction is enough
+            key = differ[0]
+            was = "; ".join(f"run.{k} is {getattr(run, k):g} where the baseline's is "
+                            f"{getattr(base, k):g}" for k in differ)
+            sets = " ".join(f"--set run.{k}={getattr(base, k):g}" for k in differ)
+            raise ConfigError(f"{path}: run.{key}", (
+                f"{was.removeprefix(f'run.{key} ')}; designs are compared over one window: "
+                f"add {sets} (it applies to every design)"))
     return configs
 
 
