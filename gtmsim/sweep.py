@@ -147,6 +147,8 @@ def load_grid(path: str | Path, design: str | None = None, samples: int | None =
         raise _bad(src, f"cannot read: {exc.strerror or exc}") from None
     except tomllib.TOMLDecodeError as exc:
         raise _bad(src, f"not valid TOML: {exc}") from None
+    except RecursionError:  # tomllib recurses once per level of [ or {
+        raise _bad(src, "cannot read: a value is nested too deeply") from None
     for key in raw:
         if key not in GRID_KEYS:
             close = difflib.get_close_matches(key, GRID_KEYS, n=1)

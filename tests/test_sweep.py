@@ -412,6 +412,9 @@ def test_semaphores_of_an_interrupted_cluster_start_are_not_warned_about():
 
 BAD_GRIDS = {
     "not TOML": ("[levers\nsdr_headcount = [3]\n", "grid.toml: not valid TOML"),
+    # tomllib recurses once per level of [ or {: it was a RecursionError traceback
+    "nested too deeply": ("[levers]\nmql_threshold = " + "[" * 5000 + "]" * 5000 + "\n",
+                          "grid.toml: cannot read: a value is nested too deeply"),
     "unknown key": ("profile = ['ideal']\n", "profile: unknown key (did you mean 'profiles'?)"),
     "no lever": ("[levers]\nsdr_headcont = [3, 4]\n",
                  "levers.sdr_headcont: no lever 'sdr_headcont' in the config "
