@@ -330,6 +330,22 @@ def _people(c: Config, scenario: Mapping[str, float]) -> dict:
     )
 
 
+def _too_large(where: str) -> ConfigError:
+    return ConfigError(where, "too large: converted (to hours, to a decay time) it is past the "
+                       "largest number a run can hold (about 1.8e308)")
+
+
+def _finite(value: float, where: str) -> float:
+    """`value`, converted; a ConfigError naming `where` if it is past a float's range."""
+    if not math.isfinite(value):
+        raise _too_large(where)
+    return value
+
+
+def _hours(days: float, where: str) -> float:
+    return _finite(days * HOURS_PER_DAY, where)
+
+
 def compile_spec(c: Config, scenario: dict[str, float] | None = None) -> ModelSpec:
     """Compile a validated config (and optional scenario draws of people.* values and of the
     market's: channels.<channel>.rate_per_week, stages.<close stage>.win_scale)."""
@@ -346,8 +362,11 @@ def compile_spec(c: Config, scenario: dict[str, float] | None = None) -> ModelSp
     pool: list[float] = []
     rows: list[tuple] = []
 
-    def dist(d, scale: float = 1.0) -> int:
+    def dist(d, scale: float = 1.0, where: str = "") -> int:
+        start = len(pool)
         rows.append(D.encode(d, pool, scale))
+        if not (np.isfinite(rows[-1][1:]).all() and np.isfinite(pool[start:]).all()):
+            raise _too_large(where)  # days converted to hours past a float's range
         return len(rows) - 1
 
     stage_names = tuple(c.stages)
@@ -419,7 +438,9 @@ def compile_spec(c: Config, scenario: dict[str, float] | None = None) -> ModelSp
         channel_week_mult=week_mult,
         channel_quality=np.array([dist(x.quality) for x in ch], dtype=np.int64),
         channel_value=np.array([dist(x.value) for x in ch], dtype=np.int64),
-        channel_intent_tau=np.array([x.intent_half_life_hours / math.log(2) for x in ch]),
+        channel_intent_tau=np.array([_finite(x.intent_half_life_hours / math.log(2),
+                                             f"channels.{n}.intent_half_life_hours")
+                                     for n, x in c.channels.items()]),
         channel_intent_floor=np.array([x.intent_floor for x in ch]),
         team_names=team_names,
         team_headcount=np.array([t.headcount for t in teams], dtype=np.int64),
@@ -442,11 +463,13 @@ def compile_spec(c: Config, scenario: dict[str, float] | None = None) -> ModelSp
         stage_attempt_hours=np.array([s.attempt_hours for s in st]),
         stage_attempt_gap=np.array([s.attempt_gap_hours for s in st]),
         stage_contact_p=np.array([s.contact_probability for s in st]),
-        stage_buyer=np.array([dist(s.buyer_days, HOURS_PER_DAY) if s.buyer_days else -1
-                              for s in st], dtype=np.int64),
+        stage_buyer=np.array([dist(s.buyer_days, HOURS_PER_DAY, f"stages.{n}.buyer_days")
+                              if s.buyer_days else -1 for n, s in c.stages.items()],
+                             dtype=np.int64),
         stage_win_scale=np.array([the_market.get(f"stages.{n}.win_scale", central(s.win_scale))
                                   for n, s in c.stages.items()]),
-        stage_renewal=np.array([s.renewal_days * HOURS_PER_DAY for s in st]),
+        stage_renewal=np.array([_hours(s.renewal_days, f"stages.{n}.renewal_days")
+                                for n, s in c.stages.items()]),
         stage_churn_base=np.array([s.churn_base for s in st]),
         stage_sla=np.array([s.sla_hours if s.sla_hours is not None else np.inf for s in st]),
         route=route,
@@ -456,7 +479,8 @@ def compile_spec(c: Config, scenario: dict[str, float] | None = None) -> ModelSp
         edge_protocol=np.array(e_proto, dtype=np.int64),
         edge_of=edge_of,
         nurture_return_p=c.nurture.return_probability,
-        nurture_return_after=dist(c.nurture.return_after_days, HOURS_PER_DAY),
+        nurture_return_after=dist(c.nurture.return_after_days, HOURS_PER_DAY,
+                                  "nurture.return_after_days"),
         nurture_return_stage=(sidx[c.nurture.return_stage] if c.nurture.return_stage else -1),
         shared_kpi_share=c.design.shared_kpi_share,
         enablement_hours=c.design.enablement_hours_per_month,

@@ -144,3 +144,22 @@ def test_a_channel_too_large_to_simulate_is_refused_naming_it():
     near = MAX_LEADS / base.expected_leads().sum() * 0.9
     rate = load_config().channels["inbound"].rate_per_week
     compile_spec(load_config(overrides=[f"channels.inbound.rate_per_week={rate * near:.0f}"]))
+
+
+@pytest.mark.parametrize("override, path", [
+    ("stages.ae_close.buyer_days={dist='fixed', value=1e308}", "stages.ae_close.buyer_days"),
+    ("nurture.return_after_days={dist='exponential', mean=1e308}",
+     "nurture.return_after_days"),
+    ("nurture.return_after_days={dist='empirical', values=[1, 1e308]}",
+     "nurture.return_after_days"),
+    ("stages.cs_onboard.renewal_days=1e308", "stages.cs_onboard.renewal_days"),
+    ("channels.inbound.intent_half_life_hours=1.7e308", "channels.inbound.intent_half_life_hours"),
+])
+def test_days_too_large_for_hours_are_named_in_one_line(override, path):
+    """A value within its bounds (none above) that overflows to infinity in hours (or as
+    the intent's decay time, half-life / ln 2): it was 'spec.dist_par: not a finite number:
+    array([[...' over 14 lines, naming no key (found by fuzzing configs/*.toml)."""
+    with pytest.raises(ConfigError) as info:
+        compile_spec(load_config(overrides=[override]))
+    assert info.value.path == path, info.value
+    assert "\n" not in str(info.value) and "too large" in info.value.message
