@@ -88,6 +88,14 @@ def test_parse_override():
     assert parse_override("a=1\nb=2") == (["a"], "1\nb=2")  # one key only, never two
 
 
+def test_a_key_quoted_either_way_toml_allows_is_its_name():
+    """TOML quotes a key in "..." or in '...'; --set took off the first kind only, so
+    `--set 'run'.seed=1` was "'run': unknown key (did you mean 'run'?)"."""
+    assert parse_override("'run'.seed=1") == (["run", "seed"], 1)
+    assert parse_override('"run".\'seed\' = 1') == (["run", "seed"], 1)
+    assert load_config(None, None, ["'run'.'seed'=5"]).run.seed == 5
+
+
 # --------------------------------------------------------------------------- one-line errors
 
 

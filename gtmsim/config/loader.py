@@ -124,7 +124,7 @@ def parse_override(item: str) -> tuple[list[str], Any]:
     if not isinstance(item, str) or "=" not in item:
         raise ConfigError("--set", f"expected key.path=value, got {_show(item)}")
     key, text = item.split("=", 1)
-    parts = [p.strip().strip('"') for p in key.strip().split(".")]
+    parts = [p.strip().strip('"\'') for p in key.strip().split(".")]  # TOML's two quotes
     if not all(parts):
         raise ConfigError("--set", f"bad key path {key.strip()!r} in {item!r} "
                           "(expected dotted names like stages.sdr_qualify.threshold)")
