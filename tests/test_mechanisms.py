@@ -214,6 +214,30 @@ def test_a_mechanism_cost_leaves_out_replications_where_the_outcome_is_undefined
         assert np.isfinite(row["ci_low"]) and row["ci_low"] < row["cost"] < row["ci_high"]
 
 
+def _up_and_down(engine: str, name: str, rate: float, b: dict, more: dict):
+    """Replications of a two-stage org under `ideal`: web leads of quality 0.5 at `rate` a
+    week, stage a (review, team up) qualifying them to stage b (team down, `b` its kind and
+    settings; qualified leads disqualified), one person a team, 1 h a task; `more` adds
+    tables (handoffs, nurture, people)."""
+    from gtmsim.config import resolve, validate
+
+    fixed = {"dist": "fixed", "value": 1.0}
+    stage_b = {"team": "down", "effort_hours": fixed, **b}
+    stage_b["routes"] = {"qualified": "disqualified", **b.get("routes", {})}
+    raw = {
+        "name": name, "profile": "ideal", "run": {"warmup_days": 0.0, "horizon_days": 60.0},
+        "channels": {"web": {"entry": "a", "rate_per_week": rate,
+                             "quality": {"dist": "fixed", "value": 0.5},
+                             "value": {"dist": "fixed", "value": 1000.0}}},
+        "teams": {"up": {"headcount": 1}, "down": {"headcount": 1}},
+        "stages": {"a": {"team": "up", "kind": "review", "effort_hours": fixed,
+                         "routes": {"qualified": "b"}}, "b": stage_b},
+        **more,
+    }
+    spec = compile_spec(validate(resolve(raw)))
+    return simulate(spec, 2, seed=5, engine=engine, workers=1).replications
+
+
 @pytest.mark.parametrize("engine", ["simpy", "numba"])
 def test_a_lead_sent_back_leaves_the_receivers_handoff_costs_behind(engine):
     """Context lost at a handoff (`rediscovery_hours`) and a warm handoff received
@@ -223,28 +247,12 @@ def test_a_lead_sent_back_leaves_the_receivers_handoff_costs_behind(engine):
     unreached at a contact stage returned to from nurture). Here every pass errs and every
     error is caught, so a lead goes round for ever: each round is the catcher's 0.5 h, the
     upstream redo's 1 h and its warm handoff's 0.25 h, 1.75 h of rework, not 2.5 h."""
-    from gtmsim.config import resolve, validate
-
-    fixed = {"dist": "fixed", "value": 1.0}
-    raw = {
-        "name": "send-back", "profile": "ideal",
-        "run": {"warmup_days": 0.0, "horizon_days": 60.0},
-        "channels": {"web": {"entry": "a", "rate_per_week": 1.0,
-                             "quality": {"dist": "fixed", "value": 0.5},
-                             "value": {"dist": "fixed", "value": 1000.0}}},
-        "teams": {"up": {"headcount": 1}, "down": {"headcount": 1}},
-        "stages": {"a": {"team": "up", "kind": "review", "effort_hours": fixed,
-                         "routes": {"qualified": "b"}},
-                   "b": {"team": "down", "kind": "review", "effort_hours": fixed,
-                         "routes": {"qualified": "disqualified"}}},
+    df = _up_and_down(engine, "send-back", 1.0, {"kind": "review"}, {
         "handoffs": {"a_to_b": {"from": "a", "to": "b", "protocol": "warm"}},
         "people": {"errors": {"enabled": True, "probability": 1.0, "caught_share": 1.0},
                    "handoff_loss": {"enabled": True, "warm_loss": 1.0, "crm_drop_loss": 0.0,
                                     "crm_drop_leak": 0.0, "warm_hours": 0.25,
-                                    "rediscovery_hours": 0.5}},
-    }
-    spec = compile_spec(validate(resolve(raw)))
-    df = simulate(spec, 2, seed=5, engine=engine, workers=1).replications
+                                    "rediscovery_hours": 0.5}}})
     redos = (df["decisions_a"] - df["leads_created"]).to_numpy()
     assert (redos > 100).all()
     per_round = df["rework_hours"].to_numpy() / redos
@@ -258,27 +266,11 @@ def test_a_lead_back_from_nurture_carries_no_old_error(engine):
     error pending; back at the stage that made it, that stage caught its own error and
     redid itself. A re-engaged lead is judged afresh, so here, where every pass errs, every
     error would be caught and nobody is ever reached, nothing is reworked."""
-    from gtmsim.config import resolve, validate
-
-    fixed = {"dist": "fixed", "value": 1.0}
-    raw = {
-        "name": "nurture-error", "profile": "ideal",
-        "run": {"warmup_days": 0.0, "horizon_days": 60.0},
-        "channels": {"web": {"entry": "a", "rate_per_week": 8.0,
-                             "quality": {"dist": "fixed", "value": 0.5},
-                             "value": {"dist": "fixed", "value": 1000.0}}},
-        "teams": {"up": {"headcount": 1}, "down": {"headcount": 1}},
-        "stages": {"a": {"team": "up", "kind": "review", "effort_hours": fixed,
-                         "routes": {"qualified": "b"}},
-                   "b": {"team": "down", "kind": "contact", "effort_hours": fixed,
-                         "contact_probability": 0.0,
-                         "routes": {"qualified": "disqualified", "unreached": "nurture"}}},
+    df = _up_and_down(engine, "nurture-error", 8.0, {
+        "kind": "contact", "contact_probability": 0.0, "routes": {"unreached": "nurture"}}, {
         "nurture": {"return_probability": 1.0, "return_stage": "a",
                     "return_after_days": {"dist": "fixed", "value": 2.0}},
-        "people": {"errors": {"enabled": True, "probability": 1.0, "caught_share": 1.0}},
-    }
-    spec = compile_spec(validate(resolve(raw)))
-    df = simulate(spec, 2, seed=5, engine=engine, workers=1).replications
+        "people": {"errors": {"enabled": True, "probability": 1.0, "caught_share": 1.0}}})
     returns = (df["decisions_a"] - df["leads_created"]).to_numpy()
     assert (returns > 10).all()  # leads came back to `a` from nurture, qualified in error
     assert (df["rework_hours"].to_numpy() == 0.0).all()

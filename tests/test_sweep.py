@@ -967,6 +967,14 @@ def test_the_slurm_script_cancels_its_jobs_when_terminated(tmp_path):
     assert err.strip().splitlines() == ["slurm_jobqueue: terminated"], err
 
 
+def _interrupted_in_one_line(proc: subprocess.Popen, ready: Path, after: float) -> None:
+    """Ctrl-C the SLURM script once `ready` exists: one line, exit 130."""
+    err = _interrupt_when(proc, ready.exists, after=after)
+    assert proc.returncode == 130, err
+    assert len(err.strip().splitlines()) == 1, err
+    assert err.startswith("slurm_jobqueue: interrupted"), err
+
+
 @pytest.mark.parametrize("serve", [True, False])
 def test_ctrl_c_in_the_slurm_script_is_one_line(tmp_path, serve):
     """Ctrl-C stops --serve (as its help says) and a sweep waiting for its jobs: it was a
@@ -974,10 +982,7 @@ def test_ctrl_c_in_the_slurm_script_is_one_line(tmp_path, serve):
     grid = _grid(tmp_path, "[levers]\nsdr_headcount = [3, 5]\n")
     args = ["--serve"] if serve else [*SHORT, "--replications", "1"]
     proc = _slurm_script(tmp_path, str(CONFIG), grid, "out", *args)
-    err = _interrupt_when(proc, lambda: (tmp_path / "cluster-started").exists(), after=3)
-    assert proc.returncode == 130, err
-    assert len(err.strip().splitlines()) == 1, err
-    assert err.startswith("slurm_jobqueue: interrupted"), err
+    _interrupted_in_one_line(proc, tmp_path / "cluster-started", after=3)
 
 
 def test_ctrl_c_before_the_slurm_cluster_starts_is_one_line(tmp_path):
@@ -986,10 +991,7 @@ def test_ctrl_c_before_the_slurm_cluster_starts_is_one_line(tmp_path):
     grid = _grid(tmp_path, "[levers]\nsdr_headcount = [3, 5]\n")
     (tmp_path / "slow-import").touch()
     proc = _slurm_script(tmp_path, str(CONFIG), grid, "out", *SHORT)
-    err = _interrupt_when(proc, lambda: (tmp_path / "importing").exists(), after=0.5)
-    assert proc.returncode == 130, err
-    assert len(err.strip().splitlines()) == 1, err
-    assert err.startswith("slurm_jobqueue: interrupted"), err
+    _interrupted_in_one_line(proc, tmp_path / "importing", after=0.5)
 
 
 def test_slurm_jobs_that_never_start_are_one_line(tmp_path):
