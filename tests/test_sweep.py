@@ -946,6 +946,17 @@ def _slurm_script(folder: Path, *args: str) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
+def _slurm_done(folder: Path, *args: str, timeout: float) -> tuple:
+    """Run the SLURM script to its end: (process, stdout, stderr)."""
+    proc = _slurm_script(folder, *args)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    return proc, out, err
+
+
 def test_the_slurm_script_cancels_its_jobs_when_terminated(tmp_path):
     """SIGTERM (SLURM ending the job the script runs in, a `kill`) ended it at once, without
     closing the cluster: its worker jobs stayed in the queue, or ran, until their walltime.
@@ -999,12 +1010,7 @@ def test_slurm_jobs_that_never_start_are_one_line(tmp_path):
     0/1 workers arrived after 3600'); it is one line saying what to do, and exit 1."""
     grid = _grid(tmp_path, "[levers]\nsdr_headcount = [3, 5]\n")
     (tmp_path / "queue-stuck").touch()
-    proc = _slurm_script(tmp_path, str(CONFIG), grid, "out", *SHORT)
-    try:
-        _, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    proc, _, err = _slurm_done(tmp_path, str(CONFIG), grid, "out", *SHORT, timeout=60)
     assert proc.returncode == 1, err
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("slurm_jobqueue: error: no worker job "), err
@@ -1018,12 +1024,8 @@ def test_the_slurm_script_reruns_a_finished_sweep_without_jobs(tmp_path):
     plan = plan_sweep(str(CONFIG), None, SHORT[1::2], load_grid(grid), replications=1)
     run_sweep(plan, tmp_path / "out")
     (tmp_path / "queue-stuck").touch()
-    proc = _slurm_script(tmp_path, str(CONFIG), grid, "out", *SHORT, "--replications", "1")
-    try:
-        out, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    proc, out, err = _slurm_done(tmp_path, str(CONFIG), grid, "out", *SHORT,
+                                 "--replications", "1", timeout=60)
     assert proc.returncode == 0, err
     assert not (tmp_path / "cluster-started").exists()  # no job submitted
     assert (tmp_path / "out" / "report.html").is_file()
@@ -1034,12 +1036,8 @@ def test_slurm_jobs_gone_mid_sweep_are_one_line_and_resumable(tmp_path):
     the script let ClusterLost out as a traceback; it is one line, exit 1, saying to resume."""
     grid = _grid(tmp_path, "[levers]\nsdr_headcount = [3, 5]\n")
     (tmp_path / "jobs-gone").touch()
-    proc = _slurm_script(tmp_path, str(CONFIG), grid, "out", *SHORT, "--replications", "1")
-    try:
-        _, err = proc.communicate(timeout=90)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    proc, _, err = _slurm_done(tmp_path, str(CONFIG), grid, "out", *SHORT, "--replications",
+                               "1", timeout=90)
     assert proc.returncode == 1, err
     lines = err.strip().splitlines()
     assert len(lines) == 1, err
@@ -1054,12 +1052,7 @@ def test_the_slurm_script_refuses_bad_jobs_in_one_line(tmp_path, flag):
     memory dask cannot read were tracebacks from the cluster's start, a negative --jobs one
     from its scale; argparse's own errors printed the usage first, three lines more."""
     grid = _grid(tmp_path, "[levers]\nsdr_headcount = [3, 5]\n")
-    proc = _slurm_script(tmp_path, str(CONFIG), grid, "out", *flag, *SHORT)
-    try:
-        _, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    proc, _, err = _slurm_done(tmp_path, str(CONFIG), grid, "out", *flag, *SHORT, timeout=60)
     assert proc.returncode == 2, err
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"slurm_jobqueue: error: {flag[0]}"), err
