@@ -147,11 +147,15 @@ def _simulate_numba(spec: ModelSpec, replications: int, seed: int, first: int,
     from gtmsim.engines.kernel import tallies
     from gtmsim.engines.kernel.cache import in_process_folder
 
-    if not kernel_is_cached() and in_process_folder():
+    global _KERNEL_ASKED
+    # once a process has loaded or compiled the kernel, reading numba's index again (0.2 ms)
+    # only slows the optimiser's many small batches
+    if not _KERNEL_ASKED and not kernel_is_cached():
         notice("compiling the numba engine (about a minute) on every run: no cache folder takes "
-               "writes here; set NUMBA_CACHE_DIR to a writable folder")
-    elif not kernel_is_cached():
-        notice("compiling the numba engine (first run on this machine only; about a minute)")
+               "writes here; set NUMBA_CACHE_DIR to a writable folder" if in_process_folder()
+               else "compiling the numba engine (first run on this machine only; about a "
+               "minute)")
+    _KERNEL_ASKED = True
     chunk = min(256, max(64, -(-replications // 20)))  # small enough for Ctrl-C to land
     rows, weekly = [], []
     # workers None keeps the caller's thread count (every CPU, unless set lower, as a sweep
@@ -172,6 +176,9 @@ def _simulate_numba(spec: ModelSpec, replications: int, seed: int, first: int,
         numba.set_num_threads(threads)
     reps_df, weekly_df = O.to_frames(rows, weekly)
     return Result(spec, reps_df, weekly_df, None, engine="numba", seed=seed)
+
+
+_KERNEL_ASKED = False  # whether this process has asked kernel_is_cached already
 
 
 def kernel_is_cached() -> bool:
