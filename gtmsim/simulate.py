@@ -153,8 +153,8 @@ def _simulate_numba(spec: ModelSpec, replications: int, seed: int, first: int,
     if not _KERNEL_ASKED and not kernel_is_cached():
         notice("compiling the numba engine (about a minute) on every run: no cache folder takes "
                "writes here; set NUMBA_CACHE_DIR to a writable folder" if in_process_folder()
-               else "compiling the numba engine (first run on this machine only; about a "
-               "minute)")
+               else "compiling the numba engine (about a minute; once, until gtmsim, numba "
+               "or this CPU changes)")
     _KERNEL_ASKED = True
     chunk = min(256, max(64, -(-replications // 20)))  # small enough for Ctrl-C to land
     rows, weekly = [], []
