@@ -302,3 +302,28 @@ def test_trust_chart_with_no_handoff_says_so():
     assert not trust.data
     assert [a.text for a in trust.layout.annotations] == [
         "No handoff: no route in this config goes from one team to another"]
+
+
+def test_a_name_holding_a_script_end_tag_keeps_the_embedded_numbers_whole():
+    """A team named 'cs</script><b>' gives outcome columns such as 'kpi_cs</script><b>':
+    written raw into the page's JSON, the first one ended the script, so the embedded
+    summary no longer parsed and the rest of it showed as page text. The compare, optimize
+    and sweep reports already wrote '</' as '<\\/'; the run report does too."""
+    from gtmsim.report.run import run_report
+
+    name = "kpi_cs</script><b>"
+    reps = pl.DataFrame({"replication": [0, 1], "bookings": [1.0, 3.0], name: [0.5, 0.7]})
+    weekly = pl.DataFrame({"replication": [0, 1], "week": [0, 0], "bookings": [1.0, 3.0]})
+    summary = pl.DataFrame([{"outcome": k, "n": 2, "mean": v, "ci_low": v - 1, "ci_high": v + 1,
+                             "sd": 0.0, "p10": v, "p50": v, "p90": v}
+                            for k, v in (("bookings", 2.0), (name, 0.6))])
+    costs = pl.DataFrame({"mechanism": ["a</script>b"], "outcome": ["bookings"],
+                          "replications": [2], "engine": ["numba"], "full_mean": [2.0],
+                          "off_mean": [3.0], "cost": [1.0], "ci_low": [0.0], "ci_high": [2.0]})
+    page = run_report(reps, weekly, summary, {"replications": 2}, [], costs)
+    embedded = json.loads(re.search(
+        r"<script type='application/json' id='gtmsim-summary'>(.*?)</script>", page).group(1))
+    assert embedded[name] == {"mean": 0.6, "ci_low": -0.4, "ci_high": 1.6}
+    assert embedded["bookings"]["mean"] == 2.0
+    assert _embedded_costs(page)[0]["mechanism"] == "a</script>b"
+    assert "</script><b>" not in page
