@@ -191,6 +191,31 @@ def test_kpi_error_bars_follow_an_interval_cut_at_zero():
     assert err.arrayminus[0] == pytest.approx(0.0345) and err.array[0] == pytest.approx(0.0462)
 
 
+def test_a_close_stage_sending_turned_away_and_lost_deals_to_one_fate_weighs_both():
+    """A fate several stages send leads to is split by their turned-away decisions, or
+    their opportunities for lost deals (FLOW_CAPTION). A close stage that sends both its
+    turned-away leads and its lost deals to nurture weighed its turned-away ones only (its
+    lost deals were dropped as a second route of a stage already counted): here its 40
+    turned away and 60 opportunities against a review stage's 60 turned away gave it 40% of
+    the nurtured, not 100 / 160."""
+    from gtmsim.report.run import flow_links
+
+    routing = {"channels": {"web": "r"},
+               "stages": {"r": {"kind": "review", "team": "t",
+                                "routes": {"qualified": "c", "recycled": "nurture",
+                                           "rejected": "disqualified"}},
+                          "c": {"kind": "close", "team": "u",
+                                "routes": {"won": "customer", "lost": "nurture",
+                                           "recycled": "nurture", "rejected": "nurture"}}}}
+    summary = {k: {"mean": v} for k, v in (("decisions_r", 100.0), ("qualified_r", 40.0),
+                                            ("decisions_c", 100.0), ("qualified_c", 60.0),
+                                            ("nurtured", 160.0), ("disqualified", 10.0))}
+    links = {(s, t): v for s, t, v, _ in flow_links(summary, routing)}
+    assert links[("stage: c", "nurtured")] == pytest.approx(100.0)
+    assert links[("stage: r", "nurtured")] == pytest.approx(60.0)
+    assert links[("stage: r", "disqualified")] == pytest.approx(10.0)
+
+
 def test_a_teams_open_leads_are_split_between_its_stages():
     """A team with two stages: its open leads at the end (open_<team>) cannot be told apart
     by stage, so the flow splits them evenly and says it is an estimate."""

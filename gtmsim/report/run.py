@@ -64,7 +64,10 @@ def flow_links(summary: dict, routing: dict) -> list[tuple[str, str, float, str]
     for channel, entry in routing["channels"].items():
         links.append((f"channel: {channel}", f"stage: {entry}",
                       _mean(summary, f"leads_{channel}"), "leads created in the channel"))
-    sources: dict[str, list[tuple[str, float]]] = {f: [] for f in SINKS.values()}
+    # per fate, each stage that sends leads there and its weight: its turned-away decisions
+    # (once, however many of its routes lead there), plus its opportunities where its lost
+    # deals go there too
+    sources: dict[str, dict[str, float]] = {f: {} for f in SINKS.values()}
     for name, st in stages.items():
         kind, routes = st["kind"], st["routes"]
         decided, qualified = (_mean(summary, f"decisions_{name}"),
@@ -78,15 +81,17 @@ def flow_links(summary: dict, routing: dict) -> list[tuple[str, str, float, str]
         keys = ["recycled", "rejected"] + (["unreached"] if kind == "contact" else [])
         for key in keys:
             fate = SINKS.get(routes.get(key))
-            if fate and all(n != name for n, _ in sources[fate]):
-                sources[fate].append((name, turned_away))
+            if fate and name not in sources[fate]:
+                sources[fate][name] = turned_away
         if kind == "close":
             fate = SINKS.get(routes.get("lost"))
-            if fate and all(n != name for n, _ in sources[fate]):
-                sources[fate].append((name, qualified if math.isfinite(qualified) else 0.0))
+            if fate:
+                sources[fate][name] = (sources[fate].get(name, 0.0)
+                                       + (qualified if math.isfinite(qualified) else 0.0))
     closers = [(n, _mean(summary, f"qualified_{n}")) for n, st in stages.items()
                if st["kind"] == "close"]
-    for fate, where in (("won", closers), *((f, sources[f]) for f in SINKS.values())):
+    for fate, where in (("won", closers),
+                        *((f, list(sources[f].items())) for f in SINKS.values())):
         total = _mean(summary, fate)
         if not where or not math.isfinite(total):
             continue
