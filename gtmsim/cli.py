@@ -1247,8 +1247,10 @@ def _outcome_columns(config) -> set[str]:
 
     cols = {"bookings", "pipeline_created", "opportunities", "win_rate", "leads_created",
             "rework_hours", "leaked", *FATES}
-    for team in config.teams:
-        cols |= {f"kpi_{team}", f"util_{team}", f"kpi_attainment_{team}"}
+    for name, team in config.teams.items():
+        cols.add(f"util_{name}")
+        if team.kpi is not None:  # a team with no KPI has no KPI column to rank by
+            cols |= {f"kpi_{name}", f"kpi_attainment_{name}"}
     return cols
 
 

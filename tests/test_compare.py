@@ -216,6 +216,25 @@ def test_an_out_folder_name_too_long_is_refused_before_anything_runs(tmp_path, m
     fails_cleanly(["compare", a, a, "--out", "x" * 300], "--out: ", tmp_path, capsys)
 
 
+def test_the_kpi_of_a_team_with_none_is_refused_before_anything_runs(tmp_path, monkeypatch,
+                                                                     capsys):
+    """--outcome kpi_attainment_<team> of a team with no KPI passed the check made before
+    work (every team's KPI columns were taken to exist), so every design of every scenario
+    ran before the comparison found no such column and stopped."""
+    import gtmsim.optimize.designs as designs
+
+    monkeypatch.chdir(tmp_path)
+    a = _config(tmp_path, "a.toml", **{"teams.idle": {"headcount": 2}})
+
+    def never(*args, **kwargs):
+        raise AssertionError("simulated before --outcome was checked")
+
+    monkeypatch.setattr(designs, "compare_designs", never)
+    for outcome in ("kpi_attainment_idle", "kpi_idle"):
+        fails_cleanly(["compare", a, a, "--outcome", outcome],
+                      f"--outcome: no outcome column '{outcome}' in a", tmp_path, capsys)
+
+
 BAD = {
     "one config": (lambda d, a: ["compare", a], "CONFIG: give at least two configs"),
     "no config": (lambda d, a: ["compare"], "missing required argument: CONFIG"),
