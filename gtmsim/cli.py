@@ -254,7 +254,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "two joined by a comma for a Pareto front (e.g. mean,cvar10 or "
                         "mean,cost) (default: cvar10)")
     p.add_argument("--outcome", default="bookings", metavar="COLUMN",
-                   help="the outcome to maximise (default: bookings)")
+                   help="the outcome to maximise: bookings (default), pipeline_created, "
+                   "opportunities, win_rate, leads_created, a fate (won, retained, ...), "
+                   "util_TEAM, kpi_TEAM or kpi_attainment_TEAM")
     p.add_argument("--target", type=float, default=None, metavar="X",
                    help="the outcome a scenario must reach (satisficing; what-breaks-it)")
     p.add_argument("--trials", type=_positive_int, default=50, metavar="N",
@@ -360,7 +362,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="threads (numba) or worker processes (simpy) per batch (default: "
                         "every CPU on numba, 1 on simpy)")
     p.add_argument("--outcome", default="bookings", metavar="COLUMN",
-                   help="the outcome to compare (default: bookings)")
+                   help="the outcome to compare: bookings (default), pipeline_created, "
+                   "opportunities, win_rate, leads_created, a fate (won, retained, ...), "
+                   "util_TEAM, kpi_TEAM or kpi_attainment_TEAM")
     p.add_argument("--out", metavar="DIR",
                    help="output folder, new or empty (default: runs/compare-CONFIGS)")
     _add_png_arg(p)
@@ -928,8 +932,7 @@ def cmd_optimize(args) -> int:
         raise UsageError("--ideal-trials", f"with --compare-ideal, the trials of the search "
                          f"under ideal whose winner is compared: at least 1, got "
                          f"{args.ideal_trials}")
-    if args.outcome not in _outcome_columns(config):
-        raise UsageError("--outcome", f"no outcome column {args.outcome!r}")
+    _check_scored_outcome(args.outcome, config)
     if args.png:
         _check_png()
     out = Path(args.out) if args.out else Path("runs") / _slug(
@@ -1190,8 +1193,7 @@ def cmd_compare(args) -> int:
     configs = load_designs(args.configs, profiles, args.overrides)  # all checked before work
     labels = design_labels(args.configs)
     for (label, _profile), cfg in configs.items():
-        if args.outcome not in _outcome_columns(cfg):
-            raise UsageError("--outcome", f"no outcome column {args.outcome!r} in {label}")
+        _check_scored_outcome(args.outcome, cfg, label)
     from gtmsim.outcomes import check_ranked_outcome
 
     check_ranked_outcome(args.outcome)
@@ -1252,6 +1254,22 @@ def _outcome_columns(config) -> set[str]:
         if team.kpi is not None:  # a team with no KPI has no KPI column to rank by
             cols |= {f"kpi_{name}", f"kpi_attainment_{name}"}
     return cols
+
+
+def _check_scored_outcome(outcome: str, config, label: str | None = None) -> None:
+    """A design is scored by one of a few whole-system and per-team outcomes; any other name
+    (a typo, or a per-stage column such as throughput_sdr) is named with the choices."""
+    cols = _outcome_columns(config)
+    if outcome in cols:
+        return
+    close = difflib.get_close_matches(outcome, sorted(cols), n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    where = f" in {label}" if label else ""
+    from gtmsim.outcomes import less_is_better
+
+    choices = ", ".join(c for c in sorted(cols) if not less_is_better(c))
+    raise UsageError("--outcome", f"no outcome column {outcome!r}{where}{hint}; a design is "
+                     f"scored by one of: {choices}")
 
 
 # --------------------------------------------------------------------------- entry point

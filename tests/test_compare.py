@@ -235,6 +235,22 @@ def test_the_kpi_of_a_team_with_none_is_refused_before_anything_runs(tmp_path, m
                       f"--outcome: no outcome column '{outcome}' in a", tmp_path, capsys)
 
 
+def test_an_outcome_no_design_is_scored_by_names_the_choices(tmp_path, capsys):
+    """A real column that is no score (throughput_sdr) or a typo read 'no outcome column'
+    and nothing more: the line names the nearest name and the outcomes a design is scored by
+    (none where less is better, which are refused as such)."""
+    a = _config(tmp_path, "a.toml")
+    fails_cleanly(["compare", a, a, "--outcome", "bookingz"],
+                  "no outcome column 'bookingz' in a (did you mean 'bookings'?); a design is "
+                  "scored by one of: bookings, ", tmp_path, capsys)
+    with pytest.raises(SystemExit):
+        main(["compare", a, a, "--outcome", "throughput_sdr"])
+    line = capsys.readouterr().err
+    choices = line.split("scored by one of: ")[1].strip().split(", ")
+    assert "kpi_attainment_sdr" in choices and "util_ae" in choices and "won" in choices
+    assert "leaked" not in choices and "throughput_sdr" not in choices
+
+
 BAD = {
     "one config": (lambda d, a: ["compare", a], "CONFIG: give at least two configs"),
     "no config": (lambda d, a: ["compare"], "missing required argument: CONFIG"),
