@@ -201,8 +201,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "beside the system outcome (means with 95% CIs), and write "
                     "replications.parquet, weekly.parquet, summary.json, the resolved "
                     "config.toml, report.html and mechanism_costs.parquet (unless "
-                    "--no-mechanism-costs) into an output "
-                    "folder.")
+                    "--no-mechanism-costs, or no human mechanism is on, as under --profile "
+                    "ideal) into an output folder.")
     _add_config_args(p)
     _add_run_args(p, "default: the config's run.replications")
     p.add_argument("--out", metavar="DIR",

@@ -187,6 +187,16 @@ def test_run_event_log_help_says_it_runs_in_worker_processes(capsys, monkeypatch
     assert info.value.args[0] == ("simpy", 2)
 
 
+def test_run_help_says_when_no_mechanism_costs_are_written(capsys):
+    """run --profile ideal writes no mechanism_costs.parquet (no mechanism is on to cost);
+    the help named --no-mechanism-costs as the only case."""
+    with pytest.raises(SystemExit):
+        main(["run", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "mechanism_costs.parquet (unless --no-mechanism-costs, or no human mechanism is " \
+           "on, as under --profile ideal)" in text
+
+
 def test_validate_describes_a_good_config(tmp_path):
     res = gtmsim("validate", str(_repo() / "configs" / "b2b_saas.toml"), "--profile", "ideal",
                  cwd=tmp_path)
