@@ -5,7 +5,7 @@ and a shared FIFO queue is an M/M/c queue, and a tandem of stages is a Jackson n
 mean time in each station is the Erlang C wait plus the mean service time, and the mean total
 time is their sum. Tolerance: the theoretical value must lie inside the 95% confidence
 interval (t-based) of the replication means. Seeds are fixed, so the check is deterministic;
-FACTS.md's orientation figure (20 replications of 2,000 h at utilisation 0.83 estimate the
+docs/sources.md's orientation figure (20 replications of 2,000 h at utilisation 0.83 estimate the
 total sojourn within about +-2.5%) says 20 replications make this a sharp test: a 5% error
 in the engine's waits would fall outside the interval.
 """
