@@ -4,7 +4,7 @@ Runs the default B2B SaaS config under the `realistic` profile and prints each f
 docs/model.md cites beside its published figure and the band we accept (the bands live in
 `gtmsim.calibration.BANDS`). Exit status 1 if a measurement falls outside its band.
 
-    python scripts/calibrate.py                      # 24 replications on 2 workers
+    python scripts/calibrate.py                      # 24 replications, a worker per CPU
     python scripts/calibrate.py --replications 64 --workers 8
 """
 
@@ -23,6 +23,7 @@ from rich.table import Table
 from gtmsim.calibration import BANDS, measure
 from gtmsim.errors import GtmsimError
 from gtmsim.report.export import counted
+from gtmsim.simulate import usable_cores
 
 
 def fmt(x: float, unit: str = "") -> str:
@@ -46,7 +47,8 @@ class _Parser(argparse.ArgumentParser):
 def main(argv: list[str] | None = None) -> int:
     ap = _Parser(description=__doc__.splitlines()[0])
     ap.add_argument("--replications", type=int, default=24)
-    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--workers", type=int, default=None,
+                    help="processes (default: the CPUs this process may use)")
     ap.add_argument("--seed", type=int, default=None)
     ap.add_argument("--profile", default="realistic")
     ap.add_argument("--config", default=None, help="a config file (default: the embedded one)")
@@ -55,7 +57,8 @@ def main(argv: list[str] | None = None) -> int:
 
     t0 = time.perf_counter()
     try:
-        m = measure(args.replications, args.workers, args.seed, args.profile, args.config,
+        m = measure(args.replications, usable_cores() if args.workers is None else args.workers,
+                    args.seed, args.profile, args.config,
                     tuple(args.overrides))
     except GtmsimError as exc:  # a bad config, profile or --set: one line, exit status 2
         print(f"calibrate: error: {exc}", file=sys.stderr)

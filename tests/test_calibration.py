@@ -75,6 +75,23 @@ def test_calibrate_script_refuses_a_bad_set_in_one_line(capsys):
     assert len(err) == 1 and err[0].startswith("calibrate: error: people.latency.nope"), err
 
 
+def test_calibrate_script_uses_the_cpus_it_may_run_on_by_default(monkeypatch):
+    """--workers defaulted to 2 whatever the machine (run, simulate and sweep use the CPUs
+    this process may run on); an explicit --workers is kept."""
+    script = _calibrate_script()
+    asked = []
+
+    def measure(replications, workers, *rest):
+        asked.append(workers)
+        raise script.GtmsimError("stop here")
+
+    monkeypatch.setattr(script, "measure", measure)
+    monkeypatch.setattr(script, "usable_cores", lambda: 7)
+    script.main(["--replications", "2"])
+    script.main(["--replications", "2", "--workers", "3"])
+    assert asked == [7, 3]
+
+
 @pytest.mark.parametrize("argv, key", [(["--replications", "0"], "replications"),
                                        (["--replications", "1", "--seed", "-1"], "seed"),
                                        (["--replications", "1", "--workers", "0"], "workers")])
