@@ -237,7 +237,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_args(p)
     _add_run_args(p, "default: 1", engine=False)  # the SimPy engine: it traces every activity
     p.add_argument("--out", required=True, metavar="FILE",
-                   help="the file to write: *.csv or *.parquet")
+                   help="the file to write: *.csv or *.parquet (replaced, once the log is whole, "
+                        "if it exists)")
     p.set_defaults(handler=cmd_eventlog)
 
     p = sub.add_parser(
