@@ -405,6 +405,33 @@ def test_a_damaged_study_journal_is_one_line_naming_out(tmp_path, damage):
         open_storage(None, tmp_path)
 
 
+def test_processes_opening_a_new_sqlite_database_at_once_all_join(tmp_path, monkeypatch):
+    """Two `optimize` processes given the same new sqlite:/// storage raced to create
+    Optuna's tables, and the loser stopped with exit 2 on SQLite's OperationalError 'table
+    studies already exists' (only PostgreSQL's ProgrammingError was retried). The race is
+    staged: the first open collides as the loser's does, the retry finds the tables."""
+    import sqlalchemy.exc
+
+    from gtmsim.optimize import search as search_mod
+
+    real = optuna.storages.RDBStorage
+    calls = []
+
+    def racing(url, **kw):
+        calls.append(url)
+        if len(calls) == 1:
+            raise sqlalchemy.exc.OperationalError(
+                "CREATE TABLE studies", {}, Exception("table studies already exists"))
+        return real(url, **kw)
+
+    monkeypatch.setattr(optuna.storages, "RDBStorage", racing)
+    monkeypatch.setattr(search_mod.time, "sleep", lambda _s: None)
+    storage = search_mod.open_storage(f"sqlite:///{tmp_path / 'study.db'}", None)
+    monkeypatch.undo()
+    assert len(calls) == 2
+    optuna.create_study(storage=storage, study_name="joined")
+
+
 def test_a_lock_left_by_a_killed_process_does_not_stop_the_resume(tmp_path):
     """`kill -9` while optuna held the journal's lock left `study.journal.lock`: the resume
     was refused (--out 'holds files that are not an optimisation's'), and with --storage

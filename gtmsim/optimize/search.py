@@ -238,9 +238,11 @@ def open_storage(url: str | None, out_dir: Path | None) -> optuna.storages.BaseS
 
             # processes joining a new database at once race to create Optuna's tables: the
             # loser's insert or CREATE TABLE collides with the winner's; it finds the tables
-            # on a retry
+            # on a retry (SQLite says so with an OperationalError, PostgreSQL with a
+            # ProgrammingError)
             raced = isinstance(exc, sqlalchemy.exc.IntegrityError) or (
-                isinstance(exc, sqlalchemy.exc.ProgrammingError)
+                isinstance(exc, sqlalchemy.exc.ProgrammingError
+                           | sqlalchemy.exc.OperationalError)
                 and "already exists" in str(exc))
             if raced and attempt < 2:
                 time.sleep(0.5 + attempt)
