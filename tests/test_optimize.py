@@ -443,6 +443,45 @@ def test_a_baseline_the_search_ran_keeps_its_trial_and_score(config, monkeypatch
     assert frame["feasible"].to_list() == [True, True, False]
 
 
+def test_a_baseline_the_pruner_stopped_keeps_its_trial(config, monkeypatch):
+    """A baseline (the ideal-tuned design, enqueued as trial 1) that the Wilcoxon pruner
+    stopped was listed as trial -1 'not run by the search', though trials.parquet showed it
+    run as trial 1: it keeps its trial number, with no search score (not seen on every
+    scenario)."""
+    import math
+
+    import optuna
+    import polars as pl
+
+    from gtmsim.optimize import search as S
+
+    own = S.current_design(config)
+    name, lever = next((k, v) for k, v in config.levers.items() if v.integer)
+    other = {**own, name: own[name] + 1 if own[name] + 1 <= lever.high else own[name] - 1}
+    worse = {**own, name: lever.low}
+    dist = {k: optuna.distributions.CategoricalDistribution([v]) for k, v in own.items()}
+    dist |= {name: optuna.distributions.IntDistribution(int(lever.low), int(lever.high))}
+    study = optuna.create_study(direction="maximize")
+    study.add_trial(optuna.trial.create_trial(
+        params=own, value=10.0, distributions=dist,
+        user_attrs={"over_budget": -1.0, "scenario_values": [10.0, 10.0]}))
+    study.add_trial(optuna.trial.create_trial(
+        params=worse, state=optuna.trial.TrialState.PRUNED, distributions=dist,
+        intermediate_values={0: 1.0}, user_attrs={"over_budget": -1.0,
+                                                  "scenario_values": [1.0, None]}))
+    study.add_trial(optuna.trial.create_trial(
+        params=other, value=20.0, distributions=dist,
+        user_attrs={"over_budget": -1.0, "scenario_values": [20.0, 20.0]}))
+    monkeypatch.setattr(S, "evaluate", lambda *a, **k: pl.DataFrame())
+    monkeypatch.setattr(S, "per_scenario", lambda df, outcome: pl.DataFrame({outcome: [1.0]}))
+    cands = S.held_out_candidates(config, study, S.Settings(top=1), held_out=[],
+                                  baselines=[worse], ideal=worse)
+    tuned = next(c for c in cands if c.ideal_tuned)
+    assert tuned.trial == 1 and math.isnan(tuned.search_score)
+    assert tuned.search_values is None and tuned.search_mean == 1.0
+    assert S.pick_best(cands).trial == 2
+
+
 def test_over_budget_in_the_trials_table_is_the_amount_over():
     """trials.parquet's `over_budget` read -435000 for a trial within the budget (the
     constraint's margin, cost minus budget): the README's "the amount" over it is 0 there.

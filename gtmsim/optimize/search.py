@@ -711,16 +711,20 @@ def held_out_candidates(config: Config, study: optuna.Study, settings: Settings,
     designs = [(t.number, t.params, t.values[main], t) for t in chosen.values()]
     known = {design_key(d) for _, d, _, _ in designs}
     # a baseline the search itself ran (the config's own design is enqueued) keeps its trial
-    # and its score there; one it never ran is trial -1 with no search score
-    searched = {}
+    # and its score there; one the pruner stopped keeps its trial, with no score (it was not
+    # seen on every scenario); one it never ran is trial -1 with no search score
+    searched, stopped = {}, {}
     for t in feasible:
         searched.setdefault(design_key(t.params), t)
+    for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.PRUNED,)):
+        stopped.setdefault(design_key(t.params), t)
     for b in [current_design(config), *baselines]:
         key = design_key(b)
         if key not in known:
-            t = searched.get(key)
-            designs.append((-1, b, math.nan, None) if t is None else
-                           (t.number, b, t.values[main], t))
+            t, cut = searched.get(key), stopped.get(key)
+            designs.append((t.number, b, t.values[main], t) if t is not None else
+                           (cut.number, b, math.nan, cut) if cut is not None else
+                           (-1, b, math.nan, None))
             known.add(key)
     own = design_key(current_design(config))
     tuned = None if ideal is None else design_key(ideal)
