@@ -961,6 +961,7 @@ def cmd_optimize(args) -> int:
                                   "trials")
     journal = out / "study.journal"
     new_journal = not args.storage and not journal.exists()
+    before = _studies_in(args.storage) if args.storage else None
     try:
         result, best, cmp = _optimize(args, config, settings, out, bar, progress)
     except GtmsimError as exc:
@@ -969,8 +970,11 @@ def cmd_optimize(args) -> int:
         # holds nothing to resume, and kept, it refused the corrected command as scored on
         # other terms. A run that stopped (exit 1) keeps its study.
         empty = not (journal.is_file() and journal.stat().st_size)
-        refused = (new_journal and not isinstance(exc, (ClusterLost, EngineFailed, TaskFailed))
-                   and not _holds_finished_trial(journal))
+        stopped = isinstance(exc, (ClusterLost, EngineFailed, TaskFailed))
+        refused = (new_journal and not stopped and not _holds_finished_trial(journal))
+        if before is not None and not stopped:
+            _drop_new_studies(args.storage, before,
+                              [settings.study_name, f"{settings.study_name}-ideal"])
         if made and (empty or refused):
             shutil.rmtree(out, ignore_errors=True)
             for p in reversed(made[:-1]):
@@ -1009,6 +1013,33 @@ def _holds_finished_trial(journal: Path) -> bool:
                    for s in storage.get_all_studies())
     except Exception:  # noqa: BLE001 - in doubt, keep the study
         return True
+
+
+def _studies_in(url: str) -> set[str] | None:
+    """The names of the studies in a --storage, or None when it cannot be opened (the
+    search then says why)."""
+    from gtmsim.optimize.search import open_storage
+
+    try:
+        return {s.study_name for s in open_storage(url, None).get_all_studies()}
+    except GtmsimError:
+        return None
+
+
+def _drop_new_studies(url: str, before: set[str], names: list[str]) -> None:
+    """Delete the studies of `names` this run made in a --storage when none of them holds a
+    finished or running trial: as for the output folder's journal, a study refused as its
+    first trial ran holds nothing to resume, and kept, it refused the corrected command."""
+    from gtmsim.optimize.search import TAKEN, open_storage
+
+    with contextlib.suppress(Exception):  # in doubt, keep the study
+        storage = open_storage(url, None)
+        made = {s.study_name: s._study_id for s in storage.get_all_studies()
+                if s.study_name in names and s.study_name not in before}
+        if made and not any(storage.get_all_trials(i, deepcopy=False, states=TAKEN)
+                            for i in made.values()):
+            for study_id in made.values():
+                storage.delete_study(study_id)
 
 
 # what `optimize` writes into its folder (a folder holding anything else is not a study's);

@@ -432,6 +432,26 @@ def test_processes_opening_a_new_sqlite_database_at_once_all_join(tmp_path, monk
     optuna.create_study(storage=storage, study_name="joined")
 
 
+def test_a_study_refused_as_its_first_trial_ran_is_not_kept_in_the_storage(tmp_path):
+    """With --storage, an --outcome undefined in every replication (a win rate over a day)
+    stopped the first trial with exit 2, but the new study stayed in the database with its
+    terms, and the corrected command was refused as 'scored on other terms'. As with the
+    output folder's journal, a study this run made that holds no finished trial is dropped;
+    one that existed before is kept."""
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    args = [*TINY, "--trials", "2", "--ideal-trials", "0", "--storage", url]
+    r = gtmsim("optimize", *args, "--out", str(tmp_path / "a"), "--outcome", "win_rate",
+               "--set", "run.warmup_days=0", "--set", "run.horizon_days=1")
+    assert r.returncode == 2 and "win_rate" in r.stderr, r.stderr
+    r = gtmsim("optimize", *args, "--out", str(tmp_path / "a"))
+    assert r.returncode == 0, r.stderr
+    r = gtmsim("optimize", *args, "--out", str(tmp_path / "b"), "--outcome", "win_rate",
+               "--set", "run.warmup_days=0", "--set", "run.horizon_days=1")
+    assert r.returncode == 2 and "other terms" in r.stderr, r.stderr
+    study = optuna.load_study(study_name="gtmsim", storage=url)
+    assert sum(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials) == 2
+
+
 def test_a_lock_left_by_a_killed_process_does_not_stop_the_resume(tmp_path):
     """`kill -9` while optuna held the journal's lock left `study.journal.lock`: the resume
     was refused (--out 'holds files that are not an optimisation's'), and with --storage
