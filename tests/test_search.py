@@ -513,6 +513,36 @@ def test_a_baseline_interrupted_by_ctrl_c_is_run_on_resume(tmp_path, monkeypatch
     assert all(c.trial >= 0 for c in result.candidates)
 
 
+def test_a_trial_stopped_by_sigterm_is_failed_and_queued_again(tmp_path, monkeypatch):
+    """SIGTERM is raised as a BaseException of gtmsim's own, which Optuna does not catch:
+    the trial in flight stayed RUNNING (Ctrl-C's is failed), its design not queued again,
+    and a process sharing the study waited on it until a heartbeat, or for ever on a journal
+    another host shares. It is failed and queued again, as Ctrl-C's is."""
+    from gtmsim.cli import _Terminated
+    from gtmsim.config import load_config
+    from gtmsim.optimize import search as S
+
+    _no_simulation(monkeypatch)
+
+    def sigterm(*a, **k):
+        raise _Terminated
+
+    config = load_config(None, "realistic")
+    settings = S.Settings(objective="mean", trials=4, scenarios=2, replications=1, top=2,
+                          storage=str(tmp_path / "s.journal"))
+    monkeypatch.setattr(S, "evaluate", sigterm)
+    with pytest.raises(_Terminated):
+        S.search(config, settings)
+    study = optuna.load_study(study_name="gtmsim", storage=S.open_storage(
+        settings.storage, None))
+    states = [t.state for t in study.trials]
+    assert optuna.trial.TrialState.RUNNING not in states
+    assert states[0] == optuna.trial.TrialState.FAIL
+    assert S.trial_counts(study)["trials_interrupted"] == 1
+    waiting = study.get_trials(states=(optuna.trial.TrialState.WAITING,))
+    assert S.current_design(config) in [t.system_attrs["fixed_params"] for t in waiting]
+
+
 @pytest.mark.parametrize("ideal_trials", [0, 3])
 def test_a_study_gtmsim_did_not_make_is_refused(tmp_path, monkeypatch, ideal_trials):
     """--study-name naming another tool's study in a shared database joined it: a traceback

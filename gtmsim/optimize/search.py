@@ -663,9 +663,14 @@ def _recover_abandoned(study: optuna.Study) -> None:
 
 def _run_again(study: optuna.Study, trial: optuna.Trial) -> None:
     """Queue the design of a trial this process was running when it was interrupted (failed
-    by Optuna) again; a trial that had drawn no lever yet has no design to keep."""
+    by Optuna) again; a trial that had drawn no lever yet has no design to keep. An
+    interruption Optuna does not catch (SIGTERM, raised as a BaseException of its own) left
+    the trial RUNNING: it is failed here, as Ctrl-C's is, not left for others to wait on."""
     with contextlib.suppress(Exception):  # the interruption, not this, is what to report
         t = study._storage.get_trial(trial._trial_id)
+        if t.state == optuna.trial.TrialState.RUNNING:
+            study._storage.set_trial_state_values(t._trial_id, optuna.trial.TrialState.FAIL)
+            t = study._storage.get_trial(trial._trial_id)
         design = t.system_attrs.get("fixed_params") or t.params
         if (t.state == optuna.trial.TrialState.FAIL and design
                 and not t.user_attrs.get("surplus")):
