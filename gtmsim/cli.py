@@ -946,7 +946,7 @@ def cmd_optimize(args) -> int:
         raise UsageError("--workers", "give --workers or --scheduler, not both (the cluster's "
                          "workers evaluate the trials)")
     _check_connect_timeout(args)
-    _check_optimize_out(out)
+    _check_optimize_out(out, args.storage)
     try:
         made = _make_parents(out)
     except OSError as exc:  # as root os.access says yes to /sys; mkdir says no
@@ -1049,12 +1049,37 @@ OPTIMIZE_FILES = ("study.journal", "study.journal.lock*", "trials.parquet", "can
                   ".*.partial*")
 
 
-def _check_optimize_out(out: Path) -> None:
+def _storage_files(storage: str | None, out: Path) -> tuple[str, ...]:
+    """The name patterns of a --storage file that lies in the output folder (a journal, or
+    an SQLite database with its lock, rollback and WAL files): the folder's own, so a run
+    that put its study there can be resumed."""
+    if not storage:
+        return ()
+    path: str | None = storage
+    if "://" in storage:
+        import sqlalchemy.engine
+        import sqlalchemy.exc
+
+        try:
+            url = sqlalchemy.engine.make_url(storage)
+        except (sqlalchemy.exc.ArgumentError, ValueError):
+            return ()
+        path = url.database if url.get_backend_name() == "sqlite" else None
+    if not path or os.path.abspath(os.path.dirname(path)) != os.path.abspath(out):
+        return ()
+    import glob
+
+    name = glob.escape(os.path.basename(path))
+    return (name, f"{name}.lock*", f"{name}-journal", f"{name}-wal", f"{name}-shm")
+
+
+def _check_optimize_out(out: Path, storage: str | None = None) -> None:
     if out.exists() and not out.is_dir():
         raise UsageError("--out", f"{out} exists and is not a folder")
     if out.is_dir():
+        ours = OPTIMIZE_FILES + _storage_files(storage, out)
         other = sorted(p.name for p in out.iterdir()
-                       if not any(p.match(pattern) for pattern in OPTIMIZE_FILES))
+                       if not any(p.match(pattern) for pattern in ours))
         if other:
             raise UsageError("--out", f"{out} holds files that are not an optimisation's "
                              f"({', '.join(other[:3])}); give a new folder")

@@ -452,6 +452,24 @@ def test_a_study_refused_as_its_first_trial_ran_is_not_kept_in_the_storage(tmp_p
     assert sum(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials) == 2
 
 
+def test_a_storage_file_inside_the_output_folder_does_not_stop_the_resume(tmp_path):
+    """`--storage sqlite:///o/study.db --out o` ran, then the same command (to resume or
+    to add trials) was refused: --out 'holds files that are not an optimisation's
+    (study.db)', the study's own database. A --storage file in the folder is its own; any
+    other file still is not."""
+    out = tmp_path / "o"
+    args = [*TINY, "--ideal-trials", "0", "--out", str(out),
+            "--storage", f"sqlite:///{out / 'study.db'}"]
+    r = gtmsim("optimize", *args, "--trials", "1")
+    assert r.returncode == 0, r.stderr
+    r = gtmsim("optimize", *args, "--trials", "2")
+    assert r.returncode == 0, r.stderr
+    assert "2 trials" in r.stdout
+    (out / "notes.txt").write_text("mine")
+    r = gtmsim("optimize", *args, "--trials", "2")
+    assert r.returncode == 2 and "notes.txt" in r.stderr, r.stderr
+
+
 def test_a_lock_left_by_a_killed_process_does_not_stop_the_resume(tmp_path):
     """`kill -9` while optuna held the journal's lock left `study.journal.lock`: the resume
     was refused (--out 'holds files that are not an optimisation's'), and with --storage
