@@ -610,6 +610,46 @@ def _no_simulation(monkeypatch) -> None:
                         lambda df, outcome: pl.DataFrame({outcome: [1.0]}))
 
 
+def test_a_process_sharing_the_study_that_dies_leaves_no_slot_unrun(tmp_path, monkeypatch):
+    """docs/sweeps.md: together the processes finish exactly --trials. When one sharing the
+    study died mid-trial, the survivor counted that trial in the quota, then (waiting for
+    it) failed it and queued its design again, but never ran it: the study ended one
+    trial short, its design left WAITING. The survivor now runs what is left."""
+    import socket
+
+    import polars as pl
+
+    from gtmsim.config import load_config
+    from gtmsim.optimize import search as S
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    config = load_config(None, "realistic")
+    settings = S.Settings(objective="mean", trials=4, scenarios=1, replications=1, top=2,
+                          storage=str(tmp_path / "s.journal"), prune=False)
+    calls = []
+
+    def evaluate(*a, **k):
+        if not calls:  # another process starts a trial, then is killed
+            storage = S.open_storage(settings.storage, None)
+            sid = storage.get_study_id_from_name("gtmsim")
+            tid = storage.create_new_trial(sid)
+            name, lever = next((k, v) for k, v in config.levers.items() if v.integer)
+            storage.set_trial_param(tid, name, lever.low, optuna.distributions.IntDistribution(
+                int(lever.low), int(lever.high)))
+            storage.set_trial_user_attr(tid, "host", socket.gethostname())
+            storage.set_trial_user_attr(tid, "pid", dead.pid)
+        calls.append(1)
+        return pl.DataFrame()
+
+    monkeypatch.setattr(S, "evaluate", evaluate)
+    monkeypatch.setattr(S, "per_scenario", lambda df, outcome: pl.DataFrame({outcome: [1.0]}))
+    result = S.search(config, settings)
+    counts = S.trial_counts(result.study)
+    assert counts["trials"] == 4 and counts["trials_interrupted"] == 1
+    assert not result.study.get_trials(states=(optuna.trial.TrialState.WAITING,))
+
+
 def test_a_design_the_model_refuses_is_an_infeasible_trial(tmp_path, monkeypatch):
     """Two levers each valid alone made a config the model refused: the search died midway
     ('reject_below ... must not exceed threshold', exit 2) and counted those trials as

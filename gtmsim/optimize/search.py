@@ -538,17 +538,23 @@ def search(config: Config, settings: Settings, out_dir: Path | None = None,
                   for o in objectives]
         return tuple(scores) if multi else scores[0]
 
-    done = sum(t.state in FINISHED for t in study.trials)
-    remaining = max(0, settings.trials - done)
+    def finished() -> int:
+        return sum(t.state in FINISHED for t in study.get_trials(deepcopy=False))
+
     # trials other processes are running count too: together they finish `trials`, no more
     callbacks = [optuna.study.MaxTrialsCallback(settings.trials, states=TAKEN)]
     if progress:
         offset, total = settings.ideal_trials, settings.trials + settings.ideal_trials
         callbacks.append(lambda st, _t: progress(
             offset + min(settings.trials, sum(t.state in FINISHED for t in st.trials)), total))
-    if remaining:
+    # A trial of another process that died counted in the quota until the wait below
+    # failed it and queued its design again: the study is then short of `trials`, so this
+    # process runs what is left, until every slot is finished or a round finishes none.
+    before = -1
+    while (done := finished()) < settings.trials and done > before:
+        before = done
         try:
-            study.optimize(objective, n_trials=remaining, callbacks=callbacks,
+            study.optimize(objective, n_trials=settings.trials - done, callbacks=callbacks,
                            catch=(_Surplus,))
         except BaseException:
             # Ctrl-C or a failure: Optuna failed the trial; its design (a baseline, say,
@@ -556,6 +562,7 @@ def search(config: Config, settings: Settings, out_dir: Path | None = None,
             if running:
                 _run_again(study, running[0])
             raise
+        await_others(study)
     await_others(study)
     candidates = held_out_candidates(config, study, settings, held_out, baselines, ready.ideal)
     best = pick_best(candidates, settings.objectives[0])
