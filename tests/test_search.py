@@ -650,6 +650,28 @@ def test_a_process_sharing_the_study_that_dies_leaves_no_slot_unrun(tmp_path, mo
     assert not result.study.get_trials(states=(optuna.trial.TrialState.WAITING,))
 
 
+def test_a_baseline_killed_before_its_levers_were_drawn_is_queued_again():
+    """A process killed as it started a queued baseline (the config's own design), before
+    the trial drew its levers, left it RUNNING with no params: the recovery queued an
+    empty design, so the baseline was lost and a random design ran in its place."""
+    import socket
+
+    from gtmsim.config import load_config
+    from gtmsim.optimize import search as S
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    own = S.current_design(load_config(None, "realistic"))
+    study = optuna.create_study(direction="maximize")
+    study.enqueue_trial(own)
+    trial = study.ask()  # the baseline, started
+    trial.set_user_attr("host", socket.gethostname())
+    trial.set_user_attr("pid", dead.pid)
+    S._recover_abandoned(study)
+    waiting = study.get_trials(states=(optuna.trial.TrialState.WAITING,))
+    assert [t.system_attrs["fixed_params"] for t in waiting] == [own]
+
+
 def test_a_design_the_model_refuses_is_an_infeasible_trial(tmp_path, monkeypatch):
     """Two levers each valid alone made a config the model refused: the search died midway
     ('reject_below ... must not exceed threshold', exit 2) and counted those trials as

@@ -665,7 +665,9 @@ def _recover_abandoned(study: optuna.Study) -> None:
         if t.user_attrs.get("host") != host or pid is None or _alive(pid):
             continue
         study._storage.set_trial_state_values(t._trial_id, optuna.trial.TrialState.FAIL)
-        study.enqueue_trial(t.params, skip_if_exists=False)
+        # a queued design (a baseline) is in fixed_params until its levers are drawn
+        study.enqueue_trial(t.system_attrs.get("fixed_params") or t.params,
+                            skip_if_exists=False)
 
 
 def _run_again(study: optuna.Study, trial: optuna.Trial) -> None:
