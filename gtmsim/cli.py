@@ -1045,6 +1045,7 @@ def _drop_new_studies(url: str, before: set[str], names: list[str]) -> None:
 # what `optimize` writes into its folder (a folder holding anything else is not a study's);
 # the journal's lock (and its renamed self, while released) stays behind a killed process
 OPTIMIZE_FILES = ("study.journal", "study.journal.lock*", "trials.parquet", "candidates.parquet",
+                  "held_out.parquet",
                   "comparison.json", "comparison.txt", "report.html", "figures", "design_*.toml",
                   ".*.partial*")
 
@@ -1118,7 +1119,7 @@ def _optimize(args, config, settings, out: Path, bar, progress):
 
 def _write_optimize(args, config, settings, out: Path, result, best, cmp) -> None:
     from gtmsim.optimize.levers import apply_design
-    from gtmsim.optimize.search import candidates_frame
+    from gtmsim.optimize.search import candidates_frame, held_out_frame
     from gtmsim.outcomes import share_kpis
     from gtmsim.report.console import optimize_text
     from gtmsim.report.optimize import optimize_figures, optimize_report, optimize_summary
@@ -1131,7 +1132,8 @@ def _write_optimize(args, config, settings, out: Path, result, best, cmp) -> Non
                            config.name, figures)
     files = {"trials.parquet": lambda p: write_parquet(result.trials_frame(), p),
              "candidates.parquet": lambda p: write_parquet(candidates_frame(result.candidates),
-                                                           p)}
+                                                           p),
+             "held_out.parquet": lambda p: write_parquet(held_out_frame(result.candidates), p)}
     designs = {"best": best.design}
     if cmp is not None:
         designs = {"robust": cmp.robust_best.design, "ideal_tuned": cmp.ideal_tuned.design}

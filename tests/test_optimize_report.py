@@ -74,6 +74,24 @@ def test_optimize_writes_a_self_contained_report(tmp_path):
     label = ("the config's own design, also the ideal-tuned baseline" if tuned[0]["own"]
              else f"trial {tuned[0]['trial']}: the ideal-tuned baseline")
     assert label in page  # its row in the candidates' table
+    # the held-out statistics can be checked from the files: held_out.parquet holds each
+    # candidate's rows (scenario x replication) that candidates.parquet's scores come from
+    import numpy as np
+    import polars as pl
+
+    from gtmsim.optimize.objectives import robust_score
+
+    cands = pl.read_parquet(out / "candidates.parquet")
+    rows = pl.read_parquet(out / "held_out.parquet")
+    assert rows.height == cands.height * 4  # 4 held-out scenarios (the default) x 1 replication
+    for c in cands.iter_rows(named=True):
+        mine = rows.filter((pl.col("trial") == c["trial"]) & (pl.col("own") == c["own"])
+                           & (pl.col("ideal_tuned") == c["ideal_tuned"]))
+        per = mine.group_by("scenario").agg(pl.col("bookings").mean()).sort("scenario")
+        assert per["scenario"].to_list() == [0, 1, 2, 3]
+        values = per["bookings"].to_numpy()
+        assert c["held_out_mean"] == pytest.approx(float(np.mean(values)), rel=1e-12)
+        assert c["held_out_cvar10"] == pytest.approx(robust_score("cvar10", values), rel=1e-12)
 
 
 def test_compare_ideal_report_shows_both_designs_and_the_verdict(tmp_path):

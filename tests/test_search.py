@@ -746,10 +746,10 @@ def test_a_baseline_the_search_never_ran_has_no_search_score_in_candidates_parqu
     from gtmsim.optimize.search import candidates_frame
 
     cands = candidates_frame([
-        N(trial=0, cost=1.0, search_score=5.0, search_regret=0.0, scores={"mean": 6.0},
-          design={"x": 1}),
-        N(trial=-1, cost=1.0, search_score=math.nan, search_regret=math.nan,
-          scores={"mean": 7.0}, design={"x": 2})])
+        N(trial=0, own=False, ideal_tuned=False, cost=1.0, search_score=5.0,
+          search_regret=0.0, scores={"mean": 6.0}, design={"x": 1}),
+        N(trial=-1, own=False, ideal_tuned=True, cost=1.0, search_score=math.nan,
+          search_regret=math.nan, scores={"mean": 7.0}, design={"x": 2})])
     assert cands["search_score"].to_list() == [5.0, None]
     assert cands["search_regret"].to_list() == [0.0, None]
     assert cands["search_score"].mean() == 5.0

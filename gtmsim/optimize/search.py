@@ -850,12 +850,24 @@ def candidates_frame(candidates: list[Candidate]) -> pl.DataFrame:
     for c in candidates:
         # a baseline the search never ran has no search score: null, as comparison.json
         # and trials.parquet write it (NaN was a number to polars, and its mean NaN)
-        rows.append({"trial": c.trial, "cost": c.cost,
+        rows.append({"trial": c.trial, "own": c.own, "ideal_tuned": c.ideal_tuned,
+                     "cost": c.cost,
                      "search_score": _or_null(c.search_score),
                      "search_regret": _or_null(c.search_regret),
                      **{f"held_out_{k}": v for k, v in c.scores.items()},
                      **lever_cells(c.design)})
     return cells_frame(rows)
+
+
+def held_out_frame(candidates: list[Candidate]) -> pl.DataFrame:
+    """One row per candidate, held-out scenario and replication, as held_out.parquet has it:
+    the rows every held-out statistic of candidates.parquet is computed from (the outcome's
+    mean over a scenario's replications, then the statistic over scenarios)."""
+    frames = [c.frame.select(pl.lit(c.trial, pl.Int64).alias("trial"),
+                             pl.lit(c.own).alias("own"),
+                             pl.lit(c.ideal_tuned).alias("ideal_tuned"), pl.all())
+              for c in candidates]
+    return pl.concat(frames, how="diagonal_relaxed") if frames else pl.DataFrame()
 
 
 def _or_null(x: float) -> float | None:
