@@ -126,6 +126,24 @@ def test_levers_read_and_apply(config):
         apply_design(config, [("sdr_headcount", 9)])
 
 
+def test_levers_of_a_config_changed_after_loading_are_checked(config):
+    """A notebook user's config changed in place: a lever added as a dict was an
+    AttributeError ('dict' object has no attribute 'choices'), and a lever's path moved to a
+    stage that does not exist made a new, half-empty stage there ('stages.nope.team: required
+    key is missing') instead of naming the lever."""
+    added = config.model_copy(deep=True)
+    added.levers["mql_threshold"] = {"path": "stages.mql_review.threshold", "low": 0.1,
+                                     "high": 0.5}
+    assert current_design(added)["mql_threshold"] == config.stages["mql_review"].threshold
+    assert apply_design(added, {"mql_threshold": 0.2}).stages["mql_review"].threshold == 0.2
+    moved = config.model_copy(deep=True)
+    moved.levers["mql_threshold"].path = "stages.nope.threshold"
+    for call in (current_design, lambda c: apply_design(c, {"mql_threshold": 0.2})):
+        with pytest.raises(ConfigError, match=r"levers.mql_threshold.path: no config value at "
+                                              r"'stages.nope'"):
+            call(moved)
+
+
 def test_levers_take_numpy_scalars_of_every_kind_and_suggest_a_name(config):
     """A numpy bool for a choice lever was refused ('expected true or false, got np.True_')
     though numpy numbers were taken; a misspelt lever had no suggestion, unlike the sweep's."""

@@ -10,13 +10,14 @@ from typing import Any
 import numpy as np
 
 from gtmsim.config import Config, validate
-from gtmsim.config.loader import _did_you_mean, get_path, need_config, set_path
+from gtmsim.config.loader import _did_you_mean, check, get_path, need_config, set_path
 from gtmsim.errors import ConfigError
 
 
 def current_design(config: Config) -> dict[str, Any]:
     """The config's own value of every lever."""
     need_config(config)
+    config = check(config)  # it may have been changed since it was loaded (a lever's path)
     raw = config.model_dump(by_alias=True)
     return {name: get_path(raw, lever.path.split(".")) for name, lever in config.levers.items()}
 
@@ -28,6 +29,9 @@ def apply_design(config: Config, design: dict[str, Any]) -> Config:
     if not isinstance(design, Mapping):
         raise TypeError(f"design: expected a mapping of lever name to value, got "
                         f"{type(design).__name__}")
+    # it may have been changed since it was loaded: a lever added as a dict, or one whose path
+    # leads nowhere (set_path would make a new, half-empty stage there and blame it)
+    config = check(config)
     raw = config.model_dump(by_alias=True, exclude_none=True)
     for name, value in design.items():
         lever = config.levers.get(name)
