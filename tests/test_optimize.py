@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+
 import numpy as np
 import polars as pl
 import pytest
@@ -124,6 +126,29 @@ def test_levers_read_and_apply(config):
         apply_design(config, {"nope": 1})
     with pytest.raises(TypeError, match="design: expected a mapping"):
         apply_design(config, [("sdr_headcount", 9)])
+
+
+def test_evaluate_checks_a_hand_made_scenario_before_running(config, monkeypatch):
+    """A Scenario built by hand with a seed past 2**63 - 1 ran every scenario and then
+    failed inside polars (conversion from `u64` to `i64` failed in column 'literal'); a text
+    index made a text `scenario` column. Both are named before anything runs, and the
+    `scenario` column is Int64 whatever the index (it was Int32 below 2**31)."""
+    from gtmsim.optimize import Scenario
+
+    ev = importlib.import_module("gtmsim.optimize.evaluate")  # the module, not the function
+    runs = []
+    monkeypatch.setattr(ev, "simulate", lambda *a, **k: runs.append(a) or 1 / 0)
+    for bad, words in [(Scenario(0, {}, 2**63), r"scenarios\[1\].seed: must be at most"),
+                       (Scenario(0, {}, -1), r"scenarios\[1\].seed: must be a whole number"),
+                       (Scenario("a", {}, 1), r"scenarios\[1\].index: must be a whole")]:
+        with pytest.raises(GtmsimError, match=words):
+            evaluate(config, {}, [Scenario(0, {}, 5), bad], 1)
+    assert not runs
+    monkeypatch.undo()
+    cfg = load_config(profile="ideal", overrides=["run.horizon_days=14", "run.warmup_days=0"])
+    df = evaluate(cfg, {}, [Scenario(3, {}, 2**63 - 1)], 1)
+    assert df.schema["scenario"] == pl.Int64 and df.schema["scenario_seed"] == pl.Int64
+    assert df["scenario_seed"].to_list() == [2**63 - 1]
 
 
 def test_levers_of_a_config_changed_after_loading_are_checked(config):

@@ -8,7 +8,7 @@ from typing import Any
 import polars as pl
 
 from gtmsim.config import Config
-from gtmsim.errors import GtmsimError
+from gtmsim.errors import SEED_MAX, GtmsimError, whole
 from gtmsim.optimize.levers import apply_design
 from gtmsim.optimize.scenarios import Scenario
 from gtmsim.simulate import simulate
@@ -34,6 +34,9 @@ def evaluate(config: Config, design: dict[str, Any] | None, scenarios: list[Scen
     if bad:
         raise TypeError(f"scenarios: expected Scenario objects (draw_scenarios), got "
                         f"{type(bad[0]).__name__}")
+    for i, sc in enumerate(scenarios):  # before any runs: the columns are 64-bit integers
+        whole(f"scenarios[{i}].index", sc.index, 0, SEED_MAX)
+        whole(f"scenarios[{i}].seed", sc.seed, 0, SEED_MAX)
     if design is not None and not isinstance(design, Mapping):  # [] would run as no design
         raise TypeError(f"design: expected a mapping of lever name to value, got "
                         f"{type(design).__name__}")
@@ -42,7 +45,7 @@ def evaluate(config: Config, design: dict[str, Any] | None, scenarios: list[Scen
     for sc in scenarios:
         spec = compile_spec(cfg, sc.values)
         df = simulate(spec, replications, sc.seed, engine=engine, workers=workers).replications
-        frames.append(df.with_columns(pl.lit(sc.index).alias("scenario"),
+        frames.append(df.with_columns(pl.lit(sc.index, pl.Int64).alias("scenario"),
                                       pl.lit(sc.seed, pl.Int64).alias("scenario_seed")))
     return pl.concat(frames, how="diagonal")
 
