@@ -18,6 +18,7 @@ import polars as pl
 
 from gtmsim import outcomes as O
 from gtmsim.config import Config, load_config
+from gtmsim.config.loader import check
 from gtmsim.errors import BATCH_SEED_MAX, SEED_MAX, GtmsimError, whole
 from gtmsim.spec import KPI_METRICS, ModelSpec, compile_spec
 
@@ -251,7 +252,12 @@ def run(config: Config | str | Path | None = None, profile: str | None = None,
         config = load_config(config, profile, overrides)
     n = replications if replications is not None else config.run.replications
     s = whole("seed", seed, 0, SEED_MAX) if seed is not None else config.run.seed
-    res = simulate(compile_spec(config), n, s, engine, workers, progress, event_log)
-    # a copy: the caller's config, changed for the next run, said the last one ran on that
-    res.config = config.model_copy(deep=True)
+    # the validated copy: the caller's config, changed for the next run, said the last one
+    # ran on that
+    ran = check(config)
+    res = simulate(compile_spec(ran), n, s, engine, workers, progress, event_log)
+    # with the seed and count this run used (as the command line's config.toml), so that
+    # run(res.config) reruns it
+    res.config = ran.model_copy(update={"run": ran.run.model_copy(
+        update={"seed": res.seed, "replications": res.replications.height})})
     return res

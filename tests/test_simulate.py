@@ -201,6 +201,22 @@ def test_a_results_config_is_the_one_it_ran_on():
     assert res.config.teams["sdr"].headcount == 6
 
 
+def test_a_results_config_reruns_it():
+    """res.config kept the config's own run.seed and run.replications when run was given
+    others, so run(res.config) ran another batch (200 replications on another seed) than the
+    one it came with; the command line's config.toml records the ones that ran. A table added
+    as a dict stays a validated table in it, not the dict."""
+    from polars.testing import assert_frame_equal
+
+    config = load_config(None, None, SHORT)
+    config.handoffs["extra"] = {"from": "ae_close", "to": "cs_onboard"}
+    res = gtmsim.run(config, replications=3, seed=5)
+    assert (res.config.run.seed, res.config.run.replications) == (5, 3)
+    assert (config.run.seed, config.run.replications) == (20261130, 200)  # the caller's own
+    assert type(res.config.handoffs["extra"]).__name__ == "Handoff"
+    assert_frame_equal(gtmsim.run(res.config).replications, res.replications)
+
+
 def test_no_overrides_may_be_none_and_a_non_list_is_named():
     """overrides=None is no overrides, like every other None default; a number is named,
     not a TypeError from list()."""
