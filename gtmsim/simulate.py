@@ -228,7 +228,7 @@ def event_log_frame(logs: Sequence[tuple[int, list[tuple]]]) -> pl.DataFrame:
                                       "time:timestamp": pl.Datetime("us"), "outcome": pl.Utf8})
 
 
-def run(config: Config | str | Path | None = None, profile: str | None = None,
+def run(config: Config | str | Path | None = None, profile: str | Path | None = None,
         overrides: Sequence[str] | None = (), replications: int | None = None,
         seed: int | None = None, engine: str | None = None, workers: int | None = None,
         progress: Progress | None = None, event_log: bool = False) -> Result:

@@ -246,6 +246,18 @@ def test_run_takes_a_pathlib_path_as_its_hints_say():
     assert res.config.run.seed == 20261201
 
 
+def test_run_takes_a_profile_file_as_a_pathlib_path_as_its_hints_say():
+    """run passes its profile to load_config, which takes a profile file as a pathlib.Path;
+    run's hint said str only, so a type checker refused a call that works."""
+    import typing
+    from pathlib import Path
+
+    assert Path in typing.get_args(typing.get_type_hints(gtmsim.run)["profile"])
+    ideal = Path(gtmsim.__file__).parent / "config" / "profiles" / "ideal.toml"
+    res = gtmsim.run(profile=ideal, overrides=SHORT, replications=1, engine="simpy")
+    assert res.config.profile == str(ideal)
+
+
 def test_result_repr_is_short():
     res = gtmsim.run(replications=2, overrides=SHORT)
     text = repr(res)
