@@ -169,6 +169,21 @@ def test_levers_of_a_config_changed_after_loading_are_checked(config):
             call(moved)
 
 
+def test_scenarios_and_cost_of_a_config_changed_after_loading(config):
+    """A channel or team added to a loaded config as a dict (run and compile_spec take it):
+    uncertain_parameters and draw_scenarios were an AttributeError ('dict' object has no
+    attribute 'rate_per_week'), and so was annual_cost ('... no attribute 'headcount'')."""
+    changed = config.model_copy(deep=True)
+    events = changed.channels["partner"].model_dump(by_alias=True, exclude_none=True)
+    events["rate_per_week"] = {"value": 10.0, "range": [5.0, 20.0]}
+    changed.channels["events"] = events
+    assert uncertain_parameters(changed)["channels.events.rate_per_week"] == (5.0, 20.0)
+    drawn = draw_scenarios(changed, 2, 1)
+    assert all(5.0 <= sc.values["channels.events.rate_per_week"] <= 20.0 for sc in drawn)
+    changed.teams["sdr"] = changed.teams["sdr"].model_dump(by_alias=True) | {"headcount": 9}
+    assert annual_cost(changed) == annual_cost(config) + 3 * config.teams["sdr"].cost_per_head
+
+
 def test_levers_take_numpy_scalars_of_every_kind_and_suggest_a_name(config):
     """A numpy bool for a choice lever was refused ('expected true or false, got np.True_')
     though numpy numbers were taken; a misspelt lever had no suggestion, unlike the sweep's."""

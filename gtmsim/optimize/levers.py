@@ -63,6 +63,7 @@ def apply_design(config: Config, design: dict[str, Any]) -> Config:
 def annual_cost(config: Config) -> float:
     """Headcount cost a year: what the budget constrains."""
     need_config(config)
+    config = check(config)  # it may have been changed since it was loaded (a team added)
     return float(sum(t.headcount * t.cost_per_head for t in config.teams.values()))
 
 

@@ -18,7 +18,7 @@ import numpy as np
 from scipy.stats import qmc
 
 from gtmsim.config import Config
-from gtmsim.config.loader import need_config
+from gtmsim.config.loader import check, need_config
 from gtmsim.config.schema import Uncertain, market
 from gtmsim.errors import SEED_MAX, GtmsimError, whole
 
@@ -33,6 +33,7 @@ class Scenario:
 def uncertain_parameters(config: Config) -> dict[str, tuple[float, float]]:
     """Every uncertain value of an enabled mechanism and of the market: path -> (low, high)."""
     need_config(config)
+    config = check(config)  # it may have been changed since it was loaded (a table added)
     out: dict[str, tuple[float, float]] = {}
     for path, value in market(config).items():
         if isinstance(value, Uncertain) and value.range[1] > value.range[0]:
