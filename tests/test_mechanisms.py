@@ -274,3 +274,39 @@ def test_a_lead_back_from_nurture_carries_no_old_error(engine):
     returns = (df["decisions_a"] - df["leads_created"]).to_numpy()
     assert (returns > 10).all()  # leads came back to `a` from nurture, qualified in error
     assert (df["rework_hours"].to_numpy() == 0.0).all()
+
+
+@pytest.mark.parametrize("engine", ["simpy", "numba"])
+def test_a_lost_deal_on_a_warm_edge_is_a_crm_drop_when_its_closer_did_not_comply(engine):
+    """A non-compliant sender on a warm edge does a CRM drop (docs/model.md, 7). A won deal
+    crossed its edge with its closer's compliance, a lost one as if the closer complied, so
+    with nobody compliant and every CRM drop leaking, lost deals routed to another team's
+    stage over a warm edge all arrived (warm, and the receiver paid the warm hours). Each must
+    leak: leaked_handoff counts every lost deal, and the receiving stage decides none."""
+    from gtmsim.config import resolve, validate
+
+    fixed = {"dist": "fixed", "value": 0.1}
+    raw = {
+        "name": "lost-warm", "profile": "ideal", "run": {"warmup_days": 0.0, "horizon_days": 30.0},
+        "channels": {"web": {"entry": "close", "rate_per_week": 20.0,
+                             "quality": {"dist": "fixed", "value": 0.5},
+                             "value": {"dist": "fixed", "value": 1000.0}}},
+        "teams": {"ae": {"headcount": 3}, "nurturers": {"headcount": 3}},
+        "stages": {"close": {"team": "ae", "kind": "close", "effort_hours": fixed,
+                             "buyer_days": {"dist": "fixed", "value": 0.1}, "win_scale": 0.1,
+                             "routes": {"won": "customer", "lost": "revive"}},
+                   "revive": {"team": "nurturers", "kind": "review", "effort_hours": fixed,
+                              "routes": {"qualified": "disqualified"}}},
+        "handoffs": {"lost_deals": {"from": "close", "to": "revive", "protocol": "warm"}},
+        "people": {"compliance": {"enabled": True, "probability": 0.0},
+                   "handoff_loss": {"enabled": True, "crm_drop_leak": 1.0,
+                                    "crm_drop_loss": 0.0, "warm_loss": 0.0}},
+    }
+    spec = compile_spec(validate(resolve(raw)))
+    df = simulate(spec, 2, seed=5, engine=engine, workers=1).replications
+    # accepted deals not won are lost: the buyer decides in 2.4 h, and the window ends on a
+    # Wednesday at midnight, 7 h after the AEs' last work
+    lost = (df["opportunities"] - df["won"]).to_numpy()
+    assert (lost > 30).all()  # most deals are lost (win chance 0.05)
+    assert (df["leaked_handoff"].to_numpy() == lost).all(), df
+    assert (df["decisions_revive"].to_numpy() == 0).all()

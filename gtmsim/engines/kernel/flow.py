@@ -788,7 +788,7 @@ def buyer_decides(ks, st, lead, now):
         forward(ks, st, lead, WON, st_LI[lead, L_LAST_COMPLIANT] == 1, now)
     else:
         R.add(ks, st, S_BUYER_LOSSES, now, 1.0)
-        forward(ks, st, lead, LOST, True, now)
+        forward(ks, st, lead, LOST, st_LI[lead, L_LAST_COMPLIANT] == 1, now)
 
 
 @njit(cache=True)

@@ -507,7 +507,7 @@ class Replication:
             self._forward(lead, S.WON, lead.last_compliant)
         else:
             self.rec.add(O.S_BUYER_LOSSES, env.now)
-            self._forward(lead, S.LOST, True)
+            self._forward(lead, S.LOST, lead.last_compliant)
 
     def _retain(self, p: Person, lead: Lead):
         sp, env = self.spec, self.env
