@@ -310,3 +310,38 @@ def test_a_lost_deal_on_a_warm_edge_is_a_crm_drop_when_its_closer_did_not_comply
     assert (lost > 30).all()  # most deals are lost (win chance 0.05)
     assert (df["leaked_handoff"].to_numpy() == lost).all(), df
     assert (df["decisions_revive"].to_numpy() == 0).all()
+
+
+@pytest.mark.parametrize("engine", ["simpy", "numba"])
+def test_retention_pressure_reads_only_the_kpi_stages_renewals(engine):
+    """A team's KPI is one metric at one stage; quota pressure on a retention KPI counted the
+    renewals and churns of every retain stage the team owns. Here CS owns two: `keep`, its
+    KPI stage, whose customers never churn (on target: no pressure), and `other`, whose
+    customers always churn. Pressure (the whole quarter its window) cuts every corner
+    (`corner_cut` 1): with the other stage's churns counted the team felt about half behind
+    and its 1-hour onboardings took about half as long. With no pressure every onboarding
+    takes its hour (no latency, a 24/7 calendar, nobody queues at this load)."""
+    from gtmsim.config import resolve, validate
+
+    fixed = {"dist": "fixed", "value": 1.0}
+    every_day = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+    raw = {
+        "name": "two-retains", "profile": "ideal",
+        "run": {"warmup_days": 0.0, "horizon_days": 91.0},
+        "calendar": {"work_days": every_day, "day_start": 0.0, "day_end": 24.0},
+        "channels": {c: {"entry": s, "rate_per_week": 10.0, "working_hours_only": False,
+                         "quality": {"dist": "fixed", "value": q},
+                         "value": {"dist": "fixed", "value": 1000.0}}
+                     for c, s, q in (("loyal", "keep", 1.0), ("fickle", "other", 0.0))},
+        "teams": {"cs": {"headcount": 4, "kpi": {"metric": "retained", "stage": "keep",
+                                                 "target_per_quarter": 0.9}}},
+        "stages": {s: {"team": "cs", "kind": "retain", "effort_hours": fixed,
+                       "renewal_days": 1.0, "churn_base": b}
+                   for s, b in (("keep", 0.1), ("other", 0.5))},
+        "people": {"pressure": {"enabled": True, "window_weeks": 13.0, "corner_cut": 1.0,
+                                "threshold_drop": 0.0, "error_increase": 0.0}},
+    }
+    spec = compile_spec(validate(resolve(raw)))
+    df = simulate(spec, 2, seed=5, engine=engine, workers=1).replications
+    assert (df["churned"] > 50).all() and (df["kpi_attainment_cs"] > 1.0).all()
+    assert df["sojourn_cs"].to_numpy() == pytest.approx(1.0, abs=1e-6)

@@ -809,9 +809,10 @@ def renewal(ks, st, lead, s, now):
     if churned:
         R.stage_count(ks, st, s, ST_CHURNS, now)
     team = ks.stage_team[s]
-    quarter(st, team, now)
-    st_renewals_quarter[team, 0] += 1
-    st_renewals_quarter[team, 1] += 1.0 if churned else 0.0
+    if ks.team_kpi_stage[team] == s:  # quota pressure reads the KPI's own stage only
+        quarter(st, team, now)
+        st_renewals_quarter[team, 0] += 1
+        st_renewals_quarter[team, 1] += 1.0 if churned else 0.0
     trust_update(ks, st, st.LI[lead, L_EDGE], 0.0 if churned else 1.0)
     end(ks, st, lead, F_CHURNED if churned else F_RETAINED, now)
 

@@ -531,9 +531,10 @@ class Replication:
         if churned:
             self.rec.stage_count(s, O.ST_CHURNS, t)
         team = int(sp.stage_team[s])
-        self._quarter(team)
-        self.renewals_quarter[team][0] += 1
-        self.renewals_quarter[team][1] += churned
+        if sp.team_kpi_stage[team] == s:  # quota pressure reads the KPI's own stage only
+            self._quarter(team)
+            self.renewals_quarter[team][0] += 1
+            self.renewals_quarter[team][1] += churned
         self._trust_update(lead.edge, 0.0 if churned else 1.0)
         self.rec.fate(O.F_CHURNED if churned else O.F_RETAINED, t)
         self.rec.activity(lead.id, self._name(s) + ":renewal", "customer", t, t,
