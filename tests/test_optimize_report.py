@@ -107,6 +107,9 @@ def test_compare_ideal_report_shows_both_designs_and_the_verdict(tmp_path):
     # the ideal-tuned design is marked among the candidates, as the figure labels its box
     (tuned,) = [c for c in comparison["candidates"] if c["ideal_tuned"]]
     assert tuned["levers"] == comparison["ideal_tuned"]["levers"]
+    # the full search under ideal ran --trials (6) trials; the short baseline search's
+    # setting, forced to 0 in this mode, was written as 0
+    assert comparison["ideal_trials"] == 6
 
 
 def test_two_objectives_report_shows_the_pareto_front(tmp_path):

@@ -119,7 +119,10 @@ def optimize_summary(result, best, cmp, settings, shares: frozenset[str] = froze
     breaks = cmp.breaks if cmp is not None else what_breaks(best.held_out, result.held_out,
                                                            target)
     report = {"objective": settings.objective, "outcome": settings.outcome,
-              "target": settings.target, "ideal_trials": settings.ideal_trials,
+              "target": settings.target,
+              # with --compare-ideal the short baseline search gives way to a full one
+              "ideal_trials": (settings.ideal_trials if cmp is None
+                               else trial_counts(cmp.ideal.study)["trials"]),
               **trial_counts(result.study), "scenarios": settings.scenarios,
               "held_out_scenarios": len(result.held_out), "replications": settings.replications,
               "best": describe_candidate(best, settings.outcome, shares),
