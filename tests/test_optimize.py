@@ -613,6 +613,7 @@ def test_a_refused_resume_names_the_study_the_user_gave(tmp_path, config):
         prepare(config, settings, tmp_path)
     assert str(err.value).startswith(f"--out: study 'gtmsim' in {tmp_path} was scored on "
                                      "other terms (replications 2 -> 3);"), err.value
+    assert "--compare-ideal each" not in str(err.value)  # the user's own study: no companion
     with pytest.raises(GtmsimError, match=r"^--out: study 'gtmsim' in .* \(replications"):
         compare_ideal(ideal(config), config, settings, tmp_path)  # its ideal search first
     # only the ideal baseline's study was there (a first run stopped during its search)
@@ -627,6 +628,12 @@ def test_a_refused_resume_names_the_study_the_user_gave(tmp_path, config):
     assert "gtmsim-ideal" not in text and "(replications 2 -> 3)" in text, text
     assert text.startswith("--out: the search under the ideal profile for the baseline of "
                            f"study 'gtmsim' (--ideal-trials) in {tmp_path} was scored"), text
+    # the same folder asked for --compare-ideal (a full search under ideal, in the study of
+    # the plain run's short one) was refused on terms the user never changed: it says why
+    with pytest.raises(GtmsimError) as err:
+        compare_ideal(ideal(config), config, settings, tmp_path)
+    assert str(err.value).endswith("optimize with and without --compare-ideal each keep a "
+                                   "search under ideal there: give them different --outs")
 
 
 def test_trial_counts_leave_out_surplus_trials():

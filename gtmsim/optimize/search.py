@@ -469,9 +469,12 @@ def _refuse_other_terms(old: dict[str, Any] | None, terms: dict[str, Any],
     where, place = (("--storage", "that storage") if settings.storage or out_dir is None
                     else ("--out", str(out_dir)))
     what = settings.companion or f"study {settings.study_name!r}"
+    # a run with --compare-ideal and one without each keep a search under ideal, in one study
+    both = ("; optimize with and without --compare-ideal each keep a search under ideal "
+            f"there: give them different {where}s" if settings.companion else "")
     raise GtmsimError(f"{where}: {what} in {place} was scored on other terms "
                       f"({'; '.join(changed)}); give a new {where} or --study-name, or the "
-                      "same settings to resume it")
+                      f"same settings to resume it{both}")
 
 
 def ideal_best(config: Config, settings: Settings, out_dir: Path | None = None,
