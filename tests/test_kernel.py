@@ -368,6 +368,22 @@ def test_tables_have_the_row_lengths_views_assume():
     assert seen == want
 
 
+def test_lead_table_is_sized_from_the_weeks_own_rates():
+    """The lead table holds the leads the run can make: a one-week campaign at x1000 on a
+    ten-year run (1.6 M leads expected, admitted) sized it for its peak rate held for the
+    whole run, 528 M leads (92 GB), and the run ended in numba's MemoryError. Now it is the
+    expected leads of each week at its own rate (every week the run touches, whole) plus 8
+    standard deviations: at least the expected leads, and within 2% of them here."""
+    config = load_config(overrides=[
+        "run.warmup_days=28", "run.horizon_days=3660", "channels.inbound.rate_per_week=1000",
+        'channels.inbound.bursts=[{start_week = 10, weeks = 1, multiplier = 1000}]'])
+    spec = compile_spec(config)
+    expected = float(spec.expected_leads().sum())
+    leads = capacities(spec)[0]
+    assert 1.5e6 < expected < 1.7e6
+    assert expected + 8 * expected**0.5 <= leads < 1.02 * expected
+
+
 @numba.njit
 def _round_robin_picks(ks, st, team, inactive, warm, n_picks):
     """`warm` picks with everyone active, then `n_picks` with the slots `inactive` vacant."""

@@ -208,11 +208,13 @@ def capacities(spec: ModelSpec) -> tuple[int, int, int]:
     outgrows one is rerun with it doubled; results do not depend on the sizes)."""
     end = spec.warmup + spec.horizon
     per_week = float(spec.work_days.sum() * (spec.day_end - spec.day_start))
-    work_end = per_week * math.ceil(end / 168.0 + 1)
+    # each week the run touches, whole, at its own rate: a campaign's peak held for the whole
+    # run (a burst of x1000 for a week) asked for tables of hundreds of millions of leads
+    weeks = max(1, math.ceil(end / 168.0))
     mean = 0.0
     for c in range(len(spec.channel_names)):
-        clock = work_end if spec.channel_working_only[c] else end
-        mean += spec.channel_rate[c] * spec.channel_week_mult[c].max() * clock
+        hours = per_week if spec.channel_working_only[c] else 168.0
+        mean += spec.channel_rate[c] * hours * float(spec.channel_week_mult[c, :weeks].sum())
     leads = int(mean + 8.0 * math.sqrt(mean) + 64)
     heads = int(spec.team_headcount.sum())
     hires = spec.attrition_rate * (end + 1e-9) * heads
