@@ -30,7 +30,15 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, NoReturn
 
-from gtmsim.errors import SEED_MAX, ClusterLost, ConfigError, EngineFailed, GtmsimError, TaskFailed
+from gtmsim.errors import (
+    SEED_MAX,
+    ClusterLost,
+    ConfigError,
+    EngineFailed,
+    GtmsimError,
+    OutOfMemory,
+    TaskFailed,
+)
 from gtmsim.report.console import describe_config, print_summary
 from gtmsim.report.export import counted, write_parquet
 from gtmsim.simulate import usable_cores
@@ -970,7 +978,7 @@ def cmd_optimize(args) -> int:
         # holds nothing to resume, and kept, it refused the corrected command as scored on
         # other terms. A run that stopped (exit 1) keeps its study.
         empty = not (journal.is_file() and journal.stat().st_size)
-        stopped = isinstance(exc, (ClusterLost, EngineFailed, TaskFailed))
+        stopped = isinstance(exc, (ClusterLost, EngineFailed, OutOfMemory, TaskFailed))
         refused = (new_journal and not stopped and not _holds_finished_trial(journal))
         if before is not None and not stopped:
             _drop_new_studies(args.storage, before,
@@ -1363,7 +1371,7 @@ def main(argv: list[str] | None = None) -> int:
         _fail(f"{exc.path}: {exc.message}" if exc.path else exc.message)
     except UsageError as exc:
         _fail(str(exc))
-    except (ClusterLost, EngineFailed, TaskFailed) as exc:  # not bad input: it stopped
+    except (ClusterLost, EngineFailed, OutOfMemory, TaskFailed) as exc:  # not bad input: it stopped
         print(f"gtmsim: error: {exc}", file=sys.stderr, flush=True)
         return EXIT_FAILED
     except GtmsimError as exc:

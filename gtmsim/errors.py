@@ -35,6 +35,23 @@ class EngineFailed(GtmsimError):
                 "Python and shows where")
 
 
+class OutOfMemory(GtmsimError):
+    """The numba engine's tables for a run do not fit in memory: not bad input (the CLI exits
+    1), and never a traceback from inside numba."""
+
+    def __init__(self, leads: int, people: int, queue: int, queues: int, threads: int):
+        self.leads, self.people, self.queue, self.queues = leads, people, queue, queues
+        self.threads = threads
+        super().__init__(leads, people, queue, queues, threads)
+
+    def __str__(self) -> str:
+        return (f"the numba engine's tables do not fit in memory (room for {self.leads:,} "
+                f"leads, {self.people:,} people and {self.queue:,} items in each of "
+                f"{self.queues:,} work queues, a set for each of {self.threads} threads); a "
+                "shorter run or lower lead rates need smaller ones, fewer threads (--workers) "
+                "fewer sets")
+
+
 class ConfigError(GtmsimError):
     """A config that cannot be used; ``path`` names the bad key (``stages.sdr.effort``)."""
 

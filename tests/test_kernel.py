@@ -384,6 +384,38 @@ def test_lead_table_is_sized_from_the_weeks_own_rates():
     assert expected + 8 * expected**0.5 <= leads < 1.02 * expected
 
 
+_OOM_CHILD = """
+import resource, sys
+from gtmsim.cli import main
+from gtmsim.config import load_config
+from gtmsim.simulate import simulate
+from gtmsim.spec import compile_spec
+simulate(compile_spec(load_config(overrides=["run.horizon_days=7"])), 1, 1, engine="numba")
+vm = int(open("/proc/self/statm").read().split()[0]) * resource.getpagesize()
+resource.setrlimit(resource.RLIMIT_AS, (vm + 300 * 2**20, resource.RLIM_INFINITY))
+sys.exit(main(["run", "--out", sys.argv[1], "--replications", "2", "--workers", "2",
+               "--set", "run.warmup_days=0", "--set", "run.horizon_days=365",
+               "--set", "channels.inbound.rate_per_week=60000"]))
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="limits memory by /proc")
+def test_tables_that_do_not_fit_in_memory_stop_in_one_line(compiled, tmp_path):
+    """A run whose tables (3.3 M leads: 700 MB a thread) do not fit in the memory left (300
+    MB more than the warmed-up process holds) ended in numba's MemoryError, which the
+    parallel batch raised as a SystemError traceback. It is one line naming the tables now,
+    exit 1 (not bad input), and no output folder."""
+    out = tmp_path / "out"
+    done = subprocess.run([sys.executable, "-c", _OOM_CHILD, str(out)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 1, done.stderr[-3000:]
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("gtmsim: error: the numba engine's tables "
+                                                   "do not fit in memory"), done.stderr[-3000:]
+    assert "room for 3,29" in lines[0] and "items in each of 22 work queues" in lines[0]
+    assert not out.exists()
+
+
 @numba.njit
 def _round_robin_picks(ks, st, team, inactive, warm, n_picks):
     """`warm` picks with everyone active, then `n_picks` with the slots `inactive` vacant."""

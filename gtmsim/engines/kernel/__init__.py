@@ -17,7 +17,7 @@ from gtmsim.engines.kernel import cache, view  # noqa: I001
 from gtmsim.engines.kernel.kspec import KSpec, TallyLayout, capacities, pack
 from gtmsim.engines.kernel.rng import seed_state
 from gtmsim.engines.kernel.state import FAILED, STALLED, STATUS_STAGE
-from gtmsim.errors import EngineFailed, Stalled
+from gtmsim.errors import EngineFailed, OutOfMemory, Stalled
 from gtmsim.spec import ModelSpec
 
 # before anything is loaded from it: a cache built from other sources is dropped
@@ -45,6 +45,15 @@ def seeds_for(seed: int, reps: np.ndarray) -> np.ndarray:
         streams = np.random.SeedSequence(seed, spawn_key=(int(r),)).spawn(3)
         out[k] = np.concatenate([seed_state(s) for s in streams])
     return out
+
+
+def _out_of_memory(error: BaseException | None) -> bool:
+    """Whether `error`, or one it was raised from, is a MemoryError."""
+    while error is not None:
+        if isinstance(error, MemoryError):
+            return True
+        error = error.__cause__ or error.__context__
+    return False
 
 
 def tallies(spec: ModelSpec, seed: int, replications: int, first: int = 0,
@@ -75,12 +84,21 @@ def tallies(spec: ModelSpec, seed: int, replications: int, first: int = 0,
         args = (ks, np.ascontiguousarray(seeds[todo]), sub_out, sub_status, layout.offsets,
                 *caps, chunk)
         try:
-            fn(*args)
+            try:
+                fn(*args)
+            except Exception as e:
+                if not cache.damaged(e):
+                    raise
+                cache.recover(_cache_folders())
+                fn(*args)  # compiles afresh (a second failure is not the cache's)
         except Exception as e:
-            if not cache.damaged(e):
-                raise
-            cache.recover(_cache_folders())
-            fn(*args)  # compiles afresh (a second failure is not the cache's)
+            # a table numba could not allocate: a MemoryError, which the parallel batch
+            # hands back as the cause of a SystemError
+            if _out_of_memory(e):
+                threads = numba.get_num_threads() if parallel else 1
+                queues = spec.n_teams + int(spec.team_headcount.sum())
+                raise OutOfMemory(*caps, queues, threads) from None
+            raise
         if sub_out is not out:
             out[todo] = sub_out
             status[todo] = sub_status
