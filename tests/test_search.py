@@ -500,6 +500,26 @@ def test_a_lock_left_by_a_killed_process_does_not_stop_the_resume(tmp_path):
     assert r.returncode == 0, r.stderr
 
 
+def _search_interrupted_by(interruption: type[BaseException], tmp_path, monkeypatch):
+    """A 4-trial search in a journal whose first evaluation raises `interruption`; returns
+    its config and settings, the search stopped."""
+    from gtmsim.config import load_config
+    from gtmsim.optimize import search as S
+
+    _no_simulation(monkeypatch)
+
+    def interrupt(*a, **k):
+        raise interruption
+
+    config = load_config(None, "realistic")
+    settings = S.Settings(objective="mean", trials=4, scenarios=2, replications=1, top=2,
+                          storage=str(tmp_path / "s.journal"))
+    monkeypatch.setattr(S, "evaluate", interrupt)
+    with pytest.raises(interruption):
+        S.search(config, settings)
+    return config, settings
+
+
 def test_a_baseline_interrupted_by_ctrl_c_is_run_on_resume(tmp_path, monkeypatch):
     """Ctrl-C while the config's own design (trial 0) ran left it failed and never ran it
     again: the resumed search had no trial of it, so it stood in the candidates as trial -1
@@ -507,21 +527,10 @@ def test_a_baseline_interrupted_by_ctrl_c_is_run_on_resume(tmp_path, monkeypatch
     already ran an interrupted design again.) Now the interrupted design is queued again."""
     import polars as pl
 
-    from gtmsim.config import load_config
     from gtmsim.optimize import search as S
     from gtmsim.optimize.levers import current_design
 
-    _no_simulation(monkeypatch)
-
-    def ctrl_c(*a, **k):
-        raise KeyboardInterrupt
-
-    config = load_config(None, "realistic")
-    settings = S.Settings(objective="mean", trials=4, scenarios=2, replications=1, top=2,
-                          storage=str(tmp_path / "s.journal"))
-    monkeypatch.setattr(S, "evaluate", ctrl_c)
-    with pytest.raises(KeyboardInterrupt):
-        S.search(config, settings)
+    config, settings = _search_interrupted_by(KeyboardInterrupt, tmp_path, monkeypatch)
     monkeypatch.setattr(S, "evaluate", lambda *a, **k: pl.DataFrame())
     result = S.search(config, settings)
     own = current_design(config)
@@ -537,20 +546,9 @@ def test_a_trial_stopped_by_sigterm_is_failed_and_queued_again(tmp_path, monkeyp
     and a process sharing the study waited on it until a heartbeat, or for ever on a journal
     another host shares. It is failed and queued again, as Ctrl-C's is."""
     from gtmsim.cli import _Terminated
-    from gtmsim.config import load_config
     from gtmsim.optimize import search as S
 
-    _no_simulation(monkeypatch)
-
-    def sigterm(*a, **k):
-        raise _Terminated
-
-    config = load_config(None, "realistic")
-    settings = S.Settings(objective="mean", trials=4, scenarios=2, replications=1, top=2,
-                          storage=str(tmp_path / "s.journal"))
-    monkeypatch.setattr(S, "evaluate", sigterm)
-    with pytest.raises(_Terminated):
-        S.search(config, settings)
+    config, settings = _search_interrupted_by(_Terminated, tmp_path, monkeypatch)
     study = optuna.load_study(study_name="gtmsim", storage=S.open_storage(
         settings.storage, None))
     states = [t.state for t in study.trials]
