@@ -678,8 +678,8 @@ def test_a_flag_lever_is_boolean_in_the_tables():
     assert trials["lever_mode"].to_list() == ["off", "3", "True", None]
     assert trials["lever_heads"].dtype == pl.Int64
     cands = candidates_frame([
-        N(trial=t.number, cost=1.0, search_score=1.0, search_regret=0.0, scores={},
-          design=t.params) for t in study.trials[:3]])
+        N(trial=t.number, own=False, ideal_tuned=False, cost=1.0, search_score=1.0,
+          search_regret=0.0, scores={}, design=t.params) for t in study.trials[:3]])
     assert cands["lever_feedback"].dtype == pl.Boolean
     assert cands["lever_mode"].dtype == pl.Utf8
 
