@@ -47,9 +47,9 @@ class OutOfMemory(GtmsimError):
     def __str__(self) -> str:
         return (f"the numba engine's tables do not fit in memory (room for {self.leads:,} "
                 f"leads, {self.people:,} people and {self.queue:,} items in each of "
-                f"{self.queues:,} work queues, a set for each of {self.threads} threads); a "
-                "shorter run or lower lead rates need smaller ones, fewer threads (--workers) "
-                "fewer sets")
+                f"{self.queues:,} work queues, a set for each of {self.threads} threads): a "
+                "shorter run or lower lead rates need smaller tables, and fewer threads "
+                "(--workers) fewer sets")
 
 
 class ConfigError(GtmsimError):

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from gtmsim.optimize.compare import TAIL_MIN_SCENARIOS
 from gtmsim.optimize.designs import is_setting, signed
-from gtmsim.report.export import counted
+from gtmsim.report.export import counted, script_json
 from gtmsim.report.run import error_bars
 
 if TYPE_CHECKING:
@@ -304,7 +304,7 @@ def compare_report(summary: dict, figures: dict[str, go.Figure] | None = None) -
            f"engine {summary['engine']}, seed {summary['seed']}. Every design meets the same "
            "scenarios and seeds (common random numbers), so differences are paired by scenario; "
            f"the baseline is {summary['baseline']}. {CI_NOTE}.")
-    data = json.dumps(summary, allow_nan=False).replace("</", "<\\/")
+    data = script_json(summary)
     title = html.escape(f"gtmsim compare: {' vs '.join(d['name'] for d in summary['designs'])}")
     style = ("body{font-family:sans-serif;margin:2em;max-width:1200px}"
              "table{border-collapse:collapse;margin:1em 0}"

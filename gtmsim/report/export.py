@@ -10,6 +10,7 @@ be written here; `write_pngs()` writes them.
 from __future__ import annotations
 
 import io
+import json
 import math
 import os
 import shutil
@@ -34,6 +35,12 @@ def jsonable(value: Any) -> Any:
     if isinstance(value, np.generic):
         return jsonable(value.item())
     return value
+
+
+def script_json(value: Any) -> str:
+    """JSON to embed in a page's <script> element: "</" is written "<\\/", the same JSON
+    string, so a name holding "</script>" cannot end the element early."""
+    return json.dumps(value, allow_nan=False).replace("</", "<\\/")
 
 
 def write_parquet(frame, path: Path) -> None:

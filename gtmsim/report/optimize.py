@@ -12,13 +12,12 @@ draw the per-scenario values behind those numbers.
 from __future__ import annotations
 
 import html
-import json
 import warnings
 from typing import Any
 
 import numpy as np
 
-from gtmsim.report.export import counted, jsonable
+from gtmsim.report.export import counted, jsonable, script_json
 from gtmsim.report.run import error_bars
 
 STATS = (("mean", "mean"), ("p10", "P10"), ("cvar10", "CVaR10 (worst 10%)"))
@@ -491,5 +490,5 @@ def optimize_report(report: dict, result, best, cmp=None, objectives: list[str] 
             + "".join(parts[1:breaks_at]) + breaks_words + "".join(parts[breaks_at:])
             + note_html
             + "<script type='application/json' id='gtmsim-summary'>"
-            + json.dumps(data, allow_nan=False).replace("</", "<\\/") + "</script>"
+            + script_json(data) + "</script>"
             "</body></html>")

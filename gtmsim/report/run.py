@@ -8,7 +8,6 @@ page shows are embedded as JSON (`<script id="gtmsim-summary">`, and the mechani
 from __future__ import annotations
 
 import html
-import json
 import math
 from typing import TYPE_CHECKING
 
@@ -16,7 +15,7 @@ import polars as pl
 
 from gtmsim.outcomes import FATES
 from gtmsim.report.console import fmt
-from gtmsim.report.export import counted
+from gtmsim.report.export import counted, script_json
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
@@ -358,18 +357,15 @@ def run_report(replications: pl.DataFrame, weekly: pl.DataFrame, summary: pl.Dat
              for i, fig in enumerate(figures)]
     if note:
         parts.insert(3, f"<p class='note'>{html.escape(note)}</p>")
-    # "</" written "<\/" (the same JSON), as the other reports do: a team named
-    # "a</script>" ended the embedded summary early, and the page showed the rest as text
-    costs = json.dumps(mechanism_cost_rows(mechanism_costs)
-                       if mechanism_costs is not None else None,
-                       allow_nan=False).replace("</", "<\\/")
+    costs = script_json(mechanism_cost_rows(mechanism_costs)
+                        if mechanism_costs is not None else None)
     # as the console writes them: a win rate with no deal decided is '-', not 'nan%'
     headline = (f"Bookings {fmt(_mean(rows, 'bookings'), 'money')} per replication; win rate "
                 f"{fmt(_mean(rows, 'win_rate'), 'rate')}; "
                 f"{fmt(_mean(rows, 'leaked'), 'count')} leads leaked")
-    data = json.dumps({k: {m: (float(v[m]) if math.isfinite(v[m]) else None)
-                           for m in ("mean", "ci_low", "ci_high")}
-                       for k, v in rows.items()}, allow_nan=False).replace("</", "<\\/")
+    data = script_json({k: {m: (float(v[m]) if math.isfinite(v[m]) else None)
+                            for m in ("mean", "ci_low", "ci_high")}
+                        for k, v in rows.items()})
     title = html.escape(f"gtmsim: {meta.get('config', '')}")
     window = (f" of {meta['horizon_days']:g} days measured after a {meta['warmup_days']:g}-day "
               "warm-up" if "horizon_days" in meta and "warmup_days" in meta else "")

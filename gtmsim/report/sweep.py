@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 
 from gtmsim.outcomes import less_is_better, where_it_can_lie
-from gtmsim.report.export import counted
+from gtmsim.report.export import counted, script_json
 from gtmsim.sweep import MANIFEST, read_sweep
 
 if TYPE_CHECKING:
@@ -407,7 +407,7 @@ def sweep_report(out: str | Path, outcomes: list[str] | None = None,
         f"engine {sw['engine']}, seed {sw['seed']}"
         + ("; common random numbers" if sw["common_random_numbers"] else "")
         + ". Pick the outcome in the menu at the top right.")
-    data = json.dumps(s, allow_nan=False).replace("</", "<\\/")
+    data = script_json(s)
     style = ("body{font-family:sans-serif;margin:2em;max-width:1200px}"
              "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:3px 8px}")
     return (f"<!doctype html><html><head><meta charset='utf-8'><title>{title}</title>"
