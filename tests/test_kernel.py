@@ -412,7 +412,12 @@ def test_tables_that_do_not_fit_in_memory_stop_in_one_line(compiled, tmp_path):
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("gtmsim: error: the numba engine's tables "
                                                    "do not fit in memory"), done.stderr[-3000:]
-    assert "room for 3,29" in lines[0] and "items in each of 22 work queues" in lines[0]
+    # the sizes it names are the run's own
+    spec = compile_spec(load_config(overrides=[
+        "run.warmup_days=0", "run.horizon_days=365", "channels.inbound.rate_per_week=60000"]))
+    queues = spec.n_teams + int(spec.team_headcount.sum())
+    assert f"room for {capacities(spec)[0]:,} leads" in lines[0], lines[0]
+    assert f"items in each of {queues} work queues" in lines[0], lines[0]
     assert not out.exists()
 
 

@@ -212,7 +212,9 @@ def test_a_results_config_reruns_it():
     config.handoffs["extra"] = {"from": "ae_close", "to": "cs_onboard"}
     res = gtmsim.run(config, replications=3, seed=5)
     assert (res.config.run.seed, res.config.run.replications) == (5, 3)
-    assert (config.run.seed, config.run.replications) == (20261130, 200)  # the caller's own
+    own = load_config(None, None, SHORT).run
+    assert (own.seed, own.replications) != (5, 3)
+    assert (config.run.seed, config.run.replications) == (own.seed, own.replications)
     assert type(res.config.handoffs["extra"]).__name__ == "Handoff"
     assert_frame_equal(gtmsim.run(res.config).replications, res.replications)
 
