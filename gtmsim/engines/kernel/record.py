@@ -28,9 +28,16 @@ def inside(ks, t):
 
 @njit(cache=True, inline="always")
 def week_of(ks, t):
-    """The measured week of t (the last one for t past the end), as the SimPy recorder's
-    (t - warm-up) // WEEK; a multiplication, not a division, on the recorder's chains."""
-    return min(floor_quotient(t - ks.warmup, WEEK, 1.0 / WEEK), ks.n_weeks - 1)
+    """The measured week of t (the last one for t past the end), as the SimPy recorder's:
+    the week whose bounds, warm-up + k * WEEK as `_seg_end` computes them, hold t ((t -
+    warm-up) / WEEK alone can round across a bound, and `_seg_end` then ended a segment where
+    it began, forever); a multiplication, not a division, on the recorder's chains."""
+    k = floor_quotient(t - ks.warmup, WEEK, 1.0 / WEEK)
+    if ks.warmup + (k + 1) * WEEK <= t:
+        k += 1
+    elif k > 0 and ks.warmup + k * WEEK > t:
+        k -= 1
+    return min(k, ks.n_weeks - 1)
 
 
 @njit(cache=True)

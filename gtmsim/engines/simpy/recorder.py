@@ -47,7 +47,14 @@ class Recorder:
         return self.lo <= t < self.hi
 
     def week(self, t: float) -> int:
+        """The measured week whose bounds, lo + k * WEEK as `_split` computes them, hold t:
+        (t - lo) // WEEK alone can round across a bound (a warm-up of 0.34 days put a
+        week's first instant in the week before, and `_split` cut empty segments forever)."""
         k = int((t - self.lo) // WEEK)
+        if self.lo + (k + 1) * WEEK <= t:
+            k += 1
+        elif k > 0 and self.lo + k * WEEK > t:
+            k -= 1
         return k if k < self.last_week else self.last_week
 
     # -- time integrals, split by week
