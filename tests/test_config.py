@@ -689,6 +689,25 @@ def test_a_name_with_a_dot_is_refused(tmp_path):
         load_config(path)
 
 
+@pytest.mark.parametrize("name", ["", " "])
+def test_a_blank_name_is_refused(tmp_path, name):
+    """A stage named "" ran, and as nurture.return_stage it compiled to -1, the lead's own
+    entry stage, not the stage named; no --set or lever path reaches a blank name either."""
+    data = read_toml(None)
+    data["stages"][name] = data["stages"].pop("mql_review")
+    for ch in data["channels"].values():
+        if ch["entry"] == "mql_review":
+            ch["entry"] = name
+    data["nurture"]["return_stage"] = name
+    data["levers"] = {}
+    data["handoffs"]["mql_to_sdr"]["from"] = name
+    data["teams"]["marketing"]["kpi"]["stage"] = name
+    path = tmp_path / "blank.toml"
+    path.write_text(tomli_w.dumps(data))
+    with pytest.raises(ConfigError, match=f"stages: name {name!r} is blank"):
+        load_config(path)
+
+
 def test_a_profile_file_named_in_a_config_is_found_beside_it(tmp_path):
     """`profile = "people.toml"` in a config was read from the working folder, and failed
     with 'no such config file' unless the command ran beside the config."""

@@ -749,6 +749,8 @@ def check_graph(c: Config, check_budget: bool = True) -> None:
     targets = set(stages) | set(TERMINALS)
     for table in ("channels", "teams", "stages", "handoffs", "levers"):
         for name in getattr(c, table):
+            if not name.strip():  # no --set or lever path reaches it, and "" reads as no name
+                raise ConfigError(f"{table}", f"name {name!r} is blank; give it a name")
             if "." in name:  # --set and lever paths split on dots: it could not be reached
                 raise ConfigError(f"{table}", f"name {name!r} holds a dot, which --set and "
                                   "lever paths read as a separator; use _ or -")
