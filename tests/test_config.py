@@ -862,3 +862,23 @@ def test_a_lever_may_choose_among_whole_numbers_for_a_headcount():
     mixed = load_config(None, None, ['levers.sdr_sla={path="stages.sdr_qualify.sla_hours",'
                                      'choices=[4,8.0,24.5]}'])
     assert apply_design(mixed, {"sdr_sla": 24.5}).stages["sdr_qualify"].sla_hours == 24.5
+
+
+def test_two_handoffs_whose_trust_columns_are_one_are_refused(tmp_path):
+    """A handoff's trust column is trust_<from>-><to>: stages a -> 'b->c' and 'a->b' -> c
+    wrote one column trust_a->b->c, the second edge's trust over the first's."""
+    stage = ('[stages."{}"]\nteam = "{}"\nkind = "review"\n'
+             'effort_hours = {{ dist = "fixed", value = 0.1 }}\nroutes = {{ qualified = "{}" }}\n')
+    text = ('[channels.web]\nentry = "a"\nrate_per_week = 10\n'
+            'quality = { dist = "beta", a = 2, b = 4 }\nvalue = { dist = "fixed", value = 1 }\n'
+            '[teams.t1]\nheadcount = 1\n[teams.t2]\nheadcount = 1\n'
+            + stage.format("a", "t1", "b->c") + stage.format("a->b", "t1", "c")
+            + stage.format("b->c", "t2", "customer") + stage.format("c", "t2", "customer"))
+    path = tmp_path / "arrows.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match="stages.a->b: its result column 'trust_a->b->c' is "
+                       "taken by stages.a"):
+        load_config(path)
+    # one such edge alone is fine: its column is its own
+    path.write_text(text.replace('qualified = "c"', 'qualified = "customer"'))
+    assert compile_spec(load_config(path)).edge_names == ("a->b->c",)

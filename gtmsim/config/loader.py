@@ -733,9 +733,13 @@ def _check_columns(c: Config) -> None:
         if t.kpi is not None:
             made += [(f"{p}{name}", f"teams.{name}")
                      for p in ("kpi_", "kpi_target_", "kpi_attainment_")]
-    for name in c.stages:
+    for name, st in c.stages.items():
         made += [(f"{p}{name}", f"stages.{name}")
                  for p in ("pass_rate_", "decisions_", "qualified_", "leaks_at_")]
+        # each handoff edge (a route to another team's stage) has its trust_<from>-><to>
+        targets = {getattr(st.routes, k) for k in _KIND_ROUTES[st.kind]}
+        made += [(f"trust_{name}->{t}", f"stages.{name}") for t in sorted(targets, key=str)
+                 if t in c.stages and c.stages[t].team != st.team]
     for col, who in made:
         if col in owner and owner[col] != who:
             raise ConfigError(who, f"its result column {col!r} is taken by {owner[col]} "
