@@ -135,6 +135,12 @@ BAD_OVERRIDES = [
      "people.turnover.vacancy_days", "at most 3650"),
     (["channels.inbound.bursts=[{start_week=0, weeks=1, multiplier=1e308}]"],
      "channels.inbound.bursts.0.multiplier", "<= 1000"),
+    # the multipliers are weekly: a 0.2-week campaign at x3 was multiplied into two whole
+    # weeks (it crossed one), ten times the extra leads asked for
+    (["channels.inbound.bursts=[{start_week=0.9, weeks=1, multiplier=3}]"],
+     "channels.inbound.bursts.0.start_week", "whole number of weeks"),
+    (["channels.inbound.bursts=[{start_week=1, weeks=0.2, multiplier=3}]"],
+     "channels.inbound.bursts.0.weeks", "whole number of weeks"),
     # a weekly multiplier of 1e12 passed: the numba engine failed with a SystemError naming
     # nothing, the SimPy one made leads until memory ran out
     (["channels.inbound.weekly_pattern=[1, 1e12]"], "channels.inbound.weekly_pattern.1",
