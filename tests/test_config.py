@@ -888,3 +888,12 @@ def test_two_handoffs_whose_trust_columns_are_one_are_refused(tmp_path):
     # one such edge alone is fine: its column is its own
     path.write_text(text.replace('qualified = "c"', 'qualified = "customer"'))
     assert compile_spec(load_config(path)).edge_names == ("a->b->c",)
+
+
+def test_two_handoffs_of_one_pair_of_stages_are_refused():
+    """Handoffs h1 (warm) and h2 (crm_drop) on one edge loaded, and the spec kept the last
+    one's protocol: a lever on handoffs.h1.protocol changed nothing the engines read."""
+    second = ['handoffs.again={from="mql_review", to="sdr_qualify", protocol="warm"}']
+    with pytest.raises(ConfigError, match="handoffs.again: joins 'mql_review' to "
+                       "'sdr_qualify', as handoffs.mql_to_sdr does"):
+        load_config(None, None, second)

@@ -796,7 +796,12 @@ def check_graph(c: Config, check_budget: bool = True) -> None:
             if st.buyer_days is None:
                 raise ConfigError(f"stages.{name}.buyer_days",
                                   "a close stage needs the buyer's decision time")
+    joined: dict[tuple[str, str], str] = {}
     for name, h in c.handoffs.items():
+        first = joined.setdefault((h.source, h.target), name)
+        if first != name:  # the spec keeps one protocol per edge: the other was ignored
+            raise ConfigError(f"handoffs.{name}", f"joins {h.source!r} to {h.target!r}, as "
+                              f"handoffs.{first} does; give a pair of stages one handoff")
         for key, stage in (("from", h.source), ("to", h.target)):
             if stage not in stages:
                 raise ConfigError(f"handoffs.{name}.{key}",
