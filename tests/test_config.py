@@ -135,6 +135,12 @@ BAD_OVERRIDES = [
      "people.turnover.vacancy_days", "at most 3650"),
     (["channels.inbound.bursts=[{start_week=0, weeks=1, multiplier=1e308}]"],
      "channels.inbound.bursts.0.multiplier", "<= 1000"),
+    # the multipliers are weekly: a 0.2-week campaign at x3 was multiplied into two whole
+    # weeks (it crossed one), ten times the extra leads asked for
+    (["channels.inbound.bursts=[{start_week=0.9, weeks=1, multiplier=3}]"],
+     "channels.inbound.bursts.0.start_week", "whole number of weeks"),
+    (["channels.inbound.bursts=[{start_week=1, weeks=0.2, multiplier=3}]"],
+     "channels.inbound.bursts.0.weeks", "whole number of weeks"),
     # a weekly multiplier of 1e12 passed: the numba engine failed with a SystemError naming
     # nothing, the SimPy one made leads until memory ran out
     (["channels.inbound.weekly_pattern=[1, 1e12]"], "channels.inbound.weekly_pattern.1",
@@ -689,6 +695,25 @@ def test_a_name_with_a_dot_is_refused(tmp_path):
         load_config(path)
 
 
+@pytest.mark.parametrize("name", ["", " "])
+def test_a_blank_name_is_refused(tmp_path, name):
+    """A stage named "" ran, and as nurture.return_stage it compiled to -1, the lead's own
+    entry stage, not the stage named; no --set or lever path reaches a blank name either."""
+    data = read_toml(None)
+    data["stages"][name] = data["stages"].pop("mql_review")
+    for ch in data["channels"].values():
+        if ch["entry"] == "mql_review":
+            ch["entry"] = name
+    data["nurture"]["return_stage"] = name
+    data["levers"] = {}
+    data["handoffs"]["mql_to_sdr"]["from"] = name
+    data["teams"]["marketing"]["kpi"]["stage"] = name
+    path = tmp_path / "blank.toml"
+    path.write_text(tomli_w.dumps(data))
+    with pytest.raises(ConfigError, match=f"stages: name {name!r} is blank"):
+        load_config(path)
+
+
 def test_a_profile_file_named_in_a_config_is_found_beside_it(tmp_path):
     """`profile = "people.toml"` in a config was read from the working folder, and failed
     with 'no such config file' unless the command ran beside the config."""
@@ -843,3 +868,32 @@ def test_a_lever_may_choose_among_whole_numbers_for_a_headcount():
     mixed = load_config(None, None, ['levers.sdr_sla={path="stages.sdr_qualify.sla_hours",'
                                      'choices=[4,8.0,24.5]}'])
     assert apply_design(mixed, {"sdr_sla": 24.5}).stages["sdr_qualify"].sla_hours == 24.5
+
+
+def test_two_handoffs_whose_trust_columns_are_one_are_refused(tmp_path):
+    """A handoff's trust column is trust_<from>-><to>: stages a -> 'b->c' and 'a->b' -> c
+    wrote one column trust_a->b->c, the second edge's trust over the first's."""
+    stage = ('[stages."{}"]\nteam = "{}"\nkind = "review"\n'
+             'effort_hours = {{ dist = "fixed", value = 0.1 }}\nroutes = {{ qualified = "{}" }}\n')
+    text = ('[channels.web]\nentry = "a"\nrate_per_week = 10\n'
+            'quality = { dist = "beta", a = 2, b = 4 }\nvalue = { dist = "fixed", value = 1 }\n'
+            '[teams.t1]\nheadcount = 1\n[teams.t2]\nheadcount = 1\n'
+            + stage.format("a", "t1", "b->c") + stage.format("a->b", "t1", "c")
+            + stage.format("b->c", "t2", "customer") + stage.format("c", "t2", "customer"))
+    path = tmp_path / "arrows.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match="stages.a->b: its result column 'trust_a->b->c' is "
+                       "taken by stages.a"):
+        load_config(path)
+    # one such edge alone is fine: its column is its own
+    path.write_text(text.replace('qualified = "c"', 'qualified = "customer"'))
+    assert compile_spec(load_config(path)).edge_names == ("a->b->c",)
+
+
+def test_two_handoffs_of_one_pair_of_stages_are_refused():
+    """Handoffs h1 (warm) and h2 (crm_drop) on one edge loaded, and the spec kept the last
+    one's protocol: a lever on handoffs.h1.protocol changed nothing the engines read."""
+    second = ['handoffs.again={from="mql_review", to="sdr_qualify", protocol="warm"}']
+    with pytest.raises(ConfigError, match="handoffs.again: joins 'mql_review' to "
+                       "'sdr_qualify', as handoffs.mql_to_sdr does"):
+        load_config(None, None, second)

@@ -494,6 +494,23 @@ def test_bad_grid_is_one_line_exit_2(tmp_path, capsys, case):
     assert not (tmp_path / "o").exists()  # nothing written
 
 
+@pytest.mark.parametrize("name", ["won", "bookings", "replication"])
+def test_a_lever_named_as_a_result_column_is_refused(tmp_path, capsys, name):
+    """A point's rows hold each axis's value in a column named after it: a lever named 'won'
+    replaced the deals won with its own values (1, 2, ...), and one named 'bookings' made the
+    report's best bookings the best lever value, silently."""
+    lever = f'levers.{name}={{path="teams.marketing.headcount", low=2, high=4, integer=true}}'
+    grid = _grid(tmp_path, f"[levers]\n{name} = [2, 3]\n")
+    with pytest.raises(SystemExit) as exc:
+        main(["sweep", "--set", lever, "--grid", grid, *SHORT, "--workers", "0",
+              "--out", str(tmp_path / "o")])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1, err
+    assert f"levers.{name}: {name!r} is a result column of the sweep's rows" in err, err
+    assert not (tmp_path / "o").exists()
+
+
 def test_a_lever_error_suggests_a_path_of_the_swept_config(tmp_path, capsys):
     """product_led has no stage sdr_qualify: the example path is one of its own stages'."""
     config = str(Path(__file__).parent.parent / "configs" / "product_led.toml")

@@ -733,9 +733,13 @@ def _check_columns(c: Config) -> None:
         if t.kpi is not None:
             made += [(f"{p}{name}", f"teams.{name}")
                      for p in ("kpi_", "kpi_target_", "kpi_attainment_")]
-    for name in c.stages:
+    for name, st in c.stages.items():
         made += [(f"{p}{name}", f"stages.{name}")
                  for p in ("pass_rate_", "decisions_", "qualified_", "leaks_at_")]
+        # each handoff edge (a route to another team's stage) has its trust_<from>-><to>
+        targets = {getattr(st.routes, k) for k in _KIND_ROUTES[st.kind]}
+        made += [(f"trust_{name}->{t}", f"stages.{name}") for t in sorted(targets, key=str)
+                 if t in c.stages and c.stages[t].team != st.team]
     for col, who in made:
         if col in owner and owner[col] != who:
             raise ConfigError(who, f"its result column {col!r} is taken by {owner[col]} "
@@ -749,6 +753,8 @@ def check_graph(c: Config, check_budget: bool = True) -> None:
     targets = set(stages) | set(TERMINALS)
     for table in ("channels", "teams", "stages", "handoffs", "levers"):
         for name in getattr(c, table):
+            if not name.strip():  # no --set or lever path reaches it, and "" reads as no name
+                raise ConfigError(f"{table}", f"name {name!r} is blank; give it a name")
             if "." in name:  # --set and lever paths split on dots: it could not be reached
                 raise ConfigError(f"{table}", f"name {name!r} holds a dot, which --set and "
                                   "lever paths read as a separator; use _ or -")
@@ -790,7 +796,12 @@ def check_graph(c: Config, check_budget: bool = True) -> None:
             if st.buyer_days is None:
                 raise ConfigError(f"stages.{name}.buyer_days",
                                   "a close stage needs the buyer's decision time")
+    joined: dict[tuple[str, str], str] = {}
     for name, h in c.handoffs.items():
+        first = joined.setdefault((h.source, h.target), name)
+        if first != name:  # the spec keeps one protocol per edge: the other was ignored
+            raise ConfigError(f"handoffs.{name}", f"joins {h.source!r} to {h.target!r}, as "
+                              f"handoffs.{first} does; give a pair of stages one handoff")
         for key, stage in (("from", h.source), ("to", h.target)):
             if stage not in stages:
                 raise ConfigError(f"handoffs.{name}.{key}",

@@ -199,6 +199,16 @@ class Burst(Strict):
     weeks: Annotated[float, Field(gt=0.0, le=5200.0)]
     multiplier: Annotated[float, Field(ge=0.0, le=1000.0)]
 
+    @field_validator("start_week", "weeks")
+    @classmethod
+    def _whole_weeks(cls, v: float) -> float:
+        # the rate's multipliers are weekly: a part week was multiplied whole (a 0.2-week
+        # burst at x3 added a full week's extra leads, or two weeks' if it crossed a week)
+        if not float(v).is_integer():
+            raise ValueError(f"must be a whole number of weeks (the rate's multipliers are "
+                             f"weekly), got {v:g}")
+        return v
+
 
 # The market's values that may be uncertain, with their bounds (lowest, lowest allowed, highest):
 # a channel's leads a week (a larger rate is a typo), and a close stage's share of willing

@@ -214,9 +214,47 @@ def _beta_of(x, y):
     return x / (x + y)
 
 
+@njit(cache=True, inline="always")
+def log_gamma_dc(s, shape, d, c):
+    """log of ``gamma_dc(s, shape, d, c, 1.0)``, from the same draws: below shape 1 the boost
+    U^(1/shape) underflows to 0 (for shape 0.001 about half the time), its log does not."""
+    if shape <= 0.0:
+        return -math.inf
+    log_boost = 0.0
+    if shape < 1.0:
+        log_boost = math.log(1.0 - uniform(s)) / shape
+    while True:
+        x = normal(s)
+        v = 1.0 + c * x
+        if v <= 0.0:
+            continue
+        v = v * v * v
+        u = 1.0 - uniform(s)
+        x2 = x * x
+        if u < 1.0 - 0.0331 * x2 * x2 or math.log(u) < 0.5 * x2 + d - d * v + d * math.log(v):
+            return math.log(d * v) + log_boost
+
+
+@njit(cache=True, inline="always")
+def beta_dc(s, a, da, ca, b, db, cb):
+    """Beta(a, b) as X / (X + Y) of two gammas, given their ``gamma_constants``. With a shape
+    below 1 on the log scale: both gammas could underflow to 0, and 0 / 0 read as 0.5 where
+    Beta(0.001, 0.001) lies at 0 or 1 (NumPy's beta, the SimPy engine's, does not)."""
+    if a >= 1.0 and b >= 1.0:  # no boost, no underflow: the plain ratio
+        x = gamma_dc(s, a, da, ca, 1.0)
+        return _beta_of(x, gamma_dc(s, b, db, cb, 1.0))
+    lx = log_gamma_dc(s, a, da, ca)
+    ly = log_gamma_dc(s, b, db, cb)
+    if lx == -math.inf and ly == -math.inf:
+        return 0.5
+    return 1.0 / (1.0 + math.exp(ly - lx))
+
+
 @njit(cache=True)
 def beta(s, a, b):
-    return _beta_of(gamma(s, a, 1.0), gamma(s, b, 1.0))
+    da, ca = gamma_constants(a)
+    db, cb = gamma_constants(b)
+    return beta_dc(s, a, da, ca, b, db, cb)
 
 
 @njit(cache=True)
@@ -265,8 +303,7 @@ def sample(s, kind, par, pool, row):
     if k == _TRIANGULAR:
         return triangular(s, p0, p1, p2)
     if k == _BETA:
-        x = gamma_dc(s, p0, par[row, 3], par[row, 4], 1.0)
-        return _beta_of(x, gamma_dc(s, p1, par[row, 5], par[row, 6], 1.0)) * p2
+        return beta_dc(s, p0, par[row, 3], par[row, 4], p1, par[row, 5], par[row, 6]) * p2
     return pool[int(p0) + int(uniform(s) * p1)]  # empirical
 
 
