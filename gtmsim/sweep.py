@@ -253,6 +253,10 @@ def _axis(where: str, name: str, spec: Any, design: str) -> Axis:
         if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1:
             raise _bad(f"{where}.steps", "a range in a factorial grid needs steps = N "
                        f"(a whole number >= 1), got {steps!r}")
+        if steps == 1 and rng[0] < rng[1]:  # linspace's one step is the low end: the high
+            raise _bad(f"{where}.steps", f"1 step of [{rng[0]}, {rng[1]}] runs only its low "
+                       "end; a range's steps include both ends: give steps >= 2, or list "
+                       "the one value")  # end, which the range promises, was dropped
     return Axis(name, name, (), float(rng[0]), float(rng[1]), steps, integer)
 
 

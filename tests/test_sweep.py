@@ -424,6 +424,10 @@ BAD_GRIDS = {
     "out of bounds": ("[levers]\nsdr_headcount = [3, 40]\n", "40 is outside the lever's bounds"),
     "range without steps": ("[levers]\nmql_threshold = { range = [0.1, 0.5] }\n",
                             "levers.mql_threshold.steps: a range in a factorial grid needs"),
+    # one step is linspace's low end: 0.6, an end the range promises, was silently dropped
+    "one step of a wide range": ("[levers]\nmql_threshold = { range = [0.1, 0.6], steps = 1 }\n",
+                                 "levers.mql_threshold.steps: 1 step of [0.1, 0.6] runs only "
+                                 "its low end"),
     "lhs without points": ("design = 'lhs'\n[levers]\nmql_threshold = { range = [0.1, 0.5] }\n",
                            "points: a Latin hypercube needs points = N"),
     "empty": ("", "the grid names no levers and no profiles"),
