@@ -39,7 +39,7 @@ import time
 import tomllib
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -322,6 +322,9 @@ def plan_sweep(config_path: str | None, profile: str | None, overrides: Sequence
                         f"string {overrides!r}")
     base = load_config(config_path, profile, list(overrides))
     bases = _profile_bases(config_path, overrides, grid, base)
+    # the axes are resolved against this config (a lever's path, whole numbers or not) on a
+    # copy: resolved in the caller's grid, they carried over to the next config planned
+    grid = replace(grid, axes=list(grid.axes))
     _check_axes(grid, base)
     # checked before run_sweep writes the plan: 2.5 replications made a sweep.json, then a
     # TypeError; a negative seed was NumPy's 'expected non-negative integer'
