@@ -39,7 +39,7 @@ import time
 import tomllib
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -254,6 +254,10 @@ def _axis(where: str, name: str, spec: Any, design: str) -> Axis:
         if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1:
             raise _bad(f"{where}.steps", "a range in a factorial grid needs steps = N "
                        f"(a whole number >= 1), got {steps!r}")
+        if steps == 1 and rng[0] < rng[1]:  # linspace's one step is the low end: the high
+            raise _bad(f"{where}.steps", f"1 step of [{rng[0]}, {rng[1]}] runs only its low "
+                       "end; a range's steps include both ends: give steps >= 2, or list "
+                       "the one value")  # end, which the range promises, was dropped
     return Axis(name, name, (), float(rng[0]), float(rng[1]), steps, integer)
 
 
@@ -319,6 +323,9 @@ def plan_sweep(config_path: str | None, profile: str | None, overrides: Sequence
                         f"string {overrides!r}")
     base = load_config(config_path, profile, list(overrides))
     bases = _profile_bases(config_path, overrides, grid, base)
+    # the axes are resolved against this config (a lever's path, whole numbers or not) on a
+    # copy: resolved in the caller's grid, they carried over to the next config planned
+    grid = replace(grid, axes=list(grid.axes))
     _check_axes(grid, base)
     # checked before run_sweep writes the plan: 2.5 replications made a sweep.json, then a
     # TypeError; a negative seed was NumPy's 'expected non-negative integer'

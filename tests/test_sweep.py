@@ -424,6 +424,10 @@ BAD_GRIDS = {
     "out of bounds": ("[levers]\nsdr_headcount = [3, 40]\n", "40 is outside the lever's bounds"),
     "range without steps": ("[levers]\nmql_threshold = { range = [0.1, 0.5] }\n",
                             "levers.mql_threshold.steps: a range in a factorial grid needs"),
+    # one step is linspace's low end: 0.6, an end the range promises, was silently dropped
+    "one step of a wide range": ("[levers]\nmql_threshold = { range = [0.1, 0.6], steps = 1 }\n",
+                                 "levers.mql_threshold.steps: 1 step of [0.1, 0.6] runs only "
+                                 "its low end"),
     "lhs without points": ("design = 'lhs'\n[levers]\nmql_threshold = { range = [0.1, 0.5] }\n",
                            "points: a Latin hypercube needs points = N"),
     "empty": ("", "the grid names no levers and no profiles"),
@@ -827,6 +831,20 @@ def test_a_worker_that_cannot_start_gtmsim_is_one_line_and_leaves_no_folder(tmp_
     with pytest.raises(ClusterLost, match="a Dask worker could not start gtmsim: ImportError"):
         run_sweep(plan, tmp_path / "o", _BrokenWorkers())
     assert not (tmp_path / "o").exists()
+
+
+def test_planning_leaves_the_grid_as_loaded(tmp_path):
+    """plan_sweep resolved the axes (whole numbers or not, a lever's path) in the caller's
+    Grid: the same Grid planned again against a config whose sdr_sla is not an integer lever
+    drew whole SLAs (19, 6, 16) where a freshly loaded grid draws 19.12, 6.60, 16.02."""
+    path = _grid(tmp_path, 'design = "lhs"\npoints = 3\n[levers]\nsdr_sla = { range = [1, 24] }\n')
+    grid = load_grid(path)
+    whole = plan_sweep(None, None, [*SHORT[1::2], "levers.sdr_sla.integer=true"], grid, 1)
+    assert all(isinstance(p.values["sdr_sla"], int) for p in whole.points)
+    again = plan_sweep(None, None, SHORT[1::2], grid, 1)
+    fresh = plan_sweep(None, None, SHORT[1::2], load_grid(path), 1)
+    assert [p.values for p in again.points] == [p.values for p in fresh.points]
+    assert not any(float(p.values["sdr_sla"]).is_integer() for p in again.points)
 
 
 def test_a_ranges_steps_are_the_round_numbers_a_planner_wrote():
