@@ -466,3 +466,24 @@ def test_a_baseline_the_search_never_ran_is_not_named_the_own_design():
     report["candidates"][0] = {**report["best"], "trial": -1}
     assert "<b>the config's own design (not run by the search) (chosen)</b>" in (
         _candidates_table(report))
+
+
+def test_the_regret_text_counts_only_the_candidates_the_search_ran():
+    """The text is written from the report dict before comparison.json turns NaN into null:
+    a baseline the search never ran has a search regret of NaN there, and was counted among
+    'the candidates the search ran' (2, where the search ran 1)."""
+    import math
+
+    from gtmsim.report.console import optimize_text
+
+    def cand(trial, search_regret):
+        return {"trial": trial, "levers": {"x": trial}, "cost": 1.0, "own": trial == 0,
+                "mean": 5.0, "p10": 4.0, "cvar10": 3.0, "mean_ci": None, "cvar10_ci": None,
+                "search_regret": search_regret, "regret": 7.0}
+
+    best = cand(0, 0.0)
+    report = {"objective": "regret", "outcome": "bookings", "target": None, "trials": 1,
+              "scenarios": 3, "held_out_scenarios": 3, "replications": 1, "best": best,
+              "candidates": [best, cand(-1, math.nan)],
+              "what_breaks_it": {"target": 1.0, "words": "nothing"}}
+    assert "the least of the 1 candidate the search ran" in optimize_text(report)

@@ -62,11 +62,18 @@ def regret_words(report: dict) -> str:
     """The chosen design's regret in one line: on the search's scenarios, which chose it,
     and on the held-out ones, which estimate it."""
     best = report["best"]
-    ran = sum(c.get("search_regret") is not None for c in report["candidates"])
+    # a candidate the search never ran has no search regret: None in comparison.json, NaN
+    # in the report dict the text is written from
+    ran = sum(_given(c.get("search_regret")) for c in report["candidates"])
     return (f"Regret of the chosen design (its largest shortfall against the best candidate "
             f"in a scenario): {_figure(best.get('search_regret'))} on the search's scenarios, "
-            f"the least of the {ran} candidates the search ran, and "
+            f"the least of the {counted(ran, 'candidates')} the search ran, and "
             f"{_figure(best.get('regret'))} on the held-out scenarios.")
+
+
+def _given(v: float | None) -> bool:
+    """A number, not None (comparison.json) nor NaN (the report dict before it is written)."""
+    return v is not None and bool(np.isfinite(v))
 
 
 def _figure(v: float | None) -> str:
