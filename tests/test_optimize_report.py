@@ -107,6 +107,15 @@ def test_compare_ideal_report_shows_both_designs_and_the_verdict(tmp_path):
     # the ideal-tuned design is marked among the candidates, as the figure labels its box
     (tuned,) = [c for c in comparison["candidates"] if c["ideal_tuned"]]
     assert tuned["levers"] == comparison["ideal_tuned"]["levers"]
+    # and so in the parquet files the page's figures can be checked against (they marked
+    # no candidate ideal-tuned under --compare-ideal)
+    import polars as pl
+
+    cands = pl.read_parquet(out / "candidates.parquet").filter(pl.col("ideal_tuned"))
+    assert cands["trial"].to_list() == [tuned["trial"]]
+    assert cands["held_out_mean"].to_list() == [tuned["mean"]]
+    rows = pl.read_parquet(out / "held_out.parquet").filter(pl.col("ideal_tuned"))
+    assert rows["trial"].unique().to_list() == [tuned["trial"]]
     # the full search under ideal ran --trials (6) trials; the short baseline search's
     # setting, forced to 0 in this mode, was written as 0
     assert comparison["ideal_trials"] == 6

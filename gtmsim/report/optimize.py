@@ -133,8 +133,6 @@ def optimize_summary(result, best, cmp, settings, shares: frozenset[str] = froze
               "held_out_scenarios": len(result.held_out), "replications": settings.replications,
               "best": describe_candidate(best, settings.outcome, shares),
               "candidates": [describe_candidate(c, settings.outcome, shares)
-                             | ({"ideal_tuned": True} if cmp is not None
-                                and c is cmp.ideal_tuned else {})
                              for c in result.candidates],
               "what_breaks_it": {"target": target, "words": breaks.words(),
                                  "target_from": ("--target" if settings.target is not None
