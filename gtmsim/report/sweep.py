@@ -345,6 +345,8 @@ def leaders_text(s: dict) -> list[str]:
             line += (f"; ahead of the runner-up by {_fmt(lead['difference'])} "
                      f"[{_fmt(lead['ci_low'])}, {_fmt(lead['ci_high'])}]"
                      + ("" if lead["separated"] else ", within noise"))
+        elif lead["runner_up"] is not None:  # as the page's table says it
+            line += "; too few replications to set it against the runner-up"
         lines.append(line)
     return lines
 
