@@ -102,7 +102,7 @@ def flow_links(summary: dict, routing: dict) -> list[tuple[str, str, float, str]
         for (name, _), w in zip(where, weights, strict=True):
             share = (w / norm) if norm > 0 else 1.0 / len(where)
             how = (f"all {fate} (the only stage that sends leads there)" if len(where) == 1
-                   else f"estimated: {share:.0%} of all {fate}, split between the "
+                   else f"estimated: {_percent(share)} of all {fate}, split between the "
                         f"{len(where)} stages that send leads there")
             links.append((f"stage: {name}", fate, total * share, how))
     for name in stages:
@@ -124,6 +124,16 @@ def flow_links(summary: dict, routing: dict) -> list[tuple[str, str, float, str]
             links.append((f"stage: {name}", OPEN, _mean(summary, f"open_{team}") / len(held),
                           how))
     return [link for link in links if math.isfinite(link[2]) and link[2] > 0]
+
+
+def _percent(share: float) -> str:
+    """A share as a whole percentage, but never 0% or 100% for a part: a stage that sends
+    0.4% of a fate's leads is not said to send 0% of them beside a link of 14 leads, nor the
+    other 99.6% all of them."""
+    text = f"{share:.0%}"
+    if 0 < share < 1 and text in ("0%", "100%"):
+        text = f"{100 * share:.2g}%" if share < 0.5 else f"{100 * share:.4g}%"
+    return text
 
 
 OPEN = "open at the end"
