@@ -560,3 +560,24 @@ def test_names_in_the_text_tables_are_not_read_as_markup():
     text = comparison_text(summary)
     assert "┃ b[v1] ┃ b[v2] ┃" in text and "│ b[v2]  │" in text
     assert "KPI s[b]r" in text and "mean - b[v1]" in text
+
+
+def test_design_names_in_the_figure_are_drawn_as_written():
+    """A design named by its file 'b<i>x.toml' was drawn in the box plot and the legend as
+    'bx' with the x in italics (plotly reads tags in a trace's name), while the tables and
+    the console give 'b<i>x'."""
+    from gtmsim.report.compare import compare_figures
+
+    def design(values):
+        return {"scenario_values": values}
+
+    diff = {s: {"diff": 1.0, "ci_low": 0.0, "ci_high": 2.0} for s in STATS}
+    summary = {"outcome": "bookings", "baseline": "a&b", "replications": 2,
+               "profiles": {"<b>p</b>": {"designs": {"a&b": design([1.0, 2.0]),
+                                                     "b<i>x": design([2.0, 3.0])},
+                                         "differences": {"b<i>x": diff}}}}
+    (fig,) = compare_figures(summary).values()
+    names = [trace.name for trace in fig.data]
+    assert names == ["a&amp;b", "b&lt;i&gt;x", "b&lt;i&gt;x"]
+    assert fig.layout.title.text == "Profile '&lt;b&gt;p&lt;/b&gt;'"
+    assert "difference from a&amp;b" in [a.text for a in fig.layout.annotations][1]

@@ -333,3 +333,19 @@ def test_with_one_replication_the_console_says_the_lead_is_unknown():
     (line,) = leaders_text(s)
     assert line == ("best bookings under realistic: sdr_headcount=3, mean 5; too few "
                     "replications to set it against the runner-up")
+
+
+def test_profile_names_in_the_figure_are_drawn_as_written():
+    """A profile file 'my<b>people</b>.toml' was drawn in the bars as 'mypeople' in bold:
+    plotly reads tags in a figure's text; escaped, the name is drawn as written."""
+    from gtmsim.report.sweep import sweep_figures
+
+    points = [{"point": i, "profile": p, "values": {}, "replications": 2,
+               "mean": {"bookings": m}, "ci_low": {"bookings": m - 1},
+               "ci_high": {"bookings": m + 1}}
+              for i, (p, m) in enumerate([("realistic", 5.0), ("my<b>people</b>", 4.0)])]
+    s = {"profiles": ["realistic", "my<b>people</b>"], "levers": [], "layout": "bars",
+         "x": None, "y": None, "averaged_over": [], "outcomes": ["bookings"],
+         "points": points, "cells": []}
+    (bars,) = sweep_figures(s)["means"].data
+    assert list(bars.x) == ["realistic", "my&lt;b&gt;people&lt;/b&gt;"]

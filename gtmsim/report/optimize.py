@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from gtmsim.report.export import counted, jsonable, script_json
+from gtmsim.report.export import counted, jsonable, plain, script_json
 from gtmsim.report.run import error_bars
 
 STATS = (("mean", "mean"), ("p10", "P10"), ("cvar10", "CVaR10 (worst 10%)"))
@@ -234,8 +234,9 @@ def _candidates_figure(result, best, cmp, outcome: str):
         fig.add_trace(go.Box(y=np.asarray(c.held_out, dtype=float).tolist(),
                              name=_label(c, best, cmp), boxpoints="all", jitter=0.3,
                              marker_color="#c0392b" if chosen else "#2c3e50"))
-    fig.update_layout(title=f"Held-out {outcome} of each candidate design (one point per "
-                            "scenario)", showlegend=False, height=380, yaxis_title=outcome)
+    fig.update_layout(title=plain(f"Held-out {outcome} of each candidate design (one point "
+                                  "per scenario)"), showlegend=False, height=380,
+                      yaxis_title=plain(outcome))
     return fig
 
 
@@ -246,7 +247,7 @@ def _ideal_vs_robust_figure(report: dict, cmp, outcome: str):
     ideal = np.asarray(cmp.ideal_tuned.held_out, dtype=float)
     robust = np.asarray(cmp.robust_best.held_out, dtype=float)
     fig = make_subplots(rows=1, cols=2, column_widths=[0.6, 0.4], subplot_titles=(
-        f"{outcome} per held-out scenario", "robust minus ideal-tuned (paired, 95% CI)"))
+        plain(f"{outcome} per held-out scenario"), "robust minus ideal-tuned (paired, 95% CI)"))
     for name, x, color in (("ideal-tuned", ideal, "#7f8c8d"), ("robust", robust, "#c0392b")):
         fig.add_trace(go.Histogram(x=x.tolist(), name=name, opacity=0.6, marker_color=color,
                                    nbinsx=max(5, min(30, len(x)))), row=1, col=1)
@@ -375,12 +376,12 @@ def _breaks_figure(report: dict, result, best, outcome: str):
 
     order = rules + sorted((n for n in names if n not in rules),
                            key=lambda n: -separation(names.index(n)))
-    short = [n.removeprefix("people.") for n in order]
+    short = [plain(n.removeprefix("people.")) for n in order]
     fig = go.Figure()
     for flag, label, color in ((True, "fails", "#c0392b"), (False, "meets the target",
                                                             "#27ae60")):
         m = fail == flag
-        text = [f"{outcome} {_figure(v)}" for v in values[m]]
+        text = [plain(f"{outcome} {_figure(v)}") for v in values[m]]
         x = X[m, names.index(order[0])]
         y = X[m, names.index(order[1])] if len(order) > 1 else values[m]
         fig.add_trace(go.Scatter(x=x.tolist(), y=y.tolist(), mode="markers", name=label,
@@ -388,7 +389,8 @@ def _breaks_figure(report: dict, result, best, outcome: str):
     for r in found:
         where = order.index(r.parameter)
         line = {"line_dash": "dot", "line_color": "#555",
-                "annotation_text": r.words().removeprefix(r.parameter.removeprefix("people."))}
+                "annotation_text": plain(r.words().removeprefix(
+                    r.parameter.removeprefix("people.")))}
         if where == 0:
             fig.add_vline(x=r.threshold, **line)
         elif where == 1:
@@ -396,7 +398,7 @@ def _breaks_figure(report: dict, result, best, outcome: str):
     fig.update_layout(
         title="What breaks the chosen design: held-out scenarios by the factors that "
               f"best separate failures (target {_figure(target)})",
-        xaxis_title=short[0], yaxis_title=short[1] if len(short) > 1 else outcome,
+        xaxis_title=short[0], yaxis_title=short[1] if len(short) > 1 else plain(outcome),
         height=420)
     if len(order) == 1:
         fig.add_hline(y=target, line_dash="dash", annotation_text="target")
