@@ -581,3 +581,21 @@ def test_design_names_in_the_figure_are_drawn_as_written():
     assert names == ["a&amp;b", "b&lt;i&gt;x", "b&lt;i&gt;x"]
     assert fig.layout.title.text == "Profile '&lt;b&gt;p&lt;/b&gt;'"
     assert "difference from a&amp;b" in [a.text for a in fig.layout.annotations][1]
+
+
+def test_the_headcount_cost_is_said_to_be_a_years():
+    """The tables gave 'cost' (the console: 'headcount cost (means)') beside bookings
+    counted over the run's window, though it is the design's headcount cost for a year,
+    the same in every replication: it is headed as the annual cost."""
+    from gtmsim.report.compare import comparison_text, table_rows
+
+    d = {"mean": 5.0, "mean_ci": [4.0, 6.0], "p10": 4.0, "cvar10": 3.0,
+         "cvar10_ci": [None, None], "kpi_attainment": {}, "leaked": 1.0, "cost": 2e6}
+    summary = {"outcome": "bookings", "baseline": "a", "replications": 2,
+               "designs": [{"name": "a", "file": "a.toml", "levers": {}}],
+               "profiles": {"realistic": {"scenarios": 2, "designs": {"a": d},
+                                          "differences": {}, "verdict": "v"}}}
+    header, rows = table_rows(summary, "realistic")
+    assert header[-1] == "annual cost" and rows[0][-1] == "2,000,000"
+    text = comparison_text(summary)
+    assert "annual cost" in text and "headcount cost (means)" not in text

@@ -271,7 +271,7 @@ def test_the_share_meeting_the_target_is_shown_by_satisficing():
     report = {"objective": "satisficing", "outcome": "bookings", "target": 4_500_000.0,
               "best": best, "candidates": [cand(1, 0.5), best, cand(-1, None)]}
     table = _candidates_table(report)
-    assert "<th>held-out scenarios meeting the target</th><th>cost</th>" in table
+    assert "<th>held-out scenarios meeting the target</th><th>annual cost</th>" in table
     assert "<td><b>trial 2 (chosen)</b></td><td>5</td><td>4</td><td>3</td><td>75%</td>" in table
     assert "<td>trial 1</td><td>5</td><td>4</td><td>3</td><td>50%</td>" in table
     assert "the target is 4,500,000 bookings" in table
@@ -355,7 +355,7 @@ def test_a_rate_s_figures_are_not_rounded_to_whole_numbers():
               "best": best, "candidates": [best, tuned], "against_own": own,
               "what_breaks_it": {"target": 0.256, "words": "nothing"}}
     text = optimize_text(report)
-    assert "held-out mean 0.28 [0.197, 0.362], P10 0.23, CVaR10 0.22, cost 2,295,000" in text
+    assert "held-out mean 0.28 [0.197, 0.362], P10 0.23, CVaR10 0.22, annual cost 2,295,000" in text
     assert "mean win_rate -0.00837 (95% CI -0.081 to +0.0643), worst-10% -0.0133." in text
     assert "(target 0.256)" in text
     assert "held-out mean 0.271 with these people" in ideal_words(report)

@@ -107,7 +107,7 @@ def table_rows(summary: dict, profile: str, short: bool = False
     teams = _teams(summary)
     header = ["design", f"mean {out} [95% CI]", "P10 [95% CI]", "CVaR10 [95% CI]",
               f"mean - {base} [95% CI]", f"CVaR10 - {base} [95% CI]",
-              *[f"KPI {t}" for t in teams], "leaked", "cost"]
+              *[f"KPI {t}" for t in teams], "leaked", "annual cost"]
     entry = summary["profiles"][profile]
     rows = []
     for name, d in entry["designs"].items():
@@ -166,7 +166,8 @@ def comparison_tables(summary: dict) -> list:
         for r in rows:
             t.add_row(*map(escape, r[:6]))
         out.append(t)
-        k = Table(title="each team's KPI attainment, leads leaked, headcount cost (means)",
+        k = Table(title="each team's KPI attainment and leads leaked (means), annual headcount "
+                        "cost",
                   title_justify="left")
         for i, col in enumerate([header[0], *header[6:]]):
             k.add_column(escape(col), justify="left" if i == 0 else "right")

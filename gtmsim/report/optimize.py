@@ -209,7 +209,8 @@ def _candidates_table(report: dict) -> str:
         caption += "; regret is the largest shortfall against the best candidate in a scenario"
     if by_target:
         caption += f"; the target is {_num(report.get('target'))} {report['outcome']}"
-    return _table(["design", *[f"held-out {label}" for _, label in STATS], *extra, "cost"],
+    return _table(["design", *[f"held-out {label}" for _, label in STATS], *extra,
+                   "annual cost"],
                   rows, caption)
 
 
