@@ -560,3 +560,42 @@ def test_names_in_the_text_tables_are_not_read_as_markup():
     text = comparison_text(summary)
     assert "┃ b[v1] ┃ b[v2] ┃" in text and "│ b[v2]  │" in text
     assert "KPI s[b]r" in text and "mean - b[v1]" in text
+
+
+def test_design_names_in_the_figure_are_drawn_as_written():
+    """A design named by its file 'b<i>x.toml' was drawn in the box plot and the legend as
+    'bx' with the x in italics (plotly reads tags in a trace's name), while the tables and
+    the console give 'b<i>x'."""
+    from gtmsim.report.compare import compare_figures
+
+    def design(values):
+        return {"scenario_values": values}
+
+    diff = {s: {"diff": 1.0, "ci_low": 0.0, "ci_high": 2.0} for s in STATS}
+    summary = {"outcome": "bookings", "baseline": "a&b", "replications": 2,
+               "profiles": {"<b>p</b>": {"designs": {"a&b": design([1.0, 2.0]),
+                                                     "b<i>x": design([2.0, 3.0])},
+                                         "differences": {"b<i>x": diff}}}}
+    (fig,) = compare_figures(summary).values()
+    names = [trace.name for trace in fig.data]
+    assert names == ["a&amp;b", "b&lt;i&gt;x", "b&lt;i&gt;x"]
+    assert fig.layout.title.text == "Profile '&lt;b&gt;p&lt;/b&gt;'"
+    assert "difference from a&amp;b" in [a.text for a in fig.layout.annotations][1]
+
+
+def test_the_headcount_cost_is_said_to_be_a_years():
+    """The tables gave 'cost' (the console: 'headcount cost (means)') beside bookings
+    counted over the run's window, though it is the design's headcount cost for a year,
+    the same in every replication: it is headed as the annual cost."""
+    from gtmsim.report.compare import comparison_text, table_rows
+
+    d = {"mean": 5.0, "mean_ci": [4.0, 6.0], "p10": 4.0, "cvar10": 3.0,
+         "cvar10_ci": [None, None], "kpi_attainment": {}, "leaked": 1.0, "cost": 2e6}
+    summary = {"outcome": "bookings", "baseline": "a", "replications": 2,
+               "designs": [{"name": "a", "file": "a.toml", "levers": {}}],
+               "profiles": {"realistic": {"scenarios": 2, "designs": {"a": d},
+                                          "differences": {}, "verdict": "v"}}}
+    header, rows = table_rows(summary, "realistic")
+    assert header[-1] == "annual cost" and rows[0][-1] == "2,000,000"
+    text = comparison_text(summary)
+    assert "annual cost" in text and "headcount cost (means)" not in text

@@ -107,6 +107,15 @@ def test_compare_ideal_report_shows_both_designs_and_the_verdict(tmp_path):
     # the ideal-tuned design is marked among the candidates, as the figure labels its box
     (tuned,) = [c for c in comparison["candidates"] if c["ideal_tuned"]]
     assert tuned["levers"] == comparison["ideal_tuned"]["levers"]
+    # and so in the parquet files the page's figures can be checked against (they marked
+    # no candidate ideal-tuned under --compare-ideal)
+    import polars as pl
+
+    cands = pl.read_parquet(out / "candidates.parquet").filter(pl.col("ideal_tuned"))
+    assert cands["trial"].to_list() == [tuned["trial"]]
+    assert cands["held_out_mean"].to_list() == [tuned["mean"]]
+    rows = pl.read_parquet(out / "held_out.parquet").filter(pl.col("ideal_tuned"))
+    assert rows["trial"].unique().to_list() == [tuned["trial"]]
     # the full search under ideal ran --trials (6) trials; the short baseline search's
     # setting, forced to 0 in this mode, was written as 0
     assert comparison["ideal_trials"] == 6
@@ -262,7 +271,7 @@ def test_the_share_meeting_the_target_is_shown_by_satisficing():
     report = {"objective": "satisficing", "outcome": "bookings", "target": 4_500_000.0,
               "best": best, "candidates": [cand(1, 0.5), best, cand(-1, None)]}
     table = _candidates_table(report)
-    assert "<th>held-out scenarios meeting the target</th><th>cost</th>" in table
+    assert "<th>held-out scenarios meeting the target</th><th>annual cost</th>" in table
     assert "<td><b>trial 2 (chosen)</b></td><td>5</td><td>4</td><td>3</td><td>75%</td>" in table
     assert "<td>trial 1</td><td>5</td><td>4</td><td>3</td><td>50%</td>" in table
     assert "the target is 4,500,000 bookings" in table
@@ -346,7 +355,7 @@ def test_a_rate_s_figures_are_not_rounded_to_whole_numbers():
               "best": best, "candidates": [best, tuned], "against_own": own,
               "what_breaks_it": {"target": 0.256, "words": "nothing"}}
     text = optimize_text(report)
-    assert "held-out mean 0.28 [0.197, 0.362], P10 0.23, CVaR10 0.22, cost 2,295,000" in text
+    assert "held-out mean 0.28 [0.197, 0.362], P10 0.23, CVaR10 0.22, annual cost 2,295,000" in text
     assert "mean win_rate -0.00837 (95% CI -0.081 to +0.0643), worst-10% -0.0133." in text
     assert "(target 0.256)" in text
     assert "held-out mean 0.271 with these people" in ideal_words(report)
@@ -466,3 +475,24 @@ def test_a_baseline_the_search_never_ran_is_not_named_the_own_design():
     report["candidates"][0] = {**report["best"], "trial": -1}
     assert "<b>the config's own design (not run by the search) (chosen)</b>" in (
         _candidates_table(report))
+
+
+def test_the_regret_text_counts_only_the_candidates_the_search_ran():
+    """The text is written from the report dict before comparison.json turns NaN into null:
+    a baseline the search never ran has a search regret of NaN there, and was counted among
+    'the candidates the search ran' (2, where the search ran 1)."""
+    import math
+
+    from gtmsim.report.console import optimize_text
+
+    def cand(trial, search_regret):
+        return {"trial": trial, "levers": {"x": trial}, "cost": 1.0, "own": trial == 0,
+                "mean": 5.0, "p10": 4.0, "cvar10": 3.0, "mean_ci": None, "cvar10_ci": None,
+                "search_regret": search_regret, "regret": 7.0}
+
+    best = cand(0, 0.0)
+    report = {"objective": "regret", "outcome": "bookings", "target": None, "trials": 1,
+              "scenarios": 3, "held_out_scenarios": 3, "replications": 1, "best": best,
+              "candidates": [best, cand(-1, math.nan)],
+              "what_breaks_it": {"target": 1.0, "words": "nothing"}}
+    assert "the least of the 1 candidate the search ran" in optimize_text(report)

@@ -352,3 +352,48 @@ def test_a_name_holding_a_script_end_tag_keeps_the_embedded_numbers_whole():
     assert embedded["bookings"]["mean"] == 2.0
     assert _embedded_costs(page)[0]["mechanism"] == "a</script>b"
     assert "</script><b>" not in page
+
+
+def test_a_small_share_of_a_fate_is_not_said_to_be_none():
+    """A close stage that turned away 0.4% of the leads sent to nurture drew a link of 14
+    leads described as 'estimated: 0% of all nurtured' (product_led's ae_close), and the
+    other stage's 99.6% as 100%: a part is never said to be none or all of it."""
+    from gtmsim.report.run import flow_links
+
+    routing = {"channels": {"web": "r"},
+               "stages": {"r": {"kind": "review", "team": "t",
+                                "routes": {"qualified": "c", "recycled": "nurture"}},
+                          "c": {"kind": "review", "team": "u",
+                                "routes": {"recycled": "nurture"}}}}
+    summary = {k: {"mean": v} for k, v in (("decisions_r", 1000.0), ("qualified_r", 4.0),
+                                            ("decisions_c", 4.0), ("qualified_c", 0.0),
+                                            ("nurtured", 1000.0))}
+    how = {(s, t): h for s, t, _, h in flow_links(summary, routing)}
+    assert how[("stage: c", "nurtured")].startswith("estimated: 0.4% of all nurtured")
+    assert how[("stage: r", "nurtured")].startswith("estimated: 99.6% of all nurtured")
+
+
+def test_names_in_the_figures_are_drawn_as_written_not_as_plotly_markup():
+    """plotly reads tags and entities in a figure's text: a team 's<i>d</i>r' was drawn
+    'sdr' with the d in italics, and 'p<br>q' on two lines, while the console printed the
+    names as written. Escaped, plotly draws each name's own characters."""
+    import polars as pl
+
+    from gtmsim.report.run import _kpis, _weekly, flow_links
+
+    team = "s<i>d</i>r & <br>co"
+    shown = "s&lt;i&gt;d&lt;/i&gt;r &amp; &lt;br&gt;co"
+    kpi = _kpis({f"kpi_attainment_{team}": {"mean": 0.9, "ci_low": 0.8, "ci_high": 1.0},
+                 "kpi_target_cs": {"mean": 1.0}}, [team, "cs"])
+    assert list(kpi.data[0].x) == [shown]
+    weekly = pl.DataFrame({"week": [0, 1], f"wip_{team}": [1.0, 2.0]})
+    assert _weekly(weekly, "wip_", "t").data[0].name == shown
+    from gtmsim.report.run import _flow
+
+    routing = {"channels": {"web": "a"},
+               "stages": {"a": {"kind": "review", "team": team, "routes": {}}}}
+    summary = {"leads_web": {"mean": 5.0}, f"open_{team}": {"mean": 2.0}}
+    assert flow_links(summary, routing)  # the links themselves keep the names as data
+    sankey = _flow(summary, routing).data[0]
+    assert all("<" not in label for label in sankey.node.label)
+    assert any(shown in how for how in sankey.link.customdata)

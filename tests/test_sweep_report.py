@@ -317,3 +317,35 @@ def test_a_sweep_of_one_point_is_said_in_the_singular(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "swept 1 point x 2 replications" in out and "1 point run (1 task)," in out
     assert "1 point (factorial) x 2 replications" in page.read_text(encoding="utf-8")
+
+
+def test_with_one_replication_the_console_says_the_lead_is_unknown():
+    """With one replication per point there is no interval for the lead over the runner-up:
+    the page's table says 'too few replications to say', but the console named the 'best'
+    point with no word on it, as if its lead were clear."""
+    from gtmsim.report.sweep import leaders_text
+
+    points = [{"point": i, "values": {"sdr_headcount": v}, "mean": {"bookings": m}}
+              for i, (v, m) in enumerate([(3, 5.0), (5, 4.0)])]
+    s = {"outcomes": ["bookings"], "points": points,
+         "leaders": [{"profile": "realistic", "best": 0, "runner_up": 1, "difference": None,
+                      "ci_low": None, "ci_high": None, "paired": False, "separated": None}]}
+    (line,) = leaders_text(s)
+    assert line == ("best bookings under realistic: sdr_headcount=3, mean 5; too few "
+                    "replications to set it against the runner-up")
+
+
+def test_profile_names_in_the_figure_are_drawn_as_written():
+    """A profile file 'my<b>people</b>.toml' was drawn in the bars as 'mypeople' in bold:
+    plotly reads tags in a figure's text; escaped, the name is drawn as written."""
+    from gtmsim.report.sweep import sweep_figures
+
+    points = [{"point": i, "profile": p, "values": {}, "replications": 2,
+               "mean": {"bookings": m}, "ci_low": {"bookings": m - 1},
+               "ci_high": {"bookings": m + 1}}
+              for i, (p, m) in enumerate([("realistic", 5.0), ("my<b>people</b>", 4.0)])]
+    s = {"profiles": ["realistic", "my<b>people</b>"], "levers": [], "layout": "bars",
+         "x": None, "y": None, "averaged_over": [], "outcomes": ["bookings"],
+         "points": points, "cells": []}
+    (bars,) = sweep_figures(s)["means"].data
+    assert list(bars.x) == ["realistic", "my&lt;b&gt;people&lt;/b&gt;"]

@@ -240,6 +240,9 @@ def compare_ideal(ideal_config: Config, config: Config, settings: Settings,
                     if progress else None)
     key = design_key(ideal.best.design)
     ideal_tuned = next(c for c in robust.candidates if design_key(c.design) == key)
+    # a baseline of the robust search: named so in candidates.parquet and held_out.parquet,
+    # as in comparison.json and the report
+    ideal_tuned.ideal_tuned = True
     diff = paired_difference(ideal_tuned.held_out, robust.best.held_out)
     goal = target if target is not None else default_target(robust.best.held_out)
     breaks = what_breaks(robust.best.held_out, robust.held_out, goal)

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from gtmsim.optimize.compare import TAIL_MIN_SCENARIOS
 from gtmsim.optimize.designs import is_setting, signed
-from gtmsim.report.export import counted, script_json
+from gtmsim.report.export import counted, plain, script_json
 from gtmsim.report.run import error_bars
 
 if TYPE_CHECKING:
@@ -107,7 +107,7 @@ def table_rows(summary: dict, profile: str, short: bool = False
     teams = _teams(summary)
     header = ["design", f"mean {out} [95% CI]", "P10 [95% CI]", "CVaR10 [95% CI]",
               f"mean - {base} [95% CI]", f"CVaR10 - {base} [95% CI]",
-              *[f"KPI {t}" for t in teams], "leaked", "cost"]
+              *[f"KPI {t}" for t in teams], "leaked", "annual cost"]
     entry = summary["profiles"][profile]
     rows = []
     for name, d in entry["designs"].items():
@@ -166,7 +166,8 @@ def comparison_tables(summary: dict) -> list:
         for r in rows:
             t.add_row(*map(escape, r[:6]))
         out.append(t)
-        k = Table(title="each team's KPI attainment, leads leaked, headcount cost (means)",
+        k = Table(title="each team's KPI attainment and leads leaked (means), annual headcount "
+                        "cost",
                   title_justify="left")
         for i, col in enumerate([header[0], *header[6:]]):
             k.add_column(escape(col), justify="left" if i == 0 else "right")
@@ -230,14 +231,15 @@ def _figure(summary: dict, profile: str):
     entry = summary["profiles"][profile]
     out, base = summary["outcome"], summary["baseline"]
     fig = make_subplots(rows=1, cols=2, column_widths=[0.55, 0.45], subplot_titles=(
-        f"{out} per scenario (mean of {counted(summary['replications'], 'replications')})"
-        if summary["replications"] != 1 else f"{out} per scenario (one replication)",
-        f"difference from {base}, paired by scenario (95% CI)"))
+        plain(f"{out} per scenario (mean of {counted(summary['replications'], 'replications')})"
+              if summary["replications"] != 1 else f"{out} per scenario (one replication)"),
+        plain(f"difference from {base}, paired by scenario (95% CI)")))
     colors = qualitative.Plotly
     for i, (name, d) in enumerate(entry["designs"].items()):
         color = colors[i % len(colors)]
-        fig.add_trace(go.Box(y=d["scenario_values"], name=name, boxpoints="all", jitter=0.3,
-                             pointpos=0, marker_color=color, boxmean=True, showlegend=False),
+        fig.add_trace(go.Box(y=d["scenario_values"], name=plain(name), boxpoints="all",
+                             jitter=0.3, pointpos=0, marker_color=color, boxmean=True,
+                             showlegend=False),
                       row=1, col=1)
         diff = entry["differences"].get(name)
         if not diff:
@@ -245,11 +247,11 @@ def _figure(summary: dict, profile: str):
         stats = list(STAT_NAMES)
         ys = [diff[s]["diff"] for s in stats]
         fig.add_trace(go.Scatter(
-            x=[STAT_NAMES[s] for s in stats], y=ys, mode="markers", name=name,
+            x=[STAT_NAMES[s] for s in stats], y=ys, mode="markers", name=plain(name),
             marker={"size": 11, "color": color},
             error_y=error_bars([diff[s] for s in stats])), row=1, col=2)
     fig.add_hline(y=0, line_dash="dash", row=1, col=2)
-    fig.update_layout(title=f"Profile {profile!r}", height=420, boxmode="group",
+    fig.update_layout(title=plain(f"Profile {profile!r}"), height=420, boxmode="group",
                       legend_title_text="design")
     return fig
 

@@ -9,6 +9,7 @@ be written here; `write_pngs()` writes them.
 
 from __future__ import annotations
 
+import html
 import io
 import json
 import math
@@ -35,6 +36,13 @@ def jsonable(value: Any) -> Any:
     if isinstance(value, np.generic):
         return jsonable(value.item())
     return value
+
+
+def plain(name: Any) -> str:
+    """A name as plotly text: its own characters, never markup. plotly reads tags and
+    entities in a figure's text (a team 's<i>d</i>r' drew as 'sdr' with d in italics,
+    'p<br>q' on two lines); escaped, they are drawn as written."""
+    return html.escape(str(name), quote=False)
 
 
 def script_json(value: Any) -> str:

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from gtmsim.report.export import counted, jsonable, script_json
+from gtmsim.report.export import counted, jsonable, plain, script_json
 from gtmsim.report.run import error_bars
 
 STATS = (("mean", "mean"), ("p10", "P10"), ("cvar10", "CVaR10 (worst 10%)"))
@@ -62,11 +62,18 @@ def regret_words(report: dict) -> str:
     """The chosen design's regret in one line: on the search's scenarios, which chose it,
     and on the held-out ones, which estimate it."""
     best = report["best"]
-    ran = sum(c.get("search_regret") is not None for c in report["candidates"])
+    # a candidate the search never ran has no search regret: None in comparison.json, NaN
+    # in the report dict the text is written from
+    ran = sum(_given(c.get("search_regret")) for c in report["candidates"])
     return (f"Regret of the chosen design (its largest shortfall against the best candidate "
             f"in a scenario): {_figure(best.get('search_regret'))} on the search's scenarios, "
-            f"the least of the {ran} candidates the search ran, and "
+            f"the least of the {counted(ran, 'candidates')} the search ran, and "
             f"{_figure(best.get('regret'))} on the held-out scenarios.")
+
+
+def _given(v: float | None) -> bool:
+    """A number, not None (comparison.json) nor NaN (the report dict before it is written)."""
+    return v is not None and bool(np.isfinite(v))
 
 
 def _figure(v: float | None) -> str:
@@ -126,8 +133,6 @@ def optimize_summary(result, best, cmp, settings, shares: frozenset[str] = froze
               "held_out_scenarios": len(result.held_out), "replications": settings.replications,
               "best": describe_candidate(best, settings.outcome, shares),
               "candidates": [describe_candidate(c, settings.outcome, shares)
-                             | ({"ideal_tuned": True} if cmp is not None
-                                and c is cmp.ideal_tuned else {})
                              for c in result.candidates],
               "what_breaks_it": {"target": target, "words": breaks.words(),
                                  "target_from": ("--target" if settings.target is not None
@@ -204,7 +209,8 @@ def _candidates_table(report: dict) -> str:
         caption += "; regret is the largest shortfall against the best candidate in a scenario"
     if by_target:
         caption += f"; the target is {_num(report.get('target'))} {report['outcome']}"
-    return _table(["design", *[f"held-out {label}" for _, label in STATS], *extra, "cost"],
+    return _table(["design", *[f"held-out {label}" for _, label in STATS], *extra,
+                   "annual cost"],
                   rows, caption)
 
 
@@ -229,8 +235,9 @@ def _candidates_figure(result, best, cmp, outcome: str):
         fig.add_trace(go.Box(y=np.asarray(c.held_out, dtype=float).tolist(),
                              name=_label(c, best, cmp), boxpoints="all", jitter=0.3,
                              marker_color="#c0392b" if chosen else "#2c3e50"))
-    fig.update_layout(title=f"Held-out {outcome} of each candidate design (one point per "
-                            "scenario)", showlegend=False, height=380, yaxis_title=outcome)
+    fig.update_layout(title=plain(f"Held-out {outcome} of each candidate design (one point "
+                                  "per scenario)"), showlegend=False, height=380,
+                      yaxis_title=plain(outcome))
     return fig
 
 
@@ -241,7 +248,7 @@ def _ideal_vs_robust_figure(report: dict, cmp, outcome: str):
     ideal = np.asarray(cmp.ideal_tuned.held_out, dtype=float)
     robust = np.asarray(cmp.robust_best.held_out, dtype=float)
     fig = make_subplots(rows=1, cols=2, column_widths=[0.6, 0.4], subplot_titles=(
-        f"{outcome} per held-out scenario", "robust minus ideal-tuned (paired, 95% CI)"))
+        plain(f"{outcome} per held-out scenario"), "robust minus ideal-tuned (paired, 95% CI)"))
     for name, x, color in (("ideal-tuned", ideal, "#7f8c8d"), ("robust", robust, "#c0392b")):
         fig.add_trace(go.Histogram(x=x.tolist(), name=name, opacity=0.6, marker_color=color,
                                    nbinsx=max(5, min(30, len(x)))), row=1, col=1)
@@ -370,12 +377,12 @@ def _breaks_figure(report: dict, result, best, outcome: str):
 
     order = rules + sorted((n for n in names if n not in rules),
                            key=lambda n: -separation(names.index(n)))
-    short = [n.removeprefix("people.") for n in order]
+    short = [plain(n.removeprefix("people.")) for n in order]
     fig = go.Figure()
     for flag, label, color in ((True, "fails", "#c0392b"), (False, "meets the target",
                                                             "#27ae60")):
         m = fail == flag
-        text = [f"{outcome} {_figure(v)}" for v in values[m]]
+        text = [plain(f"{outcome} {_figure(v)}") for v in values[m]]
         x = X[m, names.index(order[0])]
         y = X[m, names.index(order[1])] if len(order) > 1 else values[m]
         fig.add_trace(go.Scatter(x=x.tolist(), y=y.tolist(), mode="markers", name=label,
@@ -383,7 +390,8 @@ def _breaks_figure(report: dict, result, best, outcome: str):
     for r in found:
         where = order.index(r.parameter)
         line = {"line_dash": "dot", "line_color": "#555",
-                "annotation_text": r.words().removeprefix(r.parameter.removeprefix("people."))}
+                "annotation_text": plain(r.words().removeprefix(
+                    r.parameter.removeprefix("people.")))}
         if where == 0:
             fig.add_vline(x=r.threshold, **line)
         elif where == 1:
@@ -391,7 +399,7 @@ def _breaks_figure(report: dict, result, best, outcome: str):
     fig.update_layout(
         title="What breaks the chosen design: held-out scenarios by the factors that "
               f"best separate failures (target {_figure(target)})",
-        xaxis_title=short[0], yaxis_title=short[1] if len(short) > 1 else outcome,
+        xaxis_title=short[0], yaxis_title=short[1] if len(short) > 1 else plain(outcome),
         height=420)
     if len(order) == 1:
         fig.add_hline(y=target, line_dash="dash", annotation_text="target")

@@ -15,7 +15,7 @@ import polars as pl
 
 from gtmsim.outcomes import FATES
 from gtmsim.report.console import fmt
-from gtmsim.report.export import counted, script_json
+from gtmsim.report.export import counted, plain, script_json
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
@@ -102,7 +102,7 @@ def flow_links(summary: dict, routing: dict) -> list[tuple[str, str, float, str]
         for (name, _), w in zip(where, weights, strict=True):
             share = (w / norm) if norm > 0 else 1.0 / len(where)
             how = (f"all {fate} (the only stage that sends leads there)" if len(where) == 1
-                   else f"estimated: {share:.0%} of all {fate}, split between the "
+                   else f"estimated: {_percent(share)} of all {fate}, split between the "
                         f"{len(where)} stages that send leads there")
             links.append((f"stage: {name}", fate, total * share, how))
     for name in stages:
@@ -124,6 +124,16 @@ def flow_links(summary: dict, routing: dict) -> list[tuple[str, str, float, str]
             links.append((f"stage: {name}", OPEN, _mean(summary, f"open_{team}") / len(held),
                           how))
     return [link for link in links if math.isfinite(link[2]) and link[2] > 0]
+
+
+def _percent(share: float) -> str:
+    """A share as a whole percentage, but never 0% or 100% for a part: a stage that sends
+    0.4% of a fate's leads is not said to send 0% of them beside a link of 14 leads, nor the
+    other 99.6% all of them."""
+    text = f"{share:.0%}"
+    if 0 < share < 1 and text in ("0%", "100%"):
+        text = f"{100 * share:.2g}%" if share < 0.5 else f"{100 * share:.4g}%"
+    return text
 
 
 OPEN = "open at the end"
@@ -183,9 +193,9 @@ def _flow(summary: dict, routing: dict | None = None):
         names.setdefault(dst, len(names))
     labels = [n.removeprefix("stage: ").removeprefix("channel: ").replace("_", " ")
               for n in names]
-    labels = [f"{label} (channel)" if n.startswith("channel: ") else
-              "leaked (by stage, then cause)" if n == "leaked" and routing is not None
-              else label
+    labels = [plain(f"{label} (channel)" if n.startswith("channel: ") else
+                    "leaked (by stage, then cause)" if n == "leaked" and routing is not None
+                    else label)
               for label, n in zip(labels, names, strict=True)]
     x, y = _flow_positions(list(names), links)
     fig = go.Figure(go.Sankey(
@@ -198,7 +208,7 @@ def _flow(summary: dict, routing: dict | None = None):
               "value": [v for _, _, v, _ in links],
               "color": [_FLOW_LINKS.get(t.split(":")[0], "rgba(127,140,141,0.35)")
                         for _, t, _, _ in links],
-              "customdata": [how for _, _, _, how in links],
+              "customdata": [plain(how) for _, _, _, how in links],
               "hovertemplate": "%{source.label} → %{target.label}: %{value:,.1f} per "
                                "replication<br>%{customdata}<extra></extra>"}))
     fig.update_layout(title=FLOW_TITLE, height=480, margin={"b": 90})
@@ -236,7 +246,7 @@ def _kpis(summary: dict, teams: list[str]):
     names = [team for team in teams if summary.get(f"kpi_attainment_{team}")]
     rows = [summary[f"kpi_attainment_{team}"] for team in names]
     # the interval is cut at 0 (an attainment of 3% read down to -0.6%): drawn as it is
-    fig = go.Figure(go.Bar(x=names, y=[r["mean"] for r in rows],
+    fig = go.Figure(go.Bar(x=[plain(team) for team in names], y=[r["mean"] for r in rows],
                            error_y=error_bars(rows, centre="mean")))
     fig.add_hline(y=1.0, line_dash="dash", annotation_text="target")
     # a team with no bar says why: an empty chart read as if every team were missing data
@@ -244,7 +254,8 @@ def _kpis(summary: dict, teams: list[str]):
                 else "attainment defined in no replication")
                for team in teams if team not in names]
     if missing:
-        fig.add_annotation(text="Not drawn: " + "; ".join(f"{t} ({why})" for t, why in missing),
+        fig.add_annotation(text=plain("Not drawn: " + "; ".join(f"{t} ({why})"
+                                                               for t, why in missing)),
                            showarrow=False, xref="paper", yref="paper", x=0.0, y=1.0,
                            xanchor="left", yanchor="bottom", align="left",
                            font={"size": 11, "color": "#555"})
@@ -266,7 +277,7 @@ def _weekly(weekly: pl.DataFrame, prefix: str, title: str, percent: bool = False
     mode = "lines" if agg.height > 1 else "markers"
     for c in cols:
         fig.add_trace(go.Scatter(x=agg["week"].to_list(), y=agg[c].to_list(), mode=mode,
-                                 name=c.removeprefix(prefix)))
+                                 name=plain(c.removeprefix(prefix))))
     if not cols:  # an empty chart says why (no route between teams: no trust to draw)
         fig.add_annotation(text=empty, showarrow=False, xref="paper", yref="paper", x=0.5,
                            y=0.5)

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 
 from gtmsim.outcomes import less_is_better, where_it_can_lie
-from gtmsim.report.export import counted, script_json
+from gtmsim.report.export import counted, plain, script_json
 from gtmsim.sweep import MANIFEST, read_sweep
 
 if TYPE_CHECKING:
@@ -199,7 +199,7 @@ def _cells(points: list[dict], profiles: list[str], x: str, y: str,
 
 
 def _label(v: Any) -> Any:
-    return v if isinstance(v, (int, float)) and not isinstance(v, bool) else str(v)
+    return v if isinstance(v, (int, float)) and not isinstance(v, bool) else plain(v)
 
 
 def _traces(s: dict, outcome: str, first: bool) -> list[tuple[Any, int]]:
@@ -210,8 +210,8 @@ def _traces(s: dict, outcome: str, first: bool) -> list[tuple[Any, int]]:
     out: list[tuple[Any, int]] = []
     # the bright end of the scale is the better one, for leaks and waiting as for bookings
     scale = "Viridis_r" if less_is_better(outcome) else "Viridis"
-    bar = {"title": {"text": f"{outcome} (less is better)" if less_is_better(outcome)
-                     else outcome}}
+    bar = {"title": {"text": plain(f"{outcome} (less is better)" if less_is_better(outcome)
+                                   else outcome)}}
     if layout == "heatmap":
         vals = [c["mean"][outcome] for c in s["cells"] if c["mean"][outcome] is not None]
         lo, hi = (min(vals), max(vals)) if vals else (0.0, 1.0)
@@ -226,9 +226,10 @@ def _traces(s: dict, outcome: str, first: bool) -> list[tuple[Any, int]]:
             out.append((go.Heatmap(
                 x=[_label(v) for v in xs], y=[_label(v) for v in ys], z=z, zmin=lo, zmax=hi,
                 colorscale=scale, showscale=(j == len(profiles)), visible=first,
-                colorbar=bar, name=f"{prof}: {outcome}",
+                colorbar=bar, name=plain(f"{prof}: {outcome}"),
                 texttemplate=text,
-                hovertemplate=f"{x}=%{{x}}<br>{y}=%{{y}}<br>{outcome}=%{{z:,.4g}}"
+                hovertemplate=f"{plain(x)}=%{{x}}<br>{plain(y)}=%{{y}}<br>{plain(outcome)}"
+                              "=%{z:,.4g}"
                               "<extra></extra>"), j))
     elif layout == "scatter":
         vals = [p["mean"][outcome] for p in s["points"] if p["mean"][outcome] is not None]
@@ -240,7 +241,8 @@ def _traces(s: dict, outcome: str, first: bool) -> list[tuple[Any, int]]:
                    and p["mean"][outcome] is not None]
             out.append((go.Scatter(
                 x=[_label(p["values"][x]) for p in pts], y=[_label(p["values"][y]) for p in pts],
-                mode="markers", visible=first, name=f"{prof}: {outcome}", showlegend=False,
+                mode="markers", visible=first, name=plain(f"{prof}: {outcome}"),
+                showlegend=False,
                 marker={"size": 12, "color": [p["mean"][outcome] for p in pts],
                         "colorscale": scale, "cmin": lo, "cmax": hi,
                         "showscale": j == len(profiles), "colorbar": bar}), j))
@@ -251,12 +253,13 @@ def _traces(s: dict, outcome: str, first: bool) -> list[tuple[Any, int]]:
             pts.sort(key=lambda p, order=order: order.index(p["values"][x]))
             out.append((go.Scatter(
                 x=[_label(p["values"][x]) for p in pts], y=[p["mean"][outcome] for p in pts],
-                mode="lines+markers", name=prof, visible=first, legendgroup=outcome,
+                mode="lines+markers", name=plain(prof), visible=first, legendgroup=outcome,
                 error_y=_error_bars(pts, outcome)), 1))
     else:  # bars: profiles only
         out.append((go.Bar(
-            x=[p["profile"] for p in s["points"]], y=[p["mean"][outcome] for p in s["points"]],
-            visible=first, name=outcome, error_y=_error_bars(s["points"], outcome)), 1))
+            x=[plain(p["profile"]) for p in s["points"]],
+            y=[p["mean"][outcome] for p in s["points"]], visible=first, name=plain(outcome),
+            error_y=_error_bars(s["points"], outcome)), 1))
     return out
 
 
@@ -277,15 +280,15 @@ def _figure(s: dict):
     small = s["layout"] in ("heatmap", "scatter")
     cols = len(s["profiles"]) if small else 1
     fig = make_subplots(rows=1, cols=max(1, cols), shared_yaxes=True,
-                        subplot_titles=[f"profile {p}" for p in s["profiles"]] if small
+                        subplot_titles=[plain(f"profile {p}") for p in s["profiles"]] if small
                         else None)
     owner: list[str] = []
     for i, o in enumerate(s["outcomes"]):
         for trace, col in _traces(s, o, i == 0):
             fig.add_trace(trace, row=1, col=col)
             owner.append(o)
-    titles = {o: _title(s, o) for o in s["outcomes"]}
-    buttons = [{"label": o, "method": "update",
+    titles = {o: plain(_title(s, o)) for o in s["outcomes"]}
+    buttons = [{"label": plain(o), "method": "update",
                 "args": [{"visible": [w == o for w in owner]}, {"title.text": titles[o]}]}
                for o in s["outcomes"]]
     fig.update_layout(title=titles[s["outcomes"][0]] if s["outcomes"] else "",
@@ -294,11 +297,11 @@ def _figure(s: dict):
                                     "xanchor": "right", "y": 1.18, "yanchor": "top"}])
     if s["x"]:
         for j in range(1, max(1, cols) + 1):
-            fig.update_xaxes(title_text=s["x"], row=1, col=j)
+            fig.update_xaxes(title_text=plain(s["x"]), row=1, col=j)
     if s["layout"] == "heatmap":  # one equal cell per grid value, in grid order
         fig.update_xaxes(type="category")
         fig.update_yaxes(type="category")
-    ytitle = s["y"] if small else "mean (95% CI)"
+    ytitle = plain(s["y"]) if small else "mean (95% CI)"
     fig.update_yaxes(title_text=ytitle, row=1, col=1)
     return fig
 
@@ -345,6 +348,8 @@ def leaders_text(s: dict) -> list[str]:
             line += (f"; ahead of the runner-up by {_fmt(lead['difference'])} "
                      f"[{_fmt(lead['ci_low'])}, {_fmt(lead['ci_high'])}]"
                      + ("" if lead["separated"] else ", within noise"))
+        elif lead["runner_up"] is not None:  # as the page's table says it
+            line += "; too few replications to set it against the runner-up"
         lines.append(line)
     return lines
 
