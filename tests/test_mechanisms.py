@@ -189,6 +189,20 @@ def test_quota_pressure_at_a_quarters_first_instant_is_none(engine):
     assert a_day_in == pytest.approx(share)
 
 
+@pytest.mark.parametrize("engine", ["simpy", "numba"])
+def test_quota_pressure_with_a_target_too_small_to_prorate_is_none(engine):
+    """A KPI target is any positive number, but 5e-324 (the smallest float) times the share of
+    the quarter elapsed rounds to 0: with a 13-week window the first task of each quarter
+    divided by it (SimPy: ZeroDivisionError; numba: a failed replication). Nothing is expected
+    then, as at the quarter's first instant: no pressure, and the run completes."""
+    over = ["people.pressure.window_weeks=13", "teams.sdr.kpi.target_per_quarter=5e-324",
+            "teams.marketing.kpi.target_per_quarter=5e-324", "run.horizon_days=14",
+            "run.warmup_days=0"]
+    spec = compile_spec(load_config(None, "realistic", over))
+    df = simulate(spec, 1, 1, engine=engine, workers=1).replications
+    assert df["leads_created"][0] > 0
+
+
 def test_a_mechanism_cost_leaves_out_replications_where_the_outcome_is_undefined():
     """The cost of a mechanism on an outcome undefined in some replications (the median cycle
     of a replication with no deal won) was NaN: one NaN pair made the mean of the paired
