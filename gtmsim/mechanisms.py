@@ -111,4 +111,7 @@ def mechanism_costs(config: Config, n: int, seed: int, engine: str = "numba",
                      "cost": cost, "ci_low": lo, "ci_high": hi})
     schema = {"mechanism": pl.Utf8, "outcome": pl.Utf8, "replications": pl.Int64,
               "engine": pl.Utf8, **{c: pl.Float64 for c in COLUMNS[4:]}}
-    return pl.DataFrame(rows, schema=schema).sort("cost", descending=True)
+    # a mechanism with no defined pair has no cost (NaN): listed last, not first (polars
+    # sorts NaN above every number) as if it were the costliest
+    return pl.DataFrame(rows, schema=schema).sort(pl.col("cost").is_nan(), pl.col("cost"),
+                                                  descending=[False, True])

@@ -228,6 +228,21 @@ def test_a_mechanism_cost_leaves_out_replications_where_the_outcome_is_undefined
         assert np.isfinite(row["ci_low"]) and row["ci_low"] < row["cost"] < row["ci_high"]
 
 
+def test_a_mechanism_with_no_defined_pair_is_listed_last_not_as_the_costliest():
+    """Rows are sorted by cost, the costliest first; a mechanism whose outcome is undefined
+    in every pair (no lead waits a day for its first touch once latency is off) has a NaN
+    cost, and polars sorts NaN above every number: it was listed first, as the costliest."""
+    from gtmsim.mechanisms import mechanism_costs
+
+    config = load_config(None, "realistic", ["run.horizon_days=4", "run.warmup_days=0",
+                                             "people.latency.median_hours=12",
+                                             "people.forgetting.enabled=false"])
+    costs = mechanism_costs(config, 4, 3, "numba", 1, outcome="qualify_rate_24h_inbound",
+                            mechanisms=["latency", "judgement"])
+    assert costs["mechanism"].to_list() == ["judgement", "latency"]  # the case under test
+    assert np.isfinite(costs["cost"][0]) and np.isnan(costs["cost"][1])
+
+
 def _up_and_down(engine: str, name: str, rate: float, b: dict, more: dict):
     """Replications of a two-stage org under `ideal`: web leads of quality 0.5 at `rate` a
     week, stage a (review, team up) qualifying them to stage b (team down, `b` its kind and
