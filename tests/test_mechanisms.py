@@ -243,6 +243,24 @@ def test_a_mechanism_with_no_defined_pair_is_listed_last_not_as_the_costliest():
     assert np.isfinite(costs["cost"][0]) and np.isnan(costs["cost"][1])
 
 
+@pytest.mark.parametrize("outcome", ["bokings", "replication", 3])
+def test_a_mechanism_cost_names_an_unknown_outcome_before_anything_runs(outcome, monkeypatch):
+    """A misspelt outcome ran the whole full run and then failed in polars
+    (ColumnNotFoundError, a traceback naming no argument); it is one line naming it, before
+    any replication."""
+    from gtmsim import mechanisms
+    from gtmsim.errors import GtmsimError
+
+    def no_run(*_a, **_k):
+        raise AssertionError("a replication ran before the outcome was checked")
+
+    monkeypatch.setattr(mechanisms, "simulate", no_run)
+    config = load_config(None, "realistic", ["run.horizon_days=2"])
+    with pytest.raises(GtmsimError, match=r"^outcome: no outcome column"):
+        mechanisms.mechanism_costs(config, 2, 3, "numba", 1, outcome=outcome,
+                                   mechanisms=["latency"])
+
+
 def _up_and_down(engine: str, name: str, rate: float, b: dict, more: dict):
     """Replications of a two-stage org under `ideal`: web leads of quality 0.5 at `rate` a
     week, stage a (review, team up) qualifying them to stage b (team down, `b` its kind and
