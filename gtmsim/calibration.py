@@ -13,6 +13,7 @@ tolerance stated in `why`), never from what the model happens to give.
 from __future__ import annotations
 
 import math
+import numbers
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 
@@ -20,6 +21,7 @@ import numpy as np
 
 from gtmsim import outcomes as O
 from gtmsim.config import load_config
+from gtmsim.config.schema import Run
 from gtmsim.errors import SEED_MAX, ConfigError, whole
 from gtmsim.report.export import counted
 from gtmsim.simulate import replication_seed, simulate
@@ -113,6 +115,10 @@ BANDS: dict[str, Band] = {
         why="The published range as it stands."),
 }
 
+# the longest horizon a run may have (days), as the schema bounds run.horizon_days
+MAX_HORIZON_DAYS: float = next(m.le for m in Run.model_fields["horizon_days"].metadata
+                               if getattr(m, "le", None) is not None)
+
 # the replication outcome column behind each fact measured on the main run
 COLUMNS = {
     "never_contacted_inbound": "never_contacted_share_inbound",
@@ -186,6 +192,14 @@ def measure(replications: int = 8, workers: int = 2, seed: int | None = None,
     replications = whole("replications", replications, 1)
     workers = whole("workers", workers, 1)
     attrition_replications = whole("attrition_replications", attrition_replications, 1)
+    # the attrition run's horizon, checked here so that a bad value names this argument
+    # (not run.horizon_days) and stops before the main run, not after it
+    if (isinstance(attrition_years, bool) or not isinstance(attrition_years, numbers.Real)
+            or not 0.0 < attrition_years * 365.0 <= MAX_HORIZON_DAYS):
+        most = math.floor(MAX_HORIZON_DAYS / 365.0 * 1000) / 1000
+        raise ConfigError("attrition_years", f"expected a number of years above 0 and at most "
+                          f"{most:g} (a run's horizon is at most {MAX_HORIZON_DAYS:,.0f} days), "
+                          f"got {attrition_years!r}")
     cfg = load_config(config, profile, list(overrides))
     _check_names(cfg)
     spec = compile_spec(cfg)

@@ -16,6 +16,7 @@ from collections.abc import Callable
 import numpy as np
 import polars as pl
 
+from gtmsim import outcomes as O
 from gtmsim.config import MECHANISMS, Config, validate
 from gtmsim.config.loader import set_path
 from gtmsim.errors import GtmsimError
@@ -83,8 +84,14 @@ def mechanism_costs(config: Config, n: int, seed: int, engine: str = "numba",
     if n < 1:
         raise GtmsimError(f"replications must be at least 1, got {n}")
     mechs = enabled_mechanisms(config) if mechanisms is None else list(mechanisms)
+    spec = compile_spec(config)
+    # the outcome is named before anything runs (a misspelt one failed in polars after the
+    # full run): the columns of a replication's row are the model's, whatever it counts
+    if not isinstance(outcome, str) or outcome not in O.replication_row(O.Tally(spec), spec):
+        raise GtmsimError(f"outcome: no outcome column {outcome!r} in this model's results "
+                          "(bookings, won, win_rate, a team's kpi_..., ...)")
     if full is None:
-        full = simulate(compile_spec(config), n, seed, engine, workers).replications
+        full = simulate(spec, n, seed, engine, workers).replications
     full = full.filter(pl.col("replication") < n).sort("replication")
     if full.height != n:
         raise GtmsimError(f"the full run has {full.height} of the {n} replications needed")
@@ -111,4 +118,7 @@ def mechanism_costs(config: Config, n: int, seed: int, engine: str = "numba",
                      "cost": cost, "ci_low": lo, "ci_high": hi})
     schema = {"mechanism": pl.Utf8, "outcome": pl.Utf8, "replications": pl.Int64,
               "engine": pl.Utf8, **{c: pl.Float64 for c in COLUMNS[4:]}}
-    return pl.DataFrame(rows, schema=schema).sort("cost", descending=True)
+    # a mechanism with no defined pair has no cost (NaN): listed last, not first (polars
+    # sorts NaN above every number) as if it were the costliest
+    return pl.DataFrame(rows, schema=schema).sort(pl.col("cost").is_nan(), pl.col("cost"),
+                                                  descending=[False, True])

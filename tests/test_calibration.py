@@ -173,3 +173,21 @@ def test_sdr_attrition_interval_is_the_t_interval_and_none_from_one_run():
     assert three.values["sdr_attrition"] == pytest.approx(att.mean())
     assert hi - att.mean() == pytest.approx(half)
     assert lo == pytest.approx(max(0.0, att.mean() - half))
+
+
+@pytest.mark.parametrize("years", [0, -1.0, 20, float("nan"), "3", True])
+def test_a_bad_attrition_run_length_is_named_before_anything_runs(years, monkeypatch):
+    """measure() checked its replication counts, workers and seed before running but not
+    attrition_years: 0, 20 or NaN ran the whole main measurement first and then failed on
+    run.horizon_days, a key the caller never set ('3' a TypeError); now one line naming
+    attrition_years, before any replication."""
+    from gtmsim import calibration
+    from gtmsim.errors import ConfigError
+
+    def no_run(*_a, **_k):
+        raise AssertionError("a replication ran before the argument was checked")
+
+    monkeypatch.setattr(calibration, "_one", no_run)
+    monkeypatch.setattr(calibration, "simulate", no_run)
+    with pytest.raises(ConfigError, match=r"^attrition_years: .*at most 10\.027 .*3,660 days"):
+        measure(replications=1, workers=1, attrition_replications=1, attrition_years=years)

@@ -189,6 +189,20 @@ def test_quota_pressure_at_a_quarters_first_instant_is_none(engine):
     assert a_day_in == pytest.approx(share)
 
 
+@pytest.mark.parametrize("engine", ["simpy", "numba"])
+def test_quota_pressure_with_a_target_too_small_to_prorate_is_none(engine):
+    """A KPI target is any positive number, but 5e-324 (the smallest float) times the share of
+    the quarter elapsed rounds to 0: with a 13-week window the first task of each quarter
+    divided by it (SimPy: ZeroDivisionError; numba: a failed replication). Nothing is expected
+    then, as at the quarter's first instant: no pressure, and the run completes."""
+    over = ["people.pressure.window_weeks=13", "teams.sdr.kpi.target_per_quarter=5e-324",
+            "teams.marketing.kpi.target_per_quarter=5e-324", "run.horizon_days=14",
+            "run.warmup_days=0"]
+    spec = compile_spec(load_config(None, "realistic", over))
+    df = simulate(spec, 1, 1, engine=engine, workers=1).replications
+    assert df["leads_created"][0] > 0
+
+
 def test_a_mechanism_cost_leaves_out_replications_where_the_outcome_is_undefined():
     """The cost of a mechanism on an outcome undefined in some replications (the median cycle
     of a replication with no deal won) was NaN: one NaN pair made the mean of the paired
@@ -212,6 +226,39 @@ def test_a_mechanism_cost_leaves_out_replications_where_the_outcome_is_undefined
         assert row["cost"] == pytest.approx(d.mean())
         assert row["off_mean"] - row["full_mean"] == pytest.approx(d.mean())
         assert np.isfinite(row["ci_low"]) and row["ci_low"] < row["cost"] < row["ci_high"]
+
+
+def test_a_mechanism_with_no_defined_pair_is_listed_last_not_as_the_costliest():
+    """Rows are sorted by cost, the costliest first; a mechanism whose outcome is undefined
+    in every pair (no lead waits a day for its first touch once latency is off) has a NaN
+    cost, and polars sorts NaN above every number: it was listed first, as the costliest."""
+    from gtmsim.mechanisms import mechanism_costs
+
+    config = load_config(None, "realistic", ["run.horizon_days=4", "run.warmup_days=0",
+                                             "people.latency.median_hours=12",
+                                             "people.forgetting.enabled=false"])
+    costs = mechanism_costs(config, 4, 3, "numba", 1, outcome="qualify_rate_24h_inbound",
+                            mechanisms=["latency", "judgement"])
+    assert costs["mechanism"].to_list() == ["judgement", "latency"]  # the case under test
+    assert np.isfinite(costs["cost"][0]) and np.isnan(costs["cost"][1])
+
+
+@pytest.mark.parametrize("outcome", ["bokings", "replication", 3])
+def test_a_mechanism_cost_names_an_unknown_outcome_before_anything_runs(outcome, monkeypatch):
+    """A misspelt outcome ran the whole full run and then failed in polars
+    (ColumnNotFoundError, a traceback naming no argument); it is one line naming it, before
+    any replication."""
+    from gtmsim import mechanisms
+    from gtmsim.errors import GtmsimError
+
+    def no_run(*_a, **_k):
+        raise AssertionError("a replication ran before the outcome was checked")
+
+    monkeypatch.setattr(mechanisms, "simulate", no_run)
+    config = load_config(None, "realistic", ["run.horizon_days=2"])
+    with pytest.raises(GtmsimError, match=r"^outcome: no outcome column"):
+        mechanisms.mechanism_costs(config, 2, 3, "numba", 1, outcome=outcome,
+                                   mechanisms=["latency"])
 
 
 def _up_and_down(engine: str, name: str, rate: float, b: dict, more: dict):

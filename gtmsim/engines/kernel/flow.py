@@ -168,10 +168,10 @@ def pressure(ks, st, team, now):
     if metric == 3:
         ren, churn = st_renewals_quarter[team, 0], st_renewals_quarter[team, 1]
         attainment = ((ren - churn) / ren if ren > 0 else 1.0) / target
-    elif into > 0.0:
+    elif target * into / QUARTER > 0.0:
         attainment = st.kpi_quarter[team] / (target * into / QUARTER)
-    else:  # a quarter's first instant (a window of the whole quarter): nothing expected yet
-        attainment = 1.0
+    else:  # a quarter's first instant (a window of the whole quarter), or a target too small
+        attainment = 1.0  # for a float to hold its share: nothing expected yet
     return min(1.0, max(0.0, 1.0 - attainment)) * (1.0 - ks.shared_kpi_share)
 
 

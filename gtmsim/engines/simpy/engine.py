@@ -644,10 +644,10 @@ class Replication:
         if metric == 3:
             ren, churn = self.renewals_quarter[team]
             attainment = ((ren - churn) / ren if ren > 0 else 1.0) / target
-        elif into > 0.0:
+        elif target * into / S.QUARTER > 0.0:
             attainment = self.kpi_quarter[team] / (target * into / S.QUARTER)
-        else:  # a quarter's first instant (a window of the whole quarter): nothing expected
-            attainment = 1.0
+        else:  # a quarter's first instant (a window of the whole quarter), or a target too
+            attainment = 1.0  # small for a float to hold its share: nothing expected
         return min(1.0, max(0.0, 1.0 - attainment)) * (1.0 - sp.shared_kpi_share)
 
     # ------------------------------------------------------------------ turnover
