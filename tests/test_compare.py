@@ -599,3 +599,14 @@ def test_the_headcount_cost_is_said_to_be_a_years():
     assert header[-1] == "annual cost" and rows[0][-1] == "2,000,000"
     text = comparison_text(summary)
     assert "annual cost" in text and "headcount cost (means)" not in text
+
+
+@pytest.mark.parametrize("value, text", [
+    (999_999, "1.00M"), (12_345, "12.3k"), (999_949, "999.9k"), (2.5e9, "2.50B"),
+    (1e12, "1.00T"), (-999_999, "-1.00M"), (312, "312"), (0.25, "0.25"),
+])
+def test_short_numbers_stay_in_a_unit_under_a_thousand(value, text):
+    """1e12 read '1000000.00M' and 999,999 '1000.0k': the unit is the one whose rounded
+    figure stays under 1,000."""
+    from gtmsim.report.compare import _short
+    assert _short(value) == text

@@ -43,10 +43,11 @@ def _short(v: float | None, sign: bool = False, scale: float | None = None) -> s
         return "0"
     plus = "+" if sign and v > 0 else ""
     a = abs(v) if scale is None else scale
-    if a >= 1e6:
-        return f"{plus}{v / 1e6:.2f}M"
     if a >= 1e4:
-        return f"{plus}{v / 1e3:.1f}k"
+        # the unit whose rounded figure stays under 1,000 (999,999 is 1.00M, not 1000.0k)
+        for unit, suffix, digits in ((1e3, "k", 1), (1e6, "M", 2), (1e9, "B", 2), (1e12, "T", 2)):
+            if round(a / unit, digits) < 1000 or suffix == "T":
+                return f"{plus}{v / unit:.{digits}f}{suffix}"
     if a >= 100 or v == 0:
         return f"{plus}{v:,.0f}"
     return f"{plus}{v:.3g}"
