@@ -113,6 +113,10 @@ def test_one_replication_is_said_in_the_singular(tmp_path):
     buf = StringIO()
     print_summary(config, summary, meta, tmp_path, Console(file=buf, width=200))
     assert "1 replication of 30 days" in buf.getvalue()
+    meta["horizon_days"] = 1
+    buf = StringIO()
+    print_summary(config, summary, meta, tmp_path, Console(file=buf, width=200))
+    assert "1 replication of 1 day," in buf.getvalue()
 
 
 def test_the_config_paragraph_gives_the_configs_description():

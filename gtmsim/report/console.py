@@ -9,7 +9,7 @@ import math
 from pathlib import Path
 from types import SimpleNamespace
 
-from gtmsim.report.export import counted
+from gtmsim.report.export import counted, days
 
 
 def _volume(rate) -> str:
@@ -65,7 +65,7 @@ def describe_config(config, spec=None) -> str:
             f"Channels: {channels}. Handoffs: {handoffs}. Design levers: {levers}. "
             f"Profile {config.profile!r}: {people}. Run: "
             f"{counted(config.run.replications, 'replications')} of "
-            f"{config.run.horizon_days:g} days after a {config.run.warmup_days:g}-day warm-up, "
+            f"{days(config.run.horizon_days)} after a {config.run.warmup_days:g}-day warm-up, "
             f"seed {config.run.seed}.")
 
 
@@ -146,7 +146,7 @@ def print_summary(config, summary, meta: dict, out: Path, console=None, costs=No
     def mean(key: str) -> float | None:
         return rows[key]["mean"] if key in rows else None
 
-    caption = (f"{counted(meta['replications'], 'replications')} of {meta['horizon_days']:g} days, "
+    caption = (f"{counted(meta['replications'], 'replications')} of {days(meta['horizon_days'])}, "
                f"profile {escape(repr(meta['profile']))}, engine {meta['engine']}, "
                f"seed {meta['seed']}; "
                "± is the half-width of the 95% CI; \\[n of N]: defined in n replications "

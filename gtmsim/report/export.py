@@ -65,6 +65,11 @@ def counted(n: int, noun: str) -> str:
     return f"{n:,} {noun.removesuffix('s') if n == 1 else noun}"
 
 
+def days(n: float) -> str:
+    """'1 day', '0.5 days', '30 days': a run's window or warm-up in words."""
+    return f"{n:g} {'day' if n == 1 else 'days'}"
+
+
 PNG_WIDTH = 1200  # layout pixels; the files are PNG_SCALE times that
 PNG_SCALE = 2
 DEFAULT_HEIGHT = 500

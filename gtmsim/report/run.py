@@ -15,7 +15,7 @@ import polars as pl
 
 from gtmsim.outcomes import FATES
 from gtmsim.report.console import fmt
-from gtmsim.report.export import counted, plain, script_json
+from gtmsim.report.export import counted, days, plain, script_json
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
@@ -378,7 +378,7 @@ def run_report(replications: pl.DataFrame, weekly: pl.DataFrame, summary: pl.Dat
                             for m in ("mean", "ci_low", "ci_high")}
                         for k, v in rows.items()})
     title = html.escape(f"gtmsim: {meta.get('config', '')}")
-    window = (f" of {meta['horizon_days']:g} days measured after a {meta['warmup_days']:g}-day "
+    window = (f" of {days(meta['horizon_days'])} measured after a {meta['warmup_days']:g}-day "
               "warm-up" if "horizon_days" in meta and "warmup_days" in meta else "")
     sub = html.escape(f"{counted(meta.get('replications', 0), 'replications')}{window}, profile "
                       f"{meta.get('profile')!r}, engine {meta.get('engine')}, seed "
