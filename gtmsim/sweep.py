@@ -394,6 +394,11 @@ def _check_axes(grid: Grid, config: Config) -> None:
             raise ConfigError(where, f"{axis.name} is not an axis: a sweep's seed and "
                               "replications are --seed and --replications (common_random_"
                               "numbers = true gives every point the same seed)")
+        if axis.name == "run.horizon_days":
+            raise ConfigError(where, "run.horizon_days is not an axis: outcomes counted over "
+                              "different windows do not compare (the best point would be the "
+                              "longest window); run a sweep per window, with --set "
+                              "run.horizon_days=...")
         lever = levers.get(axis.name)
         if lever is None:
             if "." not in axis.name:

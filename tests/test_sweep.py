@@ -472,6 +472,8 @@ BAD_GRIDS = {
                           "levers.sdr_headcount: expected a number, got '3'"),
     # the sweep's seed and replications are its flags: these axes changed nothing
     "seed axis": ("[levers]\n\"run.seed\" = [1, 2]\n", "run.seed is not an axis"),
+    "window axis": ("[levers]\n\"run.horizon_days\" = [91, 182]\n",
+                    "run.horizon_days is not an axis"),
     "replications axis": ("[levers]\n\"run.replications\" = [5, 6]\n",
                           "run.replications is not an axis"),
     # levers each valid alone, together a config the model refuses: refused before any run
