@@ -414,6 +414,21 @@ def test_a_value_a_design_fixes_is_its_own_in_every_scenario(tmp_path):
             > rows.filter(pl.col("design") == "base")["leaked_forgotten"].mean())
 
 
+def test_a_mechanism_a_design_switches_off_has_no_value_in_the_rows(tmp_path):
+    """A design with forgetting off ran with no forgetting, but its rows showed the
+    mechanism's central forgetting rate (0.04) as the value it ran with."""
+    from gtmsim.optimize.designs import compare_designs
+
+    a = _config(tmp_path, "base.toml")
+    b = _config(tmp_path, "off.toml", people={"forgetting": {"enabled": False}})
+    rows = compare_designs([a, b], scenarios=2, replications=1, engine="numba").rows
+    off = rows.filter(pl.col("design") == "off")
+    assert off["people.forgetting.probability"].null_count() == off.height
+    assert (off["leaked_forgotten"] == 0).all()
+    assert rows.filter(pl.col("design") == "base")["people.forgetting.probability"] \
+        .null_count() == 0
+
+
 def test_the_verdict_says_when_a_teams_kpi_and_the_outcome_disagree(tmp_path):
     """What gtmsim is for: a lower MQL bar lifts Marketing's KPI (MQLs) far past its target
     while bookings fall (the SDRs drown in junk). The verdict said only that bookings fell;

@@ -322,14 +322,16 @@ def signed(v: float) -> str:
 def _own(config: Config, key: str) -> float | None:
     """The central value of uncertain parameter `key` (people.<mechanism>.<value>, or the
     market's) in `config`; None where it has no such value (the baseline's channel or close
-    stage is not in this design)."""
+    stage is not in this design, or the mechanism is off in it: the engines then use its
+    neutral value, not the central one)."""
     the_market = market(config)
     if key in the_market:
         return central(the_market[key])
     if not key.startswith("people."):
         return None
     _, mech, name = key.split(".")
-    return central(getattr(getattr(config.people, mech), name))
+    table = getattr(config.people, mech)
+    return central(getattr(table, name)) if table.enabled else None
 
 
 def compare_designs(paths: Sequence[str | Path], profiles: Sequence[str] = ("realistic",),
