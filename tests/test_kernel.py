@@ -586,11 +586,21 @@ def simpy_short():
     return get
 
 
+def other_outcomes(spec) -> list[str]:
+    """The fates, effort and KPI columns beside the main outcomes: a judgement or routing
+    difference that moved only these (disqualified for nurtured, say) passed the main ones."""
+    return (["lost", "disqualified", "nurtured", "churned", "retained", "opportunities",
+             "pipeline_created", "rework_hours", "attempts_per_lead"]
+            + [f"kpi_{t}" for t in spec.team_names])
+
+
 @pytest.mark.parametrize("profile", ["ideal", "realistic", "stressed"])
 def test_profiles_agree(compiled, simpy_short, profile):
     spec, sp = simpy_short(profile)
     nb = kernel_frame(spec, 5, 400)
+    assert set(other_outcomes(spec)) <= set(nb.columns) & set(sp.columns)
     assert differences(nb, sp, main_outcomes(spec)) == []
+    assert differences(nb, sp, other_outcomes(spec)) == []
 
 
 MECHANISMS = ["latency", "speed", "judgement", "interpretation", "forgetting", "errors",
