@@ -32,12 +32,10 @@ from typing import Any, NoReturn
 
 from gtmsim.errors import (
     SEED_MAX,
-    ClusterLost,
     ConfigError,
-    EngineFailed,
+    ExportFailed,
     GtmsimError,
-    OutOfMemory,
-    TaskFailed,
+    Stopped,
 )
 from gtmsim.report.console import describe_config, print_summary
 from gtmsim.report.export import counted, write_parquet
@@ -790,7 +788,7 @@ def _write_pngs(figures: dict, folder: Path) -> None:
     except OSError:
         raise
     except Exception as exc:  # kaleido's own errors (the browser failed to start, ...)
-        raise UsageError("--png", f"the static exporter failed: {exc}") from None
+        raise ExportFailed(f"--png: the static exporter failed: {exc}") from None
 
 
 def _write_png_folder(figures: dict, folder: Path) -> None:
@@ -809,8 +807,7 @@ def _write_png_folder(figures: dict, folder: Path) -> None:
         os.replace(tmp, folder)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
-        if old is not None and (old / folder.name).exists() and not folder.exists():
-            os.replace(old / folder.name, folder)  # the previous PNGs, as they were
+        _drop_figures(folder)  # the previous results' PNGs: the report beside them is new
         raise
     finally:
         if old is not None:
@@ -978,7 +975,7 @@ def cmd_optimize(args) -> int:
         # holds nothing to resume, and kept, it refused the corrected command as scored on
         # other terms. A run that stopped (exit 1) keeps its study.
         empty = not (journal.is_file() and journal.stat().st_size)
-        stopped = isinstance(exc, (ClusterLost, EngineFailed, OutOfMemory, TaskFailed))
+        stopped = isinstance(exc, Stopped)
         refused = (new_journal and not stopped and not _holds_finished_trial(journal))
         if before is not None and not stopped:
             _drop_new_studies(args.storage, before,
@@ -1371,7 +1368,7 @@ def main(argv: list[str] | None = None) -> int:
         _fail(f"{exc.path}: {exc.message}" if exc.path else exc.message)
     except UsageError as exc:
         _fail(str(exc))
-    except (ClusterLost, EngineFailed, OutOfMemory, TaskFailed) as exc:  # not bad input: it stopped
+    except Stopped as exc:  # not bad input: it stopped
         print(f"gtmsim: error: {exc}", file=sys.stderr, flush=True)
         return EXIT_FAILED
     except GtmsimError as exc:

@@ -10,16 +10,20 @@ class GtmsimError(Exception):
     """Bad input: a config, a flag, a data file. The message is the whole story."""
 
 
-class ClusterLost(GtmsimError):
+class Stopped(GtmsimError):
+    """A run that stopped for a reason other than its input: the CLI exits 1, not 2."""
+
+
+class ClusterLost(Stopped):
     """The Dask cluster went away mid-run: not bad input (the CLI exits 1), and resumable."""
 
 
-class TaskFailed(GtmsimError):
+class TaskFailed(Stopped):
     """A task failed on the Dask cluster (it raised, or its workers kept dying): not bad input
     (the CLI exits 1); what finished is kept, and the same command resumes."""
 
 
-class EngineFailed(GtmsimError):
+class EngineFailed(Stopped):
     """A replication raised an error inside the numba engine (a division by zero, say): not
     bad input the loader could name (the CLI exits 1), and never a row of zeros."""
 
@@ -35,7 +39,7 @@ class EngineFailed(GtmsimError):
                 "Python and shows where")
 
 
-class OutOfMemory(GtmsimError):
+class OutOfMemory(Stopped):
     """The numba engine's tables for a run do not fit in memory: not bad input (the CLI exits
     1), and never a traceback from inside numba."""
 
@@ -50,6 +54,11 @@ class OutOfMemory(GtmsimError):
                 f"{self.queues:,} work queues, a set for each of {self.threads} threads): a "
                 "shorter run or lower lead rates need smaller tables, and fewer threads "
                 "(--workers) fewer sets")
+
+
+class ExportFailed(Stopped):
+    """plotly's static exporter failed while writing --png figures (its browser did not
+    start, say): not bad input (the CLI exits 1)."""
 
 
 class ConfigError(GtmsimError):

@@ -544,3 +544,30 @@ def test_run_workers_default_to_the_cpus_this_process_may_use(tmp_path, monkeypa
     assert main(["run", *SHORT, "--replications", "2", "--no-mechanism-costs",
                  "--out", str(out)]) == 0
     assert json.loads((out / "summary.json").read_text())["meta"]["workers"] == 1
+
+
+def test_a_failed_png_export_stops_with_exit_1_and_leaves_no_old_figures(tmp_path, monkeypatch,
+                                                                         capsys):
+    """The static exporter failing (its browser did not start) is not bad input: exit 1,
+    one line. figures/ of an earlier run stayed beside the new report.html (optimize and
+    sweep replace the report first); it is dropped, and a run leaves no folder at all."""
+    from gtmsim import cli
+    from gtmsim.report import export
+
+    def broken(figures, folder):
+        raise RuntimeError("the browser did not start")
+
+    monkeypatch.setattr(export, "write_pngs", broken)
+    monkeypatch.setattr(export, "png_unavailable", lambda: None)
+    folder = tmp_path / "figures"
+    folder.mkdir()
+    (folder / "flow.png").write_bytes(b"the last run's")
+    with pytest.raises(cli.ExportFailed, match="the browser did not start"):
+        cli._write_png_folder({}, folder)
+    assert listing(tmp_path) == set()
+    out = tmp_path / "run"
+    code = main(["run", "--replications", "2", "--set", "run.horizon_days=7", "--png",
+                 "--out", str(out)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 1 and len(err) == 1 and "--png: the static exporter failed" in err[0], err
+    assert not out.exists()
