@@ -210,6 +210,7 @@ def test_a_results_config_reruns_it():
     from polars.testing import assert_frame_equal
 
     config = load_config(None, None, SHORT)
+    del config.handoffs["ae_to_cs"]  # one handoff per pair of stages
     config.handoffs["extra"] = {"from": "ae_close", "to": "cs_onboard"}
     res = gtmsim.run(config, replications=3, seed=5)
     assert (res.config.run.seed, res.config.run.replications) == (5, 3)
