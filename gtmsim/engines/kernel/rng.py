@@ -188,6 +188,13 @@ def gamma_dc(s, shape, d, c, scale):
     boost = 1.0
     if shape < 1.0:
         boost = (1.0 - uniform(s)) ** (1.0 / shape)
+    return _marsaglia_tsang(s, d, c) * scale * boost
+
+
+@njit(cache=True, inline="always")
+def _marsaglia_tsang(s, d, c):
+    """Marsaglia-Tsang's unit-scale gamma draw, d * v, for the (d, c) of gamma_constants:
+    of shape d + 1/3 (below shape 1, shape + 1: the boost is the caller's)."""
     while True:
         x = normal(s)
         v = 1.0 + c * x
@@ -198,7 +205,7 @@ def gamma_dc(s, shape, d, c, scale):
         x2 = x * x
         # the squeeze accepts without a log (it implies the exact test below)
         if u < 1.0 - 0.0331 * x2 * x2 or math.log(u) < 0.5 * x2 + d - d * v + d * math.log(v):
-            return d * v * scale * boost
+            return d * v
 
 
 @njit(cache=True)
@@ -223,16 +230,7 @@ def log_gamma_dc(s, shape, d, c):
     log_boost = 0.0
     if shape < 1.0:
         log_boost = math.log(1.0 - uniform(s)) / shape
-    while True:
-        x = normal(s)
-        v = 1.0 + c * x
-        if v <= 0.0:
-            continue
-        v = v * v * v
-        u = 1.0 - uniform(s)
-        x2 = x * x
-        if u < 1.0 - 0.0331 * x2 * x2 or math.log(u) < 0.5 * x2 + d - d * v + d * math.log(v):
-            return math.log(d * v) + log_boost
+    return math.log(_marsaglia_tsang(s, d, c)) + log_boost
 
 
 @njit(cache=True, inline="always")
