@@ -412,12 +412,15 @@ def _check_axes(grid: Grid, config: Config) -> None:
             except KeyError as exc:
                 raise ConfigError(where, f"not a lever, and no config value at "
                                   f"{exc.args[0]!r}") from None
+            whole_only = isinstance(current, int) and not isinstance(current, bool)
+            _check_not_fractional(where, axis, whole_only)
             if axis.integer is None:
                 grid.axes[i] = axis = Axis(axis.name, axis.path, axis.values, axis.low,
-                                           axis.high, axis.steps, isinstance(current, int)
-                                           and not isinstance(current, bool))
+                                           axis.high, axis.steps, whole_only)
             _check_whole(where, axis)
+            grid.axes[i] = _whole_values(axis)
             continue
+        _check_not_fractional(where, axis, bool(lever.integer))
         integer = axis.integer if axis.integer is not None else bool(lever.integer)
         grid.axes[i] = axis = Axis(axis.name, lever.path, axis.values, axis.low, axis.high,
                                    axis.steps, integer)
@@ -432,6 +435,7 @@ def _check_axes(grid: Grid, config: Config) -> None:
                 raise ConfigError(where, f"{v!r} is outside the lever's bounds "
                                   f"{lever.bounds()}")
         _check_whole(where, axis)
+        grid.axes[i] = _whole_values(axis)
     # two axes on one config value: only the later one was applied, each point labelled with
     # both values
     first: dict[str, str] = {}
@@ -457,6 +461,22 @@ def _path_example(config: Config) -> str:
 
 # A sweep's seed and replication count are its own (--seed, --replications), not the config's.
 FIXED_PER_SWEEP = ("run.seed", "run.replications")
+
+
+def _check_not_fractional(where: str, axis: Axis, whole_only: bool) -> None:
+    """`integer = false` on a value that takes whole numbers only: its fractions would be
+    refused point by point ('point 0: ...: expected an integer, got 3.0')."""
+    if axis.integer is False and whole_only:
+        raise ConfigError(f"{where}.integer", "false, but this value takes whole numbers "
+                          "only; leave integer out")
+
+
+def _whole_values(axis: Axis) -> Axis:
+    """An integer axis's listed values as ints: [2.0, 3.0] ran as 2 and 3 but the table's
+    column read 2.0 and 3.0 (a float column)."""
+    if not axis.integer or not axis.values:
+        return axis
+    return replace(axis, values=tuple(int(v) if _number(v) else v for v in axis.values))
 
 
 def _check_whole(where: str, axis: Axis) -> None:

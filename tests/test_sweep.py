@@ -462,6 +462,13 @@ BAD_GRIDS = {
     # 3.4 SDRs ran as 3 and was recorded as 3.4
     "fraction on a whole axis": ("[levers]\nsdr_headcount = [3.4, 4]\n",
                                  "levers.sdr_headcount: 3.4 is not a whole number"),
+    "fractions asked of a whole path": ("[levers]\n\"teams.ae.headcount\" = "
+                                        "{ range = [3, 5], steps = 3, integer = false }\n",
+                                        "levers.teams.ae.headcount.integer: false, but this "
+                                        "value takes whole numbers only"),
+    "fractions asked of a whole lever": ("[levers]\nsdr_headcount = "
+                                         "{ range = [3, 5], steps = 3, integer = false }\n",
+                                         "levers.sdr_headcount.integer: false, but"),
     "fraction on a whole path": ("[levers]\n\"teams.ae.headcount\" = [4, 5.5]\n",
                                  "levers.teams.ae.headcount: 5.5 is not a whole number"),
     # [3, 6] in 3 steps ran 4.5 SDRs as 4 (rounded half to even), recorded as run
@@ -647,6 +654,17 @@ def test_config_path_axes_take_the_type_of_the_value(tmp_path):
     assert values == [(4.0, 2), (4.0, 3), (14.0, 2), (14.0, 3), (24.0, 2), (24.0, 3)]
     assert plan.columns == {"stages.sdr_qualify.sla_hours": pl.Float64,
                             "teams.ae.headcount": pl.Int64, "profile": pl.Utf8}
+
+
+def test_listed_whole_numbers_written_as_floats_are_integers_in_the_table(tmp_path):
+    """"teams.ae.headcount" = [2.0, 3.0] ran 2 and 3 heads but the table's column read 2.0
+    and 3.0 (Float64); a lever that takes whole numbers likewise."""
+    grid = load_grid(_grid(tmp_path, '[levers]\n"teams.ae.headcount" = [2.0, 3.0]\n'
+                           'sdr_headcount = [4.0]\n'))
+    plan = plan_sweep(None, None, SHORT[1::2], grid, replications=1)
+    assert [p.values["teams.ae.headcount"] for p in plan.points] == [2, 3]
+    assert all(type(p.values["sdr_headcount"]) is int for p in plan.points)
+    assert plan.columns["teams.ae.headcount"] == pl.Int64 == plan.columns["sdr_headcount"]
 
 
 def test_a_profile_file_is_found_beside_the_grid(tmp_path, monkeypatch):
