@@ -210,6 +210,8 @@ def _axis_size(a: Axis) -> int:
     """The number of values a factorial axis takes (without building them)."""
     if a.values:
         return len(a.values)
+    if a.low == a.high:  # one value however many steps, as factorial_values runs it
+        return 1
     if a.integer:
         return min(a.steps, int(math.floor(a.high)) - int(math.ceil(a.low)) + 1)
     return a.steps

@@ -656,6 +656,14 @@ def test_config_path_axes_take_the_type_of_the_value(tmp_path):
                             "teams.ae.headcount": pl.Int64, "profile": pl.Utf8}
 
 
+def test_a_range_of_one_value_is_one_point_however_many_steps(tmp_path):
+    """range = [0.3, 0.3] in 1,000,000 steps runs 0.3 once, but it was refused as a grid of
+    1,000,000 points (the whole-number [3, 3] was counted once)."""
+    grid = load_grid(_grid(tmp_path, '[levers]\nmql_threshold = '
+                           '{ range = [0.3, 0.3], steps = 1000000 }\n'))
+    assert grid.points() == [{"mql_threshold": 0.3}]
+
+
 def test_listed_whole_numbers_written_as_floats_are_integers_in_the_table(tmp_path):
     """"teams.ae.headcount" = [2.0, 3.0] ran 2 and 3 heads but the table's column read 2.0
     and 3.0 (Float64); a lever that takes whole numbers likewise."""
