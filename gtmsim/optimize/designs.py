@@ -147,6 +147,8 @@ class DesignComparison:
         for design in self.designs[1:]:
             m, c = d[(design, "mean")], d[(design, "cvar10")]
             word = f"{standing(m['diff'], m['ci_low'], m['ci_high'])} {self.baseline}"
+            if word.startswith("is identical to"):  # on this outcome: the designs may differ
+                word += f" on {self.outcome}"
             rel = f" ({change(m['diff'] / base_mean)})" if base_mean else ""  # not "+0%"
             tail = (f" ({signed(c['ci_low'])} to {signed(c['ci_high'])})"
                     if np.isfinite(c["ci_low"]) else "")
