@@ -469,6 +469,10 @@ def test_the_chosen_design_is_set_against_the_own_design_in_words():
     unclear = against_own(diff(5e3, -9e4, 9e4), False, "bookings")
     assert "is not clearly different from" in unclear and "Keep" not in unclear
     assert "no design found beat it" in against_own(diff(0, 0, 0), True, "bookings")
+    # one held-out scenario: no interval, and still a sentence (it had no verb)
+    one = against_own(diff(5e3, None, None), False, "bookings")
+    assert "the chosen design differs from the config's own design: mean bookings +5,000 " \
+        "(one scenario: no interval)" in one
 
 
 def test_a_baseline_the_search_ran_keeps_its_trial_and_score(config, monkeypatch):

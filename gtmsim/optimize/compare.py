@@ -108,8 +108,8 @@ def against_own(diff: dict, same: bool, outcome: str) -> str:
         return "The chosen design is the config's own design: no design found beat it."
     m = diff["mean"]
     lo, hi = m["ci_low"], m["ci_high"]
-    if lo is None or not math.isfinite(lo):
-        word, ci = "against", ""
+    if lo is None or not math.isfinite(lo):  # one held-out scenario: no interval
+        word, ci = "differs from", " (one scenario: no interval)"
     else:
         word = standing(m["diff"], lo, hi)
         ci = f" (95% CI {amount(lo, True)} to {amount(hi, True)})"
