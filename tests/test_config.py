@@ -649,8 +649,9 @@ def test_random_profiles_and_overrides_give_config_errors(profile, overrides):
 
 def test_docs_list_every_value_the_stressed_profile_changes():
     """docs/model.md's table of the `stressed` profile is the profile: each value the profile
-    changes from `realistic` appears in the table's row for it, and the table has no row for
-    a parameter the profile leaves alone."""
+    changes from `realistic` appears in the table's row for it, with its range where it is
+    uncertain (only the centre was checked), beside the realistic value it replaces, and the
+    table has no row for a parameter the profile leaves alone."""
     import re
     from pathlib import Path
 
@@ -663,7 +664,14 @@ def test_docs_list_every_value_the_stressed_profile_changes():
         cells = [c.strip() for c in line.strip("|").split("|")]
         mech = re.match(r"`(\w+)\.", cells[0]).group(1)
         for name in re.findall(r"(?:`\w+\.|`)(\w+)`", cells[0]):
-            rows[(mech, name)] = cells[2]
+            rows[(mech, name)] = tuple([float(x) for x in re.findall(r"\d+(?:\.\d+)?", c)]
+                                       for c in cells[1:3])
+
+    def shown(value, cell: list[float]) -> bool:
+        """The value in the cell's numbers; an uncertain one as centre, low, high in a row."""
+        want = ([value.value, *value.range] if isinstance(value, Uncertain) else [value])
+        return any(cell[i:i + len(want)] == want for i in range(len(cell)))
+
     real = load_config(profile="realistic").people
     stressed = load_config(profile="stressed").people
     changed = set()
@@ -674,8 +682,9 @@ def test_docs_list_every_value_the_stressed_profile_changes():
                 continue
             changed.add((mech, name))
             assert (mech, name) in rows, f"{mech}.{name} is not in the stressed table"
-            shown = value.value if isinstance(value, Uncertain) else value
-            assert f"{shown:g}" in rows[(mech, name)].replace(" ", ""), (mech, name, value)
+            assert shown(value, rows[(mech, name)][1]), (mech, name, value)
+            before = getattr(getattr(real, mech), name)
+            assert shown(before, rows[(mech, name)][0]), (mech, name, before)
     assert set(rows) == changed
 
 
