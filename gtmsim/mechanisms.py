@@ -87,7 +87,7 @@ def mechanism_costs(config: Config, n: int, seed: int, engine: str = "numba",
     spec = compile_spec(config)
     # the outcome is named before anything runs (a misspelt one failed in polars after the
     # full run): the columns of a replication's row are the model's, whatever it counts
-    if not isinstance(outcome, str) or outcome not in O.replication_row(O.Tally(spec), spec):
+    if not isinstance(outcome, str) or outcome not in O.outcome_names(spec):
         raise GtmsimError(f"outcome: no outcome column {outcome!r} in this model's results "
                           "(bookings, won, win_rate, a team's kpi_..., ...)")
     if full is None:

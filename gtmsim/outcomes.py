@@ -119,6 +119,12 @@ def _ratio(a: float, b: float) -> float:
     return a / b if b > 0 else math.nan
 
 
+def outcome_names(spec: ModelSpec) -> list[str]:
+    """The columns of a replication's row for this model (bookings, won, kpi_<team>, ...),
+    known before anything runs."""
+    return list(replication_row(Tally(spec), spec))
+
+
 def replication_row(t: Tally, spec: ModelSpec) -> dict:
     """One replication as one flat row of named numbers."""
     H = spec.horizon

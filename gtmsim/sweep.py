@@ -49,7 +49,7 @@ import polars as pl
 from gtmsim.config import Config, load_config, validate
 from gtmsim.config.loader import get_path, set_path
 from gtmsim.errors import SEED_MAX, ClusterLost, ConfigError, GtmsimError, TaskFailed, whole
-from gtmsim.outcomes import Tally, replication_row
+from gtmsim.outcomes import outcome_names
 from gtmsim.report.export import write_parquet
 from gtmsim.simulate import ENGINES, simulate, usable_cores
 from gtmsim.spec import ModelSpec, compile_spec
@@ -381,7 +381,7 @@ def _check_axes(grid: Grid, config: Config) -> None:
     # a point's rows hold each axis's value in a column named after it, in place of an
     # outcome of that name (a lever named 'won' replaced the deals won, silently)
     spec = compile_spec(config)
-    outcomes = {"point", "replication", "seed", *replication_row(Tally(spec), spec)}
+    outcomes = {"point", "replication", "seed", *outcome_names(spec)}
     for axis in grid.axes:
         if axis.name in outcomes:
             raise ConfigError(f"{grid.source}: levers.{axis.name}",
