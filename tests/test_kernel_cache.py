@@ -31,6 +31,26 @@ def test_the_stamp_covers_what_the_kernel_reads_from_outside_its_folder():
     assert {"outcomes.py", "spec.py", "calendar.py", "engine.py", "flow.py"} <= names
 
 
+def test_the_stamp_covers_numbas_compile_settings(tmp_path, monkeypatch):
+    """numba keys a cached function on its source, never on NUMBA_BOUNDSCHECK: a kernel cached
+    by a plain run was loaded under NUMBA_BOUNDSCHECK=1 and ran unchecked (an index past a
+    table's end read garbage where an IndexError was asked for). A changed setting drops the
+    kernel's cached files, as a changed source does."""
+    import numba
+
+    monkeypatch.setattr(numba.config, "BOUNDSCHECK", None)
+    plain = cache.fingerprint()
+    assert not cache.drop_stale(tmp_path)  # stamped under the plain settings
+    (tmp_path / "engine.run_one-146.py311.nbi").write_bytes(b"x")  # an unchecked kernel
+    monkeypatch.setattr(numba.config, "BOUNDSCHECK", 1)
+    assert cache.fingerprint() != plain
+    assert cache.drop_stale(tmp_path)
+    assert not (tmp_path / "engine.run_one-146.py311.nbi").exists()
+    monkeypatch.setattr(numba.config, "BOUNDSCHECK", None)
+    monkeypatch.setattr(numba.config, "OPT", numba.config._OptLevel(2))
+    assert cache.fingerprint() != plain
+
+
 def test_the_kernels_cache_folder_holds_a_stamp_of_these_sources():
     import gtmsim.engines.kernel as kernel
 

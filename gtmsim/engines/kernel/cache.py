@@ -5,8 +5,10 @@ numba keys a cached function on its own file's time stamp only: a change to a fu
 inlines or calls from another module, or to a constant it reads from `gtmsim.outcomes`,
 `gtmsim.spec` or `gtmsim.distributions`, leaves it stale, and a stale kernel gives wrong
 numbers without a word. The kernel's cache folder therefore holds a stamp, a hash of every
-such source and of numba's version; on import, a stamp that does not match drops the
-kernel's cached files, so the next call compiles afresh.
+such source, of numba's version and of the settings that change what numba compiles
+(NUMBA_BOUNDSCHECK, NUMBA_OPT: numba's own key ignores them, so a kernel cached without
+bounds checking ran unchecked under NUMBA_BOUNDSCHECK=1); on import, a stamp that does not
+match drops the kernel's cached files, so the next call compiles afresh.
 
 Two ways the cache can fail a user are handled here too: no folder numba may cache in
 (NUMBA_CACHE_DIR, next to the source, the user's cache folder: numba raised RuntimeError on
@@ -45,6 +47,8 @@ def sources() -> list[Path]:
 
 def fingerprint() -> str:
     h = hashlib.sha256(numba.__version__.encode())
+    # compile settings numba reads from the environment but leaves out of its cache's key
+    h.update(repr((numba.config.BOUNDSCHECK, numba.config.OPT)).encode())
     for p in sources():
         h.update(p.name.encode())
         h.update(p.read_bytes())
