@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, fields
 
 import numpy as np
 
+from gtmsim import calendar
 from gtmsim import distributions as D
 from gtmsim.config.loader import check, people_value_problem
 from gtmsim.config.schema import DAYS, Config, Param, central, market, market_problem
@@ -229,12 +230,22 @@ class ModelSpec:
 
     def expected_leads(self) -> np.ndarray:
         """Each channel's expected leads in a replication (warm-up and horizon; a last part
-        week counts by its share of the week)."""
+        week counts by its share of the week: of its hours, or of its working hours for a
+        channel that sends leads in working time only)."""
+        end = self.warmup + self.horizon
         work_per_week = float(self.work_days.sum()) * (self.day_end - self.day_start)
         hours = np.where(self.channel_working_only, work_per_week, 168.0)
         weeks = np.arange(self.channel_week_mult.shape[1])
-        share = np.clip((self.warmup + self.horizon) / 168.0 - weeks, 0.0, 1.0)
-        return self.channel_rate * hours * (self.channel_week_mult * share).sum(axis=1)
+        share = np.clip(end / 168.0 - weeks, 0.0, 1.0)
+        # working hours come first in a week (a run that ends on Friday evening has had all
+        # of its last week's, and one that ends on Monday at 9 none of them)
+        work_share = share.copy()
+        last = int(end // 168.0)
+        if last < len(weeks) and work_per_week > 0:
+            work_share[last] = calendar.working_hours_between(
+                168.0 * last, end, self.work_days, self.day_start, self.day_end) / work_per_week
+        shares = np.where(self.channel_working_only[:, None], work_share, share)
+        return self.channel_rate * hours * (self.channel_week_mult * shares).sum(axis=1)
 
 
 def _check_scenario(c: Config, scenario: Mapping[str, float]) -> None:

@@ -147,6 +147,24 @@ def test_a_channel_too_large_to_simulate_is_refused_naming_it():
     compile_spec(load_config(overrides=[f"channels.inbound.rate_per_week={rate * near:.0f}"]))
 
 
+def test_expected_leads_count_a_last_part_week_by_its_working_hours():
+    """Every default channel sends leads in working time only, which comes first in a week:
+    a run that ends on Friday evening has had its last week's working hours (the kernel made
+    298 leads a replication in five days where 213 were expected, so a config expecting 14
+    million could pass the 10 million limit), one that ends on Monday at 9 none (16 expected, 0
+    made: a config that makes no lead could be refused)."""
+    def expected(horizon_days: float) -> float:
+        c = load_config(overrides=["run.warmup_days=0", f"run.horizon_days={horizon_days}"])
+        return float(compile_spec(c).expected_leads().sum())
+
+    week = sum(ch.rate_per_week for ch in load_config().channels.values())
+    assert expected(5) == pytest.approx(week)  # Monday to Friday: all of a week's work
+    assert expected(7) == pytest.approx(week)
+    assert expected(0.375) == 0.0  # Monday 00:00 to 09:00: no working hour
+    assert expected(1) == pytest.approx(week / 5)  # Monday's eight of forty hours
+    assert expected(9) == pytest.approx(week * 7 / 5)  # a week, then Monday and Tuesday
+
+
 @pytest.mark.parametrize("override, path", [
     ("stages.ae_close.buyer_days={dist='fixed', value=1e308}", "stages.ae_close.buyer_days"),
     ("nurture.return_after_days={dist='exponential', mean=1e308}",
