@@ -938,3 +938,32 @@ def test_a_pruned_trial_keeps_each_value_at_its_scenario(monkeypatch):
     assert len(stored) == 6
     assert {i: v for i, v in enumerate(stored) if v is not None} == {
         i: 100.0 + i for i in pruned.intermediate_values}
+
+
+def test_tied_search_scores_keep_the_highest_mean_among_the_candidates(monkeypatch):
+    """Satisficing scores tie (every design meets the target in all, or none, of the
+    scenarios): the top designs were the first `--top` trials by number, so the design with
+    the highest mean among the tied ones (how `pick_best` breaks ties) was not a candidate,
+    and the one chosen was not the search's best by its own rule."""
+    import optuna
+    import polars as pl
+
+    from gtmsim.optimize import search as S
+
+    config = load_config(None, "realistic")
+    own = S.current_design(config)
+    name, lever = next((k, v) for k, v in config.levers.items() if v.integer)
+    study = optuna.create_study(direction="maximize")
+    for i, mean in enumerate((10.0, 20.0, 15.0, 40.0, 30.0)):
+        design = {**own, name: int(lever.low) + i}
+        study.add_trial(optuna.trial.create_trial(
+            params=design, value=0.0,
+            distributions={k: optuna.distributions.CategoricalDistribution([v])
+                           for k, v in design.items()},
+            user_attrs={"over_budget": -1.0, "scenario_values": [mean, mean]}))
+    monkeypatch.setattr(S, "evaluate", lambda *a, **k: pl.DataFrame())
+    monkeypatch.setattr(S, "per_scenario", lambda df, outcome: pl.DataFrame({outcome: [1.0]}))
+    settings = S.Settings(objective="satisficing", target=1e12, top=2)
+    cands = S.held_out_candidates(config, study, settings, held_out=[])
+    assert [c.trial for c in cands if c.trial >= 0][:2] == [3, 4]
+    assert S.pick_best(cands, "satisficing").trial == 3

@@ -717,8 +717,11 @@ def held_out_candidates(config: Config, study: optuna.Study, settings: Settings,
     front = ([t for t in study.best_trials if t in feasible] or feasible
              if len(study.directions) > 1 else feasible)
     # best first on the objective the design is chosen by: a front wider than `top` kept its
-    # first designs in trial order, and could drop the one the search scored best
-    ranked = sorted(front, key=lambda t: t.values[main], reverse=True)
+    # first designs in trial order, and could drop the one the search scored best; ties by
+    # the mean there, as `pick_best` breaks them (tied satisficing shares, all 0 or all 1,
+    # kept the first `top` trials by number, and the chosen one was not the highest mean)
+    ranked = sorted(front, key=lambda t: (t.values[main], _finite_or_low(_search_mean(t))),
+                    reverse=True)
     chosen: dict[str, optuna.trial.FrozenTrial] = {}
     for t in ranked:
         key = design_key(t.params)
