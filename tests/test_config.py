@@ -169,6 +169,10 @@ BAD_OVERRIDES = [
     # an integer lever's bounds read as floats: 'outside [2.0, 12.0]'
     (["teams.sdr.headcount=200"], "levers.sdr_headcount", "current value 200 is outside [2, 12]"),
     (["stages.sdr_qualify.threshold=0.9"], "levers.sql_threshold", "outside [0.15, 0.6]"),
+    # the own design of an integer lever between whole numbers: optimize refused it only
+    # after running every trial, leaving the study behind
+    (["levers.sdr_sla.integer=true", "stages.sdr_qualify.sla_hours=8.5"], "levers.sdr_sla",
+     "current value 8.5 is not a whole number, as levers.sdr_sla.integer = true asks"),
     # a third parameter of a lognormal would be ignored (or crash the run): refused
     (["channels.inbound.value={dist='lognormal', median=3e4, sigma=0.5, cv=0.3}"],
      "channels.inbound.value", "median and sigma, or mean and cv"),

@@ -853,6 +853,12 @@ def check_graph(c: Config, check_budget: bool = True) -> None:
             raise ConfigError(f"levers.{name}",
                               f"current value {value} is outside {lever.bounds()}; "
                               f"widen levers.{name}.low/high, or remove the lever")
+        elif lever.integer and not float(value).is_integer():
+            # the own design is the search's first trial: refused there as 'expected a whole
+            # number', the search then stopped on it after every trial had run
+            raise ConfigError(f"levers.{name}",
+                              f"current value {value} is not a whole number, as "
+                              f"levers.{name}.integer = true asks")
     budget = c.design.annual_budget
     if budget is not None and check_budget:
         cost = sum(t.headcount * t.cost_per_head for t in teams.values())
