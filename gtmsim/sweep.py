@@ -1196,6 +1196,10 @@ def search_on_cluster(config: Config, settings, client, out_dir: Path | None = N
                 client.cancel(entry["futures"])
                 study.tell(entry["trial"], state=optuna.trial.TrialState.FAIL)
                 study.enqueue_trial(entry["trial"].params, skip_if_exists=False)
+    # trials other processes sharing the study still run count in the quota: chosen among
+    # without them, the best design could be missing (or none be feasible yet), as in the
+    # serial search
+    S.await_others(study)
     candidates = S.held_out_candidates(config, study, settings, held_out, ready.baselines,
                                        ready.ideal)
     best = S.pick_best(candidates, settings.objectives[0])

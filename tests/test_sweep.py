@@ -1207,3 +1207,53 @@ def test_a_task_that_fails_on_the_cluster_is_not_bad_input(tmp_path, monkeypatch
     monkeypatch.setattr(sweep, "connect", connect)
     assert main(["sweep", "--grid", _grid(tmp_path), *SHORT, "--replications", "1",
                  "--out", str(tmp_path / "o2")]) == EXIT_FAILED
+
+
+def test_search_on_cluster_waits_for_trials_other_processes_run(tmp_path, local2,
+                                                                monkeypatch):
+    """A driver sharing a study (--scheduler with a shared --storage) went on to the held-out
+    step as soon as its own trials were told, while another process's trial, counted in the
+    quota, still ran: it chose among the trials finished so far, here without the other
+    process's (and best) design, which it listed as the own design 'not run by the search'.
+    The serial search waits for them (`await_others`); so does the cluster's driver."""
+    import socket
+    import threading
+
+    import optuna
+
+    from gtmsim.config import load_config
+    from gtmsim.optimize import search as S
+    from gtmsim.sweep import search_on_cluster
+
+    config = load_config(None, None, SHORT[1::2])
+    settings = S.Settings(objective="mean", trials=2, scenarios=1, replications=1, top=2,
+                          seed=3, engine="numba", storage=str(tmp_path / "s.journal"))
+    study = S.prepare(config, settings).study
+    other = study.ask()  # the own design, run by another live process (this test's parent)
+    S.suggest(other, config)
+    other.set_user_attr("host", socket.gethostname())
+    other.set_user_attr("pid", os.getppid())
+    other.set_user_attr("over_budget", -1.0)
+    other.set_user_attr("scenario_values", [1e12])
+    seen: dict[str, object] = {}
+    held_out_candidates = S.held_out_candidates
+
+    def record(config, study, *args, **kwargs):
+        seen["other"] = study.trials[other.number].state
+        return held_out_candidates(config, study, *args, **kwargs)
+
+    monkeypatch.setattr(S, "held_out_candidates", record)
+
+    def finish_after_the_driver_s_trial() -> None:
+        while not any(t.number != other.number and t.state.is_finished()
+                      for t in study.get_trials(deepcopy=False)):
+            time.sleep(0.05)
+        time.sleep(1.0)
+        study.tell(other, 1e12)
+
+    finisher = threading.Thread(target=finish_after_the_driver_s_trial, daemon=True)
+    finisher.start()
+    result = search_on_cluster(config, settings, local2, parallel_trials=1)
+    finisher.join(timeout=60)
+    assert seen["other"] == optuna.trial.TrialState.COMPLETE
+    assert result.best.trial == other.number and result.best.own
