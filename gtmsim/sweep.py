@@ -1203,4 +1203,4 @@ def search_on_cluster(config: Config, settings, client, out_dir: Path | None = N
     candidates = S.held_out_candidates(config, study, settings, held_out, ready.baselines,
                                        ready.ideal)
     best = S.pick_best(candidates, settings.objectives[0])
-    return S.SearchResult(study, scenarios, held_out, candidates, best)
+    return S.SearchResult(study, scenarios, held_out, candidates, best, ready.ideal_trials)

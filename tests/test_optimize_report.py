@@ -496,3 +496,26 @@ def test_the_regret_text_counts_only_the_candidates_the_search_ran():
               "candidates": [best, cand(-1, math.nan)],
               "what_breaks_it": {"target": 1.0, "words": "nothing"}}
     assert "the least of the 1 candidate the search ran" in optimize_text(report)
+
+
+def test_a_resume_names_the_trials_the_ideal_baseline_was_chosen_from(tmp_path):
+    """The ideal-tuned baseline's line took its count from this run's --ideal-trials: a
+    resume with fewer ('--ideal-trials 2' after 4) read 'the best of 2 trials under ideal'
+    and comparison.json said 2, while the baseline was the best of the 4 its study ran."""
+    from gtmsim.config import load_config
+    from gtmsim.optimize.search import Settings, search
+    from gtmsim.report.optimize import ideal_words, optimize_summary
+
+    config = load_config(None, "realistic", ["run.warmup_days=7", "run.horizon_days=14"])
+
+    def run(ideal_trials: int) -> dict:
+        settings = Settings(objective="mean", trials=2, scenarios=1, replications=1, top=1,
+                            ideal_trials=ideal_trials, storage=str(tmp_path / "s.journal"))
+        result = search(config, settings)
+        return optimize_summary(result, result.best, None, settings)
+
+    assert run(4)["ideal_trials"] == 4
+    resumed = run(2)
+    assert resumed["ideal_trials"] == 4
+    assert "of 4 trials under ideal" in ideal_words(resumed) or "(4 trials)" in ideal_words(
+        resumed)

@@ -187,6 +187,9 @@ class SearchResult:
     held_out: list[Scenario]
     candidates: list[Candidate]
     best: Candidate
+    # finished trials of the short search under `ideal` whose winner is a baseline (0: none);
+    # its study's own count: a resume may give another --ideal-trials than the one it ran
+    ideal_trials: int = 0
 
     def trials_frame(self) -> pl.DataFrame:
         return trials_frame(self.study)
@@ -320,6 +323,7 @@ class Prepared:
     objectives: list[str]
     baselines: list[dict[str, Any]]  # enqueued after the config's own design
     ideal: dict[str, Any] | None = None  # the baseline tuned under `ideal`, one of them
+    ideal_trials: int = 0  # the finished trials of the search under `ideal` that chose it
 
     @property
     def multi(self) -> bool:
@@ -338,10 +342,11 @@ def prepare(config: Config, settings: Settings, out_dir: Path | None = None,
     if not config.levers:
         raise GtmsimError("levers: the config declares no design levers to search")
     baselines = list(baselines)
-    ideal = None
+    ideal, ideal_trials = None, 0
     if settings.ideal_trials > 0:
         check_resume(config, settings, out_dir)
-        ideal = ideal_best(config, settings, out_dir, progress).design
+        found = ideal_search(config, settings, out_dir, progress)
+        ideal, ideal_trials = found.best.design, trial_counts(found.study)["trials"]
         baselines.append(ideal)
     scenarios = draw_scenarios(config, settings.scenarios, settings.seed, settings.method)
     held_out = draw_scenarios(config, settings.held_out or settings.scenarios, settings.seed,
@@ -390,7 +395,8 @@ def prepare(config: Config, settings: Settings, out_dir: Path | None = None,
     if created:
         for design in [current_design(config), *baselines]:
             study.enqueue_trial(design, skip_if_exists=True)
-    return Prepared(study, scenarios, held_out, list(objectives), baselines, ideal)
+    return Prepared(study, scenarios, held_out, list(objectives), baselines, ideal,
+                    ideal_trials)
 
 
 def _sampler(objectives: list[str], seed: int, constant_liar: bool, trials: int
@@ -479,9 +485,15 @@ def _refuse_other_terms(old: dict[str, Any] | None, terms: dict[str, Any],
 
 def ideal_best(config: Config, settings: Settings, out_dir: Path | None = None,
                progress: Progress | None = None) -> Candidate:
-    """The design a planner would pick if people behaved as the flowchart says: a short
-    search (`settings.ideal_trials` trials, mean outcome) under the `ideal` profile, in its
-    own study (``<study>-ideal``, resumed like any other)."""
+    """The design a planner would pick if people behaved as the flowchart says: the
+    winner of `ideal_search`."""
+    return ideal_search(config, settings, out_dir, progress).best
+
+
+def ideal_search(config: Config, settings: Settings, out_dir: Path | None = None,
+                 progress: Progress | None = None) -> SearchResult:
+    """A short search (`settings.ideal_trials` trials, mean outcome) under the `ideal`
+    profile, in its own study (``<study>-ideal``, resumed like any other)."""
     from gtmsim.mechanisms import ideal
 
     quick = dataclasses.replace(
@@ -493,7 +505,7 @@ def ideal_best(config: Config, settings: Settings, out_dir: Path | None = None,
                   f"{settings.study_name!r} (--ideal-trials)")
     total = settings.trials + settings.ideal_trials
     step = (lambda done, _n: progress(done, total)) if progress else None
-    return search(ideal(config), quick, out_dir, progress=step).best
+    return search(ideal(config), quick, out_dir, progress=step)
 
 
 def _first_line(exc: Exception) -> str:
@@ -569,7 +581,7 @@ def search(config: Config, settings: Settings, out_dir: Path | None = None,
     await_others(study)
     candidates = held_out_candidates(config, study, settings, held_out, baselines, ready.ideal)
     best = pick_best(candidates, settings.objectives[0])
-    return SearchResult(study, scenarios, held_out, candidates, best)
+    return SearchResult(study, scenarios, held_out, candidates, best, ready.ideal_trials)
 
 
 def screen(trial: optuna.Trial, config: Config, design: dict[str, Any]) -> Config | None:

@@ -126,8 +126,9 @@ def optimize_summary(result, best, cmp, settings, shares: frozenset[str] = froze
                                                            target)
     report = {"objective": settings.objective, "outcome": settings.outcome,
               "target": settings.target,
-              # with --compare-ideal the short baseline search gives way to a full one
-              "ideal_trials": (settings.ideal_trials if cmp is None
+              # with --compare-ideal the short baseline search gives way to a full one;
+              # either way the trials its study finished, whatever --ideal-trials now says
+              "ideal_trials": (result.ideal_trials if cmp is None
                                else trial_counts(cmp.ideal.study)["trials"]),
               **trial_counts(result.study), "scenarios": settings.scenarios,
               "held_out_scenarios": len(result.held_out), "replications": settings.replications,
