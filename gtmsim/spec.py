@@ -439,7 +439,8 @@ def compile_spec(c: Config, scenario: dict[str, float] | None = None) -> ModelSp
     spec = ModelSpec(
         warmup=warmup, horizon=horizon, work_days=days,
         day_start=c.calendar.day_start, day_end=c.calendar.day_end,
-        n_weeks=int(math.ceil(horizon / 168.0)),
+        # a horizon of a few subnormal hours divides to 0 weeks: it is one (part) week
+        n_weeks=max(1, int(math.ceil(horizon / 168.0))),
         dist_kind=np.zeros(0, dtype=np.int64), dist_par=np.zeros((0, 3)),
         dist_pool=np.zeros(0),
         channel_names=tuple(c.channels),

@@ -182,3 +182,18 @@ def test_days_too_large_for_hours_are_named_in_one_line(override, path):
         compile_spec(load_config(overrides=[override]))
     assert info.value.path == path, info.value
     assert "\n" not in str(info.value) and "too large" in info.value.message
+
+
+@pytest.mark.parametrize("engine", ["numba", "simpy"])
+def test_a_horizon_too_short_to_divide_into_weeks_is_one_part_week(engine):
+    """run.horizon_days takes any number above 0, but 5e-324 days is 1.2e-322 hours, which
+    divided by 168 rounds to 0: the spec had 0 measured weeks and both engines stopped with an
+    IndexError (weekly_rows, the recorder). A horizon above 0 is one part week."""
+    from gtmsim.simulate import simulate
+
+    spec = compile_spec(load_config(None, "realistic", ["run.horizon_days=5e-324",
+                                                         "run.warmup_days=0"]))
+    assert spec.horizon > 0 and spec.n_weeks == 1
+    res = simulate(spec, 1, 1, engine=engine, workers=1)
+    assert res.weekly["week"].to_list() == [0]
+    assert res.replications["leads_created"][0] == 0
