@@ -979,6 +979,8 @@ class SLURMCluster(LocalCluster):
     def __init__(self, queue=None, account=None, cores=1, processes=1, memory=None,
                  walltime=None, job_script_prologue=None, worker_extra_args=None):
         parse_bytes(memory)
+        with open("prologue.sh", "w") as f:  # what each job script runs before its worker
+            f.write("\\n".join(job_script_prologue or []) + "\\n")
         open("cluster-started", "w").close()
         super().__init__(n_workers=0, processes=False, dashboard_address=":0")
 
@@ -1078,6 +1080,23 @@ def test_slurm_jobs_that_never_start_are_one_line(tmp_path):
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("slurm_jobqueue: error: no worker job "), err
     assert "run the same command" in lines[0]
+
+
+def test_the_slurm_script_activates_a_venv_whose_path_has_a_space(tmp_path):
+    """--venv went into the job script unquoted, 'source /opt/my envs/gt/bin/activate': bash
+    sourced '/opt/my' (no such file) and each worker job started without the environment."""
+    venv = tmp_path / "my envs" / "gt"
+    (venv / "bin").mkdir(parents=True)
+    (venv / "bin" / "activate").write_text('touch "$ACTIVATED"\n')
+    grid = _grid(tmp_path, "[levers]\nsdr_headcount = [3, 5]\n")
+    (tmp_path / "queue-stuck").touch()  # the prologue is written; no job need start
+    proc, _, err = _slurm_done(tmp_path, str(CONFIG), grid, "out", *SHORT, "--venv",
+                               str(venv), timeout=60)
+    assert proc.returncode == 1, err
+    marker = tmp_path / "activated"
+    r = subprocess.run(["bash", "-e", "prologue.sh"], cwd=tmp_path, capture_output=True,
+                       text=True, env={**os.environ, "ACTIVATED": str(marker)})
+    assert r.returncode == 0 and marker.exists(), r.stderr
 
 
 def test_the_slurm_script_reruns_a_finished_sweep_without_jobs(tmp_path):

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import re
+import shlex
 import signal
 import sys
 import time
@@ -144,8 +145,9 @@ def _main(args: argparse.Namespace) -> None:
 def _run(args: argparse.Namespace, plan, SLURMCluster) -> None:  # noqa: N803 (a class)
     """Start the worker jobs, then serve the cluster or run the sweep on it."""
     prologue = ["export NUMBA_NUM_THREADS=1"]
-    if args.venv:
-        prologue.insert(0, f"source {args.venv}/bin/activate")
+    if args.venv:  # quoted: a path with a space (or a $) is one word in the job script
+        activate = Path(args.venv).expanduser() / "bin" / "activate"
+        prologue.insert(0, f"source {shlex.quote(str(activate))}")
     cluster = SLURMCluster(
         queue=args.queue, account=args.account, cores=args.cores, processes=args.cores,
         memory=args.memory, walltime=args.walltime, job_script_prologue=prologue,
