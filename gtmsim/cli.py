@@ -37,7 +37,7 @@ from gtmsim.errors import (
     GtmsimError,
     Stopped,
 )
-from gtmsim.report.console import describe_config, print_summary
+from gtmsim.report.console import describe_config, print_summary, print_whole
 from gtmsim.report.export import counted, write_parquet
 from gtmsim.simulate import usable_cores
 
@@ -1303,7 +1303,7 @@ def cmd_compare(args) -> int:
     if not console.is_terminal:  # piped or captured: do not squeeze the tables into 80
         console = _console(width=160)
     for table in comparison_tables(doc):
-        console.print(table)
+        print_whole(console, table)
     console.print(f"Results in [bold]{escape(str(_WRITTEN[-1]))}[/bold]")
     return 0
 

@@ -186,3 +186,34 @@ def test_an_outcome_defined_in_no_replication_keeps_its_row(tmp_path):
     assert "- [0 of 10]" in rows["Win rate"]
     assert "- [0 of 10]" in rows["Sales cycle, median days"]
     assert pm(None, "rate") == "-"  # the trust table's: no count of replications
+
+
+def test_a_narrow_terminal_cuts_no_number_and_no_column(tmp_path):
+    """At COLUMNS=40 the KPI table's numbers read '93…' and '1,648…', its util. and queue
+    columns were cropped away, and the caption lost the win rate; each table is now printed
+    no narrower than its words (the terminal wraps a longer line), so every figure is whole."""
+    from io import StringIO
+
+    from rich.console import Console
+
+    config = load_config()
+    stats = {"bookings": 3_701_663.0, "win_rate": 0.249, "leaked": 845.0,
+             "leaked_forgotten": 193.0}
+    for t in config.teams:
+        stats |= {f"kpi_{t}": 932_674.0, f"kpi_target_{t}": 1_648_352.0,
+                  f"kpi_attainment_{t}": 0.926, f"util_{t}": 0.435, f"queue_{t}": 17.3}
+    summary = pl.DataFrame([{"outcome": k, "n": 8, "mean": v, "ci_low": 0.9 * v,
+                             "ci_high": 1.1 * v, "sd": 0.1, "p10": v, "p50": v, "p90": v}
+                            for k, v in stats.items()])
+    meta = {"replications": 8, "horizon_days": 60, "profile": "realistic",
+            "engine": "numba", "seed": 1}
+    buf = StringIO()
+    print_summary(config, summary, meta, tmp_path, Console(file=buf, width=40))
+    text = buf.getvalue()
+    assert "…" not in text
+    for figure in ("3,701,663", "932,674", "1,648,352", "43.5%", "17.3", "forgotten",
+                   "win rate 24.9%, 845 leads leaked"):
+        assert figure in text, figure
+    header = next(ln for ln in text.splitlines() if ln.startswith("┃ team"))
+    for col in ("paid on", "KPI", "target", "attainment", "util.", "queue"):
+        assert col in header

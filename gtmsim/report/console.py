@@ -130,6 +130,38 @@ def crossing(source, handoff, closers: list[str], mean) -> str:
     return "-"
 
 
+def print_whole(console, table) -> None:
+    """Print `table` with no number cut: each column at least as wide as its longest word, and
+    the table, where a narrow terminal (COLUMNS=40) cannot hold it, wider than the terminal
+    (which wraps its lines) rather than cropped. Squeezed, a KPI of 932,674 read '93…' and the
+    columns at the right (util., queue) were cut off."""
+    from rich.measure import Measurement
+    from rich.table import Table
+    from rich.text import Text
+
+    if not isinstance(table, Table):  # a line of text wraps as it is
+        console.print(table)
+        return
+
+    def longest(cell) -> int:
+        """The widest word of `cell`, a line's indent counted with its first word."""
+        widths = [0]
+        for line in Text.from_markup(str(cell)).plain.splitlines():
+            if words := line.split():
+                indent = len(line) - len(line.lstrip())
+                widths += [indent + Text(words[0]).cell_len, *(Text(w).cell_len for w in words[1:])]
+        return max(widths)
+
+    for column in table.columns:
+        column.min_width = max(column.min_width or 0, longest(column.header),
+                               *(longest(cell) for cell in column.cells))
+    need = Measurement.get(console, console.options.update_width(10_000), table).minimum
+    if need > console.width:
+        console.print(table, width=need, crop=False)
+    else:
+        console.print(table)
+
+
 def print_summary(config, summary, meta: dict, out: Path, console=None, costs=None) -> None:
     """The run's story in tables: the system, each team's KPI beside it, trust, and (given
     `costs`) the bookings each human mechanism costs. Names are text, never rich markup: a
@@ -167,7 +199,7 @@ def print_summary(config, summary, meta: dict, out: Path, console=None, costs=No
                     system.add_row(f"  at stage {escape(stage)}",
                                    pm(r, "count", meta["replications"]),
                                    fmt(r["p10"], "count"), fmt(r["p90"], "count"))
-    console.print(system)
+    print_whole(console, system)
 
     teams = Table(title="Each team's KPI beside the system outcome", title_justify="left",
                   caption=f"the system: bookings {fmt(mean('bookings'), 'money')}, "
@@ -189,7 +221,7 @@ def print_summary(config, summary, meta: dict, out: Path, console=None, costs=No
                       fmt(mean(f"kpi_{name}"), kind), fmt(mean(f"kpi_target_{name}"), kind),
                       pm(rows.get(f"kpi_attainment_{name}"), "rate", meta["replications"]),
                       util, queue)
-    console.print(teams)
+    print_whole(console, teams)
 
     # every handoff: the declared ones, then each route between teams not declared (a CRM
     # drop, with a trust of its own in the results)
@@ -211,7 +243,7 @@ def print_summary(config, summary, meta: dict, out: Path, console=None, costs=No
             trust.add_row(escape(label), h.protocol,
                           pm(rows.get(f"trust_{h.source}->{h.target}"), "trust"),
                           crossing(config.stages[h.source], h, closers, mean))
-        console.print(trust)
+        print_whole(console, trust)
     if costs is not None and costs.height:
         first = costs.row(0, named=True)
         # a SimPy run's costs come from the numba engine, its full run repeated there
@@ -229,7 +261,7 @@ def print_summary(config, summary, meta: dict, out: Path, console=None, costs=No
             if r["ci_low"] is not None and math.isfinite(r["ci_low"]):
                 cost += f" ± {fmt((r['ci_high'] - r['ci_low']) / 2, 'money')}"
             lost.add_row(r["mechanism"].replace("_", " "), cost)
-        console.print(lost)
+        print_whole(console, lost)
     console.print(f"Results in [bold]{escape(str(out))}[/bold]")
 
 
