@@ -34,6 +34,7 @@ import os
 import signal
 import socket
 import sys
+import tempfile
 import threading
 import time
 import tomllib
@@ -577,7 +578,8 @@ def prepare_out(out: Path, plan: Plan, create: bool = True) -> list[int]:
                               "same settings to resume it")
     elif out.is_dir() and any(out.iterdir()):
         raise ConfigError("--out", f"{out} exists, is not empty and holds no sweep")
-    if not create:
+    if not create:  # checked now, before a cluster starts or a SLURM job waits in the queue
+        _check_writable(out)
         return [p.index for p in plan.points if point_file(out, p.index).is_file()]
     try:
         (out / POINTS_DIR).mkdir(parents=True, exist_ok=True)
@@ -590,6 +592,21 @@ def prepare_out(out: Path, plan: Plan, create: bool = True) -> list[int]:
     except OSError as exc:
         raise ConfigError("--out", f"cannot write {out}: {exc.strerror or exc}") from None
     return [p.index for p in plan.points if point_file(out, p.index).is_file()]
+
+
+def _check_writable(out: Path) -> None:
+    """`out` (or, not there yet, the nearest folder above it that is) is a folder this
+    process can write in: a file in the path or a read-only folder was found only when the
+    first point was written, after the cluster had started and run it."""
+    where = out.absolute()
+    while not where.exists():
+        where = where.parent
+    if not where.is_dir():
+        raise ConfigError("--out", f"{where} is not a folder")
+    try:  # as root os.access says yes to /proc; making a folder there says no
+        os.rmdir(tempfile.mkdtemp(prefix=".gtmsim-probe.", dir=where))
+    except OSError as exc:
+        raise ConfigError("--out", f"cannot write in {where}: {exc.strerror or exc}") from None
 
 
 def _points_frame(plan: Plan) -> pl.DataFrame:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from cli_checks import fails_cleanly
 
 from gtmsim.cli import main
 from gtmsim.sweep import load_grid, plan_sweep, read_sweep, run_sweep
@@ -536,6 +537,24 @@ def test_a_lever_error_suggests_a_path_of_the_swept_config(tmp_path, capsys):
     assert len(err.strip().splitlines()) == 1, err
     assert err.strip().endswith("or give a config path such as stages.pql_review.threshold")
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("scheduler", [False, True])
+def test_an_out_under_a_file_is_refused_before_a_cluster_starts(tmp_path, capsys, monkeypatch,
+                                                                scheduler):
+    """--out afile/x was refused only when the first point was written: after a LocalCluster
+    had started (or the scheduler's workers had run the point), seconds to minutes later; the
+    SLURM script submitted its jobs and waited in the queue first."""
+    from gtmsim import sweep
+
+    def no_cluster(*args, **kwargs):
+        raise AssertionError("a cluster was started for a sweep that cannot be written")
+
+    monkeypatch.setattr(sweep, "connect", no_cluster)
+    (tmp_path / "afile").write_text("")
+    where = ["--scheduler", "tcp://127.0.0.1:8786"] if scheduler else ["--workers", "1"]
+    fails_cleanly(["sweep", "--grid", _grid(tmp_path), *SHORT, "--replications", "1", *where,
+                   "--out", str(tmp_path / "afile" / "x")], "--out: ", tmp_path, capsys)
 
 
 def test_other_sweep_in_out_folder_is_refused(tmp_path, capsys):
