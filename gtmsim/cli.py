@@ -533,7 +533,14 @@ def _default_out(config_path: str | None) -> Path:
     return out
 
 
+def _followed(out: Path) -> Path:
+    """The folder a symbolic link `out` names (the run fills that folder; a rename cannot
+    replace the link with a folder), else `out`."""
+    return Path(os.path.realpath(out)) if out.is_symlink() and out.is_dir() else out
+
+
 def _check_out_dir(out: Path) -> None:
+    out = _followed(out)
     if out.exists() and not out.is_dir():
         raise UsageError("--out", f"{out} exists and is not a folder")
     if out.is_dir() and any(out.iterdir()):
@@ -585,6 +592,7 @@ def staged(target: Path, is_dir: bool, unique: bool = False) -> Iterator[Path]:
     """
     made: list[Path] = []
     tmp: Path | None = None
+    target = _followed(target) if is_dir else target
     try:
         made = _make_parents(target.absolute().parent)
         parent = target.absolute().parent

@@ -354,6 +354,20 @@ def test_staged_output_is_all_or_nothing(tmp_path):
     assert not f.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["a"]
 
 
+def test_run_into_a_link_to_an_empty_folder_fills_that_folder(tmp_path):
+    """--out LINK, a symbolic link to an empty folder (a scratch disk), passed the checks, ran
+    every replication, then failed to replace the link ('--out: cannot write link: Not a
+    directory', exit 2) and threw the results away; they go into the folder it names."""
+    (tmp_path / "scratch").mkdir()
+    (tmp_path / "link").symlink_to("scratch")
+    res = gtmsim("run", *SHORT, "--replications", "2", "--no-mechanism-costs", "--out", "link",
+                 cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert (tmp_path / "link").is_symlink()
+    assert (tmp_path / "scratch" / "summary.json").is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["link", "scratch"]
+
+
 def test_two_runs_in_one_second_take_two_default_folders(tmp_path):
     """Two runs started in the same second chose the same default folder; the second
     simulated in full, then failed on 'Directory not empty' and lost its work. A default
