@@ -535,8 +535,11 @@ def _default_out(config_path: str | None) -> Path:
 
 def _followed(out: Path) -> Path:
     """The folder a symbolic link `out` names (the run fills that folder; a rename cannot
-    replace the link with a folder), else `out`."""
-    return Path(os.path.realpath(out)) if out.is_symlink() and out.is_dir() else out
+    replace the link with a folder), `.` as the folder's own path (rmdir('.') is refused),
+    else `out`."""
+    if out.is_symlink() and out.is_dir():
+        return Path(os.path.realpath(out))
+    return Path(os.path.abspath(out)) if out.name in ("", "..") else out
 
 
 def _check_out_dir(out: Path) -> None:

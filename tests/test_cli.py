@@ -368,6 +368,19 @@ def test_run_into_a_link_to_an_empty_folder_fills_that_folder(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["link", "scratch"]
 
 
+def test_run_out_dot_fills_the_empty_current_folder(tmp_path):
+    """--out . in an empty folder passed the checks, ran every replication, then failed to
+    remove '.' to rename the results onto it ('--out: cannot write .: Invalid argument', exit
+    2), throwing them away; '.' is taken as the folder's path, as --out $PWD already was."""
+    here = tmp_path / "here"
+    here.mkdir()
+    res = gtmsim("run", *SHORT, "--replications", "2", "--no-mechanism-costs", "--out", ".",
+                 cwd=here)
+    assert res.returncode == 0, res.stderr
+    assert (here / "summary.json").is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["here"]
+
+
 def test_two_runs_in_one_second_take_two_default_folders(tmp_path):
     """Two runs started in the same second chose the same default folder; the second
     simulated in full, then failed on 'Directory not empty' and lost its work. A default
