@@ -705,15 +705,22 @@ def _progress_bar(total: int, label: str, unit: str = "replications"):
     )
 
     console = _console(stderr=True)
-    bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(bar_width=20),
-                   MofNCompleteColumn(), TextColumn(unit), TimeElapsedColumn(),
-                   TextColumn("eta"), TimeRemainingColumn(), console=console, transient=False,
-                   disable=not console.is_terminal)
-    # the counts and times take ~50 columns, the bar 20: a long label would squeeze them out
-    # of an 80-column terminal (only the label and "replications eta" were left)
-    room = max(12, console.width - 72)
-    if len(label) > room:
-        label = label[:room - 1] + "…"
+    # the count, unit and both times, each column a space apart; in a narrow terminal the bar
+    # goes first, then the label and the eta, so the count is never cut ('1234/…' at 60
+    # columns, '0…' at 40)
+    count = [MofNCompleteColumn(), TextColumn(unit), TimeElapsedColumn()]
+    eta = [TextColumn("eta"), TimeRemainingColumn()]
+    need = 2 * len(str(total)) + 1 + len(unit) + 7 + 2
+    columns: list = [*count, *eta] if console.width >= need + 12 else count
+    room = console.width - need - 13
+    if room >= 33:  # a 20-column bar and 12 columns of the label at least
+        columns.insert(0, BarColumn(bar_width=20))
+        room -= 21
+    if room >= 8:
+        if len(label) > room:
+            label = label[:room - 1] + "…"
+        columns.insert(0, TextColumn("[bold]{task.description}"))
+    bar = Progress(*columns, console=console, transient=False, disable=not console.is_terminal)
     task = bar.add_task(escape(label), total=total)
     return bar, (lambda done, n: bar.update(task, completed=done, total=n))
 

@@ -598,3 +598,25 @@ def test_a_failed_png_export_stops_with_exit_1_and_leaves_no_old_figures(tmp_pat
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 1 and len(err) == 1 and "--png: the static exporter failed" in err[0], err
     assert not out.exists()
+
+
+@pytest.mark.parametrize("width", [40, 60, 80])
+def test_the_progress_line_keeps_its_count_in_a_narrow_terminal(monkeypatch, width):
+    """The bar's columns were squeezed into the terminal with an ellipsis: at 60 columns
+    '1234/…' and '0:00:…', at 40 only '0…' of the count. The bar, then the label and the eta,
+    make way; the count and the time elapsed stay whole."""
+    import io
+    import re
+
+    from rich.console import Console
+
+    from gtmsim.cli import _progress_bar
+
+    monkeypatch.setenv("COLUMNS", str(width))
+    bar, progress = _progress_bar(20000, "B2B SaaS: Marketing -> SDR -> AE (realistic, numba)")
+    progress(1234, 20000)
+    shown = Console(file=io.StringIO(), width=width)
+    shown.print(bar.make_tasks_table(bar.tasks))
+    line = shown.file.getvalue().rstrip()
+    assert re.search(r"1234/20000 replications \d+:\d\d:\d\d", line), line
+    assert len(line) <= width
