@@ -999,26 +999,43 @@ def cmd_optimize(args) -> int:
             _drop_new_studies(args.storage, before,
                               [settings.study_name, f"{settings.study_name}-ideal"])
         if made and (empty or refused):
-            shutil.rmtree(out, ignore_errors=True)
-            for p in reversed(made[:-1]):
-                with contextlib.suppress(OSError):
-                    p.rmdir()
+            _drop_new_study(out, made)
         elif refused:
-            for p in out.glob("study.journal*"):
-                with contextlib.suppress(OSError):
-                    p.unlink()
+            _drop_new_study(out, [])
         raise
     except BaseException as exc:
         stop = _interruption(exc)
         if stop is None:
             raise
         word = "interrupted" if isinstance(stop, KeyboardInterrupt) else "terminated"
+        if new_journal and not _holds_finished_trial(journal):
+            # stopped before a design finished (Ctrl-C on seeing a wrong flag): as for a
+            # refused start, the study holds nothing to resume, and kept, it refused the
+            # corrected command as scored on other terms
+            _drop_new_study(out, made)
+            print(f"gtmsim: {word}; nothing was written (no design had finished)",
+                  file=sys.stderr, flush=True)
+            return _exit_code(stop)
         kept = shown_url(args.storage) if args.storage else out
         print(f"gtmsim: {word}; the study so far is kept in {kept}: the same "
               "command resumes it", file=sys.stderr, flush=True)
         return _exit_code(stop)
     _write_optimize(args, config, settings, out, result, best, cmp)
     return 0
+
+
+def _drop_new_study(out: Path, made: list[Path]) -> None:
+    """Remove a study journal that holds nothing to resume: with the folders this run `made`
+    for it (the output folder among them), else only the journal and its lock."""
+    if made:
+        shutil.rmtree(out, ignore_errors=True)
+        for p in reversed(made[:-1]):
+            with contextlib.suppress(OSError):
+                p.rmdir()
+        return
+    for p in out.glob("study.journal*"):
+        with contextlib.suppress(OSError):
+            p.unlink()
 
 
 def _holds_finished_trial(journal: Path) -> bool:

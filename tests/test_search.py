@@ -359,6 +359,31 @@ def test_ctrl_c_mid_search_is_one_line_without_a_traceback(tmp_path):
         "gtmsim: interrupted; the study so far is kept in")
 
 
+@pytest.mark.parametrize("interruption", ["KeyboardInterrupt", "_Terminated"])
+def test_a_search_stopped_before_any_design_finished_leaves_no_study(tmp_path, monkeypatch,
+                                                                      capsys, interruption):
+    """Ctrl-C (or SIGTERM) before the first design finished kept a study holding nothing, and
+    the corrected command was refused: 'study ... was scored on other terms (scenarios 4 ->
+    3)'. As for a start refused, that study is dropped; one with a finished trial is kept."""
+    from gtmsim import cli
+    from gtmsim.optimize import search as S
+
+    main = cli.main
+    stop = KeyboardInterrupt if interruption == "KeyboardInterrupt" else cli._Terminated
+
+    def interrupt(*a, **k):
+        raise stop
+
+    monkeypatch.setattr(S, "evaluate", interrupt)
+    out = tmp_path / "o"
+    args = ["optimize", *TINY, "--trials", "2", "--ideal-trials", "0", "--out", str(out)]
+    assert main([*args, "--scenarios", "4"]) in (130, 143)
+    assert "nothing was written" in capsys.readouterr().err
+    assert not out.exists()
+    monkeypatch.undo()  # the corrected command runs, on the simulator
+    assert main(args) == 0, capsys.readouterr().err
+
+
 def test_the_held_out_step_waits_for_trials_other_processes_run(tmp_path):
     """A process that finished its share of a shared study waited for no one: it read the
     study while the other process's trials ran and stopped on 'no feasible design' (2 of 5
