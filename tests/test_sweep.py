@@ -1295,3 +1295,20 @@ def test_search_on_cluster_waits_for_trials_other_processes_run(tmp_path, local2
     finisher.join(timeout=60)
     assert seen["other"] == optuna.trial.TrialState.COMPLETE
     assert result.best.trial == other.number and result.best.own
+
+
+def test_the_slurm_script_cannot_write_its_report_in_one_line(tmp_path):
+    """The report was written through report.html.tmp by hand: an OSError there (report.html
+    a folder with something in it) was a traceback, and the .tmp file stayed behind."""
+    grid = _grid(tmp_path, "[levers]\nsdr_headcount = [3, 5]\n")
+    plan = plan_sweep(str(CONFIG), None, SHORT[1::2], load_grid(grid), replications=1)
+    run_sweep(plan, tmp_path / "out")
+    (tmp_path / "out" / "report.html").mkdir()
+    (tmp_path / "out" / "report.html" / "kept").touch()
+    proc, _, err = _slurm_done(tmp_path, str(CONFIG), grid, "out", *SHORT,
+                               "--replications", "1", timeout=60)
+    assert proc.returncode == 2, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("slurm_jobqueue: error: out: cannot write"), err
+    left = [p.name for p in (tmp_path / "out").iterdir() if "tmp" in p.name or "partial" in p.name]
+    assert left == [], left

@@ -28,6 +28,7 @@ from pathlib import Path
 
 from distributed import Client
 
+from gtmsim.cli import staged
 from gtmsim.errors import ClusterLost, EngineFailed, GtmsimError, TaskFailed
 from gtmsim.report.export import counted
 from gtmsim.report.sweep import sweep_report
@@ -177,11 +178,13 @@ def _sweep(args: argparse.Namespace, plan, client) -> None:
     print(f"swept {counted(summary.points, 'points')} x "
           f"{counted(plan.replications, 'replications')}: "
           f"{counted(summary.written, 'points')} run, {summary.skipped} already done")
-    page = sweep_report(args.out)  # as the CLI writes it (atomically)
+    page = sweep_report(args.out)
     report = Path(args.out) / "report.html"
-    tmp = report.with_suffix(".html.tmp")
-    tmp.write_text(page, encoding="utf-8")
-    tmp.replace(report)
+    try:  # as the CLI writes it: complete or absent, no temporary file left on a failure
+        with staged(report, is_dir=False) as tmp:
+            tmp.write_text(page, encoding="utf-8")
+    except OSError as exc:
+        _fail(f"{args.out}: cannot write {report}: {exc.strerror or exc}")
     print(f"report: {report}")
 
 
