@@ -582,6 +582,8 @@ def _make_parents(folder: Path) -> list[Path]:
 
 # outputs renamed into place in full by this process (see _stopped)
 _WRITTEN: list[Path] = []
+# a command that keeps what it wrote (optimize's study, sweep's points) and has begun to write
+_BEGUN: set[str] = set()
 
 
 @contextlib.contextmanager
@@ -984,6 +986,7 @@ def cmd_optimize(args) -> int:
                                   "trials")
     journal = out / "study.journal"
     new_journal = not args.storage and not journal.exists()
+    _BEGUN.add("optimize")
     before = _studies_in(args.storage) if args.storage else None
     try:
         result, best, cmp = _optimize(args, config, settings, out, bar, progress)
@@ -1227,6 +1230,7 @@ def cmd_sweep(args) -> int:
     total = len(plan.points) * plan.replications
     bar, progress = _progress_bar(total, f"sweep {counted(len(plan.points), 'points')} "
                                          f"({plan.engine})")
+    _BEGUN.add("sweep")
     try:
         if here:
             with bar:
@@ -1394,6 +1398,7 @@ def main(argv: list[str] | None = None) -> int:
         _fail("--scheduler: must not be empty (a Dask scheduler's address, e.g. "
               "tcp://10.0.0.5:8786; leave the flag out to run on this machine)")
     _WRITTEN.clear()
+    _BEGUN.clear()
     try:
         with _signals():
             code = args.handler(args)
@@ -1449,7 +1454,8 @@ _LEFT_BEHIND = {"optimize": "the study so far is kept: the same command resumes 
 
 def _stopped(args, stop: BaseException) -> int:
     word = "interrupted" if isinstance(stop, KeyboardInterrupt) else "terminated"
-    left = _LEFT_BEHIND.get(args.command, "nothing was written")
+    # stopped while its config or grid loaded, an optimisation or sweep had written nothing
+    left = (_LEFT_BEHIND[args.command] if args.command in _BEGUN else "nothing was written")
     if _WRITTEN and args.command not in _LEFT_BEHIND:  # the signal came after the output
         left = ", ".join(str(p) for p in _WRITTEN) + " had been written in full"
     print(f"gtmsim: {word}; {left}", file=sys.stderr, flush=True)

@@ -459,6 +459,28 @@ def test_a_signal_after_the_output_is_in_place_says_it_is_complete(tmp_path, mon
     assert (out / "summary.json").is_file() and (out / "report.html").is_file()
 
 
+@pytest.mark.parametrize("command", ["optimize", "sweep"])
+def test_ctrl_c_while_loading_says_nothing_was_written(tmp_path, monkeypatch, capsys, command):
+    """Ctrl-C while an optimisation's config or a sweep's grid loaded said 'the study so far
+    is kept' or 'the points written are kept', where nothing had been written; it says so
+    once the command has begun (the other tests of interruptions)."""
+    import gtmsim.config
+    import gtmsim.sweep
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(gtmsim.config, "load_config", interrupted)
+    monkeypatch.setattr(gtmsim.sweep, "load_grid", interrupted)
+    out = tmp_path / "out"
+    extra = ["--grid", "grid.toml"] if command == "sweep" else []
+    code = main([command, *extra, "--out", str(out)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 130
+    assert err == ["gtmsim: interrupted; nothing was written"], err
+    assert not out.exists()
+
+
 def test_validate_lists_every_handoff_a_route_makes(tmp_path, capsys):
     """A route between teams is a handoff whether declared or not (the run's trust table
     shows it); validate said 'Handoffs: none'."""

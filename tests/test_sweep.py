@@ -1062,12 +1062,13 @@ def test_the_slurm_script_cancels_its_jobs_when_terminated(tmp_path):
     assert err.strip().splitlines() == ["slurm_jobqueue: terminated"], err
 
 
-def _interrupted_in_one_line(proc: subprocess.Popen, ready: Path, after: float) -> None:
+def _interrupted_in_one_line(proc: subprocess.Popen, ready: Path, after: float) -> str:
     """Ctrl-C the SLURM script once `ready` exists: one line, exit 130."""
     err = _interrupt_when(proc, ready.exists, after=after)
     assert proc.returncode == 130, err
     assert len(err.strip().splitlines()) == 1, err
     assert err.startswith("slurm_jobqueue: interrupted"), err
+    return err
 
 
 @pytest.mark.parametrize("serve", [True, False])
@@ -1086,7 +1087,9 @@ def test_ctrl_c_before_the_slurm_cluster_starts_is_one_line(tmp_path):
     grid = _grid(tmp_path, "[levers]\nsdr_headcount = [3, 5]\n")
     (tmp_path / "slow-import").touch()
     proc = _slurm_script(tmp_path, str(CONFIG), grid, "out", *SHORT)
-    _interrupted_in_one_line(proc, tmp_path / "importing", after=0.5)
+    err = _interrupted_in_one_line(proc, tmp_path / "importing", after=0.5)
+    # nothing was written: no 'the points written are kept in out'
+    assert err.strip() == "slurm_jobqueue: interrupted" and not (tmp_path / "out").exists()
 
 
 def test_slurm_jobs_that_never_start_are_one_line(tmp_path):

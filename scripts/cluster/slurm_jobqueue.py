@@ -114,8 +114,9 @@ def main() -> None:
         _main(args)
     except (KeyboardInterrupt, _Terminated) as stop:
         word = "interrupted" if isinstance(stop, KeyboardInterrupt) else "terminated"
-        left = "" if args.serve else (f"; the points written are kept in {args.out}: run the "
-                                      "same command to resume")
+        # stopped while the grid was planned, before a first run: no folder, nothing kept
+        left = ("" if args.serve or not Path(args.out).exists() else
+                f"; the points written are kept in {args.out}: run the same command to resume")
         print(f"slurm_jobqueue: {word}{left}", file=sys.stderr, flush=True)
         sys.exit(130 if isinstance(stop, KeyboardInterrupt) else 143)
     except (ClusterLost, EngineFailed, TaskFailed) as exc:  # not bad input: the run stopped
