@@ -18,8 +18,8 @@ import polars as pl
 
 from gtmsim import outcomes as O
 from gtmsim.config import MECHANISMS, Config, validate
-from gtmsim.config.loader import set_path
-from gtmsim.errors import GtmsimError
+from gtmsim.config.loader import need_config, set_path
+from gtmsim.errors import GtmsimError, whole
 from gtmsim.simulate import simulate
 from gtmsim.spec import compile_spec
 
@@ -81,9 +81,17 @@ def mechanism_costs(config: Config, n: int, seed: int, engine: str = "numba",
     (the others are left out). `progress(done, total)` counts replications of the mechanism
     runs.
     """
-    if n < 1:
-        raise GtmsimError(f"replications must be at least 1, got {n}")
+    # a path, a count given as text or a frame without the run's columns failed deep inside
+    # (AttributeError, a '<' between str and int, polars' ColumnNotFoundError): each is named
+    need_config(config)
+    n = whole("replications", n, 1)
+    if isinstance(mechanisms, str):  # its letters would be read as mechanisms one by one
+        raise GtmsimError(f"mechanisms: expected a list of mechanism names, got the string "
+                          f"{mechanisms!r}")
     mechs = enabled_mechanisms(config) if mechanisms is None else list(mechanisms)
+    for mech in mechs:  # before the full run, not after it and the mechanisms before
+        if mech not in MECHANISMS:
+            raise GtmsimError(f"unknown mechanism {mech!r}; choose from {', '.join(MECHANISMS)}")
     spec = compile_spec(config)
     # the outcome is named before anything runs (a misspelt one failed in polars after the
     # full run): the columns of a replication's row are the model's, whatever it counts
@@ -92,6 +100,12 @@ def mechanism_costs(config: Config, n: int, seed: int, engine: str = "numba",
                           "(bookings, won, win_rate, a team's kpi_..., ...)")
     if full is None:
         full = simulate(spec, n, seed, engine, workers).replications
+    elif not isinstance(full, pl.DataFrame):
+        raise TypeError(f"full: expected the full run's replications (a polars DataFrame, "
+                        f"res.replications), got {type(full).__name__}")
+    elif missing := [c for c in ("replication", outcome) if c not in full.columns]:
+        raise GtmsimError(f"full: no column {missing[0]!r}; expected the full run's "
+                          "replications (res.replications) of this model")
     full = full.filter(pl.col("replication") < n).sort("replication")
     if full.height != n:
         raise GtmsimError(f"the full run has {full.height} of the {n} replications needed")

@@ -16,6 +16,7 @@ import polars as pl
 import pytest
 
 from gtmsim.config import MECHANISMS, load_config
+from gtmsim.errors import GtmsimError
 from gtmsim.simulate import simulate
 from gtmsim.spec import compile_spec
 
@@ -392,3 +393,35 @@ def test_retention_pressure_reads_only_the_kpi_stages_renewals(engine):
     df = simulate(spec, 2, seed=5, engine=engine, workers=1).replications
     assert (df["churned"] > 50).all() and (df["kpi_attainment_cs"] > 1.0).all()
     assert df["sojourn_cs"].to_numpy() == pytest.approx(1.0, abs=1e-6)
+
+
+@pytest.mark.parametrize(("kwargs", "error", "words"), [
+    ({"config": "configs/b2b_saas.toml", "mechanisms": None}, TypeError,
+     r"^config: expected a Config"),
+    ({"n": "2"}, GtmsimError, r"^replications: must be a whole number of at least 1, got '2'"),
+    ({"n": 0}, GtmsimError, r"^replications: must be a whole number"),
+    ({"mechanisms": "latency"}, GtmsimError, r"^mechanisms: expected a list"),
+    ({"mechanisms": ["latency", "nope"]}, GtmsimError, r"^unknown mechanism 'nope'"),
+    ({"full": pl.DataFrame({"bookings": [1.0, 2.0]})}, GtmsimError,
+     r"^full: no column 'replication'"),
+    ({"full": pl.DataFrame({"replication": [0, 1]})}, GtmsimError,
+     r"^full: no column 'bookings'"),
+    ({"full": {"replication": [0, 1]}}, TypeError, r"^full: expected the full run's"),
+])
+def test_mechanism_costs_names_a_bad_argument_before_anything_runs(kwargs, error, words,
+                                                                    monkeypatch):
+    """A config given as its path stopped deep inside with "'str' object has no attribute
+    'people'", a count given as text with "'<' not supported between instances of 'str' and
+    'int'", a `full` frame without the run's columns with polars' ColumnNotFoundError, and
+    an unknown mechanism only after the full run and the mechanisms before it: each is one
+    line naming the argument, before any replication."""
+    from gtmsim import mechanisms
+
+    def no_run(*_a, **_k):
+        raise AssertionError("a replication ran before the arguments were checked")
+
+    monkeypatch.setattr(mechanisms, "simulate", no_run)
+    args = {"config": load_config(None, "realistic", ["run.horizon_days=2"]), "n": 2,
+            "seed": 3, "engine": "numba", "workers": 1, "mechanisms": ["latency"]} | kwargs
+    with pytest.raises(error, match=words):
+        mechanisms.mechanism_costs(**args)
