@@ -422,8 +422,12 @@ class Replication:
             touch(sp, lead, self.env.now)
         reached = lead.live and rng.random() < sp.stage_contact_p[s]
         if row is not None:
+            # the last unanswered attempt at a live lead routes it as unreached: its row says
+            # so, as a main task's row names its outcome (a cold lead's case ends in a leak row)
+            unreached = not reached and lead.live and lead.attempt >= lead.max_attempts
             self.rec.activity(lead.id, activity, self._resource(p), *row,
-                              "reached" if reached else "no answer")
+                              "reached" if reached else S.OUTCOMES[S.UNREACHED] if unreached
+                              else "no answer")
         if reached:
             if (yield from self._caught(p, lead)):
                 return
