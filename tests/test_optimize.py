@@ -967,3 +967,27 @@ def test_tied_search_scores_keep_the_highest_mean_among_the_candidates(monkeypat
     cands = S.held_out_candidates(config, study, settings, held_out=[])
     assert [c.trial for c in cands if c.trial >= 0][:2] == [3, 4]
     assert S.pick_best(cands, "satisficing").trial == 3
+
+
+def test_evaluate_refuses_two_scenarios_of_one_index(config, monkeypatch):
+    """A search set and a held-out set (each numbered from 0) evaluated together ran, and
+    their rows shared `scenario` numbers: per_scenario then averaged scenario i of one set
+    with scenario i of the other, so a robust statistic of the result (P10, CVaR10) was taken
+    over half the scenarios, each a blend of two. Two scenarios of one index are named
+    before anything runs."""
+    from gtmsim.optimize import Scenario
+    from gtmsim.optimize.evaluate import per_scenario
+
+    ev = importlib.import_module("gtmsim.optimize.evaluate")
+    search = draw_scenarios(config, 2, seed=1)
+    held_out = draw_scenarios(config, 2, seed=1, first_seed_index=1)
+    runs = []
+    monkeypatch.setattr(ev, "simulate", lambda *a, **k: runs.append(a) or 1 / 0)
+    with pytest.raises(GtmsimError, match=r"^scenarios\[2\].index: 0 is also scenarios\[0\]'s"):
+        evaluate(config, {}, search + held_out, 1)
+    assert not runs
+    monkeypatch.undo()
+    cfg = load_config(profile="ideal", overrides=["run.horizon_days=7", "run.warmup_days=0"])
+    a, b = draw_scenarios(cfg, 1, seed=1)[0], draw_scenarios(cfg, 1, seed=2)[0]
+    df = evaluate(cfg, {}, [a, Scenario(1, b.values, b.seed)], 1)
+    assert per_scenario(df).height == 2  # numbered apart, each is its own scenario

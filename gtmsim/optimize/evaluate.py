@@ -34,9 +34,17 @@ def evaluate(config: Config, design: dict[str, Any] | None, scenarios: list[Scen
     if bad:
         raise TypeError(f"scenarios: expected Scenario objects (draw_scenarios), got "
                         f"{type(bad[0]).__name__}")
+    seen: dict[int, int] = {}
     for i, sc in enumerate(scenarios):  # before any runs: the columns are 64-bit integers
-        whole(f"scenarios[{i}].index", sc.index, 0, SEED_MAX)
+        index = whole(f"scenarios[{i}].index", sc.index, 0, SEED_MAX)
         whole(f"scenarios[{i}].seed", sc.seed, 0, SEED_MAX)
+        # rows are told apart by `scenario`: two scenarios of one index would be read as one
+        # (per_scenario averaged them, so a robust statistic saw half the scenarios)
+        if index in seen:
+            raise GtmsimError(f"scenarios[{i}].index: {index} is also scenarios[{seen[index]}]'s "
+                              "(a held-out set numbers its scenarios from 0 too): evaluate "
+                              "each set on its own, or number them apart")
+        seen[index] = i
     if design is not None and not isinstance(design, Mapping):  # [] would run as no design
         raise TypeError(f"design: expected a mapping of lever name to value, got "
                         f"{type(design).__name__}")
