@@ -209,6 +209,20 @@ class ModelSpec:
                 raise ConfigError(f"spec.{f.name}", f"must not be negative: {v!r}")
         if self.horizon <= 0:
             raise ConfigError("spec.horizon", f"must be above 0, got {self.horizon}")
+        # the window's weeks as compile_spec sized them: a horizon or warm-up lengthened by
+        # hand ran past the weekly arrays (an IndexError in SimPy; on numba, reads past their
+        # end and a run that never ended)
+        weeks = int(math.ceil(self.horizon / 168.0))
+        if self.n_weeks != weeks:
+            raise ConfigError("spec.n_weeks", f"must be {weeks} for a horizon of "
+                              f"{self.horizon:g} hours, got {self.n_weeks}: compile the config "
+                              "again (compile_spec) rather than change the window by hand")
+        total = int(math.ceil((self.warmup + self.horizon) / 168.0)) + 1
+        if self.channel_week_mult.shape[1] < total:
+            raise ConfigError("spec.channel_week_mult", f"has {self.channel_week_mult.shape[1]} "
+                              f"weeks, the run ({self.warmup + self.horizon:g} hours) needs "
+                              f"{total}: compile the config again (compile_spec) rather than "
+                              "change the window by hand")
         if np.any(self.team_headcount < 0):
             raise ConfigError("spec.team_headcount",
                               f"must not be negative: {self.team_headcount!r}")

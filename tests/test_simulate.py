@@ -588,6 +588,33 @@ def test_a_spec_edited_past_its_meaning_is_refused_on_either_engine(spec, engine
 
 
 @pytest.mark.parametrize("engine", ["simpy", "numba"])
+@pytest.mark.parametrize(("change", "words"), [
+    ({"horizon_scale": 6.0}, r"^spec.n_weeks: must be \d+ for a horizon of"),
+    ({"horizon_scale": 1 / 3}, r"^spec.n_weeks: must be \d+ for a horizon of"),
+    ({"n_weeks": 1}, r"^spec.n_weeks: must be \d+ for a horizon of"),
+    ({"warmup_plus": 2000.0}, r"^spec.channel_week_mult: has \d+ weeks, the run"),
+])
+def test_a_window_changed_by_hand_is_refused_on_either_engine(engine, change, words):
+    """The window's weeks are sized when the config is compiled (the weekly arrays, each
+    channel's weekly multipliers). A spec whose horizon or warm-up was changed by hand with
+    dataclasses.replace ran past them: a longer horizon stopped SimPy with an IndexError
+    from inside the arrivals and left the numba engine reading past an array's end in a run
+    that never ended; a shorter one gave weekly rows for weeks after the end (a WIP of -0.0).
+    It is refused on both engines, naming the field, before anything runs."""
+    import dataclasses
+
+    from gtmsim.errors import ConfigError
+
+    spec = compile_spec(load_config(None, "realistic", ["run.horizon_days=14",
+                                                        "run.warmup_days=0"]))
+    edit = {"n_weeks": change.get("n_weeks", spec.n_weeks),
+            "horizon": spec.horizon * change.get("horizon_scale", 1.0),
+            "warmup": spec.warmup + change.get("warmup_plus", 0.0)}
+    with pytest.raises(ConfigError, match=words):
+        simulate(dataclasses.replace(spec, **edit), 1, 1, engine, workers=1)
+
+
+@pytest.mark.parametrize("engine", ["simpy", "numba"])
 def test_a_first_replication_past_64_bits_is_named(spec, engine):
     """Replication numbers are a 64-bit column: a `first` that would run past it is refused
     naming the argument (it stopped in NumPy or polars with 'Python int too large to convert
