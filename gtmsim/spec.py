@@ -226,6 +226,10 @@ class ModelSpec:
         if np.any(self.team_headcount < 0):
             raise ConfigError("spec.team_headcount",
                               f"must not be negative: {self.team_headcount!r}")
+        for s, team in enumerate(self.stage_team):  # as the loader refuses it in a config
+            if self.team_headcount[team] < 1:
+                raise ConfigError("spec.team_headcount", f"team {self.team_names[team]!r} has "
+                                  f"no people but owns stage {self.stage_names[s]!r}")
         for name in ("forget_p", "error_p", "error_caught", "loss_crm", "loss_warm", "leak_crm",
                      "compliance_p", "trust_initial", "turnover_queue_loss"):
             v = getattr(self, name)

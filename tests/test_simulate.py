@@ -615,6 +615,24 @@ def test_a_window_changed_by_hand_is_refused_on_either_engine(engine, change, wo
 
 
 @pytest.mark.parametrize("engine", ["simpy", "numba"])
+def test_a_team_emptied_by_hand_is_refused_on_either_engine(spec, engine):
+    """A config whose team has no people but owns a stage is refused when it is loaded; a
+    spec edited by hand to that (team_headcount 0 for the SDRs) stopped the SimPy engine with
+    'ZeroDivisionError: integer modulo by zero' from inside its routing, and ran on numba
+    with every lead sent there left waiting (a utilisation of NaN, no word). Both refuse it,
+    naming the team and its stage."""
+    import dataclasses
+
+    from gtmsim.errors import ConfigError
+
+    headcount = spec.team_headcount.copy()
+    headcount[spec.team_names.index("sdr")] = 0
+    with pytest.raises(ConfigError, match=r"^spec.team_headcount: team 'sdr' has no people "
+                       r"but owns stage 'sdr_qualify'"):
+        simulate(dataclasses.replace(spec, team_headcount=headcount), 1, 1, engine, workers=1)
+
+
+@pytest.mark.parametrize("engine", ["simpy", "numba"])
 def test_a_first_replication_past_64_bits_is_named(spec, engine):
     """Replication numbers are a 64-bit column: a `first` that would run past it is refused
     naming the argument (it stopped in NumPy or polars with 'Python int too large to convert
