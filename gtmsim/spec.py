@@ -209,6 +209,16 @@ class ModelSpec:
                 raise ConfigError(f"spec.{f.name}", f"must not be negative: {v!r}")
         if self.horizon <= 0:
             raise ConfigError("spec.horizon", f"must be above 0, got {self.horizon}")
+        # the calendar as the config's schema allows it (a working day, a window inside a
+        # day): otherwise the engines failed deep inside (a division by zero, a math domain
+        # error) or, on numba, looked for working time forever
+        days = np.asarray(self.work_days)
+        if days.shape != (7,) or not np.isin(days, (0, 1)).all() or days.sum() < 1:
+            raise ConfigError("spec.work_days", f"expected seven 0/1 flags, Monday first, with "
+                              f"at least one working day, got {self.work_days!r}")
+        if not 0.0 <= self.day_start < self.day_end <= 24.0:
+            raise ConfigError("spec.day_start", f"expected 0 <= day_start < day_end <= 24, got "
+                              f"{self.day_start:g} and {self.day_end:g}")
         # the window's weeks as compile_spec sized them: a horizon or warm-up lengthened by
         # hand ran past the weekly arrays (an IndexError in SimPy; on numba, reads past their
         # end and a run that never ended)

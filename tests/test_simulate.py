@@ -633,6 +633,28 @@ def test_a_team_emptied_by_hand_is_refused_on_either_engine(spec, engine):
 
 
 @pytest.mark.parametrize("engine", ["simpy", "numba"])
+@pytest.mark.parametrize(("edit", "words"), [
+    ({"day_start": 17.0, "day_end": 9.0}, r"^spec.day_start: expected 0 <= day_start < day_end"),
+    ({"day_end": 30.0}, r"^spec.day_start: expected 0 <= day_start < day_end <= 24, got 9 and 30"),
+    ({"work_days": np.zeros(7, dtype=np.int64)}, r"^spec.work_days: expected seven 0/1 flags"),
+    ({"work_days": np.array([1, 1, 1, 1, 1])}, r"^spec.work_days: expected seven 0/1 flags"),
+])
+def test_a_calendar_edited_by_hand_is_refused_on_either_engine(spec, engine, edit, words):
+    """The config's schema allows only a calendar with a working day and a window inside a
+    day; a spec edited by hand past that ran: a day ending before it starts stopped SimPy
+    with "'tuple' object has no attribute 'sum'" and numba with 'math domain error', no
+    working day stopped SimPy with a ZeroDivisionError and left numba looking for working
+    time, and a day ending at 30:00 ran with 30-hour days. Both engines refuse each, naming
+    the field."""
+    import dataclasses
+
+    from gtmsim.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=words):
+        simulate(dataclasses.replace(spec, **edit), 1, 1, engine, workers=1)
+
+
+@pytest.mark.parametrize("engine", ["simpy", "numba"])
 def test_a_first_replication_past_64_bits_is_named(spec, engine):
     """Replication numbers are a 64-bit column: a `first` that would run past it is refused
     naming the argument (it stopped in NumPy or polars with 'Python int too large to convert
