@@ -222,7 +222,7 @@ class ModelSpec:
         # the window's weeks as compile_spec sized them: a horizon or warm-up lengthened by
         # hand ran past the weekly arrays (an IndexError in SimPy; on numba, reads past their
         # end and a run that never ended)
-        weeks = int(math.ceil(self.horizon / 168.0))
+        weeks = measured_weeks(self.horizon)
         if self.n_weeks != weeks:
             raise ConfigError("spec.n_weeks", f"must be {weeks} for a horizon of "
                               f"{self.horizon:g} hours, got {self.n_weeks}: compile the config "
@@ -274,6 +274,12 @@ class ModelSpec:
                 168.0 * last, end, self.work_days, self.day_start, self.day_end) / work_per_week
         shares = np.where(self.channel_working_only[:, None], work_share, share)
         return self.channel_rate * hours * (self.channel_week_mult * shares).sum(axis=1)
+
+
+def measured_weeks(horizon: float) -> int:
+    """The weeks the horizon (hours) is measured in, a last part week counted: at least one,
+    since a horizon of a few subnormal hours divides to 0."""
+    return max(1, int(math.ceil(horizon / 168.0)))
 
 
 def _check_scenario(c: Config, scenario: Mapping[str, float]) -> None:
@@ -467,8 +473,7 @@ def compile_spec(c: Config, scenario: dict[str, float] | None = None) -> ModelSp
     spec = ModelSpec(
         warmup=warmup, horizon=horizon, work_days=days,
         day_start=c.calendar.day_start, day_end=c.calendar.day_end,
-        # a horizon of a few subnormal hours divides to 0 weeks: it is one (part) week
-        n_weeks=max(1, int(math.ceil(horizon / 168.0))),
+        n_weeks=measured_weeks(horizon),
         dist_kind=np.zeros(0, dtype=np.int64), dist_par=np.zeros((0, 3)),
         dist_pool=np.zeros(0),
         channel_names=tuple(c.channels),
