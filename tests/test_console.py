@@ -26,19 +26,21 @@ def test_optimize_text_shows_a_missing_kpi_attainment_as_a_dash():
 
 
 
-def _printed(config, stats: dict, out) -> str:
-    """The run summary as printed for `config`, every outcome of `stats` at its value."""
+def _printed(config, stats: dict, out, width: int = 200, spread: float = 0.0) -> str:
+    """The run summary as printed for `config` in a terminal `width` columns wide, every
+    outcome of `stats` at its value, its interval that share either side."""
     from io import StringIO
 
     from rich.console import Console
 
-    summary = pl.DataFrame([{"outcome": k, "n": 10, "mean": v, "ci_low": v, "ci_high": v,
-                             "sd": 0.0, "p10": v, "p50": v, "p90": v}
+    summary = pl.DataFrame([{"outcome": k, "n": 10, "mean": v, "ci_low": (1 - spread) * v,
+                             "ci_high": (1 + spread) * v, "sd": spread, "p10": v, "p50": v,
+                             "p90": v}
                             for k, v in stats.items()])
     meta = {"replications": 10, "horizon_days": 182, "profile": "realistic",
             "engine": "numba", "seed": 0}
     buf = StringIO()
-    print_summary(config, summary, meta, out, Console(file=buf, width=200))
+    print_summary(config, summary, meta, out, Console(file=buf, width=width))
     return buf.getvalue()
 
 
@@ -69,10 +71,6 @@ def test_summary_shows_a_cut_interval_as_its_ends():
 def test_the_kpi_table_fits_80_columns_with_whole_headers(tmp_path):
     """In an 80-column terminal the KPI table cut its headers ('attainme…', 'utilisa…') and
     KPI names; the long names wrap now and every header is whole."""
-    from io import StringIO
-
-    from rich.console import Console
-
     config = load_config()
     stats = {f"kpi_attainment_{t}": 0.926 for t in config.teams}
     stats |= {f"util_{t}": 0.435 for t in config.teams} | {"bookings": 932_674.0}
@@ -81,14 +79,7 @@ def test_the_kpi_table_fits_80_columns_with_whole_headers(tmp_path):
         stats[f"kpi_{t}"], stats[f"kpi_target_{t}"] = ((0.9, 0.9) if rate
                                                          else (932_674.0, 1_648_352.0))
     stats |= {f"queue_{t}": 17.3 for t in config.teams}
-    summary = pl.DataFrame([{"outcome": k, "n": 8, "mean": v, "ci_low": 0.9 * v,
-                             "ci_high": 1.1 * v, "sd": 0.1, "p10": v, "p50": v, "p90": v}
-                            for k, v in stats.items()])
-    meta = {"replications": 8, "horizon_days": 60, "profile": "realistic",
-            "engine": "numba", "seed": 1}
-    buf = StringIO()
-    print_summary(config, summary, meta, tmp_path, Console(file=buf, width=80))
-    lines = buf.getvalue().splitlines()
+    lines = _printed(config, stats, tmp_path, width=80, spread=0.1).splitlines()
     start = next(i for i, ln in enumerate(lines) if ln.startswith("Each team's KPI"))
     table = lines[start:start + 14]
     assert all(len(ln) <= 80 for ln in table)
@@ -192,24 +183,13 @@ def test_a_narrow_terminal_cuts_no_number_and_no_column(tmp_path):
     """At COLUMNS=40 the KPI table's numbers read '93…' and '1,648…', its util. and queue
     columns were cropped away, and the caption lost the win rate; each table is now printed
     no narrower than its words (the terminal wraps a longer line), so every figure is whole."""
-    from io import StringIO
-
-    from rich.console import Console
-
     config = load_config()
     stats = {"bookings": 3_701_663.0, "win_rate": 0.249, "leaked": 845.0,
              "leaked_forgotten": 193.0}
     for t in config.teams:
         stats |= {f"kpi_{t}": 932_674.0, f"kpi_target_{t}": 1_648_352.0,
                   f"kpi_attainment_{t}": 0.926, f"util_{t}": 0.435, f"queue_{t}": 17.3}
-    summary = pl.DataFrame([{"outcome": k, "n": 8, "mean": v, "ci_low": 0.9 * v,
-                             "ci_high": 1.1 * v, "sd": 0.1, "p10": v, "p50": v, "p90": v}
-                            for k, v in stats.items()])
-    meta = {"replications": 8, "horizon_days": 60, "profile": "realistic",
-            "engine": "numba", "seed": 1}
-    buf = StringIO()
-    print_summary(config, summary, meta, tmp_path, Console(file=buf, width=40))
-    text = buf.getvalue()
+    text = _printed(config, stats, tmp_path, width=40, spread=0.1)
     assert "…" not in text
     for figure in ("3,701,663", "932,674", "1,648,352", "43.5%", "17.3", "forgotten",
                    "win rate 24.9%, 845 leads leaked"):
