@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from os import PathLike
 from pathlib import Path
 
 import numpy as np
@@ -228,7 +229,7 @@ def event_log_frame(logs: Sequence[tuple[int, list[tuple]]]) -> pl.DataFrame:
                                       "time:timestamp": pl.Datetime("us"), "outcome": pl.Utf8})
 
 
-def run(config: Config | str | Path | None = None, profile: str | Path | None = None,
+def run(config: Config | str | PathLike | None = None, profile: str | Path | None = None,
         overrides: Sequence[str] | None = (), replications: int | None = None,
         seed: int | None = None, engine: str | None = None, workers: int | None = None,
         progress: Progress | None = None, event_log: bool = False) -> Result:
@@ -241,7 +242,7 @@ def run(config: Config | str | Path | None = None, profile: str | Path | None = 
     if isinstance(overrides, str):
         raise GtmsimError(f"overrides: expected a list of 'key.path=value' strings, got the "
                           f"string {overrides!r}")
-    if config is not None and not isinstance(config, Config | str | Path):
+    if config is not None and not isinstance(config, Config | str | PathLike):
         raise TypeError(f"config: expected a Config, a path or None (the default), got "
                         f"{type(config).__name__}")
     if isinstance(config, Config):

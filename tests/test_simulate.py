@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import math
 import os
+from pathlib import Path
 
 import numpy as np
 import polars as pl
@@ -842,3 +843,14 @@ def test_a_run_with_a_warm_up_of_no_whole_hours_ends(engine, tmp_path):
         week = weekly.filter(pl.col("replication") == rep)
         row = reps.filter(pl.col("replication") == rep)
         assert week["bookings"].sum() == pytest.approx(row["bookings"][0], abs=1e-6)
+
+
+def test_run_takes_any_path_like_config_as_load_config_does():
+    """load_config takes any os.PathLike; run refused one that was not a str or pathlib.Path
+    (a TypeError naming config) though it would have loaded it."""
+    class Where(os.PathLike):
+        def __fspath__(self) -> str:
+            return str(Path(__file__).parents[1] / "configs" / "b2b_saas.toml")
+
+    res = gtmsim.run(Where(), overrides=SHORT, replications=1, engine="simpy")
+    assert res.config.name == load_config(Where()).name
