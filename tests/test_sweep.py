@@ -1214,6 +1214,19 @@ def test_start_by_hand_shares_the_cores_among_the_workers(tmp_path):
     assert args[args.index("--nworkers") + 1] == "1" and "--nthreads" in args
 
 
+def test_start_by_hand_names_two_starts_on_one_node_apart(tmp_path):
+    """Every start on a node took the name `hostname`: the scheduler refused a second one
+    ('name taken'), so more workers could not be added to a node by a second start."""
+    import socket
+
+    names = []
+    for _ in range(2):
+        assert _by_hand(tmp_path, "worker", "node01", "1").returncode == 0
+        args = (tmp_path / "dask-args").read_text().split()
+        names.append(args[args.index("--name") + 1])
+    assert names[0] != names[1] and all(n.startswith(socket.gethostname()) for n in names)
+
+
 def _task_out_of_memory(spec, seed, first, count, engine):
     """sweep.run_task on a worker that runs out of memory (Dask pickles it by name); the
     workers' warm-up (replication 0 of seed 0) passes."""

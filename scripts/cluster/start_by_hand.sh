@@ -29,8 +29,10 @@ case "$role" in
     n=$(( 10#$n ))
     threads=$(( cores / n )); (( threads >= 1 )) || threads=1
     export NUMBA_NUM_THREADS=$threads   # numba threads inside each worker
+    # named by host and this start's process id: a second start on one node (more workers,
+    # or a restart while the scheduler still holds the old ones) was refused 'name taken'
     exec dask worker "tcp://$head:${PORT:-8786}" --nworkers "$n" --nthreads 1 \
-      --memory-limit auto --name "$(hostname)"
+      --memory-limit auto --name "$(hostname)-$$"
     ;;
   *)
     awk 'NR > 1 && !/^#/ { exit } NR > 1' "$0"   # the comment at the top
