@@ -1150,13 +1150,16 @@ def test_slurm_jobs_gone_mid_sweep_are_one_line_and_resumable(tmp_path):
 
 
 @pytest.mark.parametrize("flag", [("--jobs", "0"), ("--jobs", "-2"), ("--cores", "0"),
-                                  ("--jobs", "two"), ("--memory", "32XB")])
+                                  ("--jobs", "two"), ("--memory", "32XB"),
+                                  ("--replications", "0"), ("--seed", "-1"),
+                                  ("--chunk", "0")])
 def test_the_slurm_script_refuses_bad_jobs_in_one_line(tmp_path, flag):
     """--jobs 0 waited an hour for a worker, then a TimeoutError traceback; --cores 0 and a
     memory dask cannot read were tracebacks from the cluster's start, a negative --jobs one
-    from its scale; argparse's own errors printed the usage first, three lines more."""
+    from its scale; argparse's own errors printed the usage first, three lines more; a bad
+    --replications, --seed or --chunk was named without its dashes, 'replications: ...'."""
     grid = _grid(tmp_path, "[levers]\nsdr_headcount = [3, 5]\n")
-    proc, _, err = _slurm_done(tmp_path, str(CONFIG), grid, "out", *flag, *SHORT, timeout=60)
+    proc, _, err = _slurm_done(tmp_path, str(CONFIG), grid, "out", *SHORT, *flag, timeout=60)
     assert proc.returncode == 2, err
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"slurm_jobqueue: error: {flag[0]}"), err

@@ -28,7 +28,8 @@ from pathlib import Path
 
 from distributed import Client
 
-from gtmsim.cli import staged
+# the command line's own checks: an error names the flag (--seed: ...), as gtmsim's does
+from gtmsim.cli import _positive_int, _replications, _seed, staged
 from gtmsim.errors import ClusterLost, EngineFailed, GtmsimError, TaskFailed
 from gtmsim.report.export import counted
 from gtmsim.report.sweep import sweep_report
@@ -58,18 +59,6 @@ class _Parser(argparse.ArgumentParser):
         _fail(re.sub(r"^argument ([^:]+): ", r"\1: ", message))
 
 
-def _count(text: str) -> int:
-    """A whole number of at least 1 (jobs, cores): 0 jobs waited an hour for a worker."""
-    try:
-        n = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}") \
-            from None
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {n}")
-    return n
-
-
 def _memory(text: str) -> str:
     """A memory size dask reads (32GB, 64GiB): dask-jobqueue's own error was a traceback."""
     from dask.utils import parse_bytes
@@ -87,14 +76,16 @@ def main() -> None:
     ap.add_argument("config", nargs="?")
     ap.add_argument("grid", nargs="?")
     ap.add_argument("out", nargs="?")
-    ap.add_argument("--replications", type=int, default=None)
-    ap.add_argument("--seed", type=int, default=None)
+    ap.add_argument("--replications", type=_replications, default=None)
+    ap.add_argument("--seed", type=_seed, default=None)
     ap.add_argument("--profile", default=None)
     ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="K=V")
     ap.add_argument("--engine", default="numba", choices=["numba", "simpy"])
-    ap.add_argument("--chunk", type=int, default=DEFAULT_CHUNK, help="replications per task")
-    ap.add_argument("--jobs", type=_count, default=2, help="SLURM jobs (nodes) to start")
-    ap.add_argument("--cores", type=_count, default=16, help="cores per job")
+    ap.add_argument("--chunk", type=_positive_int, default=DEFAULT_CHUNK,
+                    help="replications per task")
+    # 0 jobs waited an hour for a worker
+    ap.add_argument("--jobs", type=_positive_int, default=2, help="SLURM jobs (nodes) to start")
+    ap.add_argument("--cores", type=_positive_int, default=16, help="cores per job")
     ap.add_argument("--memory", type=_memory, default="32GB", help="memory per job")
     ap.add_argument("--queue", default=None, help="SLURM partition")
     ap.add_argument("--account", default=None)
