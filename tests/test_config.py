@@ -708,6 +708,24 @@ def test_a_name_with_a_dot_is_refused(tmp_path):
         load_config(path)
 
 
+def test_a_stage_name_with_a_colon_is_refused(tmp_path):
+    """A stage named 'mql_review:leaked' ran, and its event log rows read as mql_review's
+    leaks (a leak row's activity is `<stage>:leaked`)."""
+    from pathlib import Path
+
+    import gtmsim
+
+    text = (Path(gtmsim.__file__).parent / "config" / "b2b_saas.toml").read_text()
+    text += ('\n[stages."mql_review:leaked"]\nteam = "marketing"\nkind = "review"\n'
+             'effort_hours = { dist = "fixed", value = 0.1 }\nthreshold = 0.3\n'
+             'routes = { qualified = "sdr_qualify", recycled = "nurture", '
+             'rejected = "disqualified" }\n')
+    path = tmp_path / "colon.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match="name 'mql_review:leaked' holds a colon"):
+        load_config(path)
+
+
 @pytest.mark.parametrize("name", ["", " "])
 def test_a_blank_name_is_refused(tmp_path, name):
     """A stage named "" ran, and as nurture.return_stage it compiled to -1, the lead's own

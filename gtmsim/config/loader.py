@@ -760,6 +760,9 @@ def check_graph(c: Config, check_budget: bool = True) -> None:
                                   "lever paths read as a separator; use _ or -")
     _check_columns(c)
     for name in stages:
+        if ":" in name:  # the event log's leak rows are `<stage>:leaked`: 'a:leaked' read as a's
+            raise ConfigError("stages", f"name {name!r} holds a colon, which the event log "
+                              "reads as the end of a stage's name (`<stage>:leaked`); use _ or -")
         if name in TERMINALS:  # a route to it would reach the stage, never the fate
             raise ConfigError(f"stages.{name}", f"{name!r} is the name of a fate (one of "
                               f"{', '.join(TERMINALS)}); give the stage another name")
