@@ -596,6 +596,33 @@ def test_a_database_url_whose_file_ends_in_journal_is_a_database(tmp_path):
     assert isinstance(journal, optuna.storages.JournalStorage)
 
 
+def test_a_resume_with_another_target_is_refused_only_where_the_target_scores(tmp_path,
+                                                                            config):
+    """--target scores a trial under satisficing only (elsewhere it feeds the what-breaks
+    line, read after the search), but a resume of a cvar10 study with another --target was
+    refused as 'scored on other terms (target 1 -> 2)'; a satisficing study still is."""
+    import dataclasses
+
+    import optuna
+
+    from gtmsim.optimize.search import Settings, open_storage, prepare
+
+    for objective, refused in (("cvar10", False), ("satisficing", True)):
+        old = Settings(objective=objective, target=1e6, scenarios=2, replications=2,
+                       trials=1, ideal_trials=0, study_name=objective)
+        storage = open_storage(None, tmp_path)
+        study = optuna.create_study(study_name=objective, storage=storage,
+                                    direction="maximize")
+        # as a study of an older gtmsim recorded it too: the target among its terms
+        study.set_user_attr("scored_by", {**old.scored_by(config), "target": 1e6})
+        new = dataclasses.replace(old, target=2e6)
+        if refused:
+            with pytest.raises(GtmsimError, match=r"other terms \(target 1000000\.0 -> "):
+                prepare(config, new, tmp_path)
+        else:
+            assert prepare(config, new, tmp_path).study.study_name == objective
+
+
 def test_a_refused_resume_names_the_study_the_user_gave(tmp_path, config):
     """A resume on other terms named 'gtmsim-ideal', the ideal baseline's study, resumed
     first: a name the user never gave. The refusal comes before that search, naming the

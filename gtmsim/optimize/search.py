@@ -131,8 +131,11 @@ class Settings:
         trials scored on different terms."""
         model = config.model_dump(mode="json", by_alias=True, exclude_none=True)
         digest = hashlib.sha256(json.dumps(model, sort_keys=True).encode()).hexdigest()
+        # the target scores a trial under satisficing only; elsewhere it feeds the what-breaks
+        # line, read after the search, and a resume may change it
+        target = self.target if "satisficing" in self.objectives else None
         return {"config": digest[:16], "objective": self.objective, "outcome": self.outcome,
-                "target": self.target, "scenarios": self.scenarios,
+                "target": target, "scenarios": self.scenarios,
                 "replications": self.replications, "seed": self.seed, "engine": self.engine,
                 "method": self.method}
 
@@ -467,8 +470,10 @@ def _refuse_other_terms(old: dict[str, Any] | None, terms: dict[str, Any],
     study is to theirs) and what differs."""
     if old is None:  # made by an older gtmsim, or its creator has not recorded them yet
         return
+    # a target that scores nothing now (None) was recorded by a study of an older gtmsim
     changed = ["the config (file, profile or --set values)" if k == "config" else
-               f"{k} {old.get(k)!r} -> {v!r}" for k, v in terms.items() if old.get(k) != v]
+               f"{k} {old.get(k)!r} -> {v!r}" for k, v in terms.items()
+               if old.get(k) != v and not (k == "target" and v is None)]
     if not changed:
         return
     # a storage URL may hold a password: it is not repeated
