@@ -548,6 +548,11 @@ def _check_out_dir(out: Path) -> None:
         raise UsageError("--out", f"{out} exists and is not a folder")
     if out.is_dir() and any(out.iterdir()):
         raise UsageError("--out", f"{out} exists and is not empty; give a new folder")
+    if out.is_dir() and os.path.ismount(out):
+        # the results are renamed onto --out as a whole, which a mount point (a container's
+        # volume) refuses: found only after every replication had run
+        raise UsageError("--out", f"{out} is a mount point, which a finished run cannot be "
+                         f"renamed onto; give a folder inside it ({out / 'run'})")
     _check_parent(_existing_parent(out))
 
 

@@ -381,6 +381,23 @@ def test_run_out_dot_fills_the_empty_current_folder(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["here"]
 
 
+def test_run_out_a_mount_point_is_refused_before_the_run(tmp_path, monkeypatch, capsys):
+    """--out an empty mount point (a container's volume) passed the checks, ran every
+    replication, then could not rename the results onto it (rmdir: busy) and lost them; it is
+    refused first, naming a folder inside it."""
+    volume = tmp_path / "volume"
+    volume.mkdir()
+    monkeypatch.setattr(os.path, "ismount", lambda p: Path(p) == volume)
+    with pytest.raises(SystemExit) as stop:
+        main(["run", *SHORT, "--replications", "2", "--no-mechanism-costs", "--out",
+              str(volume)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert stop.value.code == 2
+    assert err == [f"gtmsim: error: --out: {volume} is a mount point, which a finished run "
+                   f"cannot be renamed onto; give a folder inside it ({volume / 'run'})"], err
+    assert list(volume.iterdir()) == []
+
+
 def test_two_runs_in_one_second_take_two_default_folders(tmp_path):
     """Two runs started in the same second chose the same default folder; the second
     simulated in full, then failed on 'Directory not empty' and lost its work. A default
