@@ -236,6 +236,7 @@ class ModelSpec:
         if np.any(self.team_headcount < 0):
             raise ConfigError("spec.team_headcount",
                               f"must not be negative: {self.team_headcount!r}")
+        self._check_indices()
         for s, team in enumerate(self.stage_team):  # as the loader refuses it in a config
             if self.team_headcount[team] < 1:
                 raise ConfigError("spec.team_headcount", f"team {self.team_names[team]!r} has "
@@ -255,6 +256,49 @@ class ModelSpec:
                               f"about {leads.sum():.3g} leads a replication (rate x weekly "
                               "pattern x bursts over the warm-up and horizon); more than "
                               f"{MAX_LEADS:,} is refused (the default config makes about 20,000)")
+
+    def _check_indices(self) -> None:
+        """Every table has a row per channel, team, stage or handoff, and every index and code
+        names something there: the numba engine reads past an array's end unchecked, so a
+        stage_team of 9 in a spec edited by hand read another array's memory."""
+        rows = len(self.dist_kind)
+        stages, teams, edges = self.n_stages, self.n_teams, self.n_edges
+        sizes = {"channel_": len(self.channel_names), "team_": teams, "stage_": stages,
+                 "edge_": edges}
+        for f in fields(self):
+            v = getattr(self, f.name)
+            want = next((n for pre, n in sizes.items() if f.name.startswith(pre)), None)
+            if (want is not None and f.name != "edge_of" and isinstance(v, np.ndarray)
+                    and len(v) != want):
+                raise ConfigError(f"spec.{f.name}", f"has {len(v)} rows for {want} "
+                                  f"{f.name.split('_')[0]}s: compile the config again")
+        for name, shape in (("route", (stages, len(OUTCOMES))), ("edge_of", (stages, stages))):
+            if np.shape(getattr(self, name)) != shape:
+                raise ConfigError(f"spec.{name}", f"has shape {np.shape(getattr(self, name))}, "
+                                  f"expected {shape}: compile the config again")
+        fates = [*TERMINAL_CODES.values(), NO_ROUTE]
+        allowed = {  # name: (lowest, one past the highest) or the codes it may hold
+            "channel_entry": (0, stages), "channel_quality": (0, rows),
+            "channel_value": (0, rows), "team_routing": list(ROUTINGS.values()),
+            "team_discipline": list(DISCIPLINES.values()),
+            "team_kpi_metric": [-1, *KPI_METRICS.values()], "team_kpi_stage": (-1, stages),
+            "stage_team": (0, teams), "stage_kind": list(KINDS.values()),
+            "stage_effort": (0, rows), "stage_buyer": (-1, rows), "edge_from": (0, stages),
+            "edge_to": (0, stages), "edge_protocol": list(PROTOCOLS.values()),
+            "edge_of": (-1, edges), "nurture_return_after": (0, rows),
+            "nurture_return_stage": (-1, stages), "dist_kind": (D.FIXED, D.EMPIRICAL + 1)}
+        for name, ok in allowed.items():
+            v = np.asarray(getattr(self, name))
+            good = (np.isin(v, ok) if isinstance(ok, list) else (v >= ok[0]) & (v < ok[1]))
+            if not np.all(good):
+                bad = v[~good].flat[0].item()
+                raise ConfigError(f"spec.{name}", f"holds {bad!r}, which names nothing in the "
+                                  "spec: compile the config again")
+        route = np.asarray(self.route)
+        good = ((route >= 0) & (route < stages)) | np.isin(route, fates)
+        if not good.all():
+            raise ConfigError("spec.route", f"holds {route[~good][0].item()!r}, neither a stage "
+                              "nor a fate: compile the config again")
 
     def expected_leads(self) -> np.ndarray:
         """Each channel's expected leads in a replication (warm-up and horizon; a last part

@@ -635,6 +635,29 @@ def test_a_team_emptied_by_hand_is_refused_on_either_engine(spec, engine):
 
 @pytest.mark.parametrize("engine", ["simpy", "numba"])
 @pytest.mark.parametrize(("edit", "words"), [
+    (lambda s: {"stage_team": np.full(s.n_stages, 9)},
+     r"^spec.stage_team: holds 9, which names nothing in the spec"),
+    (lambda s: {"route": np.where(s.route >= 0, 50, s.route)},
+     r"^spec.route: holds 50, neither a stage nor a fate"),
+    (lambda s: {"stage_kind": np.full(s.n_stages, 7)}, r"^spec.stage_kind: holds 7"),
+    (lambda s: {"channel_entry": s.channel_entry[:-1]},
+     r"^spec.channel_entry: has \d+ rows for \d+ channels"),
+    (lambda s: {"edge_of": s.edge_of[:2]}, r"^spec.edge_of: has shape \(2, "),
+])
+def test_an_index_edited_by_hand_is_refused_on_either_engine(spec, engine, edit, words):
+    """An index or code a spec edited by hand points past its tables (a stage's team 9 of 4,
+    a route to stage 50) stopped SimPy with an IndexError from inside, and numba, which does
+    not check an index, read another array's memory; both refuse it, naming the field."""
+    import dataclasses
+
+    from gtmsim.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=words):
+        simulate(dataclasses.replace(spec, **edit(spec)), 1, 1, engine, workers=1)
+
+
+@pytest.mark.parametrize("engine", ["simpy", "numba"])
+@pytest.mark.parametrize(("edit", "words"), [
     ({"day_start": 17.0, "day_end": 9.0}, r"^spec.day_start: expected 0 <= day_start < day_end"),
     ({"day_end": 30.0}, r"^spec.day_start: expected 0 <= day_start < day_end <= 24, got 9 and 30"),
     ({"work_days": np.zeros(7, dtype=np.int64)}, r"^spec.work_days: expected seven 0/1 flags"),
