@@ -97,7 +97,8 @@ class _Parser(argparse.ArgumentParser):
         _fail(message)
 
 
-def _positive_int(text: str) -> int:
+def positive_count(text: str) -> int:
+    """A flag's whole number of at least 1 (an argparse type; the cluster scripts use it too)."""
     try:
         value = int(text)
     except ValueError:
@@ -110,14 +111,16 @@ def _positive_int(text: str) -> int:
 MAX_REPLICATIONS = 1_000_000  # as run.replications in a config
 
 
-def _replications(text: str) -> int:
-    value = _positive_int(text)
+def replication_count(text: str) -> int:
+    """A flag's count of replications: 1 to MAX_REPLICATIONS (an argparse type)."""
+    value = positive_count(text)
     if value > MAX_REPLICATIONS:
         raise argparse.ArgumentTypeError(f"at most {MAX_REPLICATIONS:,}, got {value:,}")
     return value
 
 
-def _seed(text: str) -> int:
+def root_seed(text: str) -> int:
+    """A flag's root seed: 0 to SEED_MAX (an argparse type)."""
     try:
         value = int(text)
     except ValueError:
@@ -172,9 +175,9 @@ def _add_engine_arg(p: argparse.ArgumentParser, default: str | None = None) -> N
 
 def _add_run_args(p: argparse.ArgumentParser, replications_default: str,
                   engine: bool = True) -> None:
-    p.add_argument("--replications", type=_replications, metavar="N",
+    p.add_argument("--replications", type=replication_count, metavar="N",
                    help=f"independent replications ({replications_default})")
-    p.add_argument("--seed", type=_seed, metavar="S",
+    p.add_argument("--seed", type=root_seed, metavar="S",
                    help="root random seed (default: the config's run.seed)")
     if engine:
         _add_engine_arg(p)
@@ -216,7 +219,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--event-log", action="store_true",
                    help="also write event_log.parquet (one row per activity; only the SimPy "
                         "engine traces every activity, so it runs on it, in --workers processes)")
-    p.add_argument("--workers", type=_positive_int, default=None, metavar="W",
+    p.add_argument("--workers", type=positive_count, default=None, metavar="W",
                    help="threads (numba) or worker processes (simpy) (default: the number of "
                         f"CPUs this process may use, {usable_cores()})")
     p.add_argument("--no-mechanism-costs", action="store_true",
@@ -266,19 +269,19 @@ def build_parser() -> argparse.ArgumentParser:
                    "util_TEAM, kpi_TEAM or kpi_attainment_TEAM")
     p.add_argument("--target", type=float, default=None, metavar="X",
                    help="the outcome a scenario must reach (satisficing; what-breaks-it)")
-    p.add_argument("--trials", type=_positive_int, default=50, metavar="N",
+    p.add_argument("--trials", type=positive_count, default=50, metavar="N",
                    help="designs to try, in total across resumes (default: 50)")
-    p.add_argument("--scenarios", type=_positive_int, default=16, metavar="K",
+    p.add_argument("--scenarios", type=positive_count, default=16, metavar="K",
                    help="scenarios each design is scored on (default: 16)")
-    p.add_argument("--held-out", type=_positive_int, default=None, metavar="K",
+    p.add_argument("--held-out", type=positive_count, default=None, metavar="K",
                    help="fresh scenarios for the final re-evaluation (default: --scenarios)")
-    p.add_argument("--top", type=_positive_int, default=5, metavar="N",
+    p.add_argument("--top", type=positive_count, default=5, metavar="N",
                    help="designs re-evaluated on the held-out scenarios (default: 5)")
-    p.add_argument("--replications", type=_replications, default=2, metavar="R",
+    p.add_argument("--replications", type=replication_count, default=2, metavar="R",
                    help="replications per scenario (default: 2)")
-    p.add_argument("--seed", type=_seed, default=0, metavar="S", help="root seed (default: 0)")
+    p.add_argument("--seed", type=root_seed, default=0, metavar="S", help="root seed (default: 0)")
     _add_engine_arg(p)
-    p.add_argument("--workers", type=_positive_int, default=None, metavar="W",
+    p.add_argument("--workers", type=positive_count, default=None, metavar="W",
                    help="threads (numba) or worker processes (simpy) per evaluation "
                         "(default: every CPU on numba, 1 on simpy)")
     p.add_argument("--storage", metavar="URL",
@@ -325,12 +328,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=None, metavar="N",
                    help="LocalCluster worker processes (default: the CPUs this process may "
                         "use); 0 runs in this process without Dask")
-    p.add_argument("--replications", type=_replications, metavar="R",
+    p.add_argument("--replications", type=replication_count, metavar="R",
                    help="replications per point (default: the config's run.replications)")
-    p.add_argument("--seed", type=_seed, metavar="S",
+    p.add_argument("--seed", type=root_seed, metavar="S",
                    help="root seed (default: the config's run.seed)")
     _add_engine_arg(p)
-    p.add_argument("--chunk", type=_positive_int, default=None, metavar="N",
+    p.add_argument("--chunk", type=positive_count, default=None, metavar="N",
                    help="replications per task (default: 64)")
     _add_connect_timeout_arg(p)
     p.add_argument("--out", metavar="DIR",
@@ -357,15 +360,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a value in every config (read as TOML, a bare word as a string; "
                         "repeatable)")
-    p.add_argument("--scenarios", type=_positive_int, default=8, metavar="K",
+    p.add_argument("--scenarios", type=positive_count, default=8, metavar="K",
                    help="scenarios per profile (default: 8)")
-    p.add_argument("--replications", type=_replications, default=4, metavar="R",
+    p.add_argument("--replications", type=replication_count, default=4, metavar="R",
                    help="replications per scenario (default: 4)")
-    p.add_argument("--seed", type=_seed, default=None, metavar="S",
+    p.add_argument("--seed", type=root_seed, default=None, metavar="S",
                    help="root seed (default: the first config's run.seed; an optimize "
                         "run's --seed, default 0, gives its scenarios and scores again)")
     _add_engine_arg(p)
-    p.add_argument("--workers", type=_positive_int, default=None, metavar="W",
+    p.add_argument("--workers", type=positive_count, default=None, metavar="W",
                    help="threads (numba) or worker processes (simpy) per batch (default: "
                         "every CPU on numba, 1 on simpy)")
     p.add_argument("--outcome", default="bookings", metavar="COLUMN",

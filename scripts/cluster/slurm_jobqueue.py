@@ -29,7 +29,7 @@ from pathlib import Path
 from distributed import Client
 
 # the command line's own checks: an error names the flag (--seed: ...), as gtmsim's does
-from gtmsim.cli import _positive_int, _replications, _seed, staged
+from gtmsim.cli import positive_count, replication_count, root_seed, staged
 from gtmsim.errors import ClusterLost, EngineFailed, GtmsimError, TaskFailed
 from gtmsim.report.export import counted
 from gtmsim.report.sweep import sweep_report
@@ -76,16 +76,16 @@ def main() -> None:
     ap.add_argument("config", nargs="?")
     ap.add_argument("grid", nargs="?")
     ap.add_argument("out", nargs="?")
-    ap.add_argument("--replications", type=_replications, default=None)
-    ap.add_argument("--seed", type=_seed, default=None)
+    ap.add_argument("--replications", type=replication_count, default=None)
+    ap.add_argument("--seed", type=root_seed, default=None)
     ap.add_argument("--profile", default=None)
     ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="K=V")
     ap.add_argument("--engine", default="numba", choices=["numba", "simpy"])
-    ap.add_argument("--chunk", type=_positive_int, default=DEFAULT_CHUNK,
+    ap.add_argument("--chunk", type=positive_count, default=DEFAULT_CHUNK,
                     help="replications per task")
     # 0 jobs waited an hour for a worker
-    ap.add_argument("--jobs", type=_positive_int, default=2, help="SLURM jobs (nodes) to start")
-    ap.add_argument("--cores", type=_positive_int, default=16, help="cores per job")
+    ap.add_argument("--jobs", type=positive_count, default=2, help="SLURM jobs (nodes) to start")
+    ap.add_argument("--cores", type=positive_count, default=16, help="cores per job")
     ap.add_argument("--memory", type=_memory, default="32GB", help="memory per job")
     ap.add_argument("--queue", default=None, help="SLURM partition")
     ap.add_argument("--account", default=None)
