@@ -435,6 +435,8 @@ def _signals() -> Iterator[None]:
             return
         threading.excepthook = _quiet_broken_pool
         for child in multiprocessing.active_children():
+            if child.name.startswith(_DASK_WORKER):
+                continue  # its nanny would start another; the cluster's close stops it
             with contextlib.suppress(Exception):
                 os.kill(child.pid, signal.SIGTERM)
         if signum == signal.SIGINT:
@@ -463,6 +465,9 @@ def _signals() -> Iterator[None]:
         for s, h in old.items():
             signal.signal(s, h)
 
+
+# the name a Dask nanny gives the worker process it runs (and restarts when it dies)
+_DASK_WORKER = "Dask Worker process"
 
 # signals that arrived while a set of output files was put in place (None: not deferring)
 _DEFERRED: list[int] | None = None

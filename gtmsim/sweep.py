@@ -798,8 +798,9 @@ def _client(scheduler: str | None, workers: int, timeout: float,
     else:
         threads = numba_threads or max(1, usable_cores() // workers)
         cluster = LocalCluster.__new__(LocalCluster)  # in hand if its start is interrupted
+        held: list[int] = []
         try:
-            with _workers_deaf_to_ctrl_c():
+            with _workers_deaf_to_ctrl_c(), _signals_held(held):
                 cluster.__init__(n_workers=workers, threads_per_worker=1, processes=True,
                                  dashboard_address=":0", silence_logs=logging.CRITICAL,
                                  env={"NUMBA_NUM_THREADS": str(threads)})
@@ -807,6 +808,8 @@ def _client(scheduler: str | None, workers: int, timeout: float,
             _leave_half_started(cluster)
             raise
         try:
+            for signum in held:  # now the cluster has started, it is closed in order
+                signal.raise_signal(signum)
             client = _new_client(cluster, set_as_default=False)
         except BaseException:
             with contextlib.suppress(Exception):
@@ -858,6 +861,41 @@ def _workers_deaf_to_ctrl_c() -> Iterator[None]:
         signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
+@contextlib.contextmanager
+def _signals_held(held: list[int]) -> Iterator[None]:
+    """A first Ctrl-C or SIGTERM while a LocalCluster starts is held (appended to `held`) till
+    the start is over; a second one acts at once. Acted on mid-start, it left Dask starting
+    worker processes in its threads as this process exited: a worker that had read half of
+    what it was to run, or whose queues' semaphores were already removed, printed a traceback
+    after gtmsim's line. Started, the cluster is closed in order: no process is left behind."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    signums = [signal.SIGINT, signal.SIGTERM]
+    previous = {s: signal.getsignal(s) for s in signums}
+
+    def hold(signum: int, frame: Any) -> None:
+        if held:  # the second: the previous handler (gtmsim's raises) acts now
+            act = previous[signum]
+            if callable(act):
+                act(signum, frame)
+            elif act == signal.SIG_DFL and signum == signal.SIGINT:
+                raise KeyboardInterrupt
+            elif act == signal.SIG_DFL:
+                signal.signal(signum, signal.SIG_DFL)
+                signal.raise_signal(signum)
+            return
+        held.append(signum)
+
+    for s in signums:
+        signal.signal(s, hold)
+    try:
+        yield
+    finally:
+        for s, act in previous.items():
+            signal.signal(s, act)
+
+
 _TRACKER_QUIET = "ignore::UserWarning:multiprocessing.resource_tracker"
 
 
@@ -877,11 +915,11 @@ def _start_quiet_resource_tracker() -> None:
 
 
 def _leave_half_started(cluster: Any) -> None:
-    """A LocalCluster interrupted while it starts goes on starting in Dask's loop thread, and
-    Dask's exit hook would close it half-started: an AssertionError traceback after gtmsim's
-    one line, and seconds waiting for workers the interrupt already stopped. Its workers are
-    daemon processes of this one (and each exits when this process does), so the hook is
-    told to leave it."""
+    """A LocalCluster whose start failed, or was stopped by a second Ctrl-C, goes on starting
+    in Dask's loop thread, and Dask's exit hook would close it half-started: an AssertionError
+    traceback after gtmsim's one line, and seconds waiting for workers the interrupt already
+    stopped. Its workers are daemon processes of this one (and each exits when this process
+    does), so the hook is told to leave it."""
     cluster.shutdown_on_close = False
 
 

@@ -582,6 +582,34 @@ def test_a_signal_swallowed_by_a_c_callback_is_delivered_again_outside_it():
     assert returned
 
 
+def test_a_signal_stops_the_runs_own_workers_but_not_a_dask_nannys():
+    """Ctrl-C stops this process's worker processes at once, but not a Dask nanny's: the
+    handler's SIGTERM made the nanny of a running LocalCluster start a new worker while gtmsim
+    exited, and that one printed a traceback (EOFError, FileNotFoundError) after gtmsim's
+    line. The cluster's close stops a nanny's worker."""
+    import multiprocessing
+
+    from gtmsim.cli import _signals
+
+    spawn = multiprocessing.get_context("spawn")
+    ours = spawn.Process(target=time.sleep, args=(60,), daemon=True)
+    nannys = spawn.Process(target=time.sleep, args=(60,), daemon=True,
+                           name="Dask Worker process (from Nanny)")
+    ours.start()
+    nannys.start()
+    try:
+        with pytest.raises(KeyboardInterrupt), _signals():
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(2)
+        ours.join(timeout=30)
+        assert ours.exitcode == -signal.SIGTERM
+        assert nannys.is_alive()
+    finally:
+        for p in (ours, nannys):
+            p.kill()
+            p.join()
+
+
 def test_a_reader_that_goes_or_a_full_device_ends_in_one_line(tmp_path):
     """`gtmsim run | head -1` ended with status 1 (rich's own answer to a broken pipe), and
     `gtmsim validate > /dev/full` with an OSError traceback."""

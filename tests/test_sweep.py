@@ -392,6 +392,25 @@ def test_ctrl_c_while_the_local_cluster_starts_is_one_line(tmp_path, to):
         time.sleep(0.2)
 
 
+def test_a_first_signal_while_a_cluster_starts_waits_for_the_start_a_second_acts_now():
+    """The first Ctrl-C (or SIGTERM) during a LocalCluster's start is held, to be acted on once
+    it has started and can be closed in order; a second one is acted on at once (with the
+    handler that was there before), and the handlers are back after the start."""
+    from gtmsim.sweep import _signals_held
+
+    before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    held: list[int] = []
+    with _signals_held(held):
+        signal.raise_signal(signal.SIGTERM)
+        time.sleep(0.05)
+        assert held == [signal.SIGTERM]
+        with pytest.raises(KeyboardInterrupt):  # the default SIGINT handler's
+            signal.raise_signal(signal.SIGINT)
+            time.sleep(1)
+    assert held == [signal.SIGTERM]
+    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before
+
+
 _LEAK = """
 import os
 from multiprocessing import resource_tracker
