@@ -583,9 +583,10 @@ def _existing_parent(path: Path) -> Path:
     return p
 
 
-def _make_parents(folder: Path) -> list[Path]:
-    """mkdir -p that remembers what it made, to take it back if the run fails."""
-    made: list[Path] = []
+def _make_parents(folder: Path, made: list[Path] | None = None) -> list[Path]:
+    """mkdir -p that remembers what it made (in `made`, as each is made, so an interruption
+    midway loses none), to take it back if the run fails."""
+    made = [] if made is None else made
     for p in reversed([folder, *folder.parents]):
         if not p.exists():
             p.mkdir()
@@ -985,23 +986,25 @@ def cmd_optimize(args) -> int:
                          "workers evaluate the trials)")
     _check_connect_timeout(args)
     _check_optimize_out(out, args.storage)
-    try:
-        made = _make_parents(out)
-    except OSError as exc:  # as root os.access says yes to /sys; mkdir says no
-        raise UsageError("--out", f"cannot create {out}: {exc.strerror or exc}") from None
     # the short search under `ideal` for the baseline comes first, on the same bar
     if args.compare_ideal:  # both searches' trials, the one under ideal first
         total = args.trials + (args.ideal_trials if args.ideal_trials is not None
                                else args.trials)
     else:
         total = args.trials + settings.ideal_trials
-    bar, progress = _progress_bar(total, f"optimise {config.name[:30]} ({config.profile})",
-                                  "trials")
     journal = out / "study.journal"
     new_journal = not args.storage and not journal.exists()
     _BEGUN.add("optimize")
     before = _studies_in(args.storage) if args.storage else None
+    made: list[Path] = []  # the folders made for --out, filled as each is made
     try:
+        # made inside the clean-up below: a signal right after the mkdir left the folder
+        try:
+            _make_parents(out, made)
+        except OSError as exc:  # as root os.access says yes to /sys; mkdir says no
+            raise UsageError("--out", f"cannot create {out}: {exc.strerror or exc}") from None
+        bar, progress = _progress_bar(total, f"optimise {config.name[:30]} "
+                                             f"({config.profile})", "trials")
         result, best, cmp = _optimize(args, config, settings, out, bar, progress)
     except GtmsimError as exc:
         # refused before a study was written, or as its first trial ran (an --outcome
@@ -1045,7 +1048,7 @@ def _drop_new_study(out: Path, made: list[Path]) -> None:
     for it (the output folder among them), else only the journal and its lock."""
     if made:
         shutil.rmtree(out, ignore_errors=True)
-        for p in reversed(made[:-1]):
+        for p in reversed(made):  # out itself is gone; a mkdir that stopped short made less
             with contextlib.suppress(OSError):
                 p.rmdir()
         return

@@ -687,3 +687,21 @@ def test_the_progress_line_keeps_its_count_in_a_narrow_terminal(monkeypatch, wid
     line = shown.file.getvalue().rstrip()
     assert re.search(r"1234/20000 replications \d+:\d\d:\d\d", line), line
     assert len(line) <= width
+
+
+def test_a_signal_as_optimize_begins_leaves_no_empty_out_folder(tmp_path, monkeypatch, capsys):
+    """SIGTERM after optimize made its --out folder, before the search's clean-up was in
+    place (while its progress bar was set up): exit 143 and 'nothing was written', but an
+    empty folder was left behind."""
+    import gtmsim.cli as cli
+
+    def terminated(*args, **kwargs):
+        raise cli._Terminated
+
+    monkeypatch.setattr(cli, "_progress_bar", terminated)
+    out = tmp_path / "new" / "o"
+    code = main(["optimize", "--trials", "2", "--out", str(out), *SHORT])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 143
+    assert err[-1].startswith("gtmsim: terminated; nothing was written"), err
+    assert list(tmp_path.iterdir()) == []
