@@ -804,8 +804,12 @@ def _client(scheduler: str | None, workers: int, timeout: float,
                 cluster.__init__(n_workers=workers, threads_per_worker=1, processes=True,
                                  dashboard_address=":0", silence_logs=logging.CRITICAL,
                                  env={"NUMBA_NUM_THREADS": str(threads)})
-        except BaseException:
+        except BaseException as exc:
             _leave_half_started(cluster)
+            if held and isinstance(exc, Exception):  # the held signal is why: SIGTERM to
+                # the process group killed the workers mid-start ('Nanny failed to start');
+                # it is acted on, not the error
+                signal.raise_signal(held[0])
             raise
         try:
             for signum in held:  # now the cluster has started, it is closed in order

@@ -204,9 +204,10 @@ def test_a_sweep_stopped_before_its_points_table_writes_it_on_resume(tmp_path, m
 
 
 def _interrupt_when(proc: subprocess.Popen, ready, timeout: float = 90.0,
-                    group: bool = False, after: float = 0.0) -> str:
-    """SIGINT to `proc` (or, `group`, to its process group, as a terminal's Ctrl-C) `after`
-    seconds once `ready()` holds (the process still running); its stderr."""
+                    group: bool = False, after: float = 0.0,
+                    signum: int = signal.SIGINT) -> str:
+    """SIGINT (or `signum`) to `proc` (or, `group`, to its process group, as a terminal's
+    Ctrl-C) `after` seconds once `ready()` holds (the process still running); its stderr."""
     try:
         deadline = time.monotonic() + timeout
         while not ready():
@@ -215,9 +216,9 @@ def _interrupt_when(proc: subprocess.Popen, ready, timeout: float = 90.0,
             time.sleep(0.02)
         time.sleep(after)
         if group:
-            os.killpg(proc.pid, signal.SIGINT)
+            os.killpg(proc.pid, signum)
         else:
-            proc.send_signal(signal.SIGINT)
+            proc.send_signal(signum)
         _, err = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
@@ -390,6 +391,26 @@ def test_ctrl_c_while_the_local_cluster_starts_is_one_line(tmp_path, to):
     while marked():
         assert time.monotonic() < deadline, f"worker processes left: {marked()}"
         time.sleep(0.2)
+
+
+def test_sigterm_to_the_process_group_while_the_local_cluster_starts_is_one_line(tmp_path):
+    """SIGTERM to the whole process group (a service manager's stop) while the LocalCluster's
+    workers were being spawned killed them mid-start: Dask's 'RuntimeError: Nanny failed to
+    start' traceback and exit 1, not 'terminated' and 143; the held signal is the cause."""
+    import psutil
+
+    grid = _grid(tmp_path)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gtmsim", "sweep", "--grid", grid, *SHORT, "--replications",
+         "40", "--workers", "2", "--out", str(tmp_path / "o")], cwd=tmp_path,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    err = _interrupt_when(proc, lambda: any("spawn_main" in " ".join(c.cmdline())
+                                            for c in psutil.Process(proc.pid).children()),
+                          group=True, after=0.3, signum=signal.SIGTERM)
+    assert proc.returncode == 143, err
+    assert err.splitlines() == ["gtmsim: starting a LocalCluster of 2 workers",
+                                "gtmsim: terminated; nothing was written"], err
+    assert not (tmp_path / "o").exists()
 
 
 def test_a_first_signal_while_a_cluster_starts_waits_for_the_start_a_second_acts_now():
