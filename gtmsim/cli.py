@@ -426,6 +426,7 @@ def _signals() -> Iterator[None]:
     alone also ends its workers, so the run stops at once instead of finishing the batch.
     """
     main_pid = os.getpid()
+    again_soon: list[threading.Timer] = []  # signals swallowed in a C callback, sent again
 
     def handler(signum, frame):
         if os.getpid() != main_pid:
@@ -433,6 +434,8 @@ def _signals() -> Iterator[None]:
         if _DEFERRED is not None:  # a set of files is being put in place: after it
             _DEFERRED.append(signum)
             return
+        for timer in again_soon:  # stopping now: a swallowed one sent again would stop the
+            timer.cancel()        # clean-up, or come after gtmsim's line
         threading.excepthook = _quiet_broken_pool
         for child in multiprocessing.active_children():
             if child.name.startswith(_DASK_WORKER):
@@ -452,7 +455,9 @@ def _signals() -> Iterator[None]:
             again = signal.SIGINT if isinstance(u.exc_value, KeyboardInterrupt) else signal.SIGTERM
             # from another thread, a moment later: delivered now, the handler would run in
             # this hook, and its exception would be swallowed here in turn
-            threading.Timer(0.05, _thread.interrupt_main, (again,)).start()
+            timer = threading.Timer(0.05, _thread.interrupt_main, (again,))
+            again_soon.append(timer)
+            timer.start()
             return
         previous(u)
 
@@ -461,6 +466,8 @@ def _signals() -> Iterator[None]:
     try:
         yield
     finally:
+        for timer in again_soon:  # the command is over: nothing is left to stop
+            timer.cancel()
         sys.unraisablehook = old_hook
         for s, h in old.items():
             signal.signal(s, h)

@@ -582,6 +582,31 @@ def test_a_signal_swallowed_by_a_c_callback_is_delivered_again_outside_it():
     assert returned
 
 
+def test_a_signal_delivered_again_is_dropped_once_the_command_has_stopped():
+    """A Ctrl-C swallowed in numba's callback is sent again a moment later; when the command
+    stopped meanwhile (another Ctrl-C, acted on at once), that second delivery still came,
+    after gtmsim's line and with its handlers gone: a KeyboardInterrupt at exit (killed by
+    SIGINT, not exit 130) or in the middle of the clean-up. Once stopped, it is dropped."""
+    import sys
+    from types import SimpleNamespace
+
+    from gtmsim.cli import _signals
+
+    late: list[int] = []
+    before = signal.signal(signal.SIGINT, lambda signum, frame: late.append(signum))
+    try:
+        with pytest.raises(KeyboardInterrupt), _signals():
+            sys.unraisablehook(SimpleNamespace(exc_type=KeyboardInterrupt,
+                                               exc_value=KeyboardInterrupt(),
+                                               exc_traceback=None, err_msg=None, object=None))
+            signal.raise_signal(signal.SIGINT)  # the next Ctrl-C, before the re-delivery
+            time.sleep(2)
+        time.sleep(0.3)  # when the re-delivery was due
+    finally:
+        signal.signal(signal.SIGINT, before)
+    assert late == []
+
+
 def test_a_signal_stops_the_runs_own_workers_but_not_a_dask_nannys():
     """Ctrl-C stops this process's worker processes at once, but not a Dask nanny's: the
     handler's SIGTERM made the nanny of a running LocalCluster start a new worker while gtmsim
