@@ -354,6 +354,31 @@ def test_a_name_holding_a_script_end_tag_keeps_the_embedded_numbers_whole():
     assert "</script><b>" not in page
 
 
+def test_a_name_opening_an_html_comment_keeps_the_embedded_numbers_whole():
+    """A team named 'cs<!--<script>' put '<!--<script>' raw into the page's JSON: in a
+    <script> element an HTML parser reads that as the start of an escaped script, so the
+    element's own '</script>' no longer ended it and the summary swallowed the rest of the
+    page (the mechanism-cost JSON with it). The HTML standard keeps '<!--' and '<script' out
+    of a script's text; every report's JSON writes '<' as the escape '\\u003c' instead."""
+    from gtmsim.report.export import script_json
+    from gtmsim.report.run import run_report
+
+    name = "kpi_cs<!--<script>"
+    reps = pl.DataFrame({"replication": [0, 1], "bookings": [1.0, 3.0], name: [0.5, 0.7]})
+    weekly = pl.DataFrame({"replication": [0, 1], "week": [0, 0], "bookings": [1.0, 3.0]})
+    summary = pl.DataFrame([{"outcome": k, "n": 2, "mean": v, "ci_low": v - 1, "ci_high": v + 1,
+                             "sd": 0.0, "p10": v, "p50": v, "p90": v}
+                            for k, v in (("bookings", 2.0), (name, 0.6))])
+    page = run_report(reps, weekly, summary, {"replications": 2}, [])
+    scripts = re.findall(r"<script type='application/json' id='[^']*'>(.*?)</script>", page,
+                         re.S)
+    assert len(scripts) == 2
+    for text in scripts:
+        assert "<!--" not in text and "<script" not in text.lower()
+    assert json.loads(scripts[0])[name]["mean"] == 0.6
+    assert json.loads(script_json({"a<!--b</script>": "<"})) == {"a<!--b</script>": "<"}
+
+
 def test_a_small_share_of_a_fate_is_not_said_to_be_none():
     """A close stage that turned away 0.4% of the leads sent to nurture drew a link of 14
     leads described as 'estimated: 0% of all nurtured' (product_led's ae_close), and the

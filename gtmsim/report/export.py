@@ -46,9 +46,10 @@ def plain(name: Any) -> str:
 
 
 def script_json(value: Any) -> str:
-    """JSON to embed in a page's <script> element: "</" is written "<\\/", the same JSON
-    string, so a name holding "</script>" cannot end the element early."""
-    return json.dumps(value, allow_nan=False).replace("</", "<\\/")
+    """JSON to embed in a page's <script> element: every "<" is written "\\u003c", the same
+    JSON string, so a name holding "</script>" cannot end the element early, nor one holding
+    "<!--<script" (which an HTML parser reads as an escaped script) keep it from ending."""
+    return json.dumps(value, allow_nan=False).replace("<", "\\u003c")
 
 
 def write_parquet(frame, path: Path) -> None:
