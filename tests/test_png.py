@@ -145,3 +145,14 @@ def test_without_kaleido_the_message_says_what_to_install(monkeypatch):
     assert "pip install 'gtmsim[png]'" in export.png_unavailable()
     monkeypatch.setattr(export.metadata, "version", lambda name: "0.2.1")
     assert "kaleido>=1" in export.png_unavailable()
+
+
+def test_a_browser_path_naming_a_folder_is_refused_at_start(monkeypatch, tmp_path):
+    """BROWSER_PATH=/usr/bin (a folder, which os.access calls executable) passed the check:
+    `run --png` simulated every replication, then kaleido found no Chrome and the run failed
+    with exit 1 and a five-line message, its results thrown away. A folder is no browser."""
+    monkeypatch.setattr(export.metadata, "version", lambda name: "1.5.1")
+    monkeypatch.setenv("BROWSER_PATH", str(tmp_path))
+    assert export.find_browser() is None
+    assert export.png_unavailable() == (f"BROWSER_PATH={tmp_path} is not an executable "
+                                        "browser")

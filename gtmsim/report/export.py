@@ -82,8 +82,8 @@ def find_browser() -> str | None:
     """The Chrome or Chromium kaleido will drive: $BROWSER_PATH, else one on PATH, else one
     kaleido downloaded itself (`kaleido_get_chrome`)."""
     named = os.environ.get("BROWSER_PATH")
-    if named:
-        return named if os.access(named, os.X_OK) else None
+    if named:  # a folder is "executable" to os.access, but no browser
+        return named if os.path.isfile(named) and os.access(named, os.X_OK) else None
     for name in BROWSER_NAMES:
         if path := shutil.which(name):
             return path
