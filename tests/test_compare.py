@@ -578,6 +578,36 @@ def test_names_in_the_text_tables_are_not_read_as_markup():
     assert "KPI s[b]r" in text and "mean - b[v1]" in text
 
 
+def test_comparison_txt_cuts_no_design_name_nor_number():
+    """comparison.txt printed its tables squeezed into 160 columns: with nine designs the
+    lever table cut every name to 'headcount_var…', so which design has which lever values
+    could not be read, and a number could be cut the same way. The terminal's tables
+    (print_whole) kept them whole; the file's now do too."""
+    from gtmsim.report.compare import comparison_text
+
+    def design():
+        return {"mean": 123_456.0, "mean_ci": [100_000.0, 150_000.0], "p10": 4.0,
+                "p10_ci": None, "cvar10": 3.5, "cvar10_ci": None,
+                "kpi_attainment": {"marketing": 0.9}, "leaked": 10.0, "cost": 1.0}
+
+    diff = {s: {"diff": 1.0, "ci_low": -1.0, "ci_high": 3.0} for s in ("mean", "p10", "cvar10")}
+    names = ["baseline_design"] + [f"headcount_variant_{i}" for i in range(2, 10)]
+    summary = {"outcome": "bookings", "baseline": names[0], "replications": 1,
+               "designs": [{"name": n, "file": f"{n}.toml",
+                            "levers": {"mql_threshold": 0.123456 + i,
+                                       "sdr_headcount": 1_000_000 + i},
+                            "other_differences": []} for i, n in enumerate(names)],
+               "profiles": {"realistic": {"scenarios": 3, "verdict": "-",
+                                          "designs": {n: design() for n in names},
+                                          "differences": {n: diff for n in names[1:]}}}}
+    text = comparison_text(summary)
+    assert "…" not in text
+    header = next(line for line in text.splitlines() if "headcount_variant_2" in line
+                  and "┃" in line)
+    assert all(n in header for n in names)
+    assert all(f"1,000,00{i}" in text for i in range(9))
+
+
 def test_design_names_in_the_figure_are_drawn_as_written():
     """A design named by its file 'b<i>x.toml' was drawn in the box plot and the legend as
     'bx' with the x in italics (plotly reads tags in a trace's name), while the tables and

@@ -209,15 +209,19 @@ def _setting(value) -> str:
 
 
 def comparison_text(summary: dict, width: int = 160) -> str:
-    """The tables as plain text (comparison.txt)."""
+    """The tables as plain text (comparison.txt), each as wide as it needs past `width`
+    (print_whole, as the terminal prints them): squeezed, nine designs' names were all cut
+    to 'headcount_var…'."""
     import io
 
     from rich.console import Console
 
+    from gtmsim.report.console import print_whole
+
     buf = io.StringIO()
     console = Console(file=buf, width=width, color_system=None, force_terminal=False)
     for t in comparison_tables(summary):
-        console.print(t)
+        print_whole(console, t)
     return buf.getvalue()
 
 
