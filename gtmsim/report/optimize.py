@@ -282,6 +282,10 @@ def _optuna_figures(study, objectives: list[str], label: str, importance: bool =
     # the objective the chosen design is ranked by (not cost, even when named first)
     main = main_objective(objectives) if multi else 0
     target = (lambda t: t.values[main]) if multi else None
+    # Optuna's importance (PED-ANOVA) reads a target as one to minimise: given the outcome
+    # itself it ranked what sets the worst designs apart; a maximised outcome goes negated
+    down = multi and study.directions[main] == optuna.study.StudyDirection.MAXIMIZE
+    ranked = (lambda t: -t.values[main]) if down else target
     name = objectives[main]
     if name == "regret":  # regret needs every design: the search scores each by its mean
         name = "mean (regret's stand-in during the search)"
@@ -322,7 +326,7 @@ def _optuna_figures(study, objectives: list[str], label: str, importance: bool =
                          "within the budget (importance needs at least 4).")
         else:
             try:
-                fig = vis.plot_param_importances(within, target=target, target_name=name)
+                fig = vis.plot_param_importances(within, target=ranked, target_name=name)
                 fig.update_layout(title=f"Lever importance{label} for {name} (fANOVA over "
                                         f"{len(complete)} completed trials within the budget)")
                 figs["importance"] = fig
