@@ -177,6 +177,22 @@ def test_importance_of_a_two_objective_study_ranks_what_makes_a_design_good():
     assert importance["a"] > 0.8 > importance["b"]
 
 
+def test_importance_names_the_method_that_ranked_it():
+    """The figure was titled '(fANOVA over N completed trials)', but Optuna 5, which gtmsim
+    requires, ranks by PED-ANOVA (fANOVA would need scikit-learn): the title named another
+    method than the one behind the bars. It names PED-ANOVA, asked for by name."""
+    from optuna.importance import PedAnovaImportanceEvaluator, get_param_importances
+
+    from gtmsim.report.optimize import _optuna_figures
+
+    study = _study(["a", "b", "c"], 20)
+    fig = _optuna_figures(study, ["mean"], "")[0]["importance"]
+    assert "PED-ANOVA" in fig.layout.title.text and "fANOVA" not in fig.layout.title.text
+    drawn = dict(zip(fig.data[0].y, fig.data[0].x, strict=True))
+    want = get_param_importances(study, evaluator=PedAnovaImportanceEvaluator())
+    assert drawn == pytest.approx(want)
+
+
 def test_importance_leaves_out_trials_over_the_budget():
     """Over-budget trials are told a placeholder (never simulated); importance over them would
     rank the lever that breaks the budget (b here), not the one that moves the outcome (a)."""
