@@ -379,6 +379,29 @@ def test_a_name_opening_an_html_comment_keeps_the_embedded_numbers_whole():
     assert json.loads(script_json({"a<!--b</script>": "<"})) == {"a<!--b</script>": "<"}
 
 
+def test_a_mechanism_with_no_defined_cost_is_drawn_without_a_bar():
+    """mechanism_costs gives a mechanism whose outcome is defined in no pair (a median cycle
+    with no deal won) a NaN cost, listed last; drawn from such a table the report stopped
+    with "TypeError: '>' not supported between 'NoneType' and 'int'", and its title would
+    have counted that row's 0 pairs for every bar."""
+    from gtmsim.report.run import run_figures
+
+    nan = float("nan")
+    reps = pl.DataFrame({"replication": [0, 1], "bookings": [1.0, 3.0]})
+    weekly = pl.DataFrame({"replication": [0, 1], "week": [0, 0], "bookings": [1.0, 3.0]})
+    summary = pl.DataFrame([{"outcome": "bookings", "n": 2, "mean": 2.0, "ci_low": 1.0,
+                             "ci_high": 3.0, "sd": 1.0, "p10": 1.0, "p50": 2.0, "p90": 3.0}])
+    costs = pl.DataFrame({"mechanism": ["latency", "speed"],
+                          "outcome": ["cycle_days_median"] * 2, "replications": [2, 0],
+                          "engine": ["numba"] * 2, "full_mean": [20.0, nan],
+                          "off_mean": [18.0, nan], "cost": [-2.0, nan],
+                          "ci_low": [-3.0, nan], "ci_high": [-1.0, nan]})
+    fig = run_figures(reps, weekly, summary, [], costs)["mechanism_costs"]
+    bars = fig.data[0]
+    assert list(bars.y) == ["speed", "latency"] and list(bars.x) == [None, -2.0]
+    assert "2 paired replications" in fig.layout.title.text
+
+
 def test_a_small_share_of_a_fate_is_not_said_to_be_none():
     """A close stage that turned away 0.4% of the leads sent to nurture drew a link of 14
     leads described as 'estimated: 0% of all nurtured' (product_led's ae_close), and the

@@ -321,9 +321,11 @@ def _mechanism_costs(costs: pl.DataFrame):
     fig = go.Figure(go.Bar(
         x=cost, y=[r["mechanism"].replace("_", " ") for r in rows], orientation="h",
         error_x=bars,
-        marker_color=["#c0392b" if c > 0 else "#7f8c8d" for c in cost],
+        # a mechanism with no defined pair has no cost (None): no bar, not a crash
+        marker_color=["#c0392b" if c is not None and c > 0 else "#7f8c8d" for c in cost],
         hovertemplate="%{y}: %{x:,.0f}<extra></extra>"))
-    n = rows[0]["replications"] if rows else 0
+    # the pairs behind the bars (the last row may be one with none: its cost undefined)
+    n = max((r["replications"] for r in rows), default=0)
     ci = "95% CI" if any(x is not None for x in bars["array"]) else "no CI from one replication"
     fig.add_vline(x=0.0, line_color="black", line_width=1)
     fig.update_layout(
