@@ -119,6 +119,16 @@ def replication_count(text: str) -> int:
     return value
 
 
+def scenario_count(text: str) -> int:
+    """A flag's count of scenarios: 1 to MAX_SCENARIOS (an argparse type)."""
+    from gtmsim.optimize.scenarios import MAX_SCENARIOS
+
+    value = positive_count(text)
+    if value > MAX_SCENARIOS:
+        raise argparse.ArgumentTypeError(f"at most {MAX_SCENARIOS:,}, got {value:,}")
+    return value
+
+
 def root_seed(text: str) -> int:
     """A flag's root seed: 0 to SEED_MAX (an argparse type)."""
     try:
@@ -271,9 +281,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the outcome a scenario must reach (satisficing; what-breaks-it)")
     p.add_argument("--trials", type=positive_count, default=50, metavar="N",
                    help="designs to try, in total across resumes (default: 50)")
-    p.add_argument("--scenarios", type=positive_count, default=16, metavar="K",
+    p.add_argument("--scenarios", type=scenario_count, default=16, metavar="K",
                    help="scenarios each design is scored on (default: 16)")
-    p.add_argument("--held-out", type=positive_count, default=None, metavar="K",
+    p.add_argument("--held-out", type=scenario_count, default=None, metavar="K",
                    help="fresh scenarios for the final re-evaluation (default: --scenarios)")
     p.add_argument("--top", type=positive_count, default=5, metavar="N",
                    help="designs re-evaluated on the held-out scenarios (default: 5)")
@@ -360,7 +370,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a value in every config (read as TOML, a bare word as a string; "
                         "repeatable)")
-    p.add_argument("--scenarios", type=positive_count, default=8, metavar="K",
+    p.add_argument("--scenarios", type=scenario_count, default=8, metavar="K",
                    help="scenarios per profile (default: 8)")
     p.add_argument("--replications", type=replication_count, default=4, metavar="R",
                    help="replications per scenario (default: 4)")

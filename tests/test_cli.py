@@ -112,6 +112,14 @@ BAD_FLAGS = {
                    "--scenarios", "2", "--replications", "1", "--ideal-trials", "0",
                    "--out", "o", *SHORT],
         "--outcome kpi_attainment_cs: undefined in every replication of scenario"),
+    # numpy's MemoryError, a traceback and exit 1, while drawing the scenarios
+    "optimize scenarios beyond memory": (lambda d: ["optimize", "--scenarios", str(2**40),
+                                                    "--out", "o"], "--scenarios: at most"),
+    "optimize held-out beyond memory": (lambda d: ["optimize", "--held-out", str(2**40),
+                                                   "--out", "o"], "--held-out: at most"),
+    "compare scenarios beyond memory": (lambda d: ["compare", CONFIG, CONFIG, "--scenarios",
+                                                   str(2**40), "--out", "c"],
+                                        "--scenarios: at most"),
 }
 
 

@@ -1018,3 +1018,13 @@ def test_evaluate_refuses_two_scenarios_of_one_index(config, monkeypatch):
     a, b = draw_scenarios(cfg, 1, seed=1)[0], draw_scenarios(cfg, 1, seed=2)[0]
     df = evaluate(cfg, {}, [a, Scenario(1, b.values, b.seed)], 1)
     assert per_scenario(df).height == 2  # numbered apart, each is its own scenario
+
+
+def test_draw_scenarios_refuses_more_than_memory_holds(config):
+    """2**40 scenarios were numpy's MemoryError (40 TiB for the Sobol points) from the API,
+    and a traceback from optimize and compare --scenarios."""
+    from gtmsim.optimize.scenarios import MAX_SCENARIOS
+
+    with pytest.raises(GtmsimError, match=f"scenarios: must be at most {MAX_SCENARIOS}"):
+        draw_scenarios(config, 2**40, 1)
+    assert len(draw_scenarios(config, 3, 1)) == 3

@@ -35,7 +35,12 @@ from gtmsim.optimize.compare import (
 )
 from gtmsim.optimize.evaluate import evaluate, per_scenario
 from gtmsim.optimize.levers import annual_cost, current_design
-from gtmsim.optimize.scenarios import Scenario, draw_scenarios, uncertain_parameters
+from gtmsim.optimize.scenarios import (
+    MAX_SCENARIOS,
+    Scenario,
+    draw_scenarios,
+    uncertain_parameters,
+)
 from gtmsim.outcomes import check_ranked_outcome, share_kpis
 
 Progress = Callable[[int, int], None]
@@ -353,7 +358,8 @@ def compare_designs(paths: Sequence[str | Path], profiles: Sequence[str] = ("rea
         if isinstance(value, str | Path):
             raise TypeError(f"{name}: expected a list, got the single {type(value).__name__} "
                             f"{str(value)!r}")
-    scenarios = whole("scenarios", scenarios, 1)  # '8' failed in the comparison below
+    # '8' failed in the comparison below; 2**40 was numpy's MemoryError drawing them
+    scenarios = whole("scenarios", scenarios, 1, MAX_SCENARIOS)
     if scenarios < 2:
         raise GtmsimError(f"--scenarios: at least 2, got {scenarios} (the confidence "
                           "intervals resample scenarios: one gives no interval)")

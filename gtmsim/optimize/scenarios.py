@@ -22,6 +22,10 @@ from gtmsim.config.loader import check, need_config
 from gtmsim.config.schema import Uncertain, market
 from gtmsim.errors import SEED_MAX, GtmsimError, whole
 
+MAX_SCENARIOS = 100_000
+"""The most scenarios of one set: the Sobol points of more took numpy's MemoryError (2**40 asked
+for 40 TiB), and each is run for every design."""
+
 
 @dataclass(frozen=True)
 class Scenario:
@@ -52,7 +56,7 @@ def uncertain_parameters(config: Config) -> dict[str, tuple[float, float]]:
 def draw_scenarios(config: Config, k: int, seed: int, method: str = "sobol",
                    first_seed_index: int = 0) -> list[Scenario]:
     """K scenarios; `first_seed_index` moves to fresh seeds (a held-out set)."""
-    k = whole("scenarios", k, 1)
+    k = whole("scenarios", k, 1, MAX_SCENARIOS)
     seed = whole("seed", seed, 0, SEED_MAX)
     first_seed_index = whole("first_seed_index", first_seed_index, 0)
     if method not in ("sobol", "lhs"):  # also when nothing is uncertain and none is drawn

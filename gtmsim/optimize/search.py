@@ -39,7 +39,7 @@ from gtmsim.errors import ConfigError, GtmsimError
 from gtmsim.optimize.evaluate import evaluate, per_scenario
 from gtmsim.optimize.levers import annual_cost, apply_design, current_design
 from gtmsim.optimize.objectives import OBJECTIVES, regret, robust_score
-from gtmsim.optimize.scenarios import Scenario, draw_scenarios
+from gtmsim.optimize.scenarios import MAX_SCENARIOS, Scenario, draw_scenarios
 from gtmsim.outcomes import check_ranked_outcome
 from gtmsim.simulate import DEFAULT_ENGINE
 
@@ -116,6 +116,8 @@ class Settings:
         for flag, v in counts[:4] + counts[5:]:
             if v < 1:
                 raise GtmsimError(f"{flag}: must be at least 1, got {v}")
+            if flag in ("--scenarios", "--held-out") and v > MAX_SCENARIOS:
+                raise GtmsimError(f"{flag}: at most {MAX_SCENARIOS:,}, got {v:,}")
         check_ranked_outcome(self.outcome)
         if not self.study_name.strip():
             raise GtmsimError("--study-name: must not be empty")
