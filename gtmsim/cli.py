@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from gtmsim.errors import (
+    MAX_REPLICATIONS,
     SEED_MAX,
     ConfigError,
     ExportFailed,
@@ -108,7 +109,6 @@ def positive_count(text: str) -> int:
     return value
 
 
-MAX_REPLICATIONS = 1_000_000  # as run.replications in a config
 
 
 def replication_count(text: str) -> int:

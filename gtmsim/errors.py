@@ -77,6 +77,8 @@ class ConfigError(GtmsimError):
 
 SEED_MAX = 2**63 - 1
 """The largest root seed: a run's config.toml keeps its seed, and TOML's integers are 64-bit."""
+MAX_REPLICATIONS = 1_000_000
+"""The most replications of one batch, as of run.replications in a config and --replications."""
 BATCH_SEED_MAX = 2**64 - 1
 """The largest seed of a batch: a sweep point's seed is 64 bits (docs/sweeps.md)."""
 

@@ -20,7 +20,7 @@ import polars as pl
 from gtmsim import outcomes as O
 from gtmsim.config import Config, load_config
 from gtmsim.config.loader import check
-from gtmsim.errors import BATCH_SEED_MAX, SEED_MAX, GtmsimError, whole
+from gtmsim.errors import BATCH_SEED_MAX, MAX_REPLICATIONS, SEED_MAX, GtmsimError, whole
 from gtmsim.spec import KPI_METRICS, ModelSpec, compile_spec
 
 ENGINES = ("simpy", "numba")
@@ -103,7 +103,8 @@ def simulate(spec: ModelSpec, replications: int, seed: int, engine: str | None =
         engine = "simpy" if event_log else DEFAULT_ENGINE
     if engine not in ENGINES:
         raise GtmsimError(f"unknown engine {engine!r}; choose from {', '.join(ENGINES)}")
-    replications = whole("replications", replications, 1)
+    # as a config's run.replications: 10**9 ran for hours, its rows filling memory
+    replications = whole("replications", replications, 1, MAX_REPLICATIONS)
     # a sweep point runs on a 64-bit seed of its root (half of them past SEED_MAX)
     seed = whole("seed", seed, 0, BATCH_SEED_MAX)
     # the last replication's number fits the 64-bit `replication` column
@@ -251,7 +252,9 @@ def run(config: Config | str | PathLike | None = None, profile: str | Path | Non
                               "to load_config, or give run a path (or None) instead")
     else:
         config = load_config(config, profile, overrides)
-    n = replications if replications is not None else config.run.replications
+    # res.config keeps the count, and a config's run.replications is at most MAX_REPLICATIONS
+    n = (whole("replications", replications, 1, MAX_REPLICATIONS) if replications is not None
+         else config.run.replications)
     s = whole("seed", seed, 0, SEED_MAX) if seed is not None else config.run.seed
     # the validated copy: the caller's config, changed for the next run, said the last one
     # ran on that

@@ -878,3 +878,31 @@ def test_run_takes_any_path_like_config_as_load_config_does():
 
     res = gtmsim.run(Where(), overrides=SHORT, replications=1, engine="simpy")
     assert res.config.name == load_config(Where()).name
+
+
+def test_more_replications_than_a_config_may_hold_are_refused_before_running(spec,
+                                                                            monkeypatch):
+    """run.replications and --replications stop at 1,000,000, but the API took any count:
+    run(replications=10**9) ran (hours, the rows filling memory) and its res.config, with
+    that count, was refused when run again. Each batch call names the argument at once."""
+    import importlib
+
+    from gtmsim.errors import MAX_REPLICATIONS
+    from gtmsim.optimize import draw_scenarios, evaluate
+
+    def never(*args, **kwargs):
+        raise AssertionError("the batch ran")
+
+    sim = importlib.import_module("gtmsim.simulate")  # gtmsim.simulate is the function
+    monkeypatch.setattr(sim, "_simulate_numba", never)
+    monkeypatch.setattr(sim, "_run_one", never)
+    config = load_config(profile="realistic", overrides=SHORT)
+    too_many = f"replications: must be at most {MAX_REPLICATIONS}"
+    with pytest.raises(GtmsimError, match=too_many):
+        gtmsim.run(config, replications=MAX_REPLICATIONS + 1)
+    with pytest.raises(GtmsimError, match=too_many):
+        simulate(spec, 10**12, 1)
+    with pytest.raises(GtmsimError, match=too_many):
+        simulate(spec, 10**12, 1, engine="simpy")
+    with pytest.raises(GtmsimError, match=too_many):
+        evaluate(config, {}, draw_scenarios(config, 2, 1), 10**12)

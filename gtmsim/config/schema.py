@@ -11,7 +11,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from gtmsim.errors import SEED_MAX
+from gtmsim.errors import MAX_REPLICATIONS, SEED_MAX
 
 # --------------------------------------------------------------------------- basics
 
@@ -165,7 +165,7 @@ DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 class Run(Strict):
     warmup_days: Annotated[float, Field(ge=0.0, le=3660.0)] = 28.0
     horizon_days: Annotated[float, Field(gt=0.0, le=3660.0)] = 182.0
-    replications: Annotated[int, Field(ge=1, le=1_000_000)] = 100
+    replications: Annotated[int, Field(ge=1, le=MAX_REPLICATIONS)] = 100
     seed: Annotated[int, Field(ge=0, le=SEED_MAX)] = 20261130
 
 
