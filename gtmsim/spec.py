@@ -237,6 +237,7 @@ class ModelSpec:
             raise ConfigError("spec.team_headcount",
                               f"must not be negative: {self.team_headcount!r}")
         self._check_indices()
+        self._check_distributions()
         for s, team in enumerate(self.stage_team):  # as the loader refuses it in a config
             if self.team_headcount[team] < 1:
                 raise ConfigError("spec.team_headcount", f"team {self.team_names[team]!r} has "
@@ -300,6 +301,49 @@ class ModelSpec:
             raise ConfigError("spec.route", f"holds {route[~good][0].item()!r}, neither a stage "
                               "nor a fate: compile the config again")
 
+    def _check_distributions(self) -> None:
+        """Every row of the distribution table is one the loader lets a config make: a row
+        per kind, three parameters each, an empirical row inside the pool, parameters the
+        draws are defined for, and no duration or amount below 0 (a quality, a chance cut to
+        [0, 1], may be). numba read past the table's or pool's end, or drew a negative effort,
+        without a word."""
+        rows = len(self.dist_kind)
+        if np.shape(self.dist_par) != (rows, 3):
+            raise ConfigError("spec.dist_par", f"has shape {np.shape(self.dist_par)}, expected "
+                              f"{(rows, 3)} (three parameters per row of dist_kind): compile "
+                              "the config again")
+        pool = np.asarray(self.dist_pool, dtype=float)
+        quality = set(np.asarray(self.channel_quality).tolist())
+        for row, (kind, (p0, p1, p2)) in enumerate(zip(self.dist_kind, self.dist_par,
+                                                      strict=True)):
+            low = p0  # the least value the row draws, where it has one
+            if kind == D.EXPONENTIAL:
+                ok = p0 > 0
+            elif kind == D.LOGNORMAL:
+                ok, low = p1 >= 0, 0.0
+            elif kind in (D.GAMMA, D.BETA):
+                ok, low = p0 > 0 and p1 > 0 and p2 >= 0, 0.0
+            elif kind == D.UNIFORM:
+                ok = p0 <= p1
+            elif kind == D.TRIANGULAR:
+                ok = p0 <= p1 <= p2 and p0 < p2
+            elif kind == D.EMPIRICAL:
+                ok = (p0 == int(p0) and p1 == int(p1) and p0 >= 0 and p1 >= 1
+                      and p0 + p1 <= len(pool))
+                low = float(pool[int(p0):int(p0 + p1)].min()) if ok else 0.0
+            else:  # FIXED
+                ok = True
+            if not ok:
+                raise ConfigError("spec.dist_par", f"row {row} ({_KIND_NAMES[int(kind)]}) holds "
+                                  f"({p0:g}, {p1:g}, {p2:g}), which it cannot draw from"
+                                  + (f" (the pool has {len(pool)} values)"
+                                     if kind == D.EMPIRICAL else "")
+                                  + ": compile the config again")
+            if low < 0 and row not in quality:
+                raise ConfigError("spec.dist_par", f"row {row} ({_KIND_NAMES[int(kind)]}) "
+                                  f"draws values down to {low:g}: a duration or an amount "
+                                  "must not be negative")
+
     def expected_leads(self) -> np.ndarray:
         """Each channel's expected leads in a replication (warm-up and horizon; a last part
         week counts by its share of the week: of its hours, or of its working hours for a
@@ -318,6 +362,10 @@ class ModelSpec:
                 168.0 * last, end, self.work_days, self.day_start, self.day_end) / work_per_week
         shares = np.where(self.channel_working_only[:, None], work_share, share)
         return self.channel_rate * hours * (self.channel_week_mult * shares).sum(axis=1)
+
+
+_KIND_NAMES = ("fixed", "exponential", "lognormal", "gamma", "uniform", "triangular", "beta",
+               "empirical")
 
 
 def measured_weeks(horizon: float) -> int:

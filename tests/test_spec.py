@@ -7,6 +7,7 @@ import dataclasses
 import numpy as np
 import pytest
 
+from gtmsim import distributions as D
 from gtmsim.config import load_config
 from gtmsim.errors import ConfigError
 from gtmsim.spec import NO_ROUTE, compile_spec
@@ -197,3 +198,47 @@ def test_a_horizon_too_short_to_divide_into_weeks_is_one_part_week(engine):
     res = simulate(spec, 1, 1, engine=engine, workers=1)
     assert res.weekly["week"].to_list() == [0]
     assert res.replications["leads_created"][0] == 0
+
+
+def _row(kind: int, par: tuple[float, float, float]):
+    """A change to the spec's distribution table: stage 1's effort row set to (kind, par)."""
+    def change(s):
+        row = int(s.stage_effort[1])
+        kinds, pars = s.dist_kind.copy(), s.dist_par.copy()
+        kinds[row], pars[row] = kind, par
+        return {"dist_kind": kinds, "dist_par": pars}
+    return change
+
+
+@pytest.mark.parametrize(("change", "where"), [
+    # an empirical row past the pool's end: numba read outside the array (a segmentation fault)
+    (_row(D.EMPIRICAL, (1e6, 5.0, 0.0)), "spec.dist_par"),
+    (_row(D.EMPIRICAL, (0.0, 0.0, 0.0)), "spec.dist_par"),  # no values to resample
+    # a row fewer than the kinds: numba read past the table's end (bookings of 1.27 M
+    # against 0.1 M, with no error)
+    (lambda s: {"dist_par": s.dist_par[:-1]}, "spec.dist_par"),
+    (lambda s: {"dist_par": s.dist_par[:, :2]}, "spec.dist_par"),  # numpy's ValueError
+    # impossible parameters ran silently on numba (SimPy: numpy's ValueError)
+    (_row(D.GAMMA, (-1.0, 1.0, 0.0)), "spec.dist_par"),
+    (_row(D.BETA, (-1.0, 1.0, 1.0)), "spec.dist_par"),
+    (_row(D.TRIANGULAR, (5.0, 1.0, 2.0)), "spec.dist_par"),
+    (_row(D.EXPONENTIAL, (-5.0, 0.0, 0.0)), "spec.dist_par"),
+    (_row(D.LOGNORMAL, (0.0, -1.0, 0.0)), "spec.dist_par"),
+    # a negative effort ran time backwards, as the loader refuses it in a config
+    (_row(D.FIXED, (-5.0, 0.0, 0.0)), "spec.dist_par"),
+    (_row(D.UNIFORM, (-5.0, -1.0, 0.0)), "spec.dist_par"),
+], ids=["empirical-past-pool", "empirical-empty", "fewer-rows", "two-columns", "gamma",
+        "beta", "triangular", "exponential", "lognormal", "negative-fixed", "negative-uniform"])
+def test_an_impossible_distribution_row_in_a_spec_is_caught(change, where):
+    """simulate promises nothing impossible reaches an engine from a spec edited by hand; the
+    distribution table was not checked beyond its numbers being finite."""
+    s = compile_spec(load_config(overrides=["run.horizon_days=30", "run.warmup_days=7"]))
+    with pytest.raises(ConfigError, match=where):
+        dataclasses.replace(s, **change(s)).check()
+
+
+def test_a_quality_row_may_reach_below_zero_as_in_a_config():
+    """A lead's quality is a chance, cut to [0, 1]: the loader lets it be drawn past it."""
+    config = load_config(overrides=[
+        'channels.inbound.quality={dist = "uniform", low = -0.2, high = 0.9}'])
+    compile_spec(config).check()
