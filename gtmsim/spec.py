@@ -242,11 +242,20 @@ class ModelSpec:
             if self.team_headcount[team] < 1:
                 raise ConfigError("spec.team_headcount", f"team {self.team_names[team]!r} has "
                                   f"no people but owns stage {self.stage_names[s]!r}")
+        # chances and shares, [0, 1] in a config: a contact probability of 2 or a threshold
+        # of 3 ran on both engines without a word
         for name in ("forget_p", "error_p", "error_caught", "loss_crm", "loss_warm", "leak_crm",
-                     "compliance_p", "trust_initial", "turnover_queue_loss"):
+                     "compliance_p", "trust_initial", "turnover_queue_loss", "stage_threshold",
+                     "stage_reject_below", "stage_contact_p", "stage_churn_base",
+                     "nurture_return_p", "shared_kpi_share", "feedback_max_shift",
+                     "error_win_penalty", "experience_penalty", "trust_ignore", "ramp_start",
+                     "pressure_threshold_drop", "pressure_error", "pressure_corner_cut"):
             v = getattr(self, name)
-            if not 0.0 <= v <= 1.0:
-                raise ConfigError(f"spec.{name}", f"must be a probability, got {v}")
+            if not np.all((np.asarray(v) >= 0.0) & (np.asarray(v) <= 1.0)):
+                raise ConfigError(f"spec.{name}", f"must be a probability, got {v!r}")
+        if np.any(np.asarray(self.stage_attempts) < 1):  # as a config's stages' attempts
+            raise ConfigError("spec.stage_attempts",
+                              f"must be at least 1, got {self.stage_attempts!r}")
         if not 0.0 < self.availability_mean <= 1.0:
             raise ConfigError("people.availability.mean",
                               f"must be in (0, 1], got {self.availability_mean}")

@@ -242,3 +242,20 @@ def test_a_quality_row_may_reach_below_zero_as_in_a_config():
     config = load_config(overrides=[
         'channels.inbound.quality={dist = "uniform", low = -0.2, high = 0.9}'])
     compile_spec(config).check()
+
+
+@pytest.mark.parametrize("change", [
+    {"stage_contact_p": 2.0}, {"stage_threshold": 3.0}, {"stage_churn_base": 1.5},
+    {"nurture_return_p": 5.0}, {"shared_kpi_share": 5.0}, {"error_win_penalty": 5.0},
+    {"ramp_start": 5.0}, {"pressure_corner_cut": 2.0}, {"stage_attempts": 0},
+], ids=lambda c: next(iter(c)))
+def test_a_chance_above_one_or_no_attempts_in_a_spec_is_caught(change):
+    """A contact probability of 2 or a threshold of 3 (a share, [0, 1] in a config), or no
+    contact attempts, in a spec edited by hand ran on both engines with no word (bookings of
+    0 for a threshold of 3)."""
+    s = compile_spec(load_config(overrides=["run.horizon_days=30", "run.warmup_days=7"]))
+    name, value = next(iter(change.items()))
+    old = getattr(s, name)
+    new = np.full_like(old, value) if isinstance(old, np.ndarray) else value
+    with pytest.raises(ConfigError, match=f"spec.{name}"):
+        dataclasses.replace(s, **{name: new}).check()
