@@ -492,7 +492,7 @@ def _hours(days: float, where: str) -> float:
     return _finite(days * HOURS_PER_DAY, where)
 
 
-def compile_spec(c: Config, scenario: dict[str, float] | None = None) -> ModelSpec:
+def compile_spec(c: Config, scenario: Mapping[str, float] | None = None) -> ModelSpec:
     """Compile a validated config (and optional scenario draws of people.* values and of the
     market's: channels.<channel>.rate_per_week, stages.<close stage>.win_scale)."""
     if not isinstance(c, Config):

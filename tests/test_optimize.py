@@ -1028,3 +1028,25 @@ def test_draw_scenarios_refuses_more_than_memory_holds(config):
     with pytest.raises(GtmsimError, match=f"scenarios: must be at most {MAX_SCENARIOS}"):
         draw_scenarios(config, 2**40, 1)
     assert len(draw_scenarios(config, 3, 1)) == 3
+
+
+def test_the_batch_call_takes_what_its_hints_say(config):
+    """evaluate takes any sequence of scenarios (a tuple of them runs) and any mapping of
+    lever values, as it checks; its hints said list and dict, so a type checker refused
+    calls that work (apply_design's and compile_spec's likewise)."""
+    import typing
+    from collections.abc import Mapping, Sequence
+    from types import MappingProxyType
+
+    from gtmsim.spec import compile_spec
+
+    def admits(fn, arg, kind):
+        hint = typing.get_type_hints(fn)[arg]
+        return any(typing.get_origin(t) is kind for t in (hint, *typing.get_args(hint)))
+
+    assert admits(evaluate, "scenarios", Sequence) and admits(evaluate, "design", Mapping)
+    assert admits(apply_design, "design", Mapping) and admits(compile_spec, "scenario", Mapping)
+    design = MappingProxyType({"sdr_headcount": 4})
+    scenarios = tuple(draw_scenarios(config, 2, 1))
+    df = evaluate(config, design, scenarios, 1)
+    assert df["scenario"].to_list() == [0, 1]

@@ -15,7 +15,7 @@ from gtmsim.simulate import simulate
 from gtmsim.spec import compile_spec
 
 
-def evaluate(config: Config, design: dict[str, Any] | None, scenarios: list[Scenario],
+def evaluate(config: Config, design: Mapping[str, Any] | None, scenarios: Sequence[Scenario],
              replications: int, engine: str | None = None, workers: int | None = None
              ) -> pl.DataFrame:
     """One row per (scenario, replication): the design's outcomes, with the scenario's index

@@ -23,7 +23,7 @@ def current_design(config: Config) -> dict[str, Any]:
     return {name: get_path(raw, lever.path.split(".")) for name, lever in config.levers.items()}
 
 
-def apply_design(config: Config, design: dict[str, Any]) -> Config:
+def apply_design(config: Config, design: Mapping[str, Any]) -> Config:
     """The config with the design's lever values, validated (the budget is not checked here:
     for the optimiser it is a constraint, see `annual_cost`)."""
     need_config(config)
