@@ -191,6 +191,7 @@ class ModelSpec:
 
     def check(self) -> None:
         """No NaN, no infinity where a finite number is needed, no impossible value."""
+        self._check_types()
         for f in fields(self):
             v = getattr(self, f.name)
             if f.name in ("stage_sla",):
@@ -266,6 +267,21 @@ class ModelSpec:
                               f"about {leads.sum():.3g} leads a replication (rate x weekly "
                               "pattern x bursts over the warm-up and horizon); more than "
                               f"{MAX_LEADS:,} is refused (the default config makes about 20,000)")
+
+    def _check_types(self) -> None:
+        """Arrays are numpy arrays, and counts, indices and codes whole numbers: a headcount
+        of 6.5 in a spec edited by hand ran as 6 without a word, a float or list array failed
+        deep in numpy."""
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if f.type == "np.ndarray" and not isinstance(v, np.ndarray):
+                raise ConfigError(f"spec.{f.name}", f"expected a numpy array, got "
+                                  f"{type(v).__name__}: compile the config again")
+            if f.name in _WHOLE_ARRAYS and v.dtype.kind not in "iu":
+                raise ConfigError(f"spec.{f.name}", f"expected an integer array (whole "
+                                  f"numbers), got {v.dtype}: compile the config again")
+            if f.type == "int" and (isinstance(v, bool) or not isinstance(v, numbers.Integral)):
+                raise ConfigError(f"spec.{f.name}", f"expected a whole number, got {v!r}")
 
     def _check_indices(self) -> None:
         """Every table has a row per channel, team, stage or handoff, and every index and code
@@ -373,6 +389,12 @@ class ModelSpec:
         return self.channel_rate * hours * (self.channel_week_mult * shares).sum(axis=1)
 
 
+# the arrays of counts, indices and codes (int64 as compile_spec makes them)
+_WHOLE_ARRAYS = frozenset((
+    "work_days", "dist_kind", "channel_entry", "channel_quality", "channel_value",
+    "team_headcount", "team_routing", "team_discipline", "team_kpi_metric", "team_kpi_stage",
+    "stage_team", "stage_kind", "stage_effort", "stage_attempts", "stage_buyer", "route",
+    "edge_from", "edge_to", "edge_protocol", "edge_of"))
 _KIND_NAMES = ("fixed", "exponential", "lognormal", "gamma", "uniform", "triangular", "beta",
                "empirical")
 

@@ -259,3 +259,19 @@ def test_a_chance_above_one_or_no_attempts_in_a_spec_is_caught(change):
     new = np.full_like(old, value) if isinstance(old, np.ndarray) else value
     with pytest.raises(ConfigError, match=f"spec.{name}"):
         dataclasses.replace(s, **{name: new}).check()
+
+
+@pytest.mark.parametrize(("name", "make"), [
+    ("team_headcount", lambda v: v + 0.5),  # 6.5 people ran as 6, no word
+    ("stage_attempts", lambda v: v + 0.5),  # 1.5 attempts ran as 1
+    ("nurture_return_stage", lambda v: 0.5),  # stage 0.5 ran as stage 0
+    ("stage_team", lambda v: v.astype(float)),  # numpy's IndexError
+    ("route", lambda v: v.astype(float)),  # 'must not be negative' of the fates' codes
+    ("team_headcount", lambda v: list(v)),  # TypeError: '<' between a list and an int
+], ids=["headcount", "attempts", "nurture-stage", "stage-team", "route", "list"])
+def test_a_count_or_index_that_is_not_whole_in_a_spec_is_caught(name, make):
+    """Counts and indices of a spec edited by hand must be whole numbers in integer arrays:
+    a fractional one was cut without a word, a float or list array failed in numpy."""
+    s = compile_spec(load_config(overrides=["run.horizon_days=30", "run.warmup_days=7"]))
+    with pytest.raises(ConfigError, match=f"spec.{name}: expected"):
+        dataclasses.replace(s, **{name: make(getattr(s, name))}).check()
