@@ -49,7 +49,15 @@ import polars as pl
 
 from gtmsim.config import Config, load_config, validate
 from gtmsim.config.loader import get_path, set_path
-from gtmsim.errors import SEED_MAX, ClusterLost, ConfigError, GtmsimError, TaskFailed, whole
+from gtmsim.errors import (
+    MAX_REPLICATIONS,
+    SEED_MAX,
+    ClusterLost,
+    ConfigError,
+    GtmsimError,
+    TaskFailed,
+    whole,
+)
 from gtmsim.outcomes import outcome_names
 from gtmsim.report.export import write_parquet
 from gtmsim.simulate import ENGINES, simulate, usable_cores
@@ -332,8 +340,8 @@ def plan_sweep(config_path: str | None, profile: str | None, overrides: Sequence
     _check_axes(grid, base)
     # checked before run_sweep writes the plan: 2.5 replications made a sweep.json, then a
     # TypeError; a negative seed was NumPy's 'expected non-negative integer'
-    reps = whole("replications", replications, 1) if replications is not None else \
-        base.run.replications
+    reps = (whole("replications", replications, 1, MAX_REPLICATIONS)  # as --replications
+            if replications is not None else base.run.replications)
     root = whole("seed", seed, 0, SEED_MAX) if seed is not None else base.run.seed
     chunk = whole("chunk", chunk, 1)
     points = []

@@ -1374,3 +1374,14 @@ def test_the_slurm_script_cannot_write_its_report_in_one_line(tmp_path):
     assert len(lines) == 1 and lines[0].startswith("slurm_jobqueue: error: out: cannot write"), err
     left = [p.name for p in (tmp_path / "out").iterdir() if "tmp" in p.name or "partial" in p.name]
     assert left == [], left
+
+
+def test_a_plan_of_more_replications_than_a_config_may_hold_is_refused(tmp_path):
+    """--replications stops at 1,000,000, but plan_sweep took any count: 10**9 was planned
+    (sweep.json written, then some 15 million tasks a point). Refused, naming it, up front."""
+    from gtmsim.errors import MAX_REPLICATIONS, GtmsimError
+
+    grid = load_grid(_grid(tmp_path))
+    with pytest.raises(GtmsimError, match=f"replications: must be at most {MAX_REPLICATIONS}"):
+        plan_sweep(None, None, [], grid, replications=MAX_REPLICATIONS + 1)
+    assert plan_sweep(None, None, [], grid, replications=3).replications == 3

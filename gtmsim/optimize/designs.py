@@ -22,7 +22,7 @@ import polars as pl
 
 from gtmsim.config import Config, load_config
 from gtmsim.config.schema import central, market
-from gtmsim.errors import ConfigError, GtmsimError, whole
+from gtmsim.errors import MAX_REPLICATIONS, ConfigError, GtmsimError, whole
 from gtmsim.optimize.compare import (
     STATS,
     TAIL_MIN_SCENARIOS,
@@ -363,7 +363,7 @@ def compare_designs(paths: Sequence[str | Path], profiles: Sequence[str] = ("rea
     if scenarios < 2:
         raise GtmsimError(f"--scenarios: at least 2, got {scenarios} (the confidence "
                           "intervals resample scenarios: one gives no interval)")
-    replications = whole("replications", replications, 1)
+    replications = whole("replications", replications, 1, MAX_REPLICATIONS)  # before loading
     check_ranked_outcome(outcome)
     profiles = list(dict.fromkeys(profiles))
     if configs is None:
