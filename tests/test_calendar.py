@@ -79,3 +79,23 @@ def test_no_work_begun_at_a_close_is_done_there_on_both_engines():
         assert WEEKDAYS.advance(out_of_hours, 0.0) == opening
         assert advance(out_of_hours, 0.0, days, 9.0, 17.0) == opening
         assert kernel_advance(out_of_hours, 0.0, days, 9.0, 17.0) == opening
+
+
+def test_a_one_day_week_opens_again_a_week_later():
+    """With Mondays only, work begun after Monday's close waits for next Monday: the search
+    for the next opening must look a full week ahead (eight days from today), or it gives
+    up and people work through the night."""
+    mondays = Calendar(np.array([1, 0, 0, 0, 0, 0, 0]), 9.0, 17.0)
+    assert mondays.next_open(18.0) == pytest.approx(168.0 + 9.0)
+    assert mondays.advance(16.0, 2.0) == pytest.approx(168.0 + 10.0)
+    assert mondays.working_hours_between(0.0, 2 * 168.0) == pytest.approx(16.0)
+
+
+def test_no_working_hours_in_an_interval_that_ends_before_it_begins():
+    """An interval [a, b) with b before a holds no working time on any calendar: an
+    always-open one said b - a, a negative number of hours."""
+    from gtmsim.calendar import working_hours_between
+
+    assert ALWAYS.working_hours_between(50.0, 1.0) == 0.0
+    assert WEEKDAYS.working_hours_between(50.0, 1.0) == 0.0
+    assert working_hours_between(50.0, 1.0, np.ones(7, dtype=int), 0.0, 24.0) == 0.0
