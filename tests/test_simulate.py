@@ -906,3 +906,22 @@ def test_more_replications_than_a_config_may_hold_are_refused_before_running(spe
         simulate(spec, 10**12, 1, engine="simpy")
     with pytest.raises(GtmsimError, match=too_many):
         evaluate(config, {}, draw_scenarios(config, 2, 1), 10**12)
+
+
+def test_a_summary_is_the_mean_with_a_t_interval_sd_and_percentiles():
+    """Figures worked out by hand for eight replications: the interval is Student's t with
+    n - 1 degrees of freedom at the level asked for, the sd the sample one (n - 1), the
+    percentiles numpy's linear ones; a normal z, a population sd or a wrong quantile read
+    too narrow an interval."""
+    from gtmsim.outcomes import summarize
+
+    reps = pl.DataFrame({"replication": range(8),
+                         "signed": [-2.0, 1.0, 3.0, 4.0, 5.0, 7.0, 8.0, 12.0]})
+    row = summarize(reps, confidence=0.9).row(0, named=True)
+    assert row["outcome"] == "signed" and row["n"] == 8
+    assert row["mean"] == pytest.approx(4.75)
+    assert row["sd"] == pytest.approx(4.334248987508019)
+    assert row["ci_low"] == pytest.approx(1.8467696749116058)  # t(0.95, 7) = 1.8946
+    assert row["ci_high"] == pytest.approx(7.653230325088394)
+    assert (row["p10"], row["p50"], row["p90"]) == pytest.approx((0.1, 4.5, 9.2))
+
