@@ -925,3 +925,44 @@ def test_a_summary_is_the_mean_with_a_t_interval_sd_and_percentiles():
     assert row["ci_high"] == pytest.approx(7.653230325088394)
     assert (row["p10"], row["p50"], row["p90"]) == pytest.approx((0.1, 4.5, 9.2))
 
+
+def test_a_replications_row_reads_its_tally_in_the_units_it_names():
+    """A tally filled by hand: the win rate counts the buyers' decisions against us, the
+    mean cycle is in days, a team's queue leaves out those in work and with the buyer,
+    attrition is per year of a head, a count KPI's target is prorated to the horizon and a
+    retention KPI's is the rate itself; the weekly WIP of a last part week is over its own
+    hours and its staff over one person's working hours in it (the window starts on a
+    Thursday after a three-day warm-up)."""
+    from gtmsim import outcomes as O
+    from gtmsim.spec import QUARTER
+
+    sp = compile_spec(load_config(overrides=["run.horizon_days=40", "run.warmup_days=3"]))
+    H = sp.horizon  # 960 hours: five whole weeks and a part week of 120 hours
+    sdr, cs = sp.team_names.index("sdr"), sp.team_names.index("cs")
+    t = O.Tally(sp)
+    t.fates[[O.F_WON, O.F_LOST, O.F_FORGOTTEN, O.F_DECAYED, O.F_TURNOVER]] = [3, 1, 1, 2, 1]
+    t.scalars[[O.S_BUYER_LOSSES, O.S_CYCLE_SUM]] = [5, 3 * 240.0]
+    t.channel[0, [O.C_ATTEMPTS, O.C_CONTACT_LEADS]] = [9, 4]
+    t.team[sdr, [O.T_WIP_AREA, O.T_SERVING_AREA, O.T_BUYER_AREA]] = [6 * H, 2 * H, 1 * H]
+    t.team[sdr, [O.T_DEPARTURES, O.T_SOJOURN_SUM]] = [10, 50]
+    t.team[sdr, [O.T_QUITS, O.T_HEADCOUNT_AREA]] = [2, 4 * H]
+    t.team[sdr, [O.T_BUSY, O.T_AVAILABLE, O.T_KPI]] = [30, 40, 7]
+    t.stage[sp.team_kpi_stage[cs], [O.ST_RENEWALS, O.ST_CHURNS]] = [10, 2]
+    row = O.replication_row(t, sp)
+    assert row["leaked"] == 4 and row["win_rate"] == pytest.approx(3 / 8)
+    assert row["cycle_days_mean"] == pytest.approx(10.0)
+    assert row["attempts_per_lead"] == pytest.approx(9 / 4)
+    assert row["wip_sdr"] == pytest.approx(6.0) and row["queue_sdr"] == pytest.approx(3.0)
+    assert row["throughput_sdr"] == pytest.approx(10 / H)
+    assert row["sojourn_sdr"] == pytest.approx(5.0) and row["util_sdr"] == pytest.approx(0.75)
+    assert row["attrition_sdr"] == pytest.approx(2 * 8760 / H / 4)
+    assert row["kpi_target_sdr"] == pytest.approx(sp.team_kpi_target[sdr] * H / QUARTER)
+    assert row["kpi_attainment_sdr"] == pytest.approx(7 / row["kpi_target_sdr"])
+    assert row["kpi_cs"] == pytest.approx(0.8) and row["kpi_target_cs"] == pytest.approx(0.9)
+    assert math.isnan(row["sojourn_ae"]) and math.isnan(row["util_ae"])  # nothing to divide
+
+    t.wip_w[sdr] = [2 * 168.0] * 5 + [2 * 120.0]
+    t.available_w[sdr] = [4 * 40.0] * 5 + [4 * 24.0]  # Thu, Fri and Mon of the part week
+    weeks = O.weekly_rows(t, sp, 0)
+    assert weeks["wip_sdr"] == pytest.approx([2.0] * 6)
+    assert weeks["staffed_sdr"] == pytest.approx([4.0] * 6)
