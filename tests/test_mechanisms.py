@@ -11,6 +11,8 @@ too gentle to show inside 8 replications, the test turns it up or uses more repl
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import polars as pl
 import pytest
@@ -425,3 +427,15 @@ def test_mechanism_costs_names_a_bad_argument_before_anything_runs(kwargs, error
             "seed": 3, "engine": "numba", "workers": 1, "mechanisms": ["latency"]} | kwargs
     with pytest.raises(error, match=words):
         mechanisms.mechanism_costs(**args)
+
+
+def test_a_mechanism_costs_paired_interval_is_students_t_on_the_differences():
+    """Five paired differences worked out by hand: mean 2.4, sample sd 3.0496 (n - 1), and
+    a half-width of t(0.975, 4) sd / sqrt(5) = 3.7866; one pair gives a cost, no interval."""
+    from gtmsim.mechanisms import paired_ci
+
+    cost, low, high = paired_ci(np.array([1.0, 3.0, -2.0, 6.0, 4.0]))
+    assert cost == pytest.approx(2.4)
+    assert (low, high) == pytest.approx((2.4 - 3.786566281639452, 2.4 + 3.786566281639452))
+    cost, low, high = paired_ci(np.array([5.0]))
+    assert cost == 5.0 and math.isnan(low) and math.isnan(high)
