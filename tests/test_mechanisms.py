@@ -246,6 +246,18 @@ def test_a_mechanism_with_no_defined_pair_is_listed_last_not_as_the_costliest():
     assert np.isfinite(costs["cost"][0]) and np.isnan(costs["cost"][1])
 
 
+def test_mechanism_costs_are_listed_the_costliest_first():
+    """Rows come sorted by cost, highest first, as the report and `gtmsim mechanisms` show
+    them: an ascending sort listed the cheapest mechanism as the one to fix first."""
+    from gtmsim.mechanisms import mechanism_costs
+
+    config = load_config(None, "realistic", ["run.horizon_days=28", "run.warmup_days=7"])
+    costs = mechanism_costs(config, 4, 3, "numba", 1, outcome="bookings",
+                            mechanisms=["latency", "judgement", "forgetting"])["cost"].to_list()
+    assert len(set(costs)) == 3  # the case under test: three different costs
+    assert costs == sorted(costs, reverse=True)
+
+
 @pytest.mark.parametrize("outcome", ["bokings", "replication", 3])
 def test_a_mechanism_cost_names_an_unknown_outcome_before_anything_runs(outcome, monkeypatch):
     """A misspelt outcome ran the whole full run and then failed in polars
