@@ -10,7 +10,7 @@ import pytest
 from gtmsim import distributions as D
 from gtmsim.config import load_config
 from gtmsim.errors import ConfigError
-from gtmsim.spec import NO_ROUTE, compile_spec
+from gtmsim.spec import NO_ROUTE, compile_spec, measured_weeks
 
 
 def test_ideal_spec_is_neutral():
@@ -275,3 +275,31 @@ def test_a_count_or_index_that_is_not_whole_in_a_spec_is_caught(name, make):
     s = compile_spec(load_config(overrides=["run.horizon_days=30", "run.warmup_days=7"]))
     with pytest.raises(ConfigError, match=f"spec.{name}: expected"):
         dataclasses.replace(s, **{name: make(getattr(s, name))}).check()
+
+
+def test_people_and_channel_times_compile_to_hours_as_documented():
+    """Days and weeks in a config become hours, a half-life a decay time (half-life / ln 2),
+    and enablement cuts judgement noise and ramp-up by exp(-hours / 16): a dropped or
+    swapped conversion here changes every run without any check failing."""
+    import math
+
+    from gtmsim.config.schema import central
+
+    c = load_config(profile="realistic",
+                    overrides=["design.enablement_hours_per_month=8",
+                               "channels.inbound.weekly_pattern=[1.0, 2.0, 3.0]"])
+    s = compile_spec(c)
+    p = c.people
+    learn = math.exp(-8 / 16)
+    assert s.pressure_window == pytest.approx(p.pressure.window_weeks * 168.0)
+    assert s.vacancy_hours == pytest.approx(central(p.turnover.vacancy_days) * 24.0)
+    assert s.ramp_hours == pytest.approx(central(p.turnover.ramp_days) * 24.0
+                                         * (0.5 + 0.5 * learn))
+    assert s.noise_sd == pytest.approx(central(p.judgement.noise_sd) * learn)
+    assert s.attrition_rate == pytest.approx(central(p.turnover.annual_attrition) / 8760.0)
+    assert s.channel_intent_tau == pytest.approx(
+        [ch.intent_half_life_hours / math.log(2) for ch in c.channels.values()])
+    assert s.n_weeks == 26  # the default 182 days: 26 whole weeks
+    assert measured_weeks(960.0) == 6 and measured_weeks(1.0) == 1  # a last part week counts
+    inbound = s.channel_names.index("inbound")
+    assert s.channel_week_mult[inbound, :6] == pytest.approx([1, 2, 3, 1, 2, 3])
