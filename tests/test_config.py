@@ -279,7 +279,22 @@ BAD_OVERRIDES = [
      "what the search is bounded by"),
     (['levers.b={path="levers.mql_threshold.high",low=0.5,high=0.9}'], "levers.b.path",
      "what the search is bounded by"),
+    # the edges of each range: a working day of no hours, a triangle of no width (numpy's
+    # triangular refuses it mid-run), a stage asked for no attempts
+    (["calendar.day_end=9.0"], "calendar", "must be after day_start"),
+    (['stages.sdr_qualify.effort_hours={dist="triangular",low=1,mode=1,high=1}'],
+     "stages.sdr_qualify.effort_hours", "low < high"),
+    (["stages.sdr_qualify.attempts=0"], "stages.sdr_qualify.attempts", "must be >= 1"),
 ]
+
+
+def test_a_run_table_left_out_takes_the_documented_defaults():
+    """docs/model.md promises warmup_days 28, horizon_days 182, replications 100 and seed
+    20261130 for a [run] table left out; a changed default moved every result silently."""
+    from gtmsim.config.schema import Run
+
+    assert Run().model_dump() == {"warmup_days": 28.0, "horizon_days": 182.0,
+                                  "replications": 100, "seed": 20261130}
 
 
 @pytest.mark.parametrize("overrides,path,words", BAD_OVERRIDES,
