@@ -966,3 +966,12 @@ def test_a_replications_row_reads_its_tally_in_the_units_it_names():
     weeks = O.weekly_rows(t, sp, 0)
     assert weeks["wip_sdr"] == pytest.approx([2.0] * 6)
     assert weeks["staffed_sdr"] == pytest.approx([4.0] * 6)
+
+
+def test_a_utilisations_interval_stays_within_one():
+    """Utilisation is a share of available hours: a team busy nearly all the time had its
+    t-interval reach past 1 when `util_` was not read as a share."""
+    from gtmsim.outcomes import summarize
+
+    row = summarize(pl.DataFrame({"util_ae": [1.0] * 9 + [0.8]})).row(0, named=True)
+    assert row["ci_high"] == 1.0 and row["ci_low"] < row["mean"] < 1.0
