@@ -285,6 +285,8 @@ BAD_OVERRIDES = [
     (['stages.sdr_qualify.effort_hours={dist="triangular",low=1,mode=1,high=1}'],
      "stages.sdr_qualify.effort_hours", "low < high"),
     (["stages.sdr_qualify.attempts=0"], "stages.sdr_qualify.attempts", "must be >= 1"),
+    (['stages.sdr_qualify.effort_hours={dist="uniform",low=2,high=1.5}'],
+     "stages.sdr_qualify.effort_hours", "must not exceed high"),
 ]
 
 
