@@ -329,6 +329,17 @@ def test_trust_chart_with_no_handoff_says_so():
         "No handoff: no route in this config goes from one team to another"]
 
 
+def _two_replications_with(name: str) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """A run's replications, weekly rows and summary, two replications, with an outcome
+    column called `name`."""
+    reps = pl.DataFrame({"replication": [0, 1], "bookings": [1.0, 3.0], name: [0.5, 0.7]})
+    weekly = pl.DataFrame({"replication": [0, 1], "week": [0, 0], "bookings": [1.0, 3.0]})
+    summary = pl.DataFrame([{"outcome": k, "n": 2, "mean": v, "ci_low": v - 1, "ci_high": v + 1,
+                             "sd": 0.0, "p10": v, "p50": v, "p90": v}
+                            for k, v in (("bookings", 2.0), (name, 0.6))])
+    return reps, weekly, summary
+
+
 def test_a_name_holding_a_script_end_tag_keeps_the_embedded_numbers_whole():
     """A team named 'cs</script><b>' gives outcome columns such as 'kpi_cs</script><b>':
     written raw into the page's JSON, the first one ended the script, so the embedded
@@ -337,11 +348,7 @@ def test_a_name_holding_a_script_end_tag_keeps_the_embedded_numbers_whole():
     from gtmsim.report.run import run_report
 
     name = "kpi_cs</script><b>"
-    reps = pl.DataFrame({"replication": [0, 1], "bookings": [1.0, 3.0], name: [0.5, 0.7]})
-    weekly = pl.DataFrame({"replication": [0, 1], "week": [0, 0], "bookings": [1.0, 3.0]})
-    summary = pl.DataFrame([{"outcome": k, "n": 2, "mean": v, "ci_low": v - 1, "ci_high": v + 1,
-                             "sd": 0.0, "p10": v, "p50": v, "p90": v}
-                            for k, v in (("bookings", 2.0), (name, 0.6))])
+    reps, weekly, summary = _two_replications_with(name)
     costs = pl.DataFrame({"mechanism": ["a</script>b"], "outcome": ["bookings"],
                           "replications": [2], "engine": ["numba"], "full_mean": [2.0],
                           "off_mean": [3.0], "cost": [1.0], "ci_low": [0.0], "ci_high": [2.0]})
@@ -364,11 +371,7 @@ def test_a_name_opening_an_html_comment_keeps_the_embedded_numbers_whole():
     from gtmsim.report.run import run_report
 
     name = "kpi_cs<!--<script>"
-    reps = pl.DataFrame({"replication": [0, 1], "bookings": [1.0, 3.0], name: [0.5, 0.7]})
-    weekly = pl.DataFrame({"replication": [0, 1], "week": [0, 0], "bookings": [1.0, 3.0]})
-    summary = pl.DataFrame([{"outcome": k, "n": 2, "mean": v, "ci_low": v - 1, "ci_high": v + 1,
-                             "sd": 0.0, "p10": v, "p50": v, "p90": v}
-                            for k, v in (("bookings", 2.0), (name, 0.6))])
+    reps, weekly, summary = _two_replications_with(name)
     page = run_report(reps, weekly, summary, {"replications": 2}, [])
     scripts = re.findall(r"<script type='application/json' id='[^']*'>(.*?)</script>", page,
                          re.S)
