@@ -11,6 +11,8 @@ import numpy as np
 from gtmsim.config import schema as s
 
 FIXED, EXPONENTIAL, LOGNORMAL, GAMMA, UNIFORM, TRIANGULAR, BETA, EMPIRICAL = range(8)
+NAMES = ("fixed", "exponential", "lognormal", "gamma", "uniform", "triangular", "beta",
+         "empirical")  # by kind code, as a config names them
 
 
 def encode(d, pool: list[float], scale: float = 1.0) -> tuple[int, float, float, float]:

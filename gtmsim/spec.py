@@ -359,13 +359,13 @@ class ModelSpec:
             else:  # FIXED
                 ok = True
             if not ok:
-                raise ConfigError("spec.dist_par", f"row {row} ({_KIND_NAMES[int(kind)]}) holds "
+                raise ConfigError("spec.dist_par", f"row {row} ({D.NAMES[int(kind)]}) holds "
                                   f"({p0:g}, {p1:g}, {p2:g}), which it cannot draw from"
                                   + (f" (the pool has {len(pool)} values)"
                                      if kind == D.EMPIRICAL else "")
                                   + ": compile the config again")
             if low < 0 and row not in quality:
-                raise ConfigError("spec.dist_par", f"row {row} ({_KIND_NAMES[int(kind)]}) "
+                raise ConfigError("spec.dist_par", f"row {row} ({D.NAMES[int(kind)]}) "
                                   f"draws values down to {low:g}: a duration or an amount "
                                   "must not be negative")
 
@@ -395,8 +395,6 @@ _WHOLE_ARRAYS = frozenset((
     "team_headcount", "team_routing", "team_discipline", "team_kpi_metric", "team_kpi_stage",
     "stage_team", "stage_kind", "stage_effort", "stage_attempts", "stage_buyer", "route",
     "edge_from", "edge_to", "edge_protocol", "edge_of"))
-_KIND_NAMES = ("fixed", "exponential", "lognormal", "gamma", "uniform", "triangular", "beta",
-               "empirical")
 
 
 def measured_weeks(horizon: float) -> int:
