@@ -109,8 +109,6 @@ def positive_count(text: str) -> int:
     return value
 
 
-
-
 def replication_count(text: str) -> int:
     """A flag's count of replications: 1 to MAX_REPLICATIONS (an argparse type)."""
     value = positive_count(text)
