@@ -299,6 +299,15 @@ def test_a_run_table_left_out_takes_the_documented_defaults():
                                   "replications": 100, "seed": 20261130}
 
 
+def test_a_calendar_table_left_out_takes_the_documented_defaults():
+    """docs/model.md promises Mon-Fri 09:00-17:00 (40 h a week) for a [calendar] left out:
+    a day starting at 8 would add an hour to every working day of every run."""
+    from gtmsim.config.schema import Calendar
+
+    assert Calendar().model_dump() == {"work_days": ["mon", "tue", "wed", "thu", "fri"],
+                                       "day_start": 9.0, "day_end": 17.0}
+
+
 @pytest.mark.parametrize("overrides,path,words", BAD_OVERRIDES,
                          ids=[o[0][0][:40] for o in BAD_OVERRIDES])
 def test_bad_values_name_the_key_in_one_line(overrides, path, words):
