@@ -1042,17 +1042,25 @@ def cmd_optimize(args) -> int:
         if stop is None:
             raise
         word = "interrupted" if isinstance(stop, KeyboardInterrupt) else "terminated"
+        # stopped before a design finished (Ctrl-C on seeing a wrong flag): as for a refused
+        # start, a study this run made holds nothing to resume, and kept, it refused the
+        # corrected command as scored on other terms
         if new_journal and not _holds_finished_trial(journal):
-            # stopped before a design finished (Ctrl-C on seeing a wrong flag): as for a
-            # refused start, the study holds nothing to resume, and kept, it refused the
-            # corrected command as scored on other terms
             _drop_new_study(out, made)
+            nothing = True
+        else:
+            nothing = before is not None and _drop_new_studies(
+                args.storage, before, [settings.study_name, f"{settings.study_name}-ideal"])
+            for p in reversed(made):  # with --storage, made for reports not yet written
+                with contextlib.suppress(OSError):
+                    p.rmdir()
+        if nothing:
             print(f"gtmsim: {word}; nothing was written (no design had finished)",
                   file=sys.stderr, flush=True)
-            return _exit_code(stop)
-        kept = shown_url(args.storage) if args.storage else out
-        print(f"gtmsim: {word}; the study so far is kept in {kept}: the same "
-              "command resumes it", file=sys.stderr, flush=True)
+        else:
+            kept = shown_url(args.storage) if args.storage else out
+            print(f"gtmsim: {word}; the study so far is kept in {kept}: the same "
+                  "command resumes it", file=sys.stderr, flush=True)
         return _exit_code(stop)
     _write_optimize(args, config, settings, out, result, best, cmp)
     return 0
@@ -1100,13 +1108,14 @@ def _studies_in(url: str) -> set[str] | None:
         return None
 
 
-def _drop_new_studies(url: str, before: set[str], names: list[str]) -> None:
+def _drop_new_studies(url: str, before: set[str], names: list[str]) -> bool:
     """Delete the studies of `names` this run made in a --storage when none of them holds a
     finished or running trial: as for the output folder's journal, a study refused as its
-    first trial ran holds nothing to resume, and kept, it refused the corrected command."""
+    first trial ran holds nothing to resume, and kept, it refused the corrected command.
+    Whether it deleted them."""
     from gtmsim.optimize.search import TAKEN, open_storage
 
-    with contextlib.suppress(Exception):  # in doubt, keep the study
+    try:
         storage = open_storage(url, None)
         made = {s.study_name: s._study_id for s in storage.get_all_studies()
                 if s.study_name in names and s.study_name not in before}
@@ -1114,6 +1123,10 @@ def _drop_new_studies(url: str, before: set[str], names: list[str]) -> None:
                             for i in made.values()):
             for study_id in made.values():
                 storage.delete_study(study_id)
+            return True
+    except Exception:  # in doubt, keep the study
+        pass
+    return False
 
 
 # what `optimize` writes into its folder (a folder holding anything else is not a study's);

@@ -384,6 +384,39 @@ def test_a_search_stopped_before_any_design_finished_leaves_no_study(tmp_path, m
     assert main(args) == 0, capsys.readouterr().err
 
 
+def test_a_search_on_a_storage_stopped_before_any_design_finished_leaves_nothing(
+        tmp_path, monkeypatch, capsys):
+    """With --storage, Ctrl-C before the first design finished kept the new study (holding
+    nothing: the corrected command was refused as scored on other terms) and the empty --out
+    folder, and said the study was kept. Both go, as without --storage. A study that existed
+    before is kept, and said to be; the --out folder made for its reports goes, still empty."""
+    import optuna
+
+    from gtmsim import cli
+    from gtmsim.optimize import search as S
+
+    def interrupt(*a, **k):
+        raise KeyboardInterrupt
+
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    args = ["optimize", *TINY, "--ideal-trials", "0", "--storage", url]
+    monkeypatch.setattr(S, "evaluate", interrupt)
+    out = tmp_path / "a" / "o"
+    assert cli.main([*args, "--trials", "2", "--scenarios", "4", "--out", str(out)]) == 130
+    assert capsys.readouterr().err.endswith("nothing was written (no design had finished)\n")
+    assert not (tmp_path / "a").exists()
+    assert optuna.get_all_study_names(storage=url) == []
+    monkeypatch.undo()  # the corrected command runs, on the simulator
+    assert cli.main([*args, "--trials", "2", "--out", str(out)]) == 0, capsys.readouterr().err
+    capsys.readouterr()
+    monkeypatch.setattr(S, "evaluate", interrupt)
+    again = tmp_path / "b" / "o"
+    assert cli.main([*args, "--trials", "3", "--out", str(again)]) == 130
+    assert "interrupted; the study so far is kept in" in capsys.readouterr().err
+    assert not (tmp_path / "b").exists()
+    assert optuna.get_all_study_names(storage=url) == ["gtmsim"]
+
+
 def test_the_held_out_step_waits_for_trials_other_processes_run(tmp_path):
     """A process that finished its share of a shared study waited for no one: it read the
     study while the other process's trials ran and stopped on 'no feasible design' (2 of 5
