@@ -38,6 +38,7 @@ from gtmsim.errors import (
     GtmsimError,
     Stopped,
 )
+from gtmsim.outcomes import check_ranked_outcome, check_scored_outcome
 from gtmsim.report.console import describe_config, print_summary, print_whole
 from gtmsim.report.export import counted, write_parquet
 from gtmsim.simulate import usable_cores
@@ -987,7 +988,7 @@ def cmd_optimize(args) -> int:
         raise UsageError("--ideal-trials", f"with --compare-ideal, the trials of the search "
                          f"under ideal whose winner is compared: at least 1, got "
                          f"{args.ideal_trials}")
-    _check_scored_outcome(args.outcome, config)
+    check_scored_outcome(args.outcome, config)
     if args.png:
         _check_png()
     out = Path(args.out) if args.out else Path("runs") / _slug(
@@ -1340,9 +1341,7 @@ def cmd_compare(args) -> int:
     configs = load_designs(args.configs, profiles, args.overrides)  # all checked before work
     labels = design_labels(args.configs)
     for (label, _profile), cfg in configs.items():
-        _check_scored_outcome(args.outcome, cfg, label)
-    from gtmsim.outcomes import check_ranked_outcome
-
+        check_scored_outcome(args.outcome, cfg, label)
     check_ranked_outcome(args.outcome)
     if args.out:
         out = Path(args.out)
@@ -1389,34 +1388,6 @@ def cmd_compare(args) -> int:
         print_whole(console, table)
     console.print(f"Results in [bold]{escape(str(_WRITTEN[-1]))}[/bold]")
     return 0
-
-
-def _outcome_columns(config) -> set[str]:
-    from gtmsim.outcomes import FATES
-
-    cols = {"bookings", "pipeline_created", "opportunities", "win_rate", "leads_created",
-            "rework_hours", "leaked", *FATES}
-    for name, team in config.teams.items():
-        cols.add(f"util_{name}")
-        if team.kpi is not None:  # a team with no KPI has no KPI column to rank by
-            cols |= {f"kpi_{name}", f"kpi_attainment_{name}"}
-    return cols
-
-
-def _check_scored_outcome(outcome: str, config, label: str | None = None) -> None:
-    """A design is scored by one of a few whole-system and per-team outcomes; any other name
-    (a typo, or a per-stage column such as throughput_sdr) is named with the choices."""
-    cols = _outcome_columns(config)
-    if outcome in cols:
-        return
-    close = difflib.get_close_matches(outcome, sorted(cols), n=1)
-    hint = f" (did you mean {close[0]!r}?)" if close else ""
-    where = f" in {label}" if label else ""
-    from gtmsim.outcomes import less_is_better
-
-    choices = ", ".join(c for c in sorted(cols) if not less_is_better(c))
-    raise UsageError("--outcome", f"no outcome column {outcome!r}{where}{hint}; a design is "
-                     f"scored by one of: {choices}")
 
 
 # --------------------------------------------------------------------------- entry point

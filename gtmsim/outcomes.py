@@ -8,9 +8,11 @@ Counting is by event time: an event counts if it happens inside the measured win
 
 from __future__ import annotations
 
+import difflib
 import math
 import numbers
 from collections.abc import Collection, Mapping
+from typing import TYPE_CHECKING
 
 import numpy as np
 import polars as pl
@@ -18,6 +20,9 @@ import polars as pl
 from gtmsim.calendar import working_hours_between
 from gtmsim.errors import GtmsimError
 from gtmsim.spec import QUARTER, ModelSpec
+
+if TYPE_CHECKING:
+    from gtmsim.config import Config
 
 # fates a lead can reach; leaked ones name their cause
 FATES = ("won", "lost", "disqualified", "nurtured", "churned", "retained",
@@ -37,6 +42,32 @@ LOWER_IS_BETTER_PREFIXES = ("leaks_at_", "never_contacted_share", "cycle_days_",
 def less_is_better(outcome: str) -> bool:
     """Whether a lower value of `outcome` is the better one (leaks, losses, waiting)."""
     return outcome in LOWER_IS_BETTER or outcome.startswith(LOWER_IS_BETTER_PREFIXES)
+
+
+def scored_outcomes(config: Config) -> set[str]:
+    """The outcomes a design may be scored by under `config`: whole-system ones, and each
+    team's utilisation and (for a team with a KPI) its KPI and attainment."""
+    cols = {"bookings", "pipeline_created", "opportunities", "win_rate", "leads_created",
+            "rework_hours", "leaked", *FATES}
+    for name, team in config.teams.items():
+        cols.add(f"util_{name}")
+        if team.kpi is not None:  # a team with no KPI has no KPI column to rank by
+            cols |= {f"kpi_{name}", f"kpi_attainment_{name}"}
+    return cols
+
+
+def check_scored_outcome(outcome: str, config: Config, label: str | None = None) -> None:
+    """Refuse, before anything runs, an outcome that is not one of `scored_outcomes` (a typo,
+    or a per-stage column such as throughput_sdr), naming the choices."""
+    cols = scored_outcomes(config)
+    if outcome in cols:
+        return
+    close = difflib.get_close_matches(str(outcome), sorted(cols), n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    where = f" in {label}" if label else ""
+    choices = ", ".join(c for c in sorted(cols) if not less_is_better(c))
+    raise GtmsimError(f"--outcome: no outcome column {outcome!r}{where}{hint}; a design is "
+                      f"scored by one of: {choices}")
 
 
 def check_ranked_outcome(outcome: str) -> None:

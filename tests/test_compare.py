@@ -656,3 +656,20 @@ def test_short_numbers_stay_in_a_unit_under_a_thousand(value, text):
     figure stays under 1,000."""
     from gtmsim.report.compare import _short
     assert _short(value) == text
+
+
+@pytest.mark.parametrize("outcome", ["bookingz", "throughput_sdr"])
+def test_compare_designs_refuses_an_unknown_outcome_before_any_design_runs(tmp_path, outcome,
+                                                                           monkeypatch):
+    """The Python call checked the outcome only once the first design's first scenario had
+    run, and took any column (throughput_sdr) the command refuses; now as the command."""
+    import gtmsim.optimize.designs as designs
+    from gtmsim.errors import GtmsimError
+
+    def never(*args, **kwargs):
+        raise AssertionError("a design ran before the outcome was checked")
+
+    monkeypatch.setattr(designs, "evaluate", never)
+    a = _config(tmp_path, "a.toml")
+    with pytest.raises(GtmsimError, match=f"^--outcome: no outcome column '{outcome}' in a"):
+        designs.compare_designs([a, a], scenarios=2, replications=1, outcome=outcome)

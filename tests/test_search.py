@@ -809,3 +809,22 @@ def test_a_baseline_the_search_never_ran_has_no_search_score_in_candidates_parqu
     assert cands["search_score"].to_list() == [5.0, None]
     assert cands["search_regret"].to_list() == [0.0, None]
     assert cands["search_score"].mean() == 5.0
+
+
+def test_a_search_refuses_an_unknown_outcome_before_its_study_is_made(tmp_path, monkeypatch):
+    """The Python call made the study and ran its first design before the outcome was found
+    missing (or scored any column the command refuses); now it is refused first."""
+    from gtmsim.config import load_config
+    from gtmsim.errors import GtmsimError
+    from gtmsim.optimize import search as S
+
+    def never(*args, **kwargs):
+        raise AssertionError("a design ran before the outcome was checked")
+
+    monkeypatch.setattr(S, "evaluate", never)
+    for outcome in ("bookingz", "throughput_sdr"):
+        settings = S.Settings(outcome=outcome, trials=2, scenarios=2, replications=1,
+                              ideal_trials=0)
+        with pytest.raises(GtmsimError, match=f"^--outcome: no outcome column '{outcome}'"):
+            S.search(load_config(), settings, tmp_path / outcome)
+        assert not (tmp_path / outcome).exists()

@@ -41,7 +41,7 @@ from gtmsim.optimize.scenarios import (
     draw_scenarios,
     uncertain_parameters,
 )
-from gtmsim.outcomes import check_ranked_outcome, share_kpis
+from gtmsim.outcomes import check_ranked_outcome, check_scored_outcome, share_kpis
 
 Progress = Callable[[int, int], None]
 KEYS = ("design", "profile", "scenario", "replication")
@@ -369,6 +369,8 @@ def compare_designs(paths: Sequence[str | Path], profiles: Sequence[str] = ("rea
     if configs is None:
         configs = load_designs(paths, profiles, overrides)
     labels = design_labels(paths)
+    for (label, _profile), cfg in configs.items():  # before any design runs
+        check_scored_outcome(outcome, cfg, label)
     root = seed if seed is not None else configs[(labels[0], profiles[0])].run.seed
     drawn = {p: draw_scenarios(configs[(labels[0], p)], scenarios, root, method)
              for p in profiles}

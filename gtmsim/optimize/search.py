@@ -40,7 +40,7 @@ from gtmsim.optimize.evaluate import evaluate, per_scenario
 from gtmsim.optimize.levers import annual_cost, apply_design, current_design
 from gtmsim.optimize.objectives import OBJECTIVES, regret, robust_score
 from gtmsim.optimize.scenarios import MAX_SCENARIOS, Scenario, draw_scenarios
-from gtmsim.outcomes import check_ranked_outcome
+from gtmsim.outcomes import check_ranked_outcome, check_scored_outcome
 from gtmsim.simulate import DEFAULT_ENGINE
 
 FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
@@ -346,6 +346,7 @@ def prepare(config: Config, settings: Settings, out_dir: Path | None = None,
     settings.check()
     if not config.levers:
         raise GtmsimError("levers: the config declares no design levers to search")
+    check_scored_outcome(settings.outcome, config)
     baselines = list(baselines)
     ideal, ideal_trials = None, 0
     if settings.ideal_trials > 0:
