@@ -741,6 +741,27 @@ def test_same_numbers_across_processes(compiled, tmp_path):
     assert_frame_equal(here, a)
 
 
+_LOADS_ONLY = """
+from numba.core import event
+from gtmsim.config import load_config
+from gtmsim.engines.kernel import tallies
+from gtmsim.spec import compile_spec
+spec = compile_spec(load_config(profile="ideal", overrides=["run.horizon_days=14"]))
+with event.install_recorder("numba:compile") as rec:
+    tallies(spec, 1, 2)
+print(sorted({e.data["dispatcher"].py_func.__qualname__ for _, e in rec.buffer if e.is_start}))
+"""
+
+
+def test_a_second_process_compiles_nothing(compiled):
+    """With the kernel cached (the fixture), a new process loads every compiled function from
+    disk: numba's own constructor of the packed spec compiled afresh in each (3-4 s of every
+    run, Dask worker and optimiser worker)."""
+    res = subprocess.run([sys.executable, "-c", _LOADS_ONLY], capture_output=True, text=True,
+                         timeout=600, check=True)
+    assert res.stdout.strip() == "[]", res.stdout
+
+
 SHIFT, SHIFT_Z = 0.02, 3.4  # a 2% shift of mean bookings sits 3.4 SE out: caught w.p. 80%
 # The shift each profile's comparison has that power for in the default run. At 2% for all
 # three it needs about 130, 580 and 1,300 SimPy replications of the full default horizon:

@@ -116,7 +116,15 @@ def pack(spec: ModelSpec, **replace) -> KSpec:
     d["speed_s2"] = (math.log1p(d["speed_person_cv"] ** 2) if d["speed_person_cv"] > 0
                      else 0.0)
     d["speed_sd"] = math.sqrt(d["speed_s2"])
-    return KSpec(*(d[name] for name in FIELDS))
+    return _new_kspec(*(d[name] for name in FIELDS))
+
+
+@njit(cache=True)
+def _new_kspec(*fields):
+    """A KSpec of its fields in FIELDS order. Calling the class from Python does the same
+    through a constructor numba compiles afresh in every process (seconds, at every start of
+    a run, a Dask worker or an optimiser's worker); this one is cached on disk."""
+    return KSpec(*fields)
 
 
 def with_gamma_constants(kind: np.ndarray, par: np.ndarray) -> np.ndarray:
