@@ -57,14 +57,12 @@ def ideal(config: Config) -> Config:
 
 def paired_ci(diff: np.ndarray, confidence: float = 0.95) -> tuple[float, float, float]:
     """Mean of paired differences with its t-interval; NaN bounds below two pairs."""
-    from scipy import stats
-
     d = np.asarray(diff, dtype=float)
     mean = float(d.mean())
     if len(d) < 2:
         return mean, math.nan, math.nan
     sd = float(d.std(ddof=1))
-    half = float(stats.t.ppf(0.5 + confidence / 2, len(d) - 1) * sd / math.sqrt(len(d)))
+    half = O.t_quantile(0.5 + confidence / 2, len(d) - 1) * sd / math.sqrt(len(d))
     return mean, mean - half, mean + half
 
 

@@ -278,6 +278,14 @@ def where_it_can_lie(name: str, low: float, high: float, never_negative: bool,
     return (max(low, 0.0), high) if never_negative else (low, high)
 
 
+def t_quantile(p: float, df: float) -> float:
+    """Student's t quantile: p of the distribution with df degrees of freedom lies below it
+    (scipy.special's; importing scipy.stats for it cost every run about a second)."""
+    from scipy.special import stdtrit
+
+    return float(stdtrit(df, p))
+
+
 def summarize(reps: pl.DataFrame, confidence: float = 0.95,
               shares: Collection[str] = ()) -> pl.DataFrame:
     """Per outcome defined in at least one replication (``n``: in how many): mean with a
@@ -285,7 +293,6 @@ def summarize(reps: pl.DataFrame, confidence: float = 0.95,
     its mean lies (a t-interval of a rare share reached past 1), and a count's, an amount's
     or a ratio's at 0 (every outcome is one; a column with a negative value is left whole):
     a KPI attainment of 5.7% read "± 11.5%"."""
-    from scipy import stats  # imported here: scipy.stats costs a second at start-up
     # a boolean is not a level; a string or None would fail in the comparison, unnamed
     if (isinstance(confidence, bool) or not isinstance(confidence, numbers.Real)
             or not 0.0 < confidence < 1.0):
@@ -301,7 +308,7 @@ def summarize(reps: pl.DataFrame, confidence: float = 0.95,
         mean = float(x.mean())
         # one replication says nothing about the spread: no sd, no interval
         sd = float(x.std(ddof=1)) if n > 1 else math.nan
-        half = (float(stats.t.ppf(0.5 + confidence / 2, n - 1) * sd / math.sqrt(n)) if n > 1
+        half = (t_quantile(0.5 + confidence / 2, n - 1) * sd / math.sqrt(n) if n > 1
                 else math.nan)
         p10, p50, p90 = (float(v) for v in np.percentile(x, [10, 50, 90]))
         low, high = where_it_can_lie(name, mean - half, mean + half, x.min() >= 0, shares)

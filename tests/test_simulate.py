@@ -926,6 +926,18 @@ def test_a_summary_is_the_mean_with_a_t_interval_sd_and_percentiles():
     assert (row["p10"], row["p50"], row["p90"]) == pytest.approx((0.1, 4.5, 9.2))
 
 
+@pytest.mark.parametrize("df", [1, 2, 7, 29.5, 999, 1e6])
+def test_t_quantile_is_students(df):
+    """The quantile every interval uses (runs, comparisons, sweep leaders with Welch's
+    fractional degrees of freedom) is scipy.stats' t quantile, taken from scipy.special."""
+    from scipy import stats
+
+    from gtmsim.outcomes import t_quantile
+
+    for p in (0.5, 0.9, 0.95, 0.975, 0.995, 0.025):
+        assert t_quantile(p, df) == pytest.approx(stats.t.ppf(p, df), rel=1e-12, abs=1e-12)
+
+
 def test_a_replications_row_reads_its_tally_in_the_units_it_names():
     """A tally filled by hand: the win rate counts the buyers' decisions against us, the
     mean cycle is in days, a team's queue leaves out those in work and with the buyer,

@@ -26,7 +26,7 @@ from gtmsim.optimize.search import (
     design_key,
     search,
 )
-from gtmsim.outcomes import where_it_can_lie
+from gtmsim.outcomes import t_quantile, where_it_can_lie
 
 
 def bootstrap_ci(stat, x: np.ndarray, n: int = 2000, seed: int = 0,
@@ -43,12 +43,10 @@ def t_interval(x: np.ndarray, level: float = 0.95) -> tuple[float, float]:
     """The t-interval of the mean over scenarios (NaN with fewer than two). A percentile
     bootstrap of the mean covers far too little at the handful of scenarios a comparison
     uses (about 80% at 4, 87% at 8, for a nominal 95%)."""
-    from scipy import stats
-
     x = np.asarray(x, dtype=float)
     if len(x) < 2:
         return math.nan, math.nan
-    half = float(stats.t.ppf(0.5 + level / 2, len(x) - 1) * x.std(ddof=1) / math.sqrt(len(x)))
+    half = t_quantile(0.5 + level / 2, len(x) - 1) * x.std(ddof=1) / math.sqrt(len(x))
     m = float(x.mean())
     return m - half, m + half
 

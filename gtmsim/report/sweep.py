@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
-from gtmsim.outcomes import less_is_better, where_it_can_lie
+from gtmsim.outcomes import less_is_better, t_quantile, where_it_can_lie
 from gtmsim.report.export import counted, plain, script_json
 from gtmsim.sweep import MANIFEST, read_sweep
 
@@ -40,8 +40,6 @@ def point_means(rows: pl.DataFrame, outcomes: list[str]) -> pl.DataFrame:
     """Per point: replications and, per outcome, the mean with a t-based 95% CI (NaN values,
     e.g. a win rate with no decisions, are left out), cut as a run's summary cuts it: a
     share's to [0, 1], an outcome never negative at the point at 0."""
-    from scipy import stats
-
     aggs = [pl.len().alias("replications")]
     for o in outcomes:
         x = pl.col(o).cast(pl.Float64).fill_nan(None)
@@ -55,7 +53,7 @@ def point_means(rows: pl.DataFrame, outcomes: list[str]) -> pl.DataFrame:
             m, sd, n = r[f"{o}__mean"], r[f"{o}__sd"], r[f"{o}__n"]
             # one replication says nothing about the spread: no interval (as in a run)
             given = m is not None and sd is not None and n > 1
-            half = float(stats.t.ppf(0.975, n - 1)) * sd / math.sqrt(n) if given else None
+            half = t_quantile(0.975, n - 1) * sd / math.sqrt(n) if given else None
             low, high = (where_it_can_lie(o, m - half, m + half, r[f"{o}__min"] >= 0)
                          if given else (None, None))  # as in a run's summary
             row[o] = m
@@ -115,8 +113,6 @@ def _leaders(rows: pl.DataFrame, points: list[dict], profiles: list[str], outcom
     runner-up, and the best's lead over it with a 95% CI (positive: better), paired by
     replication when the points share seeds (common random numbers), Welch's otherwise;
     `separated` says whether the CI excludes 0."""
-    from scipy import stats
-
     sign = -1.0 if less_is_better(outcome) else 1.0
 
     def values(point: int) -> pl.DataFrame:
@@ -152,7 +148,7 @@ def _leaders(rows: pl.DataFrame, points: list[dict], profiles: list[str], outcom
             diff, se = sign * float(xa.mean() - xb.mean()), math.sqrt(va + vb)
             df = ((va + vb) ** 2 / (va ** 2 / (len(xa) - 1) + vb ** 2 / (len(xb) - 1))
                   if va + vb > 0 else 1.0)
-        half = float(stats.t.ppf(0.975, df)) * se
+        half = t_quantile(0.975, df) * se
         lead.update(difference=diff, ci_low=diff - half, ci_high=diff + half,
                     separated=bool(diff - half > 0))
     return out
