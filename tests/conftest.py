@@ -3,12 +3,38 @@
 from __future__ import annotations
 
 import copy
+import os
 import subprocess
 import sys
 
 import pytest
 
 from gtmsim.config import read_toml
+
+
+def in_ci() -> bool:
+    """Whether the tests run in CI (`.ci/run` sets CI=true): there every test runs, and one
+    that needs a system program (Chromium, PostgreSQL) fails where it would skip."""
+    return os.environ.get("CI", "").lower() not in ("", "0", "false", "no")
+
+
+def pytest_collection_modifyitems(config, items):
+    """The slow tests (marked `slow`: seconds to minutes each, about 45 minutes together on
+    2 cores) run in CI, or when a -m expression asks for them; a plain `pytest tests`
+    elsewhere leaves them out and says how many it left."""
+    if in_ci() or config.getoption("markexpr"):
+        return
+    slow = [item for item in items if item.get_closest_marker("slow")]
+    if slow:
+        config.hook.pytest_deselected(items=slow)
+        items[:] = [item for item in items if not item.get_closest_marker("slow")]
+
+
+def pytest_report_header(config):
+    if not in_ci() and not config.getoption("markexpr"):
+        return ("slow tests left out (they run with CI=true, as in .ci/run, or with "
+                "-m slow / -m 'slow or not slow')")
+    return None
 
 
 def queue_network(stations: list[tuple[int, float]], arrival_rate: float,

@@ -59,6 +59,7 @@ def test_optimisation_benchmark_checks_the_kernel_work_it_times(monkeypatch):
         bench.check_work(res, clock, 3, 1)
 
 
+@pytest.mark.slow
 def test_sweep_benchmark_runs_on_the_sweep_module_as_it_is():
     # bench_sweep called warm_up(client, plan), the signature before the sweep module moved
     # to warm_up(client, spec, engine): the documented command crashed in both benchmarks.

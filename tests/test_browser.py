@@ -14,19 +14,16 @@ from pathlib import Path
 
 import pytest
 from browser import Chromium, PageResult, find_chromium
+from conftest import in_ci
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-
-
-def _under_ci() -> bool:
-    return os.environ.get("CI", "").lower() not in ("", "0", "false", "no")
 
 
 def need_chromium() -> str:
     """The browser's path; skip (or, under CI, fail) when there is none."""
     path = find_chromium()
     if path is None:
-        if _under_ci():
+        if in_ci():
             pytest.fail("Chromium is not installed; .ci/run installs it (apt-get install "
                         "chromium)")
         pytest.skip("Chromium not installed (apt-get install chromium, or set $CHROMIUM)")
@@ -118,6 +115,7 @@ REPORTS = [
 
 
 @pytest.mark.parametrize("report", REPORTS)
+@pytest.mark.slow
 def test_report_renders_every_figure_without_errors(report, request, chromium, tmp_path):
     path = request.getfixturevalue(report)
     result = chromium.open_report(path, screenshot=tmp_path / f"{request.node.callspec.id}.png")
@@ -179,6 +177,7 @@ BROKEN = {
 
 
 @pytest.mark.parametrize("case", list(BROKEN))
+@pytest.mark.slow
 def test_a_broken_page_is_reported_as_failing(case, chromium, tmp_path):
     body, error = BROKEN[case]
     result = chromium.open_report(_page(tmp_path, case, body), grace=1.0)

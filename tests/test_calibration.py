@@ -26,6 +26,7 @@ def measured():
 
 
 @pytest.mark.parametrize("key", [k for k in BANDS if k not in RARE])
+@pytest.mark.slow
 def test_fact_inside_band(measured, key):
     b = BANDS[key]
     x = measured.values[key]
@@ -153,6 +154,7 @@ def test_qualify_ratio_is_undefined_when_no_lead_waited_a_day():
     assert not m.holds(key) and not m.consistent(key)
 
 
+@pytest.mark.slow
 def test_sdr_attrition_interval_is_the_t_interval_and_none_from_one_run():
     """The attrition interval used 1.96 (not the t quantile of its few runs) and gave a
     zero-width interval from a single run, as if the figure were exact."""

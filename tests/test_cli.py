@@ -277,6 +277,7 @@ CONFIG = str(Path(__file__).parents[1] / "configs" / "b2b_saas.toml")
                                   ["compare", CONFIG, CONFIG, "--engine", "simpy",
                                    "--scenarios", "2", "--replications", "1", "--out", "cmp"]],
                          ids=["eventlog", "run", "compare"])
+@pytest.mark.slow
 def test_a_parquet_file_the_disk_cannot_hold_is_one_line(tmp_path, args):
     """polars reports its parquet writer's IO errors as a ComputeError ('... (os error 28)',
     or only 'Invalid thrift: transport error'): a full disk under an event log or a
@@ -322,6 +323,7 @@ def test_eventlog_csv(tmp_path):
 
 @pytest.mark.parametrize(("engine", "replications"), [("simpy", "40"), ("numba", "20000")])
 @pytest.mark.parametrize("group", [False, True], ids=["main-process", "process-group"])
+@pytest.mark.slow
 def test_ctrl_c_leaves_nothing_behind(tmp_path, group, engine, replications):
     """SIGINT mid-run: exit 130, one line, no output folder, no temp folder, no workers."""
     proc = subprocess.Popen(

@@ -246,6 +246,7 @@ def _drawn(seed, n, kind, par, pool, row):
     return out
 
 
+@pytest.mark.slow
 def test_draw_uses_each_rows_own_gamma_constants():
     """``sample`` (``draw``'s body) takes Marsaglia-Tsang's constants from the packed row
     instead of computing them: on the same stream it gives the samplers' numbers exactly, for
@@ -293,6 +294,7 @@ def _event_order(st, first, gaps, end):
 @pytest.mark.parametrize(("window", "lead_cap"),
                          [(None, None), (24.0, None), (24.0 / 2**10, None), (24.0 * 2**10, 1000)],
                          ids=["model", "day", "short", "one-window"])
+@pytest.mark.slow
 def test_event_list_pops_in_time_then_schedule_order(window, lead_cap):
     """The event list (a window's sorted run, later windows' lists, a same-instant FIFO) pops
     exactly as one heap by (time, scheduling order) would: checked against Python's heapq on
@@ -373,6 +375,7 @@ def _row_length(name: str):
     return numba.njit(scope["f"])
 
 
+@pytest.mark.slow
 def test_tables_have_the_row_lengths_views_assume():
     """Views give the tables named in ``fixed_columns`` with that row length as a constant
     (``view._view_getattr``): the workspace and ``pack`` make them so, and a cell read
@@ -467,6 +470,7 @@ def _round_robin_reference(n, inactive, warm, n_picks):
 
 @pytest.mark.parametrize("inactive", [(), (0,), (5,), (0, 3, 5), (1, 2, 3, 4, 5),
                                       (0, 1, 2, 3, 4, 5)])
+@pytest.mark.slow
 def test_round_robin_goes_round_the_active_slots(inactive):
     """Round-robin routing gives each active slot in turn, wrapping past the last and
     skipping slots nobody holds (the first, the last, all but one); with nobody active, the
@@ -526,6 +530,7 @@ def _run_one_on(ks, st):
 
 
 @pytest.mark.parametrize("junk", [(np.nan, 1), (-1e300, 3)])
+@pytest.mark.slow
 def test_leftovers_in_the_tables_do_not_reach_the_results(compiled, junk):
     """The big tables are allocated empty and reused by a chunk's replications unrestored:
     every slot must be written before it is read. Replications run on tables filled with junk
@@ -595,6 +600,7 @@ def other_outcomes(spec) -> list[str]:
 
 
 @pytest.mark.parametrize("profile", ["ideal", "realistic", "stressed"])
+@pytest.mark.slow
 def test_profiles_agree(compiled, simpy_short, profile):
     spec, sp = simpy_short(profile)
     nb = kernel_frame(spec, 5, 400)
@@ -693,6 +699,7 @@ def test_a_lever_missing_from_the_kernel_is_caught(compiled, simpy_design, desig
     assert differences(kernel_frame(spec, 5, 300, kspec=pack(base)), sp, cols) != []
 
 
+@pytest.mark.slow
 def test_a_broken_kernel_is_caught(compiled, simpy_short):
     """Forgetting switched off in the kernel's spec only: the comparison must see it."""
     spec, sp = simpy_short("ideal", ["people.forgetting.enabled=true"], 24)
@@ -729,6 +736,7 @@ simulate(spec, 4, seed=21, engine="numba").replications.write_parquet(sys.argv[1
 """
 
 
+@pytest.mark.slow
 def test_same_numbers_across_processes(compiled, tmp_path):
     paths = [tmp_path / "a.parquet", tmp_path / "b.parquet"]
     for p in paths:

@@ -109,6 +109,7 @@ def test_mechanism_alone_moves_outcomes(mechanism, ideal):
 
 
 @pytest.mark.parametrize("mechanism", list(CASES))
+@pytest.mark.slow
 def test_mechanism_off_leaves_outcomes_unchanged(mechanism, ideal):
     """A switched-off mechanism with wild parameters gives exactly the ideal numbers."""
     wild = {

@@ -48,6 +48,7 @@ def check_page(out) -> tuple[str, dict]:
     return page, comparison
 
 
+@pytest.mark.slow
 def test_optimize_writes_a_self_contained_report(tmp_path):
     out = tmp_path / "opt"
     optimize(out)
@@ -94,6 +95,7 @@ def test_optimize_writes_a_self_contained_report(tmp_path):
         assert c["held_out_cvar10"] == pytest.approx(robust_score("cvar10", values), rel=1e-12)
 
 
+@pytest.mark.slow
 def test_compare_ideal_report_shows_both_designs_and_the_verdict(tmp_path):
     out = tmp_path / "cmp"
     optimize(out, "--compare-ideal")
@@ -121,6 +123,7 @@ def test_compare_ideal_report_shows_both_designs_and_the_verdict(tmp_path):
     assert comparison["ideal_trials"] == 6
 
 
+@pytest.mark.slow
 def test_two_objectives_report_shows_the_pareto_front(tmp_path):
     out = tmp_path / "pareto"
     optimize(out, "--objective", "mean,cost", "--trials", "8")
@@ -217,6 +220,7 @@ def test_importance_leaves_out_trials_over_the_budget():
         figs["importance"].layout.title.text)
 
 
+@pytest.mark.slow
 def test_a_resumed_study_counts_the_trials_as_trials_does(tmp_path):
     """A search stopped by Ctrl-C leaves its running trial failed; resumed to --trials N, the
     report said N + 1 trials. It counts the N finished and says the interrupted one apart."""
@@ -240,6 +244,7 @@ def test_a_resumed_study_counts_the_trials_as_trials_does(tmp_path):
     assert words in (out / "comparison.txt").read_text() and words in page
 
 
+@pytest.mark.slow
 def test_designs_the_model_refused_are_said_in_one_line(tmp_path):
     """A search whose levers together made configs the model refused died midway (exit 2,
     'reject_below ... must not exceed threshold') and counted those trials as interrupted.
@@ -317,6 +322,7 @@ def test_the_share_meeting_the_target_is_shown_by_satisficing():
     assert "target" not in _candidates_table(report)
 
 
+@pytest.mark.slow
 def test_a_rerun_without_png_leaves_no_figures_of_the_last_run(tmp_path):
     """A resumed optimize without --png left the earlier run's figures/*.png beside the new
     report; the folder is replaced as a whole, so they go."""

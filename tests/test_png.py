@@ -12,6 +12,7 @@ from importlib import metadata
 from pathlib import Path
 
 import pytest
+from conftest import in_ci
 
 from gtmsim.report import export
 
@@ -28,7 +29,7 @@ def _png_size(path: Path) -> tuple[int, int]:
 def _need_exporter() -> None:
     why = export.png_unavailable()
     if why:
-        if os.environ.get("CI"):
+        if in_ci():
             pytest.fail(f"PNG export unavailable under CI: {why}")
         pytest.skip(f"PNG export unavailable: {why}")
 
@@ -51,6 +52,7 @@ def _check_figures(out: Path) -> list[str]:
     return pngs
 
 
+@pytest.mark.slow
 def test_run_png_writes_every_report_figure(tmp_path):
     _need_exporter()
     out = tmp_path / "out"
@@ -70,6 +72,7 @@ def test_run_png_writes_every_report_figure(tmp_path):
 SHORT = ["--set", "run.horizon_days=30", "--set", "run.warmup_days=7"]
 
 
+@pytest.mark.slow
 def test_optimize_png_writes_every_report_figure(tmp_path):
     _need_exporter()
     out = tmp_path / "out"
@@ -85,6 +88,7 @@ def test_optimize_png_writes_every_report_figure(tmp_path):
     _check_figures(out)
 
 
+@pytest.mark.slow
 def test_sweep_png_writes_every_report_figure(tmp_path):
     _need_exporter()
     (tmp_path / "grid.toml").write_text('profiles = ["ideal", "realistic"]\n[levers]\n'
@@ -96,6 +100,7 @@ def test_sweep_png_writes_every_report_figure(tmp_path):
     assert _check_figures(out) == ["means.png"]
 
 
+@pytest.mark.slow
 def test_compare_png_writes_every_report_figure(tmp_path):
     _need_exporter()
     out = tmp_path / "out"
@@ -124,6 +129,7 @@ def test_write_pngs_takes_any_figures(tmp_path):
     ("compare", ["configs/b2b_saas.toml", "configs/product_led.toml", "--scenarios", "1000",
                  "--set", "run.warmup_days=126"]),  # one window for both
 ])
+@pytest.mark.slow
 def test_png_without_an_exporter_fails_at_start(tmp_path, command, args):
     out = tmp_path / "out"
     (tmp_path / "grid.toml").write_text("[levers]\nsdr_headcount = [3, 5]\n")

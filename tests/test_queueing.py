@@ -58,9 +58,11 @@ def test_erlang_c_reference_values():
 
 
 ENGINES = ["simpy", "numba"]
+# the full-length checks take ~15 s on the SimPy engine: there they run with the slow tests
+ENGINES_SIMPY_SLOW = [pytest.param("simpy", marks=pytest.mark.slow), "numba"]
 
 
-@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("engine", ENGINES_SIMPY_SLOW)
 def test_single_station_matches_erlang_c(engine):
     c, mu, lam = 3, 1.0, 2.5  # utilisation 0.83
     df = run_network([(c, mu)], lam, reps=100 if engine == "simpy" else None, engine=engine)
@@ -75,7 +77,7 @@ def test_single_station_matches_erlang_c(engine):
     assert lo <= lam / (c * mu) <= hi
 
 
-@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("engine", ENGINES_SIMPY_SLOW)
 def test_tandem_matches_jackson_network(engine):
     stations = [(3, 1.0), (2, 1.6), (4, 0.8)]
     lam = 2.5
@@ -107,7 +109,7 @@ def test_a_lead_has_a_fate_or_is_still_at_a_team_at_the_end(engine):
     assert df["open_t0"].mean() > 20  # ~0.2 an hour for 300 hours
 
 
-@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("engine", ENGINES_SIMPY_SLOW)
 def test_leads_open_at_the_end_are_those_waiting_and_in_work(engine):
     """At the end of a run an M/M/3 station at utilisation 0.8 holds L = lambda (Wq + 1/mu)
     leads on average (Erlang C: 4.99), waiting or in work: inside the 95% CI of the
@@ -137,7 +139,7 @@ def test_littles_law_per_station(engine):
         assert np.allclose(L, lam_w, rtol=0.02)
 
 
-@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("engine", ENGINES_SIMPY_SLOW)
 def test_littles_law_on_the_full_default_model(engine):
     """Little's law per team on the full model under `realistic` (every mechanism on).
     Little's law is a steady-state identity; AE opportunities stay in the team through the

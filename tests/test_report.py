@@ -97,6 +97,7 @@ def test_turning_a_mechanism_off_gives_the_table_s_numbers(run_folder):
 
 
 @pytest.mark.parametrize("args", [["--profile", "ideal"], ["--no-mechanism-costs"]])
+@pytest.mark.slow
 def test_mechanism_costs_skipped_with_a_note(tmp_path, args):
     out = tmp_path / "out"
     res = subprocess.run([sys.executable, "-m", "gtmsim", "run", "--replications", "4",

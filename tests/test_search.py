@@ -43,6 +43,7 @@ def gtmsim(*args: str, cwd: Path | None = None, timeout: float = 300):
     (["--outcome", "leaked"], "--outcome"),  # less is better: it would maximise harm
     (["--seed", str(2**64)], "--seed"),  # config.toml keeps it: TOML's integers are 64-bit
 ])
+@pytest.mark.slow
 def test_bad_input_is_one_line_and_exit_2(tmp_path, args, key):
     out = tmp_path / "new" / "o"
     r = gtmsim("optimize", *TINY, "--trials", "2", "--out", str(out), *args)
@@ -86,6 +87,7 @@ def test_a_folder_that_holds_no_study_is_refused(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
 
 
+@pytest.mark.slow
 def test_a_study_resumes_only_on_the_terms_it_was_scored_on(tmp_path):
     """Trials scored under one objective, config or seed do not compare with trials scored
     under another: a resume that changes them is refused and the study is left as it was."""
@@ -122,6 +124,7 @@ def _finished(journal: Path, study_name: str = "gtmsim") -> list[optuna.trial.Fr
             if t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)]
 
 
+@pytest.mark.slow
 def test_baselines_are_the_first_trials_own_design_then_ideal_best(tmp_path):
     """The config's current design, then the winner of a short search under `ideal`."""
     from gtmsim.config import load_config
@@ -490,6 +493,7 @@ def test_processes_opening_a_new_sqlite_database_at_once_all_join(tmp_path, monk
     optuna.create_study(storage=storage, study_name="joined")
 
 
+@pytest.mark.slow
 def test_a_study_refused_as_its_first_trial_ran_is_not_kept_in_the_storage(tmp_path):
     """With --storage, an --outcome undefined in every replication (a win rate over a day)
     stopped the first trial with exit 2, but the new study stayed in the database with its
@@ -510,6 +514,7 @@ def test_a_study_refused_as_its_first_trial_ran_is_not_kept_in_the_storage(tmp_p
     assert sum(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials) == 2
 
 
+@pytest.mark.slow
 def test_a_storage_file_inside_the_output_folder_does_not_stop_the_resume(tmp_path):
     """`--storage sqlite:///o/study.db --out o` ran, then the same command (to resume or
     to add trials) was refused: --out 'holds files that are not an optimisation's
@@ -528,6 +533,7 @@ def test_a_storage_file_inside_the_output_folder_does_not_stop_the_resume(tmp_pa
     assert r.returncode == 2 and "notes.txt" in r.stderr, r.stderr
 
 
+@pytest.mark.slow
 def test_a_lock_left_by_a_killed_process_does_not_stop_the_resume(tmp_path):
     """`kill -9` while optuna held the journal's lock left `study.journal.lock`: the resume
     was refused (--out 'holds files that are not an optimisation's'), and with --storage

@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import in_ci
 
 TRIALS = 16
 
@@ -48,7 +49,7 @@ def postgres_url():
     pytest.importorskip("psycopg", reason="the PostgreSQL driver (test extra) is missing")
     folder = _pg_bin()
     if folder is None:
-        if os.environ.get("CI"):
+        if in_ci():
             pytest.fail("PostgreSQL is not installed; .ci/run installs it")
         pytest.skip("PostgreSQL server programs not installed (apt-get install postgresql)")
     # its own folder outside pytest's (which is private to this user)

@@ -367,6 +367,7 @@ def test_a_trait_that_draws_differently_moves_no_one_elses_draws_numba(change):
 
 
 @pytest.mark.parametrize("change", NEUTRAL_CHANGES, ids=[c[1] for c in NEUTRAL_CHANGES])
+@pytest.mark.slow
 def test_a_trait_that_draws_differently_moves_no_one_elses_draws_simpy(change):
     """The SimPy engine keeps the same people too: every hire (seat, generation, time) and
     every trait the change does not touch are equal on both sides."""
@@ -396,6 +397,7 @@ DOWNSTREAM_CHANGES = ["teams.cs.headcount=4", "stages.cs_onboard.renewal_days=91
 
 
 @pytest.mark.parametrize("engine", ["numba", "simpy"])
+@pytest.mark.slow
 def test_a_change_after_the_win_leaves_every_replications_bookings_equal(engine):
     """Each stage draws from its own work stream: a change confined to CS moves no draw of
     the stages before it, so bookings are equal replication by replication (with one work
@@ -554,6 +556,7 @@ def test_least_loaded_routing_balances_work_not_deals_with_the_buyer():
 
 
 @pytest.mark.parametrize(("engine", "replications"), [("numba", 40), ("simpy", 4)])
+@pytest.mark.slow
 def test_weekly_staff_shows_the_vacancies_turnover_leaves(engine, replications):
     """The weekly table had no headcount: ramp and attrition could not be seen week by week.
     `staffed_<team>` is the people on staff each week: the full headcount with no turnover,
@@ -755,6 +758,7 @@ def _accounts(res) -> None:
 
 @pytest.mark.parametrize("engine", ["numba", "simpy"])
 @pytest.mark.parametrize("case", EXTREMES)
+@pytest.mark.slow
 def test_the_accounts_add_up_on_extreme_configs(engine, case):
     """Leaks by cause and by stage sum to `leaked`, channels to `leads_created`, teams'
     open leads to `open_at_end`; the win rate is won / (won + lost) where lost deals go to
@@ -846,6 +850,7 @@ def test_a_weeks_first_instant_is_in_that_week_whatever_the_warm_up(engine):
 
 
 @pytest.mark.parametrize("engine", ["numba", "simpy"])
+@pytest.mark.slow
 def test_a_run_with_a_warm_up_of_no_whole_hours_ends(engine, tmp_path):
     """`gtmsim run` with a 0.34-day warm-up: it hung on both engines, in the weekly split of
     the time integrals; now it ends and writes its results (in a subprocess, so the old

@@ -97,6 +97,7 @@ def dask_cluster(folder: Path, workers: int, scheduler_too: bool = False):
         log.close()
 
 
+@pytest.mark.slow
 def test_same_numbers_in_process_local_cluster_and_real_workers(tmp_path):
     grid = _grid(tmp_path)
     common = ["--grid", grid, *SHORT, "--replications", "6", "--chunk", "4", "--seed", "11"]
@@ -143,6 +144,7 @@ def _sweep_until_a_point(common: list[str], address: str, out: Path) -> subproce
     return proc
 
 
+@pytest.mark.slow
 def test_a_worker_killed_mid_sweep(tmp_path):
     grid = _grid(tmp_path)
     # the default horizon: ~50 ms a replication, so the sweep lasts long enough to kill into
@@ -226,6 +228,7 @@ def _interrupt_when(proc: subprocess.Popen, ready, timeout: float = 90.0,
     return err
 
 
+@pytest.mark.slow
 def test_ctrl_c_then_the_same_command_resumes(tmp_path):
     grid = _grid(tmp_path)
     out = tmp_path / "out"
@@ -306,6 +309,7 @@ def _free_port() -> int:
 
 @pytest.mark.parametrize("address", ["closed port", "not an address", "silent port",
                                      "tls address"])
+@pytest.mark.slow
 def test_unreachable_scheduler_is_one_line_exit_2(tmp_path, address):
     """A closed port, a malformed address, a port that accepts but never speaks Dask (e.g.
     the dashboard's: the client's own connect waited on it forever), and a tls:// address
@@ -352,6 +356,7 @@ def test_a_scheduler_port_outside_1_65535_is_not_an_address(tmp_path, capsys, po
     assert not (tmp_path / "o").exists()
 
 @pytest.mark.parametrize("to", ["driver", "process group"])
+@pytest.mark.slow
 def test_ctrl_c_while_the_local_cluster_starts_is_one_line(tmp_path, to):
     """Ctrl-C while the LocalCluster's workers are being spawned: one line and 130, no
     worker process left. Dask's exit hook closed the half-started cluster and printed an
@@ -852,6 +857,7 @@ def _kill_then_stop(proc: subprocess.Popen, pid: int, timeout: float = 120) -> t
     return stderr.strip().splitlines()[-1], waited
 
 
+@pytest.mark.slow
 def test_losing_the_scheduler_mid_sweep_is_one_line_and_resumable(tmp_path):
     """The scheduler dies: one line saying the cluster was lost and how to resume, exit 1 (not
     bad input), no Dask traceback, and the points already written are kept."""
@@ -864,6 +870,7 @@ def test_losing_the_scheduler_mid_sweep_is_one_line_and_resumable(tmp_path):
     assert len(list((out / "points").glob("point-*.parquet"))) >= 1
 
 
+@pytest.mark.slow
 def test_a_cluster_left_without_workers_stops_after_the_timeout(tmp_path):
     """Every worker gone mid-sweep (the scheduler still up): the tasks would wait for ever.
     After --connect-timeout without a worker the sweep stops: one line, exit 1, resumable,
@@ -881,6 +888,7 @@ def test_a_cluster_left_without_workers_stops_after_the_timeout(tmp_path):
     assert len(list((out / "points").glob("point-*.parquet"))) >= 1
 
 
+@pytest.mark.slow
 def test_an_optimisation_left_without_workers_stops_after_the_timeout(tmp_path):
     """The same for `optimize --scheduler`: its trials in flight are given back (failed and
     enqueued again), so the same command resumes."""
@@ -1115,6 +1123,7 @@ def _interrupted_in_one_line(proc: subprocess.Popen, ready: Path, after: float) 
 
 
 @pytest.mark.parametrize("serve", [True, False])
+@pytest.mark.slow
 def test_ctrl_c_in_the_slurm_script_is_one_line(tmp_path, serve):
     """Ctrl-C stops --serve (as its help says) and a sweep waiting for its jobs: it was a
     KeyboardInterrupt traceback and exit 1; it is one line and exit 130."""
@@ -1178,6 +1187,7 @@ def test_the_slurm_script_reruns_a_finished_sweep_without_jobs(tmp_path):
     assert (tmp_path / "out" / "report.html").is_file()
     assert "0 points run, 2 already done" in out, out
 
+@pytest.mark.slow
 def test_slurm_jobs_gone_mid_sweep_are_one_line_and_resumable(tmp_path):
     """Every worker job gone (their walltime) for 30 s: the sweep stops as the CLI's does, but
     the script let ClusterLost out as a traceback; it is one line, exit 1, saying to resume."""
