@@ -18,11 +18,18 @@ def in_ci() -> bool:
     return os.environ.get("CI", "").lower() not in ("", "0", "false", "no")
 
 
+def _asks_for_tests(config) -> bool:
+    """Whether the command picks tests itself: a -m or -k expression, or a test by name
+    (path::name); then it gets what it names, slow or not."""
+    return bool(config.getoption("markexpr") or config.getoption("keyword")
+                or any("::" in str(a) for a in config.args))
+
+
 def pytest_collection_modifyitems(config, items):
     """The slow tests (marked `slow`: seconds to minutes each, about 45 minutes together on
-    2 cores) run in CI, or when a -m expression asks for them; a plain `pytest tests`
-    elsewhere leaves them out and says how many it left."""
-    if in_ci() or config.getoption("markexpr"):
+    2 cores) run in CI, or when the command picks them (-m, -k, a test's name); a plain
+    `pytest tests` elsewhere leaves them out and says how many it left."""
+    if in_ci() or _asks_for_tests(config):
         return
     slow = [item for item in items if item.get_closest_marker("slow")]
     if slow:
@@ -31,9 +38,9 @@ def pytest_collection_modifyitems(config, items):
 
 
 def pytest_report_header(config):
-    if not in_ci() and not config.getoption("markexpr"):
+    if not in_ci() and not _asks_for_tests(config):
         return ("slow tests left out (they run with CI=true, as in .ci/run, or with "
-                "-m slow / -m 'slow or not slow')")
+                "-m slow / -m 'slow or not slow', or when -k or a test's name picks them)")
     return None
 
 
