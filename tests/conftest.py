@@ -26,9 +26,10 @@ def _asks_for_tests(config) -> bool:
 
 
 def pytest_collection_modifyitems(config, items):
-    """The slow tests (marked `slow`: seconds to minutes each, about 45 minutes together on
+    """The slow tests (marked `slow`: seconds to minutes each, about 40 minutes together on
     2 cores) run in CI, or when the command picks them (-m, -k, a test's name); a plain
-    `pytest tests` elsewhere leaves them out and says how many it left."""
+    `pytest tests` elsewhere leaves them out and says how many it left (tested in
+    tests/test_suite_selection.py)."""
     if in_ci() or _asks_for_tests(config):
         return
     slow = [item for item in items if item.get_closest_marker("slow")]
