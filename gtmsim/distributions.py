@@ -6,6 +6,8 @@ into a pooled array of observed values. Both engines sample from these rows.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from gtmsim.config import schema as s
@@ -39,6 +41,15 @@ def encode(d, pool: list[float], scale: float = 1.0) -> tuple[int, float, float,
     raise TypeError(f"not a distribution: {d!r}")
 
 
+def _exp(x: float) -> float:
+    """e**x, infinite past the float range (a median of 1e308 days: a wait that never ends),
+    as the kernel's exp gives it, without NumPy's overflow warning."""
+    try:
+        return math.exp(x)
+    except OverflowError:
+        return math.inf
+
+
 def draw(rng: np.random.Generator, kind: int, p0: float, p1: float, p2: float,
          pool: np.ndarray) -> float:
     """One sample of an encoded distribution."""
@@ -47,7 +58,7 @@ def draw(rng: np.random.Generator, kind: int, p0: float, p1: float, p2: float,
     if kind == EXPONENTIAL:
         return rng.exponential(p0)
     if kind == LOGNORMAL:
-        return float(np.exp(p0 + p1 * rng.standard_normal()))
+        return _exp(p0 + p1 * rng.standard_normal())
     if kind == GAMMA:
         return rng.gamma(p0, p1)
     if kind == UNIFORM:
@@ -66,7 +77,7 @@ def mean(kind: int, p0: float, p1: float, p2: float, pool: np.ndarray) -> float:
     if kind in (FIXED, EXPONENTIAL):
         return p0
     if kind == LOGNORMAL:
-        return float(np.exp(p0 + p1 * p1 / 2))
+        return _exp(p0 + p1 * p1 / 2)
     if kind == GAMMA:
         return p0 * p1
     if kind == UNIFORM:

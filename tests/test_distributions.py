@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -43,3 +44,17 @@ def test_a_gamma_in_days_keeps_its_shape_and_scales_its_scale():
     24 has the same mean but a spread 24 times too narrow relative to it)."""
     gamma = s.Gamma(dist="gamma", shape=2.0, scale=3.0)
     assert D.encode(gamma, [], 24.0) == (D.GAMMA, 2.0, 72.0, 0.0)
+
+
+def test_a_lognormal_past_the_float_range_is_an_endless_wait_without_a_warning():
+    """A median of 1e308 days is accepted (a wait that never ends): in hours its draws and its
+    mean lie past the float range and are infinite, as in the kernel, with no NumPy overflow
+    warning on the user's screen; in range, the draw is e**(mu + sigma z) as before."""
+    row = D.encode(s.Lognormal(dist="lognormal", median=1e308, sigma=0.5), [], 24.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert D.draw(np.random.default_rng(3), *row, np.array([])) == math.inf
+        assert D.mean(*row, np.array([])) == math.inf
+    row = D.encode(s.Lognormal(dist="lognormal", median=2.0, sigma=0.5), [], 24.0)
+    z = np.random.default_rng(3).standard_normal()
+    assert D.draw(np.random.default_rng(3), *row, np.array([])) == math.exp(row[1] + row[2] * z)
