@@ -27,6 +27,7 @@ import struct
 import sys
 import time
 from pathlib import Path
+from typing import NoReturn
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -46,6 +47,7 @@ codegen.CPUCodeLibrary._set_compiled_object = _keep_object  # before the kernel 
 
 from gtmsim import load_config  # noqa: E402
 from gtmsim.engines.kernel import tallies  # noqa: E402
+from gtmsim.errors import GtmsimError  # noqa: E402
 from gtmsim.spec import compile_spec  # noqa: E402
 
 SHT_SYMTAB, SHT_RELA, STT_FUNC = 2, 4, 2
@@ -108,9 +110,12 @@ def loaded_at(code: bytes, relocs: list[int]) -> int | None:
         return None
     needle = code[at:at + WINDOW]
     for line in Path("/proc/self/maps").read_text().splitlines():
-        span, perms = line.split()[:2]
-        lo, hi = (int(x, 16) for x in span.split("-"))
-        if "x" not in perms or hi - lo > 256 << 20 or line.split()[-1].startswith("/"):
+        fields = line.split()
+        lo, hi = (int(x, 16) for x in fields[0].split("-"))
+        # anonymous, readable and executable: not a library's file, not [vsyscall] (which
+        # cannot be read)
+        if not fields[1].startswith("r") or "x" not in fields[1] or len(fields) > 5 \
+                or hi - lo > 256 << 20:
             continue
         i = ctypes.string_at(lo, hi - lo).find(needle)
         if i >= 0 and _same_code(lo + i - at, code, relocs):
@@ -146,36 +151,56 @@ def short_name(symbol: str) -> str:
 
 
 def perf_map() -> list[tuple[int, int, str]]:
-    """(address, size, name) of every function in the objects numba loaded."""
+    """(address, size, name) of every function in the objects numba loaded and runs (an
+    object loaded only to be linked into a function compiled afresh is not in executable
+    memory, and is left out)."""
     rows = []
     for obj in OBJECTS:
         _, code, funcs, relocs = functions(obj)
         base = loaded_at(code, relocs)
-        if base is None:
-            raise SystemExit("kernel_perf_map: could not find a loaded object in memory")
-        rows += [(base + off, size, short_name(sym)) for off, size, sym in funcs]
+        if base is not None:
+            rows += [(base + off, size, short_name(sym)) for off, size, sym in funcs]
     return sorted(rows)
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a bad flag is one line (no usage dump) and exit status 2, as in gtmsim."""
+
+    def error(self, message: str) -> NoReturn:
+        print(f"kernel_perf_map: error: {message.removeprefix('argument ')}", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def _positive(text: str) -> int:
+    n = int(text)
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"{text}: at least 1")
+    return n
+
+
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap = _Parser(description=__doc__.split("\n")[0])
     ap.add_argument("config", nargs="?", help="a config file (default: the embedded one)")
-    ap.add_argument("-n", "--replications", type=int, default=50)
-    ap.add_argument("-r", "--rounds", type=int, default=4, help="batches run under perf")
+    ap.add_argument("-n", "--replications", type=_positive, default=50)
+    ap.add_argument("-r", "--rounds", type=_positive, default=4, help="batches run under perf")
     ap.add_argument("--profile", help="a human-model profile (ideal, realistic, stressed)")
     ap.add_argument("--map-only", action="store_true", help="write the map, run no batch")
     ap.add_argument("--check", action="store_true", help="print the map's functions")
     args = ap.parse_args()
-    spec = compile_spec(load_config(args.config, profile=args.profile))
+    try:
+        spec = compile_spec(load_config(args.config, profile=args.profile))
+    except GtmsimError as exc:  # a bad config or profile: one line, exit status 2
+        print(f"kernel_perf_map: error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
     tallies(spec, 1, 1, parallel=False)  # load the kernel (or compile it)
-    if not OBJECTS:
+    rows = perf_map()
+    if not any(name == "engine.run_one" for _, _, name in rows):  # compiled, not loaded
         if os.environ.get("GTMSIM_PERF_MAP_AGAIN"):
             raise SystemExit("kernel_perf_map: the kernel did not load from numba's cache")
         print("kernel_perf_map: compiled the kernel; starting again to load it from the cache",
               file=sys.stderr)
         os.environ["GTMSIM_PERF_MAP_AGAIN"] = "1"
         os.execv(sys.executable, [sys.executable, *sys.argv])
-    rows = perf_map()
     path = Path(f"/tmp/perf-{os.getpid()}.map")
     tmp = path.with_suffix(".tmp")
     tmp.write_text("".join(f"{a:x} {size:x} {name}\n" for a, size, name in rows))

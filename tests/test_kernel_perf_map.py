@@ -49,3 +49,13 @@ def test_the_maps_functions_do_not_overlap(listed):
     for (a, size, name), (b, _, nxt) in zip(listed, listed[1:], strict=False):
         assert size > 0
         assert a + size <= b, (name, nxt)
+
+
+@pytest.mark.parametrize("args", [["/nonexistent.toml"], ["-n", "0"], ["--profile", "nope"],
+                                  ["--bogus"]])
+def test_bad_input_is_one_line_and_exit_status_2(args):
+    run = subprocess.run([sys.executable, str(SCRIPT), *args, "--map-only"],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 2
+    assert run.stderr.startswith("kernel_perf_map: error: ")
+    assert len(run.stderr.strip().splitlines()) == 1, run.stderr
