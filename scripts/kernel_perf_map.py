@@ -76,9 +76,9 @@ def _cstr(obj: bytes, at: int) -> str:
     return obj[at:obj.index(b"\0", at)].decode()
 
 
-def functions(obj: bytes) -> tuple[int, bytes, list[tuple[int, int, str]], list[int]]:
-    """(index of the code section, its bytes, its functions as (offset, size, symbol), the
-    offsets its relocations patch). numba puts all of a kernel's code in one section."""
+def functions(obj: bytes) -> tuple[bytes, list[tuple[int, int, str]], list[int]]:
+    """(the code section's bytes, its functions as (offset, size, symbol), the offsets its
+    relocations patch). numba puts all of a kernel's code in one section."""
     secs = elf_sections(obj)
     symtab = next(s for s in secs if s["kind"] == SHT_SYMTAB)
     strtab = secs[symtab["link"]]
@@ -97,7 +97,7 @@ def functions(obj: bytes) -> tuple[int, bytes, list[tuple[int, int, str]], list[
             for k in range(s["size"] // s["entsize"]):
                 relocs.append(struct.unpack_from("<Q", obj, s["offset"] + k * s["entsize"])[0])
     data = obj[code["offset"]:code["offset"] + code["size"]]
-    return index, data, sorted(found[index]), sorted(relocs)
+    return data, sorted(found[index]), sorted(relocs)
 
 
 def loaded_at(code: bytes, relocs: list[int]) -> int | None:
@@ -118,8 +118,10 @@ def loaded_at(code: bytes, relocs: list[int]) -> int | None:
                 or hi - lo > 256 << 20:
             continue
         i = ctypes.string_at(lo, hi - lo).find(needle)
-        if i >= 0 and _same_code(lo + i - at, code, relocs):
-            return lo + i - at
+        base = lo + i - at
+        # the whole code must lie inside this mapping: reading past it could fault
+        if i >= 0 and lo <= base and base + len(code) <= hi and _same_code(base, code, relocs):
+            return base
     return None
 
 
@@ -156,7 +158,7 @@ def perf_map() -> list[tuple[int, int, str]]:
     memory, and is left out)."""
     rows = []
     for obj in OBJECTS:
-        _, code, funcs, relocs = functions(obj)
+        code, funcs, relocs = functions(obj)
         base = loaded_at(code, relocs)
         if base is not None:
             rows += [(base + off, size, short_name(sym)) for off, size, sym in funcs]
