@@ -53,6 +53,14 @@ _WATCH = """
 })();
 """
 
+# A trace of a type plotly.js does not have comes out of its defaults as an invisible scatter:
+# its type in the figure's full data differs from the one asked for (scatter when none).
+_DROPPED = """
+Array.from(document.querySelectorAll('.js-plotly-plot')).flatMap((gd, n) =>
+  (gd._fullData || []).filter(t => t.type !== (gd.data[t.index].type || 'scatter'))
+    .map(t => `figure ${n + 1}: ${gd.data[t.index].type}`))
+"""
+
 
 def find_chromium() -> str | None:
     """The Chromium to use: $CHROMIUM, else the first browser name found on PATH."""
@@ -75,16 +83,21 @@ class PageResult:
     errors: list[str] = field(default_factory=list)  # console errors and uncaught exceptions
     seconds: float | None = None  # navigation start to the last figure drawn; None if never
     screenshot: Path | None = None  # full-page PNG
+    # traces plotly.js left out because it has no such trace type (it draws the rest of the
+    # figure and says nothing), as "figure N: type"
+    dropped: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
         """Every figure rendered and nothing went wrong in the console."""
-        return self.figures > 0 and self.rendered == self.figures and not self.errors
+        return (self.figures > 0 and self.rendered == self.figures and not self.errors
+                and not self.dropped)
 
     def problems(self) -> str:
         """A short account of what is wrong, for an assertion message."""
         return (f"{self.path.name}: {self.rendered} of {self.figures} figures rendered; "
-                f"errors: {self.errors or 'none'}")
+                f"errors: {self.errors or 'none'}; traces of no known type: "
+                f"{self.dropped or 'none'}")
 
 
 class BrowserError(RuntimeError):
@@ -265,8 +278,10 @@ class Chromium:
                 "Array.from(document.querySelectorAll('.js-plotly-plot'))"
                 ".filter(d => d.querySelector('.main-svg')).length", session) or 0
             seconds = state["at"] / 1000 if state.get("at") is not None else None
+            dropped = self._evaluate(_DROPPED, session) or []
             shot = self._screenshot(session, screenshot) if screenshot else None
-            return PageResult(path, figures, int(rendered), self._errors(session), seconds, shot)
+            return PageResult(path, figures, int(rendered), self._errors(session), seconds, shot,
+                              dropped)
         finally:
             self.send("Target.closeTarget", {"targetId": target})
 

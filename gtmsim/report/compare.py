@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from gtmsim.optimize.compare import TAIL_MIN_SCENARIOS
 from gtmsim.optimize.designs import is_setting, signed
 from gtmsim.report.export import counted, plain, script_json
+from gtmsim.report.plotlyjs import figures_html
 from gtmsim.report.run import error_bars
 
 if TYPE_CHECKING:
@@ -296,8 +297,7 @@ def compare_report(summary: dict, figures: dict[str, go.Figure] | None = None) -
         lever_table += ("<p>Other settings that differ from the baseline:</p>" + _html_table(
             ["design", "setting", summary["baseline"], "design's"], other))
     sections = []
-    for i, profile in enumerate(profiles):
-        fig = drawn[i].to_html(full_html=False, include_plotlyjs=(i == 0))
+    for profile, fig in zip(profiles, figures_html(drawn[:len(profiles)]), strict=True):
         header, rows = table_rows(summary, profile)
         verdict = summary["profiles"][profile]["verdict"]
         sections.append(f"<h2>Profile {html.escape(profile)}</h2>"

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from gtmsim.report.export import counted, jsonable, plain, script_json
+from gtmsim.report.plotlyjs import figures_html
 from gtmsim.report.run import error_bars
 
 STATS = (("mean", "mean"), ("p10", "P10"), ("cvar10", "CVaR10 (worst 10%)"))
@@ -477,8 +478,7 @@ def optimize_report(report: dict, result, best, cmp=None, objectives: list[str] 
     names = list(figures)
     breaks_at = names.index("what_breaks") if "what_breaks" in figures else len(names)
     # the rule in words goes just above its scatter
-    parts = [fig.to_html(full_html=False, include_plotlyjs=(i == 0))
-             for i, fig in enumerate(figures.values())]
+    parts = figures_html(figures.values())
     title = html.escape(f"gtmsim optimise: {name}" if name else "gtmsim optimise")
     sub = (f"Objective {report['objective']} of {outcome}; {trials_words(report)}, scored "
            f"on {counted(report['scenarios'], 'scenarios')} x "

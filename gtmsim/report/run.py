@@ -16,6 +16,7 @@ import polars as pl
 from gtmsim.outcomes import FATES
 from gtmsim.report.console import fmt
 from gtmsim.report.export import counted, days, plain, script_json
+from gtmsim.report.plotlyjs import figures_html
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
@@ -366,8 +367,7 @@ def run_report(replications: pl.DataFrame, weekly: pl.DataFrame, summary: pl.Dat
     rows = {r["outcome"]: r for r in summary.to_dicts()}
     figures = list(run_figures(replications, weekly, summary, teams, mechanism_costs,
                                routing).values())
-    parts = [fig.to_html(full_html=False, include_plotlyjs=(i == 0))
-             for i, fig in enumerate(figures)]
+    parts = figures_html(figures)
     if note:
         parts.insert(3, f"<p class='note'>{html.escape(note)}</p>")
     costs = script_json(mechanism_cost_rows(mechanism_costs)

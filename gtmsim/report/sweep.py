@@ -20,6 +20,7 @@ import polars as pl
 
 from gtmsim.outcomes import less_is_better, t_quantile, where_it_can_lie
 from gtmsim.report.export import counted, plain, script_json
+from gtmsim.report.plotlyjs import figures_html
 from gtmsim.sweep import MANIFEST, read_sweep
 
 if TYPE_CHECKING:
@@ -397,8 +398,7 @@ def sweep_report(out: str | Path, outcomes: list[str] | None = None,
     """The report page of the sweep in folder `out`, as one HTML string (`summary`: that of
     sweep_summary(out, outcomes), read here when not given)."""
     s = summary if summary is not None else sweep_summary(out, outcomes)
-    fig = "".join(f.to_html(full_html=False, include_plotlyjs=(i == 0))
-                  for i, f in enumerate(sweep_figures(s).values()))
+    fig = "".join(figures_html(sweep_figures(s).values()))
     sw = s["sweep"]
     title = html.escape(f"gtmsim sweep: {sw['config']}")
     sub = html.escape(
