@@ -89,7 +89,7 @@ class PageResult:
 
     @property
     def ok(self) -> bool:
-        """Every figure rendered and nothing went wrong in the console."""
+        """Every figure rendered, whole, and nothing went wrong in the console."""
         return (self.figures > 0 and self.rendered == self.figures and not self.errors
                 and not self.dropped)
 

@@ -49,12 +49,12 @@ def _major(version: str) -> str:
     return version.split(".")[0]
 
 
-def bundle_draws(trace_types: Iterable[str]) -> bool:
+def bundle_draws(types: Iterable[str]) -> bool:
     """Whether the bundle can draw figures of these trace types, written by the installed
     plotly: it exists, has them all, and is built from the same major version of plotly.js."""
     b = bundle()
     return (b is not None and _major(b[0]) == _major(installed_plotlyjs_version())
-            and set(trace_types) <= b[1])
+            and set(types) <= b[1])
 
 
 def trace_types(figures: Iterable[go.Figure]) -> set[str]:
@@ -62,10 +62,10 @@ def trace_types(figures: Iterable[go.Figure]) -> set[str]:
     return {t.type or "scatter" for f in figures for t in f.data}
 
 
-def plotly_js(trace_types: Iterable[str]) -> str:
+def plotly_js(types: Iterable[str]) -> str:
     """The JavaScript to embed for figures of these trace types: the bundle if it can draw
     them, else the whole plotly.js of the installed plotly."""
-    if bundle_draws(trace_types):
+    if bundle_draws(types):
         return bundle()[2]  # type: ignore[index]
     from plotly.offline import get_plotlyjs
 
