@@ -25,7 +25,7 @@ from gtmsim.config import load_config
 from gtmsim.engines.kernel import TallyLayout, pack, seeds_for, tallies
 from gtmsim.engines.kernel import calendar as kcal
 from gtmsim.engines.kernel import rng as krng
-from gtmsim.engines.kernel.engine import run_one
+from gtmsim.engines.kernel.engine import run_one, take_next
 from gtmsim.engines.kernel.flow import seek, taker_of
 from gtmsim.engines.kernel.heap import nothing_due_at, pop_next, schedule
 from gtmsim.engines.kernel.kspec import KSpecType, capacities, with_gamma_constants
@@ -724,6 +724,49 @@ def test_same_seed_same_numbers_on_1_and_2_threads(compiled):
         numba.set_num_threads(before)
     assert_frame_equal(one.replications, two.replications)
     assert_frame_equal(one.weekly, two.weekly)
+
+
+@numba.njit(parallel=True)
+def _take_all(n, workers, taken, hits):
+    for _ in numba.prange(workers):
+        while True:
+            i = take_next(taken)
+            if i >= n:
+                break
+            hits[i] += 1
+
+
+def test_workers_take_every_replication_once():
+    """The batch's workers share one counter: 2 threads racing for 200,000 numbers each get
+    numbers of their own, every number once (a counter read and written back in two steps
+    hands some numbers out twice and skips none, which the hit counts show)."""
+    n = 200_000
+    before = numba.get_num_threads()
+    try:
+        numba.set_num_threads(min(2, numba.config.NUMBA_NUM_THREADS))
+        taken, hits = np.zeros(1, dtype=np.int64), np.zeros(n, dtype=np.int64)
+        _take_all(n, 2, taken, hits)
+    finally:
+        numba.set_num_threads(before)
+    assert (hits == 1).all(), np.flatnonzero(hits != 1)[:10]
+    assert taken[0] == n + 2  # and each worker asked once more, to find nothing left
+
+
+def test_a_batch_is_the_same_whoever_runs_which_replication(compiled):
+    """Workers take replications in whatever order the threads reach the counter: the
+    rows are the same run serially, on 2 workers, and for a replication run alone."""
+    spec = compile_spec(load_config(profile="stressed", overrides=SHORT))
+    serial, _ = tallies(spec, 5, 7, parallel=False)
+    before = numba.get_num_threads()
+    try:
+        numba.set_num_threads(min(2, numba.config.NUMBA_NUM_THREADS))
+        two, _ = tallies(spec, 5, 7)
+        one_rep, _ = tallies(spec, 5, 1, first=3)
+    finally:
+        numba.set_num_threads(before)
+    assert np.array_equal(serial, two)
+    assert np.array_equal(serial[3:4], one_rep)
+    assert (serial[:, len(O.FATES) + O.SCALARS.index("events")] > 0).all()
 
 
 _CHILD = """

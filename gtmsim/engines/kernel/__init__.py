@@ -73,16 +73,15 @@ def tallies(spec: ModelSpec, seed: int, replications: int, first: int = 0,
     todo = np.arange(replications)
     fn = run_batch if parallel else run_serial
     while True:
-        # a few chunks per thread: each chunk sets up its private tables once; several per
-        # thread even out the uneven lengths of replications (results do not depend on it)
-        chunk = max(1, -(-len(todo) // (4 * numba.get_num_threads())))
+        # a worker per thread, no more than there are replications to run
+        workers = min(numba.get_num_threads(), len(todo))
         if len(todo) == replications:  # the first pass writes straight into the result
             sub_out, sub_status = out, status
         else:
             sub_out = np.zeros((len(todo), layout.length))
             sub_status = np.zeros(len(todo), dtype=np.int64)
         args = (ks, np.ascontiguousarray(seeds[todo]), sub_out, sub_status, layout.offsets,
-                *caps, chunk)
+                *caps, workers)
         try:
             try:
                 fn(*args)

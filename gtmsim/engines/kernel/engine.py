@@ -1,15 +1,17 @@
 """The event loop of one replication, and the parallel batch over replications.
 
 ``run_one`` sets up people, channels and the weekly trust snapshots, then pops events off the
-event list until the horizon; ``run_batch`` runs replications in a ``prange`` loop, each with
-its own RNG state and its own row of the result array, so a batch gives the same numbers on any
-number of threads.
+event list until the horizon; ``run_batch`` runs replications on a ``prange`` of workers that
+take them one at a time, each replication with its own RNG state and its own row of the result
+array, so a batch gives the same numbers on any number of threads.
 """
 
 from __future__ import annotations
 
 import numpy as np
 from numba import njit, prange
+from numba.core import types as nbt
+from numba.extending import intrinsic
 
 from gtmsim import outcomes as O
 from gtmsim.engines.kernel import flow as F
@@ -232,16 +234,38 @@ def run_one(ks, st):
     return OK
 
 
+@intrinsic
+def take_next(typingctx, counter):
+    """counter[0] += 1, atomically, returning what it held: threads sharing the counter each
+    get a number of their own, every number once, in the order they ask."""
+    if not (isinstance(counter, nbt.Array) and counter.dtype == nbt.int64):
+        return None
+
+    def codegen(context, builder, sig, args):
+        ary = context.make_array(sig.args[0])(context, builder, value=args[0])
+        one = context.get_constant(nbt.int64, 1)
+        return builder.atomic_rmw("add", ary.data, one, "monotonic")
+
+    return nbt.int64(counter), codegen
+
+
 @njit(cache=True)
-def run_chunk(ks, seeds, out, status, offsets, lead_cap, people_cap, queue_cap, lo, hi):
-    """Replications lo..hi-1 on the calling thread, with thread-private copies of everything
-    the event loop touches (spec arrays, offsets, workspace, a tally row), so threads share
-    no reference count and no cache line until a finished row is copied out."""
+def run_worker(ks, seeds, out, status, offsets, lead_cap, people_cap, queue_cap, taken):
+    """Replications taken one at a time (by `taken`, a counter shared with the other workers)
+    on the calling thread, with thread-private copies of everything the event loop touches
+    (spec arrays, offsets, workspace, a tally row), made once: threads share no reference
+    count and no cache line until a finished row is copied out. A worker whose core is busy
+    with other work takes fewer replications, not an equal share (which left the other
+    thread idle at the end of the batch)."""
     kc = private_copy(ks)
     offs = offsets.copy()
     w = workspace(kc, lead_cap, people_cap, queue_cap)
     row = np.zeros(out.shape[1])
-    for i in range(lo, hi):
+    n = seeds.shape[0]
+    while True:
+        i = take_next(taken)
+        if i >= n:
+            break
         st = new_state(kc, seeds[i], row, offs, w)
         # the event loop reads both through reference-free views; kc, st, w and row own
         # what the views point to and stay alive past the call
@@ -258,17 +282,16 @@ def run_chunk(ks, seeds, out, status, offsets, lead_cap, people_cap, queue_cap, 
 
 
 @njit(cache=True, parallel=True)
-def run_batch(ks, seeds, out, status, offsets, lead_cap, people_cap, queue_cap, chunk):
-    """Replications in parallel, in chunks of `chunk`: row i of `out` is the tally of the
-    replication seeded by seeds[i]; status[i] is 0, or the table it outgrew."""
-    n = seeds.shape[0]
-    for c in prange((n + chunk - 1) // chunk):
-        run_chunk(ks, seeds, out, status, offsets, lead_cap, people_cap, queue_cap,
-                  c * chunk, min(n, (c + 1) * chunk))
+def run_batch(ks, seeds, out, status, offsets, lead_cap, people_cap, queue_cap, workers):
+    """Replications on `workers` threads: row i of `out` is the tally of the replication
+    seeded by seeds[i], whichever thread ran it; status[i] is 0, or the table it outgrew."""
+    taken = np.zeros(1, dtype=np.int64)
+    for _ in prange(workers):
+        run_worker(ks, seeds, out, status, offsets, lead_cap, people_cap, queue_cap, taken)
 
 
 @njit(cache=True)
-def run_serial(ks, seeds, out, status, offsets, lead_cap, people_cap, queue_cap, chunk):
+def run_serial(ks, seeds, out, status, offsets, lead_cap, people_cap, queue_cap, workers):
     """The same as run_batch on the calling thread only."""
-    run_chunk(ks, seeds, out, status, offsets, lead_cap, people_cap, queue_cap, 0,
-              seeds.shape[0])
+    run_worker(ks, seeds, out, status, offsets, lead_cap, people_cap, queue_cap,
+               np.zeros(1, dtype=np.int64))

@@ -155,8 +155,8 @@ def event_window(d: dict) -> float:
 
 @njit(cache=True)
 def private_copy(ks):
-    """A copy of ks with its own arrays (generated from FIELDS, in order). Each parallel
-    chunk reads its own copy, so threads never share the reference counts of the spec's
+    """A copy of ks with its own arrays (generated from FIELDS, in order). Each batch
+    worker reads its own copy, so threads never share the reference counts of the spec's
     arrays (shared counts bounce one cache line between cores on every field access)."""
     return KSpec(ks.work_days.copy(), ks.channel_entry.copy(), ks.channel_quality.copy(),
                  ks.channel_value.copy(), ks.channel_working_only.copy(),

@@ -97,7 +97,7 @@ structref.define_proxy(State, StateType, list(STATE_FIELDS))
 @njit(cache=True)
 def workspace(ks, lead_cap, people_cap, queue_cap):
     """The big tables of a replication (lead and people rows, event list, queues), allocated
-    once per batch chunk and reused by its replications: every row is written before it is
+    once per batch worker and reused by its replications: every row is written before it is
     read (an arrival clears its lead's row, a hire its person's row; run, same-instant FIFO
     and queue slots are written when pushed), so they need no clearing: allocated empty, a
     table's untouched pages cost nothing (the lead table is sized for every lead born, while
