@@ -526,7 +526,7 @@ def test_pool_line_takes_people_in_the_order_they_began_to_wait():
 
 @numba.njit
 def _run_one_on(ks, st):
-    return run_one(view(ks), view(st))  # as run_chunk calls it: the cached compilation
+    return run_one(view(ks), view(st))  # as run_worker calls it: the cached compilation
 
 
 @pytest.mark.parametrize("junk", [(np.nan, 1), (-1e300, 3)])

@@ -38,7 +38,7 @@ def listed():
 @pytest.mark.slow
 def test_the_map_names_the_kernels_functions(listed):
     names = {n for _, _, n in listed}
-    for hot in ("engine.run_one", "engine.run_chunk", "heap._schedule", "heap._next_window",
+    for hot in ("engine.run_one", "engine.run_worker", "heap._schedule", "heap._next_window",
                 "rng._draw", "flow._enter", "calendar.work_done_at"):
         assert hot in names
     assert len(listed) >= 50

@@ -424,17 +424,23 @@ def test_a_first_signal_while_a_cluster_starts_waits_for_the_start_a_second_acts
     handler that was there before), and the handlers are back after the start."""
     from gtmsim.sweep import _signals_held
 
-    before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
-    held: list[int] = []
-    with _signals_held(held):
-        signal.raise_signal(signal.SIGTERM)
-        time.sleep(0.05)
+    # Python's own SIGINT handler, even where the tests were started with SIGINT ignored (a
+    # shell's background job: `.ci/run &`), in which case Python leaves it ignored
+    inherited = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+        held: list[int] = []
+        with _signals_held(held):
+            signal.raise_signal(signal.SIGTERM)
+            time.sleep(0.05)
+            assert held == [signal.SIGTERM]
+            with pytest.raises(KeyboardInterrupt):  # the default SIGINT handler's
+                signal.raise_signal(signal.SIGINT)
+                time.sleep(1)
         assert held == [signal.SIGTERM]
-        with pytest.raises(KeyboardInterrupt):  # the default SIGINT handler's
-            signal.raise_signal(signal.SIGINT)
-            time.sleep(1)
-    assert held == [signal.SIGTERM]
-    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before
+        assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before
+    finally:
+        signal.signal(signal.SIGINT, inherited)
 
 
 _LEAK = """
