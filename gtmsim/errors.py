@@ -80,7 +80,7 @@ SEED_MAX = 2**63 - 1
 MAX_REPLICATIONS = 1_000_000
 """The most replications of one batch, as of run.replications in a config and --replications."""
 BATCH_SEED_MAX = 2**64 - 1
-"""The largest seed of a batch: a sweep point's seed is 64 bits (docs/sweeps.md)."""
+"""The largest seed of a batch (`simulate`): any 64-bit seed, as earlier sweeps' points had."""
 
 
 def whole(name: str, value: Any, low: int, high: int | None = None) -> int:

@@ -105,7 +105,7 @@ def simulate(spec: ModelSpec, replications: int, seed: int, engine: str | None =
         raise GtmsimError(f"unknown engine {engine!r}; choose from {', '.join(ENGINES)}")
     # as a config's run.replications: 10**9 ran for hours, its rows filling memory
     replications = whole("replications", replications, 1, MAX_REPLICATIONS)
-    # a sweep point runs on a 64-bit seed of its root (half of them past SEED_MAX)
+    # any 64-bit seed: a point of a sweep begun before point seeds were 63 bits reruns here
     seed = whole("seed", seed, 0, BATCH_SEED_MAX)
     # the last replication's number fits the 64-bit `replication` column
     first = whole("first", first, 0, 2**63 - replications)

@@ -312,9 +312,10 @@ class Plan:
 
 
 def point_seed(root: int, index: int) -> int:
-    """The seed of a point: from the root seed and the point index only."""
+    """The seed of a point: from the root seed and the point index only. 63 bits, so that
+    `run --seed` (and a config's run.seed, a TOML integer) takes it: a point reruns alone."""
     return int(np.random.SeedSequence(root, spawn_key=(index,)).generate_state(
-        1, dtype=np.uint64)[0])
+        1, dtype=np.uint64)[0] >> np.uint64(1))
 
 
 def plan_sweep(config_path: str | None, profile: str | None, overrides: Sequence[str],
@@ -560,6 +561,9 @@ def _what_differs(old: dict, new: dict) -> str:
         said.append("the grid's values")
     elif not same([p.get("config_digest") for p in there], [p["config_digest"] for p in here]):
         said.append("the points' configs (the config file, --profile or --set)")
+    elif not same([p.get("seed") for p in there], [p["seed"] for p in here]):
+        said.append("the points' seeds (a sweep begun by an earlier gtmsim, whose point "
+                    "seeds were 64 bits)")
     return "; ".join(said) or "its manifest"
 
 
@@ -618,10 +622,10 @@ def _check_writable(out: Path) -> None:
 
 
 def _points_frame(plan: Plan) -> pl.DataFrame:
-    rows = {"point": [p.index for p in plan.points], "seed": [str(p.seed) for p in plan.points]}
+    rows = {"point": [p.index for p in plan.points], "seed": [p.seed for p in plan.points]}
     for name in plan.columns:
         rows[name] = [p.profile if name == "profile" else p.values[name] for p in plan.points]
-    schema = {"point": pl.Int64, "seed": pl.Utf8, **plan.columns}
+    schema = {"point": pl.Int64, "seed": pl.Int64, **plan.columns}
     return pl.DataFrame(rows, schema=schema)
 
 

@@ -14,6 +14,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 import pytest
 from cli_checks import fails_cleanly
@@ -250,15 +251,23 @@ def test_ctrl_c_then_the_same_command_resumes(tmp_path):
     assert read_sweep(out).equals(read_sweep(tmp_path / "ref"))
 
 
-def test_a_point_seed_past_2_63_runs(tmp_path):
-    """A point's seed is 64 bits: with the default config's seed, point 1's is past 2**63-1
-    (the bound of a run's own seed), and the sweep stopped there ("seed: must be at most")."""
+def test_a_point_reruns_alone_with_run_and_its_seed(tmp_path):
+    """A point's seed was a 64-bit word: half of them (point 1's, with the default config's
+    seed) were past 2**63-1, which `run --seed` and a config's run.seed refuse, so such a point
+    could not be rerun alone. Its seed in points.parquet, with its values set, reruns it."""
+    from gtmsim.simulate import run
+
     grid = load_grid(_grid(tmp_path, "[levers]\nsdr_headcount = [3, 5]\n"))
     plan = plan_sweep(None, None, SHORT[1::2], grid, replications=2)
-    assert max(p.seed for p in plan.points) > 2**63 - 1
     run_sweep(plan, tmp_path / "out")
-    df = read_sweep(tmp_path / "out")
-    assert df.height == 4 and df["point"].unique().sort().to_list() == [0, 1]
+    points = pl.read_parquet(tmp_path / "out" / "points.parquet")
+    assert points["seed"].to_list() == [p.seed for p in plan.points]
+    rows = read_sweep(tmp_path / "out")
+    for point, heads, seed in points.select("point", "sdr_headcount", "seed").iter_rows():
+        alone = run(None, None, [*SHORT[1::2], f"teams.sdr.headcount={heads}"],
+                    replications=2, seed=seed).replications
+        mine = rows.filter(pl.col("point") == point).drop("point", "sdr_headcount", "profile")
+        assert mine.equals(alone.select(mine.columns)), point
 
 
 def test_python_misuse_of_plan_sweep_names_the_argument(tmp_path):
@@ -635,6 +644,24 @@ def test_other_sweep_in_out_folder_is_refused(tmp_path, capsys):
         main(["sweep", "--grid", other, *SHORT, "--replications", "2", "--workers", "0",
               "--out", str(out)])
     assert "grid points there, 1 here" in capsys.readouterr().err
+
+
+def test_a_sweep_begun_with_64_bit_point_seeds_is_not_resumed(tmp_path, capsys):
+    """A folder whose points ran on the earlier 64-bit seeds holds other numbers: a resume
+    would mix them, and the refusal said only 'its manifest'."""
+    grid = _grid(tmp_path)
+    out = tmp_path / "out"
+    args = ["sweep", "--grid", grid, *SHORT, "--replications", "2", "--workers", "0",
+            "--out", str(out)]
+    assert main(args) == 0
+    manifest = json.loads((out / "sweep.json").read_text())
+    for p in manifest["points"]:
+        p["seed"] = int(np.random.SeedSequence(manifest["seed"], spawn_key=(p["point"],))
+                        .generate_state(1, dtype=np.uint64)[0])
+    (out / "sweep.json").write_text(json.dumps(manifest, indent=1) + "\n")
+    with pytest.raises(SystemExit):
+        main(args)
+    assert "(the points' seeds (a sweep begun by an earlier gtmsim" in capsys.readouterr().err
 
 
 def test_a_grid_whose_values_changed_type_is_another_sweep(tmp_path, capsys):
