@@ -783,7 +783,8 @@ def cmd_run(args) -> int:
 
     meta = {"config": config.name, "config_file": str(args.config) if args.config else None,
             "profile": config.profile, "seed": seed, "replications": n, "engine": engine,
-            "workers": workers, "overrides": list(args.overrides), "event_log": args.event_log,
+            "workers": res.workers, "overrides": list(args.overrides),
+            "event_log": args.event_log,
             "warmup_days": config.run.warmup_days, "horizon_days": config.run.horizon_days,
             "gtmsim_version": _version(), "created": datetime.now().isoformat(timespec="seconds")}
     try:

@@ -51,6 +51,7 @@ class Result:
     config: Config | None = None
     engine: str = "simpy"
     seed: int = 0
+    workers: int = 1  # processes (SimPy) or threads (numba) the batch ran on
 
     def summary(self, confidence: float = 0.95) -> pl.DataFrame:
         """Per outcome: n, mean with a t-interval at `confidence`, sd, P10/P50/P90 over the
@@ -138,7 +139,7 @@ def simulate(spec: ModelSpec, replications: int, seed: int, engine: str | None =
     log_df = None
     if event_log:
         log_df = event_log_frame([(d[0]["replication"], d[2]) for d in done])
-    return Result(spec, reps_df, weekly_df, log_df, engine=engine, seed=seed)
+    return Result(spec, reps_df, weekly_df, log_df, engine=engine, seed=seed, workers=workers)
 
 
 def _simulate_numba(spec: ModelSpec, replications: int, seed: int, first: int,
@@ -164,7 +165,8 @@ def _simulate_numba(spec: ModelSpec, replications: int, seed: int, first: int,
     # workers None keeps the caller's thread count (every CPU, unless set lower, as a sweep
     # worker does); each replication owns its stream and row, so no number depends on it
     threads = numba.get_num_threads()
-    numba.set_num_threads(min(workers or threads, numba.config.NUMBA_NUM_THREADS))
+    used = min(workers or threads, numba.config.NUMBA_NUM_THREADS)
+    numba.set_num_threads(used)
     try:
         for start in range(first, first + replications, chunk):
             n = min(chunk, first + replications - start)
@@ -178,7 +180,8 @@ def _simulate_numba(spec: ModelSpec, replications: int, seed: int, first: int,
     finally:
         numba.set_num_threads(threads)
     reps_df, weekly_df = O.to_frames(rows, weekly)
-    return Result(spec, reps_df, weekly_df, None, engine="numba", seed=seed)
+    return Result(spec, reps_df, weekly_df, None, engine="numba", seed=seed,
+                  workers=min(used, replications))
 
 
 _KERNEL_ASKED = False  # whether this process has asked kernel_is_cached already

@@ -17,6 +17,7 @@ from cli_checks import fails_cleanly, listing
 
 from gtmsim.cli import main, staged
 from gtmsim.config import load_config, read_toml
+from gtmsim.simulate import usable_cores
 
 SHORT = ["--set", "run.horizon_days=21", "--set", "run.warmup_days=7"]
 
@@ -673,6 +674,19 @@ def test_run_workers_default_to_the_cpus_this_process_may_use(tmp_path, monkeypa
     assert main(["run", *SHORT, "--replications", "2", "--no-mechanism-costs",
                  "--out", str(out)]) == 0
     assert json.loads((out / "summary.json").read_text())["meta"]["workers"] == 1
+
+
+@pytest.mark.parametrize("engine", ["numba", "simpy"])
+def test_run_records_the_workers_that_ran_not_those_asked_for(tmp_path, engine):
+    """summary.json said 64 workers for `--workers 64`, while numba ran on at most its
+    threads and SimPy on at most one process per replication and CPU."""
+    import numba
+
+    out = tmp_path / "o"
+    assert main(["run", *SHORT, "--replications", "2", "--workers", "64", "--engine", engine,
+                 "--no-mechanism-costs", "--out", str(out)]) == 0
+    cap = numba.config.NUMBA_NUM_THREADS if engine == "numba" else usable_cores()
+    assert json.loads((out / "summary.json").read_text())["meta"]["workers"] == min(2, cap)
 
 
 def test_a_failed_png_export_stops_with_exit_1_and_leaves_no_old_figures(tmp_path, monkeypatch,
