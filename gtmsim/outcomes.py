@@ -272,10 +272,13 @@ def share_kpis(teams: Mapping[str, str | None]) -> frozenset[str]:
 def where_it_can_lie(name: str, low: float, high: float, never_negative: bool,
                      shares: Collection[str] = ()) -> tuple[float, float]:
     """A mean's interval cut to where the outcome can lie: a share's to [0, 1], one whose
-    values are never negative at 0 (a column with a negative value is left whole)."""
+    values are never negative at 0 (a column with a negative value is left whole). Never past
+    its mean, the interval's middle: a share of 1 + 2e-15 (a rounding, docs/model.md) kept
+    its mean, and its interval, cut at 1, left it out."""
+    mid = (low + high) / 2
     if is_proportion(name, shares):
-        return max(low, 0.0), min(high, 1.0)
-    return (max(low, 0.0), high) if never_negative else (low, high)
+        return max(low, min(0.0, mid)), min(high, max(1.0, mid))
+    return (max(low, min(0.0, mid)), high) if never_negative else (low, high)
 
 
 def t_quantile(p: float, df: float) -> float:

@@ -992,3 +992,13 @@ def test_a_utilisations_interval_stays_within_one():
 
     row = summarize(pl.DataFrame({"util_ae": [1.0] * 9 + [0.8]})).row(0, named=True)
     assert row["ci_high"] == 1.0 and row["ci_low"] < row["mean"] < 1.0
+
+
+def test_an_interval_cut_to_where_an_outcome_lies_still_holds_its_mean():
+    """A fully busy team's utilisation, 1 + 2e-15 by rounding in both replications, had its
+    interval cut to end at 1.0, below the mean it was drawn around."""
+    from gtmsim.outcomes import summarize
+
+    over = 1.0 + 2e-15
+    row = summarize(pl.DataFrame({"util_cs": [over, over - 1e-15]})).row(0, named=True)
+    assert row["ci_low"] <= row["mean"] <= row["ci_high"] and row["ci_high"] < 1.0 + 1e-14
