@@ -561,6 +561,33 @@ def test_a_written_config_takes_another_profile_like_its_source(tmp_path, writte
     assert load_config(f, "stressed").people == load_config(None, "stressed", own).people
 
 
+def test_a_written_config_keeps_its_own_people_values_that_equal_the_profiles(tmp_path):
+    """A config's own [people] value (or a --set) equal to its profile's was dropped from the
+    written config.toml, so under another profile the rerun took that profile's value where
+    the config it came from kept its own (README: the config's own values beat the profile's
+    under every profile)."""
+    from gtmsim.cli import config_toml
+    from gtmsim.optimize.levers import apply_design
+
+    pinned = load_config(None).people.trust.initial  # the realistic profile's own value
+    assert load_config(None, "stressed").people.trust.initial != pinned
+    raw = read_toml(None)
+    raw["people"] = {"trust": {"initial": pinned}}
+    source = tmp_path / "pin.toml"
+    source.write_text(tomli_w.dumps(raw))
+    sources = ((str(source), []), (None, [f"people.trust.initial={pinned}"]))
+    for path, sets in sources:
+        config = load_config(path, None, sets)
+        written = tmp_path / "written.toml"
+        for text in (config_toml(config), config_toml(apply_design(config, {}))):
+            written.write_text(text)
+            assert load_config(written) == config
+            for other in ("stressed", "ideal", "realistic"):
+                assert (load_config(written, other).people
+                        == load_config(path, other, sets).people), (path, other)
+                assert load_config(written, other).people.trust.initial == pinned
+
+
 # --------------------------------------------------------------------------- no crash, ever
 
 

@@ -223,6 +223,13 @@ def _check_profile_file(name: str, table: dict, data: dict) -> None:
 
 def resolve(raw: dict, profile: str | Path | None = None, overrides: list[str] = ()) -> dict:
     """Raw TOML -> one dict: profile people table, then the config's own people, then --set."""
+    return _resolve(raw, profile, overrides)[0]
+
+
+def _resolve(raw: dict, profile: str | Path | None,
+             overrides: list[str]) -> tuple[dict, frozenset[tuple[str, str]]]:
+    """`resolve`'s dict, and the (mechanism, key) of each people value the config or a --set
+    gave (not the profile): `to_table` writes those out."""
     if not isinstance(raw, dict):
         raise ConfigError("config", f"expected a table, got {_show(raw)}")
     data = copy.deepcopy(raw)
@@ -245,7 +252,10 @@ def resolve(raw: dict, profile: str | Path | None = None, overrides: list[str] =
         _check_profile_file(name, base, data)
     data["profile"] = name
     data["people"] = deep_merge(base, people)
+    own_keys = {(mech, key) for mech, table in people.items() if isinstance(table, dict)
+                for key in table}
     if profile is not None and not _same_profile(profile, own_name):
+        own_keys = {(m, key) for m, key in own_keys if key != "enabled"}  # the profile's
         # Another profile than the config's own decides which mechanisms are on, so
         # `--profile ideal` is ideal whatever the file says; naming the config's own profile
         # changes nothing (its `enabled` flags refine that profile). A mechanism the profile
@@ -267,7 +277,11 @@ def resolve(raw: dict, profile: str | Path | None = None, overrides: list[str] =
     for parts, value in parsed:  # --set on people.* beats the profile too
         if parts[0] == "people":
             set_path(data, parts, value)
-    return data
+            if len(parts) > 2:
+                own_keys.add((parts[1], parts[2]))
+            elif len(parts) == 2 and isinstance(value, dict):
+                own_keys |= {(parts[1], key) for key in value}
+    return data, frozenset(own_keys)
 
 
 def load_config(
@@ -299,11 +313,12 @@ def load_config(
             # a profile file named in a config file is found beside it, as paths in a file are
             # (also when --profile names one: naming the config's own changes nothing)
             raw["profile"] = str(Path(path).parent / mine)
-        data = resolve(raw, profile, list(overrides))
+        data, own = _resolve(raw, profile, list(overrides))
     except ConfigError as exc:
         raise _one_line(exc) from None
     config = validate(data)
     _check_lever_bounds(config, data)
+    config._own_people = own
     return config
 
 
@@ -339,14 +354,12 @@ def _check_lever_bounds(config: Config, data: dict) -> None:
 def to_table(config: Config) -> dict:
     """The config as a TOML table that loads back to the same config.
 
-    A profile file's table is copied in under ``[profiles]``. Its people values are kept only
-    where they differ from what its profile gives (with the schema's defaults): the rest come
-    from the profile when the file is loaded, so loading it with another --profile gives that
-    profile's people, as for the config it was made from, and not this profile's values under
-    the other profile's name. One exception: a value of the config's own ``[people]`` table
-    that equals this profile's cannot be told from it here and is dropped too, so under another
-    profile the table gives that profile's value where its config gave its own (the same
-    profile reruns the same model in every case)."""
+    A profile file's table is copied in under ``[profiles]``. Its people values are kept where
+    the config set them itself (its ``[people]`` table, a --set: `_own_people`) or where they
+    differ from what its profile gives (with the schema's defaults): the rest come from the
+    profile when the file is loaded, so loading it with another --profile gives that profile's
+    people with the config's own values over them, as for the config it was made from, and
+    not this profile's values under the other profile's name."""
     data = config.model_dump(mode="json", by_alias=True, exclude_none=True)
     prof = data["profile"]
     if prof.endswith(".toml"):
@@ -366,7 +379,8 @@ def to_table(config: Config) -> dict:
                                                     exclude_none=True)["people"]
     people = {}
     for mech, table in data["people"].items():
-        own = {k: v for k, v in table.items() if given.get(mech, {}).get(k) != v}
+        own = {k: v for k, v in table.items()
+               if given.get(mech, {}).get(k) != v or (mech, k) in config._own_people}
         if own:
             people[mech] = own
     data["people"] = people
@@ -398,7 +412,9 @@ def check(config: Config) -> Config:
     table added) nothing at all. Returns the validated copy, the one to compile; raises
     ConfigError, one line, naming the key."""
     # warnings off: a table added as a dict is validated here, not warned about
-    return validate(config.model_dump(by_alias=True, warnings=False), check_budget=False)
+    checked = validate(config.model_dump(by_alias=True, warnings=False), check_budget=False)
+    checked._own_people = config._own_people
+    return checked
 
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from gtmsim.errors import MAX_REPLICATIONS, SEED_MAX
 
@@ -551,6 +551,17 @@ class Config(Strict):
     levers: dict[str, Lever] = Field(default_factory=dict)
     profiles: dict[str, dict] = Field(default_factory=dict)
     people: People = Field(default_factory=People)
+    # (mechanism, key) of the people values the config set itself ([people], --set people.*):
+    # written out even where they equal the profile's, as they hold under every profile
+    _own_people: frozenset[tuple[str, str]] = PrivateAttr(default=frozenset())
+
+    def __eq__(self, other: object) -> bool:
+        """Equal as models: where a value came from (`_own_people`) is not the value."""
+        if not isinstance(other, Config):
+            return NotImplemented
+        return type(self) is type(other) and self.__dict__ == other.__dict__
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, as every model
 
     @field_validator("name")
     @classmethod
