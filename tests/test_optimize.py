@@ -433,6 +433,32 @@ def test_ideal_vs_robust_verdict_says_when_there_is_no_interval():
     assert "+5, 95% CI +1 to +9" in c.verdict()
 
 
+def test_ideal_vs_robust_verdict_says_when_the_robust_design_trails():
+    """The verdict's numbers (-14%, CI -599,375 to -151,620) read as a win for 'the robust
+    design': it says in words where the robust design stands on the held-out scenarios."""
+    import math
+    from types import SimpleNamespace as N
+
+    from gtmsim.optimize.compare import Comparison
+
+    c = Comparison.__new__(Comparison)
+    c.ideal, c.outcome = N(best=N(scores={"mean": 3_000_000.0})), "bookings"
+    c.ideal_tuned, c.robust_best = N(scores={"mean": 2_767_569.0}), N(scores={"mean": 2_392_072.0})
+    c.difference = {"mean": (-375_497.0, -599_375.0, -151_620.0),
+                    "cvar10": (-222_138.0, math.nan, math.nan)}
+    text = c.verdict()
+    assert text.endswith("the robust design trails the ideal-tuned one. The robust search did "
+                         "not pay off here: its scenarios did not carry over to the held-out "
+                         "ones (more --scenarios or --trials may change that)."), text
+    c.difference["cvar10"] = (-222_138.0, -300_000.0, 10_000.0)
+    assert ("trails the ideal-tuned one on the mean and is not clearly different from it in "
+            "the worst 10%.") in c.verdict()
+    c.difference = {"mean": (50_000.0, -10_000.0, 110_000.0),
+                    "cvar10": (90_000.0, 20_000.0, 160_000.0)}
+    assert c.verdict().endswith("the robust design is not clearly different from the "
+                                "ideal-tuned one on the mean and beats it in the worst 10%.")
+
+
 def test_a_small_relative_change_in_the_verdict_keeps_its_sign():
     """The verdict said '(-0%: -16,445 ...)': a loss rounded to a whole percent."""
     import math
