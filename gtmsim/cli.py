@@ -900,10 +900,13 @@ def _run_mechanism_costs(args, config, res, n: int, seed: int, engine: str, work
     cost_engine = "numba" if engine == "simpy" and "numba" in _engines() else engine
     note = None if cost_engine == engine else (
         f"Mechanism costs were computed on the {cost_engine} engine.")
-    bar, progress = _progress_bar(m * len(mechs), f"mechanism costs ({len(mechs)} x {m})")
+    # and, for two or more, all of them off at once: what they cost together
+    runs = len(mechs) + (len(mechs) > 1)
+    bar, progress = _progress_bar(m * runs, f"mechanism costs ({runs} x {m})")
     with bar:
         costs = mechanism_costs(config, m, seed, cost_engine, workers, progress,
-                                full=res.replications if cost_engine == engine else None)
+                                full=res.replications if cost_engine == engine else None,
+                                together=True)
     return costs, note
 
 

@@ -6,6 +6,11 @@ replication i draws from the same stream in both), and the outcome is compared r
 replication. A mechanism's cost is the mean of the paired differences, off minus full: the
 bookings (or other outcome) the organisation would gain were that human behaviour absent,
 with a t-interval from the paired differences.
+
+Asked for (`together=True`), two more rows: every mechanism off at once (``TOGETHER``: what
+the people cost in all, the gap to ideal behaviour) and the ``INTERACTION``, that less the sum
+of the costs one at a time, replication by replication: what the mechanisms cost only in
+each other's company (a slow reply to a lead that was also misjudged and then forgotten).
 """
 
 from __future__ import annotations
@@ -28,6 +33,9 @@ from gtmsim.spec import compile_spec
 MAX_REPLICATIONS = 64
 COLUMNS = ("mechanism", "outcome", "replications", "engine", "full_mean", "off_mean", "cost",
            "ci_low", "ci_high")
+
+TOGETHER = "all together"  # every mechanism costed, off at once
+INTERACTION = "interaction"  # TOGETHER less the sum of the costs one at a time
 
 Progress = Callable[[int, int], None]
 
@@ -69,15 +77,18 @@ def paired_ci(diff: np.ndarray, confidence: float = 0.95) -> tuple[float, float,
 def mechanism_costs(config: Config, n: int, seed: int, engine: str = "numba",
                     workers: int = 1, progress: Progress | None = None,
                     outcome: str = "bookings", full: pl.DataFrame | None = None,
-                    mechanisms: list[str] | None = None) -> pl.DataFrame:
+                    mechanisms: list[str] | None = None,
+                    together: bool = False) -> pl.DataFrame:
     """Per enabled mechanism, the outcome with it off and its cost (off minus full, paired).
 
     Replications ``0 .. n-1`` with root `seed`, on `engine`. `full` may hold the full run's
     replications already (from the same engine and seed, replications 0 .. n-1 at least) to
     save running them again. Rows are sorted by cost, the costliest first; columns are
     ``COLUMNS``; ``replications`` counts the pairs where the outcome is defined in both runs
-    (the others are left out). `progress(done, total)` counts replications of the mechanism
-    runs.
+    (the others are left out). With `together` and two mechanisms or more, the ``TOGETHER``
+    and ``INTERACTION`` rows follow (one more run; the interaction's `off_mean` is null, and
+    it counts the replications where the outcome is defined in every run).
+    `progress(done, total)` counts replications of the mechanism runs.
     """
     # a path, a count given as text or a frame without the run's columns failed deep inside
     # (AttributeError, a '<' between str and int, polars' ColumnNotFoundError): each is named
@@ -108,29 +119,44 @@ def mechanism_costs(config: Config, n: int, seed: int, engine: str = "numba",
     if full.height != n:
         raise GtmsimError(f"the full run has {full.height} of the {n} replications needed")
     base = full[outcome].to_numpy().astype(float)
-    total = n * len(mechs)
-    rows = []
-    for k, mech in enumerate(mechs):
+    together = together and len(mechs) >= 2
+    runs = [[m] for m in mechs] + ([mechs] if together else [])
+    total = n * len(runs)
+    rows, offs = [], []
+    for k, off_now in enumerate(runs):
         def step(done: int, _n: int, k: int = k) -> None:
             if progress:
                 progress(k * n + done, total)
 
-        off = simulate(compile_spec(without(config, mech)), n, seed, engine, workers, step)
+        off = simulate(compile_spec(without(config, *off_now)), n, seed, engine, workers, step)
         values = off.replications.sort("replication")[outcome].to_numpy().astype(float)
-        # a replication where the outcome is undefined in either run (a median cycle with
-        # no deal won) has no difference: left out, as the summary leaves it out
-        ok = ~(np.isnan(values) | np.isnan(base))
-        pairs = int(ok.sum())
-        cost, lo, hi = (paired_ci(values[ok] - base[ok]) if pairs
-                        else (math.nan, math.nan, math.nan))
-        rows.append({"mechanism": mech, "outcome": outcome, "replications": pairs,
-                     "engine": engine,
-                     "full_mean": float(base[ok].mean()) if pairs else math.nan,
-                     "off_mean": float(values[ok].mean()) if pairs else math.nan,
-                     "cost": cost, "ci_low": lo, "ci_high": hi})
+        offs.append(values)
+        label = off_now[0] if len(off_now) == 1 else TOGETHER
+        rows.append(_cost_row(label, outcome, engine, base, values, values - base))
     schema = {"mechanism": pl.Utf8, "outcome": pl.Utf8, "replications": pl.Int64,
               "engine": pl.Utf8, **{c: pl.Float64 for c in COLUMNS[4:]}}
+    alone = rows[:len(mechs)]
+    if together:
+        # per replication: all off at once, less each one off alone
+        diff = (offs[-1] - base) - sum(v - base for v in offs[:-1])
+        rows.append(_cost_row(INTERACTION, outcome, engine, base, base, diff))
+        rows[-1]["off_mean"] = None  # no run of its own: null, not a number
     # a mechanism with no defined pair has no cost (NaN): listed last, not first (polars
     # sorts NaN above every number) as if it were the costliest
-    return pl.DataFrame(rows, schema=schema).sort(pl.col("cost").is_nan(), pl.col("cost"),
-                                                  descending=[False, True])
+    ranked = pl.DataFrame(alone, schema=schema).sort(pl.col("cost").is_nan(), pl.col("cost"),
+                                                     descending=[False, True])
+    return pl.concat([ranked, pl.DataFrame(rows[len(mechs):], schema=schema)])
+
+
+def _cost_row(label: str, outcome: str, engine: str, base: np.ndarray, values: np.ndarray,
+              diff: np.ndarray) -> dict:
+    """A row of the cost table: the paired differences `diff` where they are defined (a
+    replication where the outcome is undefined in a run, a median cycle with no deal won, has
+    no difference: left out, as the summary leaves it out)."""
+    ok = ~(np.isnan(diff) | np.isnan(base))
+    pairs = int(ok.sum())
+    cost, lo, hi = paired_ci(diff[ok]) if pairs else (math.nan, math.nan, math.nan)
+    return {"mechanism": label, "outcome": outcome, "replications": pairs, "engine": engine,
+            "full_mean": float(base[ok].mean()) if pairs else math.nan,
+            "off_mean": float(values[ok].mean()) if pairs else math.nan,
+            "cost": cost, "ci_low": lo, "ci_high": hi}

@@ -220,6 +220,7 @@ def test_small_run_writes_every_file(tmp_path):
     assert res.returncode == 0, res.stderr
     assert "KPI" in res.stdout and "Bookings" in res.stdout and "Trust" in res.stdout
     assert "Bookings lost to each mechanism" in res.stdout  # not only in report.html
+    assert "all 13 together" in res.stdout and "interaction" in res.stdout
     assert "at stage sdr_qualify" in res.stdout  # where leads leak, beside why
     out = tmp_path / "out"
     assert sorted(p.name for p in out.iterdir()) == [

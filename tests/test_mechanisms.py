@@ -247,6 +247,33 @@ def test_a_mechanism_with_no_defined_pair_is_listed_last_not_as_the_costliest():
     assert np.isfinite(costs["cost"][0]) and np.isnan(costs["cost"][1])
 
 
+def test_mechanisms_off_together_and_their_interaction():
+    """Costs one at a time need not add up to what the people cost (model.md): asked for,
+    the table also gives the mechanisms off at once, on the same seeds, and the interaction,
+    that less the sum of the costs alone, replication by replication."""
+    from gtmsim.mechanisms import INTERACTION, TOGETHER, mechanism_costs, paired_ci, without
+
+    config = load_config(None, "realistic", ["run.horizon_days=28", "run.warmup_days=7"])
+    mechs = ["latency", "judgement", "forgetting"]
+    plain = mechanism_costs(config, 6, 3, "numba", 1, mechanisms=mechs)
+    costs = mechanism_costs(config, 6, 3, "numba", 1, mechanisms=mechs, together=True)
+    assert costs.head(3).equals(plain)  # the rows alone as without it, then the two
+    assert costs["mechanism"].to_list()[3:] == [TOGETHER, INTERACTION]
+    full = simulate(compile_spec(config), 6, 3, "numba").replications["bookings"].to_numpy()
+    off = simulate(compile_spec(without(config, *mechs)), 6, 3,
+                   "numba").replications["bookings"].to_numpy()
+    alone = {m: simulate(compile_spec(without(config, m)), 6, 3,
+                         "numba").replications["bookings"].to_numpy() for m in mechs}
+    together, interaction = costs.tail(2).to_dicts()
+    assert (together["cost"], together["ci_low"], together["ci_high"]) == pytest.approx(
+        paired_ci(off - full), rel=1e-9)
+    assert (interaction["cost"], interaction["ci_low"], interaction["ci_high"]) == pytest.approx(
+        paired_ci((off - full) - sum(v - full for v in alone.values())), rel=1e-9)
+    # one mechanism is its own "all together": nothing to add
+    one = mechanism_costs(config, 2, 3, "numba", 1, mechanisms=["latency"], together=True)
+    assert one["mechanism"].to_list() == ["latency"]
+
+
 def test_mechanism_costs_are_listed_the_costliest_first():
     """Rows come sorted by cost, highest first, as the report and `gtmsim mechanisms` show
     them: an ascending sort listed the cheapest mechanism as the one to fix first."""

@@ -60,13 +60,19 @@ def test_mechanism_costs_in_page_equal_summary_json_and_parquet(run_folder):
     assert embedded == saved
     table = pl.read_parquet(run_folder / "mechanism_costs.parquet")
     assert table.to_dicts() == saved
-    assert sorted(r["mechanism"] for r in saved) == sorted(MECHANISMS)  # all on by default
-    costs = [r["cost"] for r in saved]
+    *alone, together, interaction = saved
+    assert [together["mechanism"], interaction["mechanism"]] == ["all together", "interaction"]
+    assert sorted(r["mechanism"] for r in alone) == sorted(MECHANISMS)  # all on by default
+    costs = [r["cost"] for r in alone]
     assert costs == sorted(costs, reverse=True)  # the costliest first
     for r in saved:
         assert r["replications"] == 64  # min(1000, 64)
         assert r["ci_low"] <= r["cost"] <= r["ci_high"]
+    for r in [*alone, together]:
         assert r["cost"] == pytest.approx(r["off_mean"] - r["full_mean"])
+    # the interaction is what all together cost beyond the sum of the costs alone
+    assert interaction["off_mean"] is None  # no run of its own (null in the parquet file too)
+    assert interaction["cost"] == pytest.approx(together["cost"] - sum(costs), rel=1e-9)
     # the full run's side of the pairs is the run's own first 64 replications
     reps = pl.read_parquet(run_folder / "replications.parquet")
     assert saved[0]["full_mean"] == pytest.approx(
@@ -94,6 +100,26 @@ def test_turning_a_mechanism_off_gives_the_table_s_numbers(run_folder):
     cost, lo, hi = paired_ci(off_values - full["bookings"].to_numpy())
     assert (row["cost"], row["ci_low"], row["ci_high"]) == pytest.approx((cost, lo, hi),
                                                                          rel=1e-9)
+
+
+def test_all_mechanisms_off_at_once_is_the_ideal_profile_on_the_same_seeds(run_folder):
+    """The 'all together' row is the gap to ideal behaviour: the config under --profile ideal
+    (every mechanism off), on the full run's 64 seeds."""
+    import polars as pl
+
+    from gtmsim.config import load_config
+    from gtmsim.mechanisms import paired_ci
+    from gtmsim.simulate import simulate
+    from gtmsim.spec import compile_spec
+
+    saved = json.loads((run_folder / "summary.json").read_text())
+    row = next(r for r in saved["mechanism_costs"] if r["mechanism"] == "all together")
+    ideal = simulate(compile_spec(load_config(profile="ideal")), 64, saved["meta"]["seed"],
+                     "numba").replications.sort("replication")["bookings"].to_numpy()
+    full = pl.read_parquet(run_folder / "replications.parquet").filter(
+        pl.col("replication") < 64).sort("replication")["bookings"].to_numpy()
+    assert (row["cost"], row["ci_low"], row["ci_high"]) == pytest.approx(
+        paired_ci(ideal - full), rel=1e-9)
 
 
 @pytest.mark.parametrize("args", [["--profile", "ideal"], ["--no-mechanism-costs"]])
@@ -178,6 +204,24 @@ def test_one_replication_draws_no_error_bars():
     kpi = _kpis({"kpi_attainment_sdr": {"mean": 0.9, "ci_low": float("nan"),
                                         "ci_high": float("nan")}}, ["sdr"])
     assert list(kpi.data[0].error_y.array) == [None]
+
+
+def test_mechanisms_together_and_their_interaction_are_bars_of_their_own():
+    """Below the mechanisms' bars, all of them off at once and their interaction, named and
+    coloured apart, so the sum of the bars is not taken for what the people cost."""
+    import polars as pl
+
+    from gtmsim.report.run import _mechanism_costs
+
+    costs = pl.DataFrame({"mechanism": ["latency", "trust", "all together", "interaction"],
+                          "outcome": ["bookings"] * 4, "cost": [1000.0, -50.0, 3000.0, 2050.0],
+                          "ci_low": [900.0, -80.0, 2500.0, 1000.0],
+                          "ci_high": [1100.0, -20.0, 3500.0, 3100.0], "replications": [8] * 4})
+    fig = _mechanism_costs(costs)
+    bars = dict(zip(fig.data[0].y, fig.data[0].marker.color, strict=True))
+    assert list(fig.data[0].y) == ["interaction", "all 2 together", "trust", "latency"]
+    assert len({bars["interaction"], bars["all 2 together"], bars["latency"]}) == 3
+    assert "with all off at once" in fig.layout.title.text
 
 
 def test_kpi_error_bars_follow_an_interval_cut_at_zero():

@@ -249,18 +249,29 @@ def print_summary(config, summary, meta: dict, out: Path, console=None, costs=No
         # a SimPy run's costs come from the numba engine, its full run repeated there
         there = (f" on the {first['engine']} engine (the full run repeated there)"
                  if first["engine"] != meta["engine"] else "")
+        from gtmsim.mechanisms import INTERACTION, TOGETHER
+
+        rows = costs.to_dicts()
+        alone = [r for r in rows if r["mechanism"] not in (TOGETHER, INTERACTION)]
+        caption = (f"with it alone off, minus the full run, paired on "
+                   f"{counted(first['replications'], 'replications')}{there}; negative: it adds")
+        if len(alone) < len(rows):
+            caption += (f". All together: the {len(alone)} off at once. Interaction: that, less "
+                        "the sum of the costs alone (above 0: together they cost more than "
+                        "one by one)")
         lost = Table(title=f"{first['outcome'].capitalize()} lost to each mechanism",
-                     title_justify="left",
-                     caption=f"with it alone off, minus the full run, paired on "
-                             f"{counted(first['replications'], 'replications')}{there}; "
-                             "negative: it adds")
+                     title_justify="left", caption=caption)
         for col in ("mechanism", "cost ± 95% CI"):
             lost.add_column(col, justify="left" if col == "mechanism" else "right")
-        for r in costs.to_dicts():
+        for r in rows:
             cost = fmt(r["cost"], "money")
             if r["ci_low"] is not None and math.isfinite(r["ci_low"]):
                 cost += f" ± {fmt((r['ci_high'] - r['ci_low']) / 2, 'money')}"
-            lost.add_row(r["mechanism"].replace("_", " "), cost)
+            if r["mechanism"] == TOGETHER:
+                lost.add_section()
+            name = (f"all {len(alone)} together" if r["mechanism"] == TOGETHER
+                    else r["mechanism"].replace("_", " "))
+            lost.add_row(name, cost)
         print_whole(console, lost)
     console.print(f"Results in [bold]{escape(str(out))}[/bold]")
 

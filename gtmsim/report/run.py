@@ -311,27 +311,38 @@ def mechanism_cost_rows(costs: pl.DataFrame) -> list[dict]:
 
 
 def _mechanism_costs(costs: pl.DataFrame):
-    """Horizontal bars: the outcome lost to each mechanism (off minus full), 95% CI."""
+    """Horizontal bars: the outcome lost to each mechanism (off minus full), 95% CI; below
+    them, where the table has them, all the mechanisms off at once and their interaction
+    (that less the sum of the bars above)."""
     import plotly.graph_objects as go
+
+    from gtmsim.mechanisms import INTERACTION, TOGETHER
 
     rows = mechanism_cost_rows(costs)[::-1]  # plotly draws the first bar at the bottom
     outcome = rows[0]["outcome"] if rows else "bookings"
+    alone = sum(r["mechanism"] not in (TOGETHER, INTERACTION) for r in rows)
+    names = {TOGETHER: f"all {alone} together", INTERACTION: "interaction"}
+    colours = {TOGETHER: "#2c3e50", INTERACTION: "#8e44ad"}
     cost = [r["cost"] for r in rows]
     # no bar where there is no interval (one replication): a zero-width one reads as certainty
     bars = error_bars(rows, centre="cost")
     fig = go.Figure(go.Bar(
-        x=cost, y=[r["mechanism"].replace("_", " ") for r in rows], orientation="h",
-        error_x=bars,
+        x=cost, y=[names.get(r["mechanism"], r["mechanism"].replace("_", " ")) for r in rows],
+        orientation="h", error_x=bars,
         # a mechanism with no defined pair has no cost (None): no bar, not a crash
-        marker_color=["#c0392b" if c is not None and c > 0 else "#7f8c8d" for c in cost],
+        marker_color=[colours.get(r["mechanism"],
+                                  "#c0392b" if c is not None and c > 0 else "#7f8c8d")
+                      for r, c in zip(rows, cost, strict=True)],
         hovertemplate="%{y}: %{x:,.0f}<extra></extra>"))
     # the pairs behind the bars (the last row may be one with none: its cost undefined)
     n = max((r["replications"] for r in rows), default=0)
     ci = "95% CI" if any(x is not None for x in bars["array"]) else "no CI from one replication"
     fig.add_vline(x=0.0, line_color="black", line_width=1)
+    together = (", and with all off at once; interaction: that less the sum of the rest"
+                if alone < len(rows) else "")
     fig.update_layout(
         title=f"{outcome.capitalize().replace('_', ' ')} lost to each mechanism (with it off, "
-              f"minus the full run; {counted(n, 'paired replications')}, {ci})",
+              f"minus the full run{together}; {counted(n, 'paired replications')}, {ci})",
         xaxis_title=f"{outcome.replace('_', ' ')} per replication", height=120 + 28 * len(rows))
     return fig
 
