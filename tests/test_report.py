@@ -168,9 +168,13 @@ def test_flow_links_are_the_summary_means():
     assert len(expected) == 6  # b2b_saas: 4 channels, mql -> sdr -> ae
     for key, mean in expected.items():
         assert values[key] == pytest.approx(mean, rel=1e-12), key
-    for fate in ("won", "lost", "disqualified", "nurtured"):
+    for fate in ("won", "lost", "disqualified", "nurtured", "retained", "churned"):
         into = sum(v for (_, t), v in values.items() if t == fate)
         assert into == pytest.approx(means[fate], rel=1e-12), fate
+    # the won deals go on to onboarding (the flow stopped at won: CS had no inflow), and from
+    # it to retained or churned at the renewal
+    assert values[("won", "cs onboard")] == pytest.approx(means["won"], rel=1e-12)
+    assert means["retained"] > 0 and means["churned"] > 0
     # leaks flow from the stage where they happened, then split by cause
     for name in config.stages:
         got = values.get((name.replace("_", " "), "leaked (by stage, then cause)"), 0.0)
@@ -259,6 +263,29 @@ def test_a_close_stage_sending_turned_away_and_lost_deals_to_one_fate_weighs_bot
     assert links[("stage: c", "nurtured")] == pytest.approx(100.0)
     assert links[("stage: r", "nurtured")] == pytest.approx(60.0)
     assert links[("stage: r", "disqualified")] == pytest.approx(10.0)
+
+
+def test_retained_and_churned_are_split_between_retain_stages_by_the_won_they_get():
+    """Two close stages hand their won deals to two retain stages (30 and 10); a third sells
+    straight to "customer" (5 won, retained at once, renewed by no stage)."""
+    from gtmsim.report.run import flow_links
+
+    close = {"kind": "close", "team": "ae", "routes": {"lost": "lost"}}
+    routing = {"channels": {"web": "a"},
+               "stages": {"a": {**close, "routes": {"won": "ra", "lost": "lost"}},
+                          "b": {**close, "routes": {"won": "rb", "lost": "lost"}},
+                          "c": {**close, "routes": {"won": "customer", "lost": "lost"}},
+                          "ra": {"kind": "retain", "team": "cs", "routes": {}},
+                          "rb": {"kind": "retain", "team": "cs", "routes": {}}}}
+    summary = {k: {"mean": v} for k, v in (
+        ("qualified_a", 60.0), ("qualified_b", 20.0), ("qualified_c", 10.0), ("won", 45.0),
+        ("retained", 41.0), ("churned", 8.0))}
+    links = {(s, t): v for s, t, v, _ in flow_links(summary, routing)}
+    assert links[("won", "stage: ra")] == pytest.approx(30.0)
+    assert links[("won", "stage: rb")] == pytest.approx(10.0)
+    assert ("won", "stage: c") not in links and ("stage: c", "won") in links
+    assert links[("stage: ra", "retained")] == pytest.approx(36.0 * 0.75)  # 41 - 5 direct
+    assert links[("stage: rb", "churned")] == pytest.approx(8.0 * 0.25)
 
 
 def test_a_teams_open_leads_are_split_between_its_stages():

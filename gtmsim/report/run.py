@@ -37,7 +37,8 @@ FLOW_CAPTION = (
     "decisions<br>(or opportunities, for won and lost): an estimate, as fates are counted per "
     "lead, not per stage. Leaks flow from the stage where they happened, then split by "
     "cause;<br>leads still at a team when the run ends (no fate yet) flow to 'open at the "
-    "end'.")
+    "end'. Won deals handed to a retain stage flow on to it, and from it to retained or "
+    "churned<br>at its renewal.")
 SINKS = {"nurture": "nurtured", "disqualified": "disqualified", "lost": "lost"}
 
 
@@ -54,10 +55,13 @@ def flow_links(summary: dict, routing: dict) -> list[tuple[str, str, float, str]
     """The flow diagram's links as (source, target, mean per replication, how it is known).
 
     Nodes are "channel: NAME", "stage: NAME" and the fates ("won", "lost", "disqualified",
-    "nurtured", "leaked", "leaked: CAUSE"), and OPEN (leads still at a team at the end, from
-    the team's stages: `open_<team>`). Channel -> entry stage is `leads_<channel>`;
-    stage -> the stage its qualified leads go to is `qualified_<stage>`; a close stage sends
-    the won and lost fates; the turned-away fates are split as FLOW_CAPTION says.
+    "nurtured", "retained", "churned", "leaked", "leaked: CAUSE"), and OPEN (leads still at a
+    team at the end, from the team's stages: `open_<team>`). Channel -> entry stage is
+    `leads_<channel>`; stage -> the stage its qualified leads go to is `qualified_<stage>`; a
+    close stage sends the won and lost fates; the turned-away fates are split as FLOW_CAPTION
+    says. Won deals a close stage hands to a retain stage go on from "won" to it, and a
+    retain stage sends `renewals_<stage>` less `churns_<stage>` to "retained" and
+    `churns_<stage>` to "churned".
     """
     stages = routing["stages"]
     links: list[tuple[str, str, float, str]] = []
@@ -106,6 +110,7 @@ def flow_links(summary: dict, routing: dict) -> list[tuple[str, str, float, str]
                    else f"estimated: {_percent(share)} of all {fate}, split between the "
                         f"{len(where)} stages that send leads there")
             links.append((f"stage: {name}", fate, total * share, how))
+    links += _after_won(summary, stages, {src: v for src, t, v, _ in links if t == "won"})
     for name in stages:
         links.append((f"stage: {name}", "leaked", _mean(summary, f"leaks_at_{name}"),
                       "leaked at the stage (every cause)"))
@@ -127,6 +132,31 @@ def flow_links(summary: dict, routing: dict) -> list[tuple[str, str, float, str]
     return [link for link in links if math.isfinite(link[2]) and link[2] > 0]
 
 
+def _after_won(summary: dict, stages: dict, won_from: dict[str, float]) -> list[tuple]:
+    """Won deals on to the retain stages they are handed to, and from those to retained or
+    churned: the fates split between retain stages by the won deals each is handed (the
+    retained less the deals won straight into "customer", which no stage renews)."""
+    links, into, direct = [], {}, 0.0
+    for name, st in stages.items():
+        won = won_from.get(f"stage: {name}", 0.0)
+        onward = st["routes"].get("won") if st["kind"] == "close" else None
+        if onward in stages:
+            links.append(("won", f"stage: {onward}", won, f"won at {name}, handed to {onward}"))
+            into[onward] = into.get(onward, 0.0) + won
+        elif onward == "customer":
+            direct += won
+    norm = sum(into.values())
+    for name, won in into.items():
+        share = won / norm if norm > 0 else 1.0 / len(into)
+        for fate, total in (("retained", _mean(summary, "retained") - direct),
+                            ("churned", _mean(summary, "churned"))):
+            how = (f"all {fate} at a renewal (the only stage that renews)" if len(into) == 1
+                   else f"estimated: {_percent(share)} of all {fate} at a renewal, by the won "
+                        "deals each retain stage is handed")
+            links.append((f"stage: {name}", fate, max(total, 0.0) * share, how))
+    return links
+
+
 def _percent(share: float) -> str:
     """A share as a whole percentage, but never 0% or 100% for a part: a stage that sends
     0.4% of a fate's leads is not said to send 0% of them beside a link of 14 leads, nor the
@@ -140,10 +170,11 @@ def _percent(share: float) -> str:
 OPEN = "open at the end"
 _FLOW_COLORS = {"channel": "#2c3e50", "stage": "#2980b9", "won": "#27ae60", "lost": "#c0392b",
                 "disqualified": "#8e44ad", "nurtured": "#95a5a6", "leaked": "#e67e22",
-                OPEN: "#34495e"}
+                "retained": "#1e8449", "churned": "#a93226", OPEN: "#34495e"}
 _FLOW_LINKS = {"won": "rgba(39,174,96,0.5)", "lost": "rgba(192,57,43,0.35)",
-               "leaked": "rgba(230,126,34,0.45)"}
-_FATE_ORDER = ("won", "lost", "disqualified", "nurtured", OPEN)
+               "leaked": "rgba(230,126,34,0.45)", "retained": "rgba(30,132,73,0.5)",
+               "churned": "rgba(169,50,38,0.4)"}
+_FATE_ORDER = ("won", "retained", "churned", "lost", "disqualified", "nurtured", OPEN)
 
 
 def _flow_positions(names: list[str], links: list) -> tuple[list[float], list[float]]:
@@ -151,9 +182,12 @@ def _flow_positions(names: list[str], links: list) -> tuple[list[float], list[fl
     it, the leak node right of the last stage (the stages feed it), every fate and cause at
     the right; rows spread evenly."""
     depth = {n: 0 for n in names if n.startswith("channel: ") or n == "leads created"}
+    # a fate that feeds a stage (won, handed to onboarding) stands between them
+    between = {s for s, t, _, _ in links if t.startswith("stage: ")}
     for _ in names:  # longest path over the (acyclic, as drawn) qualified links
         for s, t, _, _ in links:
-            if t.startswith("stage: ") and s in depth and depth.get(t, -1) < depth[s] + 1:
+            if ((t.startswith("stage: ") or t in between) and s in depth
+                    and depth.get(t, -1) < depth[s] + 1):
                 depth[t] = depth[s] + 1
     last = max(depth.values(), default=0)
     for n in names:  # a stage no drawn link leads to (onboarding, after won): with the last
