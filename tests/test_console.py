@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import polars as pl
+import tomli_w
 
-from gtmsim.config import load_config
+from gtmsim.config import load_config, read_toml
 from gtmsim.report.console import describe_config, pm, print_summary
 
 
@@ -177,6 +178,24 @@ def test_an_outcome_defined_in_no_replication_keeps_its_row(tmp_path):
     assert "- [0 of 10]" in rows["Win rate"]
     assert "- [0 of 10]" in rows["Sales cycle, median days"]
     assert pm(None, "rate") == "-"  # the trust table's: no count of replications
+
+
+def test_renewals_and_churn_are_system_rows_where_a_stage_renews(tmp_path):
+    """Churn, a fate of the model, showed only as the CS team's retention KPI: the system
+    table has customers renewed and churned, where a retain stage renews them, and not in a
+    model with none."""
+    config = load_config()
+    text = _printed(config, {"bookings": 1.0, "retained": 137.0, "churned": 13.0}, tmp_path)
+    rows = {ln.split("│")[1].strip(): ln for ln in text.splitlines() if ln.count("│") > 3}
+    assert "137" in rows["Customers renewed"] and "13" in rows["Customers churned at renewal"]
+    raw = read_toml(None)
+    raw["stages"]["ae_close"]["routes"]["won"] = "customer"
+    del raw["stages"]["cs_onboard"], raw["handoffs"]["ae_to_cs"]
+    del raw["teams"]["cs"]["kpi"]
+    no_cs = tmp_path / "no_cs.toml"
+    no_cs.write_text(tomli_w.dumps(raw))
+    text = _printed(load_config(no_cs), {"bookings": 1.0, "retained": 5.0}, tmp_path)
+    assert "Customers renewed" not in text and "churned" not in text
 
 
 def test_a_narrow_terminal_cuts_no_number_and_no_column(tmp_path):

@@ -75,6 +75,8 @@ SYSTEM_ROWS = (
     ("Leads created", "leads_created", "count"),
     ("Deals won", "won", "count"),
     ("Deals lost", "lost", "count"),
+    ("Customers renewed", "retained", "count"),  # these two where a stage renews
+    ("Customers churned at renewal", "churned", "count"),
     ("Win rate", "win_rate", "rate"),
     ("Sales cycle, median days", "cycle_days_median", "number"),
     ("Leads leaked, all causes", "leaked", "count"),
@@ -187,7 +189,10 @@ def print_summary(config, summary, meta: dict, out: Path, console=None, costs=No
                    title_justify="left")
     for col in ("outcome", "mean ± 95% CI", "P10", "P90"):
         system.add_column(col, justify="left" if col == "outcome" else "right")
+    renews = any(st.kind == "retain" for st in config.stages.values())
     for label, key, kind in SYSTEM_ROWS:
+        if key in ("retained", "churned") and not renews:
+            continue
         r = rows.get(key)  # every row is a column; none in the summary: defined nowhere
         system.add_row(label, pm(r, kind, meta["replications"]),
                        *(("-", "-") if r is None else (fmt(r["p10"], kind),
