@@ -380,6 +380,26 @@ def test_the_history_is_scaled_to_the_simulated_trials():
     assert "1 over the budget or refused by the model" in fig.layout.title.text
 
 
+def test_the_history_says_how_many_trials_were_pruned():
+    """Optuna's history plots finished trials only: with six of twelve pruned, the chart drew
+    two points and its title accounted for the four over the budget alone."""
+    import optuna
+
+    from gtmsim.report.optimize import _optuna_figures
+
+    study = optuna.create_study(direction="maximize")
+    dist = {"x": optuna.distributions.FloatDistribution(0, 10)}
+    for i in range(3):
+        study.add_trial(optuna.trial.create_trial(params={"x": float(i)}, value=5.0e6 + i,
+                                                  distributions=dist,
+                                                  user_attrs={"over_budget": -1.0}))
+    for i in range(2):
+        study.add_trial(optuna.trial.create_trial(params={"x": 5.0 + i}, distributions=dist,
+                                                  state=optuna.trial.TrialState.PRUNED))
+    title = _optuna_figures(study, ["mean"], "", importance=False)[0]["history"].layout.title
+    assert "(2 trials pruned before they finished, not plotted)" in title.text
+
+
 def test_a_rate_s_figures_are_not_rounded_to_whole_numbers():
     """With --outcome win_rate every figure of the text was rounded as money: 'held-out mean
     0 [0, 0], P10 0, CVaR10 0', 'mean win_rate +0 (95% CI -0 to +0)', 'target 0'."""

@@ -311,7 +311,11 @@ def _optuna_figures(study, objectives: list[str], label: str, importance: bool =
                 notes.append(f"No Pareto front{label}: {_reason(exc)}.")
         try:
             fig = vis.plot_optimization_history(study, target=target, target_name=name)
-            fig.update_layout(title=f"Optimisation history{label}: {name} of each trial")
+            # Optuna plots finished trials only: the pruned ones are said, not drawn
+            pruned = sum(t.state.name == "PRUNED" for t in study.trials)
+            fig.update_layout(title=f"Optimisation history{label}: {name} of each trial"
+                                    + (f" ({counted(pruned, 'trials')} pruned before they "
+                                       "finished, not plotted)" if pruned else ""))
             _scale_to_simulated(fig, study, complete, target)
             figs["history"] = fig
         except Exception as exc:  # noqa: BLE001
