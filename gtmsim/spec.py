@@ -116,6 +116,7 @@ class ModelSpec:
     edge_from: np.ndarray
     edge_to: np.ndarray
     edge_protocol: np.ndarray
+    edge_sla: np.ndarray  # working hours: the handoff's SLA, else the receiving stage's
     edge_of: np.ndarray  # int64[n_stages, n_stages]: edge index or -1
 
     # --- nurture
@@ -194,7 +195,7 @@ class ModelSpec:
         self._check_types()
         for f in fields(self):
             v = getattr(self, f.name)
-            if f.name in ("stage_sla",):
+            if f.name in ("stage_sla", "edge_sla"):
                 bad = np.isnan(v).any()
             elif isinstance(v, np.ndarray) and v.dtype.kind == "f":
                 bad = not np.isfinite(v).all()
@@ -577,7 +578,7 @@ def compile_spec(c: Config, scenario: Mapping[str, float] | None = None) -> Mode
             route[i, UNREACHED] = NO_ROUTE
 
     declared = {(h.source, h.target): h for h in c.handoffs.values()}
-    edge_names, e_from, e_to, e_proto = [], [], [], []
+    edge_names, e_from, e_to, e_proto, e_sla = [], [], [], [], []
     edge_of = np.full((len(st), len(st)), -1, dtype=np.int64)
     for i, s in enumerate(st):
         for j in sorted(set(int(r) for r in route[i] if r >= 0)):
@@ -589,6 +590,9 @@ def compile_spec(c: Config, scenario: Mapping[str, float] | None = None) -> Mode
             e_from.append(i)
             e_to.append(j)
             e_proto.append(PROTOCOLS[h.protocol] if h else PROTOCOLS["crm_drop"])
+            sla = (h.sla_hours if h is not None and h.sla_hours is not None
+                   else c.stages[stage_names[j]].sla_hours)  # the receiver's, by default
+            e_sla.append(np.inf if sla is None else sla)
 
     teams = list(c.teams.values())
     spec = ModelSpec(
@@ -643,6 +647,7 @@ def compile_spec(c: Config, scenario: Mapping[str, float] | None = None) -> Mode
         edge_from=np.array(e_from, dtype=np.int64),
         edge_to=np.array(e_to, dtype=np.int64),
         edge_protocol=np.array(e_proto, dtype=np.int64),
+        edge_sla=np.array(e_sla, dtype=float),
         edge_of=edge_of,
         nurture_return_p=c.nurture.return_probability,
         nurture_return_after=dist(c.nurture.return_after_days, HOURS_PER_DAY,

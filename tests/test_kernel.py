@@ -648,6 +648,12 @@ DESIGNS = {
                                              for e in ("mql_to_sdr", "sdr_to_ae", "ae_to_cs")]),
     "few_attempts_short_sla": (None, "realistic", [], ["stages.sdr_qualify.attempts=2",
                                                        "stages.sdr_qualify.sla_hours=1.0"]),
+    # the SLA of one edge into a stage others enter too (outbound and partner leads go
+    # straight to sdr_qualify and keep its 8 hours); forgetting made common, so that when
+    # escalation finds a forgotten MQL (after the SLA) shows in the leads that go cold
+    "handoff_sla": (None, "realistic", ["people.forgetting.probability=0.3",
+                                        "design.escalation_hours=1.0"],
+                    ["handoffs.mql_to_sdr.sla_hours=0.5"]),
     "product_led": ("configs/product_led.toml", "realistic", [], []),
     "enterprise_partners": ("configs/enterprise_partners.toml", "realistic", [], []),
 }

@@ -1002,3 +1002,24 @@ def test_an_interval_cut_to_where_an_outcome_lies_still_holds_its_mean():
     over = 1.0 + 2e-15
     row = summarize(pl.DataFrame({"util_cs": [over, over - 1e-15]})).row(0, named=True)
     assert row["ci_low"] <= row["mean"] <= row["ci_high"] and row["ci_high"] < 1.0 + 1e-14
+
+
+@pytest.mark.parametrize("engine", ["numba", "simpy"])
+def test_a_handoffs_sla_rules_what_crosses_it(engine):
+    """With no partner leads (their channel enters ae_close directly) and no rework (an
+    error caught downstream sends a lead back to ae_close, not across the handoff), ae_close
+    is entered through the SDR -> AE handoff only: an SLA on that handoff gives exactly the
+    numbers of the same SLA on the stage, and not those of the stage's own 16 hours."""
+    from gtmsim.simulate import simulate
+    from gtmsim.spec import compile_spec
+
+    short = ["run.horizon_days=28", "run.warmup_days=7", "people.forgetting.probability=0.3",
+             "people.errors.enabled=false", "channels.partner.rate_per_week=0.0"]
+
+    def reps(extra: list[str]) -> pl.DataFrame:
+        spec = compile_spec(load_config(None, None, short + extra))
+        return simulate(spec, 3, 5, engine).replications
+
+    by_edge = reps(["handoffs.sdr_to_ae.sla_hours=2.0"])
+    assert by_edge.equals(reps(["stages.ae_close.sla_hours=2.0"]))
+    assert not by_edge.equals(reps([]))

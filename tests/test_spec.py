@@ -303,3 +303,17 @@ def test_people_and_channel_times_compile_to_hours_as_documented():
     assert measured_weeks(960.0) == 6 and measured_weeks(1.0) == 1  # a last part week counts
     inbound = s.channel_names.index("inbound")
     assert s.channel_week_mult[inbound, :6] == pytest.approx([1, 2, 3, 1, 2, 3])
+
+
+def test_a_handoffs_sla_is_its_edges_and_the_receiving_stages_is_the_default():
+    """DESIGN: each handoff edge has a protocol and an SLA. An edge without one keeps the
+    receiving stage's (inf: none)."""
+    spec = compile_spec(load_config(None, None, ["handoffs.sdr_to_ae.sla_hours=4.0"]))
+    sla = dict(zip(spec.edge_names, spec.edge_sla, strict=True))
+    stage = dict(zip(spec.stage_names, spec.stage_sla, strict=True))
+    assert sla["sdr_qualify->ae_close"] == 4.0 and stage["ae_close"] == 16.0
+    assert sla["mql_review->sdr_qualify"] == stage["sdr_qualify"] == 8.0
+    assert sla["ae_close->cs_onboard"] == np.inf
+    spec.check()
+    with pytest.raises(ConfigError, match=r"handoffs\.sdr_to_ae\.sla_hours"):
+        load_config(None, None, ["handoffs.sdr_to_ae.sla_hours=0.0"])

@@ -344,6 +344,9 @@ class Handoff(Strict):
     source: str = Field(alias="from")
     target: str = Field(alias="to")
     protocol: Literal["crm_drop", "warm"] = "crm_drop"
+    # working hours the receiver has to pick up what crosses this edge; none: the receiving
+    # stage's sla_hours (every edge into the stage without its own shares that)
+    sla_hours: Pos | None = None
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True, validate_assignment=True,
                               allow_inf_nan=False, strict=True)

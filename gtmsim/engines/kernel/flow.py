@@ -428,7 +428,7 @@ def _enter(ks, st, lead, s, edge, sender_compliant, now):
     lat = ks.team_latency_scale[team] * latency_hours(ks, st, s, mult)
     if edge >= 0:
         lat *= 1.0 + ks.trust_latency * (1.0 - st_trust[edge])
-    sla = ks.stage_sla[s]
+    sla = ks.edge_sla[edge] if edge >= 0 else ks.stage_sla[s]
     if compliant and math.isfinite(sla):
         lat = min(lat, sla)
     # 5. forgetting: the item sits until the SLA escalation finds it, or leaks

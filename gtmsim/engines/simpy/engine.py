@@ -184,7 +184,7 @@ class Replication:
             sp, rng, person.latency_mult if person else 1.0)
         if edge >= 0:
             lat *= 1.0 + sp.trust_latency * (1.0 - self.trust[edge])
-        sla = sp.stage_sla[s]
+        sla = sp.edge_sla[edge] if edge >= 0 else sp.stage_sla[s]
         if compliant and math.isfinite(sla):
             lat = min(lat, sla)
         # 5. forgetting: the item sits until the SLA escalation finds it, or leaks
