@@ -59,9 +59,9 @@ def flow_links(summary: dict, routing: dict) -> list[tuple[str, str, float, str]
     team at the end, from the team's stages: `open_<team>`). Channel -> entry stage is
     `leads_<channel>`; stage -> the stage its qualified leads go to is `qualified_<stage>`; a
     close stage sends the won and lost fates; the turned-away fates are split as FLOW_CAPTION
-    says. Won deals a close stage hands to a retain stage go on from "won" to it, and a
-    retain stage sends `renewals_<stage>` less `churns_<stage>` to "retained" and
-    `churns_<stage>` to "churned".
+    says. Won deals a close stage hands to a retain stage go on from "won" to it, and the
+    retain stages send the "retained" (less the deals won straight into "customer") and
+    "churned" fates on, split by the won deals each is handed (`_after_won`).
     """
     stages = routing["stages"]
     links: list[tuple[str, str, float, str]] = []
