@@ -122,6 +122,17 @@ def test_the_config_paragraph_gives_the_configs_description():
     assert ". Teams (headcount): " in describe_config(load_config(overrides=['description=""']))
 
 
+def test_the_config_paragraph_gives_a_handoffs_own_sla():
+    """A handoff's `sla_hours` rules the leads that cross it, but `validate` did not show it;
+    a handoff without one keeps the receiving stage's, and says nothing."""
+    from gtmsim.spec import compile_spec
+
+    config = load_config(overrides=["handoffs.sdr_to_ae.sla_hours=6.5"])
+    for text in (describe_config(config), describe_config(config, compile_spec(config))):
+        assert "sdr_qualify -> ae_close (crm_drop, SLA 6.5 working hours)" in text, text
+        assert text.count("SLA") == 1, text
+
+
 def test_the_config_paragraph_names_an_uncertain_market():
     """`validate` says which market values scenarios draw: a channel's volume and a close
     stage's win scale, each with its range (the win scale's was left out)."""

@@ -41,7 +41,10 @@ def describe_config(config, spec=None) -> str:
     stages = ", ".join(_stage(n, s) for n, s in config.stages.items())
     channels = ", ".join(f"{n} ({_volume(c.rate_per_week)} -> {c.entry})"
                          for n, c in config.channels.items())
-    handoffs = ", ".join(f"{h.source} -> {h.target} ({h.protocol})"
+    sla = {(h.source, h.target): f", SLA {h.sla_hours:g} working hours"
+           for h in config.handoffs.values() if h.sla_hours is not None}
+    handoffs = ", ".join(f"{h.source} -> {h.target} ({h.protocol}"
+                         f"{sla.get((h.source, h.target), '')})"
                          for h in config.handoffs.values()) or "none"
     if spec is not None:
         from gtmsim.spec import PROTOCOLS
@@ -52,7 +55,8 @@ def describe_config(config, spec=None) -> str:
                  for a, b, p in zip(spec.edge_from, spec.edge_to, spec.edge_protocol,
                                     strict=True)]
         handoffs = ", ".join(f"{a} -> {b} ({p}" + ("" if (a, b) in declared else
-                                                   ", not declared") + ")"
+                                                   ", not declared")
+                             + sla.get((a, b), "") + ")"
                              for a, b, p in edges) or "none"
     levers = ", ".join(config.levers) or "none"
     on = [m for m in MECHANISMS if getattr(config.people, m).enabled]
