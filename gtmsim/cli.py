@@ -704,12 +704,31 @@ def config_toml(config) -> str:
 
 
 def _load(args):
-    from gtmsim.config import load_config
     from gtmsim.spec import compile_spec
 
-    config = load_config(args.config, args.profile, list(args.overrides))
+    config = _load_config(args)
     spec = compile_spec(config)
     return config, spec
+
+
+def _load_config(args):
+    """The config of `args`, with a note on stderr for each --set of a people value whose
+    mechanism is off (under `--profile ideal`, say): it changes nothing, and would otherwise
+    pass without a word."""
+    from gtmsim.config import load_config
+    from gtmsim.config.loader import parse_override
+
+    config = load_config(args.config, args.profile, list(args.overrides))
+    for item in args.overrides:
+        parts, value = parse_override(item)
+        keys = ([parts[2]] if len(parts) > 2 else
+                list(value) if len(parts) == 2 and isinstance(value, dict) else [])
+        if (parts[0] == "people" and any(key != "enabled" for key in keys)
+                and not getattr(config.people, parts[1]).enabled):
+            print(f"gtmsim: note: --set {item.split('=', 1)[0].strip()} changes nothing: "
+                  f"{parts[1]} is off under profile {config.profile!r} (--set "
+                  f"people.{parts[1]}.enabled=true switches it on)", file=sys.stderr, flush=True)
+    return config
 
 
 def _console(**kwargs):
@@ -974,10 +993,9 @@ def _write_file(path: Path, write) -> None:
 
 
 def cmd_optimize(args) -> int:
-    from gtmsim.config import load_config
     from gtmsim.optimize.search import Settings, shown_url
 
-    config = load_config(args.config, args.profile, list(args.overrides))
+    config = _load_config(args)
     settings = Settings(objective=args.objective, outcome=args.outcome, trials=args.trials,
                         scenarios=args.scenarios, replications=args.replications,
                         held_out=args.held_out, top=args.top, target=args.target,

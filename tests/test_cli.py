@@ -755,3 +755,24 @@ def test_a_signal_as_optimize_begins_leaves_no_empty_out_folder(tmp_path, monkey
     assert code == 143
     assert err[-1].startswith("gtmsim: terminated; nothing was written"), err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_set_of_a_value_for_a_mechanism_that_is_off_says_so(capsys):
+    """Under `--profile ideal` every mechanism is off, so `--set people.latency.median_hours=5`
+    changes nothing; it passed without a word. A note on stderr names it and how to switch
+    the mechanism on; a --set that switches it on, or sets only its flag, gets none."""
+    config = str(Path(__file__).resolve().parents[1] / "configs" / "b2b_saas.toml")
+    for profile, sets, noted in (
+            ("ideal", ["people.latency.median_hours=5"], "people.latency.median_hours"),
+            ("ideal", ["people.latency={median_hours=5}"], "people.latency"),
+            ("ideal", ["people.latency.median_hours=5", "people.latency.enabled=true"], None),
+            ("ideal", ["people.latency.enabled=false"], None),
+            ("realistic", ["people.latency.median_hours=5"], None)):
+        args = ["validate", config, "--profile", profile]
+        for item in sets:
+            args += ["--set", item]
+        assert main(args) == 0
+        err = capsys.readouterr().err.strip().splitlines()
+        assert err == ([f"gtmsim: note: --set {noted} changes nothing: latency is off under "
+                        "profile 'ideal' (--set people.latency.enabled=true switches it on)"]
+                       if noted else []), (sets, err)

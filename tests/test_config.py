@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gtmsim.config import MECHANISMS, load_config, read_toml, resolve, validate
-from gtmsim.config.loader import parse_override
+from gtmsim.config.loader import parse_override, to_table
 from gtmsim.errors import ConfigError
 from gtmsim.spec import compile_spec
 
@@ -79,6 +79,21 @@ def test_set_profile_through_set():
     config = load_config(None, None, ["profile=ideal"])
     assert config.profile == "ideal"
     assert not config.people.latency.enabled
+
+
+@pytest.mark.parametrize("profile", ["stressed", "ideal", None])
+def test_set_of_a_people_table_changes_only_the_values_in_it(profile):
+    """`--set people.latency={median_hours=5}` replaced the whole table: under `stressed` the
+    latency's sigma fell back from the profile's 1.4 to the schema's 1.0, and under `ideal`
+    latency was switched on. A people table set is now its values set one by one, as the
+    config's own [people] table is merged over a profile's."""
+    one_by_one = load_config(None, profile, ["people.latency.median_hours=5"])
+    for table in ("people.latency={median_hours=5}", "people={latency={median_hours=5}}"):
+        config = load_config(None, profile, [table])
+        assert config.people == one_by_one.people, table
+        assert to_table(config) == to_table(one_by_one), table
+    assert load_config(None, "stressed", ["people.latency={median_hours=5}"]) \
+        .people.latency.sigma == load_config(None, "stressed").people.latency.sigma
 
 
 def test_parse_override():

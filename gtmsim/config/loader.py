@@ -226,6 +226,16 @@ def resolve(raw: dict, profile: str | Path | None = None, overrides: list[str] =
     return _resolve(raw, profile, overrides)[0]
 
 
+def _per_value(parts: list[str], value: Any) -> list[tuple[list[str], Any]]:
+    """A --set of a people table as one --set per value in it, so that it changes those
+    values and keeps the rest, as the config's own [people] table does over a profile's:
+    replaced whole, the table's other values (and its `enabled` flag) fell back to the schema's
+    defaults, not the profile's."""
+    if parts[0] == "people" and len(parts) <= 2 and isinstance(value, dict) and value:
+        return [one for key, v in value.items() for one in _per_value([*parts, key], v)]
+    return [(parts, value)]
+
+
 def _resolve(raw: dict, profile: str | Path | None,
              overrides: list[str]) -> tuple[dict, frozenset[tuple[str, str]]]:
     """`resolve`'s dict, and the (mechanism, key) of each people value the config or a --set
@@ -233,7 +243,7 @@ def _resolve(raw: dict, profile: str | Path | None,
     if not isinstance(raw, dict):
         raise ConfigError("config", f"expected a table, got {_show(raw)}")
     data = copy.deepcopy(raw)
-    parsed = [parse_override(item) for item in overrides]
+    parsed = [one for item in overrides for one in _per_value(*parse_override(item))]
     for parts, value in parsed:
         _check_named(data, parts)
         set_path(data, parts, value)
@@ -279,8 +289,6 @@ def _resolve(raw: dict, profile: str | Path | None,
             set_path(data, parts, value)
             if len(parts) > 2:
                 own_keys.add((parts[1], parts[2]))
-            elif len(parts) == 2 and isinstance(value, dict):
-                own_keys |= {(parts[1], key) for key in value}
     return data, frozenset(own_keys)
 
 
