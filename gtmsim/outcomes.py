@@ -19,7 +19,7 @@ import polars as pl
 
 from gtmsim.calendar import working_hours_between
 from gtmsim.errors import GtmsimError
-from gtmsim.spec import QUARTER, ModelSpec
+from gtmsim.spec import CLOSE, DISQUALIFIED, LOST_FATE, NURTURE, QUARTER, RETAIN, ModelSpec
 
 if TYPE_CHECKING:
     from gtmsim.config import Config
@@ -35,8 +35,9 @@ LOWER_IS_BETTER = ("lost", "disqualified", "churned", "leaked", "leaked_forgotte
                    "rework_hours")
 # and the per-stage, per-channel and per-team columns of that kind (leaks at a stage sum to
 # `leaked`; `open_at_end` and a team's open leads, queue and time in system: work not done)
-LOWER_IS_BETTER_PREFIXES = ("leaks_at_", "never_contacted_share", "cycle_days_", "attrition_",
-                            "open_", "queue_", "sojourn_")
+LOWER_IS_BETTER_PREFIXES = ("leaks_at_", "lost_at_", "disqualified_at_", "churned_at_",
+                            "never_contacted_share", "cycle_days_", "attrition_", "open_",
+                            "queue_", "sojourn_")
 
 
 def less_is_better(outcome: str) -> bool:
@@ -103,9 +104,13 @@ TEAM = ("busy", "available", "wip_area", "serving_area", "buyer_area", "departur
  T_KPI, T_QUITS, T_HEADCOUNT_AREA, T_OPEN_END) = range(len(TEAM))
 
 # per-stage counters
-# leaks: leads leaked at the stage, whatever the cause (where value leaks)
-STAGE = ("decisions", "qualified", "renewals", "churns", "leaks")
-ST_DECISIONS, ST_QUALIFIED, ST_RENEWALS, ST_CHURNS, ST_LEAKS = range(len(STAGE))
+# leaks: leads leaked at the stage, whatever the cause (where value leaks); won, lost,
+# disqualified, nurtured: the leads whose fate the stage decided (the report's flow diagram
+# draws each fate from the stages that sent leads to it)
+STAGE = ("decisions", "qualified", "renewals", "churns", "leaks", "won", "lost", "disqualified",
+         "nurtured")
+(ST_DECISIONS, ST_QUALIFIED, ST_RENEWALS, ST_CHURNS, ST_LEAKS, ST_WON, ST_LOST,
+ ST_DISQUALIFIED, ST_NURTURED) = range(len(STAGE))
 
 CYCLE_BINS = 731  # days; won-deal cycle times, for the median
 
@@ -210,9 +215,27 @@ def replication_row(t: Tally, spec: ModelSpec) -> dict:
         row[f"decisions_{stage}"] = st[ST_DECISIONS]  # for the report's flow diagram
         row[f"qualified_{stage}"] = st[ST_QUALIFIED]
         row[f"leaks_at_{stage}"] = st[ST_LEAKS]
+        for fate, value in _stage_fates(spec, j, st):
+            row[f"{fate}_at_{stage}"] = value
     for e, edge in enumerate(spec.edge_names):
         row[f"trust_{edge}"] = t.trust_end[e]
     return {k: float(v) for k, v in row.items()}
+
+
+def _stage_fates(spec: ModelSpec, s: int, st: np.ndarray) -> list[tuple[str, float]]:
+    """The fates stage `s` decided, each where the stage can send a lead there: won at a close
+    stage, retained and churned at a retain stage's renewals, and the terminal routes it has."""
+    out = []
+    if spec.stage_kind[s] == CLOSE:
+        out.append(("won", st[ST_WON]))
+    if spec.stage_kind[s] == RETAIN:
+        out += [("retained", st[ST_RENEWALS] - st[ST_CHURNS]), ("churned", st[ST_CHURNS])]
+    for code, fate, col in ((LOST_FATE, "lost", ST_LOST),
+                            (DISQUALIFIED, "disqualified", ST_DISQUALIFIED),
+                            (NURTURE, "nurtured", ST_NURTURED)):
+        if (spec.route[s] == code).any():
+            out.append((fate, st[col]))
+    return out
 
 
 def weekly_rows(t: Tally, spec: ModelSpec, replication: int) -> dict[str, np.ndarray]:

@@ -240,52 +240,65 @@ def test_kpi_error_bars_follow_an_interval_cut_at_zero():
     assert err.arrayminus[0] == pytest.approx(0.0345) and err.array[0] == pytest.approx(0.0462)
 
 
-def test_a_close_stage_sending_turned_away_and_lost_deals_to_one_fate_weighs_both():
-    """A fate several stages send leads to is split by their turned-away decisions, or
-    their opportunities for lost deals (FLOW_CAPTION). A close stage that sends both its
-    turned-away leads and its lost deals to nurture weighed its turned-away ones only (its
-    lost deals were dropped as a second route of a stage already counted): here its 40
-    turned away and 60 opportunities against a review stage's 60 turned away gave it 40% of
-    the nurtured, not 100 / 160."""
+def test_each_fate_flows_from_the_stages_that_decided_it_as_counted():
+    """Fates were split between the stages that send leads there by their turned-away
+    decisions, an estimate that left a contact stage's unreached leads out: the SDR stage's
+    nurtured (about half of them never reached) were drawn from MQL review, which then sent
+    out more leads than it took in. Each stage -> fate link is now `<fate>_at_<stage>`, and
+    retain stages send their own renewals to retained and churned."""
     from gtmsim.report.run import flow_links
 
+    close = {"kind": "close", "team": "ae"}
     routing = {"channels": {"web": "r"},
-               "stages": {"r": {"kind": "review", "team": "t",
-                                "routes": {"qualified": "c", "recycled": "nurture",
-                                           "rejected": "disqualified"}},
-                          "c": {"kind": "close", "team": "u",
-                                "routes": {"won": "customer", "lost": "nurture",
-                                           "recycled": "nurture", "rejected": "nurture"}}}}
-    summary = {k: {"mean": v} for k, v in (("decisions_r", 100.0), ("qualified_r", 40.0),
-                                            ("decisions_c", 100.0), ("qualified_c", 60.0),
-                                            ("nurtured", 160.0), ("disqualified", 10.0))}
-    links = {(s, t): v for s, t, v, _ in flow_links(summary, routing)}
-    assert links[("stage: c", "nurtured")] == pytest.approx(100.0)
-    assert links[("stage: r", "nurtured")] == pytest.approx(60.0)
-    assert links[("stage: r", "disqualified")] == pytest.approx(10.0)
-
-
-def test_retained_and_churned_are_split_between_retain_stages_by_the_won_they_get():
-    """Two close stages hand their won deals to two retain stages (30 and 10); a third sells
-    straight to "customer" (5 won, retained at once, renewed by no stage)."""
-    from gtmsim.report.run import flow_links
-
-    close = {"kind": "close", "team": "ae", "routes": {"lost": "lost"}}
-    routing = {"channels": {"web": "a"},
-               "stages": {"a": {**close, "routes": {"won": "ra", "lost": "lost"}},
-                          "b": {**close, "routes": {"won": "rb", "lost": "lost"}},
-                          "c": {**close, "routes": {"won": "customer", "lost": "lost"}},
-                          "ra": {"kind": "retain", "team": "cs", "routes": {}},
-                          "rb": {"kind": "retain", "team": "cs", "routes": {}}}}
+               "stages": {"r": {"kind": "contact", "team": "sdr",
+                                "routes": {"qualified": "a", "recycled": "nurture",
+                                           "rejected": "disqualified",
+                                           "unreached": "nurture"}},
+                          "a": {**close, "routes": {"won": "ra", "lost": "nurture"}},
+                          "b": {**close, "routes": {"won": "customer", "lost": "lost"}},
+                          "ra": {"kind": "retain", "team": "cs", "routes": {}}}}
     summary = {k: {"mean": v} for k, v in (
-        ("qualified_a", 60.0), ("qualified_b", 20.0), ("qualified_c", 10.0), ("won", 45.0),
-        ("retained", 41.0), ("churned", 8.0))}
+        ("decisions_r", 100.0), ("qualified_r", 40.0), ("nurtured_at_r", 70.0),
+        ("disqualified_at_r", 5.0), ("won_at_a", 12.0), ("nurtured_at_a", 20.0),
+        ("won_at_b", 3.0), ("lost_at_b", 9.0), ("retained_at_ra", 10.0),
+        ("churned_at_ra", 1.5))}
     links = {(s, t): v for s, t, v, _ in flow_links(summary, routing)}
-    assert links[("won", "stage: ra")] == pytest.approx(30.0)
-    assert links[("won", "stage: rb")] == pytest.approx(10.0)
-    assert ("won", "stage: c") not in links and ("stage: c", "won") in links
-    assert links[("stage: ra", "retained")] == pytest.approx(36.0 * 0.75)  # 41 - 5 direct
-    assert links[("stage: rb", "churned")] == pytest.approx(8.0 * 0.25)
+    assert links == {("stage: r", "stage: a"): 40.0, ("stage: r", "nurtured"): 70.0,
+                     ("stage: r", "disqualified"): 5.0, ("stage: a", "won"): 12.0,
+                     ("stage: a", "nurtured"): 20.0, ("stage: b", "won"): 3.0,
+                     ("stage: b", "lost"): 9.0, ("won", "stage: ra"): 12.0,
+                     ("stage: ra", "retained"): 10.0, ("stage: ra", "churned"): 1.5}
+
+
+def test_every_stage_of_the_flow_balances_where_nothing_is_in_flight():
+    """With no warm-up, no nurture return and no rework (errors off, and quota pressure,
+    which adds errors: a lead sent back for rework enters its stage again), a review or
+    contact stage's inflow is its outflow and the leads still open there at the end: the old
+    estimated split drew about 780 more leads out of MQL review than went in. A close
+    stage's balance is short by the deals still with the buyer, a retain stage's by the
+    customers not yet renewed."""
+    from gtmsim.config import load_config
+    from gtmsim.report.run import OPEN, flow_links, flow_routing
+    from gtmsim.simulate import simulate
+    from gtmsim.spec import compile_spec
+
+    config = load_config(overrides=["run.warmup_days=0", "nurture.return_probability=0.0",
+                                    "run.horizon_days=120", "people.errors.enabled=false",
+                                    "people.pressure.enabled=false"])
+    for engine, n in (("numba", 8), ("simpy", 1)):
+        res = simulate(compile_spec(config), n, 3, engine)
+        summary = {r["outcome"]: r for r in res.summary().to_dicts()}
+        links = flow_links(summary, flow_routing(config))
+        for name in config.stages:
+            node = f"stage: {name}"
+            into = sum(v for _, t, v, _ in links if t == node)
+            out = sum(v for s, t, v, _ in links if s == node and t != OPEN)
+            still = sum(v for s, t, v, _ in links if s == node and t == OPEN)
+            if config.stages[name].kind in ("close", "retain"):  # with the buyer, or waiting
+                assert out + still <= into + 1.0, (engine, name, into, out, still)
+                continue
+            # a lead of the window's last instants may be decided after it ends: one lead
+            assert abs(into - out - still) <= 1.0, (engine, name, into, out, still)
 
 
 def test_a_teams_open_leads_are_split_between_its_stages():
@@ -475,25 +488,6 @@ def test_a_mechanism_with_no_defined_cost_is_drawn_without_a_bar():
     bars = fig.data[0]
     assert list(bars.y) == ["speed", "latency"] and list(bars.x) == [None, -2.0]
     assert "2 paired replications" in fig.layout.title.text
-
-
-def test_a_small_share_of_a_fate_is_not_said_to_be_none():
-    """A close stage that turned away 0.4% of the leads sent to nurture drew a link of 14
-    leads described as 'estimated: 0% of all nurtured' (product_led's ae_close), and the
-    other stage's 99.6% as 100%: a part is never said to be none or all of it."""
-    from gtmsim.report.run import flow_links
-
-    routing = {"channels": {"web": "r"},
-               "stages": {"r": {"kind": "review", "team": "t",
-                                "routes": {"qualified": "c", "recycled": "nurture"}},
-                          "c": {"kind": "review", "team": "u",
-                                "routes": {"recycled": "nurture"}}}}
-    summary = {k: {"mean": v} for k, v in (("decisions_r", 1000.0), ("qualified_r", 4.0),
-                                            ("decisions_c", 4.0), ("qualified_c", 0.0),
-                                            ("nurtured", 1000.0))}
-    how = {(s, t): h for s, t, _, h in flow_links(summary, routing)}
-    assert how[("stage: c", "nurtured")].startswith("estimated: 0.4% of all nurtured")
-    assert how[("stage: r", "nurtured")].startswith("estimated: 99.6% of all nurtured")
 
 
 def test_names_in_the_figures_are_drawn_as_written_not_as_plotly_markup():

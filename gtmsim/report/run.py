@@ -32,14 +32,14 @@ def _mean(summary: dict, key: str) -> float:
 FLOW_TITLE = "Where leads end up: from each channel through the stages (mean per replication)"
 FLOW_CAPTION = (
     "Means per replication of events counted in the measured window, so the links need not "
-    "balance: leads in flight at the window's edges,<br>recycled leads and nurture returns. "
-    "A fate that two or more stages send leads to is split between them by their turned-away "
-    "decisions<br>(or opportunities, for won and lost): an estimate, as fates are counted per "
-    "lead, not per stage. Leaks flow from the stage where they happened, then split by "
-    "cause;<br>leads still at a team when the run ends (no fate yet) flow to 'open at the "
-    "end'. Won deals handed to a retain stage flow on to it, and from it to retained or "
-    "churned<br>at its renewal.")
-SINKS = {"nurture": "nurtured", "disqualified": "disqualified", "lost": "lost"}
+    "balance: leads in flight at the window's edges (with a buyer, say),<br>work sent back to "
+    "a stage for rework, leads recycled to a stage and nurture returns (a nurtured lead that "
+    "comes back enters a stage again). Each fate flows from the stages "
+    "that sent leads to it, as counted;<br>leaks flow from the stage where they happened, then "
+    "split by cause; leads still at a team when the run ends (no fate yet) flow to 'open at "
+    "the end'.<br>Won deals handed to a retain stage flow on to it, and from it to retained or "
+    "churned at its renewal.")
+STAGE_FATES = ("won", "lost", "disqualified", "nurtured")
 
 
 def flow_routing(config) -> dict:
@@ -57,60 +57,24 @@ def flow_links(summary: dict, routing: dict) -> list[tuple[str, str, float, str]
     Nodes are "channel: NAME", "stage: NAME" and the fates ("won", "lost", "disqualified",
     "nurtured", "retained", "churned", "leaked", "leaked: CAUSE"), and OPEN (leads still at a
     team at the end, from the team's stages: `open_<team>`). Channel -> entry stage is
-    `leads_<channel>`; stage -> the stage its qualified leads go to is `qualified_<stage>`; a
-    close stage sends the won and lost fates; the turned-away fates are split as FLOW_CAPTION
-    says. Won deals a close stage hands to a retain stage go on from "won" to it, and the
-    retain stages send the "retained" (less the deals won straight into "customer") and
-    "churned" fates on, split by the won deals each is handed (`_after_won`).
+    `leads_<channel>`; stage -> the stage its qualified leads go to is `qualified_<stage>`;
+    stage -> fate is `<fate>_at_<stage>`, the leads whose fate the stage decided. Won deals a
+    close stage hands to a retain stage go on from "won" to it, and the retain stage sends
+    its renewals to "retained" and "churned" (`_after_won`).
     """
     stages = routing["stages"]
     links: list[tuple[str, str, float, str]] = []
     for channel, entry in routing["channels"].items():
         links.append((f"channel: {channel}", f"stage: {entry}",
                       _mean(summary, f"leads_{channel}"), "leads created in the channel"))
-    # per fate, each stage that sends leads there and its weight: its turned-away decisions
-    # (once, however many of its routes lead there), plus its opportunities where its lost
-    # deals go there too
-    sources: dict[str, dict[str, float]] = {f: {} for f in SINKS.values()}
     for name, st in stages.items():
-        kind, routes = st["kind"], st["routes"]
-        decided, qualified = (_mean(summary, f"decisions_{name}"),
-                              _mean(summary, f"qualified_{name}"))
-        turned_away = max(decided - qualified, 0.0) if math.isfinite(decided) else 0.0
-        if kind in ("review", "contact") and routes.get("qualified") in stages:
-            links.append((f"stage: {name}", f"stage: {routes['qualified']}", qualified,
-                          "qualified at the stage"))
-        if kind == "retain":  # after won: onboarding and renewals, no decisions
-            continue
-        keys = ["recycled", "rejected"] + (["unreached"] if kind == "contact" else [])
-        for key in keys:
-            fate = SINKS.get(routes.get(key))
-            if fate and name not in sources[fate]:
-                sources[fate][name] = turned_away
-        if kind == "close":
-            fate = SINKS.get(routes.get("lost"))
-            if fate:
-                sources[fate][name] = (sources[fate].get(name, 0.0)
-                                       + (qualified if math.isfinite(qualified) else 0.0))
-    closers = [(n, _mean(summary, f"qualified_{n}")) for n, st in stages.items()
-               if st["kind"] == "close"]
-    for fate, where in (("won", closers),
-                        *((f, list(sources[f].items())) for f in SINKS.values())):
-        total = _mean(summary, fate)
-        if not where or not math.isfinite(total):
-            continue
-        weights = [w if math.isfinite(w) and w > 0 else 0.0 for _, w in where]
-        norm = sum(weights)
-        if norm > 0:  # a stage that turned no lead away sends none there
-            where = [p for p, w in zip(where, weights, strict=True) if w > 0]
-            weights = [w for w in weights if w > 0]
-        for (name, _), w in zip(where, weights, strict=True):
-            share = (w / norm) if norm > 0 else 1.0 / len(where)
-            how = (f"all {fate} (the only stage that sends leads there)" if len(where) == 1
-                   else f"estimated: {_percent(share)} of all {fate}, split between the "
-                        f"{len(where)} stages that send leads there")
-            links.append((f"stage: {name}", fate, total * share, how))
-    links += _after_won(summary, stages, {src: v for src, t, v, _ in links if t == "won"})
+        if st["kind"] in ("review", "contact") and st["routes"].get("qualified") in stages:
+            links.append((f"stage: {name}", f"stage: {st['routes']['qualified']}",
+                          _mean(summary, f"qualified_{name}"), "qualified at the stage"))
+        for fate in STAGE_FATES:
+            links.append((f"stage: {name}", fate, _mean(summary, f"{fate}_at_{name}"),
+                          f"{fate} at the stage"))
+    links += _after_won(summary, stages)
     for name in stages:
         links.append((f"stage: {name}", "leaked", _mean(summary, f"leaks_at_{name}"),
                       "leaked at the stage (every cause)"))
@@ -132,39 +96,22 @@ def flow_links(summary: dict, routing: dict) -> list[tuple[str, str, float, str]
     return [link for link in links if math.isfinite(link[2]) and link[2] > 0]
 
 
-def _after_won(summary: dict, stages: dict, won_from: dict[str, float]) -> list[tuple]:
+def _after_won(summary: dict, stages: dict) -> list[tuple]:
     """Won deals on to the retain stages they are handed to, and from those to retained or
-    churned: the fates split between retain stages by the won deals each is handed (the
-    retained less the deals won straight into "customer", which no stage renews)."""
-    links, into, direct = [], {}, 0.0
+    churned at their renewals (deals won straight into "customer" end at won: no stage
+    renews them)."""
+    links = []
     for name, st in stages.items():
-        won = won_from.get(f"stage: {name}", 0.0)
         onward = st["routes"].get("won") if st["kind"] == "close" else None
         if onward in stages:
-            links.append(("won", f"stage: {onward}", won, f"won at {name}, handed to {onward}"))
-            into[onward] = into.get(onward, 0.0) + won
-        elif onward == "customer":
-            direct += won
-    norm = sum(into.values())
-    for name, won in into.items():
-        share = won / norm if norm > 0 else 1.0 / len(into)
-        for fate, total in (("retained", _mean(summary, "retained") - direct),
-                            ("churned", _mean(summary, "churned"))):
-            how = (f"all {fate} at a renewal (the only stage that renews)" if len(into) == 1
-                   else f"estimated: {_percent(share)} of all {fate} at a renewal, by the won "
-                        "deals each retain stage is handed")
-            links.append((f"stage: {name}", fate, max(total, 0.0) * share, how))
+            links.append(("won", f"stage: {onward}", _mean(summary, f"won_at_{name}"),
+                          f"won at {name}, handed to {onward}"))
+    for name, st in stages.items():
+        if st["kind"] == "retain":
+            for fate in ("retained", "churned"):
+                links.append((f"stage: {name}", fate, _mean(summary, f"{fate}_at_{name}"),
+                              f"{fate} at the stage's renewals"))
     return links
-
-
-def _percent(share: float) -> str:
-    """A share as a whole percentage, but never 0% or 100% for a part: a stage that sends
-    0.4% of a fate's leads is not said to send 0% of them beside a link of 14 leads, nor the
-    other 99.6% all of them."""
-    text = f"{share:.0%}"
-    if 0 < share < 1 and text in ("0%", "100%"):
-        text = f"{100 * share:.2g}%" if share < 0.5 else f"{100 * share:.4g}%"
-    return text
 
 
 OPEN = "open at the end"

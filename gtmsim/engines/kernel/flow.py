@@ -107,6 +107,8 @@ QUARTER = S.QUARTER
 S_EVENTS, S_REWORK, S_OPPS, S_PIPELINE = O.S_EVENTS, O.S_REWORK, O.S_OPPS, O.S_PIPELINE
 S_BUYER_LOSSES = O.S_BUYER_LOSSES
 ST_LEAKS = O.ST_LEAKS
+ST_WON, ST_LOST, ST_DISQUALIFIED, ST_NURTURED = (O.ST_WON, O.ST_LOST, O.ST_DISQUALIFIED,
+                                                 O.ST_NURTURED)
 ST_DECISIONS, ST_QUALIFIED, ST_RENEWALS, ST_CHURNS = (O.ST_DECISIONS, O.ST_QUALIFIED,
                                                       O.ST_RENEWALS, O.ST_CHURNS)
 C_CONTACT_LEADS, C_ATTEMPTS, C_NEVER_CONTACTED = (O.C_CONTACT_LEADS, O.C_ATTEMPTS,
@@ -459,6 +461,7 @@ def _forward(ks, st, lead, outcome, compliant, now):
     if target >= 0:
         enter(ks, st, lead, target, ks.edge_of[s, target], compliant, now)
     elif target == NURTURE:
+        R.stage_count(ks, st, s, ST_NURTURED, now)
         if ks.nurture_return_p > 0 and uniform(st_rng) < ks.nurture_return_p:
             R.fate(ks, st, F_NURTURED, now)  # the lead comes back later
             delay = draw(ks, st, s, ks.nurture_return_after)
@@ -466,8 +469,10 @@ def _forward(ks, st, lead, outcome, compliant, now):
         else:
             end(ks, st, lead, F_NURTURED, now)
     elif target == DISQUALIFIED:
+        R.stage_count(ks, st, s, ST_DISQUALIFIED, now)
         end(ks, st, lead, F_DISQUALIFIED, now)
     elif target == LOST_FATE:
+        R.stage_count(ks, st, s, ST_LOST, now)
         end(ks, st, lead, F_LOST, now)
     elif target == CUSTOMER:
         end(ks, st, lead, F_RETAINED, now)
@@ -783,6 +788,7 @@ def buyer_decides(ks, st, lead, now):
     if st_LF[lead, L_U_WIN] < p_win:  # the buyer's own draw, the same in every design
         value = st_LF[lead, L_VALUE]
         R.won(ks, st, now, value, now - st_LF[lead, L_CREATED])
+        R.stage_count(ks, st, s, ST_WON, now)
         kpi(ks, st, team, s, 1, value, now)
         kpi(ks, st, team, s, 2, 1.0, now)
         forward(ks, st, lead, WON, st_LI[lead, L_LAST_COMPLIANT] == 1, now)

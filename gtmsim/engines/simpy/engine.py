@@ -506,6 +506,7 @@ class Replication:
                           "won" if won else "lost")
         if won:
             self.rec.won(env.now, lead.value, env.now - lead.created)
+            self.rec.stage_count(s, O.ST_WON, env.now)
             self._kpi(team, s, 1, lead.value)
             self._kpi(team, s, 2, 1.0)
             self._forward(lead, S.WON, lead.last_compliant)
@@ -593,14 +594,17 @@ class Replication:
             self._enter(lead, target, sp.edge_of[s][target], compliant)
         elif target == S.NURTURE:
             self.rec.fate(O.F_NURTURED, t)
+            self.rec.stage_count(s, O.ST_NURTURED, t)
             rng = self.stage_rng[s]
             if sp.nurture_return_p > 0 and rng.random() < sp.nurture_return_p:
                 ev = self.env.timeout(D.draw(rng, *self._dist(sp.nurture_return_after)))
                 ev.callbacks.append(lambda _ev: self._nurture_return(lead))
         elif target == S.DISQUALIFIED:
             self.rec.fate(O.F_DISQUALIFIED, t)
+            self.rec.stage_count(s, O.ST_DISQUALIFIED, t)
         elif target == S.LOST_FATE:
             self.rec.fate(O.F_LOST, t)
+            self.rec.stage_count(s, O.ST_LOST, t)
         elif target == S.CUSTOMER:
             self.rec.fate(O.F_RETAINED, t)
 
