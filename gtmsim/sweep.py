@@ -561,7 +561,8 @@ def _what_differs(old: dict, new: dict) -> str:
         said.append("the grid's values")
     elif not same([p.get("config_digest") for p in there], [p["config_digest"] for p in here]):
         said.append("the points' configs (the config file, --profile or --set)")
-    elif not same([p.get("seed") for p in there], [p["seed"] for p in here]):
+    elif not said and not same([p.get("seed") for p in there], [p["seed"] for p in here]):
+        # the root seed and common_random_numbers change every point's seed: said above
         said.append("the points' seeds (a sweep begun by an earlier gtmsim, whose point "
                     "seeds were 64 bits)")
     return "; ".join(said) or "its manifest"

@@ -639,6 +639,8 @@ def test_other_sweep_in_out_folder_is_refused(tmp_path, capsys):
             main(["sweep", "--grid", grid, *SHORT, *extra, "--workers", "0", "--out", str(out)])
         err = capsys.readouterr().err
         assert said in err and err.strip().endswith("or the same settings to resume it"), err
+        # a new root seed gives new point seeds: not a sweep of an earlier gtmsim
+        assert "earlier gtmsim" not in err, err
     other = _grid(tmp_path, "[levers]\nsdr_headcount = [3]\n", "other.toml")
     with pytest.raises(SystemExit):
         main(["sweep", "--grid", other, *SHORT, "--replications", "2", "--workers", "0",
