@@ -302,6 +302,15 @@ BAD_OVERRIDES = [
     (["stages.sdr_qualify.attempts=0"], "stages.sdr_qualify.attempts", "must be >= 1"),
     (['stages.sdr_qualify.effort_hours={dist="uniform",low=2,high=1.5}'],
      "stages.sdr_qualify.effort_hours", "must not exceed high"),
+    # only won deals become customers: lost deals routed to onboarding were renewed (renewed
+    # 91 against 28, lost 0); a channel may still bring its own customers (self-serve)
+    (["stages.ae_close.routes.lost=cs_onboard"], "stages.ae_close.routes.lost",
+     "a retain stage"),
+    (["stages.ae_close.routes.recycled=cs_onboard"], "stages.ae_close.routes.recycled",
+     "recycled leads are not customers"),
+    (["stages.mql_review.routes.qualified=cs_onboard"], "stages.mql_review.routes.qualified",
+     "takes a close stage's won deals only"),
+    (["nurture.return_stage=cs_onboard"], "nurture.return_stage", "a retain stage"),
 ]
 
 

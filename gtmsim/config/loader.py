@@ -773,6 +773,16 @@ def _check_columns(c: Config) -> None:
         owner[col] = who
 
 
+def _not_into_retain(stages: dict, target: str | None, where: str, what: str) -> None:
+    """A retain stage onboards and renews customers: of the routes, only a close stage's won
+    deals go there (a lost, turned-away or nurtured lead would be renewed as a customer
+    without a deal ever won). A channel may enter one: customers who bought on their own."""
+    if target in stages and stages[target].kind == "retain":
+        raise ConfigError(where, f"{target!r} is a retain stage, which takes a close stage's "
+                          f"won deals only (and a channel's own customers); {what} are not "
+                          "customers")
+
+
 def check_graph(c: Config, check_budget: bool = True) -> None:
     """Cross-references a schema cannot see: every name must point at something real."""
     stages, teams = c.stages, c.teams
@@ -810,6 +820,9 @@ def check_graph(c: Config, check_budget: bool = True) -> None:
                 raise ConfigError(f"stages.{name}.routes.{outcome}",
                                   f"no stage or fate {target!r}"
                                   f"{_did_you_mean(target, targets)}")
+            if not (st.kind == "close" and outcome == "won"):
+                _not_into_retain(stages, target, f"stages.{name}.routes.{outcome}",
+                                 f"{outcome} leads")
         if st.kind in ("review", "contact") and st.routes.qualified is None:
             raise ConfigError(f"stages.{name}.routes.qualified",
                               f"a {st.kind} stage must say where qualified leads go")
@@ -856,6 +869,7 @@ def check_graph(c: Config, check_budget: bool = True) -> None:
     rs = c.nurture.return_stage
     if rs is not None and rs not in stages:
         raise ConfigError("nurture.return_stage", f"no stage {rs!r}{_did_you_mean(rs, stages)}")
+    _not_into_retain(stages, rs, "nurture.return_stage", "returning leads")
     raw = c.model_dump(by_alias=True)
     owner: dict[str, str] = {}
     for name, lever in c.levers.items():
