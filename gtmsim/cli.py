@@ -1417,6 +1417,12 @@ def cmd_compare(args) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
+    for arg in sys.argv[1:] if argv is None else argv:
+        try:
+            arg.encode("utf-8")
+        except UnicodeEncodeError:  # a byte the locale could not decode: every file gtmsim
+            # writes (config.toml, the report) is UTF-8, so it failed there, a traceback
+            _fail(f"argument {ascii(arg)} is not valid UTF-8 text")
     args, extra = parser.parse_known_args(argv)
     if extra:  # named by the command's own parser, which knows its options
         parser.commands.get(args.command, parser).error(

@@ -66,6 +66,18 @@ BAD = {
                          "--set: expected key.path=value"),
     "unknown profile": (lambda d: ["run", "--profile", "realistc"],
                         "profile: unknown profile 'realistc' (did you mean 'realistic'?)"),
+    # a byte the locale cannot decode: a traceback from the --out check, and for a --set
+    # value one after the whole run, from writing config.toml
+    "--out not UTF-8": (lambda d: ["run", "--out", "o_\udcff"],
+                        "argument 'o_\\udcff' is not valid UTF-8 text"),
+    "--set not UTF-8": (lambda d: ["run", "--set", "name=\udcff"],
+                        "argument 'name=\\udcff' is not valid UTF-8 text"),
+    # dotted headers parse flat, then copying the table recursed past Python's limit
+    "tables nested too deeply": (lambda d: (d / "deep.toml").write_text(
+        "[zzz" + ".a" * 500 + "]\nb = 1\n") and ["validate", "deep.toml"],
+        "deep.toml: cannot read: tables are nested more than 64 deep"),
+    "--set nested too deeply": (lambda d: ["run", "--set", "people.latency" + ".a" * 600
+                                      + "=1"], "is more than 64 names deep"),
 }
 
 

@@ -28,9 +28,25 @@ def _package_text(name: str) -> str:
     return resources.files("gtmsim.config").joinpath(name).read_text(encoding="utf-8")
 
 
+MAX_DEPTH = 64  # tables and arrays within each other; a config needs about 6
+
+
+def _nested_too_deeply(value: Any) -> bool:
+    """Whether `value` holds tables or arrays more than MAX_DEPTH deep. Dotted TOML headers
+    (`[a.a.a...]`) parse flat, so tomllib's own recursion does not catch them, and copying or
+    merging such a table later ended in a RecursionError."""
+    level = [value]
+    for _ in range(MAX_DEPTH + 1):
+        level = [v for x in level for v in (x.values() if isinstance(x, dict) else
+                                            x if isinstance(x, list) else ())]
+        if not level:
+            return False
+    return True
+
+
 def _parse_toml(text: str, source: str) -> dict:
     try:
-        return tomllib.loads(text)
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         msg = str(exc)
         m = re.search(r"\(at line (\d+), column (\d+)\)", msg)
@@ -40,6 +56,9 @@ def _parse_toml(text: str, source: str) -> dict:
         raise ConfigError(where, f"not valid TOML: {what}{col}") from None
     except RecursionError:  # tomllib recurses once per level of [ or {
         raise ConfigError(source, "cannot read: a value is nested too deeply") from None
+    if _nested_too_deeply(data):
+        raise ConfigError(source, f"cannot read: tables are nested more than {MAX_DEPTH} deep")
+    return data
 
 
 def read_toml(path: str | Path | None, kind: str = "config") -> dict:
@@ -125,6 +144,9 @@ def parse_override(item: str) -> tuple[list[str], Any]:
         raise ConfigError("--set", f"expected key.path=value, got {_show(item)}")
     key, text = item.split("=", 1)
     parts = [p.strip().strip('"\'') for p in key.strip().split(".")]  # TOML's two quotes
+    if len(parts) > MAX_DEPTH:
+        raise ConfigError("--set", f"the key path {key.strip()[:40]!r}... is more than "
+                          f"{MAX_DEPTH} names deep")
     if not all(parts):
         raise ConfigError("--set", f"bad key path {key.strip()!r} in {item!r} "
                           "(expected dotted names like stages.sdr_qualify.threshold)")
@@ -138,6 +160,9 @@ def parse_override(item: str) -> tuple[list[str], Any]:
         value = text
     except RecursionError:
         raise ConfigError(".".join(parts), "cannot read: the value is nested too deeply") from None
+    if _nested_too_deeply(value):
+        raise ConfigError(".".join(parts), f"cannot read: tables are nested more than "
+                          f"{MAX_DEPTH} deep")
     return parts, value
 
 
