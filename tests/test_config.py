@@ -311,6 +311,12 @@ BAD_OVERRIDES = [
     (["stages.mql_review.routes.qualified=cs_onboard"], "stages.mql_review.routes.qualified",
      "takes a close stage's won deals only"),
     (["nurture.return_stage=cs_onboard"], "nurture.return_stage", "a retain stage"),
+    # a name that is also a distribution's or a type's was left out of the key path
+    # ('channels.intent_floor'), as pydantic's union branches are
+    (['channels.beta={entry="mql_review", rate_per_week=5, quality={dist="fixed", value=0.5}, '
+      'value={dist="fixed", value=100}, intent_floor=2.0}'], "channels.beta.intent_floor",
+     "must be <= 1"),
+    (['teams.float={headcount=-1}'], "teams.float.headcount", "must be >= 0"),
 ]
 
 

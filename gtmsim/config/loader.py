@@ -603,9 +603,7 @@ def _pick(errors: list[dict]) -> tuple[dict, list[str]]:
 def _explain(exc: ValidationError) -> ConfigError:
     err, alternatives = _pick(exc.errors())
     loc = tuple(err["loc"])
-    # pydantic puts the union tag (e.g. 'lognormal') into loc; it is not a key of the file
-    shown = [str(p) for p in loc if not _is_tag(p, loc)]
-    path = ".".join(shown)
+    path = ".".join(_key_path(loc))
     kind = err["type"]
     given = err.get("input")
     ctx = err.get("ctx") or {}
@@ -642,8 +640,24 @@ _DISTS = ("fixed", "exponential", "lognormal", "gamma", "uniform", "triangular",
 _TAGS = {*_DISTS, *_SCALAR_TAGS, "Uncertain"}
 
 
-def _is_tag(part: Any, loc: tuple) -> bool:
+def _is_tag(part: Any) -> bool:
     return isinstance(part, str) and (part in _TAGS or part.startswith("function-"))
+
+
+def _key_path(loc: tuple) -> list[str]:
+    """The keys of an error location. pydantic puts a union's branch into it ('lognormal',
+    'float', 'function-after[...]'), which is no key of the file; which parts are branches
+    is read off the schema, so a stage, channel or team named 'beta' keeps its name."""
+    tp: Any = Config
+    shown: list[str] = []
+    for i, part in enumerate(loc):
+        if tp is None:  # off the schema (after a scalar's branch): by name, as a last resort
+            shown += [str(p) for p in loc[i:] if not _is_tag(p)]
+            break
+        if not _is_optional(_strip(tp)):
+            shown.append(str(part))
+        tp = _step(tp, part)
+    return shown
 
 
 # --------------------------------------------------------------------------- graph checks
