@@ -122,15 +122,22 @@ def test_the_config_paragraph_gives_the_configs_description():
     assert ". Teams (headcount): " in describe_config(load_config(overrides=['description=""']))
 
 
-def test_the_config_paragraph_gives_a_handoffs_own_sla():
-    """A handoff's `sla_hours` rules the leads that cross it, but `validate` did not show it;
-    a handoff without one keeps the receiving stage's, and says nothing."""
+def test_the_config_paragraph_gives_slas_and_what_each_lever_may_set():
+    """A handoff's `sla_hours` rules the leads that cross it, but `validate` did not show it,
+    nor a stage's SLA (which a handoff without its own keeps), nor what a lever sets and
+    within which bounds: the paragraph listed the levers' names only."""
     from gtmsim.spec import compile_spec
 
     config = load_config(overrides=["handoffs.sdr_to_ae.sla_hours=6.5"])
     for text in (describe_config(config), describe_config(config, compile_spec(config))):
         assert "sdr_qualify -> ae_close (crm_drop, SLA 6.5 working hours)" in text, text
-        assert text.count("SLA") == 1, text
+        assert "mql_review -> sdr_qualify (crm_drop), " in text, text
+        assert "ae_close [close, ae, SLA 16 working hours]" in text, text
+        assert "mql_review [review, marketing]" in text, text
+        assert "sdr_headcount (teams.sdr.headcount: 2 to 12)" in text, text
+        assert "mql_threshold (stages.mql_review.threshold: 0.1 to 0.6)" in text, text
+        assert "sdr_to_ae_protocol (handoffs.sdr_to_ae.protocol: crm_drop, warm)" in text
+        assert "feedback (design.feedback.enabled: false, true)" in text, text
 
 
 def test_the_config_paragraph_names_an_uncertain_market():
@@ -141,7 +148,8 @@ def test_the_config_paragraph_names_an_uncertain_market():
         "stages.ae_close.win_scale={value=0.55, range=[0.4, 0.7]}"])
     text = describe_config(config)
     assert "inbound (150/week, 100-200 over scenarios -> mql_review)" in text
-    assert "ae_close [close, ae, win scale 0.55, 0.4-0.7 over scenarios]" in text
+    assert ("ae_close [close, ae, SLA 16 working hours, win scale 0.55, 0.4-0.7 over "
+            "scenarios]") in text
     assert "mql_review [review, marketing]" in text
 
 

@@ -22,13 +22,24 @@ def _volume(rate) -> str:
 
 
 def _stage(name: str, stage) -> str:
-    """A stage's kind and team; for a close stage whose win scale is uncertain, its range."""
+    """A stage's kind and team, its SLA (which every handoff into it without its own SLA
+    shares); for a close stage whose win scale is uncertain, its range."""
     from gtmsim.config.schema import Uncertain
 
     ws = stage.win_scale
     market = (f", win scale {ws.value:g}, {ws.range[0]:g}-{ws.range[1]:g} over scenarios"
               if stage.kind == "close" and isinstance(ws, Uncertain) else "")
-    return f"{name} [{stage.kind}, {stage.team}{market}]"
+    sla = f", SLA {stage.sla_hours:g} working hours" if stage.sla_hours is not None else ""
+    return f"{name} [{stage.kind}, {stage.team}{sla}{market}]"
+
+
+def _lever(name: str, lever) -> str:
+    """A lever's name, the value it sets and what the search may set it to."""
+    if lever.choices is not None:
+        choices = [str(c).lower() if isinstance(c, bool) else str(c) for c in lever.choices]
+        return f"{name} ({lever.path}: {', '.join(choices)})"
+    low, high = ((int(lever.low), int(lever.high)) if lever.integer else (lever.low, lever.high))
+    return f"{name} ({lever.path}: {low:g} to {high:g})"
 
 
 def describe_config(config, spec=None) -> str:
@@ -58,7 +69,7 @@ def describe_config(config, spec=None) -> str:
                                                    ", not declared")
                              + sla.get((a, b), "") + ")"
                              for a, b, p in edges) or "none"
-    levers = ", ".join(config.levers) or "none"
+    levers = ", ".join(_lever(n, lv) for n, lv in config.levers.items()) or "none"
     on = [m for m in MECHANISMS if getattr(config.people, m).enabled]
     people = (f"all {len(MECHANISMS)} human mechanisms on" if len(on) == len(MECHANISMS)
               else "every human mechanism off" if not on
