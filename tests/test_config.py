@@ -317,6 +317,13 @@ BAD_OVERRIDES = [
       'value={dist="fixed", value=100}, intent_floor=2.0}'], "channels.beta.intent_floor",
      "must be <= 1"),
     (['teams.float={headcount=-1}'], "teams.float.headcount", "must be >= 0"),
+    # past a float's range: bookings inf, its CI '(0 to -)', numpy's overflow warnings
+    (['channels.partner.value={dist="fixed", value=1e308}'], "channels.partner.value",
+     "a deal worth 1e+308 on average; at most 1e+15"),
+    (['channels.partner.value={dist="lognormal", median=1, sigma=10}'],
+     "channels.partner.value", "a deal worth 5.18e+21 on average"),
+    (["teams.marketing.kpi.target_per_quarter=1e-300"], "teams.marketing.kpi.target_per_quarter",
+     "must be >= 1e-06"),
 ]
 
 

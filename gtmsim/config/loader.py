@@ -15,6 +15,7 @@ from os import PathLike
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from pydantic import BaseModel, ValidationError
 
 from gtmsim.config.schema import MECHANISMS, TERMINALS, Config, Mechanism, Stage, Uncertain
@@ -812,6 +813,23 @@ def _check_columns(c: Config) -> None:
         owner[col] = who
 
 
+MAX_DEAL_VALUE = 1e15
+
+
+def _check_deal_value(value: Any, where: str) -> None:
+    """A channel's deal value, on average, at most MAX_DEAL_VALUE: bookings, their spread and
+    the AE's attainment went past a float's range (inf, and numpy's overflow warnings) with
+    a deal of 1e308."""
+    from gtmsim import distributions as D
+
+    pool: list[float] = []
+    kind, p0, p1, p2 = D.encode(value, pool)
+    average = D.mean(kind, p0, p1, p2, np.asarray(pool, dtype=float))
+    if not average <= MAX_DEAL_VALUE:
+        raise ConfigError(where, f"a deal worth {average:.3g} on average; at most "
+                          f"{MAX_DEAL_VALUE:g}")
+
+
 def _not_into_retain(stages: dict, target: str | None, where: str, what: str) -> None:
     """A retain stage onboards and renews customers: of the routes, only a close stage's won
     deals go there (a lost, turned-away or nurtured lead would be renewed as a customer
@@ -846,6 +864,7 @@ def check_graph(c: Config, check_budget: bool = True) -> None:
         if ch.entry not in stages:
             raise ConfigError(f"channels.{name}.entry",
                               f"no stage {ch.entry!r}{_did_you_mean(ch.entry, stages)}")
+        _check_deal_value(ch.value, f"channels.{name}.value")
     for name, st in stages.items():
         _check_kind_keys(name, st)
         if st.team not in teams:

@@ -274,7 +274,8 @@ class Kpi(Strict):
 
     metric: Literal["passed", "won_value", "won_count", "retained"]
     stage: str
-    target_per_quarter: Pos
+    # at least a millionth: attainment (KPI / target) past a float's range otherwise
+    target_per_quarter: Annotated[float, Field(ge=1e-6)]
 
 
 class Team(Strict):
