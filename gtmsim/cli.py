@@ -716,9 +716,13 @@ def _load_config(args):
     mechanism is off (under `--profile ideal`, say): it changes nothing, and would otherwise
     pass without a word."""
     from gtmsim.config import load_config
-    from gtmsim.config.loader import parse_override
+    from gtmsim.config.loader import parse_override, unreached_stages
 
     config = load_config(args.config, args.profile, list(args.overrides))
+    for name in unreached_stages(config):
+        print(f"gtmsim: note: no channel, route or nurture return leads to stage {name!r}: "
+              f"team {config.stages[name].team!r} does no work there", file=sys.stderr,
+              flush=True)
     for item in args.overrides:
         parts, value = parse_override(item)
         keys = ([parts[2]] if len(parts) > 2 else

@@ -788,3 +788,22 @@ def test_set_of_a_value_for_a_mechanism_that_is_off_says_so(capsys):
         assert err == ([f"gtmsim: note: --set {noted} changes nothing: latency is off under "
                         "profile 'ideal' (--set people.latency.enabled=true switches it on)"]
                        if noted else []), (sets, err)
+
+
+def test_a_stage_no_lead_can_reach_is_named(capsys):
+    """A stage no channel, route or nurture return leads to was accepted without a word: its
+    team's utilisation and KPI read 0 in every replication. A note names it; a stage a
+    lever's choice can route to is reached (a design may use it)."""
+    config = str(Path(__file__).resolve().parents[1] / "configs" / "b2b_saas.toml")
+    orphan = ["--set", "teams.x={headcount=1, cost_per_head=0}", "--set",
+              'stages.orphan={team="x", kind="review", effort_hours={dist="fixed", value=1.0}, '
+              'routes={qualified="ae_close"}}']
+    assert main(["validate", config, *orphan]) == 0
+    assert capsys.readouterr().err.strip().splitlines() == [
+        "gtmsim: note: no channel, route or nurture return leads to stage 'orphan': team 'x' "
+        "does no work there"]
+    lever = ['levers.entry={path="channels.partner.entry", choices=["ae_close", "orphan"]}']
+    assert main(["validate", config, *orphan, "--set", *lever]) == 0
+    assert capsys.readouterr().err == ""
+    assert main(["validate", config]) == 0
+    assert capsys.readouterr().err == ""

@@ -884,6 +884,9 @@ def check_graph(c: Config, check_budget: bool = True) -> None:
         if st.kind in ("review", "contact") and st.routes.qualified is None:
             raise ConfigError(f"stages.{name}.routes.qualified",
                               f"a {st.kind} stage must say where qualified leads go")
+        if st.routes.qualified == name:  # judged again and again, never moving on
+            raise ConfigError(f"stages.{name}.routes.qualified", "qualified leads go on to "
+                              "another stage, not back to this one")
         if st.kind == "close":
             if st.routes.won is None:
                 raise ConfigError(f"stages.{name}.routes.won", "a close stage must route won deals")
@@ -1031,3 +1034,26 @@ def _plain(value: Any) -> Any:
 
 def _routes(st: Stage) -> dict[str, str | None]:
     return st.routes.model_dump()
+
+
+def unreached_stages(c: Config) -> list[str]:
+    """The stages no lead can reach: no channel enters them, no route or nurture return
+    leads there, under any choice of the levers. Not an error (a sweep may route around a
+    stage), but its team does no work and its KPI reads 0, which a planner should hear of."""
+    def options(path: str, value: Any) -> set:
+        return {value} | {ch for lv in c.levers.values() if lv.path == path
+                          for ch in (lv.choices or ())}
+
+    todo = {s for name, ch in c.channels.items() for s in options(f"channels.{name}.entry",
+                                                                   ch.entry)}
+    if c.nurture.return_probability > 0:
+        todo |= options("nurture.return_stage", c.nurture.return_stage) - {None}
+    seen: set = set()
+    while todo:
+        name = todo.pop()
+        if name in seen or name not in c.stages:
+            continue
+        seen.add(name)
+        for outcome, target in _routes(c.stages[name]).items():
+            todo |= options(f"stages.{name}.routes.{outcome}", target)
+    return [name for name in c.stages if name not in seen]
