@@ -487,7 +487,7 @@ def test_a_mechanism_with_no_defined_cost_is_drawn_without_a_bar():
     fig = run_figures(reps, weekly, summary, [], costs)["mechanism_costs"]
     bars = fig.data[0]
     assert list(bars.y) == ["speed", "latency"] and list(bars.x) == [None, -2.0]
-    assert "2 paired replications" in fig.layout.title.text
+    assert "2 paired replications on the numba engine" in fig.layout.title.text
 
 
 def test_names_in_the_figures_are_drawn_as_written_not_as_plotly_markup():
@@ -514,3 +514,20 @@ def test_names_in_the_figures_are_drawn_as_written_not_as_plotly_markup():
     sankey = _flow(summary, routing).data[0]
     assert all("<" not in label for label in sankey.node.label)
     assert any(shown in how for how in sankey.link.customdata)
+
+
+def test_the_mechanism_cost_title_names_its_engine_on_lines_that_fit():
+    """A SimPy run's costs are computed on the numba engine (its full run repeated there),
+    which the chart did not say; and its one-line title was cut off at the page's width
+    ('...; 20 paired r'). The title names the engine, on lines of its own."""
+    from gtmsim.report.run import _mechanism_costs
+
+    costs = pl.DataFrame({"mechanism": ["latency", "trust", "all together", "interaction"],
+                          "outcome": ["bookings"] * 4, "cost": [1000.0, -50.0, 3000.0, 2050.0],
+                          "ci_low": [900.0, -80.0, 2500.0, 1000.0],
+                          "ci_high": [1100.0, -20.0, 3500.0, 3100.0], "replications": [20] * 4,
+                          "engine": ["numba"] * 4})
+    title = _mechanism_costs(costs).layout.title.text
+    assert "20 paired replications on the numba engine, 95% CI" in title
+    lines = title.replace("<sub>", "").replace("</sub>", "").split("<br>")
+    assert len(lines) == 3 and max(len(line) for line in lines) <= 100, lines

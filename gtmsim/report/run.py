@@ -32,13 +32,13 @@ def _mean(summary: dict, key: str) -> float:
 FLOW_TITLE = "Where leads end up: from each channel through the stages (mean per replication)"
 FLOW_CAPTION = (
     "Means per replication of events counted in the measured window, so the links need not "
-    "balance: leads in flight at the window's edges (with a buyer, say),<br>work sent back to "
-    "a stage for rework, leads recycled to a stage and nurture returns (a nurtured lead that "
-    "comes back enters a stage again). Each fate flows from the stages "
-    "that sent leads to it, as counted;<br>leaks flow from the stage where they happened, then "
-    "split by cause; leads still at a team when the run ends (no fate yet) flow to 'open at "
-    "the end'.<br>Won deals handed to a retain stage flow on to it, and from it to retained or "
-    "churned at its renewal.")
+    "balance: leads in flight at the window's edges<br>(with a buyer, say), work sent back to "
+    "a stage for rework, leads recycled to a stage, and nurture returns (a nurtured lead that "
+    "comes back<br>enters a stage again). Each fate flows from the stages that sent leads to "
+    "it, as counted; leaks flow from the stage where they happened,<br>then split by cause; "
+    "leads still at a team when the run ends (no fate yet) flow to 'open at the end'. Won "
+    "deals handed to a retain<br>stage flow on to it, and from it to retained or churned at "
+    "its renewal.")
 STAGE_FATES = ("won", "lost", "disqualified", "nurtured")
 
 
@@ -319,12 +319,17 @@ def _mechanism_costs(costs: pl.DataFrame):
     n = max((r["replications"] for r in rows), default=0)
     ci = "95% CI" if any(x is not None for x in bars["array"]) else "no CI from one replication"
     fig.add_vline(x=0.0, line_color="black", line_width=1)
-    together = (", and with all off at once; interaction: that less the sum of the rest"
+    together = (", and with all off at once;<br>interaction: that less the sum of the rest"
                 if alone < len(rows) else "")
+    engines = sorted({r["engine"] for r in rows if r.get("engine")})
+    on = f" on the {engines[0]} engine" if len(engines) == 1 else ""
+    # on lines of their own: one line was cut off at the page's width
     fig.update_layout(
-        title=f"{outcome.capitalize().replace('_', ' ')} lost to each mechanism (with it off, "
-              f"minus the full run{together}; {counted(n, 'paired replications')}, {ci})",
-        xaxis_title=f"{outcome.replace('_', ' ')} per replication", height=120 + 28 * len(rows))
+        title=f"{outcome.capitalize().replace('_', ' ')} lost to each mechanism<br>"
+              f"<sub>with it off, minus the full run{together}; "
+              f"{counted(n, 'paired replications')}{on}, {ci}</sub>",
+        margin={"t": 110},
+        xaxis_title=f"{outcome.replace('_', ' ')} per replication", height=170 + 28 * len(rows))
     return fig
 
 
