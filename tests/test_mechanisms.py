@@ -18,7 +18,7 @@ import polars as pl
 import pytest
 
 from gtmsim.config import MECHANISMS, load_config
-from gtmsim.errors import GtmsimError
+from gtmsim.errors import ConfigError, GtmsimError
 from gtmsim.simulate import simulate
 from gtmsim.spec import compile_spec
 
@@ -199,10 +199,11 @@ def test_quota_pressure_with_a_target_too_small_to_prorate_is_none(engine):
     the quarter elapsed rounds to 0: with a 13-week window the first task of each quarter
     divided by it (SimPy: ZeroDivisionError; numba: a failed replication). Nothing is expected
     then, as at the quarter's first instant: no pressure, and the run completes."""
-    over = ["people.pressure.window_weeks=13", "teams.sdr.kpi.target_per_quarter=5e-324",
-            "teams.marketing.kpi.target_per_quarter=5e-324", "run.horizon_days=14",
-            "run.warmup_days=0"]
+    over = ["people.pressure.window_weeks=13", "run.horizon_days=14", "run.warmup_days=0"]
+    with pytest.raises(ConfigError, match="must be >= 1e-06"):  # a config refuses it now
+        load_config(None, "realistic", [*over, "teams.sdr.kpi.target_per_quarter=5e-324"])
     spec = compile_spec(load_config(None, "realistic", over))
+    spec.team_kpi_target[:] = 5e-324  # and the engines still cope with one
     df = simulate(spec, 1, 1, engine=engine, workers=1).replications
     assert df["leads_created"][0] > 0
 
