@@ -807,3 +807,19 @@ def test_a_stage_no_lead_can_reach_is_named(capsys):
     assert capsys.readouterr().err == ""
     assert main(["validate", config]) == 0
     assert capsys.readouterr().err == ""
+
+
+def test_ctrl_c_while_the_command_starts_is_one_line(tmp_path):
+    """Importing gtmsim (numpy, polars, numba) takes a second or two before the command's own
+    signal handling is in place: Ctrl-C then printed a KeyboardInterrupt traceback of 20 to
+    40 lines and died by the signal. It is the one line of any later moment, and exit 130."""
+    config = str(Path(__file__).resolve().parents[1] / "configs" / "b2b_saas.toml")
+    for delay in (0.2, 0.5):
+        proc = subprocess.Popen([sys.executable, "-m", "gtmsim", "validate", config],
+                                cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True)
+        time.sleep(delay)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+        assert (proc.returncode, err) == (130, "gtmsim: interrupted; nothing was written\n"), \
+            (delay, proc.returncode, err)
