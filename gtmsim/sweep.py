@@ -1210,16 +1210,21 @@ def search_on_cluster(config: Config, settings, client, out_dir: Path | None = N
             while asked < remaining and len(active) < parallel_trials:
                 trial = study.ask()
                 asked += 1
+                # in `active` at once: a trial asked for and interrupted while its levers
+                # were drawn stayed RUNNING, and a process on another host sharing the study
+                # waited on it for ever
+                active[trial.number] = {"trial": trial, "futures": [], "values": {},
+                                        "cost": None}
                 trial.set_user_attr("host", socket.gethostname())
                 trial.set_user_attr("pid", os.getpid())
                 if S.beyond_quota(study, trial.number, settings.trials):  # another driver
                     trial.set_user_attr("surplus", True)  # took the last slots
+                    del active[trial.number]
                     study.tell(trial, state=optuna.trial.TrialState.FAIL)
                     remaining = asked
                     break
                 cfg = S.screen(trial, config, S.suggest(trial, config))
-                active[trial.number] = {"trial": trial, "futures": [], "values": {},
-                                        "cost": None if cfg is None else annual_cost(cfg)}
+                active[trial.number]["cost"] = None if cfg is None else annual_cost(cfg)
                 if cfg is None:  # over the budget or refused by the model: not simulated
                     worst = [S._worst(o) for o in objectives]
                     tell(trial.number, values=worst if multi else worst[0])
@@ -1266,8 +1271,7 @@ def search_on_cluster(config: Config, settings, client, out_dir: Path | None = N
         for entry in active.values():  # interrupted: give the trials back, run them again
             with contextlib.suppress(Exception):
                 client.cancel(entry["futures"])
-                study.tell(entry["trial"], state=optuna.trial.TrialState.FAIL)
-                study.enqueue_trial(entry["trial"].params, skip_if_exists=False)
+            S._run_again(study, entry["trial"], config.levers)
     # trials other processes sharing the study still run count in the quota: chosen among
     # without them, the best design could be missing (or none be feasible yet), as in the
     # serial search

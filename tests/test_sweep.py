@@ -745,6 +745,43 @@ def test_search_on_cluster_runs_each_trial_once(tmp_path, local2):
     assert result.best.held_out.shape == (2,)
 
 
+def test_search_on_cluster_interrupted_leaves_no_trial_running(tmp_path, local2,
+                                                             monkeypatch):
+    """Ctrl-C while the driver drew a trial's levers: that trial was not yet among those in
+    flight, so it stayed RUNNING, and a process on another host sharing the study waited on
+    it for ever. Every trial asked for is failed now; a whole design is queued again, one
+    with only some levers drawn is not (its levers would be fixed in the next trial)."""
+    import optuna
+
+    from gtmsim.config import load_config
+    from gtmsim.optimize import search as S
+    from gtmsim.sweep import search_on_cluster
+
+    config = load_config(None, None, SHORT[1::2])
+    settings = S.Settings(objective="mean", trials=6, scenarios=2, replications=1, held_out=2,
+                          top=2, seed=3, engine="numba")
+    real, calls = S.suggest, []
+
+    def suggest(trial, cfg):
+        calls.append(trial.number)
+        if len(calls) == 2:  # the second trial: one lever drawn, then Ctrl-C
+            lever = cfg.levers["mql_threshold"]
+            trial.suggest_float("mql_threshold", lever.low, lever.high)
+            raise KeyboardInterrupt
+        return real(trial, cfg)
+
+    monkeypatch.setattr(S, "suggest", suggest)
+    with pytest.raises(KeyboardInterrupt):
+        search_on_cluster(config, settings, local2, tmp_path / "opt", parallel_trials=3)
+    study = optuna.load_study(study_name="gtmsim",
+                              storage=S.open_storage(None, tmp_path / "opt"))
+    states = [t.state for t in study.trials]
+    assert optuna.trial.TrialState.RUNNING not in states, states
+    assert states[calls[1]] == optuna.trial.TrialState.FAIL
+    waiting = study.get_trials(states=(optuna.trial.TrialState.WAITING,))
+    assert all(set(config.levers) <= set(t.system_attrs["fixed_params"]) for t in waiting)
+
+
 def test_config_path_axes_take_the_type_of_the_value(tmp_path):
     grid = load_grid(_grid(tmp_path, '[levers]\n'
                            '"stages.sdr_qualify.sla_hours" = { range = [4, 24], steps = 3 }\n'

@@ -25,7 +25,7 @@ import os
 import socket
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -583,7 +583,7 @@ def search(config: Config, settings: Settings, out_dir: Path | None = None,
             # Ctrl-C or a failure: Optuna failed the trial; its design (a baseline, say,
             # which is never drawn) is run again by the resume, as a killed process's is
             if running:
-                _run_again(study, running[0])
+                _run_again(study, running[0], config.levers)
             raise
         await_others(study)
     await_others(study)
@@ -693,9 +693,11 @@ def _recover_abandoned(study: optuna.Study) -> None:
                             skip_if_exists=False)
 
 
-def _run_again(study: optuna.Study, trial: optuna.Trial) -> None:
+def _run_again(study: optuna.Study, trial: optuna.Trial,
+               levers: Collection[str] = ()) -> None:
     """Queue the design of a trial this process was running when it was interrupted (failed
-    by Optuna) again; a trial that had drawn no lever yet has no design to keep. An
+    by Optuna) again; a trial that had drawn no lever yet, or not all of `levers`, has no
+    design to keep (queued, its levers drawn so far would be fixed in the next trial). An
     interruption Optuna does not catch (SIGTERM, raised as a BaseException of its own) left
     the trial RUNNING: it is failed here, as Ctrl-C's is, not left for others to wait on."""
     with contextlib.suppress(Exception):  # the interruption, not this, is what to report
@@ -705,7 +707,7 @@ def _run_again(study: optuna.Study, trial: optuna.Trial) -> None:
             t = study._storage.get_trial(trial._trial_id)
         design = t.system_attrs.get("fixed_params") or t.params
         if (t.state == optuna.trial.TrialState.FAIL and design
-                and not t.user_attrs.get("surplus")):
+                and set(levers) <= set(design) and not t.user_attrs.get("surplus")):
             study.enqueue_trial(design, skip_if_exists=False)
 
 
