@@ -24,7 +24,13 @@ def test_optimize_text_shows_a_missing_kpi_attainment_as_a_dash():
                          "scenarios": 2, "held_out_scenarios": 2, "best": best,
                          "what_breaks_it": {"target": 9e5, "words": "nothing found"}})
     assert "KPI attainment: sdr 71%, cs -, ae -" in text and "nan" not in text
-
+    # the P10's interval, where the held-out scenarios give one (20 or more), as the report's
+    assert "P10 800,000, CVaR10 700,000 [600,000, 800,000]" in text
+    best["p10_ci"] = [7.5e5, 8.5e5]
+    text = optimize_text({"objective": "cvar10", "outcome": "bookings", "trials": 6,
+                         "scenarios": 2, "held_out_scenarios": 24, "best": best,
+                         "what_breaks_it": {"target": 9e5, "words": "nothing found"}})
+    assert "P10 800,000 [750,000, 850,000], CVaR10 700,000 [600,000, 800,000]" in text
 
 
 def _printed(config, stats: dict, out, width: int = 200, spread: float = 0.0) -> str:

@@ -321,7 +321,8 @@ def optimize_text(report: dict) -> str:
         columns = [("ideal-tuned", report["ideal_tuned"]), ("robust", report["robust"])]
     for label, c in columns:
         lines.append(f"{label}: held-out mean {amount(c['mean'])}{bracket(c['mean_ci'])}, "
-                     f"P10 {amount(c['p10'])}, CVaR10 {amount(c['cvar10'])}"
+                     f"P10 {amount(c['p10'])}{bracket(c.get('p10_ci'))}, "
+                     f"CVaR10 {amount(c['cvar10'])}"
                      f"{bracket(c['cvar10_ci'])}, annual cost {c['cost']:,.0f}")
         lines.append("  levers: " + ", ".join(f"{k}={v}" for k, v in c["levers"].items()))
         kpis = {k: v for k, v in c.items() if k.startswith("kpi_attainment_")}
