@@ -96,6 +96,21 @@ def test_set_of_a_people_table_changes_only_the_values_in_it(profile):
         .people.latency.sigma == load_config(None, "stressed").people.latency.sigma
 
 
+@pytest.mark.parametrize("profile", ["ideal", "stressed", None])
+@pytest.mark.parametrize("empty", ["people.latency={}", "people={}", "people={latency={}}"])
+def test_set_of_an_empty_people_table_changes_nothing(profile, empty):
+    """`--set people.latency={}` replaced the table with an empty one: under `ideal` it
+    switched latency on with the schema's values, and `people={}` dropped the config's own
+    [people] values. An empty table sets nothing, as it does in the config file."""
+    assert load_config(None, profile, [empty]) == load_config(None, profile)
+
+
+def test_set_of_an_empty_table_still_names_an_unknown_mechanism():
+    with pytest.raises(ConfigError) as info:
+        load_config(None, None, ["people.latncy={}"])
+    assert info.value.path == "people.latncy" and "latency" in str(info.value)
+
+
 def test_parse_override():
     assert parse_override("a.b=1") == (["a", "b"], 1)
     assert parse_override("a.b = x y") == (["a", "b"], "x y")

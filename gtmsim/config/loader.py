@@ -256,8 +256,12 @@ def _per_value(parts: list[str], value: Any) -> list[tuple[list[str], Any]]:
     """A --set of a people table as one --set per value in it, so that it changes those
     values and keeps the rest, as the config's own [people] table does over a profile's:
     replaced whole, the table's other values (and its `enabled` flag) fell back to the schema's
-    defaults, not the profile's."""
-    if parts[0] == "people" and len(parts) <= 2 and isinstance(value, dict) and value:
+    defaults, not the profile's. An empty table sets nothing (set whole, it switched the
+    mechanism on under `ideal` with the schema's values)."""
+    if parts[0] == "people" and len(parts) <= 2 and isinstance(value, dict):
+        if len(parts) == 2 and parts[1] not in MECHANISMS:
+            raise ConfigError(f"people.{parts[1]}",
+                              f"unknown key{_did_you_mean(parts[1], MECHANISMS)}")
         return [one for key, v in value.items() for one in _per_value([*parts, key], v)]
     return [(parts, value)]
 
