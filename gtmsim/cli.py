@@ -711,6 +711,11 @@ def _load(args):
     return config, spec
 
 
+def _note_unreached(stage: str, team: str, where: str = "") -> None:
+    print(f"gtmsim: note: no channel, route or nurture return leads to stage {stage!r}"
+          f"{where}: team {team!r} does no work there", file=sys.stderr, flush=True)
+
+
 def _load_config(args):
     """The config of `args`, with a note on stderr for each --set of a people value whose
     mechanism is off (under `--profile ideal`, say): it changes nothing, and would otherwise
@@ -720,9 +725,7 @@ def _load_config(args):
 
     config = load_config(args.config, args.profile, list(args.overrides))
     for name in unreached_stages(config):
-        print(f"gtmsim: note: no channel, route or nurture return leads to stage {name!r}: "
-              f"team {config.stages[name].team!r} does no work there", file=sys.stderr,
-              flush=True)
+        _note_unreached(name, config.stages[name].team)
     for item in args.overrides:
         parts, value = parse_override(item)
         keys = ([parts[2]] if len(parts) > 2 else
@@ -1288,6 +1291,10 @@ def cmd_sweep(args) -> int:
     plan = sweep.plan_sweep(args.config, args.profile, args.overrides, grid, args.replications,
                             args.seed, args.engine or _default_engine(),
                             args.chunk or sweep.DEFAULT_CHUNK)
+    spec = plan.points[0].spec
+    for name in plan.unreached:
+        team = spec.team_names[spec.stage_team[spec.stage_names.index(name)]]
+        _note_unreached(name, team, " at any point of the grid")
     out = Path(args.out) if args.out else Path("runs") / _slug(
         "sweep", Path(args.config or "b2b_saas").stem, Path(args.grid).stem)
     done = sweep.prepare_out(out, plan, create=False)  # checked before a cluster starts

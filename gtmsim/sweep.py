@@ -48,7 +48,7 @@ import numpy as np
 import polars as pl
 
 from gtmsim.config import Config, load_config, validate
-from gtmsim.config.loader import get_path, set_path
+from gtmsim.config.loader import get_path, set_path, unreached_stages
 from gtmsim.errors import (
     MAX_REPLICATIONS,
     SEED_MAX,
@@ -295,6 +295,7 @@ class Plan:
     chunk: int
     columns: dict[str, pl.DataType]   # axis column -> dtype, the same in every point file
     config_name: str
+    unreached: tuple[str, ...] = ()  # stages no lead reaches at any point (unreached_stages)
 
     def tasks(self, point: Point) -> list[tuple[int, int]]:
         """(first replication, count) of each task of a point."""
@@ -346,15 +347,19 @@ def plan_sweep(config_path: str | None, profile: str | None, overrides: Sequence
     root = whole("seed", seed, 0, SEED_MAX) if seed is not None else base.run.seed
     chunk = whole("chunk", chunk, 1)
     points = []
+    unreached: list[str] | None = None
     for i, values in enumerate(grid.points()):
         prof = values.get("profile", base.profile)
         cfg = _apply(bases[prof], grid, values, f"{grid.source}: point {i}")
+        unreached = [name for name in unreached_stages(cfg)  # an axis over a route reaches
+                     if unreached is None or name in unreached]
         digest = hashlib.sha256(cfg.model_dump_json(by_alias=True).encode()).hexdigest()[:16]
         s = root if grid.common_random_numbers else point_seed(root, i)
         points.append(Point(i, values, prof, s, compile_spec(cfg), digest))
     columns = {a.name: _dtype([p.values[a.name] for p in points]) for a in grid.axes}
     columns.setdefault("profile", pl.Utf8)
-    return Plan(grid, points, reps, root, engine, chunk, columns, base.name)
+    return Plan(grid, points, reps, root, engine, chunk, columns, base.name,
+                tuple(unreached or ()))
 
 
 def _profile_bases(config_path: str | None, overrides: Sequence[str], grid: Grid,

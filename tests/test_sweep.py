@@ -1467,3 +1467,27 @@ def test_a_plan_of_more_replications_than_a_config_may_hold_is_refused(tmp_path)
     with pytest.raises(GtmsimError, match=f"replications: must be at most {MAX_REPLICATIONS}"):
         plan_sweep(None, None, [], grid, replications=MAX_REPLICATIONS + 1)
     assert plan_sweep(None, None, [], grid, replications=3).replications == 3
+
+
+def test_a_stage_no_point_reaches_gets_a_note(tmp_path, capsys):
+    """`sweep` said nothing of a stage no lead reaches (its team does no work at any point),
+    as `run` and `validate` do; and a stage only some points route to is reached, so it gets
+    no note (the note counts the grid's axes, not only the config's levers)."""
+    orphan = [*SHORT, "--set", "teams.x={headcount=1, cost_per_head=0}", "--set",
+              'stages.orphan={team="x", kind="review", effort_hours={dist="fixed", '
+              'value=1.0}, routes={qualified="ae_close"}}']
+    fixed = _grid(tmp_path, "[levers]\nsdr_headcount = [3, 5]\n", "fixed.toml")
+    routed = _grid(tmp_path, '[levers]\n"channels.partner.entry" = ["ae_close", "orphan"]\n',
+                   "routed.toml")
+    sets = orphan[1::2]
+    plan = plan_sweep(None, None, sets, load_grid(fixed), replications=1)
+    assert plan.unreached == ("orphan",)
+    assert plan_sweep(None, None, sets, load_grid(routed), replications=1).unreached == ()
+    assert plan_sweep(None, None, SHORT[1::2], load_grid(fixed), replications=1).unreached == ()
+    _sweep("--grid", fixed, *orphan, "--replications", "1", "--workers", "0",
+           "--out", str(tmp_path / "a"))
+    assert ("gtmsim: note: no channel, route or nurture return leads to stage 'orphan' at any "
+            "point of the grid: team 'x' does no work there") in capsys.readouterr().err
+    _sweep("--grid", routed, *orphan, "--replications", "1", "--workers", "0",
+           "--out", str(tmp_path / "b"))
+    assert "note: no channel" not in capsys.readouterr().err
