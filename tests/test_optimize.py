@@ -869,6 +869,11 @@ def test_what_breaks_says_a_large_market_volume_in_whole_numbers():
     ({"target": "5"}, "--target: expected a number"),  # 'must be real number, not str'
     ({"study_name": 5}, "--study-name: expected text"),  # an AttributeError
     ({"prune": "no"}, "prune: expected True or False"),  # read as true
+    # these three failed in the first trial, after the study had recorded them: the
+    # corrected call was then refused as a study scored on other terms
+    ({"engine": "Numba"}, "--engine: unknown engine 'Numba'"),
+    ({"workers": 0}, "--workers: must be a whole number of at least 1"),
+    ({"replications": 10**7}, "--replications: must be at most 1000000"),
 ])
 def test_settings_given_from_python_are_named_when_wrong(kwargs, words):
     from gtmsim.optimize.search import Settings
@@ -876,6 +881,22 @@ def test_settings_given_from_python_are_named_when_wrong(kwargs, words):
     with pytest.raises(GtmsimError, match=words):
         Settings(**kwargs).check()
     Settings(trials=np.int64(3), held_out=2, target=np.float64(1.0)).check()
+
+
+def test_a_bad_setting_leaves_no_study_behind(config, tmp_path):
+    """From Python, a wrong engine left a study recording it, and the corrected call was
+    refused ("scored on other terms (engine 'Numba' -> 'numba')"); engine=None (the default
+    engine, as simulate reads it) was recorded as None, and resuming it with the default
+    Settings was refused the same way."""
+    from gtmsim.optimize.search import Settings, search
+
+    short = dict(trials=2, scenarios=2, replications=1, top=1, held_out=1)
+    with pytest.raises(GtmsimError, match="--engine"):
+        search(config, Settings(**short, engine="Numba"), tmp_path / "a")
+    search(config, Settings(**short), tmp_path / "a")
+    first = search(config, Settings(**short, engine=None), tmp_path / "b")
+    again = search(config, Settings(**short), tmp_path / "b")
+    assert again.study.trials_dataframe().equals(first.study.trials_dataframe())
 
 
 def test_a_design_that_meets_its_target_in_one_scenario_is_said_so():

@@ -35,13 +35,13 @@ import optuna
 import polars as pl
 
 from gtmsim.config import Config
-from gtmsim.errors import ConfigError, GtmsimError
+from gtmsim.errors import MAX_REPLICATIONS, ConfigError, GtmsimError, whole
 from gtmsim.optimize.evaluate import evaluate, per_scenario
 from gtmsim.optimize.levers import annual_cost, apply_design, current_design
 from gtmsim.optimize.objectives import OBJECTIVES, regret, robust_score
 from gtmsim.optimize.scenarios import MAX_SCENARIOS, Scenario, draw_scenarios
 from gtmsim.outcomes import check_ranked_outcome, check_scored_outcome
-from gtmsim.simulate import DEFAULT_ENGINE
+from gtmsim.simulate import DEFAULT_ENGINE, ENGINES
 
 FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
 TAKEN = (*FINISHED, optuna.trial.TrialState.RUNNING)
@@ -70,6 +70,10 @@ class Settings:
     ideal_trials: int = 0  # > 0: first find the best design under `ideal`, a baseline
     # a study the user's runs alongside, under a name of its own: what it is, in their words
     companion: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.engine is None:  # as simulate's: the study records the engine it ran on
+            self.engine = DEFAULT_ENGINE
 
     def check(self) -> None:
         # from Python: a count given as text was a TypeError naming nothing, 2.5 trials and
@@ -118,6 +122,14 @@ class Settings:
                 raise GtmsimError(f"{flag}: must be at least 1, got {v}")
             if flag in ("--scenarios", "--held-out") and v > MAX_SCENARIOS:
                 raise GtmsimError(f"{flag}: at most {MAX_SCENARIOS:,}, got {v:,}")
+        # before the study is made: a wrong one failed in the first trial, after the study
+        # had recorded it, and the corrected call was refused as scored on other terms
+        if self.engine not in ENGINES:
+            raise GtmsimError(f"--engine: unknown engine {self.engine!r}; choose from "
+                              f"{', '.join(ENGINES)}")
+        if self.workers is not None:
+            whole("--workers", self.workers, 1)
+        whole("--replications", self.replications, 1, MAX_REPLICATIONS)
         check_ranked_outcome(self.outcome)
         if not self.study_name.strip():
             raise GtmsimError("--study-name: must not be empty")
