@@ -98,9 +98,17 @@ def mechanism_costs(config: Config, n: int, seed: int, engine: str = "numba",
         raise GtmsimError(f"mechanisms: expected a list of mechanism names, got the string "
                           f"{mechanisms!r}")
     mechs = enabled_mechanisms(config) if mechanisms is None else list(mechanisms)
-    for mech in mechs:  # before the full run, not after it and the mechanisms before
+    on = enabled_mechanisms(config)
+    for i, mech in enumerate(mechs):  # before the full run, not after it and the mechanisms
         if mech not in MECHANISMS:
             raise GtmsimError(f"unknown mechanism {mech!r}; choose from {', '.join(MECHANISMS)}")
+        # a repeat made a false interaction (all together = one of them off, so minus its
+        # cost, with a CI); an off mechanism costs 0 whatever it would do
+        if mech in mechs[:i]:
+            raise GtmsimError(f"mechanisms: {mech!r} is named twice")
+        if mech not in on:
+            raise GtmsimError(f"mechanisms: {mech!r} is off in this config, so switching it "
+                              f"off costs nothing; the mechanisms on: {', '.join(on) or 'none'}")
     spec = compile_spec(config)
     # the outcome is named before anything runs (a misspelt one failed in polars after the
     # full run): the columns of a replication's row are the model's, whatever it counts

@@ -445,6 +445,12 @@ def test_retention_pressure_reads_only_the_kpi_stages_renewals(engine):
     ({"n": 0}, GtmsimError, r"^replications: must be a whole number"),
     ({"mechanisms": "latency"}, GtmsimError, r"^mechanisms: expected a list"),
     ({"mechanisms": ["latency", "nope"]}, GtmsimError, r"^unknown mechanism 'nope'"),
+    # a repeat gave a false interaction (minus the mechanism's cost, with an interval); an
+    # off mechanism a cost of exactly 0, whatever it does when on
+    ({"mechanisms": ["latency", "latency"]}, GtmsimError, r"^mechanisms: 'latency' is named "
+                                                           "twice"),
+    ({"config": load_config(None, "ideal", ["run.horizon_days=2"])}, GtmsimError,
+     r"^mechanisms: 'latency' is off in this config.*the mechanisms on: none"),
     ({"full": pl.DataFrame({"bookings": [1.0, 2.0]})}, GtmsimError,
      r"^full: no column 'replication'"),
     ({"full": pl.DataFrame({"replication": [0, 1]})}, GtmsimError,
@@ -457,7 +463,8 @@ def test_mechanism_costs_names_a_bad_argument_before_anything_runs(kwargs, error
     'people'", a count given as text with "'<' not supported between instances of 'str' and
     'int'", a `full` frame without the run's columns with polars' ColumnNotFoundError, and
     an unknown mechanism only after the full run and the mechanisms before it: each is one
-    line naming the argument, before any replication."""
+    line naming the argument, before any replication. So are a mechanism named twice and
+    one that is off."""
     from gtmsim import mechanisms
 
     def no_run(*_a, **_k):
