@@ -20,11 +20,12 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from gtmsim import outcomes as O
-from gtmsim.config import load_config
+from gtmsim.config import Config
+from gtmsim.config.loader import check
 from gtmsim.config.schema import Run
-from gtmsim.errors import SEED_MAX, ConfigError, whole
+from gtmsim.errors import MAX_REPLICATIONS, SEED_MAX, ConfigError, whole
 from gtmsim.report.export import counted
-from gtmsim.simulate import replication_seed, simulate
+from gtmsim.simulate import given_config, replication_seed, simulate
 from gtmsim.spec import compile_spec
 
 
@@ -186,12 +187,14 @@ def _ratio_interval(a1: float, n1: float, a2: float, n2: float) -> tuple[float, 
 
 
 def measure(replications: int = 8, workers: int = 2, seed: int | None = None,
-            profile: str = "realistic", config=None, overrides: tuple[str, ...] = (),
+            profile: str | None = None, config=None, overrides: tuple[str, ...] = (),
             attrition_replications: int = 64, attrition_years: float = 10.0) -> Measurement:
-    """Measure every fact in `BANDS` on `config` (default: the embedded B2B SaaS config)."""
-    replications = whole("replications", replications, 1)
+    """Measure every fact in `BANDS` on `config`: a Config as it is, or a config file (default:
+    the embedded B2B SaaS config) under `profile` (default: realistic) with `overrides`."""
+    replications = whole("replications", replications, 1, MAX_REPLICATIONS)
     workers = whole("workers", workers, 1)
-    attrition_replications = whole("attrition_replications", attrition_replications, 1)
+    attrition_replications = whole("attrition_replications", attrition_replications, 1,
+                                   MAX_REPLICATIONS)
     # the attrition run's horizon, checked here so that a bad value names this argument
     # (not run.horizon_days) and stops before the main run, not after it
     if (isinstance(attrition_years, bool) or not isinstance(attrition_years, numbers.Real)
@@ -200,7 +203,9 @@ def measure(replications: int = 8, workers: int = 2, seed: int | None = None,
         raise ConfigError("attrition_years", f"expected a number of years above 0 and at most "
                           f"{most:g} (a run's horizon is at most {MAX_HORIZON_DAYS:,.0f} days), "
                           f"got {attrition_years!r}")
-    cfg = load_config(config, profile, list(overrides))
+    if profile is None and not isinstance(config, Config):
+        profile = "realistic"  # the facts' own setting, whatever a config file names
+    cfg = check(given_config(config, profile, overrides, "measure"))
     _check_names(cfg)
     spec = compile_spec(cfg)
     s = cfg.run.seed if seed is None else whole("seed", seed, 0, SEED_MAX)
@@ -233,9 +238,11 @@ def measure(replications: int = 8, workers: int = 2, seed: int | None = None,
     # SDR attrition: a long run of the same org and people with no leads. In the engine a
     # person's hazard of leaving does not depend on load, so this measures the same thing as
     # the main run with far more quits (about 6 SDRs x 10 years x 0.3 per replication).
-    quiet = [f"channels.{n}.rate_per_week=0" for n in cfg.channels]
-    long_cfg = load_config(config, profile, [*overrides, *quiet, "run.warmup_days=0",
-                                             f"run.horizon_days={attrition_years * 365.0}"])
+    long_cfg = check(cfg.model_copy(update={
+        "run": cfg.run.model_copy(update={"warmup_days": 0.0,
+                                          "horizon_days": attrition_years * 365.0}),
+        "channels": {n: ch.model_copy(update={"rate_per_week": 0.0})
+                     for n, ch in cfg.channels.items()}}))
     long = simulate(compile_spec(long_cfg), attrition_replications, s, workers=workers)
     # the t-interval of every summary (one run gives none: its spread is unknown)
     att = O.summarize(long.replications.select("attrition_sdr")).row(0, named=True)

@@ -233,6 +233,24 @@ def event_log_frame(logs: Sequence[tuple[int, list[tuple]]]) -> pl.DataFrame:
                                       "time:timestamp": pl.Datetime("us"), "outcome": pl.Utf8})
 
 
+def given_config(config: Config | str | PathLike | None, profile: str | Path | None,
+                 overrides: Sequence[str] | None, caller: str) -> Config:
+    """The config a notebook call means: a Config as it is, else a path (or None, the
+    default) loaded under `profile` with `overrides`."""
+    if isinstance(overrides, str):
+        raise GtmsimError(f"overrides: expected a list of 'key.path=value' strings, got the "
+                          f"string {overrides!r}")
+    if config is not None and not isinstance(config, Config | str | PathLike):
+        raise TypeError(f"config: expected a Config, a path or None (the default), got "
+                        f"{type(config).__name__}")
+    if isinstance(config, Config):
+        if profile is not None or overrides:
+            raise GtmsimError("profile and overrides apply when a config is loaded: pass them "
+                              f"to load_config, or give {caller} a path (or None) instead")
+        return config
+    return load_config(config, profile, overrides)
+
+
 def run(config: Config | str | PathLike | None = None, profile: str | Path | None = None,
         overrides: Sequence[str] | None = (), replications: int | None = None,
         seed: int | None = None, engine: str | None = None, workers: int | None = None,
@@ -243,18 +261,7 @@ def run(config: Config | str | PathLike | None = None, profile: str | Path | Non
     >>> res = run(replications=4)              # doctest: +SKIP
     >>> res.summary().filter(pl.col("outcome") == "bookings")  # doctest: +SKIP
     """
-    if isinstance(overrides, str):
-        raise GtmsimError(f"overrides: expected a list of 'key.path=value' strings, got the "
-                          f"string {overrides!r}")
-    if config is not None and not isinstance(config, Config | str | PathLike):
-        raise TypeError(f"config: expected a Config, a path or None (the default), got "
-                        f"{type(config).__name__}")
-    if isinstance(config, Config):
-        if profile is not None or overrides:
-            raise GtmsimError("profile and overrides apply when a config is loaded: pass them "
-                              "to load_config, or give run a path (or None) instead")
-    else:
-        config = load_config(config, profile, overrides)
+    config = given_config(config, profile, overrides, "run")
     # res.config keeps the count, and a config's run.replications is at most MAX_REPLICATIONS
     n = (whole("replications", replications, 1, MAX_REPLICATIONS) if replications is not None
          else config.run.replications)

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from gtmsim.calibration import BANDS, measure
+from gtmsim.errors import GtmsimError
 
 RARE = {"qualify_ratio_1h_24h_inbound"}
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "model.md"
@@ -193,3 +194,38 @@ def test_a_bad_attrition_run_length_is_named_before_anything_runs(years, monkeyp
     monkeypatch.setattr(calibration, "simulate", no_run)
     with pytest.raises(ConfigError, match=r"^attrition_years: .*at most 10\.027 .*3,660 days"):
         measure(replications=1, workers=1, attrition_replications=1, attrition_years=years)
+
+
+@pytest.mark.parametrize(("kwargs", "error", "words"), [
+    # split into its characters: "--set: expected key.path=value, got 'r'"
+    ({"overrides": "run.horizon_days=2"}, GtmsimError, r"^overrides: expected a list"),
+    ({"replications": 2_000_000}, GtmsimError, r"^replications: must be at most 1000000"),
+    ({"attrition_replications": 2_000_000}, GtmsimError,
+     r"^attrition_replications: must be at most 1000000"),  # ran on, for hours
+    ({"config": {"name": "x"}}, TypeError, r"^config: expected a Config, a path"),
+])
+def test_measure_names_a_bad_argument_before_anything_runs(kwargs, error, words, monkeypatch):
+    from gtmsim import calibration
+
+    def no_run(*_a, **_k):
+        raise AssertionError("a replication ran before the argument was checked")
+
+    monkeypatch.setattr(calibration, "_one", no_run)
+    monkeypatch.setattr(calibration, "simulate", no_run)
+    with pytest.raises(error, match=words):
+        measure(**{"replications": 1, "workers": 1} | kwargs)
+
+
+def test_measure_takes_a_loaded_config_as_its_file():
+    """A loaded Config was refused ("path: expected a config file's path", an argument
+    measure does not have): it measures what the same file and overrides measure."""
+    from gtmsim import load_config
+
+    short = ("run.horizon_days=2", "run.warmup_days=0")
+    args = {"replications": 1, "workers": 1, "attrition_replications": 1,
+            "attrition_years": 0.5}
+    from_file = measure(**args, overrides=short)
+    loaded = measure(**args, config=load_config(None, "realistic", list(short)))
+    assert loaded.values == pytest.approx(from_file.values, nan_ok=True)
+    with pytest.raises(GtmsimError, match="profile and overrides apply when a config is loaded"):
+        measure(**args, config=load_config(), overrides=short)
