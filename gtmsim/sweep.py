@@ -107,6 +107,26 @@ class Axis:
             return min(lo + int(u * (hi - lo + 1)), hi)
         return float(self.low + u * (self.high - self.low))
 
+    def table(self) -> Any:
+        """The axis as a grid file writes it under [levers] (profiles: the list)."""
+        if self.path is None:
+            return [_plain(v) for v in self.values]
+        if self.path != self.name:
+            raise ConfigError(f"levers.{self.name}", f"an axis sets the lever or config path "
+                              f"it is named after, not {self.path!r}")
+        spec: dict[str, Any] = ({"values": [_plain(v) for v in self.values]} if self.values
+                                else {"range": [_plain(self.low), _plain(self.high)]})
+        if self.steps is not None:
+            spec["steps"] = _plain(self.steps)
+        if self.integer is not None:
+            spec["integer"] = _plain(self.integer)
+        return spec
+
+
+def _plain(value: Any) -> Any:
+    """NumPy's scalars (np.arange's values, say) as the Python numbers a grid file gives."""
+    return value.item() if isinstance(value, np.generic) else value
+
 
 @dataclass
 class Grid:
@@ -132,6 +152,26 @@ class Grid:
         # point it was one design ranked 'ahead of the runner-up', itself
         return [dict(zip([a.name for a in self.axes], p, strict=True))
                 for p in dict.fromkeys(drawn)]
+
+    def table(self) -> dict[str, Any]:
+        """The grid as its file writes it: `grid_from_table` reads it back the same."""
+        raw: dict[str, Any] = {"design": self.design,
+                               "common_random_numbers": self.common_random_numbers}
+        if self.samples is not None:
+            raw["points"] = _plain(self.samples)
+        if self.design == "lhs" or self.seed != 0:  # a factorial grid's seed is refused
+            raw["seed"] = _plain(self.seed)
+        if not isinstance(self.axes, list | tuple):
+            raise ConfigError(f"{self.source}: levers", f"expected a list of axes, got "
+                              f"{self.axes!r}")
+        for axis in self.axes:
+            if not isinstance(axis, Axis):
+                raise ConfigError(f"{self.source}: levers", f"expected an Axis, got {axis!r}")
+            if axis.path is None:
+                raw["profiles"] = axis.table()
+            else:
+                raw.setdefault("levers", {})[axis.name] = axis.table()
+        return raw
 
 
 def _bad(where: str, message: str) -> ConfigError:
@@ -159,6 +199,12 @@ def load_grid(path: str | Path, design: str | None = None, samples: int | None =
         raise _bad(src, f"not valid TOML: {exc}") from None
     except RecursionError:  # tomllib recurses once per level of [ or {
         raise _bad(src, "cannot read: a value is nested too deeply") from None
+    return grid_from_table(raw, src, design, samples)
+
+
+def grid_from_table(raw: dict[str, Any], src: str, design: str | None = None,
+                    samples: int | None = None) -> Grid:
+    """A grid file's table, checked: every problem is one ConfigError naming the key."""
     for key in raw:
         if key not in GRID_KEYS:
             close = difflib.get_close_matches(key, GRID_KEYS, n=1)
@@ -328,6 +374,9 @@ def plan_sweep(config_path: str | None, profile: str | None, overrides: Sequence
                           f"{', '.join(ENGINES)}")
     if not isinstance(grid, Grid):  # a grid file's path, say
         raise TypeError(f"grid: expected a Grid (load_grid(path)), got {type(grid).__name__}")
+    # checked as its file would be, and copied: one built in code ran unchecked (design 'LHS'
+    # as a Latin hypercube; a range without steps failed in numpy)
+    grid = grid_from_table(grid.table(), grid.source)
     if profile is not None and any(a.name == "profile" for a in grid.axes):
         raise ConfigError("--profile", f"{grid.source} sweeps profiles; give --profile or the "
                           "grid's profiles, not both")
@@ -336,9 +385,9 @@ def plan_sweep(config_path: str | None, profile: str | None, overrides: Sequence
                         f"string {overrides!r}")
     base = load_config(config_path, profile, list(overrides))
     bases = _profile_bases(config_path, overrides, grid, base)
-    # the axes are resolved against this config (a lever's path, whole numbers or not) on a
-    # copy: resolved in the caller's grid, they carried over to the next config planned
-    grid = replace(grid, axes=list(grid.axes))
+    # the axes are resolved against this config (a lever's path, whole numbers or not) on
+    # the copy made above: resolved in the caller's grid, they carried over to the next
+    # config planned
     _check_axes(grid, base)
     # checked before run_sweep writes the plan: 2.5 replications made a sweep.json, then a
     # TypeError; a negative seed was NumPy's 'expected non-negative integer'

@@ -20,7 +20,8 @@ import pytest
 from cli_checks import fails_cleanly
 
 from gtmsim.cli import main
-from gtmsim.sweep import load_grid, plan_sweep, read_sweep, run_sweep
+from gtmsim.errors import ConfigError
+from gtmsim.sweep import Axis, Grid, load_grid, plan_sweep, read_sweep, run_sweep
 
 SHORT = ["--set", "run.horizon_days=30", "--set", "run.warmup_days=7"]
 DASK = str(Path(sys.executable).parent / "dask")
@@ -1491,3 +1492,39 @@ def test_a_stage_no_point_reaches_gets_a_note(tmp_path, capsys):
     _sweep("--grid", routed, *orphan, "--replications", "1", "--workers", "0",
            "--out", str(tmp_path / "b"))
     assert "note: no channel" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("grid", "words"), [
+    (lambda A: Grid("g", "LHS", [A], samples=3), r"^g: design: expected 'factorial' or 'lhs'"),
+    (lambda A: Grid("g", "lhs", [A]), r"^g: points: a Latin hypercube needs points = N"),
+    (lambda A: Grid("g", "factorial", [Axis("mql_threshold", "mql_threshold", (), 0.1, 0.5)]),
+     r"^g: levers.mql_threshold.steps: a range in a factorial grid needs steps"),
+    (lambda A: Grid("g", "factorial", [A], seed=3), r"^g: seed: seed is the Latin hypercube"),
+    (lambda A: Grid("g", "factorial", []), r"^g: the grid names no levers and no profiles"),
+    (lambda A: Grid("g", "factorial", [A, "mql_threshold"]), r"^g: levers: expected an Axis"),
+])
+def test_a_grid_built_in_code_is_checked_as_a_grid_file_is(grid, words):
+    """`plan_sweep` took a Grid built in code unchecked: design 'LHS' ran as a Latin
+    hypercube, an lhs grid without points and a factorial range without steps failed in
+    NumPy (TypeErrors naming neither)."""
+
+    axis = Axis("sdr_headcount", "sdr_headcount", (3, 5))
+    with pytest.raises(ConfigError, match=words):
+        plan_sweep(None, None, SHORT[1::2], grid(axis), replications=1)
+
+
+def test_a_grid_built_in_code_takes_numpy_values(tmp_path):
+    """np.arange's values were refused as "expected a number, got np.int64(3)"; they plan as
+    the same grid from a file does."""
+
+    coded = Grid("g", "factorial", [Axis("sdr_headcount", "sdr_headcount",
+                                         tuple(np.arange(3, 6, 2))),
+                                    Axis("mql_threshold", "mql_threshold", (),
+                                         np.float64(0.2), np.float64(0.4), np.int64(3))])
+    filed = load_grid(_grid(tmp_path, "[levers]\nsdr_headcount = [3, 5]\n"
+                                      "mql_threshold = { range = [0.2, 0.4], steps = 3 }\n"))
+    a = plan_sweep(None, None, SHORT[1::2], coded, replications=1)
+    b = plan_sweep(None, None, SHORT[1::2], filed, replications=1)
+    assert [p.values for p in a.points] == [p.values for p in b.points]
+    assert [p.digest for p in a.points] == [p.digest for p in b.points]
+    assert a.columns == b.columns
