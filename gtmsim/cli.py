@@ -247,9 +247,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "eventlog", help="export an event log for process mining",
         description="Simulate on the SimPy engine (the one that traces every activity) and "
-                    "export one row per activity instance (case, activity, resource, start, "
-                    "end, outcome) with XES column names, as CSV or Parquet by the suffix of "
-                    "--out. It covers the whole run, warm-up included; a leaked lead's case "
+                    "export one row per activity instance (replication, case, activity, "
+                    "resource, start, end, outcome) with XES column names, as CSV or Parquet "
+                    "by the suffix of --out, written a replication at a time (memory holds "
+                    "one). It covers the whole run, warm-up included; a leaked lead's case "
                     "ends in a '<stage>:leaked' row whose outcome names the cause; a lead with "
                     "no activity finished by the end has no row.")
     _add_config_args(p)
@@ -627,7 +628,10 @@ def staged(target: Path, is_dir: bool, unique: bool = False) -> Iterator[Path]:
     """
     made: list[Path] = []
     tmp: Path | None = None
-    target = _followed(target) if is_dir else target
+    # a file's link is written through (`latest.csv -> logs/jan.csv`): renamed onto, the
+    # link became a plain file and its target kept the old contents
+    target = (_followed(target) if is_dir else
+              Path(os.path.realpath(target)) if target.is_symlink() else target)
     try:
         made = _make_parents(target.absolute().parent)
         parent = target.absolute().parent
@@ -944,31 +948,28 @@ def cmd_validate(args) -> int:
 
 
 def cmd_eventlog(args) -> int:
-    from gtmsim.simulate import simulate
+    from gtmsim.simulate import write_event_log
 
     out = Path(args.out)
     suffix = out.suffix.lower()
+    if out.name.lower() in (".csv", ".parquet"):  # a hidden file's name, with no suffix
+        raise UsageError("--out", f"{out.name!r} is only a suffix; give the file a name "
+                         f"(log{out.name})")
     if suffix not in (".csv", ".parquet"):
         raise UsageError("--out", f"expected a file ending in .csv or .parquet, got {out.name!r}")
-    if out.is_dir():
-        raise UsageError("--out", f"{out} is a folder; give a file name")
+    if out.is_dir() or args.out.endswith(("/", os.sep)):
+        raise UsageError("--out", f"{args.out} is a folder; give a file name")
     _check_parent(_existing_parent(out))
     config, spec = _load(args)
     n = args.replications or 1
     seed = args.seed if args.seed is not None else config.run.seed
     bar, progress = _progress_bar(n, f"event log: {config.name[:40]}")
-    with bar:
-        res = simulate(spec, n, seed, "simpy", 1, progress, event_log=True)
-    log = res.event_log
     try:
-        with staged(out, is_dir=False) as tmp:
-            if suffix == ".csv":
-                log.write_csv(tmp)
-            else:
-                write_parquet(log, tmp)
+        with bar, staged(out, is_dir=False) as tmp:
+            rows = write_event_log(spec, n, seed, tmp, progress)
     except OSError as exc:
         raise UsageError("--out", f"cannot write {out}: {exc.strerror or exc}") from None
-    print(f"wrote {log.height:,} activity rows from {counted(n, 'replications')} to {out}")
+    print(f"wrote {rows:,} activity rows from {counted(n, 'replications')} to {out}")
     return 0
 
 

@@ -6,7 +6,9 @@ gives the same numbers however it is split across processes, threads or cluster 
 
 from __future__ import annotations
 
+import contextlib
 import os
+import tempfile
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -78,7 +80,9 @@ def _run_one(spec: ModelSpec, seed: int, rep: int, event_log: bool):
 
     rec = run_replication(spec, replication_seed(seed, rep), event_log)
     row = {"replication": rep, **O.replication_row(rec.tally, spec)}
-    return row, O.weekly_rows(rec.tally, spec, rep), rec.log
+    # the log as a frame at once: as Python tuples it took ~26 MB a replication, ~3 MB so
+    log = event_log_frame([(rep, rec.log)]) if event_log else None
+    return row, O.weekly_rows(rec.tally, spec, rep), log
 
 
 def _run_chunk(args):
@@ -138,7 +142,7 @@ def simulate(spec: ModelSpec, replications: int, seed: int, engine: str | None =
     reps_df, weekly_df = O.to_frames([d[0] for d in done], [d[1] for d in done])
     log_df = None
     if event_log:
-        log_df = event_log_frame([(d[0]["replication"], d[2]) for d in done])
+        log_df = pl.concat([d[2] for d in done])
     return Result(spec, reps_df, weekly_df, log_df, engine=engine, seed=seed, workers=workers)
 
 
@@ -213,6 +217,39 @@ def notice(message: str) -> None:
     import sys
 
     print(f"gtmsim: {message}", file=sys.stderr, flush=True)
+
+
+def write_event_log(spec: ModelSpec, replications: int, seed: int, path: Path,
+                    progress: Progress | None = None) -> int:
+    """The event log of replications ``0 .. replications-1`` (SimPy engine) written to `path`
+    (.csv or .parquet) one replication at a time, so memory holds one replication's log
+    whatever their number; returns the rows written. The file is what
+    ``simulate(..., event_log=True).event_log`` holds."""
+    from gtmsim.report.export import write_parquet
+
+    replications = whole("replications", replications, 1, MAX_REPLICATIONS)
+    path = Path(path)
+    csv = path.suffix.lower() == ".csv"
+    rows = 0
+    with tempfile.TemporaryDirectory(prefix=".event_log.", dir=path.absolute().parent) as parts, \
+            (open(path, "wb") if csv else contextlib.nullcontext()) as out:
+        files = []
+        for rep in range(replications):
+            log = simulate(spec, 1, seed, "simpy", 1, event_log=True, first=rep).event_log
+            rows += log.height
+            if csv:
+                log.write_csv(out, include_header=rep == 0)
+            else:  # each a part, then streamed into one file
+                files.append(Path(parts) / f"{rep}.parquet")
+                write_parquet(log, files[-1])
+            if progress:
+                progress(rep + 1, replications)
+        if not csv:
+            try:
+                pl.scan_parquet(files).sink_parquet(path)
+            except pl.exceptions.PolarsError as exc:  # a full disk, as polars words it
+                raise OSError(f"{exc}".splitlines()[0]) from None
+    return rows
 
 
 def event_log_frame(logs: Sequence[tuple[int, list[tuple]]]) -> pl.DataFrame:

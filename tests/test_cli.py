@@ -89,6 +89,12 @@ BAD_FLAGS = {
     "bad --set in eventlog": (lambda d: ["eventlog", "--out", "log.csv", "--set", "=1"],
                               "--set: bad key path"),
     "eventlog suffix": (lambda d: ["eventlog", "--out", "log.txt"], "--out: expected a file"),
+    # 'expected a file ending in .csv or .parquet, got '.csv'': a hidden file, no suffix
+    "eventlog suffix alone": (lambda d: ["eventlog", "--out", ".csv"],
+                              "--out: '.csv' is only a suffix; give the file a name (log.csv)"),
+    # wrote a file named log.csv, where the slash said a folder
+    "eventlog out a folder's path": (lambda d: ["eventlog", "--out", "log.csv/", *SHORT],
+                                     "--out: log.csv/ is a folder; give a file name"),
     "out not empty": (lambda d: (d / "full").mkdir() or (d / "full" / "x").write_text("x") and
                       ["run", "--out", "full", *SHORT], "--out: full exists and is not empty"),
     "no command": (lambda d: [], "choose a command"),
@@ -325,6 +331,22 @@ def test_run_without_out_makes_a_new_folder_under_runs(tmp_path):
     assert {"replications.parquet", "weekly.parquet", "summary.json", "config.toml",
             "report.html"} == {p.name for p in folder.iterdir()}
     assert load_config(folder / "config.toml").profile == "ideal"
+
+
+def test_eventlog_writes_through_a_link(tmp_path, capsys):
+    """`--out latest.csv`, a link to logs/jan.csv: the log replaced the link with a plain
+    file, and logs/jan.csv kept the old log without a word. It is written where the link
+    points, and the link stays; a link to a file not yet there makes that file."""
+    (tmp_path / "logs").mkdir()
+    (tmp_path / "logs" / "jan.csv").write_text("old\n")
+    (tmp_path / "latest.csv").symlink_to(Path("logs") / "jan.csv")
+    (tmp_path / "next.csv").symlink_to(Path("logs") / "feb.csv")
+    for link, target in (("latest.csv", "jan.csv"), ("next.csv", "feb.csv")):
+        assert main(["eventlog", *SHORT, "--out", str(tmp_path / link)]) == 0
+        assert (tmp_path / link).is_symlink()
+        log = pl.read_csv(tmp_path / "logs" / target)
+        assert log.height > 0 and "org:resource" in log.columns
+    assert sorted(p.name for p in (tmp_path / "logs").iterdir()) == ["feb.csv", "jan.csv"]
 
 
 def test_eventlog_csv(tmp_path):
