@@ -250,9 +250,10 @@ def build_parser() -> argparse.ArgumentParser:
                     "export one row per activity instance (replication, case, activity, "
                     "resource, start, end, outcome) with XES column names, as CSV or Parquet "
                     "by the suffix of --out, written a replication at a time (memory holds "
-                    "one). It covers the whole run, warm-up included; a leaked lead's case "
-                    "ends in a '<stage>:leaked' row whose outcome names the cause; a lead with "
-                    "no activity finished by the end has no row.")
+                    "one). It covers the whole run, warm-up included: a lead's case opens "
+                    "with an '<entry stage>:arrived' row at its arrival (its channel as the "
+                    "resource, and as case:channel on every row), and a leaked lead's case "
+                    "ends in a '<stage>:leaked' row whose outcome names the cause.")
     _add_config_args(p)
     _add_run_args(p, "default: 1", engine=False)  # the SimPy engine: it traces every activity
     p.add_argument("--out", required=True, metavar="FILE",

@@ -80,9 +80,14 @@ def _run_one(spec: ModelSpec, seed: int, rep: int, event_log: bool):
 
     rec = run_replication(spec, replication_seed(seed, rep), event_log)
     row = {"replication": rep, **O.replication_row(rec.tally, spec)}
-    # the log as a frame at once: as Python tuples it took ~26 MB a replication, ~3 MB so
-    log = event_log_frame([(rep, rec.log)]) if event_log else None
-    return row, O.weekly_rows(rec.tally, spec, rep), log
+    return row, O.weekly_rows(rec.tally, spec, rep), rec.log
+
+
+def _framed(done: tuple) -> tuple:
+    """A replication's log as a frame as soon as it is in (as Python tuples it took ~26 MB a
+    replication, ~3 MB so). In this process only: polars in a forked worker can deadlock."""
+    row, weekly, log = done
+    return row, weekly, None if log is None else event_log_frame([(row["replication"], log)])
 
 
 def _run_chunk(args):
@@ -127,7 +132,7 @@ def simulate(spec: ModelSpec, replications: int, seed: int, engine: str | None =
     done: list = []
     if workers == 1:
         for r in reps:
-            done.append(_run_one(spec, seed, r, event_log))
+            done.append(_framed(_run_one(spec, seed, r, event_log)))
             if progress:
                 progress(len(done), len(reps))
     else:
@@ -135,7 +140,7 @@ def simulate(spec: ModelSpec, replications: int, seed: int, engine: str | None =
         chunks = [reps[i:i + size] for i in range(0, len(reps), size)]
         with ProcessPoolExecutor(workers) as pool:
             for part in pool.map(_run_chunk, [(spec, seed, c, event_log) for c in chunks]):
-                done.extend(part)
+                done.extend(_framed(d) for d in part)
                 if progress:
                     progress(len(done), len(reps))
     done.sort(key=lambda d: d[0]["replication"])
@@ -264,10 +269,15 @@ def event_log_frame(logs: Sequence[tuple[int, list[tuple]]]) -> pl.DataFrame:
             rows["start_timestamp"].append(LOG_EPOCH + timedelta(hours=start))
             rows["time:timestamp"].append(LOG_EPOCH + timedelta(hours=end))
             rows["outcome"].append(outcome)
-    return pl.DataFrame(rows, schema={"replication": pl.Int64, "case:concept:name": pl.Utf8,
-                                      "concept:name": pl.Utf8, "org:resource": pl.Utf8,
-                                      "start_timestamp": pl.Datetime("us"),
-                                      "time:timestamp": pl.Datetime("us"), "outcome": pl.Utf8})
+    frame = pl.DataFrame(rows, schema={"replication": pl.Int64, "case:concept:name": pl.Utf8,
+                                       "concept:name": pl.Utf8, "org:resource": pl.Utf8,
+                                       "start_timestamp": pl.Datetime("us"),
+                                       "time:timestamp": pl.Datetime("us"),
+                                       "outcome": pl.Utf8})
+    # a case attribute (XES's case: prefix): the channel its `<stage>:arrived` row names
+    arrived = pl.col("concept:name").str.ends_with(":arrived")
+    return frame.with_columns(pl.col("org:resource").filter(arrived).first()
+                              .over("case:concept:name").alias("case:channel"))
 
 
 def given_config(config: Config | str | PathLike | None, profile: str | Path | None,

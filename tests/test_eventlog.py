@@ -77,7 +77,8 @@ def test_pm4py_discovers_the_process(source, frame):
     activities = set(source["concept:name"])
     dfg, starts, ends = pm4py.discover_dfg(frame)
     assert {a for edge in dfg for a in edge} | set(starts) | set(ends) == activities
-    assert "mql_review" in starts
+    # every case starts where its lead arrived: the entry stages of the three channels
+    assert set(starts) == {"mql_review:arrived", "sdr_qualify:arrived", "ae_close:arrived"}
     net, _initial, _final = pm4py.discover_petri_net_inductive(frame)
     labels = {t.label for t in net.transitions if t.label is not None}
     assert labels == activities
@@ -92,12 +93,41 @@ def test_people_work_only_in_working_hours(source):
     # a leak is no one's work: it happens when it happens (a handoff at night), its team
     # as the resource
     people = source.filter(~pl.col("org:resource").is_in(["buyer", "customer"])
-                           & ~pl.col("concept:name").str.ends_with(":leaked"))
+                           & ~pl.col("concept:name").str.ends_with(":leaked")
+                           & ~pl.col("concept:name").str.ends_with(":arrived"))
     start = pl.col("start_timestamp")
     hour = start.dt.hour() + start.dt.minute() / 60 + start.dt.second() / 3600
     outside = people.filter((hour < 9) | (hour >= 17) | (start.dt.weekday() > 5))
     assert people.height > 1000
     assert outside.height == 0, outside.head()
+
+
+def test_each_case_starts_where_and_when_its_lead_arrived(source):
+    """A case began at its first finished activity (or a leak), so the time from a lead's
+    arrival to its first touch, the lead-response figure the model is built around, could
+    not be read from the log, nor a lead's channel. Each case now opens with one
+    `<entry stage>:arrived` row, its channel as the resource, at its arrival; and
+    `case:channel` carries the channel on every row (XES's case-attribute prefix)."""
+    import polars as pl
+
+    from gtmsim import load_config
+
+    config = load_config(None, None, ["run.horizon_days=20", "run.warmup_days=5"])
+    entry = {name: ch.entry for name, ch in config.channels.items()}
+    first = source.group_by("case:concept:name", maintain_order=True).first()
+    assert first.height == source["case:concept:name"].n_unique() > 1000
+    assert (first["concept:name"] == first["org:resource"].replace_strict(entry)
+            + ":arrived").all()
+    assert (first["start_timestamp"] == first["time:timestamp"]).all()
+    arrivals = source.filter(pl.col("concept:name").str.ends_with(":arrived"))
+    assert arrivals.height == first.height  # one a case, as its first row
+    assert (source["case:channel"] == source["case:concept:name"].replace_strict(
+        dict(zip(first["case:concept:name"], first["org:resource"], strict=True)))).all()
+    # first touch: an SDR's first attempt at an inbound lead comes after its arrival
+    touched = source.filter(pl.col("concept:name") == "sdr_qualify:attempt").group_by(
+        "case:concept:name").agg(pl.col("start_timestamp").min().alias("touch")).join(
+        first.select("case:concept:name", arrived="time:timestamp"), on="case:concept:name")
+    assert touched.height > 100 and (touched["touch"] >= touched["arrived"]).all()
 
 
 def test_every_activity_has_an_outcome(source):

@@ -137,7 +137,11 @@ class Replication:
             lead.u_live, lead.u_win, lead.u_churn = rng.random(), rng.random(), rng.random()
             self.rec.add(O.S_LEADS, env.now)
             self.rec.channel(c, O.C_LEADS, env.now)
-            self._enter(lead, int(sp.channel_entry[c]), -1)
+            entry = int(sp.channel_entry[c])
+            # the case's first row: its channel, and the time its response clock starts
+            self.rec.activity(lead.id, self._name(entry) + ":arrived", sp.channel_names[c],
+                              env.now, env.now, "new lead")
+            self._enter(lead, entry, -1)
 
     def _dist(self, row: int) -> tuple:
         sp = self.spec
