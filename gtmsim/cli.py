@@ -1480,6 +1480,12 @@ def main(argv: list[str] | None = None) -> int:
         _stdout_to_devnull()
         print(f"gtmsim: error: cannot write: {exc.strerror}", file=sys.stderr, flush=True)
         return EXIT_FAILED
+    except MemoryError:  # not bad input: the machine ran out (a traceback from deep inside)
+        _stdout_to_devnull()
+        print("gtmsim: error: out of memory; nothing was written (fewer --replications, a "
+              "shorter run.horizon_days or a machine with more memory)", file=sys.stderr,
+              flush=True)
+        return EXIT_FAILED
     except Exception as exc:
         stop = _interruption(exc)  # a signal that landed in a library's clean-up
         if stop is None:

@@ -333,6 +333,26 @@ def test_run_without_out_makes_a_new_folder_under_runs(tmp_path):
     assert load_config(folder / "config.toml").profile == "ideal"
 
 
+@pytest.mark.parametrize("command", [["run", "--out", "out"], ["eventlog", "--out", "log.csv"]])
+def test_running_out_of_memory_is_one_line_and_writes_nothing(command, tmp_path, monkeypatch,
+                                                              capsys):
+    """An event log of many replications ran out of memory inside SimPy: a MemoryError
+    traceback and exit 1. It is one line, exit 1 (not bad input), and nothing written."""
+    from gtmsim.cli import EXIT_FAILED
+
+    def out_of_memory(*_a, **_k):
+        raise MemoryError
+
+    monkeypatch.setattr(sys.modules["gtmsim.simulate"], "simulate", out_of_memory)
+    monkeypatch.chdir(tmp_path)
+    assert main([*command, *SHORT]) == EXIT_FAILED
+    out, err = capsys.readouterr()
+    assert err.strip().splitlines() == [
+        "gtmsim: error: out of memory; nothing was written (fewer --replications, a shorter "
+        "run.horizon_days or a machine with more memory)"]
+    assert listing(tmp_path) == set()
+
+
 def test_eventlog_writes_through_a_link(tmp_path, capsys):
     """`--out latest.csv`, a link to logs/jan.csv: the log replaced the link with a plain
     file, and logs/jan.csv kept the old log without a word. It is written where the link
