@@ -1482,7 +1482,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_FAILED
     except MemoryError:  # not bad input: the machine ran out (a traceback from deep inside)
         _stdout_to_devnull()
-        print("gtmsim: error: out of memory; nothing was written (fewer --replications, a "
+        print(f"gtmsim: error: out of memory; {_left(args)} (fewer --replications, a "
               "shorter run.horizon_days or a machine with more memory)", file=sys.stderr,
               flush=True)
         return EXIT_FAILED
@@ -1514,13 +1514,18 @@ _LEFT_BEHIND = {"optimize": "the study so far is kept: the same command resumes 
                 "sweep": "the points written are kept: the same command resumes"}
 
 
-def _stopped(args, stop: BaseException) -> int:
-    word = "interrupted" if isinstance(stop, KeyboardInterrupt) else "terminated"
+def _left(args) -> str:
+    """What a command stopped part-way leaves behind, in words."""
     # stopped while its config or grid loaded, an optimisation or sweep had written nothing
     left = (_LEFT_BEHIND[args.command] if args.command in _BEGUN else "nothing was written")
-    if _WRITTEN and args.command not in _LEFT_BEHIND:  # the signal came after the output
+    if _WRITTEN and args.command not in _LEFT_BEHIND:  # it stopped after the output
         left = ", ".join(str(p) for p in _WRITTEN) + " had been written in full"
-    print(f"gtmsim: {word}; {left}", file=sys.stderr, flush=True)
+    return left
+
+
+def _stopped(args, stop: BaseException) -> int:
+    word = "interrupted" if isinstance(stop, KeyboardInterrupt) else "terminated"
+    print(f"gtmsim: {word}; {_left(args)}", file=sys.stderr, flush=True)
     return _exit_code(stop)
 
 

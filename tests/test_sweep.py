@@ -1528,3 +1528,29 @@ def test_a_grid_built_in_code_takes_numpy_values(tmp_path):
     assert [p.values for p in a.points] == [p.values for p in b.points]
     assert [p.digest for p in a.points] == [p.digest for p in b.points]
     assert a.columns == b.columns
+
+
+def test_out_of_memory_part_way_says_the_points_written_are_kept(tmp_path, monkeypatch,
+                                                                 capsys):
+    """Out of memory at a sweep's third point said "nothing was written" beside the two
+    points it had written (and which the same command resumes from)."""
+    import gtmsim.sweep as sweep_module
+
+    calls = []
+    real = sweep_module.simulate
+
+    def third_runs_out(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise MemoryError
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(sweep_module, "simulate", third_runs_out)
+    grid = _grid(tmp_path, "[levers]\nsdr_headcount = [3, 4, 5]\n")
+    assert main(["sweep", "--grid", grid, *SHORT, "--replications", "1", "--workers", "0",
+                 "--out", str(tmp_path / "sw")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["gtmsim: error: out of memory; the points written are kept: the same "
+                   "command resumes (fewer --replications, a shorter run.horizon_days or a "
+                   "machine with more memory)"]
+    assert len(list((tmp_path / "sw" / "points").glob("point-*.parquet"))) == 2
