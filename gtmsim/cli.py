@@ -568,6 +568,20 @@ def _followed(out: Path) -> Path:
     return Path(os.path.abspath(out)) if out.name in ("", "..") else out
 
 
+def _through_link(out: Path) -> Path:
+    """The file a link `out` names, to write (`latest.csv -> logs/jan.csv`: renamed onto,
+    the link became a plain file and its target kept the old contents), else `out`. A link
+    to something other than a file (/dev/null, a FIFO) is refused: the rename would replace
+    it with a file."""
+    if not out.is_symlink():
+        return out
+    real = Path(os.path.realpath(out))
+    if real.exists() and not real.is_file():
+        raise UsageError("--out", f"{out} leads to {real}, which is not a file; give a file "
+                         "name")
+    return real
+
+
 def _check_out_dir(out: Path) -> None:
     out = _followed(out)
     if out.exists() and not out.is_dir():
@@ -629,10 +643,7 @@ def staged(target: Path, is_dir: bool, unique: bool = False) -> Iterator[Path]:
     """
     made: list[Path] = []
     tmp: Path | None = None
-    # a file's link is written through (`latest.csv -> logs/jan.csv`): renamed onto, the
-    # link became a plain file and its target kept the old contents
-    target = (_followed(target) if is_dir else
-              Path(os.path.realpath(target)) if target.is_symlink() else target)
+    target = _followed(target) if is_dir else _through_link(target)
     try:
         made = _make_parents(target.absolute().parent)
         parent = target.absolute().parent
@@ -958,16 +969,16 @@ def cmd_eventlog(args) -> int:
                          f"(log{out.name})")
     if suffix not in (".csv", ".parquet"):
         raise UsageError("--out", f"expected a file ending in .csv or .parquet, got {out.name!r}")
-    if out.is_dir() or args.out.endswith(("/", os.sep)):
+    if out.is_dir() or os.path.basename(args.out) != out.name:  # log.csv/ or log.csv/.
         raise UsageError("--out", f"{args.out} is a folder; give a file name")
-    _check_parent(_existing_parent(out))
+    _check_parent(_existing_parent(_through_link(out)))
     config, spec = _load(args)
     n = args.replications or 1
     seed = args.seed if args.seed is not None else config.run.seed
     bar, progress = _progress_bar(n, f"event log: {config.name[:40]}")
     try:
         with bar, staged(out, is_dir=False) as tmp:
-            rows = write_event_log(spec, n, seed, tmp, progress)
+            rows = write_event_log(spec, n, seed, tmp, progress, suffix[1:])
     except OSError as exc:
         raise UsageError("--out", f"cannot write {out}: {exc.strerror or exc}") from None
     print(f"wrote {rows:,} activity rows from {counted(n, 'replications')} to {out}")

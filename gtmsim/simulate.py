@@ -225,16 +225,20 @@ def notice(message: str) -> None:
 
 
 def write_event_log(spec: ModelSpec, replications: int, seed: int, path: Path,
-                    progress: Progress | None = None) -> int:
+                    progress: Progress | None = None, kind: str | None = None) -> int:
     """The event log of replications ``0 .. replications-1`` (SimPy engine) written to `path`
-    (.csv or .parquet) one replication at a time, so memory holds one replication's log
-    whatever their number; returns the rows written. The file is what
-    ``simulate(..., event_log=True).event_log`` holds."""
+    as `kind` ("csv" or "parquet"; default: by the suffix of `path`) one replication at a
+    time, so memory holds one replication's log whatever their number; returns the rows
+    written. The file is what ``simulate(..., event_log=True).event_log`` holds."""
     from gtmsim.report.export import write_parquet
 
     replications = whole("replications", replications, 1, MAX_REPLICATIONS)
     path = Path(path)
-    csv = path.suffix.lower() == ".csv"
+    kind = kind if kind is not None else path.suffix.lower().removeprefix(".")
+    if kind not in ("csv", "parquet"):
+        raise GtmsimError(f"kind: expected 'csv' or 'parquet' (or a path ending in .csv or "
+                          f".parquet), got {kind!r}")
+    csv = kind == "csv"
     rows = 0
     with tempfile.TemporaryDirectory(prefix=".event_log.", dir=path.absolute().parent) as parts, \
             (open(path, "wb") if csv else contextlib.nullcontext()) as out:

@@ -95,6 +95,13 @@ BAD_FLAGS = {
     # wrote a file named log.csv, where the slash said a folder
     "eventlog out a folder's path": (lambda d: ["eventlog", "--out", "log.csv/", *SHORT],
                                      "--out: log.csv/ is a folder; give a file name"),
+    "eventlog out a folder's dot": (lambda d: ["eventlog", "--out", "log.csv/.", *SHORT],
+                                    "--out: log.csv/. is a folder; give a file name"),
+    # the rename replaced the FIFO (or, as root, /dev/null) with a plain file
+    "eventlog out a link to a FIFO": (lambda d: os.mkfifo(d / "pipe") or
+                                      (d / "log.csv").symlink_to("pipe") or
+                                      ["eventlog", "--out", "log.csv", *SHORT],
+                                      "which is not a file; give a file name"),
     "out not empty": (lambda d: (d / "full").mkdir() or (d / "full" / "x").write_text("x") and
                       ["run", "--out", "full", *SHORT], "--out: full exists and is not empty"),
     "no command": (lambda d: [], "choose a command"),
@@ -367,6 +374,11 @@ def test_eventlog_writes_through_a_link(tmp_path, capsys):
         log = pl.read_csv(tmp_path / "logs" / target)
         assert log.height > 0 and "org:resource" in log.columns
     assert sorted(p.name for p in (tmp_path / "logs").iterdir()) == ["feb.csv", "jan.csv"]
+    # the format is the name given, not the target's: notes.txt gets CSV (it got Parquet)
+    (tmp_path / "notes.txt").write_text("old\n")
+    (tmp_path / "notes.csv").symlink_to("notes.txt")
+    assert main(["eventlog", *SHORT, "--out", str(tmp_path / "notes.csv")]) == 0
+    assert pl.read_csv(tmp_path / "notes.txt").height > 0
 
 
 def test_eventlog_csv(tmp_path):

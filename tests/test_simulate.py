@@ -1057,3 +1057,14 @@ def test_an_event_log_written_to_a_file_is_the_batch_s_one_replication_at_a_time
         pl.read_parquet(tmp_path / "log.parquet")
     assert rows == whole.height and read.equals(whole)
     assert [p.name for p in tmp_path.iterdir()] == [f"log{suffix}"]  # no parts left
+
+
+def test_an_event_log_file_of_no_known_kind_is_refused_before_anything_runs(tmp_path):
+    from gtmsim.simulate import write_event_log
+
+    spec = compile_spec(load_config(None, None, ["run.horizon_days=2", "run.warmup_days=0"]))
+    with pytest.raises(GtmsimError, match=r"^kind: expected 'csv' or 'parquet'.*got 'txt'"):
+        write_event_log(spec, 1, 0, tmp_path / "log.txt")
+    assert list(tmp_path.iterdir()) == []
+    write_event_log(spec, 1, 0, tmp_path / "log.txt", kind="csv")
+    assert pl.read_csv(tmp_path / "log.txt").columns[:2] == ["replication", "case:concept:name"]
