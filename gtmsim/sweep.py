@@ -108,13 +108,12 @@ class Axis:
         return float(self.low + u * (self.high - self.low))
 
     def table(self) -> Any:
-        """The axis as a grid file writes it under [levers] (profiles: the list)."""
+        """The axis as a grid file writes it under [levers] (profiles: the list); its name
+        says what it sets (a lever's path is resolved from it when planned)."""
+        values = [_plain(v) for v in self.values]
         if self.path is None:
-            return [_plain(v) for v in self.values]
-        if self.path != self.name:
-            raise ConfigError(f"levers.{self.name}", f"an axis sets the lever or config path "
-                              f"it is named after, not {self.path!r}")
-        spec: dict[str, Any] = ({"values": [_plain(v) for v in self.values]} if self.values
+            return values
+        spec: dict[str, Any] = ({"values": values} if values
                                 else {"range": [_plain(self.low), _plain(self.high)]})
         if self.steps is not None:
             spec["steps"] = _plain(self.steps)
@@ -167,11 +166,21 @@ class Grid:
         for axis in self.axes:
             if not isinstance(axis, Axis):
                 raise ConfigError(f"{self.source}: levers", f"expected an Axis, got {axis!r}")
-            if axis.path is None:
-                raw["profiles"] = axis.table()
-            else:
-                raw.setdefault("levers", {})[axis.name] = axis.table()
+            # a table keeps one of each name: the second would silently replace the first
+            table, key = ((raw, "profiles") if axis.path is None
+                          else (raw.setdefault("levers", {}), axis.name))
+            if key in table:
+                where = key if axis.path is None else f"levers.{key}"
+                raise ConfigError(f"{self.source}: {where}", "an axis named twice; keep one")
+            table[key] = axis.table()
         return raw
+
+    def checked(self) -> Grid:
+        """A copy checked as its file would be, its axes in this grid's order (a grid file
+        lists the profiles first; a point's index, and so its seed, follows the order)."""
+        grid = grid_from_table(self.table(), self.source)
+        order = [a.name for a in self.axes]
+        return replace(grid, axes=sorted(grid.axes, key=lambda a: order.index(a.name)))
 
 
 def _bad(where: str, message: str) -> ConfigError:
@@ -376,7 +385,7 @@ def plan_sweep(config_path: str | None, profile: str | None, overrides: Sequence
         raise TypeError(f"grid: expected a Grid (load_grid(path)), got {type(grid).__name__}")
     # checked as its file would be, and copied: one built in code ran unchecked (design 'LHS'
     # as a Latin hypercube; a range without steps failed in numpy)
-    grid = grid_from_table(grid.table(), grid.source)
+    grid = grid.checked()
     if profile is not None and any(a.name == "profile" for a in grid.axes):
         raise ConfigError("--profile", f"{grid.source} sweeps profiles; give --profile or the "
                           "grid's profiles, not both")

@@ -1554,3 +1554,25 @@ def test_out_of_memory_part_way_says_the_points_written_are_kept(tmp_path, monke
                    "command resumes (fewer --replications, a shorter run.horizon_days or a "
                    "machine with more memory)"]
     assert len(list((tmp_path / "sw" / "points").glob("point-*.parquet"))) == 2
+
+
+def test_a_grid_built_in_code_keeps_its_axes_order_and_its_plan_s_grid_plans_again(tmp_path):
+    """Checking a Grid built in code through its file's table put the profiles first (other
+    point indices, so other seeds), let an axis named twice replace the first silently, and
+    refused a plan's own grid (its lever axes carry their resolved paths)."""
+    later = Grid("g", "factorial", [Axis("sdr_headcount", "sdr_headcount", (3, 5)),
+                                    Axis("profile", None, ("ideal", "stressed"))])
+    plan = plan_sweep(None, None, SHORT[1::2], later, replications=1)
+    assert [p.values for p in plan.points][:2] == [{"sdr_headcount": 3, "profile": "ideal"},
+                                                  {"sdr_headcount": 3, "profile": "stressed"}]
+    assert list(plan.columns)[:2] == ["sdr_headcount", "profile"]
+    assert [p.values for p in plan_sweep(None, None, SHORT[1::2], plan.grid,
+                                         replications=1).points] == [p.values for p in plan.points]
+    twice = Grid("g", "factorial", [Axis("sdr_headcount", "sdr_headcount", (3, 5)),
+                                    Axis("sdr_headcount", "sdr_headcount", (4, 6))])
+    with pytest.raises(ConfigError, match=r"^g: levers.sdr_headcount: an axis named twice"):
+        plan_sweep(None, None, SHORT[1::2], twice, replications=1)
+    arrays = Grid("g", "factorial", [Axis("sdr_headcount", "sdr_headcount", np.array([3, 5]))])
+    assert [p.values for p in plan_sweep(None, None, SHORT[1::2], arrays,
+                                         replications=1).points] == [{"sdr_headcount": 3},
+                                                                     {"sdr_headcount": 5}]
