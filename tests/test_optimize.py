@@ -897,6 +897,17 @@ def test_a_bad_setting_leaves_no_study_behind(config, tmp_path):
     first = search(config, Settings(**short, engine=None), tmp_path / "b")
     again = search(config, Settings(**short), tmp_path / "b")
     assert again.study.trials_dataframe().equals(first.study.trials_dataframe())
+    # a study an older gtmsim recorded with engine None resumes too (it was refused "engine
+    # None -> 'numba'" whatever engine the call gave)
+    from gtmsim.optimize.search import open_storage
+
+    storage = open_storage(None, tmp_path / "b")
+    study_id = storage.get_study_id_from_name("gtmsim")
+    terms = storage.get_study_user_attrs(study_id)["scored_by"]
+    storage.set_study_user_attr(study_id, "scored_by", {**terms, "engine": None})
+    for engine in (None, "numba"):
+        resumed = search(config, Settings(**short, engine=engine), tmp_path / "b")
+        assert resumed.study.trials_dataframe().equals(first.study.trials_dataframe())
 
 
 def test_a_design_that_meets_its_target_in_one_scenario_is_said_so():

@@ -485,6 +485,8 @@ def _refuse_other_terms(old: dict[str, Any] | None, terms: dict[str, Any],
     study is to theirs) and what differs."""
     if old is None:  # made by an older gtmsim, or its creator has not recorded them yet
         return
+    if "engine" in old and old["engine"] is None:  # Settings(engine=None), recorded as given
+        old = {**old, "engine": DEFAULT_ENGINE}    # by an older gtmsim: the default engine
     # a target that scores nothing now (None) was recorded by a study of an older gtmsim
     changed = ["the config (file, profile or --set values)" if k == "config" else
                f"{k} {old.get(k)!r} -> {v!r}" for k, v in terms.items()
