@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -169,23 +170,32 @@ def _simulate_numba(spec: ModelSpec, replications: int, seed: int, first: int,
                else "compiling the numba engine (about a minute; once, until gtmsim, numba "
                "or this CPU changes)")
     _KERNEL_ASKED = True
-    chunk = min(256, max(64, -(-replications // 20)))  # small enough for Ctrl-C to land
     rows, weekly = [], []
     # workers None keeps the caller's thread count (every CPU, unless set lower, as a sweep
     # worker does); each replication owns its stream and row, so no number depends on it
     threads = numba.get_num_threads()
     used = min(workers or threads, numba.config.NUMBA_NUM_THREADS)
     numba.set_num_threads(used)
+    # Ctrl-C and SIGTERM land between chunks only (the kernel does not look for them): the
+    # first chunk is a replication a thread, the rest as many as take about CHUNK_SECONDS
+    # (64 to 256 on the default model; one a thread where a replication takes seconds)
+    most = min(256, max(64, -(-replications // 20)))
+    chunk = used
     try:
-        for start in range(first, first + replications, chunk):
+        start = first
+        while start < first + replications:
             n = min(chunk, first + replications - start)
+            began = _clock()
             out, layout = tallies(spec, seed, n, start)
+            per_replication = (_clock() - began) / n
             for k in range(n):
                 t = layout.tally(spec, out[k])
                 rows.append({"replication": start + k, **O.replication_row(t, spec)})
                 weekly.append(O.weekly_rows(t, spec, start + k))
+            start += n
             if progress:
                 progress(len(rows), replications)
+            chunk = max(used, min(most, int(CHUNK_SECONDS / max(per_replication, 1e-9))))
     finally:
         numba.set_num_threads(threads)
     reps_df, weekly_df = O.to_frames(rows, weekly)
@@ -194,6 +204,8 @@ def _simulate_numba(spec: ModelSpec, replications: int, seed: int, first: int,
 
 
 _KERNEL_ASKED = False  # whether this process has asked kernel_is_cached already
+CHUNK_SECONDS = 1.0  # the longest a numba batch runs before Ctrl-C or SIGTERM can land
+_clock = time.perf_counter
 
 
 def kernel_is_cached() -> bool:

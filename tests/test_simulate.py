@@ -1068,3 +1068,35 @@ def test_an_event_log_file_of_no_known_kind_is_refused_before_anything_runs(tmp_
     assert list(tmp_path.iterdir()) == []
     write_event_log(spec, 1, 0, tmp_path / "log.txt", kind="csv")
     assert pl.read_csv(tmp_path / "log.txt").columns[:2] == ["replication", "case:concept:name"]
+
+
+def test_a_numba_batch_of_slow_replications_runs_in_chunks_short_enough_to_stop(monkeypatch):
+    """Ctrl-C and SIGTERM land between the kernel's chunks only, and a chunk was at least 64
+    replications: a config whose replications take minutes could not be stopped but by
+    SIGKILL. The first chunk is one replication a thread, and the next ones as many as take
+    about CHUNK_SECONDS; the numbers are the same however the batch is split."""
+    import sys
+
+    import numba
+
+    from gtmsim.engines import kernel
+
+    S = sys.modules["gtmsim.simulate"]
+    spec = compile_spec(load_config(None, None, ["run.horizon_days=7", "run.warmup_days=0"]))
+    whole = simulate(spec, 12, 3, "numba", workers=2).replications
+    threads = min(2, numba.config.NUMBA_NUM_THREADS)
+    real = kernel.tallies
+    for seconds_each, expect in ((30.0, [threads] * (12 // threads)),  # one a thread
+                                 (1e-4, [threads, 12 - threads])):    # the rest at once
+        sizes, now = [], [0.0]
+
+        def counted(spec, seed, n, start, sizes=sizes, now=now, seconds_each=seconds_each):
+            sizes.append(n)
+            now[0] += seconds_each * n / threads  # a chunk's wall time on `threads` threads
+            return real(spec, seed, n, start)
+
+        monkeypatch.setattr(kernel, "tallies", counted)
+        monkeypatch.setattr(S, "_clock", lambda now=now: now[0], raising=False)
+        split = simulate(spec, 12, 3, "numba", workers=2).replications
+        assert sizes == expect
+        assert split.equals(whole)
