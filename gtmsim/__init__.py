@@ -7,6 +7,7 @@
     res.summary()         # mean, 95% CI, P10/P50/P90 per outcome
 """
 
+import os
 import sys
 from pathlib import Path
 
@@ -26,7 +27,9 @@ except KeyboardInterrupt:  # Ctrl-C in the second or two the imports take: one l
     if not _as_command():
         raise
     print("gtmsim: interrupted; nothing was written", file=sys.stderr, flush=True)
-    raise SystemExit(130) from None
+    # not SystemExit: a KeyboardInterrupt raised in code a library ran through PyRun_* marks
+    # the interpreter, which then dies by SIGINT at exit (-2) whatever status it was given
+    os._exit(130)
 
 __all__ = ["ConfigError", "GtmsimError", "ModelSpec", "Result", "compile_spec", "load_config",
            "run", "simulate"]

@@ -1440,6 +1440,14 @@ def cmd_compare(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:  # while the flags were read, before _signals: as later
+        print("gtmsim: interrupted; nothing was written", file=sys.stderr, flush=True)
+        return EXIT_INTERRUPTED
+
+
+def _main(argv: list[str] | None) -> int:
     parser = build_parser()
     for arg in sys.argv[1:] if argv is None else argv:
         try:
