@@ -1098,12 +1098,11 @@ def cmd_optimize(args) -> int:
                 with contextlib.suppress(OSError):
                     p.rmdir()
         if nothing:
-            print(f"gtmsim: {word}; nothing was written (no design had finished)",
-                  file=sys.stderr, flush=True)
+            _tell(f"gtmsim: {word}; nothing was written (no design had finished)")
         else:
             kept = shown_url(args.storage) if args.storage else out
-            print(f"gtmsim: {word}; the study so far is kept in {kept}: the same "
-                  "command resumes it", file=sys.stderr, flush=True)
+            _tell(f"gtmsim: {word}; the study so far is kept in {kept}: the same command "
+                  "resumes it")
         return _exit_code(stop)
     _write_optimize(args, config, settings, out, result, best, cmp)
     return 0
@@ -1341,11 +1340,11 @@ def cmd_sweep(args) -> int:
             raise
         word = "interrupted" if isinstance(stop, KeyboardInterrupt) else "terminated"
         if not out.exists():
-            print(f"gtmsim: {word}; nothing was written", file=sys.stderr, flush=True)
+            _tell(f"gtmsim: {word}; nothing was written")
         else:
             written = len(list((out / sweep.POINTS_DIR).glob("point-*.parquet")))
-            print(f"gtmsim: {word}; {written} of {len(plan.points)} points are in {out}; "
-                  "run the same command to resume", file=sys.stderr, flush=True)
+            _tell(f"gtmsim: {word}; {written} of {len(plan.points)} points are in {out}; "
+                  "run the same command to resume")
         return _exit_code(stop)
     from gtmsim.report.sweep import leaders_text, sweep_figures, sweep_report, sweep_summary
 
@@ -1440,11 +1439,21 @@ def cmd_compare(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    _STOP.clear()
     try:
         return _main(argv)
-    except KeyboardInterrupt:  # while the flags were read, before _signals: as later
-        print("gtmsim: interrupted; nothing was written", file=sys.stderr, flush=True)
+    except KeyboardInterrupt:
+        # while the flags were read, before _signals; or a second Ctrl-C after _signals,
+        # while the first one was told (which stands alone)
+        if "told" not in _STOP:
+            left = _left(_STOP["args"]) if "args" in _STOP else "nothing was written"
+            print(f"gtmsim: interrupted; {left}", file=sys.stderr, flush=True)
         return EXIT_INTERRUPTED
+
+
+# how far the command got, for main's last-resort Ctrl-C: its parsed flags ("args"), and
+# whether an interruption has been told ("told")
+_STOP: dict[str, object] = {}
 
 
 def _main(argv: list[str] | None) -> int:
@@ -1456,6 +1465,7 @@ def _main(argv: list[str] | None) -> int:
             # writes (config.toml, the report) is UTF-8, so it failed there, a traceback
             _fail(f"argument {ascii(arg)} is not valid UTF-8 text")
     args, extra = parser.parse_known_args(argv)
+    _STOP["args"] = args
     if extra:  # named by the command's own parser, which knows its options
         parser.commands.get(args.command, parser).error(
             f"unrecognized arguments: {' '.join(extra)}")
@@ -1543,9 +1553,16 @@ def _left(args) -> str:
 
 
 def _stopped(args, stop: BaseException) -> int:
-    word = "interrupted" if isinstance(stop, KeyboardInterrupt) else "terminated"
-    print(f"gtmsim: {word}; {_left(args)}", file=sys.stderr, flush=True)
+    if "told" not in _STOP:  # a second signal while the first was told: that line stands
+        word = "interrupted" if isinstance(stop, KeyboardInterrupt) else "terminated"
+        _tell(f"gtmsim: {word}; {_left(args)}")
     return _exit_code(stop)
+
+
+def _tell(line: str) -> None:
+    """Say how a command stopped, once: a second signal while this is printed adds no line."""
+    _STOP["told"] = True
+    print(line, file=sys.stderr, flush=True)
 
 
 if __name__ == "__main__":

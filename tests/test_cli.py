@@ -885,3 +885,48 @@ def test_ctrl_c_while_the_command_starts_is_one_line(tmp_path):
         out, err = proc.communicate(timeout=60)
         assert (proc.returncode, err) == (130, "gtmsim: interrupted; nothing was written\n"), \
             (delay, proc.returncode, err)
+
+
+@pytest.mark.parametrize("where", ["loading", "running"])
+def test_a_second_ctrl_c_while_the_first_is_told_adds_no_line(tmp_path, monkeypatch, where):
+    """A second Ctrl-C that landed while the first one's line was printed added a second,
+    contradicting line: 'nothing was written' from main's last-resort handler beside a
+    sweep's 'the points written are kept', or, while a sweep said it had written nothing,
+    'the points written are kept' from _stopped. The first line stands alone."""
+    import io
+    import sys
+
+    import gtmsim.cli
+    import gtmsim.sweep
+
+    class SecondCtrlC(io.StringIO):
+        """stderr on which Ctrl-C lands again as the first line is flushed."""
+        pressed = False
+
+        def flush(self):
+            super().flush()
+            if not self.pressed and self.getvalue():
+                self.pressed = True
+                raise KeyboardInterrupt
+
+    def begun_then_interrupted(path, *args, **kwargs):
+        gtmsim.cli._BEGUN.add("sweep")
+        raise KeyboardInterrupt
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    if where == "loading":  # told by _stopped
+        monkeypatch.setattr(gtmsim.sweep, "load_grid", begun_then_interrupted)
+        expected = "gtmsim: interrupted; the points written are kept: the same command resumes"
+    else:  # told by the sweep itself, its output folder not yet made
+        (tmp_path / "grid.toml").write_text("[levers]\nsdr_headcount = [3]\n")
+        monkeypatch.setattr(gtmsim.sweep, "run_sweep", interrupted)
+        expected = "gtmsim: interrupted; nothing was written"
+    monkeypatch.chdir(tmp_path)
+    err = SecondCtrlC()
+    monkeypatch.setattr(sys, "stderr", err)
+    code = main(["sweep", "--grid", "grid.toml", "--workers", "0", "--replications", "2",
+                 "--out", "out"])
+    assert code == 130
+    assert err.getvalue().splitlines() == [expected]
