@@ -24,7 +24,7 @@ import sys
 import tempfile
 import textwrap
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import InvalidStateError
 from datetime import datetime
 from pathlib import Path
@@ -727,9 +727,10 @@ def _load(args):
     return config, spec
 
 
-def _note_unreached(stage: str, team: str, where: str = "") -> None:
+def _note_unreached(stage: str, teams: Iterable[str], where: str = "") -> None:
+    names = " or ".join(repr(team) for team in teams)
     print(f"gtmsim: note: no channel, route or nurture return leads to stage {stage!r}"
-          f"{where}: team {team!r} does no work there", file=sys.stderr, flush=True)
+          f"{where}: team {names} does no work there", file=sys.stderr, flush=True)
 
 
 def _load_config(args):
@@ -741,7 +742,7 @@ def _load_config(args):
 
     config = load_config(args.config, args.profile, list(args.overrides))
     for name in unreached_stages(config):
-        _note_unreached(name, config.stages[name].team)
+        _note_unreached(name, [config.stages[name].team])
     for item in args.overrides:
         parts, value = parse_override(item)
         keys = ([parts[2]] if len(parts) > 2 else
@@ -1303,10 +1304,10 @@ def cmd_sweep(args) -> int:
     plan = sweep.plan_sweep(args.config, args.profile, args.overrides, grid, args.replications,
                             args.seed, args.engine or _default_engine(),
                             args.chunk or sweep.DEFAULT_CHUNK)
-    spec = plan.points[0].spec
-    for name in plan.unreached:
-        team = spec.team_names[spec.stage_team[spec.stage_names.index(name)]]
-        _note_unreached(name, team, " at any point of the grid")
+    for name in plan.unreached:  # its team at each point: an axis may move the stage
+        teams = dict.fromkeys(p.spec.team_names[p.spec.stage_team[p.spec.stage_names.index(name)]]
+                              for p in plan.points)
+        _note_unreached(name, teams, " at any point of the grid")
     out = Path(args.out) if args.out else Path("runs") / _slug(
         "sweep", Path(args.config or "b2b_saas").stem, Path(args.grid).stem)
     done = sweep.prepare_out(out, plan, create=False)  # checked before a cluster starts

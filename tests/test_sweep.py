@@ -1576,3 +1576,17 @@ def test_a_grid_built_in_code_keeps_its_axes_order_and_its_plan_s_grid_plans_aga
     assert [p.values for p in plan_sweep(None, None, SHORT[1::2], arrays,
                                          replications=1).points] == [{"sdr_headcount": 3},
                                                                      {"sdr_headcount": 5}]
+
+
+def test_the_note_on_an_unreached_stage_names_its_team_at_every_point(tmp_path, capsys):
+    """The note named the stage's team at the grid's first point, even where an axis gave
+    the stage another team at the others."""
+    orphan = [*SHORT, "--set", "teams.x={headcount=1, cost_per_head=0}", "--set",
+              "teams.y={headcount=1, cost_per_head=0}", "--set",
+              'stages.orphan={team="x", kind="review", effort_hours={dist="fixed", '
+              'value=1.0}, routes={qualified="ae_close"}}']
+    grid = _grid(tmp_path, '[levers]\n"stages.orphan.team" = ["x", "y", "x"]\n')
+    _sweep("--grid", grid, *orphan, "--replications", "1", "--workers", "0",
+           "--out", str(tmp_path / "a"))
+    assert ("gtmsim: note: no channel, route or nurture return leads to stage 'orphan' at any "
+            "point of the grid: team 'x' or 'y' does no work there") in capsys.readouterr().err
