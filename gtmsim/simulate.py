@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -269,8 +270,18 @@ def write_event_log(spec: ModelSpec, replications: int, seed: int, path: Path,
             try:
                 pl.scan_parquet(files).sink_parquet(path)
             except pl.exceptions.PolarsError as exc:  # a full disk, as polars words it
-                raise OSError(f"{exc}".splitlines()[0]) from None
+                raise _os_error(exc) from None
     return rows
+
+
+def _os_error(exc: Exception) -> OSError:
+    """polars' IO error as the OSError it wraps ('... underlying IO error: No space left on
+    device (os error 28)'), so it reads as a CSV's does; its first line where none is named."""
+    named = re.search(r"\(os error (\d+)\)", str(exc))
+    if named:
+        code = int(named.group(1))
+        return OSError(code, os.strerror(code))
+    return OSError(str(exc).splitlines()[0])
 
 
 def event_log_frame(logs: Sequence[tuple[int, list[tuple]]]) -> pl.DataFrame:

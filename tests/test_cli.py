@@ -930,3 +930,18 @@ def test_a_second_ctrl_c_while_the_first_is_told_adds_no_line(tmp_path, monkeypa
                  "--out", "out"])
     assert code == 130
     assert err.getvalue().splitlines() == [expected]
+
+
+@pytest.mark.slow
+def test_an_event_log_the_disk_cannot_hold_once_joined_says_why_in_a_few_words(tmp_path):
+    """Replications whose parts fit but whose joined Parquet file does not: the line passed
+    polars' words on ('parquet: File out of specification: underlying IO error: File too
+    large (os error 27)'); it says what a CSV's says."""
+    res = subprocess.run([sys.executable, "-m", "gtmsim", "eventlog", "--out", "log.parquet",
+                          "--set", "run.horizon_days=4", "--set", "run.warmup_days=0",
+                          "--replications", "3"], cwd=tmp_path, capture_output=True, text=True,
+                         timeout=120, preexec_fn=_small_files)
+    assert res.returncode == 2, res.stderr
+    assert res.stderr.strip().splitlines() == [
+        "gtmsim: error: --out: cannot write log.parquet: File too large"]
+    assert listing(tmp_path) == set()
