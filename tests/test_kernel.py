@@ -526,7 +526,7 @@ def test_pool_line_takes_people_in_the_order_they_began_to_wait():
 
 @numba.njit
 def _run_one_on(ks, st):
-    return run_one(view(ks), view(st))  # as run_worker calls it: the cached compilation
+    return run_one(view(ks), view(st), np.zeros(1, dtype=np.int64))  # as run_worker calls it
 
 
 @pytest.mark.parametrize("junk", [(np.nan, 1), (-1e300, 3)])
@@ -899,3 +899,57 @@ def test_bookings_agree_tightly(compiled, profile):
     z = abs(x.mean() - y.mean()) / se
     assert z < stats.norm.ppf(1 - ALPHA / 2), (x.mean(), y.mean(), z)
     assert stats.ks_2samp(x, y).pvalue > ALPHA
+
+
+_ENDLESS_CHILD = """
+import os, signal, sys, threading, time
+from gtmsim.config import load_config
+from gtmsim.engines.kernel import tallies
+from gtmsim.spec import compile_spec
+
+class Terminated(Exception):
+    pass
+
+def terminated(signum, frame):
+    raise Terminated
+
+signal.signal(signal.SIGTERM, terminated)
+which = getattr(signal, sys.argv[1])
+# a lead below the MQL bar is back at it a moment later, for ever: a replication of hours
+spec = compile_spec(load_config(profile="ideal", overrides=[
+    'stages.mql_review.effort_hours={dist="fixed", value=0.0}',
+    'stages.mql_review.routes={qualified="sdr_qualify", recycled="nurture", '
+    'rejected="nurture"}', "nurture.return_probability=1",
+    'nurture.return_after_days={dist="fixed", value=1e-9}']))
+sent = []
+
+def send():
+    begun = time.monotonic()  # once the batch has run a while (or, if none is seen, at 20 s)
+    while time.monotonic() - begun < 20 and not any(
+            t.name == "gtmsim-batch" for t in threading.enumerate()):
+        time.sleep(0.01)
+    time.sleep(0.5)
+    sent.append(time.monotonic())
+    os.kill(os.getpid(), which)
+
+threading.Thread(target=send, daemon=True).start()
+try:
+    tallies(spec, 1, 2, parallel=sys.argv[2] == "parallel")
+except (KeyboardInterrupt, Terminated):
+    print(f"stopped {time.monotonic() - sent[0]:.3f}")
+"""
+
+
+@pytest.mark.parametrize("signum", ["SIGINT", "SIGTERM"])
+@pytest.mark.parametrize("batch", ["parallel", "serial"])
+def test_a_replication_that_would_run_for_hours_stops_at_a_signal(compiled, signum, batch):
+    """The kernel did not look for Ctrl-C or SIGTERM: between batches only, so a replication
+    that runs for hours (a nurture loop of 1e-9 days a round, valid and endless) could only
+    be killed. The batch runs off the main thread, which waits where signals land, and the
+    event loop looks at a stop flag every STOP_EVERY events. 5 s is ample for a flag read
+    every few milliseconds and a Python exception; the old kernel ran on (the timeout)."""
+    done = subprocess.run([sys.executable, "-c", _ENDLESS_CHILD, signum, batch], cwd=ROOT,
+                          capture_output=True, text=True, timeout=90)
+    assert done.returncode == 0, done.stderr[-3000:]
+    word, seconds = done.stdout.split()
+    assert word == "stopped" and float(seconds) < 5.0, done.stdout

@@ -28,6 +28,7 @@ from gtmsim.engines.kernel.state import (
     C_STALLED_STAGE,
     C_STARTING,
     C_STATUS,
+    CANCELLED,
     EV_ARRIVAL,
     EV_BUYER,
     EV_ENQUEUE,
@@ -66,6 +67,7 @@ from gtmsim.engines.kernel.state import (
     P_TEAM,
     STALLED,
     STATUS_STAGE,
+    STOP_EVERY,
     new_state,
     workspace,
 )
@@ -152,9 +154,9 @@ def arrival(ks, st, c, now):
 
 
 @njit(cache=True)
-def run_one(ks, st):
+def run_one(ks, st, stop):
     """One replication on fresh state `st`; returns a status (0: ok, else a table that was
-    too small)."""
+    too small, ...). It gives up, CANCELLED, once stop[0] is set."""
     st_C = st.C
     st_PI = st.PI
     st_slot_person = st.slot_person
@@ -181,7 +183,11 @@ def run_one(ks, st):
     if ks.n_weeks > 1:
         schedule(st, ks.warmup + 168.0, EV_WEEKLY, 0, 0)
     end = ks.end
+    steps = 0
     while st_C[C_STATUS] == OK:
+        steps += 1
+        if steps % STOP_EVERY == 0 and stop[0] != 0:
+            return CANCELLED
         starting = st_C[C_STARTING]
         if starting >= 0:  # a person's START due next (see flow._claim)
             st_C[C_STARTING] = -1
@@ -250,7 +256,7 @@ def take_next(typingctx, counter):
 
 
 @njit(cache=True)
-def run_worker(ks, seeds, out, status, offsets, lead_cap, people_cap, queue_cap, taken):
+def run_worker(ks, seeds, out, status, offsets, lead_cap, people_cap, queue_cap, taken, stop):
     """Replications taken one at a time (by `taken`, a counter shared with the other workers)
     on the calling thread, with thread-private copies of everything the event loop touches
     (spec arrays, offsets, workspace, a tally row), made once: threads share no reference
@@ -264,13 +270,13 @@ def run_worker(ks, seeds, out, status, offsets, lead_cap, people_cap, queue_cap,
     n = seeds.shape[0]
     while True:
         i = take_next(taken)
-        if i >= n:
+        if i >= n or stop[0] != 0:
             break
         st = new_state(kc, seeds[i], row, offs, w)
         # the event loop reads both through reference-free views; kc, st, w and row own
         # what the views point to and stay alive past the call
         try:
-            status[i] = run_one(view(kc), view(st))
+            status[i] = run_one(view(kc), view(st), stop)
         except Exception:  # noqa: BLE001
             # an error inside the model (a division by zero, say): a prange loop would drop
             # it and leave the row as it stood, so it becomes the replication's status
@@ -281,17 +287,21 @@ def run_worker(ks, seeds, out, status, offsets, lead_cap, people_cap, queue_cap,
     keep(w)
 
 
-@njit(cache=True, parallel=True)
-def run_batch(ks, seeds, out, status, offsets, lead_cap, people_cap, queue_cap, workers):
+@njit(cache=True, parallel=True, nogil=True)
+def run_batch(ks, seeds, out, status, offsets, lead_cap, people_cap, queue_cap, workers, stop):
     """Replications on `workers` threads: row i of `out` is the tally of the replication
-    seeded by seeds[i], whichever thread ran it; status[i] is 0, or the table it outgrew."""
+    seeded by seeds[i], whichever thread ran it; status[i] is 0, or the table it outgrew.
+    Setting stop[0] (from another thread: the GIL is let go) ends the batch within a few
+    thousand events, its unfinished rows CANCELLED."""
     taken = np.zeros(1, dtype=np.int64)
     for _ in prange(workers):
-        run_worker(ks, seeds, out, status, offsets, lead_cap, people_cap, queue_cap, taken)
+        run_worker(ks, seeds, out, status, offsets, lead_cap, people_cap, queue_cap, taken,
+                   stop)
 
 
-@njit(cache=True)
-def run_serial(ks, seeds, out, status, offsets, lead_cap, people_cap, queue_cap, workers):
+@njit(cache=True, nogil=True)
+def run_serial(ks, seeds, out, status, offsets, lead_cap, people_cap, queue_cap, workers,
+               stop):
     """The same as run_batch on the calling thread only."""
     run_worker(ks, seeds, out, status, offsets, lead_cap, people_cap, queue_cap,
-               np.zeros(1, dtype=np.int64))
+               np.zeros(1, dtype=np.int64), stop)

@@ -49,7 +49,10 @@ IDLE, WAITING, CLAIMED, BUSY, GONE = range(5)
 (C_NLEADS, C_NPEOPLE, C_ESEQ, C_QSEQ, C_WSEQ, C_STATUS, C_FHEAD, C_FTAIL, C_WINDOW,
  C_FAR_FREE, C_FAR_USED, C_LFREE, C_RHEAD, C_RTAIL, C_STARTING, C_STALLED_STAGE) = range(16)
 N_C = 16
-OK, LEAD_OVERFLOW, PEOPLE_OVERFLOW, QUEUE_OVERFLOW, STALLED, FAILED = range(6)
+OK, LEAD_OVERFLOW, PEOPLE_OVERFLOW, QUEUE_OVERFLOW, STALLED, FAILED, CANCELLED = range(7)
+# the event loop looks at its stop flag (set on Ctrl-C or SIGTERM) once every STOP_EVERY events:
+# about 3 ms on the default model, so a replication that would take hours stops at once
+STOP_EVERY = 1 << 14
 SAME_INSTANT_LIMIT = S.SAME_INSTANT_LIMIT
 STATUS_STAGE = 16  # a stalled replication's status: STALLED + STATUS_STAGE * stage
 
