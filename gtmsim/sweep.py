@@ -310,7 +310,7 @@ def _axis(where: str, name: str, spec: Any, design: str) -> Axis:
             raise _bad(where, f"expected a non-empty list of values, got {vals!r}")
         if any(isinstance(v, (dict, list)) for v in vals):
             raise _bad(where, "values must be numbers, strings or true/false")
-        return Axis(name, name, tuple(dict.fromkeys(vals)), integer=integer)
+        return Axis(name, name, _distinct(vals), integer=integer)
     rng = spec.get("range")
     if (not isinstance(rng, list) or len(rng) != 2 or not all(_number(x) for x in rng)
             or rng[0] > rng[1]):
@@ -325,6 +325,13 @@ def _axis(where: str, name: str, spec: Any, design: str) -> Axis:
                        "end; a range's steps include both ends: give steps >= 2, or list "
                        "the one value")  # end, which the range promises, was dropped
     return Axis(name, name, (), float(rng[0]), float(rng[1]), steps, integer)
+
+
+def _distinct(values: Sequence) -> tuple:
+    """The listed values, each once: true and 1 are two values, not one (dict.fromkeys kept
+    the first, so `[true, 1]` ran true alone, and the 1 was never refused as a number for a
+    true/false value)."""
+    return tuple({(isinstance(v, bool), v): v for v in values}.values())
 
 
 # --------------------------------------------------------------------------- the plan
@@ -487,6 +494,8 @@ def _check_axes(grid: Grid, config: Config) -> None:
             except KeyError as exc:
                 raise ConfigError(where, f"not a lever, and no config value at "
                                   f"{exc.args[0]!r}") from None
+            for v in list(axis.values) or [axis.low, axis.high]:
+                _check_kind(where, v, current)
             whole_only = isinstance(current, int) and not isinstance(current, bool)
             _check_not_fractional(where, axis, whole_only)
             if axis.integer is None:
@@ -502,7 +511,11 @@ def _check_axes(grid: Grid, config: Config) -> None:
         checks = list(axis.values) or [axis.low, axis.high]
         for v in checks:
             if lever.choices is not None:
-                if v not in lever.choices:
+                # not `v in choices`: 1 == true, so it took 1 for true
+                if not any(isinstance(v, bool) == isinstance(c, bool) and v == c
+                           for c in lever.choices):
+                    if all(isinstance(c, bool) for c in lever.choices):
+                        _check_kind(where, v, True)
                     raise ConfigError(where, f"{v!r} is not one of {lever.choices}")
             elif not _number(v):
                 raise ConfigError(where, f"expected a number, got {v!r}")
@@ -536,6 +549,15 @@ def _path_example(config: Config) -> str:
 
 # A sweep's seed and replication count are its own (--seed, --replications), not the config's.
 FIXED_PER_SWEEP = ("run.seed", "run.replications")
+
+
+def _check_kind(where: str, value: Any, like: Any) -> None:
+    """A true/false value takes true or false, and a number takes no true or false: each
+    passed as the other (1 == true), to be refused point by point, or not at all."""
+    if isinstance(like, bool) and not isinstance(value, bool):
+        raise ConfigError(where, f"expected true or false, got {value!r}")
+    if _number(like) and isinstance(value, bool):
+        raise ConfigError(where, f"expected a number, got {value!r}")
 
 
 def _check_not_fractional(where: str, axis: Axis, whole_only: bool) -> None:

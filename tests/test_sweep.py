@@ -542,6 +542,17 @@ BAD_GRIDS = {
                                     "whole numbers; steps that land on them: 2, 4"),
     "text for a number": ("[levers]\nsdr_headcount = ['3']\n",
                           "levers.sdr_headcount: expected a number, got '3'"),
+    # true == 1: [true, 1] ran true alone (1 merged into it, unchecked), [1, true] 1 alone
+    "a number beside true": ("[levers]\nfeedback = [true, 1]\n",
+                             "levers.feedback: expected true or false, got 1"),
+    "true beside a number": ("[levers]\ncs_headcount = [1, true]\n",
+                             "levers.cs_headcount: expected a number, got True"),
+    # a config path's type: refused up front, naming the axis, not at a point
+    "a number for a true/false path": ("[levers]\n\"design.feedback.enabled\" = [false, 0]\n",
+                                       "levers.design.feedback.enabled: expected true or "
+                                       "false, got 0"),
+    "true for a number path": ("[levers]\n\"teams.ae.headcount\" = [1, true]\n",
+                               "levers.teams.ae.headcount: expected a number, got True"),
     # the sweep's seed and replications are its flags: these axes changed nothing
     "seed axis": ("[levers]\n\"run.seed\" = [1, 2]\n", "run.seed is not an axis"),
     "window axis": ("[levers]\n\"run.horizon_days\" = [91, 182]\n",
@@ -1511,6 +1522,16 @@ def test_a_grid_built_in_code_is_checked_as_a_grid_file_is(grid, words):
     axis = Axis("sdr_headcount", "sdr_headcount", (3, 5))
     with pytest.raises(ConfigError, match=words):
         plan_sweep(None, None, SHORT[1::2], grid(axis), replications=1)
+
+
+@pytest.mark.parametrize(("values", "words"), [
+    ((True, 1), "expected true or false, got 1"), ((1, True), "expected true or false, got 1"),
+    ((np.True_, np.int64(0)), "expected true or false, got 0")])
+def test_a_grid_built_in_code_refuses_a_number_beside_true(values, words):
+    """A Grid built in code with (true, 1) planned one point, true: 1 == true merged them."""
+    grid = Grid("g", "factorial", [Axis("feedback", "feedback", values)])
+    with pytest.raises(ConfigError, match=f"^g: levers.feedback: {words}$"):
+        plan_sweep(None, None, SHORT[1::2], grid, replications=1)
 
 
 def test_a_grid_built_in_code_takes_numpy_values(tmp_path):
