@@ -1304,6 +1304,8 @@ def cmd_sweep(args) -> int:
     plan = sweep.plan_sweep(args.config, args.profile, args.overrides, grid, args.replications,
                             args.seed, args.engine or _default_engine(),
                             args.chunk or sweep.DEFAULT_CHUNK)
+    for note in plan.grid.notes:  # a value listed again: one point, not a lost one
+        print(f"gtmsim: note: {note}", file=sys.stderr, flush=True)
     for name in plan.unreached:  # its team at each point: an axis may move the stage
         teams = dict.fromkeys(p.spec.team_names[p.spec.stage_team[p.spec.stage_names.index(name)]]
                               for p in plan.points)

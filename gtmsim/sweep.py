@@ -135,6 +135,7 @@ class Grid:
     samples: int | None = None        # lhs points
     seed: int = 0                     # lhs sampler seed
     common_random_numbers: bool = False
+    notes: tuple[str, ...] = ()       # values listed again, run once: `sweep` says so
 
     def points(self) -> list[dict[str, Any]]:
         """Axis name -> value, one dict per point, in a fixed order."""
@@ -180,7 +181,9 @@ class Grid:
         lists the profiles first; a point's index, and so its seed, follows the order)."""
         grid = grid_from_table(self.table(), self.source)
         order = [a.name for a in self.axes]
-        return replace(grid, axes=sorted(grid.axes, key=lambda a: order.index(a.name)))
+        # a loaded grid's notes: its table lists each value once
+        return replace(grid, axes=sorted(grid.axes, key=lambda a: order.index(a.name)),
+                       notes=tuple(dict.fromkeys((*self.notes, *grid.notes))))
 
 
 def _bad(where: str, message: str) -> ConfigError:
@@ -243,17 +246,22 @@ def grid_from_table(raw: dict[str, Any], src: str, design: str | None = None,
     if not isinstance(crn, bool):
         raise _bad(f"{src}: common_random_numbers", f"expected true or false, got {crn!r}")
     axes: list[Axis] = []
+    notes: list[str] = []
     profiles = raw.get("profiles")
     if profiles is not None:
         if (not isinstance(profiles, list) or not profiles
                 or not all(isinstance(x, str) and x for x in profiles)):
             raise _bad(f"{src}: profiles", f"expected a list of profile names, got {profiles!r}")
-        axes.append(Axis("profile", None, tuple(dict.fromkeys(profiles))))
+        listed, again = _distinct(f"{src}: profiles", profiles)
+        axes.append(Axis("profile", None, listed))
+        notes += again
     levers = raw.get("levers", {})
     if not isinstance(levers, dict):
         raise _bad(f"{src}: levers", f"expected a table of lever = values, got {levers!r}")
     for name, spec in levers.items():
-        axes.append(_axis(f"{src}: levers.{name}", name, spec, design))
+        axis, again = _axis(f"{src}: levers.{name}", name, spec, design)
+        axes.append(axis)
+        notes += again
     if not axes:
         raise _bad(src, "the grid names no levers and no profiles")
     size = samples if design == "lhs" else math.prod(_axis_size(a) for a in axes)
@@ -261,7 +269,8 @@ def grid_from_table(raw: dict[str, Any], src: str, design: str | None = None,
         raise _bad(f"{src}: points" if design == "lhs" else src,
                    f"the grid has {size:,} points, at most {MAX_POINTS:,}; use fewer steps "
                    "or values, or design = 'lhs' with points = N")
-    return Grid(src, design, axes, samples if design == "lhs" else None, seed, crn)
+    return Grid(src, design, axes, samples if design == "lhs" else None, seed, crn,
+                tuple(dict.fromkeys(notes)))
 
 
 # A grid this large is a typo, not a sweep: refused before expanding. Planning validates and
@@ -281,7 +290,8 @@ def _axis_size(a: Axis) -> int:
     return a.steps
 
 
-def _axis(where: str, name: str, spec: Any, design: str) -> Axis:
+def _axis(where: str, name: str, spec: Any, design: str) -> tuple[Axis, list[str]]:
+    """The axis of one [levers] entry, and a note for each value it lists again."""
     if name == "profile":
         raise _bad(where, "sweep profiles with the top-level key profiles = [...]")
     if isinstance(spec, list):
@@ -310,7 +320,8 @@ def _axis(where: str, name: str, spec: Any, design: str) -> Axis:
             raise _bad(where, f"expected a non-empty list of values, got {vals!r}")
         if any(isinstance(v, (dict, list)) for v in vals):
             raise _bad(where, "values must be numbers, strings or true/false")
-        return Axis(name, name, _distinct(vals), integer=integer)
+        listed, again = _distinct(where, vals)
+        return Axis(name, name, listed, integer=integer), again
     rng = spec.get("range")
     if (not isinstance(rng, list) or len(rng) != 2 or not all(_number(x) for x in rng)
             or rng[0] > rng[1]):
@@ -324,14 +335,26 @@ def _axis(where: str, name: str, spec: Any, design: str) -> Axis:
             raise _bad(f"{where}.steps", f"1 step of [{rng[0]}, {rng[1]}] runs only its low "
                        "end; a range's steps include both ends: give steps >= 2, or list "
                        "the one value")  # end, which the range promises, was dropped
-    return Axis(name, name, (), float(rng[0]), float(rng[1]), steps, integer)
+    return Axis(name, name, (), float(rng[0]), float(rng[1]), steps, integer), []
 
 
-def _distinct(values: Sequence) -> tuple:
-    """The listed values, each once: true and 1 are two values, not one (dict.fromkeys kept
-    the first, so `[true, 1]` ran true alone, and the 1 was never refused as a number for a
-    true/false value)."""
-    return tuple({(isinstance(v, bool), v): v for v in values}.values())
+def _distinct(where: str, values: Sequence) -> tuple[tuple, list[str]]:
+    """The listed values, each once, and a note for each listed again: a point is one design,
+    run once, but a value dropped without a word looked like a lost point (3 and 3.0 are one
+    value). True and 1 are two values, not one (dict.fromkeys kept the first, so `[true, 1]`
+    ran true alone, and the 1 was never refused as a number for a true/false value)."""
+    kept: dict[tuple[bool, Any], Any] = {}
+    notes = []
+    for v in values:
+        key = (isinstance(v, bool), v)
+        if key not in kept:
+            kept[key] = v
+        else:
+            first = kept[key]
+            notes.append(f"{where}: {v!r} is listed more than once; it runs once"
+                         if repr(first) == repr(v) else
+                         f"{where}: {first!r} and {v!r} are one value; it runs once")
+    return tuple(kept.values()), notes
 
 
 # --------------------------------------------------------------------------- the plan

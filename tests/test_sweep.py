@@ -1611,3 +1611,23 @@ def test_the_note_on_an_unreached_stage_names_its_team_at_every_point(tmp_path, 
            "--out", str(tmp_path / "a"))
     assert ("gtmsim: note: no channel, route or nurture return leads to stage 'orphan' at any "
             "point of the grid: team 'x' or 'y' does no work there") in capsys.readouterr().err
+
+
+def test_a_value_listed_again_runs_once_and_is_said(tmp_path, capsys):
+    """3 and 3.0 are one value: [3, 3.0, 5] ran two points without a word, one listed point
+    gone as far as the planner could tell; it still runs once (as [3, 3] always did), and a
+    note says so, for a grid file and a Grid built in code alike."""
+    note = "levers.sdr_headcount: 3 and 3.0 are one value; it runs once"
+    grid = _grid(tmp_path, "profiles = ['ideal', 'ideal']\n[levers]\n"
+                           "sdr_headcount = [3, 3.0, 5]\nmql_threshold = [0.2, 0.2]\n")
+    _sweep("--grid", grid, *SHORT, "--replications", "1", "--workers", "0",
+           "--out", str(tmp_path / "o"))
+    err = capsys.readouterr().err
+    for said in (note, "levers.mql_threshold: 0.2 is listed more than once; it runs once",
+                 "profiles: 'ideal' is listed more than once; it runs once"):
+        assert f"gtmsim: note: {grid}: {said}\n" in err, err
+    assert read_sweep(tmp_path / "o")["sdr_headcount"].unique().sort().to_list() == [3, 5]
+    coded = Grid("g", "factorial", [Axis("sdr_headcount", "sdr_headcount", (3, 3.0, 5))])
+    plan = plan_sweep(None, None, SHORT[1::2], coded, replications=1)
+    assert [p.values for p in plan.points] == [{"sdr_headcount": 3}, {"sdr_headcount": 5}]
+    assert plan.grid.notes == (f"g: {note}",)
