@@ -512,6 +512,9 @@ def _check_axes(grid: Grid, config: Config) -> None:
                                   + (f" (did you mean {hint[0]!r}?)" if hint else "")
                                   + f"; levers: {', '.join(levers) or 'none'}"
                                   + _path_example(config))
+            unseen = _unseen(axis.name, levers)
+            if unseen:
+                raise ConfigError(where, f"{axis.name} is not an axis: {unseen}")
             try:
                 current = get_path(raw, axis.name.split("."))
             except KeyError as exc:
@@ -572,6 +575,22 @@ def _path_example(config: Config) -> str:
 
 # A sweep's seed and replication count are its own (--seed, --replications), not the config's.
 FIXED_PER_SWEEP = ("run.seed", "run.replications")
+
+
+def _unseen(path: str, levers: dict) -> str | None:
+    """Why a config path no simulation reads is not an axis (None if one reads it): its
+    points ran the same model under different labels, and a report ranked them."""
+    parts = path.split(".")
+    if parts[0] == "levers" or parts[:2] == ["design", "annual_budget"]:
+        hint = (f"; sweep the lever itself: {parts[1]} = [...]"
+                if len(parts) > 2 and parts[1] in levers else "")
+        return ("it bounds the optimiser's search (a lever's range, the budget) and changes "
+                f"nothing a simulation sees{hint}")
+    if parts[0] == "profiles":
+        return ("a config's [profiles] are read when it loads, into its people values, so "
+                "changing one changes nothing a simulation sees; sweep profiles with the "
+                "grid's profiles = [...]")
+    return None
 
 
 def _check_kind(where: str, value: Any, like: Any) -> None:

@@ -559,6 +559,15 @@ BAD_GRIDS = {
                     "run.horizon_days is not an axis"),
     "replications axis": ("[levers]\n\"run.replications\" = [5, 6]\n",
                           "run.replications is not an axis"),
+    # what bounds the optimiser's search: its points ran one model, ranked as if they differed
+    "a lever's bound as an axis": ("[levers]\n\"levers.sdr_headcount.high\" = [12, 20]\n",
+                                   "levers.levers.sdr_headcount.high: levers.sdr_headcount.high "
+                                   "is not an axis: it bounds the optimiser's search (a lever's "
+                                   "range, the budget) and changes nothing a simulation sees; "
+                                   "sweep the lever itself: sdr_headcount = [...]"),
+    "the budget as an axis": ("[levers]\n\"design.annual_budget\" = [1e6, 2e6]\n",
+                              "levers.design.annual_budget: design.annual_budget is not an "
+                              "axis: it bounds the optimiser's search"),
     # levers each valid alone, together a config the model refuses: refused before any run
     "levers the model refuses together": ("[levers]\nmql_threshold = [0.15, 0.3]\n"
                                           "\"stages.mql_review.reject_below\" = [0.05, 0.2]\n",
@@ -1631,3 +1640,15 @@ def test_a_value_listed_again_runs_once_and_is_said(tmp_path, capsys):
     plan = plan_sweep(None, None, SHORT[1::2], coded, replications=1)
     assert [p.values for p in plan.points] == [{"sdr_headcount": 3}, {"sdr_headcount": 5}]
     assert plan.grid.notes == (f"g: {note}",)
+
+
+def test_a_path_into_the_configs_profiles_is_not_an_axis(tmp_path, capsys):
+    """A config's [profiles] are read into its people values when it loads: an axis over one
+    ran the same model at every point, labelled as if it differed."""
+    grid = _grid(tmp_path, '[levers]\n"profiles.mine.latency.enabled" = [true, false]\n')
+    fails_cleanly(["sweep", "--grid", grid, *SHORT, "--set",
+                   "profiles.mine={latency={enabled=false}}", "--workers", "0",
+                   "--out", str(tmp_path / "o")],
+                  "grid.toml: levers.profiles.mine.latency.enabled: "
+                  "profiles.mine.latency.enabled is not an axis: a config's [profiles] are "
+                  "read when it loads", tmp_path, capsys)
