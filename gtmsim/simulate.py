@@ -177,9 +177,9 @@ def _simulate_numba(spec: ModelSpec, replications: int, seed: int, first: int,
     threads = numba.get_num_threads()
     used = min(workers or threads, numba.config.NUMBA_NUM_THREADS)
     numba.set_num_threads(used)
-    # Ctrl-C and SIGTERM land between chunks only (the kernel does not look for them): the
-    # first chunk is a replication a thread, the rest as many as take about CHUNK_SECONDS
-    # (64 to 256 on the default model; one a thread where a replication takes seconds)
+    # chunks for the progress bar: the first a replication a thread, the rest as many as take
+    # about CHUNK_SECONDS (64 to 256 on the default model; one a thread where a replication
+    # takes seconds); Ctrl-C and SIGTERM land inside a chunk too (kernel._stoppable)
     most = min(256, max(64, -(-replications // 20)))
     chunk = used
     try:
@@ -205,7 +205,7 @@ def _simulate_numba(spec: ModelSpec, replications: int, seed: int, first: int,
 
 
 _KERNEL_ASKED = False  # whether this process has asked kernel_is_cached already
-CHUNK_SECONDS = 1.0  # the longest a numba batch runs before Ctrl-C or SIGTERM can land
+CHUNK_SECONDS = 1.0  # about the longest a numba batch runs before the progress bar moves
 _clock = time.perf_counter
 
 
