@@ -37,6 +37,7 @@ from gtmsim.errors import (
     ExportFailed,
     GtmsimError,
     Stopped,
+    cannot_write,
 )
 from gtmsim.outcomes import check_ranked_outcome, check_scored_outcome
 from gtmsim.report.console import describe_config, print_summary, print_whole
@@ -858,7 +859,7 @@ def cmd_run(args) -> int:
                                         list(config.teams), costs, flow_routing(config)),
                             tmp / "figures")
     except OSError as exc:
-        raise UsageError("--out", f"cannot write {out}: {exc.strerror or exc}") from None
+        raise cannot_write(out, exc) from None
 
     print_summary(config, summary, meta, _WRITTEN[-1], console=_console(), costs=costs)
     return 0
@@ -981,7 +982,7 @@ def cmd_eventlog(args) -> int:
         with bar, staged(out, is_dir=False) as tmp:
             rows = write_event_log(spec, n, seed, tmp, progress, suffix[1:])
     except OSError as exc:
-        raise UsageError("--out", f"cannot write {out}: {exc.strerror or exc}") from None
+        raise cannot_write(out, exc) from None
     print(f"wrote {rows:,} activity rows from {counted(n, 'replications')} to {out}")
     return 0
 
@@ -1281,7 +1282,7 @@ def _write_optimize(args, config, settings, out: Path, result, best, cmp) -> Non
         else:
             _drop_figures(out / "figures")
     except OSError as exc:
-        raise UsageError("--out", f"cannot write {out}: {exc.strerror or exc}") from None
+        raise cannot_write(out, exc) from None
     print(optimize_text(report))
     print(f"Results in {out}")
 
@@ -1360,7 +1361,7 @@ def cmd_sweep(args) -> int:
         else:
             _drop_figures(out / "figures")
     except OSError as exc:
-        raise UsageError("--out", f"cannot write {out}: {exc.strerror or exc}") from None
+        raise cannot_write(out, exc) from None
     print(f"swept {counted(summary.points, 'points')} x "
           f"{counted(plan.replications, 'replications')} {where}: "
           f"{counted(summary.written, 'points')} run ({counted(summary.tasks, 'tasks')}), "
@@ -1428,7 +1429,7 @@ def cmd_compare(args) -> int:
             if args.png:
                 _write_pngs(figures, tmp / "figures")
     except OSError as exc:
-        raise UsageError("--out", f"cannot write {out}: {exc.strerror or exc}") from None
+        raise cannot_write(out, exc) from None
     console = _console()
     if not console.is_terminal:  # piped or captured: do not squeeze the tables into 80
         console = _console(width=160)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import numbers
+from os import PathLike
 from typing import Any
 
 
@@ -54,6 +56,20 @@ class OutOfMemory(Stopped):
                 f"{self.queues:,} work queues, a set for each of {self.threads} threads): a "
                 "shorter run or lower lead rates need smaller tables, and fewer threads "
                 "(--workers) fewer sets")
+
+
+class DiskFull(Stopped):
+    """The disk, or a limit on the size of a file, took no more: not bad input (the CLI
+    exits 1), unlike an --out that cannot be written at all."""
+
+
+def cannot_write(out: str | PathLike, exc: OSError) -> GtmsimError:
+    """The error for an output `exc` stopped: a full disk is DiskFull (exit 1), anything else
+    a bad --out (exit 2: a read-only folder, a name the file system refuses)."""
+    why = exc.strerror or str(exc)
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO):
+        return DiskFull(f"cannot write {out}: {why}")
+    return ConfigError("--out", f"cannot write {out}: {why}")
 
 
 class ExportFailed(Stopped):

@@ -56,6 +56,7 @@ from gtmsim.errors import (
     ConfigError,
     GtmsimError,
     TaskFailed,
+    cannot_write,
     whole,
 )
 from gtmsim.outcomes import outcome_names
@@ -730,7 +731,7 @@ def prepare_out(out: Path, plan: Plan, create: bool = True) -> list[int]:
             _atomic(out / "points.parquet",
                     lambda p: write_parquet(_points_frame(plan), p))
     except OSError as exc:
-        raise ConfigError("--out", f"cannot write {out}: {exc.strerror or exc}") from None
+        raise cannot_write(out, exc) from None
     return [p.index for p in plan.points if point_file(out, p.index).is_file()]
 
 
@@ -1138,7 +1139,7 @@ def _write_point(out: Path, plan: Plan, point: Point, parts: list[pl.DataFrame])
     try:
         _atomic(point_file(out, point.index), lambda p: write_parquet(df, p))
     except OSError as exc:
-        raise ConfigError("--out", f"cannot write {out}: {exc.strerror or exc}") from None
+        raise cannot_write(out, exc) from None
 
 
 class _Watch:

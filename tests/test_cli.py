@@ -308,12 +308,14 @@ CONFIG = str(Path(__file__).parents[1] / "configs" / "b2b_saas.toml")
 def test_a_parquet_file_the_disk_cannot_hold_is_one_line(tmp_path, args):
     """polars reports its parquet writer's IO errors as a ComputeError ('... (os error 28)',
     or only 'Invalid thrift: transport error'): a full disk under an event log or a
-    comparison was a traceback and exit 1; a CSV's was already one line."""
+    comparison was a traceback and exit 1; a CSV's was already one line. A full disk is not
+    bad input: exit 1 (it was 2, and blamed --out)."""
     res = subprocess.run([sys.executable, "-m", "gtmsim", *args, *SHORT], cwd=tmp_path,
                          capture_output=True, text=True, timeout=120, preexec_fn=_small_files)
-    assert res.returncode == 2, res.stderr
+    assert res.returncode == 1, res.stderr
     lines = res.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("gtmsim: error: --out: cannot write"), lines
+    assert len(lines) == 1 and lines[0].startswith("gtmsim: error: cannot write"), lines
+    assert lines[0].endswith(": File too large"), lines
     assert listing(tmp_path) == set()
 
 
@@ -325,9 +327,8 @@ def test_a_sweep_point_the_disk_cannot_hold_is_one_line(tmp_path):
                           "--engine", "simpy", "--replications", "1", "--workers", "0",
                           "--out", "sw", *SHORT], cwd=tmp_path, capture_output=True, text=True,
                          timeout=120, preexec_fn=_small_files)
-    assert res.returncode == 2, res.stderr
-    assert res.stderr.strip().splitlines() == ["gtmsim: error: --out: cannot write sw: "
-                                               "File too large"]
+    assert res.returncode == 1, res.stderr  # not bad input
+    assert res.stderr.strip().splitlines() == ["gtmsim: error: cannot write sw: File too large"]
     assert not list((tmp_path / "sw" / "points").iterdir())
 
 
@@ -936,12 +937,12 @@ def test_a_second_ctrl_c_while_the_first_is_told_adds_no_line(tmp_path, monkeypa
 def test_an_event_log_the_disk_cannot_hold_once_joined_says_why_in_a_few_words(tmp_path):
     """Replications whose parts fit but whose joined Parquet file does not: the line passed
     polars' words on ('parquet: File out of specification: underlying IO error: File too
-    large (os error 27)'); it says what a CSV's says."""
+    large (os error 27)'); it says what a CSV's says, exit 1 (a full disk is not bad input)."""
     res = subprocess.run([sys.executable, "-m", "gtmsim", "eventlog", "--out", "log.parquet",
                           "--set", "run.horizon_days=4", "--set", "run.warmup_days=0",
                           "--replications", "3"], cwd=tmp_path, capture_output=True, text=True,
                          timeout=120, preexec_fn=_small_files)
-    assert res.returncode == 2, res.stderr
+    assert res.returncode == 1, res.stderr
     assert res.stderr.strip().splitlines() == [
-        "gtmsim: error: --out: cannot write log.parquet: File too large"]
+        "gtmsim: error: cannot write log.parquet: File too large"]
     assert listing(tmp_path) == set()
