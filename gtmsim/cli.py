@@ -1054,8 +1054,8 @@ def cmd_optimize(args) -> int:
         total = args.trials + settings.ideal_trials
     journal = out / "study.journal"
     new_journal = not args.storage and not journal.exists()
-    _BEGUN.add("optimize")
     before = _studies_in(args.storage) if args.storage else None
+    _BEGUN.add("optimize")  # after the look at --storage: a Ctrl-C there had kept nothing
     made: list[Path] = []  # the folders made for --out, filled as each is made
     try:
         # made inside the clean-up below: a signal right after the mkdir left the folder
@@ -1156,7 +1156,8 @@ def _drop_new_studies(url: str, before: set[str], names: list[str]) -> bool:
     """Delete the studies of `names` this run made in a --storage when none of them holds a
     finished or running trial: as for the output folder's journal, a study refused as its
     first trial ran holds nothing to resume, and kept, it refused the corrected command.
-    Whether it deleted them."""
+    Whether the storage keeps nothing of this run's: it deleted them, or made none (stopped
+    before the first), where none of `names` was there before it."""
     from gtmsim.optimize.search import TAKEN, open_storage
 
     try:
@@ -1167,10 +1168,11 @@ def _drop_new_studies(url: str, before: set[str], names: list[str]) -> bool:
                             for i in made.values()):
             for study_id in made.values():
                 storage.delete_study(study_id)
-            return True
+            made = {}
     except Exception:  # in doubt, keep the study
-        pass
-    return False
+        return False
+    # a study resumed keeps what this run added to it
+    return not made and not any(name in before for name in names)
 
 
 # what `optimize` writes into its folder (a folder holding anything else is not a study's);

@@ -946,3 +946,42 @@ def test_an_event_log_the_disk_cannot_hold_once_joined_says_why_in_a_few_words(t
     assert res.stderr.strip().splitlines() == [
         "gtmsim: error: cannot write log.parquet: File too large"]
     assert listing(tmp_path) == set()
+
+
+def test_a_storage_a_stopped_search_made_nothing_in_keeps_nothing(tmp_path):
+    """Stopped before it had made its study in a --storage, a search said 'the study so far
+    is kept in sqlite:///...' over a storage holding none: `_drop_new_studies` answered
+    False both when it kept a study and when there was none to keep."""
+    import optuna
+
+    from gtmsim.cli import _drop_new_studies
+
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    names = ["s", "s-ideal"]
+    optuna.create_study(storage=url, study_name="other")
+    assert _drop_new_studies(url, {"other"}, names)  # none made: nothing kept
+    optuna.create_study(storage=url, study_name="s")
+    assert _drop_new_studies(url, {"other"}, names)  # made, no trial: deleted
+    assert {s.study_name for s in optuna.get_all_study_summaries(url)} == {"other"}
+    study = optuna.create_study(storage=url, study_name="s")
+    study.enqueue_trial({"x": 1.0})
+    study.optimize(lambda t: t.suggest_float("x", 0, 2), n_trials=1)
+    assert not _drop_new_studies(url, {"other"}, names)  # a finished trial: kept
+    assert not _drop_new_studies(url, {"other", "s"}, names)  # resumed: kept
+
+
+def test_ctrl_c_while_a_storage_is_opened_says_nothing_was_written(tmp_path, monkeypatch,
+                                                                   capsys):
+    """A signal that landed while `optimize` looked into its --storage (before any study of
+    its own was made) said 'the study so far is kept'."""
+    import gtmsim.cli
+
+    def interrupted(url):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(gtmsim.cli, "_studies_in", interrupted)
+    code = main(["optimize", "--storage", f"sqlite:///{tmp_path / 'study.db'}",
+                 "--out", str(tmp_path / "out")])
+    assert code == 130
+    assert capsys.readouterr().err.strip().splitlines() == [
+        "gtmsim: interrupted; nothing was written"]
