@@ -382,6 +382,52 @@ def test_distributions_say_what_and_in_which_unit():
     assert fig.layout.xaxis.tickformat is None and fig.layout.xaxis3.tickformat is None
 
 
+def _labels_repeat(tickformat: str, values: list[float]) -> bool:
+    """Whether some tick step plotly may take over `values` (1, 2 or 5 times a power of ten,
+    at most ten ticks across their spread) writes two of its ticks alike in `tickformat`
+    (d3's, read by Python's format: the same but for "~", which only drops zeros)."""
+    import math
+
+    low, high = min(values), max(values)
+    spec = tickformat.replace("~", "")
+    for power in range(-6, 1):
+        for m in (1, 2, 5):
+            step = m * 10.0 ** power
+            if not (high - low) / 10 <= step <= high - low:
+                continue
+            ticks = [k * step for k in range(math.floor(low / step), math.ceil(high / step) + 1)]
+            labels = [format(t, spec) for t in ticks]
+            if len(set(labels)) < len(labels):
+                return True
+    return False
+
+
+def test_percent_axes_write_each_tick_apart_however_narrow_the_spread():
+    """Two replications with win rates 1.7% apart drew ticks every 0.5% as '24% 25% 25% 26%
+    26%' (".0%"), and a utilisation that moves little the same: the format has the decimals
+    the spread needs, and stays ".0%" where the spread is wide."""
+    from gtmsim.report.run import _distributions, _weekly
+
+    def rates(win_rate):
+        return pl.DataFrame({"bookings": [1.0, 2.0], "win_rate": win_rate,
+                             "cycle_days_median": [50.0, 60.0], "leaked": [3.0, 4.0]})
+
+    for narrow in ([0.245, 0.262], [0.2501, 0.2512], [0.9, 0.93]):
+        fmt = _distributions(rates(narrow)).layout.xaxis2.tickformat
+        assert fmt.endswith("%") and not _labels_repeat(fmt, narrow), (narrow, fmt)
+    assert _distributions(rates([0.1, 0.35])).layout.xaxis2.tickformat == ".0%"
+    assert _distributions(rates([0.25, 0.25])).layout.xaxis2.tickformat == ".0%"
+
+    def utilisation(sdr, ae):
+        weekly = pl.DataFrame({"replication": [0, 0, 0], "week": [0, 1, 2],
+                               "util_sdr": sdr, "util_ae": ae})
+        return _weekly(weekly, "util_", "t", percent=True).layout.yaxis.tickformat
+
+    narrow = utilisation([0.871, 0.874, 0.878], [0.869, 0.872, float("nan")])
+    assert not _labels_repeat(narrow, [0.869, 0.878])
+    assert utilisation([0.4, 0.6, 0.8], [0.3, 0.9, 0.95]) == ".0%"
+
+
 def test_an_empty_distribution_says_why():
     """No deal decided in any replication: the win-rate and cycle panels were blank, as if
     the chart had failed; they say the outcome is defined in no replication."""

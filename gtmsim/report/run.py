@@ -200,6 +200,19 @@ def _flow(summary: dict, routing: dict | None = None):
     return fig
 
 
+def percent_ticks(values: list[float | None]) -> str:
+    """A plotly tick format in % with as many decimals as the values' spread needs: plotly
+    puts at most ten ticks on an axis, a step of 1, 2 or 5 times a power of ten, so over
+    win rates 1.7% apart it ticks every 0.5%, and ".0%" wrote 24% 25% 25% 26% 26%. Whole
+    percents where the spread is ten or more (or nothing spreads); "~" drops trailing zeros
+    (24.5%, 25%)."""
+    finite = [v for v in values if v is not None and math.isfinite(v)]
+    # rounded: 0.3 - 0.2 is 9.999...% apart, which asked for a decimal
+    spread = round(100 * (max(finite) - min(finite)), 9) if finite else 0.0
+    decimals = max(0, -math.floor(math.log10(spread / 10))) if spread > 0 else 0
+    return ".0%" if decimals == 0 else f".{decimals}~%"
+
+
 DISTRIBUTIONS = {"bookings": "Bookings", "win_rate": "Win rate",
                  "cycle_days_median": "Sales cycle, median days", "leaked": "Leads leaked"}
 
@@ -217,7 +230,7 @@ def _distributions(reps: pl.DataFrame):
             fig.add_annotation(text="defined in no replication", showarrow=False, x=0.5,
                                y=0.5, xref=f"x{i} domain", yref=f"y{i} domain")
         if c == "win_rate":  # a share, in % as the console and the headline write it
-            fig.update_xaxes(tickformat=".0%", row=1, col=i)
+            fig.update_xaxes(tickformat=percent_ticks(values), row=1, col=i)
     fig.update_layout(title="Outcome distributions over replications", height=340)
     return fig
 
@@ -263,8 +276,9 @@ def _weekly(weekly: pl.DataFrame, prefix: str, title: str, percent: bool = False
     if not cols:  # an empty chart says why (no route between teams: no trust to draw)
         fig.add_annotation(text=empty, showarrow=False, xref="paper", yref="paper", x=0.5,
                            y=0.5)
+    drawn = [v for c in cols for v in agg[c].to_list()]
     fig.update_layout(title=title, xaxis_title="week after warm-up", height=340,
-                      yaxis_tickformat=".0%" if percent else None)
+                      yaxis_tickformat=percent_ticks(drawn) if percent else None)
     return fig
 
 
