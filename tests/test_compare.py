@@ -673,3 +673,74 @@ def test_compare_designs_refuses_an_unknown_outcome_before_any_design_runs(tmp_p
     a = _config(tmp_path, "a.toml")
     with pytest.raises(GtmsimError, match=f"^--outcome: no outcome column '{outcome}' in a"):
         designs.compare_designs([a, a], scenarios=2, replications=1, outcome=outcome)
+
+
+def _rates_compared(outcome: str = "win_rate", configs: dict | None = None):
+    """A comparison of a rate over four scenarios with no simulation: 'lower' is 2 points
+    under the baseline in every scenario but one (1 point)."""
+    from gtmsim.optimize.designs import DesignComparison
+    from gtmsim.optimize.scenarios import Scenario
+
+    base = np.array([0.25, 0.27, 0.24, 0.26])
+    rows = pl.DataFrame({
+        "design": ["base"] * 4 + ["lower"] * 4, "profile": ["realistic"] * 8,
+        "scenario": list(range(4)) * 2, "replication": [0] * 8,
+        outcome: [*base, *(base - [0.02, 0.02, 0.01, 0.02])]})
+    return DesignComparison(["base", "lower"], ["a", "b"], ["realistic"], outcome, 1, 0,
+                            "numba", {"realistic": [Scenario(i, {}, i) for i in range(4)]},
+                            rows, configs if configs is not None else {})
+
+
+def test_a_rate_is_compared_in_percent_and_its_difference_in_points():
+    """`compare --outcome win_rate` wrote 0.252 [0.232, 0.271] where `run` writes 25.2%, and
+    a verdict 'mean win_rate -0.0201 (-8%)': an absolute fraction beside a relative percent.
+    A share is in %, its difference in percentage points, the relative change said to be
+    one; an amount is written as before."""
+    from gtmsim.config import load_config
+    from gtmsim.report.compare import table_rows
+
+    verdict = _rates_compared().verdict("realistic")
+    # -1.75 points on a mean of 25.5%: -6.9% of it
+    assert "mean win_rate -1.75 pp (-7% relative) (95% CI " in verdict
+    # the worst scenario: 24% in the baseline, 23% in the other
+    assert re.search(r"\(95% CI -[\d.]+ to -[\d.]+ pp\), worst-10% -1 pp", verdict), verdict
+    assert "0.0175" not in verdict and "-0.02" not in verdict
+    # a retention KPI is a share where the model says so (cs's metric is 'retained')
+    assert _rates_compared().outcome_is_share()
+    assert not _rates_compared("kpi_cs").outcome_is_share()
+    assert _rates_compared("kpi_cs", {("base", "realistic"): load_config()}).outcome_is_share()
+
+    def summary(outcome, **flag):
+        d = {"mean": 0.2523, "mean_ci": [0.2321, 0.2714], "p10": 0.2418, "p10_ci": None,
+             "cvar10": 0.2407, "cvar10_ci": [None, None], "kpi_attainment": {},
+             "leaked": 10.0, "cost": 1.0}
+        diff = {"mean": {"diff": -0.0244, "ci_low": -0.0594, "ci_high": 0.0106},
+                "cvar10": {"diff": -0.0247, "ci_low": None, "ci_high": None}}
+        return {"outcome": outcome, "baseline": "a", "replications": 2, **flag,
+                "profiles": {"realistic": {"designs": {"a": d, "b": d},
+                                           "differences": {"b": diff}}}}
+
+    for short in (False, True):
+        _, (_, b) = table_rows(summary("win_rate"), "realistic", short)
+        assert b[1:6] == ["25.2% [23.2%, 27.1%]", "24.2%", "24.1%",
+                          "-2.44 pp [-5.94, +1.06]", "-2.47 pp"]
+        # summary.json says so for a retention KPI, whose name alone does not
+        _, (_, b) = table_rows(summary("kpi_cs", outcome_is_share=True), "realistic", short)
+        assert b[1] == "25.2% [23.2%, 27.1%]"
+        _, (_, b) = table_rows(summary("bookings", outcome_is_share=False), "realistic", short)
+        assert b[1] == "0.252 [0.232, 0.271]" and "pp" not in b[4]
+
+
+def test_the_difference_chart_of_a_rate_is_in_points():
+    """The page drew a rate's differences as fractions (-0.02) under a table in points."""
+    from gtmsim.report.compare import compare_figures
+
+    diff = {s: {"diff": -0.02, "ci_low": -0.03, "ci_high": None} for s in STATS}
+    summary = {"outcome": "win_rate", "baseline": "a", "replications": 2,
+               "profiles": {"realistic": {"designs": {"a": {"scenario_values": [0.25, 0.26]},
+                                                      "b": {"scenario_values": [0.23, 0.24]}},
+                                          "differences": {"b": diff}}}}
+    (fig,) = compare_figures(summary).values()
+    assert list(fig.data[-1].y) == pytest.approx([-2.0] * 3)
+    assert list(fig.data[-1].error_y.arrayminus) == pytest.approx([1.0] * 3)
+    assert fig.layout.yaxis2.ticksuffix == " pp" and fig.layout.yaxis.tickformat.endswith("%")

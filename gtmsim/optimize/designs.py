@@ -41,7 +41,12 @@ from gtmsim.optimize.scenarios import (
     draw_scenarios,
     uncertain_parameters,
 )
-from gtmsim.outcomes import check_ranked_outcome, check_scored_outcome, share_kpis
+from gtmsim.outcomes import (
+    check_ranked_outcome,
+    check_scored_outcome,
+    is_proportion,
+    share_kpis,
+)
 
 Progress = Callable[[int, int], None]
 KEYS = ("design", "profile", "scenario", "replication")
@@ -126,6 +131,11 @@ class DesignComparison:
                                                for n, t in c.teams.items()})
                                    for c in self.configs.values()))
 
+    def outcome_is_share(self) -> bool:
+        """Whether the outcome is a share (a win rate, a retention KPI): written in %, its
+        differences in percentage points."""
+        return is_proportion(self.outcome, self._shares())
+
     def _describe(self, design: str, profile: str) -> dict[str, Any]:
         x = self.values(design, profile)
         row: dict[str, Any] = {"design": design, "profile": profile}
@@ -148,18 +158,23 @@ class DesignComparison:
         d = {(r["design"], r["statistic"]): r for r in diffs.filter(
             pl.col("profile") == profile).to_dicts()}
         base_mean = float(np.mean(self.values(self.baseline, profile)))
+        share = self.outcome_is_share()
+        # a share's difference in points beside its relative change: "-0.0201 (-8%)" set
+        # an absolute fraction beside a relative percent
+        diff, ends = (points, points_interval) if share else (signed, signed_interval)
         parts = []
         for design in self.designs[1:]:
             m, c = d[(design, "mean")], d[(design, "cvar10")]
             word = f"{standing(m['diff'], m['ci_low'], m['ci_high'])} {self.baseline}"
             if word.startswith("is identical to"):  # on this outcome: the designs may differ
                 word += f" on {self.outcome}"
-            rel = f" ({change(m['diff'] / base_mean)})" if base_mean else ""  # not "+0%"
-            tail = (f" ({signed(c['ci_low'])} to {signed(c['ci_high'])})"
-                    if np.isfinite(c["ci_low"]) else "")
-            parts.append(f"{design} {word}: mean {self.outcome} {signed(m['diff'])}{rel} "
-                         f"(95% CI {signed(m['ci_low'])} to {signed(m['ci_high'])}), "
-                         f"worst-10% {signed(c['diff'])}{tail}"
+            rel = (f" ({change(m['diff'] / base_mean)}{' relative' if share else ''})"
+                   if base_mean else "")  # not "+0%"
+            tail = (f" ({ends(c['ci_low'], c['ci_high'])})" if np.isfinite(c["ci_low"])
+                    else "")
+            parts.append(f"{design} {word}: mean {self.outcome} {diff(m['diff'])}{rel} "
+                         f"(95% CI {ends(m['ci_low'], m['ci_high'])}), "
+                         f"worst-10% {diff(c['diff'])}{tail}"
                          + self._kpi_disagreement(design, profile, m))
         k = len(self.scenarios[profile])
         note = "" if k >= TAIL_MIN_SCENARIOS else (
@@ -226,7 +241,8 @@ class DesignComparison:
                     "diff": r["diff"], "ci_low": r["ci_low"], "ci_high": r["ci_high"]}
             entry["verdict"] = self.verdict(profile, diffs)
             profiles[profile] = entry
-        doc = {"outcome": self.outcome, "baseline": self.baseline,
+        doc = {"outcome": self.outcome, "outcome_is_share": self.outcome_is_share(),
+               "baseline": self.baseline,
                "replications": self.replications, "seed": self.seed, "engine": self.engine,
                "designs": designs, "profiles": profiles}
         return _finite(doc)
@@ -324,6 +340,22 @@ def is_setting(value: dict) -> bool:
 def signed(v: float) -> str:
     """A signed difference: whole numbers for money and counts, three figures for rates."""
     return amount(v, sign=True)
+
+
+def signed_interval(low: float, high: float) -> str:
+    """An interval of differences: '-5,940 to +1,060'."""
+    return f"{signed(low)} to {signed(high)}"
+
+
+def points(v: float) -> str:
+    """A signed difference of two shares in percentage points, three figures: -0.0244 (24.4%
+    less 26.8%) is '-2.44 pp', not a fraction beside the relative change in %."""
+    return f"{signed(100 * v)} pp"
+
+
+def points_interval(low: float, high: float) -> str:
+    """An interval of share differences in percentage points: '-5.94 to +1.06 pp'."""
+    return f"{signed(100 * low)} to {points(high)}"
 
 
 def _own(config: Config, key: str) -> float | None:

@@ -14,10 +14,12 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from gtmsim.optimize.compare import TAIL_MIN_SCENARIOS
-from gtmsim.optimize.designs import is_setting, signed
+from gtmsim.optimize.designs import is_setting, points, signed
+from gtmsim.outcomes import is_proportion
+from gtmsim.report.console import fmt
 from gtmsim.report.export import counted, plain, script_json
 from gtmsim.report.plotlyjs import figures_html
-from gtmsim.report.run import error_bars
+from gtmsim.report.run import error_bars, percent_ticks
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
@@ -54,9 +56,19 @@ def _short(v: float | None, sign: bool = False, scale: float | None = None) -> s
     return f"{plus}{v:.3g}"
 
 
-def _ci(v: float | None, ci: list | None, short: bool = False) -> str:
+def outcome_is_share(summary: dict) -> bool:
+    """Whether the compared outcome is a share (a win rate, a retention KPI), written in %
+    as `run` writes it; a summary.json from before it said so: by the outcome's name."""
+    return summary.get("outcome_is_share", is_proportion(summary["outcome"]))
+
+
+def _ci(v: float | None, ci: list | None, short: bool = False, share: bool = False) -> str:
     if v is None:
         return "-"
+    if share:  # in % as run writes a rate: 25.2% [23.2%, 27.1%], not 0.252 [0.232, 0.271]
+        if not ci or ci[0] is None:
+            return fmt(v, "rate")
+        return f"{fmt(v, 'rate')} [{fmt(ci[0], 'rate')}, {fmt(ci[1], 'rate')}]"
     if not ci or ci[0] is None:
         return _short(v) if short else _num(v)
     if short:
@@ -66,11 +78,15 @@ def _ci(v: float | None, ci: list | None, short: bool = False) -> str:
     return f"{_num(v)} [{_num(ci[0])}, {_num(ci[1])}]"
 
 
-def _diff(d: dict | None, short: bool = False) -> str:
+def _diff(d: dict | None, short: bool = False, share: bool = False) -> str:
     if not d:
         return "baseline"
     if d.get("diff") is None:
         return "-"
+    if share:  # a difference of shares in points: -2.44 pp [-5.94, +1.06]
+        text = points(d["diff"])
+        return text if d["ci_low"] is None else (f"{text} [{signed(100 * d['ci_low'])}, "
+                                                 f"{signed(100 * d['ci_high'])}]")
     if short:
         ci = (d["ci_low"], d["ci_high"])
         if ci[0] is None:
@@ -111,16 +127,18 @@ def table_rows(summary: dict, profile: str, short: bool = False
               f"mean - {base} [95% CI]", f"CVaR10 - {base} [95% CI]",
               *[f"KPI {t}" for t in teams], "leaked", "annual cost"]
     entry = summary["profiles"][profile]
+    share = outcome_is_share(summary)
     rows = []
     for name, d in entry["designs"].items():
         diff = entry["differences"].get(name, {})
-        fmt = _short if short else _num
-        rows.append([name, _ci(d["mean"], d["mean_ci"], short),
-                     _ci(d["p10"], d.get("p10_ci"), short),
-                     _ci(d["cvar10"], d["cvar10_ci"], short), _diff(diff.get("mean"), short),
-                     _diff(diff.get("cvar10"), short),
+        number = _short if short else _num
+        rows.append([name, _ci(d["mean"], d["mean_ci"], short, share),
+                     _ci(d["p10"], d.get("p10_ci"), short, share),
+                     _ci(d["cvar10"], d["cvar10_ci"], short, share),
+                     _diff(diff.get("mean"), short, share),
+                     _diff(diff.get("cvar10"), short, share),
                      *[_num(d["kpi_attainment"].get(t), pct=True) for t in teams],
-                     fmt(d["leaked"]), fmt(d["cost"])])
+                     number(d["leaked"]), number(d["cost"])])
     return header, rows
 
 
@@ -241,6 +259,9 @@ def _figure(summary: dict, profile: str):
               if summary["replications"] != 1 else f"{out} per scenario (one replication)"),
         plain(f"difference from {base}, paired by scenario (95% CI)")))
     colors = qualitative.Plotly
+    share = outcome_is_share(summary)
+    # a share's differences in percentage points, as the tables and the verdict give them
+    scale = 100.0 if share else 1.0
     for i, (name, d) in enumerate(entry["designs"].items()):
         color = colors[i % len(colors)]
         fig.add_trace(go.Box(y=d["scenario_values"], name=plain(name), boxpoints="all",
@@ -251,12 +272,17 @@ def _figure(summary: dict, profile: str):
         if not diff:
             continue
         stats = list(STAT_NAMES)
-        ys = [diff[s]["diff"] for s in stats]
+        rows = [{k: None if v is None else scale * v for k, v in diff[s].items()}
+                for s in stats]
         fig.add_trace(go.Scatter(
-            x=[STAT_NAMES[s] for s in stats], y=ys, mode="markers", name=plain(name),
-            marker={"size": 11, "color": color},
-            error_y=error_bars([diff[s] for s in stats])), row=1, col=2)
+            x=[STAT_NAMES[s] for s in stats], y=[r["diff"] for r in rows], mode="markers",
+            name=plain(name), marker={"size": 11, "color": color},
+            error_y=error_bars(rows)), row=1, col=2)
     fig.add_hline(y=0, line_dash="dash", row=1, col=2)
+    if share:
+        values = [v for d in entry["designs"].values() for v in d["scenario_values"]]
+        fig.update_yaxes(tickformat=percent_ticks(values), row=1, col=1)
+        fig.update_yaxes(ticksuffix=" pp", row=1, col=2)
     fig.update_layout(title=plain(f"Profile {profile!r}"), height=420, boxmode="group",
                       legend_title_text="design")
     return fig
