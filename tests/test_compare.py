@@ -744,3 +744,39 @@ def test_the_difference_chart_of_a_rate_is_in_points():
     assert list(fig.data[-1].y) == pytest.approx([-2.0] * 3)
     assert list(fig.data[-1].error_y.arrayminus) == pytest.approx([1.0] * 3)
     assert fig.layout.yaxis2.ticksuffix == " pp" and fig.layout.yaxis.tickformat.endswith("%")
+
+
+def test_the_verdict_names_the_teams_whose_kpi_disagrees_in_one_sentence():
+    """Two teams' KPIs rising while bookings fell read ', yet marketing's KPI attainment rose
+    104% -> 154%, yet sdr's KPI attainment rose 72% -> 77%. (no interval ...)': one 'yet'
+    for them all, and no full stop before a parenthesis that went on with the sentence."""
+    from gtmsim.optimize.designs import DesignComparison
+    from gtmsim.optimize.scenarios import Scenario
+
+    def compared(teams):
+        noise = np.array([0.0, 0.01, -0.01, 0.0])  # a mean of 0: the means are as given
+        base = np.array([1.0e6, 1.1e6, 0.9e6, 1.05e6])
+        cols = {"bookings": [*base, *(base - 50_000.0 + noise * 1e5)]}
+        for team, (before, after) in teams.items():
+            cols[f"kpi_attainment_{team}"] = [*(before + noise), *(after + noise[::-1])]
+        rows = pl.DataFrame({"design": ["base"] * 4 + ["low_bar"] * 4,
+                             "profile": ["realistic"] * 8, "scenario": list(range(4)) * 2,
+                             "replication": [0] * 8, **cols})
+        return DesignComparison(["base", "low_bar"], ["a", "b"], ["realistic"], "bookings",
+                                1, 0, "numba",
+                                {"realistic": [Scenario(i, {}, i) for i in range(4)]},
+                                rows, {}).verdict("realistic")
+
+    # ae's attainment does not move: it is not named
+    two = compared({"marketing": (1.04, 1.54), "sdr": (0.72, 0.77), "ae": (0.9, 0.9)})
+    assert two.count("yet") == 1 and "ae's" not in two
+    assert ", yet marketing's KPI attainment rose 104% -> 154% and sdr's rose 72% -> 77%." \
+        in two
+    assert ". (" not in two
+    assert two.endswith(" Under 20 scenarios the worst 10% is the single worst scenario, "
+                        "with no interval.")
+    three = compared({"cs": (0.5, 0.6), "marketing": (1.04, 1.54), "sdr": (0.72, 0.77)})
+    assert (", yet cs's KPI attainment rose 50% -> 60%, marketing's rose 104% -> 154% and "
+            "sdr's rose 72% -> 77%.") in three
+    one = compared({"marketing": (1.04, 1.54)})
+    assert ", yet marketing's KPI attainment rose 104% -> 154%." in one

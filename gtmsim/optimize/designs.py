@@ -177,15 +177,18 @@ class DesignComparison:
                          f"worst-10% {diff(c['diff'])}{tail}"
                          + self._kpi_disagreement(design, profile, m))
         k = len(self.scenarios[profile])
+        # a sentence of its own: "... rose 72% -> 77%. (no interval ...)" stopped the
+        # sentence the parenthesis went on with
         note = "" if k >= TAIL_MIN_SCENARIOS else (
-            f" (no interval for the worst 10% under {TAIL_MIN_SCENARIOS} scenarios: it is "
-            "then the single worst one)")
+            f" Under {TAIL_MIN_SCENARIOS} scenarios the worst 10% is the single worst "
+            "scenario, with no interval.")
         return f"Under {profile} ({k} scenarios): " + "; ".join(parts) + "." + note
 
     def _kpi_disagreement(self, design: str, profile: str, m: dict) -> str:
-        """', yet <team>'s KPI attainment rose 103% -> 183%' for each team whose KPI moved
+        """', yet <team>'s KPI attainment rose 103% -> 183%' naming each team whose KPI moved
         against the outcome, both beyond noise (paired by scenario, 95%): where a function's
-        KPI and the system's outcome disagree."""
+        KPI and the system's outcome disagree. One "yet" for them all: ', yet marketing's KPI
+        attainment rose 104% -> 154% and sdr's rose 72% -> 77%'."""
         if not (m["ci_high"] < 0 or m["ci_low"] > 0):
             return ""
         rows = self.rows.filter(pl.col("profile") == profile)
@@ -200,9 +203,12 @@ class DesignComparison:
             if (lo > 0 and m["ci_high"] < 0) or (hi < 0 and m["ci_low"] > 0):
                 team = col.removeprefix("kpi_attainment_")
                 way = "rose" if lo > 0 else "fell"
-                out.append(f", yet {team}'s KPI attainment {way} {a.mean():.0%} -> "
-                           f"{b.mean():.0%}")
-        return "".join(out)
+                what = "KPI attainment " if not out else ""  # said once
+                out.append(f"{team}'s {what}{way} {a.mean():.0%} -> {b.mean():.0%}")
+        if not out:
+            return ""
+        return ", yet " + (out[0] if len(out) == 1
+                           else f"{', '.join(out[:-1])} and {out[-1]}")
 
     def summary(self) -> dict[str, Any]:
         """Every number of the comparison as plain JSON-able data (NaN becomes None)."""
