@@ -780,3 +780,23 @@ def test_the_verdict_names_the_teams_whose_kpi_disagrees_in_one_sentence():
             "sdr's rose 72% -> 77%.") in three
     one = compared({"marketing": (1.04, 1.54)})
     assert ", yet marketing's KPI attainment rose 104% -> 154%." in one
+
+
+def test_each_designs_difference_is_drawn_at_its_own_place():
+    """With three designs or more every design's point and error bar sat in the middle of
+    the statistic's category ("mean", "P10", "CVaR10") and hid the others: the difference
+    chart groups them, each design at its own offset (as the box plot's boxes are)."""
+    from gtmsim.report.compare import compare_figures
+
+    names = ["base", "b", "c", "d"]
+    summary = {"outcome": "bookings", "baseline": "base", "replications": 1,
+               "profiles": {"realistic": {
+                   "designs": {n: {"scenario_values": [1.0, 2.0]} for n in names},
+                   "differences": {n: {s: {"diff": 0.5, "ci_low": 0.0, "ci_high": 1.0}
+                                       for s in STATS} for n in names[1:]}}}}
+    (fig,) = compare_figures(summary).values()
+    points = [t for t in fig.data if t.type == "scatter"]
+    assert [t.name for t in points] == names[1:]
+    assert fig.layout.scattermode == "group"
+    groups = [t.offsetgroup for t in points]
+    assert None not in groups and len(set(groups)) == len(points)

@@ -274,9 +274,11 @@ def _figure(summary: dict, profile: str):
         stats = list(STAT_NAMES)
         rows = [{k: None if v is None else scale * v for k, v in diff[s].items()}
                 for s in stats]
+        # each design at its own place in a statistic's category (scattermode "group"):
+        # at its middle, three designs' points and bars hid each other
         fig.add_trace(go.Scatter(
             x=[STAT_NAMES[s] for s in stats], y=[r["diff"] for r in rows], mode="markers",
-            name=plain(name), marker={"size": 11, "color": color},
+            name=plain(name), marker={"size": 11, "color": color}, offsetgroup=str(i),
             error_y=error_bars(rows)), row=1, col=2)
     fig.add_hline(y=0, line_dash="dash", row=1, col=2)
     if share:
@@ -284,7 +286,7 @@ def _figure(summary: dict, profile: str):
         fig.update_yaxes(tickformat=percent_ticks(values), row=1, col=1)
         fig.update_yaxes(ticksuffix=" pp", row=1, col=2)
     fig.update_layout(title=plain(f"Profile {profile!r}"), height=420, boxmode="group",
-                      legend_title_text="design")
+                      scattermode="group", legend_title_text="design")
     return fig
 
 
