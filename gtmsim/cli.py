@@ -883,7 +883,19 @@ def _write_pngs(figures: dict, folder: Path) -> None:
     except OSError:
         raise
     except Exception as exc:  # kaleido's own errors (the browser failed to start, ...)
-        raise ExportFailed(f"--png: the static exporter failed: {exc}") from None
+        raise ExportFailed(f"--png: the static exporter failed: {_exporter_said(exc)}") from None
+
+
+def _exporter_said(exc: Exception) -> str:
+    """A static exporter's error in one line: kaleido's hold a paragraph as several strings
+    (printed whole, a Python tuple), whose first says what happened; the browser it drove
+    is named, since BROWSER_PATH chooses another."""
+    from gtmsim.report.export import find_browser
+
+    first = next((str(a) for a in exc.args if str(a).strip()), type(exc).__name__)
+    said = " ".join(first.split())
+    browser = find_browser()
+    return f"{said} (browser: {browser}; BROWSER_PATH names another)" if browser else said
 
 
 def _write_png_folder(figures: dict, folder: Path) -> None:

@@ -985,3 +985,24 @@ def test_ctrl_c_while_a_storage_is_opened_says_nothing_was_written(tmp_path, mon
     assert code == 130
     assert capsys.readouterr().err.strip().splitlines() == [
         "gtmsim: interrupted; nothing was written"]
+
+
+def test_a_failed_png_export_says_what_happened_in_words(monkeypatch):
+    """kaleido's errors hold a paragraph as several strings: the line printed them as a
+    Python tuple, "('The browser seemed to close immediately after starting.', 'You can set
+    the `logging.Logger` level ...', ...)". It is the first, in words, and the browser."""
+    from gtmsim import cli
+    from gtmsim.report import export
+
+    def broken(figures, folder):
+        raise RuntimeError("The browser seemed to close\n immediately after starting.",
+                           "You can set the `logging.Logger` level lower to see more output.",
+                           "The browser we tried to start is located at /bin/false.")
+
+    monkeypatch.setattr(export, "write_pngs", broken)
+    monkeypatch.setenv("BROWSER_PATH", "/bin/false")
+    with pytest.raises(cli.ExportFailed) as caught:
+        cli._write_pngs({}, Path("unused"))
+    assert str(caught.value) == (
+        "--png: the static exporter failed: The browser seemed to close immediately after "
+        "starting. (browser: /bin/false; BROWSER_PATH names another)")
