@@ -739,11 +739,15 @@ def _load_config(args):
     mechanism is off (under `--profile ideal`, say): it changes nothing, and would otherwise
     pass without a word."""
     from gtmsim.config import load_config
-    from gtmsim.config.loader import parse_override, unreached_stages
+    from gtmsim.config.loader import over_budget, parse_override, unreached_stages
 
     config = load_config(args.config, args.profile, list(args.overrides))
     for name in unreached_stages(config):
         _note_unreached(name, [config.stages[name].team])
+    budget = over_budget(config)
+    if budget and args.command != "optimize":  # which refuses it (search.prepare)
+        print(f"gtmsim: note: design.annual_budget: {budget}; the optimiser would not choose "
+              "this design", file=sys.stderr, flush=True)
     for item in args.overrides:
         parts, value = parse_override(item)
         keys = ([parts[2]] if len(parts) > 2 else

@@ -53,7 +53,7 @@ def without(config: Config, *mechanisms: str) -> Config:
             raise GtmsimError(f"unknown mechanism {mechanism!r}; choose from "
                               f"{', '.join(MECHANISMS)}")
         set_path(raw, ["people", mechanism, "enabled"], False)
-    return validate(raw, check_budget=False)
+    return validate(raw)
 
 
 def ideal(config: Config) -> Config:

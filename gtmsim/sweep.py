@@ -649,7 +649,7 @@ def _apply(base: Config, grid: Grid, values: dict[str, Any], where: str) -> Conf
             v = int(round(v))
         set_path(raw, axis.path.split("."), v)
     try:
-        return validate(raw, check_budget=False)
+        return validate(raw)
     except ConfigError as exc:
         raise ConfigError(where, f"{exc.path}: {exc.message}") from None
 

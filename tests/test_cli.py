@@ -1006,3 +1006,24 @@ def test_a_failed_png_export_says_what_happened_in_words(monkeypatch):
     assert str(caught.value) == (
         "--png: the static exporter failed: The browser seemed to close immediately after "
         "starting. (browser: /bin/false; BROWSER_PATH names another)")
+
+
+def test_a_design_over_the_budget_runs_with_a_note_and_is_not_searched_from(tmp_path, capsys):
+    """`run --set teams.sdr.headcount=12`, inside the config's own lever range, was refused
+    ('headcount costs 2,445,000 a year, over the budget 2,400,000'): the budget is the
+    optimiser's constraint, not a rule of the model. run notes it; optimize, whose search
+    starts from the config's own design, refuses it in one line and writes nothing."""
+    over = ["--set", "teams.sdr.headcount=12"]
+    assert main(["run", *SHORT, *over, "--replications", "2", "--no-mechanism-costs",
+                 "--out", str(tmp_path / "run")]) == 0
+    assert ("gtmsim: note: design.annual_budget: headcount costs 2,445,000 a year, over the "
+            "budget 2,400,000; the optimiser would not choose this design"
+            ) in capsys.readouterr().err.splitlines()
+    out = tmp_path / "opt"
+    with pytest.raises(SystemExit) as stop:
+        main(["optimize", *SHORT, *over, "--trials", "2", "--out", str(out)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert stop.value.code == 2 and len(err) == 1, err
+    assert err[0].startswith("gtmsim: error: design.annual_budget: headcount costs 2,445,000 "
+                             "a year, over the budget 2,400,000: the config's own design")
+    assert not out.exists()

@@ -382,7 +382,7 @@ def _check_lever_bounds(config: Config, data: dict) -> None:
             trial = copy.deepcopy(data)
             set_path(trial, parts, value)
             try:
-                validate(trial, check_budget=False)
+                validate(trial)
             except ConfigError as exc:
                 raise ConfigError(f"levers.{name}.{key}",
                                   f"the lever may set {lever.path} = {value!r}, which is "
@@ -412,9 +412,8 @@ def to_table(config: Config) -> dict:
             name = f"{stem}_{k}"
         own[name] = table
         data["profile"] = name
-    given = validate({**data, "people": profile_table(data["profile"], data)},
-                     check_budget=False).model_dump(mode="json", by_alias=True,
-                                                    exclude_none=True)["people"]
+    given = validate({**data, "people": profile_table(data["profile"], data)}).model_dump(
+        mode="json", by_alias=True, exclude_none=True)["people"]
     people = {}
     for mech, table in data["people"].items():
         own = {k: v for k, v in table.items()
@@ -427,17 +426,15 @@ def to_table(config: Config) -> dict:
     return data
 
 
-def validate(data: dict, check_budget: bool = True) -> Config:
+def validate(data: dict) -> Config:
     """A resolved dict -> a Config; raises ConfigError (one line, naming the key) otherwise.
-
-    The optimiser passes ``check_budget=False``: for it the budget is a constraint to report,
-    not an error."""
+    A headcount over the budget is valid (see over_budget)."""
     try:
         try:
             config = Config.model_validate(data)
         except ValidationError as exc:
             raise _explain(exc) from None
-        check_graph(config, check_budget)
+        check_graph(config)
         check_people(config)
     except ConfigError as exc:
         raise _one_line(exc) from None
@@ -450,7 +447,7 @@ def check(config: Config) -> Config:
     table added) nothing at all. Returns the validated copy, the one to compile; raises
     ConfigError, one line, naming the key."""
     # warnings off: a table added as a dict is validated here, not warned about
-    checked = validate(config.model_dump(by_alias=True, warnings=False), check_budget=False)
+    checked = validate(config.model_dump(by_alias=True, warnings=False))
     checked._own_people = config._own_people
     return checked
 
@@ -844,7 +841,7 @@ def _not_into_retain(stages: dict, target: str | None, where: str, what: str) ->
                           "customers")
 
 
-def check_graph(c: Config, check_budget: bool = True) -> None:
+def check_graph(c: Config) -> None:
     """Cross-references a schema cannot see: every name must point at something real."""
     stages, teams = c.stages, c.teams
     targets = set(stages) | set(TERMINALS)
@@ -967,12 +964,17 @@ def check_graph(c: Config, check_budget: bool = True) -> None:
             raise ConfigError(f"levers.{name}",
                               f"current value {value} is not a whole number, as "
                               f"levers.{name}.integer = true asks")
+
+
+def over_budget(c: Config) -> str | None:
+    """How the config's headcount breaks `design.annual_budget`, or None. The budget is the
+    optimiser's constraint (a design over it is not chosen); `run` and `validate` note it,
+    and a planner may still simulate a design over it ("what if we hired two more?")."""
     budget = c.design.annual_budget
-    if budget is not None and check_budget:
-        cost = sum(t.headcount * t.cost_per_head for t in teams.values())
-        if cost > budget:
-            raise ConfigError("design.annual_budget",
-                              f"headcount costs {cost:,.0f} a year, over the budget {budget:,.0f}")
+    cost = sum(t.headcount * t.cost_per_head for t in c.teams.values())
+    if budget is None or cost <= budget:
+        return None
+    return f"headcount costs {cost:,.0f} a year, over the budget {budget:,.0f}"
 
 
 # human-model parameters that are probabilities (or shares); every other one is >= 0

@@ -58,7 +58,7 @@ def apply_design(config: Config, design: Mapping[str, Any]) -> Config:
                 raise ConfigError(f"levers.{name}", f"expected a whole number, got {value!r}")
             value = int(value)
         set_path(raw, lever.path.split("."), value)
-    designed = validate(raw, check_budget=False)
+    designed = validate(raw)
     designed._own_people = config._own_people  # written out as the config's (design_*.toml)
     return designed
 

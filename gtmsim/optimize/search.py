@@ -35,6 +35,7 @@ import optuna
 import polars as pl
 
 from gtmsim.config import Config
+from gtmsim.config.loader import over_budget
 from gtmsim.errors import MAX_REPLICATIONS, ConfigError, GtmsimError, whole
 from gtmsim.optimize.evaluate import evaluate, per_scenario
 from gtmsim.optimize.levers import annual_cost, apply_design, current_design
@@ -358,6 +359,11 @@ def prepare(config: Config, settings: Settings, out_dir: Path | None = None,
     settings.check()
     if not config.levers:
         raise GtmsimError("levers: the config declares no design levers to search")
+    budget = over_budget(config)
+    if budget:  # its own design is the search's first trial and its yardstick
+        raise ConfigError("design.annual_budget", f"{budget}: the config's own design, which "
+                          "the search starts from and sets the chosen one against, must fit "
+                          "it (raise the budget, or lower a headcount)")
     check_scored_outcome(settings.outcome, config)
     baselines = list(baselines)
     ideal, ideal_trials = None, 0
