@@ -241,3 +241,22 @@ def test_a_narrow_terminal_cuts_no_number_and_no_column(tmp_path):
     header = next(ln for ln in text.splitlines() if ln.startswith("┃ team"))
     for col in ("paid on", "KPI", "target", "attainment", "util.", "queue"):
         assert col in header
+
+
+def test_the_caption_explains_a_cut_interval(tmp_path):
+    """A count's interval cut at 0 is printed '0.0 (0.0 to 0.1)', a form the caption, which
+    explained only '±' and '[n of N]', did not."""
+    from io import StringIO
+
+    from rich.console import Console
+
+    summary = pl.DataFrame([{"outcome": "leaked_turnover", "n": 10, "mean": 0.04,
+                             "ci_low": 0.0, "ci_high": 0.1, "sd": 0.1, "p10": 0.0, "p50": 0.0,
+                             "p90": 0.0}])
+    meta = {"replications": 10, "horizon_days": 30, "profile": "realistic", "engine": "numba",
+            "seed": 1}
+    buf = StringIO()
+    print_summary(load_config(), summary, meta, tmp_path, Console(file=buf, width=400))
+    text = " ".join(buf.getvalue().split())
+    assert "(0.0 to 0.1)" in text
+    assert "(low to high) the CI where it was cut to the values an outcome can take" in text

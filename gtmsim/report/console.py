@@ -120,8 +120,8 @@ def fmt(value: float | None, kind: str) -> str:
 
 
 def pm(row: dict | None, kind: str, total: int | None = None) -> str:
-    """mean +- half-width of the 95% CI (the interval itself where it was cut to a share's
-    [0, 1]); `[n of N]` when the outcome is defined in only n of the N replications (a median
+    """mean +- half-width of the 95% CI (the interval itself where it was cut: at 0, and a
+    share's at 1); `[n of N]` when the outcome is defined in only n of the N replications (a median
     cycle with no deal won, a win rate with none decided), `- [0 of N]` in none."""
     if row is None:  # defined in no replication (a win rate with no deal decided)
         return "-" if total is None else f"- \\[0 of {total}]"
@@ -198,8 +198,9 @@ def print_summary(config, summary, meta: dict, out: Path, console=None, costs=No
     caption = (f"{counted(meta['replications'], 'replications')} of {days(meta['horizon_days'])}, "
                f"profile {escape(repr(meta['profile']))}, engine {meta['engine']}, "
                f"seed {meta['seed']}; "
-               "± is the half-width of the 95% CI; \\[n of N]: defined in n replications "
-               "only")
+               "± is the half-width of the 95% CI, (low to high) the CI where it was cut "
+               "to the values an outcome can take (0 and up, a share at most 100%); "
+               "\\[n of N]: defined in n replications only")
     system = Table(title=f"System outcome: {escape(config.name)}", caption=caption,
                    title_justify="left")
     for col in ("outcome", "mean ± 95% CI", "P10", "P90"):
