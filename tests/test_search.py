@@ -466,6 +466,30 @@ def test_a_damaged_study_journal_is_one_line_naming_out(tmp_path, damage):
         open_storage(None, tmp_path)
 
 
+def test_a_journal_cut_short_says_how_to_keep_its_whole_lines(tmp_path):
+    """A journal whose last line a killed process left cut short was to be moved aside, its
+    trials given up; the operation on that line never happened, and the lines before it are
+    the study. The line says so, and the study resumes once the line is deleted."""
+    import optuna
+
+    from gtmsim.errors import GtmsimError
+    from gtmsim.optimize.search import open_storage
+
+    journal = tmp_path / "study.journal"
+    study = optuna.create_study(storage=open_storage(None, tmp_path), study_name="s")
+    study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=3)
+    whole = journal.read_bytes()
+    journal.write_bytes(whole + b'{"op_code": 5, "worker_id": "x')
+    with pytest.raises(GtmsimError) as refused:
+        open_storage(None, tmp_path)
+    lines = whole.decode().strip().count("\n") + 1
+    assert (f"its last line is cut short, a write that never finished: delete that line to "
+            f"resume the study from its {lines} whole lines") in str(refused.value)
+    journal.write_bytes(whole)  # the line deleted, as it says
+    resumed = optuna.load_study(storage=open_storage(None, tmp_path), study_name="s")
+    assert len(resumed.trials) == 3
+
+
 def test_processes_opening_a_new_sqlite_database_at_once_all_join(tmp_path, monkeypatch):
     """Two `optimize` processes given the same new sqlite:/// storage raced to create
     Optuna's tables, and the loser stopped with exit 2 on SQLite's OperationalError 'table

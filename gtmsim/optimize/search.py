@@ -302,15 +302,24 @@ def _check_journal(path: Path, flag: str) -> None:
                     json.loads(line)
         except ValueError as exc:
             return _first_line(exc)
-        return "its last line is cut short" if lines[-1].strip() else None
+        if lines[-1].strip():
+            whole = sum(1 for line in lines[:-1] if line.strip())
+            return CUT_SHORT.format(whole=whole)
+        return None
 
     found = problem()
-    if found == "its last line is cut short":
+    if found and found.startswith(CUT_SHORT[:20]):
         time.sleep(0.5)
         found = problem()
     if found:
         raise GtmsimError(f"{flag}: the study journal {str(path)!r} is damaged ({found}); move "
                           "it aside to start a new study")
+
+
+# a process killed as it wrote: the line's operation never happened, the lines before are
+# the study (optuna writes each operation as one line)
+CUT_SHORT = ("its last line is cut short, a write that never finished: delete that line to "
+             "resume the study from its {whole} whole lines")
 
 
 # --------------------------------------------------------------------------- search space
