@@ -578,7 +578,11 @@ def test_a_resume_names_the_trials_the_ideal_baseline_was_chosen_from(tmp_path):
         result = search(config, settings)
         return optimize_summary(result, result.best, None, settings)
 
-    assert run(4)["ideal_trials"] == 4
+    first = run(4)
+    assert first["ideal_trials"] == 4
+    # which study of the storage the files describe: two --study-name runs into one --out
+    # replace each other's, and comparison.json did not say whose it was
+    assert first["study"] == Settings().study_name
     resumed = run(2)
     assert resumed["ideal_trials"] == 4
     assert "of 4 trials under ideal" in ideal_words(resumed) or "(4 trials)" in ideal_words(

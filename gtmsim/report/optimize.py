@@ -125,8 +125,9 @@ def optimize_summary(result, best, cmp, settings, shares: frozenset[str] = froze
     target = settings.target if settings.target is not None else default_target(best.held_out)
     breaks = cmp.breaks if cmp is not None else what_breaks(best.held_out, result.held_out,
                                                            target)
-    report = {"objective": settings.objective, "outcome": settings.outcome,
-              "target": settings.target,
+    # the study the files come from: two --study-name runs into one --out each replace them
+    report = {"study": result.study.study_name, "objective": settings.objective,
+              "outcome": settings.outcome, "target": settings.target,
               # with --compare-ideal the short baseline search gives way to a full one;
               # either way the trials its study finished, whatever --ideal-trials now says
               "ideal_trials": (result.ideal_trials if cmp is None
