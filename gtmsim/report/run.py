@@ -31,14 +31,18 @@ def _mean(summary: dict, key: str) -> float:
 
 FLOW_TITLE = "Where leads end up: from each channel through the stages (mean per replication)"
 FLOW_CAPTION = (
-    "Means per replication of events counted in the measured window, so the links need not "
-    "balance: leads in flight at the window's edges<br>(with a buyer, say), work sent back to "
-    "a stage for rework, leads recycled to a stage, and nurture returns (a nurtured lead that "
-    "comes back<br>enters a stage again). Each fate flows from the stages that sent leads to "
-    "it, as counted; leaks flow from the stage where they happened,<br>then split by cause; "
-    "leads still at a team when the run ends (no fate yet) flow to 'open at the end'. Won "
-    "deals handed to a retain<br>stage flow on to it, and from it to retained or churned at "
-    "its renewal.")
+    "Means per replication of events counted in the measured window. Leads a stage turns away "
+    "to a stage (where its recycled and rejected routes<br>both lead there: its decisions less "
+    "those qualified) flow on to it, or back to an earlier one from 'sent back to' at the "
+    "right to 'back from' at the left.<br>Not drawn, as the results count none of them: "
+    "nurture returns (a nurtured lead that comes back enters a stage again), rework sent back "
+    "after a caught<br>error, and leads routed to a stage unreached, lost, or turned away where "
+    "the two routes part: a stage they reach sends out more than is drawn into it.<br>Nor need "
+    "the links balance where leads are in flight at the window's edges (with a buyer, say). "
+    "Each fate flows from the stages that sent leads to it,<br>as counted; leaks flow from the "
+    "stage where they happened, then split by cause; leads still at a team when the run ends "
+    "(no fate yet) flow to 'open<br>at the end'. Won deals handed to a retain stage flow on to "
+    "it, and from it to retained or churned at its renewal.")
 STAGE_FATES = ("won", "lost", "disqualified", "nurtured")
 
 
@@ -74,6 +78,7 @@ def flow_links(summary: dict, routing: dict) -> list[tuple[str, str, float, str]
         for fate in STAGE_FATES:
             links.append((f"stage: {name}", fate, _mean(summary, f"{fate}_at_{name}"),
                           f"{fate} at the stage"))
+    links += _turned_away(summary, stages)
     links += _after_won(summary, stages)
     for name in stages:
         links.append((f"stage: {name}", "leaked", _mean(summary, f"leaks_at_{name}"),
@@ -94,6 +99,55 @@ def flow_links(summary: dict, routing: dict) -> list[tuple[str, str, float, str]
             links.append((f"stage: {name}", OPEN, _mean(summary, f"open_{team}") / len(held),
                           how))
     return [link for link in links if math.isfinite(link[2]) and link[2] > 0]
+
+
+SENT_BACK = "sent back to "  # a sink at the right: turned away to an earlier stage
+BACK_FROM = "back from "  # its twin at the left, feeding that stage (a Sankey draws no loops)
+DECIDING = ("review", "contact", "close")
+
+
+def _turned_away(summary: dict, stages: dict) -> list[tuple]:
+    """Leads a deciding stage turns away (recycled or rejected) where both routes lead to the
+    same stage: `decisions_<stage>` less `qualified_<stage>`, counted when the decision is
+    taken, as the qualified link is. To a stage the drawn stage links lead on from (an
+    earlier one, or its own) the flow would loop: the stage sends them to a node of their
+    own at the right, and a twin at the left feeds them to the stage they go back to.
+    Where the two routes part (recycled to a stage, rejected to disqualified, say) no count
+    splits the turned-away leads between them (the fate's is counted when the work ends,
+    not at the decision), so nothing is drawn."""
+    onward: dict[str, set[str]] = {}
+    for name, st in stages.items():
+        if st["kind"] in ("review", "contact") and st["routes"].get("qualified") in stages:
+            onward.setdefault(name, set()).add(st["routes"]["qualified"])
+
+    def reaches(a: str, b: str) -> bool:
+        seen, todo = set(), [a]
+        while todo:
+            n = todo.pop()
+            if n == b:
+                return True
+            if n not in seen:
+                seen.add(n)
+                todo += onward.get(n, ())
+        return False
+
+    links = []
+    for name, st in stages.items():
+        to = st["routes"].get("recycled")
+        if st["kind"] not in DECIDING or to not in stages or st["routes"].get("rejected") != to:
+            continue
+        value = _mean(summary, f"decisions_{name}") - _mean(summary, f"qualified_{name}")
+        how = (f"turned away at {name} (its decisions less those qualified: recycled or "
+               f"rejected, both routed to {to})")
+        if reaches(to, name):
+            links.append((f"stage: {name}", f"{SENT_BACK}{to} (turned away at {name})",
+                          value, how + f"; drawn again at the left, where {to} takes them"))
+            links.append((f"{BACK_FROM}{name} (turned away there)", f"stage: {to}", value,
+                          how + f"; drawn at the right of {name} as well"))
+        else:
+            onward.setdefault(name, set()).add(to)
+            links.append((f"stage: {name}", f"stage: {to}", value, how))
+    return links
 
 
 def _after_won(summary: dict, stages: dict) -> list[tuple]:
@@ -125,13 +179,14 @@ _FATE_ORDER = ("won", "retained", "churned", "lost", "disqualified", "nurtured",
 
 
 def _flow_positions(names: list[str], links: list) -> tuple[list[float], list[float]]:
-    """Columns: channels, then each stage one step right of the stage or channel that feeds
-    it, the leak node right of the last stage (the stages feed it), every fate and cause at
-    the right; rows spread evenly."""
-    depth = {n: 0 for n in names if n.startswith("channel: ") or n == "leads created"}
+    """Columns: channels (and leads coming back from a later stage), then each stage one step
+    right of the stage or channel that feeds it, the leak node right of the last stage (the
+    stages feed it), every fate and cause at the right; rows spread evenly."""
+    depth = {n: 0 for n in names
+             if n.startswith(("channel: ", BACK_FROM)) or n == "leads created"}
     # a fate that feeds a stage (won, handed to onboarding) stands between them
     between = {s for s, t, _, _ in links if t.startswith("stage: ")}
-    for _ in names:  # longest path over the (acyclic, as drawn) qualified links
+    for _ in names:  # longest path over the (acyclic, as drawn) links between stages
         for s, t, _, _ in links:
             if ((t.startswith("stage: ") or t in between) and s in depth
                     and depth.get(t, -1) < depth[s] + 1):
@@ -193,7 +248,7 @@ def _flow(summary: dict, routing: dict | None = None):
               "customdata": [plain(how) for _, _, _, how in links],
               "hovertemplate": "%{source.label} → %{target.label}: %{value:,.1f} per "
                                "replication<br>%{customdata}<extra></extra>"}))
-    fig.update_layout(title=FLOW_TITLE, height=480, margin={"b": 90})
+    fig.update_layout(title=FLOW_TITLE, height=520, margin={"b": 120})
     fig.add_annotation(text=FLOW_CAPTION, showarrow=False, xref="paper", yref="paper",
                        x=0.0, y=-0.04, xanchor="left", yanchor="top", align="left",
                        font={"size": 11, "color": "#555"})
