@@ -287,6 +287,13 @@ def is_proportion(name: str, shares: Collection[str] = ()) -> bool:
     return name.startswith(PROPORTIONS) or name in shares
 
 
+def in_percent(name: str, shares: Collection[str] = ()) -> bool:
+    """Whether outcome `name` is written in %, its differences in percentage points, as `run`
+    writes it: a share (`is_proportion`), or a team's KPI attainment, which passes 100% and
+    so is no share (its interval is not cut at 1)."""
+    return is_proportion(name, shares) or name.startswith("kpi_attainment_")
+
+
 def share_kpis(teams: Mapping[str, str | None]) -> frozenset[str]:
     """The KPI columns that are shares: a team's retention rate (teams: name -> metric)."""
     return frozenset(f"kpi_{team}" for team, metric in teams.items() if metric == "retained")

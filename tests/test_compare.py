@@ -706,9 +706,9 @@ def test_a_rate_is_compared_in_percent_and_its_difference_in_points():
     assert re.search(r"\(95% CI -[\d.]+ to -[\d.]+ pp\), worst-10% -1 pp", verdict), verdict
     assert "0.0175" not in verdict and "-0.02" not in verdict
     # a retention KPI is a share where the model says so (cs's metric is 'retained')
-    assert _rates_compared().outcome_is_share()
-    assert not _rates_compared("kpi_cs").outcome_is_share()
-    assert _rates_compared("kpi_cs", {("base", "realistic"): load_config()}).outcome_is_share()
+    assert _rates_compared().outcome_in_percent()
+    assert not _rates_compared("kpi_cs").outcome_in_percent()
+    assert _rates_compared("kpi_cs", {("base", "realistic"): load_config()}).outcome_in_percent()
 
     def summary(outcome, **flag):
         d = {"mean": 0.2523, "mean_ci": [0.2321, 0.2714], "p10": 0.2418, "p10_ci": None,
@@ -725,10 +725,49 @@ def test_a_rate_is_compared_in_percent_and_its_difference_in_points():
         assert b[1:6] == ["25.2% [23.2%, 27.1%]", "24.2%", "24.1%",
                           "-2.44 pp [-5.94, +1.06]", "-2.47 pp"]
         # summary.json says so for a retention KPI, whose name alone does not
+        _, (_, b) = table_rows(summary("kpi_cs", outcome_in_percent=True), "realistic", short)
+        assert b[1] == "25.2% [23.2%, 27.1%]"
+        # and a summary.json written before outcome_in_percent, by its outcome_is_share
         _, (_, b) = table_rows(summary("kpi_cs", outcome_is_share=True), "realistic", short)
         assert b[1] == "25.2% [23.2%, 27.1%]"
-        _, (_, b) = table_rows(summary("bookings", outcome_is_share=False), "realistic", short)
+        _, (_, b) = table_rows(summary("bookings", outcome_in_percent=False), "realistic", short)
         assert b[1] == "0.252 [0.232, 0.271]" and "pp" not in b[4]
+
+
+def test_a_kpi_attainment_is_compared_in_percent_and_its_difference_in_points():
+    """`compare --outcome kpi_attainment_sdr` wrote 0.87 [0.8, 0.94] where `run` writes
+    attainment as 87%, and a verdict 'mean kpi_attainment_sdr -0.06 (-7%)'. An attainment
+    passes 100%, so it is no share (its interval is not cut at 1), yet it is written in %
+    and its differences in percentage points."""
+    from gtmsim.report.compare import table_rows
+
+    compared = _rates_compared("kpi_attainment_sdr")
+    compared.rows = compared.rows.with_columns(pl.col("kpi_attainment_sdr") * 4)  # ~100%
+    verdict = compared.verdict("realistic")
+    # -7 points on a mean of 102%: -6.9% of it
+    assert "mean kpi_attainment_sdr -7 pp (-7% relative) (95% CI " in verdict, verdict
+    assert re.search(r"\(95% CI -[\d.]+ to -[\d.]+ pp\), worst-10% -4 pp", verdict), verdict
+    assert compared.outcome_in_percent()  # summary.json says so: outcome_in_percent
+    d = {"mean": 1.0523, "mean_ci": [0.9821, 1.1214], "p10": 0.87, "p10_ci": None,
+         "cvar10": 0.8407, "cvar10_ci": [None, None], "kpi_attainment": {},
+         "leaked": 10.0, "cost": 1.0}
+    diff = {"mean": {"diff": -0.0544, "ci_low": -0.0894, "ci_high": -0.0194},
+            "cvar10": {"diff": -0.0247, "ci_low": None, "ci_high": None}}
+    # by its name where summary.json does not say (one from before)
+    summary = {"outcome": "kpi_attainment_sdr", "baseline": "a", "replications": 2,
+               "profiles": {"realistic": {"designs": {"a": d, "b": d},
+                                          "differences": {"b": diff}}}}
+    for short in (False, True):
+        _, (_, b) = table_rows(summary, "realistic", short)
+        assert b[1:6] == ["105.2% [98.2%, 112.1%]", "87.0%", "84.1%",
+                          "-5.44 pp [-8.94, -1.94]", "-2.47 pp"]
+    # written in %, and still no share: its interval is cut at 0, not at 1
+    from gtmsim.outcomes import in_percent, is_proportion, where_it_can_lie
+
+    assert in_percent("kpi_attainment_sdr") and not is_proportion("kpi_attainment_sdr")
+    assert in_percent("win_rate") and in_percent("kpi_cs", {"kpi_cs"})
+    assert not in_percent("bookings") and not in_percent("kpi_cs")
+    assert where_it_can_lie("kpi_attainment_sdr", 0.9, 1.3, True) == (0.9, 1.3)
 
 
 def test_the_difference_chart_of_a_rate_is_in_points():

@@ -44,7 +44,7 @@ from gtmsim.optimize.scenarios import (
 from gtmsim.outcomes import (
     check_ranked_outcome,
     check_scored_outcome,
-    is_proportion,
+    in_percent,
     share_kpis,
 )
 
@@ -131,10 +131,10 @@ class DesignComparison:
                                                for n, t in c.teams.items()})
                                    for c in self.configs.values()))
 
-    def outcome_is_share(self) -> bool:
-        """Whether the outcome is a share (a win rate, a retention KPI): written in %, its
-        differences in percentage points."""
-        return is_proportion(self.outcome, self._shares())
+    def outcome_in_percent(self) -> bool:
+        """Whether the outcome is written in %, its differences in percentage points: a share
+        (a win rate, a retention KPI) or a KPI attainment (`outcomes.in_percent`)."""
+        return in_percent(self.outcome, self._shares())
 
     def _describe(self, design: str, profile: str) -> dict[str, Any]:
         x = self.values(design, profile)
@@ -158,17 +158,17 @@ class DesignComparison:
         d = {(r["design"], r["statistic"]): r for r in diffs.filter(
             pl.col("profile") == profile).to_dicts()}
         base_mean = float(np.mean(self.values(self.baseline, profile)))
-        share = self.outcome_is_share()
+        percent = self.outcome_in_percent()
         # a share's difference in points beside its relative change: "-0.0201 (-8%)" set
         # an absolute fraction beside a relative percent
-        diff, ends = (points, points_interval) if share else (signed, signed_interval)
+        diff, ends = (points, points_interval) if percent else (signed, signed_interval)
         parts = []
         for design in self.designs[1:]:
             m, c = d[(design, "mean")], d[(design, "cvar10")]
             word = f"{standing(m['diff'], m['ci_low'], m['ci_high'])} {self.baseline}"
             if word.startswith("is identical to"):  # on this outcome: the designs may differ
                 word += f" on {self.outcome}"
-            rel = (f" ({change(m['diff'] / base_mean)}{' relative' if share else ''})"
+            rel = (f" ({change(m['diff'] / base_mean)}{' relative' if percent else ''})"
                    if base_mean else "")  # not "+0%"
             tail = (f" ({ends(c['ci_low'], c['ci_high'])})" if np.isfinite(c["ci_low"])
                     else "")
@@ -247,7 +247,7 @@ class DesignComparison:
                     "diff": r["diff"], "ci_low": r["ci_low"], "ci_high": r["ci_high"]}
             entry["verdict"] = self.verdict(profile, diffs)
             profiles[profile] = entry
-        doc = {"outcome": self.outcome, "outcome_is_share": self.outcome_is_share(),
+        doc = {"outcome": self.outcome, "outcome_in_percent": self.outcome_in_percent(),
                "baseline": self.baseline,
                "replications": self.replications, "seed": self.seed, "engine": self.engine,
                "designs": designs, "profiles": profiles}

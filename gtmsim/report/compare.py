@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from gtmsim.optimize.compare import TAIL_MIN_SCENARIOS
 from gtmsim.optimize.designs import is_setting, points, signed
-from gtmsim.outcomes import is_proportion
+from gtmsim.outcomes import in_percent
 from gtmsim.report.console import fmt
 from gtmsim.report.export import counted, plain, script_json
 from gtmsim.report.plotlyjs import figures_html
@@ -56,16 +56,20 @@ def _short(v: float | None, sign: bool = False, scale: float | None = None) -> s
     return f"{plus}{v:.3g}"
 
 
-def outcome_is_share(summary: dict) -> bool:
-    """Whether the compared outcome is a share (a win rate, a retention KPI), written in %
-    as `run` writes it; a summary.json from before it said so: by the outcome's name."""
-    return summary.get("outcome_is_share", is_proportion(summary["outcome"]))
+def outcome_in_percent(summary: dict) -> bool:
+    """Whether the compared outcome is written in % as `run` writes it (a share: a win rate,
+    a retention KPI; or a KPI attainment), its differences in percentage points; a
+    summary.json from before it said so: by the outcome's name, or its older
+    `outcome_is_share` (a retention KPI, whose name alone does not say)."""
+    if "outcome_in_percent" in summary:
+        return summary["outcome_in_percent"]
+    return bool(summary.get("outcome_is_share")) or in_percent(summary["outcome"])
 
 
-def _ci(v: float | None, ci: list | None, short: bool = False, share: bool = False) -> str:
+def _ci(v: float | None, ci: list | None, short: bool = False, percent: bool = False) -> str:
     if v is None:
         return "-"
-    if share:  # in % as run writes a rate: 25.2% [23.2%, 27.1%], not 0.252 [0.232, 0.271]
+    if percent:  # in % as run writes a rate: 25.2% [23.2%, 27.1%], not 0.252 [0.232, 0.271]
         if not ci or ci[0] is None:
             return fmt(v, "rate")
         return f"{fmt(v, 'rate')} [{fmt(ci[0], 'rate')}, {fmt(ci[1], 'rate')}]"
@@ -78,12 +82,12 @@ def _ci(v: float | None, ci: list | None, short: bool = False, share: bool = Fal
     return f"{_num(v)} [{_num(ci[0])}, {_num(ci[1])}]"
 
 
-def _diff(d: dict | None, short: bool = False, share: bool = False) -> str:
+def _diff(d: dict | None, short: bool = False, percent: bool = False) -> str:
     if not d:
         return "baseline"
     if d.get("diff") is None:
         return "-"
-    if share:  # a difference of shares in points: -2.44 pp [-5.94, +1.06]
+    if percent:  # a difference of shares in points: -2.44 pp [-5.94, +1.06]
         text = points(d["diff"])
         return text if d["ci_low"] is None else (f"{text} [{signed(100 * d['ci_low'])}, "
                                                  f"{signed(100 * d['ci_high'])}]")
@@ -127,16 +131,16 @@ def table_rows(summary: dict, profile: str, short: bool = False
               f"mean - {base} [95% CI]", f"CVaR10 - {base} [95% CI]",
               *[f"KPI {t}" for t in teams], "leaked", "annual cost"]
     entry = summary["profiles"][profile]
-    share = outcome_is_share(summary)
+    percent = outcome_in_percent(summary)
     rows = []
     for name, d in entry["designs"].items():
         diff = entry["differences"].get(name, {})
         number = _short if short else _num
-        rows.append([name, _ci(d["mean"], d["mean_ci"], short, share),
-                     _ci(d["p10"], d.get("p10_ci"), short, share),
-                     _ci(d["cvar10"], d["cvar10_ci"], short, share),
-                     _diff(diff.get("mean"), short, share),
-                     _diff(diff.get("cvar10"), short, share),
+        rows.append([name, _ci(d["mean"], d["mean_ci"], short, percent),
+                     _ci(d["p10"], d.get("p10_ci"), short, percent),
+                     _ci(d["cvar10"], d["cvar10_ci"], short, percent),
+                     _diff(diff.get("mean"), short, percent),
+                     _diff(diff.get("cvar10"), short, percent),
                      *[_num(d["kpi_attainment"].get(t), pct=True) for t in teams],
                      number(d["leaked"]), number(d["cost"])])
     return header, rows
@@ -259,9 +263,9 @@ def _figure(summary: dict, profile: str):
               if summary["replications"] != 1 else f"{out} per scenario (one replication)"),
         plain(f"difference from {base}, paired by scenario (95% CI)")))
     colors = qualitative.Plotly
-    share = outcome_is_share(summary)
+    percent = outcome_in_percent(summary)
     # a share's differences in percentage points, as the tables and the verdict give them
-    scale = 100.0 if share else 1.0
+    scale = 100.0 if percent else 1.0
     for i, (name, d) in enumerate(entry["designs"].items()):
         color = colors[i % len(colors)]
         fig.add_trace(go.Box(y=d["scenario_values"], name=plain(name), boxpoints="all",
@@ -281,7 +285,7 @@ def _figure(summary: dict, profile: str):
             name=plain(name), marker={"size": 11, "color": color}, offsetgroup=str(i),
             error_y=error_bars(rows)), row=1, col=2)
     fig.add_hline(y=0, line_dash="dash", row=1, col=2)
-    if share:
+    if percent:
         values = [v for d in entry["designs"].values() for v in d["scenario_values"]]
         fig.update_yaxes(tickformat=percent_ticks(values), row=1, col=1)
         fig.update_yaxes(ticksuffix=" pp", row=1, col=2)
