@@ -332,7 +332,7 @@ def test_help(capsys):
 
 def test_verdict_keeps_the_figures_of_a_rate():
     """A difference in win rate (-0.0122) is not rounded to '-0' as money would be."""
-    from gtmsim.optimize.designs import signed
+    from gtmsim.optimize.compare import signed
 
     assert [signed(v) for v in (-0.0122, -0.000171, 238_872.4, 0.0)] == [
         "-0.0122", "-0.000171", "+238,872", "+0"]

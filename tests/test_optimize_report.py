@@ -402,7 +402,9 @@ def test_the_history_says_how_many_trials_were_pruned():
 
 def test_a_rate_s_figures_are_not_rounded_to_whole_numbers():
     """With --outcome win_rate every figure of the text was rounded as money: 'held-out mean
-    0 [0, 0], P10 0, CVaR10 0', 'mean win_rate +0 (95% CI -0 to +0)', 'target 0'."""
+    0 [0, 0], P10 0, CVaR10 0', 'mean win_rate +0 (95% CI -0 to +0)', 'target 0'. A rate is
+    in % as run writes it, its differences in percentage points (as compare writes them);
+    money keeps its whole numbers."""
     from types import SimpleNamespace
 
     from gtmsim.optimize.compare import Comparison, against_own
@@ -419,10 +421,11 @@ def test_a_rate_s_figures_are_not_rounded_to_whole_numbers():
               "best": best, "candidates": [best, tuned], "against_own": own,
               "what_breaks_it": {"target": 0.256, "words": "nothing"}}
     text = optimize_text(report)
-    assert "held-out mean 0.28 [0.197, 0.362], P10 0.23, CVaR10 0.22, annual cost 2,295,000" in text
-    assert "mean win_rate -0.00837 (95% CI -0.081 to +0.0643), worst-10% -0.0133." in text
-    assert "(target 0.256)" in text
-    assert "held-out mean 0.271 with these people" in ideal_words(report)
+    assert "held-out mean 28.0% [19.7%, 36.2%], P10 23.0%, CVaR10 22.0%, annual cost 2,295,000" \
+        in text
+    assert "mean win_rate -0.837 pp (95% CI -8.1 to +6.43 pp), worst-10% -1.33 pp." in text
+    assert "(target 25.6%)" in text
+    assert "held-out mean 27.1% with these people" in ideal_words(report)
     one = SimpleNamespace
     cmp = Comparison(ideal=one(best=one(scores={"mean": 0.3})), robust=None,
                      ideal_tuned=one(scores={"mean": 0.25}),
@@ -430,14 +433,83 @@ def test_a_rate_s_figures_are_not_rounded_to_whole_numbers():
                      difference={"mean": (0.02, -0.01, 0.05),
                                  "cvar10": (0.01, float("nan"), float("nan"))},
                      breaks=None, outcome="win_rate")
-    assert ("promises 0.3 win_rate but delivers 0.25 (-17%) when these people run it; the "
-            "robust design delivers 0.27 (+8%: +0.02, 95% CI -0.01 to +0.05), and the "
-            "difference in the worst-10% mean is +0.01 (no interval") in cmp.verdict()
+    assert ("promises 30.0% win_rate but delivers 25.0% (-17% relative) when these people run "
+            "it; the robust design delivers 27.0% (+8% relative: +2 pp, 95% CI -1 to +5 pp), "
+            "and the difference in the worst-10% mean is +1 pp (no interval") in cmp.verdict()
     # money keeps its whole numbers
     assert "promises 1,234,567 " in Comparison(
         ideal=one(best=one(scores={"mean": 1_234_567.4})), robust=None,
         ideal_tuned=one(scores={"mean": 1e6}), robust_best=one(scores={"mean": 1e6}),
         difference=cmp.difference, breaks=None, outcome="bookings").verdict()
+
+
+def test_a_share_s_verdicts_are_in_percent_and_its_differences_in_points():
+    """optimize wrote a share as a fraction and its differences as fractions beside relative
+    percents ('delivers 0.87 (+4%: +0.0335, 95% CI ...)', 'mean kpi_cs +0.0335') where
+    compare writes 87.0% and '+3.35 pp (+4% relative)': the same in both, for a retention
+    KPI (a share by the model) and a KPI attainment (in %, past 100%) as for a win rate."""
+    import math
+    from types import SimpleNamespace as N
+
+    from gtmsim.optimize.compare import Comparison, against_own
+    from gtmsim.report.console import optimize_text
+    from gtmsim.report.optimize import (
+        _candidates_table,
+        _designs_table,
+        _ideal_vs_robust_figure,
+        regret_words,
+    )
+
+    diff = {"mean": {"diff": 0.0335, "ci_low": 0.0121, "ci_high": 0.0549},
+            "cvar10": {"diff": 0.0212, "ci_low": None, "ci_high": None}}
+    assert "mean kpi_attainment_sdr +3.35 pp (95% CI " in against_own(
+        diff, False, "kpi_attainment_sdr")
+    # kpi_cs is a share where the model says so (its metric is 'retained')
+    assert ("mean kpi_cs +3.35 pp (95% CI +1.21 to +5.49 pp), worst-10% +2.12 pp."
+            in against_own(diff, False, "kpi_cs", {"kpi_cs"}))
+    assert "mean kpi_cs +0.0335 (95% CI +0.0121 to +0.0549)" in against_own(diff, False,
+                                                                             "kpi_cs")
+
+    c = Comparison.__new__(Comparison)
+    c.ideal, c.outcome, c.shares = N(best=N(scores={"mean": 0.9})), "kpi_cs", {"kpi_cs"}
+    c.ideal_tuned, c.robust_best = N(scores={"mean": 0.8365}), N(scores={"mean": 0.87})
+    c.difference = {"mean": (0.0335, 0.0121, 0.0549), "cvar10": (0.0212, math.nan, math.nan)}
+    assert ("promises 90.0% kpi_cs but delivers 83.7% (-7% relative) when these people run "
+            "it; the robust design delivers 87.0% (+4% relative: +3.35 pp, 95% CI +1.21 to "
+            "+5.49 pp), and the difference in the worst-10% mean is +2.12 pp (no interval"
+            ) in c.verdict()
+    c.outcome = "kpi_attainment_sdr"  # an attainment passes 100%: in % all the same
+    c.ideal.best.scores["mean"] = 1.25
+    assert "promises 125.0% kpi_attainment_sdr but delivers 83.7% (-33% relative)" \
+        in c.verdict()
+
+    # the text, the page's tables and its difference chart: comparison.json says so
+    best = {"trial": 2, "levers": {"x": 1}, "cost": 1.0, "own": False, "mean": 0.87,
+            "p10": 0.82, "cvar10": 0.8, "mean_ci": [0.85, 0.89], "cvar10_ci": None,
+            "search_regret": 0.0123, "regret": 0.021, "kpi_attainment_cs": 0.97}
+    report = {"objective": "mean,regret", "outcome": "kpi_cs", "outcome_in_percent": True,
+              "target": None, "trials": 4, "ideal_trials": 10, "scenarios": 4,
+              "held_out_scenarios": 4, "replications": 1, "best": best,
+              "candidates": [best], "what_breaks_it": {"target": 0.8, "words": "nothing"}}
+    text = optimize_text(report)
+    assert "held-out mean 87.0% [85.0%, 89.0%], P10 82.0%, CVaR10 80.0%," in text, text
+    assert "(target 80.0%)" in text
+    assert ": 1.23 pp on the search's scenarios" in regret_words(report)
+    assert "2.1 pp on the held-out scenarios" in regret_words(report)
+    assert "<td>87.0% <small>[85.0%, 89.0%]</small></td>" in _designs_table(report)
+    table = _candidates_table(report)
+    assert "<td>87.0% <small>[85.0%, 89.0%]</small></td><td>82.0%</td>" in table
+    assert "<td>1.23 pp</td><td>2.1 pp</td>" in table
+    report["difference_robust_minus_ideal"] = {
+        k: {"diff": d, "ci_low": lo, "ci_high": hi} for k, (d, lo, hi) in c.difference.items()}
+    fig = _ideal_vs_robust_figure(report, N(ideal_tuned=N(held_out=[0.83, 0.84]),
+                                            robust_best=N(held_out=[0.86, 0.88])),
+                                  "kpi_cs", True)
+    assert list(fig.data[-1].y) == pytest.approx([3.35, 2.12])
+    assert fig.layout.yaxis2.ticksuffix == " pp" and fig.layout.xaxis.tickformat.endswith("%")
+    # an amount is written as before
+    report.update(outcome="bookings", outcome_in_percent=False)
+    assert "held-out mean 0.87 [0.85, 0.89]" in optimize_text(report)
 
 
 def test_one_trial_is_said_in_the_singular():

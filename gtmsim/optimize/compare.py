@@ -26,7 +26,7 @@ from gtmsim.optimize.search import (
     design_key,
     search,
 )
-from gtmsim.outcomes import t_quantile, where_it_can_lie
+from gtmsim.outcomes import in_percent, share_kpis, t_quantile, where_it_can_lie
 
 
 def bootstrap_ci(stat, x: np.ndarray, n: int = 2000, seed: int = 0,
@@ -86,6 +86,44 @@ def amount(v: float, sign: bool = False) -> str:
     return f"{v:{plus},.0f}" if abs(v) >= 100 or v == 0 else f"{v:{plus}.3g}"
 
 
+def figure(v: float, percent: bool = False) -> str:
+    """A value of the outcome: in % as `run` writes a rate (`console.fmt`: 25.2%) where the
+    outcome is written in % (`outcomes.in_percent`), else `amount`."""
+    if percent:
+        from gtmsim.report.console import fmt
+
+        return fmt(v, "rate")
+    return amount(v)
+
+
+def signed(v: float) -> str:
+    """A signed difference: whole numbers for money and counts, three figures for rates."""
+    return amount(v, sign=True)
+
+
+def signed_interval(low: float, high: float) -> str:
+    """An interval of differences: '-5,940 to +1,060'."""
+    return f"{signed(low)} to {signed(high)}"
+
+
+def points(v: float) -> str:
+    """A signed difference of two shares in percentage points, three figures: -0.0244 (24.4%
+    less 26.8%) is '-2.44 pp', not a fraction beside the relative change in %."""
+    return f"{signed(100 * v)} pp"
+
+
+def points_interval(low: float, high: float) -> str:
+    """An interval of share differences in percentage points: '-5.94 to +1.06 pp'."""
+    return f"{signed(100 * low)} to {points(high)}"
+
+
+def differences(percent: bool):
+    """How a difference of the outcome and an interval of them are written: in percentage
+    points where the outcome is written in % (`points`, `points_interval`), else as amounts
+    (`signed`, `signed_interval`)."""
+    return (points, points_interval) if percent else (signed, signed_interval)
+
+
 def standing(diff: float, lo: float, hi: float) -> str:
     """Where a design stands against another from their paired difference and its 95% CI:
     beats, trails, is identical to, or is not clearly different from."""
@@ -98,22 +136,25 @@ def standing(diff: float, lo: float, hi: float) -> str:
     return "is not clearly different from"
 
 
-def against_own(diff: dict, same: bool, outcome: str) -> str:
+def against_own(diff: dict, same: bool, outcome: str, shares: Collection[str] = ()) -> str:
     """One line: the chosen design against the config's own (the status quo) on the held-out
     scenarios, from their paired differences (`paired_difference` as {stat: {diff, ci_low,
-    ci_high}})."""
+    ci_high}}); a share's or an attainment's in percentage points (`outcomes.in_percent`;
+    `shares`: the model's own, a retention KPI), as `compare` writes them."""
     if same:
         return "The chosen design is the config's own design: no design found beat it."
+    # "mean win_rate -0.00837 (95% CI -0.081 to +0.0643)" beside the 28% run writes
+    one, ends = differences(in_percent(outcome, shares))
     m = diff["mean"]
     lo, hi = m["ci_low"], m["ci_high"]
     if lo is None or not math.isfinite(lo):  # one held-out scenario: no interval
         word, ci = "differs from", " (one scenario: no interval)"
     else:
         word = standing(m["diff"], lo, hi)
-        ci = f" (95% CI {amount(lo, True)} to {amount(hi, True)})"
+        ci = f" (95% CI {ends(lo, hi)})"
     text = (f"On the held-out scenarios the chosen design {word} the config's own design: "
-            f"mean {outcome} {amount(m['diff'], True)}{ci}, worst-10% "
-            f"{amount(diff['cvar10']['diff'], True)}.")
+            f"mean {outcome} {one(m['diff'])}{ci}, worst-10% "
+            f"{one(diff['cvar10']['diff'])}.")
     if word == "trails":
         text += " Keep the own design unless the chosen one's other figures are worth that."
     return text
@@ -167,6 +208,11 @@ class Comparison:
     difference: dict[str, tuple[float, float, float]]  # stat -> (robust - ideal, ci low, high)
     breaks: Breakdown
     outcome: str
+    shares: frozenset[str] = frozenset()  # the model's outcomes that are shares (retention)
+
+    def outcome_in_percent(self) -> bool:
+        """Whether the outcome is written in %, its differences in percentage points."""
+        return in_percent(self.outcome, self.shares)
 
     def verdict(self) -> str:
         promise = self.ideal.best.scores["mean"]
@@ -176,15 +222,20 @@ class Comparison:
         keep = robust / real - 1 if real else float("nan")
         m, m_lo, m_hi = self.difference["mean"]
         d, lo, hi = self.difference["cvar10"]
-        mean_ci = (f", 95% CI {amount(m_lo, True)} to {amount(m_hi, True)}"
+        # a win rate "promises 0.3 ... delivers 0.27 (+8%: +0.02, ...)": fractions beside a
+        # relative percent; in % and percentage points, the relative change said to be one
+        percent = self.outcome_in_percent()
+        one, ends = differences(percent)
+        rel = " relative" if percent else ""
+        mean_ci = (f", 95% CI {ends(m_lo, m_hi)}"
                    if math.isfinite(m_lo) else ", no interval from one held-out scenario")
-        tail = (f" (95% CI {amount(lo, True)} to {amount(hi, True)})" if math.isfinite(lo)
+        tail = (f" (95% CI {ends(lo, hi)})" if math.isfinite(lo)
                 else f" (no interval under {TAIL_MIN_SCENARIOS} scenarios)")
-        text = (f"Tuned for ideal behaviour, the design promises {amount(promise)} "
-                f"{self.outcome} but delivers {amount(real)} ({change(-loss)}) when these "
-                f"people run it; the robust design delivers {amount(robust)} ({change(keep)}: "
-                f"{amount(m, True)}{mean_ci}), and the difference in the worst-10% mean is "
-                f"{amount(d, True)}{tail}.")
+        text = (f"Tuned for ideal behaviour, the design promises {figure(promise, percent)} "
+                f"{self.outcome} but delivers {figure(real, percent)} ({change(-loss)}{rel}) "
+                f"when these people run it; the robust design delivers "
+                f"{figure(robust, percent)} ({change(keep)}{rel}: {one(m)}{mean_ci}), and the "
+                f"difference in the worst-10% mean is {one(d)}{tail}.")
         # the numbers alone read as a win for "the robust design" even where it trails
         if not math.isfinite(m_lo):
             return text
@@ -201,7 +252,7 @@ class Comparison:
     def table(self) -> pl.DataFrame:
         rows = []
         for label, c in (("ideal-tuned", self.ideal_tuned), ("robust", self.robust_best)):
-            r = describe(c, self.outcome)
+            r = describe(c, self.outcome, self.shares)
             rows.append({"design": label, **{k: (str(v) if isinstance(v, (dict, tuple)) else v)
                                              for k, v in r.items()}})
         return pl.DataFrame(rows)
@@ -256,4 +307,6 @@ def compare_ideal(ideal_config: Config, config: Config, settings: Settings,
     diff = paired_difference(ideal_tuned.held_out, robust.best.held_out)
     goal = target if target is not None else default_target(robust.best.held_out)
     breaks = what_breaks(robust.best.held_out, robust.held_out, goal)
-    return Comparison(ideal, robust, ideal_tuned, robust.best, diff, breaks, settings.outcome)
+    shares = share_kpis({n: t.kpi.metric if t.kpi else None for n, t in config.teams.items()})
+    return Comparison(ideal, robust, ideal_tuned, robust.best, diff, breaks, settings.outcome,
+                      shares)

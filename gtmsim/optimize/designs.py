@@ -26,8 +26,8 @@ from gtmsim.errors import MAX_REPLICATIONS, ConfigError, GtmsimError, whole
 from gtmsim.optimize.compare import (
     STATS,
     TAIL_MIN_SCENARIOS,
-    amount,
     change,
+    differences,
     outcome_interval,
     paired_difference,
     standing,
@@ -161,7 +161,7 @@ class DesignComparison:
         percent = self.outcome_in_percent()
         # a share's difference in points beside its relative change: "-0.0201 (-8%)" set
         # an absolute fraction beside a relative percent
-        diff, ends = (points, points_interval) if percent else (signed, signed_interval)
+        diff, ends = differences(percent)
         parts = []
         for design in self.designs[1:]:
             m, c = d[(design, "mean")], d[(design, "cvar10")]
@@ -341,27 +341,6 @@ def _differences(a: dict, b: dict, prefix: str, skip: set[str], out: list) -> No
 def is_setting(value: dict) -> bool:
     """A table that is one setting: a distribution, or an uncertain value {value, range}."""
     return "dist" in value or set(value) == {"value", "range"}
-
-
-def signed(v: float) -> str:
-    """A signed difference: whole numbers for money and counts, three figures for rates."""
-    return amount(v, sign=True)
-
-
-def signed_interval(low: float, high: float) -> str:
-    """An interval of differences: '-5,940 to +1,060'."""
-    return f"{signed(low)} to {signed(high)}"
-
-
-def points(v: float) -> str:
-    """A signed difference of two shares in percentage points, three figures: -0.0244 (24.4%
-    less 26.8%) is '-2.44 pp', not a fraction beside the relative change in %."""
-    return f"{signed(100 * v)} pp"
-
-
-def points_interval(low: float, high: float) -> str:
-    """An interval of share differences in percentage points: '-5.94 to +1.06 pp'."""
-    return f"{signed(100 * low)} to {points(high)}"
 
 
 def _own(config: Config, key: str) -> float | None:

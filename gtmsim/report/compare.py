@@ -13,8 +13,8 @@ import json
 import re
 from typing import TYPE_CHECKING, Any
 
-from gtmsim.optimize.compare import TAIL_MIN_SCENARIOS
-from gtmsim.optimize.designs import is_setting, points, signed
+from gtmsim.optimize.compare import TAIL_MIN_SCENARIOS, points, signed
+from gtmsim.optimize.designs import is_setting
 from gtmsim.outcomes import in_percent
 from gtmsim.report.console import fmt
 from gtmsim.report.export import counted, plain, script_json

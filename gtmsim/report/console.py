@@ -297,18 +297,30 @@ def print_summary(config, summary, meta: dict, out: Path, console=None, costs=No
     console.print(f"Results in [bold]{escape(str(out))}[/bold]")
 
 
-def bracket(ci) -> str:
-    """ [low, high], or nothing where there is no interval."""
+def bracket(ci, percent: bool = False) -> str:
+    """ [low, high] (in % where `percent`), or nothing where there is no interval."""
     if ci is None or ci[0] is None or not math.isfinite(ci[0]):
         return ""
-    from gtmsim.optimize.compare import amount
+    from gtmsim.optimize.compare import figure
 
-    return f" [{amount(ci[0])}, {amount(ci[1])}]"
+    return f" [{figure(ci[0], percent)}, {figure(ci[1], percent)}]"
 
 
 def optimize_text(report: dict) -> str:
-    from gtmsim.optimize.compare import amount
-    from gtmsim.report.optimize import ideal_words, refused_words, regret_words, trials_words
+    from gtmsim.optimize.compare import figure
+    from gtmsim.report.optimize import (
+        ideal_words,
+        in_percent,
+        refused_words,
+        regret_words,
+        trials_words,
+    )
+
+    # a share or an attainment in % (25.2%), as run writes it; else an amount
+    percent = in_percent(report)
+
+    def amount(v: float) -> str:
+        return figure(v, percent)
 
     lines = [f"Objective {report['objective']} of {report['outcome']}; "
              f"{trials_words(report)}, scored on {counted(report['scenarios'], 'scenarios')}, "
@@ -321,10 +333,11 @@ def optimize_text(report: dict) -> str:
     if "robust" in report:
         columns = [("ideal-tuned", report["ideal_tuned"]), ("robust", report["robust"])]
     for label, c in columns:
-        lines.append(f"{label}: held-out mean {amount(c['mean'])}{bracket(c['mean_ci'])}, "
-                     f"P10 {amount(c['p10'])}{bracket(c.get('p10_ci'))}, "
+        lines.append(f"{label}: held-out mean {amount(c['mean'])}"
+                     f"{bracket(c['mean_ci'], percent)}, "
+                     f"P10 {amount(c['p10'])}{bracket(c.get('p10_ci'), percent)}, "
                      f"CVaR10 {amount(c['cvar10'])}"
-                     f"{bracket(c['cvar10_ci'])}, annual cost {c['cost']:,.0f}")
+                     f"{bracket(c['cvar10_ci'], percent)}, annual cost {c['cost']:,.0f}")
         lines.append("  levers: " + ", ".join(f"{k}={v}" for k, v in c["levers"].items()))
         kpis = {k: v for k, v in c.items() if k.startswith("kpi_attainment_")}
         leaks = {k: v for k, v in c.items() if k.startswith("leaked_")}

@@ -19,7 +19,7 @@ import numpy as np
 
 from gtmsim.report.export import counted, jsonable, plain, script_json
 from gtmsim.report.plotlyjs import figures_html
-from gtmsim.report.run import error_bars
+from gtmsim.report.run import error_bars, percent_ticks
 
 STATS = (("mean", "mean"), ("p10", "P10"), ("cvar10", "CVaR10 (worst 10%)"))
 
@@ -34,12 +34,23 @@ def _num(v: Any) -> str:
     return f"{v:,.0f}" if abs(v) >= 100 else f"{v:,.3g}"
 
 
-def _ci(row: dict, key: str) -> str:
+def _ci(row: dict, key: str, percent: bool = False) -> str:
+    """A statistic of the outcome with its interval; in % where the outcome is written so."""
+    value = (lambda v: _figure(v, True)) if percent else _num
     lo, hi = row.get(f"{key}_ci") or (None, None)
-    text = _num(row.get(key))
+    text = value(row.get(key))
     if lo is None or not np.isfinite(lo):  # no interval (a tail under 20 scenarios)
         return text
-    return f"{text} <small>[{_num(lo)}, {_num(hi)}]</small>"
+    return f"{text} <small>[{value(lo)}, {value(hi)}]</small>"
+
+
+def in_percent(report: dict) -> bool:
+    """Whether the optimised outcome is written in % (a share, a KPI attainment), its
+    differences in percentage points, as `compare` writes it: comparison.json says so
+    (outcome_in_percent); one written before, by the outcome's name."""
+    from gtmsim.report.compare import outcome_in_percent
+
+    return outcome_in_percent(report)
 
 
 def trials_words(report: dict) -> str:
@@ -63,13 +74,14 @@ def regret_words(report: dict) -> str:
     """The chosen design's regret in one line: on the search's scenarios, which chose it,
     and on the held-out ones, which estimate it."""
     best = report["best"]
+    percent = in_percent(report)
     # a candidate the search never ran has no search regret: None in comparison.json, NaN
     # in the report dict the text is written from
     ran = sum(_given(c.get("search_regret")) for c in report["candidates"])
     return (f"Regret of the chosen design (its largest shortfall against the best candidate "
-            f"in a scenario): {_figure(best.get('search_regret'))} on the search's scenarios, "
-            f"the least of the {counted(ran, 'candidates')} the search ran, and "
-            f"{_figure(best.get('regret'))} on the held-out scenarios.")
+            f"in a scenario): {_shortfall(best.get('search_regret'), percent)} on the "
+            f"search's scenarios, the least of the {counted(ran, 'candidates')} the search "
+            f"ran, and {_shortfall(best.get('regret'), percent)} on the held-out scenarios.")
 
 
 def _given(v: float | None) -> bool:
@@ -77,10 +89,21 @@ def _given(v: float | None) -> bool:
     return v is not None and bool(np.isfinite(v))
 
 
-def _figure(v: float | None) -> str:
+def _figure(v: float | None, percent: bool = False) -> str:
+    """A value of the outcome (`optimize.compare.figure`: in % where `percent`)."""
+    from gtmsim.optimize.compare import figure
+
+    return "-" if v is None or not np.isfinite(v) else figure(v, percent)
+
+
+def _shortfall(v: float | None, percent: bool = False) -> str:
+    """A regret: a difference of the outcome, unsigned (never below 0); of a share or an
+    attainment in percentage points, as `points` writes a difference."""
+    if not percent:
+        return _figure(v)
     from gtmsim.optimize.compare import amount
 
-    return "-" if v is None or not np.isfinite(v) else amount(v)
+    return "-" if v is None or not np.isfinite(v) else f"{amount(100 * v)} pp"
 
 
 def _table(header: list[str], rows: list[list[str]], caption: str = "") -> str:
@@ -97,8 +120,9 @@ def _designs_table(report: dict) -> str:
     levers = list(dict.fromkeys(k for _, c in cols for k in c["levers"]))
     rows = [[f"lever <code>{html.escape(k)}</code>", *[_num(c["levers"].get(k)) for _, c in cols]]
             for k in levers]
+    percent = in_percent(report)
     for key, label in STATS:
-        rows.append([f"held-out {label} [95% CI]", *[_ci(c, key) for _, c in cols]])
+        rows.append([f"held-out {label} [95% CI]", *[_ci(c, key, percent) for _, c in cols]])
     rows.append(["annual headcount cost", *[_num(c["cost"]) for _, c in cols]])
     extra = [k for k in cols[-1][1] if k.startswith(("kpi_attainment_", "leaked_"))
              or k in ("won", "win_rate")]
@@ -125,9 +149,14 @@ def optimize_summary(result, best, cmp, settings, shares: frozenset[str] = froze
     target = settings.target if settings.target is not None else default_target(best.held_out)
     breaks = cmp.breaks if cmp is not None else what_breaks(best.held_out, result.held_out,
                                                            target)
+    from gtmsim.outcomes import in_percent as outcome_in_percent
+
     # the study the files come from: two --study-name runs into one --out each replace them
     report = {"study": result.study.study_name, "objective": settings.objective,
-              "outcome": settings.outcome, "target": settings.target,
+              "outcome": settings.outcome,
+              # a share or an attainment in %, its differences in points, as compare's
+              "outcome_in_percent": outcome_in_percent(settings.outcome, shares),
+              "target": settings.target,
               # with --compare-ideal the short baseline search gives way to a full one;
               # either way the trials its study finished, whatever --ideal-trials now says
               "ideal_trials": (result.ideal_trials if cmp is None
@@ -149,7 +178,7 @@ def optimize_summary(result, best, cmp, settings, shares: frozenset[str] = froze
             k: {"diff": d, "ci_low": lo, "ci_high": hi}
             for k, (d, lo, hi) in paired_difference(own.held_out, chosen.held_out).items()}
         report["against_own"] = against_own(report["chosen_minus_own"], own is chosen,
-                                            settings.outcome)
+                                            settings.outcome, shares)
     if cmp is not None:
         report["ideal_tuned"] = describe_candidate(cmp.ideal_tuned, settings.outcome, shares)
         report["robust"] = describe_candidate(cmp.robust_best, settings.outcome, shares)
@@ -174,7 +203,7 @@ def ideal_words(report: dict) -> str:
     which = (f" is trial {tuned['trial']}" if tuned["trial"] >= 0 else
              ", not run by the search")
     return (f"The ideal-tuned baseline (the best of {n} under ideal){which}: held-out mean "
-            f"{_figure(tuned['mean'])} with these people.")
+            f"{_figure(tuned['mean'], in_percent(report))} with these people.")
 
 
 def _candidates_table(report: dict) -> str:
@@ -184,6 +213,7 @@ def _candidates_table(report: dict) -> str:
     chosen = report["best"]["levers"]
     objectives = str(report["objective"]).split(",")
     by_regret, by_target = "regret" in objectives, "satisficing" in objectives
+    percent = in_percent(report)
     rows = []
     for c in report["candidates"]:
         # a baseline the search never ran (trial -1) is named by its role alone: the
@@ -199,10 +229,12 @@ def _candidates_table(report: dict) -> str:
             label += " (not run by the search)"
         if c["levers"] == chosen:
             label = f"<b>{label} (chosen)</b>"
-        regrets = [_num(c.get("search_regret")), _num(c.get("regret"))] if by_regret else []
+        regrets = ([_shortfall(c.get("search_regret"), percent),
+                    _shortfall(c.get("regret"), percent)] if by_regret else [])
         share = c.get("satisficing")
         met = ["-" if share is None else f"{share:.0%}"] if by_target else []
-        rows.append([label, *[_ci(c, k) for k, _ in STATS], *regrets, *met, _num(c["cost"])])
+        rows.append([label, *[_ci(c, k, percent) for k, _ in STATS], *regrets, *met,
+                     _num(c["cost"])])
     extra = ["regret (search)", "held-out regret"] if by_regret else []
     if by_target:
         extra.append("held-out scenarios meeting the target")
@@ -211,7 +243,8 @@ def _candidates_table(report: dict) -> str:
     if by_regret:
         caption += "; regret is the largest shortfall against the best candidate in a scenario"
     if by_target:
-        caption += f"; the target is {_num(report.get('target'))} {report['outcome']}"
+        caption += (f"; the target is {_figure(report.get('target'), percent)} "
+                    f"{report['outcome']}")
     return _table(["design", *[f"held-out {label}" for _, label in STATS], *extra,
                    "annual cost"],
                   rows, caption)
@@ -229,10 +262,13 @@ def _label(c, best, cmp) -> str:
     return f"{name} (chosen)" if c is best else name
 
 
-def _candidates_figure(result, best, cmp, outcome: str):
+def _candidates_figure(result, best, cmp, outcome: str, percent: bool = False):
     import plotly.graph_objects as go
 
     fig = go.Figure()
+    if percent:  # a share or an attainment in %, as run draws a rate
+        fig.update_yaxes(tickformat=percent_ticks(
+            [v for c in result.candidates for v in np.asarray(c.held_out, dtype=float)]))
     for c in result.candidates:
         chosen = c is best
         fig.add_trace(go.Box(y=np.asarray(c.held_out, dtype=float).tolist(),
@@ -244,7 +280,7 @@ def _candidates_figure(result, best, cmp, outcome: str):
     return fig
 
 
-def _ideal_vs_robust_figure(report: dict, cmp, outcome: str):
+def _ideal_vs_robust_figure(report: dict, cmp, outcome: str, percent: bool = False):
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
@@ -255,7 +291,10 @@ def _ideal_vs_robust_figure(report: dict, cmp, outcome: str):
     for name, x, color in (("ideal-tuned", ideal, "#7f8c8d"), ("robust", robust, "#c0392b")):
         fig.add_trace(go.Histogram(x=x.tolist(), name=name, opacity=0.6, marker_color=color,
                                    nbinsx=max(5, min(30, len(x)))), row=1, col=1)
-    diff = report["difference_robust_minus_ideal"]
+    # a share's or an attainment's differences in percentage points, as the verdict's
+    scale = 100.0 if percent else 1.0
+    diff = {k: {s: None if v is None else scale * v for s, v in d.items()}
+            for k, d in report["difference_robust_minus_ideal"].items()}
     keys = [k for k, _ in STATS if k in diff]
     d = [diff[k]["diff"] for k in keys]
     fig.add_trace(go.Bar(
@@ -264,6 +303,9 @@ def _ideal_vs_robust_figure(report: dict, cmp, outcome: str):
         error_y=error_bars([diff[k] for k in keys])),
         row=1, col=2)
     fig.add_hline(y=0.0, line_color="black", line_width=1, row=1, col=2)
+    if percent:
+        fig.update_xaxes(tickformat=percent_ticks([*ideal, *robust]), row=1, col=1)
+        fig.update_yaxes(ticksuffix=" pp", row=1, col=2)
     fig.update_layout(barmode="overlay", height=380,
                       title="The design tuned for ideal people against the robust design, "
                             "both run by these people on the held-out scenarios")
@@ -367,7 +409,7 @@ def _reason(exc: Exception) -> str:
     return text.rstrip(".")
 
 
-def _breaks_figure(report: dict, result, best, outcome: str):
+def _breaks_figure(report: dict, result, best, outcome: str, percent: bool = False):
     """The held-out scenarios over the two human or market factors that best separate
     failures."""
     import plotly.graph_objects as go
@@ -398,7 +440,7 @@ def _breaks_figure(report: dict, result, best, outcome: str):
     for flag, label, color in ((True, "fails", "#c0392b"), (False, "meets the target",
                                                             "#27ae60")):
         m = fail == flag
-        text = [plain(f"{outcome} {_figure(v)}") for v in values[m]]
+        text = [plain(f"{outcome} {_figure(v, percent)}") for v in values[m]]
         x = X[m, names.index(order[0])]
         y = X[m, names.index(order[1])] if len(order) > 1 else values[m]
         fig.add_trace(go.Scatter(x=x.tolist(), y=y.tolist(), mode="markers", name=label,
@@ -414,11 +456,13 @@ def _breaks_figure(report: dict, result, best, outcome: str):
             fig.add_hline(y=r.threshold, **line)
     fig.update_layout(
         title="What breaks the chosen design: held-out scenarios by the factors that "
-              f"best separate failures (target {_figure(target)})",
+              f"best separate failures (target {_figure(target, percent)})",
         xaxis_title=short[0], yaxis_title=short[1] if len(short) > 1 else plain(outcome),
         height=420)
     if len(order) == 1:
         fig.add_hline(y=target, line_dash="dash", annotation_text="target")
+        if percent:  # the outcome on the y axis
+            fig.update_yaxes(tickformat=percent_ticks([*values, target]))
     return fig
 
 
@@ -440,10 +484,11 @@ def optimize_figures(report: dict, result, best, cmp=None, objectives: list[str]
     data = jsonable(report)
     outcome = report["outcome"]
     objectives = objectives or str(report["objective"]).split(",")
-    figures = Figures(candidates=_candidates_figure(result, best, cmp, outcome))
+    percent = in_percent(data)
+    figures = Figures(candidates=_candidates_figure(result, best, cmp, outcome, percent))
     notes: list[str] = []
     if cmp is not None:
-        figures["ideal_vs_robust"] = _ideal_vs_robust_figure(data, cmp, outcome)
+        figures["ideal_vs_robust"] = _ideal_vs_robust_figure(data, cmp, outcome, percent)
         for study, names, suffix, label, imp in (
                 (result.study, objectives, "", " (robust search)", True),
                 (cmp.ideal.study, ["mean"], "_ideal", " (search tuned for ideal people)",
@@ -455,7 +500,7 @@ def optimize_figures(report: dict, result, best, cmp=None, objectives: list[str]
         f, n = _optuna_figures(result.study, objectives, "")
         figures.update(f)
         notes += n
-    breaks = _breaks_figure(data, result, best, outcome)
+    breaks = _breaks_figure(data, result, best, outcome, percent)
     if breaks is None:
         notes.append("No scatter of what breaks the design: the profile has no uncertain "
                      "human-variability values, so the held-out scenarios differ only in "
@@ -497,7 +542,7 @@ def optimize_report(report: dict, result, best, cmp=None, objectives: list[str] 
                if "verdict" in report else "")
     wb = report["what_breaks_it"]
     breaks_words = (f"<p><b>What breaks the chosen design</b> (target "
-                    f"{_num(wb['target'])} {html.escape(outcome)}, "
+                    f"{_figure(wb['target'], in_percent(data))} {html.escape(outcome)}, "
                     f"{html.escape(wb.get('target_from', '--target'))}): "
                     f"{html.escape(wb['words'])}.</p>")
     if "against_own" in report:
