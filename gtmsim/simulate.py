@@ -179,7 +179,7 @@ def _simulate_numba(spec: ModelSpec, replications: int, seed: int, first: int,
     numba.set_num_threads(used)
     # chunks for the progress bar: the first a replication a thread, the rest as many as take
     # about CHUNK_SECONDS (64 to 256 on the default model; one a thread where a replication
-    # takes seconds); Ctrl-C and SIGTERM land inside a chunk too (kernel._stoppable)
+    # takes seconds); Ctrl-C and SIGTERM land inside a chunk too (kernel.stopping)
     most = min(256, max(64, -(-replications // 20)))
     chunk = used
     try:

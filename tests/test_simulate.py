@@ -1070,11 +1070,12 @@ def test_an_event_log_file_of_no_known_kind_is_refused_before_anything_runs(tmp_
     assert pl.read_csv(tmp_path / "log.txt").columns[:2] == ["replication", "case:concept:name"]
 
 
-def test_a_numba_batch_of_slow_replications_runs_in_chunks_short_enough_to_stop(monkeypatch):
-    """Ctrl-C and SIGTERM land between the kernel's chunks only, and a chunk was at least 64
-    replications: a config whose replications take minutes could not be stopped but by
-    SIGKILL. The first chunk is one replication a thread, and the next ones as many as take
-    about CHUNK_SECONDS; the numbers are the same however the batch is split."""
+def test_a_numba_batch_of_slow_replications_runs_in_chunks_of_about_a_second(monkeypatch):
+    """A chunk was at least 64 replications: on a config whose replications take minutes
+    the progress bar stood still for an hour (and, before the kernel read a stop flag,
+    Ctrl-C waited for the chunk). The first chunk is one replication a thread, and the next
+    ones as many as take about CHUNK_SECONDS; the numbers are the same however the batch is
+    split."""
     import sys
 
     import numba

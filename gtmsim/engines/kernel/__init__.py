@@ -8,8 +8,6 @@ as on the SimPy engine, through the kernel's own xoshiro256** generator.
 
 from __future__ import annotations
 
-import threading
-
 import numba
 import numpy as np
 
@@ -19,6 +17,7 @@ from gtmsim.engines.kernel import cache, view  # noqa: I001
 from gtmsim.engines.kernel.kspec import KSpec, TallyLayout, capacities, pack
 from gtmsim.engines.kernel.rng import seed_state
 from gtmsim.engines.kernel.state import FAILED, STALLED, STATUS_STAGE
+from gtmsim.engines.kernel.stopping import run_stoppable
 from gtmsim.errors import EngineFailed, OutOfMemory, Stalled
 from gtmsim.spec import ModelSpec
 
@@ -58,50 +57,6 @@ def _out_of_memory(error: BaseException | None) -> bool:
     return False
 
 
-def _stoppable(fn, args: tuple) -> None:
-    """fn(*args), a batch whose last argument is its stop flag, so that Ctrl-C and SIGTERM
-    land while it runs: on the main thread (where Python runs signal handlers, between its
-    own instructions only) the batch runs on another thread, the GIL let go, while this one
-    waits; a signal's exception here sets the flag, and the batch ends within a few thousand
-    events (a single replication may otherwise run for hours) before the exception goes on.
-
-    The kernel is compiled (or loaded) first on this thread, by a batch of no replications:
-    a compile, Python code, stops at a signal as any is."""
-    if threading.current_thread() is not threading.main_thread():
-        fn(*args)  # a signal handler never runs here: nothing to wait for
-        return
-    if fn not in _READY:
-        ks, seeds, out, status, *rest = args
-        fn(ks, seeds[:0], out[:0], status[:0], *rest)
-        _READY.add(fn)
-    threads = numba.get_num_threads()  # set per thread
-    failed: list[BaseException] = []
-
-    def batch() -> None:
-        numba.set_num_threads(threads)
-        try:
-            fn(*args)
-        except BaseException as exc:  # noqa: BLE001 (raised again on the main thread)
-            failed.append(exc)
-
-    runner = threading.Thread(target=batch, name="gtmsim-batch", daemon=True)
-    runner.start()
-    try:
-        while runner.is_alive():
-            # woken by the batch's end; a signal that landed on another thread (which sends
-            # no wake-up) is handled within the timeout
-            runner.join(0.05)
-    finally:
-        if runner.is_alive():  # a signal's exception: the batch stops, then it goes on
-            args[-1][0] = 1
-            runner.join()
-    if failed:
-        raise failed[0]
-
-
-_READY: set = set()  # the batch functions this process has compiled or loaded
-
-
 def tallies(spec: ModelSpec, seed: int, replications: int, first: int = 0,
             parallel: bool = True, kspec: KSpec | None = None,
             ) -> tuple[np.ndarray, TallyLayout]:
@@ -130,12 +85,12 @@ def tallies(spec: ModelSpec, seed: int, replications: int, first: int = 0,
                 *caps, workers, np.zeros(1, dtype=np.int64))
         try:
             try:
-                _stoppable(fn, args)
+                run_stoppable(fn, args)
             except Exception as e:
                 if not cache.damaged(e):
                     raise
                 cache.recover(_cache_folders())
-                _stoppable(fn, args)  # compiles afresh (a second failure is not the cache's)
+                run_stoppable(fn, args)  # compiles afresh (a second failure is not the cache's)
         except Exception as e:
             # a table numba could not allocate: a MemoryError, which the parallel batch
             # hands back as the cause of a SystemError
