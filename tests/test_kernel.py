@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numba
@@ -953,3 +954,35 @@ def test_a_replication_that_would_run_for_hours_stops_at_a_signal(compiled, sign
     assert done.returncode == 0, done.stderr[-3000:]
     word, seconds = done.stdout.split()
     assert word == "stopped" and float(seconds) < 5.0, done.stdout
+
+
+def test_batches_share_one_batch_thread_and_a_forked_child_starts_its_own(compiled):
+    """A thread per batch made OpenMP build a thread pool per batch (4-5 ms, a fifth of an
+    optimiser's small batch): one thread serves every batch of a process. A forked child has
+    only the thread that forked, so it starts one of its own rather than wait on the
+    parent's queue for ever."""
+    import threading
+
+    spec = compile_spec(load_config(profile="ideal", overrides=["run.horizon_days=14"]))
+    tallies(spec, 1, 2)
+    first = [t.ident for t in threading.enumerate() if t.name == "gtmsim-batch"]
+    tallies(spec, 1, 2, first=2)
+    assert [t.ident for t in threading.enumerate() if t.name == "gtmsim-batch"] == first
+    assert len(first) == 1
+    pid = os.fork()
+    if pid == 0:  # the child: a serial batch (OpenMP's pool is not the child's to use)
+        try:
+            out, _ = tallies(spec, 1, 1, parallel=False)
+            os._exit(0 if out.shape[0] == 1 else 1)
+        except BaseException:  # noqa: BLE001
+            os._exit(2)
+    done = 0
+    for _ in range(600):  # a child waiting on the parent's queue would never end
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        time.sleep(0.1)
+    if not done:
+        os.kill(pid, 9)
+        os.waitpid(pid, 0)
+    assert done and os.waitstatus_to_exitcode(status) == 0
