@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from gtmsim.errors import (
+    DISK_FULL,
     MAX_REPLICATIONS,
     SEED_MAX,
     ConfigError,
@@ -606,7 +607,7 @@ def _check_parent(parent: Path) -> None:
     try:  # as root os.access says yes to /proc and /sys; making a folder there says no
         os.rmdir(tempfile.mkdtemp(prefix=".gtmsim-probe.", dir=parent))
     except OSError as exc:
-        raise UsageError("--out", f"cannot write in {parent}: {exc.strerror or exc}") from None
+        raise cannot_write(parent, exc, "cannot write in") from None
 
 
 def _existing_parent(path: Path) -> Path:
@@ -1078,7 +1079,7 @@ def cmd_optimize(args) -> int:
         try:
             _make_parents(out, made)
         except OSError as exc:  # as root os.access says yes to /sys; mkdir says no
-            raise UsageError("--out", f"cannot create {out}: {exc.strerror or exc}") from None
+            raise cannot_write(out, exc, "cannot create") from None
         bar, progress = _progress_bar(total, f"optimise {config.name[:30]} "
                                              f"({config.profile})", "trials")
         result, best, cmp = _optimize(args, config, settings, out, bar, progress)
@@ -1557,7 +1558,7 @@ def _stdout_to_devnull() -> None:
 
 
 # a device that takes no more (`gtmsim validate > /dev/full`): one line, not a traceback
-_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EIO)
+_FULL = DISK_FULL
 
 
 # what an interrupted command leaves (run, compare and eventlog write nothing until done)

@@ -63,13 +63,18 @@ class DiskFull(Stopped):
     exits 1), unlike an --out that cannot be written at all."""
 
 
-def cannot_write(out: str | PathLike, exc: OSError) -> GtmsimError:
+def cannot_write(out: str | PathLike, exc: OSError, doing: str = "cannot write") -> GtmsimError:
     """The error for an output `exc` stopped: a full disk is DiskFull (exit 1), anything else
-    a bad --out (exit 2: a read-only folder, a name the file system refuses)."""
+    a bad --out (exit 2: a read-only folder, a name the file system refuses). `doing` words
+    it: 'cannot write', 'cannot write in' (a folder), 'cannot create'."""
     why = exc.strerror or str(exc)
-    if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO):
-        return DiskFull(f"cannot write {out}: {why}")
-    return ConfigError("--out", f"cannot write {out}: {why}")
+    if exc.errno in DISK_FULL:
+        return DiskFull(f"{doing} {out}: {why}")
+    return ConfigError("--out", f"{doing} {out}: {why}")
+
+
+# a device that takes no more: no space, no inode, over a quota, over a limit on file sizes
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO)
 
 
 class ExportFailed(Stopped):

@@ -747,7 +747,7 @@ def _check_writable(out: Path) -> None:
     try:  # as root os.access says yes to /proc; making a folder there says no
         os.rmdir(tempfile.mkdtemp(prefix=".gtmsim-probe.", dir=where))
     except OSError as exc:
-        raise ConfigError("--out", f"cannot write in {where}: {exc.strerror or exc}") from None
+        raise cannot_write(where, exc, "cannot write in") from None
 
 
 def _points_frame(plan: Plan) -> pl.DataFrame:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import signal
@@ -1027,3 +1028,28 @@ def test_a_design_over_the_budget_runs_with_a_note_and_is_not_searched_from(tmp_
     assert err[0].startswith("gtmsim: error: design.annual_budget: headcount costs 2,445,000 "
                              "a year, over the budget 2,400,000: the config's own design")
     assert not out.exists()
+
+
+@pytest.mark.parametrize("command", [["run"], ["sweep", "--grid", "grid.toml"]])
+def test_a_full_disk_found_before_anything_runs_is_exit_1(tmp_path, monkeypatch, capsys,
+                                                          command):
+    """The check that --out can be written (a folder made and removed) said '--out: cannot
+    write in ...: No space left on device', exit 2, where a full disk found later was exit 1:
+    a full disk is not bad input, whenever it is found."""
+    import tempfile
+
+    made = tempfile.mkdtemp
+
+    def full(*args, prefix=None, **kwargs):
+        if prefix == ".gtmsim-probe.":
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return made(*args, prefix=prefix, **kwargs)
+
+    monkeypatch.setattr(tempfile, "mkdtemp", full)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "grid.toml").write_text("[levers]\nsdr_headcount = [3]\n")
+    code = main([*command, *SHORT, "--replications", "1", "--out", "out"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 1, err
+    assert err == [f"gtmsim: error: cannot write in {tmp_path}: No space left on device"]
+    assert not (tmp_path / "out").exists()
