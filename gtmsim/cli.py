@@ -482,8 +482,9 @@ def _signals() -> Iterator[None]:
         for timer in again_soon:  # the command is over: nothing is left to stop
             timer.cancel()
         sys.unraisablehook = old_hook
-        for s, h in old.items():
-            signal.signal(s, h)
+        if not _STOP.get("ignoring"):  # stopping, as said: signals stay ignored (_tell)
+            for s, h in old.items():
+                signal.signal(s, h)
 
 
 # the name a Dask nanny gives the worker process it runs (and restarts when it dies)
@@ -1117,11 +1118,11 @@ def cmd_optimize(args) -> int:
                 with contextlib.suppress(OSError):
                     p.rmdir()
         if nothing:
-            _tell(f"gtmsim: {word}; nothing was written (no design had finished)")
+            _tell(f"gtmsim: {word}; nothing was written (no design had finished)", stop)
         else:
             kept = shown_url(args.storage) if args.storage else out
             _tell(f"gtmsim: {word}; the study so far is kept in {kept}: the same command "
-                  "resumes it")
+                  "resumes it", stop)
         return _exit_code(stop)
     _write_optimize(args, config, settings, out, result, best, cmp)
     return 0
@@ -1363,11 +1364,11 @@ def cmd_sweep(args) -> int:
             raise
         word = "interrupted" if isinstance(stop, KeyboardInterrupt) else "terminated"
         if not out.exists():
-            _tell(f"gtmsim: {word}; nothing was written")
+            _tell(f"gtmsim: {word}; nothing was written", stop)
         else:
             written = len(list((out / sweep.POINTS_DIR).glob("point-*.parquet")))
             _tell(f"gtmsim: {word}; {written} of {len(plan.points)} points are in {out}; "
-                  "run the same command to resume")
+                  "run the same command to resume", stop)
         return _exit_code(stop)
     from gtmsim.report.sweep import leaders_text, sweep_figures, sweep_report, sweep_summary
 
@@ -1463,19 +1464,21 @@ def cmd_compare(args) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     _STOP.clear()
+    _STOP["program"] = argv is None  # not a caller passing argv (a test): see _tell
     try:
         return _main(argv)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as stop:
         # while the flags were read, before _signals; or a second Ctrl-C after _signals,
         # while the first one was told (which stands alone)
         if "told" not in _STOP:
             left = _left(_STOP["args"]) if "args" in _STOP else "nothing was written"
-            print(f"gtmsim: interrupted; {left}", file=sys.stderr, flush=True)
-        return EXIT_INTERRUPTED
+            _tell(f"gtmsim: interrupted; {left}", stop)
+        return int(_STOP["code"])
 
 
 # how far the command got, for main's last-resort Ctrl-C: its parsed flags ("args"), and
-# whether an interruption has been told ("told")
+# once an interruption has been told, its exit status ("told", "code"); whether it runs as
+# the program ("program") and so ignores signals once told ("ignoring")
 _STOP: dict[str, object] = {}
 
 
@@ -1578,13 +1581,22 @@ def _left(args) -> str:
 def _stopped(args, stop: BaseException) -> int:
     if "told" not in _STOP:  # a second signal while the first was told: that line stands
         word = "interrupted" if isinstance(stop, KeyboardInterrupt) else "terminated"
-        _tell(f"gtmsim: {word}; {_left(args)}")
-    return _exit_code(stop)
+        _tell(f"gtmsim: {word}; {_left(args)}", stop)
+    return int(_STOP["code"])
 
 
-def _tell(line: str) -> None:
-    """Say how a command stopped, once: a second signal while this is printed adds no line."""
+def _tell(line: str, stop: BaseException) -> None:
+    """Say how a command stopped, once, and keep the status of the signal that stopped it: a
+    second signal while this is printed adds no line and changes no status."""
     _STOP["told"] = True
+    _STOP["code"] = _exit_code(stop)
+    if _STOP.get("program"):  # a second Ctrl-C from here on, while Python shuts down (half a
+        # second with numba and polars loaded), was a traceback or death by SIGINT. A caller
+        # passing argv (a test) keeps its handlers.
+        with contextlib.suppress(ValueError):  # not on the main thread
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+            _STOP["ignoring"] = True
     print(line, file=sys.stderr, flush=True)
 
 

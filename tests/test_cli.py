@@ -1053,3 +1053,49 @@ def test_a_full_disk_found_before_anything_runs_is_exit_1(tmp_path, monkeypatch,
     assert code == 1, err
     assert err == [f"gtmsim: error: cannot write in {tmp_path}: No space left on device"]
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("gap", [0.001, 0.15])
+def test_ctrl_c_twice_during_a_numba_run_is_one_line_and_130(tmp_path, gap):
+    """Once the numba batch stopped at once, a second Ctrl-C came while Python shut down
+    (half a second): 1 ms apart it printed 'Exception ignored in ... threading._shutdown',
+    150 ms apart the process died by SIGINT (-2). The program ignores signals once it has
+    said how it stopped."""
+    run = subprocess.Popen([sys.executable, "-m", "gtmsim", "run", "--replications", "100000",
+                            "--no-mechanism-costs", "--out", "out"], cwd=tmp_path,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(6)  # well into the batch (start-up takes about 2 s)
+    run.send_signal(signal.SIGINT)
+    time.sleep(gap)
+    run.send_signal(signal.SIGINT)
+    _, err = run.communicate(timeout=120)
+    assert run.returncode == 130, err
+    assert err.strip().splitlines() == ["gtmsim: interrupted; nothing was written"], err
+    assert listing(tmp_path) == set()
+
+
+def test_a_ctrl_c_after_a_sigterm_was_told_keeps_its_status(monkeypatch):
+    """SIGTERM, then Ctrl-C while 'terminated' was printed: one line, and the status of the
+    signal it names (143), not the second's (130)."""
+    import io
+
+    import gtmsim.cli
+    import gtmsim.config
+
+    class SecondCtrlC(io.StringIO):
+        pressed = False
+
+        def flush(self):
+            super().flush()
+            if not self.pressed and self.getvalue():
+                self.pressed = True
+                raise KeyboardInterrupt
+
+    def terminated(*args, **kwargs):
+        raise gtmsim.cli._Terminated
+
+    monkeypatch.setattr(gtmsim.config, "load_config", terminated)
+    err = SecondCtrlC()
+    monkeypatch.setattr(sys, "stderr", err)
+    assert main(["run", "--out", "unused"]) == 143
+    assert err.getvalue().splitlines() == ["gtmsim: terminated; nothing was written"]
