@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import io
 import json
 import os
 import signal
@@ -889,27 +890,27 @@ def test_ctrl_c_while_the_command_starts_is_one_line(tmp_path):
             (delay, proc.returncode, err)
 
 
+class SecondCtrlC(io.StringIO):
+    """stderr on which Ctrl-C lands again as the first line is flushed."""
+    pressed = False
+
+    def flush(self):
+        super().flush()
+        if not self.pressed and self.getvalue():
+            self.pressed = True
+            raise KeyboardInterrupt
+
+
 @pytest.mark.parametrize("where", ["loading", "running"])
 def test_a_second_ctrl_c_while_the_first_is_told_adds_no_line(tmp_path, monkeypatch, where):
     """A second Ctrl-C that landed while the first one's line was printed added a second,
     contradicting line: 'nothing was written' from main's last-resort handler beside a
     sweep's 'the points written are kept', or, while a sweep said it had written nothing,
     'the points written are kept' from _stopped. The first line stands alone."""
-    import io
     import sys
 
     import gtmsim.cli
     import gtmsim.sweep
-
-    class SecondCtrlC(io.StringIO):
-        """stderr on which Ctrl-C lands again as the first line is flushed."""
-        pressed = False
-
-        def flush(self):
-            super().flush()
-            if not self.pressed and self.getvalue():
-                self.pressed = True
-                raise KeyboardInterrupt
 
     def begun_then_interrupted(path, *args, **kwargs):
         gtmsim.cli._BEGUN.add("sweep")
@@ -1077,19 +1078,8 @@ def test_ctrl_c_twice_during_a_numba_run_is_one_line_and_130(tmp_path, gap):
 def test_a_ctrl_c_after_a_sigterm_was_told_keeps_its_status(monkeypatch):
     """SIGTERM, then Ctrl-C while 'terminated' was printed: one line, and the status of the
     signal it names (143), not the second's (130)."""
-    import io
-
     import gtmsim.cli
     import gtmsim.config
-
-    class SecondCtrlC(io.StringIO):
-        pressed = False
-
-        def flush(self):
-            super().flush()
-            if not self.pressed and self.getvalue():
-                self.pressed = True
-                raise KeyboardInterrupt
 
     def terminated(*args, **kwargs):
         raise gtmsim.cli._Terminated
