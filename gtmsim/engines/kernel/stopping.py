@@ -32,16 +32,18 @@ def run_stoppable(fn: Callable, args: tuple) -> None:
         fn(ks, seeds[:0], out[:0], status[:0], *rest)
         _READY.add(fn)
     job = _Job(fn, args, numba.get_num_threads())  # a thread count is set per thread
-    _runner().put(job)
+    queued = False
     try:
+        _runner().put(job)
+        queued = True
         # woken by the batch's end; a signal that landed on another thread (which wakes
         # nothing) is handled within the timeout
         while not job.done.wait(0.05):
             pass
     finally:
         if not job.done.is_set():  # a signal's exception: the batch stops, then it goes on
-            args[-1][0] = 1
-            while not job.done.is_set():
+            args[-1][0] = 1  # (queued or not: one queued at the last instant ends at once)
+            while queued and not job.done.is_set():
                 try:
                     job.done.wait()
                 except BaseException:  # noqa: BLE001 a second signal: stopping all the same
