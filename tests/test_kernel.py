@@ -915,6 +915,9 @@ def terminated(signum, frame):
     raise Terminated
 
 signal.signal(signal.SIGTERM, terminated)
+# Python's own Ctrl-C handler, even where the tests run with SIGINT ignored (a shell's
+# background job, `.ci/run &`, whose children Python then leaves ignoring it)
+signal.signal(signal.SIGINT, signal.default_int_handler)
 which = getattr(signal, sys.argv[1])
 # a lead below the MQL bar is back at it a moment later, for ever: a replication of hours
 spec = compile_spec(load_config(profile="ideal", overrides=[
