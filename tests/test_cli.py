@@ -1016,18 +1016,22 @@ def test_a_design_over_the_budget_runs_with_a_note_and_is_not_searched_from(tmp_
     optimiser's constraint, not a rule of the model. run notes it; optimize, whose search
     starts from the config's own design, refuses it in one line and writes nothing."""
     over = ["--set", "teams.sdr.headcount=12"]
+    config = load_config(None, "realistic", over[1:])
+    cost = sum(team.headcount * team.cost_per_head for team in config.teams.values())
+    budget = config.design.annual_budget
+    assert budget is not None and cost > budget  # else the embedded default moved: pick more
+    said = f"headcount costs {cost:,.0f} a year, over the budget {budget:,.0f}"
     assert main(["run", *SHORT, *over, "--replications", "2", "--no-mechanism-costs",
                  "--out", str(tmp_path / "run")]) == 0
-    assert ("gtmsim: note: design.annual_budget: headcount costs 2,445,000 a year, over the "
-            "budget 2,400,000; the optimiser would not choose this design"
-            ) in capsys.readouterr().err.splitlines()
+    assert (f"gtmsim: note: design.annual_budget: {said}; the optimiser would not choose "
+            "this design") in capsys.readouterr().err.splitlines()
     out = tmp_path / "opt"
     with pytest.raises(SystemExit) as stop:
         main(["optimize", *SHORT, *over, "--trials", "2", "--out", str(out)])
     err = capsys.readouterr().err.strip().splitlines()
     assert stop.value.code == 2 and len(err) == 1, err
-    assert err[0].startswith("gtmsim: error: design.annual_budget: headcount costs 2,445,000 "
-                             "a year, over the budget 2,400,000: the config's own design")
+    assert err[0].startswith(f"gtmsim: error: design.annual_budget: {said}: the config's own "
+                             "design")
     assert not out.exists()
 
 
