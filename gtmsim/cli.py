@@ -175,7 +175,8 @@ def _add_config_args(p: argparse.ArgumentParser, optional_config: bool = True) -
                         "config's [profiles], or a .toml file (default: the config's profile)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config value, e.g. --set stages.mql_review.threshold=0.2 "
-                        "(the value is read as TOML, a bare word as a string; repeatable)")
+                        "(the value is read as TOML, a bare word as a string, none as none, for "
+                        "an optional value such as sla_hours; repeatable)")
 
 
 def _add_engine_arg(p: argparse.ArgumentParser, default: str | None = None) -> None:
@@ -371,8 +372,8 @@ def build_parser() -> argparse.ArgumentParser:
                    metavar="NAME", help="a profile to compare under (repeatable; default: "
                                         "realistic)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a value in every config (read as TOML, a bare word as a string; "
-                        "repeatable)")
+                   help="override a value in every config (read as TOML, a bare word as a string, "
+                        "none as none; repeatable)")
     p.add_argument("--scenarios", type=scenario_count, default=8, metavar="K",
                    help="scenarios per profile (default: 8)")
     p.add_argument("--replications", type=replication_count, default=4, metavar="R",
@@ -736,10 +737,11 @@ def _note_unreached(stage: str, teams: Iterable[str], where: str = "") -> None:
           f"{where}: team {names} does no work there", file=sys.stderr, flush=True)
 
 
-def _load_config(args):
+def _load_config(args, note_budget: bool = True):
     """The config of `args`, with a note on stderr for each --set of a people value whose
     mechanism is off (under `--profile ideal`, say): it changes nothing, and would otherwise
-    pass without a word."""
+    pass without a word. A design over the budget is noted too, unless the caller refuses it
+    (optimize: `search.prepare`)."""
     from gtmsim.config import load_config
     from gtmsim.config.loader import over_budget, parse_override, unreached_stages
 
@@ -747,7 +749,7 @@ def _load_config(args):
     for name in unreached_stages(config):
         _note_unreached(name, [config.stages[name].team])
     budget = over_budget(config)
-    if budget and args.command != "optimize":  # which refuses it (search.prepare)
+    if budget and note_budget:
         print(f"gtmsim: note: design.annual_budget: {budget}; the optimiser would not choose "
               "this design", file=sys.stderr, flush=True)
     for item in args.overrides:
@@ -1035,7 +1037,7 @@ def _write_file(path: Path, write) -> None:
 def cmd_optimize(args) -> int:
     from gtmsim.optimize.search import Settings, shown_url
 
-    config = _load_config(args)
+    config = _load_config(args, note_budget=False)
     settings = Settings(objective=args.objective, outcome=args.outcome, trials=args.trials,
                         scenarios=args.scenarios, replications=args.replications,
                         held_out=args.held_out, top=args.top, target=args.target,
@@ -1530,7 +1532,7 @@ def _main(argv: list[str] | None) -> int:
         _stdout_to_devnull()
         return 0
     except OSError as exc:
-        if exc.errno not in _FULL:
+        if exc.errno not in DISK_FULL:  # `gtmsim validate > /dev/full`: one line
             raise
         _stdout_to_devnull()
         print(f"gtmsim: error: cannot write: {exc.strerror}", file=sys.stderr, flush=True)
@@ -1558,10 +1560,6 @@ def _stdout_to_devnull() -> None:
     """What is still buffered for stdout goes nowhere at exit (not into a second error)."""
     with contextlib.suppress(OSError, ValueError):
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-
-
-# a device that takes no more (`gtmsim validate > /dev/full`): one line, not a traceback
-_FULL = DISK_FULL
 
 
 # what an interrupted command leaves (run, compare and eventlog write nothing until done)

@@ -118,6 +118,27 @@ def test_parse_override():
     assert parse_override("a=1\nb=2") == (["a"], "1\nb=2")  # one key only, never two
 
 
+def test_set_none_sets_an_optional_value_back_to_none():
+    """TOML has no null, so `--set stages.ae_close.sla_hours=...` could give the AE stage
+    another SLA but never none (no escalation). A bare `none` is None now: the schema takes
+    it where a value may be none, refuses it in one line where one is required, and a
+    people value (merged over its profile's) refuses it with the way to switch one off."""
+    assert load_config().stages["ae_close"].sla_hours is not None
+    unset = load_config(None, None, ["stages.ae_close.sla_hours=none"])
+    assert unset.stages["ae_close"].sla_hours is None
+    assert "sla_hours" not in to_table(unset)["stages"]["ae_close"]
+    for key, words in (("stages.ae_close.effort_hours", "expected a table, got none"),
+                       ("run.seed", "expected an integer, got none"),
+                       ("stages.ae_close.sla_hourz", "unknown key (did you mean 'sla_hours'?)"),
+                       ("people.latency.median_hours", "--set people.latency.enabled=false")):
+        with pytest.raises(ConfigError) as info:
+            load_config(None, None, [f"{key}=none"])
+        assert info.value.path == key and words in str(info.value), str(info.value)
+    with pytest.raises(ConfigError) as info:  # quoted, it is the word, not none
+        load_config(None, None, ["stages.ae_close.sla_hours='none'"])
+    assert "expected a number, got 'none'" in str(info.value)
+
+
 def test_a_key_quoted_either_way_toml_allows_is_its_name():
     """TOML quotes a key in "..." or in '...'; --set took off the first kind only, so
     `--set 'run'.seed=1` was "'run': unknown key (did you mean 'run'?)"."""

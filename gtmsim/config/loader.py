@@ -140,7 +140,9 @@ def deep_merge(base: dict, top: dict) -> dict:
 
 
 def parse_override(item: str) -> tuple[list[str], Any]:
-    """``a.b.c=value`` -> (["a", "b", "c"], value); the value is read as TOML, else a string."""
+    """``a.b.c=value`` -> (["a", "b", "c"], value); the value is read as TOML, else a string;
+    a bare ``none`` is None, for an optional value such as a stage's `sla_hours` (TOML has no
+    null): the schema refuses it where a value is required."""
     if not isinstance(item, str) or "=" not in item:
         raise ConfigError("--set", f"expected key.path=value, got {_show(item)}")
     key, text = item.split("=", 1)
@@ -154,6 +156,12 @@ def parse_override(item: str) -> tuple[list[str], Any]:
     text = text.strip()
     if not text:
         raise ConfigError("--set", f"no value for {key.strip()!r} in {item!r}")
+    if text == "none":
+        if parts[0] == "people":  # merged over the profile's: removing one would not unset it
+            mechanism = parts[1] if len(parts) > 1 else "NAME"
+            raise ConfigError(".".join(parts), "a people value cannot be none (switch the "
+                              f"mechanism off with --set people.{mechanism}.enabled=false)")
+        return parts, None
     try:
         parsed = tomllib.loads(f"v = {text}")
         value = parsed["v"] if set(parsed) == {"v"} else text
@@ -168,6 +176,7 @@ def parse_override(item: str) -> tuple[list[str], Any]:
 
 
 def set_path(data: dict, parts: list[str], value: Any) -> None:
+    """Set data[parts[0]][parts[1]]... to value, making tables on the way."""
     node = data
     for i, p in enumerate(parts[:-1]):
         nxt = node.get(p)
@@ -556,6 +565,8 @@ def _is_optional(tp: Any) -> bool:
 def _show(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
+    if value is None:  # only `--set KEY=none` gives one
+        return "none"
     if isinstance(value, (datetime.date, datetime.time)):  # TOML reads 2026-01-01 as a date
         return f"the {'time' if isinstance(value, datetime.time) else 'date'} {value.isoformat()}"
     text = repr(value)
