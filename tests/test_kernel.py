@@ -989,3 +989,20 @@ def test_batches_share_one_batch_thread_and_a_forked_child_starts_its_own(compil
         os.kill(pid, 9)
         os.waitpid(pid, 0)
     assert done and os.waitstatus_to_exitcode(status) == 0
+
+
+def test_a_batch_stopped_without_a_signal_is_an_error_not_rows_of_zeros(compiled, monkeypatch):
+    """The stop flag is set only while a signal's exception goes on, so a batch never comes
+    back stopped; were one to, the rows of replications no worker took would read as
+    finished rows of zeros (status 0), averaged into the results. The batch says it stopped
+    instead."""
+    import gtmsim.engines.kernel as kernel
+
+    def stopped_at_once(fn, args):
+        args[-1][0] = 1
+        fn(*args)
+
+    monkeypatch.setattr(kernel, "run_stoppable", stopped_at_once)
+    spec = compile_spec(load_config(profile="ideal", overrides=["run.horizon_days=14"]))
+    with pytest.raises(RuntimeError, match="stopped without a signal"):
+        tallies(spec, 1, 3)

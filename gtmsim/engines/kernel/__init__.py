@@ -16,7 +16,7 @@ import numpy as np
 from gtmsim.engines.kernel import cache, view  # noqa: I001
 from gtmsim.engines.kernel.kspec import KSpec, TallyLayout, capacities, pack
 from gtmsim.engines.kernel.rng import seed_state
-from gtmsim.engines.kernel.state import FAILED, STALLED, STATUS_STAGE
+from gtmsim.engines.kernel.state import CANCELLED, FAILED, STALLED, STATUS_STAGE
 from gtmsim.engines.kernel.stopping import run_stoppable
 from gtmsim.errors import EngineFailed, OutOfMemory, Stalled
 from gtmsim.spec import ModelSpec
@@ -81,8 +81,9 @@ def tallies(spec: ModelSpec, seed: int, replications: int, first: int = 0,
         else:
             sub_out = np.zeros((len(todo), layout.length))
             sub_status = np.zeros(len(todo), dtype=np.int64)
+        stop = np.zeros(1, dtype=np.int64)
         args = (ks, np.ascontiguousarray(seeds[todo]), sub_out, sub_status, layout.offsets,
-                *caps, workers, np.zeros(1, dtype=np.int64))
+                *caps, workers, stop)
         try:
             try:
                 run_stoppable(fn, args)
@@ -99,6 +100,10 @@ def tallies(spec: ModelSpec, seed: int, replications: int, first: int = 0,
                 queues = spec.n_teams + int(spec.team_headcount.sum())
                 raise OutOfMemory(*caps, queues, threads) from None
             raise
+        if stop[0] != 0 or (sub_status == CANCELLED).any():
+            # set only while a signal's exception goes on, so never here; were it, the rows
+            # of replications never taken would read as finished rows of zeros
+            raise RuntimeError("the kernel's batch stopped without a signal")
         if sub_out is not out:
             out[todo] = sub_out
             status[todo] = sub_status
