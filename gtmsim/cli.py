@@ -887,11 +887,44 @@ def _write_pngs(figures: dict, folder: Path) -> None:
     from gtmsim.report.export import write_pngs
 
     try:
-        write_pngs(figures, folder)
+        with _exporter_warnings_held():
+            write_pngs(figures, folder)
     except OSError:
         raise
     except Exception as exc:  # kaleido's own errors (the browser failed to start, ...)
         raise ExportFailed(f"--png: the static exporter failed: {_exporter_said(exc)}") from None
+
+
+_EXPORTER_LOGGERS = ("kaleido", "choreographer", "logistro")
+
+
+@contextlib.contextmanager
+def _exporter_warnings_held() -> Iterator[None]:
+    """The static exporter's log records held back while it runs: Python printed its
+    warnings ("Wait expired, Browser is being closed by watchdog.") ahead of gtmsim's one
+    line on a failure, which then says it all. After a success they are passed on."""
+    import logging
+
+    held: list[logging.LogRecord] = []
+
+    class Hold(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            held.append(record)
+
+    hold = Hold()
+    loggers = [logging.getLogger(name) for name in _EXPORTER_LOGGERS]
+    before = [logger.propagate for logger in loggers]
+    for logger in loggers:
+        logger.addHandler(hold)
+        logger.propagate = False
+    try:
+        yield
+    finally:
+        for logger, propagate in zip(loggers, before, strict=True):
+            logger.removeHandler(hold)
+            logger.propagate = propagate
+    for record in held:  # not reached on a failure
+        logging.getLogger(record.name).handle(record)
 
 
 def _exporter_said(exc: Exception) -> str:

@@ -1010,6 +1010,35 @@ def test_a_failed_png_export_says_what_happened_in_words(monkeypatch):
         "starting. (browser: /bin/false; BROWSER_PATH names another)")
 
 
+def test_the_exporters_warnings_do_not_come_before_the_failed_png_line(monkeypatch, caplog):
+    """choreographer logs "Wait expired, Browser is being closed by watchdog." as the browser
+    fails, and Python printed it on stderr ahead of gtmsim's line, as if it were the error.
+    Held back while the exporter runs, it is dropped on a failure (gtmsim's line says it)
+    and passed on after a success."""
+    import logging
+
+    from gtmsim import cli
+    from gtmsim.report import export
+
+    def failing(figures, folder):
+        logging.getLogger("choreographer.browser_async").warning(
+            "Wait expired, Browser is being closed by watchdog.")
+        raise RuntimeError("The browser seemed to close immediately after starting.")
+
+    monkeypatch.setattr(export, "write_pngs", failing)
+    with pytest.raises(cli.ExportFailed):
+        cli._write_pngs({}, Path("unused"))
+    assert "Wait expired" not in caplog.text  # Python's last resort prints what pytest logs
+
+    def warning(figures, folder):
+        logging.getLogger("kaleido.kaleido").warning("a font was missing")
+
+    monkeypatch.setattr(export, "write_pngs", warning)
+    cli._write_pngs({}, Path("unused"))
+    assert "a font was missing" in caplog.text
+    assert logging.getLogger("kaleido").propagate and not logging.getLogger("kaleido").handlers
+
+
 def test_a_design_over_the_budget_runs_with_a_note_and_is_not_searched_from(tmp_path, capsys):
     """`run --set teams.sdr.headcount=12`, inside the config's own lever range, was refused
     ('headcount costs 2,445,000 a year, over the budget 2,400,000'): the budget is the
