@@ -3,6 +3,10 @@
     python scripts/kernel_golden.py            # record into /tmp/kernel-golden/
     python scripts/kernel_golden.py --check    # compare; exit 1 naming the first difference
 
+Record at the commit before a change, check after it: outputs recorded earlier (another
+session's, other columns) differ for reasons not the change's. The folder notes the commit
+it was recorded at.
+
 Cases: the embedded default config under the ideal, realistic and stressed profiles, and
 configs/product_led.toml and configs/enterprise_partners.toml, ~20 replications each with a
 fixed seed. Saved per case: the replications and weekly frames of
@@ -80,7 +84,13 @@ def periods_mismatches() -> int:
 
 def first_difference(a: pl.DataFrame, b: pl.DataFrame) -> str:
     if a.columns != b.columns:
-        return f"columns differ: {a.columns} vs {b.columns}"
+        gone = [c for c in a.columns if c not in b.columns]
+        new = [c for c in b.columns if c not in a.columns]
+        if not gone and not new:
+            return "the same columns in another order"
+        return "columns " + "; ".join(part for part in (
+            f"missing now: {_some(gone)}" if gone else "",
+            f"new: {_some(new)}" if new else "") if part)
     if a.shape != b.shape:
         return f"shape {a.shape} vs {b.shape}"
     for col in a.columns:
@@ -89,12 +99,39 @@ def first_difference(a: pl.DataFrame, b: pl.DataFrame) -> str:
     return "dtypes or values differ"
 
 
+def _some(names: list[str]) -> str:
+    return ", ".join(names[:6]) + (f" and {len(names) - 6} more" if len(names) > 6 else "")
+
+
+def _recorded_at() -> str:
+    import subprocess
+
+    done = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
+                          capture_output=True, text=True)
+    dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--", "gtmsim"],
+                           capture_output=True, text=True).stdout.strip()
+    commit = done.stdout.strip() or "an unknown commit"
+    return commit + (" with changes to gtmsim/" if dirty else "")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--check", action="store_true", help="compare with the saved outputs")
     ap.add_argument("--dir", default="/tmp/kernel-golden", type=Path)
     args = ap.parse_args()
-    args.dir.mkdir(parents=True, exist_ok=True)
+    stamp = args.dir / "RECORDED_AT"
+    if args.check:
+        missing = [name for name in CASES if not (args.dir / f"{name}.raw.npy").is_file()]
+        if missing:
+            print(f"kernel_golden.py: error: --dir {args.dir}: nothing recorded for "
+                  f"{', '.join(missing)}; record first, without --check, at the commit before "
+                  "your change", file=sys.stderr)
+            return 2
+        if stamp.is_file():
+            print(f"checking against outputs recorded at {stamp.read_text().strip()}")
+    else:
+        args.dir.mkdir(parents=True, exist_ok=True)
+        stamp.write_text(_recorded_at() + "\n")
     bad = 0
     for name in CASES:
         got = outputs(name)
@@ -127,7 +164,9 @@ def main() -> int:
         wrong = periods_mismatches()
         print(f"periods(): {wrong} mismatches with Python's // and %")
         bad += wrong > 0
-        print("golden check: " + ("OK, identical" if not bad else f"{bad} frame(s) differ"))
+        print("golden check: " + ("OK, identical" if not bad else f"{bad} frame(s) differ "
+                                  "(outputs recorded before another change differ too: "
+                                  "record afresh at the commit before yours)"))
     return 1 if bad else 0
 
 
