@@ -34,10 +34,11 @@ LOWER_IS_BETTER = ("lost", "disqualified", "churned", "leaked", "leaked_forgotte
                    "leaked_decayed", "leaked_ignored", "leaked_handoff", "leaked_turnover",
                    "rework_hours")
 # and the per-stage, per-channel and per-team columns of that kind (leaks at a stage sum to
-# `leaked`; `open_at_end` and a team's open leads, queue and time in system: work not done)
+# `leaked`; `open_at_end` and a team's open leads, queue and time in system: work not done;
+# rework sent back to a stage or from it: errors caught)
 LOWER_IS_BETTER_PREFIXES = ("leaks_at_", "lost_at_", "disqualified_at_", "churned_at_",
                             "never_contacted_share", "cycle_days_", "attrition_", "open_",
-                            "queue_", "sojourn_")
+                            "queue_", "sojourn_", "rework_returns_", "rework_sent_back_")
 
 
 def less_is_better(outcome: str) -> bool:
@@ -106,11 +107,17 @@ TEAM = ("busy", "available", "wip_area", "serving_area", "buyer_area", "departur
 # per-stage counters
 # leaks: leads leaked at the stage, whatever the cause (where value leaks); won, lost,
 # disqualified, nurtured: the leads whose fate the stage decided (the report's flow diagram
-# draws each fate from the stages that sent leads to it)
+# draws each fate from the stages that sent leads to it); nurture_returns: nurtured leads
+# that came back and entered the stage again; rework_returns: leads sent back into the stage
+# for rework, a later stage having caught an error the stage made; rework_sent_back: leads
+# the stage sent back so, having caught an earlier stage's error (counted as the lead goes
+# back, the instant the earlier stage's rework_returns counts it). New counters go last, so
+# the others keep their indices.
 STAGE = ("decisions", "qualified", "renewals", "churns", "leaks", "won", "lost", "disqualified",
-         "nurtured")
+         "nurtured", "nurture_returns", "rework_returns", "rework_sent_back")
 (ST_DECISIONS, ST_QUALIFIED, ST_RENEWALS, ST_CHURNS, ST_LEAKS, ST_WON, ST_LOST,
- ST_DISQUALIFIED, ST_NURTURED) = range(len(STAGE))
+ ST_DISQUALIFIED, ST_NURTURED, ST_NURTURE_RETURNS, ST_REWORK_RETURNS,
+ ST_REWORK_SENT_BACK) = range(len(STAGE))
 
 CYCLE_BINS = 731  # days; won-deal cycle times, for the median
 
@@ -215,6 +222,9 @@ def replication_row(t: Tally, spec: ModelSpec) -> dict:
         row[f"decisions_{stage}"] = st[ST_DECISIONS]  # for the report's flow diagram
         row[f"qualified_{stage}"] = st[ST_QUALIFIED]
         row[f"leaks_at_{stage}"] = st[ST_LEAKS]
+        row[f"nurture_returns_{stage}"] = st[ST_NURTURE_RETURNS]
+        row[f"rework_returns_{stage}"] = st[ST_REWORK_RETURNS]
+        row[f"rework_sent_back_{stage}"] = st[ST_REWORK_SENT_BACK]
         for fate, value in _stage_fates(spec, j, st):
             row[f"{fate}_at_{stage}"] = value
     for e, edge in enumerate(spec.edge_names):

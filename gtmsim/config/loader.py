@@ -813,7 +813,8 @@ def _check_columns(c: Config) -> None:
         made += [(f"{p}{name}", f"stages.{name}")
                  for p in ("pass_rate_", "decisions_", "qualified_", "leaks_at_", "won_at_",
                            "lost_at_", "disqualified_at_", "nurtured_at_", "retained_at_",
-                           "churned_at_")]
+                           "churned_at_", "nurture_returns_", "rework_returns_",
+                           "rework_sent_back_")]
         # each handoff edge (a route to another team's stage) has its trust_<from>-><to>
         targets = {getattr(st.routes, k) for k in _KIND_ROUTES[st.kind]}
         made += [(f"trust_{name}->{t}", f"stages.{name}") for t in sorted(targets, key=str)

@@ -111,6 +111,8 @@ ST_WON, ST_LOST, ST_DISQUALIFIED, ST_NURTURED = (O.ST_WON, O.ST_LOST, O.ST_DISQU
                                                  O.ST_NURTURED)
 ST_DECISIONS, ST_QUALIFIED, ST_RENEWALS, ST_CHURNS = (O.ST_DECISIONS, O.ST_QUALIFIED,
                                                       O.ST_RENEWALS, O.ST_CHURNS)
+ST_NURTURE_RETURNS, ST_REWORK_RETURNS, ST_REWORK_SENT_BACK = (
+    O.ST_NURTURE_RETURNS, O.ST_REWORK_RETURNS, O.ST_REWORK_SENT_BACK)
 C_CONTACT_LEADS, C_ATTEMPTS, C_NEVER_CONTACTED = (O.C_CONTACT_LEADS, O.C_ATTEMPTS,
                                                   O.C_NEVER_CONTACTED)
 C_FAST_TOUCHED, C_FAST_QUALIFIED = O.C_FAST_TOUCHED, O.C_FAST_QUALIFIED
@@ -490,6 +492,7 @@ def nurture_return(ks, st, lead, now):
     s = ks.channel_entry[st_LI[lead, L_CHANNEL]] if s < 0 else s
     st.LF[lead, L_U_LIVE] = uniform(st.stage_rng[s])  # a re-engaged buyer: fresh intent
     st_LI[lead, L_ERROR_FROM] = -1  # and judged afresh: no stage is left to catch an old error
+    R.stage_count(ks, st, s, ST_NURTURE_RETURNS, now)
     enter(ks, st, lead, s, -1, True, now)
 
 
@@ -715,6 +718,9 @@ def work_done(ks, st, pid, phase, now):
     if phase == PH_REWORK:
         trust_update(ks, st, st_LI[lead, L_EDGE], 0.0)
         upstream = st_PI[pid, P_AUX]
+        # sent back: out of this stage, into the one that erred, at once
+        R.stage_count(ks, st, s, ST_REWORK_SENT_BACK, now)
+        R.stage_count(ks, st, upstream, ST_REWORK_RETURNS, now)
         st_LI[lead, L_REWORK_STAGE] = upstream
         depart(ks, st, lead, now)
         enter(ks, st, lead, upstream, -1, True, now)

@@ -353,6 +353,9 @@ class Replication:
         yield from self._work(p, lead, sp.rediscovery_hours, self._name(lead.stage) + ":rework",
                               "sent back")
         self._trust_update(lead.edge, 0.0)
+        t = self.env.now  # sent back: out of this stage, into the one that erred, at once
+        self.rec.stage_count(lead.stage, O.ST_REWORK_SENT_BACK, t)
+        self.rec.stage_count(upstream, O.ST_REWORK_RETURNS, t)
         lead.rework_stage = upstream
         self._depart(lead)
         self._enter(lead, upstream, -1)
@@ -623,6 +626,7 @@ class Replication:
         s = int(sp.channel_entry[lead.channel]) if s < 0 else int(s)
         lead.u_live = self.stage_rng[s].random()  # a re-engaged buyer: fresh intent
         lead.error_from = -1  # and judged afresh: no stage is left to catch an old error
+        self.rec.stage_count(s, O.ST_NURTURE_RETURNS, self.env.now)
         self._enter(lead, s, -1)
 
     # ------------------------------------------------------------------ quota pressure
