@@ -365,6 +365,59 @@ def test_a_lead_back_from_nurture_carries_no_old_error(engine):
     returns = (df["decisions_a"] - df["leads_created"]).to_numpy()
     assert (returns > 10).all()  # leads came back to `a` from nurture, qualified in error
     assert (df["rework_hours"].to_numpy() == 0.0).all()
+    assert (df["rework_returns_a"].to_numpy() == 0.0).all()
+    assert (df["rework_sent_back_b"].to_numpy() == 0.0).all()
+
+
+def _undecided_at_a(df) -> np.ndarray:
+    """Leads that entered stage a (new, or back into it) and a has not decided yet: between
+    none and the open leads of its team at the end (which counts those in work, decided when
+    the work began, too)."""
+    entered = df["leads_created"] + df["nurture_returns_a"] + df["rework_returns_a"]
+    undecided = (entered - df["decisions_a"]).to_numpy()
+    assert ((undecided >= 0) & (undecided <= df["open_up"].to_numpy())).all(), (
+        undecided, df["open_up"].to_numpy())
+    return undecided
+
+
+@pytest.mark.parametrize("engine", ["simpy", "numba"])
+@pytest.mark.parametrize("p_error", [0.0, 1.0])
+def test_rework_sent_back_counts_where_the_lead_leaves_and_where_it_enters(engine, p_error):
+    """The flow diagram's rework links. Every pass errs and every error is caught: each lead
+    goes a -> b -> back to a for ever, counted once at b, which caught the error and sends it
+    back (rework_sent_back_b), and once at a, which made it and takes the lead in again
+    (rework_returns_a); a's entries are then its decisions and the leads it has not decided
+    yet, as its team's open leads bound them. No error: nothing is sent back."""
+    df = _up_and_down(engine, "send-back-count", 1.0, {"kind": "review"}, {
+        "people": {"errors": {"enabled": p_error > 0, "probability": p_error,
+                              "caught_share": 1.0}}})
+    back = df["rework_returns_a"].to_numpy()
+    assert (back > 100).all() if p_error else (back == 0).all()
+    assert (df["rework_sent_back_b"].to_numpy() == back).all()
+    for col in ("rework_returns_b", "rework_sent_back_a", "nurture_returns_a",
+                "nurture_returns_b"):
+        assert (df[col].to_numpy() == 0).all(), col
+    _undecided_at_a(df)
+
+
+@pytest.mark.parametrize("engine", ["simpy", "numba"])
+@pytest.mark.parametrize("p_return", [0.0, 1.0])
+def test_nurture_returns_count_at_the_stage_they_enter(engine, p_return):
+    """The flow diagram's nurture returns. Nobody is reached at b, so every lead goes a -> b
+    -> nurture; with a return probability of 1 each comes back to a (the return stage) two
+    days later, counted at a as it enters (nurture_returns_a), not at b where it was nurtured
+    nor when it left for nurture (those still away at the end would count: a's entries would
+    outgrow its decisions and open leads). With a return probability of 0, none comes back."""
+    df = _up_and_down(engine, "nurture-count", 8.0, {
+        "kind": "contact", "contact_probability": 0.0, "routes": {"unreached": "nurture"}}, {
+        "nurture": {"return_probability": p_return, "return_stage": "a",
+                    "return_after_days": {"dist": "fixed", "value": 2.0}}})
+    back = df["nurture_returns_a"].to_numpy()
+    assert (df["nurtured_at_b"].to_numpy() > 20).all()  # the rest go cold: decayed
+    assert (back > 20).all() if p_return else (back == 0).all()
+    for col in ("nurture_returns_b", "rework_returns_a", "rework_sent_back_b"):
+        assert (df[col].to_numpy() == 0).all(), col
+    _undecided_at_a(df)
 
 
 @pytest.mark.parametrize("engine", ["simpy", "numba"])

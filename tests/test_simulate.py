@@ -737,6 +737,8 @@ def _accounts(res) -> None:
     np.testing.assert_allclose(total("leaks_at_"), r["leaked"])
     for fate in ("won", "lost", "disqualified", "nurtured", "churned"):  # the stages decide
         np.testing.assert_allclose(total(f"{fate}_at_"), r[fate])
+    # a lead sent back for rework leaves the catching stage as it enters the one that erred
+    np.testing.assert_allclose(total("rework_sent_back_"), total("rework_returns_"))
     np.testing.assert_allclose(sum(r[f"open_{t}"] for t in spec.team_names), r["open_at_end"])
     decided = (r["won"] + r["lost"]).to_numpy()  # every lost deal goes to the `lost` fate here
     np.testing.assert_allclose(r["win_rate"], np.where(decided > 0, r["won"] / decided, np.nan))
