@@ -34,15 +34,18 @@ FLOW_CAPTION = (
     "Means per replication of events counted in the measured window. Leads a stage turns away "
     "to a stage (where its recycled and rejected routes<br>both lead there: its decisions less "
     "those qualified) flow on to it, or back to an earlier one from 'sent back to' at the "
-    "right to 'back from' at the left.<br>Not drawn, as the results count none of them: "
-    "nurture returns (a nurtured lead that comes back enters a stage again), rework sent back "
-    "after a caught<br>error, and leads routed to a stage unreached, lost, or turned away where "
-    "the two routes part: a stage they reach sends out more than is drawn into it.<br>Nor need "
-    "the links balance where leads are in flight at the window's edges (with a buyer, say). "
-    "Each fate flows from the stages that sent leads to it,<br>as counted; leaks flow from the "
-    "stage where they happened, then split by cause; leads still at a team when the run ends "
-    "(no fate yet) flow to 'open<br>at the end'. Won deals handed to a retain stage flow on to "
-    "it, and from it to retained or churned at its renewal.")
+    "right to 'back from' at the left. Leads that enter a stage<br>again come from the left "
+    "too: nurtured leads that came back (from 'nurtured' at the right to 'back from "
+    "nurture'), and leads a later stage caught an error in,<br>sent back for rework to the "
+    "stage that made it (from 'sent back for rework' at the right of the stage that caught "
+    "it to 'back from rework'). Not drawn, as the results<br>count none of them: leads routed "
+    "to a stage unreached, lost, or turned away where the two routes part: a stage they reach "
+    "sends out more than is drawn into it.<br>Nor need the links balance where leads are in "
+    "flight at the window's edges (with a buyer, say). Each fate flows from the stages that "
+    "sent leads to it,<br>as counted; leaks flow from the stage where they happened, then "
+    "split by cause; leads still at a team when the run ends (no fate yet) flow to 'open<br>at "
+    "the end'. Won deals handed to a retain stage flow on to it, and from it to retained or "
+    "churned at its renewal.")
 STAGE_FATES = ("won", "lost", "disqualified", "nurtured")
 
 
@@ -64,7 +67,9 @@ def flow_links(summary: dict, routing: dict) -> list[tuple[str, str, float, str]
     `leads_<channel>`; stage -> the stage its qualified leads go to is `qualified_<stage>`;
     stage -> fate is `<fate>_at_<stage>`, the leads whose fate the stage decided. Won deals a
     close stage hands to a retain stage go on from "won" to it, and the retain stage sends
-    its renewals to "retained" and "churned" (`_after_won`).
+    its renewals to "retained" and "churned" (`_after_won`). Leads turned away to a stage
+    (`_turned_away`) and leads that enter a stage again, back from nurture or sent back for
+    rework (`_coming_back`), come into an earlier stage from a "back from" node at the left.
     """
     stages = routing["stages"]
     links: list[tuple[str, str, float, str]] = []
@@ -79,6 +84,7 @@ def flow_links(summary: dict, routing: dict) -> list[tuple[str, str, float, str]
             links.append((f"stage: {name}", fate, _mean(summary, f"{fate}_at_{name}"),
                           f"{fate} at the stage"))
     links += _turned_away(summary, stages)
+    links += _coming_back(summary, stages)
     links += _after_won(summary, stages)
     for name in stages:
         links.append((f"stage: {name}", "leaked", _mean(summary, f"leaks_at_{name}"),
@@ -147,6 +153,34 @@ def _turned_away(summary: dict, stages: dict) -> list[tuple]:
         else:
             onward.setdefault(name, set()).add(to)
             links.append((f"stage: {name}", f"stage: {to}", value, how))
+    return links
+
+
+NURTURE_BACK = f"{BACK_FROM}nurture (nurtured leads that came back)"
+REWORK_BACK = f"{BACK_FROM}rework (errors caught at a later stage)"
+REWORK_SENT = "sent back for rework (errors caught at {})"
+
+
+def _coming_back(summary: dict, stages: dict) -> list[tuple]:
+    """Leads that enter a stage again, each from a node at the left as the leads turned away
+    to an earlier stage are (a Sankey draws no loop): nurtured leads that came back,
+    `nurture_returns_<stage>` (they went to "nurtured" at the right when they left), and
+    leads sent back for rework to the stage that made an error a later stage caught,
+    `rework_returns_<stage>`; the stage that caught it sends them to a node of its own at the
+    right, `rework_sent_back_<stage>`. Both ends of a send-back are counted at one instant,
+    so the two sides carry the same leads."""
+    links = []
+    for name in stages:
+        links.append((NURTURE_BACK, f"stage: {name}", _mean(summary, f"nurture_returns_{name}"),
+                      f"nurtured leads that came back and entered {name} again (drawn into "
+                      "'nurtured' at the right when they left)"))
+        links.append((REWORK_BACK, f"stage: {name}", _mean(summary, f"rework_returns_{name}"),
+                      f"sent back to {name} for rework: a later stage caught an error made "
+                      "here (drawn at the right of the stage that caught it as well)"))
+        links.append((f"stage: {name}", REWORK_SENT.format(name),
+                      _mean(summary, f"rework_sent_back_{name}"),
+                      f"caught an earlier stage's error at {name}, sent the lead back to it "
+                      "for rework (drawn again at the left, into the stage that takes it)"))
     return links
 
 
