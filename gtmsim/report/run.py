@@ -31,21 +31,19 @@ def _mean(summary: dict, key: str) -> float:
 
 FLOW_TITLE = "Where leads end up: from each channel through the stages (mean per replication)"
 FLOW_CAPTION = (
-    "Means per replication of events counted in the measured window. Leads a stage turns away "
-    "to a stage (where its recycled and rejected routes<br>both lead there: its decisions less "
-    "those qualified) flow on to it, or back to an earlier one from 'sent back to' at the "
-    "right to 'back from' at the left. Leads that enter a stage<br>again come from the left "
-    "too: nurtured leads that came back (from 'nurtured' at the right to 'back from "
-    "nurture'), and leads a later stage caught an error in,<br>sent back for rework to the "
-    "stage that made it (from 'sent back for rework' at the right of the stage that caught "
-    "it to 'back from rework'). Not drawn, as the results<br>count none of them: leads routed "
-    "to a stage unreached, lost, or turned away where the two routes part: a stage they reach "
-    "sends out more than is drawn into it.<br>Nor need the links balance where leads are in "
-    "flight at the window's edges (with a buyer, say). Each fate flows from the stages that "
-    "sent leads to it,<br>as counted; leaks flow from the stage where they happened, then "
-    "split by cause; leads still at a team when the run ends (no fate yet) flow to 'open<br>at "
-    "the end'. Won deals handed to a retain stage flow on to it, and from it to retained or "
-    "churned at its renewal.")
+    "Means per replication of events counted in the measured window. Leads a stage turns "
+    "away to a stage (where its recycled and rejected routes both lead<br>there: its "
+    "decisions less those qualified) flow on to it, or back to an earlier one from 'sent "
+    "back to' at the right to 'back from' at the left; so do<br>leads that enter a stage "
+    "again: back from nurture, and sent back for rework to the stage whose error a later "
+    "stage caught (from 'sent back for rework' at<br>the right). Not drawn, as no result "
+    "counts them: leads routed to a stage unreached, lost, or turned away where the two "
+    "routes part: a stage they reach<br>sends out more than is drawn into it. Nor need the "
+    "links balance where leads are in flight at the window's edges (with a buyer, say). "
+    "Each fate flows from<br>the stages that sent leads to it, as counted; leaks flow from "
+    "the stage where they happened, then split by cause; leads still at a team when the run "
+    "ends<br>(no fate yet) flow to 'open at the end'. Won deals handed to a retain stage "
+    "flow on to it, and from it to retained or churned at its renewal.")
 STAGE_FATES = ("won", "lost", "disqualified", "nurtured")
 
 
