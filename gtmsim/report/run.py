@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 import math
+import textwrap
 from typing import TYPE_CHECKING
 
 import polars as pl
@@ -30,20 +31,21 @@ def _mean(summary: dict, key: str) -> float:
 
 
 FLOW_TITLE = "Where leads end up: from each channel through the stages (mean per replication)"
-FLOW_CAPTION = (
-    "Means per replication of events counted in the measured window. Leads a stage turns "
-    "away to a stage (where its recycled and rejected routes both lead<br>there: its "
-    "decisions less those qualified) flow on to it, or back to an earlier one from 'sent "
-    "back to' at the right to 'back from' at the left; so do<br>leads that enter a stage "
-    "again: back from nurture, and sent back for rework to the stage whose error a later "
-    "stage caught (from 'sent back for rework' at<br>the right). Not drawn, as no result "
-    "counts them: leads routed to a stage unreached, lost, or turned away where the two "
-    "routes part: a stage they reach<br>sends out more than is drawn into it. Nor need the "
-    "links balance where leads are in flight at the window's edges (with a buyer, say). "
-    "Each fate flows from<br>the stages that sent leads to it, as counted; leaks flow from "
-    "the stage where they happened, then split by cause; leads still at a team when the run "
-    "ends<br>(no fate yet) flow to 'open at the end'. Won deals handed to a retain stage "
-    "flow on to it, and from it to retained or churned at its renewal.")
+FLOW_CAPTION = "<br>".join(textwrap.wrap(  # lines as wide as the figure
+    "Means per replication of events counted in the measured window. Each fate flows from "
+    "the stages that sent leads to it, as counted; leaks flow from the stage where they "
+    "happened to 'leaked', then split by cause; leads still at a team when the run ends (no "
+    "fate yet) flow to 'open at the end'. Won deals handed to a retain stage flow on to it, "
+    "and from it to retained or churned at its renewal. Leads a stage turns away to a stage "
+    "(where its recycled and rejected routes both lead there: its decisions less those "
+    "qualified) flow on to it, or back to an earlier one, from 'sent back to' at the right "
+    "to 'back from' at the left. Leads that enter a stage again come in at the left too: "
+    "'back from nurture', and 'back from rework' to the stage whose error a later stage "
+    "caught (which sends them to 'sent back for rework' at the right). Not drawn, as no "
+    "result counts them: leads routed to a stage unreached, lost, or turned away where the "
+    "two routes part (a stage they reach sends out more than is drawn into it). Nor need "
+    "the links balance where leads are in flight at the window's edges (with a buyer, say).",
+    160))
 STAGE_FATES = ("won", "lost", "disqualified", "nurtured")
 
 
@@ -238,6 +240,11 @@ def _flow_positions(names: list[str], links: list) -> tuple[list[float], list[fl
         members = [m for m in (fates if n in fates else names) if column[m] == column[n]]
         x.append(0.001 + 0.998 * column[n] / (cols - 1))
         y.append(0.001 + 0.998 * (members.index(n) + 0.5) / len(members))
+    if "leaked" in names and fates:
+        # its label runs right, toward the labels the fates' column writes leftward: level
+        # with the shortest of those, nearest the middle (centred, it lay across 'nurtured')
+        row = min(fates, key=lambda n: (len(n), abs(y[names.index(n)] - 0.5)))
+        y[names.index("leaked")] = y[names.index(row)]
     return x, y
 
 
@@ -263,8 +270,7 @@ def _flow(summary: dict, routing: dict | None = None):
     labels = [n.removeprefix("stage: ").removeprefix("channel: ").replace("_", " ")
               for n in names]
     labels = [plain(f"{label} (channel)" if n.startswith("channel: ") else
-                    "leaked (by stage, then cause)" if n == "leaked" and routing is not None
-                    else label)
+                    label)
               for label, n in zip(labels, names, strict=True)]
     x, y = _flow_positions(list(names), links)
     fig = go.Figure(go.Sankey(
