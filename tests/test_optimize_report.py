@@ -659,3 +659,37 @@ def test_a_resume_names_the_trials_the_ideal_baseline_was_chosen_from(tmp_path):
     assert resumed["ideal_trials"] == 4
     assert "of 4 trials under ideal" in ideal_words(resumed) or "(4 trials)" in ideal_words(
         resumed)
+
+
+def test_the_pareto_front_names_each_trial_by_its_number_in_the_study():
+    """The front was Optuna's plot of the simulated trials copied into a fresh study, which
+    numbered them anew: with trial 1 over the budget, trial 2 was hovered and coloured as
+    'trial 1', unlike the history and the candidates table. And trial 0, at the pale end of
+    the scale, was drawn all but white."""
+    import optuna
+    import plotly.colors as pc
+
+    from gtmsim.report.optimize import _optuna_figures
+
+    study = optuna.create_study(directions=["minimize", "maximize"])
+    for i, (cost, v, over) in enumerate([(1.7e6, 5.0e6, -1.0), (float("inf"), 0.0, 1.0),
+                                         (2.0e6, 5.5e6, -1.0), (2.1e6, 5.2e6, -1.0)]):
+        study.add_trial(optuna.trial.create_trial(
+            params={"x": float(i)}, values=[cost, v],
+            distributions={"x": optuna.distributions.FloatDistribution(0, 10)},
+            user_attrs={"over_budget": over}))
+    fig = _optuna_figures(study, ["cost", "mean"], "", importance=False)[0]["pareto_front"]
+    drawn = {}
+    for trace in fig.data:
+        for colour, text, x, y in zip(trace.marker.color, trace.text, trace.x, trace.y,
+                                      strict=True):
+            # Optuna wrote it as JSON ("number": 1), this report as "trial 2"
+            number = int(re.search(r"(?:^trial |\"number\": )(\d+)", text).group(1))
+            assert colour == number
+            drawn[number] = (x, y, trace.name)
+    assert drawn == {0: (1.7e6, 5.0e6, "best trial"), 2: (2.0e6, 5.5e6, "best trial"),
+                     3: (2.1e6, 5.2e6, "trial")}
+    for trace in fig.data:  # each scale's lowest colour is visibly coloured, not near white
+        low = pc.unlabel_rgb(trace.marker.colorscale[0][1])
+        assert sum(low) / 3 < 215, low
+        assert (trace.marker.cmin, trace.marker.cmax) == (0, 3)

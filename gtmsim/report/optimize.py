@@ -343,7 +343,7 @@ def _optuna_figures(study, objectives: list[str], label: str, importance: bool =
         if multi:
             try:
                 # the simulated trials: a placeholder's worst values stretched the axis to 0
-                fig = vis.plot_pareto_front(within, target_names=objectives)
+                fig = _pareto_front(complete, within, objectives)
                 left = sum(t.state.name == "COMPLETE" for t in study.trials) - len(complete)
                 fig.update_layout(title=f"Pareto front{label}: {objectives[0]} against "
                                         f"{objectives[1]} (the best trials are highlighted)"
@@ -386,6 +386,37 @@ def _optuna_figures(study, objectives: list[str], label: str, importance: bool =
             except Exception as exc:  # noqa: BLE001
                 notes.append(f"No lever importance{label}: {_reason(exc)}.")
     return figs, notes
+
+
+def _pareto_front(simulated: list, within, objectives: list[str]):
+    """The simulated trials over the two objectives, the Pareto-best of them in red, each
+    named and coloured by its number in the study. Optuna's plot of `within` (the simulated
+    trials copied into a fresh study, which numbers them anew from 0) named trial 2 'trial 1',
+    unlike the history and the candidates table."""
+    import plotly.colors as pc
+    import plotly.graph_objects as go
+
+    # `within` holds `simulated` in order: its trial i is simulated[i]
+    best = {simulated[t.number].number for t in within.best_trials}
+    numbers = [t.number for t in simulated] or [0]
+    fig = go.Figure()
+    # the palest quarter of a scale is cut: at its bottom, the lowest trial was all but white
+    for front, scale, bar, x in ((False, pc.sequential.Blues[3:], "Trial", 1.0),
+                                 (True, pc.sequential.Reds[3:], "Best trial", 1.12)):
+        trials = [t for t in simulated if (t.number in best) == front]
+        fig.add_trace(go.Scatter(
+            x=[t.values[0] for t in trials], y=[t.values[1] for t in trials], mode="markers",
+            showlegend=False, name=bar.lower(),
+            text=["<br>".join([f"trial {t.number}", *(plain(f"{k}={v:.4g}" if isinstance(
+                v, float) else f"{k}={v}") for k, v in t.params.items())]) for t in trials],
+            hovertemplate=(f"%{{text}}<br>{plain(objectives[0])}=%{{x:,.4g}}<br>"
+                           f"{plain(objectives[1])}=%{{y:,.4g}}<extra>{bar}</extra>"),
+            marker={"color": [t.number for t in trials], "colorscale": scale,
+                    "cmin": min(numbers), "cmax": max(numbers),
+                    "line": {"width": 0.5, "color": "grey"},
+                    "colorbar": {"title": {"text": bar}, "x": x, "xpad": 40}}))
+    fig.update_layout(xaxis_title=plain(objectives[0]), yaxis_title=plain(objectives[1]))
+    return fig
 
 
 def _scale_to_simulated(fig, study, simulated: list, target) -> None:
