@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 import subprocess
 import sys
@@ -219,12 +220,78 @@ def test_one_replication_draws_no_error_bars():
                           "cost": [1000.0, -50.0], "ci_low": [float("nan")] * 2,
                           "ci_high": [float("nan")] * 2, "replications": [1, 1]})
     fig = _mechanism_costs(costs)
-    err = fig.data[0].error_x
-    assert list(err.array) == [None, None] and list(err.arrayminus) == [None, None]
+    assert error_bars_drawn(fig, "error_x") == [False, False]
     assert "no CI from one replication" in fig.layout.title.text
     kpi = _kpis({"kpi_attainment_sdr": {"mean": 0.9, "ci_low": float("nan"),
-                                        "ci_high": float("nan")}}, ["sdr"])
-    assert list(kpi.data[0].error_y.array) == [None]
+                                        "ci_high": float("nan")},
+                 "kpi_attainment_ae": {"mean": 0.9, "ci_low": 0.8, "ci_high": 1.1}},
+                ["sdr", "ae"])
+    assert error_bars_drawn(kpi) == [False, True]
+
+
+def error_bars_drawn(fig, key: str = "error_y", trace: int = 0) -> list[bool]:
+    """Whether plotly.js draws an error bar at each point of a trace, as the page gets it
+    (JSON, where plotly.py writes NaN as null): it reads each length as a number (+value,
+    so null is 0, a flat cap) and draws none only where both lengths are NaN
+    (`test_the_embedded_plotly_js_skips_an_error_bar_whose_lengths_are_nan`)."""
+    def number(v) -> float:
+        try:
+            return 0.0 if v is None else float(v)
+        except ValueError:
+            return float("nan")
+
+    err = json.loads(fig.to_json())["data"][trace][key]
+    return [not (math.isnan(number(a)) and math.isnan(number(m)))
+            for a, m in zip(err["array"], err["arrayminus"], strict=True)]
+
+
+def test_the_embedded_plotly_js_skips_an_error_bar_whose_lengths_are_nan():
+    """What error_bars_drawn assumes of the plotly.js the pages embed (its errorbars
+    compute_error.js, minified): lengths read with +, and [NaN, NaN] (no bar) only where
+    neither is a number."""
+    from pathlib import Path
+
+    import gtmsim.report
+
+    js = (Path(gtmsim.report.__file__).parent / "plotly-gtmsim.min.js").read_text()
+    assert re.search(r"var (\w)=\+\w\[\w\],(\w)=\+\w\[\w\];"
+                     r"return!isNaN\(\1\)\|\|!isNaN\(\2\)\?\[\2\|\|0,\1\|\|0\]"
+                     r":\[NaN,NaN\]", js)
+
+
+def test_a_missing_interval_draws_no_error_bar_in_any_report():
+    """None in an error bar's lengths reached plotly.js as null, which it reads as 0: a
+    zero-width bar, read as certainty, in the run report (one replication), in optimize's
+    robust-minus-ideal panel (P10 and CVaR10 have no interval under 20 scenarios), compare's
+    differences and the sweep's lines and bars."""
+    from types import SimpleNamespace
+
+    from gtmsim.report.compare import compare_figures
+    from gtmsim.report.optimize import _ideal_vs_robust_figure
+    from gtmsim.report.sweep import sweep_figures
+
+    none = {"ci_low": None, "ci_high": None}
+    diff = {"mean": {"diff": 2.0, "ci_low": 1.0, "ci_high": 3.0},
+            "p10": {"diff": -1.0, **none}, "cvar10": {"diff": 1.5, **none}}
+    cmp = SimpleNamespace(ideal_tuned=SimpleNamespace(held_out=[1.0, 2.0, 3.0]),
+                          robust_best=SimpleNamespace(held_out=[2.0, 3.0, 4.0]))
+    fig = _ideal_vs_robust_figure({"difference_robust_minus_ideal": diff}, cmp, "bookings")
+    assert error_bars_drawn(fig, trace=2) == [True, False, False]
+    summary = {"outcome": "bookings", "baseline": "a", "replications": 1,
+               "profiles": {"realistic": {"designs": {"a": {"scenario_values": [5.0]},
+                                                      "b": {"scenario_values": [6.0]}},
+                                          "differences": {"b": diff}}}}
+    (fig,) = compare_figures(summary).values()
+    assert error_bars_drawn(fig, trace=len(fig.data) - 1) == [True, False, False]
+    points = [{"point": k, "profile": "realistic", "values": {"sdr_headcount": k + 3},
+               "replications": n, "mean": {"bookings": m}, "ci_low": {"bookings": lo},
+               "ci_high": {"bookings": hi}}
+              for k, n, m, lo, hi in ((0, 1, 5.0, None, None), (1, 2, 6.0, 4.0, 9.0))]
+    s = {"profiles": ["realistic"], "x": "sdr_headcount", "y": None, "layout": "lines",
+         "outcomes": ["bookings"], "cells": [], "points": points, "averaged_over": []}
+    for layout in ("lines", "bars"):
+        s["layout"] = layout
+        assert error_bars_drawn(sweep_figures(s)["means"]) == [False, True]
 
 
 def test_mechanisms_together_and_their_interaction_are_bars_of_their_own():

@@ -294,6 +294,7 @@ def test_heatmap_cells_show_a_rate_as_a_number_not_in_milli():
 def test_a_point_without_an_interval_has_no_error_bar():
     """A point of one replication has no CI, yet the chart drew an error bar of zero width
     at it (a certainty the data do not give); it draws none, as a run's report does."""
+    from gtmsim.report.run import NO_BAR
     from gtmsim.report.sweep import sweep_figures
 
     points = [{"point": k, "profile": "realistic", "values": {"sdr_headcount": k + 3},
@@ -303,11 +304,12 @@ def test_a_point_without_an_interval_has_no_error_bar():
     s = {"profiles": ["realistic"], "x": "sdr_headcount", "y": None, "layout": "lines",
          "outcomes": ["bookings"], "cells": [], "points": points, "averaged_over": []}
     (line,) = sweep_figures(s)["means"].data
-    assert list(line.error_y.array) == [None, 3.0]
-    assert list(line.error_y.arrayminus) == [None, 2.0]
+    # none: a length plotly.js reads as NaN (None reached it as null, a length of 0)
+    assert list(line.error_y.array) == [NO_BAR, 3.0]
+    assert list(line.error_y.arrayminus) == [NO_BAR, 2.0]
     s["layout"] = "bars"
     (bars,) = sweep_figures(s)["means"].data
-    assert list(bars.error_y.array) == [None, 3.0]
+    assert list(bars.error_y.array) == [NO_BAR, 3.0]
 
 
 def test_a_sweep_of_one_point_is_said_in_the_singular(tmp_path, capsys):

@@ -375,13 +375,19 @@ def _weekly(weekly: pl.DataFrame, prefix: str, title: str, percent: bool = False
     return fig
 
 
+# what an error bar's length is where there is no interval. plotly.js reads each length as
+# a number (+value): null (None; NaN too, which plotly.py writes as null) is 0, a flat cap
+# that reads as certainty; "NaN" is NaN, and a point both of whose lengths are NaN has no bar
+NO_BAR = "NaN"
+
+
 def error_bars(rows: list[dict], centre: str = "diff") -> dict:
     """Plotly's asymmetric error bars from each row's `centre` (a difference, a mean) and its
-    ci_low/ci_high (an interval cut at 0 or 1 is not symmetric); none where there is no
-    interval."""
-    def gap(d: dict, a: str, b: str) -> float | None:
+    ci_low/ci_high (an interval cut at 0 or 1 is not symmetric); none (`NO_BAR`) where there
+    is no interval."""
+    def gap(d: dict, a: str, b: str) -> float | str:
         given = all(v is not None and math.isfinite(v) for v in (d[a], d[b]))
-        return d[a] - d[b] if given else None
+        return d[a] - d[b] if given else NO_BAR
 
     return {"type": "data", "symmetric": False,
             "array": [gap(d, "ci_high", centre) for d in rows],
@@ -424,7 +430,7 @@ def _mechanism_costs(costs: pl.DataFrame):
         hovertemplate="%{y}: %{x:,.0f}<extra></extra>"))
     # the pairs behind the bars (the last row may be one with none: its cost undefined)
     n = max((r["replications"] for r in rows), default=0)
-    ci = "95% CI" if any(x is not None for x in bars["array"]) else "no CI from one replication"
+    ci = "95% CI" if any(x != NO_BAR for x in bars["array"]) else "no CI from one replication"
     fig.add_vline(x=0.0, line_color="black", line_width=1)
     together = (", and with all off at once;<br>interaction: that less the sum of the rest"
                 if alone < len(rows) else "")

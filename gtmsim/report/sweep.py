@@ -21,6 +21,7 @@ import polars as pl
 from gtmsim.outcomes import less_is_better, t_quantile, where_it_can_lie
 from gtmsim.report.export import counted, plain, script_json
 from gtmsim.report.plotlyjs import figures_html
+from gtmsim.report.run import error_bars
 from gtmsim.sweep import MANIFEST, read_sweep
 
 if TYPE_CHECKING:
@@ -262,13 +263,9 @@ def _traces(s: dict, outcome: str, first: bool) -> list[tuple[Any, int]]:
 
 def _error_bars(points: list[dict], outcome: str) -> dict:
     """Asymmetric error bars from each point's 95% CI; none where it has no interval (one
-    replication), not a bar of zero width."""
-    def gap(a: float | None, b: float | None) -> float | None:
-        return None if a is None or b is None else a - b
-
-    return {"type": "data", "symmetric": False,
-            "array": [gap(p["ci_high"][outcome], p["mean"][outcome]) for p in points],
-            "arrayminus": [gap(p["mean"][outcome], p["ci_low"][outcome]) for p in points]}
+    replication), not a bar of zero width (`run.error_bars`)."""
+    return error_bars([{k: p[k][outcome] for k in ("mean", "ci_low", "ci_high")}
+                       for p in points], centre="mean")
 
 
 def _figure(s: dict):
