@@ -281,14 +281,51 @@ def test_heatmap_cells_show_a_rate_as_a_number_not_in_milli():
     from gtmsim.report.sweep import sweep_figures
 
     cells = [{"profile": "realistic", "x": x, "y": y, "points": 1,
-              "mean": {"bookings": 1.86e6 + x, "win_rate": 0.25 + y / 10}}
+              "mean": {"bookings": 1.86e6 + x, "rework_hours": 0.25 + y / 10}}
              for x in (3, 5) for y in (0.2, 0.4)]
     s = {"profiles": ["realistic"], "x": "sdr_headcount", "y": "mql_threshold",
-         "layout": "heatmap", "outcomes": ["bookings", "win_rate"], "cells": cells,
+         "layout": "heatmap", "outcomes": ["bookings", "rework_hours"], "cells": cells,
          "points": [], "averaged_over": []}
-    bookings, win_rate = sweep_figures(s)["means"].data
+    bookings, rework = sweep_figures(s)["means"].data
     assert bookings.texttemplate == "%{z:.3~s}"
-    assert "s}" not in win_rate.texttemplate and win_rate.texttemplate == "%{z:.3~g}"
+    assert "s}" not in rework.texttemplate and rework.texttemplate == "%{z:.3~g}"
+
+
+def test_a_share_and_an_attainment_are_in_percent_as_the_other_reports_write_them():
+    """The sweep wrote a win rate as 0.296 and a KPI attainment as 2.29 (cells, hover, colour
+    bar, the best-point table), where run, compare and optimize write 29.6% and 229%."""
+    from gtmsim.report.sweep import _best_table, sweep_figures
+
+    outcomes = ["win_rate", "kpi_attainment_sdr", "bookings"]
+    cells = [{"profile": "realistic", "x": x, "y": y, "points": 1,
+              "mean": {"win_rate": 0.25 + y / 10, "kpi_attainment_sdr": 2.0 + y,
+                       "bookings": 1e6}}
+             for x in (3, 5) for y in (0.2, 0.4)]
+    s = {"profiles": ["realistic"], "x": "sdr_headcount", "y": "mql_threshold",
+         "layout": "heatmap", "outcomes": outcomes, "cells": cells, "points": [],
+         "averaged_over": []}
+    win_rate, attainment, bookings = sweep_figures(s)["means"].data
+    for trace in (win_rate, attainment):
+        assert trace.texttemplate == "%{z:.1%}"
+        assert "%{z:.2%}" in trace.hovertemplate
+        assert trace.colorbar.tickformat.endswith("%")
+    assert bookings.texttemplate == "%{z:.3~s}" and bookings.colorbar.tickformat is None
+    # lines: the y axis is the outcome's, in % for the one the menu shows
+    points = [{"point": k, "profile": "realistic", "values": {"sdr_headcount": k + 3},
+               "replications": 2, "mean": {o: 0.3 + k / 10 for o in outcomes},
+               "ci_low": {o: 0.2 + k / 10 for o in outcomes},
+               "ci_high": {o: 0.4 + k / 10 for o in outcomes}} for k in (0, 1)]
+    s.update(layout="lines", y=None, cells=[], points=points)
+    fig = sweep_figures(s)["means"]
+    assert fig.layout.yaxis.tickformat.endswith("%")
+    menu = {b.label: b.args[1]["yaxis.tickformat"] for b in fig.layout.updatemenus[0].buttons}
+    assert menu["win_rate"].endswith("%") and menu["bookings"] == ""
+    s.update(sweep={"common_random_numbers": True},
+             leaders=[{"profile": "realistic", "best": 1, "runner_up": 0, "difference": 0.1,
+                       "ci_low": 0.05, "ci_high": 0.15, "separated": True, "paired": True}])
+    table = _best_table(s)
+    assert "<td>40.0%</td><td>[30.0%, 50.0%]</td>" in table
+    assert "10 pp [5 pp, 15 pp], ahead" in table
 
 
 def test_a_point_without_an_interval_has_no_error_bar():

@@ -18,10 +18,10 @@ from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
-from gtmsim.outcomes import less_is_better, t_quantile, where_it_can_lie
+from gtmsim.outcomes import in_percent, less_is_better, t_quantile, where_it_can_lie
 from gtmsim.report.export import counted, plain, script_json
 from gtmsim.report.plotlyjs import figures_html
-from gtmsim.report.run import error_bars
+from gtmsim.report.run import error_bars, percent_ticks
 from gtmsim.sweep import MANIFEST, read_sweep
 
 if TYPE_CHECKING:
@@ -210,11 +210,16 @@ def _traces(s: dict, outcome: str, first: bool) -> list[tuple[Any, int]]:
     scale = "Viridis_r" if less_is_better(outcome) else "Viridis"
     bar = {"title": {"text": plain(f"{outcome} (less is better)" if less_is_better(outcome)
                                    else outcome)}}
+    # a share or a KPI attainment in %, as run, compare and optimize write it (29.6%, not 0.296)
+    percent = in_percent(outcome)
     if layout == "heatmap":
         vals = [c["mean"][outcome] for c in s["cells"] if c["mean"][outcome] is not None]
         lo, hi = (min(vals), max(vals)) if vals else (0.0, 1.0)
         # SI prefixes suit money and counts (1.86M); below 1 they read a rate as milli (250m)
-        text = ("%{z:.3~s}" if all(v == 0 or abs(v) >= 1 for v in vals) else "%{z:.3~g}")
+        text = ("%{z:.1%}" if percent else
+                "%{z:.3~s}" if all(v == 0 or abs(v) >= 1 for v in vals) else "%{z:.3~g}")
+        if percent:
+            bar = {**bar, "tickformat": percent_ticks(vals)}
         for j, prof in enumerate(profiles, start=1):
             cells = [c for c in s["cells"] if c["profile"] == prof]
             xs, ys = _order([c["x"] for c in cells]), _order([c["y"] for c in cells])
@@ -227,11 +232,13 @@ def _traces(s: dict, outcome: str, first: bool) -> list[tuple[Any, int]]:
                 colorbar=bar, name=plain(f"{prof}: {outcome}"),
                 texttemplate=text,
                 hovertemplate=f"{plain(x)}=%{{x}}<br>{plain(y)}=%{{y}}<br>{plain(outcome)}"
-                              "=%{z:,.4g}"
+                              + ("=%{z:.2%}" if percent else "=%{z:,.4g}") +
                               "<extra></extra>"), j))
     elif layout == "scatter":
         vals = [p["mean"][outcome] for p in s["points"] if p["mean"][outcome] is not None]
         lo, hi = (min(vals), max(vals)) if vals else (0.0, 1.0)
+        if percent:
+            bar = {**bar, "tickformat": percent_ticks(vals)}
         for j, prof in enumerate(profiles, start=1):
             # a point where the outcome is undefined (a retention rate before any renewal)
             # has no colour to show
@@ -282,9 +289,17 @@ def _figure(s: dict):
             fig.add_trace(trace, row=1, col=col)
             owner.append(o)
     titles = {o: plain(_title(s, o)) for o in s["outcomes"]}
+    # the y axis of lines and bars is the outcome's: a share's or an attainment's in %
+    ticks = {o: (percent_ticks([v for p in s["points"] for v in (p["mean"][o], p["ci_low"][o],
+                                                                 p["ci_high"][o])])
+                 if in_percent(o) and not small else "") for o in s["outcomes"]}
     buttons = [{"label": plain(o), "method": "update",
-                "args": [{"visible": [w == o for w in owner]}, {"title.text": titles[o]}]}
+                "args": [{"visible": [w == o for w in owner]},
+                         {"title.text": titles[o], "yaxis.tickformat": ticks[o]}
+                         if not small else {"title.text": titles[o]}]}
                for o in s["outcomes"]]
+    if s["outcomes"] and ticks[s["outcomes"][0]]:
+        fig.update_yaxes(tickformat=ticks[s["outcomes"][0]])
     fig.update_layout(title=titles[s["outcomes"][0]] if s["outcomes"] else "",
                       height=460 if small else 420,
                       updatemenus=[{"buttons": buttons, "direction": "down", "x": 1.0,
@@ -313,9 +328,13 @@ def _title(s: dict, outcome: str) -> str:
     return f"Mean {outcome} per profile (95% CI)"
 
 
-def _fmt(v: float | None) -> str:
+def _fmt(v: float | None, percent: bool = False, difference: bool = False) -> str:
+    """A mean of the outcome; in % where it is a share or an attainment (`in_percent`), a
+    difference of one in percentage points."""
     if v is None:
         return "-"
+    if percent:
+        return f"{100 * v:.3g} pp" if difference else f"{100 * v:.1f}%"
     return f"{v:,.0f}" if abs(v) >= 100 else f"{v:.3g}"
 
 
@@ -330,6 +349,7 @@ def leaders_text(s: dict) -> list[str]:
     if not s["outcomes"]:
         return []
     o = s["outcomes"][0]
+    pc = in_percent(o)  # a share or an attainment in %, its differences in points
     by_point = {p["point"]: p for p in s["points"]}
     lines = []
     for lead in s.get("leaders", []):
@@ -337,10 +357,10 @@ def leaders_text(s: dict) -> list[str]:
         best = (o if lead["runner_up"] is None  # the profile's only point: best of one
                 else f"lowest {o}" if less_is_better(o) else f"best {o}")
         line = (f"{best} under {lead['profile']}: {_point_name(b, 'the config')}, "
-                f"mean {_fmt(b['mean'][o])}")
+                f"mean {_fmt(b['mean'][o], pc)}")
         if lead["difference"] is not None:
-            line += (f"; ahead of the runner-up by {_fmt(lead['difference'])} "
-                     f"[{_fmt(lead['ci_low'])}, {_fmt(lead['ci_high'])}]"
+            line += (f"; ahead of the runner-up by {_fmt(lead['difference'], pc, True)} "
+                     f"[{_fmt(lead['ci_low'], pc, True)}, {_fmt(lead['ci_high'], pc, True)}]"
                      + ("" if lead["separated"] else ", within noise"))
         elif lead["runner_up"] is not None:  # as the page's table says it
             line += "; too few replications to set it against the runner-up"
@@ -353,6 +373,7 @@ def _best_table(s: dict) -> str:
     if not s["outcomes"]:
         return ""
     o = s["outcomes"][0]
+    pc = in_percent(o)  # a share or an attainment in %, its differences in points
     by_point = {p["point"]: p for p in s["points"]}
     rows = []
     for lead in s.get("leaders", []):
@@ -367,12 +388,13 @@ def _best_table(s: dict) -> str:
             else:
                 verdict = ("ahead" if lead["separated"] else
                            "within noise (the interval holds 0)")
-                ahead += (f"{_fmt(lead['difference'])} [{_fmt(lead['ci_low'])}, "
-                          f"{_fmt(lead['ci_high'])}], {verdict}")
+                ahead += (f"{_fmt(lead['difference'], pc, True)} "
+                          f"[{_fmt(lead['ci_low'], pc, True)}, "
+                          f"{_fmt(lead['ci_high'], pc, True)}], {verdict}")
         rows.append(f"<tr><td>{html.escape(lead['profile'])}</td>"
                     f"<td>{html.escape(_point_name(b, '-'))}</td>"
-                    f"<td>{_fmt(b['mean'][o])}</td><td>[{_fmt(b['ci_low'][o])}, "
-                    f"{_fmt(b['ci_high'][o])}]</td><td>{b['replications']}</td>"
+                    f"<td>{_fmt(b['mean'][o], pc)}</td><td>[{_fmt(b['ci_low'][o], pc)}, "
+                    f"{_fmt(b['ci_high'][o], pc)}]</td><td>{b['replications']}</td>"
                     f"<td>{html.escape(ahead)}</td></tr>")
     how = ("paired by replication (common random numbers)" if s["sweep"]["common_random_numbers"]
            else "unpaired (Welch)")
