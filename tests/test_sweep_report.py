@@ -388,3 +388,39 @@ def test_profile_names_in_the_figure_are_drawn_as_written():
          "points": points, "cells": []}
     (bars,) = sweep_figures(s)["means"].data
     assert list(bars.x) == ["realistic", "my&lt;b&gt;people&lt;/b&gt;"]
+
+
+def test_each_profile_panel_is_coloured_on_its_own_scale():
+    """The panels shared one colour range over every profile: a realistic panel far below the
+    ideal one was dark throughout, its best point no brighter than its worst, though 'the
+    bright end of a colour scale is the better one'. Each panel spans its own values, with
+    its own colour bar beside it, and the title says so."""
+    from gtmsim.report.sweep import sweep_figures
+
+    cells = [{"profile": prof, "x": x, "y": y, "points": 1,
+              "mean": {"bookings": base * (1 + x / 10 + y)}}
+             for prof, base in (("realistic", 1.0e6), ("ideal", 3.0e6))
+             for x in (3, 5) for y in (0.2, 0.4)]
+    s = {"profiles": ["realistic", "ideal"], "x": "sdr_headcount", "y": "mql_threshold",
+         "layout": "heatmap", "outcomes": ["bookings"], "cells": cells, "points": [],
+         "averaged_over": []}
+    fig = sweep_figures(s)["means"]
+    bars = []
+    for trace, prof, axis in zip(fig.data, s["profiles"], ("xaxis", "xaxis2"), strict=True):
+        own = [c["mean"]["bookings"] for c in cells if c["profile"] == prof]
+        assert (trace.zmin, trace.zmax) == (min(own), max(own))
+        assert trace.showscale
+        assert trace.colorbar.x >= fig.layout[axis].domain[1]
+        bars.append(trace.colorbar.x)
+    assert bars[0] < fig.layout.xaxis2.domain[0]  # the first bar is between the panels
+    assert "each profile on its own colour scale" in fig.layout.title.text
+    # a Latin hypercube's scatter likewise
+    points = [{"point": i, "profile": c["profile"], "values": {"sdr_headcount": c["x"],
+                                                                "mql_threshold": c["y"]},
+               "replications": 1, "mean": c["mean"], "ci_low": {"bookings": None},
+               "ci_high": {"bookings": None}} for i, c in enumerate(cells)]
+    s.update(layout="scatter", cells=[], points=points)
+    for trace, prof in zip(sweep_figures(s)["means"].data, s["profiles"], strict=True):
+        own = [c["mean"]["bookings"] for c in cells if c["profile"] == prof]
+        assert (trace.marker.cmin, trace.marker.cmax) == (min(own), max(own))
+        assert trace.marker.showscale

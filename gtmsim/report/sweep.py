@@ -208,49 +208,55 @@ def _traces(s: dict, outcome: str, first: bool) -> list[tuple[Any, int]]:
     out: list[tuple[Any, int]] = []
     # the bright end of the scale is the better one, for leaks and waiting as for bookings
     scale = "Viridis_r" if less_is_better(outcome) else "Viridis"
-    bar = {"title": {"text": plain(f"{outcome} (less is better)" if less_is_better(outcome)
-                                   else outcome)}}
     # a share or a KPI attainment in %, as run, compare and optimize write it (29.6%, not 0.296)
     percent = in_percent(outcome)
+
+    def scaled(vals: list[float]) -> tuple[float, float, dict]:
+        """A panel's colour range and bar: each profile's own, so its best point is the
+        bright one (over all profiles, a realistic panel far below the ideal one was dark
+        throughout); the bar is set beside its panel in _figure."""
+        bar = {"title": {"text": plain(f"{outcome} (less is better)"
+                                       if less_is_better(outcome) else outcome),
+                         "side": "right"}, "thickness": 14}
+        if percent:
+            bar["tickformat"] = percent_ticks(vals)
+        return (min(vals), max(vals)) if vals else (0.0, 1.0), bar
+
     if layout == "heatmap":
         vals = [c["mean"][outcome] for c in s["cells"] if c["mean"][outcome] is not None]
-        lo, hi = (min(vals), max(vals)) if vals else (0.0, 1.0)
         # SI prefixes suit money and counts (1.86M); below 1 they read a rate as milli (250m)
         text = ("%{z:.1%}" if percent else
                 "%{z:.3~s}" if all(v == 0 or abs(v) >= 1 for v in vals) else "%{z:.3~g}")
-        if percent:
-            bar = {**bar, "tickformat": percent_ticks(vals)}
         for j, prof in enumerate(profiles, start=1):
             cells = [c for c in s["cells"] if c["profile"] == prof]
+            (lo, hi), bar = scaled([c["mean"][outcome] for c in cells
+                                    if c["mean"][outcome] is not None])
             xs, ys = _order([c["x"] for c in cells]), _order([c["y"] for c in cells])
             z = [[None] * len(xs) for _ in ys]
             for c in cells:
                 z[ys.index(c["y"])][xs.index(c["x"])] = c["mean"][outcome]
             out.append((go.Heatmap(
                 x=[_label(v) for v in xs], y=[_label(v) for v in ys], z=z, zmin=lo, zmax=hi,
-                colorscale=scale, showscale=(j == len(profiles)), visible=first,
+                colorscale=scale, showscale=True, visible=first,
                 colorbar=bar, name=plain(f"{prof}: {outcome}"),
                 texttemplate=text,
                 hovertemplate=f"{plain(x)}=%{{x}}<br>{plain(y)}=%{{y}}<br>{plain(outcome)}"
                               + ("=%{z:.2%}" if percent else "=%{z:,.4g}") +
                               "<extra></extra>"), j))
     elif layout == "scatter":
-        vals = [p["mean"][outcome] for p in s["points"] if p["mean"][outcome] is not None]
-        lo, hi = (min(vals), max(vals)) if vals else (0.0, 1.0)
-        if percent:
-            bar = {**bar, "tickformat": percent_ticks(vals)}
         for j, prof in enumerate(profiles, start=1):
             # a point where the outcome is undefined (a retention rate before any renewal)
             # has no colour to show
             pts = [p for p in s["points"] if p["profile"] == prof
                    and p["mean"][outcome] is not None]
+            (lo, hi), bar = scaled([p["mean"][outcome] for p in pts])
             out.append((go.Scatter(
                 x=[_label(p["values"][x]) for p in pts], y=[_label(p["values"][y]) for p in pts],
                 mode="markers", visible=first, name=plain(f"{prof}: {outcome}"),
                 showlegend=False,
                 marker={"size": 12, "color": [p["mean"][outcome] for p in pts],
                         "colorscale": scale, "cmin": lo, "cmax": hi,
-                        "showscale": j == len(profiles), "colorbar": bar}), j))
+                        "showscale": True, "colorbar": bar}), j))
     elif layout == "lines":
         for prof in profiles:
             pts = [p for p in s["points"] if p["profile"] == prof]
@@ -280,15 +286,25 @@ def _figure(s: dict):
 
     small = s["layout"] in ("heatmap", "scatter")
     cols = len(s["profiles"]) if small else 1
+    # room between the panels for each one's colour bar
     fig = make_subplots(rows=1, cols=max(1, cols), shared_yaxes=True,
+                        horizontal_spacing=0.14 if cols > 1 else None,
                         subplot_titles=[plain(f"profile {p}") for p in s["profiles"]] if small
                         else None)
     owner: list[str] = []
     for i, o in enumerate(s["outcomes"]):
         for trace, col in _traces(s, o, i == 0):
+            if small:  # the panel's own colour bar, just right of it
+                coloured = trace.marker if s["layout"] == "scatter" else trace
+                coloured.colorbar.x = fig.get_subplot(1, col).xaxis.domain[1] + 0.005
+                coloured.colorbar.xanchor = "left"
             fig.add_trace(trace, row=1, col=col)
             owner.append(o)
     titles = {o: plain(_title(s, o)) for o in s["outcomes"]}
+    if small and cols > 1:
+        what = "cell" if s["layout"] == "heatmap" else "point"
+        titles = {o: t + f"<br><sub>each profile on its own colour scale: its brightest {what} "
+                  "is its best</sub>" for o, t in titles.items()}
     # the y axis of lines and bars is the outcome's: a share's or an attainment's in %
     ticks = {o: (percent_ticks([v for p in s["points"] for v in (p["mean"][o], p["ci_low"][o],
                                                                  p["ci_high"][o])])
