@@ -397,7 +397,34 @@ def test_the_history_says_how_many_trials_were_pruned():
         study.add_trial(optuna.trial.create_trial(params={"x": 5.0 + i}, distributions=dist,
                                                   state=optuna.trial.TrialState.PRUNED))
     title = _optuna_figures(study, ["mean"], "", importance=False)[0]["history"].layout.title
-    assert "(2 trials pruned before they finished, not plotted)" in title.text
+    assert "2 trials pruned before they finished, not plotted" in title.text
+
+
+def test_a_long_history_title_is_wrapped_to_fit_the_figure():
+    """The ideal search's history title, with pruned and over-budget trials, was one line of
+    about 190 characters, cut off in figures/history_ideal.png and on the page: its notes go
+    on a second line, each line short enough to fit (the PNG is 1,200 px wide)."""
+    import optuna
+
+    from gtmsim.report.optimize import _optuna_figures
+
+    study = optuna.create_study(direction="maximize")
+    dist = {"x": optuna.distributions.FloatDistribution(0, 10)}
+    for i, v in enumerate([5.0e6, 0.0, 5.5e6]):
+        study.add_trial(optuna.trial.create_trial(
+            params={"x": float(i)}, value=v, distributions=dist,
+            user_attrs={"over_budget": 1.0 if v == 0 else -1.0}))
+    for i in range(2):
+        study.add_trial(optuna.trial.create_trial(params={"x": 5.0 + i}, distributions=dist,
+                                                  state=optuna.trial.TrialState.PRUNED))
+    figs, _ = _optuna_figures(study, ["mean"], " (search tuned for ideal people)",
+                              importance=False)
+    title = figs["history"].layout.title.text
+    lines = [re.sub(r"<[^>]+>", "", line) for line in title.split("<br>")]
+    assert lines[0] == "Optimisation history (search tuned for ideal people): mean of each trial"
+    assert "2 trials pruned" in lines[1] and "1 over the budget" in lines[1]
+    assert max(len(line) for line in lines) <= 125, lines
+    assert title.count("<br><sub>") == 1 and title.endswith("</sub>")
 
 
 def test_a_rate_s_figures_are_not_rounded_to_whole_numbers():

@@ -345,10 +345,11 @@ def _optuna_figures(study, objectives: list[str], label: str, importance: bool =
                 # the simulated trials: a placeholder's worst values stretched the axis to 0
                 fig = _pareto_front(complete, within, objectives)
                 left = sum(t.state.name == "COMPLETE" for t in study.trials) - len(complete)
-                fig.update_layout(title=f"Pareto front{label}: {objectives[0]} against "
-                                        f"{objectives[1]} (the best trials are highlighted)"
-                                        + (f"; {left} over the budget or refused by the model, "
-                                           "not simulated, left out" if left > 0 else ""))
+                fig.update_layout(title=_wrapped(
+                    f"Pareto front{label}: {objectives[0]} against {objectives[1]}",
+                    ["the best trials are highlighted",
+                     *([f"{left} over the budget or refused by the model, not simulated, "
+                        "left out"] if left > 0 else [])]))
                 figs["pareto_front"] = fig
             except Exception as exc:  # noqa: BLE001 - a figure, never the run, may fail
                 notes.append(f"No Pareto front{label}: {_reason(exc)}.")
@@ -356,10 +357,12 @@ def _optuna_figures(study, objectives: list[str], label: str, importance: bool =
             fig = vis.plot_optimization_history(study, target=target, target_name=name)
             # Optuna plots finished trials only: the pruned ones are said, not drawn
             pruned = sum(t.state.name == "PRUNED" for t in study.trials)
-            fig.update_layout(title=f"Optimisation history{label}: {name} of each trial"
-                                    + (f" ({counted(pruned, 'trials')} pruned before they "
-                                       "finished, not plotted)" if pruned else ""))
-            _scale_to_simulated(fig, study, complete, target)
+            notes_here = ([f"{counted(pruned, 'trials')} pruned before they finished, not "
+                           "plotted"] if pruned else [])
+            off = _scale_to_simulated(fig, study, complete, target)
+            # on two lines: in one, the search tuned for ideal people's ran past the PNG's width
+            fig.update_layout(title=_wrapped(f"Optimisation history{label}: {name} of each "
+                                             "trial", notes_here + ([off] if off else [])))
             figs["history"] = fig
         except Exception as exc:  # noqa: BLE001
             notes.append(f"No optimisation history{label}: {_reason(exc)}.")
@@ -419,20 +422,26 @@ def _pareto_front(simulated: list, within, objectives: list[str]):
     return fig
 
 
-def _scale_to_simulated(fig, study, simulated: list, target) -> None:
+def _wrapped(title: str, notes: list[str]) -> str:
+    """A figure's title with its notes on a line of their own, in smaller type: on one line
+    a long title was cut off at the figure's width."""
+    return title + (f"<br><sub>{'; '.join(notes)}</sub>" if notes else "")
+
+
+def _scale_to_simulated(fig, study, simulated: list, target) -> str:
     """Over-budget and refused trials carry the sampler's worst value, not a simulated one:
     plotted at it, they stretched the axis from 0 and flattened every real score. The y axis
-    spans the simulated trials' values; the title says how many are off the scale."""
+    spans the simulated trials' values; returned, the note for the title that says how many
+    are off the scale ("" when none are)."""
     values = [target(t) if target else t.value for t in simulated]
     values = [v for v in values if v is not None and np.isfinite(v)]
     placeholders = sum(1 for t in study.trials if t.state.name == "COMPLETE") - len(simulated)
     if not values or placeholders <= 0:
-        return
+        return ""
     lo, hi = min(values), max(values)
     pad = 0.05 * (hi - lo) if hi > lo else 0.05 * max(abs(hi), 1.0)
     fig.update_yaxes(range=[lo - pad, hi + pad])
-    fig.update_layout(title=fig.layout.title.text + f" ({placeholders} over the budget or "
-                      "refused by the model, not simulated: off the scale)")
+    return f"{placeholders} over the budget or refused by the model, not simulated: off the scale"
 
 
 def _reason(exc: Exception) -> str:
