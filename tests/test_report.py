@@ -673,6 +673,24 @@ def test_trust_chart_with_no_handoff_says_so():
         "No handoff: no route in this config goes from one team to another"]
 
 
+def test_the_leads_chart_says_it_counts_the_deals_waiting_on_the_buyer():
+    """wip_<team> counts the deals waiting on the buyer (docs/model.md: an AE team's pipeline,
+    in the hundreds for six AEs), yet the chart neither said so nor titled its y axis: it read
+    as leads being worked."""
+    from gtmsim.report.run import run_figures
+
+    reps = pl.DataFrame({"replication": [0], "bookings": [0.0]})
+    weekly = pl.DataFrame({"replication": [0, 0], "week": [0, 1], "bookings": [0.0, 0.0],
+                           "wip_ae": [300.0, 320.0], "util_ae": [0.5, 0.4],
+                           "staffed_ae": [6.0, 6.0]})
+    summary = pl.DataFrame([{"outcome": "bookings", "n": 1, "mean": 0.0, "ci_low": None,
+                             "ci_high": None, "sd": None, "p10": 0.0, "p50": 0.0, "p90": 0.0}])
+    wip = run_figures(reps, weekly, summary, ["ae"])["wip"]
+    assert "Leads in each team over time" in wip.layout.title.text
+    assert "waiting on the buyer included" in wip.layout.title.text
+    assert wip.layout.yaxis.title.text == "leads at the team, time-average"
+
+
 def _two_replications_with(name: str) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
     """A run's replications, weekly rows and summary, two replications, with an outcome
     column called `name`."""

@@ -353,7 +353,7 @@ def _kpis(summary: dict, teams: list[str]):
 
 
 def _weekly(weekly: pl.DataFrame, prefix: str, title: str, percent: bool = False,
-            empty: str = "none in this config"):
+            empty: str = "none in this config", yaxis_title: str | None = None):
     import plotly.graph_objects as go
 
     fig = go.Figure()
@@ -371,8 +371,18 @@ def _weekly(weekly: pl.DataFrame, prefix: str, title: str, percent: bool = False
                            y=0.5)
     drawn = [v for c in cols for v in agg[c].to_list()]
     fig.update_layout(title=title, xaxis_title="week after warm-up", height=340,
+                      yaxis_title=yaxis_title,
                       yaxis_tickformat=percent_ticks(drawn) if percent else None)
     return fig
+
+
+def _wip(weekly: pl.DataFrame):
+    """Each team's work in progress: wip_<team> counts the deals waiting on the buyer too
+    (docs/model.md), so an AE team's line is its pipeline, in the hundreds for six AEs; the
+    chart says so, where it read as leads being worked."""
+    return _weekly(weekly, "wip_", "Leads in each team over time (mean)<br><sub>deals "
+                   "waiting on the buyer included: an AE team's line is its whole pipeline"
+                   "</sub>", yaxis_title="leads at the team, time-average")
 
 
 # what an error bar's length is where there is no interval. plotly.js reads each length as
@@ -460,7 +470,7 @@ def run_figures(replications: pl.DataFrame, weekly: pl.DataFrame, summary: pl.Da
                                "Trust per handoff over time (mean over replications)",
                                empty="No handoff: no route in this config goes from one "
                                      "team to another")
-    figures["wip"] = _weekly(weekly, "wip_", "Leads in each team over time (mean)")
+    figures["wip"] = _wip(weekly)
     figures["utilisation"] = _weekly(weekly, "util_", "Utilisation per team over time (mean)",
                                      percent=True)
     figures["staffed"] = _weekly(weekly, "staffed_", "People on each team's staff over time "
