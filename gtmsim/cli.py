@@ -831,7 +831,8 @@ def cmd_run(args) -> int:
         res = simulate(spec, n, seed, engine, workers, progress, args.event_log)
     res.config = config
     summary = res.summary()
-    costs, costs_note = _run_mechanism_costs(args, config, res, n, seed, engine, workers)
+    costs, costs_note, designed = _run_mechanism_costs(args, config, res, n, seed, engine,
+                                                       workers)
 
     meta = {"config": config.name, "config_file": str(args.config) if args.config else None,
             "profile": config.profile, "seed": seed, "replications": n, "engine": engine,
@@ -855,16 +856,19 @@ def cmd_run(args) -> int:
             if costs is not None:
                 write_parquet(costs, tmp / "mechanism_costs.parquet")
             doc["mechanism_costs"] = mechanism_cost_rows(costs) if costs is not None else None
+            doc["as_designed"] = designed
             (tmp / "summary.json").write_text(
                 json.dumps(_jsonable(doc), indent=2, allow_nan=False) + "\n", encoding="utf-8")
             (tmp / "report.html").write_text(
                 run_report(res.replications, res.weekly, summary, meta, list(config.teams),
-                           costs, costs_note, flow_routing(config)), encoding="utf-8")
+                           costs, costs_note, flow_routing(config), designed),
+                encoding="utf-8")
             if args.png:
                 from gtmsim.report.run import run_figures
 
                 _write_pngs(run_figures(res.replications, res.weekly, summary,
-                                        list(config.teams), costs, flow_routing(config)),
+                                        list(config.teams), costs, flow_routing(config),
+                                        designed),
                             tmp / "figures")
     except OSError as exc:
         raise cannot_write(out, exc) from None
@@ -978,19 +982,26 @@ def _drop_figures(folder: Path) -> None:
 
 
 def _run_mechanism_costs(args, config, res, n: int, seed: int, engine: str, workers: int):
-    """The mechanism-cost table for `run` (or None) and a note for the report (or None)."""
-    from gtmsim.mechanisms import MAX_REPLICATIONS, enabled_mechanisms, mechanism_costs
+    """The mechanism-cost table for `run` (or None), a note for the report (or None), and
+    the run with every mechanism off at once, as designed (`as_designed`; or None)."""
+    from gtmsim.mechanisms import (
+        MAX_REPLICATIONS,
+        TOGETHER,
+        as_designed,
+        enabled_mechanisms,
+        mechanism_costs,
+    )
     from gtmsim.simulate import notice
 
     if args.no_mechanism_costs:
-        return None, "Mechanism costs were skipped (--no-mechanism-costs)."
+        return None, "Mechanism costs were skipped (--no-mechanism-costs).", None
     mechs = enabled_mechanisms(config)
     if not mechs:
         note = (f"No human mechanism is enabled (profile {config.profile!r}), so none costs "
                 "anything; the mechanism-cost figure is left out.")
         notice(f"no human mechanism is enabled (profile {config.profile!r}); skipping the "
                "mechanism costs")
-        return None, note
+        return None, note, None
     m = min(n, MAX_REPLICATIONS)
     # the SimPy engine is far too slow for 13 x 64 replications; the numba engine runs the
     # same model (and the full run is then repeated on it, so the pairs share an engine)
@@ -1000,11 +1011,13 @@ def _run_mechanism_costs(args, config, res, n: int, seed: int, engine: str, work
     # and, for two or more, all of them off at once: what they cost together
     runs = len(mechs) + (len(mechs) > 1)
     bar, progress = _progress_bar(m * runs, f"mechanism costs ({runs} x {m})")
+    off: dict = {}
     with bar:
         costs = mechanism_costs(config, m, seed, cost_engine, workers, progress,
                                 full=res.replications if cost_engine == engine else None,
-                                together=True)
-    return costs, note
+                                together=True, off_runs=off)
+    designed = as_designed(off[TOGETHER], cost_engine) if TOGETHER in off else None
+    return costs, note, designed
 
 
 def cmd_validate(args) -> int:

@@ -78,7 +78,8 @@ def mechanism_costs(config: Config, n: int, seed: int, engine: str = "numba",
                     workers: int = 1, progress: Progress | None = None,
                     outcome: str = "bookings", full: pl.DataFrame | None = None,
                     mechanisms: list[str] | None = None,
-                    together: bool = False) -> pl.DataFrame:
+                    together: bool = False,
+                    off_runs: dict[str, pl.DataFrame] | None = None) -> pl.DataFrame:
     """Per enabled mechanism, the outcome with it off and its cost (off minus full, paired).
 
     Replications ``0 .. n-1`` with root `seed`, on `engine`. `full` may hold the full run's
@@ -88,7 +89,9 @@ def mechanism_costs(config: Config, n: int, seed: int, engine: str = "numba",
     (the others are left out). With `together` and two mechanisms or more, the ``TOGETHER``
     and ``INTERACTION`` rows follow (one more run; the interaction's `off_mean` is null, and
     it counts the replications where the outcome is defined in every run).
-    `progress(done, total)` counts replications of the mechanism runs.
+    `progress(done, total)` counts replications of the mechanism runs. A dict given as
+    `off_runs` gets each run's replications by its row's label (``TOGETHER``: the design as
+    it would run with ideal behaviour, which the run report sets beside the run).
     """
     # a path, a count given as text or a frame without the run's columns failed deep inside
     # (AttributeError, a '<' between str and int, polars' ColumnNotFoundError): each is named
@@ -140,6 +143,8 @@ def mechanism_costs(config: Config, n: int, seed: int, engine: str = "numba",
         values = off.replications.sort("replication")[outcome].to_numpy().astype(float)
         offs.append(values)
         label = off_now[0] if len(off_now) == 1 else TOGETHER
+        if off_runs is not None:
+            off_runs[label] = off.replications
         rows.append(_cost_row(label, outcome, engine, base, values, values - base))
     schema = {"mechanism": pl.Utf8, "outcome": pl.Utf8, "replications": pl.Int64,
               "engine": pl.Utf8, **{c: pl.Float64 for c in COLUMNS[4:]}}
@@ -154,6 +159,19 @@ def mechanism_costs(config: Config, n: int, seed: int, engine: str = "numba",
     ranked = pl.DataFrame(alone, schema=schema).sort(pl.col("cost").is_nan(), pl.col("cost"),
                                                      descending=[False, True])
     return pl.concat([ranked, pl.DataFrame(rows[len(mechs):], schema=schema)])
+
+
+def as_designed(together: pl.DataFrame, engine: str) -> dict:
+    """The run with every mechanism off at once (the ``TOGETHER`` run's replications) in
+    the terms the run report sets beside the run: the system's bookings and each team's KPI
+    attainment, summarised as the run's are. Where a team meets its KPI with people as they
+    are and as designed while the bookings fall far short of the design's, the value was lost
+    in the interaction, not by a team."""
+    columns = [c for c in together.columns
+               if c == "bookings" or c.startswith("kpi_attainment_")]
+    summary = O.summarize(together.select(columns)) if columns else None
+    return {"replications": together.height, "engine": engine,
+            "summary": summary.to_dicts() if summary is not None else []}
 
 
 def _cost_row(label: str, outcome: str, engine: str, base: np.ndarray, values: np.ndarray,

@@ -266,6 +266,12 @@ def test_small_run_writes_every_file(tmp_path):
     # which the console and summary.json say, not only the report
     assert {r["engine"] for r in doc["mechanism_costs"]} == {"numba"}
     assert "on the numba engine (the full run repeated there)" in " ".join(res.stdout.split())
+    # the design with ideal behaviour, beside each team's KPI: the cost table's all-off run
+    together = next(r for r in doc["mechanism_costs"] if r["mechanism"].startswith("all "))
+    ideal = {r["outcome"]: r for r in doc["as_designed"]["summary"]}
+    assert ideal["bookings"]["mean"] == pytest.approx(together["off_mean"], rel=1e-12)
+    assert doc["as_designed"]["engine"] == "numba"
+    assert "as designed (every human mechanism off)" in (out / "report.html").read_text()
     assert any(r["outcome"] == "bookings" for r in doc["summary"])
     config = load_config(out / "config.toml")
     assert config.run.horizon_days == 21

@@ -275,6 +275,32 @@ def test_mechanisms_off_together_and_their_interaction():
     assert one["mechanism"].to_list() == ["latency"]
 
 
+def test_the_design_with_ideal_behaviour_is_the_all_together_run():
+    """The run report sets each team's KPI beside the same design with every mechanism off
+    (as designed): the run the cost table's 'all together' row already made, handed back
+    through `off_runs` rather than run again, and summarised as the run is."""
+    from gtmsim.mechanisms import TOGETHER, as_designed, mechanism_costs, without
+    from gtmsim.outcomes import summarize
+
+    config = load_config(None, "realistic", ["run.horizon_days=28", "run.warmup_days=7"])
+    mechs = ["latency", "judgement", "forgetting"]
+    off: dict = {}
+    costs = mechanism_costs(config, 6, 3, "numba", 1, mechanisms=mechs, together=True,
+                            off_runs=off)
+    assert set(off) == {*mechs, TOGETHER}
+    ideal = simulate(compile_spec(without(config, *mechs)), 6, 3, "numba").replications
+    assert off[TOGETHER].equals(ideal)
+    designed = as_designed(off[TOGETHER], "numba")
+    rows = {r["outcome"]: r for r in designed["summary"]}
+    teams = [f"kpi_attainment_{team}" for team in config.teams]
+    # a team whose KPI is defined in no replication (cs: no renewal in 4 weeks) is left out
+    assert {"bookings", "kpi_attainment_marketing", "kpi_attainment_ae"} <= set(rows)
+    assert set(rows) <= {"bookings", *teams} and designed["replications"] == 6
+    together = costs.filter(costs["mechanism"] == TOGETHER).row(0, named=True)
+    assert rows["bookings"]["mean"] == pytest.approx(together["off_mean"], rel=1e-12)
+    assert rows == {r["outcome"]: r for r in summarize(ideal.select("bookings", *teams)).to_dicts()}
+
+
 def test_mechanism_costs_are_listed_the_costliest_first():
     """Rows come sorted by cost, highest first, as the report and `gtmsim mechanisms` show
     them: an ascending sort listed the cheapest mechanism as the one to fix first."""

@@ -514,6 +514,35 @@ def test_the_leak_nodes_label_clears_the_labels_of_the_fates_column(config_path)
             assert char * (len(labels[leak]) + len(label)) < room, (label, room)
 
 
+def test_each_teams_kpi_stands_beside_the_design_run_with_ideal_behaviour():
+    """The page showed each team's KPI against its target only: nothing set it beside the
+    system, so a team meeting its KPI while the system fell short (the essay's claim) could
+    not be seen. Given the design's run with every mechanism off, each team has a bar as run
+    and one as designed, and the system a pair: its bookings as run as a share of the
+    design's (100%)."""
+    from gtmsim.report.run import DESIGNED, SYSTEM, _kpis
+
+    def row(mean, half=0.05):
+        return {"mean": mean, "ci_low": mean - half, "ci_high": mean + half}
+
+    summary = {"kpi_attainment_marketing": row(1.04), "kpi_attainment_ae": row(1.15),
+               "kpi_target_marketing": row(100.0), "kpi_target_ae": row(10.0),
+               "bookings": row(4_000_000.0, 50_000.0)}
+    designed = {"replications": 64, "engine": "numba", "summary": [
+        {"outcome": "kpi_attainment_marketing", **row(0.96)},
+        {"outcome": "kpi_attainment_ae", **row(2.9)},
+        {"outcome": "bookings", **row(10_000_000.0, 90_000.0)}]}
+    fig = _kpis(summary, ["marketing", "ae"], designed)
+    run, ideal = fig.data
+    assert list(run.x) == list(ideal.x) == ["marketing", "ae", SYSTEM]
+    assert list(run.y) == pytest.approx([1.04, 1.15, 0.4])
+    assert ideal.name == DESIGNED and list(ideal.y) == pytest.approx([0.96, 2.9, 1.0])
+    assert "bookings as run are 40.0% of the design's" in fig.layout.title.text
+    assert "64 replications" in fig.layout.title.text
+    alone = _kpis(summary, ["marketing", "ae"])  # no design run (--no-mechanism-costs)
+    assert len(alone.data) == 1 and list(alone.data[0].x) == ["marketing", "ae"]
+
+
 def test_a_teams_open_leads_are_split_between_its_stages():
     """A team with two stages: its open leads at the end (open_<team>) cannot be told apart
     by stage, so the flow splits them evenly and says it is an estimate."""
