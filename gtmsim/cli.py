@@ -873,7 +873,8 @@ def cmd_run(args) -> int:
     except OSError as exc:
         raise cannot_write(out, exc) from None
 
-    print_summary(config, summary, meta, _WRITTEN[-1], console=_console(), costs=costs)
+    print_summary(config, summary, meta, _WRITTEN[-1], console=_console(), costs=costs,
+                  designed=designed)
     return 0
 
 

@@ -33,7 +33,8 @@ def test_optimize_text_shows_a_missing_kpi_attainment_as_a_dash():
     assert "P10 800,000 [750,000, 850,000], CVaR10 700,000 [600,000, 800,000]" in text
 
 
-def _printed(config, stats: dict, out, width: int = 200, spread: float = 0.0) -> str:
+def _printed(config, stats: dict, out, width: int = 200, spread: float = 0.0,
+             designed: dict | None = None) -> str:
     """The run summary as printed for `config` in a terminal `width` columns wide, every
     outcome of `stats` at its value, its interval that share either side."""
     from io import StringIO
@@ -47,7 +48,8 @@ def _printed(config, stats: dict, out, width: int = 200, spread: float = 0.0) ->
     meta = {"replications": 10, "horizon_days": 182, "profile": "realistic",
             "engine": "numba", "seed": 0}
     buf = StringIO()
-    print_summary(config, summary, meta, out, Console(file=buf, width=width))
+    print_summary(config, summary, meta, out, Console(file=buf, width=width),
+                  designed=designed)
     return buf.getvalue()
 
 
@@ -63,6 +65,24 @@ def test_trust_table_says_what_crosses_each_handoff(tmp_path):
     assert "won 24.7%" in lines["ae_to_cs"] and "72.5%" not in lines["ae_to_cs"]
     assert "passed 60.0%" in lines["mql_to_sdr"]
 
+
+
+def test_the_kpi_table_sets_the_system_beside_its_design_with_ideal_behaviour(tmp_path):
+    """The KPI table's caption gave the system's bookings alone. Given the design's run with
+    every mechanism off, it says what share of that design's bookings the run reached, and
+    each team's attainment there: marketing meets its target either way while the system
+    books 40% of its design."""
+    config = load_config()
+    stats = {"bookings": 4_000_000.0, "kpi_attainment_marketing": 1.04}
+    designed = {"replications": 64, "engine": "numba", "summary": [
+        {"outcome": "bookings", "mean": 10_000_000.0},
+        {"outcome": "kpi_attainment_marketing", "mean": 0.96},
+        {"outcome": "kpi_attainment_ae", "mean": 2.9}]}
+    text = " ".join(_printed(config, stats, tmp_path, width=400, designed=designed).split())
+    assert ("40.0% of the bookings 10,000,000 its design makes with ideal behaviour (every "
+            "human mechanism off), where the KPIs are attained marketing 96.0%, ae 290.0%"
+            ) in text
+    assert "its design makes" not in _printed(config, stats, tmp_path, width=400)
 
 
 def test_summary_shows_a_cut_interval_as_its_ends():

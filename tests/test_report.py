@@ -39,7 +39,8 @@ def test_report_is_self_contained_and_small(run_folder):
     assert not re.search(r"<link[^>]*href=[\"']https?://", page)
     # flow, distributions, KPIs, mechanism costs, trust, WIP, utilisation
     assert page.count("Plotly.newPlot") == 8
-    for title in ("Where leads end up", "KPI against its target", "Trust per handoff",
+    for title in ("Where leads end up", "KPI beside the system, as run and as designed",
+                  "Trust per handoff",
                   "Bookings lost to each mechanism"):
         assert title in page
 

@@ -179,10 +179,12 @@ def print_whole(console, table) -> None:
         console.print(table)
 
 
-def print_summary(config, summary, meta: dict, out: Path, console=None, costs=None) -> None:
-    """The run's story in tables: the system, each team's KPI beside it, trust, and (given
-    `costs`) the bookings each human mechanism costs. Names are text, never rich markup: a
-    team 's[b]r' is not cut to 'sr'."""
+def print_summary(config, summary, meta: dict, out: Path, console=None, costs=None,
+                  designed: dict | None = None) -> None:
+    """The run's story in tables: the system, each team's KPI beside it (and, given
+    `designed` (mechanisms.as_designed), beside the design with ideal behaviour), trust, and
+    (given `costs`) the bookings each human mechanism costs. Names are text, never rich
+    markup: a team 's[b]r' is not cut to 'sr'."""
     from rich.markup import escape
     from rich.table import Table
 
@@ -222,10 +224,19 @@ def print_summary(config, summary, meta: dict, out: Path, console=None, costs=No
                                    fmt(r["p10"], "count"), fmt(r["p90"], "count"))
     print_whole(console, system)
 
+    caption = (f"the system: bookings {fmt(mean('bookings'), 'money')}, "
+               f"win rate {fmt(mean('win_rate'), 'rate')}, "
+               f"{fmt(mean('leaked'), 'count')} leads leaked")
+    ideal = {r["outcome"]: r["mean"] for r in designed["summary"]} if designed else {}
+    if ideal.get("bookings", 0) > 0:
+        reached = fmt(mean("bookings") / ideal["bookings"], "rate")
+        kpis = ", ".join(f"{escape(name)} {fmt(ideal[f'kpi_attainment_{name}'], 'rate')}"
+                         for name in config.teams if f"kpi_attainment_{name}" in ideal)
+        caption += (f"; {reached} of the bookings {fmt(ideal['bookings'], 'money')} its "
+                    "design makes with ideal behaviour (every human mechanism off), where "
+                    f"the KPIs are attained {kpis or '-'}")
     teams = Table(title="Each team's KPI beside the system outcome", title_justify="left",
-                  caption=f"the system: bookings {fmt(mean('bookings'), 'money')}, "
-                          f"win rate {fmt(mean('win_rate'), 'rate')}, "
-                          f"{fmt(mean('leaked'), 'count')} leads leaked")
+                  caption=caption)
     for col in ("team", "paid on", "KPI", "target", "attainment", "util.", "queue"):
         # in 80 columns the long KPI names wrap, not the headers and numbers beside them
         teams.add_column(col, justify="left" if col in ("team", "paid on") else "right",
