@@ -333,6 +333,9 @@ BAD_OVERRIDES = [
     # the edges of each range: a working day of no hours, a triangle of no width (numpy's
     # triangular refuses it mid-run), a stage asked for no attempts
     (["calendar.day_end=9.0"], "calendar", "must be after day_start"),
+    # a working day of 1e-7 hours validated, and both engines then ran for ever (no signal
+    # stopped the numba one: it was inside one event's calendar arithmetic)
+    (["calendar.day_end=9.0000001"], "calendar", "shorter than a minute"),
     (['stages.sdr_qualify.effort_hours={dist="triangular",low=1,mode=1,high=1}'],
      "stages.sdr_qualify.effort_hours", "low < high"),
     (["stages.sdr_qualify.attempts=0"], "stages.sdr_qualify.attempts", "must be >= 1"),
@@ -347,6 +350,14 @@ BAD_OVERRIDES = [
     (["stages.mql_review.routes.qualified=cs_onboard"], "stages.mql_review.routes.qualified",
      "takes a close stage's won deals only"),
     (["nurture.return_stage=cs_onboard"], "nurture.return_stage", "a retain stage"),
+    # and the customer fate counts one retained at once: lost deals routed there were
+    # counted customers (retained 619 against 155 won, lost 0)
+    (["stages.ae_close.routes.lost=customer"], "stages.ae_close.routes.lost",
+     "lost leads are not customers"),
+    (["stages.sdr_qualify.routes.unreached=customer"], "stages.sdr_qualify.routes.unreached",
+     "'customer' is the fate of a close stage's won deals"),
+    (["stages.mql_review.routes.rejected=customer"], "stages.mql_review.routes.rejected",
+     "rejected leads are not customers"),
     # a name that is also a distribution's or a type's was left out of the key path
     # ('channels.intent_floor'), as pydantic's union branches are
     (['channels.beta={entry="mql_review", rate_per_week=5, quality={dist="fixed", value=0.5}, '
@@ -1038,14 +1049,14 @@ def test_two_handoffs_whose_trust_columns_are_one_are_refused(tmp_path):
             'quality = { dist = "beta", a = 2, b = 4 }\nvalue = { dist = "fixed", value = 1 }\n'
             '[teams.t1]\nheadcount = 1\n[teams.t2]\nheadcount = 1\n'
             + stage.format("a", "t1", "b->c") + stage.format("a->b", "t1", "c")
-            + stage.format("b->c", "t2", "customer") + stage.format("c", "t2", "customer"))
+            + stage.format("b->c", "t2", "nurture") + stage.format("c", "t2", "nurture"))
     path = tmp_path / "arrows.toml"
     path.write_text(text)
     with pytest.raises(ConfigError, match="stages.a->b: its result column 'trust_a->b->c' is "
                        "taken by stages.a"):
         load_config(path)
     # one such edge alone is fine: its column is its own
-    path.write_text(text.replace('qualified = "c"', 'qualified = "customer"'))
+    path.write_text(text.replace('qualified = "c"', 'qualified = "nurture"'))
     assert compile_spec(load_config(path)).edge_names == ("a->b->c",)
 
 

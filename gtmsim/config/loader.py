@@ -844,9 +844,13 @@ def _check_deal_value(value: Any, where: str) -> None:
 
 
 def _not_into_retain(stages: dict, target: str | None, where: str, what: str) -> None:
-    """A retain stage onboards and renews customers: of the routes, only a close stage's won
-    deals go there (a lost, turned-away or nurtured lead would be renewed as a customer
-    without a deal ever won). A channel may enter one: customers who bought on their own."""
+    """A retain stage onboards and renews customers, and the `customer` fate counts one
+    retained at once: of the routes, only a close stage's won deals go to either (a lost,
+    turned-away or nurtured lead would be counted a customer without a deal ever won). A
+    channel may enter a retain stage: customers who bought on their own."""
+    if target == "customer":
+        raise ConfigError(where, f"'customer' is the fate of a close stage's won deals, "
+                          f"counted retained at once; {what} are not customers")
     if target in stages and stages[target].kind == "retain":
         raise ConfigError(where, f"{target!r} is a retain stage, which takes a close stage's "
                           f"won deals only (and a channel's own customers); {what} are not "

@@ -169,6 +169,9 @@ class Run(Strict):
     seed: Annotated[int, Field(ge=0, le=SEED_MAX)] = 20261130
 
 
+MIN_DAY_HOURS = 1 / 60  # the shortest working day: a minute
+
+
 class Calendar(Strict):
     """People work only in working time; buyers wait on calendar time."""
 
@@ -185,6 +188,11 @@ class Calendar(Strict):
             raise ValueError(f"work_days names {', '.join(twice)} more than once")
         if self.day_end <= self.day_start:
             raise ValueError(f"day_end ({self.day_end}) must be after day_start ({self.day_start})")
+        if self.day_end - self.day_start < MIN_DAY_HOURS:
+            # work then spans so many days that the calendar's clock reaches times where a
+            # day's 24 hours no longer add (at 1e-7 hours both engines ran for ever)
+            raise ValueError(f"a working day from {self.day_start:.10g} to {self.day_end:.10g} is "
+                             f"shorter than a minute ({MIN_DAY_HOURS:.4g} hours)")
         return self
 
 
