@@ -333,6 +333,11 @@ BAD_OVERRIDES = [
     # the edges of each range: a working day of no hours, a triangle of no width (numpy's
     # triangular refuses it mid-run), a stage asked for no attempts
     (["calendar.day_end=9.0"], "calendar", "must be after day_start"),
+    # a quality of 30 meant as 30% ran with every lead's quality cut to 1
+    (['channels.inbound.quality={dist="fixed", value=30}'], "channels.inbound.quality",
+     "its mean is 30 (0.3 for 30%)"),
+    (['channels.inbound.quality={dist="uniform", low=-3, high=-1}'],
+     "channels.inbound.quality", "its mean is -2"),
     # a working day of 1e-7 hours validated, and both engines then ran for ever (no signal
     # stopped the numba one: it was inside one event's calendar arithmetic)
     (["calendar.day_end=9.0000001"], "calendar", "shorter than a minute"),

@@ -843,6 +843,19 @@ def _check_deal_value(value: Any, where: str) -> None:
                           f"{MAX_DEAL_VALUE:g}")
 
 
+def _check_quality(value: Any, where: str) -> None:
+    """A lead's quality is a chance, cut to [0, 1]: a draw may pass an end, but a mean
+    outside it can only be a mistake (30 for 0.3 ran with every lead's quality at 1)."""
+    from gtmsim import distributions as D
+
+    pool: list[float] = []
+    kind, p0, p1, p2 = D.encode(value, pool)
+    average = D.mean(kind, p0, p1, p2, np.asarray(pool, dtype=float))
+    if not 0.0 <= average <= 1.0:
+        raise ConfigError(where, f"a lead's quality is a chance in [0, 1], but its mean is "
+                          f"{average:.4g} (0.3 for 30%)")
+
+
 def _not_into_retain(stages: dict, target: str | None, where: str, what: str) -> None:
     """A retain stage onboards and renews customers, and the `customer` fate counts one
     retained at once: of the routes, only a close stage's won deals go to either (a lost,
@@ -882,6 +895,7 @@ def check_graph(c: Config) -> None:
             raise ConfigError(f"channels.{name}.entry",
                               f"no stage {ch.entry!r}{_did_you_mean(ch.entry, stages)}")
         _check_deal_value(ch.value, f"channels.{name}.value")
+        _check_quality(ch.quality, f"channels.{name}.quality")
     for name, st in stages.items():
         _check_kind_keys(name, st)
         if st.team not in teams:
