@@ -1017,7 +1017,9 @@ def _run_mechanism_costs(args, config, res, n: int, seed: int, engine: str, work
         costs = mechanism_costs(config, m, seed, cost_engine, workers, progress,
                                 full=res.replications if cost_engine == engine else None,
                                 together=True, off_runs=off)
-    designed = as_designed(off[TOGETHER], cost_engine) if TOGETHER in off else None
+    # the run with every mechanism off: all together, or the one mechanism's own
+    ideal = off.get(TOGETHER, off[mechs[0]] if len(mechs) == 1 else None)
+    designed = as_designed(ideal, cost_engine) if ideal is not None else None
     return costs, note, designed
 
 

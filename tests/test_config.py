@@ -382,6 +382,15 @@ BAD_OVERRIDES = [
 ]
 
 
+@pytest.mark.parametrize("start", [0.0, 9.0, 17.0, 23.0])
+def test_a_working_day_of_a_minute_is_allowed_at_any_hour(start):
+    """A day under a minute is refused, but 17 + 1/60 - 17 is 0.0166666666666657, a hair
+    under 1/60 in floats: a minute's day from 17:00 was refused, from 09:00 allowed."""
+    config = load_config(None, None, [f"calendar.day_start={start!r}",
+                                      f"calendar.day_end={start + 1 / 60!r}"])
+    assert config.calendar.day_end > config.calendar.day_start
+
+
 def test_a_run_table_left_out_takes_the_documented_defaults():
     """docs/model.md promises warmup_days 28, horizon_days 182, replications 100 and seed
     20261130 for a [run] table left out; a changed default moved every result silently."""

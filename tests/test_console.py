@@ -80,8 +80,8 @@ def test_the_kpi_table_sets_the_system_beside_its_design_with_ideal_behaviour(tm
         {"outcome": "kpi_attainment_ae", "mean": 2.9}]}
     text = " ".join(_printed(config, stats, tmp_path, width=400, designed=designed).split())
     assert ("40.0% of the bookings 10,000,000 its design makes with ideal behaviour (every "
-            "human mechanism off), where the KPIs are attained marketing 96.0%, ae 290.0%"
-            ) in text
+            "human mechanism off, 64 replications on numba), where the KPIs are attained "
+            "marketing 96.0%, ae 290.0%") in text
     assert "its design makes" not in _printed(config, stats, tmp_path, width=400)
 
 

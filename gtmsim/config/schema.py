@@ -188,7 +188,7 @@ class Calendar(Strict):
             raise ValueError(f"work_days names {', '.join(twice)} more than once")
         if self.day_end <= self.day_start:
             raise ValueError(f"day_end ({self.day_end}) must be after day_start ({self.day_start})")
-        if self.day_end - self.day_start < MIN_DAY_HOURS:
+        if self.day_end - self.day_start < MIN_DAY_HOURS - 1e-9:  # 17:00 + 1/60 is a minute
             # work then spans so many days that the calendar's clock reaches times where a
             # day's 24 hours no longer add (at 1e-7 hours both engines ran for ever)
             raise ValueError(f"a working day from {self.day_start:.10g} to {self.day_end:.10g} is "

@@ -233,8 +233,9 @@ def print_summary(config, summary, meta: dict, out: Path, console=None, costs=No
         kpis = ", ".join(f"{escape(name)} {fmt(ideal[f'kpi_attainment_{name}'], 'rate')}"
                          for name in config.teams if f"kpi_attainment_{name}" in ideal)
         caption += (f"; {reached} of the bookings {fmt(ideal['bookings'], 'money')} its "
-                    "design makes with ideal behaviour (every human mechanism off), where "
-                    f"the KPIs are attained {kpis or '-'}")
+                    "design makes with ideal behaviour (every human mechanism off, "
+                    f"{counted(designed['replications'], 'replications')} on "
+                    f"{designed['engine']}), where the KPIs are attained {kpis or '-'}")
     teams = Table(title="Each team's KPI beside the system outcome", title_justify="left",
                   caption=caption)
     for col in ("team", "paid on", "KPI", "target", "attainment", "util.", "queue"):

@@ -374,7 +374,8 @@ def _kpis(summary: dict, teams: list[str], designed: dict | None = None):
                  "95% CI)<br><sub>the system: bookings as run are "
                  f"{fmt(share, 'rate')} of the design's with ideal behaviour "
                  f"({counted(designed['replications'], 'replications')} with every human "
-                 "mechanism off, on the same seeds)</sub>")
+                 f"mechanism off on the {designed['engine']} engine, seeded as the run's "
+                 f"first {designed['replications']:,})</sub>")
     fig.update_layout(title=title, yaxis_tickformat=".0%", height=400 if system else 360)
     return fig
 
