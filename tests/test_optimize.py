@@ -425,7 +425,9 @@ def test_ideal_vs_robust_verdict_says_when_there_is_no_interval():
 
     c = Comparison.__new__(Comparison)
     c.ideal, c.outcome = N(best=N(scores={"mean": 100.0})), "bookings"
-    c.ideal_tuned, c.robust_best = N(scores={"mean": 90.0}), N(scores={"mean": 95.0})
+    no_kpi = pl.DataFrame({"scenario": [0]})
+    c.ideal_tuned = N(scores={"mean": 90.0}, frame=no_kpi)
+    c.robust_best = N(scores={"mean": 95.0}, frame=no_kpi)
     c.difference = {"mean": (5.0, math.nan, math.nan), "cvar10": (3.0, math.nan, math.nan)}
     text = c.verdict()
     assert "nan" not in text and "no interval from one held-out scenario" in text
@@ -443,7 +445,9 @@ def test_ideal_vs_robust_verdict_says_when_the_robust_design_trails():
 
     c = Comparison.__new__(Comparison)
     c.ideal, c.outcome = N(best=N(scores={"mean": 3_000_000.0})), "bookings"
-    c.ideal_tuned, c.robust_best = N(scores={"mean": 2_767_569.0}), N(scores={"mean": 2_392_072.0})
+    no_kpi = pl.DataFrame({"scenario": [0]})  # no team's KPI to set beside the outcome
+    c.ideal_tuned = N(scores={"mean": 2_767_569.0}, frame=no_kpi)
+    c.robust_best = N(scores={"mean": 2_392_072.0}, frame=no_kpi)
     c.difference = {"mean": (-375_497.0, -599_375.0, -151_620.0),
                     "cvar10": (-222_138.0, math.nan, math.nan)}
     text = c.verdict()

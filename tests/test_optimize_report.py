@@ -470,6 +470,36 @@ def test_a_rate_s_figures_are_not_rounded_to_whole_numbers():
         difference=cmp.difference, breaks=None, outcome="bookings").verdict()
 
 
+def test_the_optimize_verdict_names_a_team_whose_kpi_moved_against_the_outcome():
+    """compare's verdict said ', yet marketing's KPI attainment rose ...' where a team's KPI
+    and the system's outcome moved apart; optimize's, on the robust design against the
+    ideal-tuned one, never did, though its table showed it. Paired by held-out scenario as
+    compare pairs them; a KPI within its noise, or moving with the outcome, is not named."""
+    import math
+    from types import SimpleNamespace as N
+
+    import polars as pl
+
+    from gtmsim.optimize.compare import Comparison
+
+    def frame(marketing, sdr):  # two replications a scenario, three scenarios
+        return pl.DataFrame({"scenario": [0, 0, 1, 1, 2, 2],
+                             "kpi_attainment_marketing": [m for m in marketing for _ in (0, 1)],
+                             "kpi_attainment_sdr": [v for v in sdr for _ in (0, 1)]})
+
+    c = Comparison.__new__(Comparison)
+    c.ideal, c.outcome, c.shares = N(best=N(scores={"mean": 9e6})), "bookings", frozenset()
+    c.ideal_tuned = N(scores={"mean": 5e6}, frame=frame([1.9, 2.0, 2.1], [0.9, 1.0, 1.1]))
+    c.robust_best = N(scores={"mean": 6e6}, frame=frame([1.0, 1.05, 1.1], [1.0, 1.1, 1.15]))
+    c.difference = {"mean": (1e6, 0.5e6, 1.5e6), "cvar10": (0.5e6, math.nan, math.nan)}
+    text = c.verdict()
+    assert ("the robust design beats the ideal-tuned one, yet marketing's KPI attainment fell "
+            "200% -> 105%.") in text
+    assert "sdr" not in text  # it rose with the bookings
+    c.difference = {"mean": (1e5, -0.5e6, 0.7e6), "cvar10": (0.5e6, math.nan, math.nan)}
+    assert "yet" not in c.verdict()  # the outcome within its noise: nothing to disagree with
+
+
 def test_a_share_s_verdicts_are_in_percent_and_its_differences_in_points():
     """optimize wrote a share as a fraction and its differences as fractions beside relative
     percents ('delivers 0.87 (+4%: +0.0335, 95% CI ...)', 'mean kpi_cs +0.0335') where
@@ -477,6 +507,8 @@ def test_a_share_s_verdicts_are_in_percent_and_its_differences_in_points():
     KPI (a share by the model) and a KPI attainment (in %, past 100%) as for a win rate."""
     import math
     from types import SimpleNamespace as N
+
+    import polars as pl
 
     from gtmsim.optimize.compare import Comparison, against_own
     from gtmsim.report.console import optimize_text
@@ -499,7 +531,9 @@ def test_a_share_s_verdicts_are_in_percent_and_its_differences_in_points():
 
     c = Comparison.__new__(Comparison)
     c.ideal, c.outcome, c.shares = N(best=N(scores={"mean": 0.9})), "kpi_cs", {"kpi_cs"}
-    c.ideal_tuned, c.robust_best = N(scores={"mean": 0.8365}), N(scores={"mean": 0.87})
+    no_kpi = pl.DataFrame({"scenario": [0]})
+    c.ideal_tuned = N(scores={"mean": 0.8365}, frame=no_kpi)
+    c.robust_best = N(scores={"mean": 0.87}, frame=no_kpi)
     c.difference = {"mean": (0.0335, 0.0121, 0.0549), "cvar10": (0.0212, math.nan, math.nan)}
     assert ("promises 90.0% kpi_cs but delivers 83.7% (-7% relative) when these people run "
             "it; the robust design delivers 87.0% (+4% relative: +3.35 pp, 95% CI +1.21 to "

@@ -199,6 +199,34 @@ def change(x: float) -> str:
     return f"{x * 100:+.2g}%"
 
 
+def kpi_disagreement(base: pl.DataFrame, other: pl.DataFrame, low: float,
+                     high: float) -> str:
+    """', yet <team>'s KPI attainment rose 103% -> 183%' naming each team whose KPI moved
+    against the outcome from `base` to `other` (replications with a `scenario` column), both
+    beyond noise: the outcome's paired difference lies in [low, high] (95%), the KPI's is
+    paired by scenario the same way. Where a function's KPI and the system's outcome
+    disagree. One "yet" for them all: ', yet marketing's KPI attainment rose 104% -> 154% and
+    sdr's rose 72% -> 77%'."""
+    if not (high < 0 or low > 0):
+        return ""
+    out = []
+    for col in sorted(c for c in base.columns
+                      if c.startswith("kpi_attainment_") and c in other.columns):
+        a, b = (rows.group_by("scenario").agg(pl.col(col).fill_nan(None).mean())
+                .sort("scenario")[col].to_numpy().astype(float) for rows in (base, other))
+        if len(a) != len(b) or len(a) < 2 or not (np.isfinite(a).all() and np.isfinite(b).all()):
+            continue
+        lo, hi = t_interval(b - a)
+        if (lo > 0 and high < 0) or (hi < 0 and low > 0):
+            team = col.removeprefix("kpi_attainment_")
+            way = "rose" if lo > 0 else "fell"
+            what = "KPI attainment " if not out else ""  # said once
+            out.append(f"{team}'s {what}{way} {a.mean():.0%} -> {b.mean():.0%}")
+    if not out:
+        return ""
+    return ", yet " + (out[0] if len(out) == 1 else f"{', '.join(out[:-1])} and {out[-1]}")
+
+
 @dataclass
 class Comparison:
     ideal: SearchResult
@@ -243,6 +271,9 @@ class Comparison:
         text += f" On the held-out scenarios the robust design {word} the ideal-tuned one"
         if math.isfinite(lo):
             text += f" on the mean and {standing(d, lo, hi)} it in the worst 10%"
+        if m_lo > 0 or m_hi < 0:  # a team's KPI moved the other way: KPI and system disagree
+            text += kpi_disagreement(self.ideal_tuned.frame, self.robust_best.frame, m_lo,
+                                     m_hi)
         text += "."
         if word == "trails":
             text += (" The robust search did not pay off here: its scenarios did not carry over"

@@ -28,10 +28,10 @@ from gtmsim.optimize.compare import (
     TAIL_MIN_SCENARIOS,
     change,
     differences,
+    kpi_disagreement,
     outcome_interval,
     paired_difference,
     standing,
-    t_interval,
 )
 from gtmsim.optimize.evaluate import evaluate, per_scenario
 from gtmsim.optimize.levers import annual_cost, current_design
@@ -185,30 +185,12 @@ class DesignComparison:
         return f"Under {profile} ({k} scenarios): " + "; ".join(parts) + "." + note
 
     def _kpi_disagreement(self, design: str, profile: str, m: dict) -> str:
-        """', yet <team>'s KPI attainment rose 103% -> 183%' naming each team whose KPI moved
-        against the outcome, both beyond noise (paired by scenario, 95%): where a function's
-        KPI and the system's outcome disagree. One "yet" for them all: ', yet marketing's KPI
-        attainment rose 104% -> 154% and sdr's rose 72% -> 77%'."""
-        if not (m["ci_high"] < 0 or m["ci_low"] > 0):
-            return ""
+        """', yet <team>'s KPI attainment rose 103% -> 183%': `kpi_disagreement` between the
+        baseline's rows and the design's under `profile`."""
         rows = self.rows.filter(pl.col("profile") == profile)
-        out = []
-        for col in sorted(c for c in rows.columns if c.startswith("kpi_attainment_")):
-            a, b = (rows.filter(pl.col("design") == d).group_by("scenario")
-                    .agg(pl.col(col).fill_nan(None).mean()).sort("scenario")[col]
-                    .to_numpy().astype(float) for d in (self.baseline, design))
-            if len(a) != len(b) or not (np.isfinite(a).all() and np.isfinite(b).all()):
-                continue
-            lo, hi = t_interval(b - a)
-            if (lo > 0 and m["ci_high"] < 0) or (hi < 0 and m["ci_low"] > 0):
-                team = col.removeprefix("kpi_attainment_")
-                way = "rose" if lo > 0 else "fell"
-                what = "KPI attainment " if not out else ""  # said once
-                out.append(f"{team}'s {what}{way} {a.mean():.0%} -> {b.mean():.0%}")
-        if not out:
-            return ""
-        return ", yet " + (out[0] if len(out) == 1
-                           else f"{', '.join(out[:-1])} and {out[-1]}")
+        return kpi_disagreement(rows.filter(pl.col("design") == self.baseline),
+                                rows.filter(pl.col("design") == design),
+                                m["ci_low"], m["ci_high"])
 
     def summary(self) -> dict[str, Any]:
         """Every number of the comparison as plain JSON-able data (NaN becomes None)."""
