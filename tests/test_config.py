@@ -139,6 +139,18 @@ def test_set_none_sets_an_optional_value_back_to_none():
     assert "expected a number, got 'none'" in str(info.value)
 
 
+@pytest.mark.parametrize("channel", ["inbound", "outbound"])  # with bursts, and without
+def test_set_of_a_list_item_by_its_index_says_to_give_the_whole_list(channel):
+    """`--set channels.x.bursts.0.multiplier=2` said 'is a value, not a table', or, where the
+    channel had no bursts, 'expected a list, got {'0': {'multiplier': 2}}': neither says a
+    list's items have no path."""
+    with pytest.raises(ConfigError) as info:
+        load_config(None, None, [f"channels.{channel}.bursts.0.multiplier=2"])
+    assert info.value.path == f"channels.{channel}.bursts"
+    assert f"give the whole list (--set 'channels.{channel}.bursts=[...]')" in str(info.value)
+    assert load_config(None, None, ["teams.1={headcount=1}"]).teams["1"].headcount == 1
+
+
 def test_a_key_quoted_either_way_toml_allows_is_its_name():
     """TOML quotes a key in "..." or in '...'; --set took off the first kind only, so
     `--set 'run'.seed=1` was "'run': unknown key (did you mean 'run'?)"."""

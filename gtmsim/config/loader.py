@@ -182,6 +182,11 @@ def set_path(data: dict, parts: list[str], value: Any) -> None:
         nxt = node.get(p)
         if nxt is None:
             nxt = node[p] = {}
+        if isinstance(nxt, list) or (p != parts[0] and parts[i + 1].isdigit() and nxt == {}):
+            # TOML paths name tables' keys, never a list's items
+            raise ConfigError(".".join(parts[: i + 1]), "is a list, whose items --set cannot "
+                              "reach by their index; give the whole list (--set "
+                              f"'{'.'.join(parts[: i + 1])}=[...]')")
         if not isinstance(nxt, dict):
             raise ConfigError(".".join(parts[: i + 1]), "is a value, not a table")
         node = nxt
