@@ -427,6 +427,30 @@ def test_a_long_history_title_is_wrapped_to_fit_the_figure():
     assert title.count("<br><sub>") == 1 and title.endswith("</sub>")
 
 
+def test_the_importance_title_puts_its_method_on_a_second_line():
+    """'Lever importance (search tuned for ideal people) for mean (PED-ANOVA: what sets the
+    best 10% apart, over 12 completed trials within the budget)', about 130 characters on
+    one line, ran past the figure as the history's title did."""
+    import optuna
+
+    from gtmsim.report.optimize import _optuna_figures
+
+    study = optuna.create_study(direction="maximize")
+    dist = {"x": optuna.distributions.FloatDistribution(0, 10),
+            "y": optuna.distributions.FloatDistribution(0, 10)}
+    for i in range(12):
+        study.add_trial(optuna.trial.create_trial(
+            params={"x": float(i % 10), "y": float((3 * i) % 10)}, value=1e6 * (i % 10),
+            distributions=dist, user_attrs={"over_budget": -1.0}))
+    figs, notes = _optuna_figures(study, ["mean"], " (search tuned for ideal people)")
+    assert "importance" in figs, notes
+    title = figs["importance"].layout.title.text
+    lines = [re.sub(r"<[^>]+>", "", line) for line in title.split("<br>")]
+    assert lines[0] == "Lever importance (search tuned for ideal people) for mean"
+    assert "PED-ANOVA" in lines[1] and "12 completed trials" in lines[1]
+    assert max(len(line) for line in lines) <= 125, lines
+
+
 def test_a_rate_s_figures_are_not_rounded_to_whole_numbers():
     """With --outcome win_rate every figure of the text was rounded as money: 'held-out mean
     0 [0, 0], P10 0, CVaR10 0', 'mean win_rate +0 (95% CI -0 to +0)', 'target 0'. A rate is

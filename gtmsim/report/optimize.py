@@ -382,9 +382,10 @@ def _optuna_figures(study, objectives: list[str], label: str, importance: bool =
                 fig = vis.plot_param_importances(
                     within, evaluator=optuna.importance.PedAnovaImportanceEvaluator(),
                     target=ranked, target_name=name)
-                fig.update_layout(title=f"Lever importance{label} for {name} (PED-ANOVA: what "
-                                        "sets the best 10% apart, over "
-                                        f"{len(complete)} completed trials within the budget)")
+                fig.update_layout(title=_wrapped(
+                    f"Lever importance{label} for {name}",
+                    [f"PED-ANOVA: what sets the best 10% apart, over {len(complete)} completed "
+                     "trials within the budget"]))
                 figs["importance"] = fig
             except Exception as exc:  # noqa: BLE001
                 notes.append(f"No lever importance{label}: {_reason(exc)}.")
