@@ -545,6 +545,22 @@ def test_each_teams_kpi_stands_beside_the_design_run_with_ideal_behaviour():
     assert len(alone.data) == 1 and list(alone.data[0].x) == ["marketing", "ae"]
 
 
+def test_the_weekly_charts_tick_whole_weeks():
+    """A 3-day horizon drew its one week on an axis ticked '-0.5', '0.5': weeks are whole,
+    so a short run's axis ticks each week and spans half a week either side."""
+    from gtmsim.report.run import _weekly
+
+    for weeks in ([0], [0, 1, 2]):
+        weekly = pl.DataFrame({"replication": [0] * len(weeks), "week": weeks,
+                               "util_sdr": [0.5] * len(weeks)})
+        axis = _weekly(weekly, "util_", "Utilisation", percent=True).layout.xaxis
+        assert axis.dtick == 1 and axis.tick0 == 0
+        assert list(axis.range) == [-0.5, max(weeks) + 0.5]
+    long = pl.DataFrame({"replication": [0] * 52, "week": list(range(52)),
+                         "util_sdr": [0.5] * 52})
+    assert _weekly(long, "util_", "Utilisation").layout.xaxis.dtick is None  # plotly's own
+
+
 def test_a_teams_open_leads_are_split_between_its_stages():
     """A team with two stages: its open leads at the end (open_<team>) cannot be told apart
     by stage, so the flow splits them evenly and says it is an estimate."""

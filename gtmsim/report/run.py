@@ -401,6 +401,10 @@ def _weekly(weekly: pl.DataFrame, prefix: str, title: str, percent: bool = False
     fig.update_layout(title=title, xaxis_title="week after warm-up", height=340,
                       yaxis_title=yaxis_title,
                       yaxis_tickformat=percent_ticks(drawn) if percent else None)
+    # weeks are whole: a few of them were ticked at halves ('-0.5', '0.5' round one point)
+    if agg.height <= 20:
+        weeks = agg["week"].to_list() or [0]
+        fig.update_xaxes(dtick=1, tick0=0, range=[min(weeks) - 0.5, max(weeks) + 0.5])
     return fig
 
 
