@@ -1421,7 +1421,13 @@ def cmd_sweep(args) -> int:
             _tell(f"gtmsim: {word}; {written} of {len(plan.points)} points are in {out}; "
                   "run the same command to resume", stop)
         return _exit_code(stop)
-    from gtmsim.report.sweep import leaders_text, sweep_figures, sweep_report, sweep_summary
+    from gtmsim.report.sweep import (
+        kpi_choices_text,
+        leaders_text,
+        sweep_figures,
+        sweep_report,
+        sweep_summary,
+    )
 
     try:  # after every run, a resumed one too: the report covers all the points written
         doc = sweep_summary(out)
@@ -1438,7 +1444,7 @@ def cmd_sweep(args) -> int:
           f"{counted(summary.written, 'points')} run ({counted(summary.tasks, 'tasks')}), "
           f"{summary.skipped} already "
           f"done. Results in {out / sweep.POINTS_DIR}; report in {out / 'report.html'}")
-    for line in leaders_text(doc):
+    for line in leaders_text(doc) + kpi_choices_text(doc):
         print(line)
     return 0
 

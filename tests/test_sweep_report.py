@@ -218,6 +218,41 @@ def test_where_less_is_better_the_best_point_is_the_lowest():
     assert line == "leaked under realistic: sdr_headcount=3, mean 20", line
 
 
+def test_each_teams_kpi_is_set_beside_the_design_it_would_choose():
+    """The sweep showed a team's KPI only by switching the menu: nothing said that
+    marketing's KPI is highest at the lowest MQL bar, where bookings are far below the best
+    point's. Per profile, each team whose KPI ranks another point best is named, with the
+    outcome there against the best point; a team that agrees with the outcome is not."""
+    from gtmsim.report.sweep import _kpi_choices, _kpi_table, kpi_choices_text
+
+    def point(k, bar, bookings, marketing, sdr, cs):
+        mean = {"bookings": bookings, "kpi_attainment_marketing": marketing,
+                "kpi_attainment_sdr": sdr, "kpi_attainment_cs": cs}
+        return {"point": k, "profile": "realistic", "values": {"mql_threshold": bar},
+                "replications": 20, "mean": mean,
+                "ci_low": {o: 0.99 * v for o, v in mean.items()},
+                "ci_high": {o: 1.01 * v for o, v in mean.items()}}
+
+    # cs's KPI is highest at 0.5, but within 1% of the best point's: noise, not a choice
+    points = [point(0, 0.1, 4_000_000.0, 2.16, 0.7, 1.0),
+              point(1, 0.3, 5_000_000.0, 1.04, 0.9, 1.0),
+              point(2, 0.5, 4_500_000.0, 0.6, 0.8, 1.005)]
+    s = {"outcomes": ["bookings", "kpi_attainment_marketing", "kpi_attainment_sdr",
+                      "kpi_attainment_cs"],
+         "points": points, "leaders": [{"profile": "realistic", "best": 1, "runner_up": 2}]}
+    (choice,) = _kpi_choices(s)  # sdr's KPI is best where bookings are: no disagreement
+    assert (choice["team"], choice["point"]) == ("marketing", 0)
+    assert choice["relative"] == pytest.approx(-0.2)
+    s["kpi_choices"] = [choice]
+    (line,) = kpi_choices_text(s)
+    assert line == ("under realistic, marketing's KPI attainment is highest at "
+                    "mql_threshold=0.1 (216.0%, against 104.0% at the best point), with "
+                    "bookings 4,000,000 there: -20% against the best point"), line
+    assert "Where each team's KPI would take the design" in _kpi_table(s)
+    s["leaders"][0]["runner_up"] = None  # a profile's one point: no choice to set apart
+    assert _kpi_choices(s) == []
+
+
 @pytest.mark.parametrize("layout", ["heatmap", "scatter"])
 def test_the_bright_end_of_the_colour_scale_is_the_better_one(layout):
     """Heatmaps and scatters coloured every outcome on one scale, so the brightest cell was

@@ -27,6 +27,7 @@ from gtmsim.optimize.search import (
     search,
 )
 from gtmsim.outcomes import in_percent, share_kpis, t_quantile, where_it_can_lie
+from gtmsim.report.export import change
 
 
 def bootstrap_ci(stat, x: np.ndarray, n: int = 2000, seed: int = 0,
@@ -183,20 +184,6 @@ def describe(c: Candidate, outcome: str, shares: Collection[str] = ()) -> dict[s
             row[col] = float(v.mean()) if len(v) else math.nan
     row["levers"] = dict(c.design)
     return row
-
-
-def change(x: float) -> str:
-    """A relative change as a signed percentage, whole from 1%, else to two significant
-    digits, so a small loss reads -0.3%, never -0% beside a loss of thousands."""
-    if not math.isfinite(x):
-        return "n/a"
-    if x == 0:
-        return "0%"
-    if abs(x) >= 0.0095:
-        return f"{x:+.0%}"
-    if abs(x) < 0.0001:
-        return f"{'+' if x > 0 else '-'}<0.01%"
-    return f"{x * 100:+.2g}%"
 
 
 def kpi_disagreement(base: pl.DataFrame, other: pl.DataFrame, low: float,

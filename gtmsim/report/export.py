@@ -126,3 +126,17 @@ def write_pngs(figures: dict[str, go.Figure], folder: str | Path,
     pio.write_images(list(figures.values()), paths, format="png", width=width,
                      height=heights, scale=scale)
     return paths
+
+
+def change(x: float) -> str:
+    """A relative change as a signed percentage, whole from 1%, else to two significant
+    digits, so a small loss reads -0.3%, never -0% beside a loss of thousands."""
+    if not math.isfinite(x):
+        return "n/a"
+    if x == 0:
+        return "0%"
+    if abs(x) >= 0.0095:
+        return f"{x:+.0%}"
+    if abs(x) < 0.0001:
+        return f"{'+' if x > 0 else '-'}<0.01%"
+    return f"{x * 100:+.2g}%"

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 
 from gtmsim.outcomes import in_percent, less_is_better, t_quantile, where_it_can_lie
-from gtmsim.report.export import counted, plain, script_json
+from gtmsim.report.export import change, counted, plain, script_json
 from gtmsim.report.plotlyjs import figures_html
 from gtmsim.report.run import error_bars, percent_ticks
 from gtmsim.sweep import MANIFEST, read_sweep
@@ -106,7 +106,42 @@ def sweep_summary(out: str | Path, outcomes: list[str] | None = None) -> dict[st
                "leaders": (_leaders(rows, points, profiles, outcomes[0],
                                     bool(manifest["common_random_numbers"]))
                            if outcomes else [])}
+    summary["kpi_choices"] = _kpi_choices(summary)
     return _finite(summary)
+
+
+def _kpi_choices(s: dict) -> list[dict]:
+    """Per profile and team, the point its KPI attainment ranks best, and the first
+    outcome there against the best point's: where each team, left to choose the design by
+    its own KPI, would take the system (the essay's claim, on the grid). A team is named
+    where its KPI's 95% interval at its own best point lies above its interval at the best
+    point: one whose choice is the best point's, or within noise of it, is left out."""
+    if not s["outcomes"] or not s["leaders"]:
+        return []
+    o = s["outcomes"][0]
+    by_point = {p["point"]: p for p in s["points"]}
+    out = []
+    for lead in s["leaders"]:
+        if lead["runner_up"] is None:
+            continue
+        best = by_point[lead["best"]]
+        mine = [p for p in s["points"] if p["profile"] == lead["profile"]]
+        for kpi in (k for k in s["outcomes"] if k.startswith("kpi_attainment_") and k != o):
+            ranked = [p for p in mine if p["mean"][kpi] is not None
+                      and math.isfinite(p["mean"][kpi]) and p["mean"][o] is not None]
+            if not ranked:
+                continue
+            top = max(ranked, key=lambda p: p["mean"][kpi])
+            low, high = top["ci_low"].get(kpi), best["ci_high"].get(kpi)
+            if top["point"] == best["point"] or low is None or high is None or not low > high:
+                continue  # the same point, or a KPI not clearly higher there (CIs overlap)
+            gap = top["mean"][o] - best["mean"][o]
+            out.append({"profile": lead["profile"], "team": kpi.removeprefix("kpi_attainment_"),
+                        "point": top["point"], "attainment": top["mean"][kpi],
+                        "attainment_at_best": best["mean"][kpi], "outcome": o,
+                        "value": top["mean"][o], "best_value": best["mean"][o],
+                        "relative": gap / abs(best["mean"][o]) if best["mean"][o] else None})
+    return out
 
 
 def _leaders(rows: pl.DataFrame, points: list[dict], profiles: list[str], outcome: str,
@@ -384,6 +419,49 @@ def leaders_text(s: dict) -> list[str]:
     return lines
 
 
+def kpi_choices_text(s: dict) -> list[str]:
+    """A line per team whose KPI ranks another point best than the outcome does: 'under
+    realistic, marketing's KPI attainment is highest at mql_threshold=0.1 (216.0%, against
+    104.0% at the best point), with bookings 4,000,000 there: -20% against the best point'."""
+    by_point = {p["point"]: p for p in s["points"]}
+    lines = []
+    for c in s.get("kpi_choices", []):
+        pc = in_percent(c["outcome"])
+        rel = "" if c["relative"] is None else f": {change(c['relative'])} against the best point"
+        lines.append(f"under {c['profile']}, {c['team']}'s KPI attainment is highest at "
+                     f"{_point_name(by_point[c['point']], 'the config')} "
+                     f"({_fmt(c['attainment'], True)}, against "
+                     f"{_fmt(c['attainment_at_best'], True)} at the best point), with "
+                     f"{c['outcome']} {_fmt(c['value'], pc)} there{rel}")
+    return lines
+
+
+def _kpi_table(s: dict) -> str:
+    """The rows of `kpi_choices_text`, as a table: where a team's own KPI would take the
+    design."""
+    if not s.get("kpi_choices"):
+        return ""
+    o = s["outcomes"][0]
+    pc = in_percent(o)
+    by_point = {p["point"]: p for p in s["points"]}
+    rows = "".join(
+        f"<tr><td>{html.escape(c['profile'])}</td><td>{html.escape(c['team'])}</td>"
+        f"<td>{html.escape(_point_name(by_point[c['point']], '-'))}</td>"
+        f"<td>{_fmt(c['attainment'], True)}</td><td>{_fmt(c['attainment_at_best'], True)}</td>"
+        f"<td>{_fmt(c['value'], pc)}</td>"
+        f"<td>{'-' if c['relative'] is None else change(c['relative'])}</td></tr>"
+        for c in s["kpi_choices"])
+    return (f"<h2>Where each team's KPI would take the design</h2><p>The point each team's "
+            f"own KPI attainment ranks best, where it is not the best point by mean "
+            f"{html.escape(o)} and the KPI's 95% intervals at the two points lie apart, and "
+            f"{html.escape(o)} there: the design a team would choose by its own KPI, against "
+            "what the system needs (means over replications).</p>"
+            "<table><thead><tr><th>profile</th><th>team</th><th>its KPI's best point</th>"
+            "<th>attainment there</th><th>attainment at the best point</th>"
+            f"<th>{html.escape(o)} there</th><th>against the best point</th></tr></thead>"
+            f"<tbody>{rows}</tbody></table>")
+
+
 def _best_table(s: dict) -> str:
     """The best point per profile by the first outcome."""
     if not s["outcomes"]:
@@ -448,6 +526,6 @@ def sweep_report(out: str | Path, outcomes: list[str] | None = None,
              "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:3px 8px}")
     return (f"<!doctype html><html><head><meta charset='utf-8'><title>{title}</title>"
             f"<style>{style}</style></head><body><h1>{title}</h1><p>{sub}</p>{fig}"
-            f"{_best_table(s)}"
+            f"{_best_table(s)}{_kpi_table(s)}"
             f"<script type='application/json' id='gtmsim-summary'>{data}</script>"
             "</body></html>")
