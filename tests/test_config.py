@@ -149,6 +149,9 @@ def test_set_of_a_list_item_by_its_index_says_to_give_the_whole_list(channel):
     assert info.value.path == f"channels.{channel}.bursts"
     assert f"give the whole list (--set 'channels.{channel}.bursts=[...]')" in str(info.value)
     assert load_config(None, None, ["teams.1={headcount=1}"]).teams["1"].headcount == 1
+    # a misspelt key before an index is still an unknown key, with the name it was meant for
+    with pytest.raises(ConfigError, match=r"unknown key \(did you mean 'bursts'\?\)"):
+        load_config(None, None, [f"channels.{channel}.burst.0.multiplier=2"])
 
 
 def test_a_key_quoted_either_way_toml_allows_is_its_name():

@@ -175,6 +175,17 @@ def parse_override(item: str) -> tuple[list[str], Any]:
     return parts, value
 
 
+def _no_index(path: str) -> ConfigError:
+    return ConfigError(path, "is a list, whose items --set cannot reach by their index; give "
+                       f"the whole list (--set '{path}=[...]')")
+
+
+def _by_index(given: Any) -> bool:
+    """A table --set made of a list's item paths (`bursts.0.multiplier=2`: {'0': ...})."""
+    return isinstance(given, dict) and bool(given) and all(
+        isinstance(k, str) and k.isdigit() for k in given)
+
+
 def set_path(data: dict, parts: list[str], value: Any) -> None:
     """Set data[parts[0]][parts[1]]... to value, making tables on the way."""
     node = data
@@ -182,11 +193,8 @@ def set_path(data: dict, parts: list[str], value: Any) -> None:
         nxt = node.get(p)
         if nxt is None:
             nxt = node[p] = {}
-        if isinstance(nxt, list) or (p != parts[0] and parts[i + 1].isdigit() and nxt == {}):
-            # TOML paths name tables' keys, never a list's items
-            raise ConfigError(".".join(parts[: i + 1]), "is a list, whose items --set cannot "
-                              "reach by their index; give the whole list (--set "
-                              f"'{'.'.join(parts[: i + 1])}=[...]')")
+        if isinstance(nxt, list):  # TOML paths name tables' keys, never a list's items
+            raise _no_index(".".join(parts[: i + 1]))
         if not isinstance(nxt, dict):
             raise ConfigError(".".join(parts[: i + 1]), "is a value, not a table")
         node = nxt
@@ -637,6 +645,8 @@ def _explain(exc: ValidationError) -> ConfigError:
         return ConfigError(path, f"a distribution needs 'dist' (one of {', '.join(_DISTS)})")
     if alternatives and len(alternatives) > 1 and kind in _KIND_WORDS:
         return ConfigError(path, f"expected {' or '.join(alternatives)}, got {_show(given)}")
+    if kind in ("list_type", "tuple_type") and _by_index(given):
+        return _no_index(path)
     if kind in _KIND_WORDS:
         return ConfigError(path, f"expected {_KIND_WORDS[kind]}, got {_show(given)}")
     if kind == "literal_error":
