@@ -240,7 +240,12 @@ def test_each_teams_kpi_is_set_beside_the_design_it_would_choose():
     s = {"outcomes": ["bookings", "kpi_attainment_marketing", "kpi_attainment_sdr",
                       "kpi_attainment_cs"],
          "points": points, "leaders": [{"profile": "realistic", "best": 1, "runner_up": 2}]}
-    (choice,) = _kpi_choices(s)  # sdr's KPI is best where bookings are: no disagreement
+    # bookings per replication (common random numbers): point 1 clearly ahead of point 0
+    rows = pl.DataFrame({"point": [k for k in (0, 1, 2) for _ in range(4)],
+                         "replication": [0, 1, 2, 3] * 3,
+                         "bookings": [m + d for m in (4e6, 5e6, 4.5e6)
+                                      for d in (-1e5, 0.0, 5e4, 5e4)]})
+    (choice,) = _kpi_choices(s, rows, paired=True)  # sdr's KPI peaks where bookings do
     assert (choice["team"], choice["point"]) == ("marketing", 0)
     assert choice["relative"] == pytest.approx(-0.2)
     s["kpi_choices"] = [choice]
@@ -249,8 +254,13 @@ def test_each_teams_kpi_is_set_beside_the_design_it_would_choose():
                     "mql_threshold=0.1 (216.0%, against 104.0% at the best point), with "
                     "bookings 4,000,000 there: -20% against the best point"), line
     assert "Where each team's KPI would take the design" in _kpi_table(s)
+    # bookings at marketing's point within noise of the best: no trade-off to show
+    noisy = rows.with_columns(pl.when(pl.col("point") == 0).then(
+        pl.col("bookings") + pl.Series([2e6, -1e6, 3e6, -3e6] + [0.0] * 8)).otherwise(
+        pl.col("bookings")).alias("bookings"))
+    assert _kpi_choices(s, noisy, paired=True) == []
     s["leaders"][0]["runner_up"] = None  # a profile's one point: no choice to set apart
-    assert _kpi_choices(s) == []
+    assert _kpi_choices(s, rows, paired=True) == []
 
 
 @pytest.mark.parametrize("layout", ["heatmap", "scatter"])

@@ -106,11 +106,12 @@ def sweep_summary(out: str | Path, outcomes: list[str] | None = None) -> dict[st
                "leaders": (_leaders(rows, points, profiles, outcomes[0],
                                     bool(manifest["common_random_numbers"]))
                            if outcomes else [])}
-    summary["kpi_choices"] = _kpi_choices(summary)
+    summary["kpi_choices"] = _kpi_choices(summary, rows,
+                                          bool(manifest["common_random_numbers"]))
     return _finite(summary)
 
 
-def _kpi_choices(s: dict) -> list[dict]:
+def _kpi_choices(s: dict, rows: pl.DataFrame, paired: bool) -> list[dict]:
     """Per profile and team, the point its KPI attainment ranks best, and the first
     outcome there against the best point's: where each team, left to choose the design by
     its own KPI, would take the system (the essay's claim, on the grid). A team is named
@@ -135,12 +136,16 @@ def _kpi_choices(s: dict) -> list[dict]:
             low, high = top["ci_low"].get(kpi), best["ci_high"].get(kpi)
             if top["point"] == best["point"] or low is None or high is None or not low > high:
                 continue  # the same point, or a KPI not clearly higher there (CIs overlap)
+            margin = _lead(rows, best["point"], top["point"], o, paired)
+            if margin is None or not margin[1] > 0:
+                continue  # the outcome no worse there beyond noise: no trade-off to show
             gap = top["mean"][o] - best["mean"][o]
             out.append({"profile": lead["profile"], "team": kpi.removeprefix("kpi_attainment_"),
                         "point": top["point"], "attainment": top["mean"][kpi],
                         "attainment_at_best": best["mean"][kpi], "outcome": o,
                         "value": top["mean"][o], "best_value": best["mean"][o],
-                        "relative": gap / abs(best["mean"][o]) if best["mean"][o] else None})
+                        "relative": gap / abs(best["mean"][o]) if best["mean"][o] else None,
+                        "lead": margin[0], "lead_ci": [margin[1], margin[2]]})
     return out
 
 
@@ -151,12 +156,6 @@ def _leaders(rows: pl.DataFrame, points: list[dict], profiles: list[str], outcom
     replication when the points share seeds (common random numbers), Welch's otherwise;
     `separated` says whether the CI excludes 0."""
     sign = -1.0 if less_is_better(outcome) else 1.0
-
-    def values(point: int) -> pl.DataFrame:
-        return (rows.filter(pl.col("point") == point)
-                .select("replication", pl.col(outcome).cast(pl.Float64).fill_nan(None))
-                .drop_nulls())
-
     out = []
     for prof in profiles:
         pts = sorted((p for p in points if p["profile"] == prof and p["mean"][outcome]
@@ -168,27 +167,43 @@ def _leaders(rows: pl.DataFrame, points: list[dict], profiles: list[str], outcom
         out.append(lead)
         if len(pts) < 2:
             continue
-        a, b = values(pts[0]["point"]), values(pts[1]["point"])
         lead["runner_up"] = pts[1]["point"]
-        if paired:
-            d = sign * a.join(b, on="replication", suffix="_b").select(
-                pl.col(outcome) - pl.col(f"{outcome}_b")).to_series().to_numpy()
-            n = len(d)
-            if n < 2:
-                continue
-            diff, se, df = float(d.mean()), float(d.std(ddof=1)) / math.sqrt(n), n - 1
-        else:
-            xa, xb = a[outcome].to_numpy(), b[outcome].to_numpy()
-            if len(xa) < 2 or len(xb) < 2:
-                continue
-            va, vb = xa.var(ddof=1) / len(xa), xb.var(ddof=1) / len(xb)
-            diff, se = sign * float(xa.mean() - xb.mean()), math.sqrt(va + vb)
-            df = ((va + vb) ** 2 / (va ** 2 / (len(xa) - 1) + vb ** 2 / (len(xb) - 1))
-                  if va + vb > 0 else 1.0)
-        half = t_quantile(0.975, df) * se
-        lead.update(difference=diff, ci_low=diff - half, ci_high=diff + half,
-                    separated=bool(diff - half > 0))
+        gap = _lead(rows, pts[0]["point"], pts[1]["point"], outcome, paired)
+        if gap is not None:
+            diff, low, high = gap
+            lead.update(difference=diff, ci_low=low, ci_high=high, separated=bool(low > 0))
     return out
+
+
+def _lead(rows: pl.DataFrame, first: int, second: int, outcome: str,
+          paired: bool) -> tuple[float, float, float] | None:
+    """Point `first`'s lead over point `second` on `outcome` (positive: better) with its 95%
+    CI, paired by replication or Welch's; None with too few replications to say."""
+    sign = -1.0 if less_is_better(outcome) else 1.0
+
+    def values(point: int) -> pl.DataFrame:
+        return (rows.filter(pl.col("point") == point)
+                .select("replication", pl.col(outcome).cast(pl.Float64).fill_nan(None))
+                .drop_nulls())
+
+    a, b = values(first), values(second)
+    if paired:
+        d = sign * a.join(b, on="replication", suffix="_b").select(
+            pl.col(outcome) - pl.col(f"{outcome}_b")).to_series().to_numpy()
+        n = len(d)
+        if n < 2:
+            return None
+        diff, se, df = float(d.mean()), float(d.std(ddof=1)) / math.sqrt(n), n - 1
+    else:
+        xa, xb = a[outcome].to_numpy(), b[outcome].to_numpy()
+        if len(xa) < 2 or len(xb) < 2:
+            return None
+        va, vb = xa.var(ddof=1) / len(xa), xb.var(ddof=1) / len(xb)
+        diff, se = sign * float(xa.mean() - xb.mean()), math.sqrt(va + vb)
+        df = ((va + vb) ** 2 / (va ** 2 / (len(xa) - 1) + vb ** 2 / (len(xb) - 1))
+              if va + vb > 0 else 1.0)
+    half = t_quantile(0.975, df) * se
+    return diff, diff - half, diff + half
 
 
 def _finite(value: Any) -> Any:
@@ -427,7 +442,8 @@ def kpi_choices_text(s: dict) -> list[str]:
     lines = []
     for c in s.get("kpi_choices", []):
         pc = in_percent(c["outcome"])
-        rel = "" if c["relative"] is None else f": {change(c['relative'])} against the best point"
+        rel = ("" if c["relative"] is None else f": {change(c['relative'])}"
+               f"{' relative' if pc else ''} against the best point")
         lines.append(f"under {c['profile']}, {c['team']}'s KPI attainment is highest at "
                      f"{_point_name(by_point[c['point']], 'the config')} "
                      f"({_fmt(c['attainment'], True)}, against "
