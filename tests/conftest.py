@@ -94,3 +94,15 @@ def run_folder(tmp_path_factory):
                          capture_output=True, text=True, timeout=900)
     assert res.returncode == 0, res.stderr
     return out
+
+
+@pytest.fixture
+def sweep_lines() -> dict:
+    """A sweep summary of one lever as lines: point 0 of one replication (no interval),
+    point 1 of two (an interval), for the error-bar tests of the sweep's and every report."""
+    points = [{"point": k, "profile": "realistic", "values": {"sdr_headcount": k + 3},
+               "replications": n, "mean": {"bookings": m}, "ci_low": {"bookings": lo},
+               "ci_high": {"bookings": hi}}
+              for k, n, m, lo, hi in ((0, 1, 5.0, None, None), (1, 2, 6.0, 4.0, 9.0))]
+    return {"profiles": ["realistic"], "x": "sdr_headcount", "y": None, "layout": "lines",
+            "outcomes": ["bookings"], "cells": [], "points": points, "averaged_over": []}

@@ -260,7 +260,7 @@ def test_the_embedded_plotly_js_skips_an_error_bar_whose_lengths_are_nan():
                      r":\[NaN,NaN\]", js)
 
 
-def test_a_missing_interval_draws_no_error_bar_in_any_report():
+def test_a_missing_interval_draws_no_error_bar_in_any_report(sweep_lines):
     """None in an error bar's lengths reached plotly.js as null, which it reads as 0: a
     zero-width bar, read as certainty, in the run report (one replication), in optimize's
     robust-minus-ideal panel (P10 and CVaR10 have no interval under 20 scenarios), compare's
@@ -284,12 +284,7 @@ def test_a_missing_interval_draws_no_error_bar_in_any_report():
                                           "differences": {"b": diff}}}}
     (fig,) = compare_figures(summary).values()
     assert error_bars_drawn(fig, trace=len(fig.data) - 1) == [True, False, False]
-    points = [{"point": k, "profile": "realistic", "values": {"sdr_headcount": k + 3},
-               "replications": n, "mean": {"bookings": m}, "ci_low": {"bookings": lo},
-               "ci_high": {"bookings": hi}}
-              for k, n, m, lo, hi in ((0, 1, 5.0, None, None), (1, 2, 6.0, 4.0, 9.0))]
-    s = {"profiles": ["realistic"], "x": "sdr_headcount", "y": None, "layout": "lines",
-         "outcomes": ["bookings"], "cells": [], "points": points, "averaged_over": []}
+    s = sweep_lines
     for layout in ("lines", "bars"):
         s["layout"] = layout
         assert error_bars_drawn(sweep_figures(s)["means"]) == [False, True]
@@ -703,18 +698,23 @@ def test_an_empty_distribution_says_why():
                      ("defined in no replication", "x3 domain")]
 
 
-def test_trust_chart_with_no_handoff_says_so():
-    """A config whose stages all belong to one team has no handoff and no trust: the trust
-    chart was an empty frame (the console leaves its table out); it says there is none."""
+def _two_weeks_of_one_team(team: str, wip: list[float], staffed: float) -> dict:
+    """The run report's figures of one replication, two weeks, one team and no handoff."""
     from gtmsim.report.run import run_figures
 
     reps = pl.DataFrame({"replication": [0], "bookings": [0.0]})
     weekly = pl.DataFrame({"replication": [0, 0], "week": [0, 1], "bookings": [0.0, 0.0],
-                           "wip_t0": [1.0, 2.0], "util_t0": [0.5, 0.4],
-                           "staffed_t0": [2.0, 2.0]})
+                           f"wip_{team}": wip, f"util_{team}": [0.5, 0.4],
+                           f"staffed_{team}": [staffed, staffed]})
     summary = pl.DataFrame([{"outcome": "bookings", "n": 1, "mean": 0.0, "ci_low": None,
                              "ci_high": None, "sd": None, "p10": 0.0, "p50": 0.0, "p90": 0.0}])
-    trust = run_figures(reps, weekly, summary, ["t0"])["trust"]
+    return run_figures(reps, weekly, summary, [team])
+
+
+def test_trust_chart_with_no_handoff_says_so():
+    """A config whose stages all belong to one team has no handoff and no trust: the trust
+    chart was an empty frame (the console leaves its table out); it says there is none."""
+    trust = _two_weeks_of_one_team("t0", [1.0, 2.0], 2.0)["trust"]
     assert not trust.data
     assert [a.text for a in trust.layout.annotations] == [
         "No handoff: no route in this config goes from one team to another"]
@@ -724,15 +724,7 @@ def test_the_leads_chart_says_it_counts_the_deals_waiting_on_the_buyer():
     """wip_<team> counts the deals waiting on the buyer (docs/model.md: an AE team's pipeline,
     in the hundreds for six AEs), yet the chart neither said so nor titled its y axis: it read
     as leads being worked."""
-    from gtmsim.report.run import run_figures
-
-    reps = pl.DataFrame({"replication": [0], "bookings": [0.0]})
-    weekly = pl.DataFrame({"replication": [0, 0], "week": [0, 1], "bookings": [0.0, 0.0],
-                           "wip_ae": [300.0, 320.0], "util_ae": [0.5, 0.4],
-                           "staffed_ae": [6.0, 6.0]})
-    summary = pl.DataFrame([{"outcome": "bookings", "n": 1, "mean": 0.0, "ci_low": None,
-                             "ci_high": None, "sd": None, "p10": 0.0, "p50": 0.0, "p90": 0.0}])
-    wip = run_figures(reps, weekly, summary, ["ae"])["wip"]
+    wip = _two_weeks_of_one_team("ae", [300.0, 320.0], 6.0)["wip"]
     assert "Leads in each team over time" in wip.layout.title.text
     assert "waiting on the buyer included" in wip.layout.title.text
     assert wip.layout.yaxis.title.text == "leads at the team, time-average"

@@ -373,24 +373,18 @@ def test_a_share_and_an_attainment_are_in_percent_as_the_other_reports_write_the
     assert "10 pp [5 pp, 15 pp], ahead" in table
 
 
-def test_a_point_without_an_interval_has_no_error_bar():
+def test_a_point_without_an_interval_has_no_error_bar(sweep_lines):
     """A point of one replication has no CI, yet the chart drew an error bar of zero width
     at it (a certainty the data do not give); it draws none, as a run's report does."""
     from gtmsim.report.run import NO_BAR
     from gtmsim.report.sweep import sweep_figures
 
-    points = [{"point": k, "profile": "realistic", "values": {"sdr_headcount": k + 3},
-               "replications": n, "mean": {"bookings": m}, "ci_low": {"bookings": lo},
-               "ci_high": {"bookings": hi}}
-              for k, n, m, lo, hi in ((0, 1, 5.0, None, None), (1, 2, 6.0, 4.0, 9.0))]
-    s = {"profiles": ["realistic"], "x": "sdr_headcount", "y": None, "layout": "lines",
-         "outcomes": ["bookings"], "cells": [], "points": points, "averaged_over": []}
-    (line,) = sweep_figures(s)["means"].data
+    (line,) = sweep_figures(sweep_lines)["means"].data
     # none: a length plotly.js reads as NaN (None reached it as null, a length of 0)
     assert list(line.error_y.array) == [NO_BAR, 3.0]
     assert list(line.error_y.arrayminus) == [NO_BAR, 2.0]
-    s["layout"] = "bars"
-    (bars,) = sweep_figures(s)["means"].data
+    sweep_lines["layout"] = "bars"
+    (bars,) = sweep_figures(sweep_lines)["means"].data
     assert list(bars.error_y.array) == [NO_BAR, 3.0]
 
 
