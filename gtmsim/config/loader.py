@@ -844,15 +844,20 @@ def _check_columns(c: Config) -> None:
 MAX_DEAL_VALUE = 1e15
 
 
-def _check_deal_value(value: Any, where: str) -> None:
-    """A channel's deal value, on average, at most MAX_DEAL_VALUE: bookings, their spread and
-    the AE's attainment went past a float's range (inf, and numpy's overflow warnings) with
-    a deal of 1e308."""
+def _average(value: Any) -> float:
+    """The mean of a config's distribution table, as the engines draw it."""
     from gtmsim import distributions as D
 
     pool: list[float] = []
     kind, p0, p1, p2 = D.encode(value, pool)
-    average = D.mean(kind, p0, p1, p2, np.asarray(pool, dtype=float))
+    return D.mean(kind, p0, p1, p2, np.asarray(pool, dtype=float))
+
+
+def _check_deal_value(value: Any, where: str) -> None:
+    """A channel's deal value, on average, at most MAX_DEAL_VALUE: bookings, their spread and
+    the AE's attainment went past a float's range (inf, and numpy's overflow warnings) with
+    a deal of 1e308."""
+    average = _average(value)
     if not average <= MAX_DEAL_VALUE:
         raise ConfigError(where, f"a deal worth {average:.3g} on average; at most "
                           f"{MAX_DEAL_VALUE:g}")
@@ -861,11 +866,7 @@ def _check_deal_value(value: Any, where: str) -> None:
 def _check_quality(value: Any, where: str) -> None:
     """A lead's quality is a chance, cut to [0, 1]: a draw may pass an end, but a mean
     outside it can only be a mistake (30 for 0.3 ran with every lead's quality at 1)."""
-    from gtmsim import distributions as D
-
-    pool: list[float] = []
-    kind, p0, p1, p2 = D.encode(value, pool)
-    average = D.mean(kind, p0, p1, p2, np.asarray(pool, dtype=float))
+    average = _average(value)
     if not 0.0 <= average <= 1.0:
         raise ConfigError(where, f"a lead's quality is a chance in [0, 1], but its mean is "
                           f"{average:.4g} (0.3 for 30%)")
