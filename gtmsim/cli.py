@@ -992,7 +992,8 @@ def _run_mechanism_costs(args, config, res, n: int, seed: int, engine: str, work
         enabled_mechanisms,
         mechanism_costs,
     )
-    from gtmsim.simulate import notice
+    from gtmsim.simulate import notice, simulate
+    from gtmsim.spec import compile_spec
 
     if args.no_mechanism_costs:
         return None, "Mechanism costs were skipped (--no-mechanism-costs).", None
@@ -1014,12 +1015,14 @@ def _run_mechanism_costs(args, config, res, n: int, seed: int, engine: str, work
     bar, progress = _progress_bar(m * runs, f"mechanism costs ({runs} x {m})")
     off: dict = {}
     with bar:
-        costs = mechanism_costs(config, m, seed, cost_engine, workers, progress,
-                                full=res.replications if cost_engine == engine else None,
+        # the run's first m again on the cost engine where it differs: the pairs share one
+        full = (res.replications if cost_engine == engine else
+                simulate(compile_spec(config), m, seed, cost_engine, workers).replications)
+        costs = mechanism_costs(config, m, seed, cost_engine, workers, progress, full=full,
                                 together=True, off_runs=off)
     # the run with every mechanism off: all together, or the one mechanism's own
     ideal = off.get(TOGETHER, off[mechs[0]] if len(mechs) == 1 else None)
-    designed = as_designed(ideal, cost_engine) if ideal is not None else None
+    designed = as_designed(ideal, cost_engine, full) if ideal is not None else None
     return costs, note, designed
 
 

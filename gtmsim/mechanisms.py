@@ -161,17 +161,47 @@ def mechanism_costs(config: Config, n: int, seed: int, engine: str = "numba",
     return pl.concat([ranked, pl.DataFrame(rows[len(mechs):], schema=schema)])
 
 
-def as_designed(together: pl.DataFrame, engine: str) -> dict:
+def as_designed(together: pl.DataFrame, engine: str, full: pl.DataFrame | None = None) -> dict:
     """The run with every mechanism off at once (the ``TOGETHER`` run's replications) in
     the terms the run report sets beside the run: the system's bookings and each team's KPI
     attainment, summarised as the run's are. Where a team meets its KPI with people as they
     are and as designed while the bookings fall far short of the design's, the value was lost
-    in the interaction, not by a team."""
+    in the interaction, not by a team.
+
+    Given `full` (the run's replications on the same engine and seed, the same replication
+    numbers at least), ``bookings_share`` is the run's bookings as a share of the design's,
+    paired replication by replication (`ratio_ci`), so the two means are of the same
+    replications, not of the run's N against the design's first few."""
     columns = [c for c in together.columns
                if c == "bookings" or c.startswith("kpi_attainment_")]
     summary = O.summarize(together.select(columns)) if columns else None
-    return {"replications": together.height, "engine": engine,
-            "summary": summary.to_dicts() if summary is not None else []}
+    out = {"replications": together.height, "engine": engine,
+           "summary": summary.to_dicts() if summary is not None else []}
+    if full is not None and "bookings" in together.columns:
+        ideal = together.sort("replication")
+        run = full.filter(pl.col("replication").is_in(ideal["replication"].implode()))
+        if run.height == ideal.height:
+            num = run.sort("replication")["bookings"].to_numpy().astype(float)
+            den = ideal["bookings"].to_numpy().astype(float)
+            ok = np.isfinite(num) & np.isfinite(den)
+            share, lo, hi = ratio_ci(num[ok], den[ok]) if ok.any() else (math.nan,) * 3
+            # a share is 0 or more: the interval is cut there, as the summaries' are
+            out["bookings_share"] = {"mean": share, "ci_high": hi, "n": int(ok.sum()),
+                                     "ci_low": lo if math.isnan(lo) else max(lo, 0.0)}
+    return out
+
+
+def ratio_ci(num: np.ndarray, den: np.ndarray,
+             confidence: float = 0.95) -> tuple[float, float, float]:
+    """The ratio of two paired means, mean(num) / mean(den), with its interval by the delta
+    method: the t-interval of the residuals num_i - r den_i, over mean(den). NaN where
+    mean(den) is not positive; NaN bounds below two pairs."""
+    num, den = np.asarray(num, dtype=float), np.asarray(den, dtype=float)
+    if len(den) == 0 or den.mean() <= 0:
+        return math.nan, math.nan, math.nan
+    ratio = float(num.mean() / den.mean())
+    _, lo, hi = paired_ci((num - ratio * den) / den.mean(), confidence)
+    return ratio, ratio + lo, ratio + hi
 
 
 def _cost_row(label: str, outcome: str, engine: str, base: np.ndarray, values: np.ndarray,

@@ -271,6 +271,11 @@ def test_small_run_writes_every_file(tmp_path):
     ideal = {r["outcome"]: r for r in doc["as_designed"]["summary"]}
     assert ideal["bookings"]["mean"] == pytest.approx(together["off_mean"], rel=1e-12)
     assert doc["as_designed"]["engine"] == "numba"
+    # the share of the design's bookings pairs them on one engine: the full run repeated
+    # there, not the SimPy run's own
+    share = doc["as_designed"]["bookings_share"]
+    assert share["mean"] == pytest.approx(together["full_mean"] / together["off_mean"],
+                                          rel=1e-12)
     assert "as designed (every human mechanism off)" in (out / "report.html").read_text()
     assert any(r["outcome"] == "bookings" for r in doc["summary"])
     config = load_config(out / "config.toml")

@@ -77,11 +77,13 @@ def test_the_kpi_table_sets_the_system_beside_its_design_with_ideal_behaviour(tm
     designed = {"replications": 64, "engine": "numba", "summary": [
         {"outcome": "bookings", "mean": 10_000_000.0},
         {"outcome": "kpi_attainment_marketing", "mean": 0.96},
-        {"outcome": "kpi_attainment_ae", "mean": 2.9}]}
+        {"outcome": "kpi_attainment_ae", "mean": 2.9}],
+        "bookings_share": {"mean": 0.41, "ci_low": 0.38, "ci_high": 0.44, "n": 64}}
     text = " ".join(_printed(config, stats, tmp_path, width=400, designed=designed).split())
-    assert ("40.0% of the bookings 10,000,000 its design makes with ideal behaviour (every "
-            "human mechanism off, 64 replications on numba), where the KPIs are attained "
-            "marketing 96.0%, ae 290.0%") in text
+    # the paired share, not the run's bookings over the design's (40%)
+    assert ("41.0% ± 3.0% of the bookings 10,000,000 its design makes with ideal behaviour "
+            "(every human mechanism off, paired on the run's first 64 replications on numba), "
+            "where the KPIs are attained marketing 96.0%, ae 290.0%") in text
     assert "its design makes" not in _printed(config, stats, tmp_path, width=400)
 
 

@@ -527,15 +527,19 @@ def test_each_teams_kpi_stands_beside_the_design_run_with_ideal_behaviour():
     designed = {"replications": 64, "engine": "numba", "summary": [
         {"outcome": "kpi_attainment_marketing", **row(0.96)},
         {"outcome": "kpi_attainment_ae", **row(2.9)},
-        {"outcome": "bookings", **row(10_000_000.0, 90_000.0)}]}
+        {"outcome": "bookings", **row(10_000_000.0, 90_000.0)}],
+        "bookings_share": {"mean": 0.41, "ci_low": 0.38, "ci_high": 0.45, "n": 64}}
     fig = _kpis(summary, ["marketing", "ae"], designed)
     run, ideal = fig.data
     assert list(run.x) == list(ideal.x) == ["marketing", "ae", SYSTEM]
-    assert list(run.y) == pytest.approx([1.04, 1.15, 0.4])
+    # the system's bar is the paired share with its interval (not 4,000,000 / 10,000,000)
+    assert list(run.y) == pytest.approx([1.04, 1.15, 0.41])
+    assert run.error_y.array[-1] == pytest.approx(0.04)
+    assert run.error_y.arrayminus[-1] == pytest.approx(0.03)
     assert ideal.name == DESIGNED and list(ideal.y) == pytest.approx([0.96, 2.9, 1.0])
-    assert "bookings as run are 40.0% of the design's" in fig.layout.title.text
-    assert ("64 replications with every human mechanism off on the numba engine, seeded as "
-            "the run's first 64") in fig.layout.title.text
+    assert "bookings as run are 41.0% of the design's" in fig.layout.title.text
+    assert ("64 replications with every human mechanism off on the numba engine, paired "
+            "with the run's first 64") in fig.layout.title.text
     alone = _kpis(summary, ["marketing", "ae"])  # no design run (--no-mechanism-costs)
     assert len(alone.data) == 1 and list(alone.data[0].x) == ["marketing", "ae"]
 

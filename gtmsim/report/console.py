@@ -228,12 +228,13 @@ def print_summary(config, summary, meta: dict, out: Path, console=None, costs=No
                f"win rate {fmt(mean('win_rate'), 'rate')}, "
                f"{fmt(mean('leaked'), 'count')} leads leaked")
     ideal = {r["outcome"]: r["mean"] for r in designed["summary"]} if designed else {}
-    if ideal.get("bookings", 0) > 0:
-        reached = fmt(mean("bookings") / ideal["bookings"], "rate")
+    share = (designed or {}).get("bookings_share")
+    if share and math.isfinite(share["mean"]):
         kpis = ", ".join(f"{escape(name)} {fmt(ideal[f'kpi_attainment_{name}'], 'rate')}"
                          for name in config.teams if f"kpi_attainment_{name}" in ideal)
-        caption += (f"; {reached} of the bookings {fmt(ideal['bookings'], 'money')} its "
-                    "design makes with ideal behaviour (every human mechanism off, "
+        caption += (f"; {pm(share, 'rate')} of the bookings "
+                    f"{fmt(ideal['bookings'], 'money')} its design makes with ideal behaviour "
+                    f"(every human mechanism off, paired on the run's first "
                     f"{counted(designed['replications'], 'replications')} on "
                     f"{designed['engine']}), where the KPIs are attained {kpis or '-'}")
     teams = Table(title="Each team's KPI beside the system outcome", title_justify="left",
