@@ -16,11 +16,17 @@ tally array of the kernel (compared byte for byte, so NaNs and -0.0 count too).
 numba's on-disk cache does not track callees in other files; the kernel drops its cache by
 itself when any of its sources changed (gtmsim/engines/kernel/cache.py), so a check after an
 edit runs the edited kernel.
+
+A change that adds outputs (a new column, a counter appended to a Tally array) fails --check,
+as any difference does; with --allow-new it is listed instead, and every recorded number is
+still compared: the recorded columns, and each Tally array of the raw tallies cut back to its
+recorded shape (saved as <case>.shapes.json at recording).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -31,7 +37,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from gtmsim import load_config  # noqa: E402
-from gtmsim.engines.kernel import tallies  # noqa: E402
+from gtmsim.engines.kernel import TallyLayout, tallies  # noqa: E402
 from gtmsim.simulate import simulate  # noqa: E402
 from gtmsim.spec import compile_spec  # noqa: E402
 
@@ -44,12 +50,45 @@ CASES = {  # name: (config path, profile, replications, seed, first replication)
 }
 
 
-def outputs(name: str) -> dict[str, pl.DataFrame | np.ndarray]:
+def outputs(name: str) -> tuple[dict[str, pl.DataFrame | np.ndarray], list[list[int]]]:
+    """The case's frames and raw tallies, and the shapes of the Tally arrays in a raw row."""
     path, profile, n, seed, first = CASES[name]
     spec = compile_spec(load_config(path, profile=profile))
     res = simulate(spec, n, seed, engine="numba", first=first)
-    raw, _ = tallies(spec, seed, n, first, parallel=False)
-    return {"replications": res.replications, "weekly": res.weekly, "raw": raw}
+    raw, layout = tallies(spec, seed, n, first, parallel=False)
+    shapes = [list(s) for s in layout.shapes]
+    return {"replications": res.replications, "weekly": res.weekly, "raw": raw}, shapes
+
+
+def old_columns(want: pl.DataFrame, got: pl.DataFrame) -> tuple[pl.DataFrame, list[str]]:
+    """`got` cut to the recorded columns, and its new ones, where it kept every recorded
+    column in its order; else `got` as it is."""
+    kept = [c for c in got.columns if c in want.columns]
+    if kept != want.columns:
+        return got, []
+    return got.select(kept), [c for c in got.columns if c not in want.columns]
+
+
+def old_raw(raw: np.ndarray, shapes: list[list[int]], recorded: list[list[int]],
+            ) -> tuple[np.ndarray, list[str]] | None:
+    """The raw tallies cut back to the recorded layout (each Tally array to its recorded
+    shape: counters appended last along its last axis are left out), with a note per array
+    that grew; None where an array shrank or changed otherwise."""
+    if len(shapes) != len(recorded):
+        return None
+    parts, grown = [], []
+    offset = 0
+    for name, shape, old in zip(TallyLayout.NAMES, shapes, recorded, strict=True):
+        size = int(np.prod(shape))
+        block = raw[:, offset:offset + size].reshape(raw.shape[0], *shape)
+        offset += size
+        if shape != old:
+            if len(shape) != len(old) or shape[:-1] != old[:-1] or shape[-1] < old[-1]:
+                return None
+            grown.append(f"{name} {old} -> {shape}")
+            block = block[..., :old[-1]]
+        parts.append(block.reshape(raw.shape[0], -1))
+    return np.ascontiguousarray(np.concatenate(parts, axis=1)), grown
 
 
 def periods_mismatches() -> int:
@@ -118,6 +157,9 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--check", action="store_true", help="compare with the saved outputs")
     ap.add_argument("--dir", default="/tmp/kernel-golden", type=Path)
+    ap.add_argument("--allow-new", action="store_true",
+                    help="with --check: list new columns and counters appended to a Tally "
+                         "array instead of failing on them (recorded numbers still compared)")
     args = ap.parse_args()
     stamp = args.dir / "RECORDED_AT"
     if args.check:
@@ -134,7 +176,10 @@ def main() -> int:
         stamp.write_text(_recorded_at() + "\n")
     bad = 0
     for name in CASES:
-        got = outputs(name)
+        got, shapes = outputs(name)
+        layout_file = args.dir / f"{name}.shapes.json"
+        if not args.check:
+            layout_file.write_text(json.dumps(shapes) + "\n")
         for frame, value in got.items():
             ext = "npy" if frame == "raw" else "parquet"
             f = args.dir / f"{name}.{frame}.{ext}"
@@ -146,6 +191,11 @@ def main() -> int:
                 continue
             if frame == "raw":
                 want = np.load(f)
+                if args.allow_new and want.shape != value.shape and layout_file.is_file():
+                    cut = old_raw(value, shapes, json.loads(layout_file.read_text()))
+                    if cut is not None:
+                        value, grown = cut
+                        print(f"new {name} raw counters (not compared): {'; '.join(grown)}")
                 same = want.shape == value.shape and want.dtype == value.dtype and \
                     want.tobytes() == value.tobytes()
                 why = "" if same else f"raw tallies differ ({int((want != value).sum())} "\
@@ -153,6 +203,10 @@ def main() -> int:
                     f"raw shape {want.shape} vs {value.shape}"
             else:
                 want = pl.read_parquet(f)
+                if args.allow_new:
+                    value, new = old_columns(want, value)
+                    if new:
+                        print(f"new {name} {frame} columns (not compared): {_some(new)}")
                 same = want.equals(value)
                 why = "" if same else first_difference(want, value)
             if not same:
