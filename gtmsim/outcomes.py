@@ -19,7 +19,16 @@ import polars as pl
 
 from gtmsim.calendar import working_hours_between
 from gtmsim.errors import GtmsimError
-from gtmsim.spec import CLOSE, DISQUALIFIED, LOST_FATE, NURTURE, QUARTER, RETAIN, ModelSpec
+from gtmsim.spec import (
+    CLOSE,
+    DISQUALIFIED,
+    LOST_FATE,
+    NURTURE,
+    OUTCOMES,
+    QUARTER,
+    RETAIN,
+    ModelSpec,
+)
 
 if TYPE_CHECKING:
     from gtmsim.config import Config
@@ -111,13 +120,20 @@ TEAM = ("busy", "available", "wip_area", "serving_area", "buyer_area", "departur
 # that came back and entered the stage again; rework_returns: leads sent back into the stage
 # for rework, a later stage having caught an error the stage made; rework_sent_back: leads
 # the stage sent back so, having caught an earlier stage's error (counted as the lead goes
-# back, the instant the earlier stage's rework_returns counts it). New counters go last, so
-# the others keep their indices.
+# back, the instant the earlier stage's rework_returns counts it); routed_<outcome>: leads
+# the stage routed on to another stage (or itself again) recycled, rejected, unreached or
+# lost, counted as the lead is handed to that stage (a route to a fate is counted by the
+# fate's counter). New counters go last, so the others keep their indices.
 STAGE = ("decisions", "qualified", "renewals", "churns", "leaks", "won", "lost", "disqualified",
-         "nurtured", "nurture_returns", "rework_returns", "rework_sent_back")
+         "nurtured", "nurture_returns", "rework_returns", "rework_sent_back", "routed_recycled",
+         "routed_rejected", "routed_unreached", "routed_lost")
 (ST_DECISIONS, ST_QUALIFIED, ST_RENEWALS, ST_CHURNS, ST_LEAKS, ST_WON, ST_LOST,
  ST_DISQUALIFIED, ST_NURTURED, ST_NURTURE_RETURNS, ST_REWORK_RETURNS,
- ST_REWORK_SENT_BACK) = range(len(STAGE))
+ ST_REWORK_SENT_BACK, ST_ROUTED_RECYCLED, ST_ROUTED_REJECTED, ST_ROUTED_UNREACHED,
+ ST_ROUTED_LOST) = range(len(STAGE))
+# the routed_ counter of each route outcome (spec.OUTCOMES order), -1 for qualified and won:
+# where they lead on to a stage, qualified_ and won_at_ count them
+ROUTED = (-1, ST_ROUTED_RECYCLED, ST_ROUTED_REJECTED, ST_ROUTED_UNREACHED, -1, ST_ROUTED_LOST)
 
 CYCLE_BINS = 731  # days; won-deal cycle times, for the median
 
@@ -227,6 +243,9 @@ def replication_row(t: Tally, spec: ModelSpec) -> dict:
         row[f"rework_sent_back_{stage}"] = st[ST_REWORK_SENT_BACK]
         for fate, value in _stage_fates(spec, j, st):
             row[f"{fate}_at_{stage}"] = value
+        for outcome, col in enumerate(ROUTED):  # only the routes that lead on to a stage
+            if col >= 0 and spec.route[j][outcome] >= 0:
+                row[f"routed_{OUTCOMES[outcome]}_{stage}"] = st[col]
     for e, edge in enumerate(spec.edge_names):
         row[f"trust_{edge}"] = t.trust_end[e]
     return {k: float(v) for k, v in row.items()}

@@ -376,13 +376,15 @@ def test_a_mechanism_cost_names_an_unknown_outcome_before_anything_runs(outcome,
 def _up_and_down(engine: str, name: str, rate: float, b: dict, more: dict):
     """Replications of a two-stage org under `ideal`: web leads of quality 0.5 at `rate` a
     week, stage a (review, team up) qualifying them to stage b (team down, `b` its kind and
-    settings; qualified leads disqualified), one person a team, 1 h a task; `more` adds
-    tables (handoffs, nurture, people)."""
+    settings; qualified leads disqualified, but at a close stage: the buyer's), one person a
+    team, 1 h a task; `more` adds tables (handoffs, nurture, people)."""
     from gtmsim.config import resolve, validate
 
     fixed = {"dist": "fixed", "value": 1.0}
     stage_b = {"team": "down", "effort_hours": fixed, **b}
-    stage_b["routes"] = {"qualified": "disqualified", **b.get("routes", {})}
+    # a close stage's qualified deals go to the buyer: no route
+    qualified = {} if b["kind"] == "close" else {"qualified": "disqualified"}
+    stage_b["routes"] = {**qualified, **b.get("routes", {})}
     raw = {
         "name": name, "profile": "ideal", "run": {"warmup_days": 0.0, "horizon_days": 60.0},
         "channels": {"web": {"entry": "a", "rate_per_week": rate,
@@ -492,6 +494,40 @@ def test_nurture_returns_count_at_the_stage_they_enter(engine, p_return):
     for col in ("nurture_returns_b", "rework_returns_a", "rework_sent_back_b"):
         assert (df[col].to_numpy() == 0).all(), col
     _undecided_at_a(df)
+
+
+# stage b's settings that route every lead it takes back to stage a by one outcome
+ROUTED_BACK = {
+    "recycled": {"kind": "review", "threshold": 0.9, "reject_below": 0.1,
+                 "routes": {"recycled": "a"}},
+    "rejected": {"kind": "review", "threshold": 0.9, "reject_below": 0.9,
+                 "routes": {"rejected": "a"}},
+    "unreached": {"kind": "contact", "contact_probability": 0.0, "routes": {"unreached": "a"}},
+    "lost": {"kind": "close", "win_scale": 0.01, "buyer_days": {"dist": "fixed", "value": 1.0},
+             "routes": {"won": "customer", "lost": "a"}},
+}
+
+
+@pytest.mark.parametrize("engine", ["simpy", "numba"])
+@pytest.mark.parametrize("outcome", list(ROUTED_BACK))
+def test_leads_routed_on_to_a_stage_count_as_that_stage_takes_them(engine, outcome):
+    """The flow diagram's routed links. Stage b sends every lead back to a by one outcome
+    (recycled, rejected, unreached or lost), after a warm handoff of 6 h where it worked the
+    lead: counted at b (routed_<outcome>_b) the instant a takes the lead in, so, with no
+    warm-up, a's team took in the new leads and those, all of which it sent on or holds at
+    the end. Counted as b's handoff work begins (or at the decision), a lead in that work at
+    the end was read as taken in at a, which never had it. A route to a fate has no column."""
+    df = _up_and_down(engine, f"routed-{outcome}", 8.0, ROUTED_BACK[outcome], {
+        "handoffs": {"b_to_a": {"from": "b", "to": "a", "protocol": "warm"}},
+        "people": {"compliance": {"enabled": True, "probability": 1.0},
+                   "handoff_loss": {"enabled": True, "warm_hours": 6.0, "warm_loss": 0.0,
+                                    "crm_drop_loss": 0.0, "crm_drop_leak": 0.0}}})
+    back = df[f"routed_{outcome}_b"].to_numpy()
+    assert (back > 20).all(), back
+    taken_in = df["leads_created"].to_numpy() + back
+    sent_on = df["throughput_up"].to_numpy() * 60 * 24.0  # departures over the window
+    assert taken_in == pytest.approx(sent_on + df["open_up"].to_numpy(), abs=1e-6)
+    assert [c for c in df.columns if c.startswith("routed_")] == [f"routed_{outcome}_b"]
 
 
 @pytest.mark.parametrize("engine", ["simpy", "numba"])

@@ -113,6 +113,7 @@ ST_DECISIONS, ST_QUALIFIED, ST_RENEWALS, ST_CHURNS = (O.ST_DECISIONS, O.ST_QUALI
                                                       O.ST_RENEWALS, O.ST_CHURNS)
 ST_NURTURE_RETURNS, ST_REWORK_RETURNS, ST_REWORK_SENT_BACK = (
     O.ST_NURTURE_RETURNS, O.ST_REWORK_RETURNS, O.ST_REWORK_SENT_BACK)
+ROUTED = O.ROUTED  # the routed_ counter of each route outcome, -1 for none
 C_CONTACT_LEADS, C_ATTEMPTS, C_NEVER_CONTACTED = (O.C_CONTACT_LEADS, O.C_ATTEMPTS,
                                                   O.C_NEVER_CONTACTED)
 C_FAST_TOUCHED, C_FAST_QUALIFIED = O.C_FAST_TOUCHED, O.C_FAST_QUALIFIED
@@ -461,6 +462,9 @@ def _forward(ks, st, lead, outcome, compliant, now):
     target = ks.route[s, outcome]
     depart(ks, st, lead, now)
     if target >= 0:
+        routed = ROUTED[outcome]
+        if routed >= 0:  # on to a stage recycled, rejected, unreached or lost
+            R.stage_count(ks, st, s, routed, now)
         enter(ks, st, lead, target, ks.edge_of[s, target], compliant, now)
     elif target == NURTURE:
         R.stage_count(ks, st, s, ST_NURTURED, now)

@@ -598,6 +598,8 @@ class Replication:
         target = sp.route[s][outcome]
         self._depart(lead)
         if target >= 0:
+            if O.ROUTED[outcome] >= 0:  # on to a stage recycled, rejected, unreached or lost
+                self.rec.stage_count(s, O.ROUTED[outcome], t)
             self._enter(lead, target, sp.edge_of[s][target], compliant)
         elif target == S.NURTURE:
             self.rec.fate(O.F_NURTURED, t)
