@@ -36,15 +36,13 @@ FLOW_CAPTION = "<br>".join(textwrap.wrap(  # lines as wide as the figure
     "the stages that sent leads to it, as counted; leaks flow from the stage where they "
     "happened to 'leaked', then split by cause; leads still at a team when the run ends (no "
     "fate yet) flow to 'open at the end'. Won deals handed to a retain stage flow on to it, "
-    "and from it to retained or churned at its renewal. Leads a stage turns away to a stage "
-    "(where its recycled and rejected routes both lead there: its decisions less those "
-    "qualified) flow on to it, or back to an earlier one, from 'sent back to' at the right "
-    "to 'back from' at the left. Leads that enter a stage again come in at the left too: "
-    "'back from nurture', and 'back from rework' to the stage whose error a later stage "
-    "caught (which sends them to 'sent back for rework' at the right). Not drawn, as no "
-    "result counts them: leads routed to a stage unreached, lost, or turned away where the "
-    "two routes part (a stage they reach sends out more than is drawn into it). Nor need "
-    "the links balance where leads are in flight at the window's edges (with a buyer, say).",
+    "and from it to retained or churned at its renewal. Leads a stage routes on to a stage "
+    "(recycled, rejected, unreached or lost, counted as each is handed over) flow on to it, "
+    "or back to an earlier one, from 'sent back to' at the right to 'back from' at the left. "
+    "Leads that enter a stage again come in at the left too: 'back from nurture', and 'back "
+    "from rework' to the stage whose error a later stage caught (which sends them to 'sent "
+    "back for rework' at the right). The links need not balance where leads are in flight "
+    "at the window's edges (with a buyer, say).",
     160))
 STAGE_FATES = ("won", "lost", "disqualified", "nurtured")
 
@@ -67,9 +65,10 @@ def flow_links(summary: dict, routing: dict) -> list[tuple[str, str, float, str]
     `leads_<channel>`; stage -> the stage its qualified leads go to is `qualified_<stage>`;
     stage -> fate is `<fate>_at_<stage>`, the leads whose fate the stage decided. Won deals a
     close stage hands to a retain stage go on from "won" to it, and the retain stage sends
-    its renewals to "retained" and "churned" (`_after_won`). Leads turned away to a stage
-    (`_turned_away`) and leads that enter a stage again, back from nurture or sent back for
-    rework (`_coming_back`), come into an earlier stage from a "back from" node at the left.
+    its renewals to "retained" and "churned" (`_after_won`). Leads routed on to a stage
+    recycled, rejected, unreached or lost go to it (`_routed_on`); those routed back to an
+    earlier stage and leads that enter a stage again, back from nurture or sent back for
+    rework (`_coming_back`), come into it from a "back from" node at the left.
     """
     stages = routing["stages"]
     links: list[tuple[str, str, float, str]] = []
@@ -83,7 +82,7 @@ def flow_links(summary: dict, routing: dict) -> list[tuple[str, str, float, str]
         for fate in STAGE_FATES:
             links.append((f"stage: {name}", fate, _mean(summary, f"{fate}_at_{name}"),
                           f"{fate} at the stage"))
-    links += _turned_away(summary, stages)
+    links += _routed_on(summary, stages)
     links += _coming_back(summary, stages)
     links += _after_won(summary, stages)
     for name in stages:
@@ -107,20 +106,21 @@ def flow_links(summary: dict, routing: dict) -> list[tuple[str, str, float, str]
     return [link for link in links if math.isfinite(link[2]) and link[2] > 0]
 
 
-SENT_BACK = "sent back to "  # a sink at the right: turned away to an earlier stage
+SENT_BACK = "sent back to "  # a sink at the right: routed on to an earlier stage
 BACK_FROM = "back from "  # its twin at the left, feeding that stage (a Sankey draws no loops)
-DECIDING = ("review", "contact", "close")
 
 
-def _turned_away(summary: dict, stages: dict) -> list[tuple]:
-    """Leads a deciding stage turns away (recycled or rejected) where both routes lead to the
-    same stage: `decisions_<stage>` less `qualified_<stage>`, counted when the decision is
-    taken, as the qualified link is. To a stage the drawn stage links lead on from (an
-    earlier one, or its own) the flow would loop: the stage sends them to a node of their
-    own at the right, and a twin at the left feeds them to the stage they go back to.
-    Where the two routes part (recycled to a stage, rejected to disqualified, say) no count
-    splits the turned-away leads between them (the fate's is counted when the work ends,
-    not at the decision), so nothing is drawn."""
+ROUTED_ON = {"recycled": "recycled", "rejected": "rejected", "unreached": "unreached (attempts "
+             "used up)", "lost": "lost (the buyer said no)"}
+
+
+def _routed_on(summary: dict, stages: dict) -> list[tuple]:
+    """Leads a stage routes on to a stage recycled, rejected, unreached or lost:
+    `routed_<outcome>_<stage>`, counted as each is handed to that stage (a route to a fate
+    is that fate's link). One link per stage and destination, its routes summed. To a stage
+    the drawn stage links lead on from (an earlier one, or its own) the flow would loop: the
+    stage sends them to a node of their own at the right, and a twin at the left feeds them
+    to the stage they go back to."""
     onward: dict[str, set[str]] = {}
     for name, st in stages.items():
         if st["kind"] in ("review", "contact") and st["routes"].get("qualified") in stages:
@@ -139,20 +139,24 @@ def _turned_away(summary: dict, stages: dict) -> list[tuple]:
 
     links = []
     for name, st in stages.items():
-        to = st["routes"].get("recycled")
-        if st["kind"] not in DECIDING or to not in stages or st["routes"].get("rejected") != to:
-            continue
-        value = _mean(summary, f"decisions_{name}") - _mean(summary, f"qualified_{name}")
-        how = (f"turned away at {name} (its decisions less those qualified: recycled or "
-               f"rejected, both routed to {to})")
-        if reaches(to, name):
-            links.append((f"stage: {name}", f"{SENT_BACK}{to} (turned away at {name})",
-                          value, how + f"; drawn again at the left, where {to} takes them"))
-            links.append((f"{BACK_FROM}{name} (turned away there)", f"stage: {to}", value,
-                          how + f"; drawn at the right of {name} as well"))
-        else:
-            onward.setdefault(name, set()).add(to)
-            links.append((f"stage: {name}", f"stage: {to}", value, how))
+        routed: dict[str, list[tuple[str, float]]] = {}
+        for outcome in ROUTED_ON:
+            to = st["routes"].get(outcome)
+            value = _mean(summary, f"routed_{outcome}_{name}")
+            if to in stages and math.isfinite(value) and value > 0:
+                routed.setdefault(to, []).append((outcome, value))
+        for to, parts in routed.items():
+            value = sum(v for _, v in parts)
+            how = (f"routed from {name} to {to}: "
+                   + ", ".join(f"{ROUTED_ON[o]} {v:,.1f}" for o, v in parts))
+            if reaches(to, name):
+                links.append((f"stage: {name}", f"{SENT_BACK}{to} (from {name})", value,
+                              how + f"; drawn again at the left, where {to} takes them"))
+                links.append((f"{BACK_FROM}{name} (sent back to {to})", f"stage: {to}", value,
+                              how + f"; drawn at the right of {name} as well"))
+            else:
+                onward.setdefault(name, set()).add(to)
+                links.append((f"stage: {name}", f"stage: {to}", value, how))
     return links
 
 
@@ -162,7 +166,7 @@ REWORK_SENT = "sent back for rework (errors caught at {})"
 
 
 def _coming_back(summary: dict, stages: dict) -> list[tuple]:
-    """Leads that enter a stage again, each from a node at the left as the leads turned away
+    """Leads that enter a stage again, each from a node at the left as the leads routed back
     to an earlier stage are (a Sankey draws no loop): nurtured leads that came back,
     `nurture_returns_<stage>` (they went to "nurtured" at the right when they left), and
     leads sent back for rework to the stage that made an error a later stage caught,
