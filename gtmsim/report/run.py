@@ -108,10 +108,9 @@ def flow_links(summary: dict, routing: dict) -> list[tuple[str, str, float, str]
 
 SENT_BACK = "sent back to "  # a sink at the right: routed on to an earlier stage
 BACK_FROM = "back from "  # its twin at the left, feeding that stage (a Sankey draws no loops)
-
-
-ROUTED_ON = {"recycled": "recycled", "rejected": "rejected", "unreached": "unreached (attempts "
-             "used up)", "lost": "lost (the buyer said no)"}
+# the routes drawn from their routed_<outcome>_<stage> counts, as a link's hover names them
+ROUTED_ON = {"recycled": "recycled", "rejected": "rejected",
+             "unreached": "unreached (attempts used up)", "lost": "lost (the buyer said no)"}
 
 
 def _routed_on(summary: dict, stages: dict) -> list[tuple]:
