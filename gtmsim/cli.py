@@ -1022,7 +1022,8 @@ def _run_mechanism_costs(args, config, res, n: int, seed: int, engine: str, work
                                 together=True, off_runs=off)
     # the run with every mechanism off: all together, or the one mechanism's own
     ideal = off.get(TOGETHER, off[mechs[0]] if len(mechs) == 1 else None)
-    designed = as_designed(ideal, cost_engine, full) if ideal is not None else None
+    designed = (as_designed(ideal, cost_engine, full, repeated=cost_engine != engine)
+                if ideal is not None else None)
     return costs, note, designed
 
 

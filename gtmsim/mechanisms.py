@@ -161,7 +161,8 @@ def mechanism_costs(config: Config, n: int, seed: int, engine: str = "numba",
     return pl.concat([ranked, pl.DataFrame(rows[len(mechs):], schema=schema)])
 
 
-def as_designed(together: pl.DataFrame, engine: str, full: pl.DataFrame | None = None) -> dict:
+def as_designed(together: pl.DataFrame, engine: str, full: pl.DataFrame | None = None,
+                repeated: bool = False) -> dict:
     """The run with every mechanism off at once (the ``TOGETHER`` run's replications) in
     the terms the run report sets beside the run: the system's bookings and each team's KPI
     attainment, summarised as the run's are. Where a team meets its KPI with people as they
@@ -171,7 +172,9 @@ def as_designed(together: pl.DataFrame, engine: str, full: pl.DataFrame | None =
     Given `full` (the run's replications on the same engine and seed, the same replication
     numbers at least), ``bookings_share`` is the run's bookings as a share of the design's,
     paired replication by replication (`ratio_ci`), so the two means are of the same
-    replications, not of the run's N against the design's first few."""
+    replications, not of the run's N against the design's first few. `repeated` says that
+    `full` is the run repeated on `engine` (a SimPy run's costs come from numba), which the
+    share's words then say: it is not the share of the bookings the run printed."""
     columns = [c for c in together.columns
                if c == "bookings" or c.startswith("kpi_attainment_")]
     summary = O.summarize(together.select(columns)) if columns else None
@@ -187,7 +190,8 @@ def as_designed(together: pl.DataFrame, engine: str, full: pl.DataFrame | None =
             share, lo, hi = ratio_ci(num[ok], den[ok]) if ok.any() else (math.nan,) * 3
             # a share is 0 or more: the interval is cut there, as the summaries' are
             out["bookings_share"] = {"mean": share, "ci_high": hi, "n": int(ok.sum()),
-                                     "ci_low": lo if math.isnan(lo) else max(lo, 0.0)}
+                                     "ci_low": lo if math.isnan(lo) else max(lo, 0.0),
+                                     "repeated": repeated}
     return out
 
 

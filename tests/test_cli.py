@@ -276,6 +276,11 @@ def test_small_run_writes_every_file(tmp_path):
     share = doc["as_designed"]["bookings_share"]
     assert share["mean"] == pytest.approx(together["full_mean"] / together["off_mean"],
                                           rel=1e-12)
+    # which the words say: 40.1% beside the SimPy run's own bookings read as 36%
+    assert share["repeated"]
+    assert "first 2 replications repeated on numba" in " ".join(res.stdout.split())
+    assert "bookings as run, repeated on the numba engine, are" in (
+        out / "report.html").read_text()
     assert "as designed (every human mechanism off)" in (out / "report.html").read_text()
     assert any(r["outcome"] == "bookings" for r in doc["summary"])
     config = load_config(out / "config.toml")

@@ -84,6 +84,10 @@ def test_the_kpi_table_sets_the_system_beside_its_design_with_ideal_behaviour(tm
     assert ("41.0% ± 3.0% of the bookings 10,000,000 its design makes with ideal behaviour "
             "(every human mechanism off, paired on the run's first 64 replications on numba), "
             "where the KPIs are attained marketing 96.0%, ae 290.0%") in text
+    # a SimPy run's costs, and so its share, come from the run repeated on numba
+    designed["bookings_share"]["repeated"] = True
+    text = " ".join(_printed(config, stats, tmp_path, width=400, designed=designed).split())
+    assert "paired on the run's first 64 replications repeated on numba)" in text
     assert "its design makes" not in _printed(config, stats, tmp_path, width=400)
 
 

@@ -605,6 +605,10 @@ def test_each_teams_kpi_stands_beside_the_design_run_with_ideal_behaviour():
     assert "bookings as run are 41.0% of the design's" in fig.layout.title.text
     assert ("64 replications with every human mechanism off on the numba engine, paired "
             "with the run's first 64") in fig.layout.title.text
+    assert "repeated" not in fig.layout.title.text
+    designed["bookings_share"]["repeated"] = True  # a SimPy run's: repeated on numba
+    assert ("bookings as run, repeated on the numba engine, are 41.0% of the design's"
+            in _kpis(summary, ["marketing", "ae"], designed).layout.title.text)
     alone = _kpis(summary, ["marketing", "ae"])  # no design run (--no-mechanism-costs)
     assert len(alone.data) == 1 and list(alone.data[0].x) == ["marketing", "ae"]
 

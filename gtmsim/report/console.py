@@ -235,7 +235,8 @@ def print_summary(config, summary, meta: dict, out: Path, console=None, costs=No
         caption += (f"; {pm(share, 'rate')} of the bookings "
                     f"{fmt(ideal['bookings'], 'money')} its design makes with ideal behaviour "
                     f"(every human mechanism off, paired on the run's first "
-                    f"{counted(designed['replications'], 'replications')} on "
+                    f"{counted(designed['replications'], 'replications')}"
+                    f"{' repeated' if share.get('repeated') else ''} on "
                     f"{designed['engine']}), where the KPIs are attained {kpis or '-'}")
     teams = Table(title="Each team's KPI beside the system outcome", title_justify="left",
                   caption=caption)

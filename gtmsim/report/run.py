@@ -371,8 +371,10 @@ def _kpis(summary: dict, teams: list[str], designed: dict | None = None):
                            font={"size": 11, "color": "#555"})
     title = "Each team's KPI against its target (attainment, 95% CI)"
     if system:
+        # a SimPy run's share is of the run repeated on numba: not of the bookings it printed
+        again = f", repeated on the {designed['engine']} engine," if share.get("repeated") else ""
         title = ("Each team's KPI beside the system, as run and as designed (attainment, "
-                 "95% CI)<br><sub>the system: bookings as run are "
+                 f"95% CI)<br><sub>the system: bookings as run{again} are "
                  f"{fmt(share['mean'], 'rate')} of the design's with ideal behaviour "
                  f"({counted(designed['replications'], 'replications')} with every human "
                  f"mechanism off on the {designed['engine']} engine, paired with the run's "
