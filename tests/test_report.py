@@ -793,6 +793,28 @@ def test_trust_chart_with_no_handoff_says_so():
         "No handoff: no route in this config goes from one team to another"]
 
 
+def test_a_trust_line_that_never_moved_says_so_on_trusts_own_scale():
+    """Under the ideal profile every handoff's trust stays at 1: the chart drew one visible
+    line of three (they coincide) on an axis to 2, and nothing said why. The axis is trust's
+    (0 to 1), a handoff whose trust never moved is named so, and where none moved a note
+    says why; a handoff whose trust moved keeps its name."""
+    from gtmsim.report.export import plain
+    from gtmsim.report.run import STILL, _trust
+
+    ab, bc = plain("a->b"), plain("b->c")  # as the legend writes them
+    flat = pl.DataFrame({"replication": [0, 0, 1, 1], "week": [0, 1, 0, 1],
+                         "trust_a->b": [1.0] * 4, "trust_b->c": [1.0] * 4})
+    fig = _trust(flat)
+    assert [t.name for t in fig.data] == [ab + STILL, bc + STILL]
+    assert list(fig.layout.yaxis.range) == [0, 1.05]
+    assert [a.text.startswith("Trust did not move at any handoff") for a in
+            fig.layout.annotations] == [True]
+    moved = flat.with_columns(pl.Series("trust_a->b", [1.0, 0.9, 1.0, 0.8]))
+    fig = _trust(moved)
+    assert [t.name for t in fig.data] == [ab, bc + STILL]
+    assert not fig.layout.annotations
+
+
 def test_the_leads_chart_says_it_counts_the_deals_waiting_on_the_buyer():
     """wip_<team> counts the deals waiting on the buyer (docs/model.md: an AE team's pipeline,
     in the hundreds for six AEs), yet the chart neither said so nor titled its y axis: it read

@@ -420,6 +420,33 @@ def _wip(weekly: pl.DataFrame):
                    "</sub>", yaxis_title="leads at the team, time-average")
 
 
+STILL = " (did not move)"
+
+
+def _trust(weekly: pl.DataFrame):
+    """Trust per handoff over time, on its own scale (0 to 1: a flat line at 1 was drawn on an
+    axis to 2). A handoff whose trust never moved, in any week of any replication, is named
+    so: the trust mechanism is off (the ideal profile) or nothing crossed it, and its line,
+    at the initial trust, may hide another's."""
+    fig = _weekly(weekly, "trust_", "Trust per handoff over time (mean over replications)",
+                  empty="No handoff: no route in this config goes from one team to another",
+                  yaxis_title="trust (0 to 1)")
+    cols = [c for c in weekly.columns if c.startswith("trust_")]
+    still = [c for c in cols if weekly[c].min() == weekly[c].max()]
+    for col, trace in zip(cols, fig.data, strict=True):
+        if col in still:
+            trace.name += STILL
+    if still and len(still) == len(cols):
+        fig.add_annotation(text="Trust did not move at any handoff: it stays at its initial "
+                                "value where the trust mechanism is off (as under the ideal "
+                                "profile) or nothing crosses a handoff",
+                           showarrow=False, xref="paper", yref="paper", x=0.0, y=1.0,
+                           xanchor="left", yanchor="bottom", align="left",
+                           font={"size": 11, "color": "#555"})
+    fig.update_yaxes(range=[0, 1.05])
+    return fig
+
+
 # what an error bar's length is where there is no interval. plotly.js reads each length as
 # a number (+value): null (None; NaN too, which plotly.py writes as null) is 0, a flat cap
 # that reads as certainty; "NaN" is NaN, and a point both of whose lengths are NaN has no bar
@@ -504,10 +531,7 @@ def run_figures(replications: pl.DataFrame, weekly: pl.DataFrame, summary: pl.Da
                "kpis": _kpis(rows, teams, designed)}
     if mechanism_costs is not None and mechanism_costs.height:
         figures["mechanism_costs"] = _mechanism_costs(mechanism_costs)
-    figures["trust"] = _weekly(weekly, "trust_",
-                               "Trust per handoff over time (mean over replications)",
-                               empty="No handoff: no route in this config goes from one "
-                                     "team to another")
+    figures["trust"] = _trust(weekly)
     figures["wip"] = _wip(weekly)
     figures["utilisation"] = _weekly(weekly, "util_", "Utilisation per team over time (mean)",
                                      percent=True)
