@@ -793,6 +793,18 @@ def test_trust_chart_with_no_handoff_says_so():
         "No handoff: no route in this config goes from one team to another"]
 
 
+def test_the_target_label_lies_outside_the_kpi_bars():
+    """The 'target' label sat inside the plot at the right end of the 100% line, across the
+    last team's bar wherever that bar passed about 100%: it lies beyond the plot's right
+    edge now, level with the line."""
+    from gtmsim.report.run import _kpis
+
+    summary = {"kpi_attainment_ae": {"mean": 1.11, "ci_low": 1.0, "ci_high": 1.2}}
+    (label,) = [a for a in _kpis(summary, ["ae"]).layout.annotations if a.text == "target"]
+    assert (label.xref, label.x, label.xanchor) == ("x domain", 1, "left")
+    assert (label.yref, label.y) == ("y", 1.0)
+
+
 def test_a_trust_line_that_never_moved_says_so_on_trusts_own_scale():
     """Under the ideal profile every handoff's trust stays at 1: the chart drew one visible
     line of three (they coincide) on an axis to 2, and nothing said why. The axis is trust's

@@ -358,7 +358,9 @@ def _kpis(summary: dict, teams: list[str], designed: dict | None = None):
         fig.add_trace(go.Bar(x=x, y=[r["mean"] for r in given], name=DESIGNED,
                              marker_color="#95a5a6", error_y=error_bars(given, centre="mean")))
         fig.update_layout(barmode="group", legend={"orientation": "h", "y": -0.15})
-    fig.add_hline(y=1.0, line_dash="dash", annotation_text="target")
+    # the label outside the plot, at the line's right end: inside, it lay across the last bar
+    fig.add_hline(y=1.0, line_dash="dash", annotation_text="target",
+                  annotation_position="right")
     # a team with no bar says why: an empty chart read as if every team were missing data
     missing = [(team, "no KPI" if f"kpi_target_{team}" not in summary
                 else "attainment defined in no replication")
