@@ -778,3 +778,39 @@ def test_the_pareto_front_names_each_trial_by_its_number_in_the_study():
         low = pc.unlabel_rgb(trace.marker.colorscale[0][1])
         assert sum(low) / 3 < 215, low
         assert (trace.marker.cmin, trace.marker.cmax) == (0, 3)
+
+
+def test_the_history_and_the_pareto_front_tick_whole_trials():
+    """The ideal search's history (4 trials) was ticked 'Trial' 0, 0.5, 1, 1.5 ..., and the
+    Pareto front's colour bars of trial numbers likewise: trials are whole. With 20 or fewer
+    each trial has its tick, and the axis half a trial of room either side; a long search
+    keeps plotly's own ticks."""
+    import optuna
+
+    from gtmsim.report.optimize import _optuna_figures
+
+    dist = {"x": optuna.distributions.FloatDistribution(0, 10)}
+
+    def study(values: list, directions=("maximize",)):
+        s = optuna.create_study(directions=list(directions))
+        for i, v in enumerate(values):
+            s.add_trial(optuna.trial.create_trial(
+                params={"x": float(i % 10)}, values=v if isinstance(v, list) else [v],
+                distributions=dist, user_attrs={"over_budget": -1.0}))
+        return s
+
+    for label in ("", " (search tuned for ideal people)"):
+        axis = _optuna_figures(study([5.0, 5.2, 4.0, 5.5]), ["mean"], label,
+                               importance=False)[0]["history"].layout.xaxis
+        assert (axis.dtick, axis.tick0, axis.range) == (1, 0, (-0.5, 3.5)), label
+    figs = _optuna_figures(study([[1.7e6, 5.0e6], [2.0e6, 5.5e6], [1.9e6, 5.2e6],
+                                  [2.1e6, 5.1e6]], ("minimize", "maximize")),
+                           ["cost", "mean"], "", importance=False)[0]
+    axis = figs["history"].layout.xaxis  # of the outcome, in a two-objective study
+    assert (axis.dtick, axis.tick0, axis.range) == (1, 0, (-0.5, 3.5))
+    bars = {t.name: t.marker.colorbar for t in figs["pareto_front"].data}
+    assert set(bars) == {"trial", "best trial"}  # a trial's number is its colour
+    assert all((b.dtick, b.tick0) == (1, 0) for b in bars.values())
+    long = _optuna_figures(study([float(i) for i in range(30)]), ["mean"], "",
+                           importance=False)[0]["history"].layout.xaxis
+    assert long.dtick is None and long.range is None

@@ -360,6 +360,7 @@ def _optuna_figures(study, objectives: list[str], label: str, importance: bool =
             notes_here = ([f"{counted(pruned, 'trials')} pruned before they finished, not "
                            "plotted"] if pruned else [])
             off = _scale_to_simulated(fig, study, complete, target)
+            _tick_whole_trials(fig, [x for trace in fig.data for x in (trace.x or ())])
             # on two lines: in one, the search tuned for ideal people's ran past the PNG's width
             fig.update_layout(title=_wrapped(f"Optimisation history{label}: {name} of each "
                                              "trial", notes_here + ([off] if off else [])))
@@ -418,9 +419,27 @@ def _pareto_front(simulated: list, within, objectives: list[str]):
             marker={"color": [t.number for t in trials], "colorscale": scale,
                     "cmin": min(numbers), "cmax": max(numbers),
                     "line": {"width": 0.5, "color": "grey"},
-                    "colorbar": {"title": {"text": bar}, "x": x, "xpad": 40}}))
+                    "colorbar": {"title": {"text": bar}, "x": x, "xpad": 40,
+                                 **_whole_ticks(numbers)}}))
     fig.update_layout(xaxis_title=plain(objectives[0]), yaxis_title=plain(objectives[1]))
     return fig
+
+
+def _whole_ticks(numbers: list) -> dict:
+    """Tick settings for an axis (or a colour bar) of trial numbers: trials are whole, yet
+    plotly ticked a few of them at halves (0, 0.5, 1, 1.5 ...); one tick a trial where they
+    span 20 or fewer, as run ticks its weeks, plotly's own choice beyond."""
+    if not numbers or max(numbers) - min(numbers) > 20:
+        return {}
+    return {"dtick": 1, "tick0": 0}
+
+
+def _tick_whole_trials(fig, numbers: list) -> None:
+    """The x axis of trial numbers ticked at whole trials (`_whole_ticks`), half a trial of
+    room either side so the first and the last are not cut in half."""
+    ticks = _whole_ticks(numbers)
+    if ticks:
+        fig.update_xaxes(**ticks, range=[min(numbers) - 0.5, max(numbers) + 0.5])
 
 
 def _wrapped(title: str, notes: list[str]) -> str:
