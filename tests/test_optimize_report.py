@@ -814,3 +814,44 @@ def test_the_history_and_the_pareto_front_tick_whole_trials():
     long = _optuna_figures(study([float(i) for i in range(30)]), ["mean"], "",
                            importance=False)[0]["history"].layout.xaxis
     assert long.dtick is None and long.range is None
+
+
+def test_what_breaks_says_so_when_no_scenario_fails_or_none_meets_the_target():
+    """With every held-out scenario meeting the target the console said so, yet the scatter's
+    title still drew its axes as 'the factors that best separate failures': with no failure
+    every factor separates them by 0, and the axes were the first two by name. Its points
+    were all green with no legend to say what green meant. The title says what happened and
+    why the axes are what they are, and the legend names the one colour; the same where
+    every scenario fails. A design that fails in some keeps its title and both colours."""
+    from types import SimpleNamespace as N
+
+    from gtmsim.optimize.scenarios import Scenario
+    from gtmsim.report.optimize import _breaks_figure
+
+    factors = ["people.c.z", "people.a.x", "people.b.y"]
+    scenarios = [Scenario(i, {f: 0.1 * (i + j) for j, f in enumerate(factors)}, i)
+                 for i in range(4)]
+
+    def figure(values: list[float]):
+        return _breaks_figure({"what_breaks_it": {"target": 5.0}}, N(held_out=scenarios),
+                              N(held_out=values), "bookings")
+
+    for values, head, legend in (
+            ([6.0, 7.0, 8.0, 9.0], "all 4 held-out scenarios meet the target (5)",
+             "meets the target"),
+            ([1.0, 2.0, 3.0, 4.0], "none of the 4 held-out scenarios meets the target (5)",
+             "fails")):
+        fig = figure(values)
+        lines = fig.layout.title.text.split("<br>")
+        assert lines[0] == f"What breaks the chosen design: {head}"
+        assert "best separate failures" not in fig.layout.title.text
+        assert ("no factor separates failures from the rest, so the axes are the first two "
+                "of the 3 sampled factors by name") in lines[1]
+        assert (fig.layout.xaxis.title.text, fig.layout.yaxis.title.text) == ("a.x", "b.y")
+        # one trace, every point, its colour named in a legend that is shown
+        assert [(t.name, len(t.x)) for t in fig.data] == [(legend, 4)]
+        assert fig.layout.showlegend is True
+    fig = figure([1.0, 2.0, 8.0, 9.0])  # the two that fail are told apart by every factor
+    assert fig.layout.title.text == ("What breaks the chosen design: held-out scenarios by the "
+                                     "factors that best separate failures (target 5)")
+    assert [(t.name, len(t.x)) for t in fig.data] == [("fails", 2), ("meets the target", 2)]

@@ -471,7 +471,8 @@ def _reason(exc: Exception) -> str:
 
 def _breaks_figure(report: dict, result, best, outcome: str, percent: bool = False):
     """The held-out scenarios over the two human or market factors that best separate
-    failures."""
+    failures; where every scenario meets the target (or none does), nothing separates
+    them and the title says so, the axes two of the sampled factors."""
     import plotly.graph_objects as go
 
     scenarios = result.held_out
@@ -500,6 +501,8 @@ def _breaks_figure(report: dict, result, best, outcome: str, percent: bool = Fal
     for flag, label, color in ((True, "fails", "#c0392b"), (False, "meets the target",
                                                             "#27ae60")):
         m = fail == flag
+        if not m.any():  # its legend entry would name a colour no point has
+            continue
         text = [plain(f"{outcome} {_figure(v, percent)}") for v in values[m]]
         x = X[m, names.index(order[0])]
         y = X[m, names.index(order[1])] if len(order) > 1 else values[m]
@@ -514,9 +517,14 @@ def _breaks_figure(report: dict, result, best, outcome: str, percent: bool = Fal
             fig.add_vline(x=r.threshold, **line)
         elif where == 1:
             fig.add_hline(y=r.threshold, **line)
+    title = ("What breaks the chosen design: held-out scenarios by the factors that "
+             f"best separate failures (target {_figure(target, percent)})")
+    if fail.all() or not fail.any():
+        # with no failure (or nothing else) every factor separates them by 0: the axes are
+        # the first two by name, which the title above said best separated failures
+        title = _one_sided_title(fail, names, _figure(target, percent))
     fig.update_layout(
-        title="What breaks the chosen design: held-out scenarios by the factors that "
-              f"best separate failures (target {_figure(target, percent)})",
+        title=title, showlegend=True,  # a lone trace's colour is named in the legend too
         xaxis_title=short[0], yaxis_title=short[1] if len(short) > 1 else plain(outcome),
         height=420)
     if len(order) == 1:
@@ -524,6 +532,25 @@ def _breaks_figure(report: dict, result, best, outcome: str, percent: bool = Fal
         if percent:  # the outcome on the y axis
             fig.update_yaxes(tickformat=percent_ticks([*values, target]))
     return fig
+
+
+def _one_sided_title(fail: np.ndarray, names: list[str], target: str) -> str:
+    """The what-breaks title where every held-out scenario meets the target, or none does:
+    no factor separates failures, so the axes are sampled factors in name order."""
+    n, met = len(fail), not fail.any()
+    if n == 1:
+        head = f"its one held-out scenario {'meets' if met else 'misses'} the target"
+    elif n == 2:
+        head = ("both held-out scenarios meet the target" if met
+                else "neither held-out scenario meets the target")
+    else:
+        head = (f"all {n} held-out scenarios meet the target" if met
+                else f"none of the {n} held-out scenarios meets the target")
+    axes = ("the x axis is the one sampled factor" if len(names) == 1 else
+            "the axes are the two sampled factors" if len(names) == 2 else
+            f"the axes are the first two of the {len(names)} sampled factors by name")
+    return _wrapped(f"What breaks the chosen design: {head} ({target})",
+                    [f"no factor separates failures from the rest, so {axes}"])
 
 
 # --------------------------------------------------------------------------- the page
