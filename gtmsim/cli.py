@@ -743,7 +743,8 @@ def _load_config(args, note_budget: bool = True):
     pass without a word. A design over the budget is noted too, unless the caller refuses it
     (optimize: `search.prepare`)."""
     from gtmsim.config import load_config
-    from gtmsim.config.loader import over_budget, parse_override, unreached_stages
+    from gtmsim.config.loader import over_budget, unreached_stages
+    from gtmsim.mechanisms import enabled_mechanisms
 
     config = load_config(args.config, args.profile, list(args.overrides))
     for name in unreached_stages(config):
@@ -752,16 +753,27 @@ def _load_config(args, note_budget: bool = True):
     if budget and note_budget:
         print(f"gtmsim: note: design.annual_budget: {budget}; the optimiser would not choose "
               "this design", file=sys.stderr, flush=True)
-    for item in args.overrides:
+    _note_people_off(args.overrides, enabled_mechanisms(config),
+                     f"under profile {config.profile!r}")
+    return config
+
+
+def _note_people_off(overrides: Iterable[str], on: Iterable[str], where: str) -> None:
+    """A note on stderr for each --set of a people value whose mechanism is not among `on`
+    (under `--profile ideal`, say): it changes nothing, and would otherwise pass without a
+    word. `where` says where it is off ("under profile 'ideal'", "at every point")."""
+    from gtmsim.config.loader import parse_override
+
+    on = set(on)
+    for item in overrides:
         parts, value = parse_override(item)
         keys = ([parts[2]] if len(parts) > 2 else
                 list(value) if len(parts) == 2 and isinstance(value, dict) else [])
         if (parts[0] == "people" and any(key != "enabled" for key in keys)
-                and not getattr(config.people, parts[1]).enabled):
+                and parts[1] not in on):
             print(f"gtmsim: note: --set {item.split('=', 1)[0].strip()} changes nothing: "
-                  f"{parts[1]} is off under profile {config.profile!r} (--set "
-                  f"people.{parts[1]}.enabled=true switches it on)", file=sys.stderr, flush=True)
-    return config
+                  f"{parts[1]} is off {where} (--set people.{parts[1]}.enabled=true switches "
+                  "it on)", file=sys.stderr, flush=True)
 
 
 def _console(**kwargs):
@@ -1382,6 +1394,7 @@ def cmd_sweep(args) -> int:
                             args.chunk or sweep.DEFAULT_CHUNK)
     for note in plan.grid.notes:  # a value listed again: one point, not a lost one
         print(f"gtmsim: note: {note}", file=sys.stderr, flush=True)
+    _note_people_off(args.overrides, plan.mechanisms_on, "at every point of the grid")
     for name in plan.unreached:  # its team at each point: an axis may move the stage
         teams = dict.fromkeys(p.spec.team_names[p.spec.stage_team[p.spec.stage_names.index(name)]]
                               for p in plan.points)
@@ -1456,6 +1469,7 @@ def cmd_sweep(args) -> int:
 def cmd_compare(args) -> int:
     from rich.markup import escape
 
+    from gtmsim.mechanisms import enabled_mechanisms
     from gtmsim.optimize.designs import compare_designs, design_labels, load_designs
     from gtmsim.report.compare import (
         compare_figures,
@@ -1469,6 +1483,9 @@ def cmd_compare(args) -> int:
                          "baseline)")
     profiles = list(dict.fromkeys(args.profiles or ["realistic"]))
     configs = load_designs(args.configs, profiles, args.overrides)  # all checked before work
+    _note_people_off(args.overrides, {m for cfg in configs.values()
+                                      for m in enabled_mechanisms(cfg)},
+                     f"in every design under {', '.join(map(repr, profiles))}")
     labels = design_labels(args.configs)
     for (label, _profile), cfg in configs.items():
         check_scored_outcome(args.outcome, cfg, label)

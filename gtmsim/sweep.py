@@ -47,7 +47,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from gtmsim.config import Config, load_config, validate
+from gtmsim.config import MECHANISMS, Config, load_config, validate
 from gtmsim.config.loader import get_path, set_path, unreached_stages
 from gtmsim.errors import (
     MAX_REPLICATIONS,
@@ -59,6 +59,7 @@ from gtmsim.errors import (
     cannot_write,
     whole,
 )
+from gtmsim.mechanisms import enabled_mechanisms
 from gtmsim.outcomes import outcome_names
 from gtmsim.report.export import write_parquet
 from gtmsim.simulate import ENGINES, simulate, usable_cores
@@ -382,6 +383,7 @@ class Plan:
     columns: dict[str, pl.DataType]   # axis column -> dtype, the same in every point file
     config_name: str
     unreached: tuple[str, ...] = ()  # stages no lead reaches at any point (unreached_stages)
+    mechanisms_on: tuple[str, ...] = ()  # the human mechanisms on at some point
 
     def tasks(self, point: Point) -> list[tuple[int, int]]:
         """(first replication, count) of each task of a point."""
@@ -436,19 +438,22 @@ def plan_sweep(config_path: str | None, profile: str | None, overrides: Sequence
     root = whole("seed", seed, 0, SEED_MAX) if seed is not None else base.run.seed
     chunk = whole("chunk", chunk, 1)
     points = []
+    planned = []
     unreached: list[str] | None = None
     for i, values in enumerate(grid.points()):
         prof = values.get("profile", base.profile)
         cfg = _apply(bases[prof], grid, values, f"{grid.source}: point {i}")
+        planned.append(cfg)
         unreached = [name for name in unreached_stages(cfg)  # an axis over a route reaches
                      if unreached is None or name in unreached]
         digest = hashlib.sha256(cfg.model_dump_json(by_alias=True).encode()).hexdigest()[:16]
         s = root if grid.common_random_numbers else point_seed(root, i)
         points.append(Point(i, values, prof, s, compile_spec(cfg), digest))
+    on = _mechanisms_on(planned, grid)
     columns = {a.name: _dtype([p.values[a.name] for p in points]) for a in grid.axes}
     columns.setdefault("profile", pl.Utf8)
     return Plan(grid, points, reps, root, engine, chunk, columns, base.name,
-                tuple(unreached or ()))
+                tuple(unreached or ()), tuple(m for m in MECHANISMS if m in on))
 
 
 def _profile_bases(config_path: str | None, overrides: Sequence[str], grid: Grid,
@@ -591,7 +596,28 @@ def _unseen(path: str, levers: dict) -> str | None:
         return ("a config's [profiles] are read when it loads, into its people values, so "
                 "changing one changes nothing a simulation sees; sweep profiles with the "
                 "grid's profiles = [...]")
+    if parts[0] == "teams" and parts[-1] == "cost_per_head":
+        return ("what a head costs moves no outcome of the model (the optimiser's budget "
+                "reads it); set it in the config")
     return None
+
+
+def _mechanisms_on(configs: list[Config], grid: Grid) -> set[str]:
+    """The human mechanisms switched on at some point of the grid (by its profile, or an
+    axis over people.<mechanism>.enabled); a people axis of one off at every point is
+    refused: its values change nothing a simulation sees."""
+    on = {m for cfg in configs for m in enabled_mechanisms(cfg)}
+    for axis in grid.axes:
+        parts = (axis.path or "").split(".")
+        if parts[0] == "people" and len(parts) > 2 and parts[2] != "enabled" \
+                and parts[1] not in on:
+            profiles = sorted({cfg.profile for cfg in configs})
+            raise ConfigError(f"{grid.source}: levers.{axis.name}",
+                              f"{axis.name} is not an axis: {parts[1]} is off at every point "
+                              f"(profile {', '.join(map(repr, profiles))}), so its values "
+                              f"change nothing a simulation sees; sweep a profile where it "
+                              f"is on, or --set people.{parts[1]}.enabled=true")
+    return on
 
 
 def _check_kind(where: str, value: Any, like: Any) -> None:

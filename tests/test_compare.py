@@ -187,6 +187,22 @@ def test_a_default_folder_taken_during_the_run_is_left_alone(tmp_path, monkeypat
     assert "compare-a-b-2" in capsys.readouterr().out.replace("\n", "")
 
 
+def test_set_of_a_value_for_a_mechanism_off_in_every_design_says_so(tmp_path, capsys):
+    """`compare --profile ideal --set people.latency.median_hours=20` changed nothing and
+    said nothing, where run notes it; a profile that has the mechanism on gets no note."""
+    a = _config(tmp_path, "a.toml")
+    b = _config(tmp_path, "b.toml", **{"stages.mql_review.threshold": 0.2})
+    for profiles, noted in ((["ideal"], True), (["ideal", "realistic"], False)):
+        args = ["compare", a, b, *TINY, "--set", "people.latency.median_hours=20",
+                "--out", str(tmp_path / f"o{len(profiles)}")]
+        for profile in profiles:
+            args += ["--profile", profile]
+        assert main(args) == 0
+        note = ("gtmsim: note: --set people.latency.median_hours changes nothing: latency is "
+                "off in every design under 'ideal'")
+        assert (note in capsys.readouterr().err) == noted
+
+
 def test_the_default_folder_of_many_designs_is_a_name_the_file_system_takes(tmp_path,
                                                                            monkeypatch):
     """Seven designs with long names made a default folder name of 300 characters: the

@@ -568,6 +568,15 @@ BAD_GRIDS = {
     "the budget as an axis": ("[levers]\n\"design.annual_budget\" = [1e6, 2e6]\n",
                               "levers.design.annual_budget: design.annual_budget is not an "
                               "axis: it bounds the optimiser's search"),
+    # no simulation reads them: the points ran one model, and the report ranked its labels
+    "a head's cost as an axis": ("[levers]\n\"teams.sdr.cost_per_head\" = [50000, 120000]\n",
+                                 "levers.teams.sdr.cost_per_head: teams.sdr.cost_per_head is "
+                                 "not an axis: what a head costs moves no outcome of the model"),
+    "a people value off at every point": ("profiles = [\"ideal\"]\n[levers]\n"
+                                          "\"people.latency.median_hours\" = [1.0, 20.0]\n",
+                                          "levers.people.latency.median_hours: "
+                                          "people.latency.median_hours is not an axis: latency "
+                                          "is off at every point (profile 'ideal')"),
     # levers each valid alone, together a config the model refuses: refused before any run
     "levers the model refuses together": ("[levers]\nmql_threshold = [0.15, 0.3]\n"
                                           "\"stages.mql_review.reject_below\" = [0.05, 0.2]\n",
@@ -590,6 +599,25 @@ def test_bad_grid_is_one_line_exit_2(tmp_path, capsys, case):
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and expected in err, err
     assert not (tmp_path / "o").exists()  # nothing written
+
+
+def test_a_people_axis_runs_where_its_mechanism_is_on_at_some_point(tmp_path, capsys):
+    """A people value is an axis where its mechanism is on at some point of the grid (by a
+    profile, or an axis that switches it on), and refused only where it is off at every
+    point; a --set of one off at every point is noted, as run notes it."""
+    for text in ('profiles = ["ideal", "realistic"]\n[levers]\n'
+                 '"people.latency.median_hours" = [1.0, 20.0]\n',
+                 'profiles = ["ideal"]\n[levers]\n"people.latency.enabled" = [true]\n'
+                 '"people.latency.median_hours" = [1.0, 20.0]\n'):
+        plan = plan_sweep(None, None, SHORT[1::2], load_grid(_grid(tmp_path, text)),
+                          replications=1)
+        assert "latency" in plan.mechanisms_on
+    grid = _grid(tmp_path, "[levers]\nsdr_headcount = [3]\n")
+    assert main(["sweep", "--grid", grid, *SHORT, "--profile", "ideal", "--set",
+                 "people.latency.median_hours=20", "--replications", "1", "--workers", "0",
+                 "--out", str(tmp_path / "o")]) == 0
+    assert ("gtmsim: note: --set people.latency.median_hours changes nothing: latency is off "
+            "at every point of the grid") in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("name", ["won", "bookings", "replication"])
