@@ -653,6 +653,30 @@ def test_a_resume_with_another_target_is_refused_only_where_the_target_scores(tm
             assert prepare(config, new, tmp_path).study.study_name == objective
 
 
+def test_a_resume_keeps_the_ideal_baseline_the_study_was_seeded_with(tmp_path, config):
+    """`optimize --trials 40` then `--trials 60` into the same folder: the default
+    --ideal-trials follows --trials (10 -> 15), so the resume ran the search under ideal
+    further, named its new winner the baseline, and the study, seeded at its start with the
+    old one, never ran it. The resume keeps the baseline it was seeded with, and the trials
+    that chose it, and the search under ideal runs no further."""
+    import dataclasses
+
+    import optuna
+
+    from gtmsim.optimize.search import IDEAL_BASELINE, Settings, open_storage, prepare
+
+    short = load_config(profile="realistic", overrides=["run.horizon_days=14",
+                                                        "run.warmup_days=7"])
+    first = Settings(trials=3, scenarios=2, replications=1, ideal_trials=2, prune=False)
+    made = prepare(short, first, tmp_path)
+    assert made.study.user_attrs[IDEAL_BASELINE] == {"design": made.ideal, "trials": 2}
+    again = prepare(short, dataclasses.replace(first, trials=8, ideal_trials=4), tmp_path)
+    assert (again.ideal, again.ideal_trials) == (made.ideal, 2)
+    ideal_study = optuna.load_study(study_name="gtmsim-ideal",
+                                    storage=open_storage(None, tmp_path))
+    assert len(ideal_study.trials) == 2  # not run to 4
+
+
 def test_a_refused_resume_names_the_study_the_user_gave(tmp_path, config):
     """A resume on other terms named 'gtmsim-ideal', the ideal baseline's study, resumed
     first: a name the user never gave. The refusal comes before that search, naming the

@@ -378,8 +378,14 @@ def prepare(config: Config, settings: Settings, out_dir: Path | None = None,
     ideal, ideal_trials = None, 0
     if settings.ideal_trials > 0:
         check_resume(config, settings, out_dir)
-        found = ideal_search(config, settings, out_dir, progress)
-        ideal, ideal_trials = found.best.design, trial_counts(found.study)["trials"]
+        seeded = _seeded_ideal(settings, out_dir)
+        if seeded is not None:  # a resume: the study was seeded with this one, and keeps it
+            ideal, ideal_trials = seeded["design"], seeded["trials"]
+            if progress:
+                progress(settings.ideal_trials, settings.trials + settings.ideal_trials)
+        else:
+            found = ideal_search(config, settings, out_dir, progress)
+            ideal, ideal_trials = found.best.design, trial_counts(found.study)["trials"]
         baselines.append(ideal)
     scenarios = draw_scenarios(config, settings.scenarios, settings.seed, settings.method)
     held_out = draw_scenarios(config, settings.held_out or settings.scenarios, settings.seed,
@@ -428,6 +434,8 @@ def prepare(config: Config, settings: Settings, out_dir: Path | None = None,
     if created:
         for design in [current_design(config), *baselines]:
             study.enqueue_trial(design, skip_if_exists=True)
+        if ideal is not None:
+            study.set_user_attr(IDEAL_BASELINE, {"design": ideal, "trials": ideal_trials})
     return Prepared(study, scenarios, held_out, list(objectives), baselines, ideal,
                     ideal_trials)
 
@@ -464,6 +472,22 @@ def _same_terms(study: optuna.Study, terms: dict[str, Any], settings: Settings,
         study.set_user_attr("scored_by", terms)
         return
     _refuse_other_terms(study.user_attrs.get("scored_by"), terms, settings, out_dir)
+
+
+IDEAL_BASELINE = "ideal_baseline"  # a study's user attribute: the ideal winner it was seeded with
+
+
+def _seeded_ideal(settings: Settings, out_dir: Path | None = None) -> dict | None:
+    """The baseline under `ideal` that the study being resumed was seeded with, ``{"design",
+    "trials"}``; None for a new study (or one seeded before it was recorded). A resume with
+    more --trials (whose default --ideal-trials follows) ran the search under ideal further
+    and named its new winner the baseline, which the study, seeded at its start, never ran."""
+    storage = open_storage(settings.storage, out_dir)
+    try:
+        study_id = storage.get_study_id_from_name(settings.study_name)
+    except KeyError:  # a new study
+        return None
+    return storage.get_study_user_attrs(study_id).get(IDEAL_BASELINE)
 
 
 def check_resume(config: Config, settings: Settings, out_dir: Path | None = None) -> None:
