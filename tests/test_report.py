@@ -156,7 +156,7 @@ def test_flow_links_are_the_summary_means():
     means = {r["outcome"]: r["mean"] for r in summary.to_dicts()}
     sankey = run_figures(res.replications, res.weekly, summary, list(config.teams),
                          routing=flow_routing(config))["flow"].data[0]
-    labels = list(sankey.node.label)
+    labels = list(sankey.node.customdata)  # each node's full name (its label may be short)
     link = sankey.link
     values = {(labels[s], labels[t]): v for s, t, v in zip(link.source, link.target,
                                                             link.value, strict=True)}
@@ -228,7 +228,7 @@ def test_the_flow_draws_leads_routed_on_to_a_stage_as_counted():
     means = {r["outcome"]: r["mean"] for r in summary.to_dicts()}
     sankey = run_figures(res.replications, res.weekly, summary, list(config.teams),
                          routing=flow_routing(config))["flow"].data[0]
-    labels = list(sankey.node.label)
+    labels = list(sankey.node.customdata)  # each node's full name (its label may be short)
     link = sankey.link
     values = {(labels[s], labels[t]): v for s, t, v in zip(link.source, link.target,
                                                             link.value, strict=True)}
@@ -501,7 +501,10 @@ def test_leads_routed_on_to_a_stage_flow_there_and_back_without_a_loop():
     assert x["sent back to a (from b)"] == max(x.values()) > x["stage: c"]
     assert all(x[s] < x[t] for s, t, _, _ in drawn)  # no loop
     sankey = _flow(summary, routing).data[0]
-    assert "back from b (sent back to a)" in list(sankey.node.label)
+    # labelled by where it comes from (its label runs across the next column), named whole
+    # in its hover
+    i = list(sankey.node.customdata).index("back from b (sent back to a)")
+    assert sankey.node.label[i] == "back from b"
 
 
 def test_leads_back_from_nurture_or_sent_back_for_rework_flow_in_from_the_left():
@@ -540,8 +543,9 @@ def test_leads_back_from_nurture_or_sent_back_for_rework_flow_in_from_the_left()
     assert x[nurture] == x[rework] == x["channel: web"] < x["stage: a"] < x["stage: b"]
     assert x["sent back for rework (errors caught at b)"] == max(x.values())
     assert all(x[s] < x[t] for s, t, _, _ in drawn)  # no loop
-    labels = list(_flow(summary, routing).data[0].node.label)
-    assert "back from nurture (nurtured leads that came back)" in labels
+    node = _flow(summary, routing).data[0].node
+    i = list(node.customdata).index("back from nurture (nurtured leads that came back)")
+    assert node.label[i] == "back from nurture"
 
 
 @pytest.mark.parametrize("config_path", [None, "configs/enterprise_partners.toml",

@@ -270,17 +270,21 @@ def _flow(summary: dict, routing: dict | None = None):
     for src, dst, _, _ in links:
         names.setdefault(src, len(names))
         names.setdefault(dst, len(names))
-    labels = [n.removeprefix("stage: ").removeprefix("channel: ").replace("_", " ")
-              for n in names]
-    labels = [plain(f"{label} (channel)" if n.startswith("channel: ") else
-                    label)
-              for label, n in zip(labels, names, strict=True)]
+    told = [n.removeprefix("stage: ").removeprefix("channel: ").replace("_", " ")
+            for n in names]
+    told = [f"{label} (channel)" if n.startswith("channel: ") else label
+            for label, n in zip(told, names, strict=True)]
+    # a node at the left writes its label rightward, across the next column's nodes: one
+    # coming back is labelled by where it comes from, its hover says the rest
+    labels = [plain(label.split(" (")[0] if n.startswith(BACK_FROM) else label)
+              for label, n in zip(told, names, strict=True)]
     x, y = _flow_positions(list(names), links)
     fig = go.Figure(go.Sankey(
         arrangement="snap",
         node={"label": labels, "pad": 18, "x": x, "y": y,
               "color": [_FLOW_COLORS.get(n.split(":")[0], "#7f8c8d") for n in names],
-              "hovertemplate": "%{label}: %{value:,.1f} per replication<extra></extra>"},
+              "customdata": [plain(label) for label in told],
+              "hovertemplate": "%{customdata}: %{value:,.1f} per replication<extra></extra>"},
         link={"source": [names[s] for s, _, _, _ in links],
               "target": [names[t] for _, t, _, _ in links],
               "value": [v for _, _, v, _ in links],
