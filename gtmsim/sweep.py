@@ -370,6 +370,8 @@ class Point:
     seed: int
     spec: ModelSpec = field(repr=False)
     digest: str               # hash of the point's resolved config, for resume checks
+    # as an earlier gtmsim hashed it, with the config's run.seed and run.replications in it
+    earlier_digest: str = ""
 
 
 @dataclass
@@ -390,13 +392,15 @@ class Plan:
         return [(f, min(self.chunk, self.replications - f))
                 for f in range(0, self.replications, self.chunk)]
 
-    def manifest(self) -> dict:
-        """What identifies the sweep's numbers (not where or how it runs)."""
+    def manifest(self, earlier: bool = False) -> dict:
+        """What identifies the sweep's numbers (not where or how it runs); `earlier`: with
+        the point digests an earlier gtmsim wrote (`Point.earlier_digest`)."""
         return {"config": self.config_name, "seed": self.seed,
                 "replications": self.replications, "engine": self.engine,
                 "design": self.grid.design,
                 "common_random_numbers": self.grid.common_random_numbers,
-                "points": [{"point": p.index, "seed": p.seed, "config_digest": p.digest,
+                "points": [{"point": p.index, "seed": p.seed,
+                            "config_digest": p.earlier_digest if earlier else p.digest,
                             "values": p.values} for p in self.points]}
 
 
@@ -446,14 +450,23 @@ def plan_sweep(config_path: str | None, profile: str | None, overrides: Sequence
         planned.append(cfg)
         unreached = [name for name in unreached_stages(cfg)  # an axis over a route reaches
                      if unreached is None or name in unreached]
-        digest = hashlib.sha256(cfg.model_dump_json(by_alias=True).encode()).hexdigest()[:16]
+        # the sweep's seed and replications are the manifest's own: in the digest too, a
+        # resume given --replications 3 refused a sweep begun with --set run.replications=3
+        same = cfg.model_copy(update={"run": cfg.run.model_copy(update={"seed": 0,
+                                                                        "replications": 1})})
         s = root if grid.common_random_numbers else point_seed(root, i)
-        points.append(Point(i, values, prof, s, compile_spec(cfg), digest))
+        points.append(Point(i, values, prof, s, compile_spec(cfg), _digest(same),
+                            _digest(cfg)))
     on = _mechanisms_on(planned, grid)
     columns = {a.name: _dtype([p.values[a.name] for p in points]) for a in grid.axes}
     columns.setdefault("profile", pl.Utf8)
     return Plan(grid, points, reps, root, engine, chunk, columns, base.name,
                 tuple(unreached or ()), tuple(m for m in MECHANISMS if m in on))
+
+
+def _digest(config: Config) -> str:
+    """A short hash of a resolved config: a resumed sweep's points must be the same models."""
+    return hashlib.sha256(config.model_dump_json(by_alias=True).encode()).hexdigest()[:16]
 
 
 def _profile_bases(config_path: str | None, overrides: Sequence[str], grid: Grid,
@@ -738,8 +751,10 @@ def prepare_out(out: Path, plan: Plan, create: bool = True) -> list[int]:
         except (OSError, ValueError) as exc:
             raise ConfigError("--out", f"cannot read {mpath}: {exc}") from None
         # compared as JSON text: 4 == 4.0 in Python, but a grid's [4, 8] and [4.0, 8.0]
-        # give the axis column other types, and point files of both do not read together
-        if json.dumps(old, sort_keys=True) != json.dumps(manifest, sort_keys=True):
+        # give the axis column other types, and point files of both do not read together;
+        # a sweep begun by an earlier gtmsim has its digests (its file stays as it is)
+        if all(json.dumps(old, sort_keys=True) != json.dumps(m, sort_keys=True)
+               for m in (manifest, plan.manifest(earlier=True))):
             raise ConfigError("--out", f"{out} holds a different sweep "
                               f"({_what_differs(old, manifest)}); give a new folder, or the "
                               "same settings to resume it")

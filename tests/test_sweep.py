@@ -188,6 +188,31 @@ def test_resume_skips_finished_points(tmp_path):
     assert read_sweep(out).equals(ref)
 
 
+def test_a_resume_takes_the_replications_and_seed_given_either_way(tmp_path):
+    """A sweep begun with --set run.replications=3 and resumed with --replications 3 (the
+    same replications, seeds and numbers) was refused as 'a different sweep': each point's
+    config digest held the config's run.replications and run.seed, which are the manifest's
+    own. So was a folder of an earlier gtmsim, whose digests held them: it resumes too."""
+    grid = _grid(tmp_path)
+    out = tmp_path / "out"
+    common = ["--grid", grid, *SHORT, "--workers", "0", "--out", str(out)]
+    _sweep(*common, "--set", "run.replications=3", "--set", "run.seed=7")
+    ref = read_sweep(out)
+    (out / "points" / "point-00002.parquet").unlink()
+    assert main(["sweep", *common, "--replications", "3", "--seed", "7"]) == 0
+    assert read_sweep(out).equals(ref)
+    # the manifest as an earlier gtmsim wrote it: digests of the configs as given
+    plan = plan_sweep(None, None, [*SHORT[1::2], "run.replications=3", "run.seed=7"],
+                      load_grid(grid))
+    earlier = plan.manifest(earlier=True)
+    assert earlier != plan.manifest()
+    (out / "sweep.json").write_text(json.dumps(earlier, indent=1) + "\n")
+    (out / "points" / "point-00002.parquet").unlink()
+    assert main(["sweep", *common, "--set", "run.replications=3", "--set", "run.seed=7"]) == 0
+    assert read_sweep(out).equals(ref)
+    assert json.loads((out / "sweep.json").read_text()) == earlier  # left as it was
+
+
 def test_a_sweep_stopped_before_its_points_table_writes_it_on_resume(tmp_path, monkeypatch):
     """sweep.json is written first, then points.parquet: a sweep stopped between the two
     never got its points table, as a resume wrote it only with a new sweep.json."""
