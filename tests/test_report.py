@@ -142,24 +142,30 @@ def test_mechanism_costs_skipped_with_a_note(tmp_path, args):
     assert not (out / "mechanism_costs.parquet").exists()
 
 
-def test_flow_links_are_the_summary_means():
-    """The Sankey: channel -> entry stage is the mean of leads_<channel>, stage -> the stage
-    its qualified leads go to the mean of qualified_<stage>; the fates sum to their means."""
-    from gtmsim.config import load_config
+def _flow_of(config) -> tuple[dict, dict]:
+    """4 numba replications of `config`: its summary means, and the run report's flow links
+    by (source, target), each node by its full name (its label may be short)."""
     from gtmsim.report.run import flow_routing, run_figures
     from gtmsim.simulate import simulate
     from gtmsim.spec import compile_spec
 
-    config = load_config()
     res = simulate(compile_spec(config), 4, 7, "numba")
     summary = res.summary()
     means = {r["outcome"]: r["mean"] for r in summary.to_dicts()}
     sankey = run_figures(res.replications, res.weekly, summary, list(config.teams),
                          routing=flow_routing(config))["flow"].data[0]
-    labels = list(sankey.node.customdata)  # each node's full name (its label may be short)
-    link = sankey.link
-    values = {(labels[s], labels[t]): v for s, t, v in zip(link.source, link.target,
-                                                            link.value, strict=True)}
+    names, link = list(sankey.node.customdata), sankey.link
+    return means, {(names[s], names[t]): v for s, t, v in zip(link.source, link.target,
+                                                               link.value, strict=True)}
+
+
+def test_flow_links_are_the_summary_means():
+    """The Sankey: channel -> entry stage is the mean of leads_<channel>, stage -> the stage
+    its qualified leads go to the mean of qualified_<stage>; the fates sum to their means."""
+    from gtmsim.config import load_config
+
+    config = load_config()
+    means, values = _flow_of(config)
     expected = {}
     for name, channel in config.channels.items():
         expected[(f"{name} (channel)", channel.entry.replace("_", " "))] = means[f"leads_{name}"]
@@ -218,20 +224,9 @@ def test_the_flow_draws_leads_routed_on_to_a_stage_as_counted():
     their rejected ones to MQL review, each through a 'sent back to' node at the right and
     its twin at the left (every destination is an earlier stage)."""
     from gtmsim.config import load_config
-    from gtmsim.report.run import flow_routing, run_figures
-    from gtmsim.simulate import simulate
-    from gtmsim.spec import compile_spec
 
     config = load_config(overrides=ROUTES_PARTING)
-    res = simulate(compile_spec(config), 4, 7, "numba")
-    summary = res.summary()
-    means = {r["outcome"]: r["mean"] for r in summary.to_dicts()}
-    sankey = run_figures(res.replications, res.weekly, summary, list(config.teams),
-                         routing=flow_routing(config))["flow"].data[0]
-    labels = list(sankey.node.customdata)  # each node's full name (its label may be short)
-    link = sankey.link
-    values = {(labels[s], labels[t]): v for s, t, v in zip(link.source, link.target,
-                                                            link.value, strict=True)}
+    means, values = _flow_of(config)
     routed = {("sdr qualify", "mql review"): ("unreached_sdr_qualify", "recycled_sdr_qualify"),
               ("ae close", "sdr qualify"): ("recycled_ae_close", "lost_ae_close"),
               ("ae close", "mql review"): ("rejected_ae_close",)}
