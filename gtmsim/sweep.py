@@ -624,12 +624,11 @@ def _mechanisms_on(configs: list[Config], grid: Grid) -> set[str]:
         parts = (axis.path or "").split(".")
         if parts[0] == "people" and len(parts) > 2 and parts[2] != "enabled" \
                 and parts[1] not in on:
-            profiles = sorted({cfg.profile for cfg in configs})
             raise ConfigError(f"{grid.source}: levers.{axis.name}",
                               f"{axis.name} is not an axis: {parts[1]} is off at every point "
-                              f"(profile {', '.join(map(repr, profiles))}), so its values "
-                              f"change nothing a simulation sees; sweep a profile where it "
-                              f"is on, or --set people.{parts[1]}.enabled=true")
+                              "of the grid, so its values change nothing a simulation sees; "
+                              f"sweep it where {parts[1]} is on (a profile that has it, or "
+                              f"people.{parts[1]}.enabled = true)")
     return on
 
 

@@ -675,6 +675,9 @@ def test_a_resume_keeps_the_ideal_baseline_the_study_was_seeded_with(tmp_path, c
     ideal_study = optuna.load_study(study_name="gtmsim-ideal",
                                     storage=open_storage(None, tmp_path))
     assert len(ideal_study.trials) == 2  # not run to 4
+    # nor dropped by a resume that asks for no search under ideal
+    none = prepare(short, dataclasses.replace(first, ideal_trials=0), tmp_path)
+    assert (none.ideal, none.ideal_trials, none.baselines) == (made.ideal, 2, [made.ideal])
 
 
 def test_a_refused_resume_names_the_study_the_user_gave(tmp_path, config):

@@ -601,7 +601,7 @@ BAD_GRIDS = {
                                           "\"people.latency.median_hours\" = [1.0, 20.0]\n",
                                           "levers.people.latency.median_hours: "
                                           "people.latency.median_hours is not an axis: latency "
-                                          "is off at every point (profile 'ideal')"),
+                                          "is off at every point of the grid"),
     # levers each valid alone, together a config the model refuses: refused before any run
     "levers the model refuses together": ("[levers]\nmql_threshold = [0.15, 0.3]\n"
                                           "\"stages.mql_review.reject_below\" = [0.05, 0.2]\n",

@@ -376,16 +376,17 @@ def prepare(config: Config, settings: Settings, out_dir: Path | None = None,
     check_scored_outcome(settings.outcome, config)
     baselines = list(baselines)
     ideal, ideal_trials = None, 0
-    if settings.ideal_trials > 0:
+    seeded = _seeded_ideal(settings, out_dir)
+    if seeded is not None:  # a resume: the study was seeded with this one, and keeps it,
+        # whatever --ideal-trials says now (0 too)
+        ideal, ideal_trials = seeded["design"], seeded["trials"]
+        if progress and settings.ideal_trials > 0:
+            progress(settings.ideal_trials, settings.trials + settings.ideal_trials)
+    elif settings.ideal_trials > 0:
         check_resume(config, settings, out_dir)
-        seeded = _seeded_ideal(settings, out_dir)
-        if seeded is not None:  # a resume: the study was seeded with this one, and keeps it
-            ideal, ideal_trials = seeded["design"], seeded["trials"]
-            if progress:
-                progress(settings.ideal_trials, settings.trials + settings.ideal_trials)
-        else:
-            found = ideal_search(config, settings, out_dir, progress)
-            ideal, ideal_trials = found.best.design, trial_counts(found.study)["trials"]
+        found = ideal_search(config, settings, out_dir, progress)
+        ideal, ideal_trials = found.best.design, trial_counts(found.study)["trials"]
+    if ideal is not None:
         baselines.append(ideal)
     scenarios = draw_scenarios(config, settings.scenarios, settings.seed, settings.method)
     held_out = draw_scenarios(config, settings.held_out or settings.scenarios, settings.seed,
