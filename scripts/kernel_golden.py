@@ -201,6 +201,10 @@ def main() -> int:
                 why = "" if same else f"raw tallies differ ({int((want != value).sum())} "\
                     "cells, NaN-aware byte compare)" if want.shape == value.shape else \
                     f"raw shape {want.shape} vs {value.shape}"
+                if not same and args.allow_new and not layout_file.is_file():
+                    # recorded by a script before --allow-new: no layout to cut back to
+                    why += (f" (no {layout_file.name}: --allow-new needs outputs recorded by "
+                            "this script; record again at the commit before the change)")
             else:
                 want = pl.read_parquet(f)
                 if args.allow_new:
