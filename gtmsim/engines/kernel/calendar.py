@@ -94,11 +94,28 @@ def advance_pw(t, work, days, start, end, per_week):
         t = _next_open(close, days, start, end)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def work_done_at(ks, t, work):
     """`advance_pw` on the spec's calendar: when `work` working hours begun at t are done.
-    The event loop calls this, not ``advance_pw``: the spec is one pointer, while the calendar's
-    array would be passed as seven words and referenced and released on every call."""
+    Work that ends within the working stretch it begins in (or on an always-open calendar),
+    most of it, is answered here, inline, by `advance_pw`'s own first tests; the rest by
+    `_work_done_at`, which runs `advance_pw` from the start."""
+    if ks.per_week >= WEEK:
+        return t + work
+    if 0.0 <= work <= NEVER_DONE:
+        day = math.floor(t / DAY)
+        if ks.work_days[day % 7]:
+            base = day * DAY
+            if base + ks.day_start <= t and t + work <= base + ks.day_end:
+                return t + work
+    return _work_done_at(ks, t, work)
+
+
+@njit(cache=True)
+def _work_done_at(ks, t, work):
+    """`advance_pw` on the spec's calendar. The event loop calls this, not ``advance_pw``: the
+    spec is one pointer, while the calendar's array would be passed as seven words and
+    referenced and released on every call."""
     return advance_pw(t, work, ks.work_days, ks.day_start, ks.day_end, ks.per_week)
 
 

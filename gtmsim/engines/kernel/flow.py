@@ -146,18 +146,33 @@ def quarter(st, team, now):
         st_renewals_quarter[team, 1] = 0.0
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def kpi(ks, st, team, stage, metric, amount, now):
+    """Count toward the team's KPI, if this stage and metric are its KPI's (answered here,
+    inline: most calls are not)."""
     if ks.team_kpi_stage[team] != stage or ks.team_kpi_metric[team] != metric:
         return
+    _kpi(ks, st, team, amount, now)
+
+
+@njit(cache=True)
+def _kpi(ks, st, team, amount, now):
     quarter(st, team, now)
     st.kpi_quarter[team] += amount
     R.kpi(ks, st, team, now, amount)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def pressure(ks, st, team, now):
-    """How far behind its quarterly target the team is, near the quarter's end."""
+    """How far behind its quarterly target the team is, near the quarter's end: 0 before the
+    quarter's pressure window opens (most calls, answered here, inline), else `_pressure`."""
+    if ks.pressure_on == 0.0 or ks.team_kpi_metric[team] < 0 or now < st.calm_until[0]:
+        return 0.0
+    return _pressure(ks, st, team, now)
+
+
+@njit(cache=True)
+def _pressure(ks, st, team, now):
     st_renewals_quarter = st.renewals_quarter
     metric = ks.team_kpi_metric[team]
     if ks.pressure_on == 0.0 or metric < 0 or now < st.calm_until[0]:
@@ -190,12 +205,19 @@ def trust_update(ks, st, edge, outcome):
         st_trust[edge] += ks.trust_rate * (outcome - st_trust[edge])
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def judged(ks, st, lead, good):
-    st_feedback_shift = st.feedback_shift
+    """The receiver's verdict on a lead sent through a handoff (none for a lead that came
+    in from a channel: answered here, inline)."""
     edge = st.LI[lead, L_EDGE]
     if edge < 0:
         return
+    _judged(ks, st, edge, good)
+
+
+@njit(cache=True)
+def _judged(ks, st, edge, good):
+    st_feedback_shift = st.feedback_shift
     trust_update(ks, st, edge, 1.0 if good else 0.0)
     if ks.feedback_on != 0.0:
         u = ks.edge_from[edge]
@@ -580,12 +602,18 @@ def effort_of(ks, st, lead, now):
     return base
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def caught(ks, st, pid, lead, now):
-    """6. An upstream error is caught here (rework upstream) or slips through."""
-    st_LI = st.LI
-    if st_LI[lead, L_ERROR_FROM] < 0:
+    """6. An upstream error is caught here (rework upstream) or slips through; most leads
+    carry none (answered here, inline)."""
+    if st.LI[lead, L_ERROR_FROM] < 0:
         return False
+    return _caught(ks, st, pid, lead, now)
+
+
+@njit(cache=True)
+def _caught(ks, st, pid, lead, now):
+    st_LI = st.LI
     upstream = st_LI[lead, L_ERROR_FROM]
     st_LI[lead, L_ERROR_FROM] = -1
     if uniform(st.stage_rng[st_LI[lead, L_STAGE]]) >= ks.error_caught:

@@ -167,6 +167,11 @@ def _next_window(st):
     far_head[w, 1] = 0
     C[C_RHEAD] = 0
     C[C_RTAIL] = k
+    if k == 1:  # one event: it is the run, and its node goes back on the free list
+        _move(st.run_t, st.run_i, 0, far_t, far_i, node)
+        far_i[node, 4] = C[C_FAR_FREE] - 1
+        C[C_FAR_FREE] = node + 1
+        return True
     # the list holds the newest event first: filled from the back, the events stand in
     # scheduling order (sequence order), so a stable sort by time sorts by (time, sequence)
     sort_t, sort_i = st.sort_t, st.sort_i
