@@ -106,7 +106,10 @@ def ramp(ks, st, pid, t):
     """Productivity of a new hire: ramp_start at hire, 1 after ramp_hours."""
     if ks.ramp_hours <= 0:
         return 1.0
-    frac = min(1.0, max(0.0, t - st.PF[pid, P_HIRED]) / ks.ramp_hours)
+    since = t - st.PF[pid, P_HIRED]
+    # past the ramp the fraction is exactly 1 (since / ramp_hours >= 1 when since >=
+    # ramp_hours > 0, as a division rounds monotonically): no division on the work's chain
+    frac = 1.0 if since >= ks.ramp_hours else min(1.0, max(0.0, since) / ks.ramp_hours)
     return ks.ramp_start + (1 - ks.ramp_start) * frac
 
 
