@@ -81,26 +81,28 @@ def working_area(ks, st, team, col, busy, a, b):
         a = e
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def level_change(ks, st, team, col, weekly, level, since, t, delta):
     """A team's level (leads in it, people serving, opportunities with the buyer) moves by
-    delta at t: its time integral so far goes to team[team, col] (and wip_w if weekly)."""
-    calendar_area(ks, st, team, col, weekly, float(level[team]), since[team], t)
+    delta at t: its time integral so far goes to team[team, col] (and wip_w if weekly); a
+    level of 0 has none (answered here, inline: nobody serving, often)."""
+    if level[team] != 0:
+        calendar_area(ks, st, team, col, weekly, float(level[team]), since[team], t)
     level[team] += delta
     since[team] = t
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def wip_change(ks, st, team, t, delta):
     level_change(ks, st, team, T_WIP_AREA, True, st.wip, st.wip_since, t, delta)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def serving_change(ks, st, team, t, delta):
     level_change(ks, st, team, T_SERVING_AREA, False, st.serving, st.serving_since, t, delta)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def buyer_change(ks, st, team, t, delta):
     level_change(ks, st, team, T_BUYER_AREA, False, st.buyer, st.buyer_since, t, delta)
 
