@@ -173,14 +173,13 @@ def pressure(ks, st, team, now):
 
 @njit(cache=True)
 def _pressure(ks, st, team, now):
+    """`pressure` once its inline tests have passed (pressure on, a KPI, past calm_until)."""
     st_renewals_quarter = st.renewals_quarter
     metric = ks.team_kpi_metric[team]
-    if ks.pressure_on == 0.0 or metric < 0 or now < st.calm_until[0]:
-        return 0.0
     into = periods(now, QUARTER)[1]
     if QUARTER - into > ks.pressure_window:
         # nobody feels pressure before this quarter's window opens (a microsecond early, so
-        # the shortcut never decides a time the exact test above would not)
+        # the shortcut never decides a time the exact test in `pressure` would not)
         st.calm_until[0] = now + (QUARTER - into - ks.pressure_window) - 1e-6
         return 0.0
     quarter(st, team, now)
