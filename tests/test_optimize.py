@@ -678,6 +678,11 @@ def test_a_resume_keeps_the_ideal_baseline_the_study_was_seeded_with(tmp_path, c
     # nor dropped by a resume that asks for no search under ideal
     none = prepare(short, dataclasses.replace(first, ideal_trials=0), tmp_path)
     assert (none.ideal, none.ideal_trials, none.baselines) == (made.ideal, 2, [made.ideal])
+    # a study begun with none keeps none: a resume asking for a search under ideal ran it
+    bare = tmp_path / "bare"
+    assert prepare(short, dataclasses.replace(first, ideal_trials=0), bare).ideal is None
+    later = prepare(short, dataclasses.replace(first, trials=8, ideal_trials=3), bare)
+    assert (later.ideal, later.ideal_trials, later.baselines) == (None, 0, [])
 
 
 def test_a_refused_resume_names_the_study_the_user_gave(tmp_path, config):

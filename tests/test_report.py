@@ -824,6 +824,9 @@ def test_a_trust_line_that_never_moved_says_so_on_trusts_own_scale():
     fig = _trust(moved)
     assert [t.name for t in fig.data] == [ab, bc + STILL]
     assert not fig.layout.annotations
+    # one week of one replication is one value a handoff, moved or not: no word either way
+    fig = _trust(moved.head(1))
+    assert [t.name for t in fig.data] == [ab, bc] and not fig.layout.annotations
 
 
 def test_the_leads_chart_says_it_counts_the_deals_waiting_on_the_buyer():

@@ -435,8 +435,8 @@ def prepare(config: Config, settings: Settings, out_dir: Path | None = None,
     if created:
         for design in [current_design(config), *baselines]:
             study.enqueue_trial(design, skip_if_exists=True)
-        if ideal is not None:
-            study.set_user_attr(IDEAL_BASELINE, {"design": ideal, "trials": ideal_trials})
+        # none too: a study begun with --ideal-trials 0 is not one begun before this was kept
+        study.set_user_attr(IDEAL_BASELINE, {"design": ideal, "trials": ideal_trials})
     return Prepared(study, scenarios, held_out, list(objectives), baselines, ideal,
                     ideal_trials)
 
@@ -480,7 +480,8 @@ IDEAL_BASELINE = "ideal_baseline"  # a study's user attribute: the ideal winner 
 
 def _seeded_ideal(settings: Settings, out_dir: Path | None = None) -> dict | None:
     """The baseline under `ideal` that the study being resumed was seeded with, ``{"design",
-    "trials"}``; None for a new study (or one seeded before it was recorded). A resume with
+    "trials"}`` (a design of None: begun with none); None for a new study (or one begun before
+    it was recorded). A resume with
     more --trials (whose default --ideal-trials follows) ran the search under ideal further
     and named its new winner the baseline, which the study, seeded at its start, never ran."""
     storage = open_storage(settings.storage, out_dir)

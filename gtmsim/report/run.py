@@ -431,21 +431,22 @@ STILL = " (did not move)"
 
 def _trust(weekly: pl.DataFrame):
     """Trust per handoff over time, on its own scale (0 to 1: a flat line at 1 was drawn on an
-    axis to 2). A handoff whose trust never moved, in any week of any replication, is named
-    so: the trust mechanism is off (the ideal profile) or nothing crossed it, and its line,
-    at the initial trust, may hide another's."""
+    axis to 2). A handoff whose trust never moved, in any week of any replication (two values
+    at least), is named so: the trust mechanism is off (the ideal profile) or nothing crossed
+    it, and its flat line may hide another's."""
     fig = _weekly(weekly, "trust_", "Trust per handoff over time (mean over replications)",
                   empty="No handoff: no route in this config goes from one team to another",
                   yaxis_title="trust (0 to 1)")
     cols = [c for c in weekly.columns if c.startswith("trust_")]
-    still = [c for c in cols if weekly[c].min() == weekly[c].max()]
+    # one week of one replication is one value: equal to itself, moved or not
+    still = [c for c in cols if weekly.height > 1 and weekly[c].min() == weekly[c].max()]
     for col, trace in zip(cols, fig.data, strict=True):
         if col in still:
             trace.name += STILL
     if still and len(still) == len(cols):
-        fig.add_annotation(text="Trust did not move at any handoff: it stays at its initial "
-                                "value where the trust mechanism is off (as under the ideal "
-                                "profile) or nothing crosses a handoff",
+        fig.add_annotation(text="Trust did not move at any handoff in the measured weeks: "
+                                "the trust mechanism is off (as under the ideal profile, where "
+                                "it stays at its initial value) or nothing crossed a handoff",
                            showarrow=False, xref="paper", yref="paper", x=0.0, y=1.0,
                            xanchor="left", yanchor="bottom", align="left",
                            font={"size": 11, "color": "#555"})
