@@ -481,9 +481,9 @@ IDEAL_BASELINE = "ideal_baseline"  # a study's user attribute: the ideal winner 
 def _seeded_ideal(settings: Settings, out_dir: Path | None = None) -> dict | None:
     """The baseline under `ideal` that the study being resumed was seeded with, ``{"design",
     "trials"}`` (a design of None: begun with none); None for a new study (or one begun before
-    it was recorded). A resume with
-    more --trials (whose default --ideal-trials follows) ran the search under ideal further
-    and named its new winner the baseline, which the study, seeded at its start, never ran."""
+    it was recorded). A resume with more --trials (whose default --ideal-trials follows) ran
+    the search under ideal further and named its new winner the baseline, which the study,
+    seeded at its start, never ran."""
     storage = open_storage(settings.storage, out_dir)
     try:
         study_id = storage.get_study_id_from_name(settings.study_name)
