@@ -500,6 +500,11 @@ def test_leads_routed_on_to_a_stage_flow_there_and_back_without_a_loop():
     # in its hover
     i = list(sankey.node.customdata).index("back from b (sent back to a)")
     assert sankey.node.label[i] == "back from b"
+    # c sends leads back to b and to itself: two nodes 'back from c' read as one, so each
+    # keeps its whole name
+    twins = [n for n in sankey.node.customdata if n.startswith("back from c ")]
+    assert len(twins) == 2
+    assert all(sankey.node.label[list(sankey.node.customdata).index(n)] == n for n in twins)
 
 
 def test_leads_back_from_nurture_or_sent_back_for_rework_flow_in_from_the_left():

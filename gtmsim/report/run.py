@@ -275,9 +275,12 @@ def _flow(summary: dict, routing: dict | None = None):
     told = [f"{label} (channel)" if n.startswith("channel: ") else label
             for label, n in zip(told, names, strict=True)]
     # a node at the left writes its label rightward, across the next column's nodes: one
-    # coming back is labelled by where it comes from, its hover says the rest
-    labels = [plain(label.split(" (")[0] if n.startswith(BACK_FROM) else label)
-              for label, n in zip(told, names, strict=True)]
+    # coming back is labelled by where it comes from, its hover says the rest, unless a stage
+    # sends leads back to two stages (two nodes 'back from ae close' read as one)
+    short = [label.split(" (")[0] if n.startswith(BACK_FROM) else label
+             for label, n in zip(told, names, strict=True)]
+    labels = [plain(brief if short.count(brief) == 1 else whole)
+              for brief, whole in zip(short, told, strict=True)]
     x, y = _flow_positions(list(names), links)
     fig = go.Figure(go.Sankey(
         arrangement="snap",
